@@ -1,0 +1,1 @@
+"""Implementations of the canonical model: one module per framework."""
