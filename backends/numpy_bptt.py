@@ -60,7 +60,6 @@ def _layer_backward(spec, params, tape, layer, d_out, dh_T, dc_T, grads):
     layer_tape = tape.layers[layer]
     x = layer_tape.x
     xp = namespace(x)
-    T, B, I = x.shape
     H = spec.hidden_size
     W, R = xp.asarray(params[f"l{layer}.W"]), xp.asarray(params[f"l{layer}.R"])
     names = ("W", "R", "Wb", "Rb")
@@ -69,22 +68,22 @@ def _layer_backward(spec, params, tape, layer, d_out, dh_T, dc_T, grads):
     dh0, dc0 = xp.empty_like(dh_T), None if dc_T is None else xp.empty_like(dc_T)
     for j, dir_tape in enumerate(layer_tape.directions):
         flip = j == 1
-        dY = d_out[:, :, j * H : (j + 1) * H]
+        dY = d_out[:, :, j * H : (j + 1) * H].transpose(0, 2, 1)  # feature-major [T, H, B]
         if tape.mask is not None:
             dY = dY * tape.mask
-        dA, dAh, dh0[j], dc = numpy_cells.backward(
-            spec.cell, dir_tape, R[j], dY[::-1] if flip else dY, dh_T[j],
-            None if dc_T is None else dc_T[j],
+        dA, dAh, dh0_j, dc = numpy_cells.backward(
+            spec.cell, dir_tape, R[j], dY[::-1] if flip else dY, dh_T[j].T,
+            None if dc_T is None else dc_T[j].T,
         )  # fmt: skip
+        dh0[j] = dh0_j.T
         if dc0 is not None:
-            dc0[j] = dc
-        states_before = dir_tape.states[:-1].reshape(T * B, H)
-        dA_time = (dA[::-1] if flip else dA).reshape(T * B, -1)
-        parts["W"].append(dA_time.T @ x.reshape(T * B, I))
-        parts["R"].append(dAh.reshape(T * B, -1).T @ states_before)
-        parts["Wb"].append(dA_time.sum(axis=0))
-        parts["Rb"].append(dAh.reshape(T * B, -1).sum(axis=0))
-        dx += (dA_time @ W[j]).reshape(T, B, I)
+            dc0[j] = dc.T
+        dA_time = dA[::-1] if flip else dA
+        parts["W"].append(xp.tensordot(dA_time, x, axes=([0, 2], [0, 1])))
+        parts["R"].append(xp.tensordot(dAh, dir_tape.states[:-1], axes=([0, 2], [0, 2])))
+        parts["Wb"].append(dA.sum(axis=(0, 2)))
+        parts["Rb"].append(dAh.sum(axis=(0, 2)))
+        dx += xp.matmul(dA_time.transpose(0, 2, 1), W[j])
     for name in names:
         grads[f"l{layer}.{name}"] = xp.stack(parts[name])
     return dx, dh0, dc0

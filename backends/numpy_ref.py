@@ -114,7 +114,7 @@ def _initial_state(xp, spec, state, shape, name):
 
 
 def sequence_mask(xp, seq_lens, T: int, B: int):
-    """[T, B, 1] bool, True at valid steps; None when every sequence has length T."""
+    """[T, 1, B] bool, True at valid steps; None when every sequence has length T."""
     if seq_lens is None:
         return None
     lens = np.asarray(seq_lens if xp is np else xp.asnumpy(xp.asarray(seq_lens)))
@@ -124,7 +124,7 @@ def sequence_mask(xp, seq_lens, T: int, B: int):
         raise ValueError(f"seq_lens must lie in [1, T={T}], got {lens.min()}..{lens.max()}")
     if (lens == T).all():
         return None
-    return xp.asarray(np.arange(T)[:, None, None] < lens[None, :, None])
+    return xp.asarray(np.arange(T)[:, None, None] < lens[None, None, :])
 
 
 def concat_directions(Y):
@@ -134,7 +134,8 @@ def concat_directions(Y):
 
 
 def run_layer(cell, x, W, R, Wb, Rb, h0, c0, mask, directions: Sequence[str], keep_tape):
-    """One layer in ONNX form: Y [T, D, B, H], Y_h [D, B, H], Y_c [D, B, H] or None, tapes."""
+    """One layer in ONNX form: Y [T, D, B, H], Y_h [D, B, H], Y_c [D, B, H] or None, tapes.
+    The cells run feature-major ([H, B]); the transposes happen here, once per layer."""
     xp = namespace(x)
     T, B, _ = x.shape
     H = R.shape[-1]
@@ -147,31 +148,30 @@ def run_layer(cell, x, W, R, Wb, Rb, h0, c0, mask, directions: Sequence[str], ke
         xw = input_projection(cell, x, W[j], Wb[j], Rb[j])
         flip = direction == "reverse"
         tape = numpy_cells.forward(
-            cell, xw[::-1] if flip else xw, R[j], Rb[j], h0[j],
-            c0[j] if Y_c is not None else None,
+            cell, xw[::-1] if flip else xw, R[j], Rb[j], h0[j].T,
+            c0[j].T if Y_c is not None else None,
             None if mask is None else (mask[::-1] if flip else mask), keep_tape,
         )  # fmt: skip
-        states = tape.states[1:]
+        states = tape.states[1:].transpose(0, 2, 1)
         Y[:, j] = states[::-1] if flip else states
-        Y_h[j] = tape.states[-1]
+        Y_h[j] = tape.states[-1].T
         if Y_c is not None:
-            Y_c[j] = tape.cells[T % len(tape.cells)]
+            Y_c[j] = tape.cells[T % len(tape.cells)].T
         tapes.append(tape)
     if mask is not None:
-        Y *= mask[:, None]
+        Y *= mask[:, :, :, None]
     return Y, Y_h, Y_c, tapes
 
 
 def input_projection(cell: Cell, x, W, Wb, Rb):
-    """x W^T for every step in one matrix product, plus the biases outside the recurrence
-    (for the GRU's h gate, Rb_h stays inside: it is multiplied by the reset gate)."""
-    T, B, I = x.shape
-    xw = (x.reshape(T * B, I) @ W.T).reshape(T, B, -1)
+    """W x_t for every step at once, feature-major [T, G*H, B], plus the biases outside the
+    recurrence (the GRU's Rb_h stays inside: the reset gate multiplies it)."""
+    xw = namespace(x).matmul(W, x.transpose(0, 2, 1))  # one batched GEMM, no transpose copy
     bias = Wb + Rb
     if cell is Cell.GRU:
         H = Rb.shape[0] // 3
         bias[2 * H :] = Wb[2 * H :]
-    xw += bias
+    xw += bias[:, None]
     return xw
 
 
