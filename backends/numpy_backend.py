@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from backends import numpy_ref
+from harness.optim import clip_by_global_norm
 from harness.spec import ModelSpec
 from harness.weights import CanonicalWeights
 
@@ -28,3 +31,18 @@ class PreparedNumpy:
         _, tape = numpy_ref.forward_with_tape(self.spec, self.params, x, seq_lens, h0, c0)
         d = {f"d{k}": v for k, v in cotangents.items()}
         return numpy_ref.backward(self.params, tape, **d)
+
+    def train_sgd(self, xs, ys, lr: float, max_norm: float, frozen=()):
+        """SGD on mean squared error of the head; returns the losses and the final weights.
+        `frozen` names weights that stay fixed (and count nowhere, the clipping norm included)."""
+        losses = []
+        for x, y in zip(xs, ys, strict=True):
+            out, tape = numpy_ref.forward_with_tape(self.spec, self.params, x)
+            error = out.head - y
+            losses.append(float(np.mean(error**2)))
+            grads = numpy_ref.backward(self.params, tape, dhead=2 * error / error.size)
+            grads = clip_by_global_norm({k: grads[k] for k in self.params if k not in frozen},
+                                        max_norm)  # fmt: skip
+            for k, g in grads.items():
+                self.params[k] = (self.params[k] - lr * g).astype(g.dtype)
+        return losses, CanonicalWeights(self.spec, self.params)

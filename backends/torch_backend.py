@@ -40,7 +40,10 @@ class RecurrentModel(nn.Module):
 
     def forward(self, x, lengths=None, h0=None, c0=None):
         spec = self.spec
-        state = (h0, c0) if spec.cell is Cell.LSTM else h0
+        state = h0
+        if spec.cell is Cell.LSTM and (h0 is not None or c0 is not None):
+            state = (torch.zeros_like(c0) if h0 is None else h0,
+                     torch.zeros_like(h0) if c0 is None else c0)  # fmt: skip
         if lengths is not None:
             packed = pack_padded_sequence(x, lengths, spec.batch_first, enforce_sorted=False)
             packed_y, state = self.rnn(packed, state)
@@ -81,6 +84,7 @@ def to_torch_state_dict(weights: CanonicalWeights) -> dict[str, np.ndarray]:
 def from_torch_state_dict(spec: ModelSpec, state) -> CanonicalWeights:
     """Canonical weights from a RecurrentModel's state_dict (or nn.RNN/LSTM/GRU's, prefixed
     'rnn.'), tensors or arrays. canonical -> torch -> canonical is exact."""
+
     def array(key):
         if key not in state:
             raise NotSupported(f"state_dict has no {key!r}: not a {spec.cell.value} like {spec}")
@@ -148,7 +152,9 @@ class PreparedTorch:
         return t.requires_grad_(requires_grad)
 
     def _lengths(self, seq_lens):
-        return None if seq_lens is None else torch.as_tensor(np.asarray(seq_lens), dtype=torch.int64)
+        return (
+            None if seq_lens is None else torch.as_tensor(np.asarray(seq_lens), dtype=torch.int64)
+        )
 
     def forward(self, x, seq_lens=None, h0=None, c0=None) -> Outputs:
         with torch.inference_mode():
@@ -165,8 +171,13 @@ class PreparedTorch:
             inputs["c0"] = np.zeros(state_shape) if c0 is None else c0
         leaves = {k: self._tensor(v, requires_grad=True) for k, v in inputs.items()}
         self.model.zero_grad(set_to_none=True)
-        outputs = dict(zip(("y", "h_n", "c_n", "head"), self.model(
-            leaves["x"], self._lengths(seq_lens), leaves["h0"], leaves.get("c0")), strict=True))
+        outputs = dict(
+            zip(
+                ("y", "h_n", "c_n", "head"),
+                self.model(leaves["x"], self._lengths(seq_lens), leaves["h0"], leaves.get("c0")),
+                strict=True,
+            )
+        )
         loss = sum((outputs[k] * self._tensor(v)).sum() for k, v in cotangents.items())
         loss.backward()
         grads = {k: p.grad for k, p in self.model.named_parameters()}
@@ -174,3 +185,23 @@ class PreparedTorch:
         result = {k: np.array(v) for k, v in canonical.items()}
         result.update({k: t.grad.cpu().numpy() for k, t in leaves.items()})
         return result
+
+    def train_sgd(self, xs, ys, lr: float, max_norm: float, frozen=()):
+        """torch.optim.SGD on mean squared error of the head, clipped as harness.optim says;
+        `frozen` names canonical biases ("l0.Rb") that stay fixed."""
+        frozen_torch = {t for n, _, t in _param_names(self.spec) if n in frozen}
+        params = [p for n, p in self.model.named_parameters() if n not in frozen_torch]
+        optimizer = torch.optim.SGD(params, lr=lr)
+        losses = []
+        for x, y in zip(xs, ys, strict=True):
+            optimizer.zero_grad(set_to_none=True)
+            head = self.model(self._tensor(x))[3]
+            loss = torch.mean((head - self._tensor(y)) ** 2)
+            loss.backward()
+            norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params]))
+            scale = max_norm / torch.clamp(norm, min=max_norm)
+            for p in params:
+                p.grad.mul_(scale)
+            optimizer.step()
+            losses.append(float(loss))
+        return losses, from_torch_state_dict(self.spec, self.model.state_dict())

@@ -1,0 +1,127 @@
+"""The `rnnbench` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from harness import registry
+from harness.spec import Cell, SpecError, load_spec
+from harness.weights import WeightsError
+
+
+class UsageError(ValueError):
+    pass
+
+
+def _names(text: str, allowed, what: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    for name in names:
+        if name not in allowed:
+            raise UsageError(f"unknown {what} {name!r}: allowed {', '.join(allowed)}")
+    return names
+
+
+def _parity_parser(sub) -> None:
+    from harness.matrix import DEFAULT_BACKENDS
+
+    p = sub.add_parser("parity", help="prove every backend equal to the NumPy reference")
+    p.add_argument("--cells", default="rnn,lstm,gru", help="comma list of rnn, lstm, gru")
+    p.add_argument("--backends", default=",".join(DEFAULT_BACKENDS),
+                   help=f"comma list of {', '.join(registry.BACKENDS)}")  # fmt: skip
+    p.add_argument("--dtype", default="both", choices=("float32", "float64", "both"))
+    p.add_argument("--spec", help="a model spec (.toml/.json) instead of the default matrix")
+    p.add_argument("--weights", help="canonical weights (.npz) for --spec")
+    p.add_argument("--no-training", action="store_true", help="skip the training trajectories")
+    p.add_argument("--json", help="write the full record here (atomically)")
+    p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    p.set_defaults(run=run_parity)
+
+
+def run_parity(args) -> int:
+    from harness import matrix, parity_report
+
+    dtypes = ("float32", "float64") if args.dtype == "both" else (args.dtype,)
+    backends = _names(args.backends, registry.BACKENDS, "backend")
+    cases = _cases(args, dtypes)
+    results, started = [], time.perf_counter()
+    for n, case in enumerate(cases, 1):
+        _progress(f"[{n}/{len(cases)}] {case.id}")
+        results += matrix.run_case(case, backends)
+    _progress("")
+    training = [] if args.no_training else _training(args, dtypes, backends)
+    print(parity_report.format_table(parity_report.summarize(results), markdown=args.markdown))
+    if training:
+        from harness.training import format_trajectories
+
+        print("\nTraining trajectories (20 SGD steps, clipped):")
+        print(format_trajectories(training))
+    bad = parity_report.failures(results) + [t.failure for t in training if t.failure]
+    skipped = sorted({(r.backend, r.reason) for r in results if r.status == "skipped"})
+    for backend, reason in skipped:
+        print(f"skipped {backend}: {reason}")
+    if args.json:
+        extra = {"command": "parity", "seconds": round(time.perf_counter() - started, 1),
+                 "training": [t.as_dict() for t in training]}  # fmt: skip
+        parity_report.write_json(args.json, results, extra)
+        print(f"wrote {args.json}")
+    for line in bad:
+        print(f"FAIL {line}", file=sys.stderr)
+    checked = sum(r.status in ("passed", "failed") for r in results)
+    print(f"{checked - len({(r.backend, r.case) for r in results if r.status == 'failed'})} "
+          f"of {checked} backend x case checks passed, {len(bad)} failures")  # fmt: skip
+    return 1 if bad else 0
+
+
+def _cases(args, dtypes):
+    from harness.matrix import ParityCase, default_cases
+
+    cells = _names(args.cells, [c.value for c in Cell], "cell")
+    if not args.spec:
+        if args.weights:
+            raise UsageError("--weights needs --spec: the spec says what the weights are")
+        return default_cases(cells, dtypes)
+    spec = load_spec(args.spec)
+    if args.weights:
+        from harness.weights import load_weights
+
+        load_weights(args.weights, spec.replace(dtype="float32"))  # refuse a mismatch early
+    return [
+        ParityCase(spec.replace(dtype=d), with_lens=lens) for d in dtypes for lens in (False, True)
+    ]
+
+
+def _training(args, dtypes, backends):
+    from harness.training import run_trajectories
+
+    cells = _names(args.cells, [c.value for c in Cell], "cell")
+    return [
+        t for cell in cells for dtype in dtypes for t in run_trajectories(cell, dtype, backends)
+    ]
+
+
+def _progress(text: str) -> None:
+    if sys.stderr.isatty():
+        sys.stderr.write("\r\033[K" + text)
+        sys.stderr.flush()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rnnbench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _parity_parser(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (UsageError, SpecError, WeightsError, registry.UnknownBackend) as exc:
+        print(f"rnnbench: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""The parity matrix: cases x backends, each backend's outputs and gradients against the NumPy
+float64 reference. Weights, inputs and cotangents are drawn in float32, so that the reference
+sees exactly the numbers a float32 backend sees and any difference is the backend's arithmetic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import traceback
+from typing import Any
+
+import numpy as np
+
+from backends import numpy_ref
+from harness import registry
+from harness.parity import Comparison, compare_all
+from harness.protocol import NotSupported
+from harness.spec import Cell, Head, ModelSpec
+from harness.weights import CanonicalWeights, init_weights
+
+DEFAULT_BACKENDS = ("numpy", "torch-cpu", "torch-cuda", "tf-eager", "tf-function", "tf-xla")
+
+
+@dataclasses.dataclass(frozen=True)
+class ParityCase:
+    spec: ModelSpec  # its dtype is the dtype the backends run in
+    T: int = 20
+    B: int = 4
+    with_lens: bool = False
+    seed: int = 0
+
+    @property
+    def id(self) -> str:
+        s = self.spec
+        parts = [s.cell.value, f"L{s.num_layers}", "bi" if s.bidirectional else "uni",
+                 "lens" if self.with_lens else "full", s.dtype]  # fmt: skip
+        return "-".join(parts)
+
+
+def default_cases(cells=("rnn", "lstm", "gru"), dtypes=("float32", "float64"), input_size=5,
+                  hidden_size=16) -> list[ParityCase]:  # fmt: skip
+    """cells x {1, 2 layers} x {uni, bidirectional} x {with, without sequence_lens} x dtypes;
+    the 2-layer models carry a softmax head."""
+    cases = []
+    for cell, layers, bi, lens, dtype in itertools.product(
+        cells, (1, 2), (False, True), (False, True), dtypes
+    ):
+        head = Head(3, "softmax") if layers == 2 else None
+        spec = ModelSpec(cell, input_size, hidden_size, num_layers=layers, bidirectional=bi,
+                         head=head, dtype=dtype)  # fmt: skip
+        cases.append(ParityCase(spec, with_lens=lens))
+    return cases
+
+
+def case_data(case: ParityCase) -> tuple[CanonicalWeights, dict[str, Any]]:
+    """float32-representable weights and inputs, in float64 (the reference's dtype)."""
+    spec64 = case.spec.replace(dtype="float64")
+    weights = init_weights(spec64.replace(dtype="float32"), seed=case.seed).astype("float64")
+    rng = np.random.default_rng(case.seed + 1)
+    shape_x = (case.B, case.T, spec64.input_size) if spec64.batch_first else (
+        case.T, case.B, spec64.input_size)  # fmt: skip
+    states = (spec64.num_layers * spec64.num_directions, case.B, spec64.hidden_size)
+    inputs = {
+        "x": rng.standard_normal(shape_x).astype(np.float32).astype(np.float64),
+        "seq_lens": None,
+        "h0": (0.5 * rng.standard_normal(states)).astype(np.float32).astype(np.float64),
+        "c0": None,
+    }
+    if spec64.cell is Cell.LSTM:
+        inputs["c0"] = (0.5 * rng.standard_normal(states)).astype(np.float32).astype(np.float64)
+    if case.with_lens:
+        lens = rng.integers(1, case.T + 1, size=case.B)
+        lens[0] = case.T  # one full-length sample, so T is not inferred from the lengths
+        inputs["seq_lens"] = lens.astype(np.int64)
+    return weights, inputs
+
+
+def cotangents_for(outputs: numpy_ref.Outputs, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed + 2)
+    return {k: rng.standard_normal(v.shape).astype(np.float32).astype(np.float64)
+            for k, v in outputs.as_dict().items()}  # fmt: skip
+
+
+@dataclasses.dataclass
+class BackendResult:
+    backend: str
+    case: str
+    status: str  # passed | failed | skipped | error
+    reason: str = ""
+    comparisons: list[Comparison] = dataclasses.field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["comparisons"] = [c.as_dict() for c in self.comparisons]
+        return out
+
+
+def reference_results(case: ParityCase):
+    weights64, inputs = case_data(case)
+    spec64 = case.spec.replace(dtype="float64")
+    params = dict(weights64)
+    call = {k: inputs[k] for k in ("seq_lens", "h0", "c0")}
+    outputs, tape = numpy_ref.forward_with_tape(spec64, params, inputs["x"], **call)
+    cot = cotangents_for(outputs, case.seed)
+    grads = numpy_ref.backward(params, tape, **{f"d{k}": v for k, v in cot.items()})
+    return weights64, inputs, outputs.as_dict(), cot, grads
+
+
+def run_case(case: ParityCase, backend_names, reference=None) -> list[BackendResult]:
+    weights64, inputs, ref_out, cot, ref_grads = reference or reference_results(case)
+    dtype = case.spec.dtype
+    weights = weights64.astype(dtype)
+    cast = {k: None if v is None or k == "seq_lens" else v.astype(dtype) for k, v in inputs.items()}
+    cast["seq_lens"] = inputs["seq_lens"]
+    cot_cast = {k: v.astype(dtype) for k, v in cot.items()}
+    results = []
+    for name in backend_names:
+        reason = registry.unavailable_reason(name)
+        if reason:
+            results.append(BackendResult(name, case.id, "skipped", reason))
+            continue
+        try:
+            prepared = registry.get_backend(name).build(weights.spec, weights)
+            x, rest = cast["x"], {k: cast[k] for k in ("seq_lens", "h0", "c0")}
+            out = prepared.forward(x, **rest).as_dict()
+            grads = prepared.grad(x, cot_cast, **rest)
+        except NotSupported as exc:
+            results.append(BackendResult(name, case.id, "skipped", str(exc)))
+            continue
+        except Exception as exc:  # a backend that breaks is reported, and the matrix goes on
+            last = traceback.extract_tb(exc.__traceback__)[-1]
+            where = f"{last.filename.rsplit('/', 1)[-1]}:{last.lineno}"
+            results.append(BackendResult(name, case.id, "error", f"{type(exc).__name__}: "
+                                         f"{str(exc).splitlines()[0] if str(exc) else ''} ({where})"))  # fmt: skip
+            continue
+        comparisons = compare_all(ref_out, out, dtype)
+        comparisons += compare_all(ref_grads, grads, dtype, prefix="grad:")
+        status = "passed" if all(c.passed for c in comparisons) else "failed"
+        results.append(BackendResult(name, case.id, status, "", comparisons))
+    return results

@@ -1,0 +1,88 @@
+"""Compare a backend's tensors with the NumPy reference: count, shape, dtype, then values.
+
+The reference always runs in float64. A float64 backend must agree to rounding (rtol 1e-10).
+A float32 backend is held to atol = 1e-5 * max(1, max|reference|) plus rtol = 1e-4: each step
+rounds at float32 epsilon (6e-8) in a dozen places and recurrence carries the error forward, so
+at the matrix's sizes (H = 16, T = 20) NumPy's own float32 run sits near 1e-6 of the float64
+one; 1e-5 is Keras' own anchor for ONNX parity, which covers a fused cuDNN LSTM (~3e-6 from an
+unrolled graph). Scaling by the reference's magnitude lets gradients, which sum over T*B
+terms, use the same rule.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Tolerance:
+    rtol: float
+    atol: float  # relative to max(1, max |reference|)
+
+
+TOLERANCES = {
+    "float64": Tolerance(rtol=1e-10, atol=1e-12),
+    "float32": Tolerance(rtol=1e-4, atol=1e-5),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    quantity: str  # y, h_n, c_n, head, or grad:<name>
+    passed: bool
+    max_abs: float
+    max_rel: float
+    atol: float
+    rtol: float
+    message: str = ""  # why it failed: the tensor, the index and both values
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def compare(quantity: str, reference, candidate, dtype: str) -> Comparison:
+    """Compare in a fixed order: presence, shape, dtype, finiteness, then values."""
+    tol = TOLERANCES[dtype]
+
+    def fail(message, max_abs=float("nan"), max_rel=float("nan"), atol=tol.atol):
+        return Comparison(
+            quantity, False, max_abs, max_rel, atol, tol.rtol, f"{quantity}: {message}"
+        )
+
+    if candidate is None or reference is None:
+        which = "the candidate" if candidate is None else "the reference"
+        return fail(f"missing from {which}")
+    reference, candidate = np.asarray(reference), np.asarray(candidate)
+    if candidate.shape != reference.shape:
+        return fail(f"shape {candidate.shape} != reference {reference.shape}")
+    if candidate.dtype != np.dtype(dtype):
+        return fail(f"dtype {candidate.dtype} != expected {dtype}")
+    for name, array in (("candidate", candidate), ("reference", reference)):
+        bad = ~np.isfinite(array)
+        if bad.any():
+            index = tuple(int(i) for i in np.argwhere(bad)[0])
+            return fail(f"{name} holds {array[index]} at index {index}")
+    reference64 = reference.astype(np.float64)
+    diff = np.abs(candidate.astype(np.float64) - reference64)
+    atol = tol.atol * max(1.0, float(np.abs(reference64).max(initial=0.0)))
+    limit = atol + tol.rtol * np.abs(reference64)
+    significant = np.abs(reference64) > atol
+    max_abs = float(diff.max(initial=0.0))
+    max_rel = float((diff[significant] / np.abs(reference64[significant])).max(initial=0.0))
+    over = diff > limit
+    if over.any():
+        index = tuple(int(i) for i in np.unravel_index(np.argmax(diff - limit), diff.shape))
+        return fail(
+            f"at index {index}: {candidate[index]!r} vs reference {reference[index]!r} "
+            f"(|diff| {diff[index]:.3g} > {limit[index]:.3g})", max_abs, max_rel, atol,
+        )  # fmt: skip
+    return Comparison(quantity, True, max_abs, max_rel, atol, tol.rtol)
+
+
+def compare_all(reference: dict, candidate: dict, dtype: str, prefix: str = "") -> list[Comparison]:
+    """Every key of either side, reference order first; a key on one side only fails."""
+    keys = list(reference) + [k for k in candidate if k not in reference]
+    return [compare(prefix + k, reference.get(k), candidate.get(k), dtype) for k in keys]

@@ -1,0 +1,92 @@
+"""Parity results as a table (one row per backend x cell x dtype x quantity) and a JSON record."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from harness.atomic import write_text_atomic
+from harness.matrix import BackendResult
+
+SCHEMA_VERSION = 1
+
+
+def quantity_group(quantity: str) -> str:
+    if quantity in ("grad:x", "grad:h0", "grad:c0"):
+        return "grad inputs"
+    if quantity.startswith("grad:"):
+        return "grad weights"
+    return quantity
+
+
+def summarize(results: Iterable[BackendResult]) -> list[dict[str, Any]]:
+    """Worst case per (backend, cell, dtype, quantity group) across the matrix."""
+    rows: dict[tuple, dict[str, Any]] = {}
+    for result in results:
+        cell, dtype = result.case.split("-")[0], result.case.split("-")[-1]
+        if result.status in ("skipped", "error"):
+            key = (result.backend, cell, dtype, "-")
+            row = rows.setdefault(key, _row(key, result.status, result.reason))
+            row["cases"] += 1
+            continue
+        for c in result.comparisons:
+            key = (result.backend, cell, dtype, quantity_group(c.quantity))
+            row = rows.setdefault(key, _row(key, "passed", ""))
+            row["cases"] += 1
+            row["max_abs"] = max(row["max_abs"], c.max_abs)
+            row["max_rel"] = max(row["max_rel"], c.max_rel)
+            row["worst_of_tolerance"] = max(row["worst_of_tolerance"], c.max_abs / c.atol)
+            row["rtol"] = c.rtol
+            if not c.passed:
+                row["status"], row["reason"] = "FAILED", f"{result.case}: {c.message}"
+    return list(rows.values())
+
+
+def _row(key, status, reason):
+    backend, cell, dtype, quantity = key
+    return {"backend": backend, "cell": cell, "dtype": dtype, "quantity": quantity,
+            "cases": 0, "max_abs": 0.0, "max_rel": 0.0, "worst_of_tolerance": 0.0,
+            "rtol": None, "status": status, "reason": reason}  # fmt: skip
+
+
+COLUMNS = ("backend", "cell", "dtype", "quantity", "cases", "max_abs", "max_rel",
+           "worst_of_tolerance", "status")  # fmt: skip
+
+
+def format_table(rows: list[dict[str, Any]], markdown: bool = False) -> str:
+    def cell(row, col):
+        value = row[col]
+        if col in ("max_abs", "max_rel"):
+            return "-" if row["quantity"] == "-" else f"{value:.1e}"
+        if col == "worst_of_tolerance":
+            return "-" if row["quantity"] == "-" else f"{value:.0%}"
+        if col == "status" and row["reason"] and row["status"] != "passed":
+            return f"{value}: {row['reason']}"
+        return str(value)
+
+    header = [c.replace("worst_of_tolerance", "of tol") for c in COLUMNS]
+    body = [[cell(r, c) for c in COLUMNS] for r in rows]
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        return "\n".join(lines + ["| " + " | ".join(b) + " |" for b in body])
+    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h)
+              for i, h in enumerate(header)]  # fmt: skip
+    fmt = lambda cols: "  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip()  # noqa: E731
+    return "\n".join([fmt(header), fmt(["-" * w for w in widths])] + [fmt(b) for b in body])
+
+
+def failures(results: Iterable[BackendResult]) -> list[str]:
+    """One line per failed comparison or broken backend, naming tensor, index and values."""
+    lines = []
+    for r in results:
+        if r.status == "error":
+            lines.append(f"{r.backend} {r.case}: {r.reason}")
+        lines += [f"{r.backend} {r.case}: {c.message}" for c in r.comparisons if not c.passed]
+    return lines
+
+
+def write_json(path, results: list[BackendResult], extra: dict[str, Any]) -> None:
+    record = {"schema_version": SCHEMA_VERSION, **extra,
+              "summary": summarize(results), "results": [r.as_dict() for r in results]}  # fmt: skip
+    write_text_atomic(path, json.dumps(record, indent=1, allow_nan=True) + "\n")

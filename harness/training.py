@@ -1,0 +1,120 @@
+"""Training-trajectory parity: the same initial weights, data and clipped SGD for 20 steps in
+every framework; the loss curves and the final weights must agree with the NumPy float64 run.
+
+The task is a noisy sine forecast: read T samples of a sine of random phase and frequency,
+predict the next one through a Dense(1) head, mean squared error.
+
+For RNN and LSTM the recurrent biases Rb stay fixed: Keras trains one bias b = Wb + Rb, and SGD
+on two biases that enter only as a sum moves that sum twice as far as SGD on one (and counts it
+twice in the clipping norm). With Rb fixed, all three train the same parameters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from harness import registry
+from harness.parity import TOLERANCES, compare_all
+from harness.protocol import NotSupported
+from harness.spec import Cell, Head, ModelSpec
+from harness.weights import init_weights
+
+STEPS, T, B, HIDDEN = 20, 16, 8, 12
+LR, MAX_NORM = 0.1, 0.5
+TRAINABLE = ("numpy", "torch-cpu", "torch-cuda", "tf-eager", "tf-function", "tf-xla")
+
+
+def sine_batches(steps=STEPS, T=T, B=B, seed=0):
+    """xs [steps, T, B, 1] and next-value targets ys [steps, B, 1], float32-representable."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(T + 1)[:, None]
+    xs, ys = [], []
+    for _ in range(steps):
+        freq, phase = rng.uniform(0.2, 0.6, B), rng.uniform(0, 2 * np.pi, B)
+        wave = np.sin(freq * t + phase) + 0.05 * rng.standard_normal((T + 1, B))
+        xs.append(wave[:T, :, None])
+        ys.append(wave[T, :, None])
+    return np.float32(xs).astype(np.float64), np.float32(ys).astype(np.float64)
+
+
+def _fold_biases(spec: ModelSpec, weights) -> dict[str, np.ndarray]:
+    """Keras keeps one bias Wb + Rb for RNN/LSTM: compare the sum, which is what the model uses."""
+    out = {k: np.asarray(v) for k, v in weights.items()}
+    if spec.cell is not Cell.GRU:
+        for layer in range(spec.num_layers):
+            out[f"l{layer}.Wb"] = out[f"l{layer}.Wb"] + out.pop(f"l{layer}.Rb")
+    return out
+
+
+@dataclasses.dataclass
+class Trajectory:
+    cell: str
+    dtype: str
+    backend: str
+    status: str  # passed | failed | skipped | error
+    losses: list[float]
+    max_loss_rel: float = 0.0
+    max_weight_abs: float = 0.0
+    failure: str = ""
+    reason: str = ""  # why it was skipped
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def run_trajectories(cell: str, dtype: str, backends) -> list[Trajectory]:
+    spec64 = ModelSpec(cell, 1, HIDDEN, head=Head(1), dtype="float64")
+    initial = init_weights(spec64.replace(dtype="float32"), seed=5).astype("float64")
+    xs, ys = sine_batches()
+    reference = registry.get_backend("numpy").build(spec64, initial)
+    frozen = () if spec64.cell is Cell.GRU else tuple(f"l{n}.Rb" for n in range(spec64.num_layers))
+    ref_losses, ref_final = reference.train_sgd(xs, ys, LR, MAX_NORM, frozen)
+    ref_weights = _fold_biases(spec64, ref_final)
+    results = []
+    for name in (b for b in backends if b in TRAINABLE):
+        reason = registry.unavailable_reason(name)
+        if reason:
+            results.append(Trajectory(cell, dtype, name, "skipped", [], reason=reason))
+            continue
+        weights = initial.astype(dtype)
+        try:
+            prepared = registry.get_backend(name).build(weights.spec, weights)
+            losses, final = prepared.train_sgd(xs.astype(dtype), ys.astype(dtype), LR, MAX_NORM,
+                                               frozen)  # fmt: skip
+        except NotSupported as exc:
+            results.append(Trajectory(cell, dtype, name, "skipped", [], reason=str(exc)))
+            continue
+        except Exception as exc:  # reported, and the others still run
+            results.append(Trajectory(cell, dtype, name, "error", [], failure=f"training "
+                                      f"{cell} {dtype} {name}: {type(exc).__name__}: {exc}"))  # fmt: skip
+            continue
+        results.append(_judge(cell, dtype, name, spec64, ref_losses, ref_weights, losses, final))
+    return results
+
+
+def _judge(cell, dtype, name, spec64, ref_losses, ref_weights, losses, final) -> Trajectory:
+    ref_l, got_l = np.array(ref_losses), np.array(losses, dtype=np.float64)
+    loss_rel = float(np.max(np.abs(got_l - ref_l) / np.abs(ref_l)))
+    curve = compare_all({"loss": ref_l.astype(dtype)}, {"loss": got_l.astype(dtype)}, dtype)
+    ref_cast = {k: v.astype(dtype) for k, v in ref_weights.items()}
+    weights = compare_all(ref_cast, _fold_biases(spec64, final), dtype, prefix="final:")
+    failed = [c for c in curve + weights if not c.passed]
+    tol = TOLERANCES[dtype]
+    return Trajectory(
+        cell, dtype, name, "failed" if failed else "passed", [float(v) for v in losses],
+        loss_rel, max(c.max_abs for c in weights),
+        f"training {cell} {dtype} {name}: {failed[0].message} (rtol {tol.rtol})" if failed else "",
+    )  # fmt: skip
+
+
+def format_trajectories(trajectories: list[Trajectory]) -> str:
+    lines = [f"{'cell':5} {'dtype':8} {'backend':12} {'loss 0 -> 19':>22} "
+             f"{'max loss rel':>13} {'max weight abs':>15}  status"]  # fmt: skip
+    for t in trajectories:
+        curve = f"{t.losses[0]:.4f} -> {t.losses[-1]:.4f}" if t.losses else "-"
+        lines.append(f"{t.cell:5} {t.dtype:8} {t.backend:12} {curve:>22} {t.max_loss_rel:13.1e} "
+                     f"{t.max_weight_abs:15.1e}  {t.status}")  # fmt: skip
+    return "\n".join(lines)
