@@ -129,13 +129,17 @@ def run_case(case: ParityCase, backend_names, reference=None) -> list[BackendRes
             results.append(BackendResult(name, case.id, "skipped", str(exc)))
             continue
         except Exception as exc:  # a backend that breaks is reported, and the matrix goes on
-            last = traceback.extract_tb(exc.__traceback__)[-1]
-            where = f"{last.filename.rsplit('/', 1)[-1]}:{last.lineno}"
-            results.append(BackendResult(name, case.id, "error", f"{type(exc).__name__}: "
-                                         f"{str(exc).splitlines()[0] if str(exc) else ''} ({where})"))  # fmt: skip
+            results.append(BackendResult(name, case.id, "error", describe_error(exc)))
             continue
         comparisons = compare_all(ref_out, out, dtype)
         comparisons += compare_all(ref_grads, grads, dtype, prefix="grad:")
         status = "passed" if all(c.passed for c in comparisons) else "failed"
         results.append(BackendResult(name, case.id, status, "", comparisons))
     return results
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line: the exception, its first line of message, and where it was raised."""
+    last = traceback.extract_tb(exc.__traceback__)[-1]
+    first_line = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {first_line} ({last.filename.rsplit('/', 1)[-1]}:{last.lineno})"

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from harness import registry
+from harness.matrix import describe_error
 from harness.parity import TOLERANCES, compare_all
 from harness.protocol import NotSupported
 from harness.spec import Cell, Head, ModelSpec
@@ -88,8 +89,8 @@ def run_trajectories(cell: str, dtype: str, backends) -> list[Trajectory]:
             results.append(Trajectory(cell, dtype, name, "skipped", [], reason=str(exc)))
             continue
         except Exception as exc:  # reported, and the others still run
-            results.append(Trajectory(cell, dtype, name, "error", [], failure=f"training "
-                                      f"{cell} {dtype} {name}: {type(exc).__name__}: {exc}"))  # fmt: skip
+            failure = f"training {cell} {dtype} {name}: {describe_error(exc)}"
+            results.append(Trajectory(cell, dtype, name, "error", [], failure=failure))
             continue
         results.append(_judge(cell, dtype, name, spec64, ref_losses, ref_weights, losses, final))
     return results
