@@ -203,5 +203,5 @@ class PreparedTorch:
             for p in params:
                 p.grad.mul_(scale)
             optimizer.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
         return losses, from_torch_state_dict(self.spec, self.model.state_dict())

@@ -107,10 +107,39 @@ def _progress(text: str) -> None:
         sys.stderr.flush()
 
 
+def _growth_parser(sub) -> None:
+    p = sub.add_parser("error-growth", help="float32 error against float64 as T grows to 1000")
+    p.add_argument("--cells", default="rnn,lstm,gru", help="comma list of rnn, lstm, gru")
+    p.add_argument("--backends", default="numpy,torch-cpu,tf-eager",
+                   help=f"comma list of {', '.join(registry.BACKENDS)}")  # fmt: skip
+    p.add_argument("--gain", type=float, default=1.0, help="scale R (>1 drives towards chaos)")
+    p.add_argument("--json", help="write the rows here (atomically)")
+    p.set_defaults(run=run_growth)
+
+
+def run_growth(args) -> int:
+    import json
+
+    from harness.atomic import write_text_atomic
+    from harness.error_growth import error_growth, format_growth
+
+    backends = _names(args.backends, registry.BACKENDS, "backend")
+    rows = []
+    for cell in _names(args.cells, [c.value for c in Cell], "cell"):
+        cell_rows = error_growth(cell, backends, gain=args.gain)
+        print(f"{cell}: max |y float32 - y float64| (gain {args.gain})")
+        print(format_growth(cell_rows) + "\n")
+        rows += cell_rows
+    if args.json:
+        write_text_atomic(args.json, json.dumps({"error_growth": rows}, indent=1) + "\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rnnbench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _parity_parser(sub)
+    _growth_parser(sub)
     return parser
 
 

@@ -17,7 +17,7 @@ from harness import registry
 from harness.parity import Comparison, compare_all
 from harness.protocol import NotSupported
 from harness.spec import Cell, Head, ModelSpec
-from harness.weights import CanonicalWeights, init_weights
+from harness.weights import CanonicalWeights, init_weights, load_weights
 
 DEFAULT_BACKENDS = ("numpy", "torch-cpu", "torch-cuda", "tf-eager", "tf-function", "tf-xla")
 
@@ -29,6 +29,7 @@ class ParityCase:
     B: int = 4
     with_lens: bool = False
     seed: int = 0
+    weights_file: str | None = None  # canonical .npz; seeded init when None
 
     @property
     def id(self) -> str:
@@ -56,7 +57,13 @@ def default_cases(cells=("rnn", "lstm", "gru"), dtypes=("float32", "float64"), i
 def case_data(case: ParityCase) -> tuple[CanonicalWeights, dict[str, Any]]:
     """float32-representable weights and inputs, in float64 (the reference's dtype)."""
     spec64 = case.spec.replace(dtype="float64")
-    weights = init_weights(spec64.replace(dtype="float32"), seed=case.seed).astype("float64")
+    spec32 = spec64.replace(dtype="float32")
+    if case.weights_file:
+        stored = load_weights(case.weights_file)
+        weights32 = CanonicalWeights(spec32, dict(stored.astype("float32")))
+    else:
+        weights32 = init_weights(spec32, seed=case.seed)
+    weights = weights32.astype("float64")
     rng = np.random.default_rng(case.seed + 1)
     shape_x = (case.B, case.T, spec64.input_size) if spec64.batch_first else (
         case.T, case.B, spec64.input_size)  # fmt: skip
