@@ -15,7 +15,7 @@ from harness.training import run_trajectories
 CASES = default_cases()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _reference(case):
     return reference_results(case)
 
