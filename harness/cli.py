@@ -135,11 +135,35 @@ def run_growth(args) -> int:
     return 0
 
 
+def _speed_parser(sub) -> None:
+    p = sub.add_parser("speed", help="NumPy reference vs torch eager on the standard LSTM case")
+    p.add_argument("--rounds", type=int, default=15)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", help="write the measurement here (atomically)")
+    p.set_defaults(run=run_speed)
+
+
+def run_speed(args) -> int:
+    import json
+
+    from harness.atomic import write_text_atomic
+    from harness.reference_speed import format_result, measure
+
+    if registry.unavailable_reason("torch-cpu"):
+        raise UsageError(f"speed needs torch: {registry.unavailable_reason('torch-cpu')}")
+    result = measure(rounds=args.rounds, threads=args.threads)
+    print(format_result(result))
+    if args.json:
+        write_text_atomic(args.json, json.dumps(result, indent=1) + "\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rnnbench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _parity_parser(sub)
     _growth_parser(sub)
+    _speed_parser(sub)
     return parser
 
 
