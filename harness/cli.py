@@ -36,6 +36,7 @@ def _parity_parser(sub) -> None:
     p.add_argument("--no-training", action="store_true", help="skip the training trajectories")
     p.add_argument("--json", help="write the full record here (atomically)")
     p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    p.add_argument("--report", metavar="DIR", help="write DIR/parity.md and DIR/parity.json")
     p.set_defaults(run=run_parity)
 
 
@@ -61,11 +62,19 @@ def run_parity(args) -> int:
     skipped = sorted({(r.backend, r.reason) for r in results if r.status == "skipped"})
     for backend, reason in skipped:
         print(f"skipped {backend}: {reason}")
-    if args.json:
-        extra = {"command": "parity", "seconds": round(time.perf_counter() - started, 1),
-                 "training": [t.as_dict() for t in training]}  # fmt: skip
-        parity_report.write_json(args.json, results, extra)
-        print(f"wrote {args.json}")
+    extra = {"command": "parity", "seconds": round(time.perf_counter() - started, 1),
+             "training": [t.as_dict() for t in training]}  # fmt: skip
+    json_paths = [args.json] if args.json else []
+    if args.report:
+        from pathlib import Path
+
+        json_paths.append(str(Path(args.report) / "parity.json"))
+        markdown = parity_report.format_markdown(results, training, skipped, bad)
+        parity_report.write_text_atomic(Path(args.report) / "parity.md", markdown)
+        print(f"wrote {Path(args.report) / 'parity.md'}")
+    for path in json_paths:
+        parity_report.write_json(path, results, extra)
+        print(f"wrote {path}")
     for line in bad:
         print(f"FAIL {line}", file=sys.stderr)
     checked = sum(r.status in ("passed", "failed") for r in results)
@@ -174,6 +183,9 @@ def main(argv=None) -> int:
     except (UsageError, SpecError, WeightsError, registry.UnknownBackend) as exc:
         print(f"rnnbench: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `rnnbench parity | head`
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -40,7 +40,10 @@ def summarize(results: Iterable[BackendResult]) -> list[dict[str, Any]]:
             row["rtol"] = c.rtol
             if not c.passed:
                 row["status"], row["reason"] = "FAILED", f"{result.case}: {c.message}"
-    return list(rows.values())
+    backends = list(dict.fromkeys(key[0] for key in rows))
+    order = ("y", "h_n", "c_n", "head", "grad weights", "grad inputs", "-")
+    ranked = sorted(rows, key=lambda k: (backends.index(k[0]), k[1], k[2], order.index(k[3])))
+    return [rows[key] for key in ranked]
 
 
 def _row(key, status, reason):
@@ -90,3 +93,25 @@ def write_json(path, results: list[BackendResult], extra: dict[str, Any]) -> Non
     record = {"schema_version": SCHEMA_VERSION, **extra,
               "summary": summarize(results), "results": [r.as_dict() for r in results]}  # fmt: skip
     write_text_atomic(path, json.dumps(record, indent=1, allow_nan=True) + "\n")
+
+
+def format_markdown(results, training, skipped, failed_lines) -> str:
+    from harness.parity import TOLERANCES
+    from harness.training import format_trajectories
+
+    tolerances = ", ".join(f"{d}: rtol {t.rtol:g}, atol {t.atol:g} x max(1, max|ref|)"
+                           for d, t in TOLERANCES.items())  # fmt: skip
+    parts = [
+        "# rnnbench parity report", "",
+        "Every backend against the NumPy float64 reference: outputs and the gradient of every "
+        f"weight and input. Tolerances: {tolerances}. `of tol` is the worst |error| as a share "
+        "of its tolerance.", "",
+        format_table(summarize(results), markdown=True), "",
+    ]  # fmt: skip
+    if training:
+        parts += ["## Training trajectories (20 SGD steps, clipped)", "", "```",
+                  format_trajectories(training), "```", ""]  # fmt: skip
+    parts += [f"- skipped {backend}: {reason}" for backend, reason in skipped]
+    parts += [f"- FAIL {line}" for line in failed_lines]
+    verdict = "FAILED" if failed_lines else "all checks passed"
+    return "\n".join(parts + ["", f"Verdict: {verdict}.", ""])

@@ -115,7 +115,11 @@ def format_trajectories(trajectories: list[Trajectory]) -> str:
     lines = [f"{'cell':5} {'dtype':8} {'backend':12} {'loss 0 -> 19':>22} "
              f"{'max loss rel':>13} {'max weight abs':>15}  status"]  # fmt: skip
     for t in trajectories:
-        curve = f"{t.losses[0]:.4f} -> {t.losses[-1]:.4f}" if t.losses else "-"
+        if not t.losses:
+            lines.append(f"{t.cell:5} {t.dtype:8} {t.backend:12} {'-':>22} {'-':>13} {'-':>15}  "
+                         f"{t.status}: {t.reason or t.failure}")  # fmt: skip
+            continue
+        curve = f"{t.losses[0]:.4f} -> {t.losses[-1]:.4f}"
         lines.append(f"{t.cell:5} {t.dtype:8} {t.backend:12} {curve:>22} {t.max_loss_rel:13.1e} "
                      f"{t.max_weight_abs:15.1e}  {t.status}")  # fmt: skip
     return "\n".join(lines)
