@@ -33,6 +33,8 @@ def register(name: str, target: str, requires=(), extra="", **kwargs) -> None:
 register("numpy", "backends.numpy_backend:NumpyBackend")
 register("torch-cpu", "backends.torch_backend:TorchBackend", ["torch"], "torch", device="cpu")
 register("torch-cuda", "backends.torch_backend:TorchBackend", ["torch"], "torch", device="cuda")
+register("torch-cuda-tf32", "backends.torch_backend:TorchBackend", ["torch"], "torch",
+         device="cuda", tf32=True)  # fmt: skip
 for _mode in ("eager", "function", "xla"):
     register(f"tf-{_mode}", "backends.tf_backend:KerasBackend", ["tensorflow", "keras"], "tf",
              mode=_mode)  # fmt: skip
