@@ -72,7 +72,8 @@ if __name__ == "__main__":
     record = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
               "cudnn": torch.backends.cudnn.version(), "cupy": cupy.__version__, "cases": cases,
               "method": __doc__.strip()}  # fmt: skip
-    json.dump(record, open(sys.argv[1], "w"), indent=1)
+    with open(sys.argv[1], "w") as handle:
+        json.dump(record, handle, indent=1)
     for c in cases:
         for name, r in c["results"].items():
             print(

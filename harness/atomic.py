@@ -16,6 +16,7 @@ def atomic_open(path: str | Path) -> Iterator[BinaryIO]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a result file is for others too
     try:
         with os.fdopen(fd, "wb") as handle:
             yield handle
@@ -31,3 +32,9 @@ def atomic_open(path: str | Path) -> Iterator[BinaryIO]:
 def write_text_atomic(path: str | Path, text: str) -> None:
     with atomic_open(path) as handle:
         handle.write(text.encode("utf-8"))
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
