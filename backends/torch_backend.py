@@ -148,7 +148,8 @@ class PreparedTorch:
         self.model = RecurrentModel(spec).to(device=self.device, dtype=self.dtype)
         state = {k: torch.from_numpy(np.array(v)) for k, v in to_torch_state_dict(weights).items()}
         self.model.load_state_dict(state, strict=True)
-        self.model.eval()
+        # Left in training mode: without dropout eval() changes nothing numerically, and
+        # cuDNN refuses RNN backward in eval mode ("can only be called in training mode").
 
     def _tensor(self, array, requires_grad=False):
         if array is None:
