@@ -46,7 +46,8 @@ def probe(cell, B, T, I, H):
         x_t = torch.from_numpy(x).cuda()
 
         def run(prepared=prepared, x_t=x_t):
-            with torch.inference_mode(), prepared.flags():
+            prepared.flags()
+            with torch.inference_mode():
                 return prepared.model(x_t)
 
         err = compare("y", reference.y, run()[0].cpu().numpy(), "float32")

@@ -122,6 +122,14 @@ def import_module(module: nn.Module, head: nn.Linear | None = None, activation="
     return spec, from_torch_state_dict(spec, state)
 
 
+def set_cudnn_tf32(allowed: bool) -> None:
+    """Set cuDNN's TF32 switch for the process before each call: torch's default (True) runs
+    float32 RNNs in TF32 on Ampere and later (seen on an H200: y off by 3e-4, gradients by 6e-4
+    scaled, far outside float32 parity). A global switch, not a scope, so that BPTT, which runs
+    on the autograd engine's own thread, sees it too."""
+    torch.backends.cudnn.allow_tf32 = allowed
+
+
 class TorchBackend:
     """tf32: let cuDNN use TensorFloat-32 for float32 RNNs, as torch does by default
     (torch.backends.cudnn.allow_tf32 is True). Off unless asked: TF32 keeps 10 mantissa bits,
@@ -143,11 +151,12 @@ class TorchBackend:
 class PreparedTorch:
     def __init__(self, spec: ModelSpec, weights: CanonicalWeights, device: str, tf32=False):
         self.spec, self.device = spec, torch.device(device)
-        self.flags = lambda: torch.backends.cudnn.flags(enabled=True, allow_tf32=tf32)
+        self.flags = lambda: set_cudnn_tf32(tf32)  # asserted again before every call
+        self.flags()
         self.dtype = getattr(torch, spec.dtype)
         self.model = RecurrentModel(spec).to(device=self.device, dtype=self.dtype)
-        state = {k: torch.from_numpy(np.array(v)) for k, v in to_torch_state_dict(weights).items()}
-        self.model.load_state_dict(state, strict=True)
+        arrays = to_torch_state_dict(weights)
+        self.model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in arrays.items()})
         # Left in training mode: without dropout eval() changes nothing numerically, and
         # cuDNN refuses RNN backward in eval mode ("can only be called in training mode").
 
@@ -163,7 +172,8 @@ class PreparedTorch:
         )
 
     def forward(self, x, seq_lens=None, h0=None, c0=None) -> Outputs:
-        with torch.inference_mode(), self.flags():
+        self.flags()
+        with torch.inference_mode():
             out = self.model(self._tensor(x), self._lengths(seq_lens), self._tensor(h0),
                              self._tensor(c0))  # fmt: skip
         return Outputs(*(None if t is None else t.cpu().numpy() for t in out))
@@ -177,6 +187,7 @@ class PreparedTorch:
             inputs["c0"] = np.zeros(state_shape) if c0 is None else c0
         leaves = {k: self._tensor(v, requires_grad=True) for k, v in inputs.items()}
         self.model.zero_grad(set_to_none=True)
+        self.flags()
         outputs = dict(
             zip(
                 ("y", "h_n", "c_n", "head"),
@@ -201,10 +212,10 @@ class PreparedTorch:
         losses = []
         for x, y in zip(xs, ys, strict=True):
             optimizer.zero_grad(set_to_none=True)
-            with self.flags():
-                head = self.model(self._tensor(x))[3]
-                loss = torch.mean((head - self._tensor(y)) ** 2)
-                loss.backward()
+            self.flags()
+            head = self.model(self._tensor(x))[3]
+            loss = torch.mean((head - self._tensor(y)) ** 2)
+            loss.backward()
             norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params]))
             scale = max_norm / torch.clamp(norm, min=max_norm)
             for p in params:
