@@ -40,6 +40,13 @@ for _mode in ("eager", "function", "xla"):
              mode=_mode)  # fmt: skip
 
 
+for _exporter in ("direct", "torchscript", "dynamo", "tf2onnx"):
+    for _provider in ("cpu", "cuda", "tensorrt"):
+        register(f"ort-{_exporter}-{_provider}", "backends.ort_backend:OrtBackend",
+                 ["onnx", "onnxruntime"], "onnx",
+                 exporter=_exporter, provider=_provider)  # fmt: skip
+
+
 def check_name(name: str) -> Entry:
     if name not in BACKENDS:
         raise UnknownBackend(f"unknown backend {name!r}: allowed {', '.join(BACKENDS)}")

@@ -1,0 +1,193 @@
+"""Every export path to ONNX, each writing a checked model whose inputs and outputs are named
+and described the same way (metadata "rnnbench.io"), so that one runner serves them all.
+
+    direct       native RNN/LSTM/GRU nodes from the canonical weights (backends/onnx_direct.py)
+    torchscript  torch.onnx.export(dynamo=False) of the PyTorch backend's module
+    dynamo       torch.onnx.export(dynamo=True); unrolls nn.RNN into per-step nodes (static T)
+    tf2onnx      tf2onnx.convert.from_keras of the Keras backend's functional model
+
+Outputs are renamed y, h_n, c_n, head after export. Inputs: x, then seq_lens (direct only: the
+torch and Keras paths cannot export per-sample lengths), then the initial states, stacked
+[L*D, B, H] as h0/c0 for direct and torch, one [B, H] input per layer and direction for Keras.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import json
+import logging
+import time
+import warnings
+from pathlib import Path
+
+from harness.protocol import NotSupported
+from harness.spec import Cell, ModelSpec
+from harness.weights import CanonicalWeights
+
+EXPORTERS = ("direct", "torchscript", "dynamo", "tf2onnx")
+IO_KEY = "rnnbench.io"
+EXAMPLE_T, EXAMPLE_B = 5, 2  # deliberately unlike any case the model will run
+
+
+@dataclasses.dataclass
+class Exported:
+    exporter: str
+    path: Path
+    seconds: float
+    io: dict  # x_layout, x, seq_lens, states (list of names), state_layout, outputs
+
+
+def export(exporter: str, spec: ModelSpec, weights: CanonicalWeights, path,
+           example_T: int = EXAMPLE_T) -> Exported:  # fmt: skip
+    if exporter not in EXPORTERS:
+        raise ValueError(f"unknown exporter {exporter!r}: allowed {', '.join(EXPORTERS)}")
+    import onnx
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    model, io_spec = _EXPORT[exporter](spec, weights, path, example_T)
+    seconds = time.perf_counter() - start
+    io_spec["outputs"] = sorted(o.name for o in model.graph.output)
+    expected = sorted(output_roles(spec))
+    if io_spec["outputs"] != expected:
+        raise NotSupported(f"{exporter} gave outputs {io_spec['outputs']}, expected {expected}")
+    del model.metadata_props[:]
+    onnx.helper.set_model_props(model, {IO_KEY: json.dumps(io_spec), "rnnbench.exporter": exporter,
+                                        "rnnbench.spec": spec.to_json()})  # fmt: skip
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, path)
+    return Exported(exporter, path, seconds, io_spec)
+
+
+def _direct(spec, weights, path, example_T):
+    from backends.onnx_direct import build_direct_model
+
+    io_spec = {"x": "x", "x_layout": "batch_major" if spec.batch_first else "time_major",
+               "seq_lens": "seq_lens", "state_layout": "stacked",
+               "states": ["h0"] + (["c0"] if spec.cell is Cell.LSTM else [])}  # fmt: skip
+    return build_direct_model(spec, weights, with_lens=True), io_spec
+
+
+def _torch(dynamo: bool):
+    def run(spec, weights, path, example_T):
+        import onnx
+        import torch
+
+        from backends.torch_backend import PreparedTorch
+
+        prepared = PreparedTorch(spec, weights, "cpu")
+        states = ["h0"] + (["c0"] if spec.cell is Cell.LSTM else [])
+        wrapper = _TorchExportWrapper(prepared.model)
+        shape_x = (EXAMPLE_B, example_T) if spec.batch_first else (example_T, EXAMPLE_B)
+        x = torch.zeros(*shape_x, spec.input_size, dtype=prepared.dtype)
+        h = torch.zeros(spec.num_layers * spec.num_directions, EXAMPLE_B, spec.hidden_size,
+                        dtype=prepared.dtype)  # fmt: skip
+        args = (x, h) + ((h.clone(),) if spec.cell is Cell.LSTM else ())
+        t_axis, b_axis = (1, 0) if spec.batch_first else (0, 1)
+        kwargs = {"input_names": ["x", *states], "output_names": output_roles(spec),
+                  "dynamo": dynamo}  # fmt: skip
+        if dynamo:
+            T, B = torch.export.Dim("T"), torch.export.Dim("B")
+            kwargs["dynamic_shapes"] = ({t_axis: T, b_axis: B},) + ({1: B},) * len(states)
+        else:
+            kwargs["dynamic_axes"] = {"x": {t_axis: "T", b_axis: "B"},
+                                      **{s: {1: "B"} for s in states}}  # fmt: skip
+            kwargs["opset_version"] = 17
+        with _quiet_torch_export():
+            torch.onnx.export(wrapper, args, str(path), **kwargs)
+        io_spec = {"x": "x", "x_layout": "batch_major" if spec.batch_first else "time_major",
+                   "seq_lens": None, "state_layout": "stacked", "states": states}  # fmt: skip
+        return onnx.load(str(path)), io_spec
+
+    return run
+
+
+class _TorchExportWrapper:
+    """Module wrapper whose forward takes (x, h0[, c0]) and returns the present outputs."""
+
+    def __new__(cls, model):
+        import torch
+
+        class Wrapper(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.model = model
+
+            def forward(self, x, h0, c0=None):
+                return tuple(t for t in self.model(x, None, h0, c0) if t is not None)
+
+        return Wrapper()
+
+
+@contextlib.contextmanager
+def _quiet_torch_export():
+    """torch.onnx prints progress and warns about torchvision; keep the user's terminal clean."""
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "onnxscript")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def _tf2onnx(spec, weights, path, example_T):
+    from backends import tf_backend
+    from harness.quiet import native_stderr_captured
+
+    with native_stderr_captured():
+        import tf2onnx
+
+    logging.getLogger("tf2onnx").setLevel(logging.ERROR)
+    tf = tf_backend.tf
+    model, rnn_layers = tf_backend.build_keras_model(spec, with_mask=False, with_state=True)
+    tf_backend.set_canonical_weights(model, rnn_layers, weights)
+    signature = [tf.TensorSpec(i.shape, i.dtype, name=i.name) for i in model.inputs]
+    with _quiet_torch_export(), native_stderr_captured():
+        proto, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=17)
+    # Keras flattens a dict of outputs in sorted key order: c_n, h_n, head, y.
+    keys = sorted(model.output.keys()) if isinstance(model.output, dict) else None
+    if keys is None or len(keys) != len(proto.graph.output):
+        raise NotSupported(f"tf2onnx gave {len(proto.graph.output)} outputs for {keys}")
+    names = {key: out.name for key, out in zip(keys, proto.graph.output, strict=True)}
+    for key, old in names.items():
+        _rename_tensor(proto, old, key)
+    io_spec = {"x": "x", "x_layout": "batch_major", "seq_lens": None, "state_layout": "split",
+               "states": [i.name for i in model.inputs[1:]]}  # fmt: skip
+    return proto, io_spec
+
+
+def _rename_tensor(model, old: str, new: str) -> None:
+    for node in model.graph.node:
+        node.input[:] = [new if n == old else n for n in node.input]
+        node.output[:] = [new if n == old else n for n in node.output]
+    for value in model.graph.output:
+        if value.name == old:
+            value.name = new
+
+
+_EXPORT = {"direct": _direct, "torchscript": _torch(False), "dynamo": _torch(True),
+           "tf2onnx": _tf2onnx}  # fmt: skip
+
+
+def load_io(path) -> dict:
+    """The I/O description an rnnbench export carries."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    props = {p.key: p.value for p in model.metadata_props}
+    if IO_KEY not in props:
+        raise NotSupported(f"{path} was not exported by rnnbench (no {IO_KEY} metadata)")
+    return json.loads(props[IO_KEY])
+
+
+def output_roles(spec: ModelSpec) -> list[str]:
+    roles = ["y", "h_n"] + (["c_n"] if spec.cell is Cell.LSTM else [])
+    return roles + (["head"] if spec.head is not None else [])

@@ -1,0 +1,140 @@
+"""ONNX Runtime: runs a model exported by one of the export paths, on one execution provider.
+
+The provider actually used is checked, never assumed: a session whose first provider is not
+the one asked for (ONNX Runtime falls back to CPU silently) is refused. Inference only.
+The export happens at the first forward, once the case shows what it needs, and is kept in a
+temporary folder for this prepared model's life.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import tempfile
+
+import numpy as np
+
+from backends.numpy_ref import Outputs
+from harness.onnx_audit import audit
+from harness.protocol import NotSupported
+from harness.spec import Cell, ModelSpec
+from harness.weights import CanonicalWeights
+
+PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
+             "tensorrt": "TensorrtExecutionProvider"}  # fmt: skip
+EXPORTER_NEEDS = {"direct": (), "torchscript": ("torch",), "dynamo": ("torch", "onnxscript"),
+                  "tf2onnx": ("tensorflow", "tf2onnx")}  # fmt: skip
+
+
+class OrtBackend:
+    def __init__(self, exporter: str = "direct", provider: str = "cpu", threads: int | None = None,
+                 optimization: str = "ORT_ENABLE_ALL"):  # fmt: skip
+        self.exporter, self.provider, self.threads = exporter, provider, threads
+        self.optimization = optimization
+        self.name = f"ort-{exporter}-{provider}"
+
+    def unavailable_reason(self) -> str | None:
+        import onnxruntime as ort
+
+        for module in EXPORTER_NEEDS[self.exporter]:
+            if importlib.util.find_spec(module) is None:
+                return f"the {self.exporter} export path needs {module}, which is not installed"
+        available = ort.get_available_providers()
+        if PROVIDERS[self.provider] not in available:
+            hint = (
+                " (install onnxruntime-gpu instead of onnxruntime)"
+                if self.provider != "cpu"
+                else ""
+            )
+            return f"onnxruntime {ort.__version__} has no {PROVIDERS[self.provider]}{hint}"
+        return None
+
+    def build(self, spec: ModelSpec, weights: CanonicalWeights) -> PreparedOrt:
+        return PreparedOrt(spec, weights, self)
+
+
+class PreparedOrt:
+    def __init__(self, spec: ModelSpec, weights: CanonicalWeights, backend: OrtBackend):
+        self.spec, self.weights, self.backend = spec, weights, backend
+        self.session, self.io, self.audit = None, None, None
+        self._folder, self._session_T = None, None  # _session_T: the only T it accepts, if any
+
+    def _ensure_session(self, T: int):
+        """Export, audit and open a session. An export that baked in a static T other than
+        this input's is recorded as such, then redone at this T so its numbers still count."""
+        if self.session is not None and self._session_T in (None, T):
+            return
+        import onnxruntime as ort
+
+        from backends.onnx_export import EXAMPLE_T, export
+
+        b = self.backend
+        self._folder = self._folder or tempfile.TemporaryDirectory(prefix="rnnbench-onnx-")
+        path = os.path.join(self._folder.name, f"{b.exporter}_{self.spec.cell.value}.onnx")
+        exported = export(b.exporter, self.spec, self.weights, path)
+        self.io, self.audit = exported.io, audit(path, b.exporter, exported.seconds)
+        self.audit["dynamic_shapes_checked"] = self.audit["static_T"] is None and T != EXAMPLE_T
+        self._session_T = self.audit["static_T"]
+        if self._session_T not in (None, T):
+            export(b.exporter, self.spec, self.weights, path, example_T=T)
+            self.audit["reexported_at_T"] = self._session_T = T
+        options = ort.SessionOptions()
+        options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, b.optimization)
+        if b.threads:
+            options.intra_op_num_threads = b.threads
+        try:
+            session = ort.InferenceSession(path, options, providers=[PROVIDERS[b.provider]])
+        except Exception as exc:  # e.g. NOT_IMPLEMENTED: no float64 kernel for LSTM
+            raise NotSupported(f"onnxruntime cannot load the {b.exporter} export: "
+                               f"{str(exc).splitlines()[0][:200]}") from None  # fmt: skip
+        used = session.get_providers()[0]
+        if used != PROVIDERS[b.provider]:
+            raise NotSupported(
+                f"onnxruntime fell back to {used} instead of {PROVIDERS[b.provider]}"
+            )
+        self.session = session
+        self.audit.update(provider=used, intra_op_threads=options.intra_op_num_threads,
+                          optimization=b.optimization)  # fmt: skip
+
+    def forward(self, x, seq_lens=None, h0=None, c0=None) -> Outputs:
+        spec, exporter = self.spec, self.backend.exporter
+        if seq_lens is not None and exporter != "direct":
+            raise NotSupported(f"the {exporter} export has no sequence_lens input "
+                               "(only the direct builder writes one)")  # fmt: skip
+        x = np.asarray(x, dtype=spec.dtype)
+        self._ensure_session(x.shape[1 if spec.batch_first else 0])
+        try:
+            return self._run(x, seq_lens, h0, c0)
+        except Exception as exc:
+            if "does not support double" in str(exc):  # ORT's LSTM kernel is float32 only
+                raise NotSupported(
+                    f"onnxruntime: {str(exc).split('Status Message: ')[-1]}"
+                ) from None
+            raise
+
+    def _run(self, x, seq_lens, h0, c0) -> Outputs:
+        spec, io = self.spec, self.io
+        B = x.shape[0 if spec.batch_first else 1]
+        convert = (io["x_layout"] == "batch_major") != spec.batch_first
+        feed = {io["x"]: x.transpose(1, 0, 2) if convert else x}
+        if io["seq_lens"]:
+            lens = (
+                np.full(B, x.shape[1 if spec.batch_first else 0]) if seq_lens is None else seq_lens
+            )
+            feed[io["seq_lens"]] = np.asarray(lens, dtype=np.int32)
+        shape = (spec.num_layers * spec.num_directions, B, spec.hidden_size)
+        states = [np.zeros(shape, spec.dtype) if s is None else np.asarray(s, spec.dtype)
+                  for s in ([h0, c0] if spec.cell is Cell.LSTM else [h0])]  # fmt: skip
+        if io["state_layout"] == "stacked":
+            feed.update(zip(io["states"], states, strict=True))
+        else:  # one [B, H] input per layer and direction, h before c
+            split = [s[row] for row in range(shape[0]) for s in states]
+            feed.update(zip(io["states"], split, strict=True))
+        names = [o.name for o in self.session.get_outputs()]
+        out = dict(zip(names, self.session.run(None, feed), strict=True))
+        if convert:
+            out["y"] = out["y"].transpose(1, 0, 2)
+        return Outputs(**out)
+
+    def grad(self, x, cotangents, seq_lens=None, h0=None, c0=None) -> dict:
+        raise NotSupported("ONNX Runtime runs inference only: no gradients")
