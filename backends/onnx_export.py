@@ -58,7 +58,8 @@ def export(exporter: str, spec: ModelSpec, weights: CanonicalWeights, path,
     onnx.helper.set_model_props(model, {IO_KEY: json.dumps(io_spec), "rnnbench.exporter": exporter,
                                         "rnnbench.spec": spec.to_json()})  # fmt: skip
     onnx.checker.check_model(model, full_check=True)
-    onnx.save(model, path)
+    onnx.save(model, path)  # weights inline: one self-contained file
+    Path(f"{path}.data").unlink(missing_ok=True)  # the dynamo exporter's external data
     return Exported(exporter, path, seconds, io_spec)
 
 

@@ -167,12 +167,65 @@ def run_speed(args) -> int:
     return 0
 
 
+def _export_parser(sub) -> None:
+    p = sub.add_parser("export", help="export to ONNX by every path and audit the graphs")
+    p.add_argument("--spec", help="a model spec (.toml/.json); else --cell and sizes")
+    p.add_argument("--cell", default="lstm", choices=[c.value for c in Cell])
+    p.add_argument("--input-size", type=int, default=8)
+    p.add_argument("--hidden-size", type=int, default=32)
+    p.add_argument("--layers", type=int, default=1)
+    p.add_argument("--bidirectional", action="store_true")
+    p.add_argument("--weights", help="canonical weights (.npz); else seeded init")
+    p.add_argument("--exporters", default="direct,torchscript,dynamo,tf2onnx")
+    p.add_argument("--out", required=True, help="folder for the .onnx files and audit.json")
+    p.set_defaults(run=run_export)
+
+
+def run_export(args) -> int:
+    import json
+    from pathlib import Path
+
+    from backends.onnx_export import EXPORTERS, export
+    from harness.atomic import write_text_atomic
+    from harness.matrix import describe_error
+    from harness.onnx_audit import audit, format_audit
+    from harness.spec import ModelSpec
+    from harness.weights import init_weights, load_weights
+
+    exporters = _names(args.exporters, EXPORTERS, "exporter")
+    spec = load_spec(args.spec) if args.spec else ModelSpec(
+        args.cell, args.input_size, args.hidden_size, num_layers=args.layers,
+        bidirectional=args.bidirectional)  # fmt: skip
+    weights = load_weights(args.weights, spec) if args.weights else init_weights(spec)
+    rows, failed = [], []
+    for exporter in exporters:
+        path = Path(args.out) / f"{exporter}_{spec.cell.value}.onnx"
+        try:
+            exported = export(exporter, spec, weights, path)
+        except Exception as exc:  # one exporter failing does not stop the others
+            failed.append(f"{exporter}: {describe_error(exc)}")
+            continue
+        rows.append({**audit(path, exporter, exported.seconds), "cell": spec.cell.value,
+                     "config": _config(spec)})  # fmt: skip
+    print(format_audit(rows))
+    write_text_atomic(Path(args.out) / "audit.json", json.dumps(
+        {"spec": spec.to_dict(), "audit": rows, "failed": failed}, indent=1) + "\n")  # fmt: skip
+    for line in failed:
+        print(f"FAIL export {line}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _config(spec) -> str:
+    return f"L{spec.num_layers} {'bi' if spec.bidirectional else 'uni'}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rnnbench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _parity_parser(sub)
     _growth_parser(sub)
     _speed_parser(sub)
+    _export_parser(sub)
     return parser
 
 
