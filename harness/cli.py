@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from harness import registry
+from harness.protocol import NotSupported
 from harness.spec import Cell, SpecError, load_spec
 from harness.weights import WeightsError
 
@@ -33,6 +35,8 @@ def _parity_parser(sub) -> None:
     p.add_argument("--dtype", default="both", choices=("float32", "float64", "both"))
     p.add_argument("--spec", help="a model spec (.toml/.json) instead of the default matrix")
     p.add_argument("--weights", help="canonical weights (.npz) for --spec")
+    p.add_argument("--onnx", help="your ONNX file (native RNN/LSTM/GRU nodes): check it as ONNX "
+                   "Runtime runs it, and every backend on its weights")  # fmt: skip
     p.add_argument("--no-training", action="store_true", help="skip the training trajectories")
     p.add_argument("--json", help="write the full record here (atomically)")
     p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
@@ -46,7 +50,7 @@ def run_parity(args) -> int:
     dtypes = ("float32", "float64") if args.dtype == "both" else (args.dtype,)
     backends = _names(args.backends, registry.BACKENDS, "backend")
     cases = _cases(args, dtypes)
-    results, started = [], time.perf_counter()
+    results, started = _onnx_file_results(args), time.perf_counter()
     for n, case in enumerate(cases, 1):
         _progress(f"[{n}/{len(cases)}] {case.id}")
         results += matrix.run_case(case, backends)
@@ -83,10 +87,36 @@ def run_parity(args) -> int:
     return 1 if bad else 0
 
 
+def _onnx_file_results(args) -> list:
+    """The user's file itself, run by ONNX Runtime, against the reference on its weights."""
+    if not args.onnx:
+        return []
+    from harness.matrix import BackendResult
+    from harness.onnx_import import check_file
+
+    comparisons = check_file(args.onnx, args.imported)
+    matched = [c for c in comparisons if "matches no reference" not in c.message]
+    status = "passed" if matched and all(c.passed for c in matched) else "failed"
+    case = f"{args.imported.spec.cell.value}-file-{args.imported.spec.dtype}"
+    return [BackendResult("onnx-file", case, status, str(args.onnx), comparisons)]
+
+
 def _cases(args, dtypes):
     from harness.matrix import ParityCase, default_cases
 
     cells = _names(args.cells, [c.value for c in Cell], "cell")
+    if args.onnx:
+        import tempfile
+
+        from harness.onnx_import import read_onnx
+        from harness.weights import save_weights
+
+        args.imported = read_onnx(args.onnx)
+        args.weights = str(Path(tempfile.mkdtemp(prefix="rnnbench-")) / "imported.npz")
+        save_weights(args.imported.weights, args.weights)
+        spec = args.imported.spec
+        return [ParityCase(spec.replace(dtype=d), with_lens=lens, weights_file=args.weights)
+                for d in dtypes for lens in (False, True)]  # fmt: skip
     if not args.spec:
         if args.weights:
             raise UsageError("--weights needs --spec: the spec says what the weights are")
@@ -233,7 +263,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (UsageError, SpecError, WeightsError, registry.UnknownBackend) as exc:
+    except (UsageError, SpecError, WeightsError, registry.UnknownBackend, NotSupported) as exc:
         print(f"rnnbench: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `rnnbench parity | head`

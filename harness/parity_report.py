@@ -17,6 +17,8 @@ def quantity_group(quantity: str) -> str:
         return "grad inputs"
     if quantity.startswith("grad:"):
         return "grad weights"
+    if quantity.startswith("file:"):
+        return "file outputs"
     return quantity
 
 
@@ -41,7 +43,7 @@ def summarize(results: Iterable[BackendResult]) -> list[dict[str, Any]]:
             if not c.passed:
                 row["status"], row["reason"] = "FAILED", f"{result.case}: {c.message}"
     backends = list(dict.fromkeys(key[0] for key in rows))
-    order = ("y", "h_n", "c_n", "head", "grad weights", "grad inputs", "-")
+    order = ("file outputs", "y", "h_n", "c_n", "head", "grad weights", "grad inputs", "-")
     ranked = sorted(rows, key=lambda k: (backends.index(k[0]), k[1], k[2], order.index(k[3])))
     return [rows[key] for key in ranked]
 
