@@ -1,0 +1,117 @@
+"""Bring your own ONNX model: files from every exporter read back into canonical weights and
+checked; what cannot be read is named."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from harness import registry
+from harness.protocol import NotSupported
+from harness.spec import Head, ModelSpec
+from harness.weights import init_weights
+
+onnx = pytest.importorskip("onnx", reason="onnx is not installed (pip install 'rnnbench[onnx]')")
+pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
+
+from backends.onnx_direct import build_direct_model  # noqa: E402
+from backends.onnx_export import export  # noqa: E402
+from harness.onnx_import import check_file, read_onnx  # noqa: E402
+
+SPEC = ModelSpec("lstm", 3, 5, num_layers=2, bidirectional=True, head=Head(4, "softmax"))
+
+
+@pytest.mark.parametrize("exporter", ["direct", "torchscript", "dynamo", "tf2onnx"])
+def test_exported_files_read_back_and_check(exporter, tmp_path):
+    reason = registry.unavailable_reason(f"ort-{exporter}-cpu")
+    if reason:
+        pytest.skip(reason)
+    weights = init_weights(SPEC, seed=8)
+    path = export(exporter, SPEC, weights, tmp_path / "m.onnx").path
+    imported = read_onnx(path)
+    spec = imported.spec
+    assert (spec.cell, spec.input_size, spec.hidden_size, spec.num_layers, spec.bidirectional) == (
+        SPEC.cell, 3, 5, 2, True)  # fmt: skip
+    assert spec.head == SPEC.head and imported.batch_major == (exporter == "tf2onnx")
+    for name in weights:
+        got, want = imported.weights[name], weights[name]
+        if name.endswith("b") and name.startswith("l") and exporter == "tf2onnx":
+            continue  # Keras keeps Wb + Rb as one bias: compared as a sum below
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-7, err_msg=name)
+    for layer in range(2):
+        total = imported.weights[f"l{layer}.Wb"] + imported.weights[f"l{layer}.Rb"]
+        np.testing.assert_allclose(total, weights[f"l{layer}.Wb"] + weights[f"l{layer}.Rb"],
+                                   atol=1e-6)  # fmt: skip
+    results = check_file(path, imported)
+    matched = [r for r in results if "matches no reference" not in r.message]
+    assert matched and all(r.passed for r in matched), [r.message for r in matched]
+
+
+def _direct_file(tmp_path, spec, mutate):
+    model = build_direct_model(spec, init_weights(spec, seed=1))
+    node = next(n for n in model.graph.node if n.op_type in ("RNN", "LSTM", "GRU"))
+    mutate(model, node)
+    path = tmp_path / "bad.onnx"
+    onnx.save(model, path)
+    return path
+
+
+def _set(name, value):
+    def mutate(model, node):
+        for attr in node.attribute:
+            if attr.name == name:
+                node.attribute.remove(attr)
+        node.attribute.append(onnx.helper.make_attribute(name, value))
+
+    return mutate
+
+
+def _add_peepholes(model, node):
+    H = 5
+    model.graph.initializer.append(onnx.numpy_helper.from_array(
+        np.zeros((1, 3 * H), np.float32), "P"))  # fmt: skip
+    node.input.extend([""] * (7 - len(node.input)) + ["P"])
+
+
+@pytest.mark.parametrize(
+    "cell,mutate,message",
+    [
+        ("gru", _set("linear_before_reset", 0), "linear_before_reset=0"),
+        ("lstm", _set("layout", 1), "layout=1"),
+        ("rnn", _set("direction", "reverse"), "reverse only"),
+        ("rnn", _set("activations", ["Relu"]), r"activations \['Relu'\]"),
+        ("lstm", _set("clip", 3.0), "sets clip"),
+        ("lstm", _add_peepholes, "peepholes"),
+    ],
+)
+def test_unsupported_files_are_named(cell, mutate, message, tmp_path):
+    path = _direct_file(tmp_path, ModelSpec(cell, 3, 5), mutate)
+    with pytest.raises(NotSupported, match=message):
+        read_onnx(path)
+
+
+def test_loop_form_and_garbage_are_refused(tmp_path, capsys):
+    from harness.cli import main
+
+    garbage = tmp_path / "x.onnx"
+    garbage.write_bytes(b"not a model")
+    assert main(["parity", "--onnx", str(garbage)]) == 2
+    assert "is not a readable ONNX model" in capsys.readouterr().err
+    if registry.unavailable_reason("ort-tf2onnx-cpu"):
+        pytest.skip(registry.unavailable_reason("ort-tf2onnx-cpu"))
+    path = export("tf2onnx", ModelSpec("gru", 3, 5), init_weights(ModelSpec("gru", 3, 5)),
+                  tmp_path / "gru.onnx").path  # fmt: skip
+    with pytest.raises(NotSupported, match="its recurrence is a Loop"):
+        read_onnx(path)
+
+
+def test_parity_cli_on_a_users_file(tmp_path, capsys):
+    from harness.cli import main
+
+    path = tmp_path / "model.onnx"
+    onnx.save(build_direct_model(SPEC, init_weights(SPEC, seed=3)), path)
+    code = main(["parity", "--onnx", str(path), "--backends", "numpy,torch-cpu",
+                 "--dtype", "float32", "--no-training"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "onnx-file" in out and "file outputs" in out
