@@ -57,6 +57,12 @@ def run_parity(args) -> int:
     _progress("")
     training = [] if args.no_training else _training(args, dtypes, backends)
     print(parity_report.format_table(parity_report.summarize(results), markdown=args.markdown))
+    audits = parity_report.audit_rows(results)
+    if audits:
+        from harness.onnx_audit import format_audit
+
+        print("\nONNX export forms:")
+        print(format_audit(audits, markdown=args.markdown))
     if training:
         from harness.training import format_trajectories
 

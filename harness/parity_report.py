@@ -81,6 +81,18 @@ def format_table(rows: list[dict[str, Any]], markdown: bool = False) -> str:
     return "\n".join([fmt(header), fmt(["-" * w for w in widths])] + [fmt(b) for b in body])
 
 
+def audit_rows(results: Iterable[BackendResult]) -> list[dict[str, Any]]:
+    """One export-form audit per (exporter, cell, layers, directions), float32 first."""
+    rows: dict[tuple, dict[str, Any]] = {}
+    for r in sorted(results, key=lambda r: not r.case.endswith("float32")):
+        if not r.audit:
+            continue
+        cell, layers, directions = r.case.split("-")[:3]
+        key = (r.audit["exporter"], cell, layers, directions)
+        rows.setdefault(key, {**r.audit, "cell": cell, "config": f"{layers} {directions}"})
+    return [rows[k] for k in sorted(rows)]
+
+
 def failures(results: Iterable[BackendResult]) -> list[str]:
     """One line per failed comparison or broken backend, naming tensor, index and values."""
     lines = []
@@ -110,6 +122,14 @@ def format_markdown(results, training, skipped, failed_lines) -> str:
         "of its tolerance.", "",
         format_table(summarize(results), markdown=True), "",
     ]  # fmt: skip
+    audits = audit_rows(results)
+    if audits:
+        from harness.onnx_audit import format_audit
+
+        parts += ["## ONNX export forms", "", "As exported for these cases (example T=5, B=2); "
+                  "`static (5)` means the exporter baked T into the graph, and the case was "
+                  "re-exported at its own T to check the numbers.", "",
+                  format_audit(audits, markdown=True), ""]  # fmt: skip
     if training:
         parts += ["## Training trajectories (20 SGD steps, clipped)", "", "```",
                   format_trajectories(training), "```", ""]  # fmt: skip
