@@ -33,8 +33,13 @@ def test_backend_matches_reference(case, backend):
         c.message for c in result.comparisons if not c.passed
     )
     quantities = {c.quantity for c in result.comparisons}
-    assert {"y", "h_n", "grad:x", "grad:h0", "grad:l0.W", "grad:l0.R"} <= quantities
+    assert {"y", "h_n"} <= quantities
     assert ("c_n" in quantities) == (case.spec.cell.value == "lstm")
+    assert ("head" in quantities) == (case.spec.head is not None)
+    if backend.startswith("ort-"):  # ONNX Runtime is inference only, and says so
+        assert result.reason.startswith("forward only") and result.audit["checker"] == "ok"
+        return
+    assert {"grad:x", "grad:h0", "grad:l0.W", "grad:l0.R"} <= quantities
     assert ("grad:head.W" in quantities) == (case.spec.head is not None)
 
 
