@@ -79,6 +79,7 @@ class PreparedOrt:
             export(b.exporter, self.spec, self.weights, path, example_T=T)
             self.audit["reexported_at_T"] = self._session_T = T
         options = ort.SessionOptions()
+        options.log_severity_level = 4  # its kernel errors come back as NotSupported reasons
         options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, b.optimization)
         if b.threads:
             options.intra_op_num_threads = b.threads
