@@ -90,6 +90,9 @@ def run_parity(args) -> int:
     checked = sum(r.status in ("passed", "failed") for r in results)
     print(f"{checked - len({(r.backend, r.case) for r in results if r.status == 'failed'})} "
           f"of {checked} backend x case checks passed, {len(bad)} failures")  # fmt: skip
+    if checked == 0:
+        print("FAIL nothing was compared: every backend was skipped", file=sys.stderr)
+        return 1
     return 1 if bad else 0
 
 

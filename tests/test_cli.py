@@ -94,3 +94,13 @@ def test_error_growth_table(tmp_path, capsys):
     # float32 rounding is ~1e-7 at one step; a chaotic SimpleRNN (gain 4) amplifies it to O(1).
     assert by_T[1] < 1e-6
     assert by_T[1000] > 1e-2
+
+
+def test_a_run_that_compares_nothing_fails(capsys):
+    from harness import registry
+
+    if not registry.unavailable_reason("ort-direct-tensorrt"):
+        pytest.skip("this machine has ONNX Runtime's TensorRT provider")
+    assert main(["parity", "--cells", "rnn", "--backends", "ort-direct-tensorrt",
+                 "--no-training"]) == 1  # fmt: skip
+    assert "nothing was compared" in capsys.readouterr().err
