@@ -5,6 +5,8 @@ and described the same way (metadata "rnnbench.io"), so that one runner serves t
     torchscript  torch.onnx.export(dynamo=False) of the PyTorch backend's module
     dynamo       torch.onnx.export(dynamo=True); unrolls nn.RNN into per-step nodes (static T)
     tf2onnx      tf2onnx.convert.from_keras of the Keras backend's functional model
+    keras        Keras' own model.export(format="onnx"): tf2onnx.convert.from_function under
+                 the TensorFlow backend, the same graph as tf2onnx; it names outputs by key
 
 Outputs are renamed y, h_n, c_n, head after export. Inputs: x, then seq_lens (direct only: the
 torch and Keras paths cannot export per-sample lengths), then the initial states, stacked
@@ -26,7 +28,7 @@ from harness.protocol import NotSupported
 from harness.spec import Cell, ModelSpec
 from harness.weights import CanonicalWeights
 
-EXPORTERS = ("direct", "torchscript", "dynamo", "tf2onnx")
+EXPORTERS = ("direct", "torchscript", "dynamo", "tf2onnx", "keras")
 IO_KEY = "rnnbench.io"
 EXAMPLE_T, EXAMPLE_B = 5, 2  # deliberately unlike any case the model will run
 
@@ -165,6 +167,25 @@ def _tf2onnx(spec, weights, path, example_T):
     return proto, io_spec
 
 
+def _keras_own(spec, weights, path, example_T):
+    import numpy as np
+    import onnx
+
+    from backends import tf_backend
+    from harness.quiet import native_stderr_captured
+
+    model, rnn_layers = tf_backend.build_keras_model(spec, with_mask=False, with_state=True)
+    tf_backend.set_canonical_weights(model, rnn_layers, weights)
+    example = [np.zeros((EXAMPLE_B, example_T, spec.input_size), spec.dtype)] + [
+        np.zeros((EXAMPLE_B, spec.hidden_size), spec.dtype) for _ in model.inputs[1:]]  # fmt: skip
+    model(example)  # Keras exports only a model that has been called
+    with _quiet_torch_export(), native_stderr_captured():
+        model.export(str(path), format="onnx", verbose=False)
+    io_spec = {"x": "x", "x_layout": "batch_major", "seq_lens": None, "state_layout": "split",
+               "states": [i.name for i in model.inputs[1:]]}  # fmt: skip
+    return onnx.load(str(path)), io_spec
+
+
 def _rename_tensor(model, old: str, new: str) -> None:
     for node in model.graph.node:
         node.input[:] = [new if n == old else n for n in node.input]
@@ -175,7 +196,7 @@ def _rename_tensor(model, old: str, new: str) -> None:
 
 
 _EXPORT = {"direct": _direct, "torchscript": _torch(False), "dynamo": _torch(True),
-           "tf2onnx": _tf2onnx}  # fmt: skip
+           "tf2onnx": _tf2onnx, "keras": _keras_own}  # fmt: skip
 
 
 def load_io(path) -> dict:

@@ -22,8 +22,10 @@ from harness.weights import CanonicalWeights
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
              "tensorrt": "TensorrtExecutionProvider"}  # fmt: skip
-EXPORTER_NEEDS = {"direct": (), "torchscript": ("torch",), "dynamo": ("torch", "onnxscript"),
-                  "tf2onnx": ("tensorflow", "tf2onnx")}  # fmt: skip
+EXPORTER_NEEDS = {
+    "direct": (), "torchscript": ("torch",), "dynamo": ("torch", "onnxscript"),
+    "tf2onnx": ("tensorflow", "tf2onnx"), "keras": ("tensorflow", "tf2onnx"),
+}  # fmt: skip
 
 
 class OrtBackend:

@@ -40,7 +40,7 @@ for _mode in ("eager", "function", "xla"):
              mode=_mode)  # fmt: skip
 
 
-for _exporter in ("direct", "torchscript", "dynamo", "tf2onnx"):
+for _exporter in ("direct", "torchscript", "dynamo", "tf2onnx", "keras"):
     for _provider in ("cpu", "cuda", "tensorrt"):
         register(f"ort-{_exporter}-{_provider}", "backends.ort_backend:OrtBackend",
                  ["onnx", "onnxruntime"], "onnx",

@@ -28,6 +28,7 @@ EXPECTED_FORM = {
     ("dynamo", "rnn"): "unrolled", ("dynamo", "lstm"): "native LSTM",
     ("dynamo", "gru"): "native GRU",
     ("tf2onnx", "rnn"): "Loop", ("tf2onnx", "lstm"): "native LSTM", ("tf2onnx", "gru"): "Loop",
+    ("keras", "rnn"): "Loop", ("keras", "lstm"): "native LSTM", ("keras", "gru"): "Loop",
 }  # fmt: skip
 SPEC = {cell: ModelSpec(cell, 3, 6, num_layers=2, bidirectional=True, head=Head(4, "softmax"))
         for cell in ("rnn", "lstm", "gru")}  # fmt: skip
@@ -47,7 +48,7 @@ def _inputs(spec, T, B, seed=0):
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-@pytest.mark.parametrize("exporter", ["direct", "torchscript", "dynamo", "tf2onnx"])
+@pytest.mark.parametrize("exporter", ["direct", "torchscript", "dynamo", "tf2onnx", "keras"])
 def test_export_form_dynamic_shapes_and_parity(exporter, cell, tmp_path):
     _skip_unless(exporter)
     spec, weights = SPEC[cell], init_weights(SPEC[cell], seed=2)

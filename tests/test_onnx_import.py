@@ -21,7 +21,7 @@ from harness.onnx_import import check_file, read_onnx  # noqa: E402
 SPEC = ModelSpec("lstm", 3, 5, num_layers=2, bidirectional=True, head=Head(4, "softmax"))
 
 
-@pytest.mark.parametrize("exporter", ["direct", "torchscript", "dynamo", "tf2onnx"])
+@pytest.mark.parametrize("exporter", ["direct", "torchscript", "dynamo", "tf2onnx", "keras"])
 def test_exported_files_read_back_and_check(exporter, tmp_path):
     reason = registry.unavailable_reason(f"ort-{exporter}-cpu")
     if reason:
@@ -32,10 +32,11 @@ def test_exported_files_read_back_and_check(exporter, tmp_path):
     spec = imported.spec
     assert (spec.cell, spec.input_size, spec.hidden_size, spec.num_layers, spec.bidirectional) == (
         SPEC.cell, 3, 5, 2, True)  # fmt: skip
-    assert spec.head == SPEC.head and imported.batch_major == (exporter == "tf2onnx")
+    keras_made = exporter in ("tf2onnx", "keras")
+    assert spec.head == SPEC.head and imported.batch_major == keras_made
     for name in weights:
         got, want = imported.weights[name], weights[name]
-        if name.endswith("b") and name.startswith("l") and exporter == "tf2onnx":
+        if name.endswith("b") and name.startswith("l") and keras_made:
             continue  # Keras keeps Wb + Rb as one bias: compared as a sum below
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-7, err_msg=name)
     for layer in range(2):
