@@ -76,8 +76,6 @@ def run_parity(args) -> int:
              "training": [t.as_dict() for t in training]}  # fmt: skip
     json_paths = [args.json] if args.json else []
     if args.report:
-        from pathlib import Path
-
         json_paths.append(str(Path(args.report) / "parity.json"))
         markdown = parity_report.format_markdown(results, training, skipped, bad)
         parity_report.write_text_atomic(Path(args.report) / "parity.md", markdown)
@@ -111,7 +109,8 @@ def _onnx_file_results(args) -> list:
 
 
 def _cases(args, dtypes):
-    from harness.matrix import ParityCase, default_cases
+    """The default matrix, or one model from a spec file (+ weights) or a user's ONNX file."""
+    from harness.matrix import default_cases
 
     cells = _names(args.cells, [c.value for c in Cell], "cell")
     if args.onnx:
@@ -121,23 +120,26 @@ def _cases(args, dtypes):
         from harness.weights import save_weights
 
         args.imported = read_onnx(args.onnx)
-        args.weights = str(Path(tempfile.mkdtemp(prefix="rnnbench-")) / "imported.npz")
-        save_weights(args.imported.weights, args.weights)
-        spec = args.imported.spec
-        return [ParityCase(spec.replace(dtype=d), with_lens=lens, weights_file=args.weights)
-                for d in dtypes for lens in (False, True)]  # fmt: skip
-    if not args.spec:
-        if args.weights:
-            raise UsageError("--weights needs --spec: the spec says what the weights are")
-        return default_cases(cells, dtypes)
-    spec = load_spec(args.spec)
+        weights = str(Path(tempfile.mkdtemp(prefix="rnnbench-")) / "imported.npz")
+        save_weights(args.imported.weights, weights)
+        return _model_cases(args.imported.spec, weights, dtypes)
+    if args.spec:
+        return _model_cases(load_spec(args.spec), args.weights, dtypes)
     if args.weights:
-        from harness.weights import load_weights
+        raise UsageError("--weights needs --spec: the spec says what the weights are")
+    return default_cases(cells, dtypes)
 
-        load_weights(args.weights, spec.replace(dtype="float32"))  # refuse a mismatch early
-    return [
-        ParityCase(spec.replace(dtype=d), with_lens=lens) for d in dtypes for lens in (False, True)
-    ]
+
+def _model_cases(spec, weights_file, dtypes):
+    """One model in each dtype, with and without sequence_lens; weights that do not fit the
+    spec are refused before anything runs."""
+    from harness.matrix import ParityCase, case_data
+
+    cases = [ParityCase(spec.replace(dtype=d), with_lens=lens, weights_file=weights_file)
+             for d in dtypes for lens in (False, True)]  # fmt: skip
+    if weights_file:
+        case_data(cases[0])
+    return cases
 
 
 def _training(args, dtypes, backends):

@@ -81,6 +81,13 @@ def test_spec_and_weights_files_drive_the_check(tmp_path, capsys):
     save_weights(init_weights(spec, seed=11), tmp_path / "w.npz")
     argv = ["parity", "--spec", str(tmp_path / "m.toml"), "--weights", str(tmp_path / "w.npz")]
     assert main([*argv, "--backends", "numpy,torch-cpu", "--no-training"]) == 0
+    # the cases run on the file's weights, not on a seeded init
+    from harness.cli import _cases, build_parser
+    from harness.matrix import case_data
+
+    cases = _cases(build_parser().parse_args(argv), ("float32",))
+    used, _ = case_data(cases[0])
+    assert used.astype("float32").digest() == init_weights(spec, seed=11).digest()
     # 2 dtypes x {with, without sequence_lens} x 2 backends
     assert "8 of 8 backend x case checks passed" in capsys.readouterr().out
 
