@@ -150,8 +150,7 @@ def _tf2onnx(spec, weights, path, example_T):
 
     logging.getLogger("tf2onnx").setLevel(logging.ERROR)
     tf = tf_backend.tf
-    model, rnn_layers = tf_backend.build_keras_model(spec, with_mask=False, with_state=True)
-    tf_backend.set_canonical_weights(model, rnn_layers, weights)
+    model, io_spec = _keras_model(spec, weights)
     signature = [tf.TensorSpec(i.shape, i.dtype, name=i.name) for i in model.inputs]
     with _quiet_torch_export(), native_stderr_captured():
         proto, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=17)
@@ -162,8 +161,6 @@ def _tf2onnx(spec, weights, path, example_T):
     names = {key: out.name for key, out in zip(keys, proto.graph.output, strict=True)}
     for key, old in names.items():
         _rename_tensor(proto, old, key)
-    io_spec = {"x": "x", "x_layout": "batch_major", "seq_lens": None, "state_layout": "split",
-               "states": [i.name for i in model.inputs[1:]]}  # fmt: skip
     return proto, io_spec
 
 
@@ -171,19 +168,27 @@ def _keras_own(spec, weights, path, example_T):
     import numpy as np
     import onnx
 
-    from backends import tf_backend
     from harness.quiet import native_stderr_captured
 
-    model, rnn_layers = tf_backend.build_keras_model(spec, with_mask=False, with_state=True)
-    tf_backend.set_canonical_weights(model, rnn_layers, weights)
+    model, io_spec = _keras_model(spec, weights)
     example = [np.zeros((EXAMPLE_B, example_T, spec.input_size), spec.dtype)] + [
         np.zeros((EXAMPLE_B, spec.hidden_size), spec.dtype) for _ in model.inputs[1:]]  # fmt: skip
     model(example)  # Keras exports only a model that has been called
     with _quiet_torch_export(), native_stderr_captured():
         model.export(str(path), format="onnx", verbose=False)
+    return onnx.load(str(path)), io_spec
+
+
+def _keras_model(spec, weights):
+    """The Keras backend's functional model with the canonical weights, and its I/O: batch-major
+    x, one [B, H] state input per layer and direction."""
+    from backends import tf_backend
+
+    model, rnn_layers = tf_backend.build_keras_model(spec, with_mask=False, with_state=True)
+    tf_backend.set_canonical_weights(model, rnn_layers, weights)
     io_spec = {"x": "x", "x_layout": "batch_major", "seq_lens": None, "state_layout": "split",
                "states": [i.name for i in model.inputs[1:]]}  # fmt: skip
-    return onnx.load(str(path)), io_spec
+    return model, io_spec
 
 
 def _rename_tensor(model, old: str, new: str) -> None:

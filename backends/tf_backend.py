@@ -173,6 +173,15 @@ def import_keras_model(model: keras.Model) -> tuple[ModelSpec, CanonicalWeights]
     )
 
 
+def trainable_variables(model, rnn_layers) -> tuple[list, list]:
+    """The RNN cells' [kernel, recurrent_kernel, bias] in (layer, direction) order, and the
+    head's [kernel, bias] (empty without a head)."""
+    rnn = [v for layer in rnn_layers for v in layer.cell.trainable_variables]
+    names = {layer.name for layer in model.layers}
+    head = [model.get_layer("head").kernel, model.get_layer("head").bias] if "head" in names else []
+    return rnn, head
+
+
 class KerasBackend:
     def __init__(self, mode: str = "eager"):
         if mode not in MODES:
@@ -200,9 +209,7 @@ class PreparedKeras:
         return self._variants[with_mask]
 
     def _compile(self, model, rnn_layers):
-        variables = [v for rnn in rnn_layers for v in rnn.cell.trainable_variables]
-        head = [model.get_layer("head").kernel, model.get_layer("head").bias] if (
-            self.spec.head is not None) else []  # fmt: skip
+        variables, head = trainable_variables(model, rnn_layers)
 
         def forward(inputs):
             return model(inputs, training=False)
@@ -281,8 +288,8 @@ class PreparedKeras:
         is v -= lr * g in the variable's dtype: keras.optimizers.SGD keeps its learning rate
         in a float32 variable, which puts a 1.5e-8 relative error into every float64 step."""
         model, rnn_layers, _, _ = self._variant(False)
-        variables = [v for rnn in rnn_layers for v in rnn.cell.trainable_variables]
-        variables += [model.get_layer("head").kernel, model.get_layer("head").bias]
+        rnn_variables, head_variables = trainable_variables(model, rnn_layers)
+        variables = rnn_variables + head_variables
 
         def step(inputs, y):
             with tf.GradientTape() as tape:
