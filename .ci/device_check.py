@@ -46,7 +46,7 @@ def probe(cell, B, T, I, H):
         x_t = torch.from_numpy(x).cuda()
 
         def run(prepared=prepared, x_t=x_t):
-            prepared.flags()
+            prepared.apply_tf32()
             with torch.inference_mode():
                 return prepared.model(x_t)
 

@@ -151,8 +151,8 @@ class TorchBackend:
 class PreparedTorch:
     def __init__(self, spec: ModelSpec, weights: CanonicalWeights, device: str, tf32=False):
         self.spec, self.device = spec, torch.device(device)
-        self.flags = lambda: set_cudnn_tf32(tf32)  # asserted again before every call
-        self.flags()
+        self.apply_tf32 = lambda: set_cudnn_tf32(tf32)  # asserted again before every call
+        self.apply_tf32()
         self.dtype = getattr(torch, spec.dtype)
         self.model = RecurrentModel(spec).to(device=self.device, dtype=self.dtype)
         arrays = to_torch_state_dict(weights)
@@ -172,7 +172,7 @@ class PreparedTorch:
         )
 
     def forward(self, x, seq_lens=None, h0=None, c0=None) -> Outputs:
-        self.flags()
+        self.apply_tf32()
         with torch.inference_mode():
             out = self.model(self._tensor(x), self._lengths(seq_lens), self._tensor(h0),
                              self._tensor(c0))  # fmt: skip
@@ -187,7 +187,7 @@ class PreparedTorch:
             inputs["c0"] = np.zeros(state_shape) if c0 is None else c0
         leaves = {k: self._tensor(v, requires_grad=True) for k, v in inputs.items()}
         self.model.zero_grad(set_to_none=True)
-        self.flags()
+        self.apply_tf32()
         outputs = dict(
             zip(
                 ("y", "h_n", "c_n", "head"),
@@ -212,7 +212,7 @@ class PreparedTorch:
         losses = []
         for x, y in zip(xs, ys, strict=True):
             optimizer.zero_grad(set_to_none=True)
-            self.flags()
+            self.apply_tf32()
             head = self.model(self._tensor(x))[3]
             loss = torch.mean((head - self._tensor(y)) ** 2)
             loss.backward()

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from harness import registry
+from harness.atomic import write_text_atomic
 from harness.protocol import NotSupported
 from harness.spec import Cell, SpecError, load_spec
 from harness.weights import WeightsError
@@ -78,7 +79,7 @@ def run_parity(args) -> int:
     if args.report:
         json_paths.append(str(Path(args.report) / "parity.json"))
         markdown = parity_report.format_markdown(results, training, skipped, bad)
-        parity_report.write_text_atomic(Path(args.report) / "parity.md", markdown)
+        write_text_atomic(Path(args.report) / "parity.md", markdown)
         print(f"wrote {Path(args.report) / 'parity.md'}")
     for path in json_paths:
         parity_report.write_json(path, results, extra)
@@ -170,7 +171,6 @@ def _growth_parser(sub) -> None:
 def run_growth(args) -> int:
     import json
 
-    from harness.atomic import write_text_atomic
     from harness.error_growth import error_growth, format_growth
 
     backends = _names(args.backends, registry.BACKENDS, "backend")
@@ -196,7 +196,6 @@ def _speed_parser(sub) -> None:
 def run_speed(args) -> int:
     import json
 
-    from harness.atomic import write_text_atomic
     from harness.reference_speed import format_result, measure
 
     if registry.unavailable_reason("torch-cpu"):
@@ -227,7 +226,6 @@ def run_export(args) -> int:
     from pathlib import Path
 
     from backends.onnx_export import EXPORTERS, export
-    from harness.atomic import write_text_atomic
     from harness.matrix import describe_error
     from harness.onnx_audit import audit, format_audit
     from harness.spec import ModelSpec
