@@ -115,7 +115,24 @@ class PreparedOrt:
                 ) from None
             raise
 
+    def runner(self, x):
+        """(run, to_outputs) for timing: run() is session.run on a feed made once."""
+        self.forward(x)  # export, open and check the session
+        feed, convert = self._feed(np.asarray(x, dtype=self.spec.dtype), None, None, None)
+        return (lambda: self.session.run(None, feed)), (lambda out: self._outputs(out, convert))
+
     def _run(self, x, seq_lens, h0, c0) -> Outputs:
+        feed, convert = self._feed(x, seq_lens, h0, c0)
+        return self._outputs(self.session.run(None, feed), convert)
+
+    def _outputs(self, arrays, convert: bool) -> Outputs:
+        names = [o.name for o in self.session.get_outputs()]
+        out = dict(zip(names, arrays, strict=True))
+        if convert:
+            out["y"] = out["y"].transpose(1, 0, 2)
+        return Outputs(**out)
+
+    def _feed(self, x, seq_lens, h0, c0) -> tuple[dict, bool]:
         spec, io = self.spec, self.io
         B = x.shape[0 if spec.batch_first else 1]
         convert = (io["x_layout"] == "batch_major") != spec.batch_first
@@ -133,11 +150,7 @@ class PreparedOrt:
         else:  # one [B, H] input per layer and direction, h before c
             split = [s[row] for row in range(shape[0]) for s in states]
             feed.update(zip(io["states"], split, strict=True))
-        names = [o.name for o in self.session.get_outputs()]
-        out = dict(zip(names, self.session.run(None, feed), strict=True))
-        if convert:
-            out["y"] = out["y"].transpose(1, 0, 2)
-        return Outputs(**out)
+        return feed, convert
 
     def grad(self, x, cotangents, seq_lens=None, h0=None, c0=None) -> dict:
         raise NotSupported("ONNX Runtime runs inference only: no gradients")

@@ -254,6 +254,21 @@ class PreparedKeras:
         _, _, forward, _ = self._variant(seq_lens is not None)
         return self._outputs(forward(self._inputs(x, seq_lens, h0, c0)))
 
+    def runner(self, x):
+        """(run, to_outputs) for timing: run() is one forward on inputs made once, its outputs
+        materialised (.numpy()) inside."""
+        _, _, forward, _ = self._variant(False)
+        inputs = self._inputs(x, None, None, None)
+
+        def run():
+            return {k: v.numpy() for k, v in forward(inputs).items()}
+
+        def to_outputs(out) -> Outputs:
+            y = out["y"] if self.spec.batch_first else out["y"].transpose(1, 0, 2)
+            return Outputs(**{**out, "y": y})
+
+        return run, to_outputs
+
     def grad(self, x, cotangents, seq_lens=None, h0=None, c0=None) -> dict:
         spec = self.spec
         _, rnn_layers, _, grad = self._variant(seq_lens is not None)
@@ -287,22 +302,44 @@ class PreparedKeras:
         Keras has no Rb to freeze for RNN/LSTM: its one bias plays the part of Wb. The update
         is v -= lr * g in the variable's dtype: keras.optimizers.SGD keeps its learning rate
         in a float32 variable, which puts a 1.5e-8 relative error into every float64 step."""
+        model = self._variant(False)[0]
+        step = self._sgd_step(lambda inputs: model(inputs, training=True)["head"], lr, max_norm)
+        losses = [float(step(self._inputs(x, None, None, None), tf.constant(y)))
+                  for x, y in zip(xs, ys, strict=True)]  # fmt: skip
+        return losses, self._canonical_now()
+
+    def sgd_runner(self, x, goal, lr: float):
+        """(run, weights_now) for timing a training step: run() is one unclipped SGD step on
+        mean((y - goal)^2) and returns the loss, materialised; goal is [T, B, H]."""
+        model = self._variant(False)[0]
+        step = self._sgd_step(lambda inputs: model(inputs, training=True)["y"], lr, None)
+        inputs = self._inputs(x, None, None, None)
+        goal = np.asarray(goal, self.spec.dtype)
+        y = tf.constant(goal if self.spec.batch_first else goal.transpose(1, 0, 2))
+        return (lambda: step(inputs, y).numpy()), (lambda: dict(self._canonical_now()))
+
+    def _sgd_step(self, predict, lr: float, max_norm: float | None):
+        """step(inputs, y) -> loss: v -= lr * g for every trainable variable (mode-compiled)."""
         model, rnn_layers, _, _ = self._variant(False)
         rnn_variables, head_variables = trainable_variables(model, rnn_layers)
         variables = rnn_variables + head_variables
 
         def step(inputs, y):
             with tf.GradientTape() as tape:
-                loss = tf.reduce_mean((model(inputs, training=True)["head"] - y) ** 2)
-            grads, _ = tf.clip_by_global_norm(tape.gradient(loss, variables), max_norm)
+                loss = tf.reduce_mean((predict(inputs) - y) ** 2)
+            grads = tape.gradient(loss, variables)
+            if max_norm is not None:
+                grads, _ = tf.clip_by_global_norm(grads, max_norm)
             for variable, g in zip(variables, grads, strict=True):
                 variable.assign_sub(lr * g)
             return loss
 
         if self.mode != "eager":
             step = tf.function(step, jit_compile=self.mode == "xla")
-        losses = [float(step(self._inputs(x, None, None, None), tf.constant(y)))
-                  for x, y in zip(xs, ys, strict=True)]  # fmt: skip
+        return step
+
+    def _canonical_now(self) -> CanonicalWeights:
+        model, rnn_layers, _, _ = self._variant(False)
         per_layer = [rnn.cell.get_weights() for rnn in rnn_layers]
-        head = model.get_layer("head").get_weights()
-        return losses, canonical_from_keras_arrays(self.spec, per_layer, head)
+        head = model.get_layer("head").get_weights() if self.spec.head is not None else None
+        return canonical_from_keras_arrays(self.spec, per_layer, head)

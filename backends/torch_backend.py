@@ -178,6 +178,28 @@ class PreparedTorch:
                              self._tensor(c0))  # fmt: skip
         return Outputs(*(None if t is None else t.cpu().numpy() for t in out))
 
+    def runner(self, x, compile_mode: str | None = None):
+        """(run, to_outputs) for timing: run() is one forward on a tensor made once, with the
+        CUDA sync inside; compile_mode "default" or "reduce-overhead" (CUDA graphs) wraps the
+        model in torch.compile first."""
+        model = self.model
+        if compile_mode is not None:
+            model = torch.compile(model, mode=None if compile_mode == "default" else compile_mode)
+        xt = self._tensor(x)
+        cuda = self.device.type == "cuda"
+
+        def run():
+            with torch.inference_mode():
+                out = model(xt)
+            if cuda:
+                torch.cuda.synchronize()
+            return out
+
+        def to_outputs(out) -> Outputs:
+            return Outputs(*(None if t is None else t.cpu().numpy() for t in out))
+
+        return run, to_outputs
+
     def grad(self, x, cotangents, seq_lens=None, h0=None, c0=None) -> dict:
         spec = self.spec
         B = np.shape(x)[0 if spec.batch_first else 1]
