@@ -7,10 +7,12 @@ import sys
 import time
 from pathlib import Path
 
-from harness import registry
+from harness import bench_cli, registry
 from harness.atomic import write_text_atomic
 from harness.protocol import NotSupported
+from harness.results import ResultsError
 from harness.spec import Cell, SpecError, load_spec
+from harness.suites import SuiteError
 from harness.weights import WeightsError
 
 
@@ -185,26 +187,30 @@ def run_growth(args) -> int:
     return 0
 
 
-def _speed_parser(sub) -> None:
-    p = sub.add_parser("speed", help="NumPy reference vs torch eager on the standard LSTM case")
-    p.add_argument("--rounds", type=int, default=15)
-    p.add_argument("--threads", type=int, default=2)
+def _selfcheck_parser(sub) -> None:
+    p = sub.add_parser("selfcheck", help="timer resolution, loop overhead, and run-to-run "
+                       "precision of NumPy / torch on the standard LSTM case")  # fmt: skip
+    p.add_argument("--runs", type=int, default=3, help="separate runs (fresh workers each)")
     p.add_argument("--json", help="write the measurement here (atomically)")
-    p.set_defaults(run=run_speed)
+    p.set_defaults(run=run_selfcheck)
 
 
-def run_speed(args) -> int:
+def run_selfcheck(args) -> int:
     import json
 
-    from harness.reference_speed import format_result, measure
+    from harness import selfcheck
 
     if registry.unavailable_reason("torch-cpu"):
-        raise UsageError(f"speed needs torch: {registry.unavailable_reason('torch-cpu')}")
-    result = measure(rounds=args.rounds, threads=args.threads)
-    print(format_result(result))
+        raise UsageError(f"selfcheck needs torch: {registry.unavailable_reason('torch-cpu')}")
+    if args.runs < 2:
+        raise UsageError(f"--runs {args.runs}: allowed 2 or more (precision needs a spread)")
+    result = selfcheck.run_all(args.runs, progress=_progress)
+    _progress("")
+    print(selfcheck.format_report(result))
     if args.json:
         write_text_atomic(args.json, json.dumps(result, indent=1) + "\n")
-    return 0
+    ok = result["loop_overhead_ok"] and result["precision"]["within_tolerance"]
+    return 0 if ok else 1
 
 
 def _export_parser(sub) -> None:
@@ -263,8 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _parity_parser(sub)
     _growth_parser(sub)
-    _speed_parser(sub)
+    _selfcheck_parser(sub)
     _export_parser(sub)
+    bench_cli.add_parser(sub)
     return parser
 
 
@@ -272,7 +279,15 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (UsageError, SpecError, WeightsError, registry.UnknownBackend, NotSupported) as exc:
+    except (
+        UsageError,
+        SpecError,
+        WeightsError,
+        registry.UnknownBackend,
+        NotSupported,
+        SuiteError,
+        ResultsError,
+    ) as exc:
         print(f"rnnbench: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `rnnbench parity | head`

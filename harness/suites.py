@@ -12,11 +12,14 @@ import itertools
 from pathlib import Path
 from typing import Any
 
-import tomllib
+from harness.spec import SpecError, tomllib
 
-from harness.spec import SpecError
-
-SUITES_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "suites"
+# benchmarks/suites in a checkout; harness/suite_files in an installed wheel (pyproject maps it)
+SUITES_DIR = next(
+    (d for d in (Path(__file__).resolve().parent.parent / "benchmarks" / "suites",
+                 Path(__file__).resolve().parent / "suite_files") if d.is_dir()),
+    Path(__file__).resolve().parent.parent / "benchmarks" / "suites",
+)  # fmt: skip
 CELLS = ("rnn", "lstm", "gru", "mingru")
 DTYPES = ("float32", "float64")
 MODES = ("forward", "train", "gemm", "sequential", "peak", "bandwidth")
@@ -123,6 +126,12 @@ class Suite:
     timing: dict[str, float]
     cases: tuple[BenchCase, ...]
     path: str = ""
+
+    def filtered(self, text: str) -> Suite:
+        cases = tuple(c for c in self.cases if text in c.id)
+        if not cases:
+            raise SuiteError(f"no case of suite {self.name!r} has {text!r} in its id")
+        return dataclasses.replace(self, cases=cases)
 
     def groups(self) -> list[list[BenchCase]]:
         """The interleaved groups, in first-appearance order."""

@@ -1,0 +1,103 @@
+"""`rnnbench bench`: run a suite with a progress bar and an ETA, then print a summary table."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from harness import engine
+from harness.suites import load_suite, suite_names
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("bench", help="time a benchmark suite; write one results JSON")
+    p.add_argument("--suite", default="quick",
+                   help=f"{', '.join(suite_names())} or a path to a suite .toml")  # fmt: skip
+    p.add_argument("--out", help="results file (default out/bench-SUITE-UTCSTAMP.json)")
+    p.add_argument("--resume", action="store_true", help="finish an interrupted --out file")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    p.add_argument("--machine", help="a label for this machine in reports (default: hostname)")
+    p.add_argument("--only", help="run only cases whose id contains this text")
+    p.set_defaults(run=run_bench)
+
+
+def run_bench(args) -> int:
+    suite = load_suite(args.suite)
+    if args.only:
+        suite = suite.filtered(args.only)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    out = Path(args.out or f"out/bench-{suite.name}-{stamp}.json")
+    total = len(suite.cases)
+    with _progress_bar(suite.name, total) as advance:
+        doc = engine.run_suite(suite, out, args.resume, args.overwrite, args.machine, advance)
+    print(format_summary(doc))
+    print(f"\n{sum(1 for r in doc['cases'] if r['status'] == 'ok')} of {len(doc['cases'])} cases "
+          f"timed in {doc['wall_s']:.0f} s (suite budget {suite.budget_s:.0f} s); "
+          f"results: {out}")  # fmt: skip
+    return 1 if any(r["status"] in ("failed", "error") for r in doc["cases"]) else 0
+
+
+class _progress_bar:
+    """rich's bar with elapsed time and ETA on stderr; plain lines where rich is missing."""
+
+    def __init__(self, name: str, total: int):
+        self.name, self.total, self.bar = name, total, None
+
+    def __enter__(self):
+        try:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,  # fmt: skip
+                TimeRemainingColumn,
+            )
+        except ImportError:
+            return self._plain
+        self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                            MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
+                            TimeRemainingColumn(), TextColumn("{task.fields[case]}"),
+                            console=Console(stderr=True))  # fmt: skip
+        self.bar.__enter__()
+        self.task = self.bar.add_task(self.name, total=self.total, case="")
+        return self._rich
+
+    def _rich(self, record, done, todo):
+        self.bar.update(self.task, total=todo, completed=done,
+                        case=f"{record['id']} {record['status']}")  # fmt: skip
+
+    def _plain(self, record, done, todo):
+        print(f"[{done}/{todo}] {record['id']} {record['status']}", file=sys.stderr)
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+
+def format_summary(doc) -> str:
+    rows = [("case", "implementation", "median", "IQR", "GFLOP/s", "status")]
+    for r in doc["cases"]:
+        if r["status"] == "ok":
+            st = r["stats"]
+            gflops = f"{r['flops'] / st['median'] / 1e9:.1f}" if r["flops"] else ""
+            if r["bytes"]:
+                gflops = f"{r['bytes'] / st['median'] / 1e9:.1f} GB/s"
+            rows.append((r["id"], r["impl_class"], _duration(st["median"]),
+                         f"{100 * st['iqr'] / st['median']:.1f}%", gflops, "ok"))  # fmt: skip
+        else:
+            rows.append((r["id"], r["impl_class"], "", "", "",
+                         f"{r['status']}: {r['reason'][:90]}"))  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    lines = ["  ".join([*(c.ljust(w) for c, w in zip(row[:5], widths, strict=True)), row[5]])
+             for row in rows]  # fmt: skip
+    return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    for unit, scale in (("s", 1), ("ms", 1e-3), ("us", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"

@@ -1,0 +1,128 @@
+"""The environment a run was measured in, from small collect_* functions (pyperf's pattern).
+Everything that can change a timing is recorded: a comparison between two runs is flagged
+when any of the COMPARABLE keys differ."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+LIBRARIES = ("numpy", "torch", "tensorflow", "keras", "onnx", "onnxruntime", "onnxruntime-gpu",
+             "onnxscript", "tf2onnx", "cupy-cuda12x", "cupy-cuda13x", "threadpoolctl",
+             "pytest-benchmark", "rnnbench")  # fmt: skip
+ENVIRONMENT_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+                         "MKL_NUM_THREADS", "OMP_WAIT_POLICY", "CUDA_VISIBLE_DEVICES",
+                         "TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS", "PYTHONHASHSEED",
+                         "CI")  # fmt: skip
+# What must match for two runs' timings to be compared without a flag.
+COMPARABLE = ("cpu.model", "cpu.logical_cores", "gpu.name", "libraries")
+
+
+def collect_cpu() -> dict[str, Any]:
+    model = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"model": model, "logical_cores": os.cpu_count(), "usable_cores": usable,
+            "machine": platform.machine()}  # fmt: skip
+
+
+def collect_gpu() -> dict[str, Any] | None:
+    """The first CUDA device as torch sees it, with the driver from nvidia-smi; None without."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    if not torch.cuda.is_available():
+        return None
+    props = torch.cuda.get_device_properties(0)
+    gpu = {"name": props.name, "memory_gib": round(props.total_memory / 2**30, 1),
+           "capability": f"{props.major}.{props.minor}", "count": torch.cuda.device_count(),
+           "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version()}  # fmt: skip
+    try:
+        gpu["driver"] = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.split("\n")[0].strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        gpu["driver"] = None
+    return gpu
+
+
+def collect_libraries() -> dict[str, str]:
+    found = {}
+    for name in LIBRARIES:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def collect_blas() -> list[dict[str, Any]]:
+    """numpy's BLAS and OpenMP pools as threadpoolctl sees them in this process."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return []
+    import numpy  # noqa: F401  (its BLAS must be loaded to be seen)
+
+    keep = ("internal_api", "version", "num_threads", "architecture", "threading_layer")
+    return [{k: info.get(k) for k in keep} for info in threadpool_info()]
+
+
+def collect_git() -> dict[str, Any]:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=root, capture_output=True, text=True, timeout=10,
+                               check=True).stdout.strip() != ""  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit, "dirty": dirty}
+
+
+def collect_environment(machine: str | None = None) -> dict[str, Any]:
+    return {
+        "machine": machine or platform.node(),
+        "cpu": collect_cpu(),
+        "gpu": collect_gpu(),
+        "os": platform.platform(),
+        "python": sys.version.split()[0],
+        "libraries": collect_libraries(),
+        "blas": collect_blas(),
+        "environment_variables": {k: os.environ.get(k) for k in ENVIRONMENT_VARIABLES},
+        "git": collect_git(),
+    }
+
+
+def differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """The COMPARABLE keys on which two environments differ, as 'key: a -> b'."""
+    out = []
+    for key in COMPARABLE:
+        left, right = _get(a, key), _get(b, key)
+        if key == "libraries" and isinstance(left, dict) and isinstance(right, dict):
+            for lib in sorted(set(left) | set(right)):
+                if left.get(lib) != right.get(lib):
+                    out.append(f"{lib}: {left.get(lib)} -> {right.get(lib)}")
+        elif left != right:
+            out.append(f"{key}: {left} -> {right}")
+    return out
+
+
+def _get(data: dict[str, Any], dotted: str):
+    for part in dotted.split("."):
+        data = data.get(part) if isinstance(data, dict) else None
+    return data

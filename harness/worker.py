@@ -1,0 +1,117 @@
+"""One benchmark case in its own process (pyperf's --worker, asv's new process per benchmark):
+a framework's thread pools, allocator and JIT caches never meet another's.
+
+The parent drives it over a pipe, and each answer is a small JSON-able dict or a float:
+    start      -> {"status": "built", ...} once built and parity-checked
+                  (or "skipped", "failed", "error": the worker then exits)
+    "calibrate" -> {"status": "ready", "loops": n} after warm-up and calibration
+    "round"    -> seconds per call over one round of n calls
+    "stop"     -> exits
+Its stdout and stderr go to a log file, so that framework chatter stays out of the terminal;
+the parent quotes the log's tail when a worker dies without a word."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from typing import Any
+
+
+def serve(conn, case_dict: dict[str, Any], timing: dict[str, float], log_path: str) -> None:
+    _redirect_output(log_path)
+    try:
+        _serve(conn, case_dict, timing)
+    except Exception as exc:  # anything unforeseen is still a one-line report
+        from harness.matrix import describe_error
+
+        conn.send({"status": "error", "reason": describe_error(exc)})
+    finally:
+        conn.close()
+
+
+def _serve(conn, case_dict, timing) -> None:
+    from harness import targets
+    from harness import timing as timing_core
+    from harness.protocol import NotSupported
+    from harness.suites import BenchCase
+
+    case = BenchCase.from_dict(case_dict)
+    started = time.perf_counter()
+    threads = _set_framework_threads(case)
+    try:
+        workload = targets.build(case)
+    except NotSupported as exc:
+        conn.send({"status": "skipped", "reason": str(exc)})
+        return
+    checks = [c.as_dict() for c in workload.checks]
+    failed = [c["message"] for c in checks if not c["passed"]]
+    built = {"status": "failed" if failed else "built", "reason": "; ".join(failed),
+             "impl_class": workload.impl_class, "notes": workload.notes,
+             "weights_digest": workload.weights_digest, "parity": checks,
+             "build_s": time.perf_counter() - started}  # fmt: skip
+    with _blas_limited(case.threads) as pools:
+        threads["pools"] = pools
+        built["threads"] = threads
+        conn.send(built)
+        if failed:  # not the same model: its timing would mean nothing
+            return
+        if conn.recv() != "calibrate":
+            return
+        start = time.perf_counter()
+        timing_core.warm_up(workload.run, timing["warmup_s"], min_calls=2)
+        loops = timing_core.calibrate(workload.run, timing["min_round_s"])
+        conn.send({"status": "ready", "loops": loops,
+                   "calibrate_s": time.perf_counter() - start})  # fmt: skip
+        while conn.recv() == "round":
+            conn.send(timing_core.time_round(workload.run, loops))
+
+
+def _set_framework_threads(case) -> dict[str, Any]:
+    """Fix every library's pools at case.threads before the workload exists, and say so."""
+    n, threads = case.threads, {"requested": case.threads}
+    if (
+        case.target.startswith("torch")
+        or case.target.startswith("ort-torch")
+        or (case.target.startswith("ort-dynamo"))
+    ):
+        import torch
+
+        torch.set_num_threads(n)
+        torch.set_num_interop_threads(n)
+        threads["torch"] = {"intra_op": torch.get_num_threads(),
+                            "inter_op": torch.get_num_interop_threads()}  # fmt: skip
+    if case.target.startswith("tf-") or "tf2onnx" in case.target or "keras" in case.target:
+        from backends.tf_backend import tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+        tf.config.threading.set_inter_op_parallelism_threads(n)
+        threads["tensorflow"] = {
+            "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+            "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
+        }
+    if case.target.startswith("ort-"):
+        threads["onnxruntime"] = {"intra_op": n, "inter_op": 1, "execution": "sequential"}
+    return threads
+
+
+@contextlib.contextmanager
+def _blas_limited(n: int):
+    """BLAS and OpenMP pools limited to n threads; yields [(api, threads)] as they now are."""
+    try:
+        from threadpoolctl import threadpool_info, threadpool_limits
+    except ImportError:  # recorded as unknown rather than guessed
+        yield [("threadpoolctl not installed: BLAS threads not fixed", None)]
+        return
+    with threadpool_limits(limits=n):
+        yield [(i["internal_api"], i["num_threads"]) for i in threadpool_info()]
+
+
+def _redirect_output(log_path: str) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
