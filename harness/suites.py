@@ -208,6 +208,8 @@ def _expand(sweep: dict[str, Any], number: int) -> list[BenchCase]:
     cases = []
     for (target, mode, cell, dtype, batch, steps, input_size, hidden, layers, threads,
          size) in itertools.product(*values):  # fmt: skip
+        if input_size == "hidden":  # I = H, as DeepBench sizes its layers
+            input_size = hidden
         cases.append(BenchCase(target, mode, cell, dtype, batch, steps, input_size, hidden,
                                layers, threads, size, sweep=label))  # fmt: skip
     return cases

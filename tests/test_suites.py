@@ -1,0 +1,88 @@
+"""Suites as data: every committed suite loads; bad suite files give one clear line."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.suites import BenchCase, SuiteError, load_suite, suite_names
+
+
+def test_committed_suites_load():
+    assert {"quick", "default", "deepbench", "gpu"} <= set(suite_names())
+    for name in suite_names():
+        suite = load_suite(name)
+        assert suite.cases and suite.budget_s > 0
+        assert len({c.id for c in suite.cases}) == len(suite.cases)
+
+
+def test_quick_suite_covers_what_the_report_needs():
+    cases = load_suite("quick").cases
+    modes = {c.mode for c in cases}
+    assert {"forward", "train", "gemm", "peak", "bandwidth", "sequential"} <= modes
+    steps = {c.steps for c in cases if c.sweep == "steps"}
+    assert len(steps) >= 3  # a latency = a + b*T fit needs several T
+    assert {c.cell for c in cases} >= {"lstm", "gru", "mingru"}
+
+
+def test_deepbench_sizes():
+    cases = load_suite("deepbench").cases
+    lstm_h = {c.hidden for c in cases if c.cell == "lstm"}
+    assert min(lstm_h) == 256 and max(lstm_h) == 1536
+    assert max(c.steps for c in cases if c.cell == "gru") == 1500
+
+
+def test_groups_interleave_targets_and_modes_of_one_shape():
+    suite = load_suite("quick")
+    for group in suite.groups():
+        assert len({c.group for c in group}) == 1
+    standard = next(g for g in suite.groups() if g[0].sweep == "standard")
+    assert {(c.target, c.mode) for c in standard} >= {("numpy", "forward"), ("torch-cpu", "gemm")}
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "s.toml"
+    path.write_text(text)
+    return str(path)
+
+
+GOOD = 'name = "t"\nbudget_s = 1\n[[sweep]]\ntargets = ["numpy"]\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (GOOD + "cell = ['lstmm']\n", r"BenchCase.cell = 'lstmm' is invalid: allowed rnn, lstm"),
+        (GOOD + "batch = [0]\n", r"BenchCase.batch = 0 is invalid: allowed an integer >= 1"),
+        (GOOD + "colour = [1]\n", r"unknown axis 'colour': allowed targets, modes"),
+        (GOOD + "steps = 5\n", r"steps = 5 is invalid: allowed a non-empty list"),
+        (GOOD + "modes = ['train']\ncell = ['mingru']\n", r"for minGRU: forward"),
+        (GOOD.replace("numpy", "jax"), r"BenchCase.target = 'jax' is invalid: allowed numpy"),
+        ('name = "t"\n[[sweep]]\ntargets = ["ort-direct-cpu"]\nmodes = ["train"]\n',
+         r"mode = 'train' is invalid: allowed for ort-direct-cpu: forward"),
+        ('name = "t"\n', r"no \[\[sweep\]\] tables"),
+        (GOOD + "[timing]\nrounds = 0\n", r"timing.rounds = 0 is invalid"),
+        (GOOD + "[timing]\nspeed = 1\n", r"unknown timing key 'speed'"),
+        ("name = [", r"is not valid TOML"),
+        (GOOD + "modes = ['peak']\n", r"size = 0 is invalid: allowed an integer >= 1"),
+    ],
+)  # fmt: skip
+def test_bad_suites_are_named(tmp_path, text, message):
+    with pytest.raises(SuiteError, match=message) as info:
+        load_suite(_write(tmp_path, text))
+    assert "\n" not in str(info.value)
+
+
+def test_unknown_suite_name_lists_the_allowed():
+    with pytest.raises(SuiteError, match="unknown suite 'quik': allowed .*quick"):
+        load_suite("quik")
+
+
+def test_a_case_in_two_sweeps_is_timed_once(tmp_path):
+    suite = load_suite(_write(tmp_path, GOOD + "[[sweep]]\ntargets = ['numpy']\n"))
+    assert len(suite.cases) == 1
+
+
+def test_case_round_trips_through_its_dict():
+    case = BenchCase("torch-cpu", "train", "gru", batch=4, steps=9, threads=2, sweep="x")
+    assert BenchCase.from_dict(case.as_dict()) == case
+    assert case.id == "torch-cpu/train/gru/float32/B4/T9/I128/H256/L1/th2"
