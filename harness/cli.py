@@ -9,6 +9,7 @@ from pathlib import Path
 
 from harness import bench_cli, registry
 from harness.atomic import write_text_atomic
+from harness.compare import GateError
 from harness.protocol import NotSupported
 from harness.results import ResultsError
 from harness.spec import Cell, SpecError, load_spec
@@ -272,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     _selfcheck_parser(sub)
     _export_parser(sub)
     bench_cli.add_parser(sub)
+    bench_cli.add_report_parsers(sub)
     return parser
 
 
@@ -287,6 +289,7 @@ def main(argv=None) -> int:
         NotSupported,
         SuiteError,
         ResultsError,
+        GateError,
     ) as exc:
         print(f"rnnbench: error: {exc}", file=sys.stderr)
         return 2

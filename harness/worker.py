@@ -39,11 +39,15 @@ def _serve(conn, case_dict, timing) -> None:
 
     case = BenchCase.from_dict(case_dict)
     started = time.perf_counter()
-    threads = _set_framework_threads(case)
     try:
+        threads = _set_framework_threads(case)
         workload = targets.build(case)
     except NotSupported as exc:
         conn.send({"status": "skipped", "reason": str(exc)})
+        return
+    except ModuleNotFoundError as exc:  # a framework this machine does not have
+        conn.send({"status": "skipped", "reason": f"{exc.name} is not installed "
+                   "(pip install 'rnnbench[all]')"})  # fmt: skip
         return
     checks = [c.as_dict() for c in workload.checks]
     failed = [c["message"] for c in checks if not c["passed"]]

@@ -1,0 +1,116 @@
+"""The engine end to end on NumPy cases (real worker processes), resume, timeouts, refusals;
+and the worker's refusal to time a model that failed parity."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness import engine, results, stats, targets, worker
+from harness.flops import case_flops
+from harness.parity import compare
+from harness.suites import TIMING_DEFAULTS, BenchCase, Suite
+
+FAST = {**TIMING_DEFAULTS, "warmup_s": 0.0, "min_round_s": 0.002, "rounds": 3, "pause_s": 0.0,
+        "timeout_s": 120}  # fmt: skip
+
+
+def _suite(timing=FAST, extra=()):
+    shape = {"cell": "gru", "batch": 2, "steps": 5, "input_size": 4, "hidden": 8}
+    cases = (BenchCase("numpy", "forward", **shape), BenchCase("numpy", "gemm", **shape),
+             BenchCase("numpy", "peak", size=32), *extra)  # fmt: skip
+    return Suite("tiny", "", 10, dict(timing), cases)
+
+
+def test_run_suite_writes_a_valid_results_file(tmp_path):
+    seen = []
+    out = tmp_path / "r.json"
+    doc = engine.run_suite(_suite(), out, progress=lambda r, n, total: seen.append((n, total)))
+    assert seen == [(1, 3), (2, 3), (3, 3)]
+    reread = results.load_results(out)
+    assert reread["cases"] == doc["cases"] and reread["finished"]
+    for record in reread["cases"]:
+        assert record["status"] == "ok", record["reason"]
+        assert len(record["samples_s"]) == 3 and record["loops"] >= 1
+        assert record["stats"] == stats.summarize(record["samples_s"])
+        assert all(c["passed"] for c in record["parity"])
+        assert record["threads"]["requested"] == 1
+    forward = reread["cases"][0]
+    assert forward["flops"] == case_flops("forward", "gru", 2, 5, 4, 8) == 2 * 5 * 2 * 12 * 24
+    assert forward["impl_class"].startswith("NumPy step loop")
+    assert reread["environment"]["cpu"]["logical_cores"] >= 1
+    assert 0 < reread["selfcheck"]["loop_overhead_fraction_of_1ms"] < 0.01
+
+
+def test_resume_measures_only_what_is_missing_and_never_overwrites(tmp_path):
+    out = tmp_path / "r.json"
+    first = engine.run_suite(_suite(), out)
+    kept = first["cases"][0]
+    interrupted = {**first, "cases": [kept]}
+    results.save_results(out, interrupted)
+    seen = []
+    doc = engine.run_suite(_suite(), out, resume=True, progress=lambda r, n, t: seen.append(r["id"]))
+    assert seen == [c["id"] for c in first["cases"][1:]]
+    assert doc["cases"][0] == kept and len(doc["cases"]) == 3
+    with pytest.raises(results.ResultsError, match="exists: pass --resume .* or --overwrite"):
+        engine.run_suite(_suite(), out)
+    other = Suite("other", "", 1, dict(FAST), _suite().cases)
+    with pytest.raises(results.ResultsError, match="holds suite 'tiny', not 'other'"):
+        engine.run_suite(other, out, resume=True)
+
+
+def test_a_case_past_its_deadline_is_recorded_and_the_sweep_goes_on(tmp_path):
+    slow = BenchCase("numpy", "forward", "lstm", batch=1, steps=3, input_size=3, hidden=4)
+    suite = _suite(timing={**FAST, "timeout_s": 0.05})
+    suite = Suite("tiny", "", 10, suite.timing, (slow,))
+    doc = engine.run_suite(suite, tmp_path / "r.json")
+    (record,) = doc["cases"]
+    assert record["status"] == "timeout" and "timeout_s" in record["reason"]
+
+
+def test_an_absent_backend_is_skipped_with_its_reason(tmp_path):
+    pytest.importorskip("torch", reason="torch is not installed")
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: torch-cuda would run")
+    case = BenchCase("torch-cuda", "forward", batch=1, steps=2, input_size=3, hidden=4)
+    doc = engine.run_suite(Suite("t", "", 1, dict(FAST), (case,)), tmp_path / "r.json")
+    assert doc["cases"][0]["status"] == "skipped"
+    assert "no CUDA device" in doc["cases"][0]["reason"]
+
+
+class FakeConn:
+    def __init__(self, requests):
+        self.requests, self.sent = list(requests), []
+
+    def send(self, message):
+        self.sent.append(message)
+
+    def recv(self):
+        return self.requests.pop(0)
+
+
+def test_the_worker_refuses_to_time_a_model_that_failed_parity(monkeypatch):
+    real_build = targets.build
+
+    def wrong_model(case):
+        workload = real_build(case)
+        workload.checks.append(compare("y", [1.0, 2.0], [1.0, 2.5], "float32"))
+        workload.run = lambda: pytest.fail("a model that failed parity was timed")
+        return workload
+
+    monkeypatch.setattr(targets, "build", wrong_model)
+    conn = FakeConn(["calibrate", "round", "stop"])
+    case = BenchCase("numpy", "forward", batch=1, steps=2, input_size=3, hidden=4)
+    worker._serve(conn, case.as_dict(), FAST)
+    (message,) = conn.sent
+    assert message["status"] == "failed" and "y: at index (1,)" in message["reason"]
+
+
+def test_the_worker_protocol_in_process():
+    conn = FakeConn(["calibrate", "round", "round", "stop"])
+    case = BenchCase("numpy", "gemm", batch=1, steps=2, input_size=3, hidden=4)
+    worker._serve(conn, case.as_dict(), FAST)
+    built, ready, *samples = conn.sent
+    assert built["status"] == "built" and ready["status"] == "ready"
+    assert len(samples) == 2 and all(s > 0 for s in samples)
