@@ -48,7 +48,9 @@ def test_resume_measures_only_what_is_missing_and_never_overwrites(tmp_path):
     interrupted = {**first, "cases": [kept]}
     results.save_results(out, interrupted)
     seen = []
-    doc = engine.run_suite(_suite(), out, resume=True, progress=lambda r, n, t: seen.append(r["id"]))
+    doc = engine.run_suite(
+        _suite(), out, resume=True, progress=lambda r, n, t: seen.append(r["id"])
+    )
     assert seen == [c["id"] for c in first["cases"][1:]]
     assert doc["cases"][0] == kept and len(doc["cases"]) == 3
     with pytest.raises(results.ResultsError, match="exists: pass --resume .* or --overwrite"):

@@ -1,0 +1,65 @@
+"""Results documents with made-up, exactly known timings, for testing what reads them."""
+
+from __future__ import annotations
+
+from harness import flops, results, stats
+from harness.suites import BenchCase, load_suite
+
+
+def record(case: BenchCase, samples: list[float], impl="made up") -> dict:
+    return {
+        "id": case.id, "case": case.as_dict(), "status": "ok", "reason": "",
+        "impl_class": impl, "notes": "", "weights_digest": "", "parity": [], "threads": {},
+        "loops": 1, "samples_s": samples, "stats": stats.summarize(samples),
+        "flops": flops.case_flops(case.mode, case.cell, case.batch, case.steps,
+                                  case.input_size, case.hidden, case.layers, case.size),
+        "bytes": flops.case_bytes(case.mode, case.size, case.dtype),
+    }  # fmt: skip
+
+
+def document(records: list[dict], machine="test-machine", torch_version="2.13.0") -> dict:
+    env = {"machine": machine, "cpu": {"model": "Test CPU", "logical_cores": 2},
+           "gpu": None, "python": "3.11", "libraries": {"numpy": "2.4.6", "torch": torch_version},
+           "environment_variables": {"OPENBLAS_CORETYPE": None}, "git": {"commit": "abc"}}  # fmt: skip
+    doc = results.new_document(load_suite("quick"), env, "2026-01-01T00:00:00+00:00")
+    doc["cases"], doc["wall_s"] = records, 1.0
+    return doc
+
+
+def spread(median: float, n: int = 7, width: float = 0.01) -> list[float]:
+    """n samples centred on `median`, evenly spaced over +-width (relative)."""
+    return [median * (1 + width * (2 * i / (n - 1) - 1)) for i in range(n)]
+
+
+A, B = 50e-6, 10e-6  # latency(T) = A + B*T, seconds
+
+
+def example_doc(machine="test-machine", scale=1.0) -> dict:
+    """torch-cpu LSTM forward over T with latency exactly A + B*T; the equal-FLOP product at a
+    third of that; peak and bandwidth probes; a batch sweep; GRU and minGRU over T."""
+    shape = {"cell": "lstm", "batch": 1, "input_size": 128, "hidden": 256, "threads": 2}
+    records = []
+    for steps in (1, 8, 64, 512):
+        fwd = BenchCase("torch-cpu", "forward", steps=steps, **shape)
+        records.append(record(fwd, spread(scale * (A + B * steps))))
+        gemm = BenchCase("torch-cpu", "gemm", steps=steps, **shape)
+        records.append(record(gemm, spread(scale * (A + B * steps) / 3)))
+    records.append(
+        record(BenchCase("torch-cpu", "peak", size=1024, threads=2), spread(2 * 1024**3 / 100e9))
+    )  # 100 GFLOP/s
+    records.append(
+        record(
+            BenchCase("torch-cpu", "bandwidth", size=2**24, threads=2), spread(2 * 4 * 2**24 / 20e9)
+        )
+    )  # 20 GB/s
+    for batch in (1, 4, 16):
+        case = BenchCase("numpy", "forward", "lstm", batch=batch, steps=64, threads=2)
+        records.append(record(case, spread(1e-3 * (1 + batch / 4))))
+    for steps, gru, scan, loop in ((16, 2e-3, 1e-3, 0.5e-3), (256, 30e-3, 8e-3, 9e-3),
+                                   (1024, 120e-3, 30e-3, 40e-3)):  # fmt: skip
+        base = {"batch": 8, "steps": steps, "threads": 2}
+        records.append(record(BenchCase("torch-cpu", "forward", "gru", **base), spread(gru)))
+        records.append(record(BenchCase("torch-cpu", "forward", "mingru", **base), spread(scan)))
+        records.append(record(BenchCase("torch-cpu", "sequential", "mingru", **base),
+                              spread(loop)))  # fmt: skip
+    return document(records, machine)

@@ -1,0 +1,89 @@
+"""rnnbench compare: the significance test by hand, and a CI gate that fails on an injected
+regression and passes on noise."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+
+import pytest
+
+from harness import stats
+from harness.cli import main
+from harness.compare import Gate, GateError, compare_docs, mann_whitney
+from tests.synthetic_results import example_doc
+
+
+def test_mann_whitney_exact_by_hand():
+    # Fully separated samples of 3 and 3: U = 0, P(U <= 0) = 1 / C(6, 3) = 1/20; two-sided 0.1.
+    assert mann_whitney([1, 2, 3], [4, 5, 6]) == pytest.approx(0.1)
+    assert mann_whitney([1, 2, 3, 4, 5, 6, 7], [8, 9, 10, 11, 12, 13, 14]) == pytest.approx(
+        2 / math.comb(14, 7)
+    )
+    # U = 3; counts of U = 0..3 among the 20 orderings: 1 + 1 + 2 + 3 = 7; two-sided 14/20
+    assert mann_whitney([1, 3, 5], [2, 4, 6]) == pytest.approx(0.7)
+
+
+def test_mann_whitney_normal_approximation_with_ties():
+    a, b = [1, 2, 2, 3] * 10, [2, 3, 3, 4] * 10
+    # Hand: ranks over 80 values with ties; z = (|U - 800| - 0.5) / sigma
+    p = mann_whitney(a, b)
+    assert 0 < p < 1e-3
+    assert mann_whitney([5.0] * 8, [5.0] * 8) == 1.0
+
+
+def test_gate_parsing():
+    assert Gate.parse("median:10%") == Gate("median", 0.10)
+    assert Gate.parse("p90:2.5%") == Gate("p90", 0.025)
+    for bad in ("median:10", "fastest:10%", "median", "median:-1%"):
+        with pytest.raises(GateError, match="allowed STAT:N%"):
+            Gate.parse(bad)
+
+
+def _slow_down(doc, factor, which=lambda i: True):
+    new = copy.deepcopy(doc)
+    for index, record in enumerate(new["cases"]):
+        if which(index):
+            record["samples_s"] = [s * factor for s in record["samples_s"]]
+            record["stats"] = stats.summarize(record["samples_s"])
+    return new
+
+
+def test_an_injected_regression_fails_and_noise_does_not():
+    base = example_doc()
+    regressed = _slow_down(base, 1.25, which=lambda i: i == 0)
+    result = compare_docs(base, regressed, Gate("median", 0.10))
+    assert result["regressions"] == [base["cases"][0]["id"]]
+    assert result["geomean"] == pytest.approx(1.25 ** (1 / len(base["cases"])))
+    noise = _slow_down(base, 1.004)  # +0.4%: within the samples' own spread
+    quiet = compare_docs(base, noise, Gate("median", 0.10))
+    assert quiet["regressions"] == [] and all(r["verdict"] == "same" for r in quiet["rows"])
+    small = compare_docs(base, _slow_down(base, 1.05), Gate("median", 0.10))
+    assert small["regressions"] == []  # significant but under the 10% threshold
+    assert {r["verdict"] for r in small["rows"]} == {"slower"}
+
+
+def test_other_machine_or_versions_are_flagged():
+    base = example_doc()
+    other = example_doc(machine="elsewhere")
+    other["environment"]["libraries"]["torch"] = "2.11.0"
+    result = compare_docs(base, other, Gate("median", 0.10))
+    assert "torch: 2.13.0 -> 2.11.0" in result["environment_differences"]
+
+
+def test_cli_exit_codes(tmp_path, capsys):
+    base = example_doc()
+    paths = {}
+    for name, doc in (("base", base), ("same", base),
+                      ("slow", _slow_down(base, 1.5, which=lambda i: i < 3))):  # fmt: skip
+        paths[name] = tmp_path / f"{name}.json"
+        paths[name].write_text(json.dumps(doc))
+    assert main(["compare", str(paths["base"]), str(paths["same"])]) == 0
+    assert main(["compare", str(paths["base"]), str(paths["slow"]), "--fail-on", "median:10%",
+                 "--json", str(tmp_path / "c.json")]) == 1  # fmt: skip
+    out = capsys.readouterr().out
+    assert "3 regression(s)" in out and "REGRESSION" in out
+    assert json.loads((tmp_path / "c.json").read_text())["regressions"]
+    assert main(["compare", str(paths["base"]), str(tmp_path / "missing.json")]) == 2
+    assert main(["compare", str(paths["base"]), str(paths["same"]), "--fail-on", "x"]) == 2

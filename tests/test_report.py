@@ -1,0 +1,92 @@
+"""rnnbench report: Markdown and standalone HTML from results (and parity) files; several
+machines merge; bad inputs are refused in one line; and the HTML renders in a real browser."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from tests.synthetic_results import example_doc
+
+ROOT = Path(__file__).resolve().parent.parent
+PARITY = ROOT / "results" / "cpu-reference" / "parity.json"
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("report")
+    cpu, gpu = example_doc("cpu-box"), example_doc("gpu-box", scale=0.5)
+    for record in gpu["cases"]:
+        record["case"]["target"] = record["case"]["target"].replace("torch-cpu", "torch-cuda")
+    inputs = []
+    for name, doc in (("cpu", cpu), ("gpu", gpu)):
+        inputs.append(folder / f"{name}.json")
+        inputs[-1].write_text(json.dumps(doc))
+    assert main(["report", *map(str, inputs), str(PARITY), "--out", str(folder / "out")]) == 0
+    return folder / "out"
+
+
+def test_markdown_report_has_every_section_and_plot(report):
+    text = (report / "report.md").read_text()
+    for title in ("Findings", "Machines", "Latency = a + b*T", "Batch scaling",
+                  "Recurrence penalty", "Roofline", "Amdahl", "GRU against minGRU",
+                  "CPU against GPU", "ONNX export forms"):  # fmt: skip
+        assert f"## {title}" in text, title
+    assert "| cpu-box |" in text and "| gpu-box |" in text  # machines merge, labelled
+    images = re.findall(r"\]\((img/[\w]+\.png)\)", text)
+    assert len(images) == 6
+    for image in images:
+        data = (report / image).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+    assert "costs **10.0 us** in torch-cpu" in text  # B = 10 us per step, made up exactly
+    assert "up to **3.0x**" in text  # the made-up recurrence penalty
+
+
+def test_html_report_is_standalone(report):
+    page = (report / "report.html").read_text()
+    assert page.count("src='data:image/png;base64,") == 6
+    assert not re.search(r"(src|href)=['\"]https?:", page)  # nothing from the network
+    assert "<table>" in page
+
+
+def test_inputs_that_cannot_make_a_report(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    assert main(["report", str(bad), "--out", str(tmp_path / "r")]) == 2
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"hello": 1}))
+    assert main(["report", str(other), "--out", str(tmp_path / "r")]) == 2
+    assert main(["report", str(PARITY), "--out", str(tmp_path / "r")]) == 2
+    assert not (tmp_path / "r").exists()
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+         "--disable-background-networking", "--disable-component-update", "--no-first-run",
+         "--disable-extensions", "--hide-scrollbars", "--virtual-time-budget=5000"]  # fmt: skip
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian: apt-get install "
+                    "chromium); .ci/run installs it")  # fmt: skip
+def test_html_report_renders_in_headless_chromium(report, tmp_path):
+    url = (report / "report.html").as_uri()
+    dom = subprocess.run([CHROMIUM, *FLAGS, "--dump-dom", url], capture_output=True, text=True,
+                         timeout=120, check=True).stdout  # fmt: skip
+    loaded = re.search(r'data-images-loaded="(\d+)/(\d+)"', dom)
+    assert loaded, "the page's load handler did not run"
+    assert loaded.group(1) == loaded.group(2) == "6"
+    shot = tmp_path / "shot.png"
+    subprocess.run([CHROMIUM, *FLAGS, "--window-size=1280,2400", f"--screenshot={shot}", url],
+                   capture_output=True, timeout=120, check=True)  # fmt: skip
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    assert (width, height) == (1280, 2400)
+    assert len(data) > 20_000  # a blank page compresses to a few KB
