@@ -20,7 +20,8 @@ def record(case: BenchCase, samples: list[float], impl="made up") -> dict:
 def document(records: list[dict], machine="test-machine", torch_version="2.13.0") -> dict:
     env = {"machine": machine, "cpu": {"model": "Test CPU", "logical_cores": 2},
            "gpu": None, "python": "3.11", "libraries": {"numpy": "2.4.6", "torch": torch_version},
-           "environment_variables": {"OPENBLAS_CORETYPE": None}, "git": {"commit": "abc"}}  # fmt: skip
+           "environment_variables": {"OPENBLAS_CORETYPE": None},
+           "git": {"commit": "abc"}}  # fmt: skip
     doc = results.new_document(load_suite("quick"), env, "2026-01-01T00:00:00+00:00")
     doc["cases"], doc["wall_s"] = records, 1.0
     return doc
