@@ -24,8 +24,9 @@ def device_of(target: str) -> str:
 
 
 def rows(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One flat row per timed case: machine, the case's fields, median seconds, and work."""
-    out = []
+    """One flat row per timed case: machine, the case's fields, median seconds, and work. A case
+    timed in several files of one machine counts once: the later file's timing wins."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
     for doc in docs:
         machine = doc["environment"].get("machine", "?")
         for record in doc["cases"]:
@@ -36,8 +37,8 @@ def rows(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                    "flops": record["flops"], "bytes": record["bytes"],
                    "impl_class": record["impl_class"]}  # fmt: skip
             row["device"] = device_of(row["target"])
-            out.append(row)
-    return out
+            out[(machine, record["id"])] = row
+    return list(out.values())
 
 
 def _key(row, *drop) -> tuple:

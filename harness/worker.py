@@ -106,10 +106,10 @@ def _blas_limited(n: int):
     try:
         from threadpoolctl import threadpool_info, threadpool_limits
     except ImportError:  # recorded as unknown rather than guessed
-        yield [("threadpoolctl not installed: BLAS threads not fixed", None)]
+        yield [["threadpoolctl not installed: BLAS threads not fixed", None]]
         return
     with threadpool_limits(limits=n):
-        yield [(i["internal_api"], i["num_threads"]) for i in threadpool_info()]
+        yield [[i["internal_api"], i["num_threads"]] for i in threadpool_info()]
 
 
 def _redirect_output(log_path: str) -> None:

@@ -3,6 +3,7 @@ and the worker's refusal to time a model that failed parity."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from harness import engine, results, stats, targets, worker
@@ -97,7 +98,7 @@ def test_the_worker_refuses_to_time_a_model_that_failed_parity(monkeypatch):
 
     def wrong_model(case):
         workload = real_build(case)
-        workload.checks.append(compare("y", [1.0, 2.0], [1.0, 2.5], "float32"))
+        workload.checks.append(compare("y", [1.0, 2.0], np.float32([1.0, 2.5]), "float32"))
         workload.run = lambda: pytest.fail("a model that failed parity was timed")
         return workload
 
