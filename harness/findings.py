@@ -66,8 +66,9 @@ def headline(result: dict[str, Any]) -> list[str]:
             best = min(pens, key=lambda p: p["penalty"])
             out.append(f"Recurrence penalty in {worst['target']} (RNN time / the same FLOPs as "
                        f"one product): up to **{worst['penalty']:.1f}x** (B={worst['batch']}, "
-                       f"T={worst['steps']}), down to {best['penalty']:.2f}x (B={best['batch']}, "
-                       f"T={best['steps']}).")  # fmt: skip
+                       f"T={worst['steps']}, H={worst['hidden']}), down to "
+                       f"{best['penalty']:.2f}x (B={best['batch']}, T={best['steps']}, "
+                       f"H={best['hidden']}, L={best['layers']}).")  # fmt: skip
         for roof in result["roofline"]:
             if roof["machine"] == machine and roof["batch"] == 1 and roof["hidden"] == 256:
                 out.append(
@@ -82,10 +83,8 @@ def headline(result: dict[str, Any]) -> list[str]:
             over_loop = first_win(series, "mingru-scan", "mingru-loop")
             longest = max(series, key=lambda r: r["steps"])
             text = (
-                f"minGRU in {target}: the parallel scan beats GRU "
-                + (f"from T = {over_gru}" if over_gru else "at no T measured")
-                + " and beats minGRU's own step loop "
-                + (f"from T = {over_loop}" if over_loop else "at no T measured")
+                f"minGRU in {target}: its parallel scan beats GRU {_when(over_gru, series)}"
+                f" and beats minGRU's own step loop {_when(over_loop, series)}"
             )
             if "mingru-loop" in longest:
                 text += (
@@ -96,7 +95,11 @@ def headline(result: dict[str, Any]) -> list[str]:
                 )
             out.append(text + ".")
     for row in result["amdahl"]:
-        if row["cell"] in ("lstm", "gru") and row["hidden"] == 256 and row["input_size"] == 128:
+        if row["cell"] in ("lstm", "gru") and (row["input_size"], row["hidden"], row["layers"]) == (
+            128,
+            256,
+            1,
+        ):
             out.append(
                 f"{row['cell'].upper()} I=128, H=256: {100 * row['parallel_share']:.0f}% "
                 "of the FLOPs (the input projection) can run in parallel over time; "
@@ -107,6 +110,14 @@ def headline(result: dict[str, Any]) -> list[str]:
         out.append(f"CPU against GPU on {len(result['crossover'])} shared shapes: the GPU wins "
                    f"{len(wins)}.")  # fmt: skip
     return out
+
+
+def _when(steps: int | None, series) -> str:
+    if steps is None:
+        return "at no T measured"
+    if steps == min(r["steps"] for r in series):
+        return f"at every T measured ({steps} to {max(r['steps'] for r in series)})"
+    return f"from T = {steps}"
 
 
 def _environment(benches) -> str:
@@ -185,6 +196,7 @@ def sections(result: dict[str, Any], benches, audit_table: str) -> list[tuple[st
                     "B",
                     "T",
                     "H",
+                    "L",
                     "threads",
                     "RNN",
                     "one product",
@@ -198,6 +210,7 @@ def sections(result: dict[str, Any], benches, audit_table: str) -> list[tuple[st
                         p["batch"],
                         p["steps"],
                         p["hidden"],
+                        p["layers"],
                         p["threads"],
                         _us(p["median"]),
                         _us(p["gemm_median"]),

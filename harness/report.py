@@ -149,14 +149,15 @@ def plot_all(result: dict[str, Any], parities: list[dict], figures: Figures) -> 
         backends, columns, values = heat
         fig, axis = plt.subplots(figsize=(1 + 0.9 * len(columns), 1 + 0.35 * len(backends)))
         masked = [[v if v is not None else float("nan") for v in row] for row in values]
-        image = axis.imshow(masked, cmap="viridis_r", vmin=0, vmax=1, aspect="auto")
+        image = axis.imshow(masked, cmap="YlGn", vmin=0, vmax=1, aspect="auto")
         axis.set_xticks(range(len(columns)), columns, rotation=45, ha="right", fontsize=7)
         axis.set_yticks(range(len(backends)), backends, fontsize=7)
         for i, row in enumerate(values):
             for j, v in enumerate(row):
-                text = "skip" if v is None else ("FAIL" if v > 1 else f"{100 * v:.0f}%")
-                axis.text(j, i, text, ha="center", va="center", fontsize=6,
-                          color="red" if v is not None and v > 1 else "white")  # fmt: skip
+                text, color = "skip", "gray"
+                if v is not None:
+                    text, color = ("FAIL", "red") if v > 1 else (f"{100 * v:.0f}%", "black")
+                axis.text(j, i, text, ha="center", va="center", fontsize=6, color=color)
         fig.colorbar(image, label="worst error as a share of its tolerance")
         axis.set_title("Parity: every backend against the NumPy float64 reference")
         names.append(figures.save("parity_heatmap", fig))
