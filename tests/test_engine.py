@@ -117,3 +117,24 @@ def test_the_worker_protocol_in_process():
     built, ready, *samples = conn.sent
     assert built["status"] == "built" and ready["status"] == "ready"
     assert len(samples) == 2 and all(s > 0 for s in samples)
+
+
+def test_bench_command_end_to_end(tmp_path, capsys):
+    from harness.cli import main
+
+    suite = tmp_path / "tiny.toml"
+    suite.write_text('name = "tiny"\nbudget_s = 5\n[timing]\nrounds = 2\nmin_round_s = 0.002\n'
+                     'pause_s = 0.0\nwarmup_s = 0.0\n[[sweep]]\ntargets = ["numpy"]\n'
+                     'modes = ["forward", "gemm"]\ncell = ["rnn"]\nbatch = [2]\nsteps = [3]\n'
+                     'input = [4]\nhidden = [5]\n')  # fmt: skip
+    out = tmp_path / "r.json"
+    assert main(["bench", "--suite", str(suite), "--out", str(out), "--only", "gemm"]) == 0
+    text = capsys.readouterr().out
+    assert "numpy/gemm/rnn/float32/B2/T3/I4/H5/L1/th1" in text and "1 of 1 cases timed" in text
+    assert [c["case"]["mode"] for c in results.load_results(out)["cases"]] == ["gemm"]
+    before = out.read_text()
+    assert main(["bench", "--suite", str(suite), "--out", str(out)]) == 2  # exists: refused
+    assert out.read_text() == before
+    assert main(["bench", "--suite", "nope"]) == 2
+    assert main(["bench", "--suite", str(suite), "--only", "lstm"]) == 2
+    assert "no case of suite 'tiny' has 'lstm'" in capsys.readouterr().err
