@@ -41,7 +41,8 @@ def headline(result: dict[str, Any]) -> list[str]:
             for threads in sorted({t for _, t in by_target}):
                 if ("numpy", threads) in by_target and ("torch-cpu", threads) in by_target:
                     ratio = by_target[("numpy", threads)] / by_target[("torch-cpu", threads)]
-                    out.append(f"NumPy reference / torch eager on it ({threads} threads): "
+                    plural = "s" if threads > 1 else ""
+                    out.append(f"NumPy reference / torch eager on it ({threads} thread{plural}): "
                                f"**{ratio:.2f}x**.")  # fmt: skip
         for fit in result["fits"]:
             if (
