@@ -35,7 +35,7 @@ def run_bench(args) -> int:
     print(f"\n{sum(1 for r in doc['cases'] if r['status'] == 'ok')} of {len(doc['cases'])} cases "
           f"timed in {doc['wall_s']:.0f} s (suite budget {suite.budget_s:.0f} s); "
           f"results: {out}")  # fmt: skip
-    return 1 if any(r["status"] in ("failed", "error") for r in doc["cases"]) else 0
+    return 1 if any(r["status"] in ("failed", "error", "timeout") for r in doc["cases"]) else 0
 
 
 class _progress_bar:

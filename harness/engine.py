@@ -1,6 +1,6 @@
 """Runs a suite: each interleaved group's cases in their own worker processes, timed round by
-round in turn (A B A B ...), with a per-case deadline; every record lands in the results file
-(atomically) as soon as its group ends, so that an interrupted run can be resumed."""
+round in turn (A B A B ...), each step of a case under its timeout; every record lands in the
+results file (atomically) as soon as its group ends, so that an interrupted run can be resumed."""
 
 from __future__ import annotations
 
@@ -102,7 +102,7 @@ def measure_group(cases: list[BenchCase], settings: dict[str, float], logs: Path
                                daemon=True)  # fmt: skip
             proc.start()
             child.close()
-            workers[case.id] = (proc, parent, time.monotonic() + settings["timeout_s"], log)
+            workers[case.id] = (proc, parent, settings["timeout_s"], log)
         for step in ("built", "ready"):
             for case_id, worker in list(workers.items()):
                 message = _ask(worker, None if step == "built" else "calibrate", records[case_id])
@@ -138,9 +138,12 @@ def _record(case: BenchCase) -> dict[str, Any]:
 
 
 def _ask(worker, request, record: dict[str, Any]):
-    """Send `request` (None: just listen) and wait for the answer until the case's deadline;
-    a dict answer is merged into the record. None when the worker is done for."""
-    proc, conn, deadline, log = worker
+    """Send `request` (None: wait for the build) and wait for the answer for at most the case's
+    timeout_s: the build, the calibration and each round each get that long, so that waiting
+    for the other members of a large group never counts against a case. A dict answer is
+    merged into the record. None when the worker is done for."""
+    proc, conn, timeout, log = worker
+    deadline = time.monotonic() + timeout
     try:
         if request is not None:
             conn.send(request)
