@@ -321,6 +321,11 @@ def _probe(case: BenchCase) -> Workload:
         src = torch.as_tensor(source, device=device)
         dst, sync = torch.empty_like(src), _torch_sync(device)
         run, fetch = (lambda: (dst.copy_(src), sync())), (lambda: dst.cpu().numpy())
+    elif case.target == "cupy":
+        cupy = _cupy()
+        src, sync = cupy.asarray(source), cupy.cuda.Device().synchronize
+        dst = cupy.empty_like(src)
+        run, fetch = (lambda: (cupy.copyto(dst, src), sync())), (lambda: cupy.asnumpy(dst))
     else:
         raise NotSupported(f"{case.target} has no bandwidth probe")
     run()
