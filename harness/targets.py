@@ -163,7 +163,11 @@ def _forward(case: BenchCase) -> Workload:
         from backends.ort_backend import OrtBackend
 
         _, exporter, provider = target.split("-")
-        prepared = OrtBackend(exporter, provider, threads=case.threads).build(spec, weights)
+        backend = OrtBackend(exporter, provider, threads=case.threads)
+        reason = backend.unavailable_reason()
+        if reason:
+            raise NotSupported(reason)
+        prepared = backend.build(spec, weights)
         run, to_outputs = prepared.runner(x)
         impl = _ort_class(prepared.audit["form"])
         notes = f"{exporter} export: {prepared.audit['node_count']} nodes"
