@@ -173,3 +173,40 @@ def _torch_scan(a, b):
         a = torch.cat([a[:d], a[d:] * a[:-d]])
         d *= 2
     return b
+
+
+# ---- TensorFlow ----------------------------------------------------------------------------
+
+
+def tf_forward(weights, mode: str = "function"):
+    """forward(x, sequential) -> (y, h_n) as TensorFlow ops: eager, tf.function or XLA. The
+    step loop is tf.scan (a while loop); the parallel form the same Hillis-Steele rounds."""
+    from backends.tf_backend import tf
+
+    layers = [(tf.constant(np.asarray(weights[f"l{n}.W"])), tf.constant(np.asarray(
+        weights[f"l{n}.b"]))) for n in range(_layers(weights))]  # fmt: skip
+
+    def forward(x, sequential: bool):
+        finals = []
+        for W, b in layers:
+            kz, kh = tf.split(tf.tensordot(x, W, axes=[[2], [1]]) + b, 2, axis=-1)
+            z = tf.sigmoid(kz)
+            a, g = 1 - z, z * tf.where(kh >= 0, kh + 0.5, tf.sigmoid(kh))
+            if sequential:
+                y = tf.scan(
+                    lambda h, ab: ab[0] * h + ab[1], (a, g), initializer=tf.zeros_like(a[0])
+                )
+            else:
+                d, steps = 1, x.shape[0]  # static T: the rounds unroll at trace time
+                while d < steps:
+                    g = tf.concat([g[:d], g[d:] + a[d:] * g[:-d]], axis=0)
+                    a = tf.concat([a[:d], a[d:] * a[:-d]], axis=0)
+                    d *= 2
+                y = g
+            finals.append(y[-1])
+            x = y
+        return x, tf.stack(finals)
+
+    if mode == "eager":
+        return forward
+    return tf.function(forward, jit_compile=mode == "xla", reduce_retracing=True)

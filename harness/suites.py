@@ -33,14 +33,15 @@ TARGET_MODES: dict[str, tuple[str, ...]] = {
     "numpy": _ALL, "cupy": ("forward", "gemm", "sequential", "peak", "bandwidth"),
     "torch-cpu": _ALL, "torch-cuda": _ALL,
     "torch-cpu-compile": ("forward",), "torch-cuda-graphs": ("forward",),
-    "tf-eager": ("forward", "train"), "tf-function": ("forward", "train", "gemm"),
-    "tf-xla": ("forward", "train"),
+    "tf-eager": ("forward", "train", "sequential"),
+    "tf-function": ("forward", "train", "gemm", "sequential"),
+    "tf-xla": ("forward", "train", "sequential"),
 }  # fmt: skip
 for _exporter in ("direct", "torchscript", "dynamo", "tf2onnx", "keras"):
     for _provider in ("cpu", "cuda", "tensorrt"):
         TARGET_MODES[f"ort-{_exporter}-{_provider}"] = ("forward",)
 MINGRU_TARGETS = ("numpy", "cupy", "torch-cpu", "torch-cuda", "torch-cpu-compile",
-                  "torch-cuda-graphs")  # fmt: skip
+                  "torch-cuda-graphs", "tf-eager", "tf-function", "tf-xla")  # fmt: skip
 
 TIMING_DEFAULTS = {"warmup_s": 0.1, "min_round_s": 0.05, "rounds": 9, "pause_s": 0.1,
                    "timeout_s": 300.0}  # fmt: skip

@@ -359,6 +359,14 @@ def _mingru(case: BenchCase) -> Workload:
         else:
             run, fetch = (lambda: fn(params, x)), (lambda out: out)
         impl = f"minGRU {form}, {'CuPy' if case.target == 'cupy' else 'NumPy'}"
+    elif case.target.startswith("tf-"):
+        from backends.tf_backend import tf
+
+        mode = case.target.split("-", 1)[1]
+        forward, xt = mingru.tf_forward(params, mode), tf.constant(x)
+        run = lambda: [t.numpy() for t in forward(xt, sequential)]  # noqa: E731
+        fetch = lambda out: out  # noqa: E731
+        impl = f"minGRU {form}, TF {mode}"
     else:
         import torch
 

@@ -60,17 +60,28 @@ def test_float32_log_space_loses_accuracy_with_T_and_the_scan_does_not():
     assert log_err > 20 * scan_err
 
 
-torch = pytest.importorskip("torch", reason="torch is not installed")
-
-
 @pytest.mark.parametrize("sequential", [False, True])
 @pytest.mark.parametrize("T", [1, 5, 300])
 def test_torch_module_matches_numpy(T, sequential):
+    torch = pytest.importorskip("torch", reason="torch is not installed")
     weights, x = _data(T)
     y_ref, h_ref = mingru.forward_sequential(weights, x)
     module = mingru.torch_module(weights)
     with torch.no_grad():
         y, h = module(torch.from_numpy(x), sequential)
     assert y.dtype == torch.float64
+    np.testing.assert_allclose(y.numpy(), y_ref, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(h.numpy(), h_ref, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("sequential", [False, True])
+@pytest.mark.parametrize("mode", ["eager", "function", "xla"])
+def test_tensorflow_matches_numpy(mode, sequential):
+    pytest.importorskip("tensorflow", reason="tensorflow is not installed")
+    from backends.tf_backend import tf
+
+    weights, x = _data(37)
+    y_ref, h_ref = mingru.forward_sequential(weights, x)
+    y, h = mingru.tf_forward(weights, mode)(tf.constant(x), sequential)
     np.testing.assert_allclose(y.numpy(), y_ref, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(h.numpy(), h_ref, rtol=1e-12, atol=1e-14)

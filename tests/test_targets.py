@@ -19,8 +19,10 @@ def _pairs():
         for mode in modes:
             if mode != "sequential":  # minGRU's step loop: RNN/LSTM/GRU are always sequential
                 yield target, mode, "lstm"
-            if target in MINGRU_TARGETS and mode in ("forward", "sequential") and (
-                "compile" not in target
+            if (
+                target in MINGRU_TARGETS
+                and mode in ("forward", "sequential")
+                and ("compile" not in target)
             ):
                 yield target, mode, "mingru"
 
