@@ -64,7 +64,7 @@ def run_suite(
     machine: str | None = None,
     progress: Callable | None = None,
 ) -> dict[str, Any]:
-    """progress(case_id, done, total) after each case; returns the results document."""
+    """progress(record, done, total) after each case; returns the results document."""
     out = Path(out)
     doc = open_document(suite, out, resume, overwrite, machine)
     doc["selfcheck"] = selfcheck()
@@ -97,7 +97,7 @@ def measure_group(cases: list[BenchCase], settings: dict[str, float], logs: Path
     try:
         for case in cases:
             parent, child = ctx.Pipe()
-            log = logs / f"{len(workers)}-{case.target}.log"
+            log = logs / f"{time.monotonic_ns()}-{case.target}.log"  # one per worker
             proc = ctx.Process(target=serve, args=(child, case.as_dict(), settings, str(log)),
                                daemon=True)  # fmt: skip
             proc.start()
