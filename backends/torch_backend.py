@@ -181,8 +181,8 @@ class PreparedTorch:
     def runner(self, x, compile_mode: str | None = None):
         """(run, to_outputs) for timing: run() is one forward on a tensor made once, with the
         CUDA sync inside; compile_mode "default" or "reduce-overhead" (CUDA graphs) wraps the
-        model in torch.compile first."""
-        model = self.model
+        model in torch.compile first. Puts the model in eval mode: call grad() on another one."""
+        model = self.model.eval()  # inference: cuDNN keeps no reserve space for a backward pass
         if compile_mode is not None:
             model = torch.compile(model, mode=None if compile_mode == "default" else compile_mode)
         xt = self._tensor(x)
