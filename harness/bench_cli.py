@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from harness import engine
+from harness.stats import format_seconds
 from harness.suites import load_suite, suite_names
 
 
@@ -85,7 +86,7 @@ def format_summary(doc) -> str:
             gflops = f"{r['flops'] / st['median'] / 1e9:.1f}" if r["flops"] else ""
             if r["bytes"]:
                 gflops = f"{r['bytes'] / st['median'] / 1e9:.1f} GB/s"
-            rows.append((r["id"], r["impl_class"], _duration(st["median"]),
+            rows.append((r["id"], r["impl_class"], format_seconds(st["median"]),
                          f"{100 * st['iqr'] / st['median']:.1f}%", gflops, "ok"))  # fmt: skip
         else:
             rows.append((r["id"], r["impl_class"], "", "", "",
@@ -94,13 +95,6 @@ def format_summary(doc) -> str:
     lines = ["  ".join([*(c.ljust(w) for c, w in zip(row[:5], widths, strict=True)), row[5]])
              for row in rows]  # fmt: skip
     return "\n".join(lines)
-
-
-def _duration(seconds: float) -> str:
-    for unit, scale in (("s", 1), ("ms", 1e-3), ("us", 1e-6)):
-        if seconds >= scale:
-            return f"{seconds / scale:.3g} {unit}"
-    return f"{seconds / 1e-9:.3g} ns"
 
 
 def add_report_parsers(sub) -> None:

@@ -6,13 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from harness.analysis import first_win
+from harness.stats import format_seconds as _t  # a duration in the unit that fits
 
 STANDARD = {"cell": "lstm", "batch": 32, "steps": 100, "input_size": 128, "hidden": 256,
             "layers": 1}  # fmt: skip
-
-
-def _us(seconds: float) -> str:
-    return f"{seconds * 1e6:.1f} us" if seconds < 1e-3 else f"{seconds * 1e3:.2f} ms"
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
@@ -33,7 +30,7 @@ def headline(result: dict[str, Any]) -> list[str]:
         standard = sorted((r for r in mine if _is_standard(r) and r["mode"] == "forward"),
                           key=lambda r: r["median"])  # fmt: skip
         if standard:
-            ranked = ", ".join(f"{r['target']} (th{r['threads']}) {_us(r['median'])}"
+            ranked = ", ".join(f"{r['target']} (th{r['threads']}) {_t(r['median'])}"
                                for r in standard[:4])  # fmt: skip
             out.append(f"**{machine}**, standard LSTM case (B=32, T=100, I=128, H=256, float32) "
                        f"forward, fastest first: {ranked}.")  # fmt: skip
@@ -52,9 +49,9 @@ def headline(result: dict[str, Any]) -> list[str]:
                 and fit["hidden"] == 256
                 and fit["target"] in ("torch-cpu", "torch-cuda")
             ):
-                out.append(f"An LSTM step with H=256, B={fit['batch']} costs **{_us(fit['b'])}** "
+                out.append(f"An LSTM step with H=256, B={fit['batch']} costs **{_t(fit['b'])}** "
                            f"in {fit['target']} (slope of latency = a + b*T, a = "
-                           f"{_us(fit['a'])}, R^2 {fit['r2']:.3f}).")  # fmt: skip
+                           f"{_t(fit['a'])}, R^2 {fit['r2']:.3f}).")  # fmt: skip
         pens = [
             p
             for p in result["penalties"]
@@ -74,8 +71,8 @@ def headline(result: dict[str, Any]) -> list[str]:
             if roof["machine"] == machine and roof["batch"] == 1 and roof["hidden"] == 256:
                 out.append(
                     f"Roofline of one B=1 step ({roof['target']}): measured "
-                    f"{_us(roof['step_s'])} against a {roof['limited_by']}-bound "
-                    f"{_us(roof['bound_s'])} ({roof['times_bound']:.2f}x the bound)."
+                    f"{_t(roof['step_s'])} against a {roof['limited_by']}-bound "
+                    f"{_t(roof['bound_s'])} ({roof['times_bound']:.2f}x the bound)."
                 )
         mingru = [r for r in result["mingru"] if r["machine"] == machine]
         for target in sorted({r["target"] for r in mingru}):
@@ -89,9 +86,9 @@ def headline(result: dict[str, Any]) -> list[str]:
             )
             if "mingru-loop" in longest:
                 text += (
-                    f" (T={longest['steps']}: scan {_us(longest['mingru-scan'])}, loop "
-                    f"{_us(longest['mingru-loop'])}"
-                    + (f", GRU {_us(longest['gru'])}" if "gru" in longest else "")
+                    f" (T={longest['steps']}: scan {_t(longest['mingru-scan'])}, loop "
+                    f"{_t(longest['mingru-loop'])}"
+                    + (f", GRU {_t(longest['gru'])}" if "gru" in longest else "")
                     + ")"
                 )
             out.append(text + ".")
@@ -165,7 +162,7 @@ def sections(result: dict[str, Any], benches, audit_table: str) -> list[tuple[st
                         r["mode"],
                         r["threads"],
                         r["impl_class"],
-                        _us(r["median"]),
+                        _t(r["median"]),
                         f"{100 * r['iqr'] / r['median']:.0f}%",
                         f"{r['flops'] / r['median'] / 1e9:.1f}",
                         _pct(eff.get(r["id"] + r["machine"], {}).get("fraction_of_peak")),
@@ -179,7 +176,7 @@ def sections(result: dict[str, Any], benches, audit_table: str) -> list[tuple[st
         ["machine", "target", "mode", "cell", "B", "H", "threads", "a", "b (per step)", "R^2",
          "T measured"],
         [[f["machine"], f["target"], f["mode"], f["cell"], f["batch"], f["hidden"], f["threads"],
-          _us(f["a"]), _us(f["b"]), f"{f['r2']:.3f}", ",".join(str(p[0]) for p in f["points"])]
+          _t(f["a"]), _t(f["b"]), f"{f['r2']:.3f}", ",".join(str(p[0]) for p in f["points"])]
          for f in result["fits"]])))  # fmt: skip
     out.append(("Batch scaling (latency(B) / latency(1); tokens = B*T per second)", _table(
         ["machine", "target", "mode", "cell", "T", "B: relative latency, tokens/s"],
@@ -213,8 +210,8 @@ def sections(result: dict[str, Any], benches, audit_table: str) -> list[tuple[st
                         p["hidden"],
                         p["layers"],
                         p["threads"],
-                        _us(p["median"]),
-                        _us(p["gemm_median"]),
+                        _t(p["median"]),
+                        _t(p["gemm_median"]),
                         f"{p['penalty']:.2f}x",
                     ]
                     for p in sorted(
@@ -231,7 +228,7 @@ def sections(result: dict[str, Any], benches, audit_table: str) -> list[tuple[st
                 + _table(["machine", "target", "cell", "B", "H", "measured b", "compute bound",
                           "memory bound", "limited by", "measured / bound"],
                          [[r["machine"], r["target"], r["cell"], r["batch"], r["hidden"],
-                           _us(r["step_s"]), _us(r["compute_bound_s"]), _us(r["memory_bound_s"]),
+                           _t(r["step_s"]), _t(r["compute_bound_s"]), _t(r["memory_bound_s"]),
                            r["limited_by"], f"{r['times_bound']:.2f}x"]
                           for r in result["roofline"]])))  # fmt: skip
     out.append(("Amdahl: what parallelising over time can buy", _table(
@@ -252,9 +249,9 @@ def sections(result: dict[str, Any], benches, audit_table: str) -> list[tuple[st
                         m["batch"],
                         m["hidden"],
                         m["steps"],
-                        _us(m["gru"]) if "gru" in m else "",
-                        _us(m["mingru-scan"]),
-                        _us(m["mingru-loop"]) if "mingru-loop" in m else "",
+                        _t(m["gru"]) if "gru" in m else "",
+                        _t(m["mingru-scan"]),
+                        _t(m["mingru-loop"]) if "mingru-loop" in m else "",
                     ]
                     for m in result["mingru"]
                 ],
@@ -264,8 +261,8 @@ def sections(result: dict[str, Any], benches, audit_table: str) -> list[tuple[st
     if result["crossover"]:
         out.append(("CPU against GPU", _table(
             ["cell", "B", "T", "H", "best CPU", "time", "best GPU", "time", "GPU speed-up"],
-            [[c["cell"], c["batch"], c["steps"], c["hidden"], c["cpu"], _us(c["cpu_s"]),
-              c["gpu"], _us(c["gpu_s"]), f"{c['gpu_speedup']:.2f}x"]
+            [[c["cell"], c["batch"], c["steps"], c["hidden"], c["cpu"], _t(c["cpu_s"]),
+              c["gpu"], _t(c["gpu_s"]), f"{c['gpu_speedup']:.2f}x"]
              for c in result["crossover"]])))  # fmt: skip
     else:
         out.append(("CPU against GPU", "No shape was timed on both a CPU and a GPU in these "

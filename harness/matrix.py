@@ -73,13 +73,13 @@ def case_data(case: ParityCase) -> tuple[CanonicalWeights, dict[str, Any]]:
         case.T, case.B, spec64.input_size)  # fmt: skip
     states = (spec64.num_layers * spec64.num_directions, case.B, spec64.hidden_size)
     inputs = {
-        "x": _float32_exact(rng.standard_normal(shape_x)),
+        "x": float32_exact(rng.standard_normal(shape_x)),
         "seq_lens": None,
-        "h0": _float32_exact(0.5 * rng.standard_normal(states)),
+        "h0": float32_exact(0.5 * rng.standard_normal(states)),
         "c0": None,
     }
     if spec64.cell is Cell.LSTM:
-        inputs["c0"] = _float32_exact(0.5 * rng.standard_normal(states))
+        inputs["c0"] = float32_exact(0.5 * rng.standard_normal(states))
     if case.with_lens:
         lens = rng.integers(1, case.T + 1, size=case.B)
         lens[0] = case.T  # one full-length sample, so T is not inferred from the lengths
@@ -89,10 +89,10 @@ def case_data(case: ParityCase) -> tuple[CanonicalWeights, dict[str, Any]]:
 
 def cotangents_for(outputs: numpy_ref.Outputs, seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed + 2)
-    return {k: _float32_exact(rng.standard_normal(v.shape)) for k, v in outputs.as_dict().items()}
+    return {k: float32_exact(rng.standard_normal(v.shape)) for k, v in outputs.as_dict().items()}
 
 
-def _float32_exact(array: np.ndarray) -> np.ndarray:
+def float32_exact(array: np.ndarray) -> np.ndarray:
     """float64 values that float32 holds exactly."""
     return array.astype(np.float32).astype(np.float64)
 

@@ -9,28 +9,22 @@ import base64
 import datetime
 import html
 import io
-import json
 import types
 from pathlib import Path
 from typing import Any
 
 from harness import analysis, findings
 from harness.atomic import atomic_open, write_text_atomic
-from harness.results import KIND, ResultsError, load_results
+from harness.results import KIND, ResultsError, check_document, read_json
 
 
 def load_inputs(paths: list[str]) -> tuple[list[dict], list[dict]]:
     """(benchmark docs, parity docs), told apart by content."""
     benches, parities = [], []
     for path in paths:
-        try:
-            doc = json.loads(Path(path).read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ResultsError(f"cannot read {path}: {exc.strerror}") from None
-        except json.JSONDecodeError as exc:
-            raise ResultsError(f"{path} is corrupt: not JSON ({exc})") from None
+        doc = read_json(path)
         if isinstance(doc, dict) and doc.get("kind") == KIND:
-            benches.append(load_results(path))
+            benches.append(check_document(doc, path))
         elif isinstance(doc, dict) and "results" in doc and "summary" in doc:
             parities.append(doc)
         else:

@@ -26,16 +26,24 @@ class ResultsError(ValueError):
     """A results file that cannot be used; the message names the file and what is wrong."""
 
 
-def load_results(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
+def read_json(path: str | Path) -> Any:
+    """The parsed file; a ResultsError naming it when it cannot be read or is not JSON."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ResultsError(f"cannot read results file {path}: {exc.strerror}") from None
     try:
-        doc = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise ResultsError(f"results file {path} is corrupt: not JSON ({exc})") from None
+
+
+def load_results(path: str | Path) -> dict[str, Any]:
+    return check_document(read_json(path), path)
+
+
+def check_document(doc: Any, path: str | Path) -> dict[str, Any]:
+    """doc itself if it is a results document this rnnbench can trust, else a ResultsError."""
     if not isinstance(doc, dict) or doc.get("kind") != KIND:
         raise ResultsError(f"{path} is not an rnnbench results file (kind {KIND!r} missing)")
     version = doc.get("schema_version")

@@ -40,3 +40,10 @@ def summarize(samples: Sequence[float]) -> dict[str, float]:
         "p99": percentile(values, 99),
         "max": values[-1],
     }
+
+
+def format_seconds(seconds: float) -> str:
+    """us below a millisecond, ms below a second, else s."""
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.1f} us"
+    return f"{seconds * 1e3:.2f} ms" if seconds < 1 else f"{seconds:.2f} s"

@@ -8,18 +8,18 @@ first step's loss and updated W, R; gemm/peak: the product; bandwidth: the copy)
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from backends import mingru, numpy_ref
+from harness.matrix import float32_exact
 from harness.parity import Comparison, compare, compare_all
 from harness.protocol import NotSupported
 from harness.spec import ModelSpec
 from harness.suites import BenchCase
-from harness.weights import init_weights
+from harness.weights import digest_arrays, init_weights
 
 LEARNING_RATE = 0.01
 SEED = 0
@@ -50,17 +50,13 @@ def build(case: BenchCase) -> Workload:
 # ---- data ----------------------------------------------------------------------------------
 
 
-def _exact(array: np.ndarray) -> np.ndarray:
-    return array.astype(np.float32).astype(np.float64)
-
-
 def model_data(case: BenchCase):
     """(spec in the case's dtype, float64 weights, float64 x [T, B, I]), float32-exact."""
     spec = ModelSpec(case.cell, case.input_size, case.hidden, num_layers=case.layers,
                      dtype=case.dtype)  # fmt: skip
     weights64 = init_weights(spec.replace(dtype="float32"), seed=SEED).astype("float64")
     rng = np.random.default_rng(SEED + 1)
-    x64 = _exact(rng.standard_normal((case.steps, case.batch, case.input_size)))
+    x64 = float32_exact(rng.standard_normal((case.steps, case.batch, case.input_size)))
     return spec, weights64, x64
 
 
@@ -183,8 +179,8 @@ def _forward(case: BenchCase) -> Workload:
 
 def _train(case: BenchCase) -> Workload:
     """One step of plain SGD (lr 0.01) on mean((y - target)^2): forward, BPTT, update."""
-    spec, weights64, x64, _ = _reference(case)
-    target64 = _exact(np.random.default_rng(SEED + 2).standard_normal(
+    spec, weights64, x64 = model_data(case)
+    target64 = float32_exact(np.random.default_rng(SEED + 2).standard_normal(
         (case.steps, case.batch, case.hidden)))  # fmt: skip
     expected = _sgd_step_numpy(spec.replace(dtype="float64"), _writable(weights64), x64, target64)
     weights, x, goal = weights64.astype(case.dtype), _cast(x64, case.dtype), target64
@@ -261,8 +257,8 @@ def _gemm(case: BenchCase) -> Workload:
     rng = np.random.default_rng(SEED + 3)
     G, H, rows = GATES[case.cell], case.hidden, case.steps * case.batch
     extra = 0 if case.cell == "mingru" else H
-    pairs = [(_exact(rng.standard_normal((rows, i + extra))),
-              _exact(rng.standard_normal((i + extra, G * H)) / np.sqrt(i + extra)))
+    pairs = [(float32_exact(rng.standard_normal((rows, i + extra))),
+              float32_exact(rng.standard_normal((i + extra, G * H)) / np.sqrt(i + extra)))
              for i in layer_inputs(case.input_size, H, case.layers)]  # fmt: skip
     run, fetch = _matmul_runner(case, pairs)
     got = fetch(run())
@@ -309,7 +305,10 @@ def _probe(case: BenchCase) -> Workload:
     rng = np.random.default_rng(SEED + 4)
     if case.mode == "peak":
         n = case.size
-        pair = (_exact(rng.standard_normal((n, n))), _exact(rng.standard_normal((n, n))))
+        pair = (
+            float32_exact(rng.standard_normal((n, n))),
+            float32_exact(rng.standard_normal((n, n))),
+        )
         run, fetch = _matmul_runner(case, [pair])
         got = fetch(run())[0]
         return Workload(run, "square GEMM", [compare("product", pair[0] @ pair[1], got,
@@ -342,7 +341,7 @@ def _probe(case: BenchCase) -> Workload:
 def _mingru(case: BenchCase) -> Workload:
     weights = mingru.init_weights(case.input_size, case.hidden, case.layers, SEED, "float32")
     weights64 = {k: v.astype(np.float64) for k, v in weights.items()}
-    x64 = _exact(np.random.default_rng(SEED + 1).standard_normal(
+    x64 = float32_exact(np.random.default_rng(SEED + 1).standard_normal(
         (case.steps, case.batch, case.input_size)))  # fmt: skip
     ref_y, ref_h = mingru.forward_sequential(weights64, x64)
     params = {k: _cast(v, case.dtype) for k, v in weights64.items()}
@@ -388,11 +387,4 @@ def _mingru(case: BenchCase) -> Workload:
         impl = f"minGRU {form}, torch" + (" compiled" if case.target in compiled else "")
     y, h = fetch(run())
     checks = [compare("y", ref_y, y, case.dtype), compare("h_n", ref_h, h, case.dtype)]
-    return Workload(run, impl, checks, _digest(weights))
-
-
-def _digest(arrays: dict[str, np.ndarray]) -> str:
-    h = hashlib.sha256()
-    for name in sorted(arrays):
-        h.update(name.encode() + np.ascontiguousarray(arrays[name]).tobytes())
-    return h.hexdigest()
+    return Workload(run, impl, checks, digest_arrays(weights))

@@ -90,12 +90,7 @@ class CanonicalWeights(Mapping):
 
     def digest(self) -> str:
         """sha256 over names, dtypes, shapes and little-endian bytes, in canonical order."""
-        h = hashlib.sha256()
-        for name, array in self.arrays.items():
-            little = array.astype(array.dtype.newbyteorder("<"), copy=False)
-            h.update(f"{name}|{little.dtype.str}|{array.shape}|".encode())
-            h.update(np.ascontiguousarray(little).tobytes())
-        return h.hexdigest()
+        return digest_arrays(self.arrays)
 
     def astype(self, dtype: str) -> CanonicalWeights:
         spec = self.spec.replace(dtype=dtype)
@@ -103,6 +98,17 @@ class CanonicalWeights(Mapping):
 
     def replace(self, **arrays: np.ndarray) -> CanonicalWeights:
         return CanonicalWeights(self.spec, {**self.arrays, **arrays})
+
+
+def digest_arrays(arrays: Mapping[str, np.ndarray]) -> str:
+    """sha256 over names, dtypes, shapes and little-endian bytes, in the mapping's order."""
+    h = hashlib.sha256()
+    for name, array in arrays.items():
+        array = np.asarray(array)
+        little = array.astype(array.dtype.newbyteorder("<"), copy=False)
+        h.update(f"{name}|{little.dtype.str}|{array.shape}|".encode())
+        h.update(np.ascontiguousarray(little).tobytes())
+    return h.hexdigest()
 
 
 def init_weights(spec: ModelSpec, seed: int = 0) -> CanonicalWeights:
