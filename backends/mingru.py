@@ -98,8 +98,9 @@ def scan(a, b, h0=None):
 def log_scan(kz, kh, h0, xp):
     """The paper's log-space form (see the module docstring for its float32 error)."""
     log_a = -_softplus(kz, xp)  # log(1 - z)
-    log_b = -_softplus(-kz, xp) + xp.where(kh >= 0, xp.log(xp.maximum(kh, 0) + 0.5),
-                                           -_softplus(-kh, xp))  # fmt: skip
+    log_b = -_softplus(-kz, xp) + xp.where(
+        kh >= 0, xp.log(xp.maximum(kh, 0) + 0.5), -_softplus(-kh, xp)
+    )
     log_A = xp.cumsum(log_a, axis=0)
     log_sum = xp.logaddexp.accumulate(log_b - log_A, axis=0)
     if h0 is not None:
@@ -183,8 +184,10 @@ def tf_forward(weights, mode: str = "function"):
     step loop is tf.scan (a while loop); the parallel form the same Hillis-Steele rounds."""
     from backends.tf_backend import tf
 
-    layers = [(tf.constant(np.asarray(weights[f"l{n}.W"])), tf.constant(np.asarray(
-        weights[f"l{n}.b"]))) for n in range(_layers(weights))]  # fmt: skip
+    layers = [
+        (tf.constant(np.asarray(weights[f"l{n}.W"])), tf.constant(np.asarray(weights[f"l{n}.b"])))
+        for n in range(_layers(weights))
+    ]
 
     def forward(x, sequential: bool):
         finals = []

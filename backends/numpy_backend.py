@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from backends import numpy_ref
-from harness.optim import clip_by_global_norm
-from harness.spec import ModelSpec
-from harness.weights import CanonicalWeights
+from harness.model.optim import clip_by_global_norm
+from harness.model.outputs import Outputs
+from harness.model.spec import ModelSpec
+from harness.model.weights import CanonicalWeights
 
 
 class NumpyBackend:
@@ -24,7 +25,7 @@ class PreparedNumpy:
     def __init__(self, spec: ModelSpec, weights: CanonicalWeights):
         self.spec, self.params = spec, dict(weights)
 
-    def forward(self, x, seq_lens=None, h0=None, c0=None) -> numpy_ref.Outputs:
+    def forward(self, x, seq_lens=None, h0=None, c0=None) -> Outputs:
         return numpy_ref.forward(self.spec, self.params, x, seq_lens, h0, c0)
 
     def grad(self, x, cotangents, seq_lens=None, h0=None, c0=None) -> dict:
@@ -41,8 +42,9 @@ class PreparedNumpy:
             error = out.head - y
             losses.append(float(np.mean(error**2)))
             grads = numpy_ref.backward(self.params, tape, dhead=2 * error / error.size)
-            grads = clip_by_global_norm({k: grads[k] for k in self.params if k not in frozen},
-                                        max_norm)  # fmt: skip
+            grads = clip_by_global_norm(
+                {k: grads[k] for k in self.params if k not in frozen}, max_norm
+            )
             for k, g in grads.items():
                 self.params[k] = (self.params[k] - lr * g).astype(g.dtype)
         return losses, CanonicalWeights(self.spec, self.params)

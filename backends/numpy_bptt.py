@@ -6,7 +6,7 @@ from typing import Any
 
 from backends import numpy_cells
 from backends.numpy_cells import namespace
-from harness.spec import Cell
+from harness.model.spec import Cell
 
 
 def model_backward(params, tape, dy, dh_n, dc_n, dhead) -> dict[str, Any]:
@@ -32,9 +32,15 @@ def model_backward(params, tape, dy, dh_n, dc_n, dhead) -> dict[str, Any]:
     for layer in reversed(range(L)):
         rows = slice(layer * D, (layer + 1) * D)
         d_out, layer_dh0, layer_dc0 = _layer_backward(
-            spec, params, tape, layer, d_out, dh_n[rows], None if dc_n is None else dc_n[rows],
+            spec,
+            params,
+            tape,
+            layer,
+            d_out,
+            dh_n[rows],
+            None if dc_n is None else dc_n[rows],
             grads,
-        )  # fmt: skip
+        )
         dh0.insert(0, layer_dh0)
         dc0.insert(0, layer_dc0)
     grads["x"] = d_out.transpose(1, 0, 2) if spec.batch_first else d_out
@@ -72,9 +78,13 @@ def _layer_backward(spec, params, tape, layer, d_out, dh_T, dc_T, grads):
         if tape.mask is not None:
             dY = dY * tape.mask
         dA, dAh, dh0_j, dc = numpy_cells.backward(
-            spec.cell, dir_tape, R[j], dY[::-1] if flip else dY, dh_T[j].T,
+            spec.cell,
+            dir_tape,
+            R[j],
+            dY[::-1] if flip else dY,
+            dh_T[j].T,
             None if dc_T is None else dc_T[j].T,
-        )  # fmt: skip
+        )
         dh0[j] = dh0_j.T
         if dc0 is not None:
             dc0[j] = dc.T

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.spec import Cell
+from harness.model.spec import Cell
 
 
 def namespace(array: Any) -> types.ModuleType:

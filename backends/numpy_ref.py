@@ -21,18 +21,8 @@ import numpy as np
 from backends import numpy_cells
 from backends.numpy_bptt import model_backward
 from backends.numpy_cells import Tape, namespace
-from harness.spec import Cell, ModelSpec
-
-
-@dataclasses.dataclass
-class Outputs:
-    y: Any
-    h_n: Any
-    c_n: Any = None
-    head: Any = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+from harness.model.outputs import Outputs
+from harness.model.spec import Cell, ModelSpec
 
 
 @dataclasses.dataclass
@@ -77,9 +67,18 @@ def _forward(spec, params, x, seq_lens, h0, c0, keep_tape):
         W, R, Wb, Rb = (xp.asarray(params[f"l{layer}.{k}"]) for k in ("W", "R", "Wb", "Rb"))
         directions = ("forward", "reverse")[:D]
         Y, Y_h, Y_c, dir_tapes = run_layer(
-            spec.cell, layer_input, W, R, Wb, Rb, h0[rows], None if c0 is None else c0[rows], mask,
-            directions, keep_tape,
-        )  # fmt: skip
+            spec.cell,
+            layer_input,
+            W,
+            R,
+            Wb,
+            Rb,
+            h0[rows],
+            None if c0 is None else c0[rows],
+            mask,
+            directions,
+            keep_tape,
+        )
         tapes.append(LayerTape(layer_input, dir_tapes))
         layer_input = concat_directions(Y)
         h_n.append(Y_h)
@@ -148,10 +147,15 @@ def run_layer(cell, x, W, R, Wb, Rb, h0, c0, mask, directions: Sequence[str], ke
         xw = input_projection(cell, x, W[j], Wb[j], Rb[j])
         flip = direction == "reverse"
         tape = numpy_cells.forward(
-            cell, xw[::-1] if flip else xw, R[j], Rb[j], h0[j].T,
+            cell,
+            xw[::-1] if flip else xw,
+            R[j],
+            Rb[j],
+            h0[j].T,
             c0[j].T if Y_c is not None else None,
-            None if mask is None else (mask[::-1] if flip else mask), keep_tape,
-        )  # fmt: skip
+            None if mask is None else (mask[::-1] if flip else mask),
+            keep_tape,
+        )
         states = tape.states[1:].transpose(0, 2, 1)
         Y[:, j] = states[::-1] if flip else states
         Y_h[j] = tape.states[-1].T
@@ -190,8 +194,18 @@ def backward(params, tape: ModelTape, dy=None, dh_n=None, dc_n=None, dhead=None)
     return model_backward(params, tape, dy, dh_n, dc_n, dhead)
 
 
-def onnx_op(cell, X, W, R, B=None, sequence_lens=None, initial_h=None, initial_c=None,
-            direction="forward", layout=0):  # fmt: skip
+def onnx_op(
+    cell,
+    X,
+    W,
+    R,
+    B=None,
+    sequence_lens=None,
+    initial_h=None,
+    initial_c=None,
+    direction="forward",
+    layout=0,
+):
     """One ONNX RNN/LSTM/GRU node (default activations, no peepholes, GRU with
     linear_before_reset=1), argument for argument: returns Y, Y_h and Y_c (None unless LSTM)."""
     cell = Cell(cell)
@@ -209,10 +223,18 @@ def onnx_op(cell, X, W, R, B=None, sequence_lens=None, initial_h=None, initial_c
         direction, ("forward", "reverse")
     )
     Y, Y_h, Y_c, _ = run_layer(
-        cell, X, W, R, B[:, :GH], B[:, GH:], zeros if initial_h is None else initial_h,
+        cell,
+        X,
+        W,
+        R,
+        B[:, :GH],
+        B[:, GH:],
+        zeros if initial_h is None else initial_h,
         zeros if initial_c is None else initial_c,
-        sequence_mask(xp, sequence_lens, T, batch), directions, keep_tape=False,
-    )  # fmt: skip
+        sequence_mask(xp, sequence_lens, T, batch),
+        directions,
+        keep_tape=False,
+    )
     if layout == 1:
         Y, Y_h = Y.transpose(2, 0, 1, 3), Y_h.transpose(1, 0, 2)
         Y_c = None if Y_c is None else Y_c.transpose(1, 0, 2)

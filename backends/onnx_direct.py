@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.spec import Cell, ModelSpec
-from harness.weights import CanonicalWeights
+from harness.model.spec import Cell, ModelSpec
+from harness.model.weights import CanonicalWeights
 
 OP_TYPE = {Cell.RNN: "RNN", Cell.LSTM: "LSTM", Cell.GRU: "GRU"}
 OPSET = 22
@@ -27,9 +27,14 @@ class _Graph:
         self.helper, self.nodes, self.inits, self.dtype = helper, [], [], np.dtype(dtype)
 
     def const(self, name, array):
-        self.inits.append(self.helper.make_tensor(
-            name, self.helper.np_dtype_to_tensor_dtype(np.asarray(array).dtype),
-            np.shape(array), np.asarray(array).flatten().tolist()))  # fmt: skip
+        self.inits.append(
+            self.helper.make_tensor(
+                name,
+                self.helper.np_dtype_to_tensor_dtype(np.asarray(array).dtype),
+                np.shape(array),
+                np.asarray(array).flatten().tolist(),
+            )
+        )
         return name
 
     def node(self, op, inputs, outputs, **attrs):
@@ -37,8 +42,9 @@ class _Graph:
         return outputs[0] if len(outputs) == 1 else outputs
 
 
-def build_direct_model(spec: ModelSpec, weights: CanonicalWeights, with_lens: bool = True,
-                       linear_before_reset: int = 1):  # fmt: skip
+def build_direct_model(
+    spec: ModelSpec, weights: CanonicalWeights, with_lens: bool = True, linear_before_reset: int = 1
+):
     """The canonical model as an onnx.ModelProto. `linear_before_reset` exists to reproduce
     the exporter bug that dropped it (0 is not the canonical GRU)."""
     from onnx import TensorProto, helper
@@ -58,16 +64,30 @@ def build_direct_model(spec: ModelSpec, weights: CanonicalWeights, with_lens: bo
     attrs = {"linear_before_reset": linear_before_reset} if spec.cell is Cell.GRU else {}
     for layer in range(L):
         W, R, Wb, Rb = weights.layer(layer)
-        rows = [g.const(f"rows{layer}_{k}", np.array([v])) for k, v in
-                (("start", layer * D), ("end", (layer + 1) * D))]  # fmt: skip
+        rows = [
+            g.const(f"rows{layer}_{k}", np.array([v]))
+            for k, v in (("start", layer * D), ("end", (layer + 1) * D))
+        ]
         rows.append(g.const(f"rows{layer}_axis", np.array([0])))
         init = [g.node("Slice", [s, *rows], [f"{s}_l{layer}"]) for s in states]
-        node_inputs = [seq, g.const(f"W{layer}", W), g.const(f"R{layer}", R),
-                       g.const(f"B{layer}", np.concatenate([Wb, Rb], axis=1)),
-                       "seq_lens" if with_lens else "", *init]  # fmt: skip
+        node_inputs = [
+            seq,
+            g.const(f"W{layer}", W),
+            g.const(f"R{layer}", R),
+            g.const(f"B{layer}", np.concatenate([Wb, Rb], axis=1)),
+            "seq_lens" if with_lens else "",
+            *init,
+        ]
         outs = [f"Y{layer}", f"Y_h{layer}"] + ([f"Y_c{layer}"] if spec.cell is Cell.LSTM else [])
-        g.node(OP_TYPE[spec.cell], node_inputs, outs, hidden_size=H, direction=direction,
-               layout=0, **attrs)  # fmt: skip
+        g.node(
+            OP_TYPE[spec.cell],
+            node_inputs,
+            outs,
+            hidden_size=H,
+            direction=direction,
+            layout=0,
+            **attrs,
+        )
         finals["h"].append(outs[1])
         if spec.cell is Cell.LSTM:
             finals["c"].append(outs[2])
@@ -95,15 +115,18 @@ def _outputs(g: _Graph, spec: ModelSpec, weights: CanonicalWeights, seq: str, fi
         g.node("Identity", [seq], ["y"])
     g.node("Concat", finals["h"], ["h_n"], axis=0)
     y_shape = ["B", "T", D * H] if spec.batch_first else ["T", "B", D * H]
-    outputs = [helper.make_tensor_value_info("y", elem, y_shape),
-               helper.make_tensor_value_info("h_n", elem, [L * D, "B", H])]  # fmt: skip
+    outputs = [
+        helper.make_tensor_value_info("y", elem, y_shape),
+        helper.make_tensor_value_info("h_n", elem, [L * D, "B", H]),
+    ]
     if finals["c"]:
         g.node("Concat", finals["c"], ["c_n"], axis=0)
         outputs.append(helper.make_tensor_value_info("c_n", elem, [L * D, "B", H]))
     if spec.head is not None:
         last = g.node("Transpose", [finals["h"][-1]], ["head_bdh"], perm=[1, 0, 2])
-        head_in = g.node("Reshape", [last, g.const("head_shape", np.array([0, D * H]))],
-                         ["head_in"])  # fmt: skip
+        head_in = g.node(
+            "Reshape", [last, g.const("head_shape", np.array([0, D * H]))], ["head_in"]
+        )
         logits = "head" if spec.head.activation == "none" else "logits"
         W, b = g.const("head_W", weights["head.W"]), g.const("head_b", weights["head.b"])
         g.node("Gemm", [head_in, W, b], [logits], transB=1)

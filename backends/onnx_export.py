@@ -24,9 +24,9 @@ import time
 import warnings
 from pathlib import Path
 
-from harness.protocol import NotSupported
-from harness.spec import Cell, ModelSpec
-from harness.weights import CanonicalWeights
+from harness.model.protocol import NotSupported
+from harness.model.spec import Cell, ModelSpec
+from harness.model.weights import CanonicalWeights
 
 EXPORTERS = ("direct", "torchscript", "dynamo", "tf2onnx", "keras")
 IO_KEY = "rnnbench.io"
@@ -41,8 +41,9 @@ class Exported:
     io: dict  # x_layout, x, seq_lens, states (list of names), state_layout, outputs
 
 
-def export(exporter: str, spec: ModelSpec, weights: CanonicalWeights, path,
-           example_T: int = EXAMPLE_T) -> Exported:  # fmt: skip
+def export(
+    exporter: str, spec: ModelSpec, weights: CanonicalWeights, path, example_T: int = EXAMPLE_T
+) -> Exported:
     if exporter not in EXPORTERS:
         raise ValueError(f"unknown exporter {exporter!r}: allowed {', '.join(EXPORTERS)}")
     import onnx
@@ -57,8 +58,14 @@ def export(exporter: str, spec: ModelSpec, weights: CanonicalWeights, path,
     if io_spec["outputs"] != expected:
         raise NotSupported(f"{exporter} gave outputs {io_spec['outputs']}, expected {expected}")
     del model.metadata_props[:]
-    onnx.helper.set_model_props(model, {IO_KEY: json.dumps(io_spec), "rnnbench.exporter": exporter,
-                                        "rnnbench.spec": spec.to_json()})  # fmt: skip
+    onnx.helper.set_model_props(
+        model,
+        {
+            IO_KEY: json.dumps(io_spec),
+            "rnnbench.exporter": exporter,
+            "rnnbench.spec": spec.to_json(),
+        },
+    )
     onnx.checker.check_model(model, full_check=True)
     onnx.save(model, path)  # weights inline: one self-contained file
     Path(f"{path}.data").unlink(missing_ok=True)  # the dynamo exporter's external data
@@ -68,9 +75,13 @@ def export(exporter: str, spec: ModelSpec, weights: CanonicalWeights, path,
 def _direct(spec, weights, path, example_T):
     from backends.onnx_direct import build_direct_model
 
-    io_spec = {"x": "x", "x_layout": "batch_major" if spec.batch_first else "time_major",
-               "seq_lens": "seq_lens", "state_layout": "stacked",
-               "states": ["h0"] + (["c0"] if spec.cell is Cell.LSTM else [])}  # fmt: skip
+    io_spec = {
+        "x": "x",
+        "x_layout": "batch_major" if spec.batch_first else "time_major",
+        "seq_lens": "seq_lens",
+        "state_layout": "stacked",
+        "states": ["h0"] + (["c0"] if spec.cell is Cell.LSTM else []),
+    }
     return build_direct_model(spec, weights, with_lens=True), io_spec
 
 
@@ -86,23 +97,34 @@ def _torch(dynamo: bool):
         wrapper = _TorchExportWrapper(prepared.model)
         shape_x = (EXAMPLE_B, example_T) if spec.batch_first else (example_T, EXAMPLE_B)
         x = torch.zeros(*shape_x, spec.input_size, dtype=prepared.dtype)
-        h = torch.zeros(spec.num_layers * spec.num_directions, EXAMPLE_B, spec.hidden_size,
-                        dtype=prepared.dtype)  # fmt: skip
+        h = torch.zeros(
+            spec.num_layers * spec.num_directions, EXAMPLE_B, spec.hidden_size, dtype=prepared.dtype
+        )
         args = (x, h) + ((h.clone(),) if spec.cell is Cell.LSTM else ())
         t_axis, b_axis = (1, 0) if spec.batch_first else (0, 1)
-        kwargs = {"input_names": ["x", *states], "output_names": output_roles(spec),
-                  "dynamo": dynamo}  # fmt: skip
+        kwargs = {
+            "input_names": ["x", *states],
+            "output_names": output_roles(spec),
+            "dynamo": dynamo,
+        }
         if dynamo:
             T, B = torch.export.Dim("T"), torch.export.Dim("B")
             kwargs["dynamic_shapes"] = ({t_axis: T, b_axis: B},) + ({1: B},) * len(states)
         else:
-            kwargs["dynamic_axes"] = {"x": {t_axis: "T", b_axis: "B"},
-                                      **{s: {1: "B"} for s in states}}  # fmt: skip
+            kwargs["dynamic_axes"] = {
+                "x": {t_axis: "T", b_axis: "B"},
+                **{s: {1: "B"} for s in states},
+            }
             kwargs["opset_version"] = 17
         with _quiet_torch_export():
             torch.onnx.export(wrapper, args, str(path), **kwargs)
-        io_spec = {"x": "x", "x_layout": "batch_major" if spec.batch_first else "time_major",
-                   "seq_lens": None, "state_layout": "stacked", "states": states}  # fmt: skip
+        io_spec = {
+            "x": "x",
+            "x_layout": "batch_major" if spec.batch_first else "time_major",
+            "seq_lens": None,
+            "state_layout": "stacked",
+            "states": states,
+        }
         return onnx.load(str(path)), io_spec
 
     return run
@@ -172,7 +194,8 @@ def _keras_own(spec, weights, path, example_T):
 
     model, io_spec = _keras_model(spec, weights)
     example = [np.zeros((EXAMPLE_B, example_T, spec.input_size), spec.dtype)] + [
-        np.zeros((EXAMPLE_B, spec.hidden_size), spec.dtype) for _ in model.inputs[1:]]  # fmt: skip
+        np.zeros((EXAMPLE_B, spec.hidden_size), spec.dtype) for _ in model.inputs[1:]
+    ]
     model(example)  # Keras exports only a model that has been called
     with _quiet_torch_export(), native_stderr_captured():
         model.export(str(path), format="onnx", verbose=False)
@@ -186,8 +209,13 @@ def _keras_model(spec, weights):
 
     model, rnn_layers = tf_backend.build_keras_model(spec, with_mask=False, with_state=True)
     tf_backend.set_canonical_weights(model, rnn_layers, weights)
-    io_spec = {"x": "x", "x_layout": "batch_major", "seq_lens": None, "state_layout": "split",
-               "states": [i.name for i in model.inputs[1:]]}  # fmt: skip
+    io_spec = {
+        "x": "x",
+        "x_layout": "batch_major",
+        "seq_lens": None,
+        "state_layout": "split",
+        "states": [i.name for i in model.inputs[1:]],
+    }
     return model, io_spec
 
 
@@ -200,8 +228,13 @@ def _rename_tensor(model, old: str, new: str) -> None:
             value.name = new
 
 
-_EXPORT = {"direct": _direct, "torchscript": _torch(False), "dynamo": _torch(True),
-           "tf2onnx": _tf2onnx, "keras": _keras_own}  # fmt: skip
+_EXPORT = {
+    "direct": _direct,
+    "torchscript": _torch(False),
+    "dynamo": _torch(True),
+    "tf2onnx": _tf2onnx,
+    "keras": _keras_own,
+}
 
 
 def load_io(path) -> dict:

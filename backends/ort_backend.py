@@ -14,23 +14,34 @@ import tempfile
 
 import numpy as np
 
-from backends.numpy_ref import Outputs
-from harness.onnx_audit import audit
-from harness.protocol import NotSupported
-from harness.spec import Cell, ModelSpec
-from harness.weights import CanonicalWeights
+from harness.model.outputs import Outputs
+from harness.model.protocol import NotSupported
+from harness.model.spec import Cell, ModelSpec
+from harness.model.weights import CanonicalWeights
+from harness.onnx.audit import audit
 
-PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
-             "tensorrt": "TensorrtExecutionProvider"}  # fmt: skip
+PROVIDERS = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+}
 EXPORTER_NEEDS = {
-    "direct": (), "torchscript": ("torch",), "dynamo": ("torch", "onnxscript"),
-    "tf2onnx": ("tensorflow", "tf2onnx"), "keras": ("tensorflow", "tf2onnx"),
-}  # fmt: skip
+    "direct": (),
+    "torchscript": ("torch",),
+    "dynamo": ("torch", "onnxscript"),
+    "tf2onnx": ("tensorflow", "tf2onnx"),
+    "keras": ("tensorflow", "tf2onnx"),
+}
 
 
 class OrtBackend:
-    def __init__(self, exporter: str = "direct", provider: str = "cpu", threads: int | None = None,
-                 optimization: str = "ORT_ENABLE_ALL"):  # fmt: skip
+    def __init__(
+        self,
+        exporter: str = "direct",
+        provider: str = "cpu",
+        threads: int | None = None,
+        optimization: str = "ORT_ENABLE_ALL",
+    ):
         self.exporter, self.provider, self.threads = exporter, provider, threads
         self.optimization = optimization
         self.name = f"ort-{exporter}-{provider}"
@@ -88,22 +99,28 @@ class PreparedOrt:
         try:
             session = ort.InferenceSession(path, options, providers=[PROVIDERS[b.provider]])
         except Exception as exc:  # e.g. NOT_IMPLEMENTED: no float64 kernel for LSTM
-            raise NotSupported(f"onnxruntime cannot load the {b.exporter} export: "
-                               f"{str(exc).splitlines()[0][:200]}") from None  # fmt: skip
+            raise NotSupported(
+                f"onnxruntime cannot load the {b.exporter} export: {str(exc).splitlines()[0][:200]}"
+            ) from None
         used = session.get_providers()[0]
         if used != PROVIDERS[b.provider]:
             raise NotSupported(
                 f"onnxruntime fell back to {used} instead of {PROVIDERS[b.provider]}"
             )
         self.session = session
-        self.audit.update(provider=used, intra_op_threads=options.intra_op_num_threads,
-                          optimization=b.optimization)  # fmt: skip
+        self.audit.update(
+            provider=used,
+            intra_op_threads=options.intra_op_num_threads,
+            optimization=b.optimization,
+        )
 
     def forward(self, x, seq_lens=None, h0=None, c0=None) -> Outputs:
         spec, exporter = self.spec, self.backend.exporter
         if seq_lens is not None and exporter != "direct":
-            raise NotSupported(f"the {exporter} export has no sequence_lens input "
-                               "(only the direct builder writes one)")  # fmt: skip
+            raise NotSupported(
+                f"the {exporter} export has no sequence_lens input "
+                "(only the direct builder writes one)"
+            )
         x = np.asarray(x, dtype=spec.dtype)
         self._ensure_session(x.shape[1 if spec.batch_first else 0])
         try:
@@ -143,8 +160,10 @@ class PreparedOrt:
             )
             feed[io["seq_lens"]] = np.asarray(lens, dtype=np.int32)
         shape = (spec.num_layers * spec.num_directions, B, spec.hidden_size)
-        states = [np.zeros(shape, spec.dtype) if s is None else np.asarray(s, spec.dtype)
-                  for s in ([h0, c0] if spec.cell is Cell.LSTM else [h0])]  # fmt: skip
+        states = [
+            np.zeros(shape, spec.dtype) if s is None else np.asarray(s, spec.dtype)
+            for s in ([h0, c0] if spec.cell is Cell.LSTM else [h0])
+        ]
         if io["state_layout"] == "stacked":
             feed.update(zip(io["states"], states, strict=True))
         else:  # one [B, H] input per layer and direction, h before c

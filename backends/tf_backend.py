@@ -24,11 +24,11 @@ with native_stderr_captured():  # absl prints before it reads TF_CPP_MIN_LOG_LEV
 
 import numpy as np  # noqa: E402
 
-from backends.numpy_ref import Outputs  # noqa: E402
-from harness.layouts import reorder_gates  # noqa: E402
-from harness.protocol import NotSupported  # noqa: E402
-from harness.spec import Cell, Head, ModelSpec  # noqa: E402
-from harness.weights import CanonicalWeights  # noqa: E402
+from harness.model.layouts import reorder_gates  # noqa: E402
+from harness.model.outputs import Outputs  # noqa: E402
+from harness.model.protocol import NotSupported  # noqa: E402
+from harness.model.spec import Cell, Head, ModelSpec  # noqa: E402
+from harness.model.weights import CanonicalWeights  # noqa: E402
 
 LAYERS = {
     Cell.RNN: keras.layers.SimpleRNN,
@@ -41,9 +41,14 @@ MODES = ("eager", "function", "xla")
 def _rnn_layer(spec: ModelSpec, name: str):
     extra = {"reset_after": True} if spec.cell is Cell.GRU else {}
     return LAYERS[spec.cell](
-        spec.hidden_size, return_sequences=True, return_state=True, zero_output_for_mask=True,
-        dtype=spec.dtype, name=name, **extra,
-    )  # fmt: skip
+        spec.hidden_size,
+        return_sequences=True,
+        return_state=True,
+        zero_output_for_mask=True,
+        dtype=spec.dtype,
+        name=name,
+        **extra,
+    )
 
 
 def build_keras_model(spec: ModelSpec, with_mask: bool = False, with_state: bool = False):
@@ -60,8 +65,11 @@ def build_keras_model(spec: ModelSpec, with_mask: bool = False, with_state: bool
     for layer in range(spec.num_layers):
         states = []
         if with_state:
-            states = [keras.Input((spec.hidden_size,), dtype=spec.dtype, name=f"{k}0_l{layer}_d{d}")
-                      for d in range(spec.num_directions) for k in "hc"[:n_states]]  # fmt: skip
+            states = [
+                keras.Input((spec.hidden_size,), dtype=spec.dtype, name=f"{k}0_l{layer}_d{d}")
+                for d in range(spec.num_directions)
+                for k in "hc"[:n_states]
+            ]
             inputs += states
         rnn = _rnn_layer(spec, f"rnn_l{layer}")
         if spec.bidirectional:
@@ -163,11 +171,15 @@ def import_keras_model(model: keras.Model) -> tuple[ModelSpec, CanonicalWeights]
                 f"Dense activation {head.activation.__name__}: allowed none, softmax"
             )
     spec = ModelSpec(
-        cell, int(first.cell.kernel.shape[0]), first.cell.units,
-        num_layers=len(rnns) // (2 if bidirectional else 1), bidirectional=bidirectional,
-        batch_first=True, dtype=str(first.cell.kernel.dtype),
+        cell,
+        int(first.cell.kernel.shape[0]),
+        first.cell.units,
+        num_layers=len(rnns) // (2 if bidirectional else 1),
+        bidirectional=bidirectional,
+        batch_first=True,
+        dtype=str(first.cell.kernel.dtype),
         head=None if head is None else Head(head.units, activation),
-    )  # fmt: skip
+    )
     return spec, canonical_from_keras_arrays(
         spec, [r.get_weights() for r in rnns], None if head is None else head.get_weights()
     )
@@ -304,8 +316,10 @@ class PreparedKeras:
         in a float32 variable, which puts a 1.5e-8 relative error into every float64 step."""
         model = self._variant(False)[0]
         step = self._sgd_step(lambda inputs: model(inputs, training=True)["head"], lr, max_norm)
-        losses = [float(step(self._inputs(x, None, None, None), tf.constant(y)))
-                  for x, y in zip(xs, ys, strict=True)]  # fmt: skip
+        losses = [
+            float(step(self._inputs(x, None, None, None), tf.constant(y)))
+            for x, y in zip(xs, ys, strict=True)
+        ]
         return losses, self._canonical_now()
 
     def sgd_runner(self, x, goal, lr: float):

@@ -13,11 +13,11 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from backends.numpy_ref import Outputs
-from harness.layouts import reorder_gates
-from harness.protocol import NotSupported
-from harness.spec import Cell, Head, ModelSpec
-from harness.weights import CanonicalWeights
+from harness.model.layouts import reorder_gates
+from harness.model.outputs import Outputs
+from harness.model.protocol import NotSupported
+from harness.model.spec import Cell, Head, ModelSpec
+from harness.model.weights import CanonicalWeights
 
 MODULES = {Cell.RNN: nn.RNN, Cell.LSTM: nn.LSTM, Cell.GRU: nn.GRU}
 CANONICAL_TO_TORCH = {"W": "weight_ih", "R": "weight_hh", "Wb": "bias_ih", "Rb": "bias_hh"}
@@ -31,9 +31,13 @@ class RecurrentModel(nn.Module):
         self.spec = spec
         extra = {"nonlinearity": "tanh"} if spec.cell is Cell.RNN else {}
         self.rnn = MODULES[spec.cell](
-            spec.input_size, spec.hidden_size, num_layers=spec.num_layers,
-            bidirectional=spec.bidirectional, batch_first=spec.batch_first, **extra,
-        )  # fmt: skip
+            spec.input_size,
+            spec.hidden_size,
+            num_layers=spec.num_layers,
+            bidirectional=spec.bidirectional,
+            batch_first=spec.batch_first,
+            **extra,
+        )
         self.head = None
         if spec.head is not None:
             self.head = nn.Linear(spec.num_directions * spec.hidden_size, spec.head.units)
@@ -42,8 +46,10 @@ class RecurrentModel(nn.Module):
         spec = self.spec
         state = h0
         if spec.cell is Cell.LSTM and (h0 is not None or c0 is not None):
-            state = (torch.zeros_like(c0) if h0 is None else h0,
-                     torch.zeros_like(h0) if c0 is None else c0)  # fmt: skip
+            state = (
+                torch.zeros_like(c0) if h0 is None else h0,
+                torch.zeros_like(h0) if c0 is None else c0,
+            )
         if lengths is not None:
             packed = pack_padded_sequence(x, lengths, spec.batch_first, enforce_sorted=False)
             packed_y, state = self.rnn(packed, state)
@@ -112,10 +118,15 @@ def import_module(module: nn.Module, head: nn.Linear | None = None, activation="
         raise NotSupported("LSTM projections (proj_size) and bias=False are not supported")
     dtype = {torch.float32: "float32", torch.float64: "float64"}.get(module.weight_ih_l0.dtype)
     spec = ModelSpec(
-        cell, module.input_size, module.hidden_size, num_layers=module.num_layers,
-        bidirectional=module.bidirectional, batch_first=module.batch_first, dtype=dtype,
+        cell,
+        module.input_size,
+        module.hidden_size,
+        num_layers=module.num_layers,
+        bidirectional=module.bidirectional,
+        batch_first=module.batch_first,
+        dtype=dtype,
         head=None if head is None else Head(head.out_features, activation),
-    )  # fmt: skip
+    )
     state = {f"rnn.{k}": v for k, v in module.state_dict().items()}
     if head is not None:
         state.update({f"head.{k}": v for k, v in head.state_dict().items()})
@@ -174,8 +185,9 @@ class PreparedTorch:
     def forward(self, x, seq_lens=None, h0=None, c0=None) -> Outputs:
         self.apply_tf32()
         with torch.inference_mode():
-            out = self.model(self._tensor(x), self._lengths(seq_lens), self._tensor(h0),
-                             self._tensor(c0))  # fmt: skip
+            out = self.model(
+                self._tensor(x), self._lengths(seq_lens), self._tensor(h0), self._tensor(c0)
+            )
         return Outputs(*(None if t is None else t.cpu().numpy() for t in out))
 
     def runner(self, x, compile_mode: str | None = None):
@@ -226,7 +238,7 @@ class PreparedTorch:
         return result
 
     def train_sgd(self, xs, ys, lr: float, max_norm: float, frozen=()):
-        """torch.optim.SGD on mean squared error of the head, clipped as harness.optim says;
+        """torch.optim.SGD on mean squared error of the head, clipped as harness.model.optim says;
         `frozen` names canonical biases ("l0.Rb") that stay fixed."""
         frozen_torch = {t for n, _, t in _param_names(self.spec) if n in frozen}
         params = [p for n, p in self.model.named_parameters() if n not in frozen_torch]

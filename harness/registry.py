@@ -33,18 +33,30 @@ def register(name: str, target: str, requires=(), extra="", **kwargs) -> None:
 register("numpy", "backends.numpy_backend:NumpyBackend")
 register("torch-cpu", "backends.torch_backend:TorchBackend", ["torch"], "torch", device="cpu")
 register("torch-cuda", "backends.torch_backend:TorchBackend", ["torch"], "torch", device="cuda")
-register("torch-cuda-tf32", "backends.torch_backend:TorchBackend", ["torch"], "torch",
-         device="cuda", tf32=True)  # fmt: skip
+register(
+    "torch-cuda-tf32",
+    "backends.torch_backend:TorchBackend",
+    ["torch"],
+    "torch",
+    device="cuda",
+    tf32=True,
+)
 for _mode in ("eager", "function", "xla"):
-    register(f"tf-{_mode}", "backends.tf_backend:KerasBackend", ["tensorflow", "keras"], "tf",
-             mode=_mode)  # fmt: skip
+    register(
+        f"tf-{_mode}", "backends.tf_backend:KerasBackend", ["tensorflow", "keras"], "tf", mode=_mode
+    )
 
 
 for _exporter in ("direct", "torchscript", "dynamo", "tf2onnx", "keras"):
     for _provider in ("cpu", "cuda", "tensorrt"):
-        register(f"ort-{_exporter}-{_provider}", "backends.ort_backend:OrtBackend",
-                 ["onnx", "onnxruntime"], "onnx",
-                 exporter=_exporter, provider=_provider)  # fmt: skip
+        register(
+            f"ort-{_exporter}-{_provider}",
+            "backends.ort_backend:OrtBackend",
+            ["onnx", "onnxruntime"],
+            "onnx",
+            exporter=_exporter,
+            provider=_provider,
+        )
 
 
 def check_name(name: str) -> Entry:

@@ -2,26 +2,48 @@
 
 from __future__ import annotations
 
-from harness import flops, results, stats
-from harness.suites import BenchCase, load_suite
+from harness.bench import flops, results, stats
+from harness.bench.suites import BenchCase, load_suite
 
 
 def record(case: BenchCase, samples: list[float], impl="made up") -> dict:
     return {
-        "id": case.id, "case": case.as_dict(), "status": "ok", "reason": "",
-        "impl_class": impl, "notes": "", "weights_digest": "", "parity": [], "threads": {},
-        "loops": 1, "samples_s": samples, "stats": stats.summarize(samples),
-        "flops": flops.case_flops(case.mode, case.cell, case.batch, case.steps,
-                                  case.input_size, case.hidden, case.layers, case.size),
+        "id": case.id,
+        "case": case.as_dict(),
+        "status": "ok",
+        "reason": "",
+        "impl_class": impl,
+        "notes": "",
+        "weights_digest": "",
+        "parity": [],
+        "threads": {},
+        "loops": 1,
+        "samples_s": samples,
+        "stats": stats.summarize(samples),
+        "flops": flops.case_flops(
+            case.mode,
+            case.cell,
+            case.batch,
+            case.steps,
+            case.input_size,
+            case.hidden,
+            case.layers,
+            case.size,
+        ),
         "bytes": flops.case_bytes(case.mode, case.size, case.dtype),
-    }  # fmt: skip
+    }
 
 
 def document(records: list[dict], machine="test-machine", torch_version="2.13.0") -> dict:
-    env = {"machine": machine, "cpu": {"model": "Test CPU", "logical_cores": 2},
-           "gpu": None, "python": "3.11", "libraries": {"numpy": "2.4.6", "torch": torch_version},
-           "environment_variables": {"OPENBLAS_CORETYPE": None},
-           "git": {"commit": "abc"}}  # fmt: skip
+    env = {
+        "machine": machine,
+        "cpu": {"model": "Test CPU", "logical_cores": 2},
+        "gpu": None,
+        "python": "3.11",
+        "libraries": {"numpy": "2.4.6", "torch": torch_version},
+        "environment_variables": {"OPENBLAS_CORETYPE": None},
+        "git": {"commit": "abc"},
+    }
     doc = results.new_document(load_suite("quick"), env, "2026-01-01T00:00:00+00:00")
     doc["cases"], doc["wall_s"] = records, 1.0
     return doc
@@ -56,11 +78,13 @@ def example_doc(machine="test-machine", scale=1.0) -> dict:
     for batch in (1, 4, 16):
         case = BenchCase("numpy", "forward", "lstm", batch=batch, steps=64, threads=2)
         records.append(record(case, spread(1e-3 * (1 + batch / 4))))
-    for steps, gru, scan, loop in ((16, 2e-3, 1e-3, 0.5e-3), (256, 30e-3, 8e-3, 9e-3),
-                                   (1024, 120e-3, 30e-3, 40e-3)):  # fmt: skip
+    for steps, gru, scan, loop in (
+        (16, 2e-3, 1e-3, 0.5e-3),
+        (256, 30e-3, 8e-3, 9e-3),
+        (1024, 120e-3, 30e-3, 40e-3),
+    ):
         base = {"batch": 8, "steps": steps, "threads": 2}
         records.append(record(BenchCase("torch-cpu", "forward", "gru", **base), spread(gru)))
         records.append(record(BenchCase("torch-cpu", "forward", "mingru", **base), spread(scan)))
-        records.append(record(BenchCase("torch-cpu", "sequential", "mingru", **base),
-                              spread(loop)))  # fmt: skip
+        records.append(record(BenchCase("torch-cpu", "sequential", "mingru", **base), spread(loop)))
     return document(records, machine)

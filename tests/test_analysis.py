@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness import analysis, flops
+from harness.analysis import measures as analysis
+from harness.bench import flops
 from tests.synthetic_results import A, B, example_doc
 
 
@@ -36,8 +37,11 @@ def test_recurrence_penalty_is_the_ratio_to_the_product(result):
 def test_peak_share_and_roofline(result):
     (peak,) = result["peaks"].values()
     assert peak["flops"] == pytest.approx(100e9) and peak["bytes"] == pytest.approx(20e9)
-    row = next(r for r in result["efficiency"] if r["id"].startswith("torch-cpu/forward")
-               and r["steps"] == 512)  # fmt: skip
+    row = next(
+        r
+        for r in result["efficiency"]
+        if r["id"].startswith("torch-cpu/forward") and r["steps"] == 512
+    )
     achieved = flops.forward_flops("lstm", 1, 512, 128, 256) / (A + B * 512)
     assert row["fraction_of_peak"] == pytest.approx(achieved / 100e9)
     (roof,) = [r for r in result["roofline"] if r["cell"] == "lstm"]

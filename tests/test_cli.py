@@ -7,13 +7,25 @@ import re
 
 import pytest
 
-from harness.cli import main
+from harness.cli.main import main
 
 
 def test_parity_writes_table_and_json(tmp_path, capsys):
     out = tmp_path / "parity.json"
-    code = main(["parity", "--cells", "gru", "--backends", "numpy,torch-cpu", "--dtype",
-                 "float64", "--no-training", "--json", str(out)])  # fmt: skip
+    code = main(
+        [
+            "parity",
+            "--cells",
+            "gru",
+            "--backends",
+            "numpy,torch-cpu",
+            "--dtype",
+            "float64",
+            "--no-training",
+            "--json",
+            str(out),
+        ]
+    )
     printed = capsys.readouterr().out
     assert code == 0
     assert "grad weights" in printed and "passed" in printed
@@ -37,12 +49,16 @@ def test_failure_exits_1_and_names_the_tensor(monkeypatch, capsys):
         return out
 
     monkeypatch.setattr(numpy_backend.PreparedNumpy, "forward", off)
-    code = main(["parity", "--cells", "rnn", "--backends", "numpy", "--dtype", "float64",
-                 "--no-training"])  # fmt: skip
+    code = main(
+        ["parity", "--cells", "rnn", "--backends", "numpy", "--dtype", "float64", "--no-training"]
+    )
     err = capsys.readouterr().err
     assert code == 1
-    assert re.search(r"FAIL numpy rnn-L1-uni-full-float64: h_n: at index \(\d+, \d+, \d+\): "
-                     r"np.float64\(\S+\) vs reference np.float64\(\S+\)", err)  # fmt: skip
+    assert re.search(
+        r"FAIL numpy rnn-L1-uni-full-float64: h_n: at index \(\d+, \d+, \d+\): "
+        r"np.float64\(\S+\) vs reference np.float64\(\S+\)",
+        err,
+    )
 
 
 @pytest.mark.parametrize(
@@ -73,8 +89,8 @@ def test_bad_spec_and_weights_files(tmp_path, capsys):
 
 
 def test_spec_and_weights_files_drive_the_check(tmp_path, capsys):
-    from harness.spec import Head, ModelSpec, save_spec
-    from harness.weights import init_weights, save_weights
+    from harness.model.spec import Head, ModelSpec, save_spec
+    from harness.model.weights import init_weights, save_weights
 
     spec = ModelSpec("lstm", 3, 4, bidirectional=True, head=Head(2))
     save_spec(spec, tmp_path / "m.toml")
@@ -82,8 +98,8 @@ def test_spec_and_weights_files_drive_the_check(tmp_path, capsys):
     argv = ["parity", "--spec", str(tmp_path / "m.toml"), "--weights", str(tmp_path / "w.npz")]
     assert main([*argv, "--backends", "numpy,torch-cpu", "--no-training"]) == 0
     # the cases run on the file's weights, not on a seeded init
-    from harness.cli import _cases, build_parser
-    from harness.matrix import case_data
+    from harness.cli.main import _cases, build_parser
+    from harness.parity.cases import case_data
 
     cases = _cases(build_parser().parse_args(argv), ("float32",))
     used, _ = case_data(cases[0])
@@ -94,8 +110,22 @@ def test_spec_and_weights_files_drive_the_check(tmp_path, capsys):
 
 def test_error_growth_table(tmp_path, capsys):
     out = tmp_path / "growth.json"
-    assert main(["error-growth", "--cells", "rnn", "--backends", "numpy", "--gain", "4",
-                 "--json", str(out)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "error-growth",
+                "--cells",
+                "rnn",
+                "--backends",
+                "numpy",
+                "--gain",
+                "4",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     rows = json.loads(out.read_text())["error_growth"]
     by_T = {r["T"]: r["max_abs_y"] for r in rows}
     # float32 rounding is ~1e-7 at one step; a chaotic SimpleRNN (gain 4) amplifies it to O(1).
@@ -108,6 +138,8 @@ def test_a_run_that_compares_nothing_fails(capsys):
 
     if not registry.unavailable_reason("ort-direct-tensorrt"):
         pytest.skip("this machine has ONNX Runtime's TensorRT provider")
-    assert main(["parity", "--cells", "rnn", "--backends", "ort-direct-tensorrt",
-                 "--no-training"]) == 1  # fmt: skip
+    assert (
+        main(["parity", "--cells", "rnn", "--backends", "ort-direct-tensorrt", "--no-training"])
+        == 1
+    )
     assert "nothing was compared" in capsys.readouterr().err

@@ -9,9 +9,9 @@ import math
 
 import pytest
 
-from harness import stats
-from harness.cli import main
-from harness.compare import Gate, GateError, compare_docs, mann_whitney
+from harness.analysis.compare import Gate, GateError, compare_docs, mann_whitney
+from harness.bench import stats
+from harness.cli.main import main
 from tests.synthetic_results import example_doc
 
 
@@ -75,13 +75,28 @@ def test_other_machine_or_versions_are_flagged():
 def test_cli_exit_codes(tmp_path, capsys):
     base = example_doc()
     paths = {}
-    for name, doc in (("base", base), ("same", base),
-                      ("slow", _slow_down(base, 1.5, which=lambda i: i < 3))):  # fmt: skip
+    for name, doc in (
+        ("base", base),
+        ("same", base),
+        ("slow", _slow_down(base, 1.5, which=lambda i: i < 3)),
+    ):
         paths[name] = tmp_path / f"{name}.json"
         paths[name].write_text(json.dumps(doc))
     assert main(["compare", str(paths["base"]), str(paths["same"])]) == 0
-    assert main(["compare", str(paths["base"]), str(paths["slow"]), "--fail-on", "median:10%",
-                 "--json", str(tmp_path / "c.json")]) == 1  # fmt: skip
+    assert (
+        main(
+            [
+                "compare",
+                str(paths["base"]),
+                str(paths["slow"]),
+                "--fail-on",
+                "median:10%",
+                "--json",
+                str(tmp_path / "c.json"),
+            ]
+        )
+        == 1
+    )
     out = capsys.readouterr().out
     assert "3 regression(s)" in out and "REGRESSION" in out
     assert json.loads((tmp_path / "c.json").read_text())["regressions"]

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from backends import numpy_ref
-from harness.matrix import ParityCase, case_data, cotangents_for
-from harness.spec import Head, ModelSpec
+from harness.model.spec import Head, ModelSpec
+from harness.parity.cases import ParityCase, case_data, cotangents_for
 
 cupy = pytest.importorskip("cupy", reason="CuPy is not installed (GPU machines only)")
 try:
@@ -24,8 +24,9 @@ TOL = {"float64": (1e-11, 1e-12), "float32": (1e-4, 2e-5)}
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_cupy_forward_and_bptt_match_numpy(cell, dtype):
-    spec = ModelSpec(cell, 5, 16, num_layers=2, bidirectional=True, head=Head(3, "softmax"),
-                     dtype=dtype)  # fmt: skip
+    spec = ModelSpec(
+        cell, 5, 16, num_layers=2, bidirectional=True, head=Head(3, "softmax"), dtype=dtype
+    )
     weights64, inputs = case_data(ParityCase(spec, with_lens=True))
     params = dict(weights64.astype(dtype))
     host = {k: v if v is None or k == "seq_lens" else v.astype(dtype) for k, v in inputs.items()}
@@ -35,13 +36,15 @@ def test_cupy_forward_and_bptt_match_numpy(cell, dtype):
     out_cpu, tape_cpu = numpy_ref.forward_with_tape(
         spec, params, host["x"], *(host[k] for k in rest)
     )
-    out_gpu, tape_gpu = numpy_ref.forward_with_tape(spec, gpu_params, device["x"],
-                                                    *(device[k] for k in rest))  # fmt: skip
+    out_gpu, tape_gpu = numpy_ref.forward_with_tape(
+        spec, gpu_params, device["x"], *(device[k] for k in rest)
+    )
     assert isinstance(out_gpu.y, cupy.ndarray)
     rtol, atol = TOL[dtype]
     for name, value in out_cpu.as_dict().items():
-        np.testing.assert_allclose(cupy.asnumpy(out_gpu.as_dict()[name]), value, rtol, atol,
-                                   err_msg=name)  # fmt: skip
+        np.testing.assert_allclose(
+            cupy.asnumpy(out_gpu.as_dict()[name]), value, rtol, atol, err_msg=name
+        )
     cot = {k: v.astype(dtype) for k, v in cotangents_for(out_cpu, 0).items()}
     grads_cpu = numpy_ref.backward(params, tape_cpu, **{f"d{k}": v for k, v in cot.items()})
     gpu_cot = {f"d{k}": cupy.asarray(v) for k, v in cot.items()}
@@ -49,5 +52,6 @@ def test_cupy_forward_and_bptt_match_numpy(cell, dtype):
     assert set(grads_cpu) == set(grads_gpu)
     for name, value in grads_cpu.items():
         scale = max(1.0, float(np.abs(value).max()))
-        np.testing.assert_allclose(cupy.asnumpy(grads_gpu[name]), value, rtol, atol * scale,
-                                   err_msg=name)  # fmt: skip
+        np.testing.assert_allclose(
+            cupy.asnumpy(grads_gpu[name]), value, rtol, atol * scale, err_msg=name
+        )

@@ -6,19 +6,30 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness import engine, results, stats, targets, worker
-from harness.flops import case_flops
-from harness.parity import compare
-from harness.suites import TIMING_DEFAULTS, BenchCase, Suite
+from harness.bench import engine, results, stats, worker
+from harness.bench import workload as targets
+from harness.bench.flops import case_flops
+from harness.bench.suites import TIMING_DEFAULTS, BenchCase, Suite
+from harness.parity.checks import compare
 
-FAST = {**TIMING_DEFAULTS, "warmup_s": 0.0, "min_round_s": 0.002, "rounds": 3, "pause_s": 0.0,
-        "timeout_s": 120}  # fmt: skip
+FAST = {
+    **TIMING_DEFAULTS,
+    "warmup_s": 0.0,
+    "min_round_s": 0.002,
+    "rounds": 3,
+    "pause_s": 0.0,
+    "timeout_s": 120,
+}
 
 
 def _suite(timing=FAST, extra=()):
     shape = {"cell": "gru", "batch": 2, "steps": 5, "input_size": 4, "hidden": 8}
-    cases = (BenchCase("numpy", "forward", **shape), BenchCase("numpy", "gemm", **shape),
-             BenchCase("numpy", "peak", size=32), *extra)  # fmt: skip
+    cases = (
+        BenchCase("numpy", "forward", **shape),
+        BenchCase("numpy", "gemm", **shape),
+        BenchCase("numpy", "peak", size=32),
+        *extra,
+    )
     return Suite("tiny", "", 10, dict(timing), cases)
 
 
@@ -120,13 +131,15 @@ def test_the_worker_protocol_in_process():
 
 
 def test_bench_command_end_to_end(tmp_path, capsys):
-    from harness.cli import main
+    from harness.cli.main import main
 
     suite = tmp_path / "tiny.toml"
-    suite.write_text('name = "tiny"\nbudget_s = 5\n[timing]\nrounds = 2\nmin_round_s = 0.002\n'
-                     'pause_s = 0.0\nwarmup_s = 0.0\n[[sweep]]\ntargets = ["numpy"]\n'
-                     'modes = ["forward", "gemm"]\ncell = ["rnn"]\nbatch = [2]\nsteps = [3]\n'
-                     'input = [4]\nhidden = [5]\n')  # fmt: skip
+    suite.write_text(
+        'name = "tiny"\nbudget_s = 5\n[timing]\nrounds = 2\nmin_round_s = 0.002\n'
+        'pause_s = 0.0\nwarmup_s = 0.0\n[[sweep]]\ntargets = ["numpy"]\n'
+        'modes = ["forward", "gemm"]\ncell = ["rnn"]\nbatch = [2]\nsteps = [3]\n'
+        "input = [4]\nhidden = [5]\n"
+    )
     out = tmp_path / "r.json"
     assert main(["bench", "--suite", str(suite), "--out", str(out), "--only", "gemm"]) == 0
     text = capsys.readouterr().out

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.layouts import GATE_ORDER, gate_permutation, reorder_gates
-from harness.spec import Cell, Head, ModelSpec
-from harness.weights import init_weights
+from harness.model.layouts import GATE_ORDER, gate_permutation, reorder_gates
+from harness.model.spec import Cell, Head, ModelSpec
+from harness.model.weights import init_weights
 
 
 @pytest.mark.parametrize("cell", list(Cell))
@@ -50,8 +50,9 @@ def test_import_a_users_torch_module_and_match_it():
     torch.manual_seed(0)
     module = torch.nn.GRU(4, 6, num_layers=2, bidirectional=True, batch_first=True).double()
     spec, weights = import_module(module)
-    assert spec == ModelSpec("gru", 4, 6, num_layers=2, bidirectional=True, batch_first=True,
-                             dtype="float64")  # fmt: skip
+    assert spec == ModelSpec(
+        "gru", 4, 6, num_layers=2, bidirectional=True, batch_first=True, dtype="float64"
+    )
     x = np.random.default_rng(0).standard_normal((3, 7, 4))
     with torch.no_grad():
         y, h_n = module(torch.from_numpy(x))
@@ -63,7 +64,7 @@ def test_import_a_users_torch_module_and_match_it():
 def test_unsupported_torch_modules_are_named():
     torch = pytest.importorskip("torch", reason="torch is not installed")
     from backends.torch_backend import import_module
-    from harness.protocol import NotSupported
+    from harness.model.protocol import NotSupported
 
     with pytest.raises(NotSupported, match="nonlinearity='relu'"):
         import_module(torch.nn.RNN(2, 3, nonlinearity="relu"))
@@ -98,10 +99,16 @@ def test_seed_style_keras_model_imports():
     from backends import numpy_ref, tf_backend
 
     keras = tf_backend.keras
-    model = keras.Sequential([keras.Input((None, 1)), keras.layers.SimpleRNN(64),
-                              keras.layers.Dense(10, activation="softmax")])  # fmt: skip
+    model = keras.Sequential(
+        [
+            keras.Input((None, 1)),
+            keras.layers.SimpleRNN(64),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
     spec, weights = tf_backend.import_keras_model(model)
     assert spec == ModelSpec("rnn", 1, 64, batch_first=True, head=Head(10, "softmax"))
     x = np.random.default_rng(1).standard_normal((4, 9, 1)).astype(np.float32)
-    np.testing.assert_allclose(numpy_ref.forward(spec, weights, x).head, model(x).numpy(),
-                               atol=2e-6)  # fmt: skip
+    np.testing.assert_allclose(
+        numpy_ref.forward(spec, weights, x).head, model(x).numpy(), atol=2e-6
+    )

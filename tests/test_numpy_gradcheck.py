@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from backends import numpy_cells, numpy_ref
-from harness.spec import Cell, Head, ModelSpec
-from harness.weights import init_weights
+from harness.model.spec import Cell, Head, ModelSpec
+from harness.model.weights import init_weights
 
 T, B, I, H = 5, 3, 3, 4
 SEQ_LENS = [5, 2, 4]
@@ -17,9 +17,14 @@ SEQ_LENS = [5, 2, 4]
 
 def _case(cell, layers, bidirectional, with_lens):
     spec = ModelSpec(
-        cell, I, H, num_layers=layers, bidirectional=bidirectional, dtype="float64",
+        cell,
+        I,
+        H,
+        num_layers=layers,
+        bidirectional=bidirectional,
+        dtype="float64",
         head=Head(3, "softmax") if layers == 2 else None,
-    )  # fmt: skip
+    )
     rng = np.random.default_rng(7)
     LD = layers * spec.num_directions
     inputs = {"x": rng.standard_normal((T, B, I)), "h0": 0.5 * rng.standard_normal((LD, B, H))}
@@ -30,8 +35,9 @@ def _case(cell, layers, bidirectional, with_lens):
 
 
 def _loss_and_grads(spec, params, inputs, lens, probes):
-    out, tape = numpy_ref.forward_with_tape(spec, params, inputs["x"], lens,
-                                            inputs["h0"], inputs.get("c0"))  # fmt: skip
+    out, tape = numpy_ref.forward_with_tape(
+        spec, params, inputs["x"], lens, inputs["h0"], inputs.get("c0")
+    )
     loss = sum(float((probes[k] * v).sum()) for k, v in out.as_dict().items())
     return loss, out, tape
 

@@ -55,7 +55,7 @@ LENS_CASES = [
         lens=(3, 6, 1, 4),
         direction="bidirectional",
         initial_state=True,
-    ),  # fmt: skip
+    ),
 ]
 
 

@@ -9,29 +9,38 @@ import pytest
 
 from backends import numpy_ref
 from harness import registry
-from harness.parity import compare_all
-from harness.spec import Head, ModelSpec
-from harness.weights import init_weights
+from harness.model.spec import Head, ModelSpec
+from harness.model.weights import init_weights
+from harness.parity.checks import compare_all
 
 onnx = pytest.importorskip("onnx", reason="onnx is not installed (pip install 'rnnbench[onnx]')")
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
 
 from backends.onnx_export import EXAMPLE_B, EXAMPLE_T, export  # noqa: E402
-from harness.onnx_audit import audit  # noqa: E402
+from harness.onnx.audit import audit  # noqa: E402
 
 # Seen on torch 2.13 / onnxscript 0.7.2 / tf2onnx 1.17 (ARCHITECTURE.md): what each path emits.
 EXPECTED_FORM = {
-    ("direct", "rnn"): "native RNN", ("direct", "lstm"): "native LSTM",
+    ("direct", "rnn"): "native RNN",
+    ("direct", "lstm"): "native LSTM",
     ("direct", "gru"): "native GRU",
-    ("torchscript", "rnn"): "native RNN", ("torchscript", "lstm"): "native LSTM",
+    ("torchscript", "rnn"): "native RNN",
+    ("torchscript", "lstm"): "native LSTM",
     ("torchscript", "gru"): "native GRU",
-    ("dynamo", "rnn"): "unrolled", ("dynamo", "lstm"): "native LSTM",
+    ("dynamo", "rnn"): "unrolled",
+    ("dynamo", "lstm"): "native LSTM",
     ("dynamo", "gru"): "native GRU",
-    ("tf2onnx", "rnn"): "Loop", ("tf2onnx", "lstm"): "native LSTM", ("tf2onnx", "gru"): "Loop",
-    ("keras", "rnn"): "Loop", ("keras", "lstm"): "native LSTM", ("keras", "gru"): "Loop",
-}  # fmt: skip
-SPEC = {cell: ModelSpec(cell, 3, 6, num_layers=2, bidirectional=True, head=Head(4, "softmax"))
-        for cell in ("rnn", "lstm", "gru")}  # fmt: skip
+    ("tf2onnx", "rnn"): "Loop",
+    ("tf2onnx", "lstm"): "native LSTM",
+    ("tf2onnx", "gru"): "Loop",
+    ("keras", "rnn"): "Loop",
+    ("keras", "lstm"): "native LSTM",
+    ("keras", "gru"): "Loop",
+}
+SPEC = {
+    cell: ModelSpec(cell, 3, 6, num_layers=2, bidirectional=True, head=Head(4, "softmax"))
+    for cell in ("rnn", "lstm", "gru")
+}
 
 
 def _skip_unless(exporter):
@@ -66,8 +75,14 @@ def test_export_form_dynamic_shapes_and_parity(exporter, cell, tmp_path):
     T, B = EXAMPLE_T + 6, EXAMPLE_B + 3  # other than the example's
     prepared = registry.get_backend(f"ort-{exporter}-cpu").build(spec, weights)
     x, h0, c0 = _inputs(spec, T, B)
-    ours = numpy_ref.forward(spec.replace(dtype="float64"), dict(weights.astype("float64")),
-                             x.astype(np.float64), None, h0, c0)  # fmt: skip
+    ours = numpy_ref.forward(
+        spec.replace(dtype="float64"),
+        dict(weights.astype("float64")),
+        x.astype(np.float64),
+        None,
+        h0,
+        c0,
+    )
     got = prepared.forward(x, None, h0, c0)
     assert prepared.audit["dynamic_shapes_checked"]
     results = compare_all(ours.as_dict(), got.as_dict(), "float32")
@@ -113,8 +128,13 @@ def test_gru_without_linear_before_reset_is_caught():
     ref = numpy_ref.forward(spec, weights, x, None, h0)
     (result,) = compare_all({"y": ref.y}, {"y": y}, "float32")
     assert not result.passed and result.max_abs > 1e-2
-    assert [a.i for n in model.graph.node if n.op_type == "GRU" for a in n.attribute
-            if a.name == "linear_before_reset"] == [0]  # fmt: skip
+    assert [
+        a.i
+        for n in model.graph.node
+        if n.op_type == "GRU"
+        for a in n.attribute
+        if a.name == "linear_before_reset"
+    ] == [0]
 
 
 def test_missing_provider_is_skipped_with_reason():
@@ -127,14 +147,17 @@ def test_missing_provider_is_skipped_with_reason():
 def test_export_cli_writes_models_and_audit(tmp_path, capsys):
     import json
 
-    from harness.cli import main
+    from harness.cli.main import main
 
     _skip_unless("torchscript")
-    code = main(["export", "--cell", "lstm", "--exporters", "direct,torchscript",
-                 "--out", str(tmp_path)])  # fmt: skip
+    code = main(
+        ["export", "--cell", "lstm", "--exporters", "direct,torchscript", "--out", str(tmp_path)]
+    )
     assert code == 0
     assert "native LSTM" in capsys.readouterr().out
     rows = json.loads((tmp_path / "audit.json").read_text())["audit"]
     assert [r["exporter"] for r in rows] == ["direct", "torchscript"]
-    assert sorted(p.name for p in tmp_path.glob("*.onnx")) == ["direct_lstm.onnx",
-                                                               "torchscript_lstm.onnx"]  # fmt: skip
+    assert sorted(p.name for p in tmp_path.glob("*.onnx")) == [
+        "direct_lstm.onnx",
+        "torchscript_lstm.onnx",
+    ]

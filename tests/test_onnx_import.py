@@ -7,16 +7,16 @@ import numpy as np
 import pytest
 
 from harness import registry
-from harness.protocol import NotSupported
-from harness.spec import Head, ModelSpec
-from harness.weights import init_weights
+from harness.model.protocol import NotSupported
+from harness.model.spec import Head, ModelSpec
+from harness.model.weights import init_weights
 
 onnx = pytest.importorskip("onnx", reason="onnx is not installed (pip install 'rnnbench[onnx]')")
 pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
 
 from backends.onnx_direct import build_direct_model  # noqa: E402
 from backends.onnx_export import export  # noqa: E402
-from harness.onnx_import import check_file, read_onnx  # noqa: E402
+from harness.onnx.reader import check_file, read_onnx  # noqa: E402
 
 SPEC = ModelSpec("lstm", 3, 5, num_layers=2, bidirectional=True, head=Head(4, "softmax"))
 
@@ -31,7 +31,12 @@ def test_exported_files_read_back_and_check(exporter, tmp_path):
     imported = read_onnx(path)
     spec = imported.spec
     assert (spec.cell, spec.input_size, spec.hidden_size, spec.num_layers, spec.bidirectional) == (
-        SPEC.cell, 3, 5, 2, True)  # fmt: skip
+        SPEC.cell,
+        3,
+        5,
+        2,
+        True,
+    )
     keras_made = exporter in ("tf2onnx", "keras")
     assert spec.head == SPEC.head and imported.batch_major == keras_made
     for name in weights:
@@ -41,8 +46,9 @@ def test_exported_files_read_back_and_check(exporter, tmp_path):
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-7, err_msg=name)
     for layer in range(2):
         total = imported.weights[f"l{layer}.Wb"] + imported.weights[f"l{layer}.Rb"]
-        np.testing.assert_allclose(total, weights[f"l{layer}.Wb"] + weights[f"l{layer}.Rb"],
-                                   atol=1e-6)  # fmt: skip
+        np.testing.assert_allclose(
+            total, weights[f"l{layer}.Wb"] + weights[f"l{layer}.Rb"], atol=1e-6
+        )
     results = check_file(path, imported)
     matched = [r for r in results if "matches no reference" not in r.message]
     assert matched and all(r.passed for r in matched), [r.message for r in matched]
@@ -69,8 +75,9 @@ def _set(name, value):
 
 def _add_peepholes(model, node):
     H = 5
-    model.graph.initializer.append(onnx.numpy_helper.from_array(
-        np.zeros((1, 3 * H), np.float32), "P"))  # fmt: skip
+    model.graph.initializer.append(
+        onnx.numpy_helper.from_array(np.zeros((1, 3 * H), np.float32), "P")
+    )
     node.input.extend([""] * (7 - len(node.input)) + ["P"])
 
 
@@ -92,7 +99,7 @@ def test_unsupported_files_are_named(cell, mutate, message, tmp_path):
 
 
 def test_loop_form_and_garbage_are_refused(tmp_path, capsys):
-    from harness.cli import main
+    from harness.cli.main import main
 
     garbage = tmp_path / "x.onnx"
     garbage.write_bytes(b"not a model")
@@ -100,19 +107,33 @@ def test_loop_form_and_garbage_are_refused(tmp_path, capsys):
     assert "is not a readable ONNX model" in capsys.readouterr().err
     if registry.unavailable_reason("ort-tf2onnx-cpu"):
         pytest.skip(registry.unavailable_reason("ort-tf2onnx-cpu"))
-    path = export("tf2onnx", ModelSpec("gru", 3, 5), init_weights(ModelSpec("gru", 3, 5)),
-                  tmp_path / "gru.onnx").path  # fmt: skip
+    path = export(
+        "tf2onnx",
+        ModelSpec("gru", 3, 5),
+        init_weights(ModelSpec("gru", 3, 5)),
+        tmp_path / "gru.onnx",
+    ).path
     with pytest.raises(NotSupported, match="its recurrence is a Loop"):
         read_onnx(path)
 
 
 def test_parity_cli_on_a_users_file(tmp_path, capsys):
-    from harness.cli import main
+    from harness.cli.main import main
 
     path = tmp_path / "model.onnx"
     onnx.save(build_direct_model(SPEC, init_weights(SPEC, seed=3)), path)
-    code = main(["parity", "--onnx", str(path), "--backends", "numpy,torch-cpu",
-                 "--dtype", "float32", "--no-training"])  # fmt: skip
+    code = main(
+        [
+            "parity",
+            "--onnx",
+            str(path),
+            "--backends",
+            "numpy,torch-cpu",
+            "--dtype",
+            "float32",
+            "--no-training",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0, out
     assert "onnx-file" in out and "file outputs" in out

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from backends import numpy_ref
-from harness.optim import clip_by_global_norm, global_norm
-from harness.spec import Cell, Head, ModelSpec
-from harness.training import HIDDEN, MAX_NORM, sine_batches
-from harness.weights import init_weights
+from harness.model.optim import clip_by_global_norm, global_norm
+from harness.model.spec import Cell, Head, ModelSpec
+from harness.model.weights import init_weights
+from harness.parity.training import HIDDEN, MAX_NORM, sine_batches
 
 
 def test_clip_scales_to_the_global_norm_by_hand():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.parity import compare, compare_all
+from harness.parity.checks import compare, compare_all
 
 REF = np.linspace(-1, 1, 12).reshape(3, 4)
 
@@ -60,8 +60,10 @@ def test_float64_tolerance_rejects_float32_rounding():
 
 def test_shape_dtype_and_presence_are_checked_before_values():
     assert "shape (4, 3) != reference (3, 4)" in compare("y", REF, REF.T, "float64").message
-    assert "dtype float32 != expected float64" in compare(
-        "y", REF, REF.astype(np.float32), "float64").message  # fmt: skip
+    assert (
+        "dtype float32 != expected float64"
+        in compare("y", REF, REF.astype(np.float32), "float64").message
+    )
     assert "missing from the candidate" in compare("c_n", REF, None, "float64").message
 
 

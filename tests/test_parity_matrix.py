@@ -9,8 +9,8 @@ import functools
 import pytest
 
 from harness import registry
-from harness.matrix import DEFAULT_BACKENDS, default_cases, reference_results, run_case
-from harness.training import run_trajectories
+from harness.parity.cases import DEFAULT_BACKENDS, default_cases, reference_results, run_case
+from harness.parity.training import run_trajectories
 
 CASES = default_cases()
 
@@ -91,8 +91,9 @@ def test_a_nan_output_fails(monkeypatch):
 
 
 def test_unavailable_backend_is_skipped_with_reason():
-    (result,) = run_case(CASES[0], ["torch-cuda"]) if registry.unavailable_reason(
-        "torch-cuda") else [None]  # fmt: skip
+    (result,) = (
+        run_case(CASES[0], ["torch-cuda"]) if registry.unavailable_reason("torch-cuda") else [None]
+    )
     if result is None:
         pytest.skip("this machine has a CUDA device")
     assert result.status == "skipped" and "CUDA" in result.reason

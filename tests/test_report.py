@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
+from harness.cli.main import main
 from tests.synthetic_results import example_doc
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,9 +35,18 @@ def report(tmp_path_factory):
 
 def test_markdown_report_has_every_section_and_plot(report):
     text = (report / "report.md").read_text()
-    for title in ("Findings", "Machines", "Latency = a + b*T", "Batch scaling",
-                  "Recurrence penalty", "Roofline", "Amdahl", "GRU against minGRU",
-                  "CPU against GPU", "ONNX export forms"):  # fmt: skip
+    for title in (
+        "Findings",
+        "Machines",
+        "Latency = a + b*T",
+        "Batch scaling",
+        "Recurrence penalty",
+        "Roofline",
+        "Amdahl",
+        "GRU against minGRU",
+        "CPU against GPU",
+        "ONNX export forms",
+    ):
         assert f"## {title}" in text, title
     assert "| cpu-box |" in text and "| gpu-box |" in text  # machines merge, labelled
     images = re.findall(r"\]\((img/[\w]+\.png)\)", text)
@@ -68,23 +77,43 @@ def test_inputs_that_cannot_make_a_report(tmp_path):
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-         "--disable-background-networking", "--disable-component-update", "--no-first-run",
-         "--disable-extensions", "--hide-scrollbars", "--virtual-time-budget=5000"]  # fmt: skip
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-extensions",
+    "--hide-scrollbars",
+    "--virtual-time-budget=5000",
+]
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian: apt-get install "
-                    "chromium); .ci/run installs it")  # fmt: skip
+@pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="Chromium is not installed (Debian: apt-get install chromium); .ci/run installs it",
+)
 def test_html_report_renders_in_headless_chromium(report, tmp_path):
     url = (report / "report.html").as_uri()
-    dom = subprocess.run([CHROMIUM, *FLAGS, "--dump-dom", url], capture_output=True, text=True,
-                         timeout=120, check=True).stdout  # fmt: skip
+    dom = subprocess.run(
+        [CHROMIUM, *FLAGS, "--dump-dom", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
     loaded = re.search(r'data-images-loaded="(\d+)/(\d+)"', dom)
     assert loaded, "the page's load handler did not run"
     assert loaded.group(1) == loaded.group(2) == "6"
     shot = tmp_path / "shot.png"
-    subprocess.run([CHROMIUM, *FLAGS, "--window-size=1280,2400", f"--screenshot={shot}", url],
-                   capture_output=True, timeout=120, check=True)  # fmt: skip
+    subprocess.run(
+        [CHROMIUM, *FLAGS, "--window-size=1280,2400", f"--screenshot={shot}", url],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", data[16:24])

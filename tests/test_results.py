@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from harness import results
-from harness.suites import load_suite
+from harness.bench import results
+from harness.bench.suites import load_suite
 
 
 def _doc():
@@ -38,15 +38,23 @@ def test_upsert_replaces_by_id():
         (lambda d: {**d, "schema_version": 99}, r"schema_version 99: this rnnbench reads 1..1"),
         (lambda d: {**d, "kind": "other"}, r"is not an rnnbench results file"),
         (lambda d: {k: v for k, v in d.items() if k != "cases"}, r"corrupt: missing cases"),
-        (lambda d: {**d, "cases": [{"id": "a", "case": {}, "status": "fine"}]},
-         r"case 0: status 'fine': allowed ok, failed"),
-        (lambda d: {**d, "cases": [{"id": "a", "case": {}, "status": "ok",
-                                    "samples_s": [0.1, -1]}]},
-         r"samples_s must be positive finite"),
-        (lambda d: {**d, "cases": [{"id": "a", "case": {}, "status": "ok", "samples_s": []}]},
-         r"status ok without samples_s"),
+        (
+            lambda d: {**d, "cases": [{"id": "a", "case": {}, "status": "fine"}]},
+            r"case 0: status 'fine': allowed ok, failed",
+        ),
+        (
+            lambda d: {
+                **d,
+                "cases": [{"id": "a", "case": {}, "status": "ok", "samples_s": [0.1, -1]}],
+            },
+            r"samples_s must be positive finite",
+        ),
+        (
+            lambda d: {**d, "cases": [{"id": "a", "case": {}, "status": "ok", "samples_s": []}]},
+            r"status ok without samples_s",
+        ),
     ],
-)  # fmt: skip
+)
 def test_untrustworthy_files_are_refused_in_one_line(tmp_path, mutate, message):
     path = tmp_path / "r.json"
     bad = mutate(_doc())

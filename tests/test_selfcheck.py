@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness import engine, selfcheck, stats
+from harness.bench import engine, selfcheck, stats
 
 
 def _fake_runs(monkeypatch, ratios):
@@ -15,9 +15,10 @@ def _fake_runs(monkeypatch, ratios):
         ratio = next(runs)
         torch_s = [0.010, 0.011, 0.012]
         numpy_s = [t * ratio for t in torch_s]
-        return [{"id": c.id, "status": "ok", "reason": "", "samples_s": s,
-                 "stats": stats.summarize(s)} for c, s in zip(cases, (numpy_s, torch_s),
-                                                              strict=True)]  # fmt: skip
+        return [
+            {"id": c.id, "status": "ok", "reason": "", "samples_s": s, "stats": stats.summarize(s)}
+            for c, s in zip(cases, (numpy_s, torch_s), strict=True)
+        ]
 
     monkeypatch.setattr(engine, "measure_group", measure_group)
 

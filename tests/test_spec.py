@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from harness.spec import Cell, Head, ModelSpec, SpecError, load_spec, save_spec
+from harness.model.spec import Cell, Head, ModelSpec, SpecError, load_spec, save_spec
 
 VALID = {"cell": "lstm", "input_size": 8, "hidden_size": 16}
 
@@ -49,8 +49,9 @@ def test_spec_is_frozen_and_derives_sizes():
 
 @pytest.mark.parametrize("suffix", [".toml", ".json"])
 def test_round_trip_through_files(tmp_path, suffix):
-    spec = ModelSpec("rnn", 5, 64, num_layers=2, batch_first=True, head=Head(10, "softmax"),
-                     dtype="float64")  # fmt: skip
+    spec = ModelSpec(
+        "rnn", 5, 64, num_layers=2, batch_first=True, head=Head(10, "softmax"), dtype="float64"
+    )
     path = tmp_path / f"model{suffix}"
     save_spec(spec, path)
     assert load_spec(path) == spec
@@ -58,8 +59,10 @@ def test_round_trip_through_files(tmp_path, suffix):
 
 def test_reads_hand_written_toml(tmp_path):
     path = tmp_path / "seed.toml"
-    path.write_text('[model]\ncell = "rnn"\ninput_size = 1\nhidden_size = 64\n'
-                    '[model.head]\nunits = 10\nactivation = "softmax"\n')  # fmt: skip
+    path.write_text(
+        '[model]\ncell = "rnn"\ninput_size = 1\nhidden_size = 64\n'
+        '[model.head]\nunits = 10\nactivation = "softmax"\n'
+    )
     assert load_spec(path) == ModelSpec("rnn", 1, 64, head=Head(10, "softmax"))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.suites import BenchCase, SuiteError, load_suite, suite_names
+from harness.bench.suites import BenchCase, SuiteError, load_suite, suite_names
 
 
 def test_committed_suites_load():
@@ -57,15 +57,17 @@ GOOD = 'name = "t"\nbudget_s = 1\n[[sweep]]\ntargets = ["numpy"]\n'
         (GOOD + "steps = 5\n", r"steps = 5 is invalid: allowed a non-empty list"),
         (GOOD + "modes = ['train']\ncell = ['mingru']\n", r"for minGRU: forward"),
         (GOOD.replace("numpy", "jax"), r"BenchCase.target = 'jax' is invalid: allowed numpy"),
-        ('name = "t"\n[[sweep]]\ntargets = ["ort-direct-cpu"]\nmodes = ["train"]\n',
-         r"mode = 'train' is invalid: allowed for ort-direct-cpu: forward"),
+        (
+            'name = "t"\n[[sweep]]\ntargets = ["ort-direct-cpu"]\nmodes = ["train"]\n',
+            r"mode = 'train' is invalid: allowed for ort-direct-cpu: forward",
+        ),
         ('name = "t"\n', r"no \[\[sweep\]\] tables"),
         (GOOD + "[timing]\nrounds = 0\n", r"timing.rounds = 0 is invalid"),
         (GOOD + "[timing]\nspeed = 1\n", r"unknown timing key 'speed'"),
         ("name = [", r"is not valid TOML"),
         (GOOD + "modes = ['peak']\n", r"size = 0 is invalid: allowed an integer >= 1"),
     ],
-)  # fmt: skip
+)
 def test_bad_suites_are_named(tmp_path, text, message):
     with pytest.raises(SuiteError, match=message) as info:
         load_suite(_write(tmp_path, text))

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness import targets
-from harness.protocol import NotSupported
-from harness.suites import MINGRU_TARGETS, TARGET_MODES, BenchCase
+from harness.bench import workload as targets
+from harness.bench.suites import MINGRU_TARGETS, TARGET_MODES, BenchCase
+from harness.model.protocol import NotSupported
 
 SLOW_EXPORTS = ("torchscript", "dynamo", "tf2onnx", "keras")  # covered by the quick suite's run
 

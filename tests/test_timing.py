@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from harness import stats, timing
+from harness.bench import stats, timing
 
 
 class FakeClock:

@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.spec import Head, ModelSpec
-from harness.weights import (
+from harness.model.spec import Head, ModelSpec
+from harness.model.weights import (
     CanonicalWeights,
     WeightsError,
     expected_shapes,

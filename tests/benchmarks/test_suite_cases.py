@@ -13,9 +13,10 @@ import contextlib
 
 import pytest
 
-from harness import registry, targets
-from harness.protocol import NotSupported
-from harness.suites import load_suite
+from harness import registry
+from harness.bench import workload as targets
+from harness.bench.suites import load_suite
+from harness.model.protocol import NotSupported
 
 CASES = load_suite("quick").cases
 NEEDS = {"torch": "torch-cpu", "tf": "tf-function", "ort": "ort-direct-cpu"}

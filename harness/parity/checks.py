@@ -77,8 +77,11 @@ def compare(quantity: str, reference, candidate, dtype: str) -> Comparison:
         index = tuple(int(i) for i in np.unravel_index(np.argmax(diff - limit), diff.shape))
         return fail(
             f"at index {index}: {candidate[index]!r} vs reference {reference[index]!r} "
-            f"(|diff| {diff[index]:.3g} > {limit[index]:.3g})", max_abs, max_rel, atol,
-        )  # fmt: skip
+            f"(|diff| {diff[index]:.3g} > {limit[index]:.3g})",
+            max_abs,
+            max_rel,
+            atol,
+        )
     return Comparison(quantity, True, max_abs, max_rel, atol, tol.rtol)
 
 

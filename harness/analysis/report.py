@@ -13,9 +13,10 @@ import types
 from pathlib import Path
 from typing import Any
 
-from harness import analysis, findings
+from harness.analysis import findings
+from harness.analysis import measures as analysis
 from harness.atomic import atomic_open, write_text_atomic
-from harness.results import KIND, ResultsError, check_document, read_json
+from harness.bench.results import KIND, ResultsError, check_document, read_json
 
 
 def load_inputs(paths: list[str]) -> tuple[list[dict], list[dict]]:
@@ -30,8 +31,10 @@ def load_inputs(paths: list[str]) -> tuple[list[dict], list[dict]]:
         else:
             raise ResultsError(f"{path} is neither an rnnbench results file nor a parity JSON")
     if not benches:
-        raise ResultsError("no benchmark results among the inputs: give at least one file "
-                           "written by `rnnbench bench`")  # fmt: skip
+        raise ResultsError(
+            "no benchmark results among the inputs: give at least one file "
+            "written by `rnnbench bench`"
+        )
     return benches, parities
 
 
@@ -76,15 +79,31 @@ def plot_all(result: dict[str, Any], parities: list[dict], figures: Figures) -> 
             (line,) = left.loglog(steps, [s * 1e3 for s in seconds], "o", label=_label(fit))
             lo, hi = min(steps), max(steps)
             grid = [lo * (hi / lo) ** (i / 50) for i in range(51)]
-            left.loglog(grid, [(fit["a"] + fit["b"] * t) * 1e3 for t in grid], "-",
-                        color=line.get_color(), alpha=0.6)  # fmt: skip
-            right.semilogx(steps, [s / t * 1e6 for s, t in zip(seconds, steps, strict=True)],
-                           "o-", color=line.get_color(), label=_label(fit))  # fmt: skip
-        left.set(xlabel="sequence length T", ylabel="latency (ms)",
-                 title="Latency against T, with fitted a + b*T")  # fmt: skip
+            left.loglog(
+                grid,
+                [(fit["a"] + fit["b"] * t) * 1e3 for t in grid],
+                "-",
+                color=line.get_color(),
+                alpha=0.6,
+            )
+            right.semilogx(
+                steps,
+                [s / t * 1e6 for s, t in zip(seconds, steps, strict=True)],
+                "o-",
+                color=line.get_color(),
+                label=_label(fit),
+            )
+        left.set(
+            xlabel="sequence length T",
+            ylabel="latency (ms)",
+            title="Latency against T, with fitted a + b*T",
+        )
         right.set_yscale("log")
-        right.set(xlabel="sequence length T", ylabel="latency / T (us per step)",
-                  title="Per-step latency: fixed cost amortised over T")  # fmt: skip
+        right.set(
+            xlabel="sequence length T",
+            ylabel="latency / T (us per step)",
+            title="Per-step latency: fixed cost amortised over T",
+        )
         left.legend(fontsize=7)
         for axis in (left, right):
             axis.grid(True, which="both", alpha=0.3)
@@ -105,11 +124,20 @@ def plot_all(result: dict[str, Any], parities: list[dict], figures: Figures) -> 
     if result["penalties"]:
         rows = sorted(result["penalties"], key=lambda r: (r["target"], r["batch"], r["steps"]))
         fig, axis = plt.subplots(figsize=(13, max(3, 0.22 * len(rows))))
-        axis.barh([f"{r['target']} {r['cell']} B={r['batch']} T={r['steps']} H={r['hidden']} "
-                   f"th{r['threads']}" for r in rows], [r["penalty"] for r in rows])  # fmt: skip
+        axis.barh(
+            [
+                f"{r['target']} {r['cell']} B={r['batch']} T={r['steps']} H={r['hidden']} "
+                f"th{r['threads']}"
+                for r in rows
+            ],
+            [r["penalty"] for r in rows],
+        )
         axis.axvline(1, color="k", lw=0.8)
-        axis.set(xscale="log", xlabel="RNN time / time of its FLOPs as one product (x)",
-                 title="Recurrence penalty")  # fmt: skip
+        axis.set(
+            xscale="log",
+            xlabel="RNN time / time of its FLOPs as one product (x)",
+            title="Recurrence penalty",
+        )
         axis.tick_params(axis="y", labelsize=7)
         names.append(figures.save("recurrence_penalty", fig))
     efficiency = [r for r in result["efficiency"] if r["fraction_of_peak"] and r["steps"] >= 64]
@@ -128,8 +156,12 @@ def plot_all(result: dict[str, Any], parities: list[dict], figures: Figures) -> 
             for label, style in (("gru", "o-"), ("mingru-scan", "s--"), ("mingru-loop", "^:")):
                 points = [(r["steps"], r[label]) for r in series if label in r]
                 if points:
-                    axis.loglog([p[0] for p in points], [p[1] * 1e3 for p in points], style,
-                                label=f"{label} {target}")  # fmt: skip
+                    axis.loglog(
+                        [p[0] for p in points],
+                        [p[1] * 1e3 for p in points],
+                        style,
+                        label=f"{label} {target}",
+                    )
         axis.set(
             xlabel="sequence length T",
             ylabel="latency (ms)",
@@ -176,11 +208,14 @@ def _parity_grid(parities: list[dict]):
 
 
 def _audit_table(parities: list[dict]) -> str:
-    from harness.onnx_audit import format_audit
-    from harness.parity_report import audit_rows
+    from harness.onnx.audit import format_audit
+    from harness.parity.report import audit_rows
 
-    records = [types.SimpleNamespace(case=r["case"], audit=r.get("audit"))
-               for doc in parities for r in doc["results"]]  # fmt: skip
+    records = [
+        types.SimpleNamespace(case=r["case"], audit=r.get("audit"))
+        for doc in parities
+        for r in doc["results"]
+    ]
     rows = audit_rows(records)
     return format_audit(rows, markdown=True) if rows else ""
 
@@ -228,19 +263,23 @@ def _html(sections, plots, png, stamp, sources) -> str:
     body.append("<h2>Plots</h2>")
     for name in plots:
         data = base64.b64encode(png[name]).decode("ascii")
-        body.append(f"<figure><img alt='{html.escape(PLOT_CAPTIONS[name])}' "
-                    f"src='data:image/png;base64,{data}'><figcaption>"
-                    f"{html.escape(PLOT_CAPTIONS[name])}</figcaption></figure>")  # fmt: skip
+        body.append(
+            f"<figure><img alt='{html.escape(PLOT_CAPTIONS[name])}' "
+            f"src='data:image/png;base64,{data}'><figcaption>"
+            f"{html.escape(PLOT_CAPTIONS[name])}</figcaption></figure>"
+        )
     # The load check lets a headless browser report whether every image decoded.
     script = (
         "<script>window.addEventListener('load',function(){var i=[].slice.call("
         "document.images);document.body.setAttribute('data-images-loaded',i.filter("
         "function(m){return m.complete&&m.naturalWidth>0}).length+'/'+i.length)});</script>"
     )
-    style = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
-             "table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid "
-             "#ccc;padding:3px 6px;text-align:left}img{max-width:100%}figure{margin:2em 0}"
-             "code,pre{background:#f4f4f4}")  # fmt: skip
+    style = (
+        "body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
+        "table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid "
+        "#ccc;padding:3px 6px;text-align:left}img{max-width:100%}figure{margin:2em 0}"
+        "code,pre{background:#f4f4f4}"
+    )
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>rnnbench report</title>"
         f"<style>{style}</style>{script}</head><body>{''.join(body)}</body></html>\n"
@@ -260,9 +299,15 @@ def _markdown_block_to_html(text: str) -> str:
                     table.append(cells)
                 index += 1
             head, *rest = table
-            out.append("<table><tr>" + "".join(f"<th>{_inline(c)}</th>" for c in head) + "</tr>"
-                       + "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>"
-                                 for r in rest) + "</table>")  # fmt: skip
+            out.append(
+                "<table><tr>"
+                + "".join(f"<th>{_inline(c)}</th>" for c in head)
+                + "</tr>"
+                + "".join(
+                    "<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>" for r in rest
+                )
+                + "</table>"
+            )
             continue
         if line.startswith("- "):
             items = []

@@ -7,14 +7,15 @@ import sys
 import time
 from pathlib import Path
 
-from harness import bench_cli, registry
+from harness import registry
+from harness.analysis.compare import GateError
 from harness.atomic import write_text_atomic
-from harness.compare import GateError
-from harness.protocol import NotSupported
-from harness.results import ResultsError
-from harness.spec import Cell, SpecError, load_spec
-from harness.suites import SuiteError
-from harness.weights import WeightsError
+from harness.bench.results import ResultsError
+from harness.bench.suites import SuiteError
+from harness.cli import bench as bench_cli
+from harness.model.protocol import NotSupported
+from harness.model.spec import Cell, SpecError, load_spec
+from harness.model.weights import WeightsError
 
 
 class UsageError(ValueError):
@@ -30,17 +31,23 @@ def _names(text: str, allowed, what: str) -> tuple[str, ...]:
 
 
 def _parity_parser(sub) -> None:
-    from harness.matrix import DEFAULT_BACKENDS
+    from harness.parity.cases import DEFAULT_BACKENDS
 
     p = sub.add_parser("parity", help="prove every backend equal to the NumPy reference")
     p.add_argument("--cells", default="rnn,lstm,gru", help="comma list of rnn, lstm, gru")
-    p.add_argument("--backends", default=",".join(DEFAULT_BACKENDS),
-                   help=f"comma list of {', '.join(registry.BACKENDS)}")  # fmt: skip
+    p.add_argument(
+        "--backends",
+        default=",".join(DEFAULT_BACKENDS),
+        help=f"comma list of {', '.join(registry.BACKENDS)}",
+    )
     p.add_argument("--dtype", default="both", choices=("float32", "float64", "both"))
     p.add_argument("--spec", help="a model spec (.toml/.json) instead of the default matrix")
     p.add_argument("--weights", help="canonical weights (.npz) for --spec")
-    p.add_argument("--onnx", help="your ONNX file (native RNN/LSTM/GRU nodes): check it as ONNX "
-                   "Runtime runs it, and every backend on its weights")  # fmt: skip
+    p.add_argument(
+        "--onnx",
+        help="your ONNX file (native RNN/LSTM/GRU nodes): check it as ONNX "
+        "Runtime runs it, and every backend on its weights",
+    )
     p.add_argument("--no-training", action="store_true", help="skip the training trajectories")
     p.add_argument("--json", help="write the full record here (atomically)")
     p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
@@ -49,7 +56,8 @@ def _parity_parser(sub) -> None:
 
 
 def run_parity(args) -> int:
-    from harness import matrix, parity_report
+    from harness.parity import cases as matrix
+    from harness.parity import report as parity_report
 
     dtypes = ("float32", "float64") if args.dtype == "both" else (args.dtype,)
     backends = _names(args.backends, registry.BACKENDS, "backend")
@@ -63,12 +71,12 @@ def run_parity(args) -> int:
     print(parity_report.format_table(parity_report.summarize(results), markdown=args.markdown))
     audits = parity_report.audit_rows(results)
     if audits:
-        from harness.onnx_audit import format_audit
+        from harness.onnx.audit import format_audit
 
         print("\nONNX export forms:")
         print(format_audit(audits, markdown=args.markdown))
     if training:
-        from harness.training import format_trajectories
+        from harness.parity.training import format_trajectories
 
         print("\nTraining trajectories (20 SGD steps, clipped):")
         print(format_trajectories(training))
@@ -76,8 +84,11 @@ def run_parity(args) -> int:
     skipped = sorted({(r.backend, r.reason) for r in results if r.status == "skipped"})
     for backend, reason in skipped:
         print(f"skipped {backend}: {reason}")
-    extra = {"command": "parity", "seconds": round(time.perf_counter() - started, 1),
-             "training": [t.as_dict() for t in training]}  # fmt: skip
+    extra = {
+        "command": "parity",
+        "seconds": round(time.perf_counter() - started, 1),
+        "training": [t.as_dict() for t in training],
+    }
     json_paths = [args.json] if args.json else []
     if args.report:
         json_paths.append(str(Path(args.report) / "parity.json"))
@@ -90,8 +101,10 @@ def run_parity(args) -> int:
     for line in bad:
         print(f"FAIL {line}", file=sys.stderr)
     checked = sum(r.status in ("passed", "failed") for r in results)
-    print(f"{checked - len({(r.backend, r.case) for r in results if r.status == 'failed'})} "
-          f"of {checked} backend x case checks passed, {len(bad)} failures")  # fmt: skip
+    print(
+        f"{checked - len({(r.backend, r.case) for r in results if r.status == 'failed'})} "
+        f"of {checked} backend x case checks passed, {len(bad)} failures"
+    )
     if checked == 0:
         print("FAIL nothing was compared: every backend was skipped", file=sys.stderr)
         return 1
@@ -102,8 +115,8 @@ def _onnx_file_results(args) -> list:
     """The user's file itself, run by ONNX Runtime, against the reference on its weights."""
     if not args.onnx:
         return []
-    from harness.matrix import BackendResult
-    from harness.onnx_import import check_file
+    from harness.onnx.reader import check_file
+    from harness.parity.cases import BackendResult
 
     comparisons = check_file(args.onnx, args.imported)
     matched = [c for c in comparisons if "matches no reference" not in c.message]
@@ -114,14 +127,14 @@ def _onnx_file_results(args) -> list:
 
 def _cases(args, dtypes):
     """The default matrix, or one model from a spec file (+ weights) or a user's ONNX file."""
-    from harness.matrix import default_cases
+    from harness.parity.cases import default_cases
 
     cells = _names(args.cells, [c.value for c in Cell], "cell")
     if args.onnx:
         import tempfile
 
-        from harness.onnx_import import read_onnx
-        from harness.weights import save_weights
+        from harness.model.weights import save_weights
+        from harness.onnx.reader import read_onnx
 
         args.imported = read_onnx(args.onnx)
         weights = str(Path(tempfile.mkdtemp(prefix="rnnbench-")) / "imported.npz")
@@ -137,17 +150,20 @@ def _cases(args, dtypes):
 def _model_cases(spec, weights_file, dtypes):
     """One model in each dtype, with and without sequence_lens; weights that do not fit the
     spec are refused before anything runs."""
-    from harness.matrix import ParityCase, case_data
+    from harness.parity.cases import ParityCase, case_data
 
-    cases = [ParityCase(spec.replace(dtype=d), with_lens=lens, weights_file=weights_file)
-             for d in dtypes for lens in (False, True)]  # fmt: skip
+    cases = [
+        ParityCase(spec.replace(dtype=d), with_lens=lens, weights_file=weights_file)
+        for d in dtypes
+        for lens in (False, True)
+    ]
     if weights_file:
         case_data(cases[0])
     return cases
 
 
 def _training(args, dtypes, backends):
-    from harness.training import run_trajectories
+    from harness.parity.training import run_trajectories
 
     cells = _names(args.cells, [c.value for c in Cell], "cell")
     return [
@@ -164,8 +180,11 @@ def _progress(text: str) -> None:
 def _growth_parser(sub) -> None:
     p = sub.add_parser("error-growth", help="float32 error against float64 as T grows to 1000")
     p.add_argument("--cells", default="rnn,lstm,gru", help="comma list of rnn, lstm, gru")
-    p.add_argument("--backends", default="numpy,torch-cpu,tf-eager",
-                   help=f"comma list of {', '.join(registry.BACKENDS)}")  # fmt: skip
+    p.add_argument(
+        "--backends",
+        default="numpy,torch-cpu,tf-eager",
+        help=f"comma list of {', '.join(registry.BACKENDS)}",
+    )
     p.add_argument("--gain", type=float, default=1.0, help="scale R (>1 drives towards chaos)")
     p.add_argument("--json", help="write the rows here (atomically)")
     p.set_defaults(run=run_growth)
@@ -174,7 +193,7 @@ def _growth_parser(sub) -> None:
 def run_growth(args) -> int:
     import json
 
-    from harness.error_growth import error_growth, format_growth
+    from harness.parity.error_growth import error_growth, format_growth
 
     backends = _names(args.backends, registry.BACKENDS, "backend")
     rows = []
@@ -189,8 +208,11 @@ def run_growth(args) -> int:
 
 
 def _selfcheck_parser(sub) -> None:
-    p = sub.add_parser("selfcheck", help="timer resolution, loop overhead, and run-to-run "
-                       "precision of NumPy / torch on the standard LSTM case")  # fmt: skip
+    p = sub.add_parser(
+        "selfcheck",
+        help="timer resolution, loop overhead, and run-to-run "
+        "precision of NumPy / torch on the standard LSTM case",
+    )
     p.add_argument("--runs", type=int, default=3, help="separate runs (fresh workers each)")
     p.add_argument("--json", help="write the measurement here (atomically)")
     p.set_defaults(run=run_selfcheck)
@@ -199,7 +221,7 @@ def _selfcheck_parser(sub) -> None:
 def run_selfcheck(args) -> int:
     import json
 
-    from harness import selfcheck
+    from harness.bench import selfcheck
 
     if registry.unavailable_reason("torch-cpu"):
         raise UsageError(f"selfcheck needs torch: {registry.unavailable_reason('torch-cpu')}")
@@ -233,15 +255,23 @@ def run_export(args) -> int:
     from pathlib import Path
 
     from backends.onnx_export import EXPORTERS, export
-    from harness.matrix import describe_error
-    from harness.onnx_audit import audit, format_audit
-    from harness.spec import ModelSpec
-    from harness.weights import init_weights, load_weights
+    from harness.model.spec import ModelSpec
+    from harness.model.weights import init_weights, load_weights
+    from harness.onnx.audit import audit, format_audit
+    from harness.parity.cases import describe_error
 
     exporters = _names(args.exporters, EXPORTERS, "exporter")
-    spec = load_spec(args.spec) if args.spec else ModelSpec(
-        args.cell, args.input_size, args.hidden_size, num_layers=args.layers,
-        bidirectional=args.bidirectional)  # fmt: skip
+    spec = (
+        load_spec(args.spec)
+        if args.spec
+        else ModelSpec(
+            args.cell,
+            args.input_size,
+            args.hidden_size,
+            num_layers=args.layers,
+            bidirectional=args.bidirectional,
+        )
+    )
     weights = load_weights(args.weights, spec) if args.weights else init_weights(spec)
     rows, failed = [], []
     for exporter in exporters:
@@ -251,11 +281,18 @@ def run_export(args) -> int:
         except Exception as exc:  # one exporter failing does not stop the others
             failed.append(f"{exporter}: {describe_error(exc)}")
             continue
-        rows.append({**audit(path, exporter, exported.seconds), "cell": spec.cell.value,
-                     "config": _config(spec)})  # fmt: skip
+        rows.append(
+            {
+                **audit(path, exporter, exported.seconds),
+                "cell": spec.cell.value,
+                "config": _config(spec),
+            }
+        )
     print(format_audit(rows))
-    write_text_atomic(Path(args.out) / "audit.json", json.dumps(
-        {"spec": spec.to_dict(), "audit": rows, "failed": failed}, indent=1) + "\n")  # fmt: skip
+    write_text_atomic(
+        Path(args.out) / "audit.json",
+        json.dumps({"spec": spec.to_dict(), "audit": rows, "failed": failed}, indent=1) + "\n",
+    )
     for line in failed:
         print(f"FAIL export {line}", file=sys.stderr)
     return 1 if failed else 0

@@ -7,23 +7,27 @@ import numpy as np
 
 from backends import numpy_ref
 from harness import registry
-from harness.spec import Cell, ModelSpec
-from harness.weights import init_weights
+from harness.model.spec import Cell, ModelSpec
+from harness.model.weights import init_weights
 
 LENGTHS = (1, 3, 10, 30, 100, 300, 1000)
 
 
-def error_growth(cell: str, backends, lengths=LENGTHS, batch=4, input_size=8, hidden=32,
-                 seed=0, gain=1.0) -> list[dict]:  # fmt: skip
+def error_growth(
+    cell: str, backends, lengths=LENGTHS, batch=4, input_size=8, hidden=32, seed=0, gain=1.0
+) -> list[dict]:
     """One row per (backend, T): max |float32 - float64| over y and over the final states.
     `gain` scales R: the default init is contractive and the error levels off; a gain of a few
     units pushes the dynamics towards chaos, where rounding errors grow with T."""
     spec64 = ModelSpec(cell, input_size, hidden, dtype="float64")
     weights32 = init_weights(spec64.replace(dtype="float32"), seed=seed)
-    weights32 = weights32.replace(**{
-        name: (weights32[name] * np.float32(gain)).astype(np.float32)
-        for name in weights32 if name.endswith(".R")
-    })  # fmt: skip
+    weights32 = weights32.replace(
+        **{
+            name: (weights32[name] * np.float32(gain)).astype(np.float32)
+            for name in weights32
+            if name.endswith(".R")
+        }
+    )
     rng = np.random.default_rng(seed)
     x_all = rng.standard_normal((max(lengths), batch, input_size)).astype(np.float32)
     rows, prepared = [], {}
@@ -42,12 +46,17 @@ def error_growth(cell: str, backends, lengths=LENGTHS, batch=4, input_size=8, hi
             states = [(out.h_n, ref.h_n)] + (
                 [(out.c_n, ref.c_n)] if spec64.cell is Cell.LSTM else []
             )
-            rows.append({
-                "backend": name, "cell": cell, "T": T, "gain": gain,
-                "max_abs_y": _max_abs(out.y, ref.y),
-                "max_abs_final_state": max(_max_abs(a, b) for a, b in states),
-                "rms_y": float(np.sqrt(np.mean((out.y.astype(np.float64) - ref.y) ** 2))),
-            })  # fmt: skip
+            rows.append(
+                {
+                    "backend": name,
+                    "cell": cell,
+                    "T": T,
+                    "gain": gain,
+                    "max_abs_y": _max_abs(out.y, ref.y),
+                    "max_abs_final_state": max(_max_abs(a, b) for a, b in states),
+                    "rms_y": float(np.sqrt(np.mean((out.y.astype(np.float64) - ref.y) ** 2))),
+                }
+            )
     return rows
 
 

@@ -13,8 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from harness import engine
-from harness.suites import TIMING_DEFAULTS, BenchCase
+from harness.bench import engine
+from harness.bench.suites import TIMING_DEFAULTS, BenchCase
 
 STANDARD = {"cell": "lstm", "batch": 32, "steps": 100, "input_size": 128, "hidden": 256}
 PRECISION_TIMING = {**TIMING_DEFAULTS, "rounds": 15, "pause_s": 0.15, "min_round_s": 0.05}
@@ -22,25 +22,34 @@ TOLERANCE = 0.05
 
 
 def standard_pair(threads: int = 2) -> list[BenchCase]:
-    return [BenchCase(t, "forward", threads=threads, sweep="standard", **STANDARD)
-            for t in ("numpy", "torch-cpu")]  # fmt: skip
+    return [
+        BenchCase(t, "forward", threads=threads, sweep="standard", **STANDARD)
+        for t in ("numpy", "torch-cpu")
+    ]
 
 
 def precision(runs: int = 3, threads: int = 2, progress=None) -> dict[str, Any]:
     """Each run: both workers started afresh, 15 interleaved rounds, ratio of the medians."""
-    out: dict[str, Any] = {"case": STANDARD, "threads": threads, "timing": PRECISION_TIMING,
-                           "runs": []}  # fmt: skip
+    out: dict[str, Any] = {
+        "case": STANDARD,
+        "threads": threads,
+        "timing": PRECISION_TIMING,
+        "runs": [],
+    }
     with tempfile.TemporaryDirectory(prefix="rnnbench-selfcheck-") as logs:
         for number in range(runs):
-            numpy_rec, torch_rec = engine.measure_group(standard_pair(threads), PRECISION_TIMING,
-                                                        Path(logs))  # fmt: skip
+            numpy_rec, torch_rec = engine.measure_group(
+                standard_pair(threads), PRECISION_TIMING, Path(logs)
+            )
             for rec in (numpy_rec, torch_rec):
                 if rec["status"] != "ok":
                     raise RuntimeError(f"selfcheck: {rec['id']} {rec['status']}: {rec['reason']}")
-            run = {"numpy_median_s": numpy_rec["stats"]["median"],
-                   "torch_median_s": torch_rec["stats"]["median"],
-                   "numpy_samples_s": numpy_rec["samples_s"],
-                   "torch_samples_s": torch_rec["samples_s"]}  # fmt: skip
+            run = {
+                "numpy_median_s": numpy_rec["stats"]["median"],
+                "torch_median_s": torch_rec["stats"]["median"],
+                "numpy_samples_s": numpy_rec["samples_s"],
+                "torch_samples_s": torch_rec["samples_s"],
+            }
             run["ratio_of_medians"] = run["numpy_median_s"] / run["torch_median_s"]
             run["ratio"] = statistics.median(
                 a / b for a, b in zip(run["numpy_samples_s"], run["torch_samples_s"], strict=True)
@@ -63,8 +72,11 @@ def precision(runs: int = 3, threads: int = 2, progress=None) -> dict[str, Any]:
 
 def run_all(runs: int = 3, progress=None) -> dict[str, Any]:
     timer = engine.selfcheck()
-    return {"timer": timer, "loop_overhead_ok": timer["loop_overhead_fraction_of_1ms"] < 0.01,
-            "precision": precision(runs, progress=progress)}  # fmt: skip
+    return {
+        "timer": timer,
+        "loop_overhead_ok": timer["loop_overhead_fraction_of_1ms"] < 0.01,
+        "precision": precision(runs, progress=progress),
+    }
 
 
 def format_report(result: dict[str, Any]) -> str:
@@ -78,12 +90,16 @@ def format_report(result: dict[str, Any]) -> str:
         f"{p['timing']['rounds']} interleaved rounds per run, fresh workers each run:",
     ]
     for n, run in enumerate(p["runs"], 1):
-        lines.append(f"  run {n}: NumPy {run['numpy_median_s'] * 1e3:.2f} ms, torch "
-                     f"{run['torch_median_s'] * 1e3:.2f} ms, "
-                     f"NumPy / torch {run['ratio']:.3f} (median of paired rounds; "
-                     f"ratio of medians {run['ratio_of_medians']:.3f})")  # fmt: skip
+        lines.append(
+            f"  run {n}: NumPy {run['numpy_median_s'] * 1e3:.2f} ms, torch "
+            f"{run['torch_median_s'] * 1e3:.2f} ms, "
+            f"NumPy / torch {run['ratio']:.3f} (median of paired rounds; "
+            f"ratio of medians {run['ratio_of_medians']:.3f})"
+        )
     verdict = "within" if p["within_tolerance"] else "OUTSIDE"
-    lines.append(f"  ratio {p['ratio_mean']:.3f} (range {p['ratio_min']:.3f}..{p['ratio_max']:.3f}"
-                 f"): worst deviation {100 * p['worst_deviation']:.1f}%, {verdict} "
-                 f"+-{100 * p['tolerance']:.0f}%")  # fmt: skip
+    lines.append(
+        f"  ratio {p['ratio_mean']:.3f} (range {p['ratio_min']:.3f}..{p['ratio_max']:.3f}"
+        f"): worst deviation {100 * p['worst_deviation']:.1f}%, {verdict} "
+        f"+-{100 * p['tolerance']:.0f}%"
+    )
     return "\n".join(lines)

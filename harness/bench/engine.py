@@ -13,10 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness import flops, results, stats, timing
-from harness.metadata import collect_environment, differences
-from harness.suites import BenchCase, Suite
-from harness.worker import serve
+from harness.bench import flops, results, stats, timing
+from harness.bench.metadata import collect_environment, differences
+from harness.bench.suites import BenchCase, Suite
+from harness.bench.worker import serve
 
 
 class WorkerTimeout(Exception):
@@ -34,8 +34,11 @@ def now() -> str:
 def selfcheck() -> dict[str, float]:
     """The timer's resolution and the timing loop's own cost per call, against a 1 ms call."""
     overhead = timing.loop_overhead()
-    return {"timer_resolution_s": timing.timer_resolution(), "loop_overhead_s": overhead,
-            "loop_overhead_fraction_of_1ms": overhead / 1e-3}  # fmt: skip
+    return {
+        "timer_resolution_s": timing.timer_resolution(),
+        "loop_overhead_s": overhead,
+        "loop_overhead_fraction_of_1ms": overhead / 1e-3,
+    }
 
 
 def open_document(suite: Suite, out: Path, resume: bool, overwrite: bool, machine=None):
@@ -44,15 +47,19 @@ def open_document(suite: Suite, out: Path, resume: bool, overwrite: bool, machin
         doc = results.load_results(out)
         changed = differences(doc["environment"], environment)
         if changed:
-            raise results.ResultsError(f"cannot resume {out}: it was measured in another "
-                                       f"environment ({'; '.join(changed)})")  # fmt: skip
+            raise results.ResultsError(
+                f"cannot resume {out}: it was measured in another "
+                f"environment ({'; '.join(changed)})"
+            )
         if doc["suite"]["name"] != suite.name:
-            raise results.ResultsError(f"cannot resume {out}: it holds suite "
-                                       f"{doc['suite']['name']!r}, not {suite.name!r}")  # fmt: skip
+            raise results.ResultsError(
+                f"cannot resume {out}: it holds suite {doc['suite']['name']!r}, not {suite.name!r}"
+            )
         return doc
     if out.exists() and not overwrite:
-        raise results.ResultsError(f"{out} exists: pass --resume to finish it or --overwrite "
-                                   "to replace it")  # fmt: skip
+        raise results.ResultsError(
+            f"{out} exists: pass --resume to finish it or --overwrite to replace it"
+        )
     return results.new_document(suite, environment, now())
 
 
@@ -98,8 +105,9 @@ def measure_group(cases: list[BenchCase], settings: dict[str, float], logs: Path
         for case in cases:
             parent, child = ctx.Pipe()
             log = logs / f"{time.monotonic_ns()}-{case.target}.log"  # one per worker
-            proc = ctx.Process(target=serve, args=(child, case.as_dict(), settings, str(log)),
-                               daemon=True)  # fmt: skip
+            proc = ctx.Process(
+                target=serve, args=(child, case.as_dict(), settings, str(log)), daemon=True
+            )
             proc.start()
             child.close()
             workers[case.id] = (proc, parent, settings["timeout_s"], log)
@@ -128,13 +136,30 @@ def measure_group(cases: list[BenchCase], settings: dict[str, float], logs: Path
 
 def _record(case: BenchCase) -> dict[str, Any]:
     return {
-        "id": case.id, "case": case.as_dict(), "status": "error", "reason": "",
-        "impl_class": "", "notes": "", "weights_digest": "", "parity": [], "threads": {},
-        "loops": None, "samples_s": [], "stats": None,
-        "flops": flops.case_flops(case.mode, case.cell, case.batch, case.steps,
-                                  case.input_size, case.hidden, case.layers, case.size),
+        "id": case.id,
+        "case": case.as_dict(),
+        "status": "error",
+        "reason": "",
+        "impl_class": "",
+        "notes": "",
+        "weights_digest": "",
+        "parity": [],
+        "threads": {},
+        "loops": None,
+        "samples_s": [],
+        "stats": None,
+        "flops": flops.case_flops(
+            case.mode,
+            case.cell,
+            case.batch,
+            case.steps,
+            case.input_size,
+            case.hidden,
+            case.layers,
+            case.size,
+        ),
         "bytes": flops.case_bytes(case.mode, case.size, case.dtype),
-    }  # fmt: skip
+    }
 
 
 def _ask(worker, request, record: dict[str, Any]):
@@ -151,13 +176,18 @@ def _ask(worker, request, record: dict[str, Any]):
             raise WorkerTimeout
         answer = conn.recv()
     except WorkerTimeout:
-        record.update(status="timeout", reason=f"no answer to {request or 'build'} within the "
-                      "case's timeout_s")  # fmt: skip
+        record.update(
+            status="timeout",
+            reason=f"no answer to {request or 'build'} within the case's timeout_s",
+        )
         return None
     except (EOFError, OSError):
         proc.join(timeout=5)
-        record.update(status="error", reason=f"worker died (exit code {proc.exitcode}) during "
-                      f"{request or 'build'}: {_tail(log)}")  # fmt: skip
+        record.update(
+            status="error",
+            reason=f"worker died (exit code {proc.exitcode}) during "
+            f"{request or 'build'}: {_tail(log)}",
+        )
         return None
     if isinstance(answer, dict):
         status = answer.pop("status")

@@ -25,9 +25,12 @@ def audit(path, exporter: str | None = None, export_seconds: float | None = None
     import onnx
 
     model = onnx.load(str(path))
-    row: dict[str, Any] = {"exporter": exporter, "file": os.path.basename(str(path)),
-                           "file_bytes": os.path.getsize(path),
-                           "export_seconds": export_seconds}  # fmt: skip
+    row: dict[str, Any] = {
+        "exporter": exporter,
+        "file": os.path.basename(str(path)),
+        "file_bytes": os.path.getsize(path),
+        "export_seconds": export_seconds,
+    }
     try:
         onnx.checker.check_model(model, full_check=True)
         row["checker"] = "ok"
@@ -47,8 +50,9 @@ def audit(path, exporter: str | None = None, export_seconds: float | None = None
     row["nested_op_counts"] = dict(sorted((nested - top).items()))
     row["gru_linear_before_reset"] = [
         next((a.i for a in n.attribute if a.name == "linear_before_reset"), 0)
-        for n in model.graph.node if n.op_type == "GRU"
-    ]  # fmt: skip
+        for n in model.graph.node
+        if n.op_type == "GRU"
+    ]
     row["static_T"] = static_time_steps(model)
     row["T"] = "dynamic" if row["static_T"] is None else f"static ({row['static_T']})"
     return row
@@ -80,8 +84,20 @@ def format_audit(rows: list[dict[str, Any]], markdown: bool = False) -> str:
         lbr = ",".join(map(str, r["gru_linear_before_reset"])) or "-"
         seconds = "-" if r["export_seconds"] is None else f"{r['export_seconds']:.2f}"
         size = f"{r['file_bytes'] / 1024:.0f}"
-        body.append([r["exporter"], r.get("cell", "?"), r.get("config", ""), r["form"], r["T"],
-                     str(r["node_count"]), ops, lbr, size, seconds])  # fmt: skip
+        body.append(
+            [
+                r["exporter"],
+                r.get("cell", "?"),
+                r.get("config", ""),
+                r["form"],
+                r["T"],
+                str(r["node_count"]),
+                ops,
+                lbr,
+                size,
+                seconds,
+            ]
+        )
     if markdown:
         lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
         return "\n".join(lines + ["| " + " | ".join(b) + " |" for b in body])

@@ -12,13 +12,34 @@ import sys
 from pathlib import Path
 from typing import Any
 
-LIBRARIES = ("numpy", "torch", "tensorflow", "keras", "onnx", "onnxruntime", "onnxruntime-gpu",
-             "onnxscript", "tf2onnx", "cupy-cuda12x", "cupy-cuda13x", "threadpoolctl",
-             "pytest-benchmark", "rnnbench")  # fmt: skip
-ENVIRONMENT_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
-                         "MKL_NUM_THREADS", "OMP_WAIT_POLICY", "CUDA_VISIBLE_DEVICES",
-                         "TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS", "PYTHONHASHSEED",
-                         "CI")  # fmt: skip
+LIBRARIES = (
+    "numpy",
+    "torch",
+    "tensorflow",
+    "keras",
+    "onnx",
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "onnxscript",
+    "tf2onnx",
+    "cupy-cuda12x",
+    "cupy-cuda13x",
+    "threadpoolctl",
+    "pytest-benchmark",
+    "rnnbench",
+)
+ENVIRONMENT_VARIABLES = (
+    "OPENBLAS_CORETYPE",
+    "OPENBLAS_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OMP_WAIT_POLICY",
+    "CUDA_VISIBLE_DEVICES",
+    "TF_CPP_MIN_LOG_LEVEL",
+    "TF_ENABLE_ONEDNN_OPTS",
+    "PYTHONHASHSEED",
+    "CI",
+)
 # What must match for two runs' timings to be compared without a flag.
 COMPARABLE = ("cpu.model", "cpu.logical_cores", "gpu.name", "libraries")
 
@@ -33,8 +54,12 @@ def collect_cpu() -> dict[str, Any]:
     except OSError:
         pass
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"model": model, "logical_cores": os.cpu_count(), "usable_cores": usable,
-            "machine": platform.machine()}  # fmt: skip
+    return {
+        "model": model,
+        "logical_cores": os.cpu_count(),
+        "usable_cores": usable,
+        "machine": platform.machine(),
+    }
 
 
 def collect_gpu() -> dict[str, Any] | None:
@@ -46,14 +71,26 @@ def collect_gpu() -> dict[str, Any] | None:
     if not torch.cuda.is_available():
         return None
     props = torch.cuda.get_device_properties(0)
-    gpu = {"name": props.name, "memory_gib": round(props.total_memory / 2**30, 1),
-           "capability": f"{props.major}.{props.minor}", "count": torch.cuda.device_count(),
-           "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version()}  # fmt: skip
+    gpu = {
+        "name": props.name,
+        "memory_gib": round(props.total_memory / 2**30, 1),
+        "capability": f"{props.major}.{props.minor}",
+        "count": torch.cuda.device_count(),
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version(),
+    }
     try:
-        gpu["driver"] = subprocess.run(
-            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-            capture_output=True, text=True, timeout=10, check=True,
-        ).stdout.split("\n")[0].strip()  # fmt: skip
+        gpu["driver"] = (
+            subprocess.run(
+                ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=True,
+            )
+            .stdout.split("\n")[0]
+            .strip()
+        )
     except (OSError, subprocess.SubprocessError):
         gpu["driver"] = None
     return gpu
@@ -84,11 +121,25 @@ def collect_blas() -> list[dict[str, Any]]:
 def collect_git() -> dict[str, Any]:
     root = Path(__file__).resolve().parent.parent
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                                text=True, timeout=10, check=True).stdout.strip()  # fmt: skip
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=root, capture_output=True, text=True, timeout=10,
-                               check=True).stdout.strip() != ""  # fmt: skip
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = (
+            subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=root,
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=True,
+            ).stdout.strip()
+            != ""
+        )
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
     return {"commit": commit, "dirty": dirty}

@@ -12,7 +12,7 @@ import re
 from functools import cache
 from typing import Any
 
-from harness.metadata import differences
+from harness.bench.metadata import differences
 
 STATS = ("min", "median", "mean", "p90", "p99")
 ALPHA = 0.05
@@ -31,8 +31,10 @@ class Gate:
     def parse(cls, text: str) -> Gate:
         match = re.fullmatch(r"(\w+):(\d+(?:\.\d+)?)%", text.strip())
         if not match or match.group(1) not in STATS:
-            raise GateError(f"--fail-on {text!r} is invalid: allowed STAT:N% with STAT one of "
-                            f"{', '.join(STATS)}, e.g. median:10%")  # fmt: skip
+            raise GateError(
+                f"--fail-on {text!r} is invalid: allowed STAT:N% with STAT one of "
+                f"{', '.join(STATS)}, e.g. median:10%"
+            )
         return cls(match.group(1), float(match.group(2)) / 100)
 
 
@@ -95,32 +97,50 @@ def compare_docs(base: dict[str, Any], new: dict[str, Any], gate: Gate) -> dict[
             verdict = "faster"
         elif p < ALPHA:
             verdict = "slower" if ratio > 1 else "quicker"  # significant, within the threshold
-        rows.append({"id": record["id"], "base": old["stats"][gate.stat],
-                     "new": record["stats"][gate.stat], "ratio": ratio, "p": p,
-                     "verdict": verdict})  # fmt: skip
+        rows.append(
+            {
+                "id": record["id"],
+                "base": old["stats"][gate.stat],
+                "new": record["stats"][gate.stat],
+                "ratio": ratio,
+                "p": p,
+                "verdict": verdict,
+            }
+        )
     geomean = math.exp(sum(math.log(r["ratio"]) for r in rows) / len(rows)) if rows else None
-    return {"gate": dataclasses.asdict(gate), "rows": rows, "geomean": geomean,
-            "regressions": [r["id"] for r in rows if r["verdict"] == "REGRESSION"],
-            "only_in_base": only_base,
-            "environment_differences": differences(base["environment"],
-                                                   new["environment"])}  # fmt: skip
+    return {
+        "gate": dataclasses.asdict(gate),
+        "rows": rows,
+        "geomean": geomean,
+        "regressions": [r["id"] for r in rows if r["verdict"] == "REGRESSION"],
+        "only_in_base": only_base,
+        "environment_differences": differences(base["environment"], new["environment"]),
+    }
 
 
 def format_comparison(result: dict[str, Any]) -> str:
     gate = result["gate"]
     lines = []
     if result["environment_differences"]:
-        lines.append("WARNING: different machines or library versions; ratios mix hardware and "
-                     "software: " + "; ".join(result["environment_differences"]))  # fmt: skip
+        lines.append(
+            "WARNING: different machines or library versions; ratios mix hardware and "
+            "software: " + "; ".join(result["environment_differences"])
+        )
     header = f"{'case':60}  {'base':>10}  {'new':>10}  {'new/base':>8}  {'p':>7}  verdict"
-    lines += [f"{gate['stat']} seconds per call; regression: > +{100 * gate['threshold']:g}% "
-              f"and Mann-Whitney p < {ALPHA}", header]  # fmt: skip
+    lines += [
+        f"{gate['stat']} seconds per call; regression: > +{100 * gate['threshold']:g}% "
+        f"and Mann-Whitney p < {ALPHA}",
+        header,
+    ]
     for r in result["rows"]:
-        lines.append(f"{r['id'][:60]:60}  {r['base']:10.3g}  {r['new']:10.3g}  "
-                     f"{r['ratio']:8.3f}  {r['p']:7.4f}  {r['verdict']}")  # fmt: skip
+        lines.append(
+            f"{r['id'][:60]:60}  {r['base']:10.3g}  {r['new']:10.3g}  "
+            f"{r['ratio']:8.3f}  {r['p']:7.4f}  {r['verdict']}"
+        )
     if result["geomean"] is not None:
-        lines.append(f"geometric mean of new/base over {len(result['rows'])} cases: "
-                     f"{result['geomean']:.3f}")  # fmt: skip
+        lines.append(
+            f"geometric mean of new/base over {len(result['rows'])} cases: {result['geomean']:.3f}"
+        )
     if result["only_in_base"]:
         lines.append(f"{len(result['only_in_base'])} cases of BASE were not timed in NEW")
     lines.append(f"{len(result['regressions'])} regression(s)")

@@ -11,14 +11,17 @@ import dataclasses
 
 import numpy as np
 
-from harness.parity import Comparison, compare
-from harness.protocol import NotSupported
-from harness.spec import Cell, Head, ModelSpec
-from harness.weights import CanonicalWeights
+from harness.model.protocol import NotSupported
+from harness.model.spec import Cell, Head, ModelSpec
+from harness.model.weights import CanonicalWeights
+from harness.parity.checks import Comparison, compare
 
 CELLS = {"RNN": Cell.RNN, "LSTM": Cell.LSTM, "GRU": Cell.GRU}
-DEFAULT_ACTIVATIONS = {"RNN": ["Tanh"], "LSTM": ["Sigmoid", "Tanh", "Tanh"],
-                       "GRU": ["Sigmoid", "Tanh"]}  # fmt: skip
+DEFAULT_ACTIVATIONS = {
+    "RNN": ["Tanh"],
+    "LSTM": ["Sigmoid", "Tanh", "Tanh"],
+    "GRU": ["Sigmoid", "Tanh"],
+}
 
 
 @dataclasses.dataclass
@@ -56,18 +59,24 @@ def read_onnx(path) -> ImportedModel:
     if not nodes:
         found = sorted({n.op_type for n in model.graph.node} & {"Loop", "Scan"})
         form = f"a {found[0]}" if found else "unrolled per-step nodes"
-        raise NotSupported(f"{path} has no native RNN/LSTM/GRU node (its recurrence is {form}): "
-                           "only native recurrent nodes can be read")  # fmt: skip
+        raise NotSupported(
+            f"{path} has no native RNN/LSTM/GRU node (its recurrence is {form}): "
+            "only native recurrent nodes can be read"
+        )
     if len({n.op_type for n in nodes}) > 1:
         raise NotSupported(f"{path} mixes {sorted({n.op_type for n in nodes})}: one cell type only")
     values = _constants(model)
     layers = [_layer(node, values) for node in nodes]
     first = layers[0]
     spec = ModelSpec(
-        CELLS[nodes[0].op_type], first["W"].shape[2], first["R"].shape[2],
-        num_layers=len(layers), bidirectional=first["W"].shape[0] == 2,
-        dtype=str(first["W"].dtype), head=None,
-    )  # fmt: skip
+        CELLS[nodes[0].op_type],
+        first["W"].shape[2],
+        first["R"].shape[2],
+        num_layers=len(layers),
+        bidirectional=first["W"].shape[0] == 2,
+        dtype=str(first["W"].dtype),
+        head=None,
+    )
     arrays = {
         f"l{i}.{k}": layer[k] for i, layer in enumerate(layers) for k in ("W", "R", "Wb", "Rb")
     }
@@ -76,16 +85,21 @@ def read_onnx(path) -> ImportedModel:
         arrays.update(head_arrays[0])
         spec = spec.replace(head=head_arrays[1])
     x_input, batch_major = _x_input(model, nodes[0])
-    return ImportedModel(spec.replace(batch_first=batch_major), CanonicalWeights(
-        spec.replace(batch_first=batch_major), arrays), x_input, batch_major)  # fmt: skip
+    return ImportedModel(
+        spec.replace(batch_first=batch_major),
+        CanonicalWeights(spec.replace(batch_first=batch_major), arrays),
+        x_input,
+        batch_major,
+    )
 
 
 def _layer(node, values) -> dict[str, np.ndarray]:
     a = _attrs(node)
     where = f"{node.op_type} node {node.name or node.output[0]!r}"
     if a.get("layout", 0) != 0:
-        raise NotSupported(f"{where} has layout=1 (batch-major): not supported, and ONNX Runtime "
-                           "rejects it too")  # fmt: skip
+        raise NotSupported(
+            f"{where} has layout=1 (batch-major): not supported, and ONNX Runtime rejects it too"
+        )
     if a.get("direction", b"forward") in (b"reverse", "reverse"):
         raise NotSupported(f"{where} runs in reverse only: allowed forward, bidirectional")
     acts = [x.decode() if isinstance(x, bytes) else x for x in a.get("activations", [])]
@@ -130,8 +144,10 @@ def _head(model, values, spec):
             bias = values.get(other) if other else np.zeros(W.shape[0], W.dtype)
             out = add.output[0] if add is not None else out
         softmax = any(n.op_type == "Softmax" and out in n.input for n in model.graph.node)
-        return ({"head.W": W.astype(spec.dtype), "head.b": np.asarray(bias, spec.dtype)},
-                Head(W.shape[0], "softmax" if softmax else "none"))  # fmt: skip
+        return (
+            {"head.W": W.astype(spec.dtype), "head.b": np.asarray(bias, spec.dtype)},
+            Head(W.shape[0], "softmax" if softmax else "none"),
+        )
     return None
 
 
@@ -150,8 +166,10 @@ def _x_input(model, first_node) -> tuple[str, bool]:
         and (producer.input[0] in graph_inputs)
     ):
         return producer.input[0], True
-    raise NotSupported("cannot tell which graph input is the sequence: the first recurrent node "
-                       "reads neither a graph input nor a [1, 0, 2] Transpose of one")  # fmt: skip
+    raise NotSupported(
+        "cannot tell which graph input is the sequence: the first recurrent node "
+        "reads neither a graph input nor a [1, 0, 2] Transpose of one"
+    )
 
 
 def check_file(path, imported: ImportedModel, T=11, B=3, seed=0) -> list[Comparison]:
@@ -161,13 +179,14 @@ def check_file(path, imported: ImportedModel, T=11, B=3, seed=0) -> list[Compari
     import onnxruntime as ort
 
     from backends import numpy_ref
-    from harness.onnx_audit import static_time_steps
+    from harness.onnx.audit import static_time_steps
 
     spec = imported.spec
     T = static_time_steps(onnx.load(str(path))) or T  # a file with a baked-in T runs at it
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((B, T, spec.input_size) if imported.batch_major else
-                            (T, B, spec.input_size)).astype(spec.dtype)  # fmt: skip
+    x = rng.standard_normal(
+        (B, T, spec.input_size) if imported.batch_major else (T, B, spec.input_size)
+    ).astype(spec.dtype)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     feed = {}
     for value in session.get_inputs():

@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 
 from harness import registry
-from harness.matrix import describe_error
-from harness.parity import TOLERANCES, compare_all
-from harness.protocol import NotSupported
-from harness.spec import Cell, Head, ModelSpec
-from harness.weights import init_weights
+from harness.model.protocol import NotSupported
+from harness.model.spec import Cell, Head, ModelSpec
+from harness.model.weights import init_weights
+from harness.parity.cases import describe_error
+from harness.parity.checks import TOLERANCES, compare_all
 
 STEPS, T, B, HIDDEN = 20, 16, 8, 12
 LR, MAX_NORM = 0.5, 0.25  # every cell's first step is clipped (tests/test_optim.py)
@@ -83,8 +83,9 @@ def run_trajectories(cell: str, dtype: str, backends) -> list[Trajectory]:
         weights = initial.astype(dtype)
         try:
             prepared = registry.get_backend(name).build(weights.spec, weights)
-            losses, final = prepared.train_sgd(xs.astype(dtype), ys.astype(dtype), LR, MAX_NORM,
-                                               frozen)  # fmt: skip
+            losses, final = prepared.train_sgd(
+                xs.astype(dtype), ys.astype(dtype), LR, MAX_NORM, frozen
+            )
         except NotSupported as exc:
             results.append(Trajectory(cell, dtype, name, "skipped", [], reason=str(exc)))
             continue
@@ -105,21 +106,32 @@ def _judge(cell, dtype, name, spec64, ref_losses, ref_weights, losses, final) ->
     failed = [c for c in curve + weights if not c.passed]
     tol = TOLERANCES[dtype]
     return Trajectory(
-        cell, dtype, name, "failed" if failed else "passed", [float(v) for v in losses],
-        loss_rel, max(c.max_abs for c in weights),
+        cell,
+        dtype,
+        name,
+        "failed" if failed else "passed",
+        [float(v) for v in losses],
+        loss_rel,
+        max(c.max_abs for c in weights),
         f"training {cell} {dtype} {name}: {failed[0].message} (rtol {tol.rtol})" if failed else "",
-    )  # fmt: skip
+    )
 
 
 def format_trajectories(trajectories: list[Trajectory]) -> str:
-    lines = [f"{'cell':5} {'dtype':8} {'backend':12} {'loss 0 -> 19':>22} "
-             f"{'max loss rel':>13} {'max weight abs':>15}  status"]  # fmt: skip
+    lines = [
+        f"{'cell':5} {'dtype':8} {'backend':12} {'loss 0 -> 19':>22} "
+        f"{'max loss rel':>13} {'max weight abs':>15}  status"
+    ]
     for t in trajectories:
         if not t.losses:
-            lines.append(f"{t.cell:5} {t.dtype:8} {t.backend:12} {'-':>22} {'-':>13} {'-':>15}  "
-                         f"{t.status}: {t.reason or t.failure}")  # fmt: skip
+            lines.append(
+                f"{t.cell:5} {t.dtype:8} {t.backend:12} {'-':>22} {'-':>13} {'-':>15}  "
+                f"{t.status}: {t.reason or t.failure}"
+            )
             continue
         curve = f"{t.losses[0]:.4f} -> {t.losses[-1]:.4f}"
-        lines.append(f"{t.cell:5} {t.dtype:8} {t.backend:12} {curve:>22} {t.max_loss_rel:13.1e} "
-                     f"{t.max_weight_abs:15.1e}  {t.status}")  # fmt: skip
+        lines.append(
+            f"{t.cell:5} {t.dtype:8} {t.backend:12} {curve:>22} {t.max_loss_rel:13.1e} "
+            f"{t.max_weight_abs:15.1e}  {t.status}"
+        )
     return "\n".join(lines)

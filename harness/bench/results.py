@@ -1,7 +1,7 @@
 """The results store: one JSON document per benchmark run, written atomically, versioned.
 
 Schema (results/README.md documents every field): schema_version, kind "rnnbench-bench",
-suite {name, path, budget_s, timing}, environment (harness.metadata), selfcheck (timer
+suite {name, path, budget_s, timing}, environment (harness.bench.metadata), selfcheck (timer
 resolution, loop overhead), started/finished (UTC ISO 8601), wall_s, and cases: one record per
 BenchCase id with its status (ok | failed | skipped | error | timeout), reason, raw samples in
 seconds per call, statistics derived from them, FLOPs and the parity checks."""
@@ -48,8 +48,10 @@ def check_document(doc: Any, path: str | Path) -> dict[str, Any]:
         raise ResultsError(f"{path} is not an rnnbench results file (kind {KIND!r} missing)")
     version = doc.get("schema_version")
     if not isinstance(version, int) or version > SCHEMA_VERSION:
-        raise ResultsError(f"results file {path} has schema_version {version!r}: this rnnbench "
-                           f"reads 1..{SCHEMA_VERSION}; upgrade rnnbench")  # fmt: skip
+        raise ResultsError(
+            f"results file {path} has schema_version {version!r}: this rnnbench "
+            f"reads 1..{SCHEMA_VERSION}; upgrade rnnbench"
+        )
     missing = [k for k in REQUIRED if k not in doc]
     if missing:
         raise ResultsError(f"results file {path} is corrupt: missing {', '.join(missing)}")
@@ -87,7 +89,7 @@ def new_document(suite, environment: dict[str, Any], started: str) -> dict[str, 
             "path": suite.path,
             "budget_s": suite.budget_s,
             "timing": suite.timing,
-        },  # fmt: skip
+        },
         "environment": environment,
         "selfcheck": {},
         "started": started,

@@ -14,12 +14,13 @@ from typing import Any
 import numpy as np
 
 from backends import mingru, numpy_ref
-from harness.matrix import float32_exact
-from harness.parity import Comparison, compare, compare_all
-from harness.protocol import NotSupported
-from harness.spec import ModelSpec
-from harness.suites import BenchCase
-from harness.weights import digest_arrays, init_weights
+from harness.bench.suites import BenchCase
+from harness.model.outputs import Outputs
+from harness.model.protocol import NotSupported
+from harness.model.spec import ModelSpec
+from harness.model.weights import digest_arrays, init_weights
+from harness.parity.cases import float32_exact
+from harness.parity.checks import Comparison, compare, compare_all
 
 LEARNING_RATE = 0.01
 SEED = 0
@@ -52,8 +53,9 @@ def build(case: BenchCase) -> Workload:
 
 def model_data(case: BenchCase):
     """(spec in the case's dtype, float64 weights, float64 x [T, B, I]), float32-exact."""
-    spec = ModelSpec(case.cell, case.input_size, case.hidden, num_layers=case.layers,
-                     dtype=case.dtype)  # fmt: skip
+    spec = ModelSpec(
+        case.cell, case.input_size, case.hidden, num_layers=case.layers, dtype=case.dtype
+    )
     weights64 = init_weights(spec.replace(dtype="float32"), seed=SEED).astype("float64")
     rng = np.random.default_rng(SEED + 1)
     x64 = float32_exact(rng.standard_normal((case.steps, case.batch, case.input_size)))
@@ -102,9 +104,11 @@ def _torch_sync(device: str) -> Callable[[], None]:
 
 # ---- forward -------------------------------------------------------------------------------
 
-TORCH_CPU_CLASS = {"lstm": "oneDNN fused LSTM (mkldnn_rnn_layer)",
-                   "gru": "ATen step loop (addmm per step)",
-                   "rnn": "ATen step loop (addmm per step)"}  # fmt: skip
+TORCH_CPU_CLASS = {
+    "lstm": "oneDNN fused LSTM (mkldnn_rnn_layer)",
+    "gru": "ATen step loop (addmm per step)",
+    "rnn": "ATen step loop (addmm per step)",
+}
 
 
 def _ort_class(form: str) -> str:
@@ -133,7 +137,7 @@ def _forward(case: BenchCase) -> Workload:
             return out
 
         def to_outputs(out):
-            return numpy_ref.Outputs(**{k: cupy.asnumpy(v) for k, v in out.as_dict().items()})
+            return Outputs(**{k: cupy.asnumpy(v) for k, v in out.as_dict().items()})
 
         impl = "CuPy step loop (one cuBLAS GEMM per step)"
     elif target.startswith("torch-"):
@@ -153,8 +157,11 @@ def _forward(case: BenchCase) -> Workload:
 
         mode = target.split("-", 1)[1]
         run, to_outputs = PreparedKeras(spec, weights, mode).runner(x)
-        impl = {"eager": "Keras RNN loop, TF eager", "function": "Keras RNN loop in tf.function",
-                "xla": "Keras RNN loop compiled by XLA"}[mode]  # fmt: skip
+        impl = {
+            "eager": "Keras RNN loop, TF eager",
+            "function": "Keras RNN loop in tf.function",
+            "xla": "Keras RNN loop compiled by XLA",
+        }[mode]
     elif target.startswith("ort-"):
         from backends.ort_backend import OrtBackend
 
@@ -180,8 +187,9 @@ def _forward(case: BenchCase) -> Workload:
 def _train(case: BenchCase) -> Workload:
     """One step of plain SGD (lr 0.01) on mean((y - target)^2): forward, BPTT, update."""
     spec, weights64, x64 = model_data(case)
-    target64 = float32_exact(np.random.default_rng(SEED + 2).standard_normal(
-        (case.steps, case.batch, case.hidden)))  # fmt: skip
+    target64 = float32_exact(
+        np.random.default_rng(SEED + 2).standard_normal((case.steps, case.batch, case.hidden))
+    )
     expected = _sgd_step_numpy(spec.replace(dtype="float64"), _writable(weights64), x64, target64)
     weights, x, goal = weights64.astype(case.dtype), _cast(x64, case.dtype), target64
     if case.target == "numpy":
@@ -191,8 +199,9 @@ def _train(case: BenchCase) -> Workload:
         impl, after = "NumPy forward + hand-written BPTT", (lambda: params)
     elif case.target in ("torch-cpu", "torch-cuda"):
         run, after = _torch_train(case, spec, weights, x, target64)
-        impl = "torch autograd through " + ("cuDNN" if "cuda" in case.target else
-                                            TORCH_CPU_CLASS[case.cell])  # fmt: skip
+        impl = "torch autograd through " + (
+            "cuDNN" if "cuda" in case.target else TORCH_CPU_CLASS[case.cell]
+        )
     elif case.target.startswith("tf-"):
         from backends.tf_backend import PreparedKeras
 
@@ -203,8 +212,9 @@ def _train(case: BenchCase) -> Workload:
         raise NotSupported(f"{case.target} has no training mode")
     loss = float(run())
     params = after()
-    checks = [compare("loss", np.float64(expected["loss"]), np.asarray(loss, case.dtype),
-                      case.dtype)]  # fmt: skip
+    checks = [
+        compare("loss", np.float64(expected["loss"]), np.asarray(loss, case.dtype), case.dtype)
+    ]
     for name in ("l0.W", "l0.R"):
         checks.append(compare(f"updated {name}", expected[name], params[name], case.dtype))
     return Workload(run, impl, checks, weights.digest())
@@ -252,18 +262,21 @@ def _torch_train(case, spec, weights, x, goal):
 def _gemm(case: BenchCase) -> Workload:
     """The case's forward FLOPs as one product per layer, [T*B, I_l + H] @ [I_l + H, G*H]: the
     same arithmetic with every step available at once (minGRU: [T*B, I_l] @ [I_l, 2H])."""
-    from harness.flops import GATES, layer_inputs
+    from harness.bench.flops import GATES, layer_inputs
 
     rng = np.random.default_rng(SEED + 3)
     G, H, rows = GATES[case.cell], case.hidden, case.steps * case.batch
     extra = 0 if case.cell == "mingru" else H
-    pairs = [(float32_exact(rng.standard_normal((rows, i + extra))),
-              float32_exact(rng.standard_normal((i + extra, G * H)) / np.sqrt(i + extra)))
-             for i in layer_inputs(case.input_size, H, case.layers)]  # fmt: skip
+    pairs = [
+        (
+            float32_exact(rng.standard_normal((rows, i + extra))),
+            float32_exact(rng.standard_normal((i + extra, G * H)) / np.sqrt(i + extra)),
+        )
+        for i in layer_inputs(case.input_size, H, case.layers)
+    ]
     run, fetch = _matmul_runner(case, pairs)
     got = fetch(run())
-    checks = [compare(f"product {n}", a @ b, got[n], case.dtype)
-              for n, (a, b) in enumerate(pairs)]  # fmt: skip
+    checks = [compare(f"product {n}", a @ b, got[n], case.dtype) for n, (a, b) in enumerate(pairs)]
     return Workload(run, "one GEMM per layer (all steps at once)", checks)
 
 
@@ -278,18 +291,24 @@ def _matmul_runner(case: BenchCase, pairs):
         arrays = [(cupy.asarray(a, dtype), cupy.asarray(b, dtype)) for a, b in pairs]
         sync = cupy.cuda.Device().synchronize
         return (lambda: ([a @ b for a, b in arrays], sync())[0]), (
-            lambda out: [cupy.asnumpy(c) for c in out])  # fmt: skip
+            lambda out: [cupy.asnumpy(c) for c in out]
+        )
     if target.startswith("torch-"):
         import torch
 
         device = _torch_device(case)
         torch.backends.cuda.matmul.allow_tf32 = False  # the same float32 as the RNNs are held to
-        arrays = [(torch.as_tensor(a, dtype=getattr(torch, dtype), device=device),
-                   torch.as_tensor(b, dtype=getattr(torch, dtype), device=device))
-                  for a, b in pairs]  # fmt: skip
+        arrays = [
+            (
+                torch.as_tensor(a, dtype=getattr(torch, dtype), device=device),
+                torch.as_tensor(b, dtype=getattr(torch, dtype), device=device),
+            )
+            for a, b in pairs
+        ]
         sync = _torch_sync(device)
         return (lambda: ([a @ b for a, b in arrays], sync())[0]), (
-            lambda out: [c.cpu().numpy() for c in out])  # fmt: skip
+            lambda out: [c.cpu().numpy() for c in out]
+        )
     if target == "tf-function":
         import tensorflow as tf
 
@@ -311,8 +330,9 @@ def _probe(case: BenchCase) -> Workload:
         )
         run, fetch = _matmul_runner(case, [pair])
         got = fetch(run())[0]
-        return Workload(run, "square GEMM", [compare("product", pair[0] @ pair[1], got,
-                                                     case.dtype)])  # fmt: skip
+        return Workload(
+            run, "square GEMM", [compare("product", pair[0] @ pair[1], got, case.dtype)]
+        )
     source = _cast(rng.standard_normal(case.size), case.dtype)
     if case.target == "numpy":
         dest = np.empty_like(source)
@@ -341,8 +361,9 @@ def _probe(case: BenchCase) -> Workload:
 def _mingru(case: BenchCase) -> Workload:
     weights = mingru.init_weights(case.input_size, case.hidden, case.layers, SEED, "float32")
     weights64 = {k: v.astype(np.float64) for k, v in weights.items()}
-    x64 = float32_exact(np.random.default_rng(SEED + 1).standard_normal(
-        (case.steps, case.batch, case.input_size)))  # fmt: skip
+    x64 = float32_exact(
+        np.random.default_rng(SEED + 1).standard_normal((case.steps, case.batch, case.input_size))
+    )
     ref_y, ref_h = mingru.forward_sequential(weights64, x64)
     params = {k: _cast(v, case.dtype) for k, v in weights64.items()}
     x, sequential = _cast(x64, case.dtype), case.mode == "sequential"

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.atomic import atomic_open
-from harness.spec import ModelSpec, SpecError
+from harness.model.spec import ModelSpec, SpecError
 
 SPEC_KEY = "__spec__"
 DIGEST_KEY = "__sha256__"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.spec import Cell
+from harness.model.spec import Cell
 
 GATE_ORDER: dict[str, dict[Cell, str]] = {
     "onnx": {Cell.RNN: "h", Cell.LSTM: "iofc", Cell.GRU: "zrh"},

@@ -12,14 +12,12 @@ import itertools
 from pathlib import Path
 from typing import Any
 
-from harness.spec import SpecError, tomllib
+from harness.model.spec import SpecError, tomllib
 
 # benchmarks/suites in a checkout; harness/suite_files in an installed wheel (pyproject maps it)
-SUITES_DIR = next(
-    (d for d in (Path(__file__).resolve().parent.parent / "benchmarks" / "suites",
-                 Path(__file__).resolve().parent / "suite_files") if d.is_dir()),
-    Path(__file__).resolve().parent.parent / "benchmarks" / "suites",
-)  # fmt: skip
+_HERE = Path(__file__).resolve()
+_CANDIDATES = (_HERE.parents[2] / "benchmarks" / "suites", _HERE.parents[1] / "suite_files")
+SUITES_DIR = next((d for d in _CANDIDATES if d.is_dir()), _CANDIDATES[0])
 CELLS = ("rnn", "lstm", "gru", "mingru")
 DTYPES = ("float32", "float64")
 MODES = ("forward", "train", "gemm", "sequential", "peak", "bandwidth")
@@ -30,24 +28,51 @@ PROBE_MODES = ("peak", "bandwidth")  # machine probes: `size` is their only axis
 # "bandwidth": a copy of N elements.
 _ALL = ("forward", "train", "gemm", "sequential", "peak", "bandwidth")
 TARGET_MODES: dict[str, tuple[str, ...]] = {
-    "numpy": _ALL, "cupy": ("forward", "gemm", "sequential", "peak", "bandwidth"),
-    "torch-cpu": _ALL, "torch-cuda": _ALL,
-    "torch-cpu-compile": ("forward",), "torch-cuda-graphs": ("forward",),
+    "numpy": _ALL,
+    "cupy": ("forward", "gemm", "sequential", "peak", "bandwidth"),
+    "torch-cpu": _ALL,
+    "torch-cuda": _ALL,
+    "torch-cpu-compile": ("forward",),
+    "torch-cuda-graphs": ("forward",),
     "tf-eager": ("forward", "train", "sequential"),
     "tf-function": ("forward", "train", "gemm", "sequential"),
     "tf-xla": ("forward", "train", "sequential"),
-}  # fmt: skip
+}
 for _exporter in ("direct", "torchscript", "dynamo", "tf2onnx", "keras"):
     for _provider in ("cpu", "cuda", "tensorrt"):
         TARGET_MODES[f"ort-{_exporter}-{_provider}"] = ("forward",)
-MINGRU_TARGETS = ("numpy", "cupy", "torch-cpu", "torch-cuda", "torch-cpu-compile",
-                  "torch-cuda-graphs", "tf-eager", "tf-function", "tf-xla")  # fmt: skip
+MINGRU_TARGETS = (
+    "numpy",
+    "cupy",
+    "torch-cpu",
+    "torch-cuda",
+    "torch-cpu-compile",
+    "torch-cuda-graphs",
+    "tf-eager",
+    "tf-function",
+    "tf-xla",
+)
 
-TIMING_DEFAULTS = {"warmup_s": 0.1, "min_round_s": 0.05, "rounds": 9, "pause_s": 0.1,
-                   "timeout_s": 300.0}  # fmt: skip
-AXES = {"targets": None, "modes": ("forward",), "cell": ("lstm",), "dtype": ("float32",),
-        "batch": (1,), "steps": (1,), "input": (128,), "hidden": (256,), "layers": (1,),
-        "threads": (1,), "size": (0,)}  # fmt: skip
+TIMING_DEFAULTS = {
+    "warmup_s": 0.1,
+    "min_round_s": 0.05,
+    "rounds": 9,
+    "pause_s": 0.1,
+    "timeout_s": 300.0,
+}
+AXES = {
+    "targets": None,
+    "modes": ("forward",),
+    "cell": ("lstm",),
+    "dtype": ("float32",),
+    "batch": (1,),
+    "steps": (1,),
+    "input": (128,),
+    "hidden": (256,),
+    "layers": (1,),
+    "threads": (1,),
+    "size": (0,),
+}
 
 
 class SuiteError(ValueError):
@@ -95,8 +120,10 @@ class BenchCase:
     def id(self) -> str:
         if self.mode in PROBE_MODES:
             return f"{self.target}/{self.mode}/{self.dtype}/N{self.size}/th{self.threads}"
-        return (f"{self.target}/{self.mode}/{self.cell}/{self.dtype}/B{self.batch}/T{self.steps}"
-                f"/I{self.input_size}/H{self.hidden}/L{self.layers}/th{self.threads}")  # fmt: skip
+        return (
+            f"{self.target}/{self.mode}/{self.cell}/{self.dtype}/B{self.batch}/T{self.steps}"
+            f"/I{self.input_size}/H{self.hidden}/L{self.layers}/th{self.threads}"
+        )
 
     @property
     def group(self) -> str:
@@ -152,8 +179,10 @@ def load_suite(name_or_path: str) -> Suite:
     if not path.suffix:
         path = SUITES_DIR / f"{name_or_path}.toml"
         if not path.exists():
-            raise SuiteError(f"unknown suite {name_or_path!r}: allowed {', '.join(suite_names())} "
-                             "or a path to a .toml file")  # fmt: skip
+            raise SuiteError(
+                f"unknown suite {name_or_path!r}: allowed {', '.join(suite_names())} "
+                "or a path to a .toml file"
+            )
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -187,8 +216,14 @@ def _parse(data: dict[str, Any], path: str) -> Suite:
     for number, sweep in enumerate(sweeps, 1):
         for case in _expand(sweep, number):
             cases.setdefault(case.id, case)  # the same case in two sweeps is timed once
-    return Suite(str(data.get("name", Path(path).stem)), str(data.get("description", "")),
-                 float(data.get("budget_s", 0)), timing, tuple(cases.values()), path)  # fmt: skip
+    return Suite(
+        str(data.get("name", Path(path).stem)),
+        str(data.get("description", "")),
+        float(data.get("budget_s", 0)),
+        timing,
+        tuple(cases.values()),
+        path,
+    )
 
 
 def _expand(sweep: dict[str, Any], number: int) -> list[BenchCase]:
@@ -200,17 +235,43 @@ def _expand(sweep: dict[str, Any], number: int) -> list[BenchCase]:
         if key not in AXES:
             raise SuiteError(f"sweep {label!r}: unknown axis {key!r}: allowed {', '.join(AXES)}")
         if not isinstance(value, list) or not value:
-            raise SuiteError(f"sweep {label!r}: {key} = {value!r} is invalid: allowed a "
-                             "non-empty list")  # fmt: skip
+            raise SuiteError(
+                f"sweep {label!r}: {key} = {value!r} is invalid: allowed a non-empty list"
+            )
         axes[key] = value
     if "targets" not in axes:
         raise SuiteError(f"sweep {label!r}: no targets: allowed {', '.join(TARGET_MODES)}")
     values = [axes.get(k, AXES[k]) for k in AXES]
     cases = []
-    for (target, mode, cell, dtype, batch, steps, input_size, hidden, layers, threads,
-         size) in itertools.product(*values):  # fmt: skip
+    for (
+        target,
+        mode,
+        cell,
+        dtype,
+        batch,
+        steps,
+        input_size,
+        hidden,
+        layers,
+        threads,
+        size,
+    ) in itertools.product(*values):
         if input_size == "hidden":  # I = H, as DeepBench sizes its layers
             input_size = hidden
-        cases.append(BenchCase(target, mode, cell, dtype, batch, steps, input_size, hidden,
-                               layers, threads, size, sweep=label))  # fmt: skip
+        cases.append(
+            BenchCase(
+                target,
+                mode,
+                cell,
+                dtype,
+                batch,
+                steps,
+                input_size,
+                hidden,
+                layers,
+                threads,
+                size,
+                sweep=label,
+            )
+        )
     return cases

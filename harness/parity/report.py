@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from harness.atomic import write_text_atomic
-from harness.matrix import BackendResult
+from harness.parity.cases import BackendResult
 
 SCHEMA_VERSION = 1
 
@@ -50,13 +50,32 @@ def summarize(results: Iterable[BackendResult]) -> list[dict[str, Any]]:
 
 def _row(key, status, reason):
     backend, cell, dtype, quantity = key
-    return {"backend": backend, "cell": cell, "dtype": dtype, "quantity": quantity,
-            "cases": 0, "max_abs": 0.0, "max_rel": 0.0, "worst_of_tolerance": 0.0,
-            "rtol": None, "status": status, "reason": reason}  # fmt: skip
+    return {
+        "backend": backend,
+        "cell": cell,
+        "dtype": dtype,
+        "quantity": quantity,
+        "cases": 0,
+        "max_abs": 0.0,
+        "max_rel": 0.0,
+        "worst_of_tolerance": 0.0,
+        "rtol": None,
+        "status": status,
+        "reason": reason,
+    }
 
 
-COLUMNS = ("backend", "cell", "dtype", "quantity", "cases", "max_abs", "max_rel",
-           "worst_of_tolerance", "status")  # fmt: skip
+COLUMNS = (
+    "backend",
+    "cell",
+    "dtype",
+    "quantity",
+    "cases",
+    "max_abs",
+    "max_rel",
+    "worst_of_tolerance",
+    "status",
+)
 
 
 def format_table(rows: list[dict[str, Any]], markdown: bool = False) -> str:
@@ -75,8 +94,9 @@ def format_table(rows: list[dict[str, Any]], markdown: bool = False) -> str:
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         return "\n".join(lines + ["| " + " | ".join(b) + " |" for b in body])
-    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h)
-              for i, h in enumerate(header)]  # fmt: skip
+    widths = [
+        max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header)
+    ]
     fmt = lambda cols: "  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip()  # noqa: E731
     return "\n".join([fmt(header), fmt(["-" * w for w in widths])] + [fmt(b) for b in body])
 
@@ -104,35 +124,55 @@ def failures(results: Iterable[BackendResult]) -> list[str]:
 
 
 def write_json(path, results: list[BackendResult], extra: dict[str, Any]) -> None:
-    record = {"schema_version": SCHEMA_VERSION, **extra,
-              "summary": summarize(results), "results": [r.as_dict() for r in results]}  # fmt: skip
+    record = {
+        "schema_version": SCHEMA_VERSION,
+        **extra,
+        "summary": summarize(results),
+        "results": [r.as_dict() for r in results],
+    }
     write_text_atomic(path, json.dumps(record, indent=1, allow_nan=True) + "\n")
 
 
 def format_markdown(results, training, skipped, failed_lines) -> str:
-    from harness.parity import TOLERANCES
-    from harness.training import format_trajectories
+    from harness.parity.checks import TOLERANCES
+    from harness.parity.training import format_trajectories
 
-    tolerances = ", ".join(f"{d}: rtol {t.rtol:g}, atol {t.atol:g} x max(1, max|ref|)"
-                           for d, t in TOLERANCES.items())  # fmt: skip
+    tolerances = ", ".join(
+        f"{d}: rtol {t.rtol:g}, atol {t.atol:g} x max(1, max|ref|)" for d, t in TOLERANCES.items()
+    )
     parts = [
-        "# rnnbench parity report", "",
+        "# rnnbench parity report",
+        "",
         "Every backend against the NumPy float64 reference: outputs and the gradient of every "
         f"weight and input. Tolerances: {tolerances}. `of tol` is the worst |error| as a share "
-        "of its tolerance.", "",
-        format_table(summarize(results), markdown=True), "",
-    ]  # fmt: skip
+        "of its tolerance.",
+        "",
+        format_table(summarize(results), markdown=True),
+        "",
+    ]
     audits = audit_rows(results)
     if audits:
-        from harness.onnx_audit import format_audit
+        from harness.onnx.audit import format_audit
 
-        parts += ["## ONNX export forms", "", "As exported for these cases (example T=5, B=2); "
-                  "`static (5)` means the exporter baked T into the graph, and the case was "
-                  "re-exported at its own T to check the numbers.", "",
-                  format_audit(audits, markdown=True), ""]  # fmt: skip
+        parts += [
+            "## ONNX export forms",
+            "",
+            "As exported for these cases (example T=5, B=2); "
+            "`static (5)` means the exporter baked T into the graph, and the case was "
+            "re-exported at its own T to check the numbers.",
+            "",
+            format_audit(audits, markdown=True),
+            "",
+        ]
     if training:
-        parts += ["## Training trajectories (20 SGD steps, clipped)", "", "```",
-                  format_trajectories(training), "```", ""]  # fmt: skip
+        parts += [
+            "## Training trajectories (20 SGD steps, clipped)",
+            "",
+            "```",
+            format_trajectories(training),
+            "```",
+            "",
+        ]
     parts += [f"- skipped {backend}: {reason}" for backend, reason in skipped]
     parts += [f"- FAIL {line}" for line in failed_lines]
     verdict = "FAILED" if failed_lines else "all checks passed"

@@ -6,15 +6,16 @@ import sys
 import time
 from pathlib import Path
 
-from harness import engine
-from harness.stats import format_seconds
-from harness.suites import load_suite, suite_names
+from harness.bench import engine
+from harness.bench.stats import format_seconds
+from harness.bench.suites import load_suite, suite_names
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("bench", help="time a benchmark suite; write one results JSON")
-    p.add_argument("--suite", default="quick",
-                   help=f"{', '.join(suite_names())} or a path to a suite .toml")  # fmt: skip
+    p.add_argument(
+        "--suite", default="quick", help=f"{', '.join(suite_names())} or a path to a suite .toml"
+    )
     p.add_argument("--out", help="results file (default out/bench-SUITE-UTCSTAMP.json)")
     p.add_argument("--resume", action="store_true", help="finish an interrupted --out file")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
@@ -33,9 +34,11 @@ def run_bench(args) -> int:
     with _progress_bar(suite.name, total) as advance:
         doc = engine.run_suite(suite, out, args.resume, args.overwrite, args.machine, advance)
     print(format_summary(doc))
-    print(f"\n{sum(1 for r in doc['cases'] if r['status'] == 'ok')} of {len(doc['cases'])} cases "
-          f"timed in {doc['wall_s']:.0f} s (suite budget {suite.budget_s:.0f} s); "
-          f"results: {out}")  # fmt: skip
+    print(
+        f"\n{sum(1 for r in doc['cases'] if r['status'] == 'ok')} of {len(doc['cases'])} cases "
+        f"timed in {doc['wall_s']:.0f} s (suite budget {suite.budget_s:.0f} s); "
+        f"results: {out}"
+    )
     return 1 if any(r["status"] in ("failed", "error", "timeout") for r in doc["cases"]) else 0
 
 
@@ -53,22 +56,29 @@ class _progress_bar:
                 MofNCompleteColumn,
                 Progress,
                 TextColumn,
-                TimeElapsedColumn,  # fmt: skip
+                TimeElapsedColumn,
                 TimeRemainingColumn,
             )
         except ImportError:
             return self._plain
-        self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                            MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
-                            TimeRemainingColumn(), TextColumn("{task.fields[case]}"),
-                            console=Console(stderr=True))  # fmt: skip
+        self.bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[case]}"),
+            console=Console(stderr=True),
+        )
         self.bar.__enter__()
         self.task = self.bar.add_task(self.name, total=self.total, case="")
         return self._rich
 
     def _rich(self, record, done, todo):
-        self.bar.update(self.task, total=todo, completed=done,
-                        case=f"{record['id']} {record['status']}")  # fmt: skip
+        self.bar.update(
+            self.task, total=todo, completed=done, case=f"{record['id']} {record['status']}"
+        )
 
     def _plain(self, record, done, todo):
         print(f"[{done}/{todo}] {record['id']} {record['status']}", file=sys.stderr)
@@ -86,21 +96,36 @@ def format_summary(doc) -> str:
             gflops = f"{r['flops'] / st['median'] / 1e9:.1f}" if r["flops"] else ""
             if r["bytes"]:
                 gflops = f"{r['bytes'] / st['median'] / 1e9:.1f} GB/s"
-            rows.append((r["id"], r["impl_class"], format_seconds(st["median"]),
-                         f"{100 * st['iqr'] / st['median']:.1f}%", gflops, "ok"))  # fmt: skip
+            rows.append(
+                (
+                    r["id"],
+                    r["impl_class"],
+                    format_seconds(st["median"]),
+                    f"{100 * st['iqr'] / st['median']:.1f}%",
+                    gflops,
+                    "ok",
+                )
+            )
         else:
-            rows.append((r["id"], r["impl_class"], "", "", "",
-                         f"{r['status']}: {r['reason'][:90]}"))  # fmt: skip
+            rows.append(
+                (r["id"], r["impl_class"], "", "", "", f"{r['status']}: {r['reason'][:90]}")
+            )
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    lines = ["  ".join([*(c.ljust(w) for c, w in zip(row[:5], widths, strict=True)), row[5]])
-             for row in rows]  # fmt: skip
+    lines = [
+        "  ".join([*(c.ljust(w) for c, w in zip(row[:5], widths, strict=True)), row[5]])
+        for row in rows
+    ]
     return "\n".join(lines)
 
 
 def add_report_parsers(sub) -> None:
     p = sub.add_parser("report", help="Markdown + standalone HTML report from results files")
-    p.add_argument("results", nargs="+", help="results files of `rnnbench bench` (several "
-                   "machines merge), and optionally parity JSON files")  # fmt: skip
+    p.add_argument(
+        "results",
+        nargs="+",
+        help="results files of `rnnbench bench` (several "
+        "machines merge), and optionally parity JSON files",
+    )
     p.add_argument("--out", required=True, help="folder for report.md, report.html, img/")
     p.set_defaults(run=run_report)
     p = sub.add_parser("compare", help="NEW against BASE per case; exit 1 on a regression")
@@ -116,7 +141,7 @@ def add_report_parsers(sub) -> None:
 
 
 def run_report(args) -> int:
-    from harness.report import write_report
+    from harness.analysis.report import write_report
 
     written = write_report(args.results, args.out)
     print(f"wrote {written['markdown']} and {written['html']}")
@@ -126,9 +151,9 @@ def run_report(args) -> int:
 def run_compare(args) -> int:
     import json
 
+    from harness.analysis.compare import Gate, compare_docs, format_comparison
     from harness.atomic import write_text_atomic
-    from harness.compare import Gate, compare_docs, format_comparison
-    from harness.results import load_results
+    from harness.bench.results import load_results
 
     gate = Gate.parse(args.fail_on)
     result = compare_docs(load_results(args.base), load_results(args.new), gate)

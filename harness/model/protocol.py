@@ -7,9 +7,9 @@ from typing import Protocol
 
 import numpy as np
 
-from backends.numpy_ref import Outputs
-from harness.spec import ModelSpec
-from harness.weights import CanonicalWeights
+from harness.model.outputs import Outputs
+from harness.model.spec import ModelSpec
+from harness.model.weights import CanonicalWeights
 
 # Gradients of a scalar loss are asked for through its gradients with respect to the outputs
 # (the "cotangents", keyed like Outputs: y, h_n, c_n, head). A backend returns the gradients of

@@ -14,16 +14,28 @@ import numpy as np
 
 from backends import numpy_ref
 from harness import registry
-from harness.parity import Comparison, compare_all
-from harness.protocol import NotSupported
-from harness.spec import Cell, Head, ModelSpec
-from harness.weights import CanonicalWeights, init_weights, load_weights
+from harness.model.outputs import Outputs
+from harness.model.protocol import NotSupported
+from harness.model.spec import Cell, Head, ModelSpec
+from harness.model.weights import CanonicalWeights, init_weights, load_weights
+from harness.parity.checks import Comparison, compare_all
 
 DEFAULT_BACKENDS = (
-    "numpy", "torch-cpu", "torch-cuda", "tf-eager", "tf-function", "tf-xla",
-    "ort-direct-cpu", "ort-torchscript-cpu", "ort-dynamo-cpu", "ort-tf2onnx-cpu",
-    "ort-direct-cuda", "ort-torchscript-cuda", "ort-dynamo-cuda", "ort-tf2onnx-cuda",
-)  # fmt: skip
+    "numpy",
+    "torch-cpu",
+    "torch-cuda",
+    "tf-eager",
+    "tf-function",
+    "tf-xla",
+    "ort-direct-cpu",
+    "ort-torchscript-cpu",
+    "ort-dynamo-cpu",
+    "ort-tf2onnx-cpu",
+    "ort-direct-cuda",
+    "ort-torchscript-cuda",
+    "ort-dynamo-cuda",
+    "ort-tf2onnx-cuda",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,13 +50,19 @@ class ParityCase:
     @property
     def id(self) -> str:
         s = self.spec
-        parts = [s.cell.value, f"L{s.num_layers}", "bi" if s.bidirectional else "uni",
-                 "lens" if self.with_lens else "full", s.dtype]  # fmt: skip
+        parts = [
+            s.cell.value,
+            f"L{s.num_layers}",
+            "bi" if s.bidirectional else "uni",
+            "lens" if self.with_lens else "full",
+            s.dtype,
+        ]
         return "-".join(parts)
 
 
-def default_cases(cells=("rnn", "lstm", "gru"), dtypes=("float32", "float64"), input_size=5,
-                  hidden_size=16) -> list[ParityCase]:  # fmt: skip
+def default_cases(
+    cells=("rnn", "lstm", "gru"), dtypes=("float32", "float64"), input_size=5, hidden_size=16
+) -> list[ParityCase]:
     """cells x {1, 2 layers} x {uni, bidirectional} x {with, without sequence_lens} x dtypes;
     the 2-layer models carry a softmax head."""
     cases = []
@@ -52,8 +70,15 @@ def default_cases(cells=("rnn", "lstm", "gru"), dtypes=("float32", "float64"), i
         cells, (1, 2), (False, True), (False, True), dtypes
     ):
         head = Head(3, "softmax") if layers == 2 else None
-        spec = ModelSpec(cell, input_size, hidden_size, num_layers=layers, bidirectional=bi,
-                         head=head, dtype=dtype)  # fmt: skip
+        spec = ModelSpec(
+            cell,
+            input_size,
+            hidden_size,
+            num_layers=layers,
+            bidirectional=bi,
+            head=head,
+            dtype=dtype,
+        )
         cases.append(ParityCase(spec, with_lens=lens))
     return cases
 
@@ -69,8 +94,11 @@ def case_data(case: ParityCase) -> tuple[CanonicalWeights, dict[str, Any]]:
         weights32 = init_weights(spec32, seed=case.seed)
     weights = weights32.astype("float64")
     rng = np.random.default_rng(case.seed + 1)
-    shape_x = (case.B, case.T, spec64.input_size) if spec64.batch_first else (
-        case.T, case.B, spec64.input_size)  # fmt: skip
+    shape_x = (
+        (case.B, case.T, spec64.input_size)
+        if spec64.batch_first
+        else (case.T, case.B, spec64.input_size)
+    )
     states = (spec64.num_layers * spec64.num_directions, case.B, spec64.hidden_size)
     inputs = {
         "x": float32_exact(rng.standard_normal(shape_x)),
@@ -87,7 +115,7 @@ def case_data(case: ParityCase) -> tuple[CanonicalWeights, dict[str, Any]]:
     return weights, inputs
 
 
-def cotangents_for(outputs: numpy_ref.Outputs, seed: int) -> dict[str, np.ndarray]:
+def cotangents_for(outputs: Outputs, seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed + 2)
     return {k: float32_exact(rng.standard_normal(v.shape)) for k, v in outputs.as_dict().items()}
 

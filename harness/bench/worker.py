@@ -24,7 +24,7 @@ def serve(conn, case_dict: dict[str, Any], timing: dict[str, float], log_path: s
     try:
         _serve(conn, case_dict, timing)
     except Exception as exc:  # anything unforeseen is still a one-line report
-        from harness.matrix import describe_error
+        from harness.parity.cases import describe_error
 
         conn.send({"status": "error", "reason": describe_error(exc)})
     finally:
@@ -32,10 +32,10 @@ def serve(conn, case_dict: dict[str, Any], timing: dict[str, float], log_path: s
 
 
 def _serve(conn, case_dict, timing) -> None:
-    from harness import targets
-    from harness import timing as timing_core
-    from harness.protocol import NotSupported
-    from harness.suites import BenchCase
+    from harness.bench import timing as timing_core
+    from harness.bench import workload as targets
+    from harness.bench.suites import BenchCase
+    from harness.model.protocol import NotSupported
 
     case = BenchCase.from_dict(case_dict)
     started = time.perf_counter()
@@ -46,15 +46,24 @@ def _serve(conn, case_dict, timing) -> None:
         conn.send({"status": "skipped", "reason": str(exc)})
         return
     except ModuleNotFoundError as exc:  # a framework this machine does not have
-        conn.send({"status": "skipped", "reason": f"{exc.name} is not installed "
-                   "(pip install 'rnnbench[all]')"})  # fmt: skip
+        conn.send(
+            {
+                "status": "skipped",
+                "reason": f"{exc.name} is not installed (pip install 'rnnbench[all]')",
+            }
+        )
         return
     checks = [c.as_dict() for c in workload.checks]
     failed = [c["message"] for c in checks if not c["passed"]]
-    built = {"status": "failed" if failed else "built", "reason": "; ".join(failed),
-             "impl_class": workload.impl_class, "notes": workload.notes,
-             "weights_digest": workload.weights_digest, "parity": checks,
-             "build_s": time.perf_counter() - started}  # fmt: skip
+    built = {
+        "status": "failed" if failed else "built",
+        "reason": "; ".join(failed),
+        "impl_class": workload.impl_class,
+        "notes": workload.notes,
+        "weights_digest": workload.weights_digest,
+        "parity": checks,
+        "build_s": time.perf_counter() - started,
+    }
     with _blas_limited(case.threads) as pools:
         threads["pools"] = pools
         built["threads"] = threads
@@ -66,8 +75,7 @@ def _serve(conn, case_dict, timing) -> None:
         start = time.perf_counter()
         timing_core.warm_up(workload.run, timing["warmup_s"], min_calls=2)
         loops = timing_core.calibrate(workload.run, timing["min_round_s"])
-        conn.send({"status": "ready", "loops": loops,
-                   "calibrate_s": time.perf_counter() - start})  # fmt: skip
+        conn.send({"status": "ready", "loops": loops, "calibrate_s": time.perf_counter() - start})
         while conn.recv() == "round":
             conn.send(timing_core.time_round(workload.run, loops))
 
@@ -84,8 +92,10 @@ def _set_framework_threads(case) -> dict[str, Any]:
 
         torch.set_num_threads(n)
         torch.set_num_interop_threads(n)
-        threads["torch"] = {"intra_op": torch.get_num_threads(),
-                            "inter_op": torch.get_num_interop_threads()}  # fmt: skip
+        threads["torch"] = {
+            "intra_op": torch.get_num_threads(),
+            "inter_op": torch.get_num_interop_threads(),
+        }
     if case.target.startswith("tf-") or "tf2onnx" in case.target or "keras" in case.target:
         from backends.tf_backend import tf
 

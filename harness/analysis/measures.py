@@ -11,12 +11,19 @@ import math
 from collections import defaultdict
 from typing import Any
 
-from harness import flops
+from harness.bench import flops
 
-GEMM_TARGET = {"numpy": "numpy", "cupy": "cupy", "torch-cpu": "torch-cpu",
-               "torch-cpu-compile": "torch-cpu", "torch-cuda": "torch-cuda",
-               "torch-cuda-graphs": "torch-cuda", "tf-eager": "tf-function",
-               "tf-function": "tf-function", "tf-xla": "tf-function"}  # fmt: skip
+GEMM_TARGET = {
+    "numpy": "numpy",
+    "cupy": "cupy",
+    "torch-cpu": "torch-cpu",
+    "torch-cpu-compile": "torch-cpu",
+    "torch-cuda": "torch-cuda",
+    "torch-cuda-graphs": "torch-cuda",
+    "tf-eager": "tf-function",
+    "tf-function": "tf-function",
+    "tf-xla": "tf-function",
+}
 
 
 def device_of(target: str) -> str:
@@ -32,18 +39,35 @@ def rows(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for record in doc["cases"]:
             if record["status"] != "ok":
                 continue
-            row = {**record["case"], "machine": machine, "id": record["id"],
-                   "median": record["stats"]["median"], "iqr": record["stats"]["iqr"],
-                   "flops": record["flops"], "bytes": record["bytes"],
-                   "impl_class": record["impl_class"]}  # fmt: skip
+            row = {
+                **record["case"],
+                "machine": machine,
+                "id": record["id"],
+                "median": record["stats"]["median"],
+                "iqr": record["stats"]["iqr"],
+                "flops": record["flops"],
+                "bytes": record["bytes"],
+                "impl_class": record["impl_class"],
+            }
             row["device"] = device_of(row["target"])
             out[(machine, record["id"])] = row
     return list(out.values())
 
 
 def _key(row, *drop) -> tuple:
-    fields = ("machine", "target", "mode", "cell", "dtype", "batch", "steps", "input_size",
-              "hidden", "layers", "threads")  # fmt: skip
+    fields = (
+        "machine",
+        "target",
+        "mode",
+        "cell",
+        "dtype",
+        "batch",
+        "steps",
+        "input_size",
+        "hidden",
+        "layers",
+        "threads",
+    )
     return tuple((f, row[f]) for f in fields if f not in drop)
 
 
@@ -75,8 +99,14 @@ def step_fits(table: list[dict]) -> list[dict[str, Any]]:
         if len({p["steps"] for p in points}) < 3:
             continue
         fit = fit_line([p["steps"] for p in points], [p["median"] for p in points])
-        fits.append({**dict(key), **fit, "points": [(p["steps"], p["median"]) for p in points],
-                     "impl_class": points[0]["impl_class"]})  # fmt: skip
+        fits.append(
+            {
+                **dict(key),
+                **fit,
+                "points": [(p["steps"], p["median"]) for p in points],
+                "impl_class": points[0]["impl_class"],
+            }
+        )
     return fits
 
 
@@ -92,25 +122,40 @@ def batch_scaling(table: list[dict]) -> list[dict[str, Any]]:
         if len(points) < 3 or points[0]["batch"] != 1:
             continue
         base = points[0]["median"]
-        out.append({**dict(key), "points": [
-            {"batch": p["batch"], "median": p["median"], "relative": p["median"] / base,
-             "tokens_per_s": p["batch"] * p["steps"] / p["median"]} for p in points]})  # fmt: skip
+        out.append(
+            {
+                **dict(key),
+                "points": [
+                    {
+                        "batch": p["batch"],
+                        "median": p["median"],
+                        "relative": p["median"] / base,
+                        "tokens_per_s": p["batch"] * p["steps"] / p["median"],
+                    }
+                    for p in points
+                ],
+            }
+        )
     return out
 
 
 def penalties(table: list[dict]) -> list[dict[str, Any]]:
     """RNN time / time of its FLOPs as one product per layer, same library, threads, device,
     machine and run: the price of doing the work one step at a time."""
-    gemm = {_key(r, "target", "mode") + (("target", r["target"]),): r
-            for r in table if r["mode"] == "gemm"}  # fmt: skip
+    gemm = {
+        _key(r, "target", "mode") + (("target", r["target"]),): r
+        for r in table
+        if r["mode"] == "gemm"
+    }
     out = []
     for row in table:
         if row["mode"] != "forward" or row["target"] not in GEMM_TARGET:
             continue
         match = gemm.get(_key(row, "target", "mode") + (("target", GEMM_TARGET[row["target"]]),))
         if match:
-            out.append({**row, "gemm_median": match["median"],
-                        "penalty": row["median"] / match["median"]})  # fmt: skip
+            out.append(
+                {**row, "gemm_median": match["median"], "penalty": row["median"] / match["median"]}
+            )
     return out
 
 
@@ -135,8 +180,9 @@ def efficiency(table: list[dict]) -> list[dict[str, Any]]:
             continue
         peak = peaks.get((row["machine"], row["device"], row["threads"]), {}).get("flops")
         achieved = row["flops"] / row["median"]
-        out.append({**row, "gflops": achieved / 1e9,
-                    "fraction_of_peak": achieved / peak if peak else None})  # fmt: skip
+        out.append(
+            {**row, "gflops": achieved / 1e9, "fraction_of_peak": achieved / peak if peak else None}
+        )
     return out
 
 
@@ -156,11 +202,28 @@ def roofline(fits: list[dict], table: list[dict]) -> list[dict[str, Any]]:
         moved = flops.step_bytes(fit["cell"], fit["batch"], fit["hidden"], fit["dtype"])
         compute_s, memory_s = work / peak["flops"], moved * fit["layers"] / peak["bytes"]
         bound = max(compute_s, memory_s)
-        out.append({**{k: fit[k] for k in ("machine", "target", "cell", "batch", "hidden",
-                                          "threads", "impl_class")},
-                    "step_s": fit["b"], "compute_bound_s": compute_s, "memory_bound_s": memory_s,
-                    "bound_s": bound, "times_bound": fit["b"] / bound,
-                    "limited_by": "memory" if memory_s >= compute_s else "compute"})  # fmt: skip
+        out.append(
+            {
+                **{
+                    k: fit[k]
+                    for k in (
+                        "machine",
+                        "target",
+                        "cell",
+                        "batch",
+                        "hidden",
+                        "threads",
+                        "impl_class",
+                    )
+                },
+                "step_s": fit["b"],
+                "compute_bound_s": compute_s,
+                "memory_bound_s": memory_s,
+                "bound_s": bound,
+                "times_bound": fit["b"] / bound,
+                "limited_by": "memory" if memory_s >= compute_s else "compute",
+            }
+        )
     return out
 
 
@@ -170,8 +233,11 @@ def amdahl(cell: str, input_size: int, hidden: int, layers: int = 1) -> dict[str
     parallel = flops.input_projection_flops(cell, 1, 1, input_size, hidden, layers)
     serial = flops.recurrent_flops(cell, 1, 1, hidden, layers)
     share = parallel / (parallel + serial)
-    return {"parallel_share": share, "serial_share": 1 - share,
-            "max_speedup": math.inf if serial == 0 else 1 / (1 - share)}  # fmt: skip
+    return {
+        "parallel_share": share,
+        "serial_share": 1 - share,
+        "max_speedup": math.inf if serial == 0 else 1 / (1 - share),
+    }
 
 
 def mingru_vs_gru(table: list[dict]) -> list[dict[str, Any]]:
@@ -184,15 +250,30 @@ def mingru_vs_gru(table: list[dict]) -> list[dict[str, Any]]:
             label = "mingru-scan" if row["mode"] == "forward" else "mingru-loop"
         else:
             continue
-        key = (row["machine"], row["target"], row["batch"], row["hidden"], row["threads"],
-               row["steps"])  # fmt: skip
+        key = (
+            row["machine"],
+            row["target"],
+            row["batch"],
+            row["hidden"],
+            row["threads"],
+            row["steps"],
+        )
         grid[key][label] = row["median"]
     out = []
     for key, found in sorted(grid.items()):
         if "mingru-scan" in found and ("gru" in found or "mingru-loop" in found):
             machine, target, batch, hidden, threads, steps = key
-            out.append({"machine": machine, "target": target, "batch": batch, "hidden": hidden,
-                        "threads": threads, "steps": steps, **found})  # fmt: skip
+            out.append(
+                {
+                    "machine": machine,
+                    "target": target,
+                    "batch": batch,
+                    "hidden": hidden,
+                    "threads": threads,
+                    "steps": steps,
+                    **found,
+                }
+            )
     return out
 
 
@@ -212,8 +293,15 @@ def crossover(table: list[dict]) -> list[dict[str, Any]]:
     for row in table:
         if row["mode"] != "forward":
             continue
-        shape = (row["cell"], row["dtype"], row["batch"], row["steps"], row["input_size"],
-                 row["hidden"], row["layers"])  # fmt: skip
+        shape = (
+            row["cell"],
+            row["dtype"],
+            row["batch"],
+            row["steps"],
+            row["input_size"],
+            row["hidden"],
+            row["layers"],
+        )
         current = best[shape].get(row["device"])
         if current is None or row["median"] < current["median"]:
             best[shape][row["device"]] = row
@@ -221,19 +309,33 @@ def crossover(table: list[dict]) -> list[dict[str, Any]]:
     for shape, by_device in sorted(best.items()):
         if {"cpu", "gpu"} <= set(by_device):
             cpu, gpu = by_device["cpu"], by_device["gpu"]
-            out.append({**dict(zip(("cell", "dtype", "batch", "steps", "input_size", "hidden",
-                                    "layers"), shape, strict=True)),
-                        "cpu": f"{cpu['target']}@{cpu['machine']}", "cpu_s": cpu["median"],
-                        "gpu": f"{gpu['target']}@{gpu['machine']}", "gpu_s": gpu["median"],
-                        "gpu_speedup": cpu["median"] / gpu["median"]})  # fmt: skip
+            out.append(
+                {
+                    **dict(
+                        zip(
+                            ("cell", "dtype", "batch", "steps", "input_size", "hidden", "layers"),
+                            shape,
+                            strict=True,
+                        )
+                    ),
+                    "cpu": f"{cpu['target']}@{cpu['machine']}",
+                    "cpu_s": cpu["median"],
+                    "gpu": f"{gpu['target']}@{gpu['machine']}",
+                    "gpu_s": gpu["median"],
+                    "gpu_speedup": cpu["median"] / gpu["median"],
+                }
+            )
     return out
 
 
 def analyse(docs: list[dict[str, Any]]) -> dict[str, Any]:
     table = rows(docs)
     fits = step_fits(table)
-    shapes = {(r["cell"], r["input_size"], r["hidden"], r["layers"]) for r in table
-              if r["mode"] == "forward"}  # fmt: skip
+    shapes = {
+        (r["cell"], r["input_size"], r["hidden"], r["layers"])
+        for r in table
+        if r["mode"] == "forward"
+    }
     return {
         "rows": table,
         "fits": fits,
@@ -245,7 +347,7 @@ def analyse(docs: list[dict[str, Any]]) -> dict[str, Any]:
         "amdahl": [
             {"cell": c, "input_size": i, "hidden": h, "layers": n, **amdahl(c, i, h, n)}
             for c, i, h, n in sorted(shapes)
-        ],  # fmt: skip
+        ],
         "mingru": mingru_vs_gru(table),
         "crossover": crossover(table),
     }

@@ -21,8 +21,12 @@ def time_round(run: Callable[[], object], loops: int, timer: Timer = time.perf_c
     return (timer() - start) / loops
 
 
-def warm_up(run: Callable[[], object], min_seconds: float, min_calls: int = 1,
-            timer: Timer = time.perf_counter) -> int:  # fmt: skip
+def warm_up(
+    run: Callable[[], object],
+    min_seconds: float,
+    min_calls: int = 1,
+    timer: Timer = time.perf_counter,
+) -> int:
     """Call until both min_calls calls and min_seconds have passed; return the calls made."""
     calls, start = 0, timer()
     while calls < min_calls or timer() - start < min_seconds:
@@ -31,8 +35,12 @@ def warm_up(run: Callable[[], object], min_seconds: float, min_calls: int = 1,
     return calls
 
 
-def calibrate(run: Callable[[], object], min_round_s: float, timer: Timer = time.perf_counter,
-              max_loops: int = 1 << 20) -> int:  # fmt: skip
+def calibrate(
+    run: Callable[[], object],
+    min_round_s: float,
+    timer: Timer = time.perf_counter,
+    max_loops: int = 1 << 20,
+) -> int:
     """The loops per round for a round to last at least min_round_s: double from 1 until a
     round reaches a tenth of it, then scale up by the measured time (as pytest-benchmark does)."""
     loops = 1

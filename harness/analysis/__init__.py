@@ -1,0 +1,1 @@
+"""From results files to answers: fits, penalties, bounds, findings, reports, comparisons."""

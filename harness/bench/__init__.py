@@ -1,0 +1,1 @@
+"""Timing: cases and suites, workloads, the timing core, isolated workers, the results store."""

@@ -1,0 +1,1 @@
+"""The `rnnbench` command: one small module per command group."""
