@@ -98,7 +98,8 @@ def test_spec_and_weights_files_drive_the_check(tmp_path, capsys):
     argv = ["parity", "--spec", str(tmp_path / "m.toml"), "--weights", str(tmp_path / "w.npz")]
     assert main([*argv, "--backends", "numpy,torch-cpu", "--no-training"]) == 0
     # the cases run on the file's weights, not on a seeded init
-    from harness.cli.main import _cases, build_parser
+    from harness.cli.main import build_parser
+    from harness.cli.parity import _cases
     from harness.parity.cases import case_data
 
     cases = _cases(build_parser().parse_args(argv), ("float32",))

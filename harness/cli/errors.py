@@ -1,0 +1,24 @@
+"""What every command shares: the one-line usage error and the comma-list check."""
+
+from __future__ import annotations
+
+
+class UsageError(ValueError):
+    """Bad command-line input; main prints it on one line and exits 2."""
+
+
+def names(text: str, allowed, what: str) -> tuple[str, ...]:
+    items = tuple(n.strip() for n in text.split(",") if n.strip())
+    for name in items:
+        if name not in allowed:
+            raise UsageError(f"unknown {what} {name!r}: allowed {', '.join(allowed)}")
+    return items
+
+
+def progress(text: str) -> None:
+    """One status line, redrawn in place, on a terminal only."""
+    import sys
+
+    if sys.stderr.isatty():
+        sys.stderr.write("\r\033[K" + text)
+        sys.stderr.flush()

@@ -1,0 +1,53 @@
+"""`rnnbench report` (Markdown + standalone HTML from results files) and `rnnbench compare`."""
+
+from __future__ import annotations
+
+import sys
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("report", help="Markdown + standalone HTML report from results files")
+    p.add_argument(
+        "results",
+        nargs="+",
+        help="results files of `rnnbench bench` (several "
+        "machines merge), and optionally parity JSON files",
+    )
+    p.add_argument("--out", required=True, help="folder for report.md, report.html, img/")
+    p.set_defaults(run=run_report)
+    p = sub.add_parser("compare", help="NEW against BASE per case; exit 1 on a regression")
+    p.add_argument("base")
+    p.add_argument("new")
+    p.add_argument(
+        "--fail-on",
+        default="median:10%",
+        help="STAT:N%%, STAT one of min, median, mean, p90, p99 (default median:10%%)",
+    )
+    p.add_argument("--json", help="write the comparison here (atomically)")
+    p.set_defaults(run=run_compare)
+
+
+def run_report(args) -> int:
+    from harness.analysis.report import write_report
+
+    written = write_report(args.results, args.out)
+    print(f"wrote {written['markdown']} and {written['html']}")
+    return 0
+
+
+def run_compare(args) -> int:
+    import json
+
+    from harness.analysis.compare import Gate, compare_docs, format_comparison
+    from harness.atomic import write_text_atomic
+    from harness.bench.results import load_results
+
+    gate = Gate.parse(args.fail_on)
+    result = compare_docs(load_results(args.base), load_results(args.new), gate)
+    print(format_comparison(result))
+    if args.json:
+        write_text_atomic(args.json, json.dumps(result, indent=1) + "\n")
+    if not result["rows"]:
+        print("rnnbench: error: BASE and NEW share no timed case", file=sys.stderr)
+        return 2
+    return 1 if result["regressions"] else 0

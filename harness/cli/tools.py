@@ -1,0 +1,141 @@
+"""`rnnbench error-growth`, `selfcheck` and `export`."""
+
+from __future__ import annotations
+
+import sys
+
+from harness import registry
+from harness.atomic import write_text_atomic
+from harness.cli.errors import UsageError, names, progress
+from harness.model.spec import Cell, load_spec
+
+
+def _growth_parser(sub) -> None:
+    p = sub.add_parser("error-growth", help="float32 error against float64 as T grows to 1000")
+    p.add_argument("--cells", default="rnn,lstm,gru", help="comma list of rnn, lstm, gru")
+    p.add_argument(
+        "--backends",
+        default="numpy,torch-cpu,tf-eager",
+        help=f"comma list of {', '.join(registry.BACKENDS)}",
+    )
+    p.add_argument("--gain", type=float, default=1.0, help="scale R (>1 drives towards chaos)")
+    p.add_argument("--json", help="write the rows here (atomically)")
+    p.set_defaults(run=run_growth)
+
+
+def run_growth(args) -> int:
+    import json
+
+    from harness.parity.error_growth import error_growth, format_growth
+
+    backends = names(args.backends, registry.BACKENDS, "backend")
+    rows = []
+    for cell in names(args.cells, [c.value for c in Cell], "cell"):
+        cell_rows = error_growth(cell, backends, gain=args.gain)
+        print(f"{cell}: max |y float32 - y float64| (gain {args.gain})")
+        print(format_growth(cell_rows) + "\n")
+        rows += cell_rows
+    if args.json:
+        write_text_atomic(args.json, json.dumps({"error_growth": rows}, indent=1) + "\n")
+    return 0
+
+
+def _selfcheck_parser(sub) -> None:
+    p = sub.add_parser(
+        "selfcheck",
+        help="timer resolution, loop overhead, and run-to-run "
+        "precision of NumPy / torch on the standard LSTM case",
+    )
+    p.add_argument("--runs", type=int, default=3, help="separate runs (fresh workers each)")
+    p.add_argument("--json", help="write the measurement here (atomically)")
+    p.set_defaults(run=run_selfcheck)
+
+
+def run_selfcheck(args) -> int:
+    import json
+
+    from harness.bench import selfcheck
+
+    if registry.unavailable_reason("torch-cpu"):
+        raise UsageError(f"selfcheck needs torch: {registry.unavailable_reason('torch-cpu')}")
+    if args.runs < 2:
+        raise UsageError(f"--runs {args.runs}: allowed 2 or more (precision needs a spread)")
+    result = selfcheck.run_all(args.runs, progress=progress)
+    progress("")
+    print(selfcheck.format_report(result))
+    if args.json:
+        write_text_atomic(args.json, json.dumps(result, indent=1) + "\n")
+    ok = result["loop_overhead_ok"] and result["precision"]["within_tolerance"]
+    return 0 if ok else 1
+
+
+def _export_parser(sub) -> None:
+    p = sub.add_parser("export", help="export to ONNX by every path and audit the graphs")
+    p.add_argument("--spec", help="a model spec (.toml/.json); else --cell and sizes")
+    p.add_argument("--cell", default="lstm", choices=[c.value for c in Cell])
+    p.add_argument("--input-size", type=int, default=8)
+    p.add_argument("--hidden-size", type=int, default=32)
+    p.add_argument("--layers", type=int, default=1)
+    p.add_argument("--bidirectional", action="store_true")
+    p.add_argument("--weights", help="canonical weights (.npz); else seeded init")
+    p.add_argument("--exporters", default="direct,torchscript,dynamo,tf2onnx")
+    p.add_argument("--out", required=True, help="folder for the .onnx files and audit.json")
+    p.set_defaults(run=run_export)
+
+
+def run_export(args) -> int:
+    import json
+    from pathlib import Path
+
+    from backends.onnx_export import EXPORTERS, export
+    from harness.model.spec import ModelSpec
+    from harness.model.weights import init_weights, load_weights
+    from harness.onnx.audit import audit, format_audit
+    from harness.parity.cases import describe_error
+
+    exporters = names(args.exporters, EXPORTERS, "exporter")
+    spec = (
+        load_spec(args.spec)
+        if args.spec
+        else ModelSpec(
+            args.cell,
+            args.input_size,
+            args.hidden_size,
+            num_layers=args.layers,
+            bidirectional=args.bidirectional,
+        )
+    )
+    weights = load_weights(args.weights, spec) if args.weights else init_weights(spec)
+    rows, failed = [], []
+    for exporter in exporters:
+        path = Path(args.out) / f"{exporter}_{spec.cell.value}.onnx"
+        try:
+            exported = export(exporter, spec, weights, path)
+        except Exception as exc:  # one exporter failing does not stop the others
+            failed.append(f"{exporter}: {describe_error(exc)}")
+            continue
+        rows.append(
+            {
+                **audit(path, exporter, exported.seconds),
+                "cell": spec.cell.value,
+                "config": _config(spec),
+            }
+        )
+    print(format_audit(rows))
+    write_text_atomic(
+        Path(args.out) / "audit.json",
+        json.dumps({"spec": spec.to_dict(), "audit": rows, "failed": failed}, indent=1) + "\n",
+    )
+    for line in failed:
+        print(f"FAIL export {line}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _config(spec) -> str:
+    return f"L{spec.num_layers} {'bi' if spec.bidirectional else 'uni'}"
+
+
+def add_parsers(sub) -> None:
+    _growth_parser(sub)
+    _selfcheck_parser(sub)
+    _export_parser(sub)
