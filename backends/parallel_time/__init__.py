@@ -1,0 +1,24 @@
+"""Parallel-in-time evaluation of the recurrences by Newton's method over the whole sequence
+(DEER / quasi-DEER), the Lyapunov exponents that decide how fast it converges, and gradients
+through the solution. See newton.py for the method, runner.py for what the benchmark times."""
+
+from __future__ import annotations
+
+from backends.parallel_time.adjoint import model_gradients
+from backends.parallel_time.lyapunov import LyapunovEstimate, lyapunov_spectrum, model_lyapunov
+from backends.parallel_time.newton import METHODS, ParallelResult, SolveRecord, solve_model
+from backends.parallel_time.runner import FRAMEWORKS, fetch, make_runner
+
+__all__ = [
+    "FRAMEWORKS",
+    "METHODS",
+    "LyapunovEstimate",
+    "ParallelResult",
+    "SolveRecord",
+    "fetch",
+    "lyapunov_spectrum",
+    "make_runner",
+    "model_gradients",
+    "model_lyapunov",
+    "solve_model",
+]
