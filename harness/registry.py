@@ -78,3 +78,9 @@ def get_backend(name: str):
     entry = check_name(name)
     module_name, class_name = entry.target.split(":")
     return getattr(importlib.import_module(module_name), class_name)(**entry.kwargs)
+
+
+def parallel_in_time():
+    """The parallel-in-time solver (solve_model, make_runner, model_lyapunov, model_gradients,
+    sequential_reference, compare_with_sequential)."""
+    return importlib.import_module("backends.parallel_time")

@@ -7,6 +7,7 @@ from __future__ import annotations
 from backends.parallel_time.adjoint import model_gradients
 from backends.parallel_time.lyapunov import LyapunovEstimate, lyapunov_spectrum, model_lyapunov
 from backends.parallel_time.newton import METHODS, ParallelResult, SolveRecord, solve_model
+from backends.parallel_time.reference import compare_with_sequential, sequential_reference
 from backends.parallel_time.runner import FRAMEWORKS, fetch, make_runner
 
 __all__ = [
@@ -15,10 +16,12 @@ __all__ = [
     "LyapunovEstimate",
     "ParallelResult",
     "SolveRecord",
+    "compare_with_sequential",
     "fetch",
     "lyapunov_spectrum",
     "make_runner",
     "model_gradients",
     "model_lyapunov",
+    "sequential_reference",
     "solve_model",
 ]

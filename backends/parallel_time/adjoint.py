@@ -18,9 +18,19 @@ from backends.parallel_time.scan import reverse_scan_transposed
 from harness.model.spec import Cell, ModelSpec
 
 
-def model_gradients(spec: ModelSpec, params: Mapping[str, Any], x, dy=None, dh_n=None,
-                    dc_n=None, h0=None, c0=None, method: str = "newton", tol: float = 1e-12,
-                    max_iter: int = 100) -> dict[str, Any]:  # fmt: skip
+def model_gradients(
+    spec: ModelSpec,
+    params: Mapping[str, Any],
+    x,
+    dy=None,
+    dh_n=None,
+    dc_n=None,
+    h0=None,
+    c0=None,
+    method: str = "newton",
+    tol: float = 1e-12,
+    max_iter: int = 100,
+) -> dict[str, Any]:
     """Solve the model in parallel over time, then backpropagate the given output gradients."""
     xp, H, D = namespace(x), spec.hidden_size, spec.num_directions
     x = time_major(spec, x)
@@ -28,8 +38,10 @@ def model_gradients(spec: ModelSpec, params: Mapping[str, Any], x, dy=None, dh_n
     layers, solves = solve_layers(spec, params, x, s0, method, tol, max_iter)
     failed = [s for s in solves if not s.converged]
     if failed:
-        raise ValueError(f"no gradients: layer {failed[0].layer} {failed[0].direction} "
-                         f"did not converge ({failed[0].reason})")  # fmt: skip
+        raise ValueError(
+            f"no gradients: layer {failed[0].layer} {failed[0].direction} "
+            f"did not converge ({failed[0].reason})"
+        )
     T, B = x.shape[:2]
     d_out = xp.zeros((T, B, D * H), dtype=x.dtype) if dy is None else time_major(spec, dy)
     final = xp.zeros((len(s0), B, s0.shape[-1]), dtype=x.dtype)
@@ -46,9 +58,15 @@ def model_gradients(spec: ModelSpec, params: Mapping[str, Any], x, dy=None, dh_n
             g[..., :H] = in_time_order(d_out[..., d * H : (d + 1) * H], d)
             g[-1] += final[layer * D + d]
             part, dsource, ds0[layer * D + d] = direction_gradients(
-                spec.cell, in_time_order(layer_input, d), params, layer, d, S,
-                s0[layer * D + d], g,
-            )  # fmt: skip
+                spec.cell,
+                in_time_order(layer_input, d),
+                params,
+                layer,
+                d,
+                S,
+                s0[layer * D + d],
+                g,
+            )
             d_input += in_time_order(dsource, d)
             for name, value in part.items():
                 grads.setdefault(f"l{layer}.{name}", []).append(value)
@@ -107,6 +125,13 @@ def _preactivation_gradients(cell: Cell, xw, R, Rb, previous, lam):
     tanh_c = xp.tanh(f * c_prev + i * g)
     lam_h, lam_c = lam[..., :H], lam[..., H:]
     dc = lam_c + lam_h * o * (1 - tanh_c * tanh_c)
-    d = xp.concatenate([dc * g * i * (1 - i), lam_h * tanh_c * o * (1 - o),
-                        dc * c_prev * f * (1 - f), dc * i * (1 - g * g)], -1)  # fmt: skip
+    d = xp.concatenate(
+        [
+            dc * g * i * (1 - i),
+            lam_h * tanh_c * o * (1 - o),
+            dc * c_prev * f * (1 - f),
+            dc * i * (1 - g * g),
+        ],
+        -1,
+    )
     return d, d

@@ -70,14 +70,20 @@ def _push(J: np.ndarray, Q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return Q, np.abs(np.diagonal(R, axis1=-2, axis2=-1))
 
 
-def trajectory_jacobians(spec: ModelSpec, params: Mapping[str, Any], x, h0=None, c0=None,
-                         layer: int = 0, direction: int = 0) -> Iterable[np.ndarray]:  # fmt: skip
+def trajectory_jacobians(
+    spec: ModelSpec,
+    params: Mapping[str, Any],
+    x,
+    h0=None,
+    c0=None,
+    layer: int = 0,
+    direction: int = 0,
+) -> Iterable[np.ndarray]:
     """Dense Jacobians [t, B, N, N] along the sequential float64 trajectory, chunk by chunk,
     in the direction's processing order."""
     spec64 = spec.replace(dtype="float64")
     params64 = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
-    _, tape = numpy_ref.forward_with_tape(spec64, params64, np.asarray(x, np.float64), None,
-                                          h0, c0)  # fmt: skip
+    _, tape = numpy_ref.forward_with_tape(spec64, params64, np.asarray(x, np.float64), None, h0, c0)
     layer_tape = tape.layers[layer]
     run = layer_tape.directions[direction]
     states = run.states.transpose(0, 2, 1)  # [T+1, B, H], processing order
@@ -93,9 +99,17 @@ def trajectory_jacobians(spec: ModelSpec, params: Mapping[str, Any], x, h0=None,
         yield step(spec.cell, xw[start:stop], R, Rb, states[start:stop], "dense")[1]
 
 
-def model_lyapunov(spec: ModelSpec, params: Mapping[str, Any], x, h0=None, c0=None,
-                   layer: int = 0, direction: int = 0, num: int = 1,
-                   seed: int = 0) -> LyapunovEstimate:  # fmt: skip
+def model_lyapunov(
+    spec: ModelSpec,
+    params: Mapping[str, Any],
+    x,
+    h0=None,
+    c0=None,
+    layer: int = 0,
+    direction: int = 0,
+    num: int = 1,
+    seed: int = 0,
+) -> LyapunovEstimate:
     """The exponents of one layer and direction (default: the first layer, forward) of a model
     on inputs x (time-major, or batch-major if spec.batch_first), at the sequential states."""
     if spec.batch_first:
@@ -104,7 +118,10 @@ def model_lyapunov(spec: ModelSpec, params: Mapping[str, Any], x, h0=None, c0=No
     jacobians = trajectory_jacobians(spec, params, x, h0, c0, layer, direction)
     exponents = lyapunov_spectrum(jacobians, num, seed)
     return LyapunovEstimate(
-        float(exponents[:, 0].mean()), tuple(float(v) for v in exponents[:, 0]),
-        tuple(float(v) for v in exponents.mean(axis=0)), layer,
-        ("forward", "reverse")[direction], int(np.asarray(x).shape[0]),
-    )  # fmt: skip
+        float(exponents[:, 0].mean()),
+        tuple(float(v) for v in exponents[:, 0]),
+        tuple(float(v) for v in exponents.mean(axis=0)),
+        layer,
+        ("forward", "reverse")[direction],
+        int(np.asarray(x).shape[0]),
+    )

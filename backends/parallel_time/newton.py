@@ -127,8 +127,9 @@ def initial_states(spec: ModelSpec, x, h0=None, c0=None):
         if state is None:
             state = zeros(xp, (LD, B, H), x)
         if tuple(state.shape) != (LD, B, H):
-            raise ValueError(f"{name} has shape {tuple(state.shape)}: expected [L*D, B, H] = "
-                             f"{(LD, B, H)}")  # fmt: skip
+            raise ValueError(
+                f"{name} has shape {tuple(state.shape)}: expected [L*D, B, H] = {(LD, B, H)}"
+            )
         parts.append(state)
     return xp.concatenate(parts, axis=-1)
 
@@ -147,8 +148,9 @@ def solve_model(
     in x's namespace and dtype."""
     check_options(method, tol, max_iter)
     x = time_major(spec, x)
-    layers, solves = solve_layers(spec, params, x, initial_states(spec, x, h0, c0), method, tol,
-                                  max_iter)  # fmt: skip
+    layers, solves = solve_layers(
+        spec, params, x, initial_states(spec, x, h0, c0), method, tol, max_iter
+    )
     if len(layers) < spec.num_layers:
         return _result(None, solves, method, tol, max_iter)
     last_input, last_states = layers[-1]
@@ -208,5 +210,14 @@ def _result(outputs, solves, method, tol, max_iter) -> ParallelResult:
         first = failed[0]
         reason = f"layer {first.layer} {first.direction}: {first.reason}"
     iterations = None if failed else max(s.iterations for s in solves)
-    return ParallelResult(not failed, iterations, solves[0].residuals, outputs, method, tol,
-                          max_iter, reason, tuple(solves))  # fmt: skip
+    return ParallelResult(
+        not failed,
+        iterations,
+        solves[0].residuals,
+        outputs,
+        method,
+        tol,
+        max_iter,
+        reason,
+        tuple(solves),
+    )

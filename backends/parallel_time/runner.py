@@ -27,9 +27,18 @@ from harness.model.spec import ModelSpec
 FRAMEWORKS = ("numpy", "torch")
 
 
-def make_runner(spec: ModelSpec, weights, x, method: str = "quasi-newton", tol: float = 1e-10,
-                max_iter: int = 100, device: str = "cpu", framework: str = "torch", h0=None,
-                c0=None) -> tuple[Callable[[], ParallelResult], Callable]:  # fmt: skip
+def make_runner(
+    spec: ModelSpec,
+    weights,
+    x,
+    method: str = "quasi-newton",
+    tol: float = 1e-10,
+    max_iter: int = 100,
+    device: str = "cpu",
+    framework: str = "torch",
+    h0=None,
+    c0=None,
+) -> tuple[Callable[[], ParallelResult], Callable]:
     check_options(method, tol, max_iter)
     arrays = {**{k: weights[k] for k in weights}, "x": x, "h0": h0, "c0": c0}
     if framework == "torch":
@@ -48,8 +57,9 @@ def make_runner(spec: ModelSpec, weights, x, method: str = "quasi-newton", tol: 
         moved = _to_numpy_namespace(arrays, device, spec.dtype)
 
         def run() -> ParallelResult:
-            result = solve_model(spec, moved, moved["x"], method, tol, max_iter, moved["h0"],
-                                 moved["c0"])  # fmt: skip
+            result = solve_model(
+                spec, moved, moved["x"], method, tol, max_iter, moved["h0"], moved["c0"]
+            )
             if device == "cuda":
                 moved["x"].device.synchronize()
             return result

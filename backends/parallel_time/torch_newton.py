@@ -32,9 +32,8 @@ def to_device(arrays: Mapping[str, Any], device: str, dtype: str) -> dict[str, A
     reason = device_reason(device)
     if reason:
         raise NotSupported(reason)
-    torch_dtype = getattr(torch, dtype)
     return {
-        name: None if a is None else torch.as_tensor(np.asarray(a), device=device).to(torch_dtype)
+        name: None if a is None else torch.from_numpy(np.array(a, dtype=dtype)).to(device)
         for name, a in arrays.items()
     }
 
@@ -46,8 +45,16 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize(device)
 
 
-def solve_model_torch(spec: ModelSpec, params: Mapping[str, Any], x, method: str, tol: float,
-                      max_iter: int, h0=None, c0=None) -> ParallelResult:  # fmt: skip
+def solve_model_torch(
+    spec: ModelSpec,
+    params: Mapping[str, Any],
+    x,
+    method: str,
+    tol: float,
+    max_iter: int,
+    h0=None,
+    c0=None,
+) -> ParallelResult:
     """solve_model on torch tensors, with autograd off."""
     import torch
 

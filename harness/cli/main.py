@@ -9,7 +9,7 @@ from harness import registry
 from harness.analysis.compare import GateError
 from harness.bench.results import ResultsError
 from harness.bench.suites import SuiteError
-from harness.cli import bench, parity, report, tools
+from harness.cli import bench, parallel_in_time, parity, report, tools
 from harness.cli.errors import UsageError
 from harness.model.protocol import NotSupported
 from harness.model.spec import SpecError
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     tools.add_parsers(sub)
     bench.add_parser(sub)
     report.add_parsers(sub)
+    parallel_in_time.add_parser(sub)
     return parser
 
 
