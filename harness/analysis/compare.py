@@ -9,13 +9,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from functools import cache
 from typing import Any
 
 from harness.bench.metadata import differences
 
 STATS = ("min", "median", "mean", "p90", "p99")
 ALPHA = 0.05
+EXACT_MAX = 50  # values in both samples together, for the exact distribution of U
 
 
 class GateError(ValueError):
@@ -39,45 +39,21 @@ class Gate:
 
 
 def mann_whitney(a: list[float], b: list[float]) -> float:
-    """Two-sided p-value of the Mann-Whitney U test: exact (by counting) when there are no
-    ties and both samples are small, else the normal approximation with tie correction and
-    continuity correction."""
-    n1, n2 = len(a), len(b)
-    if n1 == 0 or n2 == 0:
+    """Two-sided p-value of the Mann-Whitney U test (scipy.stats.mannwhitneyu): exact when
+    there are no ties and both samples together are at most EXACT_MAX values, else the normal
+    approximation with tie correction and continuity correction. 1.0 for an empty sample, and
+    when every value is the same."""
+    if len(a) == 0 or len(b) == 0:
         return 1.0
-    pooled = sorted((v, i) for i, v in enumerate(list(a) + list(b)))
-    ranks, ties, position = [0.0] * (n1 + n2), [], 0
-    while position < len(pooled):
-        end = position
-        while end + 1 < len(pooled) and pooled[end + 1][0] == pooled[position][0]:
-            end += 1
-        for k in range(position, end + 1):
-            ranks[pooled[k][1]] = (position + end) / 2 + 1
-        ties.append(end - position + 1)
-        position = end + 1
-    u1 = sum(ranks[:n1]) - n1 * (n1 + 1) / 2
-    u = min(u1, n1 * n2 - u1)
-    if all(t == 1 for t in ties) and n1 + n2 <= 50:
-        total = math.comb(n1 + n2, n1)
-        tail = sum(_u_count(n1, n2, k) for k in range(int(u) + 1)) / total
-        return min(1.0, 2 * tail)
-    n = n1 + n2
-    tie_term = sum(t**3 - t for t in ties) / (n * (n - 1))
-    sigma = math.sqrt(n1 * n2 / 12 * ((n + 1) - tie_term))
-    if sigma == 0:
+    from scipy.stats import mannwhitneyu
+
+    pooled = list(a) + list(b)
+    if len(set(pooled)) == 1:
         return 1.0
-    z = (abs(u1 - n1 * n2 / 2) - 0.5) / sigma
-    return min(1.0, math.erfc(max(z, 0.0) / math.sqrt(2)))
-
-
-@cache
-def _u_count(n1: int, n2: int, u: int) -> int:
-    """How many orderings of n1 + n2 distinct values give U = u."""
-    if u < 0 or u > n1 * n2:
-        return 0
-    if n1 == 0 or n2 == 0:
-        return 1 if u == 0 else 0
-    return _u_count(n1 - 1, n2, u - n2) + _u_count(n1, n2 - 1, u)
+    exact = len(set(pooled)) == len(pooled) and len(pooled) <= EXACT_MAX
+    method = "exact" if exact else "asymptotic"
+    result = mannwhitneyu(a, b, alternative="two-sided", method=method, use_continuity=True)
+    return min(1.0, float(result.pvalue))
 
 
 def compare_docs(base: dict[str, Any], new: dict[str, Any], gate: Gate) -> dict[str, Any]:
