@@ -12,6 +12,7 @@ terms, use the same rule.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,9 @@ class Comparison:
     atol: float
     rtol: float
     message: str = ""  # why it failed: the tensor, the index and both values
+    # max over elements of |got - ref| / (atol + rtol |ref|): the pass rule's own share, <= 1
+    # exactly when the values pass; inf when a structural check failed before the values
+    share_of_tolerance: float = math.inf
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -47,9 +51,9 @@ def compare(quantity: str, reference, candidate, dtype: str) -> Comparison:
     """Compare in a fixed order: presence, shape, dtype, finiteness, then values."""
     tol = TOLERANCES[dtype]
 
-    def fail(message, max_abs=float("nan"), max_rel=float("nan"), atol=tol.atol):
+    def fail(message, max_abs=float("nan"), max_rel=float("nan"), atol=tol.atol, share=math.inf):
         return Comparison(
-            quantity, False, max_abs, max_rel, atol, tol.rtol, f"{quantity}: {message}"
+            quantity, False, max_abs, max_rel, atol, tol.rtol, f"{quantity}: {message}", share
         )
 
     if candidate is None or reference is None:
@@ -73,6 +77,7 @@ def compare(quantity: str, reference, candidate, dtype: str) -> Comparison:
     max_abs = float(diff.max(initial=0.0))
     max_rel = float((diff[significant] / np.abs(reference64[significant])).max(initial=0.0))
     over = diff > limit
+    share = share_of_limit(diff, limit)
     if over.any():
         index = tuple(int(i) for i in np.unravel_index(np.argmax(diff - limit), diff.shape))
         return fail(
@@ -81,8 +86,19 @@ def compare(quantity: str, reference, candidate, dtype: str) -> Comparison:
             max_abs,
             max_rel,
             atol,
+            share,
         )
-    return Comparison(quantity, True, max_abs, max_rel, atol, tol.rtol)
+    return Comparison(quantity, True, max_abs, max_rel, atol, tol.rtol, "", share)
+
+
+def share_of_limit(diff: np.ndarray, limit: np.ndarray) -> float:
+    """max(diff / limit) with no division by zero: where the limit is 0 (atol 0 and a reference
+    of 0), an exact match uses none of it and any error is infinitely over."""
+    positive = limit > 0
+    over_zero = bool((diff[~positive] > 0).any())
+    if over_zero:
+        return math.inf
+    return float((diff[positive] / limit[positive]).max(initial=0.0))
 
 
 def compare_all(reference: dict, candidate: dict, dtype: str, prefix: str = "") -> list[Comparison]:

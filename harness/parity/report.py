@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from harness.atomic import write_text_atomic
@@ -102,15 +103,54 @@ def format_table(rows: list[dict[str, Any]], markdown: bool = False) -> str:
 
 
 def audit_rows(results: Iterable[BackendResult]) -> list[dict[str, Any]]:
-    """One export-form audit per (exporter, cell, layers, directions), float32 first."""
+    """audit_rows_from_records of BackendResult objects."""
+    return audit_rows_from_records({"case": r.case, "audit": r.audit} for r in results)
+
+
+def audit_rows_from_records(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One export-form audit per (exporter, cell, layers, directions), float32 first, from
+    results as a parity JSON holds them (dicts with `case` and `audit`)."""
     rows: dict[tuple, dict[str, Any]] = {}
-    for r in sorted(results, key=lambda r: not r.case.endswith("float32")):
-        if not r.audit:
+    for r in sorted(records, key=lambda r: not r["case"].endswith("float32")):
+        if not r.get("audit"):
             continue
-        cell, layers, directions = r.case.split("-")[:3]
-        key = (r.audit["exporter"], cell, layers, directions)
-        rows.setdefault(key, {**r.audit, "cell": cell, "config": f"{layers} {directions}"})
+        cell, layers, directions = r["case"].split("-")[:3]
+        key = (r["audit"]["exporter"], cell, layers, directions)
+        rows.setdefault(key, {**r["audit"], "cell": cell, "config": f"{layers} {directions}"})
     return [rows[k] for k in sorted(rows)]
+
+
+def comparison_share(comparison: Mapping[str, Any]) -> tuple[float, bool]:
+    """(share of tolerance, exact) of one comparison as a parity JSON holds it. exact: the
+    pass rule's own share |got - ref| / (atol + rtol |ref|), recorded by the comparison. A file
+    written before that field existed has only max_abs / atol, an upper bound of it (the rtol
+    term only widens the limit): a passed check is capped at 1, a failed one is inf."""
+    if comparison.get("share_of_tolerance") is not None:
+        return float(comparison["share_of_tolerance"]), True
+    if not comparison["passed"]:
+        return math.inf, False
+    max_abs, atol = comparison["max_abs"], comparison["atol"]
+    bound = max_abs / atol if atol > 0 else (0.0 if max_abs == 0 else math.inf)
+    return min(bound, 1.0), False
+
+
+def tolerance_grid(records: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], dict]:
+    """(backend, "cell dtype") -> {share: the worst share of tolerance over its cases (inf for
+    a broken backend; None when every case was skipped), exact: False when some share came from
+    a file without the pass rule's own share}. Records as a parity JSON's `results` holds them."""
+    grid: dict[tuple[str, str], dict] = {}
+    for r in records:
+        cell, dtype = r["case"].split("-")[0], r["case"].split("-")[-1]
+        entry = grid.setdefault((r["backend"], f"{cell} {dtype}"), {"share": None, "exact": True})
+        if r["status"] == "skipped":
+            continue
+        shares = [comparison_share(c) for c in r.get("comparisons", [])]
+        worst = max([s for s, _ in shares], default=0.0)
+        if r["status"] == "error":
+            worst = math.inf
+        entry["share"] = max(entry["share"] or 0.0, worst)
+        entry["exact"] = entry["exact"] and all(exact for _, exact in shares)
+    return grid
 
 
 def failures(results: Iterable[BackendResult]) -> list[str]:
@@ -150,7 +190,7 @@ def format_markdown(results, training, skipped, failed_lines) -> str:
         format_table(summarize(results), markdown=True),
         "",
     ]
-    audits = audit_rows(results)
+    audits = audit_rows_from_records(r.as_dict() for r in results)
     if audits:
         from harness.onnx.audit import format_audit
 
