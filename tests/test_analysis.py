@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from harness.analysis import measures as analysis
-from harness.bench import flops
-from tests.synthetic_results import A, B, example_doc
+from harness.analysis import fits, measures, mingru, roofline
+from harness.analysis.findings import headline
+from harness.bench import flops, stats
+from tests.synthetic_results import A, B, example_doc, spread
 
 
 @pytest.fixture(scope="module")
 def result():
-    return analysis.analyse([example_doc()])
+    return measures.analyse([example_doc()])
 
 
 def test_fit_recovers_a_and_b(result):
@@ -22,9 +23,9 @@ def test_fit_recovers_a_and_b(result):
 
 
 def test_fit_line_by_hand():
-    fit = analysis.fit_line([1, 2, 4], [3.0, 5.0, 9.0])  # exactly 1 + 2x
+    fit = fits.fit_line([1, 2, 4], [3.0, 5.0, 9.0])  # exactly 1 + 2x
     assert (fit["a"], fit["b"], fit["r2"]) == pytest.approx((1.0, 2.0, 1.0))
-    noisy = analysis.fit_line([1, 2, 3, 4], [1.0, 2.2, 2.8, 4.1])
+    noisy = fits.fit_line([1, 2, 3, 4], [1.0, 2.2, 2.8, 4.1])
     assert noisy["r2"] < 1
 
 
@@ -32,6 +33,17 @@ def test_recurrence_penalty_is_the_ratio_to_the_product(result):
     pens = [p for p in result["penalties"] if p["cell"] == "lstm"]
     assert len(pens) == 4
     assert all(p["penalty"] == pytest.approx(3.0) for p in pens)
+    # forward and product were timed round by round in one group: every round's ratio is 3
+    assert all(p["penalty_ci"] == pytest.approx((3.0, 3.0, 3.0)) for p in pens)
+
+
+def test_medians_carry_their_order_statistic_interval(result):
+    # 7 rounds evenly over +-1%: at 95% the interval is (min, max), coverage 1 - 2/128
+    row = next(
+        r for r in result["rows"] if r["id"].startswith("torch-cpu/forward/lstm/float32/B1/T64/")
+    )
+    median = A + B * 64
+    assert row["median_ci"] == pytest.approx((median, 0.99 * median, 1.01 * median))
 
 
 def test_peak_share_and_roofline(result):
@@ -56,30 +68,62 @@ def test_batch_scaling(result):
     (series,) = result["batch"]
     relative = [p["relative"] for p in series["points"]]
     assert relative == pytest.approx([1.0, 2.0 / 1.25, 5.0 / 1.25])
+    # B=1 against itself pairs round by round; B=16 against B=1 (two groups) is a bootstrap
+    assert series["points"][0]["relative_ci"] == pytest.approx((1.0, 1.0, 1.0))
+    _, low, high = series["points"][2]["relative_ci"]
+    assert 0.99 * 4 / 1.01 <= low < 4 < high <= 1.01 * 4 / 0.99
     assert series["points"][2]["tokens_per_s"] == pytest.approx(16 * 64 / 5e-3)
 
 
 def test_amdahl_by_hand():
-    lstm = analysis.amdahl("lstm", 128, 256)
+    lstm = roofline.amdahl("lstm", 128, 256)
     assert lstm["parallel_share"] == pytest.approx(128 / (128 + 256))
     assert lstm["max_speedup"] == pytest.approx(1.5)
-    assert analysis.amdahl("mingru", 128, 256)["max_speedup"] == float("inf")
+    assert roofline.amdahl("mingru", 128, 256)["max_speedup"] == float("inf")
 
 
 def test_mingru_crossovers(result):
     series = result["mingru"]
     assert [r["steps"] for r in series] == [16, 256, 1024]
-    assert analysis.first_win(series, "mingru-scan", "gru") == 16
-    assert analysis.first_win(series, "mingru-scan", "mingru-loop") == 256
+    assert mingru.first_win(series, "mingru-scan", "gru") == 16
+    assert mingru.first_win(series, "mingru-scan", "mingru-loop") == 256
 
 
 def test_cpu_gpu_crossover_needs_both_devices():
     cpu = example_doc("cpu-box")
-    assert analysis.analyse([cpu])["crossover"] == []
+    assert measures.analyse([cpu])["crossover"] == []
     gpu = example_doc("gpu-box", scale=0.5)
     for record in gpu["cases"]:
         record["case"]["target"] = record["case"]["target"].replace("cpu", "cuda")
-    cross = analysis.analyse([cpu, gpu])["crossover"]
+    cross = measures.analyse([cpu, gpu])["crossover"]
     lstm = [c for c in cross if c["cell"] == "lstm" and c["batch"] == 1]
     assert len(lstm) == 4 and all(c["gpu_speedup"] == pytest.approx(2.0) for c in lstm)
+    for c in lstm:  # unpaired (two machines): a bootstrap within the samples' extremes
+        _, low, high = c["gpu_speedup_ci"]
+        assert 2 * 0.99 / 1.01 <= low < 2 < high <= 2 * 1.01 / 0.99
     assert all(c["gpu"] == "torch-cuda@gpu-box" and c["cpu"] == "torch-cpu@cpu-box" for c in lstm)
+
+
+def test_mingru_ratios_pair_the_loop_but_not_gru(result):
+    row = next(r for r in result["mingru"] if r["steps"] == 256)
+    # scan and loop share a group (same cell, other mode): per-round ratios, all 8/9
+    assert row["scan_over_loop"] == pytest.approx((8 / 9, 8 / 9, 8 / 9))
+    estimate, low, high = row["scan_over_gru"]  # GRU is another cell: another group
+    assert estimate == pytest.approx(8 / 30) and low < estimate < high
+
+
+def test_a_finding_whose_interval_reaches_one_is_left_out():
+    doc = example_doc()
+    for record in doc["cases"]:
+        case = record["case"]
+        if case["mode"] in ("forward", "gemm") and case["cell"] == "lstm":
+            # RNN and product both around A + B*T, +-30%, in opposite order round by round:
+            # per-round ratios from 0.54 to 1.86, median 1
+            samples = spread(A + B * case["steps"], width=0.3)
+            record["samples_s"] = samples if case["mode"] == "forward" else samples[::-1]
+            record["stats"] = stats.summarize(record["samples_s"])
+    found = headline(measures.analyse([doc]))
+    (pen,) = [f for f in found if f.text.startswith("Recurrence penalty")]
+    assert "reaches 1" in pen.unstable
+    (stable,) = [f for f in headline(measures.analyse([example_doc()])) if "penalty" in f.text]
+    assert stable.unstable == "" and "3.0x [3.0, 3.0]" in stable.text

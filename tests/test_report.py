@@ -55,14 +55,28 @@ def test_markdown_report_has_every_section_and_plot(report):
         data = (report / image).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
     assert "costs **10.0 us** in torch-cpu" in text  # B = 10 us per step, made up exactly
-    assert "up to **3.0x**" in text  # the made-up recurrence penalty
+    assert "up to **3.0x [3.0, 3.0]**" in text  # the made-up penalty, paired round by round
+    # medians with their order-statistic interval: 7 rounds over +-1% -> (min, max)
+    assert "| torch-cpu | lstm | 1 | 64 | 256 | 1 | 2 | 690.0 us [683.1, 696.9] |" in text
+    # the committed parity JSON predates the pass rule's own share: the heatmap says so
+    assert "an upper bound, capped at 100%" in text
 
 
 def test_html_report_is_standalone(report):
     page = (report / "report.html").read_text()
     assert page.count("src='data:image/png;base64,") == 6
     assert not re.search(r"(src|href)=['\"]https?:", page)  # nothing from the network
-    assert "<table>" in page
+    assert "<table>" in page and "<th>penalty [95% interval]</th>" in page
+    assert "<strong>3.0x [3.0, 3.0]</strong>" in page  # markdown-it renders the emphasis
+
+
+def test_markdown_to_html_renders_tables_and_escapes_raw_html():
+    from harness.analysis.html import markdown_to_html
+
+    page = markdown_to_html("| a | b |\n|---|---|\n| `x<y` | **1** |\n\n- <script>bad</script>")
+    assert "<table>" in page and "<td><code>x&lt;y</code></td>" in page
+    assert "<td><strong>1</strong></td>" in page
+    assert "<script>" not in page and "&lt;script&gt;" in page
 
 
 def test_inputs_that_cannot_make_a_report(tmp_path):

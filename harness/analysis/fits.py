@@ -1,0 +1,76 @@
+"""latency(T) = a + b*T by weighted least squares, and batch scaling (latency(B) / latency(1))."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from harness.analysis.table import key, ratio
+
+
+def fit_line(xs, ys) -> dict[str, float]:
+    """Least squares y = a + b*x, weighted by 1/y^2 (relative residuals: T spans 1..1024 and
+    each point's noise is a share of its size); R^2 in the same weighting."""
+    w = [1.0 / (y * y) for y in ys]
+    sw = sum(w)
+    mx = sum(wi * x for wi, x in zip(w, xs, strict=True)) / sw
+    my = sum(wi * y for wi, y in zip(w, ys, strict=True)) / sw
+    sxx = sum(wi * (x - mx) ** 2 for wi, x in zip(w, xs, strict=True))
+    sxy = sum(wi * (x - mx) * (y - my) for wi, x, y in zip(w, xs, ys, strict=True))
+    b = sxy / sxx
+    a = my - b * mx
+    ss_res = sum(wi * (y - a - b * x) ** 2 for wi, x, y in zip(w, xs, ys, strict=True))
+    ss_tot = sum(wi * (y - my) ** 2 for wi, y in zip(w, ys, strict=True))
+    return {"a": a, "b": b, "r2": 1 - ss_res / ss_tot if ss_tot > 0 else 1.0}
+
+
+def _series(table: list[dict], modes: tuple[str, ...], axis: str) -> dict[tuple, list[dict]]:
+    """Rows of the given modes that differ only in `axis`, sorted along it."""
+    series = defaultdict(list)
+    for row in table:
+        if row["mode"] in modes:
+            series[key(row, axis)].append(row)
+    for points in series.values():
+        points.sort(key=lambda r: r[axis])
+    return series
+
+
+def step_fits(table: list[dict]) -> list[dict[str, Any]]:
+    """latency(T) = a + b*T for every series with at least 3 sequence lengths."""
+    fits = []
+    for series_key, points in _series(table, ("forward", "train", "sequential"), "steps").items():
+        if len({p["steps"] for p in points}) < 3:
+            continue
+        fit = fit_line([p["steps"] for p in points], [p["median"] for p in points])
+        fits.append(
+            {
+                **dict(series_key),
+                **fit,
+                "points": [(p["steps"], p["median"]) for p in points],
+                "impl_class": points[0]["impl_class"],
+            }
+        )
+    return fits
+
+
+def batch_scaling(table: list[dict]) -> list[dict[str, Any]]:
+    """latency(B) / latency(B=1) (with its interval) and tokens (B*T) per second, for series
+    with B = 1 and at least two more batch sizes."""
+    out = []
+    for series_key, points in _series(table, ("forward", "train"), "batch").items():
+        if len(points) < 3 or points[0]["batch"] != 1:
+            continue
+        base = points[0]
+        out.append({**dict(series_key), "points": [_batch_point(p, base) for p in points]})
+    return out
+
+
+def _batch_point(point: dict, base: dict) -> dict[str, Any]:
+    relative = ratio(point, base)
+    return {
+        "batch": point["batch"],
+        "median": point["median"],
+        "relative": relative[0],
+        "relative_ci": relative,
+        "tokens_per_s": point["batch"] * point["steps"] / point["median"],
+    }

@@ -1,0 +1,201 @@
+"""The report's matplotlib figures, each saved as DIR/img/NAME.png and kept as PNG bytes for
+the standalone HTML."""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+from typing import Any
+
+from harness.atomic import atomic_open
+
+CAPTIONS = {
+    "latency_vs_T": "Latency against sequence length (log-log), with the fitted a + b*T",
+    "batch_scaling": "Batch scaling: relative latency and tokens per second",
+    "recurrence_penalty": "Recurrence penalty: RNN time over the same FLOPs as one product",
+    "share_of_peak": "Achieved share of the measured matrix-product peak",
+    "gru_vs_mingru": "GRU against minGRU's parallel scan and step loop",
+    "parity_heatmap": "Parity heatmap from the parity report",
+}
+
+
+class Figures:
+    """Each plot saved as DIR/img/NAME.png and kept as PNG bytes for the HTML."""
+
+    def __init__(self, folder: Path):
+        self.folder, self.png = folder, {}
+
+    def save(self, name: str, fig) -> str:
+        import matplotlib.pyplot as plt
+
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        self.png[name] = buffer.getvalue()
+        with atomic_open(self.folder / "img" / f"{name}.png") as handle:
+            handle.write(self.png[name])
+        return name
+
+
+def _label(row: dict) -> str:
+    shape = f"B={row['batch']}" if "batch" in row else f"T={row['steps']}"
+    return (
+        f"{row['target']} {row['mode']} {row['cell']} {shape} th{row['threads']} @{row['machine']}"
+    )
+
+
+def plot_all(result: dict[str, Any], heat, figures: Figures) -> list[str]:
+    """Every plot the data allows, in report order; heat: parity_grid's answer or None."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    peak_rows = [r for r in result["efficiency"] if r["fraction_of_peak"] and r["steps"] >= 64]
+    plots = (
+        ("latency_vs_T", latency_vs_steps, [f for f in result["fits"] if f["mode"] == "forward"]),
+        ("batch_scaling", batch_scaling, result["batch"]),
+        ("recurrence_penalty", recurrence_penalty, result["penalties"]),
+        ("share_of_peak", share_of_peak, peak_rows),
+        ("gru_vs_mingru", gru_vs_mingru, result["mingru"]),
+        ("parity_heatmap", parity_heatmap, heat),
+    )
+    return [figures.save(name, draw(data)) for name, draw, data in plots if data]
+
+
+def latency_vs_steps(fits: list[dict]):
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    for fit in fits:
+        steps = [p[0] for p in fit["points"]]
+        seconds = [p[1] for p in fit["points"]]
+        (line,) = left.loglog(steps, [s * 1e3 for s in seconds], "o", label=_label(fit))
+        lo, hi = min(steps), max(steps)
+        grid = [lo * (hi / lo) ** (i / 50) for i in range(51)]
+        fitted = [(fit["a"] + fit["b"] * t) * 1e3 for t in grid]
+        left.loglog(grid, fitted, "-", color=line.get_color(), alpha=0.6)
+        per_step = [s / t * 1e6 for s, t in zip(seconds, steps, strict=True)]
+        right.semilogx(steps, per_step, "o-", color=line.get_color(), label=_label(fit))
+    left.set(
+        xlabel="sequence length T",
+        ylabel="latency (ms)",
+        title="Latency against T, with fitted a + b*T",
+    )
+    right.set_yscale("log")
+    right.set(
+        xlabel="sequence length T",
+        ylabel="latency / T (us per step)",
+        title="Per-step latency: fixed cost amortised over T",
+    )
+    left.legend(fontsize=7)
+    for axis in (left, right):
+        axis.grid(True, which="both", alpha=0.3)
+    return fig
+
+
+def batch_scaling(batch: list[dict]):
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    for series in batch:
+        b = [p["batch"] for p in series["points"]]
+        left.loglog(b, [p["relative"] for p in series["points"]], "o-", label=_label(series))
+        right.loglog(b, [p["tokens_per_s"] for p in series["points"]], "o-")
+    largest = max(p["batch"] for s in batch for p in s["points"])
+    left.loglog([1, largest], [1, largest], "k:", label="linear (no batching gain)")
+    left.set(xlabel="batch B", ylabel="latency(B) / latency(1)", title="Batch scaling")
+    right.set(xlabel="batch B", ylabel="tokens (B*T) per second", title="Throughput")
+    left.legend(fontsize=7)
+    for axis in (left, right):
+        axis.grid(True, which="both", alpha=0.3)
+    return fig
+
+
+def recurrence_penalty(penalties: list[dict]):
+    """Bars with the 95% interval of each penalty as an error bar."""
+    import matplotlib.pyplot as plt
+
+    rows = sorted(penalties, key=lambda r: (r["target"], r["batch"], r["steps"]))
+    fig, axis = plt.subplots(figsize=(13, max(3, 0.22 * len(rows))))
+    labels = [
+        f"{r['target']} {r['cell']} B={r['batch']} T={r['steps']} H={r['hidden']} th{r['threads']}"
+        for r in rows
+    ]
+    estimate = [r["penalty"] for r in rows]
+    spread = [
+        [e - r["penalty_ci"][1] for e, r in zip(estimate, rows, strict=True)],
+        [r["penalty_ci"][2] - e for e, r in zip(estimate, rows, strict=True)],
+    ]
+    axis.barh(labels, estimate, xerr=spread, error_kw={"lw": 0.8})
+    axis.axvline(1, color="k", lw=0.8)
+    axis.set(
+        xscale="log",
+        xlabel="RNN time / time of its FLOPs as one product (x)",
+        title="Recurrence penalty",
+    )
+    axis.tick_params(axis="y", labelsize=7)
+    return fig
+
+
+def share_of_peak(efficiency: list[dict]):
+    import matplotlib.pyplot as plt
+
+    rows = sorted(efficiency, key=lambda r: -r["fraction_of_peak"])[:40]
+    fig, axis = plt.subplots(figsize=(13, max(3, 0.22 * len(rows))))
+    axis.barh([r["id"] for r in rows], [100 * r["fraction_of_peak"] for r in rows])
+    axis.set(xlabel="% of the measured matrix-product peak", title="Share of peak (T >= 64)")
+    axis.tick_params(axis="y", labelsize=6)
+    axis.invert_yaxis()
+    return fig
+
+
+def gru_vs_mingru(mingru: list[dict]):
+    import matplotlib.pyplot as plt
+
+    fig, axis = plt.subplots(figsize=(8, 5))
+    for target in sorted({r["target"] for r in mingru}):
+        series = [r for r in mingru if r["target"] == target]
+        for label, style in (("gru", "o-"), ("mingru-scan", "s--"), ("mingru-loop", "^:")):
+            points = [(r["steps"], r[label]) for r in series if label in r]
+            if points:
+                steps, ms = [p[0] for p in points], [p[1] * 1e3 for p in points]
+                axis.loglog(steps, ms, style, label=f"{label} {target}")
+    axis.set(
+        xlabel="sequence length T",
+        ylabel="latency (ms)",
+        title="GRU (T dependent steps) against minGRU (parallel scan, step loop)",
+    )
+    axis.legend(fontsize=8)
+    axis.grid(True, which="both", alpha=0.3)
+    return fig
+
+
+def parity_heatmap(heat: dict[str, Any]):
+    """Each cell: the worst share of the pass rule's tolerance (FAIL over 1, inf included)."""
+    import matplotlib.pyplot as plt
+
+    backends, columns, values = heat["backends"], heat["columns"], heat["values"]
+    fig, axis = plt.subplots(figsize=(1 + 0.9 * len(columns), 1 + 0.35 * len(backends)))
+    shown = [[min(v, 2.0) if v is not None else math.nan for v in row] for row in values]
+    image = axis.imshow(shown, cmap="YlGn", vmin=0, vmax=1, aspect="auto")
+    axis.set_xticks(range(len(columns)), columns, rotation=45, ha="right", fontsize=7)
+    axis.set_yticks(range(len(backends)), backends, fontsize=7)
+    for i, row in enumerate(values):
+        for j, v in enumerate(row):
+            text, color = heat_label(v)
+            axis.text(j, i, text, ha="center", va="center", fontsize=6, color=color)
+    fig.colorbar(image, label="worst |error| / (atol + rtol |ref|)")
+    title = "Parity: every backend against the NumPy float64 reference"
+    if heat["note"]:
+        title += f"\n{heat['note']}"
+    axis.set_title(title, fontsize=9)
+    return fig
+
+
+def heat_label(share: float | None) -> tuple[str, str]:
+    """The text and its colour in one heatmap cell: skip, FAIL (share over 1) or the share."""
+    if share is None:
+        return "skip", "gray"
+    if share > 1:
+        return "FAIL", "red"
+    return f"{100 * share:.0f}%", "black"

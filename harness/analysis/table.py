@@ -1,0 +1,62 @@
+"""The flat table every measure reads: one row per timed case, with its raw samples and the
+interleaved group it was timed in, so that a ratio of two rows knows whether their rounds pair."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.bench import stats
+
+SHAPE = ("cell", "dtype", "batch", "steps", "input_size", "hidden", "layers")
+KEY_FIELDS = ("machine", "target", "mode", *SHAPE, "threads")
+
+
+def device_of(target: str) -> str:
+    return "gpu" if any(k in target for k in ("cuda", "cupy", "tensorrt")) else "cpu"
+
+
+def rows(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One flat row per timed case: machine, the case's fields, median seconds (and its
+    interval), raw samples and work. A case timed in several files of one machine counts once:
+    the later file's timing wins."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for index, doc in enumerate(docs):
+        machine = doc["environment"].get("machine", "?")
+        for record in doc["cases"]:
+            if record["status"] == "ok":
+                out[(machine, record["id"])] = _row(record, machine, index)
+    return list(out.values())
+
+
+def _row(record: dict[str, Any], machine: str, index: int) -> dict[str, Any]:
+    samples = [float(s) for s in record["samples_s"]]
+    row = {
+        **record["case"],
+        "machine": machine,
+        "id": record["id"],
+        "median": record["stats"]["median"],
+        "median_ci": stats.median_ci(samples),
+        "iqr": record["stats"]["iqr"],
+        "samples": samples,
+        # one interleaved group of one run: everything in the id but target and mode
+        "round_group": (index, record["id"].split("/", 2)[2]),
+        "flops": record["flops"],
+        "bytes": record["bytes"],
+        "impl_class": record["impl_class"],
+    }
+    row["device"] = device_of(row["target"])
+    return row
+
+
+def key(row: dict[str, Any], *drop: str) -> tuple:
+    return tuple((f, row[f]) for f in KEY_FIELDS if f not in drop)
+
+
+def paired(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether a's and b's rounds were timed in turn (same group of one run, same count)."""
+    return a["round_group"] == b["round_group"] and len(a["samples"]) == len(b["samples"])
+
+
+def ratio(a: dict[str, Any], b: dict[str, Any]) -> stats.Interval:
+    """a's time over b's, with its interval: paired by round where the two were interleaved."""
+    return stats.ratio_ci(a["samples"], b["samples"], paired=paired(a, b))
