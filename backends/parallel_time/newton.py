@@ -22,6 +22,8 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from backends.parallel_time.arrays import flip_time, max_abs, namespace, zeros
 from backends.parallel_time.jacobians import input_projection, step
 from backends.parallel_time.scan import apply_linear, linear_scan
@@ -91,6 +93,12 @@ def solve_recurrence(cell: Cell, xw, R, Rb, s0, method: str, tol: float, max_ite
     T, B, N = xw.shape[0], xw.shape[1], s0.shape[-1]
     _check_dense_memory(dense, T, B, N, xw.dtype.itemsize)
     S = zeros(xp, (T, B, N), xw)
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverging run is reported, not warned
+        return _iterate(cell, xw, R, Rb, s0, S, mode, tol, max_iter)
+
+
+def _iterate(cell: Cell, xw, R, Rb, s0, S, mode: str, tol: float, max_iter: int):
+    xp, dense = namespace(xw), mode == "dense"
     residuals: list[float] = []
     for k in range(1, max_iter + 1):
         previous = xp.concatenate([s0[None], S[:-1]])
