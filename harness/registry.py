@@ -84,3 +84,9 @@ def parallel_in_time():
     """The parallel-in-time solver (solve_model, make_runner, model_lyapunov, model_gradients,
     sequential_reference, compare_with_sequential)."""
     return importlib.import_module("backends.parallel_time")
+
+
+def reference():
+    """The NumPy oracle module (forward, forward_with_tape, backward, onnx_op): what everything
+    is compared with, imported only when asked for (the core imports no backend)."""
+    return importlib.import_module("backends.numpy_ref")

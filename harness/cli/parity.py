@@ -45,7 +45,7 @@ def run_parity(args) -> int:
     dtypes = ("float32", "float64") if args.dtype == "both" else (args.dtype,)
     backends = names(args.backends, registry.BACKENDS, "backend")
     cases = _cases(args, dtypes)
-    results, started = _onnx_file_results(args), time.perf_counter()
+    results, started = _onnx_file_results(args, dtypes, backends), time.perf_counter()
     for n, case in enumerate(cases, 1):
         progress(f"[{n}/{len(cases)}] {case.id}")
         results += matrix.run_case(case, backends)
@@ -94,22 +94,51 @@ def run_parity(args) -> int:
     return 1 if bad else 0
 
 
-def _onnx_file_results(args) -> list:
-    """The user's file itself, run by ONNX Runtime, against the reference on its weights."""
+def _onnx_file_results(args, dtypes, backends) -> list:
+    """The user's file itself, run by ONNX Runtime, against the reference on its weights; for a
+    reverse-only file, the backends too (the matrix's ModelSpec cannot say reverse)."""
     if not args.onnx:
         return []
     from harness.onnx.reader import check_file
     from harness.parity.cases import BackendResult
 
-    comparisons = check_file(args.onnx, args.imported)
-    matched = [c for c in comparisons if "matches no reference" not in c.message]
-    status = "passed" if matched and all(c.passed for c in matched) else "failed"
-    case = f"{args.imported.spec.cell.value}-file-{args.imported.spec.dtype}"
-    return [BackendResult("onnx-file", case, status, str(args.onnx), comparisons)]
+    imported = args.imported
+    check = check_file(args.onnx, imported)
+    status = "passed" if all(c.passed for c in check.comparisons) else "failed"
+    note = "at (T, B) " + ", ".join(map(str, check.sizes))
+    if check.unmatched:
+        note += f"; not compared (no reference output has its shape): {', '.join(check.unmatched)}"
+    case = f"{imported.spec.cell.value}-file-{imported.spec.dtype}"
+    results = [BackendResult("onnx-file", case, status, note, check.comparisons)]
+    if imported.direction == "reverse":
+        results += _reverse_only_results(imported, dtypes, backends, BackendResult)
+    return results
+
+
+def _reverse_only_results(imported, dtypes, backends, BackendResult) -> list:
+    """numpy as the forward model on time-reversed sequences; every other backend skipped with
+    the reason it cannot express a reverse-only RNN."""
+    from harness.onnx.reader import check_reverse_numpy, reverse_only_reason
+
+    spec, results = imported.spec, []
+    for dtype in dtypes:
+        for lens in (False, True):
+            case = f"{spec.cell.value}-L{spec.num_layers}-rev-{'lens' if lens else 'full'}-{dtype}"
+            for name in backends:
+                reason = registry.unavailable_reason(name) or reverse_only_reason(name)
+                if reason:
+                    results.append(BackendResult(name, case, "skipped", reason))
+                    continue
+                comparisons = check_reverse_numpy(imported, dtype, lens)
+                status = "passed" if all(c.passed for c in comparisons) else "failed"
+                note = "forward only: the forward model on each sample's reversed steps"
+                results.append(BackendResult(name, case, status, note, comparisons))
+    return results
 
 
 def _cases(args, dtypes):
-    """The default matrix, or one model from a spec file (+ weights) or a user's ONNX file."""
+    """The default matrix, or one model from a spec file (+ weights) or a user's ONNX file (none
+    for a reverse-only file: _onnx_file_results runs what can run it)."""
     from harness.parity.cases import default_cases
 
     cells = names(args.cells, [c.value for c in Cell], "cell")
@@ -119,10 +148,12 @@ def _cases(args, dtypes):
         from harness.model.weights import save_weights
         from harness.onnx.reader import read_onnx
 
-        args.imported = read_onnx(args.onnx)
+        args.imported = imported = read_onnx(args.onnx)
+        if imported.direction == "reverse":
+            return []
         weights = str(Path(tempfile.mkdtemp(prefix="rnnbench-")) / "imported.npz")
-        save_weights(args.imported.weights, weights)
-        return _model_cases(args.imported.spec, weights, dtypes)
+        save_weights(imported.weights, weights)
+        return _model_cases(imported.spec, weights, dtypes, T=imported.T, B=imported.B)
     if args.spec:
         return _model_cases(load_spec(args.spec), args.weights, dtypes)
     if args.weights:
@@ -130,13 +161,15 @@ def _cases(args, dtypes):
     return default_cases(cells, dtypes)
 
 
-def _model_cases(spec, weights_file, dtypes):
-    """One model in each dtype, with and without sequence_lens; weights that do not fit the
-    spec are refused before anything runs."""
+def _model_cases(spec, weights_file, dtypes, T=None, B=None):
+    """One model in each dtype, with and without sequence_lens, at T and B when given (a file's
+    static sizes) else the matrix's; weights that do not fit the spec are refused before
+    anything runs."""
     from harness.parity.cases import ParityCase, case_data
 
+    sizes = {k: v for k, v in (("T", T), ("B", B)) if v is not None}
     cases = [
-        ParityCase(spec.replace(dtype=d), with_lens=lens, weights_file=weights_file)
+        ParityCase(spec.replace(dtype=d), with_lens=lens, weights_file=weights_file, **sizes)
         for d in dtypes
         for lens in (False, True)
     ]

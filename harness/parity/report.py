@@ -39,7 +39,9 @@ def summarize(results: Iterable[BackendResult]) -> list[dict[str, Any]]:
             row["cases"] += 1
             row["max_abs"] = max(row["max_abs"], c.max_abs)
             row["max_rel"] = max(row["max_rel"], c.max_rel)
-            row["worst_of_tolerance"] = max(row["worst_of_tolerance"], c.max_abs / c.atol)
+            # atol 0: an exact match uses none of it; any difference, or none measured, is over
+            share = c.max_abs / c.atol if c.atol > 0 else (0.0 if c.max_abs == 0 else math.inf)
+            row["worst_of_tolerance"] = max(row["worst_of_tolerance"], share)
             row["rtol"] = c.rtol
             if not c.passed:
                 row["status"], row["reason"] = "FAILED", f"{result.case}: {c.message}"
