@@ -37,6 +37,18 @@ def _median_seconds(fn, repeats: int) -> float:
     return statistics.median(samples)
 
 
+def solve_model_torch_recurrence(cell, xw, R, Rb, s0):
+    """One quasi-Newton iteration as the torch runner does it (denormals flushed)."""
+    import torch
+
+    flushed = torch.set_flush_denormal(True)
+    try:
+        solve_recurrence(cell, xw, R, Rb, s0, "quasi-newton", 0.0, 1)
+    finally:
+        if flushed:
+            torch.set_flush_denormal(False)
+
+
 def iteration_cost(cell="gru", H=256, T=1024, batches=(1, 8, 32), repeats=7) -> list[dict]:
     import torch
 
@@ -53,7 +65,7 @@ def iteration_cost(cell="gru", H=256, T=1024, batches=(1, 8, 32), repeats=7) -> 
             s0 = torch.zeros(B, H)
 
             one_iteration = functools.partial(
-                solve_recurrence, spec.cell, xw, R, Rb, s0, "quasi-newton", 0.0, 1
+                solve_model_torch_recurrence, spec.cell, xw, R, Rb, s0
             )
             out = torch.empty(T * B, R.shape[0])
             product = functools.partial(
@@ -133,7 +145,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--json")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's)")
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     lengths = (1, 4, 16, 64, 256, 1024) if args.quick else (1, 4, 16, 64, 256, 1024, 4096, 16384)
     print("1. torch quasi-Newton iteration vs one product of the same FLOPs (float32, CPU)")
     cost = iteration_cost(batches=(1, 8) if args.quick else (1, 8, 32))

@@ -55,8 +55,16 @@ def solve_model_torch(
     h0=None,
     c0=None,
 ) -> ParallelResult:
-    """solve_model on torch tensors, with autograd off."""
+    """solve_model on torch tensors, with autograd off. Denormals flush to zero while it runs:
+    the scan's products of many contracting Jacobians underflow (in float32 after ~100 steps),
+    and denormal arithmetic made a CPU iteration ~1.6x slower (measured, GRU H=256 T=1024);
+    values below ~1e-38 of the states' scale change nothing."""
     import torch
 
-    with torch.no_grad():
-        return solve_model(spec, params, x, method, tol, max_iter, h0, c0)
+    flushed = torch.set_flush_denormal(True)
+    try:
+        with torch.no_grad():
+            return solve_model(spec, params, x, method, tol, max_iter, h0, c0)
+    finally:
+        if flushed:
+            torch.set_flush_denormal(False)
