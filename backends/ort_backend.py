@@ -15,7 +15,7 @@ import tempfile
 import numpy as np
 
 from harness.model.outputs import Outputs
-from harness.model.protocol import NotSupported
+from harness.model.protocol import BaseBackend, BasePrepared, NotSupported
 from harness.model.spec import Cell, ModelSpec
 from harness.model.weights import CanonicalWeights
 from harness.onnx.audit import audit
@@ -34,7 +34,7 @@ EXPORTER_NEEDS = {
 }
 
 
-class OrtBackend:
+class OrtBackend(BaseBackend):
     def __init__(
         self,
         exporter: str = "direct",
@@ -62,13 +62,30 @@ class OrtBackend:
             return f"onnxruntime {ort.__version__} has no {PROVIDERS[self.provider]}{hint}"
         return None
 
+    def set_threads(self, n: int) -> dict:
+        """ORT's own pool is set per session (intra_op n, inter_op 1, sequential execution);
+        an exporter that runs torch or TensorFlow in this process gets its pools fixed too."""
+        self.threads = n
+        pools = {"onnxruntime": {"intra_op": n, "inter_op": 1, "execution": "sequential"}}
+        needs = EXPORTER_NEEDS[self.exporter]
+        if "torch" in needs:
+            from backends.torch_backend import TorchBackend
+
+            pools.update(TorchBackend("cpu").set_threads(n))
+        if "tensorflow" in needs:
+            from backends.tf_backend import KerasBackend
+
+            pools.update(KerasBackend("function").set_threads(n))
+        return pools
+
     def build(self, spec: ModelSpec, weights: CanonicalWeights) -> PreparedOrt:
         return PreparedOrt(spec, weights, self)
 
 
-class PreparedOrt:
+class PreparedOrt(BasePrepared):
     def __init__(self, spec: ModelSpec, weights: CanonicalWeights, backend: OrtBackend):
         self.spec, self.weights, self.backend = spec, weights, backend
+        self.name = backend.name
         self.session, self.io, self.audit = None, None, None
         self._folder, self._session_T = None, None  # _session_T: the only T it accepts, if any
 
@@ -98,9 +115,12 @@ class PreparedOrt:
             options.intra_op_num_threads = b.threads
         try:
             session = ort.InferenceSession(path, options, providers=[PROVIDERS[b.provider]])
-        except Exception as exc:  # e.g. NOT_IMPLEMENTED: no float64 kernel for LSTM
+        except Exception as exc:
+            if not is_kernel_gap(exc):
+                raise  # a malformed export or a broken install: an error, never a skip
             raise NotSupported(
-                f"onnxruntime cannot load the {b.exporter} export: {str(exc).splitlines()[0][:200]}"
+                f"onnxruntime has no kernel for the {b.exporter} export: "
+                f"{str(exc).splitlines()[0][:200]}"
             ) from None
         used = session.get_providers()[0]
         if used != PROVIDERS[b.provider]:
@@ -126,14 +146,24 @@ class PreparedOrt:
         try:
             return self._run(x, seq_lens, h0, c0)
         except Exception as exc:
-            if "does not support double" in str(exc):  # ORT's LSTM kernel is float32 only
-                raise NotSupported(
-                    f"onnxruntime: {str(exc).split('Status Message: ')[-1]}"
-                ) from None
-            raise
+            if not is_kernel_gap(exc):
+                raise
+            raise NotSupported(f"onnxruntime: {str(exc).split('Status Message: ')[-1]}") from None
 
-    def runner(self, x):
-        """(run, to_outputs) for timing: run() is session.run on a feed made once."""
+    @property
+    def impl_class(self) -> str:
+        """The export's form as the audit found it ("native LSTM", "Loop", "unrolled")."""
+        form = (self.audit or {}).get("form", "")
+        if form.startswith("native"):
+            return f"ONNX {form.split(' ', 1)[1]} op (ORT kernel)"
+        return "ONNX graph unrolled over T" if form == "unrolled" else f"ONNX {form}, a step a turn"
+
+    @property
+    def notes(self) -> str:
+        return f"{self.backend.exporter} export: {(self.audit or {}).get('node_count')} nodes"
+
+    def forward_runner(self, x):
+        """run() is session.run on a feed made once (its outputs are NumPy arrays already)."""
         self.forward(x)  # export, open and check the session
         feed, convert = self._feed(np.asarray(x, dtype=self.spec.dtype), None, None, None)
         return (lambda: self.session.run(None, feed)), (lambda out: self._outputs(out, convert))
@@ -173,3 +203,13 @@ class PreparedOrt:
 
     def grad(self, x, cotangents, seq_lens=None, h0=None, c0=None) -> dict:
         raise NotSupported("ONNX Runtime runs inference only: no gradients")
+
+
+# ONNX Runtime's known kernel gaps: no float64 kernel for LSTM/GRU/RNN, no RNN at opset 22.
+# Anything else that stops a session (a malformed graph, a wrong input) is an error.
+_GAPS = ("Could not find an implementation for", "does not support double")
+
+
+def is_kernel_gap(exc: Exception) -> bool:
+    text = str(exc)
+    return any(gap in text for gap in _GAPS) and ("NOT_IMPLEMENTED" in text or "double" in text)

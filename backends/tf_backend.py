@@ -1,216 +1,79 @@
-"""TensorFlow / Keras 3: SimpleRNN / LSTM / GRU(reset_after=True), Bidirectional(concat) and a
-Dense head, as a functional keras.Model built from the canonical weights.
-
-Keras LSTM and SimpleRNN hold one bias, b = Wb + Rb: canonical -> Keras adds them, and the
-gradient of b is the gradient of both Wb and Rb (each enters the pre-activation only through the
-sum). Keras -> canonical puts b in Wb and zeros in Rb: the same model, other parameters.
-Keras GRU(reset_after=True) keeps both biases ([2, 3H]) and is the linear_before_reset=1 form.
-`sequence_lens` go through a boolean mask, which carries each sample's state over padded steps.
-"""
+"""TensorFlow / Keras 3: the canonical model (backends/tf_model.py) run eagerly, in
+tf.function, or compiled by XLA."""
 
 from __future__ import annotations
 
-import os
+import numpy as np
 
-from harness.quiet import native_stderr_captured
+from backends import mingru
+from backends.tf_model import (
+    build_keras_model,
+    canonical_from_keras_arrays,
+    import_keras_model,
+    keras,
+    set_canonical_weights,
+    tf,
+    trainable_variables,
+)
+from harness.model.outputs import Outputs
+from harness.model.protocol import BaseBackend, BasePrepared
+from harness.model.spec import Cell, ModelSpec
+from harness.model.weights import CanonicalWeights
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow is first imported
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-with native_stderr_captured():  # absl prints before it reads TF_CPP_MIN_LOG_LEVEL
-    import keras
-    import tensorflow as tf
-
-    tf.get_logger().setLevel("ERROR")
-
-import numpy as np  # noqa: E402
-
-from harness.model.layouts import reorder_gates  # noqa: E402
-from harness.model.outputs import Outputs  # noqa: E402
-from harness.model.protocol import NotSupported  # noqa: E402
-from harness.model.spec import Cell, Head, ModelSpec  # noqa: E402
-from harness.model.weights import CanonicalWeights  # noqa: E402
-
-LAYERS = {
-    Cell.RNN: keras.layers.SimpleRNN,
-    Cell.LSTM: keras.layers.LSTM,
-    Cell.GRU: keras.layers.GRU,
-}
+__all__ = ["KerasBackend", "PreparedKeras", "import_keras_model", "keras", "tf"]
 MODES = ("eager", "function", "xla")
+IMPL_CLASS = {
+    "eager": "Keras RNN, TF eager (a Python-driven while loop: per-step dispatch)",
+    "function": "Keras RNN loop in tf.function",
+    "xla": "Keras RNN loop compiled by XLA",
+}
 
 
-def _rnn_layer(spec: ModelSpec, name: str):
-    extra = {"reset_after": True} if spec.cell is Cell.GRU else {}
-    return LAYERS[spec.cell](
-        spec.hidden_size,
-        return_sequences=True,
-        return_state=True,
-        zero_output_for_mask=True,
-        dtype=spec.dtype,
-        name=name,
-        **extra,
-    )
-
-
-def build_keras_model(spec: ModelSpec, with_mask: bool = False, with_state: bool = False):
-    """The canonical model as a functional keras.Model (tf2onnx needs a functional model).
-    Inputs: x [B, T, I], then mask [B, T] if with_mask, then h0 (and c0) per layer and
-    direction if with_state. Outputs: y [B, T, D*H], h_n and c_n as [L*D, B, H], head."""
-    n_states = 2 if spec.cell is Cell.LSTM else 1
-    x = keras.Input((None, spec.input_size), dtype=spec.dtype, name="x")
-    inputs, mask = [x], None
-    if with_mask:
-        mask = keras.Input((None,), dtype="bool", name="mask")
-        inputs.append(mask)
-    seq, h_n, c_n, rnn_layers = x, [], [], []
-    for layer in range(spec.num_layers):
-        states = []
-        if with_state:
-            states = [
-                keras.Input((spec.hidden_size,), dtype=spec.dtype, name=f"{k}0_l{layer}_d{d}")
-                for d in range(spec.num_directions)
-                for k in "hc"[:n_states]
-            ]
-            inputs += states
-        rnn = _rnn_layer(spec, f"rnn_l{layer}")
-        if spec.bidirectional:
-            rnn = keras.layers.Bidirectional(
-                rnn, merge_mode="concat", name=f"bi_l{layer}", dtype=spec.dtype
-            )
-        result = rnn(seq, mask=mask, initial_state=states or None)
-        seq, finals = result[0], result[1:]
-        h_n += finals[::n_states]
-        if n_states == 2:
-            c_n += finals[1::2]
-        rnn_layers += [rnn.forward_layer, rnn.backward_layer] if spec.bidirectional else [rnn]
-    outputs = {"y": seq, "h_n": keras.ops.stack(h_n)}
-    if c_n:
-        outputs["c_n"] = keras.ops.stack(c_n)
-    if spec.head is not None:
-        D = spec.num_directions
-        last = h_n[-D:]
-        head_in = (
-            keras.layers.Concatenate(name="head_in", dtype=spec.dtype)(last) if D == 2 else last[0]
-        )
-        activation = None if spec.head.activation == "none" else spec.head.activation
-        outputs["head"] = keras.layers.Dense(
-            spec.head.units, activation=activation, dtype=spec.dtype, name="head"
-        )(head_in)
-    model = keras.Model(inputs, outputs, name=f"rnnbench_{spec.cell.value}")
-    return model, rnn_layers
-
-
-def _keras_arrays(spec: ModelSpec, weights: CanonicalWeights, layer: int, d: int):
-    W, R, Wb, Rb = (a[d] for a in weights.layer(layer))
-    kernel = reorder_gates(W, spec.cell, "onnx", "keras").T
-    recurrent = reorder_gates(R, spec.cell, "onnx", "keras").T
-    if spec.cell is Cell.GRU:
-        bias = np.stack([reorder_gates(b, spec.cell, "onnx", "keras") for b in (Wb, Rb)])
-    else:
-        bias = reorder_gates(Wb + Rb, spec.cell, "onnx", "keras")
-    return [kernel, recurrent, bias]
-
-
-def set_canonical_weights(model, rnn_layers, weights: CanonicalWeights) -> None:
-    spec = weights.spec
-    D = spec.num_directions
-    for index, rnn in enumerate(rnn_layers):
-        rnn.set_weights(_keras_arrays(spec, weights, index // D, index % D))
-    if spec.head is not None:
-        model.get_layer("head").set_weights([weights["head.W"].T, weights["head.b"]])
-
-
-def canonical_from_keras_arrays(spec: ModelSpec, per_rnn_layer, head=None) -> CanonicalWeights:
-    """Canonical weights from [kernel, recurrent_kernel, bias] per Keras RNN layer, in
-    (layer, direction) order, and optionally [kernel, bias] of the Dense head."""
-    D, arrays = spec.num_directions, {}
-    for index, (kernel, recurrent, bias) in enumerate(per_rnn_layer):
-        layer = index // D
-        to_onnx = lambda a: reorder_gates(np.asarray(a), spec.cell, "keras", "onnx")  # noqa: E731
-        if spec.cell is Cell.GRU:
-            wb, rb = to_onnx(bias[0]), to_onnx(bias[1])
-        else:
-            wb, rb = to_onnx(bias), np.zeros_like(to_onnx(bias))
-        parts = {"W": to_onnx(kernel.T), "R": to_onnx(recurrent.T), "Wb": wb, "Rb": rb}
-        for key, value in parts.items():
-            arrays.setdefault(f"l{layer}.{key}", []).append(value.astype(spec.dtype))
-    out = {name: np.stack(blocks) for name, blocks in arrays.items()}
-    if spec.head is not None:
-        out["head.W"], out["head.b"] = np.asarray(head[0]).T, np.asarray(head[1])
-    return CanonicalWeights(spec, out)
-
-
-def import_keras_model(model: keras.Model) -> tuple[ModelSpec, CanonicalWeights]:
-    """A user's Keras model made of SimpleRNN/LSTM/GRU layers (optionally Bidirectional, all
-    alike) and an optional final Dense: its spec and canonical weights."""
-    rnns, head, bidirectional = [], None, False
-    for layer in model.layers:
-        inner = layer.forward_layer if isinstance(layer, keras.layers.Bidirectional) else layer
-        if isinstance(inner, tuple(LAYERS.values())):
-            bidirectional = inner is not layer
-            rnns += [layer.forward_layer, layer.backward_layer] if bidirectional else [layer]
-        elif isinstance(layer, keras.layers.Dense):
-            head = layer
-        elif not isinstance(layer, keras.layers.InputLayer):
-            raise NotSupported(
-                f"Keras layer {layer.name} ({type(layer).__name__}) is not "
-                "supported: allowed SimpleRNN, LSTM, GRU, Bidirectional, Dense"
-            )
-    if not rnns:
-        raise NotSupported("the Keras model has no SimpleRNN, LSTM or GRU layer")
-    first = rnns[0]
-    cell = {v: k for k, v in LAYERS.items()}[type(first)]
-    if cell is Cell.GRU and not first.cell.reset_after:
-        raise NotSupported(
-            "GRU(reset_after=False) is not the canonical (linear_before_reset=1) GRU"
-        )
-    activation = "none"
-    if head is not None:
-        activation = {"linear": "none", "softmax": "softmax"}.get(head.activation.__name__)
-        if activation is None:
-            raise NotSupported(
-                f"Dense activation {head.activation.__name__}: allowed none, softmax"
-            )
-    spec = ModelSpec(
-        cell,
-        int(first.cell.kernel.shape[0]),
-        first.cell.units,
-        num_layers=len(rnns) // (2 if bidirectional else 1),
-        bidirectional=bidirectional,
-        batch_first=True,
-        dtype=str(first.cell.kernel.dtype),
-        head=None if head is None else Head(head.units, activation),
-    )
-    return spec, canonical_from_keras_arrays(
-        spec, [r.get_weights() for r in rnns], None if head is None else head.get_weights()
-    )
-
-
-def trainable_variables(model, rnn_layers) -> tuple[list, list]:
-    """The RNN cells' [kernel, recurrent_kernel, bias] in (layer, direction) order, and the
-    head's [kernel, bias] (empty without a head)."""
-    rnn = [v for layer in rnn_layers for v in layer.cell.trainable_variables]
-    names = {layer.name for layer in model.layers}
-    head = [model.get_layer("head").kernel, model.get_layer("head").bias] if "head" in names else []
-    return rnn, head
-
-
-class KerasBackend:
+class KerasBackend(BaseBackend):
     def __init__(self, mode: str = "eager"):
         if mode not in MODES:
             raise ValueError(f"tf mode {mode!r}: allowed {', '.join(MODES)}")
         self.mode, self.name = mode, f"tf-{mode}"
+        self.mingru_label = f"TF {mode}"
 
-    def unavailable_reason(self) -> str | None:
-        return None
+    def set_threads(self, n: int) -> dict:
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+        tf.config.threading.set_inter_op_parallelism_threads(n)
+        threading = tf.config.threading
+        pools = {
+            "intra_op": threading.get_intra_op_parallelism_threads(),
+            "inter_op": threading.get_inter_op_parallelism_threads(),
+        }
+        return {"tensorflow": pools}
 
     def build(self, spec: ModelSpec, weights: CanonicalWeights) -> PreparedKeras:
         return PreparedKeras(spec, weights, self.mode)
 
+    def _compiled(self, fn):
+        if self.mode == "eager":
+            return fn
+        return tf.function(fn, jit_compile=self.mode == "xla")
 
-class PreparedKeras:
+    def product_runner(self, pairs, dtype: str):
+        """tf.matmul has no output argument: each call allocates its outputs."""
+        operands = [
+            (tf.constant(np.asarray(a, dtype)), tf.constant(np.asarray(b, dtype))) for a, b in pairs
+        ]
+        product = self._compiled(lambda: [tf.matmul(a, b) for a, b in operands])
+        return (lambda: [c.numpy() for c in product()]), (lambda result: result)
+
+    def mingru_runner(self, weights, x, sequential: bool):
+        forward, xt = mingru.tf_forward(weights, self.mode), tf.constant(x)
+        return (lambda: [t.numpy() for t in forward(xt, sequential)]), (lambda out: out)
+
+
+class PreparedKeras(BasePrepared):
     def __init__(self, spec: ModelSpec, weights: CanonicalWeights, mode: str):
         self.spec, self.weights, self.mode = spec, weights, mode
+        self.name = f"tf-{mode}"
         self._variants: dict[bool, tuple] = {}
+        self.impl_class = IMPL_CLASS[mode]
+        self.train_impl_class = f"{IMPL_CLASS[mode]}, GradientTape"
 
     def _variant(self, with_mask: bool):
         """(model, rnn layers, compiled forward, compiled grad), built once per mask use."""
@@ -266,9 +129,8 @@ class PreparedKeras:
         _, _, forward, _ = self._variant(seq_lens is not None)
         return self._outputs(forward(self._inputs(x, seq_lens, h0, c0)))
 
-    def runner(self, x):
-        """(run, to_outputs) for timing: run() is one forward on inputs made once, its outputs
-        materialised (.numpy()) inside."""
+    def forward_runner(self, x):
+        """run() is one forward on inputs made once, its outputs materialised (.numpy())."""
         _, _, forward, _ = self._variant(False)
         inputs = self._inputs(x, None, None, None)
 
@@ -322,15 +184,16 @@ class PreparedKeras:
         ]
         return losses, self._canonical_now()
 
-    def sgd_runner(self, x, goal, lr: float):
-        """(run, weights_now) for timing a training step: run() is one unclipped SGD step on
-        mean((y - goal)^2) and returns the loss, materialised; goal is [T, B, H]."""
+    def train_step_runner(self, x, goal, lr: float):
+        """run() is one unclipped SGD step on mean((y - goal)^2), its loss materialised."""
         model = self._variant(False)[0]
         step = self._sgd_step(lambda inputs: model(inputs, training=True)["y"], lr, None)
         inputs = self._inputs(x, None, None, None)
         goal = np.asarray(goal, self.spec.dtype)
         y = tf.constant(goal if self.spec.batch_first else goal.transpose(1, 0, 2))
-        return (lambda: step(inputs, y).numpy()), (lambda: dict(self._canonical_now()))
+        return (lambda: step(inputs, y).numpy()), (
+            lambda loss: (float(loss), dict(self._canonical_now()))
+        )
 
     def _sgd_step(self, predict, lr: float, max_norm: float | None):
         """step(inputs, y) -> loss: v -= lr * g for every trainable variable (mode-compiled)."""
@@ -345,7 +208,8 @@ class PreparedKeras:
             if max_norm is not None:
                 grads, _ = tf.clip_by_global_norm(grads, max_norm)
             for variable, g in zip(variables, grads, strict=True):
-                variable.assign_sub(lr * g)
+                if g is not None:  # a loss on y leaves the head untouched
+                    variable.assign_sub(lr * g)
             return loss
 
         if self.mode != "eager":

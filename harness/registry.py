@@ -1,5 +1,7 @@
-"""The explicit list of backends: name -> "module:Class" + constructor arguments, imported lazily
-so that a missing framework costs nothing until it is asked for."""
+"""The one place that names backends: each name -> "module:Class" + constructor arguments, the
+packages it needs, the device it runs on and the benchmark modes it offers. Imported lazily,
+so that a missing framework costs nothing until it is asked for. Parity, timing, analysis and
+the CLI all ask this table; nothing else branches on a backend's name."""
 
 from __future__ import annotations
 
@@ -7,6 +9,15 @@ import dataclasses
 import importlib
 import importlib.util
 from typing import Any
+
+from harness.model.errors import missing_package
+from harness.model.protocol import NotSupported
+
+MODEL_MODES = ("forward", "train", "gemm")
+PROBE_MODES = ("peak", "bandwidth")  # machine probes: `size` is their only axis
+MINGRU_MODES = ("forward", "sequential", "gemm")  # forward = its parallel scan
+ALL = (*MODEL_MODES, "sequential", *PROBE_MODES)
+REFERENCE = "numpy"  # the oracle every other backend is compared with
 
 
 class UnknownBackend(ValueError):
@@ -19,50 +30,117 @@ class Entry:
     requires: tuple[str, ...]  # import names that must be installed
     extra: str  # the pip extra that installs them
     kwargs: dict[str, Any]
+    device: str  # cpu | gpu
+    modes: tuple[str, ...]  # benchmark modes; () = parity only
+    mingru: bool  # has minGRU (forward = parallel scan, sequential)
+    product_of: str  # the backend whose matrix product is this one's equal-FLOP baseline
+    parity: bool  # in the default parity matrix
 
 
 BACKENDS: dict[str, Entry] = {}
 
 
-def register(name: str, target: str, requires=(), extra="", **kwargs) -> None:
+def register(
+    name: str,
+    target: str,
+    requires=(),
+    extra="",
+    runs_on="cpu",
+    modes=(),
+    mingru=False,
+    product_of=None,
+    parity=True,
+    **kwargs,
+) -> None:
     if name in BACKENDS:
         raise ValueError(f"backend {name!r} is registered twice")
-    BACKENDS[name] = Entry(target, tuple(requires), extra, kwargs)
-
-
-register("numpy", "backends.numpy_backend:NumpyBackend")
-register("torch-cpu", "backends.torch_backend:TorchBackend", ["torch"], "torch", device="cpu")
-register("torch-cuda", "backends.torch_backend:TorchBackend", ["torch"], "torch", device="cuda")
-register(
-    "torch-cuda-tf32",
-    "backends.torch_backend:TorchBackend",
-    ["torch"],
-    "torch",
-    device="cuda",
-    tf32=True,
-)
-for _mode in ("eager", "function", "xla"):
-    register(
-        f"tf-{_mode}", "backends.tf_backend:KerasBackend", ["tensorflow", "keras"], "tf", mode=_mode
+    BACKENDS[name] = Entry(
+        target,
+        tuple(requires),
+        extra,
+        kwargs,
+        runs_on,
+        tuple(modes),
+        mingru,
+        product_of or name,
+        parity,
     )
 
 
-for _exporter in ("direct", "torchscript", "dynamo", "tf2onnx", "keras"):
-    for _provider in ("cpu", "cuda", "tensorrt"):
+_NUMPY = "backends.numpy_backend:NumpyBackend"
+_TORCH = "backends.torch_backend:TorchBackend"
+_KERAS = "backends.tf_backend:KerasBackend"
+_TF = ("tensorflow", "keras")
+# fmt: off
+# One row a backend: a table reads better unformatted.
+register("numpy", _NUMPY, modes=ALL, mingru=True)
+register("cupy", _NUMPY, ["cupy"], "gpu", "gpu", ("forward", "gemm", "sequential", *PROBE_MODES),
+         mingru=True, parity=False, xp="cupy")
+register("torch-cpu", _TORCH, ["torch"], "torch", modes=ALL, mingru=True, device="cpu")
+register("torch-cpu-compile", _TORCH, ["torch"], "torch", modes=("forward",), mingru=True,
+         product_of="torch-cpu", parity=False, device="cpu", compile_mode="default")
+register("torch-cuda", _TORCH, ["torch"], "torch", "gpu", ALL, mingru=True, device="cuda")
+register("torch-cuda-graphs", _TORCH, ["torch"], "torch", "gpu", ("forward",), mingru=True,
+         product_of="torch-cuda", parity=False, device="cuda", compile_mode="reduce-overhead")
+register("torch-cuda-tf32", _TORCH, ["torch"], "torch", "gpu", ("forward", "train", "gemm"),
+         parity=False, device="cuda", tf32=True)
+register("tf-eager", _KERAS, _TF, "tf", modes=("forward", "train", "sequential"), mingru=True,
+         product_of="tf-function", mode="eager")
+register("tf-function", _KERAS, _TF, "tf", modes=("forward", "train", "gemm", "sequential"),
+         mingru=True, mode="function")
+register("tf-xla", _KERAS, _TF, "tf", modes=("forward", "train", "sequential"), mingru=True,
+         product_of="tf-function", mode="xla")
+# fmt: on
+EXPORTERS = ("direct", "torchscript", "dynamo", "tf2onnx", "keras")
+PROVIDERS = ("cpu", "cuda", "tensorrt")
+for _exporter in EXPORTERS:
+    for _provider in PROVIDERS:
         register(
             f"ort-{_exporter}-{_provider}",
             "backends.ort_backend:OrtBackend",
             ["onnx", "onnxruntime"],
             "onnx",
+            "cpu" if _provider == "cpu" else "gpu",
+            ("forward",),
+            parity=_exporter != "keras" and _provider != "tensorrt",
             exporter=_exporter,
             provider=_provider,
         )
+
+DEFAULT_PARITY = tuple(name for name, entry in BACKENDS.items() if entry.parity)
 
 
 def check_name(name: str) -> Entry:
     if name not in BACKENDS:
         raise UnknownBackend(f"unknown backend {name!r}: allowed {', '.join(BACKENDS)}")
     return BACKENDS[name]
+
+
+def timing_targets() -> tuple[str, ...]:
+    return tuple(name for name, entry in BACKENDS.items() if entry.modes)
+
+
+def modes_of(name: str, cell: str = "lstm") -> tuple[str, ...]:
+    """The benchmark modes `name` offers for this cell (minGRU has its own set)."""
+    entry = check_name(name)
+    if cell == "mingru":
+        return tuple(m for m in MINGRU_MODES if entry.mingru and m in entry.modes)
+    return tuple(m for m in entry.modes if m != "sequential")
+
+
+def device_of(name: str) -> str:
+    """cpu | gpu; a name from another rnnbench version is guessed from its words."""
+    if name in BACKENDS:
+        return BACKENDS[name].device
+    return "gpu" if any(k in name for k in ("cuda", "cupy", "tensorrt")) else "cpu"
+
+
+def product_baseline(name: str) -> str | None:
+    """The backend whose matrix product of the same FLOPs is `name`'s baseline, if it has one."""
+    entry = BACKENDS.get(name)
+    if entry is None or "gemm" not in BACKENDS[entry.product_of].modes:
+        return None
+    return entry.product_of
 
 
 def unavailable_reason(name: str) -> str | None:
@@ -75,18 +153,39 @@ def unavailable_reason(name: str) -> str | None:
 
 
 def get_backend(name: str):
+    """A new backend object. A missing optional package is NotSupported (a skip, with the
+    install hint); any other import error is raised as it is: it is a bug, not a skip."""
     entry = check_name(name)
     module_name, class_name = entry.target.split(":")
-    return getattr(importlib.import_module(module_name), class_name)(**entry.kwargs)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        package = missing_package(exc, entry.requires)
+        if package is None:
+            raise
+        raise NotSupported(
+            f"{package} is not installed (pip install 'rnnbench[{entry.extra or 'all'}]')"
+        ) from None
+    return getattr(module, class_name)(**entry.kwargs)
+
+
+def reference():
+    """The NumPy oracle module (forward, forward_with_tape, backward): what everything is
+    compared with."""
+    return importlib.import_module("backends.numpy_ref")
+
+
+def mingru():
+    """The minGRU reference (init_weights, forward_sequential, forward_parallel)."""
+    return importlib.import_module("backends.mingru")
+
+
+def exporter():
+    """The ONNX export paths (export, EXPORTERS)."""
+    return importlib.import_module("backends.onnx_export")
 
 
 def parallel_in_time():
     """The parallel-in-time solver (solve_model, make_runner, model_lyapunov, model_gradients,
     sequential_reference, compare_with_sequential)."""
     return importlib.import_module("backends.parallel_time")
-
-
-def reference():
-    """The NumPy oracle module (forward, forward_with_tape, backward, onnx_op): what everything
-    is compared with, imported only when asked for (the core imports no backend)."""
-    return importlib.import_module("backends.numpy_ref")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from harness.bench import flops, results, stats
-from harness.bench.suites import BenchCase, load_suite
+from harness.bench.case import BenchCase, make_case
+from harness.bench.suites import load_suite
 
 
 def record(case: BenchCase, samples: list[float], impl="made up") -> dict:
@@ -63,20 +64,20 @@ def example_doc(machine="test-machine", scale=1.0) -> dict:
     shape = {"cell": "lstm", "batch": 1, "input_size": 128, "hidden": 256, "threads": 2}
     records = []
     for steps in (1, 8, 64, 512):
-        fwd = BenchCase("torch-cpu", "forward", steps=steps, **shape)
+        fwd = make_case("torch-cpu", "forward", steps=steps, **shape)
         records.append(record(fwd, spread(scale * (A + B * steps))))
-        gemm = BenchCase("torch-cpu", "gemm", steps=steps, **shape)
+        gemm = make_case("torch-cpu", "gemm", steps=steps, **shape)
         records.append(record(gemm, spread(scale * (A + B * steps) / 3)))
     records.append(
-        record(BenchCase("torch-cpu", "peak", size=1024, threads=2), spread(2 * 1024**3 / 100e9))
+        record(make_case("torch-cpu", "peak", size=1024, threads=2), spread(2 * 1024**3 / 100e9))
     )  # 100 GFLOP/s
     records.append(
         record(
-            BenchCase("torch-cpu", "bandwidth", size=2**24, threads=2), spread(2 * 4 * 2**24 / 20e9)
+            make_case("torch-cpu", "bandwidth", size=2**24, threads=2), spread(2 * 4 * 2**24 / 20e9)
         )
     )  # 20 GB/s
     for batch in (1, 4, 16):
-        case = BenchCase("numpy", "forward", "lstm", batch=batch, steps=64, threads=2)
+        case = make_case("numpy", "forward", "lstm", batch=batch, steps=64, threads=2)
         records.append(record(case, spread(1e-3 * (1 + batch / 4))))
     for steps, gru, scan, loop in (
         (16, 2e-3, 1e-3, 0.5e-3),
@@ -84,7 +85,7 @@ def example_doc(machine="test-machine", scale=1.0) -> dict:
         (1024, 120e-3, 30e-3, 40e-3),
     ):
         base = {"batch": 8, "steps": steps, "threads": 2}
-        records.append(record(BenchCase("torch-cpu", "forward", "gru", **base), spread(gru)))
-        records.append(record(BenchCase("torch-cpu", "forward", "mingru", **base), spread(scan)))
-        records.append(record(BenchCase("torch-cpu", "sequential", "mingru", **base), spread(loop)))
+        records.append(record(make_case("torch-cpu", "forward", "gru", **base), spread(gru)))
+        records.append(record(make_case("torch-cpu", "forward", "mingru", **base), spread(scan)))
+        records.append(record(make_case("torch-cpu", "sequential", "mingru", **base), spread(loop)))
     return document(records, machine)

@@ -8,8 +8,9 @@ import pytest
 
 from harness.bench import engine, results, stats, worker
 from harness.bench import workload as targets
+from harness.bench.case import make_case
 from harness.bench.flops import case_flops
-from harness.bench.suites import TIMING_DEFAULTS, BenchCase, Suite
+from harness.bench.suites import TIMING_DEFAULTS, Suite
 from harness.parity.checks import compare
 
 FAST = {
@@ -25,9 +26,9 @@ FAST = {
 def _suite(timing=FAST, extra=()):
     shape = {"cell": "gru", "batch": 2, "steps": 5, "input_size": 4, "hidden": 8}
     cases = (
-        BenchCase("numpy", "forward", **shape),
-        BenchCase("numpy", "gemm", **shape),
-        BenchCase("numpy", "peak", size=32),
+        make_case("numpy", "forward", **shape),
+        make_case("numpy", "gemm", **shape),
+        make_case("numpy", "peak", size=32),
         *extra,
     )
     return Suite("tiny", "", 10, dict(timing), cases)
@@ -73,7 +74,7 @@ def test_resume_measures_only_what_is_missing_and_never_overwrites(tmp_path):
 
 
 def test_a_case_past_its_deadline_is_recorded_and_the_sweep_goes_on(tmp_path):
-    slow = BenchCase("numpy", "forward", "lstm", batch=1, steps=3, input_size=3, hidden=4)
+    slow = make_case("numpy", "forward", "lstm", batch=1, steps=3, input_size=3, hidden=4)
     suite = _suite(timing={**FAST, "timeout_s": 0.05})
     suite = Suite("tiny", "", 10, suite.timing, (slow,))
     doc = engine.run_suite(suite, tmp_path / "r.json")
@@ -87,7 +88,7 @@ def test_an_absent_backend_is_skipped_with_its_reason(tmp_path):
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU: torch-cuda would run")
-    case = BenchCase("torch-cuda", "forward", batch=1, steps=2, input_size=3, hidden=4)
+    case = make_case("torch-cuda", "forward", batch=1, steps=2, input_size=3, hidden=4)
     doc = engine.run_suite(Suite("t", "", 1, dict(FAST), (case,)), tmp_path / "r.json")
     assert doc["cases"][0]["status"] == "skipped"
     assert "no CUDA device" in doc["cases"][0]["reason"]
@@ -107,15 +108,15 @@ class FakeConn:
 def test_the_worker_refuses_to_time_a_model_that_failed_parity(monkeypatch):
     real_build = targets.build
 
-    def wrong_model(case):
-        workload = real_build(case)
+    def wrong_model(case, backend):
+        workload = real_build(case, backend)
         workload.checks.append(compare("y", [1.0, 2.0], np.float32([1.0, 2.5]), "float32"))
         workload.run = lambda: pytest.fail("a model that failed parity was timed")
         return workload
 
     monkeypatch.setattr(targets, "build", wrong_model)
     conn = FakeConn(["calibrate", "round", "stop"])
-    case = BenchCase("numpy", "forward", batch=1, steps=2, input_size=3, hidden=4)
+    case = make_case("numpy", "forward", batch=1, steps=2, input_size=3, hidden=4)
     worker._serve(conn, case.as_dict(), FAST)
     (message,) = conn.sent
     assert message["status"] == "failed" and "y: at index (1,)" in message["reason"]
@@ -123,7 +124,7 @@ def test_the_worker_refuses_to_time_a_model_that_failed_parity(monkeypatch):
 
 def test_the_worker_protocol_in_process():
     conn = FakeConn(["calibrate", "round", "round", "stop"])
-    case = BenchCase("numpy", "gemm", batch=1, steps=2, input_size=3, hidden=4)
+    case = make_case("numpy", "gemm", batch=1, steps=2, input_size=3, hidden=4)
     worker._serve(conn, case.as_dict(), FAST)
     built, ready, *samples = conn.sent
     assert built["status"] == "built" and ready["status"] == "ready"

@@ -9,8 +9,10 @@ import functools
 import pytest
 
 from harness import registry
-from harness.parity.cases import DEFAULT_BACKENDS, default_cases, reference_results, run_case
+from harness.parity.cases import default_cases
+from harness.parity.run import reference_results, run_case
 from harness.parity.training import run_trajectories
+from harness.registry import DEFAULT_PARITY as DEFAULT_BACKENDS
 
 CASES = default_cases()
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.bench.suites import BenchCase, SuiteError, load_suite, suite_names
+from harness.bench.case import BenchCase, make_case
+from harness.bench.suites import SuiteError, load_suite, suite_names
 
 
 def test_committed_suites_load():
@@ -55,11 +56,11 @@ GOOD = 'name = "t"\nbudget_s = 1\n[[sweep]]\ntargets = ["numpy"]\n'
         (GOOD + "batch = [0]\n", r"BenchCase.batch = 0 is invalid: allowed an integer >= 1"),
         (GOOD + "colour = [1]\n", r"unknown axis 'colour': allowed targets, modes"),
         (GOOD + "steps = 5\n", r"steps = 5 is invalid: allowed a non-empty list"),
-        (GOOD + "modes = ['train']\ncell = ['mingru']\n", r"for minGRU: forward"),
+        (GOOD + "modes = ['train']\ncell = ['mingru']\n", r"for numpy and minGRU: forward, sequential, gemm"),
         (GOOD.replace("numpy", "jax"), r"BenchCase.target = 'jax' is invalid: allowed numpy"),
         (
             'name = "t"\n[[sweep]]\ntargets = ["ort-direct-cpu"]\nmodes = ["train"]\n',
-            r"mode = 'train' is invalid: allowed for ort-direct-cpu: forward",
+            r"mode = 'train' is invalid: allowed for ort-direct-cpu and lstm: forward",
         ),
         ('name = "t"\n', r"no \[\[sweep\]\] tables"),
         (GOOD + "[timing]\nrounds = 0\n", r"timing.rounds = 0 is invalid"),
@@ -85,6 +86,6 @@ def test_a_case_in_two_sweeps_is_timed_once(tmp_path):
 
 
 def test_case_round_trips_through_its_dict():
-    case = BenchCase("torch-cpu", "train", "gru", batch=4, steps=9, threads=2, sweep="x")
+    case = make_case("torch-cpu", "train", "gru", batch=4, steps=9, threads=2, sweep="x")
     assert BenchCase.from_dict(case.as_dict()) == case
     assert case.id == "torch-cpu/train/gru/float32/B4/T9/I128/H256/L1/th2"

@@ -1,47 +1,91 @@
 """Every (target, mode) a suite may name builds a parity-checked workload here, or says in one
-line why it cannot (no GPU, package missing): never a silent pass."""
+line why it cannot (no GPU, package missing): never a silent pass. The registry is the list."""
 
 from __future__ import annotations
 
 import pytest
 
-from harness.bench import workload as targets
-from harness.bench.suites import MINGRU_TARGETS, TARGET_MODES, BenchCase
+from harness import registry
+from harness.bench import workload
+from harness.bench.case import make_case
 from harness.model.protocol import NotSupported
 
 SLOW_EXPORTS = ("torchscript", "dynamo", "tf2onnx", "keras")  # covered by the quick suite's run
 
 
 def _pairs():
-    for target, modes in TARGET_MODES.items():
+    for target in registry.timing_targets():
         if target.endswith("-cpu") and any(e in target for e in SLOW_EXPORTS):
             continue
-        for mode in modes:
-            if mode != "sequential":  # minGRU's step loop: RNN/LSTM/GRU are always sequential
-                yield target, mode, "lstm"
-            if (
-                target in MINGRU_TARGETS
-                and mode in ("forward", "sequential")
-                and ("compile" not in target)
-            ):
+        for mode in registry.modes_of(target, "lstm"):
+            yield target, mode, "lstm"
+        if "compile" not in target:
+            for mode in set(registry.modes_of(target, "mingru")) - {"gemm"}:
                 yield target, mode, "mingru"
 
 
-@pytest.mark.parametrize(("target", "mode", "cell"), list(_pairs()))
-def test_every_target_and_mode_builds_or_says_why(target, mode, cell):
-    size = 64 if mode in ("peak", "bandwidth") else 0
-    case = BenchCase(target, mode, cell, batch=2, steps=3, input_size=4, hidden=5, size=size)
+def _built(case):
     try:
-        workload = targets.build(case)
+        backend, threads = workload.open_backend(case)
+        built = workload.build(case, backend)
     except NotSupported as exc:
         reason = str(exc)
         assert reason and "\n" not in reason
         assert any(k in reason for k in ("CUDA", "CuPy", "onnxruntime", "not installed")), reason
         pytest.skip(reason)
-    except ModuleNotFoundError as exc:
-        pytest.skip(f"{exc.name} is not installed")
-    assert workload.checks and all(c.passed for c in workload.checks), [
-        c.message for c in workload.checks if not c.passed
+    assert threads["requested"] == case.threads
+    assert built.checks and all(c.passed for c in built.checks), [
+        c.message for c in built.checks if not c.passed
     ]
-    assert workload.impl_class
-    workload.run()  # runs again after the check
+    assert built.impl_class
+    built.run()  # runs again after the check
+    return built
+
+
+@pytest.mark.parametrize(("target", "mode", "cell"), sorted(_pairs()))
+def test_every_target_and_mode_builds_or_says_why(target, mode, cell):
+    size = 64 if mode in ("peak", "bandwidth") else 0
+    _built(make_case(target, mode, cell, batch=2, steps=3, input_size=4, hidden=5, size=size))
+
+
+@pytest.mark.parametrize(
+    ("target", "mode"),
+    [
+        ("numpy", "forward"),
+        ("numpy", "train"),
+        ("numpy", "gemm"),
+        ("torch-cpu", "forward"),
+        ("torch-cpu", "train"),
+        ("tf-function", "forward"),
+        ("tf-function", "train"),
+        ("ort-direct-cpu", "forward"),
+    ],
+)
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_bidirectional_two_layer_models_with_a_head_are_timed_too(target, mode, cell):
+    case = make_case(target, mode, cell, batch=2, steps=3, input_size=4, hidden=5, layers=2,
+                     bidirectional=True, head=3)  # fmt: skip
+    built = _built(case)
+    names = {c.quantity for c in built.checks}
+    if mode == "forward":
+        assert {"y", "h_n", "head"} <= names  # the head's output is compared too
+    if mode == "gemm":  # one product per layer and direction
+        assert len(built.checks) == 4
+
+
+def test_a_missing_package_is_a_skip_but_a_broken_import_is_an_error(monkeypatch):
+    entry = registry.BACKENDS["numpy"]
+    broken = registry.Entry(**{**entry.__dict__, "target": "backends.numpy_bakend:NumpyBackend"})
+    monkeypatch.setitem(registry.BACKENDS, "numpy", broken)
+    with pytest.raises(ModuleNotFoundError, match="numpy_bakend"):
+        workload.open_backend(make_case("numpy", "forward"))
+    missing = registry.Entry(
+        **{
+            **entry.__dict__,
+            "target": "rnnbench_absent_pkg.mod:X",
+            "requires": ("rnnbench_absent_pkg",),
+        }
+    )
+    monkeypatch.setitem(registry.BACKENDS, "numpy", missing)
+    with pytest.raises(NotSupported, match="rnnbench_absent_pkg is not installed"):
+        workload.open_backend(make_case("numpy", "forward"))

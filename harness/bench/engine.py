@@ -14,16 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from harness.bench import flops, results, stats, timing
+from harness.bench.case import BenchCase
 from harness.bench.metadata import collect_environment, differences
-from harness.bench.suites import BenchCase, Suite
+from harness.bench.suites import Suite
 from harness.bench.worker import serve
 
 
 class WorkerTimeout(Exception):
-    pass
-
-
-class WorkerDied(Exception):
     pass
 
 
@@ -157,6 +154,7 @@ def _record(case: BenchCase) -> dict[str, Any]:
             case.hidden,
             case.layers,
             case.size,
+            case.directions,
         ),
         "bytes": flops.case_bytes(case.mode, case.size, case.dtype),
     }

@@ -30,14 +30,14 @@ def forward_flops(cell, B, T, I, H, layers=1, directions=1) -> int:  # noqa: N80
     )
 
 
-def case_flops(mode: str, cell, B, T, I, H, layers=1, size=0) -> int:  # noqa: N803
+def case_flops(mode: str, cell, B, T, I, H, layers=1, size=0, directions=1) -> int:  # noqa: N803
     """FLOPs of one timed call. Training (forward + BPTT + SGD) is 3x the forward's products:
     backward needs dW, dR, dx and dh, each one product the size of a forward one."""
     if mode == "peak":
         return 2 * size**3
     if mode == "bandwidth":
         return 0
-    flops = forward_flops(cell, B, T, I, H, layers)
+    flops = forward_flops(cell, B, T, I, H, layers, directions)
     return 3 * flops if mode == "train" else flops
 
 

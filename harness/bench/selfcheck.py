@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.bench import engine
-from harness.bench.suites import TIMING_DEFAULTS, BenchCase
+from harness.bench.case import BenchCase, make_case
+from harness.bench.suites import TIMING_DEFAULTS
 
 STANDARD = {"cell": "lstm", "batch": 32, "steps": 100, "input_size": 128, "hidden": 256}
 PRECISION_TIMING = {**TIMING_DEFAULTS, "rounds": 15, "pause_s": 0.15, "min_round_s": 0.05}
@@ -23,7 +24,7 @@ TOLERANCE = 0.05
 
 def standard_pair(threads: int = 2) -> list[BenchCase]:
     return [
-        BenchCase(t, "forward", threads=threads, sweep="standard", **STANDARD)
+        make_case(t, "forward", threads=threads, sweep="standard", **STANDARD)
         for t in ("numpy", "torch-cpu")
     ]
 

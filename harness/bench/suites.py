@@ -12,47 +12,14 @@ import itertools
 from pathlib import Path
 from typing import Any
 
+from harness import registry
+from harness.bench.case import BenchCase, SuiteError, make_case
 from harness.model.spec import SpecError, tomllib
 
 # benchmarks/suites in a checkout; harness/suite_files in an installed wheel (pyproject maps it)
 _HERE = Path(__file__).resolve()
 _CANDIDATES = (_HERE.parents[2] / "benchmarks" / "suites", _HERE.parents[1] / "suite_files")
 SUITES_DIR = next((d for d in _CANDIDATES if d.is_dir()), _CANDIDATES[0])
-CELLS = ("rnn", "lstm", "gru", "mingru")
-DTYPES = ("float32", "float64")
-MODES = ("forward", "train", "gemm", "sequential", "peak", "bandwidth")
-PROBE_MODES = ("peak", "bandwidth")  # machine probes: `size` is their only axis
-
-# Which modes each timing target offers. "gemm": the case's FLOPs as one matrix product per
-# layer (all steps at once); "sequential": minGRU's step-by-step form; "peak": an N x N product;
-# "bandwidth": a copy of N elements.
-_ALL = ("forward", "train", "gemm", "sequential", "peak", "bandwidth")
-TARGET_MODES: dict[str, tuple[str, ...]] = {
-    "numpy": _ALL,
-    "cupy": ("forward", "gemm", "sequential", "peak", "bandwidth"),
-    "torch-cpu": _ALL,
-    "torch-cuda": _ALL,
-    "torch-cpu-compile": ("forward",),
-    "torch-cuda-graphs": ("forward",),
-    "tf-eager": ("forward", "train", "sequential"),
-    "tf-function": ("forward", "train", "gemm", "sequential"),
-    "tf-xla": ("forward", "train", "sequential"),
-}
-for _exporter in ("direct", "torchscript", "dynamo", "tf2onnx", "keras"):
-    for _provider in ("cpu", "cuda", "tensorrt"):
-        TARGET_MODES[f"ort-{_exporter}-{_provider}"] = ("forward",)
-MINGRU_TARGETS = (
-    "numpy",
-    "cupy",
-    "torch-cpu",
-    "torch-cuda",
-    "torch-cpu-compile",
-    "torch-cuda-graphs",
-    "tf-eager",
-    "tf-function",
-    "tf-xla",
-)
-
 TIMING_DEFAULTS = {
     "warmup_s": 0.1,
     "min_round_s": 0.05,
@@ -60,6 +27,7 @@ TIMING_DEFAULTS = {
     "pause_s": 0.1,
     "timeout_s": 300.0,
 }
+# Each axis of a sweep and its default; `input = ["hidden"]` sets I = H, as DeepBench does.
 AXES = {
     "targets": None,
     "modes": ("forward",),
@@ -70,80 +38,11 @@ AXES = {
     "input": (128,),
     "hidden": (256,),
     "layers": (1,),
+    "bidirectional": (False,),
+    "head": (0,),
     "threads": (1,),
     "size": (0,),
 }
-
-
-class SuiteError(ValueError):
-    """An invalid suite file; the message names the file, field, value and what is allowed."""
-
-
-@dataclasses.dataclass(frozen=True)
-class BenchCase:
-    target: str
-    mode: str
-    cell: str = "lstm"
-    dtype: str = "float32"
-    batch: int = 1
-    steps: int = 1
-    input_size: int = 128
-    hidden: int = 256
-    layers: int = 1
-    threads: int = 1
-    size: int = 0  # probes only: N of the N x N product, or elements copied
-    sweep: str = ""  # the suite's label for the sweep it came from; not part of the identity
-
-    def __post_init__(self) -> None:
-        if self.target not in TARGET_MODES:
-            _bad("target", self.target, ", ".join(TARGET_MODES))
-        if self.mode not in TARGET_MODES[self.target]:
-            _bad("mode", self.mode, f"for {self.target}: {', '.join(TARGET_MODES[self.target])}")
-        if self.cell not in CELLS:
-            _bad("cell", self.cell, ", ".join(CELLS))
-        if self.dtype not in DTYPES:
-            _bad("dtype", self.dtype, ", ".join(DTYPES))
-        for name in ("batch", "steps", "input_size", "hidden", "layers", "threads"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                _bad(name, value, "an integer >= 1")
-        if self.mode in PROBE_MODES and self.size < 1:
-            _bad("size", self.size, f"an integer >= 1 for the {self.mode} probe")
-        if self.cell == "mingru" and self.target not in MINGRU_TARGETS:
-            _bad("target", self.target, f"for minGRU: {', '.join(MINGRU_TARGETS)}")
-        if self.cell == "mingru" and self.mode not in ("forward", "sequential", "gemm"):
-            _bad("mode", self.mode, "for minGRU: forward (parallel scan), sequential, gemm")
-        if self.mode == "sequential" and self.cell != "mingru":
-            _bad("mode", self.mode, "sequential is minGRU's step loop; RNN/LSTM/GRU are always")
-
-    @property
-    def id(self) -> str:
-        if self.mode in PROBE_MODES:
-            return f"{self.target}/{self.mode}/{self.dtype}/N{self.size}/th{self.threads}"
-        return (
-            f"{self.target}/{self.mode}/{self.cell}/{self.dtype}/B{self.batch}/T{self.steps}"
-            f"/I{self.input_size}/H{self.hidden}/L{self.layers}/th{self.threads}"
-        )
-
-    @property
-    def group(self) -> str:
-        """What the interleaved group shares: everything but target and mode."""
-        return self.id.split("/", 2)[2]
-
-    @property
-    def is_probe(self) -> bool:
-        return self.mode in PROBE_MODES
-
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> BenchCase:
-        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data})
-
-
-def _bad(field: str, value: Any, allowed: str):
-    raise SuiteError(f"BenchCase.{field} = {value!r} is invalid: allowed {allowed}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -240,38 +139,16 @@ def _expand(sweep: dict[str, Any], number: int) -> list[BenchCase]:
             )
         axes[key] = value
     if "targets" not in axes:
-        raise SuiteError(f"sweep {label!r}: no targets: allowed {', '.join(TARGET_MODES)}")
-    values = [axes.get(k, AXES[k]) for k in AXES]
+        allowed = ", ".join(registry.timing_targets())
+        raise SuiteError(f"sweep {label!r}: no targets: allowed {allowed}")
+    names = [k for k in AXES if k != "targets"]
     cases = []
-    for (
-        target,
-        mode,
-        cell,
-        dtype,
-        batch,
-        steps,
-        input_size,
-        hidden,
-        layers,
-        threads,
-        size,
-    ) in itertools.product(*values):
-        if input_size == "hidden":  # I = H, as DeepBench sizes its layers
-            input_size = hidden
-        cases.append(
-            BenchCase(
-                target,
-                mode,
-                cell,
-                dtype,
-                batch,
-                steps,
-                input_size,
-                hidden,
-                layers,
-                threads,
-                size,
-                sweep=label,
-            )
-        )
+    for target in axes["targets"]:
+        for values in itertools.product(*(axes.get(k, AXES[k]) for k in names)):
+            fields = dict(zip(names, values, strict=True))
+            fields["mode"] = fields.pop("modes")
+            fields["input_size"] = fields.pop("input")
+            if fields["input_size"] == "hidden":  # I = H, as DeepBench sizes its layers
+                fields["input_size"] = fields["hidden"]
+            cases.append(make_case(target, **fields, sweep=label))
     return cases

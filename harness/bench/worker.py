@@ -16,6 +16,7 @@ import contextlib
 import os
 import sys
 import time
+import traceback
 from typing import Any
 
 
@@ -23,9 +24,12 @@ def serve(conn, case_dict: dict[str, Any], timing: dict[str, float], log_path: s
     _redirect_output(log_path)
     try:
         _serve(conn, case_dict, timing)
-    except Exception as exc:  # anything unforeseen is still a one-line report
-        from harness.parity.cases import describe_error
+    except (
+        Exception
+    ) as exc:  # anything unforeseen: one line to the parent, the traceback to the log
+        from harness.model.errors import describe_error
 
+        traceback.print_exc()
         conn.send({"status": "error", "reason": describe_error(exc)})
     finally:
         conn.close()
@@ -33,34 +37,26 @@ def serve(conn, case_dict: dict[str, Any], timing: dict[str, float], log_path: s
 
 def _serve(conn, case_dict, timing) -> None:
     from harness.bench import timing as timing_core
-    from harness.bench import workload as targets
-    from harness.bench.suites import BenchCase
+    from harness.bench import workload
+    from harness.bench.case import BenchCase
     from harness.model.protocol import NotSupported
 
     case = BenchCase.from_dict(case_dict)
     started = time.perf_counter()
-    try:
-        threads = _set_framework_threads(case)
-        workload = targets.build(case)
+    try:  # a missing package or device is a skip; any other failure is an error (see serve)
+        backend, threads = workload.open_backend(case)
+        job = workload.build(case, backend)
     except NotSupported as exc:
         conn.send({"status": "skipped", "reason": str(exc)})
         return
-    except ModuleNotFoundError as exc:  # a framework this machine does not have
-        conn.send(
-            {
-                "status": "skipped",
-                "reason": f"{exc.name} is not installed (pip install 'rnnbench[all]')",
-            }
-        )
-        return
-    checks = [c.as_dict() for c in workload.checks]
+    checks = [c.as_dict() for c in job.checks]
     failed = [c["message"] for c in checks if not c["passed"]]
     built = {
         "status": "failed" if failed else "built",
         "reason": "; ".join(failed),
-        "impl_class": workload.impl_class,
-        "notes": workload.notes,
-        "weights_digest": workload.weights_digest,
+        "impl_class": job.impl_class,
+        "notes": job.notes,
+        "weights_digest": job.weights_digest,
         "parity": checks,
         "build_s": time.perf_counter() - started,
     }
@@ -73,41 +69,11 @@ def _serve(conn, case_dict, timing) -> None:
         if conn.recv() != "calibrate":
             return
         start = time.perf_counter()
-        timing_core.warm_up(workload.run, timing["warmup_s"], min_calls=2)
-        loops = timing_core.calibrate(workload.run, timing["min_round_s"])
+        timing_core.warm_up(job.run, timing["warmup_s"], min_calls=2)
+        loops = timing_core.calibrate(job.run, timing["min_round_s"])
         conn.send({"status": "ready", "loops": loops, "calibrate_s": time.perf_counter() - start})
         while conn.recv() == "round":
-            conn.send(timing_core.time_round(workload.run, loops))
-
-
-def _set_framework_threads(case) -> dict[str, Any]:
-    """Fix every library's pools at case.threads before the workload exists, and say so."""
-    n, threads = case.threads, {"requested": case.threads}
-    if (
-        case.target.startswith("torch")
-        or case.target.startswith("ort-torch")
-        or (case.target.startswith("ort-dynamo"))
-    ):
-        import torch
-
-        torch.set_num_threads(n)
-        torch.set_num_interop_threads(n)
-        threads["torch"] = {
-            "intra_op": torch.get_num_threads(),
-            "inter_op": torch.get_num_interop_threads(),
-        }
-    if case.target.startswith("tf-") or "tf2onnx" in case.target or "keras" in case.target:
-        from backends.tf_backend import tf
-
-        tf.config.threading.set_intra_op_parallelism_threads(n)
-        tf.config.threading.set_inter_op_parallelism_threads(n)
-        threads["tensorflow"] = {
-            "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
-            "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
-        }
-    if case.target.startswith("ort-"):
-        threads["onnxruntime"] = {"intra_op": n, "inter_op": 1, "execution": "sequential"}
-    return threads
+            conn.send(timing_core.time_round(job.run, loops))
 
 
 @contextlib.contextmanager

@@ -14,7 +14,7 @@ from harness.model.spec import Cell, load_spec
 
 
 def add_parser(sub) -> None:
-    from harness.parity.cases import DEFAULT_BACKENDS
+    from harness.registry import DEFAULT_PARITY as DEFAULT_BACKENDS
 
     p = sub.add_parser("parity", help="prove every backend equal to the NumPy reference")
     p.add_argument("--cells", default="rnn,lstm,gru", help="comma list of rnn, lstm, gru")
@@ -39,8 +39,8 @@ def add_parser(sub) -> None:
 
 
 def run_parity(args) -> int:
-    from harness.parity import cases as matrix
     from harness.parity import report as parity_report
+    from harness.parity import run as matrix
 
     dtypes = ("float32", "float64") if args.dtype == "both" else (args.dtype,)
     backends = names(args.backends, registry.BACKENDS, "backend")
@@ -100,7 +100,7 @@ def _onnx_file_results(args, dtypes, backends) -> list:
     if not args.onnx:
         return []
     from harness.onnx.reader import check_file
-    from harness.parity.cases import BackendResult
+    from harness.parity.run import BackendResult
 
     imported = args.imported
     check = check_file(args.onnx, imported)

@@ -88,10 +88,10 @@ def run_export(args) -> int:
     from pathlib import Path
 
     from backends.onnx_export import EXPORTERS, export
+    from harness.model.errors import describe_error
     from harness.model.spec import ModelSpec
     from harness.model.weights import init_weights, load_weights
     from harness.onnx.audit import audit, format_audit
-    from harness.parity.cases import describe_error
 
     exporters = names(args.exporters, EXPORTERS, "exporter")
     spec = (

@@ -1,9 +1,14 @@
-"""What every backend provides: build once from spec + canonical weights, run many times."""
+"""What every backend provides: build once from spec + canonical weights, run many times.
+
+Parity asks a prepared model for `forward` and `grad`; timing asks it for runners (a `run()`
+that is one timed call, device sync inside, and a way to turn its result into canonical
+arrays). A backend that lacks a capability raises NotSupported with the reason; the registry
+says which benchmark modes each backend offers, so nothing else branches on its name."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -15,18 +20,30 @@ from harness.model.weights import CanonicalWeights
 # (the "cotangents", keyed like Outputs: y, h_n, c_n, head). A backend returns the gradients of
 # every canonical weight plus the inputs "x", "h0" and (LSTM) "c0", in the canonical layout.
 Cotangents = Mapping[str, np.ndarray]
+# (run, fetch): run() is one timed call; fetch(run's result) gives NumPy arrays or Outputs.
+Runner = tuple[Callable[[], Any], Callable[[Any], Any]]
 
 
 class NotSupported(Exception):
-    """This backend cannot run this spec or input; the message says why."""
+    """This backend cannot run this spec, input or mode here; the message says why."""
 
 
 class Prepared(Protocol):
     spec: ModelSpec
+    impl_class: str  # what runs, as detected or as asked for (the wording says which)
 
     def forward(self, x, seq_lens=None, h0=None, c0=None) -> Outputs: ...
 
     def grad(self, x, cotangents: Cotangents, seq_lens=None, h0=None, c0=None) -> dict: ...
+
+    def forward_runner(self, x) -> Runner:
+        """fetch(result) -> Outputs."""
+
+    def train_step_runner(self, x, goal, lr: float) -> Runner:
+        """run() is one unclipped SGD step on mean((y - goal)^2) and returns the loss;
+        fetch(loss) -> (loss as a float, the canonical weights after the step)."""
+
+    def train_sgd(self, xs, ys, lr: float, max_norm: float, frozen=()) -> tuple: ...
 
 
 class Backend(Protocol):
@@ -35,4 +52,52 @@ class Backend(Protocol):
     def unavailable_reason(self) -> str | None:
         """None when usable here; else why not (package missing, no GPU)."""
 
+    def set_threads(self, n: int) -> dict[str, Any]:
+        """Fix this backend's library pools at n before anything is built; say what they are."""
+
     def build(self, spec: ModelSpec, weights: CanonicalWeights) -> Prepared: ...
+
+    def product_runner(self, pairs: Sequence[tuple[np.ndarray, np.ndarray]], dtype: str) -> Runner:
+        """run() multiplies every (a, b) pair into outputs allocated once; fetch -> arrays."""
+
+    def copy_runner(self, source: np.ndarray) -> Runner:
+        """run() copies source into a buffer allocated once; fetch -> the copy."""
+
+    def mingru_runner(self, weights: Mapping[str, np.ndarray], x, sequential: bool) -> Runner:
+        """minGRU's step loop or parallel scan; fetch -> [y, h_n]."""
+
+
+class BaseBackend:
+    """Defaults for the optional capabilities: each says it is missing, with the reason."""
+
+    name = "backend"
+
+    def unavailable_reason(self) -> str | None:
+        return None
+
+    def set_threads(self, n: int) -> dict[str, Any]:
+        return {}
+
+    def product_runner(self, pairs, dtype: str) -> Runner:
+        raise NotSupported(f"{self.name} has no matrix-product mode")
+
+    def copy_runner(self, source) -> Runner:
+        raise NotSupported(f"{self.name} has no bandwidth probe")
+
+    def mingru_runner(self, weights, x, sequential: bool) -> Runner:
+        raise NotSupported(f"{self.name} has no minGRU")
+
+
+class BasePrepared:
+    """Defaults for a prepared model's optional capabilities."""
+
+    name = "backend"
+
+    def grad(self, x, cotangents, seq_lens=None, h0=None, c0=None) -> dict:
+        raise NotSupported(f"{self.name} computes no gradients")
+
+    def train_step_runner(self, x, goal, lr: float) -> Runner:
+        raise NotSupported(f"{self.name} has no training mode")
+
+    def train_sgd(self, xs, ys, lr: float, max_norm: float, frozen=()) -> tuple:
+        raise NotSupported(f"{self.name} has no training")

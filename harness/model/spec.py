@@ -133,6 +133,31 @@ class ModelSpec:
         return "\n".join(lines) + "\n"
 
 
+@dataclasses.dataclass(frozen=True)
+class MinGRUSpec:
+    """minGRU (backends/mingru.py), the parallel-in-time contrast model: one direction, no head,
+    weights l{l}.W [2H, I_l] and l{l}.b [2H]."""
+
+    input_size: int
+    hidden_size: int
+    num_layers: int = 1
+    dtype: str = "float32"
+    cell = "mingru"
+    bidirectional = False
+    head = None
+    num_directions = 1
+
+    def __post_init__(self) -> None:
+        _check_int("input_size", self.input_size, 1)
+        _check_int("hidden_size", self.hidden_size, 1)
+        _check_int("num_layers", self.num_layers, 1)
+        if self.dtype not in DTYPES:
+            raise _fail("dtype", self.dtype, " | ".join(DTYPES))
+
+    def replace(self, **changes: Any) -> MinGRUSpec:
+        return dataclasses.replace(self, **changes)
+
+
 def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
     fields = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(data) - set(fields))

@@ -100,6 +100,11 @@ class CanonicalWeights(Mapping):
         return CanonicalWeights(self.spec, {**self.arrays, **arrays})
 
 
+def float32_exact(array: np.ndarray) -> np.ndarray:
+    """float64 values that float32 holds exactly."""
+    return array.astype(np.float32).astype(np.float64)
+
+
 def digest_arrays(arrays: Mapping[str, np.ndarray]) -> str:
     """sha256 over names, dtypes, shapes and little-endian bytes, in the mapping's order."""
     h = hashlib.sha256()

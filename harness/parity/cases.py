@@ -1,41 +1,18 @@
-"""The parity matrix: cases x backends, each backend's outputs and gradients against the NumPy
-float64 reference. Weights, inputs and cotangents are drawn in float32, so that the reference
-sees exactly the numbers a float32 backend sees and any difference is the backend's arithmetic.
-"""
+"""The parity matrix's cases and their data. Weights, inputs and cotangents are drawn in
+float32, so that the float64 reference sees exactly the numbers a float32 backend sees and any
+difference is the backend's arithmetic."""
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
-import traceback
 from typing import Any
 
 import numpy as np
 
-from backends import numpy_ref
-from harness import registry
 from harness.model.outputs import Outputs
-from harness.model.protocol import NotSupported
 from harness.model.spec import Cell, Head, ModelSpec
-from harness.model.weights import CanonicalWeights, init_weights, load_weights
-from harness.parity.checks import Comparison, compare_all
-
-DEFAULT_BACKENDS = (
-    "numpy",
-    "torch-cpu",
-    "torch-cuda",
-    "tf-eager",
-    "tf-function",
-    "tf-xla",
-    "ort-direct-cpu",
-    "ort-torchscript-cpu",
-    "ort-dynamo-cpu",
-    "ort-tf2onnx-cpu",
-    "ort-direct-cuda",
-    "ort-torchscript-cuda",
-    "ort-dynamo-cuda",
-    "ort-tf2onnx-cuda",
-)
+from harness.model.weights import CanonicalWeights, float32_exact, init_weights, load_weights
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,81 +95,3 @@ def case_data(case: ParityCase) -> tuple[CanonicalWeights, dict[str, Any]]:
 def cotangents_for(outputs: Outputs, seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed + 2)
     return {k: float32_exact(rng.standard_normal(v.shape)) for k, v in outputs.as_dict().items()}
-
-
-def float32_exact(array: np.ndarray) -> np.ndarray:
-    """float64 values that float32 holds exactly."""
-    return array.astype(np.float32).astype(np.float64)
-
-
-@dataclasses.dataclass
-class BackendResult:
-    backend: str
-    case: str
-    status: str  # passed | failed | skipped | error
-    reason: str = ""
-    comparisons: list[Comparison] = dataclasses.field(default_factory=list)
-    audit: dict | None = None  # the export-form audit, for ONNX backends
-
-    def as_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        out["comparisons"] = [c.as_dict() for c in self.comparisons]
-        return out
-
-
-def reference_results(case: ParityCase):
-    weights64, inputs = case_data(case)
-    spec64 = case.spec.replace(dtype="float64")
-    params = dict(weights64)
-    call = {k: inputs[k] for k in ("seq_lens", "h0", "c0")}
-    outputs, tape = numpy_ref.forward_with_tape(spec64, params, inputs["x"], **call)
-    cot = cotangents_for(outputs, case.seed)
-    grads = numpy_ref.backward(params, tape, **{f"d{k}": v for k, v in cot.items()})
-    return weights64, inputs, outputs.as_dict(), cot, grads
-
-
-def run_case(case: ParityCase, backend_names, reference=None) -> list[BackendResult]:
-    weights64, inputs, ref_out, cot, ref_grads = reference or reference_results(case)
-    dtype = case.spec.dtype
-    weights = weights64.astype(dtype)
-    cast = {k: None if v is None or k == "seq_lens" else v.astype(dtype) for k, v in inputs.items()}
-    cast["seq_lens"] = inputs["seq_lens"]
-    cot_cast = {k: v.astype(dtype) for k, v in cot.items()}
-    results = []
-    for name in backend_names:
-        reason = registry.unavailable_reason(name)
-        if reason:
-            results.append(BackendResult(name, case.id, "skipped", reason))
-            continue
-        results.append(_run_backend(name, case, weights, cast, cot_cast, ref_out, ref_grads))
-    return results
-
-
-def _run_backend(name, case, weights, cast, cot_cast, ref_out, ref_grads) -> BackendResult:
-    """Forward, then gradients; a backend without gradients (ONNX Runtime) is judged on its
-    forward alone and says so."""
-    dtype, note = case.spec.dtype, ""
-    x, rest = cast["x"], {k: cast[k] for k in ("seq_lens", "h0", "c0")}
-    try:
-        prepared = registry.get_backend(name).build(weights.spec, weights)
-        comparisons = compare_all(ref_out, prepared.forward(x, **rest).as_dict(), dtype)
-        try:
-            grads = prepared.grad(x, cot_cast, **rest)
-            comparisons += compare_all(ref_grads, grads, dtype, prefix="grad:")
-        except NotSupported as exc:
-            note = f"forward only: {exc}"
-    except NotSupported as exc:
-        return BackendResult(name, case.id, "skipped", str(exc))
-    except Exception as exc:  # a backend that breaks is reported, and the matrix goes on
-        return BackendResult(name, case.id, "error", describe_error(exc))
-    status = "passed" if all(c.passed for c in comparisons) else "failed"
-    result = BackendResult(name, case.id, status, note, comparisons)
-    result.audit = getattr(prepared, "audit", None)
-    return result
-
-
-def describe_error(exc: BaseException) -> str:
-    """One line: the exception, its first line of message, and where it was raised."""
-    last = traceback.extract_tb(exc.__traceback__)[-1]
-    first_line = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {first_line} ({last.filename.rsplit('/', 1)[-1]}:{last.lineno})"

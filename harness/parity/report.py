@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from harness.atomic import write_text_atomic
-from harness.parity.cases import BackendResult
+from harness.parity.run import BackendResult
 
 SCHEMA_VERSION = 1
 

@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 
 from harness import registry
+from harness.model.errors import describe_error
 from harness.model.protocol import NotSupported
 from harness.model.spec import Cell, Head, ModelSpec
 from harness.model.weights import init_weights
-from harness.parity.cases import describe_error
 from harness.parity.checks import TOLERANCES, compare_all
 
 STEPS, T, B, HIDDEN = 20, 16, 8, 12
