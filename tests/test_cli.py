@@ -64,7 +64,10 @@ def test_failure_exits_1_and_names_the_tensor(monkeypatch, capsys):
 @pytest.mark.parametrize(
     "argv,message",
     [
-        (["parity", "--backends", "numpy,jax"], "unknown backend 'jax': allowed numpy, cupy, torch-cpu"),
+        (
+            ["parity", "--backends", "numpy,jax"],
+            "unknown backend 'jax': allowed numpy, cupy, torch-cpu",
+        ),
         (["parity", "--cells", "lstm,transformer"], "unknown cell 'transformer': allowed rnn,"),
         (["parity", "--weights", "w.npz"], "--weights needs --spec"),
         (["error-growth", "--backends", "nope"], "unknown backend 'nope'"),

@@ -56,7 +56,10 @@ GOOD = 'name = "t"\nbudget_s = 1\n[[sweep]]\ntargets = ["numpy"]\n'
         (GOOD + "batch = [0]\n", r"BenchCase.batch = 0 is invalid: allowed an integer >= 1"),
         (GOOD + "colour = [1]\n", r"unknown axis 'colour': allowed targets, modes"),
         (GOOD + "steps = 5\n", r"steps = 5 is invalid: allowed a non-empty list"),
-        (GOOD + "modes = ['train']\ncell = ['mingru']\n", r"for numpy and minGRU: forward, sequential, gemm"),
+        (
+            GOOD + "modes = ['train']\ncell = ['mingru']\n",
+            r"for numpy and minGRU: forward, sequential, gemm",
+        ),
         (GOOD.replace("numpy", "jax"), r"BenchCase.target = 'jax' is invalid: allowed numpy"),
         (
             'name = "t"\n[[sweep]]\ntargets = ["ort-direct-cpu"]\nmodes = ["train"]\n',
