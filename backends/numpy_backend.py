@@ -50,6 +50,7 @@ class NumpyBackend(BaseBackend):
     def __init__(self, xp: str = "numpy"):
         self.xp_name, self.name = xp, xp
         self.mingru_label = LABELS[xp][0]
+        self.product_label = f"{xp}.matmul ({LABELS[xp][1]})"
 
     def unavailable_reason(self) -> str | None:
         if self.xp_name == "cupy":
@@ -88,6 +89,14 @@ class NumpyBackend(BaseBackend):
 
         return run, arrays.to_numpy
 
+    def parallel_in_time_runner(self, spec, weights, x, method, tol, max_iter):
+        from backends import parallel_time
+
+        device = "cuda" if self.xp_name == "cupy" else "cpu"
+        return parallel_time.make_runner(
+            spec, weights, x, method, tol, max_iter, device, framework="numpy"
+        )
+
     def mingru_runner(self, weights, x, sequential: bool):
         arrays = _Arrays(self.xp_name)
         params = {k: arrays.put(v) for k, v in weights.items()}
@@ -110,6 +119,7 @@ class PreparedNumpy(BasePrepared):
         library, blas = LABELS[xp]
         self.impl_class = f"{library} step loop (one {blas} GEMM per step)"
         self.train_impl_class = f"{library} forward + hand-written BPTT"
+        self.train_input_grad = True  # its BPTT returns dx and dh0 as well
 
     def _put(self, array):
         return None if array is None else self.arrays.put(array)

@@ -35,6 +35,7 @@ class KerasBackend(BaseBackend):
             raise ValueError(f"tf mode {mode!r}: allowed {', '.join(MODES)}")
         self.mode, self.name = mode, f"tf-{mode}"
         self.mingru_label = f"TF {mode}"
+        self.product_label = f"tf.matmul ({mode})"
 
     def set_threads(self, n: int) -> dict:
         tf.config.threading.set_intra_op_parallelism_threads(n)

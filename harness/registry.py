@@ -16,7 +16,8 @@ from harness.model.protocol import NotSupported
 MODEL_MODES = ("forward", "train", "gemm")
 PROBE_MODES = ("peak", "bandwidth")  # machine probes: `size` is their only axis
 MINGRU_MODES = ("forward", "sequential", "gemm")  # forward = its parallel scan
-ALL = (*MODEL_MODES, "sequential", *PROBE_MODES)
+PIT_MODES = ("newton", "quasi-newton")  # the recurrence solved in parallel over time
+ALL = (*MODEL_MODES, "sequential", *PROBE_MODES, *PIT_MODES)
 REFERENCE = "numpy"  # the oracle every other backend is compared with
 
 
@@ -33,7 +34,7 @@ class Entry:
     device: str  # cpu | gpu
     modes: tuple[str, ...]  # benchmark modes; () = parity only
     mingru: bool  # has minGRU (forward = parallel scan, sequential)
-    product_of: str  # the backend whose matrix product is this one's equal-FLOP baseline
+    product_of: str  # the backend whose matrix product is this one's equal-FLOP baseline ("": none)
     parity: bool  # in the default parity matrix
 
 
@@ -62,7 +63,7 @@ def register(
         runs_on,
         tuple(modes),
         mingru,
-        product_of or name,
+        name if product_of is None else product_of,
         parity,
     )
 
@@ -74,9 +75,12 @@ _TF = ("tensorflow", "keras")
 # fmt: off
 # One row a backend: a table reads better unformatted.
 register("numpy", _NUMPY, modes=ALL, mingru=True)
-register("cupy", _NUMPY, ["cupy"], "gpu", "gpu", ("forward", "gemm", "sequential", *PROBE_MODES),
-         mingru=True, parity=False, xp="cupy")
+register("cupy", _NUMPY, ["cupy"], "gpu", "gpu",
+         ("forward", "gemm", "sequential", *PROBE_MODES, *PIT_MODES), mingru=True, parity=False,
+         xp="cupy")
 register("torch-cpu", _TORCH, ["torch"], "torch", modes=ALL, mingru=True, device="cpu")
+register("torch-cpu-onednn", _TORCH, ["torch"], "torch", modes=("gemm", "peak"), parity=False,
+         device="cpu", gemm_library="onednn")
 register("torch-cpu-compile", _TORCH, ["torch"], "torch", modes=("forward",), mingru=True,
          product_of="torch-cpu", parity=False, device="cpu", compile_mode="default")
 register("torch-cuda", _TORCH, ["torch"], "torch", "gpu", ALL, mingru=True, device="cuda")
@@ -84,8 +88,9 @@ register("torch-cuda-graphs", _TORCH, ["torch"], "torch", "gpu", ("forward",), m
          product_of="torch-cuda", parity=False, device="cuda", compile_mode="reduce-overhead")
 register("torch-cuda-tf32", _TORCH, ["torch"], "torch", "gpu", ("forward", "train", "gemm"),
          parity=False, device="cuda", tf32=True)
+# tf-eager: a Python-driven loop, ~2 ms of dispatch a step: no product is its baseline
 register("tf-eager", _KERAS, _TF, "tf", modes=("forward", "train", "sequential"), mingru=True,
-         product_of="tf-function", mode="eager")
+         product_of="", mode="eager")
 register("tf-function", _KERAS, _TF, "tf", modes=("forward", "train", "gemm", "sequential"),
          mingru=True, mode="function")
 register("tf-xla", _KERAS, _TF, "tf", modes=("forward", "train", "sequential"), mingru=True,
@@ -138,7 +143,7 @@ def device_of(name: str) -> str:
 def product_baseline(name: str) -> str | None:
     """The backend whose matrix product of the same FLOPs is `name`'s baseline, if it has one."""
     entry = BACKENDS.get(name)
-    if entry is None or "gemm" not in BACKENDS[entry.product_of].modes:
+    if entry is None or not entry.product_of or "gemm" not in BACKENDS[entry.product_of].modes:
         return None
     return entry.product_of
 

@@ -33,10 +33,10 @@ def test_time_round_is_the_mean_per_call():
 @pytest.mark.parametrize(
     ("cost", "min_round", "expected"),
     [
-        (1e-3, 0.01, 10),  # one call reaches a tenth: scale 1 -> 10
-        (1e-5, 0.01, 1000),  # doubles to 128 calls (1.28 ms), then scales to 1000
+        (1e-3, 0.01, 11),  # one call reaches a tenth: scale 1 -> ceil(1.05 * 10) = 11
+        (1e-5, 0.01, 1050),  # doubles to 128 calls (1.28 ms), then scales by 1.05 * 7.8125
         (0.05, 0.01, 1),  # a call longer than a round: one loop
-        (3e-4, 0.01, 34),  # 4 calls = 1.2 ms >= 1 ms: ceil(4 * 0.01 / 1.2e-3) = 34
+        (3e-4, 0.01, 36),  # 4 calls = 1.2 ms >= 1 ms: ceil(4 * 1.05 * 0.01 / 1.2e-3) = 36
     ],
 )
 def test_calibrate_by_hand(cost, min_round, expected):
@@ -44,6 +44,22 @@ def test_calibrate_by_hand(cost, min_round, expected):
     loops = timing.calibrate(clock.run, min_round, clock)
     assert loops == expected
     assert loops * cost >= min_round or loops == 1
+
+
+class SpeedingClock(FakeClock):
+    """Calls cost 1 ms for the first three, then 0.25 ms (a cache warmed, a JIT kicked in)."""
+
+    def run(self) -> None:
+        self.cost = 1e-3 if self.calls < 3 else 2.5e-4
+        super().run()
+
+
+def test_calibrate_rechecks_until_a_measured_round_lasts():
+    clock = SpeedingClock(1e-3)
+    loops = timing.calibrate(clock.run, 0.01, clock)
+    # trusting the first call would give 11 loops: rounds of 2.75 ms against 10 ms asked for
+    assert loops == 42
+    assert timing.time_round(clock.run, loops, clock) * loops >= 0.01
 
 
 def test_calibrate_stops_at_max_loops():

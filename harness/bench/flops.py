@@ -31,14 +31,28 @@ def forward_flops(cell, B, T, I, H, layers=1, directions=1) -> int:  # noqa: N80
 
 
 def case_flops(mode: str, cell, B, T, I, H, layers=1, size=0, directions=1) -> int:  # noqa: N803
-    """FLOPs of one timed call. Training (forward + BPTT + SGD) is 3x the forward's products:
-    backward needs dW, dR, dx and dh, each one product the size of a forward one."""
+    """FLOPs of one timed call, before the workload says what it computes (a training step's
+    count then comes from train_flops with the implementation's own input_grad)."""
     if mode == "peak":
         return 2 * size**3
     if mode == "bandwidth":
         return 0
-    flops = forward_flops(cell, B, T, I, H, layers, directions)
-    return 3 * flops if mode == "train" else flops
+    if mode == "train":
+        return train_flops(cell, B, T, I, H, layers, directions)
+    return forward_flops(cell, B, T, I, H, layers, directions)
+
+
+def train_flops(cell, B, T, I, H, layers=1, directions=1, input_grad=True) -> int:  # noqa: N803
+    """Products of one training step, counted from what the implementation computes: the
+    forward, then per layer dW (the size of x.W), dR and dh through R (each the size of h.R),
+    and dx through W for every layer but the first, whose dx only an implementation that
+    returns input gradients (the NumPy reference's BPTT) computes; torch and Keras skip it
+    when x needs no gradient."""
+    forward = forward_flops(cell, B, T, I, H, layers, directions)
+    inputs = input_projection_flops(cell, B, T, I, H, layers, directions)
+    first = input_projection_flops(cell, B, T, I, H, 1, directions)
+    recurrent = recurrent_flops(cell, B, T, H, layers, directions)
+    return forward + inputs + 2 * recurrent + (inputs - first) + (first if input_grad else 0)
 
 
 def step_bytes(cell, B, H, dtype="float32") -> int:  # noqa: N803

@@ -7,6 +7,7 @@ resolution still gets measured."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
@@ -41,16 +42,20 @@ def calibrate(
     timer: Timer = time.perf_counter,
     max_loops: int = 1 << 20,
 ) -> int:
-    """The loops per round for a round to last at least min_round_s: double from 1 until a
-    round reaches a tenth of it, then scale up by the measured time (as pytest-benchmark does)."""
+    """The loops per round for a measured round to last at least min_round_s: double from 1
+    until a round reaches a tenth of it, then scale up by the measured time, and time a whole
+    round at the new count again, growing it until one really lasts min_round_s (a call that
+    got faster after its first runs, a cache warmed, would otherwise leave rounds short)."""
     loops = 1
     while True:
         elapsed = time_round(run, loops, timer) * loops
         if elapsed >= min_round_s or loops >= max_loops:
             return loops
         if elapsed >= min_round_s / 10:
-            return min(max_loops, max(loops + 1, int(loops * min_round_s / elapsed + 0.999)))
-        loops *= 2
+            scaled = math.ceil(loops * 1.05 * min_round_s / elapsed)  # 5%: land past the line
+            loops = min(max_loops, max(loops + 1, scaled))
+        else:
+            loops = min(max_loops, loops * 2)
 
 
 def loop_overhead(loops: int = 100_000, repeats: int = 5, timer: Timer = time.perf_counter):

@@ -59,6 +59,7 @@ def _serve(conn, case_dict, timing) -> None:
         "weights_digest": job.weights_digest,
         "parity": checks,
         "build_s": time.perf_counter() - started,
+        **job.record,
     }
     with _blas_limited(case.threads) as pools:
         threads["pools"] = pools

@@ -17,13 +17,16 @@ import numpy as np
 
 from harness import registry
 from harness.bench.case import BenchCase
-from harness.bench.flops import GATES, layer_inputs
+from harness.bench.flops import GATES, layer_inputs, train_flops
 from harness.model.protocol import NotSupported
 from harness.model.weights import digest_arrays, float32_exact, init_weights
 from harness.parity.checks import Comparison, compare, compare_all
 
 LEARNING_RATE = 0.01
 SEED = 0
+
+
+PIT_TOL = {"float32": 1e-5, "float64": 1e-11}  # Newton stops when no state moves more
 
 
 @dataclasses.dataclass
@@ -33,6 +36,7 @@ class Workload:
     checks: list[Comparison]
     weights_digest: str = ""
     notes: str = ""
+    record: dict[str, Any] = dataclasses.field(default_factory=dict)  # more fields to record
 
 
 def open_backend(case: BenchCase):
@@ -84,7 +88,7 @@ def _forward(case: BenchCase, backend) -> Workload:
     run, to_outputs = prepared.forward_runner(_cast(x64, case.dtype))
     checks = compare_all(ref.as_dict(), to_outputs(run()).as_dict(), case.dtype)
     notes = getattr(prepared, "notes", "")
-    return Workload(run, prepared.impl_class, checks, weights.digest(), notes)
+    return Workload(run, prepared.describe(run), checks, weights.digest(), notes)
 
 
 def _train(case: BenchCase, backend) -> Workload:
@@ -106,31 +110,46 @@ def _train(case: BenchCase, backend) -> Workload:
     for name in ("l0.W", "l0.R"):
         checks.append(compare(f"updated {name}", ref_weights[name], after[name], case.dtype))
     impl = getattr(prepared, "train_impl_class", prepared.impl_class)
-    return Workload(run, impl, checks, weights.digest())
+    input_grad = getattr(prepared, "train_input_grad", False)
+    flops = train_flops(
+        case.cell,
+        case.batch,
+        case.steps,
+        case.input_size,
+        case.hidden,
+        case.layers,
+        case.directions,
+        input_grad,
+    )
+    return Workload(run, impl, checks, weights.digest(), record={"flops": flops})
 
 
 # ---- equal-FLOP matrix product, probes -----------------------------------------------------
 
 
 def _gemm(case: BenchCase, backend) -> Workload:
-    """The case's forward FLOPs as one product per layer and direction,
-    [T*B, I_l + H] @ [I_l + H, G*H]: the same arithmetic with every step available at once
-    (minGRU: [T*B, I_l] @ [I_l, 2H])."""
+    """The case's forward FLOPs as one product per layer and direction into an output of the
+    layer's own output size, [T*B, G*(I_l + H)] @ [G*(I_l + H), H]: the same arithmetic with
+    every step available at once (minGRU: [T*B, 2*I_l] @ [2*I_l, H])."""
     rng = np.random.default_rng(SEED + 3)
     G, H, rows = GATES[case.cell], case.hidden, case.steps * case.batch
     extra = 0 if case.cell == "mingru" else H
+    depths = [
+        G * (i + extra) for i in layer_inputs(case.input_size, H, case.layers, case.directions)
+    ]
     pairs = [
         (
-            float32_exact(rng.standard_normal((rows, i + extra))),
-            float32_exact(rng.standard_normal((i + extra, G * H)) / np.sqrt(i + extra)),
+            float32_exact(rng.standard_normal((rows, k))),
+            float32_exact(rng.standard_normal((k, H)) / np.sqrt(k)),
         )
-        for i in layer_inputs(case.input_size, H, case.layers, case.directions)
+        for k in depths
         for _ in range(case.directions)
     ]
     run, fetch = backend.product_runner(pairs, case.dtype)
     got = fetch(run())
     checks = [compare(f"product {n}", a @ b, got[n], case.dtype) for n, (a, b) in enumerate(pairs)]
-    return Workload(run, "one GEMM per layer (all steps at once)", checks)
+    impl = f"one GEMM per layer and direction, all steps at once: {backend.product_label}"
+    return Workload(run, impl, checks)
 
 
 def _peak(case: BenchCase, backend) -> Workload:
@@ -143,7 +162,8 @@ def _peak(case: BenchCase, backend) -> Workload:
     )
     run, fetch = backend.product_runner([pair], case.dtype)
     got = fetch(run())[0]
-    return Workload(run, "square GEMM", [compare("product", pair[0] @ pair[1], got, case.dtype)])
+    check = compare("product", pair[0] @ pair[1], got, case.dtype)
+    return Workload(run, f"square GEMM: {backend.product_label}", [check])
 
 
 def _bandwidth(case: BenchCase, backend) -> Workload:
@@ -172,10 +192,60 @@ def _mingru(case: BenchCase, backend) -> Workload:
     return Workload(run, impl, checks, digest_arrays(weights))
 
 
+# ---- parallel in time ----------------------------------------------------------------------
+
+
+def _parallel_in_time(case: BenchCase, backend) -> Workload:
+    """The whole sequence solved by Newton (or quasi-Newton) iterations from an all-zero guess,
+    timed as one call; a run that does not converge is a failed case, never a timing."""
+    spec, weights64, x64 = model_data(case)
+    spec64 = spec.replace(dtype="float64")
+    ref = registry.reference().forward(spec64, dict(weights64), x64).as_dict()
+    ref.pop("head", None)  # the solver returns the recurrent outputs
+    tol, max_iter = PIT_TOL[case.dtype], case.steps + 1  # exact after T steps, up to rounding
+    weights = weights64.astype(case.dtype)
+    run, fetch = backend.parallel_in_time_runner(
+        spec, dict(weights), _cast(x64, case.dtype), case.mode, tol, max_iter
+    )
+    result = run()
+    lle = registry.parallel_in_time().model_lyapunov(spec64, dict(weights64), x64).lle
+    pit = {
+        "method": case.mode,
+        "tol": tol,
+        "max_iter": max_iter,
+        "lle": lle,
+        "converged": result.converged,
+        "iterations": result.iterations,
+        "reason": result.reason,
+    }
+    if result.converged:
+        outputs, _ = fetch(result)
+        checks = compare_all(ref, outputs.as_dict(), case.dtype)
+    else:
+        checks = [not_converged(result.reason, result.residuals)]
+    impl = f"{case.mode} iterations over all T ({getattr(backend, 'mingru_label', backend.name)})"
+    return Workload(run, impl, checks, weights.digest(), record={"pit": pit})
+
+
+def not_converged(reason: str | None, residuals) -> Comparison:
+    last = residuals[-1] if residuals else float("nan")
+    return Comparison(
+        "converged",
+        False,
+        float("nan"),
+        float("nan"),
+        0.0,
+        0.0,
+        f"converged: no ({reason}; last change {last:.3g})",
+    )
+
+
 MODES: dict[str, Callable[[BenchCase, Any], Workload]] = {
     "forward": _forward,
     "train": _train,
     "gemm": _gemm,
     "peak": _peak,
     "bandwidth": _bandwidth,
+    "newton": _parallel_in_time,
+    "quasi-newton": _parallel_in_time,
 }

@@ -66,11 +66,18 @@ class Backend(Protocol):
     def mingru_runner(self, weights: Mapping[str, np.ndarray], x, sequential: bool) -> Runner:
         """minGRU's step loop or parallel scan; fetch -> [y, h_n]."""
 
+    def parallel_in_time_runner(
+        self, spec, weights, x, method: str, tol: float, max_iter: int
+    ) -> Runner:
+        """The model solved by Newton (or quasi-Newton) iterations over all T at once: run()
+        returns its ParallelResult; fetch(result) -> (Outputs, iterations)."""
+
 
 class BaseBackend:
     """Defaults for the optional capabilities: each says it is missing, with the reason."""
 
     name = "backend"
+    product_label = "its matrix product"
 
     def unavailable_reason(self) -> str | None:
         return None
@@ -87,11 +94,19 @@ class BaseBackend:
     def mingru_runner(self, weights, x, sequential: bool) -> Runner:
         raise NotSupported(f"{self.name} has no minGRU")
 
+    def parallel_in_time_runner(self, spec, weights, x, method, tol, max_iter) -> Runner:
+        raise NotSupported(f"{self.name} has no parallel-in-time solver")
+
 
 class BasePrepared:
     """Defaults for a prepared model's optional capabilities."""
 
     name = "backend"
+    impl_class = "as built"
+
+    def describe(self, run) -> str:
+        """What `run` executes: detected where the backend can tell, else as asked for."""
+        return self.impl_class
 
     def grad(self, x, cotangents, seq_lens=None, h0=None, c0=None) -> dict:
         raise NotSupported(f"{self.name} computes no gradients")
