@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from harness.bench.cpu_limits import collect_cpu_limits
+
 LIBRARIES = (
     "numpy",
     "torch",
@@ -145,15 +147,29 @@ def collect_git() -> dict[str, Any]:
     return {"commit": commit, "dirty": dirty}
 
 
+def collect_numpy_gemm(blas: list[dict[str, Any]]) -> dict[str, Any]:
+    """Which GEMM kernel NumPy's OpenBLAS runs, and the OPENBLAS_CORETYPE that chose it (set
+    on some machines for safety: it can force 256-bit kernels on a 512-bit CPU)."""
+    openblas = next((b for b in blas if b.get("internal_api") == "openblas"), None)
+    return {
+        "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
+        "kernel": None if openblas is None else openblas.get("architecture"),
+        "blas": None if openblas is None else "openblas",
+    }
+
+
 def collect_environment(machine: str | None = None) -> dict[str, Any]:
+    cpu, blas = collect_cpu(), collect_blas()
     return {
         "machine": machine or platform.node(),
-        "cpu": collect_cpu(),
+        "cpu": cpu,
+        "cpu_limits": collect_cpu_limits(cpu["usable_cores"] or 1),
+        "numpy_gemm": collect_numpy_gemm(blas),
         "gpu": collect_gpu(),
         "os": platform.platform(),
         "python": sys.version.split()[0],
         "libraries": collect_libraries(),
-        "blas": collect_blas(),
+        "blas": blas,
         "environment_variables": {k: os.environ.get(k) for k in ENVIRONMENT_VARIABLES},
         "git": collect_git(),
     }
