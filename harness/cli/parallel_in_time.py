@@ -4,6 +4,11 @@ method in time, next to its largest Lyapunov exponent, and hold the result to th
 Exit 0: converged and equal to the sequential float64 run at the dtype's parity tolerance.
 Exit 1: not converged (max-iter reached or a non-finite value), or converged to something else.
 Exit 2: bad input (one line).
+
+With --sweep GRID (a TOML file's [sweep] table, or "default"), it runs a grid of cells, methods,
+T and gains instead (harness/bench/pit_sweep.py) and writes the counts to --json: iterations,
+Lyapunov exponents, work and depth. Exit 1 there only when a converged row differs from the
+sequential run; rows that do not converge are measurements.
 """
 
 from __future__ import annotations
@@ -53,10 +58,15 @@ def add_parser(sub) -> None:
     p.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
     p.add_argument("--framework", help="numpy | torch (default numpy on cpu, torch on cuda)")
     p.add_argument("--json", help="write the record here (atomically)")
+    p.add_argument(
+        "--sweep", help="GRID.toml | default: iterations, work and depth over a grid (--json)"
+    )
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
+    if args.sweep:
+        return run_sweep(args)
     options = _options(args)
     spec, weights, source = _model(args, options["dtype"])
     x = _inputs(args, spec, options["dtype"])
@@ -91,6 +101,48 @@ def run(args) -> int:
         write_text_atomic(args.json, json.dumps(_json_safe(record), indent=1) + "\n")
         print(f"wrote {args.json}")
     return 1 if failure else 0
+
+
+SWEEP_OWNS = ("spec", "weights", "onnx", "cell", "inputs", "steps", "batch", "h0", "c0", "tol")
+SWEEP_OWNS += ("max_iter", "framework")
+SWEEP_DEFAULTS = {"hidden": "32", "input": "8", "gain": "1", "seed": "0", "method": "newton"}
+SWEEP_DEFAULTS |= {"dtype": "float64", "device": "cpu"}
+
+
+def run_sweep(args) -> int:
+    """The grid's rows, written to --json; one line per row on stdout."""
+    from harness.bench import metadata, pit_sweep
+    from harness.cli.errors import progress
+
+    given = [n for n in SWEEP_OWNS if getattr(args, n) is not None]
+    given += [n for n, v in SWEEP_DEFAULTS.items() if getattr(args, n) != v]
+    if given:
+        flag = "--" + given[0].replace("_", "-")
+        raise UsageError(f"--sweep runs its own grid: drop {flag} (set it in the grid's TOML)")
+    if not args.json:
+        raise UsageError("--sweep needs --json FILE: the sweep's rows go there")
+    doc = pit_sweep.sweep(pit_sweep.load_grid(args.sweep), metadata.collect_environment(), progress)
+    progress("")
+    wrong = [r for r in doc["rows"] if r["converged"] and r["parity_passed"] is False]
+    for row in doc["rows"]:
+        print(_sweep_line(row))
+    write_text_atomic(args.json, pit_sweep.dumps(doc))
+    print(f"{len(doc['rows'])} rows in {doc['wall_s']:.0f} s; wrote {args.json}")
+    for row in wrong:
+        print(f"FAIL {_sweep_line(row)}: converged but differs from the sequential run")
+    return 1 if wrong else 0
+
+
+def _sweep_line(row: dict) -> str:
+    where = f"{row['cell']} {row['method']} H={row['hidden']} T={row['steps']} g={row['gain']:g}"
+    if row["status"] == "skipped":
+        return f"{where}: skipped ({row['reason']})"
+    if not row["converged"]:
+        return f"{where}: lle {row['lle']:+.3f}, not converged ({row['reason']})"
+    return (
+        f"{where}: lle {row['lle']:+.3f}, {row['iterations']} iterations, "
+        f"work x{row['work_multiplier']:.3g}, depth {row['depth']} of {row['steps']}"
+    )
 
 
 def _options(args) -> dict:
