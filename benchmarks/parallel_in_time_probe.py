@@ -2,8 +2,9 @@
     .tox/stack/bin/python benchmarks/parallel_in_time_probe.py [--json FILE] [--quick]
 
 1. cost: one torch quasi-Newton iteration (float32, CPU) against one product of the same FLOPs
-   over all T (the recurrent projection [T*B, H] @ [H, G*H] into a preallocated output);
-   medians of repeated runs.
+   over all T (the recurrent projection [T*B, H] @ [H, G*H] into a preallocated output), timed
+   round-robin in one process, per thread count, cell, H, T and B (see iteration_cost).
+   --cost-only --cells gru --hidden 256 --lengths 1024 --batches 1,32 --threads 1 narrows it.
 2. iterations vs T, every cell and method, default init, float64, tol 1e-8.
 3. iterations vs the largest Lyapunov exponent: tanh RNN, R ~ N(0, g^2/H), over a gain sweep.
 """
@@ -20,76 +21,150 @@ import numpy as np
 
 from backends.parallel_time import model_lyapunov, solve_model
 from backends.parallel_time.jacobians import input_projection
-from backends.parallel_time.newton import solve_recurrence
 from harness.model.spec import ModelSpec
 from harness.model.weights import init_weights
 
 TOL = 1e-8
 
 
-def _median_seconds(fn, repeats: int) -> float:
+def _seconds(fn) -> float:
+    start = time.perf_counter()
     fn()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+    return time.perf_counter() - start
 
 
-def solve_model_torch_recurrence(cell, xw, R, Rb, s0):
-    """One quasi-Newton iteration as the torch runner does it (denormals flushed)."""
+def _flushed(fn):
+    """fn with denormals flushed, as the torch runner runs the solve."""
     import torch
 
-    flushed = torch.set_flush_denormal(True)
-    try:
-        solve_recurrence(cell, xw, R, Rb, s0, "quasi-newton", 0.0, 1)
-    finally:
-        if flushed:
-            torch.set_flush_denormal(False)
+    def run():
+        flushed = torch.set_flush_denormal(True)
+        try:
+            return fn()
+        finally:
+            if flushed:
+                torch.set_flush_denormal(False)
+
+    return run
 
 
-def iteration_cost(cell="gru", H=256, T=1024, batches=(1, 8, 32), repeats=7) -> list[dict]:
+def _summary(samples: list[float]) -> dict:
+    ordered = sorted(samples)
+    return {
+        "median": statistics.median(ordered),
+        "p10": ordered[len(ordered) // 10],
+        "p90": ordered[-1 - len(ordered) // 10],
+        "n": len(ordered),
+    }
+
+
+def iteration_cost(
+    cell: str, H: int, T: int, B: int, before=True, compiled=False, budget_s=4.0, rounds=(5, 25)
+) -> dict:
+    """One torch quasi-Newton iteration (float32, CPU) against the product of the same FLOPs.
+
+    The product (the baseline): the iteration's own matrix product for all T at once, the
+    recurrent projection h_{t-1} R^T of every step, [T*B, H] @ [H, G*H] (G = 1 RNN, 3 GRU,
+    4 LSTM; 2 T B H G H FLOPs) by torch.matmul into a preallocated output. x W is not part of
+    it: input_projection computes it once before the iterations.
+    The iteration: one update of the iterate on a prepared solve (buffers and x W already there),
+    denormals flushed as in the runner. "after": torch_quasi.QuasiNewton.iteration (the fused
+    path the runner uses); "before": newton._iterate, the generic array-namespace iteration
+    (this repository's torch path before the fused one), with max_iter = 1; "compiled": the fused
+    path with its elementwise part through torch.compile (compile time reported separately).
+    All are timed round-robin in the same process (one sample of each per round), for at least
+    rounds[0] and at most rounds[1] rounds, stopping after budget_s seconds; ratio = each round's
+    iteration time / that round's product time, summarised by median, 10th and 90th percentile.
+    """
     import torch
 
-    rows = []
+    from backends.parallel_time.newton import _iterate
+    from backends.parallel_time.torch_quasi import QuasiNewton
+
     spec = ModelSpec(cell, H, H)
     weights = init_weights(spec, 0)
     W, R, Wb, Rb = (
         torch.from_numpy(np.array(weights[f"l0.{k}"][0])) for k in ("W", "R", "Wb", "Rb")
     )
-    for B in batches:
-        x = torch.from_numpy(np.random.default_rng(0).standard_normal((T, B, H)).astype(np.float32))
-        with torch.no_grad():
-            xw = input_projection(spec.cell, x, W, Wb, Rb)
-            s0 = torch.zeros(B, H)
+    N = 2 * H if cell == "lstm" else H
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.standard_normal((T, B, H)).astype(np.float32))
+    timed = {}
+    compile_s = None
+    with torch.no_grad():
+        xw = input_projection(spec.cell, x, W, Wb, Rb)
+        s0 = torch.zeros(B, N)
+        out = torch.empty(T * B, R.shape[0])
+        h, RT = torch.randn(T * B, H), R.T.contiguous()
+        timed["product"] = functools.partial(torch.matmul, h, RT, out=out)
+        timed["after"] = _flushed(QuasiNewton(spec.cell, xw, R, Rb, s0, compile=False).iteration)
+        if before:
+            S = torch.zeros(T, B, N)
+            timed["before"] = _flushed(
+                functools.partial(_iterate, spec.cell, xw, R, Rb, s0, S, "diagonal", 0.0, 1)
+            )
+        if compiled:
+            start = time.perf_counter()
+            solver = QuasiNewton(spec.cell, xw, R, Rb, s0, compile=True)
+            solver.iteration()
+            compile_s = time.perf_counter() - start
+            timed["compiled"] = _flushed(solver.iteration)
+        for fn in timed.values():  # warm up
+            fn()
+        samples: dict[str, list[float]] = {name: [] for name in timed}
+        start = time.perf_counter()
+        while len(samples["product"]) < rounds[1] and (
+            len(samples["product"]) < rounds[0] or time.perf_counter() - start < budget_s
+        ):
+            for name, fn in timed.items():
+                samples[name].append(_seconds(fn))
+    flops = 2 * T * B * H * R.shape[0]
+    product = samples["product"]
+    row = {
+        "cell": cell,
+        "H": H,
+        "T": T,
+        "B": B,
+        "threads": torch.get_num_threads(),
+        "product_s": _summary(product),
+        "product_gflops": flops / statistics.median(product) / 1e9,
+        "compile_s": compile_s,
+    }
+    for name in timed:
+        if name != "product":
+            row[f"{name}_s"] = _summary(samples[name])
+            row[f"{name}_ratio"] = _summary(
+                [a / p for a, p in zip(samples[name], product, strict=True)]
+            )
+    return row
 
-            one_iteration = functools.partial(
-                solve_model_torch_recurrence, spec.cell, xw, R, Rb, s0
-            )
-            out = torch.empty(T * B, R.shape[0])
-            product = functools.partial(
-                torch.matmul, torch.randn(T * B, H), R.T.contiguous(), out=out
-            )
-            iteration = _median_seconds(one_iteration, repeats)
-            baseline = _median_seconds(product, repeats)
-        flops = 2 * T * B * H * R.shape[0]
-        rows.append(
-            {
-                "cell": cell,
-                "H": H,
-                "T": T,
-                "B": B,
-                "iteration_s": iteration,
-                "product_s": baseline,
-                "ratio": iteration / baseline,
-                "product_gflops": flops / baseline / 1e9,
-            }
-        )
-        print(
-            f"  B={B:3d}: iteration {iteration * 1e3:8.2f} ms, product {baseline * 1e3:7.2f} ms "
-            f"({rows[-1]['product_gflops']:.1f} GFLOP/s), ratio {rows[-1]['ratio']:.2f}"
-        )
+
+def cost_table(cells, sizes, lengths, batches, threads, before, compiled, budget_s) -> list[dict]:
+    import torch
+
+    rows = []
+    head = f"{'thr':>3} {'cell':4} {'H':>4} {'T':>5} {'B':>3} {'product ms':>10} {'GFLOP/s':>7}"
+    names = ["after"] + (["compiled"] if compiled else []) + (["before"] if before else [])
+    print(head + "".join(f" {n + ' ratio (p10-p90)':>24}" for n in names))
+    for count in threads:
+        torch.set_num_threads(count)
+        for cell in cells:
+            for H in sizes:
+                for T in lengths:
+                    for B in batches:
+                        row = iteration_cost(cell, H, T, B, before, compiled, budget_s)
+                        rows.append(row)
+                        line = (
+                            f"{count:3d} {cell:4} {H:4d} {T:5d} {B:3d} "
+                            f"{row['product_s']['median'] * 1e3:10.3f} "
+                            f"{row['product_gflops']:7.1f}"
+                        )
+                        for n in names:
+                            r = row[f"{n}_ratio"]
+                            line += f" {r['median']:9.2f} ({r['p10']:5.2f}-{r['p90']:6.2f})"
+                        if row["compile_s"] is not None:
+                            line += f"  compile {row['compile_s']:.1f} s"
+                        print(line, flush=True)
     return rows
 
 
@@ -142,22 +217,43 @@ def iterations_vs_lle(gains, H=32, T=1000, B=1) -> list[dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--json")
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--threads", default="1,2", help="torch thread counts, comma-separated")
+    parser.add_argument("--cells", default="rnn,gru,lstm")
+    parser.add_argument("--hidden", default="64,256", help="H values")
+    parser.add_argument("--lengths", default="1024,4096", help="T values for the cost")
+    parser.add_argument("--batches", default="1,8,32", help="B values for the cost")
+    parser.add_argument("--no-before", action="store_true", help="skip the generic iteration")
+    parser.add_argument("--compile", action="store_true", help="also time the compiled form")
+    parser.add_argument("--budget", type=float, default=4.0, help="seconds per cost row")
+    parser.add_argument("--cost-only", action="store_true")
     args = parser.parse_args()
-    if args.threads:
-        import torch
 
-        torch.set_num_threads(args.threads)
+    def ints(text):
+        return [int(v) for v in text.split(",")]
+
     lengths = (1, 4, 16, 64, 256, 1024) if args.quick else (1, 4, 16, 64, 256, 1024, 4096, 16384)
-    print("1. torch quasi-Newton iteration vs one product of the same FLOPs (float32, CPU)")
-    cost = iteration_cost(batches=(1, 8) if args.quick else (1, 8, 32))
-    print(f"2. iterations vs T (default init, H=32, float64, tol {TOL:g})")
-    by_T = iterations_vs_T(lengths)
-    print(f"3. iterations vs LLE (tanh RNN, R ~ N(0, g^2/H), H=32, T=1000, tol {TOL:g})")
-    by_lle = iterations_vs_lle((0.25, 0.5, 1.0, 1.25, 1.5, 2.0, 3.0))
+    print("1. torch quasi-Newton iteration / one product of the same FLOPs (float32, CPU)")
+    cost = cost_table(
+        args.cells.split(","),
+        ints(args.hidden),
+        ints(args.lengths),
+        ints(args.batches),
+        ints(args.threads),
+        not args.no_before,
+        args.compile,
+        args.budget,
+    )
+    by_T = by_lle = []
+    if not args.cost_only:
+        print(f"2. iterations vs T (default init, H=32, float64, tol {TOL:g})")
+        by_T = iterations_vs_T(lengths)
+        print(f"3. iterations vs LLE (tanh RNN, R ~ N(0, g^2/H), H=32, T=1000, tol {TOL:g})")
+        by_lle = iterations_vs_lle((0.25, 0.5, 1.0, 1.25, 1.5, 2.0, 3.0))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump(

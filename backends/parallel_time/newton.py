@@ -11,7 +11,8 @@ when the max-abs change between successive iterates is <= tol (converged), when 
 a non-finite value, or after max_iter updates (both: not converged, with the last residual).
 Residuals are these max-abs changes, one per iteration.
 
-Array-namespace code: numpy, cupy and torch arrays all run through it (torch_newton.py wraps it).
+Array-namespace code: numpy, cupy and torch arrays all run through it (torch_newton.py wraps it);
+torch's quasi-Newton iteration has its own fused form with the same results (torch_quasi.py).
 A multi-layer model is solved layer by layer; a reverse direction is the same recurrence on the
 time-reversed layer input. A layer that fails to converge ends the run.
 """
@@ -92,6 +93,10 @@ def solve_recurrence(cell: Cell, xw, R, Rb, s0, method: str, tol: float, max_ite
     dense = mode == "dense"
     T, B, N = xw.shape[0], xw.shape[1], s0.shape[-1]
     _check_dense_memory(dense, T, B, N, xw.dtype.itemsize)
+    if xp.__name__ == "torch" and mode == "diagonal":  # the same iteration, fused for torch
+        from backends.parallel_time import torch_quasi
+
+        return torch_quasi.iterate(cell, xw, R, Rb, s0, tol, max_iter)
     S = zeros(xp, (T, B, N), xw)
     with np.errstate(over="ignore", invalid="ignore"):  # a diverging run is reported, not warned
         return _iterate(cell, xw, R, Rb, s0, S, mode, tol, max_iter)
