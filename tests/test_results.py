@@ -67,18 +67,3 @@ def test_untrustworthy_files_are_refused_in_one_line(tmp_path, mutate, message):
 def test_missing_file(tmp_path):
     with pytest.raises(results.ResultsError, match="cannot read results file"):
         results.load_results(tmp_path / "nothing.json")
-
-
-def test_a_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
-    path = tmp_path / "r.json"
-    results.save_results(path, _doc())
-    before = path.read_text()
-
-    def broken(*args, **kwargs):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(results.json, "dumps", broken)
-    with pytest.raises(OSError):
-        results.save_results(path, _doc())
-    assert path.read_text() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]

@@ -55,6 +55,7 @@ def headline(result: dict[str, Any]) -> list[Finding]:
         out += _roofline(result, machine)
         out += _mingru(result, machine)
     out += _amdahl(result)
+    out += (result.get("pit") or {}).get("findings", [])
     out += _crossover(result)
     return out
 
@@ -185,8 +186,10 @@ def _amdahl(result: dict[str, Any]) -> Iterator[Finding]:
         if row["cell"] in ("lstm", "gru") and shape == (128, 256, 1):
             yield Finding(
                 f"{row['cell'].upper()} I=128, H=256: {100 * row['parallel_share']:.0f}% "
-                "of the FLOPs (the input projection) can run in parallel over time; "
-                f"Amdahl bounds any speed-up from that at {row['max_speedup']:.2f}x."
+                "of the FLOPs (the input projection) can run in parallel over time while h @ R "
+                f"runs step by step; Amdahl bounds the speed-up of such methods at "
+                f"{row['max_speedup']:.2f}x. Newton's method in time parallelises h @ R too, at "
+                "the price of a work multiplier (see Parallel in time)."
             )
 
 

@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from harness.analysis import parallel_time_views
 from harness.atomic import atomic_open
 
 CAPTIONS = {
@@ -17,6 +18,7 @@ CAPTIONS = {
     "share_of_peak": "Achieved share of the measured matrix-product peak",
     "gru_vs_mingru": "GRU against minGRU's parallel scan and step loop",
     "parity_heatmap": "Parity heatmap from the parity report",
+    **parallel_time_views.CAPTIONS,
 }
 
 
@@ -57,6 +59,7 @@ def plot_all(result: dict[str, Any], heat, figures: Figures) -> list[str]:
         ("recurrence_penalty", recurrence_penalty, result["penalties"]),
         ("share_of_peak", share_of_peak, peak_rows),
         ("gru_vs_mingru", gru_vs_mingru, result["mingru"]),
+        *parallel_time_views.plots(result.get("pit")),
         ("parity_heatmap", parity_heatmap, heat),
     )
     return [figures.save(name, draw(data)) for name, draw, data in plots if data]

@@ -1,7 +1,9 @@
 """`rnnbench report RESULTS... --out DIR`: DIR/report.md (plots in DIR/img/) and a standalone
 DIR/report.html (plots inlined as data URIs: it opens with no network). RESULTS are benchmark
 results files, and optionally parity JSON files (`rnnbench parity --json`) for the parity
-heatmap and the export-form audit. Several machines' results merge, labelled by machine."""
+heatmap and the export-form audit, and parallel-in-time sweeps (`rnnbench parallel-in-time
+--sweep`) for the section on how parallel the recurrence can be. Several machines' results
+merge, labelled by machine."""
 
 from __future__ import annotations
 
@@ -10,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.analysis import html, measures, sections
+from harness.analysis.parallel_time import analyse as parallel_in_time
 from harness.analysis.plots import CAPTIONS, Figures, plot_all
 from harness.atomic import write_text_atomic
+from harness.bench.pit_sweep import check_sweep, is_sweep
 from harness.bench.results import KIND, ResultsError, check_document, read_json
 
 PLOT_CAPTIONS = CAPTIONS
@@ -21,23 +25,28 @@ LEGACY_NOTE = (
 )
 
 
-def load_inputs(paths: list[str]) -> tuple[list[dict], list[dict]]:
-    """(benchmark docs, parity docs), told apart by content."""
-    benches, parities = [], []
+def load_inputs(paths: list[str]) -> tuple[list[dict], list[dict], list[dict]]:
+    """(benchmark docs, parity docs, parallel-in-time sweeps), told apart by content."""
+    benches, parities, sweeps = [], [], []
     for path in paths:
         doc = read_json(path)
         if isinstance(doc, dict) and doc.get("kind") == KIND:
             benches.append(check_document(doc, path))
         elif isinstance(doc, dict) and "results" in doc and "summary" in doc:
             parities.append(doc)
+        elif is_sweep(doc):
+            sweeps.append(check_sweep(doc, path))
         else:
-            raise ResultsError(f"{path} is neither an rnnbench results file nor a parity JSON")
+            raise ResultsError(
+                f"{path} is neither an rnnbench results file, a parity JSON nor a "
+                "parallel-in-time sweep"
+            )
     if not benches:
         raise ResultsError(
             "no benchmark results among the inputs: give at least one file "
             "written by `rnnbench bench`"
         )
-    return benches, parities
+    return benches, parities, sweeps
 
 
 def parity_grid(parities: list[dict]) -> dict[str, Any] | None:
@@ -71,9 +80,10 @@ def audit_table(parities: list[dict]) -> str:
 
 
 def write_report(paths: list[str], out: str | Path) -> dict[str, Path]:
-    benches, parities = load_inputs(paths)
+    benches, parities, sweeps = load_inputs(paths)
     out = Path(out)
     result = measures.analyse(benches)
+    result["pit"] = parallel_in_time(sweeps, result, benches)
     figures = Figures(out)
     heat = parity_grid(parities)
     plots = plot_all(result, heat, figures)

@@ -6,6 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from harness.analysis.findings import findings_markdown, headline, is_standard
+from harness.analysis.parallel_time import TITLE as PARALLEL_IN_TIME
+from harness.analysis.parallel_time_views import AMDAHL_RESTATED
+from harness.analysis.parallel_time_views import markdown as parallel_in_time
 from harness.analysis.tables import field, fields, markdown_table, percent, table_of
 from harness.bench.stats import format_interval as _ti
 from harness.bench.stats import format_ratio
@@ -32,7 +35,7 @@ def sections(result: dict[str, Any], benches, audit_table: str) -> list[tuple[st
         ("Batch scaling (latency(B) / latency(1); tokens = B*T per second)", batch(result)),
         ("Recurrence penalty (RNN / the same FLOPs as one product, same library)", penalty(result)),
         ("Roofline of one recurrent step", ROOFLINE_NOTE + "\n\n" + roofline(result)),
-        ("Amdahl: what parallelising over time can buy", amdahl(result)),
+        *time_parallelism(result),
         ("GRU against minGRU", mingru(result)),
         ("CPU against GPU", crossover(result)),
     ]
@@ -151,9 +154,22 @@ def amdahl(result: dict[str, Any]) -> str:
         ("layers", field("layers")),
         ("parallel share (input projection)", lambda a: percent(a["parallel_share"])),
         ("serial share (h @ R)", lambda a: percent(a["serial_share"])),
-        ("max speed-up", lambda a: f"{a['max_speedup']:.2f}x"),
+        ("max speed-up, h @ R step by step", lambda a: f"{a['max_speedup']:.2f}x"),
     ]
     return table_of(columns, result["amdahl"])
+
+
+def time_parallelism(result: dict[str, Any]) -> list[tuple[str, str]]:
+    """The Amdahl row, restated as what it bounds (methods that keep h @ R step by step), and
+    the measured answer for Newton's method in time when the inputs hold a sweep or timings."""
+    pit = result.get("pit")
+    missing = ": no parallel-in-time sweep or timing among these inputs measures it."
+    note = AMDAHL_RESTATED + (": the next section measures it." if pit else missing)
+    title = "Amdahl: what parallelising over time can buy while h @ R runs step by step"
+    out = [(title, note + "\n\n" + amdahl(result))]
+    if pit:
+        out.append((PARALLEL_IN_TIME, parallel_in_time(pit)))
+    return out
 
 
 def mingru(result: dict[str, Any]) -> str:

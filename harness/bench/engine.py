@@ -39,6 +39,7 @@ def selfcheck() -> dict[str, float]:
 
 
 def open_document(suite: Suite, out: Path, resume: bool, overwrite: bool, machine=None):
+    results.check_writable(out)
     environment = collect_environment(machine)
     if out.exists() and resume:
         doc = results.load_results(out)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +76,21 @@ def _record_problem(record: Any) -> str | None:
         if not all(isinstance(s, int | float) and math.isfinite(s) and s > 0 for s in samples):
             return f"{record['id']}: samples_s must be positive finite seconds"
     return None
+
+
+def check_writable(path: str | Path) -> None:
+    """Refuse, before anything is measured, a results path this process cannot write: its
+    folder is made if missing, and a scratch file is created there and removed."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, scratch = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".check", dir=path.parent)
+        os.close(fd)
+        os.unlink(scratch)
+    except OSError as exc:
+        raise ResultsError(f"cannot write results file {path}: {exc.strerror or exc}") from None
+    if path.is_dir():
+        raise ResultsError(f"cannot write results file {path}: it is a folder")
 
 
 def save_results(path: str | Path, doc: dict[str, Any]) -> None:

@@ -30,7 +30,9 @@ def standard_pair(threads: int = 2) -> list[BenchCase]:
 
 
 def precision(runs: int = 3, threads: int = 2, progress=None) -> dict[str, Any]:
-    """Each run: both workers started afresh, 15 interleaved rounds, ratio of the medians."""
+    """Each run: both workers started afresh, 15 interleaved rounds; its ratio is the median
+    of the paired rounds (NumPy's round over the torch round right after it), which cancels
+    a drift shared by the pair; the ratio of the two medians is kept beside it."""
     out: dict[str, Any] = {
         "case": STANDARD,
         "threads": threads,

@@ -11,7 +11,7 @@ def add_parsers(sub) -> None:
         "results",
         nargs="+",
         help="results files of `rnnbench bench` (several "
-        "machines merge), and optionally parity JSON files",
+        "machines merge), and optionally parity JSON files and parallel-in-time sweeps",
     )
     p.add_argument("--out", required=True, help="folder for report.md, report.html, img/")
     p.set_defaults(run=run_report)

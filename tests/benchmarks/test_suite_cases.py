@@ -13,20 +13,11 @@ import contextlib
 
 import pytest
 
-from harness import registry
-from harness.bench import workload as targets
+from harness.bench import workload
 from harness.bench.suites import load_suite
 from harness.model.protocol import NotSupported
 
 CASES = load_suite("quick").cases
-NEEDS = {"torch": "torch-cpu", "tf": "tf-function", "ort": "ort-direct-cpu"}
-
-
-def _missing(case) -> str | None:
-    for prefix, backend in NEEDS.items():
-        if case.target.startswith(prefix):
-            return registry.unavailable_reason(backend)
-    return None
 
 
 @contextlib.contextmanager
@@ -51,17 +42,15 @@ def _threads(n: int):
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_quick_case(benchmark, case):
-    reason = _missing(case)
-    if reason:
-        pytest.skip(reason)
     benchmark.group = case.group
     benchmark.extra_info.update(case.as_dict())
     try:
-        workload = targets.build(case)
+        backend, _ = workload.open_backend(case)
+        built = workload.build(case, backend)
     except NotSupported as exc:
         pytest.skip(str(exc))
-    failed = [c.message for c in workload.checks if not c.passed]
+    failed = [c.message for c in built.checks if not c.passed]
     assert not failed, failed
-    benchmark.extra_info["impl_class"] = workload.impl_class
+    benchmark.extra_info["impl_class"] = built.impl_class
     with _threads(case.threads):
-        benchmark(workload.run)
+        benchmark(built.run)
