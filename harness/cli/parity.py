@@ -54,7 +54,7 @@ def run_parity(args) -> int:
     print(parity_report.format_table(parity_report.summarize(results), markdown=args.markdown))
     audits = parity_report.audit_rows(results)
     if audits:
-        from harness.onnx.audit import format_audit
+        from harness.onnx.audit_table import format_audit
 
         print("\nONNX export forms:")
         print(format_audit(audits, markdown=args.markdown))

@@ -91,7 +91,8 @@ def run_export(args) -> int:
     from harness.model.errors import describe_error
     from harness.model.spec import ModelSpec
     from harness.model.weights import init_weights, load_weights
-    from harness.onnx.audit import audit, format_audit
+    from harness.onnx.audit import audit
+    from harness.onnx.audit_table import format_audit
 
     exporters = names(args.exporters, EXPORTERS, "exporter")
     spec = (

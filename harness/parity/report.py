@@ -194,7 +194,7 @@ def format_markdown(results, training, skipped, failed_lines) -> str:
     ]
     audits = audit_rows_from_records(r.as_dict() for r in results)
     if audits:
-        from harness.onnx.audit import format_audit
+        from harness.onnx.audit_table import format_audit
 
         parts += [
             "## ONNX export forms",
