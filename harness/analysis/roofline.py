@@ -45,8 +45,11 @@ def _step_bound(fit: dict[str, Any], peak: dict[str, float]) -> dict[str, Any]:
 
 
 def amdahl(cell: str, input_size: int, hidden: int, layers: int = 1) -> dict[str, float]:
-    """Share of the FLOPs that can run in parallel over time (the input projection x_t @ W)
-    and the bound it puts on any speed-up from parallelising over time: 1 / serial share."""
+    """Share of the FLOPs that can run in parallel over time while h @ R runs one step at a
+    time (the input projection x_t @ W), and the bound that puts on such a method's speed-up:
+    1 / serial share, FLOP shares taken as time shares. It is no law for the recurrence:
+    Newton's method in time runs h @ R for every step at once, at a work multiplier
+    (harness/bench/pit_work.py, harness/analysis/parallel_time.py)."""
     parallel = flops.input_projection_flops(cell, 1, 1, input_size, hidden, layers)
     serial = flops.recurrent_flops(cell, 1, 1, hidden, layers)
     share = parallel / (parallel + serial)

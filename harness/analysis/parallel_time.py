@@ -1,0 +1,244 @@
+"""How parallel can the recurrence be: Newton / quasi-Newton in time, measured.
+
+Two sources. Sweep documents (`rnnbench parallel-in-time --sweep`): iteration counts against T
+and against the largest Lyapunov exponent, with counted work and depth (harness/bench/pit_work).
+Benchmark records of modes newton / quasi-newton: their time against the `forward` record of
+the same target, shape, threads and run (the step loop they replace), paired by round when the
+two were timed in one interleaved group.
+
+The break-even rule. A solve that does W times the sequential pass's work (its work multiplier)
+beats the step loop only if it runs that work more than W times faster than the step loop runs
+its own: only if the machine has more than W times the parallelism the step loop uses idle. The
+measured speed ratio r = solve time / step-loop time gives the parallelism it found, W / r; it
+wins where r < 1. The recurrence penalty (the step loop against the best product of the same
+FLOPs) bounds what the step loop leaves idle at the machine's product rate: where the penalty is
+under W, parallel in time cannot win by reclaiming it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from harness.analysis.findings import Finding, instability
+from harness.analysis.table import key, ratio
+from harness.bench import flops, pit_work
+from harness.bench.stats import Interval, format_ratio
+
+TITLE = "Parallel in time: how parallel can this recurrence be"
+METHODS = pit_work.METHODS
+
+
+def analyse(sweeps: list[dict], result: dict[str, Any], benches: list[dict]) -> dict | None:
+    """The section's data, or None when the inputs hold no sweep and no Newton timing."""
+    rows = [
+        {**row, "machine": doc["environment"].get("machine", "?"), "commit": doc.get("commit")}
+        for doc in sweeps
+        for row in doc["rows"]
+    ]
+    timed_rows = timed(result, benches)
+    if not rows and not timed_rows:
+        return None
+    out = {
+        "sweep_rows": rows,
+        "by_steps": series(rows, "steps", ("machine", "cell", "method", "hidden")),
+        "by_gain": series(rows, "gain", ("machine", "cell", "method", "hidden", "steps")),
+        "timed": timed_rows,
+        "sources": [
+            {"machine": d["environment"].get("machine", "?"), "commit": d.get("commit")}
+            | {"wall_s": d.get("wall_s")}
+            for d in sweeps
+        ],
+    }
+    out["findings"] = list(findings(out))
+    return out
+
+
+def series(rows: list[dict], grid: str, by: tuple[str, ...]) -> list[dict]:
+    """Rows of one grid grouped by the `by` fields, each group's points sorted along the grid."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        if row["grid"] == grid:
+            groups.setdefault(tuple(row[f] for f in by), []).append(row)
+    order = "steps" if grid == "steps" else "lle"
+    return [
+        {**dict(zip(by, k, strict=True)), "points": sorted(v, key=lambda r: r[order])}
+        for k, v in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0])))
+    ]
+
+
+def model_work(row: dict[str, Any], iterations: int) -> dict[str, float]:
+    """pit_work over every layer and direction of a timed case (each layer solved with the
+    model's largest iteration count: an upper bound for a deeper model)."""
+    D = 2 if row.get("bidirectional") else 1
+    sequential = total = per_iteration = 0.0
+    for size in flops.layer_inputs(row["input_size"], row["hidden"], row["layers"], D):
+        shape = (row["cell"], row["batch"], row["steps"], size, row["hidden"])
+        sequential += D * pit_work.sequential_flops(*shape)
+        total += D * pit_work.projection_flops(*shape)
+        per_iteration += D * pit_work.iteration_flops(
+            row["mode"], row["cell"], row["batch"], row["steps"], row["hidden"]
+        )
+    total += iterations * per_iteration
+    depth = iterations * pit_work.depth_per_iteration(row["steps"]) * row["layers"]
+    return {
+        "work_per_iteration": per_iteration / sequential,
+        "work_multiplier": total / sequential,
+        "depth": depth,
+    }
+
+
+def timed(result: dict[str, Any], benches: list[dict]) -> list[dict[str, Any]]:
+    """One row per converged Newton / quasi-Newton timing beside its step loop: the time ratio
+    (solve / step loop) with its interval, the work multiplier and the parallelism it found."""
+    pits = {
+        (doc["environment"].get("machine", "?"), r["id"]): r["pit"]
+        for doc in benches
+        for r in doc["cases"]
+        if r.get("status") == "ok" and isinstance(r.get("pit"), dict)
+    }
+    table = result["rows"]
+    forward = {key(r, "mode"): r for r in table if r["mode"] == "forward"}
+    penalties = {key(p, "mode"): p for p in result.get("penalties", [])}
+    out = []
+    for row in table:
+        pit = pits.get((row["machine"], row["id"]))
+        step_loop = forward.get(key(row, "mode"))
+        if row["mode"] not in METHODS or not step_loop or not pit or not pit.get("iterations"):
+            continue
+        work = model_work(row, pit["iterations"])
+        time_ratio = ratio(row, step_loop)
+        W = work["work_multiplier"]
+        out.append(
+            {
+                **{k: row[k] for k in ("machine", "target", "device", "mode", "cell", "dtype")},
+                **{k: row[k] for k in ("batch", "steps", "input_size", "hidden", "threads")},
+                "iterations": pit["iterations"],
+                "lle": pit.get("lle"),
+                "median_ci": row["median_ci"],
+                "step_loop_ci": step_loop["median_ci"],
+                "time_ratio_ci": time_ratio,
+                **work,
+                "parallelism_found_ci": (W / time_ratio[0], W / time_ratio[2], W / time_ratio[1]),
+                "headroom_ci": _headroom(penalties.get(key(row, "mode"))),
+            }
+        )
+    return sorted(out, key=lambda t: (t["machine"], t["target"], t["cell"], t["mode"], t["steps"]))
+
+
+def _headroom(penalty: dict | None) -> Interval | None:
+    """The step loop's penalty against the machine's best product (its own library's where the
+    best is not known), when it holds (>= 1)."""
+    if penalty is None:
+        return None
+    name = "best_penalty" if "best_penalty" in penalty else "penalty"
+    return penalty[f"{name}_ci"] if penalty[name] >= 1 else None
+
+
+def verdict(work_multiplier: float, headroom: Interval | None) -> str:
+    """What the penalty allows: room for a win, none, or too close to call."""
+    if headroom is None:
+        return "no penalty measured at this shape"
+    if headroom[1] > work_multiplier:
+        return "penalty above the work multiplier: room for a win"
+    if headroom[2] < work_multiplier:
+        return "penalty below the work multiplier: cannot win by reclaiming it"
+    return "penalty's interval reaches the work multiplier: too close to call"
+
+
+# ---- findings ------------------------------------------------------------------------------
+
+
+def findings(pit: dict[str, Any]) -> Iterator[Finding]:
+    yield from _iterations_vs_steps(pit)
+    yield from _iterations_vs_lle(pit)
+    yield from _timed(pit)
+
+
+def _iterations_vs_steps(pit: dict[str, Any]) -> Iterator[Finding]:
+    smallest = {}
+    for s in pit["by_steps"]:
+        where = (s["machine"], s["cell"], s["method"])
+        smallest[where] = min(smallest.get(where, s["hidden"]), s["hidden"])
+    for s in pit["by_steps"]:
+        if s["hidden"] != smallest[(s["machine"], s["cell"], s["method"])]:
+            continue
+        solved = [p for p in s["points"] if p["status"] == "solved"]
+        if not solved:
+            continue
+        counts = ", ".join(f"{p['steps']}: {_count(p)}" for p in solved)
+        last = max((p for p in solved if p["converged"]), key=lambda p: p["steps"], default=None)
+        text = (
+            f"{s['cell'].upper()} {s['method']}, H={s['hidden']}, B={solved[0]['batch']}, "
+            f"default init (counted in float64), iterations at T = {counts}."
+        )
+        if last is not None:
+            text += (
+                f" At T={last['steps']} (LLE {last['lle']:+.2f}): "
+                f"**{last['work_multiplier']:.3g}x** the sequential pass's work, depth "
+                f"{last['depth']} rounds against "
+                f"{last['steps']} steps (at most {last['steps'] / last['depth']:.3g}x shorter)."
+            )
+        yield Finding(text)
+
+
+def _count(point: dict) -> str:
+    return str(point["iterations"]) if point["converged"] else "not converged"
+
+
+def _iterations_vs_lle(pit: dict[str, Any]) -> Iterator[Finding]:
+    for s in pit["by_gain"]:
+        solved = [p for p in s["points"] if p["status"] == "solved"]
+        done = [p for p in solved if p["converged"]]
+        failed = [p for p in solved if not p["converged"]]
+        if not solved:
+            continue
+        parts = []
+        if done:
+            low, high = done[0], done[-1]
+            parts.append(
+                f"converges in {low['iterations']} iterations at LLE {low['lle']:+.2f} "
+                f"(gain {low['gain']:g}) up to {high['iterations']} at LLE {high['lle']:+.2f} "
+                f"(gain {high['gain']:g})"
+            )
+        if failed:
+            first = failed[0]
+            parts.append(
+                f"does not converge within {first['max_iter']} iterations from LLE "
+                f"{first['lle']:+.2f} (gain {first['gain']:g}; {len(failed)} of {len(solved)} "
+                "gains)"
+            )
+        positive = [p for p in done if p["lle"] > 0]
+        if positive:
+            parts.append(f"{len(positive)} converged with LLE > 0")
+        yield Finding(
+            f"{s['cell'].upper()} {s['method']}, T={s['steps']}, H={s['hidden']}, R x gain: "
+            + "; ".join(parts)
+            + "."
+        )
+
+
+def _timed(pit: dict[str, Any]) -> Iterator[Finding]:
+    groups: dict[tuple, list[dict]] = {}
+    for t in pit["timed"]:
+        groups.setdefault((t["machine"], t["target"], t["cell"], t["mode"]), []).append(t)
+    for (machine, target, cell, method), rows in sorted(groups.items()):
+        longest = max(rows, key=lambda t: t["steps"])
+        wins = [t["steps"] for t in rows if t["time_ratio_ci"][2] < 1]
+        found = longest["parallelism_found_ci"]
+        text = (
+            f"**{machine}** {target}, {cell.upper()} {method} (B={longest['batch']}, "
+            f"T={longest['steps']}, H={longest['hidden']}, {longest['dtype']}, "
+            f"{longest['iterations']} iterations): **{format_ratio(longest['time_ratio_ci'])}** "
+            f"the step loop's time for **{longest['work_multiplier']:.3g}x** its work, so it ran "
+            f"its work {found[0]:.3g}x [{found[1]:.3g}, {found[2]:.3g}] as fast; break-even "
+            f"needs more than {longest['work_multiplier']:.3g}x. It beats the step loop at "
+            + (f"T = {', '.join(map(str, wins))}" if wins else "no T measured")
+            + f" (T measured: {', '.join(str(t['steps']) for t in rows)})."
+        )
+        if longest["headroom_ci"] is not None:
+            text += (
+                f" Recurrence penalty there {format_ratio(longest['headroom_ci'])}: "
+                f"{verdict(longest['work_multiplier'], longest['headroom_ci'])}."
+            )
+        yield Finding(text, instability(longest["time_ratio_ci"]))

@@ -1,0 +1,223 @@
+"""The parallel-in-time section's Markdown tables and plots, from parallel_time.analyse."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.analysis.parallel_time import verdict
+from harness.analysis.tables import field, fields, markdown_table, table_of
+from harness.bench.stats import format_interval as _ti
+from harness.bench.stats import format_ratio
+
+CAPTIONS = {
+    "pit_iterations_vs_T": "Newton / quasi-Newton iterations against T (default init)",
+    "pit_iterations_vs_lle": "Iterations against the largest Lyapunov exponent (gain sweep)",
+    "pit_work_depth": "Work multiplier and depth against T (counted)",
+    "pit_speed": "Parallel-in-time solve time over the step loop's, per device",
+}
+NOTE = (
+    "Counts, not timings: iterations from an all-zero guess until the max-abs change is <= tol "
+    "(the last, confirming iteration included), float64, B={batch}, I={input}; seconds are "
+    "informational. Work multiplier = (input projection + iterations x one iteration's FLOPs) "
+    "/ the sequential pass's FLOPs; depth = iterations x (2 + the odd-even scan's rounds), "
+    "against T rounds for the sequential pass (harness/bench/pit_work.py says how each is "
+    "counted). A solve beats the step loop only where the machine has more idle parallelism "
+    "than its work multiplier; T / depth is the most any number of lanes could gain."
+)
+AMDAHL_RESTATED = (
+    "This bound treats FLOP shares as time shares and holds only for methods that keep h @ R "
+    "one step at a time (the step loop, cuDNN, minGRU's contrast): Newton's method in time "
+    "parallelises h @ R too, at the cost of a work multiplier"
+)
+
+
+def markdown(pit: dict[str, Any]) -> str:
+    parts = []
+    if pit["sweep_rows"]:
+        first = pit["sweep_rows"][0]
+        parts.append(NOTE.format(batch=first["batch"], input=first["input_size"]))
+        parts.append(_sources(pit))
+        parts += ["Iterations against T:", _matrix(pit["by_steps"], _iterations)]
+        parts += ["Work multiplier against T:", _matrix(pit["by_steps"], _multiplier)]
+        parts += ["Depth in rounds against T (T / depth):", _matrix(pit["by_steps"], _depth)]
+        parts += ["Iterations against the largest Lyapunov exponent:", gain_table(pit)]
+        skipped = [r for r in pit["sweep_rows"] if r["status"] == "skipped"]
+        if skipped:
+            parts.append("Skipped: " + "; ".join(sorted({_skip(r) for r in skipped})) + ".")
+    parts.append(timed_table(pit) if pit["timed"] else "No Newton / quasi-Newton timings here.")
+    return "\n\n".join(parts)
+
+
+def _sources(pit: dict[str, Any]) -> str:
+    return "Sweeps: " + "; ".join(
+        f"{s['machine']}, commit {(s['commit'] or 'unrecorded')[:10]}, {s['wall_s'] or 0:.0f} s"
+        for s in pit["sources"]
+    )
+
+
+def _skip(row: dict) -> str:
+    return f"{row['cell']} {row['method']} H={row['hidden']} T={row['steps']}: {row['reason']}"
+
+
+def _matrix(series: list[dict], show) -> str:
+    steps = sorted({p["steps"] for s in series for p in s["points"]})
+    rows = []
+    for s in series:
+        by_steps = {p["steps"]: p for p in s["points"]}
+        cells = [show(by_steps[t]) if t in by_steps else "" for t in steps]
+        rows.append([s["machine"], s["cell"], s["method"], s["hidden"], *cells])
+    return markdown_table(["machine", "cell", "method", "H", *map(str, steps)], rows)
+
+
+def _iterations(p: dict) -> str:
+    if p["status"] == "skipped":
+        return "skipped"
+    return str(p["iterations"]) if p["converged"] else "no"
+
+
+def _multiplier(p: dict) -> str:
+    return "" if p["work_multiplier"] is None else f"{p['work_multiplier']:.3g}x"
+
+
+def _depth(p: dict) -> str:
+    return "" if p["depth"] is None else f"{p['depth']} ({p['steps'] / p['depth']:.2g})"
+
+
+def gain_table(pit: dict[str, Any]) -> str:
+    rows = [{**p, "machine": s["machine"]} for s in pit["by_gain"] for p in s["points"]]
+    columns = fields("machine", "cell", "method") + [
+        ("H", field("hidden")),
+        ("T", field("steps")),
+        ("gain", lambda p: f"{p['gain']:g}"),
+        ("LLE", lambda p: f"{p['lle']:+.3f}"),
+        ("iterations", lambda p: _iterations(p) if p["converged"] else f"no ({p['reason']})"),
+        ("work", _multiplier),
+        (
+            "max abs error",
+            lambda p: "" if p["max_abs_error"] is None else f"{p['max_abs_error']:.1e}",
+        ),
+    ]
+    return table_of(columns, rows)
+
+
+def timed_table(pit: dict[str, Any]) -> str:
+    columns = fields("machine", "target", "cell", "mode") + [
+        ("B", field("batch")),
+        ("T", field("steps")),
+        ("H", field("hidden")),
+        ("iterations", field("iterations")),
+        ("solve", lambda t: _ti(t["median_ci"])),
+        ("step loop", lambda t: _ti(t["step_loop_ci"])),
+        ("solve / step loop", lambda t: format_ratio(t["time_ratio_ci"])),
+        ("work", lambda t: f"{t['work_multiplier']:.3g}x"),
+        ("parallelism found", lambda t: format_ratio(t["parallelism_found_ci"], 3)),
+        ("penalty", lambda t: format_ratio(t["headroom_ci"]) if t["headroom_ci"] else ""),
+        ("break-even", lambda t: verdict(t["work_multiplier"], t["headroom_ci"])),
+    ]
+    return table_of(columns, pit["timed"])
+
+
+# ---- plots ---------------------------------------------------------------------------------
+
+
+def plots(pit: dict[str, Any] | None) -> list[tuple[str, Any, Any]]:
+    """(name, draw, data) for plots.plot_all; empty without parallel-in-time data."""
+    if not pit:
+        return []
+    return [
+        ("pit_iterations_vs_T", iterations_vs_steps, pit["by_steps"]),
+        ("pit_iterations_vs_lle", iterations_vs_lle, pit["by_gain"]),
+        ("pit_work_depth", work_depth, pit["by_steps"]),
+        ("pit_speed", speed, pit["timed"]),
+    ]
+
+
+def _label(s: dict) -> str:
+    return f"{s['cell']} {s['method']} H={s['hidden']}"
+
+
+def iterations_vs_steps(series: list[dict]):
+    import matplotlib.pyplot as plt
+
+    fig, axis = plt.subplots(figsize=(9, 5))
+    for s in series:
+        points = [p for p in s["points"] if p["converged"]]
+        style = "o-" if s["method"] == "newton" else "s--"
+        axis.semilogx(
+            [p["steps"] for p in points], [p["iterations"] for p in points], style, label=_label(s)
+        )
+    axis.set(xlabel="sequence length T", ylabel="iterations to converge", yscale="log")
+    axis.set_title("Iterations against T (unconverged and skipped points left out)")
+    axis.legend(fontsize=7, ncol=2)
+    axis.grid(True, which="both", alpha=0.3)
+    return fig
+
+
+def iterations_vs_lle(series: list[dict]):
+    import matplotlib.pyplot as plt
+
+    fig, axis = plt.subplots(figsize=(9, 5))
+    for s in series:
+        done = [p for p in s["points"] if p["converged"]]
+        failed = [p for p in s["points"] if p["status"] == "solved" and not p["converged"]]
+        (line,) = axis.plot(
+            [p["lle"] for p in done], [p["iterations"] for p in done], "o-", label=_label(s)
+        )
+        axis.plot(
+            [p["lle"] for p in failed],
+            [p["max_iter"] for p in failed],
+            "x",
+            color=line.get_color(),
+            markersize=9,
+        )
+    axis.axvline(0, color="k", lw=0.8)
+    axis.set(xlabel="largest Lyapunov exponent (per step)", ylabel="iterations", yscale="log")
+    axis.set_title("Iterations against the LLE (x: not converged, drawn at max_iter)")
+    axis.legend(fontsize=7, ncol=2)
+    axis.grid(True, which="both", alpha=0.3)
+    return fig
+
+
+def work_depth(series: list[dict]):
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    longest = max(p["steps"] for s in series for p in s["points"])
+    for s in series:
+        points = [p for p in s["points"] if p["converged"]]
+        steps = [p["steps"] for p in points]
+        (line,) = left.loglog(steps, [p["work_multiplier"] for p in points], "o-", label=_label(s))
+        right.loglog(steps, [p["depth"] for p in points], "o-", color=line.get_color())
+    right.loglog([1, longest], [1, longest], "k:", label="sequential pass: T rounds")
+    left.set(xlabel="T", ylabel="work / the sequential pass's", title="Work multiplier")
+    right.set(xlabel="T", ylabel="rounds of dependent operations", title="Depth")
+    left.legend(fontsize=7, ncol=2)
+    right.legend(fontsize=8)
+    for axis in (left, right):
+        axis.grid(True, which="both", alpha=0.3)
+    return fig
+
+
+def speed(timed: list[dict]):
+    import matplotlib.pyplot as plt
+
+    fig, axis = plt.subplots(figsize=(13, max(3, 0.25 * len(timed))))
+    labels = [
+        f"{t['machine']} {t['target']} {t['cell']} {t['mode']} T={t['steps']} H={t['hidden']}"
+        for t in timed
+    ]
+    estimate = [t["time_ratio_ci"][0] for t in timed]
+    spread = [
+        [e - t["time_ratio_ci"][1] for e, t in zip(estimate, timed, strict=True)],
+        [t["time_ratio_ci"][2] - e for e, t in zip(estimate, timed, strict=True)],
+    ]
+    axis.barh(labels, estimate, xerr=spread, error_kw={"lw": 0.8}, label="solve / step loop")
+    axis.plot(
+        [t["work_multiplier"] for t in timed], labels, "k|", markersize=12, label="work multiplier"
+    )
+    axis.axvline(1, color="k", lw=0.8)
+    axis.set(xscale="log", xlabel="time (or work) over the step loop's (x)")
+    axis.set_title("Parallel in time against the step loop: it wins left of 1")
+    axis.tick_params(axis="y", labelsize=7)
+    axis.legend(fontsize=8)
+    return fig
