@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-
 COLUMNS = ("exporter", "cell", "config", "form", "T", "nodes", "ops", "lbr", "KiB", "export s")
 
 
