@@ -51,6 +51,7 @@ def headline(result: dict[str, Any]) -> list[Finding]:
     for machine in sorted({r["machine"] for r in result["rows"]}):
         out += _standard(result, machine)
         out += _step_cost(result, machine)
+        out += _peak(result, machine)
         out += _penalty(result, machine)
         out += _roofline(result, machine)
         out += _mingru(result, machine)
@@ -103,13 +104,16 @@ def _step_cost(result: dict[str, Any], machine: str) -> Iterator[Finding]:
             and fit["target"] in ("torch-cpu", "torch-cuda")
         ):
             yield Finding(
-                f"An LSTM step with H=256, B={fit['batch']} costs **{_t(fit['b'])}** "
+                f"An LSTM step with H=256, B={fit['batch']} costs **{_ti(fit['b_ci'])}** "
                 f"in {fit['target']} (slope of latency = a + b*T, a = "
-                f"{_t(fit['a'])}, R^2 {fit['r2']:.3f})."
+                f"{_ti(fit['a_ci'])}, R^2 {fit['r2']:.3f}).",
+                instability(fit["b_ci"], None),
             )
 
 
 def _penalty(result: dict[str, Any], machine: str) -> Iterator[Finding]:
+    """The penalty against the machine's best product of the same FLOPs, from cases where
+    neither baseline is beaten (those are inconsistencies, not penalties)."""
     pens = [
         p
         for p in result["penalties"]
@@ -117,26 +121,59 @@ def _penalty(result: dict[str, Any], machine: str) -> Iterator[Finding]:
         and p["target"] in ("torch-cpu", "torch-cuda")
         and p["cell"] == "lstm"
     ]
-    if not pens:
+    held = [p for p in pens if p["penalty"] >= 1 and p["best_penalty"] >= 1]
+    if not held:
         return
-    worst = max(pens, key=lambda p: p["penalty"])
-    best = min(pens, key=lambda p: p["penalty"])
+    worst = max(held, key=lambda p: p["best_penalty"])
+    best = min(held, key=lambda p: p["best_penalty"])
+    left = len(pens) - len(held)
     yield Finding(
-        f"Recurrence penalty in {worst['target']} (RNN time / the same FLOPs as one product): "
-        f"up to **{format_ratio(worst['penalty_ci'], 1)}** (B={worst['batch']}, "
-        f"T={worst['steps']}, H={worst['hidden']}), down to {format_ratio(best['penalty_ci'])} "
-        f"(B={best['batch']}, T={best['steps']}, H={best['hidden']}, L={best['layers']}).",
-        instability(worst["penalty_ci"]) or instability(best["penalty_ci"]),
+        f"Recurrence penalty in {worst['target']} (RNN time / the same FLOPs as the machine's "
+        f"best one product): up to **{format_ratio(worst['best_penalty_ci'], 1)}** "
+        f"(B={worst['batch']}, T={worst['steps']}, H={worst['hidden']}, against "
+        f"{worst['best_library']}'s product), down to {format_ratio(best['best_penalty_ci'])} "
+        f"(B={best['batch']}, T={best['steps']}, H={best['hidden']}, L={best['layers']}, "
+        f"against {best['best_library']}'s product)"
+        + (f"; {left} cases that beat a product baseline are inconsistencies" if left else "")
+        + ".",
+        instability(worst["best_penalty_ci"]) or instability(best["best_penalty_ci"]),
     )
 
 
 def _roofline(result: dict[str, Any], machine: str) -> Iterator[Finding]:
     for roof in result["roofline"]:
-        if roof["machine"] == machine and roof["batch"] == 1 and roof["hidden"] == 256:
+        if (
+            roof["machine"] == machine
+            and roof["batch"] == 1
+            and roof["hidden"] == 256
+            and roof["times_bound"] >= 1
+        ):
+            memory = (
+                f"memory term unknown: {roof['memory_note']}"
+                if roof["memory_bound_s"] is None
+                else f"memory term {_t(roof['memory_bound_s'])} in {roof['level']}"
+            )
             yield Finding(
-                f"Roofline of one B=1 step ({roof['target']}): measured "
-                f"{_t(roof['step_s'])} against a {roof['limited_by']}-bound "
-                f"{_t(roof['bound_s'])} ({roof['times_bound']:.2f}x the bound)."
+                f"Roofline of one B=1 step ({roof['target']}, every FLOP of the step: x.W, "
+                f"h.R, gates): measured {_t(roof['step_s'])} against a "
+                f"{roof['limited_by']}-bound {_t(roof['bound_s'])} "
+                f"({roof['times_bound']:.2f}x the bound; {memory})."
+            )
+
+
+def _peak(result: dict[str, Any], machine: str) -> Iterator[Finding]:
+    for (m, device, dtype, threads), peak in sorted(result["machine"]["peaks"].items()):
+        if m == machine:
+            theory = (
+                f"{peak.theoretical / 1e9:.0f} GFLOP/s ({peak.theoretical_note})"
+                if peak.theoretical
+                else peak.theoretical_note
+            )
+            yield Finding(
+                f"Best product measured on {device}, {dtype}, {threads} thread"
+                f"{'s' if threads > 1 else ''}: **{peak.flops / 1e9:.0f} GFLOP/s** "
+                f"[{peak.flops_ci[1] / 1e9:.0f}, {peak.flops_ci[2] / 1e9:.0f}] ({peak.library}, "
+                f"{peak.size}); theoretical peak {theory}."
             )
 
 

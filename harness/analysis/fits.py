@@ -35,6 +35,37 @@ def _series(table: list[dict], modes: tuple[str, ...], axis: str) -> dict[tuple,
     return series
 
 
+def fit_intervals(xs, samples, level: float = 0.95) -> dict[str, tuple[float, float, float]]:
+    """a_ci and b_ci: the fit's a and b with a seeded percentile bootstrap interval, each
+    point's samples resampled on their own (the points were timed in separate groups)."""
+    import numpy as np
+
+    from harness.bench.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
+
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    ys = np.stack(
+        [
+            np.median(rng.choice(np.asarray(s), (BOOTSTRAP_RESAMPLES, len(s))), axis=1)
+            for s in samples
+        ],
+        axis=1,
+    )  # [resample, point]
+    x = np.asarray(xs, dtype=float)
+    w = 1.0 / ys**2
+    sw = w.sum(axis=1)
+    mx, my = (w * x).sum(axis=1) / sw, (w * ys).sum(axis=1) / sw
+    b = (w * (x - mx[:, None]) * (ys - my[:, None])).sum(axis=1) / (w * (x - mx[:, None]) ** 2).sum(
+        axis=1
+    )
+    a = my - b * mx
+    tail = 100 * (1 - level) / 2
+    point = fit_line(xs, [float(np.median(s)) for s in samples])
+    return {
+        f"{name}_ci": (point[name], *map(float, np.percentile(values, [tail, 100 - tail])))
+        for name, values in (("a", a), ("b", b))
+    }
+
+
 def step_fits(table: list[dict]) -> list[dict[str, Any]]:
     """latency(T) = a + b*T for every series with at least 3 sequence lengths."""
     fits = []
@@ -46,6 +77,7 @@ def step_fits(table: list[dict]) -> list[dict[str, Any]]:
             {
                 **dict(series_key),
                 **fit,
+                **fit_intervals([p["steps"] for p in points], [p["samples"] for p in points]),
                 "points": [(p["steps"], p["median"]) for p in points],
                 "impl_class": points[0]["impl_class"],
             }

@@ -1,17 +1,19 @@
 """What the timings mean, computed from results documents (several machines merge; each row
 carries its machine label): one dict of plain lists, which the report turns into tables and
 plots. Each measure lives in its own module: table (rows, pairing of rounds), fits (a + b*T,
-batch scaling), penalty (recurrence penalty, share of peak), roofline (per-step bound, Amdahl),
-mingru (minGRU against GRU), crossover (CPU against GPU)."""
+batch scaling), machine (peaks, bandwidth by working-set size), penalty (recurrence penalty,
+share of peak), roofline (per-step bound, Amdahl), mingru (minGRU against GRU), crossover (CPU
+against GPU); invariants then checks that no measurement beats a limit drawn from them."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from harness.analysis import invariants, machine
 from harness.analysis.crossover import crossover
 from harness.analysis.fits import batch_scaling, step_fits
 from harness.analysis.mingru import mingru_vs_gru
-from harness.analysis.penalty import efficiency, machine_peaks, penalties
+from harness.analysis.penalty import efficiency, penalties, without_baseline
 from harness.analysis.roofline import amdahl, roofline
 from harness.analysis.table import rows
 
@@ -24,14 +26,16 @@ def analyse(docs: list[dict[str, Any]]) -> dict[str, Any]:
         for r in table
         if r["mode"] == "forward"
     }
-    return {
+    model = machine.model(docs, table)
+    result = {
         "rows": table,
         "fits": fits,
         "batch": batch_scaling(table),
+        "machine": model,
         "penalties": penalties(table),
-        "peaks": {f"{m} {d} {t} threads": v for (m, d, t), v in machine_peaks(table).items()},
-        "efficiency": efficiency(table),
-        "roofline": roofline(fits, table),
+        "without_baseline": without_baseline(table),
+        "efficiency": efficiency(table, model),
+        "roofline": roofline(fits, model),
         "amdahl": [
             {"cell": c, "input_size": i, "hidden": h, "layers": n, **amdahl(c, i, h, n)}
             for c, i, h, n in sorted(shapes)
@@ -39,3 +43,5 @@ def analyse(docs: list[dict[str, Any]]) -> dict[str, Any]:
         "mingru": mingru_vs_gru(table),
         "crossover": crossover(table),
     }
+    result["inconsistencies"] = invariants.check(result)
+    return result

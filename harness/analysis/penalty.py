@@ -1,77 +1,98 @@
-"""The recurrence penalty (RNN time / the time of its FLOPs as one product, same library) and
-the share of the machine's measured matrix-product peak each case reaches."""
+"""The recurrence penalty (RNN time over the time of its FLOPs as one product), against the
+same library's product and against the machine's best product of those FLOPs, and the share
+of the machine's best measured product (harness.analysis.machine) each case reaches.
+
+The baseline library comes from the registry (registry.product_baseline); a target without
+one (a dispatch-bound Python loop such as TF eager, or a runtime with no product of its own)
+is kept out of the penalty table and listed with its implementation as recorded."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 
 from harness.analysis.table import key, ratio
-
-# The library whose one-product time an RNN target is measured against.
-GEMM_TARGET = {
-    "numpy": "numpy",
-    "cupy": "cupy",
-    "torch-cpu": "torch-cpu",
-    "torch-cpu-compile": "torch-cpu",
-    "torch-cuda": "torch-cuda",
-    "torch-cuda-graphs": "torch-cuda",
-    "tf-eager": "tf-function",
-    "tf-function": "tf-function",
-    "tf-xla": "tf-function",
-}
+from harness.registry import BACKENDS, product_baseline
 
 
-def penalties(table: list[dict]) -> list[dict[str, Any]]:
-    """RNN time / time of its FLOPs as one product per layer, same library, threads, device,
-    machine and run: the price of doing the work one step at a time. The two were timed in one
-    interleaved group, so the penalty is the median of the per-round ratios, with its interval."""
-    gemm = {
-        key(r, "target", "mode") + (("target", r["target"]),): r
-        for r in table
-        if r["mode"] == "gemm"
-    }
-    out = []
+def _products(table: list[dict]) -> dict[tuple, list[dict]]:
+    """Product rows by (their key without target and mode): every library's product of them."""
+    out: dict[tuple, list[dict]] = {}
     for row in table:
-        if row["mode"] != "forward" or row["target"] not in GEMM_TARGET:
-            continue
-        match = gemm.get(key(row, "target", "mode") + (("target", GEMM_TARGET[row["target"]]),))
-        if match:
-            interval = ratio(row, match)
-            out.append(
-                {
-                    **row,
-                    "gemm_median": match["median"],
-                    "gemm_median_ci": match["median_ci"],
-                    "penalty": interval[0],
-                    "penalty_ci": interval,
-                }
-            )
+        if row["mode"] == "gemm":
+            out.setdefault(key(row, "target", "mode"), []).append(row)
     return out
 
 
-def machine_peaks(table: list[dict]) -> dict[tuple, dict[str, float]]:
-    """(machine, device, threads) -> the best measured FLOP/s (square GEMM) and bytes/s (copy)."""
-    peaks: dict[tuple, dict[str, float]] = defaultdict(lambda: {"flops": 0.0, "bytes": 0.0})
+def penalties(table: list[dict]) -> list[dict[str, Any]]:
+    """RNN time / time of its FLOPs as one product per layer, same shape, threads, device,
+    machine and run: against the baseline library's product (`penalty`) and against the
+    fastest product of those FLOPs of any library on the device (`best_penalty`). Rounds of
+    one interleaved group pair: the median of the per-round ratios, with its interval."""
+    products = _products(table)
+    out = []
     for row in table:
-        where = (row["machine"], row["device"], row["threads"])
-        if row["mode"] == "peak":
-            peaks[where]["flops"] = max(peaks[where]["flops"], row["flops"] / row["median"])
-        elif row["mode"] == "bandwidth":
-            peaks[where]["bytes"] = max(peaks[where]["bytes"], row["bytes"] / row["median"])
-    return dict(peaks)
+        library = product_baseline(row["target"]) if row["mode"] == "forward" else None
+        found = products.get(key(row, "target", "mode"), [])
+        same = [p for p in found if p["target"] == library]
+        if not same:
+            continue
+        best = min((p for p in found if p["device"] == row["device"]), key=lambda p: p["median"])
+        interval, best_interval = ratio(row, same[0]), ratio(row, best)
+        out.append(
+            {
+                **row,
+                "baseline": library,
+                "gemm_median": same[0]["median"],
+                "gemm_median_ci": same[0]["median_ci"],
+                "penalty": interval[0],
+                "penalty_ci": interval,
+                "best_library": best["target"],
+                "best_median_ci": best["median_ci"],
+                "best_penalty": best_interval[0],
+                "best_penalty_ci": best_interval,
+            }
+        )
+    return out
 
 
-def efficiency(table: list[dict]) -> list[dict[str, Any]]:
-    """Achieved GFLOP/s per case and its share of the machine's measured product peak."""
-    peaks = machine_peaks(table)
+def without_baseline(table: list[dict]) -> list[dict[str, Any]]:
+    """Forward targets with no product baseline: target, implementations as recorded, why."""
+    found: dict[str, set[str]] = {}
+    for row in table:
+        if row["mode"] == "forward" and product_baseline(row["target"]) is None:
+            found.setdefault(row["target"], set()).add(row["impl_class"])
+    return [
+        {"target": target, "impl_class": "; ".join(sorted(impls)), "reason": _why(target)}
+        for target, impls in sorted(found.items())
+    ]
+
+
+def _why(target: str) -> str:
+    """The registry names no baseline ("") for a dispatch-bound loop; a runtime that times
+    no product of its own has none to offer."""
+    entry = BACKENDS.get(target)
+    if entry is not None and entry.product_of == "":
+        return "dispatch-bound: its per-step dispatch, not its FLOPs, sets its time"
+    return "its library times no product of its own (forward only)"
+
+
+def efficiency(table: list[dict], machine: dict[str, Any]) -> list[dict[str, Any]]:
+    """Achieved GFLOP/s per case, its share of the machine's best measured product (same
+    device, dtype and threads) and of the theoretical peak when the environment states it."""
     out = []
     for row in table:
         if row["mode"] in ("peak", "bandwidth") or not row["flops"]:
             continue
-        peak = peaks.get((row["machine"], row["device"], row["threads"]), {}).get("flops")
+        peak = machine["peaks"].get((row["machine"], row["device"], row["dtype"], row["threads"]))
         achieved = row["flops"] / row["median"]
+        theory = peak.theoretical if peak else None
         out.append(
-            {**row, "gflops": achieved / 1e9, "fraction_of_peak": achieved / peak if peak else None}
+            {
+                **row,
+                "gflops": achieved / 1e9,
+                "peak": peak,
+                "fraction_of_peak": achieved / peak.flops if peak else None,
+                "fraction_of_theoretical": achieved / theory if theory else None,
+            }
         )
     return out

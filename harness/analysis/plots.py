@@ -15,7 +15,8 @@ CAPTIONS = {
     "latency_vs_T": "Latency against sequence length (log-log), with the fitted a + b*T",
     "batch_scaling": "Batch scaling: relative latency and tokens per second",
     "recurrence_penalty": "Recurrence penalty: RNN time over the same FLOPs as one product",
-    "share_of_peak": "Achieved share of the measured matrix-product peak",
+    "share_of_peak": "Achieved share of the best matrix product measured",
+    "bandwidth_curve": "Copy bandwidth against working-set size, cache sizes marked",
     "gru_vs_mingru": "GRU against minGRU's parallel scan and step loop",
     "parity_heatmap": "Parity heatmap from the parity report",
     **parallel_time_views.CAPTIONS,
@@ -52,12 +53,20 @@ def plot_all(result: dict[str, Any], heat, figures: Figures) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
-    peak_rows = [r for r in result["efficiency"] if r["fraction_of_peak"] and r["steps"] >= 64]
+    # what beats its limit is listed under Inconsistencies, never drawn as over 100% or under 1x
+    peak_rows = [
+        r
+        for r in result["efficiency"]
+        if r["fraction_of_peak"] and r["fraction_of_peak"] <= 1 and r["steps"] >= 64
+    ]
+    held = [p for p in result["penalties"] if p["penalty"] >= 1 and p["best_penalty"] >= 1]
+    curves = {k: m for k, m in result["machine"]["memory"].items() if len(m.curve) >= 2}
     plots = (
         ("latency_vs_T", latency_vs_steps, [f for f in result["fits"] if f["mode"] == "forward"]),
         ("batch_scaling", batch_scaling, result["batch"]),
-        ("recurrence_penalty", recurrence_penalty, result["penalties"]),
+        ("recurrence_penalty", recurrence_penalty, held),
         ("share_of_peak", share_of_peak, peak_rows),
+        ("bandwidth_curve", bandwidth_curve, curves),
         ("gru_vs_mingru", gru_vs_mingru, result["mingru"]),
         *parallel_time_views.plots(result.get("pit")),
         ("parity_heatmap", parity_heatmap, heat),
@@ -149,6 +158,26 @@ def share_of_peak(efficiency: list[dict]):
     axis.set(xlabel="% of the measured matrix-product peak", title="Share of peak (T >= 64)")
     axis.tick_params(axis="y", labelsize=6)
     axis.invert_yaxis()
+    return fig
+
+
+def bandwidth_curve(memories: dict):
+    """Copy bandwidth per working set (log-x), one line per (machine, device, threads), with
+    each cache level's capacity for those threads as a dotted vertical line."""
+    import matplotlib.pyplot as plt
+
+    fig, axis = plt.subplots(figsize=(9, 5))
+    for (machine, device, threads), memory in sorted(memories.items()):
+        sizes = [p[0] for p in memory.curve]
+        (line,) = axis.semilogx(
+            sizes, [p[1] / 1e9 for p in memory.curve], "o-", label=f"{machine} {device} th{threads}"
+        )
+        for name, capacity in memory.levels:
+            axis.axvline(capacity, color=line.get_color(), ls=":", lw=0.8)
+            axis.annotate(f"{name} th{threads}", (capacity, 0), fontsize=7, rotation=90)
+    axis.set(xlabel="working set (bytes, read + write)", ylabel="GB/s", title="Copy bandwidth")
+    axis.legend(fontsize=8)
+    axis.grid(True, which="both", alpha=0.3)
     return fig
 
 

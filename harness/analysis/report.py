@@ -11,7 +11,7 @@ import datetime
 from pathlib import Path
 from typing import Any
 
-from harness.analysis import html, measures, sections
+from harness.analysis import html, measures, readme, sections
 from harness.analysis.parallel_time import analyse as parallel_in_time
 from harness.analysis.plots import CAPTIONS, Figures, plot_all
 from harness.atomic import write_text_atomic
@@ -94,7 +94,21 @@ def write_report(paths: list[str], out: str | Path) -> dict[str, Path]:
         heading += f" Parity heatmap: {heat['note']}."
     write_text_atomic(out / "report.md", markdown(body, plots, heading))
     write_text_atomic(out / "report.html", html.page(body, plots, figures.png, CAPTIONS, heading))
-    return {"markdown": out / "report.md", "html": out / "report.html"}
+    bench_paths = [p for p, doc in zip(paths, _kinds(paths), strict=True) if doc]
+    block = readme.block(result, benches, bench_paths)
+    write_text_atomic(out / "findings.md", block + "\n")
+    written = {"markdown": out / "report.md", "html": out / "report.html"}
+    written["findings"] = out / "findings.md"
+    if readme_path is not None:
+        readme.rewrite(readme_path, block)
+        written["readme"] = Path(readme_path)
+    return written
+
+
+def _kinds(paths: list[str]) -> list[bool]:
+    """For each input, whether it is a benchmark results file (else a parity JSON)."""
+    docs = [read_json(p) for p in paths]
+    return [isinstance(doc, dict) and doc.get("kind") == KIND for doc in docs]
 
 
 def markdown(body, plots: list[str], heading: str) -> str:

@@ -1,46 +1,82 @@
-"""Bounds: the per-step roofline (measured FLOP/s and copy bandwidth) against the fitted cost of
-a step, and the Amdahl bound of parallelising over time."""
+"""Bounds: the per-step roofline against the fitted cost of a step, and the Amdahl bound of
+parallelising over time.
+
+The slope b of latency = a + b*T is everything one more step costs: its input projection x.W
+(done per step or as one product up front, it grows with T all the same), h.R and the gate
+math. So the step's FLOPs are all of those, against the best product measured on the machine
+(harness.analysis.machine). Its bytes are R, the step's input gates and the states, read at the
+memory level where the step's working set (R and the states of one layer) fits, at the copy
+bandwidth measured there. W is left out of the working set and of the bytes (it may be read
+once per call): leaving work out only lowers a bound, so the bound still bounds."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
 
-from harness.analysis.penalty import machine_peaks
-from harness.analysis.table import device_of
+from harness.analysis.machine import working_set_bytes
 from harness.bench import flops
+from harness.registry import device_of
 
-_KEPT = ("machine", "target", "cell", "batch", "hidden", "threads", "impl_class")
+_KEPT = ("machine", "target", "cell", "dtype", "batch", "input_size", "hidden", "layers")
+_KEPT += ("threads", "impl_class")
+# Elementwise FLOPs per hidden unit and batch row of one step, activations not counted:
+# the adds of x.W + h.R + biases, then LSTM c = f*c + i*g, h = o*tanh(c); GRU
+# h~ = tanh(xh + r*(hRh + b)), h = (1 - z)*h~ + z*h; RNN nothing more.
+GATE_FLOPS = {"rnn": 2, "lstm": 4 * 2 + 4, "gru": 3 * 2 + 2 + 4}
 
 
-def roofline(fits: list[dict], table: list[dict]) -> list[dict[str, Any]]:
-    """Per recurrent step: the bound max(FLOPs / peak FLOP/s, bytes / bandwidth) against the
-    fitted per-step latency b. Bandwidth is the copy probe's DRAM figure: an R that fits in
-    cache (H=256 LSTM: 1 MiB) can beat it, so a ratio under 1 means the bound is loose."""
-    peaks = machine_peaks(table)
+def step_flops(fit: dict[str, Any]) -> int:
+    """FLOPs of one step of every layer and direction: x.W, h.R and the gate math."""
+    directions = 2 if fit.get("bidirectional") else 1
+    cell, batch, hidden = fit["cell"], fit["batch"], fit["hidden"]
+    products = flops.forward_flops(
+        cell, batch, 1, fit["input_size"], hidden, fit["layers"], directions
+    )
+    return products + GATE_FLOPS[cell] * batch * hidden * fit["layers"] * directions
+
+
+def roofline(fits: list[dict], machine: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per fitted forward series: the bound max(step FLOPs / best product, step bytes /
+    bandwidth at the working set's level) against the measured per-step cost b. A bound whose
+    compute peak is unknown is left out; an unknown memory level leaves the compute term."""
     out = []
     for fit in fits:
-        if fit["mode"] != "forward" or fit["cell"] == "mingru" or fit["b"] <= 0:
+        if fit["mode"] != "forward" or fit["cell"] not in GATE_FLOPS or fit["b"] <= 0:
             continue
-        peak = peaks.get((fit["machine"], device_of(fit["target"]), fit["threads"]))
-        if peak and peak["flops"] and peak["bytes"]:
-            out.append(_step_bound(fit, peak))
+        where = (fit["machine"], device_of(fit["target"]))
+        peak = machine["peaks"].get((*where, fit["dtype"], fit["threads"]))
+        memory = machine["memory"].get((*where, fit["threads"]))
+        if peak is not None:
+            out.append(_step_bound(fit, peak, memory))
     return out
 
 
-def _step_bound(fit: dict[str, Any], peak: dict[str, float]) -> dict[str, Any]:
-    work = flops.step_flops(fit["cell"], fit["batch"], fit["hidden"]) * fit["layers"]
-    moved = flops.step_bytes(fit["cell"], fit["batch"], fit["hidden"], fit["dtype"])
-    compute_s, memory_s = work / peak["flops"], moved * fit["layers"] / peak["bytes"]
-    bound = max(compute_s, memory_s)
+def _step_bound(fit: dict[str, Any], peak, memory) -> dict[str, Any]:
+    directions = 2 if fit.get("bidirectional") else 1
+    work = step_flops(fit)
+    per_layer = flops.step_bytes(fit["cell"], fit["batch"], fit["hidden"], fit["dtype"])
+    moved = per_layer * fit["layers"] * directions
+    working_set = working_set_bytes(fit["cell"], fit["batch"], fit["hidden"], fit["dtype"])
+    level = memory.bandwidth_at(working_set) if memory else None
+    compute_s = work / peak.flops
+    memory_s = moved / level.bandwidth if level and level.bandwidth else None
+    bound = max(compute_s, memory_s or 0.0)
     return {
         **{k: fit[k] for k in _KEPT},
         "step_s": fit["b"],
+        "step_flops": work,
+        "step_bytes": moved,
+        "working_set": working_set,
+        "peak": peak,
+        "level": level.name if level else "unknown",
+        "bandwidth": level.bandwidth if level else None,
+        "memory_note": level.note if level else "no copy probe and no caches for this machine",
         "compute_bound_s": compute_s,
         "memory_bound_s": memory_s,
         "bound_s": bound,
         "times_bound": fit["b"] / bound,
-        "limited_by": "memory" if memory_s >= compute_s else "compute",
+        "limited_by": "memory" if memory_s and memory_s >= compute_s else "compute",
     }
 
 

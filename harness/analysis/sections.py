@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.analysis import invariants
 from harness.analysis.findings import findings_markdown, headline, is_standard
 from harness.analysis.parallel_time import TITLE as PARALLEL_IN_TIME
 from harness.analysis.parallel_time_views import AMDAHL_RESTATED
@@ -15,10 +16,13 @@ from harness.bench.stats import format_ratio
 from harness.bench.stats import format_seconds as _t
 
 ROOFLINE_NOTE = (
-    "Bound = max(step FLOPs / measured peak, bytes of R + states / measured copy bandwidth). "
-    "The copy probe measures DRAM: an R that stays in cache (H=256 LSTM: 1 MiB) can run under "
-    "this bound."
+    "Bound = max(every FLOP of one step (x.W, h.R, the gate math) / the best product measured, "
+    "bytes of R + input gates + states / the copy bandwidth measured at the level where the "
+    "step's working set (R and the states) fits). The measured cost is the slope b of "
+    "latency = a + b*T, which includes the input projection. Without cache sizes or a copy "
+    "probe that small the memory term is unknown and only the compute term bounds."
 )
+INCONSISTENT = "inconsistent (see Inconsistencies)"
 INTERVALS_NOTE = (
     "Medians carry their 95% interval from order statistics of the rounds; ratios of two cases "
     "timed in one interleaved group pair their rounds (median of the per-round ratios), other "
@@ -33,12 +37,14 @@ def sections(result: dict[str, Any], benches, audit_table: str) -> list[tuple[st
         ("Standard case: LSTM B=32 T=100 I=128 H=256 float32", standard_case(result)),
         ("Latency = a + b*T (a: fixed cost per call, b: per step)", step_fits(result)),
         ("Batch scaling (latency(B) / latency(1); tokens = B*T per second)", batch(result)),
-        ("Recurrence penalty (RNN / the same FLOPs as one product, same library)", penalty(result)),
+        ("Machine model: compute peaks and memory bandwidth", machine_model(result)),
+        ("Recurrence penalty (RNN / the same FLOPs as one product)", penalty(result)),
         ("Roofline of one recurrent step", ROOFLINE_NOTE + "\n\n" + roofline(result)),
         *time_parallelism(result),
         ("GRU against minGRU", mingru(result)),
         ("CPU against GPU", crossover(result)),
     ]
+    out.append(("Inconsistencies", invariants.markdown(result["inconsistencies"])))
     if audit_table:
         out.append(("ONNX export forms (from the parity report)", audit_table))
     not_timed = cases_not_timed(benches)
@@ -84,9 +90,13 @@ def standard_case(result: dict[str, Any]) -> str:
         ("median [95% interval]", lambda r: _ti(r["median_ci"])),
         ("IQR", lambda r: f"{100 * r['iqr'] / r['median']:.0f}%"),
         ("GFLOP/s", lambda r: f"{r['flops'] / r['median'] / 1e9:.1f}"),
-        ("% of peak", lambda r: percent(share.get((r["machine"], r["id"])))),
+        ("% of best product", lambda r: share_of_peak(share.get((r["machine"], r["id"])))),
     ]
     return table_of(columns, rows)
+
+
+def share_of_peak(value: float | None) -> str:
+    return INCONSISTENT if value is not None and value > 1 else percent(value)
 
 
 def step_fits(result: dict[str, Any]) -> str:
@@ -116,6 +126,11 @@ def batch(result: dict[str, Any]) -> str:
     return table_of(columns, result["batch"])
 
 
+def _held(name: str):
+    """A penalty with its interval, or 'inconsistent' where the RNN beat that product."""
+    return lambda p: format_ratio(p[f"{name}_ci"]) if p[name] >= 1 else INCONSISTENT
+
+
 def penalty(result: dict[str, Any]) -> str:
     rows = sorted(
         result["penalties"], key=lambda p: (p["machine"], p["target"], p["batch"], p["steps"])
@@ -127,21 +142,75 @@ def penalty(result: dict[str, Any]) -> str:
         ("L", field("layers")),
         ("threads", field("threads")),
         ("RNN", lambda p: _ti(p["median_ci"])),
-        ("one product", lambda p: _ti(p["gemm_median_ci"])),
-        ("penalty [95% interval]", lambda p: format_ratio(p["penalty_ci"])),
+        ("own library's product", lambda p: _ti(p["gemm_median_ci"])),
+        ("penalty [95% interval]", _held("penalty")),
+        ("best product", lambda p: f"{_ti(p['best_median_ci'])} ({p['best_library']})"),
+        ("penalty against the best", _held("best_penalty")),
     ]
-    return table_of(columns, rows)
+    text = table_of(columns, rows)
+    if result["without_baseline"]:
+        text += "\n\nKept out (no product is their baseline; implementation as recorded):\n\n"
+        text += "\n".join(
+            f"- {w['target']} ({w['impl_class']}): {w['reason']}"
+            for w in result["without_baseline"]
+        )
+    return text
+
+
+def _theory(peak) -> str:
+    if peak.theoretical is None:
+        return peak.theoretical_note
+    return f"{peak.theoretical / 1e9:.0f} ({peak.theoretical_note})"
+
+
+def machine_model(result: dict[str, Any]) -> str:
+    model = result["machine"]
+    peaks = [
+        [m, d, dtype, t, f"{p.flops / 1e9:.1f}", p.library, p.size, _theory(p)]
+        for (m, d, dtype, t), p in sorted(model["peaks"].items())
+    ]
+    parts = [
+        "Compute: the best product measured over every size and library in these results.",
+        "",
+        markdown_table(
+            ["machine", "device", "dtype", "threads", "best GFLOP/s", "library", "size"]
+            + ["theoretical GFLOP/s"],
+            peaks,
+        ),
+        "",
+        "Memory: copy bandwidth by working set (read + write), and where it lives.",
+        "",
+        markdown_table(
+            ["machine", "device", "threads", "working set", "GB/s", "library", "level"]
+            + ["caches"],
+            [
+                [m, d, t, f"{size / 2**10:.0f} KiB", f"{rate / 1e9:.1f}", lib]
+                + [mem.level_of(size)[0], mem.caches_note]
+                for (m, d, t), mem in sorted(model["memory"].items())
+                for size, rate, lib in mem.curve
+            ],
+        ),
+        "",
+    ]
+    parts += [f"- {m}: {note}" for m, note in model["openblas"].items()]
+    return "\n".join(parts)
 
 
 def roofline(result: dict[str, Any]) -> str:
     columns = fields("machine", "target", "cell") + [
         ("B", field("batch")),
         ("H", field("hidden")),
+        ("threads", field("threads")),
         ("measured b", lambda r: _t(r["step_s"])),
+        ("step GFLOP", lambda r: f"{r['step_flops'] / 1e9:.4f}"),
         ("compute bound", lambda r: _t(r["compute_bound_s"])),
-        ("memory bound", lambda r: _t(r["memory_bound_s"])),
+        ("level", field("level")),
+        ("memory bound", lambda r: _t(r["memory_bound_s"]) if r["memory_bound_s"] else "unknown"),
         ("limited by", field("limited_by")),
-        ("measured / bound", lambda r: f"{r['times_bound']:.2f}x"),
+        (
+            "measured / bound",
+            lambda r: f"{r['times_bound']:.2f}x" if r["times_bound"] >= 1 else INCONSISTENT,
+        ),
     ]
     return table_of(columns, result["roofline"])
 

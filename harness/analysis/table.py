@@ -6,13 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from harness.bench import stats
+from harness.registry import device_of
 
 SHAPE = ("cell", "dtype", "batch", "steps", "input_size", "hidden", "layers")
-KEY_FIELDS = ("machine", "target", "mode", *SHAPE, "threads")
-
-
-def device_of(target: str) -> str:
-    return "gpu" if any(k in target for k in ("cuda", "cupy", "tensorrt")) else "cpu"
+KEY_FIELDS = ("machine", "target", "mode", *SHAPE, "bidirectional", "threads")
 
 
 def rows(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -31,6 +28,7 @@ def rows(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _row(record: dict[str, Any], machine: str, index: int) -> dict[str, Any]:
     samples = [float(s) for s in record["samples_s"]]
     row = {
+        "bidirectional": False,  # version 1 records predate it
         **record["case"],
         "machine": machine,
         "id": record["id"],

@@ -13,7 +13,14 @@ def add_parsers(sub) -> None:
         help="results files of `rnnbench bench` (several "
         "machines merge), and optionally parity JSON files and parallel-in-time sweeps",
     )
-    p.add_argument("--out", required=True, help="folder for report.md, report.html, img/")
+    p.add_argument(
+        "--out", required=True, help="folder for report.md, report.html, img/, findings.md"
+    )
+    p.add_argument(
+        "--readme",
+        help="also rewrite this file's findings block (between <!-- findings:begin --> and "
+        "<!-- findings:end -->) from the same findings",
+    )
     p.set_defaults(run=run_report)
     p = sub.add_parser("compare", help="NEW against BASE per case; exit 1 on a regression")
     p.add_argument("base")
@@ -28,10 +35,17 @@ def add_parsers(sub) -> None:
 
 
 def run_report(args) -> int:
+    from harness.analysis.readme import ReadmeError
     from harness.analysis.report import write_report
 
-    written = write_report(args.results, args.out)
-    print(f"wrote {written['markdown']} and {written['html']}")
+    try:
+        written = write_report(args.results, args.out, args.readme)
+    except ReadmeError as exc:
+        print(f"rnnbench: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {written['markdown']}, {written['html']} and {written['findings']}")
+    if "readme" in written:
+        print(f"rewrote the findings block of {written['readme']}")
     return 0
 
 

@@ -1,0 +1,156 @@
+"""The analysis checks its own limits. A limit is a limit: a measurement above the machine's
+compute peak, faster than its roofline bound, or faster than the same FLOPs as one product
+means the limit is wrong (a probe on a slow kernel, a product into a fresh allocation, the
+wrong memory level), so it is reported as an inconsistency with its likely cause, never as a
+share over 100% or a penalty under 1."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from harness.bench.stats import format_ratio
+from harness.bench.stats import format_seconds as _t
+
+ABOVE_PEAK = "above the measured peak"
+ABOVE_THEORY = "above the theoretical peak"
+BEATS_ROOFLINE = "faster than its roofline bound"
+BEATS_BEST = "faster than the machine's best product of its FLOPs"
+BEATS_OWN = "faster than its own library's product of its FLOPs"
+
+
+@dataclasses.dataclass(frozen=True)
+class Inconsistency:
+    kind: str  # one of the constants above
+    machine: str
+    subject: str  # the case id or the fitted series
+    measured: str  # what was measured against what limit, in numbers
+    cause: str  # why the limit does not hold
+
+
+def check(result: dict[str, Any]) -> list[Inconsistency]:
+    """Every violated limit in an analysis (measures.analyse's answer)."""
+    notes = result["machine"]["openblas"]
+    found = []
+    for row in result["efficiency"]:
+        found += _peaks(row, notes.get(row["machine"], ""))
+    found += [_roofline(r) for r in result["roofline"] if r["times_bound"] < 1]
+    for row in result["penalties"]:
+        found += _penalty(row)
+    return found
+
+
+def _gflops(value: float) -> str:
+    return f"{value / 1e9:.0f} GFLOP/s"
+
+
+def _peaks(row: dict[str, Any], openblas: str) -> list[Inconsistency]:
+    out = []
+    achieved = row["flops"] / row["median"]
+    peak = row["peak"]
+    if row["fraction_of_peak"] is not None and row["fraction_of_peak"] > 1:
+        cause = (
+            f"peak probe slower than the workload: the best product measured ({peak.library}, "
+            f"{peak.size}) is not the machine's best GEMM"
+        )
+        if peak.library == "numpy" and openblas:
+            cause += f" ({openblas})"
+        if row["mode"] == "train":
+            cause += "; or the training FLOP count includes products this implementation skips"
+        measured = f"{_gflops(achieved)} against {_gflops(peak.flops)}"
+        out.append(Inconsistency(ABOVE_PEAK, row["machine"], row["id"], measured, cause))
+    if row["fraction_of_theoretical"] is not None and row["fraction_of_theoretical"] > 1:
+        measured = (
+            f"{_gflops(achieved)} against {_gflops(peak.theoretical)} ({peak.theoretical_note})"
+        )
+        cause = (
+            "the FLOP count overstates the work done (a kernel that skips products), or the "
+            "environment's ISA, clock or core count is wrong (turbo above max_mhz?)"
+        )
+        out.append(Inconsistency(ABOVE_THEORY, row["machine"], row["id"], measured, cause))
+    return out
+
+
+def _series(row: dict[str, Any]) -> str:
+    return (
+        f"{row['target']} {row['cell']} B={row['batch']} I={row['input_size']} H={row['hidden']} "
+        f"L={row['layers']} {row['dtype']} th{row['threads']} (slope b of a + b*T)"
+    )
+
+
+def _roofline(row: dict[str, Any]) -> Inconsistency:
+    measured = (
+        f"{_t(row['step_s'])} per step against a {row['limited_by']}-bound {_t(row['bound_s'])}"
+    )
+    if row["limited_by"] == "compute":
+        peak = row["peak"]
+        step = _gflops(row["step_flops"] / row["step_s"])
+        cause = (
+            f"peak probe slower than the workload's step: {step}"
+            f" against the best product measured ({peak.library}, {peak.size}, "
+            f"{_gflops(peak.flops)}), which is not the machine's best GEMM"
+        )
+    else:
+        cause = (
+            f"the step's working set ({row['working_set'] / 2**10:.0f} KiB) was placed in "
+            f"{row['level']} at {row['bandwidth'] / 1e9:.1f} GB/s ({row['memory_note']}), but "
+            "it is served faster: from a faster level than the cache sizes say, or at a read "
+            "bandwidth above what a copy (read + write) measures"
+        )
+    return Inconsistency(BEATS_ROOFLINE, row["machine"], _series(row), measured, cause)
+
+
+def _penalty(row: dict[str, Any]) -> list[Inconsistency]:
+    out = []
+    rnn = row["flops"] / row["median"]
+    if row["best_penalty"] < 1:
+        best = row["flops"] / row["best_median_ci"][0]
+        out.append(
+            Inconsistency(
+                BEATS_BEST,
+                row["machine"],
+                row["id"],
+                f"{format_ratio(row['best_penalty_ci'])} of {row['best_library']}'s product",
+                f"the product baseline is not the machine's best GEMM for these FLOPs: "
+                f"{row['best_library']}'s product runs at {_gflops(best)}, the RNN at "
+                f"{_gflops(rnn)}",
+            )
+        )
+    if row["penalty"] < 1:
+        own = row["flops"] / row["gemm_median"]
+        out.append(
+            Inconsistency(
+                BEATS_OWN,
+                row["machine"],
+                row["id"],
+                f"{format_ratio(row['penalty_ci'])} of {row['baseline']}'s product",
+                f"{row['baseline']}'s product call ({_gflops(own)}) is not the library's best "
+                f"GEMM for these FLOPs: its RNN kernel runs its products at {_gflops(rnn)} (a "
+                "product into a fresh output the size of all gates, as files before issue 11 "
+                "time it, pays for the allocation)",
+            )
+        )
+    return out
+
+
+def flagged(found: list[Inconsistency]) -> set[tuple[str, str, str]]:
+    """(kind, machine, subject) of each inconsistency: what the tables show as inconsistent."""
+    return {(i.kind, i.machine, i.subject) for i in found}
+
+
+def markdown(found: list[Inconsistency]) -> str:
+    if not found:
+        return (
+            "None: no measurement beats its compute peak, its roofline bound or the best "
+            "product of its FLOPs."
+        )
+    lines = [
+        f"{len(found)} measurements beat a limit drawn from these results, so those limits "
+        "are wrong, not the measurements; the tables show them as inconsistent.",
+        "",
+    ]
+    lines += [
+        f"- **{i.kind}**: `{i.subject}` on {i.machine}: {i.measured}. Cause: {i.cause}."
+        for i in found
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,216 @@
+"""The analysis checks its own limits: on results with exactly known answers it finds exactly
+the planted violations, and on the committed reference results every share over 100%, every
+beaten bound and every penalty under 1 is flagged with a cause."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.analysis import invariants, measures, sections
+from harness.analysis.machine import Memory
+from harness.bench import stats
+from harness.bench.case import make_case
+from harness.registry import product_baseline
+from tests.synthetic_results import document, example_doc, record, spread
+
+ROOT = Path(__file__).resolve().parent.parent
+COMMITTED = sorted((ROOT / "results" / "cpu-2core").glob("bench-*.json"))
+LSTM = 2 * 100 * 32 * 4 * 256 * (128 + 256)  # forward FLOPs, B=32 T=100 I=128 H=256
+
+
+def at(flops: float, gflops: float) -> list[float]:
+    return spread(flops / (gflops * 1e9))
+
+
+def planted_doc() -> dict:
+    """Probes: numpy 100 GFLOP/s, torch 80; copies of 32 KiB (L1) at 200 GB/s, 512 KiB (L2) at
+    100, 32 MiB (DRAM) at 20; caches 32 KiB L1d and 1 MiB L2 per core, 16 MiB L3; a 192
+    GFLOP/s theoretical peak at 2 threads. One consistent LSTM case, one planted case (150
+    GFLOP/s, above the 100 peak; its own product at 75 and numpy's at 100 both slower), TF
+    eager, and two T series at B=1: LSTM with a step of 5 us (under its 10.6 us memory bound)
+    and GRU with 20 us (over its 7.9 us memory bound)."""
+    records = [
+        record(make_case("numpy", "peak", size=1024, threads=2), at(2 * 1024**3, 100)),
+        record(make_case("torch-cpu", "peak", size=1024, threads=2), at(2 * 1024**3, 80)),
+    ]
+    for size, gbs in ((2**12, 200), (2**16, 100), (2**22, 20)):
+        records.append(
+            record(make_case("numpy", "bandwidth", size=size, threads=2), at(8 * size, gbs))
+        )
+    for batch, fwd, own, best in ((32, 50, 80, 100), (64, 150, 75, 100)):
+        flops = LSTM * batch // 32
+        shape = {"cell": "lstm", "batch": batch, "steps": 100, "threads": 2}
+        records += [
+            record(make_case("torch-cpu", "forward", **shape), at(flops, fwd)),
+            record(make_case("torch-cpu", "gemm", **shape), at(flops, own)),
+            record(make_case("numpy", "gemm", **shape), at(flops, best)),
+        ]
+    eager = make_case("tf-eager", "forward", "lstm", batch=32, steps=100, threads=2)
+    records.append(record(eager, at(LSTM, 1)))
+    for cell, a, b in (("lstm", 300e-6, 5e-6), ("gru", 300e-6, 20e-6)):
+        for steps in (1, 10, 100):
+            case = make_case("torch-cpu", "forward", cell, batch=1, steps=steps, threads=2)
+            records.append(record(case, spread(a + b * steps)))
+    doc = document(records, machine="planted")
+    doc["environment"]["caches"] = {
+        "L1d": {"per_core": 32 * 2**10, "total": 64 * 2**10},
+        "L2": {"per_core": "1 MiB"},
+        "L3": {"total": 16 * 2**20},
+        "source": "made up",
+    }
+    doc["environment"]["cpu_peak"] = {
+        "isa": "avx2",
+        "cores": 2,
+        "max_mhz": 3000,
+        "flops_per_cycle": {"float32": 32, "float64": 16},
+        "source": "made up",
+    }
+    return doc
+
+
+@pytest.fixture(scope="module")
+def planted():
+    return measures.analyse([planted_doc()])
+
+
+def test_the_machine_model_by_hand(planted):
+    peak = planted["machine"]["peaks"][("planted", "cpu", "float32", 2)]
+    assert (peak.flops, peak.library, peak.size) == (pytest.approx(100e9), "numpy", "N=1024")
+    assert peak.theoretical == pytest.approx(32 * 3000e6 * 2)
+    memory = planted["machine"]["memory"][("planted", "cpu", 2)]
+    assert memory.levels == (("L1", 64 * 2**10), ("L2", 2 * 2**20), ("L3", 16 * 2**20))
+    for size, level, bandwidth in (
+        (10 * 2**10, "L1", 200e9),
+        (1052672, "L2", 100e9),  # R and states of an H=256 LSTM step at B=1
+        (4 * 2**20, "L3", 100e9),  # no probe in L3: the best at or under 4 MiB (L2's)
+        (100 * 2**20, "DRAM", 20e9),
+    ):
+        found = memory.bandwidth_at(size)
+        assert (found.name, found.bandwidth) == (level, pytest.approx(bandwidth)), size
+    # an old file: one DRAM probe, no caches: a small working set's level is unknown
+    old = Memory(((2**27, 20e9, "numpy"),), (), "cache sizes unknown")
+    assert old.bandwidth_at(2**20).bandwidth is None and old.bandwidth_at(2**20).name == "unknown"
+
+
+def test_roofline_counts_every_flop_at_the_right_level(planted):
+    lstm, gru = (
+        next(r for r in planted["roofline"] if r["cell"] == cell) for cell in ("lstm", "gru")
+    )
+    assert lstm["step_flops"] == 2 * 4 * 256 * (128 + 256) + 12 * 256  # x.W + h.R + gates
+    assert lstm["compute_bound_s"] == pytest.approx(lstm["step_flops"] / 100e9)
+    lstm_bytes = 4 * (4 * 256 * 256 + 4 * 256 + 2 * 2 * 256)  # R, input gates, states
+    assert lstm["level"] == "L2" and lstm["limited_by"] == "memory"
+    assert lstm["memory_bound_s"] == pytest.approx(lstm_bytes / 100e9)
+    assert lstm["times_bound"] == pytest.approx(5e-6 / (lstm_bytes / 100e9))
+    gru_bytes = 4 * (3 * 256 * 256 + 3 * 256 + 2 * 256)
+    assert gru["memory_bound_s"] == pytest.approx(gru_bytes / 100e9)
+    assert gru["limited_by"] == "memory" and gru["times_bound"] == pytest.approx(
+        20e-6 / (gru_bytes / 100e9)
+    )
+
+
+def test_the_checks_find_exactly_the_planted_violations(planted):
+    found = {(i.kind, i.subject) for i in planted["inconsistencies"]}
+    case = "torch-cpu/forward/lstm/float32/B64/T100/I128/H256/L1/th2"
+    series = next(
+        i.subject for i in planted["inconsistencies"] if i.kind == invariants.BEATS_ROOFLINE
+    )
+    assert found == {
+        (invariants.ABOVE_PEAK, case),
+        (invariants.BEATS_OWN, case),
+        (invariants.BEATS_BEST, case),
+        (invariants.BEATS_ROOFLINE, series),
+    }
+    assert series.startswith("torch-cpu lstm B=1 ")
+    by_kind = {i.kind: i for i in planted["inconsistencies"]}
+    assert "150 GFLOP/s against 100 GFLOP/s" in by_kind[invariants.ABOVE_PEAK].measured
+    assert "not the machine's best GEMM" in by_kind[invariants.ABOVE_PEAK].cause
+    assert by_kind[invariants.BEATS_OWN].measured.startswith("0.50x [0.50, 0.50]")
+    assert by_kind[invariants.BEATS_BEST].measured.startswith("0.67x [0.67, 0.67]")
+    assert "placed in L2 at 100.0 GB/s" in by_kind[invariants.BEATS_ROOFLINE].cause
+
+
+def test_tables_show_no_share_over_100_and_no_penalty_under_1(planted):
+    body = dict(sections.sections(planted, [planted_doc()], ""))
+    table = body["Recurrence penalty (RNN / the same FLOPs as one product)"]
+    assert "0.50x" not in table and "0.67x" not in table and "inconsistent" in table
+    assert "1.60x [1.60, 1.60]" in table and "2.00x [2.00, 2.00]" in table  # the held case
+    assert "tf-eager (made up): dispatch-bound" in table
+    assert not any(p["target"] == "tf-eager" for p in planted["penalties"])
+    assert "4 measurements beat a limit" in body["Inconsistencies"]
+    clean = dict(sections.sections(measures.analyse([example_doc()]), [example_doc()], ""))
+    assert clean["Inconsistencies"].startswith("None:")
+
+
+def _paired(a: dict, b: dict) -> float:
+    return stats.ratio_ci(a["samples_s"], b["samples_s"], paired=True)[0]
+
+
+def _expected(doc: dict) -> set[tuple[str, str]]:
+    """Every violation in a results file, computed from its raw records alone."""
+    ok = [r for r in doc["cases"] if r["status"] == "ok"]
+    rate = {r["id"]: r["flops"] / r["stats"]["median"] for r in ok if r["flops"]}
+    out = set()
+    for r in ok:
+        where = (r["case"]["dtype"], r["case"]["threads"])
+        peaks = [
+            rate[p["id"]]
+            for p in ok
+            if p["case"]["mode"] in ("peak", "gemm")
+            and (p["case"]["dtype"], p["case"]["threads"]) == where
+        ]
+        if r["flops"] and peaks and rate[r["id"]] > max(peaks):
+            out.add((invariants.ABOVE_PEAK, r["id"]))
+        library = product_baseline(r["case"]["target"])
+        if r["case"]["mode"] != "forward" or library is None:
+            continue
+        tail = r["id"].split("/", 2)[2]
+        products = {
+            p["case"]["target"]: p for p in ok if p["id"] == f"{p['case']['target']}/gemm/{tail}"
+        }
+        if library not in products:
+            continue
+        if _paired(r, products[library]) < 1:
+            out.add((invariants.BEATS_OWN, r["id"]))
+        fastest = min(products.values(), key=lambda p: p["stats"]["median"])
+        if _paired(r, fastest) < 1:
+            out.add((invariants.BEATS_BEST, r["id"]))
+    return out
+
+
+@pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.name)
+def test_every_violation_in_the_committed_results_is_flagged(path):
+    doc = json.loads(path.read_text())
+    result = measures.analyse([doc])
+    found = result["inconsistencies"]
+    flagged = {(i.kind, i.subject) for i in found}
+    assert _expected(doc) <= flagged
+    beaten = {r["target"] for r in result["roofline"] if r["times_bound"] < 1}
+    assert beaten == {i.subject.split()[0] for i in found if i.kind == invariants.BEATS_ROOFLINE}
+    assert all(len(i.cause) > 40 for i in found)
+    # and the report prints none of them as a share or a penalty
+    body = dict(sections.sections(result, [doc], ""))
+    shares = body["Standard case: LSTM B=32 T=100 I=128 H=256 float32"]
+    assert all(int(s) <= 100 for s in _percentages(shares))
+    assert _expected(doc) == {(k, s) for k, s in flagged if k != invariants.BEATS_ROOFLINE}, (
+        "the analysis flags something the raw records do not show"
+    )
+
+
+def _percentages(table: str) -> list[str]:
+    import re
+
+    return re.findall(r"\| (\d+)% \|", table)
+
+
+def test_the_committed_default_run_has_the_known_violations():
+    doc = json.loads((ROOT / "results" / "cpu-2core" / "bench-default.json").read_text())
+    found = measures.analyse([doc])["inconsistencies"]
+    # torch's fused LSTM beats torch.matmul's product of its FLOPs at B >= 32 (0.71x at T=256)
+    assert (
+        invariants.BEATS_OWN,
+        "torch-cpu/forward/lstm/float32/B32/T256/I128/H256/L1/th2",
+    ) in {(i.kind, i.subject) for i in found}
