@@ -79,7 +79,11 @@ def audit_table(parities: list[dict]) -> str:
     return format_audit(rows, markdown=True) if rows else ""
 
 
-def write_report(paths: list[str], out: str | Path) -> dict[str, Path]:
+def write_report(
+    paths: list[str], out: str | Path, readme_path: str | Path | None = None
+) -> dict[str, Path]:
+    """DIR/report.md, DIR/report.html and DIR/findings.md (the README's findings block); with
+    readme_path, that file's findings block is rewritten from the same findings."""
     benches, parities, sweeps = load_inputs(paths)
     out = Path(out)
     result = measures.analyse(benches)
