@@ -176,8 +176,8 @@ def _iterations_vs_steps(pit: dict[str, Any]) -> Iterator[Finding]:
             text += (
                 f" At T={last['steps']} (LLE {last['lle']:+.2f}): "
                 f"**{last['work_multiplier']:.3g}x** the sequential pass's work, depth "
-                f"{last['depth']} rounds against "
-                f"{last['steps']} steps (at most {last['steps'] / last['depth']:.3g}x shorter)."
+                f"{last['depth']} rounds against the step loop's {last['steps']} (T / depth = "
+                f"{last['steps'] / last['depth']:.3g})."
             )
         yield Finding(text)
 
@@ -230,9 +230,10 @@ def _timed(pit: dict[str, Any]) -> Iterator[Finding]:
             f"**{machine}** {target}, {cell.upper()} {method} (B={longest['batch']}, "
             f"T={longest['steps']}, H={longest['hidden']}, {longest['dtype']}, "
             f"{longest['iterations']} iterations): **{format_ratio(longest['time_ratio_ci'])}** "
-            f"the step loop's time for **{longest['work_multiplier']:.3g}x** its work, so it ran "
-            f"its work {found[0]:.3g}x [{found[1]:.3g}, {found[2]:.3g}] as fast; break-even "
-            f"needs more than {longest['work_multiplier']:.3g}x. It beats the step loop at "
+            f"the step loop's time for **{longest['work_multiplier']:.3g}x** its work: it ran at "
+            f"{found[0]:.3g}x [{found[1]:.3g}, {found[2]:.3g}] the step loop's FLOP rate, and "
+            f"break-even needs more than {longest['work_multiplier']:.3g}x. It beats the step "
+            "loop at "
             + (f"T = {', '.join(map(str, wins))}" if wins else "no T measured")
             + f" (T measured: {', '.join(str(t['steps']) for t in rows)})."
         )

@@ -133,9 +133,15 @@ def load_grid(source: str) -> Grid:
     if source == "default":
         return Grid()
     try:
-        data = tomllib.loads(Path(source).read_text(encoding="utf-8"))
+        text = Path(source).read_text(encoding="utf-8")
     except OSError as exc:
         raise SweepError(f"sweep grid {source}: cannot read it ({exc.strerror})") from None
+    return load_grid_text(text, source)
+
+
+def load_grid_text(text: str, source: str = "the grid") -> Grid:
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SweepError(f"sweep grid {source}: not TOML ({exc})") from None
     table = data.get("sweep")
