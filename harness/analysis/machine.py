@@ -169,7 +169,54 @@ def theoretical_peak(env: dict[str, Any], device: str, dtype: str, threads: int)
 
 def _environments(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """machine -> its environment (the later file's, as for the timings)."""
-    return {doc["environment"].get("machine", "?"): doc["environment"] for doc in docs}
+    return {doc["environment"].get("machine", "?"): _normalised(doc["environment"]) for doc in docs}
+
+
+def _normalised(env: dict[str, Any]) -> dict[str, Any]:
+    """The engine's `cpu_limits` and `numpy_gemm` records in the form the readers here take:
+    cpu_peak {isa, theoretical_gflops {dtype: {threads: GFLOP/s}}, source}, caches {l1d, l2,
+    l3: {per_core, total}}, openblas_coretype, numpy_gemm_kernel."""
+    limits, out = env.get("cpu_limits"), dict(env)
+    if not isinstance(limits, dict):
+        return env
+    out["cpu_peak"] = _peak_record(limits.get("peak") or {"missing": "no peak recorded"})
+    caches = _cache_record(limits.get("caches") or [], (env.get("cpu") or {}).get("usable_cores"))
+    if caches:
+        out["caches"] = caches
+    gemm = env.get("numpy_gemm") or {}
+    out.setdefault("openblas_coretype", gemm.get("openblas_coretype"))
+    if gemm.get("kernel"):
+        out.setdefault("numpy_gemm_kernel", gemm["kernel"])
+    return out
+
+
+def _peak_record(peak: dict[str, Any]) -> dict[str, Any]:
+    if "missing" in peak:
+        return {"missing": peak["missing"]}
+    by_dtype: dict[str, dict[str, float]] = {}
+    for threads, rates in (peak.get("gflops") or {}).items():
+        for dtype, value in rates.items():
+            by_dtype.setdefault(dtype, {})[str(threads)] = value
+    source = (
+        f"{peak.get('flops_per_cycle_per_core', {}).get('float32')} float32 FLOP/cycle a core "
+        f"({peak.get('fma_pipes_assumed')} FMA pipes assumed) x {peak.get('mhz')} MHz from "
+        f"{peak.get('clock_source')}"
+    )
+    return {"isa": peak.get("isa"), "theoretical_gflops": by_dtype, "source": source}
+
+
+def _cache_record(caches: list[dict[str, Any]], cores: int | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for cache in caches:
+        name = {1: "l1d", 2: "l2", 3: "l3"}.get(cache.get("level"))
+        shared = cache.get("shared_by_cpus") or 1
+        if name is None or not cache.get("bytes"):
+            continue
+        total = cache["bytes"] * max(1, (cores or shared) // shared)
+        out[name] = {"per_core": cache["bytes"] if shared == 1 else None, "total": total}
+    if out:
+        out["source"] = "sysfs, as cpu0 sees them"
+    return out
 
 
 def _product_size(row: dict[str, Any]) -> str:

@@ -72,7 +72,7 @@ def parity_grid(parities: list[dict]) -> dict[str, Any] | None:
 
 
 def audit_table(parities: list[dict]) -> str:
-    from harness.onnx.audit import format_audit
+    from harness.onnx.audit_table import format_audit
     from harness.parity.report import audit_rows_from_records
 
     rows = audit_rows_from_records(r for doc in parities for r in doc["results"])
