@@ -146,7 +146,10 @@ def test_analysis_of_made_up_documents():
     assert "too close" in parallel_time.verdict(4.0, (4.0, 3.5, 4.5))
     newton, quasi = pit["by_steps"]
     assert [p["iterations"] for p in quasi["points"]] == [2, 16, 22]
-    texts = [f.text for f in pit["findings"]]
+    summary, *texts = [f.text for f in pit["findings"]]
+    assert "at commit 0123456789, default init): at T=256, against the step loop's 256" in summary
+    assert "newton 5 iterations, 54.5x the work, depth 85 rounds" in summary
+    assert "quasi-newton 22 iterations, 19x the work, depth 374 rounds" in summary
     assert "iterations at T = 1: 2, 16: 5, 256: 5." in texts[0]
     assert (
         "does not converge within 100 iterations from LLE +0.05 (gain 6; 2 of 4 gains)"

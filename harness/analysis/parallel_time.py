@@ -150,9 +150,45 @@ def verdict(work_multiplier: float, headroom: Interval | None) -> str:
 
 
 def findings(pit: dict[str, Any]) -> Iterator[Finding]:
+    yield from _summary(pit)
     yield from _iterations_vs_steps(pit)
     yield from _iterations_vs_lle(pit)
     yield from _timed(pit)
+
+
+def _summary(pit: dict[str, Any]) -> Iterator[Finding]:
+    """The answer in one sentence per sweep: iterations, work and depth at the longest T."""
+    for source in pit["sources"]:
+        rows = [
+            r
+            for r in pit["sweep_rows"]
+            if r["machine"] == source["machine"] and r["grid"] == "steps" and r["converged"]
+        ]
+        if not rows:
+            continue
+        longest = max(r["steps"] for r in rows)
+        parts = []
+        for method in METHODS:
+            at = [r for r in rows if r["method"] == method and r["steps"] == longest]
+            if at:
+                parts.append(
+                    f"{method} {_span(r['iterations'] for r in at)} iterations, "
+                    f"{_span((r['work_multiplier'] for r in at), '.3g')}x the work, depth "
+                    f"{_span(r['depth'] for r in at)} rounds"
+                )
+        yield Finding(
+            f"How parallel the recurrence can be (sweep on {source['machine']} at commit "
+            f"{(source['commit'] or 'unrecorded')[:10]}, default init): at T={longest}, "
+            f"against the step loop's {longest} dependent steps: " + "; ".join(parts) + ". "
+            "Parallel in time can beat the step loop only where the machine leaves more "
+            "parallelism idle than that work multiplier."
+        )
+
+
+def _span(values, spec: str = "d") -> str:
+    values = sorted(values)
+    low, high = format(values[0], spec), format(values[-1], spec)
+    return low if low == high else f"{low} to {high}"
 
 
 def _iterations_vs_steps(pit: dict[str, Any]) -> Iterator[Finding]:
