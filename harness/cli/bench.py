@@ -31,8 +31,16 @@ def run_bench(args) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     out = Path(args.out or f"out/bench-{suite.name}-{stamp}.json")
     total = len(suite.cases)
-    with _progress_bar(suite.name, total) as advance:
-        doc = engine.run_suite(suite, out, args.resume, args.overwrite, args.machine, advance)
+    try:
+        with _progress_bar(suite.name, total) as advance:
+            doc = engine.run_suite(suite, out, args.resume, args.overwrite, args.machine, advance)
+    except KeyboardInterrupt:  # every finished group is already in the file
+        print(
+            f"rnnbench: interrupted: the groups measured so far are in {out}; "
+            "--resume finishes the run",
+            file=sys.stderr,
+        )
+        return 130
     print(format_summary(doc))
     print(
         f"\n{sum(1 for r in doc['cases'] if r['status'] == 'ok')} of {len(doc['cases'])} cases "
