@@ -22,6 +22,7 @@ TINY = """
 cells = ["gru", "lstm"]
 hidden = [8]
 steps = [1, 16, 128]
+wide_hidden = []
 gains = [1.0, 12.0]
 gain_steps = 128
 gain_hidden = 8
@@ -152,8 +153,12 @@ def test_analysis_of_made_up_documents():
     assert "quasi-newton 22 iterations, 19x the work, depth 374 rounds" in summary
     assert "iterations at T = 1: 2, 16: 5, 256: 5." in texts[0]
     assert (
-        "does not converge within 100 iterations from LLE +0.05 (gain 6; 2 of 4 gains)"
+        "does not converge within 100 iterations from LLE +0.05 (gain 6; 2 of 5 gains)"
         in (texts[2])
+    )
+    assert (
+        "at LLE -0.01 (gain 3) its change fell under tol after 969 iterations while still off "
+        "the sequential run (max |error| 5.0e-11)" in texts[2]
     )
     assert "up to 5 at LLE -0.50 (gain 1)" in texts[2]
     assert "**2.00x [2.00, 2.00]** the step loop's time for **59.6x** its work" in texts[3]
@@ -190,6 +195,7 @@ def test_report_renders_the_section(reports):
     assert "| sweep-box | gru | quasi-newton | 32 | 2 | 16 | 22 |" in text  # iterations vs T
     assert "| 2.00x [2.00, 2.00] | 59.6x | 29.781x [29.781, 29.781] | 4.00x [4.00, 4.00] |" in text
     assert "| sweep-box | gru | newton | 32 | 256 | 6 | +0.050 | no (" in text  # the gain table
+    assert "| 3 | -0.010 | 969, off the sequential run | 1.05e+04x | 5.0e-11 |" in text
     assert "Sweeps: sweep-box, commit 0123456789, 12 s" in text
     findings = text.split("## Findings")[1].split("\n## ")[0]
     assert "break-even needs more than 59.6x" in findings

@@ -29,6 +29,16 @@ TITLE = "Parallel in time: how parallel can this recurrence be"
 METHODS = pit_work.METHODS
 
 
+def solved(point: dict[str, Any]) -> bool:
+    """Converged to the sequential run: the stopping rule held and so did parity (a sweep row
+    whose change fell under tol while still off the sequential run does not count)."""
+    return bool(point["converged"]) and point.get("parity_passed") is not False
+
+
+def off_run(point: dict[str, Any]) -> bool:
+    return bool(point["converged"]) and point.get("parity_passed") is False
+
+
 def analyse(sweeps: list[dict], result: dict[str, Any], benches: list[dict]) -> dict | None:
     """The section's data, or None when the inputs hold no sweep and no Newton timing."""
     rows = [
@@ -162,7 +172,7 @@ def _summary(pit: dict[str, Any]) -> Iterator[Finding]:
         rows = [
             r
             for r in pit["sweep_rows"]
-            if r["machine"] == source["machine"] and r["grid"] == "steps" and r["converged"]
+            if r["machine"] == source["machine"] and r["grid"] == "steps" and solved(r)
         ]
         if not rows:
             continue
@@ -199,13 +209,13 @@ def _iterations_vs_steps(pit: dict[str, Any]) -> Iterator[Finding]:
     for s in pit["by_steps"]:
         if s["hidden"] != smallest[(s["machine"], s["cell"], s["method"])]:
             continue
-        solved = [p for p in s["points"] if p["status"] == "solved"]
-        if not solved:
+        ran = [p for p in s["points"] if p["status"] == "solved"]
+        if not ran:
             continue
-        counts = ", ".join(f"{p['steps']}: {_count(p)}" for p in solved)
-        last = max((p for p in solved if p["converged"]), key=lambda p: p["steps"], default=None)
+        counts = ", ".join(f"{p['steps']}: {_count(p)}" for p in ran)
+        last = max((p for p in ran if solved(p)), key=lambda p: p["steps"], default=None)
         text = (
-            f"{s['cell'].upper()} {s['method']}, H={s['hidden']}, B={solved[0]['batch']}, "
+            f"{s['cell'].upper()} {s['method']}, H={s['hidden']}, B={ran[0]['batch']}, "
             f"default init (counted in float64), iterations at T = {counts}."
         )
         if last is not None:
@@ -219,15 +229,23 @@ def _iterations_vs_steps(pit: dict[str, Any]) -> Iterator[Finding]:
 
 
 def _count(point: dict) -> str:
+    if off_run(point):
+        return f"{point['iterations']} but off the sequential run ({_error(point)})"
     return str(point["iterations"]) if point["converged"] else "not converged"
+
+
+def _error(point: dict) -> str:
+    error = point["max_abs_error"]
+    return "non-finite" if error is None else f"max |error| {error:.1e}"
 
 
 def _iterations_vs_lle(pit: dict[str, Any]) -> Iterator[Finding]:
     for s in pit["by_gain"]:
-        solved = [p for p in s["points"] if p["status"] == "solved"]
-        done = [p for p in solved if p["converged"]]
-        failed = [p for p in solved if not p["converged"]]
-        if not solved:
+        ran = [p for p in s["points"] if p["status"] == "solved"]
+        done = [p for p in ran if solved(p)]
+        failed = [p for p in ran if not p["converged"]]
+        off = [p for p in ran if off_run(p)]
+        if not ran:
             continue
         parts = []
         if done:
@@ -241,9 +259,14 @@ def _iterations_vs_lle(pit: dict[str, Any]) -> Iterator[Finding]:
             first = failed[0]
             parts.append(
                 f"does not converge within {first['max_iter']} iterations from LLE "
-                f"{first['lle']:+.2f} (gain {first['gain']:g}; {len(failed)} of {len(solved)} "
+                f"{first['lle']:+.2f} (gain {first['gain']:g}; {len(failed)} of {len(ran)} "
                 "gains)"
             )
+        parts += [
+            f"at LLE {p['lle']:+.2f} (gain {p['gain']:g}) its change fell under tol after "
+            f"{p['iterations']} iterations while still off the sequential run ({_error(p)})"
+            for p in off
+        ]
         positive = [p for p in done if p["lle"] > 0]
         if positive:
             parts.append(f"{len(positive)} converged with LLE > 0")

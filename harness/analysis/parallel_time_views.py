@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.analysis.parallel_time import verdict
+from harness.analysis.parallel_time import off_run, solved, verdict
 from harness.analysis.tables import field, fields, markdown_table, table_of
 from harness.bench.stats import format_interval as _ti
 from harness.bench.stats import format_ratio
@@ -72,7 +72,15 @@ def _matrix(series: list[dict], show) -> str:
 def _iterations(p: dict) -> str:
     if p["status"] == "skipped":
         return "skipped"
+    if off_run(p):
+        return f"{p['iterations']}, off the sequential run"
     return str(p["iterations"]) if p["converged"] else "no"
+
+
+def _iterations_and_reason(p: dict) -> str:
+    if p["reason"]:
+        return f"{'skipped' if p['status'] == 'skipped' else 'no'} ({p['reason']})"
+    return _iterations(p)
 
 
 def _multiplier(p: dict) -> str:
@@ -90,7 +98,7 @@ def gain_table(pit: dict[str, Any]) -> str:
         ("T", field("steps")),
         ("gain", lambda p: f"{p['gain']:g}"),
         ("LLE", lambda p: f"{p['lle']:+.3f}"),
-        ("iterations", lambda p: _iterations(p) if p["converged"] else f"no ({p['reason']})"),
+        ("iterations", _iterations_and_reason),
         ("work", _multiplier),
         (
             "max abs error",
@@ -141,7 +149,7 @@ def iterations_vs_steps(series: list[dict]):
 
     fig, axis = plt.subplots(figsize=(9, 5))
     for s in series:
-        points = [p for p in s["points"] if p["converged"]]
+        points = [p for p in s["points"] if solved(p)]
         style = "o-" if s["method"] == "newton" else "s--"
         axis.semilogx(
             [p["steps"] for p in points], [p["iterations"] for p in points], style, label=_label(s)
@@ -158,8 +166,8 @@ def iterations_vs_lle(series: list[dict]):
 
     fig, axis = plt.subplots(figsize=(9, 5))
     for s in series:
-        done = [p for p in s["points"] if p["converged"]]
-        failed = [p for p in s["points"] if p["status"] == "solved" and not p["converged"]]
+        done = [p for p in s["points"] if solved(p)]
+        failed = [p for p in s["points"] if p["status"] == "solved" and not solved(p)]
         (line,) = axis.plot(
             [p["lle"] for p in done], [p["iterations"] for p in done], "o-", label=_label(s)
         )
@@ -172,7 +180,9 @@ def iterations_vs_lle(series: list[dict]):
         )
     axis.axvline(0, color="k", lw=0.8)
     axis.set(xlabel="largest Lyapunov exponent (per step)", ylabel="iterations", yscale="log")
-    axis.set_title("Iterations against the LLE (x: not converged, drawn at max_iter)")
+    axis.set_title(
+        "Iterations against the LLE (x: not converged or off the sequential run, at max_iter)"
+    )
     axis.legend(fontsize=7, ncol=2)
     axis.grid(True, which="both", alpha=0.3)
     return fig
@@ -184,7 +194,7 @@ def work_depth(series: list[dict]):
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
     longest = max(p["steps"] for s in series for p in s["points"])
     for s in series:
-        points = [p for p in s["points"] if p["converged"]]
+        points = [p for p in s["points"] if solved(p)]
         steps = [p["steps"] for p in points]
         (line,) = left.loglog(steps, [p["work_multiplier"] for p in points], "o-", label=_label(s))
         right.loglog(steps, [p["depth"] for p in points], "o-", color=line.get_color())

@@ -8,8 +8,10 @@ Every row is reproducible alone: `rnnbench parallel-in-time --cell C --hidden H 
 (init_weights(spec, seed), R x gain) and inputs (N(0, 1) from seed + 1).
 
 A row is "solved" (converged or not: iterations null and the reason when not) or "skipped"
-(dense Newton's Jacobians over the grid's dense_limit_mib, or the solver's own limit), with
-the reason. Converged rows are held to the sequential float64 run (max_abs_error, parity).
+(dense Newton over the grid's dense_limit_mib or dense_limit_gflop, or the solver's own
+limit), with the reason. Converged rows are held to the sequential float64 run (max_abs_error,
+parity_passed): near LLE = 0 the change between iterates can fall under tol while the iterate
+is still off the sequential run (a slow contraction), and such a row says so.
 """
 
 from __future__ import annotations
@@ -65,14 +67,18 @@ class SweepError(SpecError):
 
 @dataclasses.dataclass(frozen=True)
 class Grid:
-    """Cells x methods x hidden x steps at gain 1, and cells x methods x gains at gain_steps and
-    gain_hidden. max_iter per method; dense Newton is skipped where its Jacobians (3 arrays of
-    [T, B, N, N] float64) would exceed dense_limit_mib."""
+    """Cells x methods x (hidden x steps, and wide_hidden x wide_steps) at gain 1, and cells x
+    methods x gains at gain_steps and gain_hidden. max_iter per method. Dense Newton is skipped
+    where its Jacobians (3 arrays of [T, B, N, N] float64) would exceed dense_limit_mib, or one
+    iteration's [N x N] compositions (2 T B N^3 FLOPs) dense_limit_gflop: NumPy's stacked
+    small products run at about 1 GFLOP/s on 2 cores."""
 
     cells: tuple[str, ...] = CELLS
     methods: tuple[str, ...] = pit_work.METHODS
-    hidden: tuple[int, ...] = (32, 128)
+    hidden: tuple[int, ...] = (32,)
     steps: tuple[int, ...] = (1, 4, 16, 64, 256, 1024, 4096, 16384)
+    wide_hidden: tuple[int, ...] = (128,)
+    wide_steps: tuple[int, ...] = (1, 4, 16, 64, 256, 1024, 4096)
     gains: tuple[float, ...] = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
     gain_steps: int = 1024
     gain_hidden: int = 32
@@ -80,17 +86,18 @@ class Grid:
     batch: int = 2
     seed: int = 0
     tol: float = 1e-12
-    max_iter: tuple[tuple[str, int], ...] = (("newton", 100), ("quasi-newton", 1000))
+    max_iter: tuple[tuple[str, int], ...] = (("newton", 50), ("quasi-newton", 1000))
     dense_limit_mib: int = 1024
+    dense_limit_gflop: float = 2.2
 
     def __post_init__(self) -> None:
         for name, allowed in (("cells", CELLS), ("methods", pit_work.METHODS)):
             values = getattr(self, name)
             if not values or any(v not in allowed for v in values):
                 raise SweepError(f"{name} = {list(values)}: allowed a list of {', '.join(allowed)}")
-        for name in ("hidden", "steps", "gain_steps", "gain_hidden", "input_size", "batch"):
+        for name in ("hidden", "steps", "wide_hidden", "wide_steps", "gain_steps", "gain_hidden"):
             values = getattr(self, name)
-            for v in values if isinstance(values, tuple) else (values,):
+            for v in values if isinstance(values, tuple) else (values,):  # empty: none
                 if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                     raise SweepError(f"{name} = {values!r}: allowed integers >= 1")
         if any(not _finite(g) for g in self.gains) or not _finite(self.tol) or self.tol < 0:
@@ -100,20 +107,24 @@ class Grid:
             not isinstance(n, int) or n < 1 for n in limits.values()
         ):
             raise SweepError(f"max_iter = {limits}: allowed an integer >= 1 for each method")
-        if not isinstance(self.seed, int) or self.seed < 0 or self.dense_limit_mib < 1:
-            raise SweepError(f"seed {self.seed!r}, dense_limit_mib {self.dense_limit_mib!r}")
+        for name, least in (("input_size", 1), ("batch", 1), ("seed", 0), ("dense_limit_mib", 1)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise SweepError(f"{name} = {value!r}: allowed an integer >= {least}")
+        if not _finite(self.dense_limit_gflop) or self.dense_limit_gflop <= 0:
+            raise SweepError(
+                f"dense_limit_gflop = {self.dense_limit_gflop!r}: allowed a number > 0"
+            )
 
     def as_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "max_iter": dict(self.max_iter)}
 
     def points(self) -> list[tuple[str, str, int, int, float]]:
         """(grid, cell, method, H, T, gain) in run order; T-grid first."""
+        sizes = [(h, t) for h in self.hidden for t in self.steps]
+        sizes += [(h, t) for h in self.wide_hidden for t in self.wide_steps]
         out = [
-            ("steps", c, m, h, t, 1.0)
-            for c in self.cells
-            for h in self.hidden
-            for t in self.steps
-            for m in self.methods
+            ("steps", c, m, h, t, 1.0) for c in self.cells for h, t in sizes for m in self.methods
         ]
         out += [
             ("gain", c, m, self.gain_hidden, self.gain_steps, float(g))
@@ -210,10 +221,19 @@ def solve_point(grid: Grid, cell, method, hidden, steps, gain, exponents) -> dic
 def _dense_skip(grid: Grid, cell: str, method: str, hidden: int, steps: int) -> str | None:
     N = pit_work.state_size(cell, hidden)
     need = 3 * steps * grid.batch * N * N * 8
-    if method == "newton" and need > grid.dense_limit_mib << 20:
+    work = 2 * steps * grid.batch * N**3 / 1e9
+    if method != "newton":
+        return None
+    if need > grid.dense_limit_mib << 20:
         return (
             f"dense Jacobians need {need / 2**20:.0f} MiB (T={steps}, B={grid.batch}, N={N}), "
             f"over the sweep's dense_limit_mib = {grid.dense_limit_mib}"
+        )
+    if work > grid.dense_limit_gflop:
+        return (
+            f"one iteration's dense compositions take {work:.2g} GFLOP (T={steps}, "
+            f"B={grid.batch}, N={N}), over the sweep's dense_limit_gflop = "
+            f"{grid.dense_limit_gflop:g}"
         )
     return None
 
