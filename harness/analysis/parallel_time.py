@@ -225,6 +225,9 @@ def _iterations_vs_steps(pit: dict[str, Any]) -> Iterator[Finding]:
                 f"{last['depth']} rounds against the step loop's {last['steps']} (T / depth = "
                 f"{last['steps'] / last['depth']:.3g})."
             )
+        skipped = [str(p["steps"]) for p in s["points"] if p["status"] == "skipped"]
+        if skipped:
+            text += f" Not run at T = {', '.join(skipped)}: over the sweep's size limits."
         yield Finding(text)
 
 

@@ -24,6 +24,13 @@ NOTE = (
     "counted). A solve beats the step loop only where the machine has more idle parallelism "
     "than its work multiplier; T / depth is the most any number of lanes could gain."
 )
+TIMED_NOTE = (
+    "Measured: each solve against the step loop of the same target, shape, threads and run "
+    "(rnnbench bench, modes newton / quasi-newton beside forward; ratios paired by round). "
+    "Parallelism found = work multiplier / time ratio: how many times the step loop's FLOP "
+    "rate the solve ran at; it wins only where that exceeds its work multiplier. Penalty: the "
+    "step loop against the best product of the same FLOPs, where it was measured."
+)
 AMDAHL_RESTATED = (
     "This bound treats FLOP shares as time shares and holds only for methods that keep h @ R "
     "one step at a time (the step loop, cuDNN, minGRU's contrast): Newton's method in time "
@@ -44,7 +51,10 @@ def markdown(pit: dict[str, Any]) -> str:
         skipped = [r for r in pit["sweep_rows"] if r["status"] == "skipped"]
         if skipped:
             parts.append("Skipped: " + "; ".join(sorted({_skip(r) for r in skipped})) + ".")
-    parts.append(timed_table(pit) if pit["timed"] else "No Newton / quasi-Newton timings here.")
+    if pit["timed"]:
+        parts += [TIMED_NOTE, timed_table(pit)]
+    else:
+        parts.append("No Newton / quasi-Newton timings among these results.")
     return "\n\n".join(parts)
 
 
@@ -196,8 +206,10 @@ def work_depth(series: list[dict]):
     for s in series:
         points = [p for p in s["points"] if solved(p)]
         steps = [p["steps"] for p in points]
-        (line,) = left.loglog(steps, [p["work_multiplier"] for p in points], "o-", label=_label(s))
-        right.loglog(steps, [p["depth"] for p in points], "o-", color=line.get_color())
+        style = "o-" if s["method"] == "newton" else "s--"
+        work = [p["work_multiplier"] for p in points]
+        (line,) = left.loglog(steps, work, style, label=_label(s))
+        right.loglog(steps, [p["depth"] for p in points], style, color=line.get_color())
     right.loglog([1, longest], [1, longest], "k:", label="sequential pass: T rounds")
     left.set(xlabel="T", ylabel="work / the sequential pass's", title="Work multiplier")
     right.set(xlabel="T", ylabel="rounds of dependent operations", title="Depth")
