@@ -84,10 +84,8 @@ def write_report(
 ) -> dict[str, Path]:
     """DIR/report.md, DIR/report.html and DIR/findings.md (the README's findings block); with
     readme_path, that file's findings block is rewritten from the same findings."""
-    benches, parities, sweeps = load_inputs(paths)
+    benches, parities, result = analysed(paths)
     out = Path(out)
-    result = measures.analyse(benches)
-    result["pit"] = parallel_in_time(sweeps, result, benches)
     figures = Figures(out)
     heat = parity_grid(parities)
     plots = plot_all(result, heat, figures)
@@ -98,8 +96,7 @@ def write_report(
         heading += f" Parity heatmap: {heat['note']}."
     write_text_atomic(out / "report.md", markdown(body, plots, heading))
     write_text_atomic(out / "report.html", html.page(body, plots, figures.png, CAPTIONS, heading))
-    bench_paths = [p for p, doc in zip(paths, _kinds(paths), strict=True) if doc]
-    block = readme.block(result, benches, bench_paths)
+    block = findings_block(paths, benches, result)
     write_text_atomic(out / "findings.md", block + "\n")
     written = {"markdown": out / "report.md", "html": out / "report.html"}
     written["findings"] = out / "findings.md"
@@ -107,6 +104,22 @@ def write_report(
         readme.rewrite(readme_path, block)
         written["readme"] = Path(readme_path)
     return written
+
+
+def analysed(paths: list[str]) -> tuple[list[dict], list[dict], dict[str, Any]]:
+    """(benchmark documents, parity documents, the analysis of them with the sweeps')."""
+    benches, parities, sweeps = load_inputs(paths)
+    result = measures.analyse(benches)
+    result["pit"] = parallel_in_time(sweeps, result, benches)
+    return benches, parities, result
+
+
+def findings_block(paths: list[str], benches=None, result=None) -> str:
+    """The README's findings block, exactly as `rnnbench report --readme` writes it."""
+    if benches is None or result is None:
+        benches, _, result = analysed(paths)
+    bench_paths = [p for p, doc in zip(paths, _kinds(paths), strict=True) if doc]
+    return readme.block(result, benches, bench_paths)
 
 
 def _kinds(paths: list[str]) -> list[bool]:

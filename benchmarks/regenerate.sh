@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Regenerate every committed reference result from a clean checkout, then the example report
+# and the README's findings block from them. Run on a quiet machine (nothing else running):
+#   bash benchmarks/regenerate.sh [MACHINE_LABEL]
+# About 35 minutes on the 2-core reference VM. Each file records the commit it was made at;
+# commit them together afterwards.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
+  echo "regenerate: the working tree has uncommitted changes: commit first, so the results" \
+       "name a commit that holds the code that made them" >&2
+  exit 2
+fi
+machine=${1:-epyc-2core-vm}
+rnnbench=${RNNBENCH:-.tox/stack/bin/rnnbench}
+cpu=results/cpu-2core
+$rnnbench bench --suite quick --out "$cpu/bench-quick.json" --overwrite --machine "$machine"
+$rnnbench bench --suite default --out "$cpu/bench-default.json" --overwrite --machine "$machine"
+$rnnbench parallel-in-time --sweep default --json "$cpu/parallel-in-time.json"
+$rnnbench selfcheck --json "$cpu/selfcheck.json" || echo "selfcheck: a figure outside its bound (recorded in the file)" >&2
+$rnnbench parity --report results/cpu-reference > /dev/null
+$rnnbench report "$cpu/bench-default.json" results/cpu-reference/parity.json \
+  "$cpu/parallel-in-time.json" --out results/report --readme README.md
