@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import tempfile
 
 import numpy as np
@@ -206,10 +207,14 @@ class PreparedOrt(BasePrepared):
 
 
 # ONNX Runtime's known kernel gaps: no float64 kernel for LSTM/GRU/RNN, no RNN at opset 22.
-# Anything else that stops a session (a malformed graph, a wrong input) is an error.
-_GAPS = ("Could not find an implementation for", "does not support double")
+# Anything else that stops a session (a malformed graph, a wrong input, another op's missing
+# kernel) is an error.
+_GAP = re.compile(
+    r"NOT_IMPLEMENTED.*Could not find an implementation for (RNN|LSTM|GRU)\(\d+\)"
+    r"|(RNN|LSTM|GRU) operator does not support double",
+    re.S,
+)
 
 
 def is_kernel_gap(exc: Exception) -> bool:
-    text = str(exc)
-    return any(gap in text for gap in _GAPS) and ("NOT_IMPLEMENTED" in text or "double" in text)
+    return _GAP.search(str(exc)) is not None

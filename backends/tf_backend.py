@@ -75,6 +75,9 @@ class PreparedKeras(BasePrepared):
         self._variants: dict[bool, tuple] = {}
         self.impl_class = IMPL_CLASS[mode]
         self.train_impl_class = f"{IMPL_CLASS[mode]}, GradientTape"
+        # One bias b = Wb + Rb: an SGD step moves it by lr * g where two biases move their sum
+        # by 2 lr * g, so the updated biases are another model's (the loss, W and R still agree)
+        self.train_other_parameters = () if spec.cell is Cell.GRU else ("Wb", "Rb")
 
     def _variant(self, with_mask: bool):
         """(model, rnn layers, compiled forward, compiled grad), built once per mask use."""

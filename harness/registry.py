@@ -19,6 +19,7 @@ MINGRU_MODES = ("forward", "sequential", "gemm")  # forward = its parallel scan
 PIT_MODES = ("newton", "quasi-newton")  # the recurrence solved in parallel over time
 ALL = (*MODEL_MODES, "sequential", *PROBE_MODES, *PIT_MODES)
 REFERENCE = "numpy"  # the oracle every other backend is compared with
+HEADLINE = ("torch-cpu", "torch-cuda")  # the framework the findings and the selfcheck quote first
 
 
 class UnknownBackend(ValueError):
@@ -119,6 +120,11 @@ def check_name(name: str) -> Entry:
     if name not in BACKENDS:
         raise UnknownBackend(f"unknown backend {name!r}: allowed {', '.join(BACKENDS)}")
     return BACKENDS[name]
+
+
+def trainable() -> tuple[str, ...]:
+    """Backends that run a training step (and so the training trajectories)."""
+    return tuple(name for name, entry in BACKENDS.items() if "train" in entry.modes)
 
 
 def timing_targets() -> tuple[str, ...]:

@@ -9,6 +9,7 @@ import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
+from harness import registry
 from harness.analysis.mingru import first_win, unclear_wins
 from harness.analysis.table import ratio
 from harness.bench.stats import Interval, format_ratio, half_width
@@ -83,8 +84,9 @@ def _standard(result: dict[str, Any], machine: str) -> Iterator[Finding]:
     )
     by_target = {(r["target"], r["threads"]): r for r in standard}
     for threads in sorted({t for _, t in by_target}):
-        if ("numpy", threads) in by_target and ("torch-cpu", threads) in by_target:
-            numpy_row, torch_row = by_target[("numpy", threads)], by_target[("torch-cpu", threads)]
+        ref, torch = (registry.REFERENCE, threads), (registry.HEADLINE[0], threads)
+        if ref in by_target and torch in by_target:
+            numpy_row, torch_row = by_target[ref], by_target[torch]
             interval = ratio(numpy_row, torch_row)
             plural = "s" if threads > 1 else ""
             yield Finding(
@@ -101,7 +103,7 @@ def _step_cost(result: dict[str, Any], machine: str) -> Iterator[Finding]:
             and fit["mode"] == "forward"
             and fit["cell"] == "lstm"
             and fit["hidden"] == 256
-            and fit["target"] in ("torch-cpu", "torch-cuda")
+            and fit["target"] in registry.HEADLINE
         ):
             yield Finding(
                 f"An LSTM step with H=256, B={fit['batch']} costs **{_ti(fit['b_ci'])}** "
@@ -117,9 +119,7 @@ def _penalty(result: dict[str, Any], machine: str) -> Iterator[Finding]:
     pens = [
         p
         for p in result["penalties"]
-        if p["machine"] == machine
-        and p["target"] in ("torch-cpu", "torch-cuda")
-        and p["cell"] == "lstm"
+        if p["machine"] == machine and p["target"] in registry.HEADLINE and p["cell"] == "lstm"
     ]
     held = [p for p in pens if p["penalty"] >= 1 and p["best_penalty"] >= 1]
     if not held:
@@ -224,9 +224,11 @@ def _amdahl(result: dict[str, Any]) -> Iterator[Finding]:
             yield Finding(
                 f"{row['cell'].upper()} I=128, H=256: {100 * row['parallel_share']:.0f}% "
                 "of the FLOPs (the input projection) can run in parallel over time while h @ R "
-                f"runs step by step; Amdahl bounds the speed-up of such methods at "
-                f"{row['max_speedup']:.2f}x. Newton's method in time parallelises h @ R too, at "
-                "the price of a work multiplier (see Parallel in time)."
+                "runs step by step; counting FLOP shares as time shares (an assumption: the "
+                "measured step loop is slower per FLOP than the product), Amdahl bounds the "
+                f"speed-up of such methods at {row['max_speedup']:.2f}x. Newton's method in "
+                "time parallelises h @ R too, at the price of a work multiplier (see Parallel "
+                "in time)."
             )
 
 

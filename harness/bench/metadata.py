@@ -121,30 +121,37 @@ def collect_blas() -> list[dict[str, Any]]:
 
 
 def collect_git() -> dict[str, Any]:
-    root = Path(__file__).resolve().parent.parent
+    """The commit the code was at, and whether the code differed from it (results/ and
+    README.md aside: a regeneration writes those). Where the tree is a copy without .git (the
+    device machine), RNNBENCH_GIT_COMMIT names the commit and `dirty` is unknown."""
+    root = Path(__file__).resolve().parents[2]
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-        dirty = (
-            subprocess.run(
-                ["git", "status", "--porcelain", "--untracked-files=no"],
-                cwd=root,
-                capture_output=True,
-                text=True,
-                timeout=10,
-                check=True,
-            ).stdout.strip()
-            != ""
+        commit = _git(root, "rev-parse", "HEAD")
+        changed = _git(
+            root,
+            "status",
+            "--porcelain",
+            "--untracked-files=no",
+            "--",
+            ".",
+            ":!results",
+            ":!README.md",
         )
     except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-    return {"commit": commit, "dirty": dirty}
+        given = os.environ.get("RNNBENCH_GIT_COMMIT")
+        return {
+            "commit": given,
+            "dirty": None,
+            "source": "RNNBENCH_GIT_COMMIT" if given else "no git checkout",
+        }
+    return {"commit": commit, "dirty": changed != ""}
+
+
+def _git(root: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", *args], cwd=root, capture_output=True, text=True, timeout=10, check=True
+    )
+    return done.stdout.strip()
 
 
 def collect_numpy_gemm(blas: list[dict[str, Any]]) -> dict[str, Any]:

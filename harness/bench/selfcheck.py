@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from harness import registry
 from harness.bench import engine
 from harness.bench.case import BenchCase, make_case
 from harness.bench.suites import TIMING_DEFAULTS
@@ -25,7 +26,7 @@ TOLERANCE = 0.05
 def standard_pair(threads: int = 2) -> list[BenchCase]:
     return [
         make_case(t, "forward", threads=threads, sweep="standard", **STANDARD)
-        for t in ("numpy", "torch-cpu")
+        for t in (registry.REFERENCE, registry.HEADLINE[0])
     ]
 
 

@@ -103,8 +103,8 @@ def ratio_ci(
             raise ValueError(f"paired samples differ in length: {len(a)} and {len(b)}")
         return median_ci([x / y for x, y in zip(a, b, strict=True)], level)
     estimate = percentile(sorted(a), 50) / percentile(sorted(b), 50)
-    if len(a) < 2 and len(b) < 2:
-        return estimate, estimate, estimate
+    if len(a) < 2 or len(b) < 2:  # one round says nothing of the spread: unbounded
+        return estimate, 0.0, math.inf
     import numpy as np
     from scipy.stats import bootstrap
 

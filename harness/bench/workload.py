@@ -26,7 +26,9 @@ LEARNING_RATE = 0.01
 SEED = 0
 
 
-PIT_TOL = {"float32": 1e-5, "float64": 1e-11}  # Newton stops when no state moves more
+# Newton stops when no state moves more than this: a tenth of the parity tolerance's atol, so
+# that what a slowly contracting iteration still lacks stays inside parity.
+PIT_TOL = {"float32": 1e-6, "float64": 1e-11}
 
 
 @dataclasses.dataclass
@@ -107,7 +109,10 @@ def _train(case: BenchCase, backend) -> Workload:
     run, fetch = prepared.train_step_runner(x, goal, LEARNING_RATE)
     loss, after = fetch(run())
     checks = [compare("loss", np.float64(ref_loss), np.asarray(loss, case.dtype), case.dtype)]
-    for name in ("l0.W", "l0.R"):
+    # every weight, every layer and direction, the head too: except what the backend trains
+    # under another parameterisation (Keras' one LSTM/SimpleRNN bias, b = Wb + Rb)
+    other = getattr(prepared, "train_other_parameters", ())
+    for name in sorted(n for n in ref_weights if n.split(".")[-1] not in other):
         checks.append(compare(f"updated {name}", ref_weights[name], after[name], case.dtype))
     impl = getattr(prepared, "train_impl_class", prepared.impl_class)
     input_grad = getattr(prepared, "train_input_grad", False)

@@ -143,6 +143,8 @@ def _cases(args, dtypes):
 
     cells = names(args.cells, [c.value for c in Cell], "cell")
     if args.onnx:
+        import atexit
+        import shutil
         import tempfile
 
         from harness.model.weights import save_weights
@@ -151,7 +153,9 @@ def _cases(args, dtypes):
         args.imported = imported = read_onnx(args.onnx)
         if imported.direction == "reverse":
             return []
-        weights = str(Path(tempfile.mkdtemp(prefix="rnnbench-")) / "imported.npz")
+        folder = tempfile.mkdtemp(prefix="rnnbench-")
+        atexit.register(shutil.rmtree, folder, True)
+        weights = str(Path(folder) / "imported.npz")
         save_weights(imported.weights, weights)
         return _model_cases(imported.spec, weights, dtypes, T=imported.T, B=imported.B)
     if args.spec:

@@ -56,8 +56,9 @@ def run_selfcheck(args) -> int:
 
     from harness.bench import selfcheck
 
-    if registry.unavailable_reason("torch-cpu"):
-        raise UsageError(f"selfcheck needs torch: {registry.unavailable_reason('torch-cpu')}")
+    reason = registry.unavailable_reason(registry.HEADLINE[0])
+    if reason:
+        raise UsageError(f"selfcheck needs {registry.HEADLINE[0]}: {reason}")
     if args.runs < 2:
         raise UsageError(f"--runs {args.runs}: allowed 2 or more (precision needs a spread)")
     result = selfcheck.run_all(args.runs, progress=progress)
@@ -87,14 +88,13 @@ def run_export(args) -> int:
     import json
     from pathlib import Path
 
-    from backends.onnx_export import EXPORTERS, export
     from harness.model.errors import describe_error
     from harness.model.spec import ModelSpec
     from harness.model.weights import init_weights, load_weights
     from harness.onnx.audit import audit
     from harness.onnx.audit_table import format_audit
 
-    exporters = names(args.exporters, EXPORTERS, "exporter")
+    exporters = names(args.exporters, registry.EXPORTERS, "exporter")
     spec = (
         load_spec(args.spec)
         if args.spec
@@ -111,7 +111,7 @@ def run_export(args) -> int:
     for exporter in exporters:
         path = Path(args.out) / f"{exporter}_{spec.cell.value}.onnx"
         try:
-            exported = export(exporter, spec, weights, path)
+            exported = registry.exporter().export(exporter, spec, weights, path)
         except Exception as exc:  # one exporter failing does not stop the others
             failed.append(f"{exporter}: {describe_error(exc)}")
             continue

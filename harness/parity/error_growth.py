@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from backends import numpy_ref
 from harness import registry
 from harness.model.spec import Cell, ModelSpec
 from harness.model.weights import init_weights
@@ -40,7 +39,7 @@ def error_growth(
     params64 = dict(weights32.astype("float64"))
     for T in lengths:
         x = x_all[:T]
-        ref = numpy_ref.forward(spec64, params64, x.astype(np.float64))
+        ref = registry.reference().forward(spec64, params64, x.astype(np.float64))
         for name, model in prepared.items():
             out = model.forward(x)
             states = [(out.h_n, ref.h_n)] + (

@@ -25,7 +25,6 @@ from harness.parity.checks import TOLERANCES, compare_all
 
 STEPS, T, B, HIDDEN = 20, 16, 8, 12
 LR, MAX_NORM = 0.5, 0.25  # every cell's first step is clipped (tests/test_optim.py)
-TRAINABLE = ("numpy", "torch-cpu", "torch-cuda", "tf-eager", "tf-function", "tf-xla")
 
 
 def sine_batches(steps=STEPS, T=T, B=B, seed=0):
@@ -70,12 +69,12 @@ def run_trajectories(cell: str, dtype: str, backends) -> list[Trajectory]:
     spec64 = ModelSpec(cell, 1, HIDDEN, head=Head(1), dtype="float64")
     initial = init_weights(spec64.replace(dtype="float32"), seed=5).astype("float64")
     xs, ys = sine_batches()
-    reference = registry.get_backend("numpy").build(spec64, initial)
+    reference = registry.get_backend(registry.REFERENCE).build(spec64, initial)
     frozen = () if spec64.cell is Cell.GRU else tuple(f"l{n}.Rb" for n in range(spec64.num_layers))
     ref_losses, ref_final = reference.train_sgd(xs, ys, LR, MAX_NORM, frozen)
     ref_weights = _fold_biases(spec64, ref_final)
     results = []
-    for name in (b for b in backends if b in TRAINABLE):
+    for name in (b for b in backends if b in registry.trainable()):
         reason = registry.unavailable_reason(name)
         if reason:
             results.append(Trajectory(cell, dtype, name, "skipped", [], reason=reason))
