@@ -14,6 +14,8 @@
 #   RESUME_FROM  a bench-gpu.json brought back by an earlier run: finished, not redone
 #   BENCH_S      seconds the suite may take in this run (default 330): what is left is
 #                finished by the next run with RESUME_FROM
+#   RNNBENCH_GIT_COMMIT  the commit the copied tree is at (the device machine gets no .git):
+#                recorded in every results file as its provenance
 #   DRY_RUN=1    on a machine without a GPU: the same steps, everything GPU skips with its
 #                reason (this is how CI-side checks of this script run)
 # onnxruntime-gpu travels in parts (../shared/tools/gpu-wheel-parts): when .gpuwheels/p* are

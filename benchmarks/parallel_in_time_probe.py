@@ -15,6 +15,7 @@ import argparse
 import functools
 import json
 import statistics
+import sys
 import time
 
 import numpy as np
@@ -255,12 +256,19 @@ def main() -> None:
         print(f"3. iterations vs LLE (tanh RNN, R ~ N(0, g^2/H), H=32, T=1000, tol {TOL:g})")
         by_lle = iterations_vs_lle((0.25, 0.5, 1.0, 1.25, 1.5, 2.0, 3.0))
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(
-                {"cost": cost, "iterations_vs_T": by_T, "iterations_vs_lle": by_lle},
-                handle,
-                indent=1,
-            )
+        from harness.atomic import write_text_atomic
+        from harness.bench.metadata import collect_environment
+
+        document = {
+            "kind": "rnnbench-pit-iteration-cost",
+            "schema_version": 1,
+            "command": " ".join(sys.argv),
+            "environment": collect_environment(),
+            "cost": cost,
+            "iterations_vs_T": by_T,
+            "iterations_vs_lle": by_lle,
+        }
+        write_text_atomic(args.json, json.dumps(document, indent=1) + "\n")
 
 
 if __name__ == "__main__":

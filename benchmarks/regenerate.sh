@@ -17,6 +17,8 @@ cpu=results/cpu-2core
 $rnnbench bench --suite quick --out "$cpu/bench-quick.json" --overwrite --machine "$machine"
 $rnnbench bench --suite default --out "$cpu/bench-default.json" --overwrite --machine "$machine"
 $rnnbench parallel-in-time --sweep default --json "$cpu/parallel-in-time.json"
+PYTHONPATH=. .tox/stack/bin/python benchmarks/parallel_in_time_probe.py --cost-only --no-before \
+  --budget 3 --json "$cpu/pit-iteration-cost.json" > "$cpu/pit-iteration-cost.txt"
 $rnnbench selfcheck --json "$cpu/selfcheck.json" || echo "selfcheck: a figure outside its bound (recorded in the file)" >&2
 $rnnbench parity --report results/cpu-reference > /dev/null
 $rnnbench report "$cpu/bench-default.json" results/cpu-reference/parity.json \
