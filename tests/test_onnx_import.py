@@ -16,7 +16,8 @@ pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
 
 from backends.onnx_direct import build_direct_model  # noqa: E402
 from backends.onnx_export import export  # noqa: E402
-from harness.onnx.reader import check_file, read_onnx  # noqa: E402
+from harness.onnx.file_check import check_file  # noqa: E402
+from harness.onnx.reader import read_onnx  # noqa: E402
 
 SPEC = ModelSpec("lstm", 3, 5, num_layers=2, bidirectional=True, head=Head(4, "softmax"))
 

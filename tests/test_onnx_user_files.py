@@ -15,7 +15,7 @@ pytest.importorskip("onnx", reason="onnx is not installed (pip install 'rnnbench
 pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
 
 from harness.cli.main import main  # noqa: E402
-from harness.onnx import reader  # noqa: E402
+from harness.onnx import file_check, reader  # noqa: E402
 from harness.parity.checks import Comparison  # noqa: E402
 from harness.parity.report import summarize  # noqa: E402
 from tests import onnx_user_files as make  # noqa: E402
@@ -192,10 +192,10 @@ def test_static_sizes_are_the_files_own(tmp_path):
     a dynamic one at both sizes the check picks."""
     static = make.node_file(tmp_path / "s.onnx", "lstm", T=4, B=1, seed=31)
     dynamic = make.node_file(tmp_path / "d.onnx", "lstm", static=False, seed=32)
-    check = reader.check_file(static, reader.read_onnx(static))
+    check = file_check.check_file(static, reader.read_onnx(static))
     assert check.sizes == [(4, 1)] and all(c.passed for c in check.comparisons)
-    check = reader.check_file(dynamic, reader.read_onnx(dynamic))
-    assert check.sizes == list(reader.SIZES) and all(c.passed for c in check.comparisons)
+    check = file_check.check_file(dynamic, reader.read_onnx(dynamic))
+    assert check.sizes == list(file_check.SIZES) and all(c.passed for c in check.comparisons)
 
 
 def test_declared_lens_and_states_get_real_values(tmp_path, monkeypatch):
@@ -209,20 +209,22 @@ def test_declared_lens_and_states_get_real_values(tmp_path, monkeypatch):
         seed=33,
     )
     feeds = []
-    run = reader._run
-    monkeypatch.setattr(reader, "_run", lambda s, feed, *a: feeds.append(feed) or run(s, feed, *a))
+    run = file_check._run
+    monkeypatch.setattr(
+        file_check, "_run", lambda s, feed, *a: feeds.append(feed) or run(s, feed, *a)
+    )
     imported = reader.read_onnx(path)
-    check = reader.check_file(path, imported)
+    check = file_check.check_file(path, imported)
     assert all(c.passed for c in check.comparisons)
-    T, B = reader.SIZES[0]
+    T, B = file_check.SIZES[0]
     lens, h0 = feeds[0]["sequence_lens"], feeds[0]["initial_h0"]
     assert lens.dtype == np.int32 and lens[0] == T and lens.min() < T, lens
     assert h0.shape == (2, B, 4) and np.abs(h0).min() > 0
     # and the reference did use them: from zero states and full lengths it disagrees
     received = {"sequence_lens": None, "initial_h0": np.zeros_like(h0)}
     x = feeds[0]["X"].astype(np.float64)
-    zero_start = reader.reference(imported, x, received)["h_n"]
-    with_them = reader.reference(imported, x, {k: feeds[0][k] for k in received})["h_n"]
+    zero_start = file_check.reference(imported, x, received)["h_n"]
+    with_them = file_check.reference(imported, x, {k: feeds[0][k] for k in received})["h_n"]
     assert np.abs(zero_start - with_them).max() > 1e-2
 
 
@@ -254,9 +256,9 @@ def test_reverse_numpy_check_is_real(tmp_path):
     """Against a forward oracle, the numpy backend run on reversed steps must fail."""
     path = make.node_file(tmp_path / "r.onnx", "gru", direction="reverse", seed=35)
     imported = reader.read_onnx(path)
-    assert all(c.passed for c in reader.check_reverse_numpy(imported, "float32", True))
+    assert all(c.passed for c in file_check.check_reverse_numpy(imported, "float32", True))
     wrong = dataclasses.replace(imported, direction="forward")
-    assert not all(c.passed for c in reader.check_reverse_numpy(wrong, "float32", True))
+    assert not all(c.passed for c in file_check.check_reverse_numpy(wrong, "float32", True))
 
 
 def test_weights_fed_at_run_time_are_refused_in_one_line(tmp_path, capsys):

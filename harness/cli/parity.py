@@ -99,7 +99,7 @@ def _onnx_file_results(args, dtypes, backends) -> list:
     reverse-only file, the backends too (the matrix's ModelSpec cannot say reverse)."""
     if not args.onnx:
         return []
-    from harness.onnx.reader import check_file
+    from harness.onnx.file_check import check_file
     from harness.parity.run import BackendResult
 
     imported = args.imported
@@ -118,7 +118,7 @@ def _onnx_file_results(args, dtypes, backends) -> list:
 def _reverse_only_results(imported, dtypes, backends, BackendResult) -> list:
     """numpy as the forward model on time-reversed sequences; every other backend skipped with
     the reason it cannot express a reverse-only RNN."""
-    from harness.onnx.reader import check_reverse_numpy, reverse_only_reason
+    from harness.onnx.file_check import check_reverse_numpy, reverse_only_reason
 
     spec, results = imported.spec, []
     for dtype in dtypes:
