@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.analysis import machine
+from harness.analysis import machine_env
 from harness.bench import cpu_limits
 from harness.bench.metadata import collect_environment
 
@@ -23,13 +23,13 @@ def test_theoretical_peak_from_flags_and_clock_by_hand():
 
 
 def test_this_machines_record_reaches_the_machine_model():
-    env = machine._normalised({**collect_environment(), "machine": "here"})
+    env = machine_env._normalised({**collect_environment(), "machine": "here"})
     limits = collect_environment()["cpu_limits"]
     if "missing" in limits["peak"] or not limits["caches"]:
         pytest.skip(f"this machine does not tell its limits: {limits}")
-    value, note = machine.theoretical_peak(env, "cpu", "float32", 1)
+    value, note = machine_env.theoretical_peak(env, "cpu", "float32", 1)
     assert value == pytest.approx(limits["peak"]["gflops"]["1"]["float32"] * 1e9)
     assert limits["peak"]["isa"] in note
-    levels, _ = machine.cache_levels(env, 1)
+    levels, _ = machine_env.cache_levels(env, 1)
     names = [name for name, _ in levels]
     assert names[0] == "L1" and sorted(size for _, size in levels) == [s for _, s in levels]
