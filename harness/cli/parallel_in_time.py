@@ -19,17 +19,9 @@ import json
 import math
 import time
 
-import numpy as np
-
 from harness import registry
 from harness.atomic import write_text_atomic
-from harness.cli.errors import UsageError
-from harness.model.spec import Cell, ModelSpec, load_spec
-from harness.model.weights import init_weights, load_weights
-
-METHODS = ("newton", "quasi-newton")
-DEFAULT_TOL = {"float64": 1e-12, "float32": 1e-6}
-DEFAULT_MAX_ITER = {"newton": 100, "quasi-newton": 1000}
+from harness.cli import pit_inputs
 
 
 def add_parser(sub) -> None:
@@ -69,10 +61,21 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     if args.sweep:
         return run_sweep(args)
-    options = _options(args)
-    spec, weights, source = _model(args, options["dtype"])
-    x = _inputs(args, spec, options["dtype"])
-    h0, c0 = (_state(args, name, spec, x.shape[1]) for name in ("h0", "c0"))
+    options = pit_inputs.solve_options(args)
+    spec, weights, source = pit_inputs.model_from_args(args, options["dtype"])
+    x = pit_inputs.input_sequence(args, spec, options["dtype"])
+    h0, c0 = (pit_inputs.initial_state(args, name, spec, x.shape[1]) for name in ("h0", "c0"))
+    record, failure = _solve(spec, weights, source, x, h0, c0, options)
+    _print(record, failure)
+    if args.json:
+        write_text_atomic(args.json, json.dumps(_json_safe(record), indent=1) + "\n")
+        print(f"wrote {args.json}")
+    return 1 if failure else 0
+
+
+def _solve(spec, weights, source, x, h0, c0, options) -> tuple[dict, str | None]:
+    """The record of one parallel-in-time solve, held to the sequential run, and its failure
+    (None: converged and equal to it)."""
     pt = registry.parallel_in_time()
     lle = pt.model_lyapunov(spec, weights, x, h0, c0)
     runner, fetch = pt.make_runner(
@@ -97,18 +100,7 @@ def run(args) -> int:
         error, comparisons = pt.compare_with_sequential(outputs, reference, spec.dtype)
         record["max_abs_error"] = _finite(error)
         record["parity"] = [c.as_dict() for c in comparisons]
-    failure = _failure(result, record)
-    _print(record, failure)
-    if args.json:
-        write_text_atomic(args.json, json.dumps(_json_safe(record), indent=1) + "\n")
-        print(f"wrote {args.json}")
-    return 1 if failure else 0
-
-
-SWEEP_OWNS = ("spec", "weights", "onnx", "cell", "inputs", "steps", "batch", "h0", "c0", "tol")
-SWEEP_OWNS += ("max_iter", "framework")
-SWEEP_DEFAULTS = {"hidden": "32", "input": "8", "gain": "1", "seed": "0", "method": "newton"}
-SWEEP_DEFAULTS |= {"dtype": "float64", "device": "cpu"}
+    return record, _failure(result, record)
 
 
 def run_sweep(args) -> int:
@@ -116,13 +108,7 @@ def run_sweep(args) -> int:
     from harness.bench import metadata, pit_sweep
     from harness.cli.errors import progress
 
-    given = [n for n in SWEEP_OWNS if getattr(args, n) is not None]
-    given += [n for n, v in SWEEP_DEFAULTS.items() if getattr(args, n) != v]
-    if given:
-        flag = "--" + given[0].replace("_", "-")
-        raise UsageError(f"--sweep runs its own grid: drop {flag} (set it in the grid's TOML)")
-    if not args.json:
-        raise UsageError("--sweep needs --json FILE: the sweep's rows go there")
+    pit_inputs.check_sweep_args(args)
     doc = pit_sweep.sweep(pit_sweep.load_grid(args.sweep), metadata.collect_environment(), progress)
     progress("")
     for row in doc["rows"]:
@@ -146,122 +132,6 @@ def _sweep_line(row: dict) -> str:
         f"{where}: lle {row['lle']:+.3f}, {row['iterations']} iterations, "
         f"work x{row['work_multiplier']:.3g}, depth {row['depth']} of {row['steps']}{off}"
     )
-
-
-def _options(args) -> dict:
-    for name, allowed in (
-        ("method", METHODS),
-        ("dtype", ("float64", "float32")),
-        ("device", ("cpu", "cuda")),
-    ):
-        if getattr(args, name) not in allowed:
-            raise UsageError(f"--{name} {getattr(args, name)}: allowed {', '.join(allowed)}")
-    framework = args.framework or ("torch" if args.device == "cuda" else "numpy")
-    if framework not in ("numpy", "torch"):
-        raise UsageError(f"--framework {framework}: allowed numpy, torch")
-    tol = DEFAULT_TOL[args.dtype] if args.tol is None else _number("--tol", args.tol, float, 0)
-    max_iter = DEFAULT_MAX_ITER[args.method]
-    if args.max_iter is not None:
-        max_iter = _number("--max-iter", args.max_iter, int, 1)
-    return {
-        "method": args.method,
-        "dtype": args.dtype,
-        "device": args.device,
-        "framework": framework,
-        "tol": tol,
-        "max_iter": max_iter,
-    }
-
-
-def _number(option: str, text: str, kind: type, minimum: float):
-    try:
-        value = kind(text)
-    except ValueError:
-        value = None
-    if value is None or not math.isfinite(value) or value < minimum:
-        what = "an integer" if kind is int else "a finite number"
-        raise UsageError(f"{option} {text}: allowed {what} >= {minimum}")
-    return value
-
-
-def _model(args, dtype: str):
-    """(spec, weights, source) from --onnx, --spec (+ --weights) or --cell and sizes; cast to
-    dtype, time-major, R scaled by --gain."""
-    given = [name for name in ("onnx", "spec", "cell") if getattr(args, name)]
-    if len(given) > 1:
-        raise UsageError(f"--{given[0]} and --{given[1]} both name a model: give one")
-    if args.weights and not args.spec:
-        raise UsageError("--weights needs --spec: the spec says what the weights are")
-    if args.onnx:
-        from harness.onnx.reader import read_onnx
-
-        weights, source = read_onnx(args.onnx).weights, f"onnx {args.onnx}"
-    elif args.spec:
-        spec = load_spec(args.spec)
-        weights = (
-            load_weights(args.weights, spec)
-            if args.weights
-            else init_weights(spec, _number("--seed", args.seed, int, 0))
-        )
-        source = f"spec {args.spec}" + (f", weights {args.weights}" if args.weights else "")
-    else:
-        cell = args.cell or "gru"
-        if cell not in [c.value for c in Cell]:
-            raise UsageError(f"--cell {cell}: allowed {', '.join(c.value for c in Cell)}")
-        spec = ModelSpec(
-            cell, _number("--input", args.input, int, 1), _number("--hidden", args.hidden, int, 1)
-        )
-        weights, source = init_weights(spec, _number("--seed", args.seed, int, 0)), "generated"
-    gain = _number("--gain", args.gain, float, -math.inf)
-    weights = weights.astype(dtype)
-    if gain != 1:
-        scale = np.asarray(gain, dtype)
-        weights = weights.replace(**{k: weights[k] * scale for k in weights if k.endswith(".R")})
-    spec = weights.spec.replace(batch_first=False)
-    return spec, {k: weights[k] for k in weights}, source + ("" if gain == 1 else f", R x {gain}")
-
-
-def _inputs(args, spec: ModelSpec, dtype: str) -> np.ndarray:
-    if args.inputs:
-        if args.steps or args.batch:
-            raise UsageError("--inputs gives T and B: drop --steps/--batch")
-        x = _load_npy("--inputs", args.inputs)
-    else:
-        T = _number("--steps", args.steps or "256", int, 1)
-        B = _number("--batch", args.batch or "1", int, 1)
-        rng = np.random.default_rng(_number("--seed", args.seed, int, 0) + 1)
-        x = rng.standard_normal((T, B, spec.input_size))
-    if x.ndim != 3 or x.shape[2] != spec.input_size or 0 in x.shape:
-        raise UsageError(
-            f"--inputs has shape {x.shape}: expected [T, B, I] with I = "
-            f"{spec.input_size} and T, B >= 1"
-        )
-    return x.astype(dtype)
-
-
-def _state(args, name: str, spec: ModelSpec, B: int):
-    path = getattr(args, name)
-    if path is None:
-        return None
-    if name == "c0" and spec.cell is not Cell.LSTM:
-        raise UsageError(f"--c0 is for an LSTM; this model is {spec.cell.value}")
-    state = _load_npy(f"--{name}", path)
-    expected = (spec.num_layers * spec.num_directions, B, spec.hidden_size)
-    if state.shape != expected:
-        raise UsageError(f"--{name} has shape {state.shape}: expected [L*D, B, H] = {expected}")
-    return state.astype(spec.dtype)
-
-
-def _load_npy(option: str, path: str) -> np.ndarray:
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{option} {path}: not a readable .npy file ({exc})") from None
-    if not isinstance(array, np.ndarray) or not np.issubdtype(array.dtype, np.floating):
-        raise UsageError(f"{option} {path}: expected one floating-point array")
-    if not np.isfinite(array).all():
-        raise UsageError(f"{option} {path}: holds non-finite values")
-    return array
 
 
 def _record(spec, source, x, options, lle, result, seconds) -> dict:

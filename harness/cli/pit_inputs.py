@@ -1,0 +1,156 @@
+"""`rnnbench parallel-in-time`'s command line read into what a solve takes: the options
+(method, dtype, device, framework, tol, max-iter), the model (--onnx, --spec + --weights, or
+--cell and sizes, R scaled by --gain), the inputs and initial states. Each bad value is a
+UsageError of one line (exit 2)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from harness.cli.errors import UsageError
+from harness.model.spec import Cell, ModelSpec, load_spec
+from harness.model.weights import init_weights, load_weights
+
+METHODS = ("newton", "quasi-newton")
+DEFAULT_TOL = {"float64": 1e-12, "float32": 1e-6}
+DEFAULT_MAX_ITER = {"newton": 100, "quasi-newton": 1000}
+SWEEP_OWNS = ("spec", "weights", "onnx", "cell", "inputs", "steps", "batch", "h0", "c0", "tol")
+SWEEP_OWNS += ("max_iter", "framework")
+SWEEP_DEFAULTS = {"hidden": "32", "input": "8", "gain": "1", "seed": "0", "method": "newton"}
+SWEEP_DEFAULTS |= {"dtype": "float64", "device": "cpu"}
+
+
+def check_sweep_args(args) -> None:
+    """--sweep runs its own grid: no option the grid sets, and --json to write its rows to."""
+    given = [n for n in SWEEP_OWNS if getattr(args, n) is not None]
+    given += [n for n, v in SWEEP_DEFAULTS.items() if getattr(args, n) != v]
+    if given:
+        flag = "--" + given[0].replace("_", "-")
+        raise UsageError(f"--sweep runs its own grid: drop {flag} (set it in the grid's TOML)")
+    if not args.json:
+        raise UsageError("--sweep needs --json FILE: the sweep's rows go there")
+
+
+def solve_options(args) -> dict:
+    """method, dtype, device, framework, tol and max_iter, checked, defaults filled in."""
+    for name, allowed in (
+        ("method", METHODS),
+        ("dtype", ("float64", "float32")),
+        ("device", ("cpu", "cuda")),
+    ):
+        if getattr(args, name) not in allowed:
+            raise UsageError(f"--{name} {getattr(args, name)}: allowed {', '.join(allowed)}")
+    framework = args.framework or ("torch" if args.device == "cuda" else "numpy")
+    if framework not in ("numpy", "torch"):
+        raise UsageError(f"--framework {framework}: allowed numpy, torch")
+    tol = DEFAULT_TOL[args.dtype] if args.tol is None else _number("--tol", args.tol, float, 0)
+    max_iter = DEFAULT_MAX_ITER[args.method]
+    if args.max_iter is not None:
+        max_iter = _number("--max-iter", args.max_iter, int, 1)
+    return {
+        "method": args.method,
+        "dtype": args.dtype,
+        "device": args.device,
+        "framework": framework,
+        "tol": tol,
+        "max_iter": max_iter,
+    }
+
+
+def model_from_args(args, dtype: str):
+    """(spec, weights, source) from --onnx, --spec (+ --weights) or --cell and sizes; cast to
+    dtype, time-major, R scaled by --gain."""
+    given = [name for name in ("onnx", "spec", "cell") if getattr(args, name)]
+    if len(given) > 1:
+        raise UsageError(f"--{given[0]} and --{given[1]} both name a model: give one")
+    if args.weights and not args.spec:
+        raise UsageError("--weights needs --spec: the spec says what the weights are")
+    weights, source = _named_weights(args)
+    gain = _number("--gain", args.gain, float, -math.inf)
+    weights = weights.astype(dtype)
+    if gain != 1:
+        scale = np.asarray(gain, dtype)
+        weights = weights.replace(**{k: weights[k] * scale for k in weights if k.endswith(".R")})
+    spec = weights.spec.replace(batch_first=False)
+    return spec, {k: weights[k] for k in weights}, source + ("" if gain == 1 else f", R x {gain}")
+
+
+def _named_weights(args):
+    """(canonical weights, where they come from) of the one model the arguments name."""
+    if args.onnx:
+        from harness.onnx.reader import read_onnx
+
+        return read_onnx(args.onnx).weights, f"onnx {args.onnx}"
+    if args.spec:
+        spec = load_spec(args.spec)
+        weights = (
+            load_weights(args.weights, spec)
+            if args.weights
+            else init_weights(spec, _number("--seed", args.seed, int, 0))
+        )
+        return weights, f"spec {args.spec}" + (f", weights {args.weights}" if args.weights else "")
+    cell = args.cell or "gru"
+    if cell not in [c.value for c in Cell]:
+        raise UsageError(f"--cell {cell}: allowed {', '.join(c.value for c in Cell)}")
+    spec = ModelSpec(
+        cell, _number("--input", args.input, int, 1), _number("--hidden", args.hidden, int, 1)
+    )
+    return init_weights(spec, _number("--seed", args.seed, int, 0)), "generated"
+
+
+def input_sequence(args, spec: ModelSpec, dtype: str) -> np.ndarray:
+    """x [T, B, I] from --inputs, or generated from --steps, --batch and --seed."""
+    if args.inputs:
+        if args.steps or args.batch:
+            raise UsageError("--inputs gives T and B: drop --steps/--batch")
+        x = _load_npy("--inputs", args.inputs)
+    else:
+        T = _number("--steps", args.steps or "256", int, 1)
+        B = _number("--batch", args.batch or "1", int, 1)
+        rng = np.random.default_rng(_number("--seed", args.seed, int, 0) + 1)
+        x = rng.standard_normal((T, B, spec.input_size))
+    if x.ndim != 3 or x.shape[2] != spec.input_size or 0 in x.shape:
+        raise UsageError(
+            f"--inputs has shape {x.shape}: expected [T, B, I] with I = "
+            f"{spec.input_size} and T, B >= 1"
+        )
+    return x.astype(dtype)
+
+
+def initial_state(args, name: str, spec: ModelSpec, B: int):
+    """--h0 or --c0 (`name`) as [L*D, B, H] in the spec's dtype; None when not given."""
+    path = getattr(args, name)
+    if path is None:
+        return None
+    if name == "c0" and spec.cell is not Cell.LSTM:
+        raise UsageError(f"--c0 is for an LSTM; this model is {spec.cell.value}")
+    state = _load_npy(f"--{name}", path)
+    expected = (spec.num_layers * spec.num_directions, B, spec.hidden_size)
+    if state.shape != expected:
+        raise UsageError(f"--{name} has shape {state.shape}: expected [L*D, B, H] = {expected}")
+    return state.astype(spec.dtype)
+
+
+def _number(option: str, text: str, kind: type, minimum: float):
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value) or value < minimum:
+        what = "an integer" if kind is int else "a finite number"
+        raise UsageError(f"{option} {text}: allowed {what} >= {minimum}")
+    return value
+
+
+def _load_npy(option: str, path: str) -> np.ndarray:
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{option} {path}: not a readable .npy file ({exc})") from None
+    if not isinstance(array, np.ndarray) or not np.issubdtype(array.dtype, np.floating):
+        raise UsageError(f"{option} {path}: expected one floating-point array")
+    if not np.isfinite(array).all():
+        raise UsageError(f"{option} {path}: holds non-finite values")
+    return array
