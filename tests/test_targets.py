@@ -63,8 +63,18 @@ def test_every_target_and_mode_builds_or_says_why(target, mode, cell):
 )
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_bidirectional_two_layer_models_with_a_head_are_timed_too(target, mode, cell):
-    case = make_case(target, mode, cell, batch=2, steps=3, input_size=4, hidden=5, layers=2,
-                     bidirectional=True, head=3)  # fmt: skip
+    case = make_case(
+        target,
+        mode,
+        cell,
+        batch=2,
+        steps=3,
+        input_size=4,
+        hidden=5,
+        layers=2,
+        bidirectional=True,
+        head=3,
+    )
     built = _built(case)
     names = {c.quantity for c in built.checks}
     if mode == "forward":
