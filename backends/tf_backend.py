@@ -3,6 +3,8 @@ tf.function, or compiled by XLA."""
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from backends import mingru
@@ -38,9 +40,12 @@ class KerasBackend(BaseBackend):
         self.product_label = f"tf.matmul ({mode})"
 
     def set_threads(self, n: int) -> dict:
-        tf.config.threading.set_intra_op_parallelism_threads(n)
-        tf.config.threading.set_inter_op_parallelism_threads(n)
         threading = tf.config.threading
+        # TensorFlow fixes its pools once per process: a worker is fresh, a test process may
+        # not be; what they really are gets recorded either way
+        with contextlib.suppress(RuntimeError):
+            threading.set_intra_op_parallelism_threads(n)
+            threading.set_inter_op_parallelism_threads(n)
         pools = {
             "intra_op": threading.get_intra_op_parallelism_threads(),
             "inter_op": threading.get_inter_op_parallelism_threads(),
