@@ -149,11 +149,32 @@ def _paired(a: dict, b: dict) -> float:
     return stats.ratio_ci(a["samples_s"], b["samples_s"], paired=True)[0]
 
 
+def _above_theory(doc: dict, ok: list[dict], rate: dict[str, float]) -> set[tuple[str, str]]:
+    """Products (and cases) faster than the theoretical peak the environment states; of the
+    peak probes, efficiency rates none, so only the best one a (dtype, threads) is checked."""
+    theory = (doc["environment"].get("cpu_limits") or {}).get("peak", {}).get("gflops", {})
+    out, best = set(), {}
+    for r in ok:
+        where = (r["case"]["dtype"], r["case"]["threads"])
+        limit = theory.get(str(where[1]), {}).get(where[0])
+        if not limit or r["id"] not in rate:
+            continue
+        product = r["case"]["mode"] in ("peak", "gemm")
+        if product and rate[r["id"]] > best.get(where, (0, ""))[0]:
+            best[where] = (rate[r["id"]], r)
+        if r["case"]["mode"] != "peak" and rate[r["id"]] > limit * 1e9:
+            out.add((invariants.ABOVE_THEORY, r["id"]))
+    for where, (value, r) in best.items():
+        if value > theory[str(where[1])][where[0]] * 1e9:
+            out.add((invariants.ABOVE_THEORY, r["id"]))
+    return out
+
+
 def _expected(doc: dict) -> set[tuple[str, str]]:
     """Every violation in a results file, computed from its raw records alone."""
     ok = [r for r in doc["cases"] if r["status"] == "ok"]
     rate = {r["id"]: r["flops"] / r["stats"]["median"] for r in ok if r["flops"]}
-    out = set()
+    out = _above_theory(doc, ok, rate)
     for r in ok:
         where = (r["case"]["dtype"], r["case"]["threads"])
         peaks = [
@@ -209,8 +230,11 @@ def _percentages(table: str) -> list[str]:
 def test_the_committed_default_run_has_the_known_violations():
     doc = json.loads((ROOT / "results" / "cpu-2core" / "bench-default.json").read_text())
     found = measures.analyse([doc])["inconsistencies"]
-    # torch's fused LSTM beats torch.matmul's product of its FLOPs at B >= 32 (0.71x at T=256)
-    assert (
-        invariants.BEATS_OWN,
-        "torch-cpu/forward/lstm/float32/B32/T256/I128/H256/L1/th2",
-    ) in {(i.kind, i.subject) for i in found}
+    kinds = {i.kind for i in found}
+    # the product baseline writes into a preallocated output of the layer's own size: no fused
+    # kernel beats it any more (the files before it saw torch's LSTM at 0.71x of torch.matmul)
+    assert invariants.BEATS_OWN not in kinds and invariants.BEATS_BEST not in kinds
+    # this VM's /proc/cpuinfo states its base clock: the measured best GEMM beats that
+    # "theoretical" peak, and the report says so with the cause instead of quoting a share
+    theory = [i for i in found if i.kind == invariants.ABOVE_THEORY]
+    assert theory and all("base clock" in i.cause for i in theory)
