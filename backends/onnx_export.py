@@ -119,7 +119,7 @@ def _torch(dynamo: bool):
                 **{s: {1: "B"} for s in states},
             }
             kwargs["opset_version"] = 17
-        with _quiet_torch_export():
+        with quiet_export():
             torch.onnx.export(wrapper, args, str(path), **kwargs)
         io_spec = {
             "x": "x",
@@ -151,9 +151,11 @@ class _TorchExportWrapper:
 
 
 @contextlib.contextmanager
-def _quiet_torch_export():
-    """torch.onnx prints progress and warns about torchvision; keep the user's terminal clean."""
-    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "onnxscript")]
+def quiet_export():
+    """The exporters (torch.onnx, onnxscript, tf2onnx) print progress and warn about
+    torchvision and the like; keep the user's terminal clean."""
+    names = ("torch.onnx", "torch.export", "onnxscript", "tf2onnx")
+    loggers = [logging.getLogger(n) for n in names]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.ERROR)
@@ -177,7 +179,7 @@ def _tf2onnx(spec, weights, path, example_T):
     tf = tf_backend.tf
     model, io_spec = _keras_model(spec, weights)
     signature = [tf.TensorSpec(i.shape, i.dtype, name=i.name) for i in model.inputs]
-    with _quiet_torch_export(), native_stderr_captured():
+    with quiet_export(), native_stderr_captured():
         proto, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=17)
     # Keras flattens a dict of outputs in sorted key order: c_n, h_n, head, y.
     keys = sorted(model.output.keys()) if isinstance(model.output, dict) else None
@@ -200,7 +202,7 @@ def _keras_own(spec, weights, path, example_T):
         np.zeros((EXAMPLE_B, spec.hidden_size), spec.dtype) for _ in model.inputs[1:]
     ]
     model(example)  # Keras exports only a model that has been called
-    with _quiet_torch_export(), native_stderr_captured():
+    with quiet_export(), native_stderr_captured():
         model.export(str(path), format="onnx", verbose=False)
     return onnx.load(str(path)), io_spec
 

@@ -6,33 +6,12 @@ initial states). Each generator draws its own weights from its seed and writes `
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
-import warnings
-
 import numpy as np
+
+from backends.onnx_export import quiet_export
 
 OP_TYPE = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
-
-
-@contextlib.contextmanager
-def quiet():
-    """The exporters print progress and warnings; a test's output stays readable."""
-    loggers = [
-        logging.getLogger(n) for n in ("torch.onnx", "torch.export", "onnxscript", "tf2onnx")
-    ]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for lg, level in zip(loggers, levels, strict=True):
-            lg.setLevel(level)
 
 
 def torch_file(
@@ -87,7 +66,7 @@ def torch_file(
         kwargs["dynamic_axes"] = axes
     if not dynamo:
         kwargs["opset_version"] = 17
-    with quiet():
+    with quiet_export():
         torch.onnx.export(Net().eval(), args, str(path), **kwargs)
     _inline(path)
     return path
@@ -138,7 +117,7 @@ def keras_file(
     for weight in model.weights:  # Keras starts biases at zero: make them count
         weight.assign(rng.uniform(-0.5, 0.5, weight.shape))
     signature = [TensorSpec(i.shape, "float32", name=i.name) for i in model.inputs]
-    with quiet():
+    with quiet_export():
         tf2onnx.convert.from_keras(model, input_signature=signature, opset=17, output_path=path)
     return path
 

@@ -21,16 +21,7 @@ def record(case: BenchCase, samples: list[float], impl="made up") -> dict:
         "loops": 1,
         "samples_s": samples,
         "stats": stats.summarize(samples),
-        "flops": flops.case_flops(
-            case.mode,
-            case.cell,
-            case.batch,
-            case.steps,
-            case.input_size,
-            case.hidden,
-            case.layers,
-            case.size,
-        ),
+        "flops": flops.of_case(case),
         "bytes": flops.case_bytes(case.mode, case.size, case.dtype),
     }
 

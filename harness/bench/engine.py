@@ -146,17 +146,7 @@ def _record(case: BenchCase) -> dict[str, Any]:
         "loops": None,
         "samples_s": [],
         "stats": None,
-        "flops": flops.case_flops(
-            case.mode,
-            case.cell,
-            case.batch,
-            case.steps,
-            case.input_size,
-            case.hidden,
-            case.layers,
-            case.size,
-            case.directions,
-        ),
+        "flops": flops.of_case(case),
         "bytes": flops.case_bytes(case.mode, case.size, case.dtype),
     }
 

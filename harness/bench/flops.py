@@ -42,6 +42,21 @@ def case_flops(mode: str, cell, B, T, I, H, layers=1, size=0, directions=1) -> i
     return forward_flops(cell, B, T, I, H, layers, directions)
 
 
+def of_case(case) -> int:
+    """case_flops of a BenchCase (its own fields)."""
+    return case_flops(
+        case.mode,
+        case.cell,
+        case.batch,
+        case.steps,
+        case.input_size,
+        case.hidden,
+        case.layers,
+        case.size,
+        case.directions,
+    )
+
+
 def train_flops(cell, B, T, I, H, layers=1, directions=1, input_grad=True) -> int:  # noqa: N803
     """Products of one training step, counted from what the implementation computes: the
     forward, then per layer dW (the size of x.W), dR and dh through R (each the size of h.R),
