@@ -36,9 +36,23 @@ def document(records: list[dict], machine="test-machine", torch_version="2.13.0"
         "environment_variables": {"OPENBLAS_CORETYPE": None},
         "git": {"commit": "abc"},
     }
-    doc = results.new_document(load_suite("quick"), env, "2026-01-01T00:00:00+00:00")
-    doc["cases"], doc["wall_s"] = records, 1.0
+    doc = results.new_document(load_suite("quick"), None, "2026-01-01T00:00:00+00:00")
+    del doc["machines"], doc["client"]
+    # a single-machine document, as version 1 files are and as the analysis reads each
+    # machine of a version 2 file (results.machine_views)
+    doc.update(schema_version=1, environment=env, selfcheck={}, cases=records, wall_s=1.0)
     return doc
+
+
+def merged(*docs: dict) -> dict:
+    """One version 2 file holding the cases of several single-machine documents, as a Dask
+    run across their machines writes it."""
+    out = results.upgrade(docs[0])
+    for doc in docs[1:]:
+        other = results.upgrade(doc)
+        out["machines"].update(other["machines"])
+        out["cases"] = out["cases"] + other["cases"]
+    return out
 
 
 def spread(median: float, n: int = 7, width: float = 0.01) -> list[float]:

@@ -9,10 +9,10 @@ import math
 
 import pytest
 
-from harness.analysis.compare import Gate, GateError, compare_docs, mann_whitney
+from harness.analysis.compare import Gate, GateError, compare_docs, format_comparison, mann_whitney
 from harness.bench import stats
 from harness.cli.main import main
-from tests.synthetic_results import example_doc
+from tests.synthetic_results import example_doc, merged
 
 
 def test_mann_whitney_exact_by_hand():
@@ -70,6 +70,26 @@ def test_other_machine_or_versions_are_flagged():
     other["environment"]["libraries"]["torch"] = "2.11.0"
     result = compare_docs(base, other, Gate("median", 0.10))
     assert "torch: 2.13.0 -> 2.11.0" in result["environment_differences"]
+    assert "machine: test-machine -> elsewhere" in result["environment_differences"]
+    assert len(result["rows"]) == len(base["cases"])  # one machine each: still compared
+
+
+def test_files_of_several_machines_compare_like_with_like():
+    slower_b = _slow_down(example_doc("cpu-b"), 1.25)
+    base = merged(example_doc("cpu-a"), example_doc("cpu-b"))
+    new = merged(example_doc("cpu-a"), slower_b, example_doc("cpu-c"))
+    result = compare_docs(base, new, Gate("median", 0.10))
+    n = len(example_doc()["cases"])
+    assert len(result["rows"]) == 2 * n  # cpu-c has no like in BASE
+    by_machine = {m: [r for r in result["rows"] if r["machine"] == m] for m in ("cpu-a", "cpu-b")}
+    assert {r["verdict"] for r in by_machine["cpu-a"]} == {"same"}
+    assert all(r["ratio"] == pytest.approx(1.25) for r in by_machine["cpu-b"])
+    assert len(result["regressions"]) == n
+    assert result["machines_not_compared"] == ["cpu-c (only in NEW)"]
+    assert result["environment_differences"] == []
+    text = format_comparison(result)
+    assert "machines not compared (no like for like): cpu-c (only in NEW)" in text
+    assert text.splitlines()[1].endswith("verdict  machine")
 
 
 def test_cli_exit_codes(tmp_path, capsys):

@@ -3,6 +3,8 @@ and the worker's refusal to time a model that failed parity."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -50,8 +52,12 @@ def test_run_suite_writes_a_valid_results_file(tmp_path):
     forward = reread["cases"][0]
     assert forward["flops"] == case_flops("forward", "gru", 2, 5, 4, 8) == 2 * 5 * 2 * 12 * 24
     assert forward["impl_class"].startswith("NumPy step loop")
-    assert reread["environment"]["cpu"]["logical_cores"] >= 1
-    assert 0 < reread["selfcheck"]["loop_overhead_fraction_of_1ms"] < 0.01
+    ((label, machine),) = reread["machines"].items()
+    assert {r["machine"] for r in reread["cases"]} == {label} == {machine["environment"]["machine"]}
+    assert {r["worker"] for r in reread["cases"]} == {None}  # not a Dask run
+    assert machine["environment"]["cpu"]["logical_cores"] >= 1 and machine["hosts"]
+    assert 0 < machine["selfcheck"]["loop_overhead_fraction_of_1ms"] < 0.01
+    assert reread["client"]["scheduler"] is None and reread["client"]["machine"] == label
 
 
 def test_resume_measures_only_what_is_missing_and_never_overwrites(tmp_path):
@@ -71,6 +77,23 @@ def test_resume_measures_only_what_is_missing_and_never_overwrites(tmp_path):
     other = Suite("other", "", 1, dict(FAST), _suite().cases)
     with pytest.raises(results.ResultsError, match="holds suite 'tiny', not 'other'"):
         engine.run_suite(other, out, resume=True)
+
+
+def test_a_resume_on_a_label_of_another_environment_is_refused_and_another_label_adds_up(
+    tmp_path,
+):
+    out = tmp_path / "r.json"
+    first = engine.run_suite(_suite(), out, machine="here")
+    changed = copy.deepcopy(first)
+    changed["machines"]["here"]["environment"]["cpu"]["model"] = "Another CPU"
+    changed["cases"] = changed["cases"][:1]
+    results.save_results(out, changed)
+    with pytest.raises(results.ResultsError, match=r"machine 'here' was measured in another .*"):
+        engine.run_suite(_suite(), out, resume=True, machine="here")
+    assert results.load_results(out) == changed  # nothing lost
+    doc = engine.run_suite(_suite(), out, resume=True, machine="there")
+    assert [r["machine"] for r in doc["cases"]] == ["here", "there", "there"]
+    assert sorted(doc["machines"]) == ["here", "there"]
 
 
 def test_a_case_past_its_deadline_is_recorded_and_the_sweep_goes_on(tmp_path):

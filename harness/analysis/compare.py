@@ -2,7 +2,11 @@
 Mann-Whitney U test on the raw samples, the geometric mean, and an exit status for CI.
 
 A case regresses when its statistic grew by more than the threshold AND the samples differ
-significantly (two-sided p < alpha): a bare ratio on a noisy machine is not evidence."""
+significantly (two-sided p < alpha): a bare ratio on a noisy machine is not evidence.
+
+Like is compared with like: each machine of NEW against the same machine (label) of BASE.
+Machines only one file has are listed, not compared; two files of one machine each are
+compared even under different labels, with the warning the environments' differences give."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import re
 from typing import Any
 
 from harness.bench.metadata import differences
+from harness.bench.results import machine_views
 
 STATS = ("min", "median", "mean", "p90", "p99")
 ALPHA = 0.05
@@ -57,6 +62,43 @@ def mann_whitney(a: list[float], b: list[float]) -> float:
 
 
 def compare_docs(base: dict[str, Any], new: dict[str, Any], gate: Gate) -> dict[str, Any]:
+    pairs, unmatched = machine_pairs(base, new)
+    rows, only_base, environment = [], [], []
+    for old_view, new_view in pairs:
+        label = new_view["environment"].get("machine", "?")
+        found, missing = compare_cases(old_view, new_view, gate)
+        rows += [{**row, "machine": label} for row in found]
+        only_base += missing
+        old_label = old_view["environment"].get("machine", "?")
+        renamed = [f"machine: {old_label} -> {label}"] if old_label != label else []
+        changed = renamed + differences(old_view["environment"], new_view["environment"])
+        environment += [f"{label}: {c}" if len(pairs) > 1 else c for c in changed]
+    geomean = math.exp(sum(math.log(r["ratio"]) for r in rows) / len(rows)) if rows else None
+    return {
+        "gate": dataclasses.asdict(gate),
+        "rows": rows,
+        "geomean": geomean,
+        "regressions": [r["id"] for r in rows if r["verdict"] == "REGRESSION"],
+        "only_in_base": only_base,
+        "machines_not_compared": unmatched,
+        "environment_differences": environment,
+    }
+
+
+def machine_pairs(base: dict[str, Any], new: dict[str, Any]) -> tuple[list, list[str]]:
+    """([(BASE view, NEW view)] of the same machine, ["label (only in BASE|NEW)"])."""
+    old = {v["environment"].get("machine", "?"): v for v in machine_views(base)}
+    now = {v["environment"].get("machine", "?"): v for v in machine_views(new)}
+    if len(old) == 1 and len(now) == 1:
+        return [(*old.values(), *now.values())], []
+    pairs = [(old[label], now[label]) for label in sorted(set(old) & set(now))]
+    unmatched = [f"{m} (only in BASE)" for m in sorted(set(old) - set(now))]
+    unmatched += [f"{m} (only in NEW)" for m in sorted(set(now) - set(old))]
+    return pairs, unmatched
+
+
+def compare_cases(base: dict[str, Any], new: dict[str, Any], gate: Gate) -> tuple[list, list]:
+    """(one row per case both timed, the ids only BASE timed) of two single-machine views."""
     base_cases = {r["id"]: r for r in base["cases"] if r["status"] == "ok"}
     rows, only_base = [], sorted(set(base_cases))
     for record in new["cases"]:
@@ -83,15 +125,7 @@ def compare_docs(base: dict[str, Any], new: dict[str, Any], gate: Gate) -> dict[
                 "verdict": verdict,
             }
         )
-    geomean = math.exp(sum(math.log(r["ratio"]) for r in rows) / len(rows)) if rows else None
-    return {
-        "gate": dataclasses.asdict(gate),
-        "rows": rows,
-        "geomean": geomean,
-        "regressions": [r["id"] for r in rows if r["verdict"] == "REGRESSION"],
-        "only_in_base": only_base,
-        "environment_differences": differences(base["environment"], new["environment"]),
-    }
+    return rows, only_base
 
 
 def format_comparison(result: dict[str, Any]) -> str:
@@ -102,7 +136,10 @@ def format_comparison(result: dict[str, Any]) -> str:
             "WARNING: different machines or library versions; ratios mix hardware and "
             "software: " + "; ".join(result["environment_differences"])
         )
+    several = len({r["machine"] for r in result["rows"]}) > 1
     header = f"{'case':60}  {'base':>10}  {'new':>10}  {'new/base':>8}  {'p':>7}  verdict"
+    if several:
+        header += "  machine"
     lines += [
         f"{gate['stat']} seconds per call; regression: > +{100 * gate['threshold']:g}% "
         f"and Mann-Whitney p < {ALPHA}",
@@ -112,10 +149,16 @@ def format_comparison(result: dict[str, Any]) -> str:
         lines.append(
             f"{r['id'][:60]:60}  {r['base']:10.3g}  {r['new']:10.3g}  "
             f"{r['ratio']:8.3f}  {r['p']:7.4f}  {r['verdict']}"
+            + (f"  {r['machine']}" if several else "")
         )
     if result["geomean"] is not None:
         lines.append(
             f"geometric mean of new/base over {len(result['rows'])} cases: {result['geomean']:.3f}"
+        )
+    if result["machines_not_compared"]:
+        lines.append(
+            "machines not compared (no like for like): "
+            + ", ".join(result["machines_not_compared"])
         )
     if result["only_in_base"]:
         lines.append(f"{len(result['only_in_base'])} cases of BASE were not timed in NEW")

@@ -3,7 +3,8 @@ DIR/report.html (plots inlined as data URIs: it opens with no network). RESULTS 
 results files, and optionally parity JSON files (`rnnbench parity --json`) for the parity
 heatmap and the export-form audit, and parallel-in-time sweeps (`rnnbench parallel-in-time
 --sweep`) for the section on how parallel the recurrence can be. Several machines' results
-merge, labelled by machine."""
+merge, labelled by machine; a file timed on several machines (a Dask run) is read as one
+single-machine view per machine (harness.bench.results.machine_views)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from harness.analysis.parallel_time import analyse as parallel_in_time
 from harness.analysis.plots import CAPTIONS, Figures, plot_all
 from harness.atomic import write_text_atomic
 from harness.bench.pit_sweep import check_sweep, is_sweep
-from harness.bench.results import KIND, ResultsError, check_document, read_json
+from harness.bench.results import KIND, ResultsError, check_document, machine_views, read_json
 
 PLOT_CAPTIONS = CAPTIONS
 LEGACY_NOTE = (
@@ -26,12 +27,14 @@ LEGACY_NOTE = (
 
 
 def load_inputs(paths: list[str]) -> tuple[list[dict], list[dict], list[dict]]:
-    """(benchmark docs, parity docs, parallel-in-time sweeps), told apart by content."""
+    """(benchmark docs, parity docs, parallel-in-time sweeps), told apart by content. A
+    benchmark file gives one document per machine that timed it, its path as `source`."""
     benches, parities, sweeps = [], [], []
     for path in paths:
         doc = read_json(path)
         if isinstance(doc, dict) and doc.get("kind") == KIND:
-            benches.append(check_document(doc, path))
+            views = machine_views(check_document(doc, path))
+            benches += [{**view, "source": path} for view in views]
         elif isinstance(doc, dict) and "results" in doc and "summary" in doc:
             parities.append(doc)
         elif is_sweep(doc):
@@ -118,14 +121,7 @@ def findings_block(paths: list[str], benches=None, result=None) -> str:
     """The README's findings block, exactly as `rnnbench report --readme` writes it."""
     if benches is None or result is None:
         benches, _, result = analysed(paths)
-    bench_paths = [p for p, doc in zip(paths, _kinds(paths), strict=True) if doc]
-    return readme.block(result, benches, bench_paths)
-
-
-def _kinds(paths: list[str]) -> list[bool]:
-    """For each input, whether it is a benchmark results file (else a parity JSON)."""
-    docs = [read_json(p) for p in paths]
-    return [isinstance(doc, dict) and doc.get("kind") == KIND for doc in docs]
+    return readme.block(result, benches, [doc["source"] for doc in benches])
 
 
 def markdown(body, plots: list[str], heading: str) -> str:

@@ -65,8 +65,9 @@ def _machine(doc: dict[str, Any]) -> list[Any]:
     env = doc["environment"]
     libs = env.get("libraries", {})
     shown = ("numpy", "torch", "tensorflow", "onnxruntime")
+    hosts = [h for h in doc.get("hosts") or [] if h != env.get("machine")]
     return [
-        env.get("machine"),
+        f"{env.get('machine')} ({', '.join(hosts)})" if hosts else env.get("machine"),
         env["cpu"]["model"],
         env["cpu"]["logical_cores"],
         (env.get("gpu") or {}).get("name", "none"),

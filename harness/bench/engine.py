@@ -1,12 +1,15 @@
-"""Runs a suite: each interleaved group's cases in their own worker processes, timed round by
-round in turn (A B A B ...), each step of a case under its timeout; every record lands in the
-results file (atomically) as soon as its group ends, so that an interrupted run can be resumed."""
+"""Runs a suite on this machine: each interleaved group's cases in their own worker processes,
+timed round by round in turn (A B A B ...), each step of a case under its timeout, the group
+under the machine lock; every record lands in the results file (atomically) as soon as its
+group ends, so that an interrupted run can be resumed. harness.bench.cluster runs the same
+groups on Dask workers and records them through the same Recorder."""
 
 from __future__ import annotations
 
 import contextlib
 import datetime
 import multiprocessing
+import platform
 import tempfile
 import time
 from collections.abc import Callable
@@ -15,7 +18,8 @@ from typing import Any
 
 from harness.bench import flops, results, stats, timing
 from harness.bench.case import BenchCase
-from harness.bench.metadata import collect_environment, differences
+from harness.bench.machine_lock import machine_lock
+from harness.bench.metadata import collect_environment, collect_git, differences
 from harness.bench.suites import Suite
 from harness.bench.worker import serve
 
@@ -38,17 +42,11 @@ def selfcheck() -> dict[str, float]:
     }
 
 
-def open_document(suite: Suite, out: Path, resume: bool, overwrite: bool, machine=None):
+def open_document(suite: Suite, out: Path, resume: bool, overwrite: bool, client: dict):
+    """The results document to fill: the --resume file (same suite) or a new one."""
     results.check_writable(out)
-    environment = collect_environment(machine)
     if out.exists() and resume:
         doc = results.load_results(out)
-        changed = differences(doc["environment"], environment)
-        if changed:
-            raise results.ResultsError(
-                f"cannot resume {out}: it was measured in another "
-                f"environment ({'; '.join(changed)})"
-            )
         if doc["suite"]["name"] != suite.name:
             raise results.ResultsError(
                 f"cannot resume {out}: it holds suite {doc['suite']['name']!r}, not {suite.name!r}"
@@ -58,7 +56,73 @@ def open_document(suite: Suite, out: Path, resume: bool, overwrite: bool, machin
         raise results.ResultsError(
             f"{out} exists: pass --resume to finish it or --overwrite to replace it"
         )
-    return results.new_document(suite, environment, now())
+    return results.new_document(suite, client, now())
+
+
+def client_info(machine: str | None, scheduler: str | None = None) -> dict[str, Any]:
+    from harness.bench.metadata import machine_label
+
+    return {
+        "machine": machine_label(machine),
+        "host": platform.node(),
+        "scheduler": scheduler,
+        "git": collect_git(),
+    }
+
+
+def remaining_groups(suite: Suite, doc: dict[str, Any]) -> list[list[BenchCase]]:
+    done = results.done_ids(doc)
+    return [g for g in ([c for c in group if c.id not in done] for group in suite.groups()) if g]
+
+
+class Recorder:
+    """Enters each finished group's records into the document, in the suite's order whatever
+    order the groups end in, and rewrites the file (atomically); counts cases for the
+    progress callback and adds up the wall time."""
+
+    def __init__(self, doc: dict, out: Path, suite: Suite, total: int, progress: Callable | None):
+        self.doc, self.out, self.total, self.progress = doc, out, total, progress
+        self.order = {case.id: number for number, case in enumerate(suite.cases)}
+        self.finished = 0
+        self.started, self.earlier_s = time.perf_counter(), doc.get("wall_s") or 0.0
+
+    def group(self, records: list[dict], machine: dict | None, host=None, worker=None) -> None:
+        """machine: {environment, selfcheck} of what timed the group, None when no machine
+        did (its worker was lost): the records then name none."""
+        label = None
+        if machine is not None:
+            try:
+                label = results.add_machine(
+                    self.doc, machine["environment"], machine["selfcheck"], host, worker
+                )
+            except results.ResultsError as exc:  # its timings cannot be told apart: dropped
+                records = [lost(r, str(exc)) for r in records]
+        for record in records:
+            record.update(machine=label, host=host if label else None, worker=worker)
+            results.upsert(self.doc, record)
+            self.finished += 1
+            if self.progress:
+                self.progress(record, self.finished, self.total)
+        self.doc["cases"].sort(key=lambda r: self.order.get(r["id"], len(self.order)))
+        self.save()
+
+    def save(self, finished: bool = False) -> None:
+        if finished:
+            self.doc["finished"] = now()
+        self.doc["wall_s"] = self.earlier_s + time.perf_counter() - self.started
+        results.save_results(self.out, self.doc)
+
+
+def lost(record: dict[str, Any], reason: str) -> dict[str, Any]:
+    """A record whose measurement is not kept: status error with the reason, nothing timed."""
+    return {
+        **record,
+        "status": "error",
+        "reason": reason,
+        "samples_s": [],
+        "stats": None,
+        "loops": None,
+    }
 
 
 def run_suite(
@@ -71,24 +135,24 @@ def run_suite(
 ) -> dict[str, Any]:
     """progress(record, done, total) after each case; returns the results document."""
     out = Path(out)
-    doc = open_document(suite, out, resume, overwrite, machine)
-    doc["selfcheck"] = selfcheck()
-    started, earlier_s = time.perf_counter(), doc.get("wall_s") or 0.0  # a resumed run adds up
-    done = results.done_ids(doc)
-    todo = [[c for c in group if c.id not in done] for group in suite.groups()]
-    total, finished = sum(len(g) for g in todo), 0
+    doc = open_document(suite, out, resume, overwrite, client_info(machine))
+    here = {"environment": collect_environment(machine), "selfcheck": selfcheck()}
+    label = here["environment"]["machine"]
+    if label in doc["machines"]:
+        changed = differences(doc["machines"][label]["environment"], here["environment"])
+        if changed:
+            raise results.ResultsError(
+                f"cannot resume {out}: machine {label!r} was measured in another "
+                f"environment ({'; '.join(changed)})"
+            )
+    todo = remaining_groups(suite, doc)
+    recorder = Recorder(doc, out, suite, sum(len(g) for g in todo), progress)
     with tempfile.TemporaryDirectory(prefix="rnnbench-workers-") as logs:
-        for group in filter(None, todo):
-            for record in measure_group(group, suite.timing, Path(logs)):
-                results.upsert(doc, record)
-                finished += 1
-                if progress:
-                    progress(record, finished, total)
-            doc["wall_s"] = earlier_s + time.perf_counter() - started
-            results.save_results(out, doc)
-    doc["finished"] = now()
-    doc["wall_s"] = earlier_s + time.perf_counter() - started
-    results.save_results(out, doc)
+        for group in todo:
+            with machine_lock():
+                records = measure_group(group, suite.timing, Path(logs))
+            recorder.group(records, here, host=platform.node())
+    recorder.save(finished=True)
     return doc
 
 
@@ -97,7 +161,7 @@ def measure_group(cases: list[BenchCase], settings: dict[str, float], logs: Path
     one at a time, then interleave their rounds with a pause before each, for the previous
     worker's spinning thread pool to fall asleep."""
     ctx = multiprocessing.get_context("spawn")
-    records = {c.id: _record(c) for c in cases}
+    records = {c.id: new_record(c) for c in cases}
     workers: dict[str, tuple] = {}
     try:
         for case in cases:
@@ -132,7 +196,7 @@ def measure_group(cases: list[BenchCase], settings: dict[str, float], logs: Path
     return list(records.values())
 
 
-def _record(case: BenchCase) -> dict[str, Any]:
+def new_record(case: BenchCase) -> dict[str, Any]:
     return {
         "id": case.id,
         "case": case.as_dict(),

@@ -165,10 +165,16 @@ def collect_numpy_gemm(blas: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def machine_label(given: str | None = None) -> str:
+    """What reports call this machine: --machine, else RNNBENCH_MACHINE (how a Dask worker is
+    named), else the hostname. Machines of one kind may share a label: their timings pool."""
+    return given or os.environ.get("RNNBENCH_MACHINE") or platform.node() or "?"
+
+
 def collect_environment(machine: str | None = None) -> dict[str, Any]:
     cpu, blas = collect_cpu(), collect_blas()
     return {
-        "machine": machine or platform.node(),
+        "machine": machine_label(machine),
         "cpu": cpu,
         "cpu_limits": collect_cpu_limits(cpu["usable_cores"] or 1),
         "numpy_gemm": collect_numpy_gemm(blas),

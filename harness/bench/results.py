@@ -1,10 +1,13 @@
 """The results store: one JSON document per benchmark run, written atomically, versioned.
 
-Schema (results/README.md documents every field): schema_version, kind "rnnbench-bench",
-suite {name, path, budget_s, timing}, environment (harness.bench.metadata), selfcheck (timer
-resolution, loop overhead), started/finished (UTC ISO 8601), wall_s, and cases: one record per
-BenchCase id with its status (ok | failed | skipped | error | timeout), reason, raw samples in
-seconds per call, statistics derived from them, FLOPs and the parity checks."""
+Schema version 2 (results/README.md documents every field): schema_version, kind
+"rnnbench-bench", suite {name, path, budget_s, timing}, machines {label: {environment
+(harness.bench.metadata), selfcheck, hosts, workers}}: every machine that timed a case,
+client (where the run was driven from), started/finished (UTC ISO 8601), wall_s, and cases:
+one record per BenchCase id naming the machine that timed it, with its status (ok | failed |
+skipped | error | timeout), reason, raw samples in seconds per call, statistics derived from
+them, FLOPs and the parity checks. Version 1 files (one machine: a top-level environment and
+selfcheck) are read as version 2 (`upgrade`)."""
 
 from __future__ import annotations
 
@@ -17,11 +20,11 @@ from typing import Any
 
 from harness.atomic import write_text_atomic
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 KIND = "rnnbench-bench"
 STATUSES = ("ok", "failed", "skipped", "error", "timeout")
 DONE = ("ok", "failed", "skipped")  # what a resumed run does not measure again
-REQUIRED = ("schema_version", "kind", "suite", "environment", "cases")
+REQUIRED = {1: ("suite", "environment", "cases"), 2: ("suite", "machines", "cases")}
 
 
 class ResultsError(ValueError):
@@ -49,19 +52,98 @@ def check_document(doc: Any, path: str | Path) -> dict[str, Any]:
     if not isinstance(doc, dict) or doc.get("kind") != KIND:
         raise ResultsError(f"{path} is not an rnnbench results file (kind {KIND!r} missing)")
     version = doc.get("schema_version")
-    if not isinstance(version, int) or version > SCHEMA_VERSION:
+    if version not in REQUIRED:
         raise ResultsError(
             f"results file {path} has schema_version {version!r}: this rnnbench "
             f"reads 1..{SCHEMA_VERSION}; upgrade rnnbench"
         )
-    missing = [k for k in REQUIRED if k not in doc]
+    missing = [k for k in REQUIRED[version] if k not in doc]
     if missing:
         raise ResultsError(f"results file {path} is corrupt: missing {', '.join(missing)}")
+    if version == 1 and not isinstance(doc["environment"], dict):
+        raise ResultsError(f"results file {path} is corrupt: environment is not an object")
+    doc = upgrade(doc)
+    if not isinstance(doc["machines"], dict) or not all(
+        isinstance(m, dict) and isinstance(m.get("environment"), dict)
+        for m in doc["machines"].values()
+    ):
+        raise ResultsError(
+            f"results file {path} is corrupt: machines must map each label to "
+            "{environment, selfcheck, hosts, workers}"
+        )
     for number, record in enumerate(doc["cases"]):
-        problem = _record_problem(record)
+        problem = _record_problem(record) or _machine_problem(record, doc["machines"])
         if problem:
             raise ResultsError(f"results file {path} is corrupt: case {number}: {problem}")
     return doc
+
+
+def upgrade(doc: dict[str, Any]) -> dict[str, Any]:
+    """A version 1 document (one machine) as version 2, in a new dict; others as they are."""
+    if doc.get("schema_version") != 1:
+        return doc
+    environment = doc["environment"]
+    label = environment.get("machine") or "?"
+    cases = doc["cases"] if isinstance(doc["cases"], list) else []
+    upgraded = {k: v for k, v in doc.items() if k not in ("environment", "selfcheck")}
+    upgraded.update(
+        schema_version=SCHEMA_VERSION,
+        machines={label: machine_entry(environment, doc.get("selfcheck") or {})},
+        client=None,
+        cases=[{**r, "machine": label} if isinstance(r, dict) else r for r in cases],
+    )
+    return upgraded
+
+
+def machine_entry(environment, selfcheck, host=None, worker=None) -> dict[str, Any]:
+    return {
+        "environment": environment,
+        "selfcheck": selfcheck,
+        "hosts": [host] if host else [],
+        "workers": [worker] if worker else [],
+    }
+
+
+def add_machine(doc, environment, selfcheck, host=None, worker=None) -> str:
+    """Enter the machine that timed a group (label: environment["machine"]) and return its
+    label. A label already in the file must name the same environment (the COMPARABLE keys):
+    else a ResultsError, since its timings would be pooled with another machine's."""
+    from harness.bench.metadata import differences
+
+    label = environment["machine"]
+    known = doc["machines"].get(label)
+    if known is None:
+        doc["machines"][label] = machine_entry(environment, selfcheck, host, worker)
+        return label
+    changed = differences(known["environment"], environment)
+    if changed:
+        raise ResultsError(
+            f"machine label {label!r} already names another environment in this file "
+            f"({'; '.join(changed)}): give each kind of machine its own label "
+            "(--machine, or RNNBENCH_MACHINE on a Dask worker)"
+        )
+    for key, value in (("hosts", host), ("workers", worker)):
+        if value and value not in known.setdefault(key, []):
+            known[key].append(value)
+    return label
+
+
+def machine_views(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """One single-machine document per machine of a (checked) document: its environment and
+    selfcheck at the top level, only its cases, as the analysis reads them. Records that no
+    machine timed (a group lost to its worker) are in no view."""
+    doc = upgrade(doc)
+    head = {k: v for k, v in doc.items() if k not in ("machines", "cases")}
+    return [
+        {
+            **head,
+            "environment": entry["environment"],
+            "selfcheck": entry.get("selfcheck") or {},
+            "hosts": entry.get("hosts", []),
+            "cases": [r for r in doc["cases"] if r.get("machine") == label],
+        }
+        for label, entry in doc["machines"].items()
+    ]
 
 
 def _record_problem(record: Any) -> str | None:
@@ -75,6 +157,15 @@ def _record_problem(record: Any) -> str | None:
             return f"{record['id']}: status ok without samples_s"
         if not all(isinstance(s, int | float) and math.isfinite(s) and s > 0 for s in samples):
             return f"{record['id']}: samples_s must be positive finite seconds"
+    return None
+
+
+def _machine_problem(record: dict[str, Any], machines: dict[str, Any]) -> str | None:
+    label = record.get("machine")
+    if label is None and record["status"] in ("error", "timeout"):
+        return None  # a group whose worker was lost names no machine
+    if label not in machines:
+        return f"{record['id']}: machine {label!r} is not among the file's machines"
     return None
 
 
@@ -97,7 +188,9 @@ def save_results(path: str | Path, doc: dict[str, Any]) -> None:
     write_text_atomic(path, json.dumps(doc, indent=1, sort_keys=False) + "\n")
 
 
-def new_document(suite, environment: dict[str, Any], started: str) -> dict[str, Any]:
+def new_document(suite, client: dict[str, Any], started: str) -> dict[str, Any]:
+    """client: where the run is driven from: {machine, host, scheduler (a Dask address or
+    None), git}; the machines fill in as they time groups."""
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": KIND,
@@ -107,8 +200,8 @@ def new_document(suite, environment: dict[str, Any], started: str) -> dict[str, 
             "budget_s": suite.budget_s,
             "timing": suite.timing,
         },
-        "environment": environment,
-        "selfcheck": {},
+        "machines": {},
+        "client": client,
         "started": started,
         "finished": None,
         "wall_s": None,

@@ -9,6 +9,7 @@ from pathlib import Path
 from harness.bench import engine
 from harness.bench.stats import format_seconds
 from harness.bench.suites import load_suite, suite_names
+from harness.cli.errors import UsageError
 
 
 def add_parser(sub) -> None:
@@ -19,8 +20,29 @@ def add_parser(sub) -> None:
     p.add_argument("--out", help="results file (default out/bench-SUITE-UTCSTAMP.json)")
     p.add_argument("--resume", action="store_true", help="finish an interrupted --out file")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
-    p.add_argument("--machine", help="a label for this machine in reports (default: hostname)")
+    p.add_argument(
+        "--machine",
+        help="a label for this machine in reports (default: RNNBENCH_MACHINE, else hostname)",
+    )
     p.add_argument("--only", help="run only cases whose id contains this text")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--scheduler",
+        metavar="tcp://HOST:PORT",
+        help="time each group on a worker of this Dask scheduler (`dask worker ADDRESS "
+        "--nthreads 1` on each machine; RNNBENCH_MACHINE names a worker's machine)",
+    )
+    where.add_argument(
+        "--scheduler-file", help="the same, the scheduler named by a Dask scheduler file"
+    )
+    p.add_argument(
+        "--wait-workers",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="with a scheduler: seconds to wait for a worker able to take what is left "
+        "(default 60)",
+    )
     p.set_defaults(run=run_bench)
 
 
@@ -31,9 +53,20 @@ def run_bench(args) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     out = Path(args.out or f"out/bench-{suite.name}-{stamp}.json")
     total = len(suite.cases)
+    distributed = args.scheduler or args.scheduler_file
+    if distributed and args.machine:
+        raise UsageError(
+            "--machine names this machine; with --scheduler each worker's machine is named "
+            "by RNNBENCH_MACHINE where the worker starts (default: its hostname)"
+        )
     try:
         with _progress_bar(suite.name, total) as advance:
-            doc = engine.run_suite(suite, out, args.resume, args.overwrite, args.machine, advance)
+            if distributed:
+                doc = _on_dask(suite, out, args, advance)
+            else:
+                doc = engine.run_suite(
+                    suite, out, args.resume, args.overwrite, args.machine, advance
+                )
     except KeyboardInterrupt:  # every finished group is already in the file
         print(
             f"rnnbench: interrupted: the groups measured so far are in {out}; "
@@ -42,12 +75,31 @@ def run_bench(args) -> int:
         )
         return 130
     print(format_summary(doc))
+    machines = ", ".join(sorted(doc["machines"])) or "none"
     print(
         f"\n{sum(1 for r in doc['cases'] if r['status'] == 'ok')} of {len(doc['cases'])} cases "
-        f"timed in {doc['wall_s']:.0f} s (suite budget {suite.budget_s:.0f} s); "
+        f"timed in {doc['wall_s']:.0f} s (suite budget {suite.budget_s:.0f} s) on {machines}; "
         f"results: {out}"
     )
     return 1 if any(r["status"] in ("failed", "error", "timeout") for r in doc["cases"]) else 0
+
+
+def _on_dask(suite, out, args, advance):
+    from harness.bench.cluster import ClusterError, run_suite_on_dask
+
+    try:
+        return run_suite_on_dask(
+            suite,
+            out,
+            args.scheduler,
+            args.scheduler_file,
+            args.resume,
+            args.overwrite,
+            advance,
+            args.wait_workers,
+        )
+    except ClusterError as exc:
+        raise UsageError(str(exc)) from None
 
 
 class _progress_bar:
@@ -98,7 +150,10 @@ class _progress_bar:
 
 def format_summary(doc) -> str:
     rows = [("case", "implementation", "median", "IQR", "GFLOP/s", "status")]
+    several = len(doc["machines"]) > 1
     for r in doc["cases"]:
+        if several:
+            r = {**r, "id": f"{r['id']} @{r.get('machine') or '-'}"}
         if r["status"] == "ok":
             st = r["stats"]
             gflops = f"{r['flops'] / st['median'] / 1e9:.1f}" if r["flops"] else ""
