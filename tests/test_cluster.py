@@ -1,0 +1,303 @@
+"""`rnnbench bench --scheduler`: a real Dask scheduler and two `dask worker` processes on
+loopback addresses (RNNBENCH_MACHINE names them alpha and beta), timing NumPy groups. Every
+case is timed once and names its worker's machine; a worker killed with -9 mid-group costs
+no case. Both workers share this host, so the machine lock makes them take turns: the test
+proves the dispatch, not a speed-up."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from harness.bench import cluster, engine, results
+from harness.bench.case import make_case
+from harness.bench.suites import TIMING_DEFAULTS, Suite
+from harness.cli.main import main
+
+distributed = pytest.importorskip(
+    "distributed", reason="dask[distributed] is not installed (pip install 'rnnbench[cluster]')"
+)
+psutil = pytest.importorskip("psutil", reason="psutil (a dependency of distributed) is missing")
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = {**TIMING_DEFAULTS, "warmup_s": 0.0, "min_round_s": 0.002, "rounds": 3, "pause_s": 0.0}
+SLOW = {**FAST, "min_round_s": 0.05, "rounds": 12}  # a group takes a few seconds
+
+
+def _suite(timing, hiddens=(4, 8, 12, 16)) -> Suite:
+    """One interleaved group per hidden size: the forward pass and its product."""
+    cases = []
+    for hidden in hiddens:
+        shape = {"cell": "gru", "batch": 2, "steps": 5, "input_size": 4, "hidden": hidden}
+        cases += [make_case("numpy", "forward", **shape), make_case("numpy", "gemm", **shape)]
+    return Suite("tiny", "", 60, dict(timing, timeout_s=120), tuple(cases))
+
+
+class Cluster:
+    """`dask scheduler` and `dask worker --nthreads 1` subprocesses on 127.0.0.1."""
+
+    def __init__(self, folder: Path):
+        self.folder, self.workers = folder, {}
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+            "RNNBENCH_LOCK": str(folder / "machine.lock"),
+        }
+        self.file = folder / "scheduler.json"
+        self.scheduler = self._start(
+            "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+            "--scheduler-file", str(self.file), log="scheduler",
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not self.file.exists():
+            assert time.monotonic() < deadline, self.log("scheduler")
+            time.sleep(0.2)
+        self.address = json.loads(self.file.read_text())["address"]
+
+    def _start(self, *args: str, log: str, env=None) -> subprocess.Popen:
+        with open(self.folder / f"{log}.log", "wb") as out:
+            return subprocess.Popen(
+                [sys.executable, "-m", "dask", *args],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env or self.env,
+                cwd=self.folder,
+            )
+
+    def add_worker(self, machine: str, *extra: str) -> None:
+        self.workers[machine] = self._start(
+            "worker", self.address, "--nthreads", "1", "--host", "127.0.0.1",
+            "--no-dashboard", *extra, log=machine, env={**self.env, "RNNBENCH_MACHINE": machine},
+        )  # fmt: skip
+
+    def wait_for(self, count: int) -> None:
+        with distributed.Client(self.address, timeout="30s") as client:
+            client.wait_for_workers(count, timeout=90)
+
+    def log(self, name: str) -> str:
+        return (self.folder / f"{name}.log").read_text(errors="replace")[-2000:]
+
+    def close(self) -> None:
+        for proc in [*self.workers.values(), self.scheduler]:
+            proc.terminate()
+        for proc in [*self.workers.values(), self.scheduler]:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@pytest.fixture(scope="module")
+def two_workers(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("dask")
+    running = Cluster(folder)
+    try:
+        running.add_worker("alpha")
+        running.add_worker("beta")
+        running.wait_for(2)
+        yield running
+    finally:
+        running.close()
+
+
+def _check_every_case_once(doc: dict, suite: Suite) -> list[dict]:
+    ids = [r["id"] for r in doc["cases"]]
+    assert Counter(ids) == Counter(c.id for c in suite.cases), "each case exactly once"
+    assert ids == [c.id for c in suite.cases]  # in the suite's order, whatever the finish order
+    for record in doc["cases"]:
+        assert record["status"] == "ok", (record["id"], record["reason"])
+        assert record["machine"] in doc["machines"]
+        assert record["worker"] in doc["machines"][record["machine"]]["workers"]
+        assert record["host"] == platform.node()
+    return doc["cases"]
+
+
+def test_every_case_is_timed_once_by_a_worker_that_names_its_machine(two_workers, tmp_path):
+    suite_file = tmp_path / "tiny.toml"
+    suite_file.write_text(
+        'name = "tiny"\nbudget_s = 60\n'
+        "[timing]\nwarmup_s = 0.0\nmin_round_s = 0.002\nrounds = 3\npause_s = 0.0\n"
+        '[[sweep]]\nname = "h"\ntargets = ["numpy"]\nmodes = ["forward", "gemm"]\n'
+        'cell = ["gru"]\nbatch = [2]\nsteps = [5]\ninput = [4]\nhidden = [4, 8, 12, 16]\n'
+        "threads = [1]\n"
+    )
+    out = tmp_path / "r.json"
+    code = main(
+        ["bench", "--suite", str(suite_file), "--out", str(out), "--scheduler", two_workers.address]
+    )
+    assert code == 0
+    doc = results.load_results(out)
+    suite = _suite_from(suite_file)
+    records = _check_every_case_once(doc, suite)
+    assert set(doc["machines"]) == {"alpha", "beta"}, "both workers took groups"
+    for label, machine in doc["machines"].items():
+        assert machine["environment"]["machine"] == label
+        assert machine["environment"]["cpu"]["logical_cores"] >= 1
+        assert machine["selfcheck"]["timer_resolution_s"] > 0
+    groups = {}
+    for record in records:  # a group is one task: all its cases on one machine
+        shape = record["id"].split("/", 2)[2]
+        groups.setdefault(shape, set()).add(record["worker"])
+    assert all(len(workers) == 1 for workers in groups.values())
+    assert doc["client"]["scheduler"] == two_workers.address
+    _report_names_each_machine(out, tmp_path / "report", records)
+
+
+def _report_names_each_machine(out: Path, folder: Path, records: list[dict]) -> None:
+    from harness.analysis.report import write_report
+    from harness.analysis.sections import environment
+
+    written = write_report([str(out)], folder)
+    text = written["markdown"].read_text()
+    table = environment(_views(out))
+    assert table.count("| alpha") == 1 and table.count("| beta") == 1 and table in text
+    for record in records:  # each case's row in the machine that timed it
+        assert f"@{record['machine']}" in _speed_rows(out, record["id"])
+
+
+def _views(out: Path) -> list[dict]:
+    return results.machine_views(results.load_results(out))
+
+
+def _speed_rows(out: Path, case_id: str) -> str:
+    from harness.analysis import table
+
+    rows = [r for r in table.rows(_views(out)) if r["id"] == case_id]
+    assert len(rows) == 1, "one row per case, under the machine that timed it"
+    return f"{rows[0]['id']} @{rows[0]['machine']}"
+
+
+def _suite_from(path: Path) -> Suite:
+    from harness.bench.suites import load_suite
+
+    return load_suite(str(path))
+
+
+def test_a_worker_killed_mid_group_costs_no_case(two_workers, tmp_path):
+    suite, out = _suite(SLOW), tmp_path / "killed.json"
+    finished: dict = {}
+
+    def run() -> None:
+        try:
+            finished["doc"] = cluster.run_suite_on_dask(
+                suite, out, scheduler=two_workers.address, wait_s=120
+            )
+        except BaseException as exc:  # re-raised below, in the test's thread
+            finished["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    group, victim = _a_group_being_timed(timeout_s=90)
+    records_before = len(json.loads(out.read_text())["cases"]) if out.exists() else 0
+    victim.kill()  # SIGKILL: the worker process, mid-group; its nanny starts a new one
+    group.wait(timeout=10)  # the orphaned group stops within a second of its parent's death
+    thread.join(timeout=300)
+    assert not thread.is_alive(), "the run did not finish"
+    if "error" in finished:
+        raise finished["error"]
+    assert records_before < len(suite.cases), "the kill came after the last group"
+    doc = finished["doc"]
+    _check_every_case_once(doc, suite)
+    assert doc == results.load_results(out)
+
+
+def _a_group_being_timed(timeout_s: float):
+    """(the group process, its Dask worker process) once that group's case workers run."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for proc in psutil.process_iter(["cmdline"]):
+            cmdline = proc.info["cmdline"] or []
+            if "harness.bench.group_process" in cmdline and _has_case_workers(proc):
+                return proc, proc.parent()
+        time.sleep(0.1)
+    raise AssertionError("no group was timed within the timeout")
+
+
+def _has_case_workers(proc) -> bool:
+    try:
+        return bool(proc.children())
+    except psutil.Error:
+        return False
+
+
+def test_workers_that_would_share_their_machine_or_lack_a_gpu_are_refused():
+    cpu_group = list(_suite(FAST).cases[:2])
+    gpu_group = [make_case("torch-cuda", "forward", "gru", batch=2, steps=5, hidden=8)]
+    one_thread = {"tcp://a:1": {"nthreads": 1, "resources": {}}}
+    cluster.check_workers(one_thread, [cpu_group])
+    with pytest.raises(cluster.ClusterError, match=r"tcp://b:2 runs 4 threads: .*--nthreads 1"):
+        cluster.check_workers({**one_thread, "tcp://b:2": {"nthreads": 4}}, [cpu_group])
+    with pytest.raises(cluster.ClusterError, match=r"1 groups time a GPU target .*GPU=1"):
+        cluster.check_workers(one_thread, [cpu_group, gpu_group])
+    cluster.check_workers(
+        {**one_thread, "tcp://g:3": {"nthreads": 1, "resources": {"GPU": 1.0}}},
+        [cpu_group, gpu_group],
+    )
+
+
+class _Lost:
+    def result(self):
+        raise distributed.client.FutureCancelledError("rnnbench-group-0", reason="worker died")
+
+
+class _Answered:
+    def __init__(self, answer):
+        self.answer = answer
+
+    def result(self):
+        return self.answer
+
+
+def test_a_lost_group_is_recorded_once_as_an_error_and_resume_times_it_again(tmp_path):
+    suite, out = _suite(FAST, hiddens=(4, 8)), tmp_path / "r.json"
+    groups = engine.remaining_groups(suite, {"cases": []})
+    doc = engine.open_document(suite, out, False, False, engine.client_info(None, "tcp://s:1"))
+    recorder = engine.Recorder(doc, out, suite, len(suite.cases), None)
+    cluster.enter(_Lost(), groups[0], recorder)
+    cluster.enter(_Lost(), groups[0], recorder)  # reported twice: still one record per case
+    saved = results.load_results(out)
+    assert [r["status"] for r in saved["cases"]] == ["error", "error"]
+    assert all("worker died" in r["reason"] and r["machine"] is None for r in saved["cases"])
+    assert saved["machines"] == {}
+    machine = {"environment": {"machine": "m", "git": {"commit": "0" * 40}}, "selfcheck": {}}
+    timed = [{**engine.new_record(c), "status": "ok", "samples_s": [1e-3]} for c in groups[1]]
+    answer = {"machine": machine, "host": "h", "worker": "tcp://w:1", "records": timed}
+    recorder.doc["client"]["git"]["commit"] = "1" * 40
+    cluster.enter(_Answered(answer), groups[1], recorder)
+    saved = results.load_results(out)
+    other_code = [r for r in saved["cases"] if r["id"] in {c.id for c in groups[1]}]
+    assert [r["status"] for r in other_code] == ["error", "error"]
+    assert all("runs rnnbench at commit 000000000000" in r["reason"] for r in other_code)
+    assert results.done_ids(saved) == set()  # --resume times all of them again
+
+
+def test_bad_cluster_arguments_fail_in_one_line(tmp_path, capsys):
+    out = str(tmp_path / "r.json")
+    common = ["bench", "--suite", "quick", "--only", "numpy/peak", "--out", out]
+    assert main([*common, "--scheduler", "tcp://127.0.0.1:1", "--machine", "x"]) == 2
+    assert "with --scheduler each worker's machine is named" in capsys.readouterr().err
+    assert main([*common, "--scheduler-file", str(tmp_path / "none.json")]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress bar
+    assert (
+        last.startswith("rnnbench: error: --scheduler-file") and "none.json: no such file" in last
+    )
+    assert not Path(out).exists()
+
+
+def test_no_worker_within_the_wait_is_a_clear_error(tmp_path):
+    with (
+        distributed.LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address=":0") as empty,
+        pytest.raises(cluster.ClusterError, match=r"no Dask worker joined .* within 1 s"),
+    ):
+        cluster.run_suite_on_dask(
+            _suite(FAST), tmp_path / "r.json", scheduler=empty.scheduler_address, wait_s=1
+        )
