@@ -236,12 +236,24 @@ def test_workers_that_would_share_their_machine_or_lack_a_gpu_are_refused():
     cluster.check_workers(one_thread, [cpu_group])
     with pytest.raises(cluster.ClusterError, match=r"tcp://b:2 runs 4 threads: .*--nthreads 1"):
         cluster.check_workers({**one_thread, "tcp://b:2": {"nthreads": 4}}, [cpu_group])
-    with pytest.raises(cluster.ClusterError, match=r"1 groups time a GPU target .*GPU=1"):
+    with pytest.raises(cluster.ClusterError, match=r"GPU cases of 1 groups need .*GPU=1"):
         cluster.check_workers(one_thread, [cpu_group, gpu_group])
     cluster.check_workers(
         {**one_thread, "tcp://g:3": {"nthreads": 1, "resources": {"GPU": 1.0}}},
         [cpu_group, gpu_group],
     )
+
+
+def test_a_group_of_both_devices_is_two_tasks_one_of_them_for_a_gpu_worker():
+    from harness.bench.suites import load_suite
+
+    suite = load_suite("deepbench")
+    parts = cluster.tasks(suite.groups())
+    assert sorted(c.id for part in parts for c in part) == sorted(c.id for c in suite.cases)
+    assert all(len({c.device for c in part}) == 1 for part in parts)
+    mixed = [g for g in suite.groups() if len({c.device for c in g}) == 2]
+    assert mixed and len(parts) == len(suite.groups()) + len(mixed)
+    assert sum(map(cluster.needs_gpu, parts)) == sum(map(cluster.needs_gpu, suite.groups()))
 
 
 class _Lost:

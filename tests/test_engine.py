@@ -8,6 +8,7 @@ import copy
 import numpy as np
 import pytest
 
+from harness.analysis.table import paired, rows
 from harness.bench import engine, results, stats, worker
 from harness.bench import workload as targets
 from harness.bench.case import make_case
@@ -58,6 +59,8 @@ def test_run_suite_writes_a_valid_results_file(tmp_path):
     assert machine["environment"]["cpu"]["logical_cores"] >= 1 and machine["hosts"]
     assert 0 < machine["selfcheck"]["loop_overhead_fraction_of_1ms"] < 0.01
     assert reread["client"]["scheduler"] is None and reread["client"]["machine"] == label
+    forward_run, gemm_run, peak_run = (r["group_run"] for r in reread["cases"])
+    assert forward_run == gemm_run != peak_run  # one interleaved group, and the probe's own
 
 
 def test_resume_measures_only_what_is_missing_and_never_overwrites(tmp_path):
@@ -72,6 +75,8 @@ def test_resume_measures_only_what_is_missing_and_never_overwrites(tmp_path):
     )
     assert seen == [c["id"] for c in first["cases"][1:]]
     assert doc["cases"][0] == kept and len(doc["cases"]) == 3
+    forward, gemm = rows(results.machine_views(doc))[:2]  # one group, its cases in two runs
+    assert forward["round_group"][0] == gemm["round_group"][0] and not paired(forward, gemm)
     with pytest.raises(results.ResultsError, match="exists: pass --resume .* or --overwrite"):
         engine.run_suite(_suite(), out)
     other = Suite("other", "", 1, dict(FAST), _suite().cases)

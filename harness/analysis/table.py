@@ -37,7 +37,7 @@ def _row(record: dict[str, Any], machine: str, index: int) -> dict[str, Any]:
         "iqr": record["stats"]["iqr"],
         "samples": samples,
         # one interleaved group of one run: everything in the id but target and mode
-        "round_group": (index, record["id"].split("/", 2)[2]),
+        "round_group": (index, record.get("group_run") or record["id"].split("/", 2)[2]),
         "flops": record["flops"],
         "bytes": record["bytes"],
         "impl_class": record["impl_class"],

@@ -3,8 +3,9 @@
 under the machine lock (harness.bench.cluster_task). The client enters every answer into the
 results file as it arrives, atomically, exactly as a local run does (engine.Recorder).
 
-Groups on a GPU target ask for the worker resource GPU (`--resources GPU=1`); the run is
-refused up front when no worker offers it, and when any worker runs more than one thread.
+A group's GPU cases are a task of their own that asks for the worker resource GPU
+(`--resources GPU=1`); its CPU cases run on any worker. The run is refused up front when no
+worker offers GPU for GPU cases, and when any worker runs more than one thread.
 A worker that dies mid-group is Dask's to handle: the scheduler gives the group to another
 worker, and after `distributed.scheduler.allowed-failures` deaths marks it lost; a lost
 group is recorded once, as an error with the reason, and --resume times it again."""
@@ -48,9 +49,10 @@ def run_suite_on_dask(
         todo = engine.remaining_groups(suite, doc)
         recorder = engine.Recorder(doc, out, suite, sum(len(g) for g in todo), progress)
         if todo:
+            parts = tasks(todo)
             workers = wait_for_workers(client, address, wait_s)
-            check_workers(workers, todo)
-            collect(client, submit(client, todo, suite.timing), recorder, wait_s)
+            check_workers(workers, parts)
+            collect(client, submit(client, parts, suite.timing), recorder, wait_s)
         recorder.save(finished=True)
     return doc
 
@@ -87,23 +89,35 @@ def needs_gpu(group: list[BenchCase]) -> bool:
     return any(case.device == "gpu" for case in group)
 
 
+def tasks(todo: list[list[BenchCase]]) -> list[list[BenchCase]]:
+    """Each group split by device: its CPU cases may run on any worker, its GPU cases only
+    where the resource GPU is offered (a suite such as deepbench puts torch-cpu and
+    torch-cuda of one shape in one group). Each part is interleaved on one machine."""
+    parts = []
+    for group in todo:
+        for device in ("cpu", "gpu"):
+            part = [case for case in group if case.device == device]
+            if part:
+                parts.append(part)
+    return parts
+
+
 def check_workers(workers: dict[str, dict], todo: list[list[BenchCase]]) -> None:
-    """Refuse workers that would time two groups at once, and a suite whose GPU groups no
-    worker can take."""
+    """Refuse workers that would time two groups at once, and GPU cases no worker can take."""
     for address, info in sorted(workers.items()):
         if info.get("nthreads") != 1:
             raise ClusterError(
                 f"Dask worker {address} runs {info.get('nthreads')} threads: start benchmark "
                 "workers with `dask worker ADDRESS --nthreads 1`, one per machine"
             )
-    gpu_groups = sum(needs_gpu(g) for g in todo)
+    gpu_parts = sum(needs_gpu(g) for g in todo)
     offered = [a for a, i in workers.items() if (i.get("resources") or {}).get(GPU_RESOURCE)]
-    if gpu_groups and not offered:
+    if gpu_parts and not offered:
         raise ClusterError(
-            f"{gpu_groups} groups time a GPU target and none of the {len(workers)} workers "
-            f"offers the resource {GPU_RESOURCE}: start the GPU machines' workers with "
-            f"`dask worker ADDRESS --nthreads 1 --resources {GPU_RESOURCE}=1`, or leave the "
-            "GPU targets out (--only)"
+            f"the GPU cases of {gpu_parts} groups need a worker with the resource "
+            f"{GPU_RESOURCE} and none of the {len(workers)} workers offers it: start the GPU "
+            f"machines' workers with `dask worker ADDRESS --nthreads 1 --resources "
+            f"{GPU_RESOURCE}=1`, or time CPU targets only (--only TARGET)"
         )
 
 

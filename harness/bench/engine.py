@@ -12,6 +12,7 @@ import multiprocessing
 import platform
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -159,9 +160,11 @@ def run_suite(
 def measure_group(cases: list[BenchCase], settings: dict[str, float], logs: Path) -> list[dict]:
     """Start every case's worker at once (imports overlap; nothing is timed yet), calibrate them
     one at a time, then interleave their rounds with a pause before each, for the previous
-    worker's spinning thread pool to fall asleep."""
+    worker's spinning thread pool to fall asleep. Every record names this run of the group
+    (group_run): only records of one run have rounds that pair."""
     ctx = multiprocessing.get_context("spawn")
-    records = {c.id: new_record(c) for c in cases}
+    run = uuid.uuid4().hex[:16]
+    records = {c.id: {**new_record(c), "group_run": run} for c in cases}
     workers: dict[str, tuple] = {}
     try:
         for case in cases:
