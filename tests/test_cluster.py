@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import threading
@@ -122,14 +123,7 @@ def _check_every_case_once(doc: dict, suite: Suite) -> list[dict]:
 
 
 def test_every_case_is_timed_once_by_a_worker_that_names_its_machine(two_workers, tmp_path):
-    suite_file = tmp_path / "tiny.toml"
-    suite_file.write_text(
-        'name = "tiny"\nbudget_s = 60\n'
-        "[timing]\nwarmup_s = 0.0\nmin_round_s = 0.002\nrounds = 3\npause_s = 0.0\n"
-        '[[sweep]]\nname = "h"\ntargets = ["numpy"]\nmodes = ["forward", "gemm"]\n'
-        'cell = ["gru"]\nbatch = [2]\nsteps = [5]\ninput = [4]\nhidden = [4, 8, 12, 16]\n'
-        "threads = [1]\n"
-    )
+    suite_file = _write_suite(tmp_path, min_round_s=0.002, rounds=3)
     out = tmp_path / "r.json"
     code = main(
         ["bench", "--suite", str(suite_file), "--out", str(out), "--scheduler", two_workers.address]
@@ -176,6 +170,20 @@ def _speed_rows(out: Path, case_id: str) -> str:
     return f"{rows[0]['id']} @{rows[0]['machine']}"
 
 
+def _write_suite(folder: Path, min_round_s: float, rounds: int) -> Path:
+    """The suite of _suite as a file, for the command line."""
+    path = folder / "tiny.toml"
+    path.write_text(
+        'name = "tiny"\nbudget_s = 60\n'
+        f"[timing]\nwarmup_s = 0.0\nmin_round_s = {min_round_s}\nrounds = {rounds}\n"
+        "pause_s = 0.0\n"
+        '[[sweep]]\nname = "h"\ntargets = ["numpy"]\nmodes = ["forward", "gemm"]\n'
+        'cell = ["gru"]\nbatch = [2]\nsteps = [5]\ninput = [4]\nhidden = [4, 8, 12, 16]\n'
+        "threads = [1]\n"
+    )
+    return path
+
+
 def _suite_from(path: Path) -> Suite:
     from harness.bench.suites import load_suite
 
@@ -183,6 +191,9 @@ def _suite_from(path: Path) -> Suite:
 
 
 def test_a_worker_killed_mid_group_costs_no_case(two_workers, tmp_path):
+    """SIGKILL to the worker process running a group (the `dask worker` nanny's child): its
+    group process and case workers stop, the scheduler gives the group to a worker again,
+    and every case is in the file once."""
     suite, out = _suite(SLOW), tmp_path / "killed.json"
     finished: dict = {}
 
@@ -196,10 +207,10 @@ def test_a_worker_killed_mid_group_costs_no_case(two_workers, tmp_path):
 
     thread = threading.Thread(target=run)
     thread.start()
-    group, victim = _a_group_being_timed(timeout_s=90)
+    group, case_workers = _a_group_being_timed(two_workers, timeout_s=90)
     records_before = len(json.loads(out.read_text())["cases"]) if out.exists() else 0
-    victim.kill()  # SIGKILL: the worker process, mid-group; its nanny starts a new one
-    group.wait(timeout=10)  # the orphaned group stops within a second of its parent's death
+    group.parent().kill()
+    _all_gone([group, *case_workers], timeout_s=15)
     thread.join(timeout=300)
     assert not thread.is_alive(), "the run did not finish"
     if "error" in finished:
@@ -210,23 +221,55 @@ def test_a_worker_killed_mid_group_costs_no_case(two_workers, tmp_path):
     assert doc == results.load_results(out)
 
 
-def _a_group_being_timed(timeout_s: float):
-    """(the group process, its Dask worker process) once that group's case workers run."""
+def test_an_interrupted_client_stops_its_groups_and_resume_finishes(two_workers, tmp_path):
+    """Ctrl-C on `rnnbench bench --scheduler`: the running group's process and its case
+    workers stop (the task is cancelled), the file holds whole groups only, and --resume
+    times the rest, each case once."""
+    suite_file = _write_suite(tmp_path, min_round_s=0.05, rounds=12)
+    out = tmp_path / "r.json"
+    command = [
+        sys.executable, "-m", "harness.cli.main", "bench", "--suite", str(suite_file),
+        "--out", str(out), "--scheduler", two_workers.address,
+    ]  # fmt: skip
+    client = subprocess.Popen(command, env=two_workers.env, stderr=subprocess.PIPE, text=True)
+    group, case_workers = _a_group_being_timed(two_workers, timeout_s=90)
+    client.send_signal(signal.SIGINT)
+    _, err = client.communicate(timeout=60)
+    assert client.returncode == 130 and "--resume finishes the run" in err
+    _all_gone([group, *case_workers], timeout_s=20)
+    saved = results.load_results(out) if out.exists() else {"cases": []}
+    groups = {}
+    for record in saved["cases"]:
+        groups.setdefault(record["group_run"], []).append(record["id"])
+    assert all(len(ids) == 2 for ids in groups.values()), "only whole groups are written"
+    resumed = subprocess.run(
+        [*command, "--resume"], env=two_workers.env, capture_output=True, text=True, timeout=300
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    _check_every_case_once(results.load_results(out), _suite_from(suite_file))
+
+
+def _a_group_being_timed(running: Cluster, timeout_s: float):
+    """(a group process of this cluster, its case workers) once those run."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         for proc in psutil.process_iter(["cmdline"]):
-            cmdline = proc.info["cmdline"] or []
-            if "harness.bench.group_process" in cmdline and _has_case_workers(proc):
-                return proc, proc.parent()
+            if "harness.bench.group_process" not in (proc.info["cmdline"] or []):
+                continue
+            try:
+                ours = proc.environ().get("RNNBENCH_LOCK") == running.env["RNNBENCH_LOCK"]
+                children = proc.children()
+            except psutil.Error:
+                continue
+            if ours and children:
+                return proc, children
         time.sleep(0.1)
     raise AssertionError("no group was timed within the timeout")
 
 
-def _has_case_workers(proc) -> bool:
-    try:
-        return bool(proc.children())
-    except psutil.Error:
-        return False
+def _all_gone(processes: list, timeout_s: float) -> None:
+    _, alive = psutil.wait_procs(processes, timeout=timeout_s)
+    assert not alive, f"still running: {[p.pid for p in alive]}"
 
 
 def test_workers_that_would_share_their_machine_or_lack_a_gpu_are_refused():
@@ -261,14 +304,6 @@ class _Lost:
         raise distributed.client.FutureCancelledError("rnnbench-group-0", reason="worker died")
 
 
-class _Answered:
-    def __init__(self, answer):
-        self.answer = answer
-
-    def result(self):
-        return self.answer
-
-
 def test_a_lost_group_is_recorded_once_as_an_error_and_resume_times_it_again(tmp_path):
     suite, out = _suite(FAST, hiddens=(4, 8)), tmp_path / "r.json"
     groups = engine.remaining_groups(suite, {"cases": []})
@@ -280,16 +315,24 @@ def test_a_lost_group_is_recorded_once_as_an_error_and_resume_times_it_again(tmp
     assert [r["status"] for r in saved["cases"]] == ["error", "error"]
     assert all("worker died" in r["reason"] and r["machine"] is None for r in saved["cases"])
     assert saved["machines"] == {}
-    machine = {"environment": {"machine": "m", "git": {"commit": "0" * 40}}, "selfcheck": {}}
-    timed = [{**engine.new_record(c), "status": "ok", "samples_s": [1e-3]} for c in groups[1]]
-    answer = {"machine": machine, "host": "h", "worker": "tcp://w:1", "records": timed}
-    recorder.doc["client"]["git"]["commit"] = "1" * 40
-    cluster.enter(_Answered(answer), groups[1], recorder)
-    saved = results.load_results(out)
-    other_code = [r for r in saved["cases"] if r["id"] in {c.id for c in groups[1]}]
-    assert [r["status"] for r in other_code] == ["error", "error"]
-    assert all("runs rnnbench at commit 000000000000" in r["reason"] for r in other_code)
-    assert results.done_ids(saved) == set()  # --resume times all of them again
+    assert results.done_ids(saved) == set()  # --resume times them again
+
+
+def test_a_worker_at_another_commit_times_nothing_and_says_so(two_workers, tmp_path, monkeypatch):
+    from harness.bench import metadata
+
+    own = metadata.collect_git().get("commit")
+    if not own:
+        pytest.skip("not a git checkout: the workers know no commit to compare")
+    monkeypatch.setattr(metadata, "collect_git", lambda: {"commit": "1" * 40, "dirty": False})
+    suite = _suite(FAST, hiddens=(4, 8))
+    doc = cluster.run_suite_on_dask(suite, tmp_path / "r.json", scheduler=two_workers.address)
+    assert [r["id"] for r in doc["cases"]] == [c.id for c in suite.cases]
+    for record in doc["cases"]:
+        assert record["status"] == "error" and record["machine"] is None
+        assert f"runs rnnbench at commit {own[:12]}, the client at 111111111111" in record["reason"]
+        assert record["samples_s"] == []
+    assert doc["machines"] == {}
 
 
 def test_bad_cluster_arguments_fail_in_one_line(tmp_path, capsys):

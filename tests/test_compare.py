@@ -86,6 +86,7 @@ def test_files_of_several_machines_compare_like_with_like():
     assert all(r["ratio"] == pytest.approx(1.25) for r in by_machine["cpu-b"])
     assert len(result["regressions"]) == n
     assert result["machines_not_compared"] == ["cpu-c (only in NEW)"]
+    assert result["only_in_base"] == result["timed_on_another_machine"] == []
     assert result["environment_differences"] == []
     text = format_comparison(result)
     assert "machines not compared (no like for like): cpu-c (only in NEW)" in text
@@ -122,3 +123,17 @@ def test_cli_exit_codes(tmp_path, capsys):
     assert json.loads((tmp_path / "c.json").read_text())["regressions"]
     assert main(["compare", str(paths["base"]), str(tmp_path / "missing.json")]) == 2
     assert main(["compare", str(paths["base"]), str(paths["same"]), "--fail-on", "x"]) == 2
+
+
+def test_a_case_timed_on_another_machine_is_named_not_compared():
+    a, b = example_doc("cpu-a"), example_doc("cpu-b")
+    moved = a["cases"][0]
+    b["cases"] = [*b["cases"][1:]]
+    base = merged(a, b)
+    new_a, new_b = copy.deepcopy(a), copy.deepcopy(b)
+    new_a["cases"] = new_a["cases"][1:]
+    new_b["cases"] = [*new_b["cases"], copy.deepcopy(moved)]  # cpu-b timed it this time
+    result = compare_docs(base, merged(new_a, new_b), Gate("median", 0.10))
+    assert result["timed_on_another_machine"] == [moved["id"]]
+    assert result["only_in_base"] == []
+    assert "1 cases of BASE were timed on another machine in NEW" in format_comparison(result)

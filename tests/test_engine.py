@@ -4,6 +4,7 @@ and the worker's refusal to time a model that failed parity."""
 from __future__ import annotations
 
 import copy
+import json
 
 import numpy as np
 import pytest
@@ -82,6 +83,29 @@ def test_resume_measures_only_what_is_missing_and_never_overwrites(tmp_path):
     other = Suite("other", "", 1, dict(FAST), _suite().cases)
     with pytest.raises(results.ResultsError, match="holds suite 'tiny', not 'other'"):
         engine.run_suite(other, out, resume=True)
+
+
+def test_a_version_1_file_resumes_into_version_2_on_its_machine(tmp_path, monkeypatch):
+    monkeypatch.delenv("RNNBENCH_MACHINE", raising=False)
+    out = tmp_path / "r.json"
+    first = engine.run_suite(_suite(), out, machine="old")
+    keep = ("id", "case", "status", "reason", "samples_s", "stats", "flops", "bytes")
+    version_1 = {
+        **{k: first[k] for k in ("kind", "suite", "started", "finished", "wall_s")},
+        "schema_version": 1,
+        "environment": first["machines"]["old"]["environment"],
+        "selfcheck": first["machines"]["old"]["selfcheck"],
+        "cases": [{k: first["cases"][0][k] for k in keep}],
+    }
+    results.save_results(out, version_1)
+    with pytest.raises(results.ResultsError, match=r"measured on old, not on '.+': .*--machine"):
+        engine.run_suite(_suite(), out, resume=True)  # the hostname is not 'old'
+    doc = engine.run_suite(_suite(), out, resume=True, machine="old")
+    saved = results.load_results(out)
+    assert saved == doc and json.loads(out.read_text())["schema_version"] == 2
+    assert [r["machine"] for r in saved["cases"]] == ["old"] * 3 and list(saved["machines"]) == [
+        "old"
+    ]
 
 
 def test_a_resume_on_a_label_of_another_environment_is_refused_and_another_label_adds_up(

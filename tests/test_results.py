@@ -115,6 +115,7 @@ def test_machine_views_split_a_file_by_the_machine_that_timed_each_case():
     doc["cases"][-1]["machine"] = "gpu-box"
     views = {v["environment"]["machine"]: v for v in results.machine_views(doc)}
     assert [r["id"] for r in views["m"]["cases"]] == ["a"]  # b was lost: no machine
+    assert [r["id"] for r in views["m"]["lost"]] == ["b"] and views["gpu-box"]["lost"] == []
     assert [r["id"] for r in views["gpu-box"]["cases"]] == ["c"]
     assert views["gpu-box"]["environment"]["cpu"]["model"] == "Xeon"
     assert views["gpu-box"]["hosts"] == ["g1"] and views["m"]["selfcheck"]["loop_overhead_s"]

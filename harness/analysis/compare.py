@@ -63,12 +63,14 @@ def mann_whitney(a: list[float], b: list[float]) -> float:
 
 def compare_docs(base: dict[str, Any], new: dict[str, Any], gate: Gate) -> dict[str, Any]:
     pairs, unmatched = machine_pairs(base, new)
-    rows, only_base, environment = [], [], []
+    rows, only_base, elsewhere, environment = [], [], [], []
+    timed_in_new = {r["id"] for r in new["cases"] if r["status"] == "ok"}
     for old_view, new_view in pairs:
         label = new_view["environment"].get("machine", "?")
         found, missing = compare_cases(old_view, new_view, gate)
         rows += [{**row, "machine": label} for row in found]
-        only_base += missing
+        only_base += [m for m in missing if m not in timed_in_new]
+        elsewhere += [m for m in missing if m in timed_in_new]  # by another machine of NEW
         old_label = old_view["environment"].get("machine", "?")
         renamed = [f"machine: {old_label} -> {label}"] if old_label != label else []
         changed = renamed + differences(old_view["environment"], new_view["environment"])
@@ -80,6 +82,7 @@ def compare_docs(base: dict[str, Any], new: dict[str, Any], gate: Gate) -> dict[
         "geomean": geomean,
         "regressions": [r["id"] for r in rows if r["verdict"] == "REGRESSION"],
         "only_in_base": only_base,
+        "timed_on_another_machine": elsewhere,
         "machines_not_compared": unmatched,
         "environment_differences": environment,
     }
@@ -159,6 +162,11 @@ def format_comparison(result: dict[str, Any]) -> str:
         lines.append(
             "machines not compared (no like for like): "
             + ", ".join(result["machines_not_compared"])
+        )
+    if result["timed_on_another_machine"]:
+        lines.append(
+            f"{len(result['timed_on_another_machine'])} cases of BASE were timed on another "
+            "machine in NEW: not compared"
         )
     if result["only_in_base"]:
         lines.append(f"{len(result['only_in_base'])} cases of BASE were not timed in NEW")

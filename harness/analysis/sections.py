@@ -282,9 +282,15 @@ def crossover(result: dict[str, Any]) -> str:
 
 
 def cases_not_timed(benches) -> str:
-    return "\n".join(
+    lines = [
         f"- `{r['id']}` {r['status']}: {r['reason']}"
         for doc in benches
         for r in doc["cases"]
         if r["status"] != "ok"
-    )
+    ]
+    lines += [
+        f"- `{r['id']}` {r['status']} (no machine kept it): {r['reason']}"
+        for doc in benches
+        for r in doc.get("lost", [])
+    ]
+    return "\n".join(lines)

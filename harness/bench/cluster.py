@@ -22,7 +22,8 @@ from harness.bench.case import BenchCase
 from harness.bench.suites import Suite
 
 GPU_RESOURCE = "GPU"
-POLL_S = 2.0
+POLL_S = 0.2
+CHECK_S = 2.0  # how often to ask the scheduler whether any worker can take the rest
 
 
 class ClusterError(RuntimeError):
@@ -123,8 +124,9 @@ def check_workers(workers: dict[str, dict], todo: list[list[BenchCase]]) -> None
 
 def submit(client, todo: list[list[BenchCase]], timing: dict[str, float]) -> dict:
     from harness.bench.cluster_task import time_group
+    from harness.bench.metadata import collect_git
 
-    futures = {}
+    commit, futures = collect_git().get("commit"), {}
     for number, group in enumerate(todo):
         gpu = needs_gpu(group)
         future = client.submit(
@@ -132,6 +134,7 @@ def submit(client, todo: list[list[BenchCase]], timing: dict[str, float]) -> dic
             [case.as_dict() for case in group],
             dict(timing),
             gpu,
+            commit,
             key=f"rnnbench-group-{number}-{time.monotonic_ns()}",
             pure=False,
             priority=-number,  # the suite's order, as far as the workers allow
@@ -145,21 +148,24 @@ def collect(client, futures: dict, recorder: engine.Recorder, wait_s: float) -> 
     """Each group's answer into the file as it arrives; a group Dask gave up on, once, as
     errors. Gives up (ClusterError) when for wait_s no connected worker could take what is
     left; the file then holds every group answered so far."""
-    from distributed import wait
-
-    pending, stuck_since = set(futures), None
+    pending, stuck_since, checked = list(futures), None, 0.0
     while pending:
-        try:
-            done, pending = wait(pending, timeout=POLL_S, return_when="FIRST_COMPLETED")
-        except TimeoutError:
-            done = set()
+        done = [f for f in pending if f.done()]  # finished, failed or cancelled
+        pending = [f for f in pending if f not in done]
         for future in done:
             enter(future, futures[future], recorder)
-        if done or _someone_can_run(client, [futures[f] for f in pending]):
+        if done:
+            stuck_since = None
+            continue
+        time.sleep(POLL_S)
+        if time.monotonic() - checked < CHECK_S:
+            continue
+        checked = time.monotonic()
+        if _someone_can_run(client, [futures[f] for f in pending]):
             stuck_since = None
         elif stuck_since is None:
-            stuck_since = time.monotonic()
-        elif time.monotonic() - stuck_since > wait_s:
+            stuck_since = checked
+        elif checked - stuck_since > wait_s:
             raise ClusterError(
                 f"no connected Dask worker could take the {len(pending)} remaining groups "
                 f"for {wait_s:.0f} s; the groups timed so far are in {recorder.out}: "
@@ -170,21 +176,11 @@ def collect(client, futures: dict, recorder: engine.Recorder, wait_s: float) -> 
 def enter(future, group: list[BenchCase], recorder: engine.Recorder) -> None:
     try:
         answer = future.result()
-    except Exception as exc:  # KilledWorker, WorkerUnfit, GroupFailed: the group is lost
-        reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    except Exception as exc:  # KilledWorker, WorkerUnfit, GroupFailed, cancelled: lost
+        reason = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else repr(exc)
         recorder.group([engine.lost(engine.new_record(c), reason) for c in group], None)
         return
-    records = answer["records"]
-    client_commit = (recorder.doc.get("client") or {}).get("git", {}).get("commit")
-    worker_commit = (answer["machine"]["environment"].get("git") or {}).get("commit")
-    if client_commit and worker_commit and client_commit != worker_commit:
-        reason = (
-            f"worker {answer['worker']} runs rnnbench at commit {worker_commit[:12]}, this "
-            f"client at {client_commit[:12]}: every group must be timed by the same code"
-        )
-        recorder.group([engine.lost(r, reason) for r in records], None, worker=answer["worker"])
-        return
-    recorder.group(records, answer["machine"], answer["host"], answer["worker"])
+    recorder.group(answer["records"], answer["machine"], answer["host"], answer["worker"])
 
 
 def _someone_can_run(client, groups: list[list[BenchCase]]) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import multiprocessing
+import os
 import platform
 import tempfile
 import time
@@ -126,6 +127,30 @@ def lost(record: dict[str, Any], reason: str) -> dict[str, Any]:
     }
 
 
+def named_by_env() -> str | None:
+    return os.environ.get("RNNBENCH_MACHINE")
+
+
+def check_resume_here(doc: dict, out: Path, environment: dict, named: bool) -> None:
+    """A local run may add to a file only under a label that names this environment; a label
+    new to a file of other machines only when given (--machine or RNNBENCH_MACHINE): a
+    hostname that changed (a new container) must not split one machine's run in two."""
+    label = environment["machine"]
+    if label in doc["machines"]:
+        changed = differences(doc["machines"][label]["environment"], environment)
+        if changed:
+            raise results.ResultsError(
+                f"cannot resume {out}: machine {label!r} was measured in another "
+                f"environment ({'; '.join(changed)})"
+            )
+    elif doc["machines"] and not named:
+        raise results.ResultsError(
+            f"cannot resume {out}: it was measured on {', '.join(sorted(doc['machines']))}, "
+            f"not on {label!r}: resume it there, or pass --machine {label} to add this "
+            "machine's timings as another machine"
+        )
+
+
 def run_suite(
     suite: Suite,
     out: str | Path,
@@ -138,14 +163,7 @@ def run_suite(
     out = Path(out)
     doc = open_document(suite, out, resume, overwrite, client_info(machine))
     here = {"environment": collect_environment(machine), "selfcheck": selfcheck()}
-    label = here["environment"]["machine"]
-    if label in doc["machines"]:
-        changed = differences(doc["machines"][label]["environment"], here["environment"])
-        if changed:
-            raise results.ResultsError(
-                f"cannot resume {out}: machine {label!r} was measured in another "
-                f"environment ({'; '.join(changed)})"
-            )
+    check_resume_here(doc, out, here["environment"], named=bool(machine or named_by_env()))
     todo = remaining_groups(suite, doc)
     recorder = Recorder(doc, out, suite, sum(len(g) for g in todo), progress)
     with tempfile.TemporaryDirectory(prefix="rnnbench-workers-") as logs:

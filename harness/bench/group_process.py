@@ -1,17 +1,19 @@
-"""`python -m harness.bench.group_process REQUEST RESULT`: one interleaved group timed in a
-process of its own, for a Dask worker (whose own process is daemonic and may not start
-multiprocessing children). REQUEST is JSON {cases: [BenchCase.as_dict()], timing}; RESULT
-receives the group's records as JSON, written atomically once the group ends.
+"""`python -m harness.bench.group_process PARENT_PID REQUEST RESULT`: one interleaved group
+timed in a process of its own, for a Dask worker (whose own process is daemonic and may not
+start multiprocessing children). REQUEST is JSON {cases: [BenchCase.as_dict()], timing};
+RESULT receives the group's records as JSON, written atomically once the group ends.
 
 The group runs under the machine lock. If the process that started it dies (a worker killed
 mid-group), a watchdog stops the case workers and exits within a second: the scheduler runs
-the group again elsewhere, and nothing keeps timing on a machine nobody listens to."""
+the group again elsewhere, and nothing keeps timing on a machine nobody listens to. SIGTERM
+(the task cancelled) stops them the same way."""
 
 from __future__ import annotations
 
 import json
 import multiprocessing
 import os
+import signal
 import sys
 import tempfile
 import threading
@@ -20,18 +22,21 @@ from pathlib import Path
 
 WATCH_EVERY_S = 0.25
 EXIT_ORPHANED = 3
+EXIT_TERMINATED = 4
 
 
 def main(argv: list[str]) -> int:
+    parent, request_path, result_path = argv
+    _watch_parent(int(parent))  # before the imports: the parent may die during them
+    signal.signal(signal.SIGTERM, lambda *_: _stop(EXIT_TERMINATED))
+
     from harness.atomic import write_text_atomic
     from harness.bench.case import BenchCase
     from harness.bench.engine import measure_group
     from harness.bench.machine_lock import machine_lock
 
-    request_path, result_path = argv
     request = json.loads(Path(request_path).read_text(encoding="utf-8"))
     cases = [BenchCase.from_dict(c) for c in request["cases"]]
-    _watch_parent(os.getppid())
     with (
         tempfile.TemporaryDirectory(prefix="rnnbench-workers-") as logs,
         machine_lock(notice=lambda m: print(m, file=sys.stderr)) as waited_s,
@@ -46,11 +51,16 @@ def _watch_parent(parent: int) -> None:
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(WATCH_EVERY_S)
-        for child in multiprocessing.active_children():
-            child.kill()
-        os._exit(EXIT_ORPHANED)
+        _stop(EXIT_ORPHANED)
 
     threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+
+
+def _stop(code: int) -> None:
+    """Kill the case workers (a build may not notice its parent for minutes), then exit."""
+    for child in multiprocessing.active_children():
+        child.kill()
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -1,28 +1,37 @@
 """One benchmark at a time on a machine: every interleaved group is timed while holding an
-exclusive lock on a file in the machine's temporary folder (RNNBENCH_LOCK overrides where).
+exclusive lock (flock) on one file, /tmp/rnnbench.lock unless RNNBENCH_LOCK names another.
 Two Dask workers on one host, or a local run beside a cluster's worker, then take turns
-instead of timing each other's noise. The kernel drops the lock when its holder dies."""
+instead of timing each other's noise. The kernel drops the lock when its holder dies.
+
+The path is fixed, not $TMPDIR (a batch system may set one a job): where jobs on one node see
+different /tmp folders, set RNNBENCH_LOCK to a file they all see. The file is opened read-only
+and created world-readable, so that every user's benchmarks can take the same lock."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+DEFAULT = "/tmp/rnnbench.lock"
+
+
+class LockError(RuntimeError):
+    """The lock file cannot be opened; the message names it and what to do."""
+
 
 def lock_path() -> Path:
-    return Path(os.environ.get("RNNBENCH_LOCK") or Path(tempfile.gettempdir()) / "rnnbench.lock")
+    return Path(os.environ.get("RNNBENCH_LOCK") or DEFAULT)
 
 
 @contextlib.contextmanager
 def machine_lock(notice: Callable[[str], None] | None = None) -> Iterator[float]:
     """Held for the body; yields the seconds spent waiting for it. `notice` hears once when
-    another benchmark holds it. Where the platform has no
-    flock (Windows), the body runs unlocked."""
+    another benchmark holds it. Where the platform has no flock (Windows), the body runs
+    unlocked."""
     try:
         import fcntl
     except ImportError:
@@ -30,18 +39,47 @@ def machine_lock(notice: Callable[[str], None] | None = None) -> Iterator[float]
         return
     path = lock_path()
     started = time.monotonic()
-    with open(path, "a+b") as handle:
+    fd = _open(path)
+    try:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             (notice or _to_stderr)(
                 f"waiting for another rnnbench benchmark on this machine (lock {path})"
             )
-            fcntl.flock(handle, fcntl.LOCK_EX)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield time.monotonic() - started
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _open(path: Path) -> int:
+    """A read-only descriptor of the lock file, created (mode 0666) if missing. An existing
+    file is opened without O_CREAT, which a sticky /tmp refuses on another user's file."""
+    for _ in range(3):
         try:
-            yield time.monotonic() - started
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            return os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise _error(path, exc) from None
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue  # another process made it first
+        except OSError as exc:
+            raise _error(path, exc) from None
+        with contextlib.suppress(OSError):
+            os.fchmod(fd, 0o666)  # beyond the umask: other users open it too
+        return fd
+    raise LockError(f"cannot open the machine lock {path}: it keeps appearing and vanishing")
+
+
+def _error(path: Path, exc: OSError) -> LockError:
+    return LockError(
+        f"cannot open the machine lock {path}: {exc.strerror or exc}; set RNNBENCH_LOCK to a "
+        "file every benchmark on this machine can open"
+    )
 
 
 def _to_stderr(message: str) -> None:

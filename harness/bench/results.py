@@ -131,9 +131,10 @@ def add_machine(doc, environment, selfcheck, host=None, worker=None) -> str:
 def machine_views(doc: dict[str, Any]) -> list[dict[str, Any]]:
     """One single-machine document per machine of a (checked) document: its environment and
     selfcheck at the top level, only its cases, as the analysis reads them. Records that no
-    machine timed (a group lost to its worker) are in no view."""
+    machine kept (a group lost to its worker, or refused) are the first view's `lost`."""
     doc = upgrade(doc)
     head = {k: v for k, v in doc.items() if k not in ("machines", "cases")}
+    lost = [r for r in doc["cases"] if r.get("machine") is None]
     return [
         {
             **head,
@@ -141,8 +142,9 @@ def machine_views(doc: dict[str, Any]) -> list[dict[str, Any]]:
             "selfcheck": entry.get("selfcheck") or {},
             "hosts": entry.get("hosts", []),
             "cases": [r for r in doc["cases"] if r.get("machine") == label],
+            "lost": lost if number == 0 else [],
         }
-        for label, entry in doc["machines"].items()
+        for number, (label, entry) in enumerate(doc["machines"].items())
     ]
 
 

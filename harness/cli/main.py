@@ -7,6 +7,7 @@ import sys
 
 from harness import registry
 from harness.analysis.compare import GateError
+from harness.bench.machine_lock import LockError
 from harness.bench.results import ResultsError
 from harness.bench.suites import SuiteError
 from harness.cli import bench, parallel_in_time, parity, report, tools
@@ -40,6 +41,7 @@ def main(argv=None) -> int:
         SuiteError,
         ResultsError,
         GateError,
+        LockError,
     ) as exc:
         print(f"rnnbench: error: {exc}", file=sys.stderr)
         return 2
