@@ -1,0 +1,60 @@
+"""The machine lock: one benchmark group at a time on a host, across processes and users."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from harness.bench.machine_lock import LockError, lock_path, machine_lock
+from harness.cli.main import main
+
+HOLD = """
+import sys, time
+from harness.bench.machine_lock import machine_lock
+with machine_lock():
+    print("held", flush=True)
+    time.sleep(float(sys.argv[1]))
+"""
+
+
+def test_a_second_benchmark_waits_for_the_first(tmp_path, monkeypatch):
+    monkeypatch.setenv("RNNBENCH_LOCK", str(tmp_path / "lock"))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, "1.0"], stdout=subprocess.PIPE, text=True, env=os.environ
+    )
+    assert holder.stdout.readline().strip() == "held"
+    heard = []
+    with machine_lock(notice=heard.append) as waited_s:
+        released = holder.wait(timeout=10) == 0  # the holder ended before this body ran
+    assert released and waited_s > 0.3 and len(heard) == 1 and str(tmp_path / "lock") in heard[0]
+    with machine_lock(notice=heard.append) as waited_s:  # free now: no notice
+        assert waited_s < 0.5
+    assert len(heard) == 1
+
+
+def test_the_lock_file_is_open_to_every_user_and_its_path_fixed(tmp_path, monkeypatch):
+    monkeypatch.delenv("RNNBENCH_LOCK", raising=False)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # a batch job's own folder: not followed
+    assert str(lock_path()) == "/tmp/rnnbench.lock"
+    monkeypatch.setenv("RNNBENCH_LOCK", str(tmp_path / "lock"))
+    with machine_lock():
+        pass
+    assert stat.S_IMODE(os.stat(tmp_path / "lock").st_mode) == 0o666
+
+
+def test_a_lock_that_cannot_be_opened_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("RNNBENCH_LOCK", str(tmp_path / "missing-folder" / "lock"))
+    with (
+        pytest.raises(LockError, match=r"cannot open the machine lock .*set RNNBENCH_LOCK"),
+        machine_lock(),
+    ):
+        pass
+    out = tmp_path / "r.json"
+    assert main(["bench", "--suite", "quick", "--only", "numpy/peak", "--out", str(out)]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("rnnbench: error: cannot open the machine lock")
+    assert not out.exists()
