@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import signal
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.bench import cluster, engine, results
+from harness.bench import cluster, results
 from harness.bench.case import make_case
 from harness.bench.suites import TIMING_DEFAULTS, Suite
 from harness.cli.main import main
@@ -52,6 +53,8 @@ class Cluster:
             **os.environ,
             "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
             "RNNBENCH_LOCK": str(folder / "machine.lock"),
+            # one task a worker, the rest queued at the scheduler for whoever is free
+            "DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION": "1.0",
         }
         self.file = folder / "scheduler.json"
         self.scheduler = self._start(
@@ -237,11 +240,8 @@ def test_an_interrupted_client_stops_its_groups_and_resume_finishes(two_workers,
     _, err = client.communicate(timeout=60)
     assert client.returncode == 130 and "--resume finishes the run" in err
     _all_gone([group, *case_workers], timeout_s=20)
-    saved = results.load_results(out) if out.exists() else {"cases": []}
-    groups = {}
-    for record in saved["cases"]:
-        groups.setdefault(record["group_run"], []).append(record["id"])
-    assert all(len(ids) == 2 for ids in groups.values()), "only whole groups are written"
+    before = len(results.load_results(out)["cases"]) if out.exists() else 0
+    assert before < len(_suite_from(suite_file).cases), "the interrupt came after the last group"
     resumed = subprocess.run(
         [*command, "--resume"], env=two_workers.env, capture_output=True, text=True, timeout=300
     )
@@ -272,19 +272,54 @@ def _all_gone(processes: list, timeout_s: float) -> None:
     assert not alive, f"still running: {[p.pid for p in alive]}"
 
 
-def test_workers_that_would_share_their_machine_or_lack_a_gpu_are_refused():
+def _probe(address, label="m", commit="c" * 40, dirty=False, gpu=None, nthreads=1):
+    environment = {
+        "machine": label,
+        "cpu": {"model": "EPYC", "logical_cores": 2},
+        "gpu": gpu,
+        "libraries": {},
+        "git": {"commit": commit, "dirty": dirty},
+    }
+    return {"address": address, "nthreads": nthreads, "environment": environment}
+
+
+def test_unfit_workers_are_refused_in_one_line_before_anything_is_timed():
     cpu_group = list(_suite(FAST).cases[:2])
     gpu_group = [make_case("torch-cuda", "forward", "gru", batch=2, steps=5, hidden=8)]
-    one_thread = {"tcp://a:1": {"nthreads": 1, "resources": {}}}
-    cluster.check_workers(one_thread, [cpu_group])
-    with pytest.raises(cluster.ClusterError, match=r"tcp://b:2 runs 4 threads: .*--nthreads 1"):
-        cluster.check_workers({**one_thread, "tcp://b:2": {"nthreads": 4}}, [cpu_group])
-    with pytest.raises(cluster.ClusterError, match=r"GPU cases of 1 groups need .*GPU=1"):
-        cluster.check_workers(one_thread, [cpu_group, gpu_group])
-    cluster.check_workers(
-        {**one_thread, "tcp://g:3": {"nthreads": 1, "resources": {"GPU": 1.0}}},
-        [cpu_group, gpu_group],
+    code = {"commit": "c" * 40, "dirty": False}
+    one = {"tcp://a:1": {"nthreads": 1, "resources": {}}}
+    probes = {"tcp://a:1": _probe("tcp://a:1")}
+    cluster.check_workers(one, [cpu_group], probes, {}, code)
+
+    def refused(workers, found, machines=None, groups=(cpu_group,)):
+        with pytest.raises(cluster.ClusterError) as info:
+            cluster.check_workers(workers, list(groups), found, machines or {}, code)
+        assert "\n" not in str(info.value)
+        return str(info.value)
+
+    four = {**one, "tcp://b:2": {"nthreads": 4}}
+    assert re.search(r"tcp://b:2 runs 4 threads: .*--nthreads 1", refused(four, probes))
+    other = {"tcp://a:1": _probe("tcp://a:1", commit="d" * 40, dirty=True)}
+    assert "runs rnnbench at commit dddddddddddd with uncommitted changes, the client at " in (
+        refused(one, other)
     )
+    liar = {"tcp://g:3": {"nthreads": 1, "resources": {"GPU": 1.0}}}
+    assert "tcp://g:3 offers the GPU resource but torch sees no CUDA" in refused(
+        liar, {"tcp://g:3": _probe("tcp://g:3")}
+    )
+    known = {"m": {"environment": {**_probe("x")["environment"], "cpu": {"model": "Xeon"}}}}
+    assert "label 'm' already names another environment" in refused(one, probes, known)
+    twins = {**one, "tcp://b:2": {"nthreads": 1}}
+    clash = {**probes, "tcp://b:2": _probe("tcp://b:2", gpu={"name": "H100"})}
+    assert "tcp://b:2: machine label 'm' already names another" in refused(twins, clash)
+    broken = {"tcp://a:1": RuntimeError("no /proc")}
+    assert "tcp://a:1 could not describe its machine: no /proc" in refused(one, broken)
+    assert re.search(
+        r"GPU cases of 1 groups need .*GPU=1.*--device cpu",
+        refused(one, probes, groups=(cpu_group, gpu_group)),
+    )
+    h100 = {"tcp://g:3": _probe("tcp://g:3", label="h100", gpu={"name": "H100"})}
+    cluster.check_workers({**one, **liar}, [cpu_group, gpu_group], {**probes, **h100}, {}, code)
 
 
 def test_a_group_of_both_devices_is_two_tasks_one_of_them_for_a_gpu_worker():
@@ -299,40 +334,92 @@ def test_a_group_of_both_devices_is_two_tasks_one_of_them_for_a_gpu_worker():
     assert sum(map(cluster.needs_gpu, parts)) == sum(map(cluster.needs_gpu, suite.groups()))
 
 
-class _Lost:
-    def result(self):
-        raise distributed.client.FutureCancelledError("rnnbench-group-0", reason="worker died")
-
-
-def test_a_lost_group_is_recorded_once_as_an_error_and_resume_times_it_again(tmp_path):
-    suite, out = _suite(FAST, hiddens=(4, 8)), tmp_path / "r.json"
-    groups = engine.remaining_groups(suite, {"cases": []})
-    doc = engine.open_document(suite, out, False, False, engine.client_info(None, "tcp://s:1"))
-    recorder = engine.Recorder(doc, out, suite, len(suite.cases), None)
-    cluster.enter(_Lost(), groups[0], recorder)
-    cluster.enter(_Lost(), groups[0], recorder)  # reported twice: still one record per case
-    saved = results.load_results(out)
-    assert [r["status"] for r in saved["cases"]] == ["error", "error"]
-    assert all("worker died" in r["reason"] and r["machine"] is None for r in saved["cases"])
-    assert saved["machines"] == {}
-    assert results.done_ids(saved) == set()  # --resume times them again
-
-
-def test_a_worker_at_another_commit_times_nothing_and_says_so(two_workers, tmp_path, monkeypatch):
+def test_a_worker_at_another_commit_is_refused_before_anything_is_timed(
+    two_workers, tmp_path, monkeypatch
+):
     from harness.bench import metadata
 
     own = metadata.collect_git().get("commit")
     if not own:
         pytest.skip("not a git checkout: the workers know no commit to compare")
     monkeypatch.setattr(metadata, "collect_git", lambda: {"commit": "1" * 40, "dirty": False})
-    suite = _suite(FAST, hiddens=(4, 8))
-    doc = cluster.run_suite_on_dask(suite, tmp_path / "r.json", scheduler=two_workers.address)
-    assert [r["id"] for r in doc["cases"]] == [c.id for c in suite.cases]
-    for record in doc["cases"]:
-        assert record["status"] == "error" and record["machine"] is None
-        assert f"runs rnnbench at commit {own[:12]}, the client at 111111111111" in record["reason"]
-        assert record["samples_s"] == []
-    assert doc["machines"] == {}
+    out = tmp_path / "r.json"
+    with pytest.raises(cluster.ClusterError, match=rf"runs rnnbench at commit {own[:12]}") as info:
+        cluster.run_suite_on_dask(_suite(FAST), out, scheduler=two_workers.address)
+    assert "the client at commit 111111111111" in str(info.value)
+    assert str(info.value).count("Dask worker") == 2  # both named, in one line
+    assert not out.exists()  # nothing timed, nothing written
+
+
+class _Lost:
+    def done(self):
+        return True
+
+    def result(self):
+        raise distributed.client.FutureCancelledError("rnnbench-group-0", reason="worker died")
+
+
+def test_a_lost_group_is_recorded_once_as_an_error_and_resume_times_it_again(tmp_path):
+    from harness.bench import engine
+
+    suite, out = _suite(FAST, hiddens=(4, 8)), tmp_path / "r.json"
+    groups = engine.remaining_groups(suite, {"cases": []})
+    doc = engine.open_document(suite, out, False, False, engine.client_info(None, "tcp://s:1"))
+    recorder = engine.Recorder(doc, out, suite, len(suite.cases), None)
+    dispatch = cluster.Dispatch(None, FAST, {}, recorder, wait_s=1)
+    dispatch.futures = {_Lost(): (0, groups[0]), _Lost(): (0, groups[0])}  # one group, twice
+    dispatch.collect()
+    saved = results.load_results(out)
+    assert [r["status"] for r in saved["cases"]] == ["error", "error"]
+    assert all("worker died" in r["reason"] and r["machine"] is None for r in saved["cases"])
+    assert saved["machines"] == {}
+    assert results.done_ids(saved) == set()  # --resume times them again
+    from harness.analysis.report import write_report
+
+    with pytest.raises(results.ResultsError, match=r"holds no case any machine timed \(2 cases"):
+        write_report([str(out)], tmp_path / "report")
+
+
+def test_a_worker_that_joins_unfit_is_retired_and_its_groups_run_elsewhere(
+    two_workers, tmp_path, capfd
+):
+    suite, out = _suite(SLOW, hiddens=(4, 6, 8, 10, 12, 14)), tmp_path / "late.json"
+    finished: dict = {}
+
+    def run() -> None:
+        try:
+            finished["doc"] = cluster.run_suite_on_dask(
+                suite, out, scheduler=two_workers.address, wait_s=120
+            )
+        except BaseException as exc:
+            finished["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    _a_group_being_timed(two_workers, timeout_s=90)
+    two_workers.add_worker("gamma", "--nthreads", "2")  # joins after the up-front check
+    thread.join(timeout=300)
+    assert not thread.is_alive(), "the run did not finish"
+    if "error" in finished:
+        raise finished["error"]
+    doc = finished["doc"]
+    _check_every_case_once(doc, suite)
+    assert set(doc["machines"]) <= {"alpha", "beta"}
+    err = capfd.readouterr().err
+    assert re.search(r"retiring Dask worker tcp://127.0.0.1:\d+: .* runs 2 threads", err)
+    assert two_workers.workers.pop("gamma").wait(timeout=60) is not None  # it was closed
+
+
+def test_a_cancelled_group_stops_and_a_group_without_result_fails(tmp_path):
+    from harness.bench.cluster_task import GroupFailed, run_group_process
+
+    case = make_case("numpy", "forward", "gru", batch=2, steps=5, input_size=4, hidden=8)
+    started = time.monotonic()
+    with pytest.raises(GroupFailed, match="cancelled: the client no longer waits"):
+        run_group_process([case.as_dict()], dict(SLOW), cancelled=lambda: True)
+    assert time.monotonic() - started < 30
+    with pytest.raises(GroupFailed, match=r"exited with code 1: .*KeyError"):
+        run_group_process([{"target": "numpy"}], dict(SLOW))
 
 
 def test_bad_cluster_arguments_fail_in_one_line(tmp_path, capsys):

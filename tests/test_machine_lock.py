@@ -13,26 +13,36 @@ from harness.bench.machine_lock import LockError, lock_path, machine_lock
 from harness.cli.main import main
 
 HOLD = """
-import sys, time
+import sys
 from harness.bench.machine_lock import machine_lock
 with machine_lock():
     print("held", flush=True)
-    time.sleep(float(sys.argv[1]))
+    sys.stdin.readline()  # until the test says go
 """
 
 
 def test_a_second_benchmark_waits_for_the_first(tmp_path, monkeypatch):
     monkeypatch.setenv("RNNBENCH_LOCK", str(tmp_path / "lock"))
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD, "1.0"], stdout=subprocess.PIPE, text=True, env=os.environ
+        [sys.executable, "-c", HOLD],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=os.environ,
     )
     assert holder.stdout.readline().strip() == "held"
     heard = []
-    with machine_lock(notice=heard.append) as waited_s:
-        released = holder.wait(timeout=10) == 0  # the holder ended before this body ran
-    assert released and waited_s > 0.3 and len(heard) == 1 and str(tmp_path / "lock") in heard[0]
-    with machine_lock(notice=heard.append) as waited_s:  # free now: no notice
-        assert waited_s < 0.5
+
+    def release(message: str) -> None:  # told to wait: let the holder go
+        heard.append(message)
+        holder.stdin.write("go\n")
+        holder.stdin.flush()
+
+    with machine_lock(notice=release):
+        assert holder.wait(timeout=30) == 0  # it had to end before this body could run
+    assert len(heard) == 1 and str(tmp_path / "lock") in heard[0]
+    with machine_lock(notice=heard.append):  # free now: no notice
+        pass
     assert len(heard) == 1
 
 

@@ -92,3 +92,14 @@ def test_case_round_trips_through_its_dict():
     case = make_case("torch-cpu", "train", "gru", batch=4, steps=9, threads=2, sweep="x")
     assert BenchCase.from_dict(case.as_dict()) == case
     assert case.id == "torch-cpu/train/gru/float32/B4/T9/I128/H256/L1/th2"
+
+
+def test_a_suite_keeps_the_cases_of_one_device():
+    from harness.bench.suites import SuiteError, load_suite
+
+    deep = load_suite("deepbench")
+    cpu, gpu = deep.on_device("cpu"), deep.on_device("gpu")
+    assert {c.device for c in cpu.cases} == {"cpu"} and {c.device for c in gpu.cases} == {"gpu"}
+    assert len(cpu.cases) + len(gpu.cases) == len(deep.cases)
+    with pytest.raises(SuiteError, match="no case of suite 'quick' runs on 'gpu'"):
+        load_suite("quick").on_device("gpu")

@@ -34,6 +34,8 @@ def load_inputs(paths: list[str]) -> tuple[list[dict], list[dict], list[dict]]:
         doc = read_json(path)
         if isinstance(doc, dict) and doc.get("kind") == KIND:
             views = machine_views(check_document(doc, path))
+            if not views:
+                raise ResultsError(_nothing_kept(doc, path))
             benches += [{**view, "source": path} for view in views]
         elif isinstance(doc, dict) and "results" in doc and "summary" in doc:
             parities.append(doc)
@@ -50,6 +52,12 @@ def load_inputs(paths: list[str]) -> tuple[list[dict], list[dict], list[dict]]:
             "written by `rnnbench bench`"
         )
     return benches, parities, sweeps
+
+
+def _nothing_kept(doc: dict, path: str) -> str:
+    cases = doc["cases"]
+    first = f": the first says {cases[0]['reason']!r}" if cases else ""
+    return f"{path} holds no case any machine timed ({len(cases)} cases not kept{first})"
 
 
 def parity_grid(parities: list[dict]) -> dict[str, Any] | None:

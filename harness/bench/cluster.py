@@ -4,25 +4,33 @@ under the machine lock (harness.bench.cluster_task). The client enters every ans
 results file as it arrives, atomically, exactly as a local run does (engine.Recorder).
 
 A group's GPU cases are a task of their own that asks for the worker resource GPU
-(`--resources GPU=1`); its CPU cases run on any worker. The run is refused up front when no
-worker offers GPU for GPU cases, and when any worker runs more than one thread.
+(`--resources GPU=1`); its CPU cases run on any worker. Before anything is timed, every
+connected worker is probed, and the run refused in one line if one would time two groups at
+once, runs other code, claims a GPU it lacks or reuses a label of another environment, or if
+no worker offers GPU for GPU cases. A worker that joins later and is unfit is retired, and
+its group given to another worker.
+
 A worker that dies mid-group is Dask's to handle: the scheduler gives the group to another
-worker, and after `distributed.scheduler.allowed-failures` deaths marks it lost; a lost
-group is recorded once, as an error with the reason, and --resume times it again."""
+worker, and once more than `distributed.scheduler.allowed-failures` (3) workers have died
+running it, marks it lost; a lost group is recorded once, as errors with the reason, and
+--resume times it again."""
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness.bench import engine
+from harness.bench import engine, results
 from harness.bench.case import BenchCase
 from harness.bench.suites import Suite
 
 GPU_RESOURCE = "GPU"
 POLL_S = 0.2
+MAX_TRIES = 3  # workers that may refuse one group before it is recorded as lost
 CHECK_S = 2.0  # how often to ask the scheduler whether any worker can take the rest
 
 
@@ -41,8 +49,12 @@ def run_suite_on_dask(
     wait_s: float = 60.0,
 ) -> dict[str, Any]:
     """Like engine.run_suite, on the workers of the scheduler at `scheduler` (or named by
-    `scheduler_file`). wait_s: how long to wait for a first worker, and for any worker able
-    to take the remaining groups, before giving up with a ClusterError."""
+    `scheduler_file`). wait_s: how long to wait for a first worker (and for a GPU worker when
+    there are GPU cases), and for any worker able to take the remaining groups, before giving
+    up with a ClusterError."""
+    from harness.bench.cluster_task import probe
+    from harness.bench.metadata import collect_git
+
     out = Path(out)
     with connect(scheduler, scheduler_file) as client:
         address = client.scheduler.address
@@ -50,10 +62,12 @@ def run_suite_on_dask(
         todo = engine.remaining_groups(suite, doc)
         recorder = engine.Recorder(doc, out, suite, sum(len(g) for g in todo), progress)
         if todo:
-            parts = tasks(todo)
-            workers = wait_for_workers(client, address, wait_s)
-            check_workers(workers, parts)
-            collect(client, submit(client, parts, suite.timing), recorder, wait_s)
+            parts, code = tasks(todo), collect_git()
+            gpu = any(map(needs_gpu, parts))
+            workers = wait_for_workers(client, address, wait_s, gpu)
+            probes = client.run(probe, on_error="return")
+            check_workers(workers, parts, probes, doc["machines"], code)
+            Dispatch(client, suite.timing, code, recorder, wait_s).run(parts)
         recorder.save(finished=True)
     return doc
 
@@ -74,16 +88,26 @@ def connect(scheduler: str | None, scheduler_file: str | None):
         raise ClusterError(f"cannot reach the Dask scheduler at {where}: {exc}") from None
 
 
-def wait_for_workers(client, address: str, wait_s: float) -> dict[str, dict]:
+def wait_for_workers(client, address: str, wait_s: float, gpu: bool) -> dict[str, dict]:
+    """The workers once one has joined and, for GPU cases, one offers GPU (or wait_s passed:
+    check_workers then says what is missing)."""
     deadline = time.monotonic() + wait_s
-    while not (workers := client.scheduler_info(n_workers=-1)["workers"]):
+    while True:
+        workers = client.scheduler_info(n_workers=-1)["workers"]
+        if workers and (not gpu or _gpu_workers(workers)):
+            return workers
         if time.monotonic() > deadline:
+            if workers:
+                return workers
             raise ClusterError(
                 f"no Dask worker joined the scheduler at {address} within {wait_s:.0f} s: "
                 f"start one per machine with `dask worker {address} --nthreads 1`"
             )
         time.sleep(0.5)
-    return workers
+
+
+def _gpu_workers(workers: dict[str, dict]) -> list[str]:
+    return [a for a, i in workers.items() if (i.get("resources") or {}).get(GPU_RESOURCE)]
 
 
 def needs_gpu(group: list[BenchCase]) -> bool:
@@ -103,84 +127,141 @@ def tasks(todo: list[list[BenchCase]]) -> list[list[BenchCase]]:
     return parts
 
 
-def check_workers(workers: dict[str, dict], todo: list[list[BenchCase]]) -> None:
-    """Refuse workers that would time two groups at once, and GPU cases no worker can take."""
+def check_workers(
+    workers: dict[str, dict],
+    todo: list[list[BenchCase]],
+    probes: dict[str, Any] | None = None,
+    machines: dict[str, Any] | None = None,
+    code: dict | None = None,
+) -> None:
+    """Refuse, in one line naming every unfit worker, workers that would time two groups at
+    once, run other code, claim a GPU they lack or reuse a label of another environment
+    (probes: cluster_task.probe's answer from each worker), and GPU cases no worker takes."""
+    from harness.bench.cluster_task import unfit
+
+    problems = []
     for address, info in sorted(workers.items()):
         if info.get("nthreads") != 1:
-            raise ClusterError(
+            problems.append(
                 f"Dask worker {address} runs {info.get('nthreads')} threads: start benchmark "
                 "workers with `dask worker ADDRESS --nthreads 1`, one per machine"
             )
+    seen = dict(machines or {})
+    for address, found in sorted((probes or {}).items()):
+        if isinstance(found, BaseException):
+            problems.append(f"Dask worker {address} could not describe its machine: {found}")
+            continue
+        offers_gpu = (workers.get(address, {}).get("resources") or {}).get(GPU_RESOURCE)
+        problem = unfit(found, bool(offers_gpu), code)
+        conflict = results.label_conflict(seen, found["environment"])
+        if problem or conflict:
+            problems.append(f"{problem or f'Dask worker {address}: {conflict}'}")
+        else:
+            seen.setdefault(found["environment"]["machine"], {"environment": found["environment"]})
     gpu_parts = sum(needs_gpu(g) for g in todo)
-    offered = [a for a, i in workers.items() if (i.get("resources") or {}).get(GPU_RESOURCE)]
-    if gpu_parts and not offered:
-        raise ClusterError(
+    if gpu_parts and not _gpu_workers(workers):
+        problems.append(
             f"the GPU cases of {gpu_parts} groups need a worker with the resource "
             f"{GPU_RESOURCE} and none of the {len(workers)} workers offers it: start the GPU "
             f"machines' workers with `dask worker ADDRESS --nthreads 1 --resources "
-            f"{GPU_RESOURCE}=1`, or time CPU targets only (--only TARGET)"
+            f"{GPU_RESOURCE}=1`, or time the CPU cases only (--device cpu)"
         )
+    if problems:
+        raise ClusterError("; ".join(problems))
 
 
-def submit(client, todo: list[list[BenchCase]], timing: dict[str, float]) -> dict:
-    from harness.bench.cluster_task import time_group
-    from harness.bench.metadata import collect_git
+class Dispatch:
+    """The groups as Dask tasks, their answers into the file as they arrive. A worker found
+    unfit (it raised WorkerUnfit, or its label names another environment in the file) is
+    retired and its group given to another worker, up to MAX_TRIES times; a group Dask gave
+    up on (its workers died) is recorded once, as errors."""
 
-    commit, futures = collect_git().get("commit"), {}
-    for number, group in enumerate(todo):
+    def __init__(self, client, timing: dict, code: dict, recorder: engine.Recorder, wait_s):
+        self.client, self.timing, self.code = client, dict(timing), code
+        self.recorder, self.wait_s = recorder, wait_s
+        self.futures: dict[Any, tuple[int, list[BenchCase]]] = {}
+        self.tries: dict[int, int] = {}
+
+    def run(self, parts: list[list[BenchCase]]) -> None:
+        for number, group in enumerate(parts):
+            self.submit(number, group)
+        self.collect()
+
+    def submit(self, number: int, group: list[BenchCase]) -> None:
+        from harness.bench.cluster_task import time_group
+
         gpu = needs_gpu(group)
-        future = client.submit(
+        future = self.client.submit(
             time_group,
             [case.as_dict() for case in group],
-            dict(timing),
+            self.timing,
             gpu,
-            commit,
+            self.code,
             key=f"rnnbench-group-{number}-{time.monotonic_ns()}",
             pure=False,
             priority=-number,  # the suite's order, as far as the workers allow
             resources={GPU_RESOURCE: 1} if gpu else None,
         )
-        futures[future] = group
-    return futures
+        self.futures[future] = (number, group)
 
+    def collect(self) -> None:
+        """Gives up (ClusterError) when for wait_s no connected worker could take what is
+        left; the file then holds every group answered so far."""
+        stuck_since, checked = None, 0.0
+        while self.futures:
+            done = [f for f in self.futures if f.done()]  # finished, failed or cancelled
+            for future in done:
+                self.enter(future)
+            if done:
+                stuck_since = None
+                continue
+            time.sleep(POLL_S)
+            if time.monotonic() - checked < CHECK_S:
+                continue
+            checked = time.monotonic()
+            if _someone_can_run(self.client, [g for _, g in self.futures.values()]):
+                stuck_since = None
+            elif stuck_since is None:
+                stuck_since = checked
+            elif checked - stuck_since > self.wait_s:
+                raise ClusterError(
+                    f"no connected Dask worker could take the {len(self.futures)} remaining "
+                    f"groups for {self.wait_s:.0f} s; the groups timed so far are in "
+                    f"{self.recorder.out}: start workers and finish with --resume"
+                )
 
-def collect(client, futures: dict, recorder: engine.Recorder, wait_s: float) -> None:
-    """Each group's answer into the file as it arrives; a group Dask gave up on, once, as
-    errors. Gives up (ClusterError) when for wait_s no connected worker could take what is
-    left; the file then holds every group answered so far."""
-    pending, stuck_since, checked = list(futures), None, 0.0
-    while pending:
-        done = [f for f in pending if f.done()]  # finished, failed or cancelled
-        pending = [f for f in pending if f not in done]
-        for future in done:
-            enter(future, futures[future], recorder)
-        if done:
-            stuck_since = None
-            continue
-        time.sleep(POLL_S)
-        if time.monotonic() - checked < CHECK_S:
-            continue
-        checked = time.monotonic()
-        if _someone_can_run(client, [futures[f] for f in pending]):
-            stuck_since = None
-        elif stuck_since is None:
-            stuck_since = checked
-        elif checked - stuck_since > wait_s:
-            raise ClusterError(
-                f"no connected Dask worker could take the {len(pending)} remaining groups "
-                f"for {wait_s:.0f} s; the groups timed so far are in {recorder.out}: "
-                "start workers and finish with --resume"
-            )
+    def enter(self, future) -> None:
+        from harness.bench.cluster_task import WorkerUnfit
 
+        number, group = self.futures.pop(future)
+        try:
+            answer = future.result()
+        except WorkerUnfit as exc:
+            self.refuse(exc.address, str(exc), number, group)
+            return
+        except Exception as exc:  # KilledWorker, GroupFailed, cancelled: the group is lost
+            self.lose(group, f"{type(exc).__name__}: {exc}".splitlines()[0])
+            return
+        conflict = results.label_conflict(
+            self.recorder.doc["machines"], answer["machine"]["environment"]
+        )
+        if conflict:
+            self.refuse(answer["worker"], conflict, number, group)
+            return
+        self.recorder.group(answer["records"], answer["machine"], answer["host"], answer["worker"])
 
-def enter(future, group: list[BenchCase], recorder: engine.Recorder) -> None:
-    try:
-        answer = future.result()
-    except Exception as exc:  # KilledWorker, WorkerUnfit, GroupFailed, cancelled: lost
-        reason = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else repr(exc)
-        recorder.group([engine.lost(engine.new_record(c), reason) for c in group], None)
-        return
-    recorder.group(answer["records"], answer["machine"], answer["host"], answer["worker"])
+    def refuse(self, address: str, reason: str, number: int, group: list[BenchCase]) -> None:
+        print(f"rnnbench: retiring Dask worker {address}: {reason}", file=sys.stderr)
+        with contextlib.suppress(Exception):  # it may be gone already
+            self.client.retire_workers(workers=[address], close_workers=True)
+        self.tries[number] = self.tries.get(number, 0) + 1
+        if self.tries[number] >= MAX_TRIES:
+            self.lose(group, f"refused by {self.tries[number]} workers, the last: {reason}")
+        else:
+            self.submit(number, group)
+
+    def lose(self, group: list[BenchCase], reason: str) -> None:
+        self.recorder.group([engine.lost(engine.new_record(c), reason) for c in group], None)
 
 
 def _someone_can_run(client, groups: list[list[BenchCase]]) -> bool:

@@ -2,13 +2,13 @@
 that the worker is fit to time it, run the group in a process of its own
 (harness.bench.group_process), and answer with the records and the machine that timed them.
 
-A worker is fit when it runs one task at a time (`--nthreads 1`), runs the client's commit of
-rnnbench (where both know theirs) and, for a group on a GPU target, torch sees a CUDA device
-there. An unfit worker raises WorkerUnfit before timing anything: the client records the group
-as an error naming the worker and what to change.
+A worker is fit when it runs one task at a time (`--nthreads 1`), runs the client's code of
+rnnbench (the same commit, both clean or both with uncommitted changes, where both know
+theirs) and, for GPU cases, torch sees a CUDA device there. An unfit worker raises WorkerUnfit
+before timing anything: the client retires it and gives the group to another worker.
 
 When the client goes away (Ctrl-C, an error) the scheduler cancels the task; the group's
-process is then killed within POLL_S, and with it the lock it holds."""
+process and its case workers are then stopped within POLL_S or so, and the lock with them."""
 
 from __future__ import annotations
 
@@ -23,11 +23,18 @@ from pathlib import Path
 from typing import Any
 
 POLL_S = 0.5
-_MACHINE: dict[str, Any] | None = None  # this worker process's machine, collected once
+_ENVIRONMENT: dict[str, Any] | None = None  # this worker process's machine, collected once
 
 
 class WorkerUnfit(RuntimeError):
-    pass
+    """A worker that must not time the group: args (its address, why)."""
+
+    def __init__(self, address: str, message: str):
+        super().__init__(address, message)
+        self.address, self.message = address, message
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class GroupFailed(RuntimeError):
@@ -35,51 +42,71 @@ class GroupFailed(RuntimeError):
 
 
 def time_group(
-    cases: list[dict], timing: dict[str, float], needs_gpu: bool, commit: str | None = None
+    cases: list[dict], timing: dict[str, float], needs_gpu: bool, code: dict | None = None
 ) -> dict[str, Any]:
-    """commit: the client's rnnbench commit (None: unknown, not checked)."""
+    """code: the client's git {commit, dirty} (None or no commit: not checked)."""
     from distributed import get_worker
 
     worker = get_worker()
-    nthreads = worker.state.nthreads
-    if nthreads != 1:
-        raise WorkerUnfit(
-            f"Dask worker {worker.address} runs {nthreads} threads: a benchmark worker must "
-            "run one group at a time (`dask worker ADDRESS --nthreads 1`)"
-        )
-    machine = this_machine()
-    own = (machine["environment"].get("git") or {}).get("commit")
-    if commit and own and own != commit:
-        raise WorkerUnfit(
-            f"Dask worker {worker.address} runs rnnbench at commit {own[:12]}, the client at "
-            f"{commit[:12]}: every group must be timed by the same code"
-        )
-    if needs_gpu and not machine["environment"].get("gpu"):
-        raise WorkerUnfit(
-            f"Dask worker {worker.address} offers the GPU resource but torch sees no CUDA "
-            "device there: start it without `--resources GPU=1`"
-        )
-    records = run_group_process(cases, timing, cancelled=_cancelled(worker))
+    found = probe()
+    problem = unfit(found, needs_gpu, code)
+    if problem:
+        raise WorkerUnfit(worker.address, problem)
+    records, selfcheck = run_group_process(cases, timing, cancelled=_cancelled(worker))
     return {
-        "machine": machine,
+        "machine": {"environment": found["environment"], "selfcheck": selfcheck},
         "host": platform.node(),
         "worker": worker.address,
         "records": records,
     }
 
 
-def this_machine() -> dict[str, Any]:
-    """{environment, selfcheck} of the machine this worker runs on (RNNBENCH_MACHINE or the
-    hostname labels it), collected under the machine lock the first time it is asked."""
-    global _MACHINE
-    if _MACHINE is None:
-        from harness.bench.engine import selfcheck
-        from harness.bench.machine_lock import machine_lock
-        from harness.bench.metadata import collect_environment
+def probe(dask_worker=None) -> dict[str, Any]:
+    """What the client checks before it sends a worker groups (run there by client.run, which
+    passes dask_worker, and by every task): its address and threads, and its machine's
+    environment, with the git state of the code it would run read afresh."""
+    from distributed import get_worker
 
-        with machine_lock(notice=lambda m: None):
-            _MACHINE = {"environment": collect_environment(), "selfcheck": selfcheck()}
-    return _MACHINE
+    from harness.bench.metadata import collect_environment, collect_git
+
+    global _ENVIRONMENT
+    worker = dask_worker or get_worker()
+    if _ENVIRONMENT is None:
+        _ENVIRONMENT = collect_environment()
+    return {
+        "address": worker.address,
+        "nthreads": worker.state.nthreads,
+        "environment": {**_ENVIRONMENT, "git": collect_git()},
+    }
+
+
+def unfit(found: dict[str, Any], needs_gpu: bool, code: dict | None) -> str | None:
+    """Why the probed worker must not time a group (None: it may)."""
+    address, environment = found["address"], found["environment"]
+    if found["nthreads"] != 1:
+        return (
+            f"Dask worker {address} runs {found['nthreads']} threads: a benchmark worker must "
+            "run one group at a time (`dask worker ADDRESS --nthreads 1`)"
+        )
+    own = environment.get("git") or {}
+    known = code and code.get("commit") and own.get("commit")
+    if known and (own["commit"], own.get("dirty")) != (code["commit"], code.get("dirty")):
+        return (
+            f"Dask worker {address} runs rnnbench at {_code(own)}, the client at "
+            f"{_code(code)}: every group must be timed by the same code"
+        )
+    if needs_gpu and not environment.get("gpu"):
+        return (
+            f"Dask worker {address} offers the GPU resource but torch sees no CUDA device "
+            "there: start it without `--resources GPU=1`"
+        )
+    return None
+
+
+def _code(git: dict) -> str:
+    return f"commit {git['commit'][:12]}" + (
+        " with uncommitted changes" if git.get("dirty") else ""
+    )
 
 
 def _cancelled(worker):
@@ -95,9 +122,12 @@ def _cancelled(worker):
     return cancelled
 
 
-def run_group_process(cases: list[dict], timing: dict[str, float], cancelled=None) -> list[dict]:
-    """The group's records, timed by `python -m harness.bench.group_process`; killed (and a
-    GroupFailed raised) as soon as cancelled() says nobody waits for them."""
+def run_group_process(
+    cases: list[dict], timing: dict[str, float], cancelled=None
+) -> tuple[list[dict], dict]:
+    """(the group's records, the machine's selfcheck), timed by `python -m
+    harness.bench.group_process`; stopped (and a GroupFailed raised) as soon as cancelled()
+    says nobody waits for them."""
     with tempfile.TemporaryDirectory(prefix="rnnbench-group-") as folder:
         request, result = Path(folder, "request.json"), Path(folder, "result.json")
         log = Path(folder, "group.log")
@@ -116,7 +146,8 @@ def run_group_process(cases: list[dict], timing: dict[str, float], cancelled=Non
             text = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()
             tail = " | ".join(text[-3:]) or "(no output)"
             raise GroupFailed(f"the group's process exited with code {proc.returncode}: {tail}")
-        return json.loads(result.read_text(encoding="utf-8"))["records"]
+        answer = json.loads(result.read_text(encoding="utf-8"))
+        return answer["records"], answer["selfcheck"]
 
 
 def _terminate(proc: subprocess.Popen) -> None:

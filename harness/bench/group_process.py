@@ -1,7 +1,8 @@
 """`python -m harness.bench.group_process PARENT_PID REQUEST RESULT`: one interleaved group
 timed in a process of its own, for a Dask worker (whose own process is daemonic and may not
 start multiprocessing children). REQUEST is JSON {cases: [BenchCase.as_dict()], timing};
-RESULT receives the group's records as JSON, written atomically once the group ends.
+RESULT receives the group's records and the machine's selfcheck (timer resolution, loop
+overhead, measured under the lock) as JSON, written atomically once the group ends.
 
 The group runs under the machine lock. If the process that started it dies (a worker killed
 mid-group), a watchdog stops the case workers and exits within a second: the scheduler runs
@@ -10,6 +11,7 @@ the group again elsewhere, and nothing keeps timing on a machine nobody listens 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
@@ -32,7 +34,7 @@ def main(argv: list[str]) -> int:
 
     from harness.atomic import write_text_atomic
     from harness.bench.case import BenchCase
-    from harness.bench.engine import measure_group
+    from harness.bench.engine import measure_group, selfcheck
     from harness.bench.machine_lock import machine_lock
 
     request = json.loads(Path(request_path).read_text(encoding="utf-8"))
@@ -41,8 +43,9 @@ def main(argv: list[str]) -> int:
         tempfile.TemporaryDirectory(prefix="rnnbench-workers-") as logs,
         machine_lock(notice=lambda m: print(m, file=sys.stderr)) as waited_s,
     ):
+        checked = selfcheck()
         records = measure_group(cases, request["timing"], Path(logs))
-    answer = {"records": records, "lock_wait_s": waited_s}
+    answer = {"records": records, "selfcheck": checked, "lock_wait_s": waited_s}
     write_text_atomic(result_path, json.dumps(answer) + "\n")
     return 0
 
@@ -58,9 +61,12 @@ def _watch_parent(parent: int) -> None:
 
 def _stop(code: int) -> None:
     """Kill the case workers (a build may not notice its parent for minutes), then exit."""
-    for child in multiprocessing.active_children():
-        child.kill()
-    os._exit(code)
+    try:
+        for child in multiprocessing.active_children():
+            with contextlib.suppress(OSError):
+                child.kill()
+    finally:
+        os._exit(code)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@ Two Dask workers on one host, or a local run beside a cluster's worker, then tak
 instead of timing each other's noise. The kernel drops the lock when its holder dies.
 
 The path is fixed, not $TMPDIR (a batch system may set one a job): where jobs on one node see
-different /tmp folders, set RNNBENCH_LOCK to a file they all see. The file is opened read-only
-and created world-readable, so that every user's benchmarks can take the same lock."""
+different /tmp folders, set RNNBENCH_LOCK to a file they all see. The file is created open to
+every user (0666) and opened read-only where it cannot be written, so that every user's
+benchmarks can take the same lock."""
 
 from __future__ import annotations
 
@@ -47,24 +48,41 @@ def machine_lock(notice: Callable[[str], None] | None = None) -> Iterator[float]
             (notice or _to_stderr)(
                 f"waiting for another rnnbench benchmark on this machine (lock {path})"
             )
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            _flock(fd, path, fcntl.LOCK_EX)
+        except OSError as exc:  # a file system without flock (some NFS, Lustre mounts)
+            raise _error(path, exc) from None
         yield time.monotonic() - started
     finally:
         os.close(fd)  # releases the lock
 
 
+def _flock(fd: int, path: Path, operation: int) -> None:
+    import fcntl
+
+    try:
+        fcntl.flock(fd, operation)
+    except OSError as exc:
+        raise _error(path, exc) from None
+
+
 def _open(path: Path) -> int:
-    """A read-only descriptor of the lock file, created (mode 0666) if missing. An existing
-    file is opened without O_CREAT, which a sticky /tmp refuses on another user's file."""
+    """A descriptor of the lock file (read-write, else read-only: flock needs no write
+    access, but some network file systems want it), created (mode 0666) if missing. An
+    existing file is opened without O_CREAT, which a sticky /tmp refuses on another user's."""
     for _ in range(3):
+        for mode in (os.O_RDWR, os.O_RDONLY):
+            try:
+                return os.open(path, mode)
+            except PermissionError:
+                continue
+            except FileNotFoundError:
+                break
+            except OSError as exc:
+                raise _error(path, exc) from None
+        else:
+            raise _error(path, PermissionError(13, "permission denied"))
         try:
-            return os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            raise _error(path, exc) from None
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:
             continue  # another process made it first
         except OSError as exc:

@@ -108,24 +108,35 @@ def add_machine(doc, environment, selfcheck, host=None, worker=None) -> str:
     """Enter the machine that timed a group (label: environment["machine"]) and return its
     label. A label already in the file must name the same environment (the COMPARABLE keys):
     else a ResultsError, since its timings would be pooled with another machine's."""
-    from harness.bench.metadata import differences
-
     label = environment["machine"]
     known = doc["machines"].get(label)
     if known is None:
         doc["machines"][label] = machine_entry(environment, selfcheck, host, worker)
         return label
-    changed = differences(known["environment"], environment)
-    if changed:
-        raise ResultsError(
-            f"machine label {label!r} already names another environment in this file "
-            f"({'; '.join(changed)}): give each kind of machine its own label "
-            "(--machine, or RNNBENCH_MACHINE on a Dask worker)"
-        )
+    conflict = label_conflict(doc["machines"], environment)
+    if conflict:
+        raise ResultsError(conflict)
     for key, value in (("hosts", host), ("workers", worker)):
         if value and value not in known.setdefault(key, []):
             known[key].append(value)
     return label
+
+
+def label_conflict(machines: dict[str, Any], environment: dict[str, Any]) -> str | None:
+    """Why `environment` may not time under its label, given the machines already known (the
+    label names another environment); None when it may."""
+    from harness.bench.metadata import differences
+
+    label = environment["machine"]
+    known = machines.get(label)
+    changed = [] if known is None else differences(known["environment"], environment)
+    if not changed:
+        return None
+    return (
+        f"machine label {label!r} already names another environment in this file "
+        f"({'; '.join(changed)}): give each kind of machine its own label "
+        "(--machine, or RNNBENCH_MACHINE on a Dask worker)"
+    )
 
 
 def machine_views(doc: dict[str, Any]) -> list[dict[str, Any]]:

@@ -60,6 +60,13 @@ class Suite:
             raise SuiteError(f"no case of suite {self.name!r} has {text!r} in its id")
         return dataclasses.replace(self, cases=cases)
 
+    def on_device(self, device: str) -> Suite:
+        """Only the cases that run on `device` (cpu | gpu)."""
+        cases = tuple(c for c in self.cases if c.device == device)
+        if not cases:
+            raise SuiteError(f"no case of suite {self.name!r} runs on {device!r}")
+        return dataclasses.replace(self, cases=cases)
+
     def groups(self) -> list[list[BenchCase]]:
         """The interleaved groups, in first-appearance order."""
         by_group: dict[str, list[BenchCase]] = {}

@@ -25,6 +25,9 @@ def add_parser(sub) -> None:
         help="a label for this machine in reports (default: RNNBENCH_MACHINE, else hostname)",
     )
     p.add_argument("--only", help="run only cases whose id contains this text")
+    p.add_argument(
+        "--device", choices=("cpu", "gpu"), help="run only the cases of targets on this device"
+    )
     where = p.add_mutually_exclusive_group()
     where.add_argument(
         "--scheduler",
@@ -50,6 +53,8 @@ def run_bench(args) -> int:
     suite = load_suite(args.suite)
     if args.only:
         suite = suite.filtered(args.only)
+    if args.device:
+        suite = suite.on_device(args.device)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     out = Path(args.out or f"out/bench-{suite.name}-{stamp}.json")
     total = len(suite.cases)
