@@ -157,6 +157,9 @@ def _report_names_each_machine(out: Path, folder: Path, records: list[dict]) -> 
     text = written["markdown"].read_text()
     table = environment(_views(out))
     assert table.count("| alpha") == 1 and table.count("| beta") == 1 and table in text
+    busy = [float(b) for b in re.findall(r"\| (\d+) s busy of \d+ s \|", table)]
+    wall = results.load_results(out)["wall_s"]
+    assert len(busy) == 2 and sum(busy) > 0 and all(b <= wall + 1 for b in busy)
     for record in records:  # each case's row in the machine that timed it
         assert f"@{record['machine']}" in _speed_rows(out, record["id"])
 

@@ -61,6 +61,16 @@ def environment(benches) -> str:
     )
 
 
+def _wall(doc: dict[str, Any]) -> str:
+    """The run's wall time; with the machine's own time on its groups where the records
+    have it (a machine of a Dask run is busy for part of the run)."""
+    wall = f"{doc.get('wall_s') or 0:.0f} s"
+    runs = {r.get("group_run"): r.get("group_s") for r in doc["cases"]}
+    if not runs or None in runs or None in runs.values():
+        return wall
+    return f"{sum(runs.values()):.0f} s busy of {wall}"
+
+
 def _machine(doc: dict[str, Any]) -> list[Any]:
     env = doc["environment"]
     libs = env.get("libraries", {})
@@ -75,7 +85,7 @@ def _machine(doc: dict[str, Any]) -> list[Any]:
         ", ".join(f"{k} {libs[k]}" for k in shown if k in libs),
         env["environment_variables"].get("OPENBLAS_CORETYPE") or "unset",
         doc["suite"]["name"],
-        f"{doc.get('wall_s') or 0:.0f} s",
+        _wall(doc),
         (env.get("git") or {}).get("commit", "")[:10],
     ]
 
