@@ -367,7 +367,9 @@ def test_a_lost_group_is_recorded_once_as_an_error_and_resume_times_it_again(tmp
 
     suite, out = _suite(FAST, hiddens=(4, 8)), tmp_path / "r.json"
     groups = engine.remaining_groups(suite, {"cases": []})
-    doc = engine.open_document(suite, out, False, False, engine.client_info(None, "tcp://s:1"))
+    doc = engine.open_document(
+        suite, out, False, False, engine.client_info({}, scheduler="tcp://s:1")
+    )
     recorder = engine.Recorder(doc, out, suite, len(suite.cases), None)
     dispatch = cluster.Dispatch(None, FAST, {}, recorder, wait_s=1)
     dispatch.futures = {_Lost(): (0, groups[0]), _Lost(): (0, groups[0])}  # one group, twice

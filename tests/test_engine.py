@@ -117,7 +117,10 @@ def test_a_resume_on_a_label_of_another_environment_is_refused_and_another_label
     changed["machines"]["here"]["environment"]["cpu"]["model"] = "Another CPU"
     changed["cases"] = changed["cases"][:1]
     results.save_results(out, changed)
-    with pytest.raises(results.ResultsError, match=r"machine 'here' was measured in another .*"):
+    with pytest.raises(
+        results.ResultsError,
+        match=r"cannot resume .*: machine label 'here' already names another .*Another CPU",
+    ):
         engine.run_suite(_suite(), out, resume=True, machine="here")
     assert results.load_results(out) == changed  # nothing lost
     doc = engine.run_suite(_suite(), out, resume=True, machine="there")

@@ -57,12 +57,13 @@ def run_suite_on_dask(
 
     out = Path(out)
     with connect(scheduler, scheduler_file) as client:
-        address = client.scheduler.address
-        doc = engine.open_document(suite, out, resume, overwrite, engine.client_info(None, address))
+        address, code = client.scheduler.address, collect_git()
+        started_from = engine.client_info(code, scheduler=address)
+        doc = engine.open_document(suite, out, resume, overwrite, started_from)
         todo = engine.remaining_groups(suite, doc)
         recorder = engine.Recorder(doc, out, suite, sum(len(g) for g in todo), progress)
         if todo:
-            parts, code = tasks(todo), collect_git()
+            parts = tasks(todo)
             gpu = any(map(needs_gpu, parts))
             workers = wait_for_workers(client, address, wait_s, gpu)
             probes = client.run(probe, on_error="return")
@@ -268,6 +269,4 @@ def _someone_can_run(client, groups: list[list[BenchCase]]) -> bool:
     workers = client.scheduler_info(n_workers=-1)["workers"]
     if not workers:
         return False
-    if all(needs_gpu(g) for g in groups):
-        return any((i.get("resources") or {}).get(GPU_RESOURCE) for i in workers.values())
-    return True
+    return not all(map(needs_gpu, groups)) or bool(_gpu_workers(workers))

@@ -24,6 +24,7 @@ from typing import Any
 
 POLL_S = 0.5
 _ENVIRONMENT: dict[str, Any] | None = None  # this worker process's machine, collected once
+_SELFCHECK: dict[str, float] | None = None  # measured by its first group
 
 
 class WorkerUnfit(RuntimeError):
@@ -125,13 +126,15 @@ def _cancelled(worker):
 def run_group_process(
     cases: list[dict], timing: dict[str, float], cancelled=None
 ) -> tuple[list[dict], dict]:
-    """(the group's records, the machine's selfcheck), timed by `python -m
-    harness.bench.group_process`; stopped (and a GroupFailed raised) as soon as cancelled()
-    says nobody waits for them."""
+    """(the group's records, the machine's selfcheck: measured by this process's first
+    group), timed by `python -m harness.bench.group_process`; stopped (and a GroupFailed
+    raised) as soon as cancelled() says nobody waits for them."""
+    global _SELFCHECK
     with tempfile.TemporaryDirectory(prefix="rnnbench-group-") as folder:
         request, result = Path(folder, "request.json"), Path(folder, "result.json")
         log = Path(folder, "group.log")
-        request.write_text(json.dumps({"cases": cases, "timing": timing}), encoding="utf-8")
+        asked = {"cases": cases, "timing": timing, "selfcheck": _SELFCHECK is None}
+        request.write_text(json.dumps(asked), encoding="utf-8")
         command = [sys.executable, "-m", "harness.bench.group_process", str(os.getpid())]
         with open(log, "wb") as output:
             proc = subprocess.Popen(
@@ -147,7 +150,8 @@ def run_group_process(
             tail = " | ".join(text[-3:]) or "(no output)"
             raise GroupFailed(f"the group's process exited with code {proc.returncode}: {tail}")
         answer = json.loads(result.read_text(encoding="utf-8"))
-        return answer["records"], answer["selfcheck"]
+        _SELFCHECK = _SELFCHECK or answer["selfcheck"]
+        return answer["records"], _SELFCHECK
 
 
 def _terminate(proc: subprocess.Popen) -> None:

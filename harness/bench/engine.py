@@ -21,7 +21,7 @@ from typing import Any
 from harness.bench import flops, results, stats, timing
 from harness.bench.case import BenchCase
 from harness.bench.machine_lock import machine_lock
-from harness.bench.metadata import collect_environment, collect_git, differences
+from harness.bench.metadata import collect_environment
 from harness.bench.suites import Suite
 from harness.bench.worker import serve
 
@@ -61,14 +61,15 @@ def open_document(suite: Suite, out: Path, resume: bool, overwrite: bool, client
     return results.new_document(suite, client, now())
 
 
-def client_info(machine: str | None, scheduler: str | None = None) -> dict[str, Any]:
+def client_info(git: dict, machine: str | None = None, scheduler=None) -> dict[str, Any]:
+    """Where a run is started from; git: collect_git() of this process."""
     from harness.bench.metadata import machine_label
 
     return {
         "machine": machine_label(machine),
         "host": platform.node(),
         "scheduler": scheduler,
-        "git": collect_git(),
+        "git": git,
     }
 
 
@@ -92,13 +93,10 @@ class Recorder:
         """machine: {environment, selfcheck} of what timed the group, None when no machine
         did (its worker was lost): the records then name none."""
         label = None
-        if machine is not None:
-            try:
-                label = results.add_machine(
-                    self.doc, machine["environment"], machine["selfcheck"], host, worker
-                )
-            except results.ResultsError as exc:  # its timings cannot be told apart: dropped
-                records = [lost(r, str(exc)) for r in records]
+        if machine is not None:  # its label was checked before it timed anything
+            label = results.add_machine(
+                self.doc, machine["environment"], machine["selfcheck"], host, worker
+            )
         for record in records:
             record.update(machine=label, host=host if label else None, worker=worker)
             results.upsert(self.doc, record)
@@ -127,23 +125,15 @@ def lost(record: dict[str, Any], reason: str) -> dict[str, Any]:
     }
 
 
-def named_by_env() -> str | None:
-    return os.environ.get("RNNBENCH_MACHINE")
-
-
 def check_resume_here(doc: dict, out: Path, environment: dict, named: bool) -> None:
     """A local run may add to a file only under a label that names this environment; a label
     new to a file of other machines only when given (--machine or RNNBENCH_MACHINE): a
     hostname that changed (a new container) must not split one machine's run in two."""
     label = environment["machine"]
-    if label in doc["machines"]:
-        changed = differences(doc["machines"][label]["environment"], environment)
-        if changed:
-            raise results.ResultsError(
-                f"cannot resume {out}: machine {label!r} was measured in another "
-                f"environment ({'; '.join(changed)})"
-            )
-    elif doc["machines"] and not named:
+    conflict = results.label_conflict(doc["machines"], environment)
+    if conflict:
+        raise results.ResultsError(f"cannot resume {out}: {conflict}")
+    if label not in doc["machines"] and doc["machines"] and not named:
         raise results.ResultsError(
             f"cannot resume {out}: it was measured on {', '.join(sorted(doc['machines']))}, "
             f"not on {label!r}: resume it there, or pass --machine {label} to add this "
@@ -161,9 +151,12 @@ def run_suite(
 ) -> dict[str, Any]:
     """progress(record, done, total) after each case; returns the results document."""
     out = Path(out)
-    doc = open_document(suite, out, resume, overwrite, client_info(machine))
-    here = {"environment": collect_environment(machine), "selfcheck": selfcheck()}
-    check_resume_here(doc, out, here["environment"], named=bool(machine or named_by_env()))
+    environment = collect_environment(machine)
+    client = client_info(environment["git"], machine)
+    doc = open_document(suite, out, resume, overwrite, client)
+    named = bool(machine or os.environ.get("RNNBENCH_MACHINE"))
+    check_resume_here(doc, out, environment, named)
+    here = {"environment": environment, "selfcheck": selfcheck()}
     todo = remaining_groups(suite, doc)
     recorder = Recorder(doc, out, suite, sum(len(g) for g in todo), progress)
     with tempfile.TemporaryDirectory(prefix="rnnbench-workers-") as logs:
@@ -214,8 +207,9 @@ def measure_group(cases: list[BenchCase], settings: dict[str, float], logs: Path
         record = records[case_id]
         record["status"] = "ok"
         record["stats"] = stats.summarize(record["samples_s"])
-    for record in records.values():  # the machine's time on the group, shared by its records
-        record["group_s"] = time.perf_counter() - started
+    group_s = time.perf_counter() - started  # the machine's time on the group
+    for record in records.values():
+        record["group_s"] = group_s
     return list(records.values())
 
 
