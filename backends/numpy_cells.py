@@ -40,6 +40,29 @@ def sigmoid_(a: Any, xp: types.ModuleType) -> None:
     a += 0.5
 
 
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """The ONNX forms of a cell beyond the canonical one (harness.model.spec.VARIANTS), as the
+    step equations need them: P [3H] (i, o, f) of this direction, or None."""
+
+    linear_before_reset: bool = True
+    P: Any = None
+    input_forget: bool = False
+    clip: float | None = None
+
+    @property
+    def canonical(self) -> bool:
+        return (
+            self.linear_before_reset
+            and self.P is None
+            and not self.input_forget
+            and (self.clip is None)
+        )
+
+
+CANONICAL = Variant()
+
+
 @dataclasses.dataclass
 class Tape:
     """What BPTT needs from one direction's forward pass."""
@@ -51,8 +74,9 @@ class Tape:
     mask: Any  # [T, 1, B] bool (True = a valid step) or None
 
 
-def forward(cell: Cell, xw, R, Rb, h0, c0, mask, keep_tape: bool) -> Tape:
-    """Run T steps; without keep_tape only S (and a ring of two cell states) is kept."""
+def forward(cell: Cell, xw, R, Rb, h0, c0, mask, keep_tape: bool, variant=CANONICAL) -> Tape:
+    """Run T steps; without keep_tape only S (and a ring of two cell states) is kept. A
+    non-canonical variant runs the general step (forward only: no tape for BPTT)."""
     xp = namespace(xw)
     T, GH, B = xw.shape
     H = h0.shape[0]
@@ -60,6 +84,11 @@ def forward(cell: Cell, xw, R, Rb, h0, c0, mask, keep_tape: bool) -> Tape:
     S = xp.empty((T + 1, H, B), dtype=xw.dtype)
     S[0] = h0
     tape = Tape(S, None, None, None, mask)
+    if not variant.canonical:
+        if keep_tape:
+            raise ValueError("the hand-written BPTT covers the canonical cells only")
+        tape.cells = _variant_forward(cell, xw, R, Rb, S, c0, mask, variant, xp)
+        return tape
     if cell is Cell.RNN:
         _rnn_forward(xw, R, S, mask, xp)
         return tape
@@ -128,6 +157,49 @@ def _gru_forward(xw, R, Rb_h, S, A, AH, mask, xp) -> None:
         h *= z
         h += n  # h = (1 - z) n + z h_prev
         _hold((S,), k, mask, xp)
+
+
+def _variant_forward(cell: Cell, xw, R, Rb, S, c0, mask, v: Variant, xp):
+    """The ONNX operator's step with linear_before_reset=0, peepholes, input_forget or clip,
+    as ONNX Runtime computes them: clip bounds every activation's input (after the peephole
+    term), input_forget makes f = 1 - i, the output gate's peephole reads the new cell.
+    Returns the ring of two cell states (LSTM) or None."""
+    H = S.shape[1]
+    clip = (lambda a: xp.clip(a, -v.clip, v.clip)) if v.clip is not None else (lambda a: a)
+    sigmoid = lambda a: 0.5 * (1 + xp.tanh(0.5 * a))  # noqa: E731
+    C = None
+    if cell is Cell.LSTM:
+        C = xp.empty((2, H, S.shape[2]), dtype=xw.dtype)
+        C[0] = c0
+        P = None if v.P is None else v.P.reshape(3, H, 1)
+    for k in range(len(xw)):
+        h_prev = S[k]
+        if cell is Cell.RNN:
+            S[k + 1] = xp.tanh(clip(R @ h_prev + xw[k]))
+        elif cell is Cell.GRU:
+            zr = sigmoid(clip(R[: 2 * H] @ h_prev + xw[k, : 2 * H]))
+            z, r = zr[:H], zr[H:]
+            if v.linear_before_reset:
+                inner = r * (R[2 * H :] @ h_prev + Rb[2 * H :, None])
+            else:  # Rb_h sits in xw with the other biases
+                inner = R[2 * H :] @ (r * h_prev)
+            n = xp.tanh(clip(xw[k, 2 * H :] + inner))
+            S[k + 1] = (1 - z) * n + z * h_prev
+        else:
+            c_prev = C[k % 2]
+            a = R @ h_prev + xw[k]
+            a_i, a_o, a_f, a_c = a[:H], a[H : 2 * H], a[2 * H : 3 * H], a[3 * H :]
+            if P is not None:
+                a_i, a_f = a_i + P[0] * c_prev, a_f + P[2] * c_prev
+            i = sigmoid(clip(a_i))
+            f = 1 - i if v.input_forget else sigmoid(clip(a_f))
+            c = f * c_prev + i * xp.tanh(clip(a_c))
+            if P is not None:
+                a_o = a_o + P[1] * c
+            C[(k + 1) % 2] = c
+            S[k + 1] = sigmoid(clip(a_o)) * xp.tanh(c)
+        _hold((S,) if C is None else (S, C), k, mask, xp)
+    return C
 
 
 def backward(cell: Cell, tape: Tape, R, dY, dh_T, dc_T):

@@ -20,8 +20,9 @@ import numpy as np
 
 from backends import numpy_cells
 from backends.numpy_bptt import model_backward
-from backends.numpy_cells import Tape, namespace
+from backends.numpy_cells import CANONICAL, Tape, Variant, namespace
 from harness.model.outputs import Outputs
+from harness.model.protocol import NotSupported
 from harness.model.spec import Cell, ModelSpec
 
 
@@ -51,6 +52,11 @@ def forward_with_tape(spec: ModelSpec, params, x, seq_lens=None, h0=None, c0=Non
 
 
 def _forward(spec, params, x, seq_lens, h0, c0, keep_tape):
+    if keep_tape and spec.variants:
+        raise NotSupported(
+            f"the hand-written BPTT covers the canonical cells; this model has "
+            f"{spec.describe_variants()}: forward only"
+        )
     xp = namespace(x)
     x = xp.asarray(x, dtype=spec.dtype)
     if spec.batch_first:
@@ -66,6 +72,8 @@ def _forward(spec, params, x, seq_lens, h0, c0, keep_tape):
         rows = slice(layer * D, (layer + 1) * D)
         W, R, Wb, Rb = (xp.asarray(params[f"l{layer}.{k}"]) for k in ("W", "R", "Wb", "Rb"))
         directions = ("forward", "reverse")[:D]
+        P = params.get(f"l{layer}.P")
+        variants = [variant_of(spec, None if P is None else xp.asarray(P[j])) for j in range(D)]
         Y, Y_h, Y_c, dir_tapes = run_layer(
             spec.cell,
             layer_input,
@@ -78,6 +86,7 @@ def _forward(spec, params, x, seq_lens, h0, c0, keep_tape):
             mask,
             directions,
             keep_tape,
+            variants,
         )
         tapes.append(LayerTape(layer_input, dir_tapes))
         layer_input = concat_directions(Y)
@@ -132,9 +141,19 @@ def concat_directions(Y):
     return Y.transpose(0, 2, 1, 3).reshape(T, B, D * H)
 
 
-def run_layer(cell, x, W, R, Wb, Rb, h0, c0, mask, directions: Sequence[str], keep_tape):
+def variant_of(spec: ModelSpec, P=None) -> Variant:
+    """The step equations' Variant of a spec, with one direction's peepholes P [3H]."""
+    if not spec.variants:
+        return CANONICAL
+    return Variant(spec.linear_before_reset, P, spec.input_forget, spec.clip)
+
+
+def run_layer(
+    cell, x, W, R, Wb, Rb, h0, c0, mask, directions: Sequence[str], keep_tape, variants=None
+):
     """One layer in ONNX form: Y [T, D, B, H], Y_h [D, B, H], Y_c [D, B, H] or None, tapes.
-    The cells run feature-major ([H, B]); the transposes happen here, once per layer."""
+    The cells run feature-major ([H, B]); the transposes happen here, once per layer.
+    variants: one numpy_cells.Variant per direction (default: the canonical cell)."""
     xp = namespace(x)
     T, B, _ = x.shape
     H = R.shape[-1]
@@ -143,8 +162,10 @@ def run_layer(cell, x, W, R, Wb, Rb, h0, c0, mask, directions: Sequence[str], ke
     if cell is Cell.LSTM:
         Y_c = xp.empty_like(Y_h)
     tapes = []
+    variants = variants or [CANONICAL] * len(directions)
     for j, direction in enumerate(directions):
-        xw = input_projection(cell, x, W[j], Wb[j], Rb[j])
+        variant = variants[j]
+        xw = input_projection(cell, x, W[j], Wb[j], Rb[j], variant.linear_before_reset)
         flip = direction == "reverse"
         tape = numpy_cells.forward(
             cell,
@@ -155,6 +176,7 @@ def run_layer(cell, x, W, R, Wb, Rb, h0, c0, mask, directions: Sequence[str], ke
             c0[j].T if Y_c is not None else None,
             None if mask is None else (mask[::-1] if flip else mask),
             keep_tape,
+            variant,
         )
         states = tape.states[1:].transpose(0, 2, 1)
         Y[:, j] = states[::-1] if flip else states
@@ -167,12 +189,12 @@ def run_layer(cell, x, W, R, Wb, Rb, h0, c0, mask, directions: Sequence[str], ke
     return Y, Y_h, Y_c, tapes
 
 
-def input_projection(cell: Cell, x, W, Wb, Rb):
+def input_projection(cell: Cell, x, W, Wb, Rb, linear_before_reset: bool = True):
     """W x_t for every step at once, feature-major [T, G*H, B], plus the biases outside the
-    recurrence (the GRU's Rb_h stays inside: the reset gate multiplies it)."""
+    recurrence (the canonical GRU's Rb_h stays inside: the reset gate multiplies it)."""
     xw = namespace(x).matmul(W, x.transpose(0, 2, 1))  # one batched GEMM, no transpose copy
     bias = Wb + Rb
-    if cell is Cell.GRU:
+    if cell is Cell.GRU and linear_before_reset:
         H = Rb.shape[0] // 3
         bias[2 * H :] = Wb[2 * H :]
     xw += bias[:, None]
@@ -203,11 +225,17 @@ def onnx_op(
     sequence_lens=None,
     initial_h=None,
     initial_c=None,
+    P=None,
+    *,
     direction="forward",
     layout=0,
+    linear_before_reset=1,
+    input_forget=0,
+    clip=None,
 ):
-    """One ONNX RNN/LSTM/GRU node (default activations, no peepholes, GRU with
-    linear_before_reset=1), argument for argument: returns Y, Y_h and Y_c (None unless LSTM)."""
+    """One ONNX RNN/LSTM/GRU node with the default activations, input for input and attribute
+    for attribute (GRU linear_before_reset 0 or 1, LSTM peepholes P and input_forget, clip):
+    returns Y, Y_h and Y_c (None unless LSTM)."""
     cell = Cell(cell)
     xp = namespace(X)
     if layout == 1:  # batch-major X [B, T, I] and states [B, D, H]
@@ -222,6 +250,15 @@ def onnx_op(
     directions = {"forward": ("forward",), "reverse": ("reverse",)}.get(
         direction, ("forward", "reverse")
     )
+    variants = [
+        Variant(
+            bool(linear_before_reset) or cell is not Cell.GRU,
+            None if P is None else P[j],
+            bool(input_forget),
+            clip,
+        )
+        for j in range(D)
+    ]
     Y, Y_h, Y_c, _ = run_layer(
         cell,
         X,
@@ -234,6 +271,7 @@ def onnx_op(
         sequence_mask(xp, sequence_lens, T, batch),
         directions,
         keep_tape=False,
+        variants=variants,
     )
     if layout == 1:
         Y, Y_h = Y.transpose(2, 0, 1, 3), Y_h.transpose(1, 0, 2)

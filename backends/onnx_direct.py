@@ -5,6 +5,8 @@ Recurrent nodes use layout=0 (ONNX Runtime rejects batch-first recurrent ops); a
 model transposes outside them. Layers chain through Transpose + Reshape ([T, D, B, H] ->
 [T, B, D*H]). T and B are symbolic: one file serves every batch size and sequence length.
 Graph I/O: x, seq_lens [B] int32 (optional), h0 [L*D, B, H], c0 (LSTM) -> y, h_n, c_n, head.
+Every variant of the cell the spec names (GRU linear_before_reset, LSTM peepholes and
+input_forget, clip) is an attribute or input of the ONNX operator: written as the spec says.
 """
 
 from __future__ import annotations
@@ -43,10 +45,13 @@ class _Graph:
 
 
 def build_direct_model(
-    spec: ModelSpec, weights: CanonicalWeights, with_lens: bool = True, linear_before_reset: int = 1
+    spec: ModelSpec,
+    weights: CanonicalWeights,
+    with_lens: bool = True,
+    linear_before_reset: int | None = None,
 ):
-    """The canonical model as an onnx.ModelProto. `linear_before_reset` exists to reproduce
-    the exporter bug that dropped it (0 is not the canonical GRU)."""
+    """The model as an onnx.ModelProto. `linear_before_reset` overrides the spec's, to
+    reproduce the exporter bug that dropped it (a file that is not the model it claims)."""
     from onnx import TensorProto, helper
 
     g = _Graph(spec.dtype)
@@ -61,7 +66,7 @@ def build_direct_model(
     seq = g.node("Transpose", ["x"], ["x_tm"], perm=[1, 0, 2]) if spec.batch_first else "x"
     finals: dict[str, list[str]] = {"h": [], "c": []}
     direction = "bidirectional" if spec.bidirectional else "forward"
-    attrs = {"linear_before_reset": linear_before_reset} if spec.cell is Cell.GRU else {}
+    attrs = _variant_attributes(spec, linear_before_reset)
     for layer in range(L):
         W, R, Wb, Rb = weights.layer(layer)
         rows = [
@@ -78,6 +83,8 @@ def build_direct_model(
             "seq_lens" if with_lens else "",
             *init,
         ]
+        if spec.peepholes:
+            node_inputs.append(g.const(f"P{layer}", weights.peepholes(layer)))
         outs = [f"Y{layer}", f"Y_h{layer}"] + ([f"Y_c{layer}"] if spec.cell is Cell.LSTM else [])
         g.node(
             OP_TYPE[spec.cell],
@@ -97,6 +104,18 @@ def build_direct_model(
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = 10
     return model
+
+
+def _variant_attributes(spec: ModelSpec, linear_before_reset: int | None) -> dict:
+    attrs = {}
+    if spec.cell is Cell.GRU:
+        lbr = int(spec.linear_before_reset) if linear_before_reset is None else linear_before_reset
+        attrs["linear_before_reset"] = lbr
+    if spec.input_forget:
+        attrs["input_forget"] = 1
+    if spec.clip is not None:
+        attrs["clip"] = spec.clip
+    return attrs
 
 
 def _concat_directions(g: _Graph, Y: str, name: str, width: int) -> str:

@@ -11,8 +11,10 @@ from backends import mingru
 from backends.tf_model import (
     build_keras_model,
     canonical_from_keras_arrays,
+    check_supported,
     import_keras_model,
     keras,
+    one_bias,
     set_canonical_weights,
     tf,
     trainable_variables,
@@ -75,6 +77,7 @@ class KerasBackend(BaseBackend):
 
 class PreparedKeras(BasePrepared):
     def __init__(self, spec: ModelSpec, weights: CanonicalWeights, mode: str):
+        check_supported(spec)
         self.spec, self.weights, self.mode = spec, weights, mode
         self.name = f"tf-{mode}"
         self._variants: dict[bool, tuple] = {}
@@ -82,7 +85,7 @@ class PreparedKeras(BasePrepared):
         self.train_impl_class = f"{IMPL_CLASS[mode]}, GradientTape"
         # One bias b = Wb + Rb: an SGD step moves it by lr * g where two biases move their sum
         # by 2 lr * g, so the updated biases are another model's (the loss, W and R still agree)
-        self.train_other_parameters = () if spec.cell is Cell.GRU else ("Wb", "Rb")
+        self.train_other_parameters = ("Wb", "Rb") if one_bias(spec) else ()
 
     def _variant(self, with_mask: bool):
         """(model, rnn layers, compiled forward, compiled grad), built once per mask use."""
@@ -164,7 +167,7 @@ class PreparedKeras(BasePrepared):
         per_layer = [d_vars[i : i + 3] for i in range(0, len(d_vars), 3)]
         d_head = [g.numpy() for g in d_head] or None
         canonical = dict(canonical_from_keras_arrays(spec, per_layer, d_head))
-        if spec.cell is not Cell.GRU:  # d(Wb + Rb): the same gradient reaches both
+        if one_bias(spec):  # d(Wb + Rb): the same gradient reaches both
             for layer in range(spec.num_layers):
                 canonical[f"l{layer}.Rb"] = canonical[f"l{layer}.Wb"]
         return {**canonical, **self._input_grads(d_inputs, seq_lens is not None)}

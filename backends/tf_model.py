@@ -4,8 +4,10 @@ Bidirectional(concat) and a Dense head as a functional keras.Model, and the weig
 Keras LSTM and SimpleRNN hold one bias, b = Wb + Rb: canonical -> Keras adds them, and the
 gradient of b is the gradient of both Wb and Rb (each enters the pre-activation only through the
 sum). Keras -> canonical puts b in Wb and zeros in Rb: the same model, other parameters.
-Keras GRU(reset_after=True) keeps both biases ([2, 3H]) and is the linear_before_reset=1 form.
-`sequence_lens` go through a boolean mask, which carries each sample's state over padded steps.
+Keras GRU(reset_after=True) keeps both biases ([2, 3H]) and is the linear_before_reset=1 form;
+GRU(reset_after=False) is ONNX's linear_before_reset=0 form with one bias, mapped like the LSTM's.
+Keras has no peepholes, input_forget or clip. `sequence_lens` go through a boolean mask, which
+carries each sample's state over padded steps.
 """
 
 from __future__ import annotations
@@ -36,8 +38,21 @@ LAYERS = {
 }
 
 
+def one_bias(spec: ModelSpec) -> bool:
+    """Keras keeps one bias b = Wb + Rb for this cell (all but the reset_after=True GRU)."""
+    return spec.cell is not Cell.GRU or not spec.linear_before_reset
+
+
+def check_supported(spec: ModelSpec) -> None:
+    """NotSupported naming what Keras' layers cannot compute (peepholes, input_forget, clip)."""
+    if [v for v in spec.variants if v != "linear_before_reset"]:
+        what = spec.replace(linear_before_reset=True).describe_variants()
+        raise NotSupported(f"Keras' {LAYERS[spec.cell].__name__} has no {what}")
+
+
 def _rnn_layer(spec: ModelSpec, name: str):
-    extra = {"reset_after": True} if spec.cell is Cell.GRU else {}
+    check_supported(spec)
+    extra = {"reset_after": spec.linear_before_reset} if spec.cell is Cell.GRU else {}
     return LAYERS[spec.cell](
         spec.hidden_size,
         return_sequences=True,
@@ -101,10 +116,10 @@ def _keras_arrays(spec: ModelSpec, weights: CanonicalWeights, layer: int, d: int
     W, R, Wb, Rb = (a[d] for a in weights.layer(layer))
     kernel = reorder_gates(W, spec.cell, "onnx", "keras").T
     recurrent = reorder_gates(R, spec.cell, "onnx", "keras").T
-    if spec.cell is Cell.GRU:
-        bias = np.stack([reorder_gates(b, spec.cell, "onnx", "keras") for b in (Wb, Rb)])
-    else:
+    if one_bias(spec):
         bias = reorder_gates(Wb + Rb, spec.cell, "onnx", "keras")
+    else:
+        bias = np.stack([reorder_gates(b, spec.cell, "onnx", "keras") for b in (Wb, Rb)])
     return [kernel, recurrent, bias]
 
 
@@ -124,7 +139,7 @@ def canonical_from_keras_arrays(spec: ModelSpec, per_rnn_layer, head=None) -> Ca
     for index, (kernel, recurrent, bias) in enumerate(per_rnn_layer):
         layer = index // D
         to_onnx = lambda a: reorder_gates(np.asarray(a), spec.cell, "keras", "onnx")  # noqa: E731
-        if spec.cell is Cell.GRU:
+        if np.ndim(bias) == 2:  # GRU(reset_after=True): [input bias; recurrent bias]
             wb, rb = to_onnx(bias[0]), to_onnx(bias[1])
         else:
             wb, rb = to_onnx(bias), np.zeros_like(to_onnx(bias))
@@ -157,10 +172,7 @@ def import_keras_model(model: keras.Model) -> tuple[ModelSpec, CanonicalWeights]
         raise NotSupported("the Keras model has no SimpleRNN, LSTM or GRU layer")
     first = rnns[0]
     cell = {v: k for k, v in LAYERS.items()}[type(first)]
-    if cell is Cell.GRU and not first.cell.reset_after:
-        raise NotSupported(
-            "GRU(reset_after=False) is not the canonical (linear_before_reset=1) GRU"
-        )
+    reset_after = bool(getattr(first.cell, "reset_after", True))
     activation = "none"
     if head is not None:
         activation = {"linear": "none", "softmax": "softmax"}.get(head.activation.__name__)
@@ -177,6 +189,7 @@ def import_keras_model(model: keras.Model) -> tuple[ModelSpec, CanonicalWeights]
         batch_first=True,
         dtype=str(first.cell.kernel.dtype),
         head=None if head is None else Head(head.units, activation),
+        linear_before_reset=reset_after or cell is not Cell.GRU,
     )
     return spec, canonical_from_keras_arrays(
         spec, [r.get_weights() for r in rnns], None if head is None else head.get_weights()

@@ -28,6 +28,11 @@ class RecurrentModel(nn.Module):
 
     def __init__(self, spec: ModelSpec):
         super().__init__()
+        if spec.variants:
+            raise NotSupported(
+                f"PyTorch's nn.{spec.cell.name} has no {spec.describe_variants()} "
+                "(it computes the canonical cell only)"
+            )
         self.spec = spec
         extra = {"nonlinearity": "tanh"} if spec.cell is Cell.RNN else {}
         self.rnn = MODULES[spec.cell](

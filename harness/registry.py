@@ -12,6 +12,7 @@ from typing import Any
 
 from harness.model.errors import missing_package
 from harness.model.protocol import NotSupported
+from harness.model.spec import VARIANTS
 
 MODEL_MODES = ("forward", "train", "gemm")
 PROBE_MODES = ("peak", "bandwidth")  # machine probes: `size` is their only axis
@@ -37,6 +38,8 @@ class Entry:
     mingru: bool  # has minGRU (forward = parallel scan, sequential)
     product_of: str  # the backend whose matrix product is this one's equal-FLOP baseline ("": none)
     parity: bool  # in the default parity matrix
+    variants: tuple[str, ...] = ()  # the cell variants (spec.VARIANTS) it computes
+    reverse_only: bool = False  # runs a reverse-only layer (an ONNX node's direction=reverse)
 
 
 BACKENDS: dict[str, Entry] = {}
@@ -52,6 +55,8 @@ def register(
     mingru=False,
     product_of=None,
     parity=True,
+    variants=(),
+    reverse_only=False,
     **kwargs,
 ) -> None:
     if name in BACKENDS:
@@ -66,6 +71,8 @@ def register(
         mingru,
         name if product_of is None else product_of,
         parity,
+        tuple(variants),
+        reverse_only,
     )
 
 
@@ -73,12 +80,13 @@ _NUMPY = "backends.numpy_backend:NumpyBackend"
 _TORCH = "backends.torch_backend:TorchBackend"
 _KERAS = "backends.tf_backend:KerasBackend"
 _TF = ("tensorflow", "keras")
+_KERAS_VARIANTS = ("linear_before_reset",)  # GRU(reset_after=False)
 # fmt: off
 # One row a backend: a table reads better unformatted.
-register("numpy", _NUMPY, modes=ALL, mingru=True)
+register("numpy", _NUMPY, modes=ALL, mingru=True, variants=VARIANTS, reverse_only=True)
 register("cupy", _NUMPY, ["cupy"], "gpu", "gpu",
          ("forward", "gemm", "sequential", *PROBE_MODES, *PIT_MODES), mingru=True, parity=False,
-         xp="cupy")
+         variants=VARIANTS, xp="cupy")
 register("torch-cpu", _TORCH, ["torch"], "torch", modes=ALL, mingru=True, device="cpu")
 register("torch-cpu-onednn", _TORCH, ["torch"], "torch", modes=("gemm", "peak"), parity=False,
          device="cpu", gemm_library="onednn")
@@ -91,14 +99,23 @@ register("torch-cuda-tf32", _TORCH, ["torch"], "torch", "gpu", ("forward", "trai
          parity=False, device="cuda", tf32=True)
 # tf-eager: a Python-driven loop, ~2 ms of dispatch a step: no product is its baseline
 register("tf-eager", _KERAS, _TF, "tf", modes=("forward", "train", "sequential"), mingru=True,
-         product_of="", mode="eager")
+         product_of="", variants=_KERAS_VARIANTS, mode="eager")
 register("tf-function", _KERAS, _TF, "tf", modes=("forward", "train", "gemm", "sequential"),
-         mingru=True, mode="function")
+         mingru=True, variants=_KERAS_VARIANTS, mode="function")
 register("tf-xla", _KERAS, _TF, "tf", modes=("forward", "train", "sequential"), mingru=True,
-         product_of="tf-function", mode="xla")
+         product_of="tf-function", variants=_KERAS_VARIANTS, mode="xla")
 # fmt: on
 EXPORTERS = ("direct", "torchscript", "dynamo", "tf2onnx", "keras")
 PROVIDERS = ("cpu", "cuda", "tensorrt")
+# What each export path can write: the direct builder every variant of the ONNX operator, the
+# others what the framework they export from computes.
+EXPORTER_VARIANTS = {
+    "direct": VARIANTS,
+    "torchscript": (),
+    "dynamo": (),
+    "tf2onnx": _KERAS_VARIANTS,
+    "keras": _KERAS_VARIANTS,
+}
 for _exporter in EXPORTERS:
     for _provider in PROVIDERS:
         register(
@@ -109,6 +126,7 @@ for _exporter in EXPORTERS:
             "cpu" if _provider == "cpu" else "gpu",
             ("forward",),
             parity=_exporter != "keras" and _provider != "tensorrt",
+            variants=EXPORTER_VARIANTS[_exporter],
             exporter=_exporter,
             provider=_provider,
         )
@@ -154,6 +172,17 @@ def product_baseline(name: str) -> str | None:
     return entry.product_of
 
 
+def spec_reason(name: str, spec) -> str | None:
+    """Why `name` cannot compute this model's cell variants (None: it can), known from its
+    entry alone, without importing it."""
+    entry = check_name(name)
+    missing = [v for v in getattr(spec, "variants", ()) if v not in entry.variants]
+    if not missing:
+        return None
+    can = "the canonical cell" + (f" and {', '.join(entry.variants)}" if entry.variants else "")
+    return f"{name} cannot compute {spec.describe_variants(missing)}: it computes {can} only"
+
+
 def unavailable_reason(name: str) -> str | None:
     """None when the backend can run here, else a one-line reason."""
     entry = check_name(name)
@@ -178,6 +207,29 @@ def get_backend(name: str):
             f"{package} is not installed (pip install 'rnnbench[{entry.extra or 'all'}]')"
         ) from None
     return getattr(module, class_name)(**entry.kwargs)
+
+
+MODEL_READERS = {
+    "keras": ("backends.keras_file", ("tensorflow", "keras"), "tf"),
+    "torch": ("backends.torch_file", ("torch",), "torch"),
+}
+
+
+def model_reader(kind: str):
+    """The module that reads a user's `kind` model file (load(path[, spec]) -> (kind, spec,
+    weights, runtime, notes)); NotSupported, with the install hint, when its framework is
+    missing."""
+    module_name, requires, extra = MODEL_READERS[kind]
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        package = missing_package(exc, requires)
+        if package is None:
+            raise
+        raise NotSupported(
+            f"reading a {kind} model needs {package}, which is not installed "
+            f"(pip install 'rnnbench[{extra}]')"
+        ) from None
 
 
 def reference():

@@ -1,5 +1,5 @@
 """Bring your own ONNX model: files from every exporter read back into canonical weights and
-checked; what cannot be read is named."""
+checked; every variant of the ONNX operator read into the spec; what cannot be read is named."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
 
 from backends.onnx_direct import build_direct_model  # noqa: E402
 from backends.onnx_export import export  # noqa: E402
-from harness.onnx.file_check import check_file  # noqa: E402
+from harness.model_file.check import check_file  # noqa: E402
 from harness.onnx.reader import read_onnx  # noqa: E402
 
 SPEC = ModelSpec("lstm", 3, 5, num_layers=2, bidirectional=True, head=Head(4, "softmax"))
@@ -50,8 +50,12 @@ def test_exported_files_read_back_and_check(exporter, tmp_path):
         np.testing.assert_allclose(
             total, weights[f"l{layer}.Wb"] + weights[f"l{layer}.Rb"], atol=1e-6
         )
-    check = check_file(path, imported)
-    assert check.comparisons and all(c.passed for c in check.comparisons), check.comparisons
+    check = check_file(path)
+    if exporter == "dynamo":  # pytorch#191855: the bidirectional LSTM's Reshape keeps T=5
+        assert check.status == "failed", check
+        assert "runs only at T=5: the graph bakes that length in" in check.reason, check.reason
+        check = check_file(path, sizes=[(5, 3)])
+    assert check.comparisons and check.status == "passed", check.comparisons
     assert not check.unmatched, check.unmatched
 
 
@@ -83,13 +87,33 @@ def _add_peepholes(model, node):
 
 
 @pytest.mark.parametrize(
+    "cell,mutate,variant",
+    [
+        ("gru", _set("linear_before_reset", 0), {"linear_before_reset": False}),
+        ("lstm", _set("clip", 3.0), {"clip": 3.0}),
+        ("lstm", _set("input_forget", 1), {"input_forget": True}),
+        ("lstm", _add_peepholes, {"peepholes": True}),
+    ],
+)
+def test_operator_variants_are_read_into_the_spec(cell, mutate, variant, tmp_path):
+    path = _direct_file(tmp_path, ModelSpec(cell, 3, 5), mutate)
+    imported = read_onnx(path)
+    for field, value in variant.items():
+        assert getattr(imported.spec, field) == value, imported.spec
+    assert check_file(path).status == "passed"
+
+
+def test_layout1_is_read_batch_major(tmp_path):
+    path = _direct_file(tmp_path, ModelSpec("lstm", 3, 5), _set("layout", 1))
+    imported = read_onnx(path)
+    assert imported.layout == 1 and imported.batch_major and imported.spec.batch_first
+
+
+@pytest.mark.parametrize(
     "cell,mutate,message",
     [
-        ("gru", _set("linear_before_reset", 0), "linear_before_reset=0"),
-        ("lstm", _set("layout", 1), "layout=1"),
-        ("rnn", _set("activations", ["Relu"]), r"activations \['Relu'\]"),
-        ("lstm", _set("clip", 3.0), "sets clip=3.0: allowed no clip"),
-        ("lstm", _add_peepholes, "peepholes"),
+        ("rnn", _set("activations", ["Relu"]), r"activations=\['Relu'\]"),
+        ("lstm", _set("hidden_size", 4), "declares hidden_size=4 but its R has H=5"),
     ],
 )
 def test_unsupported_files_are_named(cell, mutate, message, tmp_path):
@@ -103,8 +127,9 @@ def test_loop_form_and_garbage_are_refused(tmp_path, capsys):
 
     garbage = tmp_path / "x.onnx"
     garbage.write_bytes(b"not a model")
-    assert main(["parity", "--onnx", str(garbage)]) == 2
-    assert "is not a readable ONNX model" in capsys.readouterr().err
+    assert main(["parity", "--model", str(garbage)]) == 2
+    err = capsys.readouterr().err
+    assert "is not a readable ONNX model" in err and "allowed ONNX with native" in err, err
     if registry.unavailable_reason("ort-tf2onnx-cpu"):
         pytest.skip(registry.unavailable_reason("ort-tf2onnx-cpu"))
     path = export(
@@ -131,9 +156,8 @@ def test_parity_cli_on_a_users_file(tmp_path, capsys):
             "numpy,torch-cpu",
             "--dtype",
             "float32",
-            "--no-training",
         ]
     )
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "onnx-file" in out and "file outputs" in out
+    assert "model-file" in out and "file outputs" in out

@@ -112,6 +112,9 @@ def model_lyapunov(
 ) -> LyapunovEstimate:
     """The exponents of one layer and direction (default: the first layer, forward) of a model
     on inputs x (time-major, or batch-major if spec.batch_first), at the sequential states."""
+    from backends.parallel_time.newton import check_spec
+
+    check_spec(spec)
     if spec.batch_first:
         x = np.asarray(x).transpose(1, 0, 2)
         spec = spec.replace(batch_first=False)

@@ -85,6 +85,16 @@ def check_options(method: str, tol: float, max_iter: int) -> None:
     ParallelResult(True, 1, (), None, method, tol, max_iter)
 
 
+def check_spec(spec: ModelSpec) -> None:
+    """The step functions and their Jacobians are the canonical cells': a variant (ONNX's
+    linear_before_reset=0 GRU, peepholes, input_forget, clip) is refused by name."""
+    if spec.variants:
+        raise NotSupported(
+            f"parallel-in-time solves the canonical cells; this model has "
+            f"{spec.describe_variants()}"
+        )
+
+
 def solve_recurrence(cell: Cell, xw, R, Rb, s0, method: str, tol: float, max_iter: int):
     """States [T, B, N] of one direction of one layer, and (converged, iterations, residuals,
     reason). xw [T, B, G*H] from input_projection; s0 [B, N] the initial state."""
@@ -160,6 +170,7 @@ def solve_model(
     """The whole model; x [T, B, I] ([B, T, I] when spec.batch_first), params canonical arrays
     in x's namespace and dtype."""
     check_options(method, tol, max_iter)
+    check_spec(spec)
     x = time_major(spec, x)
     layers, solves = solve_layers(
         spec, params, x, initial_states(spec, x, h0, c0), method, tol, max_iter

@@ -28,10 +28,17 @@ def add_parser(sub) -> None:
     p = sub.add_parser(
         "parallel-in-time", help="Newton's method over the whole sequence, its Lyapunov exponent"
     )
-    model = p.add_argument_group("model (one of --spec, --onnx or --cell)")
-    model.add_argument("--spec", help="a model spec (.toml/.json)")
+    model = p.add_argument_group("model (one of --model, --spec or --cell)")
+    model.add_argument(
+        "--model",
+        "--onnx",
+        dest="model",
+        metavar="FILE",
+        help="your model: ONNX (native nodes), Keras .keras/.h5, TorchScript, ExportedProgram "
+        ".pt2, or a state_dict with --spec; checked as `parity --model` checks it first",
+    )
+    model.add_argument("--spec", help="a model spec (.toml/.json), or what a state_dict holds")
     model.add_argument("--weights", help="canonical weights (.npz) for --spec; else seeded init")
-    model.add_argument("--onnx", help="an ONNX file with native RNN/LSTM/GRU nodes")
     model.add_argument("--cell", help="rnn | lstm | gru (default gru)")
     model.add_argument("--hidden", default="32", help="hidden size H (default 32)")
     model.add_argument("--input", default="8", help="input size I (default 8)")

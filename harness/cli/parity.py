@@ -1,5 +1,5 @@
 """`rnnbench parity`: every backend against the NumPy reference, on the default matrix, a spec
-file (+ weights) or a user's ONNX file."""
+file (+ weights), or a user's model file (--model, harness/cli/parity_model.py)."""
 
 from __future__ import annotations
 
@@ -12,45 +12,140 @@ from harness.atomic import write_text_atomic
 from harness.cli.errors import UsageError, names, progress
 from harness.model.spec import Cell, load_spec
 
+MODEL_BACKENDS = ("numpy", "torch-cpu", "tf-eager", "ort-direct-cpu")
+ALL_CELLS = "rnn,lstm,gru"
+
 
 def add_parser(sub) -> None:
     from harness.registry import DEFAULT_PARITY as DEFAULT_BACKENDS
 
     p = sub.add_parser("parity", help="prove every backend equal to the NumPy reference")
-    p.add_argument("--cells", default="rnn,lstm,gru", help="comma list of rnn, lstm, gru")
+    p.add_argument("--cells", help=f"comma list of rnn, lstm, gru (default matrix: {ALL_CELLS})")
     p.add_argument(
         "--backends",
-        default=",".join(DEFAULT_BACKENDS),
-        help=f"comma list of {', '.join(registry.BACKENDS)}",
+        help=f"comma list of {', '.join(registry.BACKENDS)} (default: "
+        f"{','.join(DEFAULT_BACKENDS)}; with --model: {','.join(MODEL_BACKENDS)})",
     )
-    p.add_argument("--dtype", default="both", choices=("float32", "float64", "both"))
-    p.add_argument("--spec", help="a model spec (.toml/.json) instead of the default matrix")
-    p.add_argument("--weights", help="canonical weights (.npz) for --spec")
     p.add_argument(
+        "--dtype",
+        choices=("float32", "float64", "both"),
+        help="default both; with --model the file's own dtype",
+    )
+    p.add_argument(
+        "--spec",
+        help="a model spec (.toml/.json): instead of the default matrix, "
+        "or what a --model state_dict holds",
+    )
+    p.add_argument("--weights", help="canonical weights (.npz) for --spec")
+    model = p.add_argument_group("your model")
+    model.add_argument(
+        "--model",
         "--onnx",
-        help="your ONNX file (native RNN/LSTM/GRU nodes): check it as ONNX "
-        "Runtime runs it, and every backend on its weights",
+        dest="model",
+        metavar="FILE",
+        help="your model: ONNX (native RNN/LSTM/GRU nodes), Keras .keras/.h5, TorchScript, "
+        "ExportedProgram .pt2, or a state_dict with --spec. It is run as it is and every "
+        "backend is rebuilt from its weights, each against the NumPy reference",
+    )
+    model.add_argument(
+        "--against",
+        metavar="EXPORT",
+        help="an ONNX export of --model (native nodes, Loop, Scan or unrolled): both run on "
+        "the same inputs at several (T, B), each against the reference of the source's weights",
+    )
+    model.add_argument(
+        "--inputs",
+        metavar="PATH",
+        help="values for --model's graph inputs: an ONNX test-data folder (input_*.pb, and "
+        "output_*.pb compared too) or an .npz keyed by graph input name",
+    )
+    model.add_argument(
+        "--training",
+        action="store_true",
+        help="also train the file's model for a few SGD steps in every trainable backend",
     )
     p.add_argument("--no-training", action="store_true", help="skip the training trajectories")
     p.add_argument("--json", help="write the full record here (atomically)")
+    p.add_argument("--junit", metavar="PATH", help="write JUnit XML (one testcase per check)")
     p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     p.add_argument("--report", metavar="DIR", help="write DIR/parity.md and DIR/parity.json")
     p.set_defaults(run=run_parity)
 
 
 def run_parity(args) -> int:
-    from harness.parity import report as parity_report
+    check_flags(args)
+    if args.model:
+        from harness.cli.parity_model import run_model
+
+        return run_model(args)
+    return run_matrix(args)
+
+
+def check_flags(args) -> None:
+    """Refuse flags that do not apply to what is being checked, never ignore them."""
+    if not args.model:
+        for flag in ("against", "inputs"):
+            if getattr(args, flag):
+                raise UsageError(f"--{flag} needs --model: it is checked against a model file")
+        if args.training and args.no_training:
+            raise UsageError("--training and --no-training contradict each other")
+    else:
+        if args.cells:
+            raise UsageError("--cells picks cells of the default matrix; --model says its cell")
+        if args.weights:
+            raise UsageError(
+                "--weights is for --spec without --model; the model file carries its weights"
+            )
+        if args.training and args.no_training:
+            raise UsageError("--training and --no-training contradict each other")
+    if args.spec and args.cells:
+        raise UsageError("--cells picks cells of the default matrix; --spec says its cell")
+    if args.weights and not args.spec:
+        raise UsageError("--weights needs --spec: the spec says what the weights are")
+
+
+def run_matrix(args) -> int:
     from harness.parity import run as matrix
 
-    dtypes = ("float32", "float64") if args.dtype == "both" else (args.dtype,)
-    backends = names(args.backends, registry.BACKENDS, "backend")
-    cases = _cases(args, dtypes)
-    results, started = _onnx_file_results(args, dtypes, backends), time.perf_counter()
+    dtypes = dtypes_of(args.dtype, None)
+    backends = names(
+        args.backends or ",".join(registry.DEFAULT_PARITY), registry.BACKENDS, "backend"
+    )
+    if args.spec:
+        cases = model_cases(load_spec(args.spec), args.weights, dtypes)
+    else:
+        cases = _default_cases(args, dtypes)
+    started, results = time.perf_counter(), []
     for n, case in enumerate(cases, 1):
         progress(f"[{n}/{len(cases)}] {case.id}")
         results += matrix.run_case(case, backends)
     progress("")
-    training = [] if args.no_training else _training(args, dtypes, backends)
+    if args.spec:  # its own model trains only when asked; no seeded models beside it
+        training = _spec_training(cases, dtypes, backends) if args.training else []
+    else:
+        training = [] if args.no_training else _training(args, dtypes, backends)
+    return finish(args, results, training, started, {})
+
+
+def _spec_training(cases, dtypes, backends):
+    from harness.parity.cases import case_data
+    from harness.parity.training import run_model_trajectories
+
+    weights = case_data(cases[0])[0]
+    return [t for dtype in dtypes for t in run_model_trajectories(weights, dtype, backends)]
+
+
+def dtypes_of(choice: str | None, model_dtype: str | None) -> tuple[str, ...]:
+    if choice in (None, "both"):
+        return (model_dtype,) if choice is None and model_dtype else ("float32", "float64")
+    return (choice,)
+
+
+def finish(args, results, training, started, extra: dict) -> int:
+    """Print the table, notes and failures; write the JSON, the report and the JUnit XML.
+    Exit 1 on any failure, or when nothing was compared."""
+    from harness.parity import report as parity_report
+
     print(parity_report.format_table(parity_report.summarize(results), markdown=args.markdown))
     audits = parity_report.audit_rows(results)
     if audits:
@@ -61,14 +156,18 @@ def run_parity(args) -> int:
     if training:
         from harness.parity.training import format_trajectories
 
-        print("\nTraining trajectories (20 SGD steps, clipped):")
+        print("\nTraining trajectories (SGD steps):")
         print(format_trajectories(training))
     bad = parity_report.failures(results) + [t.failure for t in training if t.failure]
     skipped = sorted({(r.backend, r.reason) for r in results if r.status == "skipped"})
     for backend, reason in skipped:
         print(f"skipped {backend}: {reason}")
-    extra = {
+    checked = sum(r.status in ("passed", "failed", "error") for r in results)
+    passed = not bad and checked > 0
+    record = {
         "command": "parity",
+        "passed": passed,
+        **extra,
         "seconds": round(time.perf_counter() - started, 1),
         "training": [t.as_dict() for t in training],
     }
@@ -79,93 +178,33 @@ def run_parity(args) -> int:
         write_text_atomic(Path(args.report) / "parity.md", markdown)
         print(f"wrote {Path(args.report) / 'parity.md'}")
     for path in json_paths:
-        parity_report.write_json(path, results, extra)
+        parity_report.write_json(path, results, record)
         print(f"wrote {path}")
+    if args.junit:
+        from harness.parity.junit import write_junit
+
+        write_junit(args.junit, results, training)
+        print(f"wrote {args.junit}")
     for line in bad:
         print(f"FAIL {line}", file=sys.stderr)
-    checked = sum(r.status in ("passed", "failed") for r in results)
+    failed_pairs = len({(r.backend, r.case) for r in results if r.status in ("failed", "error")})
     print(
-        f"{checked - len({(r.backend, r.case) for r in results if r.status == 'failed'})} "
-        f"of {checked} backend x case checks passed, {len(bad)} failures"
+        f"{checked - failed_pairs} of {checked} backend x case checks passed, {len(bad)} failures"
     )
     if checked == 0:
-        print("FAIL nothing was compared: every backend was skipped", file=sys.stderr)
+        print("FAIL nothing was compared: every check was skipped", file=sys.stderr)
         return 1
-    return 1 if bad else 0
+    return 0 if passed else 1
 
 
-def _onnx_file_results(args, dtypes, backends) -> list:
-    """The user's file itself, run by ONNX Runtime, against the reference on its weights; for a
-    reverse-only file, the backends too (the matrix's ModelSpec cannot say reverse)."""
-    if not args.onnx:
-        return []
-    from harness.onnx.file_check import check_file
-    from harness.parity.run import BackendResult
-
-    imported = args.imported
-    check = check_file(args.onnx, imported)
-    status = "passed" if all(c.passed for c in check.comparisons) else "failed"
-    note = "at (T, B) " + ", ".join(map(str, check.sizes))
-    if check.unmatched:
-        note += f"; not compared (no reference output has its shape): {', '.join(check.unmatched)}"
-    case = f"{imported.spec.cell.value}-file-{imported.spec.dtype}"
-    results = [BackendResult("onnx-file", case, status, note, check.comparisons)]
-    if imported.direction == "reverse":
-        results += _reverse_only_results(imported, dtypes, backends, BackendResult)
-    return results
-
-
-def _reverse_only_results(imported, dtypes, backends, BackendResult) -> list:
-    """numpy as the forward model on time-reversed sequences; every other backend skipped with
-    the reason it cannot express a reverse-only RNN."""
-    from harness.onnx.file_check import check_reverse_numpy, reverse_only_reason
-
-    spec, results = imported.spec, []
-    for dtype in dtypes:
-        for lens in (False, True):
-            case = f"{spec.cell.value}-L{spec.num_layers}-rev-{'lens' if lens else 'full'}-{dtype}"
-            for name in backends:
-                reason = registry.unavailable_reason(name) or reverse_only_reason(name)
-                if reason:
-                    results.append(BackendResult(name, case, "skipped", reason))
-                    continue
-                comparisons = check_reverse_numpy(imported, dtype, lens)
-                status = "passed" if all(c.passed for c in comparisons) else "failed"
-                note = "forward only: the forward model on each sample's reversed steps"
-                results.append(BackendResult(name, case, status, note, comparisons))
-    return results
-
-
-def _cases(args, dtypes):
-    """The default matrix, or one model from a spec file (+ weights) or a user's ONNX file (none
-    for a reverse-only file: _onnx_file_results runs what can run it)."""
+def _default_cases(args, dtypes):
     from harness.parity.cases import default_cases
 
-    cells = names(args.cells, [c.value for c in Cell], "cell")
-    if args.onnx:
-        import atexit
-        import shutil
-        import tempfile
-
-        from harness.model.weights import save_weights
-        from harness.onnx.reader import read_onnx
-
-        args.imported = imported = read_onnx(args.onnx)
-        if imported.direction == "reverse":
-            return []
-        folder = tempfile.mkdtemp(prefix="rnnbench-")
-        atexit.register(shutil.rmtree, folder, True)
-        weights = str(Path(folder) / "imported.npz")
-        save_weights(imported.weights, weights)
-        return _model_cases(imported.spec, weights, dtypes, T=imported.T, B=imported.B)
-    if args.spec:
-        return _model_cases(load_spec(args.spec), args.weights, dtypes)
-    if args.weights:
-        raise UsageError("--weights needs --spec: the spec says what the weights are")
+    cells = names(args.cells or ALL_CELLS, [c.value for c in Cell], "cell")
     return default_cases(cells, dtypes)
 
 
-def _model_cases(spec, weights_file, dtypes, T=None, B=None):
+def model_cases(spec, weights_file, dtypes, T=None, B=None):
     """One model in each dtype, with and without sequence_lens, at T and B when given (a file's
     static sizes) else the matrix's; weights that do not fit the spec are refused before
     anything runs."""
@@ -185,7 +224,7 @@ def _model_cases(spec, weights_file, dtypes, T=None, B=None):
 def _training(args, dtypes, backends):
     from harness.parity.training import run_trajectories
 
-    cells = names(args.cells, [c.value for c in Cell], "cell")
+    cells = names(args.cells or ALL_CELLS, [c.value for c in Cell], "cell")
     return [
         t for cell in cells for dtype in dtypes for t in run_trajectories(cell, dtype, backends)
     ]

@@ -1,5 +1,5 @@
 """`rnnbench parallel-in-time`'s command line read into what a solve takes: the options
-(method, dtype, device, framework, tol, max-iter), the model (--onnx, --spec + --weights, or
+(method, dtype, device, framework, tol, max-iter), the model (--model, --spec + --weights, or
 --cell and sizes, R scaled by --gain), the inputs and initial states. Each bad value is a
 UsageError of one line (exit 2)."""
 
@@ -16,7 +16,7 @@ from harness.model.weights import init_weights, load_weights
 METHODS = ("newton", "quasi-newton")
 DEFAULT_TOL = {"float64": 1e-12, "float32": 1e-6}
 DEFAULT_MAX_ITER = {"newton": 100, "quasi-newton": 1000}
-SWEEP_OWNS = ("spec", "weights", "onnx", "cell", "inputs", "steps", "batch", "h0", "c0", "tol")
+SWEEP_OWNS = ("spec", "weights", "model", "cell", "inputs", "steps", "batch", "h0", "c0", "tol")
 SWEEP_OWNS += ("max_iter", "framework")
 SWEEP_DEFAULTS = {"hidden": "32", "input": "8", "gain": "1", "seed": "0", "method": "newton"}
 SWEEP_DEFAULTS |= {"dtype": "float64", "device": "cpu"}
@@ -60,13 +60,14 @@ def solve_options(args) -> dict:
 
 
 def model_from_args(args, dtype: str):
-    """(spec, weights, source) from --onnx, --spec (+ --weights) or --cell and sizes; cast to
-    dtype, time-major, R scaled by --gain."""
-    given = [name for name in ("onnx", "spec", "cell") if getattr(args, name)]
+    """(spec, weights, source) from --model (+ --spec for a state_dict), --spec (+ --weights)
+    or --cell and sizes; cast to dtype, time-major, R scaled by --gain."""
+    given = [name for name in ("model", "cell") if getattr(args, name)]
+    given += ["spec"] if args.spec and not args.model else []
     if len(given) > 1:
         raise UsageError(f"--{given[0]} and --{given[1]} both name a model: give one")
-    if args.weights and not args.spec:
-        raise UsageError("--weights needs --spec: the spec says what the weights are")
+    if args.weights and (args.model or not args.spec):
+        raise UsageError("--weights goes with --spec alone: the spec says what the weights are")
     weights, source = _named_weights(args)
     gain = _number("--gain", args.gain, float, -math.inf)
     weights = weights.astype(dtype)
@@ -79,10 +80,8 @@ def model_from_args(args, dtype: str):
 
 def _named_weights(args):
     """(canonical weights, where they come from) of the one model the arguments name."""
-    if args.onnx:
-        from harness.onnx.reader import read_onnx
-
-        return read_onnx(args.onnx).weights, f"onnx {args.onnx}"
+    if args.model:
+        return _trusted_model_file(args), f"{args.model}"
     if args.spec:
         spec = load_spec(args.spec)
         weights = (
@@ -100,12 +99,56 @@ def _named_weights(args):
     return init_weights(spec, _number("--seed", args.seed, int, 0)), "generated"
 
 
+def _trusted_model_file(args):
+    """A model file's weights, once the file run as it is has matched the reference on them
+    (as `parity --model` checks it): a file whose own numbers differ is refused in one line."""
+    from harness.model.protocol import NotSupported
+    from harness.model_file import check
+    from harness.model_file.model import open_model
+
+    model = open_model(args.model, load_spec(args.spec) if args.spec else None, _given(args))
+    if model.direction == "reverse":
+        raise UsageError(f"{args.model} is a reverse-only model: parallel-in-time needs forward")
+    if model.runtime is not None:
+        runtime = model.runtime
+        result = check.check_runtime("model-file", runtime, model, check.plan_sizes([runtime]))
+        if result.status == "failed":
+            raise NotSupported(
+                f"{args.model} run as it is differs from the weights read from it: {result.reason}"
+            )
+        if result.status == "skipped":
+            print(f"note: {args.model} was not run: {result.reason}")
+    return model.weights
+
+
+def _data_set(args):
+    """An ONNX model's --inputs data set (test-data folder or .npz), read once; None when
+    --inputs is x as .npy or absent."""
+    if not args.inputs or args.inputs.endswith(".npy") or not args.model:
+        return None
+    if not hasattr(args, "_data_set"):
+        from harness.model_file.inputs import read_inputs
+        from harness.onnx.reader import graph_input_names, load_model
+
+        onnx_model = load_model(args.model)
+        outputs = [o.name for o in onnx_model.graph.output]
+        args._data_set = read_inputs(args.inputs, graph_input_names(onnx_model), outputs)[0]
+    return args._data_set
+
+
+def _given(args):
+    data = _data_set(args)
+    return None if data is None else data.inputs
+
+
 def input_sequence(args, spec: ModelSpec, dtype: str) -> np.ndarray:
-    """x [T, B, I] from --inputs, or generated from --steps, --batch and --seed."""
+    """x [T, B, I] from --inputs (.npy, or the sequence of an ONNX data set), or generated from
+    --steps, --batch and --seed."""
     if args.inputs:
         if args.steps or args.batch:
             raise UsageError("--inputs gives T and B: drop --steps/--batch")
-        x = _load_npy("--inputs", args.inputs)
+        data = _data_set(args)
+        x = _load_npy("--inputs", args.inputs) if data is None else _sequence_of(args, data)
     else:
         T = _number("--steps", args.steps or "256", int, 1)
         B = _number("--batch", args.batch or "1", int, 1)
@@ -131,6 +174,17 @@ def initial_state(args, name: str, spec: ModelSpec, B: int):
     if state.shape != expected:
         raise UsageError(f"--{name} has shape {state.shape}: expected [L*D, B, H] = {expected}")
     return state.astype(spec.dtype)
+
+
+def _sequence_of(args, data) -> np.ndarray:
+    """The data set's sequence input, time-major."""
+    from harness.onnx.reader import read_onnx
+
+    imported = read_onnx(args.model, data.inputs)
+    if imported.x_input not in data.inputs:
+        raise UsageError(f"--inputs {data.name} has no value for {imported.x_input!r}")
+    x = np.asarray(data.inputs[imported.x_input], np.float64)
+    return x.transpose(1, 0, 2) if imported.batch_major else x
 
 
 def _number(option: str, text: str, kind: type, minimum: float):

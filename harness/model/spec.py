@@ -22,7 +22,7 @@ class SpecError(ValueError):
 class Cell(str, enum.Enum):
     RNN = "rnn"  # Elman SimpleRNN with tanh
     LSTM = "lstm"
-    GRU = "gru"  # linear_before_reset=1 form (PyTorch, Keras reset_after=True, cuDNN)
+    GRU = "gru"  # linear_before_reset=1 form unless the spec says otherwise (see VARIANTS)
 
     @property
     def gates(self) -> int:
@@ -32,6 +32,9 @@ class Cell(str, enum.Enum):
 _GATES = {Cell.RNN: 1, Cell.LSTM: 4, Cell.GRU: 3}
 DTYPES = ("float32", "float64")
 HEAD_ACTIVATIONS = ("none", "softmax")
+# The ONNX operator's forms of a cell beyond the canonical one, each a ModelSpec field whose
+# default is the canonical cell. A backend declares which of them it can run (registry).
+VARIANTS = ("linear_before_reset", "peepholes", "input_forget", "clip")
 
 
 def _fail(field: str, value: Any, allowed: str) -> SpecError:
@@ -71,6 +74,12 @@ class ModelSpec:
     batch_first: bool = False
     head: Head | None = None
     dtype: str = "float32"
+    # GRU only: False is ONNX's default GRU, h~ = tanh(W x + R (r * h) + b) (Keras
+    # reset_after=False); True is the canonical r * (R h + Rb) form (PyTorch, cuDNN).
+    linear_before_reset: bool = True
+    peepholes: bool = False  # LSTM only: weights l{l}.P [D, 3H] in ONNX's order i, o, f
+    input_forget: bool = False  # LSTM only: the forget gate is 1 - i (ONNX input_forget=1)
+    clip: float | None = None  # every activation's input clipped to [-clip, clip]
 
     def __post_init__(self) -> None:
         try:
@@ -88,6 +97,40 @@ class ModelSpec:
             raise _fail("head", self.head, "a table with units and activation, or absent")
         if self.dtype not in DTYPES:
             raise _fail("dtype", self.dtype, " | ".join(DTYPES))
+        self._check_variants()
+
+    def _check_variants(self) -> None:
+        for name in ("linear_before_reset", "peepholes", "input_forget"):
+            _check_bool(name, getattr(self, name))
+        if not self.linear_before_reset and self.cell is not Cell.GRU:
+            raise _fail("linear_before_reset", False, "false only for a GRU")
+        for name in ("peepholes", "input_forget"):
+            if getattr(self, name) and self.cell is not Cell.LSTM:
+                raise _fail(name, True, "true only for an LSTM")
+        clip = self.clip
+        if clip is not None:
+            if isinstance(clip, bool) or not isinstance(clip, int | float):
+                raise _fail("clip", clip, "a number > 0, or absent")
+            if not 0 < clip < float("inf"):
+                raise _fail("clip", clip, "a finite number > 0, or absent")
+            object.__setattr__(self, "clip", float(clip))
+
+    @property
+    def variants(self) -> tuple[str, ...]:
+        """The VARIANTS this model uses (empty for the canonical cell)."""
+        defaults = {f.name: f.default for f in dataclasses.fields(self) if f.name in VARIANTS}
+        return tuple(name for name in VARIANTS if getattr(self, name) != defaults[name])
+
+    def describe_variants(self, only=None) -> str:
+        """The variants (or those of them in `only`) as ONNX attributes and inputs would say
+        them ("" when canonical)."""
+        words = {
+            "linear_before_reset": "linear_before_reset=0",
+            "peepholes": "peepholes (input P)",
+            "input_forget": "input_forget=1",
+            "clip": f"clip={self.clip:g}" if self.clip else "",
+        }
+        return ", ".join(words[n] for n in self.variants if only is None or n in only)
 
     @property
     def num_directions(self) -> int:
@@ -104,10 +147,15 @@ class ModelSpec:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field, except a missing head and the variants left at the canonical cell's
+        defaults (so that a canonical model reads as it did before variants existed)."""
         out = dataclasses.asdict(self)
         out["cell"] = self.cell.value
         if self.head is None:
             del out["head"]
+        for name in VARIANTS:
+            if name not in self.variants:
+                del out[name]
         return out
 
     @classmethod
@@ -146,6 +194,7 @@ class MinGRUSpec:
     bidirectional = False
     head = None
     num_directions = 1
+    variants = ()
 
     def __post_init__(self) -> None:
         _check_int("input_size", self.input_size, 1)

@@ -2,7 +2,8 @@
 
 Per layer l, with D directions, G gates, H hidden units and I_l inputs to the layer:
     l{l}.W  [D, G*H, I_l]    l{l}.R  [D, G*H, H]    l{l}.Wb [D, G*H]    l{l}.Rb [D, G*H]
-ONNX gate orders: LSTM i, o, f, c; GRU z, r, h (linear_before_reset=1). The optional head:
+    l{l}.P  [D, 3*H]         (an LSTM with peepholes only, ONNX's order i, o, f)
+ONNX gate orders: LSTM i, o, f, c; GRU z, r, h. The optional head:
     head.W  [units, D*H]     head.b  [units]
 """
 
@@ -37,6 +38,8 @@ def expected_shapes(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
         shapes[f"l{layer}.R"] = (D, GH, H)
         shapes[f"l{layer}.Wb"] = (D, GH)
         shapes[f"l{layer}.Rb"] = (D, GH)
+        if spec.peepholes:
+            shapes[f"l{layer}.P"] = (D, 3 * H)
     if spec.head is not None:
         shapes["head.W"] = (spec.head.units, D * H)
         shapes["head.b"] = (spec.head.units,)
@@ -87,6 +90,10 @@ class CanonicalWeights(Mapping):
     def layer(self, layer: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(W, R, Wb, Rb) of one layer, each with the direction axis first."""
         return tuple(self.arrays[f"l{layer}.{k}"] for k in ("W", "R", "Wb", "Rb"))
+
+    def peepholes(self, layer: int) -> np.ndarray | None:
+        """P [D, 3H] of one layer (i, o, f), None without peepholes."""
+        return self.arrays.get(f"l{layer}.P")
 
     def digest(self) -> str:
         """sha256 over names, dtypes, shapes and little-endian bytes, in canonical order."""

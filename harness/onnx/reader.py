@@ -1,10 +1,18 @@
 """Bring your own ONNX model, the reading half: a file whose recurrence is native RNN/LSTM/GRU
-nodes becomes a spec and canonical weights (harness/onnx/file_check.py then checks the file, as
-ONNX Runtime runs it, against the NumPy reference on those weights). Its declared input sizes
-and the names of the other inputs each recurrent node reads (sequence_lens, initial states) are
-kept for that check. Anything it cannot read is named: Loop/unrolled recurrences, layout=1,
-peepholes, non-default activations, clip, input_forget, GRU with linear_before_reset=0, weights
-computed at run time.
+nodes becomes a spec and canonical weights, in every form the ONNX operator allows:
+
+- weights (W, R, B, and an LSTM's peepholes P) stored as initializers or Constant nodes, given
+  as graph inputs whose values come with the file (`given`: --inputs), or computed from those
+  by a constant subgraph (a dynamo export's Slice/Concat), which is folded here, and said so;
+- GRU linear_before_reset 0 and 1, LSTM peepholes and input_forget, clip (ModelSpec variants);
+- layout 0 and 1, stacked nodes, one direction for every layer (forward, reverse or both);
+- sequence_lens and initial states as graph inputs or computed values (their names are kept
+  for the check, which feeds or probes them);
+- a dense head (Gemm, or MatMul + Add, optionally Softmax) on the last node's final states.
+
+What it cannot read is refused in one line naming it: Loop/Scan or unrolled recurrences (check
+those against their source with `--against`), non-default activations, nodes that disagree.
+harness/model_file/check.py then runs the file and compares it with the NumPy reference.
 """
 
 from __future__ import annotations
@@ -14,8 +22,8 @@ import dataclasses
 import numpy as np
 
 from harness.model.protocol import NotSupported
-from harness.model.spec import Cell, Head, ModelSpec
-from harness.model.weights import CanonicalWeights
+from harness.model.spec import Cell, Head, ModelSpec, SpecError
+from harness.model.weights import CanonicalWeights, WeightsError
 
 CELLS = {"RNN": Cell.RNN, "LSTM": Cell.LSTM, "GRU": Cell.GRU}
 DEFAULT_ACTIVATIONS = {
@@ -24,6 +32,23 @@ DEFAULT_ACTIVATIONS = {
     "GRU": ["Sigmoid", "Tanh"],
 }
 DIRECTIONS = ("forward", "reverse", "bidirectional")
+SLOTS = ("X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P")
+WEIGHT_SLOTS = ("W", "R", "B", "P")
+INPUTS_HINT = "an ONNX test-data folder of input_*.pb, or an .npz keyed by graph input name"
+HEAD_ACTIVATIONS = ("Sigmoid", "LogSoftmax", "Relu", "Tanh", "HardSigmoid", "Softplus")
+
+
+@dataclasses.dataclass(frozen=True)
+class RecurrentNode:
+    """One native recurrent node as the file holds it."""
+
+    op_type: str
+    label: str  # for messages: "LSTM node 'lstm0'"
+    direction: str
+    layout: int  # 0: X [T, B, I], states [D, B, H]; 1: X [B, T, I], states [B, D, H]
+    inputs: dict[str, str]  # slot (SLOTS) -> value name, present slots only
+    outputs: dict[str, str]  # "Y", "Y_h", "Y_c" -> value name, present outputs only
+    attributes: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -33,9 +58,22 @@ class ImportedModel:
     x_input: str
     batch_major: bool
     direction: str = "forward"  # of every layer: forward, reverse or bidirectional
-    T: int | None = None  # the sequence length the file declares; None when dynamic
+    T: int | None = None  # the sequence length x declares; None when dynamic
     B: int | None = None  # the batch size it declares; None when dynamic
-    node_inputs: tuple = ()  # per layer: names of (sequence_lens, initial_h, initial_c), or ""
+    nodes: tuple[RecurrentNode, ...] = ()
+    weight_inputs: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    notes: tuple[str, ...] = ()  # how the weights were found, where it is not plain
+    output_T: int | None = None  # a static T an output declares while x leaves T dynamic
+
+    @property
+    def node_inputs(self) -> tuple[tuple[str, str, str], ...]:
+        """Per layer: names of (sequence_lens, initial_h, initial_c), "" where absent."""
+        slots = ("sequence_lens", "initial_h", "initial_c")
+        return tuple(tuple(n.inputs.get(s, "") for s in slots) for n in self.nodes)
+
+    @property
+    def layout(self) -> int:
+        return self.nodes[0].layout if self.nodes else 0
 
 
 def _attrs(node) -> dict:
@@ -56,7 +94,7 @@ def constant_values(model) -> dict[str, np.ndarray]:
 
     values = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     for node in model.graph.node:
-        if node.op_type == "Constant" and node.attribute[0].name == "value":
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
             values[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
     return values
 
@@ -71,139 +109,307 @@ def load_model(path):
         raise NotSupported(f"{path} is not a readable ONNX model: {exc}") from None
 
 
-def read_onnx(path) -> ImportedModel:
+def graph_input_names(model) -> list[str]:
+    """The graph's inputs that are not also initializers (those are defaults, not inputs)."""
+    stored = {t.name for t in model.graph.initializer}
+    return [i.name for i in model.graph.input if i.name not in stored]
+
+
+def read_onnx(path, given: dict[str, np.ndarray] | None = None) -> ImportedModel:
     """The file's spec, canonical weights, sequence input and declared sizes, or NotSupported
-    naming what it cannot read."""
+    naming what it cannot read. `given`: values of graph inputs (the weights among them)."""
     model = load_model(path)
+    given = dict(given or {})
     nodes = _recurrent_nodes(model, path)
-    values = constant_values(model)
+    values = _Values(model, given, path)
     layers = [_layer(node, values) for node in nodes]
-    spec = _layers_spec(nodes[0].op_type, layers, path)
-    arrays = {
-        f"l{i}.{k}": layer[k] for i, layer in enumerate(layers) for k in ("W", "R", "Wb", "Rb")
-    }
-    head_arrays = _head(model, values, spec)
+    spec = _layers_spec(nodes, layers, path)
+    arrays = {f"l{i}.{k}": v for i, layer in enumerate(layers) for k, v in layer.items()}
+    head_arrays = _head(model, values, spec, nodes[-1])
     if head_arrays:
         arrays.update(head_arrays[0])
         spec = spec.replace(head=head_arrays[1])
     x_input, batch_major = _x_input(model, nodes[0])
     spec = spec.replace(batch_first=batch_major)
-    T, B = _declared_sizes(model, x_input, spec, path, nodes[-1])
-    slots = tuple(tuple(n.input[i] if len(n.input) > i else "" for i in (4, 5, 6)) for n in nodes)
-    weights = CanonicalWeights(spec, arrays)
-    direction = layers[0]["direction"]
-    return ImportedModel(spec, weights, x_input, batch_major, direction, T, B, slots)
-
-
-def _layers_spec(op_type: str, layers: list[dict], path) -> ModelSpec:
-    """The spec (no head yet) of a stack of layers that all run one direction."""
-    directions = [layer["direction"] for layer in layers]
-    if len(set(directions)) > 1:
-        raise NotSupported(
-            f"{path} has layers running {directions}: allowed one direction for every layer"
-        )
-    first = layers[0]
-    return ModelSpec(
-        CELLS[op_type],
-        first["W"].shape[2],
-        first["R"].shape[2],
-        num_layers=len(layers),
-        bidirectional=first["W"].shape[0] == 2,
-        dtype=str(first["W"].dtype),
-        head=None,
+    T, B, output_T = _declared_sizes(model, x_input, spec, path, nodes[-1])
+    try:
+        weights = CanonicalWeights(spec, arrays)
+    except WeightsError as exc:
+        raise NotSupported(f"{path}: its recurrent nodes' weights disagree: {exc}") from None
+    return ImportedModel(
+        spec,
+        weights,
+        x_input,
+        batch_major,
+        nodes[0].direction,
+        T,
+        B,
+        tuple(nodes),
+        values.weight_inputs,
+        tuple(values.notes),
+        output_T,
     )
 
 
-def _recurrent_nodes(model, path) -> list:
-    """The native recurrent nodes, one cell type, each layer reading the one before it."""
-    nodes = [n for n in model.graph.node if n.op_type in CELLS]
-    if not nodes:
-        found = sorted({n.op_type for n in model.graph.node} & {"Loop", "Scan"})
-        form = f"a {found[0]}" if found else "unrolled per-step nodes"
-        raise NotSupported(
-            f"{path} has no native RNN/LSTM/GRU node (its recurrence is {form}): "
-            "allowed native recurrent nodes only"
+class _Values:
+    """A node input's value: stored in the file, given for a graph input, or folded from a
+    constant subgraph; refused, naming where it comes from, when it is none of these."""
+
+    def __init__(self, model, given: dict[str, np.ndarray], path):
+        self.model, self.path, self.given = model, path, given
+        self.stored = constant_values(model)
+        self.inputs = set(graph_input_names(model))
+        unknown = sorted(set(given) - {i.name for i in model.graph.input})
+        if unknown:
+            raise NotSupported(
+                f"--inputs names {unknown[0]!r}, which is not an input of {path}: allowed "
+                f"{', '.join(graph_input_names(model))}"
+            )
+        self.weight_inputs: dict[str, np.ndarray] = {}
+        self.notes: list[str] = []
+        self._folded: dict[str, np.ndarray] | None = None
+
+    def get(self, name: str, what: str) -> np.ndarray:
+        if name in self.given:  # a graph input's value, or one that overrides its default
+            self.weight_inputs[name] = self.given[name]
+            self._note(f"{what} given as graph input {name!r}")
+            return np.asarray(self.given[name])
+        if name in self.stored:
+            return self.stored[name]
+        if name in self.inputs:
+            raise NotSupported(
+                f"{what} is graph input {name!r}, whose value is not given: pass --inputs "
+                f"({INPUTS_HINT})"
+            )
+        folded = self._fold().get(name)
+        if folded is None:
+            sources = sorted(self._graph_inputs_upstream(name))
+            where = f"graph input {sources[0]!r}" if sources else "values the file does not hold"
+            raise NotSupported(
+                f"{what} is computed at run time from {where}: allowed stored weights, given "
+                f"graph inputs (--inputs, {INPUTS_HINT}) or constant subgraphs"
+            )
+        ops = sorted({n.op_type for n in self._producers(name)})
+        self._note(f"{what} folded from a constant subgraph ({', '.join(ops)})")
+        return folded
+
+    def _note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
+
+    def _fold(self) -> dict[str, np.ndarray]:
+        """Every value computable from stored and given values alone, evaluated once by
+        onnx's reference evaluator."""
+        if self._folded is not None:
+            return self._folded
+        import onnx
+        from onnx import helper, numpy_helper
+        from onnx.reference import ReferenceEvaluator
+
+        known = set(self.stored) | set(self.given)
+        nodes = []
+        for node in self.model.graph.node:
+            if node.op_type == "Constant" or node.op_type in CELLS:
+                continue
+            if all(not i or i in known for i in node.input) and node.op_type not in ("Loop", "If"):
+                nodes.append(node)
+                known.update(o for o in node.output if o)
+        self._folded = {}
+        if not nodes:
+            return self._folded
+        wanted = [o for n in nodes for o in n.output if o]
+        inits = [numpy_helper.from_array(np.asarray(v), k) for k, v in self.stored.items()]
+        inits += [numpy_helper.from_array(np.asarray(v), k) for k, v in self.given.items()]
+        graph = helper.make_graph(
+            nodes, "fold", [], [onnx.ValueInfoProto(name=n) for n in wanted], inits
         )
-    if len({n.op_type for n in nodes}) > 1:
-        raise NotSupported(f"{path} mixes {sorted({n.op_type for n in nodes})}: one cell type only")
-    for k in range(1, len(nodes)):
-        if nodes[k].input[0] not in _downstream(model, nodes[k - 1].output):
+        folded = helper.make_model(graph, opset_imports=self.model.opset_import)
+        try:
+            results = ReferenceEvaluator(folded).run(None, {})
+        except Exception:  # an op the evaluator lacks: nothing folds, the refusal says why
+            return self._folded
+        self._folded = {n: np.asarray(v) for n, v in zip(wanted, results, strict=True)}
+        return self._folded
+
+    def _producers(self, name: str) -> list:
+        """The nodes `name` is computed by, transitively."""
+        by_output = {o: n for n in self.model.graph.node for o in n.output}
+        todo, seen = [name], []
+        while todo:
+            node = by_output.get(todo.pop())
+            if node is not None and node not in seen:
+                seen.append(node)
+                todo += list(node.input)
+        return seen
+
+    def _graph_inputs_upstream(self, name: str) -> set[str]:
+        names = {i for n in self._producers(name) for i in n.input}
+        return names & self.inputs
+
+
+def _recurrent_nodes(model, path) -> list[RecurrentNode]:
+    """The native recurrent nodes, one cell type, each layer reading the one before it."""
+    found = [n for n in model.graph.node if n.op_type in CELLS]
+    if not found:
+        loops = sorted({n.op_type for n in model.graph.node} & {"Loop", "Scan"})
+        form = f"a {loops[0]}" if loops else "unrolled per-step nodes"
+        raise NotSupported(
+            f"{path} has no native RNN/LSTM/GRU node (its recurrence is {form}): allowed native "
+            "recurrent nodes; check such an export against its source model with "
+            "`rnnbench parity --model SOURCE --against EXPORT`"
+        )
+    if len({n.op_type for n in found}) > 1:
+        raise NotSupported(f"{path} mixes {sorted({n.op_type for n in found})}: one cell type only")
+    for k in range(1, len(found)):
+        if found[k].input[0] not in _downstream(model, found[k - 1].output):
             raise NotSupported(
                 f"{path}: recurrent node {k} does not read recurrent node {k - 1}'s output: "
                 "allowed one stack of layers"
             )
-    return nodes
+    return [_node(n, k) for k, n in enumerate(found)]
+
+
+def _node(node, k: int) -> RecurrentNode:
+    label = f"{node.op_type} node {node.name!r}" if node.name else f"{node.op_type} node {k}"
+    a = _attrs(node)
+    direction = a.get("direction", "forward")
+    if direction not in DIRECTIONS:
+        raise NotSupported(f"{label} has direction {direction!r}: allowed {', '.join(DIRECTIONS)}")
+    acts = a.get("activations", [])
+    defaults = DEFAULT_ACTIVATIONS[node.op_type] * (2 if direction == "bidirectional" else 1)
+    if acts and [x.lower() for x in acts] != [x.lower() for x in defaults]:
+        raise NotSupported(
+            f"{label} sets activations={acts}: allowed the defaults {defaults} "
+            "(the reference and every backend compute those only)"
+        )
+    layout = a.get("layout", 0)
+    if layout not in (0, 1):
+        raise NotSupported(f"{label} has layout={layout}: allowed 0 or 1")
+    inputs = {slot: name for slot, name in zip(SLOTS, node.input, strict=False) if name}
+    outputs = {k: n for k, n in zip(("Y", "Y_h", "Y_c"), node.output, strict=False) if n}
+    return RecurrentNode(node.op_type, label, direction, layout, inputs, outputs, a)
 
 
 def _downstream(model, names) -> set[str]:
     """`names` and every value computed from them."""
-    reached = set(names)
+    reached = {n for n in names if n}
     for node in model.graph.node:  # ONNX keeps nodes in topological order
         if reached.intersection(node.input):
             reached.update(node.output)
     return reached
 
 
-def _layer(node, values) -> dict[str, np.ndarray]:
-    """One recurrent node's W, R, Wb, Rb and direction, its attributes checked first."""
-    where = f"{node.op_type} node {node.name or node.output[0]!r}"
-    direction = _checked_direction(node, _attrs(node), where)
-    W, R = (values.get(node.input[i]) for i in (1, 2))
-    if W is None or R is None:
-        raise NotSupported(f"{where}: W and R are computed at run time: allowed stored ones")
-    GH = W.shape[1]
-    B = values.get(node.input[3]) if len(node.input) > 3 and node.input[3] else None
-    B = np.zeros((W.shape[0], 2 * GH), W.dtype) if B is None else B
-    return {"W": W, "R": R, "Wb": B[:, :GH].copy(), "Rb": B[:, GH:].copy(), "direction": direction}
-
-
-def _checked_direction(node, a: dict, where: str) -> str:
-    """The node's direction, once its attributes `a` and inputs ask for nothing this reader
-    refuses (layout=1, other activations, clip, input_forget, GRU linear_before_reset=0,
-    LSTM peepholes)."""
-    if a.get("layout", 0) != 0:
+def _layer(node: RecurrentNode, values: _Values) -> dict[str, np.ndarray]:
+    """One recurrent node's W, R, Wb, Rb (and P), checked against its hidden_size."""
+    what = lambda slot: f"{slot} of {node.label}"  # noqa: E731
+    W, R = (np.asarray(values.get(node.inputs[s], what(s))) for s in ("W", "R"))
+    if W.ndim != 3 or R.ndim != 3 or W.shape[:2] != R.shape[:2] or R.shape[1] % R.shape[2]:
+        raise NotSupported(f"{node.label}: W {list(W.shape)} and R {list(R.shape)} do not fit")
+    D, GH, H = R.shape
+    G, directions = CELLS[node.op_type].gates, 2 if node.direction == "bidirectional" else 1
+    if GH != G * H or directions != D:
         raise NotSupported(
-            f"{where} has layout=1 (batch-major), which ONNX Runtime cannot run: allowed layout=0"
+            f"{node.label}: R has shape {list(R.shape)}: a {node.op_type} with direction "
+            f"{node.direction} needs [{directions}, {G}*H, H]"
         )
-    direction = a.get("direction", "forward")
-    if direction not in DIRECTIONS:
-        raise NotSupported(f"{where} has direction {direction!r}: allowed {', '.join(DIRECTIONS)}")
-    acts = a.get("activations", [])
-    defaults = DEFAULT_ACTIVATIONS[node.op_type] * (2 if direction == "bidirectional" else 1)
-    if acts and acts != defaults:
-        raise NotSupported(f"{where} uses activations {acts}: allowed the defaults {defaults}")
-    for name, allowed in (("clip", "no clip"), ("input_forget", "0")):
-        if a.get(name):
-            raise NotSupported(f"{where} sets {name}={a[name]}: allowed {allowed}")
-    if node.op_type == "GRU" and a.get("linear_before_reset", 0) != 1:
-        raise NotSupported(
-            f"{where} has linear_before_reset=0: allowed 1, the canonical GRU (PyTorch, "
-            "Keras reset_after=True, cuDNN)"
-        )
-    if node.op_type == "LSTM" and len(node.input) > 7 and node.input[7]:
-        raise NotSupported(f"{where} has peepholes (input P): allowed none")
-    return direction
+    B = values.get(node.inputs["B"], what("B")) if "B" in node.inputs else None
+    B = np.zeros((D, 2 * GH), W.dtype) if B is None else np.asarray(B, W.dtype)
+    if B.shape != (D, 2 * GH):
+        raise NotSupported(f"{node.label}: B has shape {list(B.shape)}: allowed [{D}, {2 * GH}]")
+    out = {"W": W, "R": R, "Wb": B[:, :GH].copy(), "Rb": B[:, GH:].copy()}
+    if "P" in node.inputs:
+        P = np.asarray(values.get(node.inputs["P"], what("P")), W.dtype)
+        if P.shape != (D, 3 * H):
+            raise NotSupported(f"{node.label}: P has shape {list(P.shape)}: allowed [{D}, {3 * H}]")
+        out["P"] = P
+    return out
 
 
-def _head(model, values, spec):
-    """A Gemm (or MatMul + Add) reading the final states, and an optional Softmax after it."""
+def _variants(node: RecurrentNode, a: dict) -> dict:
+    """The node's ModelSpec variant fields."""
+    out = {}
+    if node.op_type == "GRU":
+        out["linear_before_reset"] = bool(a.get("linear_before_reset", 0))
+    if node.op_type == "LSTM":
+        out["input_forget"] = bool(a.get("input_forget", 0))
+        out["peepholes"] = "P" in node.inputs
+    if a.get("clip") is not None:
+        out["clip"] = float(a["clip"])
+    return out
+
+
+def _layers_spec(nodes: list[RecurrentNode], layers: list[dict], path) -> ModelSpec:
+    """The spec (no head yet) of a stack of layers that all run one direction and variant."""
+    attrs = [n.attributes for n in nodes]
+    for node, a, layer in zip(nodes, attrs, layers, strict=True):
+        declared = a.get("hidden_size")
+        if declared is not None and declared != layer["R"].shape[2]:
+            raise NotSupported(
+                f"{path}: {node.label} declares hidden_size={declared} but its R has H="
+                f"{layer['R'].shape[2]}: the file contradicts itself (ONNX Runtime refuses it)"
+            )
+    for field, values in (
+        ("direction", [n.direction for n in nodes]),
+        ("layout", [n.layout for n in nodes]),
+        ("variants", [_variants(n, a) for n, a in zip(nodes, attrs, strict=True)]),
+    ):
+        if any(v != values[0] for v in values):
+            raise NotSupported(
+                f"{path} has layers whose {field} differ ({values}): allowed one for every layer"
+            )
+    first = layers[0]
+    try:
+        return ModelSpec(
+            CELLS[nodes[0].op_type],
+            first["W"].shape[2],
+            first["R"].shape[2],
+            num_layers=len(layers),
+            bidirectional=first["W"].shape[0] == 2,
+            dtype=str(first["W"].dtype),
+            head=None,
+            **_variants(nodes[0], attrs[0]),
+        )
+    except SpecError as exc:
+        raise NotSupported(f"{path}: {exc}") from None
+
+
+def _head(model, values: _Values, spec: ModelSpec, last: RecurrentNode):
+    """A Gemm (or MatMul + Add) reading the last node's final states (or, one direction only,
+    its last step), and an optional Softmax after it."""
     width = spec.num_directions * spec.hidden_size
+    finals = _downstream(model, [last.outputs.get("Y_h", "")])
+    sequence = _downstream(model, [last.outputs.get("Y", "")])
     for node in model.graph.node:
-        if node.op_type not in ("Gemm", "MatMul") or node.input[1] not in values:
+        if node.op_type not in ("Gemm", "MatMul") or node.input[0] not in finals | sequence:
             continue
-        W = values[node.input[1]]
+        try:
+            W = values.get(node.input[1], f"the weight of {node.op_type} node {node.name!r}")
+        except NotSupported:
+            continue
         transposed = _attrs(node).get("transB", 0) == 1
         W = W if transposed else W.T
         if W.ndim != 2 or W.shape[1] != width:
             continue
-        bias = values.get(node.input[2]) if len(node.input) > 2 else None
+        if node.input[0] not in finals and spec.bidirectional:
+            raise NotSupported(
+                f"{node.op_type} node {node.name!r} reads the last step of a bidirectional "
+                "layer's Y, which is not its final states: allowed a head on the final states"
+            )
+        has_bias = len(node.input) > 2 and node.input[2]
+        bias = values.get(node.input[2], "the head's bias") if has_bias else None
         out = node.output[0]
         if bias is None:  # MatMul + Add
             add = next((n for n in model.graph.node if n.op_type == "Add" and out in n.input), None)
             other = add and next((i for i in add.input if i != out), None)
-            bias = values.get(other) if other else np.zeros(W.shape[0], W.dtype)
+            bias = values.get(other, "the head's bias") if other else np.zeros(W.shape[0])
             out = add.output[0] if add is not None else out
-        softmax = any(n.op_type == "Softmax" and out in n.input for n in model.graph.node)
+        consumers = [n for n in model.graph.node if out in n.input]
+        for consumer in consumers:
+            if consumer.op_type in HEAD_ACTIVATIONS:
+                raise NotSupported(
+                    f"the head is followed by {consumer.op_type}: allowed none or Softmax"
+                )
+        softmax = any(n.op_type == "Softmax" for n in consumers)
         return (
             {"head.W": W.astype(spec.dtype), "head.b": np.asarray(bias, spec.dtype)},
             Head(W.shape[0], "softmax" if softmax else "none"),
@@ -211,19 +417,19 @@ def _head(model, values, spec):
     return None
 
 
-def _x_input(model, first_node) -> tuple[str, bool]:
-    """The graph input that feeds the first recurrent node, directly (time-major) or through a
-    Transpose with perm [1, 0, 2] (batch-major), or, with T = 1, a Reshape of [B, 1, I] to
-    [1, B, I] (tf2onnx writes that Transpose so)."""
+def _x_input(model, first: RecurrentNode) -> tuple[str, bool]:
+    """The graph input that feeds the first recurrent node: directly (batch-major when the node
+    has layout=1), through a Transpose with perm [1, 0, 2] (batch-major), or, with T = 1, a
+    Reshape of [B, 1, I] to [1, B, I] (tf2onnx writes that Transpose so)."""
     inputs = {i.name: i for i in model.graph.input}
-    source = first_node.input[0]
+    source = first.inputs["X"]
     if source in inputs:
-        return source, False
+        return source, first.layout == 1
     producer = next((n for n in model.graph.node if source in n.output), None)
     x = producer.input[0] if producer is not None and producer.input else None
     perm = list(_attrs(producer).get("perm", [])) if x in inputs else []
     if producer is not None and producer.op_type == "Transpose" and perm == [1, 0, 2]:
-        return x, True
+        return x, first.layout == 0
     if x in inputs and producer.op_type == "Reshape":
         dims = _dims(inputs[x])
         if len(dims) == 3 and 1 in dims[:2]:
@@ -240,10 +446,10 @@ def _dims(value) -> list[int | None]:
     ]
 
 
-def _declared_sizes(model, x_input, spec, path, last) -> tuple[int | None, int | None]:
-    """(T, B) as x declares them, None where dynamic. A T that x leaves dynamic but an output
-    computed from the last node's Y fixes counts as static (torch's dynamo exporter was seen to
-    reshape y to its example's T)."""
+def _declared_sizes(model, x_input, spec, path, last: RecurrentNode):
+    """(T, B) as x declares them, None where dynamic, and a T that an output computed from the
+    last node's Y declares while x leaves it dynamic (a hint of a length baked into the graph:
+    torch's dynamo exporter was seen to reshape y to its example's T)."""
     x = next(v for v in model.graph.input if v.name == x_input)
     dims = _dims(x)
     if len(dims) != 3 or dims[2] not in (None, spec.input_size):
@@ -253,10 +459,12 @@ def _declared_sizes(model, x_input, spec, path, last) -> tuple[int | None, int |
         )
     t_axis = 1 if spec.batch_first else 0
     T, B = dims[t_axis], dims[1 - t_axis]
-    width = spec.num_directions * spec.hidden_size
-    from_y = _downstream(model, last.output[:1]) if T is None else set()
-    for out in (o for o in model.graph.output if o.name in from_y):
-        out_dims = _dims(out)
-        if len(out_dims) == 3 and out_dims[2] == width and out_dims[t_axis]:
-            T = out_dims[t_axis]
-    return T, B
+    output_T = None
+    if T is None:
+        width = spec.num_directions * spec.hidden_size
+        from_y = _downstream(model, [last.outputs.get("Y", "")])
+        for out in (o for o in model.graph.output if o.name in from_y):
+            out_dims = _dims(out)
+            if len(out_dims) == 3 and out_dims[2] == width and out_dims[t_axis]:
+                output_T = out_dims[t_axis]
+    return T, B, output_T

@@ -81,8 +81,8 @@ def compare(quantity: str, reference, candidate, dtype: str) -> Comparison:
     if over.any():
         index = tuple(int(i) for i in np.unravel_index(np.argmax(diff - limit), diff.shape))
         return fail(
-            f"at index {index}: {candidate[index]!r} vs reference {reference[index]!r} "
-            f"(|diff| {diff[index]:.3g} > {limit[index]:.3g})",
+            f"at index {index}: {float(candidate[index]):.9g} vs reference "
+            f"{float(reference[index]):.9g} (|diff| {diff[index]:.3g} > {limit[index]:.3g})",
             max_abs,
             max_rel,
             atol,

@@ -13,14 +13,19 @@ from harness.parity.run import BackendResult
 SCHEMA_VERSION = 1
 
 
+MODEL_QUANTITIES = ("y", "h_n", "c_n", "head")
+
+
 def quantity_group(quantity: str) -> str:
+    """What a comparison checks: a model output, weight or input gradients, or a file's
+    outputs (anything a model file or its export returned, matched to a reference form)."""
     if quantity in ("grad:x", "grad:h0", "grad:c0"):
         return "grad inputs"
     if quantity.startswith("grad:"):
         return "grad weights"
-    if quantity.startswith("file:"):
-        return "file outputs"
-    return quantity
+    if quantity in MODEL_QUANTITIES:
+        return quantity
+    return "file outputs"
 
 
 def summarize(results: Iterable[BackendResult]) -> list[dict[str, Any]]:

@@ -41,9 +41,10 @@ def sine_batches(steps=STEPS, T=T, B=B, seed=0):
 
 
 def _fold_biases(spec: ModelSpec, weights) -> dict[str, np.ndarray]:
-    """Keras keeps one bias Wb + Rb for RNN/LSTM: compare the sum, which is what the model uses."""
+    """Keras keeps one bias Wb + Rb for RNN, LSTM and the linear_before_reset=0 GRU: compare
+    the sum, which is what the model uses."""
     out = {k: np.asarray(v) for k, v in weights.items()}
-    if spec.cell is not Cell.GRU:
+    if spec.cell is not Cell.GRU or not spec.linear_before_reset:
         for layer in range(spec.num_layers):
             out[f"l{layer}.Wb"] = out[f"l{layer}.Wb"] + out.pop(f"l{layer}.Rb")
     return out
@@ -134,3 +135,58 @@ def format_trajectories(trajectories: list[Trajectory]) -> str:
             f"{t.max_weight_abs:15.1e}  {t.status}"
         )
     return "\n".join(lines)
+
+
+MODEL_STEPS, MODEL_T, MODEL_B, MODEL_LR = 5, 12, 4, 0.05
+
+
+def run_model_trajectories(weights, dtype: str, backends, steps: int = MODEL_STEPS):
+    """A user's model trained for a few plain SGD steps on mean((y - goal)^2) in each trainable
+    backend, from the file's own weights: the losses and the weights after the last step must
+    agree with the NumPy float64 run (a parameter a backend keeps under another form, Keras'
+    one bias, is compared as that form's sum)."""
+    spec64 = weights.spec.replace(dtype="float64", batch_first=False)
+    start = weights.astype("float32").astype("float64")
+    start = type(start)(spec64, dict(start))
+    rng = np.random.default_rng(7)
+    x = np.float32(rng.standard_normal((MODEL_T, MODEL_B, spec64.input_size))).astype(np.float64)
+    width = spec64.num_directions * spec64.hidden_size
+    goal = np.float32(rng.standard_normal((MODEL_T, MODEL_B, width))).astype(np.float64)
+    reference = registry.get_backend(registry.REFERENCE).build(spec64, start)
+    try:
+        ref_losses, ref_final = _sgd(reference, x, goal, steps)
+    except NotSupported as exc:
+        return [Trajectory(spec64.cell.value, dtype, "numpy", "skipped", [], reason=str(exc))]
+    ref_weights = _fold_biases(spec64, ref_final)
+    results = []
+    for name in (b for b in backends if b in registry.trainable()):
+        reason = registry.spec_reason(name, spec64) or registry.unavailable_reason(name)
+        if reason:
+            results.append(Trajectory(spec64.cell.value, dtype, name, "skipped", [], reason=reason))
+            continue
+        cast = start.astype(dtype)
+        try:
+            prepared = registry.get_backend(name).build(cast.spec, cast)
+            losses, final = _sgd(prepared, x.astype(dtype), goal.astype(dtype), steps)
+        except NotSupported as exc:
+            results.append(
+                Trajectory(spec64.cell.value, dtype, name, "skipped", [], reason=str(exc))
+            )
+            continue
+        except Exception as exc:  # reported, and the others still run
+            failure = f"training {spec64.cell.value} {dtype} {name}: {describe_error(exc)}"
+            results.append(Trajectory(spec64.cell.value, dtype, name, "error", [], failure=failure))
+            continue
+        results.append(
+            _judge(spec64.cell.value, dtype, name, spec64, ref_losses, ref_weights, losses, final)
+        )
+    return results
+
+
+def _sgd(prepared, x, goal, steps: int):
+    run, fetch = prepared.train_step_runner(x, goal, MODEL_LR)
+    losses = []
+    for _ in range(steps):
+        losses.append(float(run()))
+    _, final = fetch(losses[-1])
+    return losses, final

@@ -1,0 +1,207 @@
+"""A user's Keras model file (.keras, or legacy .h5) read into a spec and canonical weights,
+plus the file itself as a runtime. Accepted: a Sequential or functional model that is a chain
+of SimpleRNN/LSTM/GRU layers (optionally each Bidirectional with merge_mode="concat"), stacked
+with return_sequences=True between them, and optionally a Dense head (linear or softmax, or an
+Activation("softmax") after it) on the last layer's final state. Dropout layers, identities at
+inference, are passed over. Anything else is refused naming the layer and what is allowed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from backends.tf_model import LAYERS, canonical_from_keras_arrays, keras, tf
+from harness.model.protocol import NotSupported
+from harness.model.spec import Cell, Head, ModelSpec
+
+PASSIVE = ("InputLayer", "Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout")
+ACTIVATIONS = {"tanh": "tanh", "sigmoid": "sigmoid"}
+
+
+def load(path):
+    """(kind, spec, canonical weights, runtime, notes) of a .keras or .h5 file."""
+    try:
+        model = keras.models.load_model(str(path), compile=False)
+    except Exception as exc:
+        message = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise NotSupported(f"{path} is not a Keras model file Keras can load: {message}") from None
+    spec, weights, notes = read_model(model, path)
+    return "keras", spec, weights, KerasRuntime(str(path), model, spec), notes
+
+
+def read_model(model, path="the model"):
+    """(spec, canonical weights, notes) of a loaded Keras model."""
+    if len(model.inputs) != 1:
+        raise NotSupported(f"{path} has {len(model.inputs)} inputs: allowed one, the sequence")
+    rnns, head, activation, passed = _chain(model, path)
+    first = rnns[0]
+    cell = {v: k for k, v in LAYERS.items()}[type(first["layer"])]
+    units = {r["layer"].units for r in rnns}
+    if len(units) > 1:
+        raise NotSupported(f"{path} stacks layers of {sorted(units)} units: allowed one size")
+    kernel = first["layer"].cell.kernel
+    spec = ModelSpec(
+        cell,
+        int(kernel.shape[0]),
+        first["layer"].units,
+        num_layers=len(rnns),
+        bidirectional=first["bidirectional"],
+        batch_first=True,
+        dtype=str(kernel.dtype),
+        head=None if head is None else Head(head.units, activation),
+        linear_before_reset=cell is not Cell.GRU or bool(first["layer"].cell.reset_after),
+    )
+    per_direction = []
+    for r in rnns:
+        directions = (
+            [r["wrapper"].forward_layer, r["wrapper"].backward_layer]
+            if r["bidirectional"]
+            else [r["layer"]]
+        )
+        per_direction += [_arrays(d) for d in directions]
+    head_arrays = None if head is None else _dense_arrays(head)
+    weights = canonical_from_keras_arrays(spec, per_direction, head_arrays)
+    notes = [f"read from Keras layers {', '.join(r['name'] for r in rnns)}"]
+    if passed:
+        notes.append(f"passed over at inference: {', '.join(passed)}")
+    return spec, weights, notes
+
+
+def _chain(model, path):
+    """The recurrent layers in order, the Dense head (or None), its activation, and the layers
+    passed over; refusals name the layer."""
+    rnns, head, activation, passed = [], None, "none", []
+    for layer in model.layers:
+        kind = type(layer).__name__
+        inner = layer.forward_layer if isinstance(layer, keras.layers.Bidirectional) else layer
+        if isinstance(inner, tuple(LAYERS.values())):
+            if head is not None:
+                raise NotSupported(f"{path}: recurrent layer {layer.name} comes after the Dense")
+            if inner is not layer and layer.merge_mode != "concat":
+                raise NotSupported(
+                    f"{path}: {layer.name} merges directions by {layer.merge_mode!r}: "
+                    "allowed 'concat'"
+                )
+            _check_recurrent(layer, inner, path)
+            rnns.append(
+                {
+                    "name": layer.name,
+                    "layer": inner,
+                    "wrapper": layer,
+                    "bidirectional": inner is not layer,
+                }
+            )
+        elif isinstance(layer, keras.layers.Dense):
+            if head is not None or not rnns:
+                raise NotSupported(f"{path}: Dense {layer.name}: allowed one Dense, after the RNN")
+            if rnns[-1]["layer"].return_sequences:
+                raise NotSupported(
+                    f"{path}: Dense {layer.name} reads every step (the last recurrent layer has "
+                    "return_sequences=True): allowed a Dense on the final state"
+                )
+            head, activation = layer, _head_activation(layer.activation, layer.name, path)
+        elif kind == "Activation" and head is not None and activation == "none":
+            activation = _head_activation(layer.activation, layer.name, path)
+        elif kind in PASSIVE:
+            if kind != "InputLayer":
+                passed.append(layer.name)
+        else:
+            raise NotSupported(
+                f"{path}: layer {layer.name} is a {kind}: allowed SimpleRNN, LSTM, GRU, "
+                "Bidirectional, Dense, Dropout"
+            )
+    if not rnns:
+        raise NotSupported(f"{path} has no SimpleRNN, LSTM or GRU layer")
+    for r in rnns[:-1]:
+        if not r["layer"].return_sequences:
+            raise NotSupported(
+                f"{path}: {r['name']} feeds another recurrent layer without return_sequences"
+            )
+    if len({(type(r["layer"]), r["bidirectional"]) for r in rnns}) > 1:
+        raise NotSupported(f"{path} mixes kinds or directions of layers: allowed one kind stacked")
+    return rnns, head, activation, passed
+
+
+def _check_recurrent(layer, inner, path) -> None:
+    where = f"{path}: {layer.name}"
+    for flag in ("go_backwards", "stateful"):
+        if getattr(inner, flag, False):
+            raise NotSupported(f"{where} sets {flag}=True: allowed False")
+    cell = inner.cell
+    wanted = {"activation": "tanh"}
+    if not isinstance(inner, keras.layers.SimpleRNN):
+        wanted["recurrent_activation"] = "sigmoid"
+    for name, expected in wanted.items():
+        got = getattr(getattr(cell, name), "__name__", str(getattr(cell, name)))
+        if got != expected:
+            raise NotSupported(f"{where} uses {name}={got!r}: allowed {expected!r}")
+
+
+def _head_activation(fn, name, path) -> str:
+    got = getattr(fn, "__name__", str(fn))
+    allowed = {"linear": "none", "softmax": "softmax"}
+    if got not in allowed:
+        raise NotSupported(f"{path}: {name} has activation {got!r}: allowed linear, softmax")
+    return allowed[got]
+
+
+def _arrays(layer) -> list[np.ndarray]:
+    """[kernel, recurrent_kernel, bias] of one recurrent layer (zero bias when use_bias=False)."""
+    cell = layer.cell
+    kernel, recurrent = np.asarray(cell.kernel), np.asarray(cell.recurrent_kernel)
+    if cell.use_bias:
+        return [kernel, recurrent, np.asarray(cell.bias)]
+    width = kernel.shape[1]
+    two = isinstance(layer, keras.layers.GRU) and cell.reset_after
+    return [kernel, recurrent, np.zeros((2, width) if two else width, kernel.dtype)]
+
+
+def _dense_arrays(dense) -> list[np.ndarray]:
+    kernel = np.asarray(dense.kernel)
+    bias = np.asarray(dense.bias) if dense.use_bias else np.zeros(kernel.shape[1], kernel.dtype)
+    return [kernel, bias]
+
+
+class KerasRuntime:
+    """The loaded Keras model run on batch-major x (compiled by tf.function for timing); its
+    outputs by the model's output names."""
+
+    kind = "keras"
+    nodes = ()
+    output_T = None
+    T = B = None
+
+    def __init__(self, path: str, model, spec: ModelSpec):
+        self.path, self.model, self.spec = path, model, spec
+        self.label = path.replace("\\", "/").rsplit("/", 1)[-1]
+        shape = model.inputs[0].shape
+        self.T = shape[1] if len(shape) == 3 and shape[1] is not None else None
+        self.B = shape[0] if len(shape) == 3 and shape[0] is not None else None
+        self.names = list(getattr(model, "output_names", None) or [])
+
+    def _outputs(self, out) -> dict[str, np.ndarray]:
+        if isinstance(out, dict):
+            return {k: np.asarray(v) for k, v in out.items()}
+        values = list(out) if isinstance(out, list | tuple) else [out]
+        names = self.names if len(self.names) == len(values) else []
+        return {names[k] if names else f"output_{k}": np.asarray(v) for k, v in enumerate(values)}
+
+    def run(self, x, rng=None):
+        from harness.model_file.runtime import RunResult
+
+        xb = np.ascontiguousarray(x.transpose(1, 0, 2), dtype=self.spec.dtype)
+        try:
+            return RunResult(self._outputs(self.model(xb, training=False)))
+        except Exception as exc:
+            message = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise RuntimeError(f"{self.label} fails on x {list(xb.shape)}: {message}") from None
+
+    def runner(self, x):
+        xb = tf.constant(np.ascontiguousarray(x.transpose(1, 0, 2), dtype=self.spec.dtype))
+        call = tf.function(lambda t: self.model(t, training=False))
+        return (lambda: call(xb)), self._outputs
+
+    def set_threads(self, n: int) -> None:
+        from backends.tf_backend import KerasBackend
+
+        KerasBackend("function").set_threads(n)

@@ -1,0 +1,246 @@
+"""The check a user's CI runs: the model file (and, with --against, its export) run on the same
+inputs at several (T, B), B = 1 and lengths other than any export's example among them, each
+output compared with the NumPy float64 reference on the weights read from the source model.
+Where --inputs brings data sets, the file runs on those too, and outputs shipped beside them
+(output_*.pb) are compared with the same reference.
+
+A runtime that declares the sequence axis dynamic but fails at some lengths while running at
+another fails, naming the length the graph baked in. ONNX Runtime's known kernel gaps (layout=1
+recurrent nodes, float64 kernels) make that runtime's row a skip with ORT's reason; the
+reference still checks the shipped outputs."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from harness.model.protocol import NotSupported
+from harness.model.weights import float32_exact
+from harness.model_file.reference import compare_outputs, reference
+from harness.onnx.session import KernelGap, OrtError
+from harness.parity.checks import Comparison
+
+SIZES = ((7, 3), (1, 1), (13, 2))  # (T, B) wherever a file leaves them dynamic
+
+
+@dataclasses.dataclass
+class RuntimeCheck:
+    role: str  # model-file | export-file | shipped-outputs
+    label: str  # the file, as the user named it
+    status: str  # passed | failed | skipped
+    reason: str = ""
+    comparisons: list[Comparison] = dataclasses.field(default_factory=list)
+    sizes: list[tuple[int, int]] = dataclasses.field(default_factory=list)
+    unmatched: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def note(self) -> str:
+        text = f"{self.label} at (T, B) " + ", ".join(map(str, self.sizes))
+        if self.unmatched:
+            text += (
+                f"; not compared (no reference output has its shape): {', '.join(self.unmatched)}"
+            )
+        return text
+
+
+def plan_sizes(runtimes) -> list[tuple[int, int]]:
+    """The (T, B) every runtime can be asked for: SIZES with the dimensions some runtime fixes
+    taken from it, and each length an output declares while x leaves it dynamic (there the
+    graph may have baked it in: it must run elsewhere too)."""
+    fixed = {}
+    for axis in ("T", "B"):
+        values = {getattr(r, axis) for r in runtimes if getattr(r, axis) is not None}
+        if len(values) > 1:
+            what = ", ".join(f"{r.label} {axis}={getattr(r, axis)}" for r in runtimes)
+            raise NotSupported(f"the files fix different {axis}: {what}")
+        fixed[axis] = next(iter(values), None)
+    candidates = list(SIZES) + [(r.output_T, 2) for r in runtimes if r.output_T]
+    return list(dict.fromkeys((fixed["T"] or t, fixed["B"] or b) for t, b in candidates))
+
+
+def check_file(path, given=None, sizes=None) -> RuntimeCheck:
+    """The model file as its runtime runs it, against the reference on its own weights, at
+    `sizes` (default: plan_sizes'). What `parity --model` and `parallel-in-time --model` ask
+    of a file before trusting its weights."""
+    from harness.model_file.model import open_model
+
+    model = open_model(path, given=given)
+    if model.runtime is None:
+        raise NotSupported(f"{path} ({model.kind}) holds weights only: nothing runs it")
+    return check_runtime("model-file", model.runtime, model, sizes or plan_sizes([model.runtime]))
+
+
+def check_runtime(role, runtime, model, sizes, seed: int = 0) -> RuntimeCheck:
+    """`runtime` on generated inputs at each size, against the reference of `model`'s weights
+    (the same x for every runtime at a size: drawn from the seed and the size)."""
+    dtype = model.spec.dtype
+    result = RuntimeCheck(role, runtime.label, "passed", sizes=[])
+    ran, failed = [], []
+    for T, B in sizes:
+        x = sequence(model.spec.input_size, T, B, seed)
+        rng = np.random.default_rng([seed, T, B, 1])
+        try:
+            run = runtime.run(x, rng)
+        except KernelGap as exc:
+            return RuntimeCheck(role, runtime.label, "skipped", str(exc))
+        except (OrtError, RuntimeError) as exc:
+            failed.append((T, B, str(exc)))
+            continue
+        ran.append((T, B))
+        ref = reference(model.weights, model.direction, runtime.nodes, x, run.received)
+        label = f"{role} (T={T}, B={B})"
+        comparisons, unmatched = compare_outputs(
+            label, run.outputs, ref, model.spec, runtime.nodes, dtype
+        )
+        if not comparisons:
+            known = ", ".join(f"{k} {list(np.shape(v))}" for k, v in ref.items() if ":" not in k)
+            raise NotSupported(
+                f"{runtime.label}: no output has the shape of a reference output (found "
+                f"{', '.join(unmatched)}; allowed {known})"
+            )
+        result.comparisons += comparisons
+        result.unmatched = sorted(set(result.unmatched) | set(unmatched))
+    result.sizes = ran
+    if failed:
+        result.comparisons.insert(0, _did_not_run(role, runtime, ran, failed))
+    return _judged(result)
+
+
+def check_data_set(role, runtime, model, data) -> list[RuntimeCheck]:
+    """The file on one --inputs data set (skipped with ORT's reason where it cannot run it),
+    and the outputs shipped with the data against the same reference."""
+    dtype, x_name = model.spec.dtype, runtime.x_input
+    if x_name not in data.inputs:
+        raise NotSupported(
+            f"--inputs {data.name} gives {', '.join(sorted(data.inputs))} but not the sequence "
+            f"input {x_name!r}: give it too, or the weights alone"
+        )
+    x = np.asarray(data.inputs[x_name], np.float64)
+    x = x.transpose(1, 0, 2) if runtime.batch_major else x
+    T, B = x.shape[:2]
+    feed = runtime.feed(x, np.random.default_rng(0))
+    missing = sorted(set(feed) - set(data.inputs))
+    if missing:
+        raise NotSupported(f"--inputs {data.name} has no value for graph input {missing[0]!r}")
+    feed = {k: np.asarray(v).astype(feed[k].dtype) for k, v in data.inputs.items()}
+    received = {**runtime.constants, **feed}
+    checks = []
+    try:
+        run = runtime.run_feed(feed)
+        received = run.received
+        label = f"{role} on {data.name}"
+        ref = reference(model.weights, model.direction, runtime.nodes, x, received)
+        comparisons, unmatched = compare_outputs(
+            label, run.outputs, ref, model.spec, runtime.nodes, dtype
+        )
+        checks.append(
+            _judged(
+                RuntimeCheck(role, runtime.label, "passed", "", comparisons, [(T, B)], unmatched)
+            )
+        )
+    except KernelGap as exc:
+        checks.append(RuntimeCheck(role, runtime.label, "skipped", str(exc)))
+    except OrtError as exc:
+        failure = Comparison(
+            f"{role} on {data.name}", False, math.nan, math.nan, 0.0, 0.0, str(exc)
+        )
+        checks.append(RuntimeCheck(role, runtime.label, "failed", str(exc), [failure], [(T, B)]))
+    if data.outputs:
+        ref = reference(model.weights, model.direction, runtime.nodes, x, received)
+        comparisons, unmatched = compare_outputs(
+            f"shipped {data.name}", data.outputs, ref, model.spec, runtime.nodes, dtype
+        )
+        checks.append(
+            _judged(
+                RuntimeCheck(
+                    "shipped-outputs", data.name, "passed", "", comparisons, [(T, B)], unmatched
+                )
+            )
+        )
+    return checks
+
+
+def check_weights(role, runtime, model) -> RuntimeCheck:
+    """An export with native nodes holds weights: each must equal the source's (an exporter
+    copies them; a tensor off by 1e-2 may move the outputs by less than float32 noise, but not
+    the weights). Parameters that enter only as a sum (Wb + Rb, except the canonical GRU's
+    candidate gate, where the reset gate multiplies Rb) are compared as that sum."""
+    from harness.parity.checks import compare
+
+    exported = runtime.imported
+    if (
+        exported.spec.replace(batch_first=False, dtype="float64")
+        != model.spec.replace(batch_first=False, dtype="float64")
+        or exported.direction != model.direction
+    ):
+        message = (
+            f"{runtime.label} is another model: {_shape(exported.spec, exported.direction)} "
+            f"where the source is {_shape(model.spec, model.direction)}"
+        )
+        failure = Comparison(f"{role}: model", False, math.nan, math.nan, 0.0, 0.0, message)
+        return RuntimeCheck(role, runtime.label, "failed", message, [failure])
+    want, got = effective(model.weights), effective(exported.weights)
+    dtype = model.spec.dtype
+    comparisons = [
+        compare(f"{role}: weights {name}", want[name], np.asarray(got[name], dtype), dtype)
+        for name in want
+    ]
+    return _judged(RuntimeCheck(role, runtime.label, "passed", "", comparisons))
+
+
+def effective(weights) -> dict[str, np.ndarray]:
+    """The parameters the model's outputs depend on, each once: W, R, P, the head, and the
+    biases summed where only their sum enters."""
+    spec = weights.spec
+    H, out = spec.hidden_size, {}
+    for name, value in weights.items():
+        if not name.endswith(("Wb", "Rb")):
+            out[name] = np.asarray(value, np.float64)
+    for layer in range(spec.num_layers):
+        Wb, Rb = (np.asarray(weights[f"l{layer}.{k}"], np.float64) for k in ("Wb", "Rb"))
+        if spec.cell.value == "gru" and spec.linear_before_reset:
+            out[f"l{layer}.Wb+Rb (z, r)"] = (Wb + Rb)[:, : 2 * H]
+            out[f"l{layer}.Wb (h)"], out[f"l{layer}.Rb (h)"] = Wb[:, 2 * H :], Rb[:, 2 * H :]
+        else:
+            out[f"l{layer}.Wb+Rb"] = Wb + Rb
+    return out
+
+
+def _shape(spec, direction) -> str:
+    variants = f", {spec.describe_variants()}" if spec.variants else ""
+    head = f", head {spec.head.units} {spec.head.activation}" if spec.head else ", no head"
+    return (
+        f"{spec.cell.value} I={spec.input_size} H={spec.hidden_size} L={spec.num_layers} "
+        f"{direction}{variants}{head}"
+    )
+
+
+def sequence(input_size: int, T: int, B: int, seed: int) -> np.ndarray:
+    """x ~ N(0, 1) [T, B, I] in float64, float32-exact: the same for every runtime."""
+    return float32_exact(np.random.default_rng([seed, T, B]).standard_normal((T, B, input_size)))
+
+
+def _did_not_run(role, runtime, ran, failed) -> Comparison:
+    T, B, why = failed[0]
+    lengths = sorted({t for t, _ in ran})
+    dynamic = runtime.T is None
+    if dynamic and lengths and any(t not in lengths for t, _, _ in failed):
+        message = (
+            f"{runtime.label} declares a dynamic sequence axis but runs only at T="
+            f"{', '.join(map(str, lengths))}: the graph bakes that length in (it fails at "
+            f"T={T}, B={B}: {why})"
+        )
+    else:
+        message = f"{runtime.label} fails at T={T}, B={B}: {why}"
+    return Comparison(f"{role}: runs", False, math.nan, math.nan, 0.0, 0.0, message)
+
+
+def _judged(result: RuntimeCheck) -> RuntimeCheck:
+    if result.status == "skipped":
+        return result
+    bad = [c for c in result.comparisons if not c.passed]
+    result.status = "failed" if bad else "passed"
+    result.reason = bad[0].message if bad else ""
+    return result

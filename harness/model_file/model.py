@@ -1,0 +1,158 @@
+"""`--model FILE`: the one door a user's model comes in by. Any accepted file becomes a spec and
+canonical weights (from there it walks the same path as the built-in models), plus the file
+itself as one more runtime where it can run (a state_dict cannot).
+
+Accepted, told apart by content, not by name:
+    ONNX        native RNN/LSTM/GRU nodes (harness/onnx/reader.py); --inputs gives the values
+                of graph inputs, weights among them. A Loop/Scan export is accepted only as
+                --against, checked against its source.
+    Keras       .keras or .h5 (backends/keras_file.py)
+    PyTorch     TorchScript, ExportedProgram (.pt2), or a state_dict with --spec
+                (backends/torch_file.py)
+    rnnbench    canonical weights (.npz written by rnnbench) with or without --spec
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import zipfile
+from pathlib import Path
+
+from harness import registry
+from harness.model.protocol import NotSupported
+from harness.model.spec import ModelSpec
+from harness.model.weights import CanonicalWeights, load_weights
+
+ACCEPTED = (
+    "ONNX with native RNN/LSTM/GRU nodes, Keras .keras or .h5, TorchScript, a torch "
+    "ExportedProgram (.pt2), a torch state_dict with --spec, or rnnbench weights (.npz)"
+)
+
+
+@dataclasses.dataclass
+class ModelFile:
+    path: str
+    kind: str  # onnx | keras | torchscript | exported-program | state-dict | rnnbench-weights
+    spec: ModelSpec  # a reverse-only model's reads forward: see direction
+    weights: CanonicalWeights
+    direction: str = "forward"  # of every layer: forward, reverse or bidirectional
+    runtime: object | None = None  # the file run as it is (harness/model_file/runtime.py)
+    notes: tuple[str, ...] = ()
+    imported: object | None = None  # ONNX: the reader's ImportedModel
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).name
+
+    def describe(self) -> str:
+        spec = self.spec
+        shape = (
+            f"{spec.cell.value.upper()} I={spec.input_size} H={spec.hidden_size} "
+            f"L={spec.num_layers} {self.direction}"
+        )
+        extra = [spec.describe_variants()] if spec.variants else []
+        if spec.head is not None:
+            extra.append(f"head {spec.head.units} ({spec.head.activation})")
+        return f"{self.name} ({self.kind}): {shape}, {spec.dtype}" + "".join(
+            f", {e}" for e in extra
+        )
+
+
+def kind_of(path) -> str:
+    """onnx | keras | h5 | torch | npz, from the file's first bytes; NotSupported otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise NotSupported(f"{path}: no such file: allowed {ACCEPTED}")
+    head = path.read_bytes()[:8]
+    if head.startswith(b"\x89HDF"):
+        return "h5"
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+        if "config.json" in names and any(n.endswith(".weights.h5") for n in names):
+            return "keras"
+        if any(n.endswith(".npy") for n in names) and not any("/" in n for n in names):
+            return "npz"
+        return "torch"
+    problem = _onnx_problem(path)
+    if problem is None:
+        return "onnx"
+    if head[:2] == b"\x80\x02" or path.suffix in (".pt", ".pth", ".pt2"):
+        return "torch"  # a legacy pickle: torch.load refuses to unpickle code
+    if path.suffix == ".onnx":
+        raise NotSupported(f"{path} is not a readable ONNX model ({problem}): allowed {ACCEPTED}")
+    raise NotSupported(f"{path}: not a model file rnnbench reads: allowed {ACCEPTED}")
+
+
+def _onnx_problem(path: Path) -> str | None:
+    """None when the file is an ONNX model with a graph, else why not."""
+    try:
+        import onnx
+
+        model = onnx.load(str(path), load_external_data=False)
+    except ModuleNotFoundError:
+        return "onnx is not installed (pip install 'rnnbench[onnx]')"
+    except Exception as exc:
+        return (str(exc).splitlines() or [type(exc).__name__])[0][:120]
+    return None if model.graph.node else "it has no graph"
+
+
+def open_model(path, spec: ModelSpec | None = None, given=None, batch_major=None) -> ModelFile:
+    """The file as spec + canonical weights (+ its runtime). spec: for a state_dict (and
+    rnnbench weights) only. given: values of an ONNX file's graph inputs (--inputs).
+    batch_major: how x is laid out for an ONNX file without native nodes."""
+    kind = kind_of(path)
+    if spec is not None and kind not in ("torch", "npz"):
+        raise NotSupported(
+            f"--spec is for a torch state_dict or rnnbench weights; {path} is {kind}"
+        )
+    if given and kind != "onnx":
+        raise NotSupported(
+            f"--inputs gives the values of an ONNX file's graph inputs; {path} is {kind}"
+        )
+    if kind == "onnx":
+        return _onnx(path, given, batch_major)
+    if kind == "npz":
+        weights = load_weights(path, spec)
+        direction = "bidirectional" if weights.spec.bidirectional else "forward"
+        return ModelFile(str(path), "rnnbench-weights", weights.spec, weights, direction)
+    module = registry.model_reader("keras" if kind in ("keras", "h5") else "torch")
+    loaded = module.load(path) if kind in ("keras", "h5") else module.load(path, spec)
+    found, spec, weights, runtime, notes = loaded
+    direction = "bidirectional" if spec.bidirectional else "forward"
+    return ModelFile(str(path), found, spec, weights, direction, runtime, tuple(notes))
+
+
+def _onnx(path, given, batch_major) -> ModelFile:
+    from harness.model_file.runtime import OnnxRuntime
+    from harness.onnx.reader import read_onnx
+
+    imported = read_onnx(path, given)
+    return ModelFile(
+        str(path),
+        "onnx",
+        imported.spec,
+        imported.weights,
+        imported.direction,
+        OnnxRuntime(path, imported),
+        imported.notes,
+        imported,
+    )
+
+
+def open_export(path, source: ModelFile):
+    """An export to check against `source`: native nodes are read (so that what its nodes
+    receive is known); a Loop/Scan/unrolled export runs as a black box on x, laid out as the
+    source's is."""
+    from harness.model_file.runtime import OnnxRuntime
+    from harness.onnx.reader import read_onnx
+
+    if kind_of(path) != "onnx":
+        raise NotSupported(f"--against {path}: not an ONNX file: allowed an ONNX export")
+    try:
+        imported = read_onnx(path)
+    except NotSupported as exc:
+        if "no native RNN/LSTM/GRU node" not in str(exc):
+            raise
+        return OnnxRuntime(path, None, batch_major=source.spec.batch_first)
+    return OnnxRuntime(path, imported)
