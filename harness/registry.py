@@ -40,6 +40,7 @@ class Entry:
     parity: bool  # in the default parity matrix
     variants: tuple[str, ...] = ()  # the cell variants (spec.VARIANTS) it computes
     reverse_only: bool = False  # runs a reverse-only layer (an ONNX node's direction=reverse)
+    runs_file: bool = False  # times a user's model file as it is (bench --model)
 
 
 BACKENDS: dict[str, Entry] = {}
@@ -57,6 +58,7 @@ def register(
     parity=True,
     variants=(),
     reverse_only=False,
+    runs_file=False,
     **kwargs,
 ) -> None:
     if name in BACKENDS:
@@ -73,6 +75,7 @@ def register(
         parity,
         tuple(variants),
         reverse_only,
+        runs_file,
     )
 
 
@@ -130,6 +133,17 @@ for _exporter in EXPORTERS:
             exporter=_exporter,
             provider=_provider,
         )
+
+# A user's model file, run by its own runtime (ONNX Runtime, Keras, torch): bench --model.
+register(
+    "model-file",
+    "backends.model_file_backend:ModelFileBackend",
+    modes=("forward",),
+    product_of="",
+    parity=False,
+    variants=VARIANTS,
+    runs_file=True,
+)
 
 DEFAULT_PARITY = tuple(name for name, entry in BACKENDS.items() if entry.parity)
 

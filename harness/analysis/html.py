@@ -41,7 +41,7 @@ def page(sections, plots: list[str], png: dict[str, bytes], captions, heading: s
     body = ["<h1>rnnbench report</h1>", markdown_to_html(heading)]
     for title, text in sections:
         body.append(f"<h2>{html.escape(title)}</h2>{markdown_to_html(text)}")
-    body.append("<h2>Plots</h2>")
+    body += ["<h2>Plots</h2>"] if plots else []
     body += [figure(captions[name], png[name]) for name in plots]
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>rnnbench report</title>"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.analysis import invariants, machine
+from harness.analysis import invariants, machine, own_model
 from harness.analysis.crossover import crossover
 from harness.analysis.fits import batch_scaling, step_fits
 from harness.analysis.mingru import mingru_vs_gru
@@ -19,7 +19,8 @@ from harness.analysis.table import rows
 
 
 def analyse(docs: list[dict[str, Any]]) -> dict[str, Any]:
-    table = rows(docs)
+    """Every measure of the built-in suites' cases, and, apart, each user's model's."""
+    table, own = own_model.split(rows(docs))
     fits = step_fits(table)
     shapes = {
         (r["cell"], r["input_size"], r["hidden"], r["layers"])
@@ -42,6 +43,7 @@ def analyse(docs: list[dict[str, Any]]) -> dict[str, Any]:
         ],
         "mingru": mingru_vs_gru(table),
         "crossover": crossover(table),
+        "models": own_model.analyse(own, docs),
     }
     result["inconsistencies"] = invariants.check(result)
     return result

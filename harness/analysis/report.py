@@ -12,7 +12,7 @@ import datetime
 from pathlib import Path
 from typing import Any
 
-from harness.analysis import html, measures, readme, sections
+from harness.analysis import html, measures, readme, sections, trained
 from harness.analysis.parallel_time import analyse as parallel_in_time
 from harness.analysis.plots import CAPTIONS, Figures, plot_all
 from harness.atomic import write_text_atomic
@@ -26,10 +26,11 @@ LEGACY_NOTE = (
 )
 
 
-def load_inputs(paths: list[str]) -> tuple[list[dict], list[dict], list[dict]]:
-    """(benchmark docs, parity docs, parallel-in-time sweeps), told apart by content. A
-    benchmark file gives one document per machine that timed it, its path as `source`."""
-    benches, parities, sweeps = [], [], []
+def load_inputs(paths: list[str]) -> tuple[list[dict], list[dict], list[dict], list[dict]]:
+    """(benchmark docs, parity docs, parallel-in-time sweeps, training records), told apart by
+    content. A benchmark file gives one document per machine that timed it, its path as
+    `source`."""
+    benches, parities, sweeps, trainings = [], [], [], []
     for path in paths:
         doc = read_json(path)
         if isinstance(doc, dict) and doc.get("kind") == KIND:
@@ -41,17 +42,19 @@ def load_inputs(paths: list[str]) -> tuple[list[dict], list[dict], list[dict]]:
             parities.append(doc)
         elif is_sweep(doc):
             sweeps.append(check_sweep(doc, path))
+        elif trained.is_training(doc):
+            trainings.append(trained.check_training(doc, path))
         else:
             raise ResultsError(
-                f"{path} is neither an rnnbench results file, a parity JSON nor a "
-                "parallel-in-time sweep"
+                f"{path} is neither an rnnbench results file, a parity JSON, a "
+                "parallel-in-time sweep nor a training record"
             )
     if not benches:
         raise ResultsError(
             "no benchmark results among the inputs: give at least one file "
             "written by `rnnbench bench`"
         )
-    return benches, parities, sweeps
+    return benches, parities, sweeps, trainings
 
 
 def _nothing_kept(doc: dict, path: str) -> str:
@@ -119,9 +122,10 @@ def write_report(
 
 def analysed(paths: list[str]) -> tuple[list[dict], list[dict], dict[str, Any]]:
     """(benchmark documents, parity documents, the analysis of them with the sweeps')."""
-    benches, parities, sweeps = load_inputs(paths)
+    benches, parities, sweeps, trainings = load_inputs(paths)
     result = measures.analyse(benches)
     result["pit"] = parallel_in_time(sweeps, result, benches)
+    result["trained"] = trained.analyse(trainings, result["models"], parities)
     return benches, parities, result
 
 
@@ -136,7 +140,7 @@ def markdown(body, plots: list[str], heading: str) -> str:
     parts = ["# rnnbench report", "", heading, ""]
     for title, text in body:
         parts += [f"## {title}", "", text, ""]
-    parts += ["## Plots", ""]
+    parts += ["## Plots", ""] if plots else []
     for name in plots:
         parts += [f"### {CAPTIONS[name]}", "", f"![{CAPTIONS[name]}](img/{name}.png)", ""]
     return "\n".join(parts)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.analysis import invariants
+from harness.analysis import invariants, trained
 from harness.analysis.findings import findings_markdown, headline, is_standard
+from harness.analysis.own_model_view import sections as own_model_sections
 from harness.analysis.parallel_time import TITLE as PARALLEL_IN_TIME
 from harness.analysis.parallel_time_views import AMDAHL_RESTATED
 from harness.analysis.parallel_time_views import markdown as parallel_in_time
@@ -31,26 +32,49 @@ INTERVALS_NOTE = (
 
 
 def sections(result: dict[str, Any], benches, audit_table: str) -> list[tuple[str, str]]:
+    """The report's sections in order, each only where the results hold its data: a user's
+    models first, then the built-in suites' measures."""
+    findings = headline(result)
+    rows = result["rows"]
     out = [
-        ("Findings", INTERVALS_NOTE + "\n\n" + findings_markdown(headline(result))),
+        ("Findings", INTERVALS_NOTE + "\n\n" + findings_markdown(findings) if findings else ""),
+        *own_model_sections(result),
+        (trained.TITLE, trained.markdown(result["trained"]) if result.get("trained") else ""),
         ("Machines", environment(benches)),
-        ("Standard case: LSTM B=32 T=100 I=128 H=256 float32", standard_case(result)),
-        ("Latency = a + b*T (a: fixed cost per call, b: per step)", step_fits(result)),
-        ("Batch scaling (latency(B) / latency(1); tokens = B*T per second)", batch(result)),
-        ("Machine model: compute peaks and memory bandwidth", machine_model(result)),
-        ("Recurrence penalty (RNN / the same FLOPs as one product)", penalty(result)),
-        ("Roofline of one recurrent step", ROOFLINE_NOTE + "\n\n" + roofline(result)),
-        *time_parallelism(result),
-        ("GRU against minGRU", mingru(result)),
-        ("CPU against GPU", crossover(result)),
+        (
+            "Standard case: LSTM B=32 T=100 I=128 H=256 float32",
+            standard_case(result) if any(is_standard(r) for r in rows) else "",
+        ),
+        (
+            "Latency = a + b*T (a: fixed cost per call, b: per step)",
+            step_fits(result) if result["fits"] else "",
+        ),
+        (
+            "Batch scaling (latency(B) / latency(1); tokens = B*T per second)",
+            batch(result) if result["batch"] else "",
+        ),
+        ("Machine model: compute peaks and memory bandwidth", _machine_model(result)),
+        (
+            "Recurrence penalty (RNN / the same FLOPs as one product)",
+            penalty(result) if result["penalties"] or result["without_baseline"] else "",
+        ),
+        (
+            "Roofline of one recurrent step",
+            ROOFLINE_NOTE + "\n\n" + roofline(result) if result["roofline"] else "",
+        ),
+        *(time_parallelism(result) if result["amdahl"] or result.get("pit") else []),
+        ("GRU against minGRU", mingru(result) if result["mingru"] else ""),
+        ("CPU against GPU", crossover(result) if result["crossover"] else ""),
+        ("Inconsistencies", invariants.markdown(result["inconsistencies"]) if rows else ""),
+        ("ONNX export forms (from the parity report)", audit_table),
+        ("Cases not timed", cases_not_timed(benches)),
     ]
-    out.append(("Inconsistencies", invariants.markdown(result["inconsistencies"])))
-    if audit_table:
-        out.append(("ONNX export forms (from the parity report)", audit_table))
-    not_timed = cases_not_timed(benches)
-    if not_timed:
-        out.append(("Cases not timed", not_timed))
-    return out
+    return [(title, text) for title, text in out if text]
+
+
+def _machine_model(result: dict[str, Any]) -> str:
+    model = result["machine"]
+    return machine_model(result) if model["peaks"] or model["memory"] else ""
 
 
 def environment(benches) -> str:

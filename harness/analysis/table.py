@@ -9,7 +9,7 @@ from harness.bench import stats
 from harness.registry import device_of
 
 SHAPE = ("cell", "dtype", "batch", "steps", "input_size", "hidden", "layers")
-KEY_FIELDS = ("machine", "target", "mode", *SHAPE, "bidirectional", "threads")
+KEY_FIELDS = ("machine", "target", "mode", *SHAPE, "bidirectional", "threads", "model")
 
 
 def rows(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -47,7 +47,7 @@ def _row(record: dict[str, Any], machine: str, index: int) -> dict[str, Any]:
 
 
 def key(row: dict[str, Any], *drop: str) -> tuple:
-    return tuple((f, row[f]) for f in KEY_FIELDS if f not in drop)
+    return tuple((f, row.get(f, "")) for f in KEY_FIELDS if f not in drop)
 
 
 def paired(a: dict[str, Any], b: dict[str, Any]) -> bool:

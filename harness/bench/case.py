@@ -5,6 +5,7 @@ modes each offers come from the registry, the one place that names backends."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
 from harness import registry
@@ -34,6 +35,11 @@ class BenchCase:
     threads: int = 1
     size: int = 0  # probes only: N of the N x N product, or elements copied
     sweep: str = ""  # the suite's label for the sweep it came from; not part of the identity
+    # A user's model (bench --model): its name, its canonical weights (.npz written by rnnbench,
+    # digest-checked when read) and the file itself, which the runs_file target times.
+    model_name: str = ""
+    weights_file: str = ""
+    model_file: str = ""
 
     def __post_init__(self) -> None:
         if self.target not in registry.timing_targets():
@@ -48,6 +54,10 @@ class BenchCase:
                 _bad(name, value, "an integer >= 1")
         if self.is_probe and (isinstance(self.size, bool) or self.size < 1):
             _bad("size", self.size, f"an integer >= 1 for the {self.mode} probe")
+        if registry.check_name(self.target).runs_file and not self.model_file:
+            _bad("model_file", self.model_file, f"a model file for {self.target}")
+        if self.model_name and not MODEL_NAME.fullmatch(self.model_name):
+            _bad("model_name", self.model_name, "letters, digits, '.', '_' and '-'")
 
     # The flat names that results records, suites and the analysis use.
     @property
@@ -94,6 +104,7 @@ class BenchCase:
         extra = ("/bi" if self.directions == 2 else "") + (
             f"/head{self.head_units}" if self.head_units else ""
         )
+        extra += f"/model-{self.model_name}" if self.model_name else ""
         return f"{self.target}/{self.mode}/{self.cell}/{self.dtype}/{shape}{extra}/th{self.threads}"
 
     @property
@@ -118,6 +129,19 @@ class BenchCase:
             "bidirectional": self.directions == 2,
             "head": self.head_units,
             "device": self.device,
+            **self.model_fields(),
+        }
+
+    def model_fields(self) -> dict[str, Any]:
+        """A user's model's fields (bench --model), or none: its spec, where its weights and
+        file are. The spec travels whole, since a file's model can be a variant of the cell."""
+        if not self.model_name:
+            return {}
+        return {
+            "model": self.model_name,
+            "model_spec": self.model.to_dict(),
+            "weights_file": self.weights_file,
+            "model_file": self.model_file,
         }
 
     @classmethod
@@ -127,7 +151,45 @@ class BenchCase:
         fields = {
             k: data[k] for k in (*known, "size", "sweep", "bidirectional", "head") if k in data
         }
+        if data.get("model"):
+            spec = ModelSpec.from_dict(data["model_spec"])
+            return model_case(
+                data["target"],
+                data["mode"],
+                spec,
+                data["model"],
+                data.get("weights_file", ""),
+                data.get("model_file", ""),
+                data["batch"],
+                data["steps"],
+                data["threads"],
+                data.get("sweep", ""),
+            )
         return make_case(data["target"], data["mode"], **fields)
+
+
+MODEL_NAME = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def model_case(
+    target, mode, spec, name, weights_file, model_file, batch, steps, threads, sweep=""
+) -> BenchCase:
+    """A case of a user's model: its spec and canonical weights, and its file for the target
+    that times the file itself."""
+    runs_file = registry.check_name(target).runs_file
+    return BenchCase(
+        target,
+        mode,
+        spec,
+        batch,
+        steps,
+        threads,
+        0,
+        sweep,
+        name,
+        weights_file,
+        model_file if runs_file else "",
+    )
 
 
 def make_case(

@@ -19,7 +19,13 @@ from harness import registry
 from harness.bench.case import BenchCase
 from harness.bench.flops import GATES, layer_inputs, train_flops
 from harness.model.protocol import NotSupported
-from harness.model.weights import digest_arrays, float32_exact, init_weights
+from harness.model.weights import (
+    CanonicalWeights,
+    digest_arrays,
+    float32_exact,
+    init_weights,
+    load_weights,
+)
 from harness.parity.checks import Comparison, compare, compare_all
 
 LEARNING_RATE = 0.01
@@ -69,9 +75,14 @@ def inputs64(case: BenchCase, seed: int = SEED + 1) -> np.ndarray:
 
 
 def model_data(case: BenchCase):
-    """(spec in the case's dtype, float64 weights, float64 x [T, B, I]), float32-exact."""
+    """(spec in the case's dtype, float64 weights, float64 x [T, B, I]), float32-exact: seeded
+    weights, or a user's model's own (bench --model), read from its digest-checked file."""
     spec = case.model
-    weights64 = init_weights(spec.replace(dtype="float32"), seed=SEED).astype("float64")
+    if case.weights_file:
+        stored = load_weights(case.weights_file)
+        weights64 = CanonicalWeights(spec, dict(stored)).astype("float64")
+    else:
+        weights64 = init_weights(spec.replace(dtype="float32"), seed=SEED).astype("float64")
     return spec, weights64, inputs64(case)
 
 
@@ -83,6 +94,8 @@ def _cast(array, dtype):
 
 
 def _forward(case: BenchCase, backend) -> Workload:
+    if registry.check_name(case.target).runs_file:
+        return _forward_file(case, backend)
     spec, weights64, x64 = model_data(case)
     ref = registry.reference().forward(spec.replace(dtype="float64"), dict(weights64), x64)
     weights = weights64.astype(case.dtype)
@@ -91,6 +104,23 @@ def _forward(case: BenchCase, backend) -> Workload:
     checks = compare_all(ref.as_dict(), to_outputs(run()).as_dict(), case.dtype)
     notes = getattr(prepared, "notes", "")
     return Workload(run, prepared.describe(run), checks, weights.digest(), notes)
+
+
+def _forward_file(case: BenchCase, backend) -> Workload:
+    """A user's model file run as it is, its outputs matched to the reference's forms (by name
+    for an ONNX node's own outputs, else by shape) on the weights read from it."""
+    from harness.model_file.reference import compare_outputs, reference
+
+    spec, weights64, x64 = model_data(case)
+    model, runtime = backend.open(case.model_file)
+    if model.weights.digest() != load_weights(case.weights_file).digest():
+        raise ValueError(f"{case.model_file} changed since its weights were saved: time it anew")
+    run, fetch = runtime.runner(x64)
+    outputs = fetch(run())
+    ref = reference(weights64, model.direction, runtime.nodes, x64, {})
+    checks, _ = compare_outputs("file", outputs, ref, spec, runtime.nodes, case.dtype)
+    impl = f"{model.name} as it is ({runtime.kind})"
+    return Workload(run, impl, checks, model.weights.digest(), ", ".join(model.notes))
 
 
 def _train(case: BenchCase, backend) -> Workload:

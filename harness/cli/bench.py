@@ -15,7 +15,25 @@ from harness.cli.errors import UsageError
 def add_parser(sub) -> None:
     p = sub.add_parser("bench", help="time a benchmark suite; write one results JSON")
     p.add_argument(
-        "--suite", default="quick", help=f"{', '.join(suite_names())} or a path to a suite .toml"
+        "--suite", help=f"{', '.join(suite_names())} or a path to a suite .toml (default quick)"
+    )
+    own = p.add_argument_group("your model (instead of --suite)")
+    own.add_argument(
+        "--model",
+        "--onnx",
+        dest="model",
+        metavar="FILE",
+        help="time your model file as it is and every backend rebuilt from its weights "
+        "(ONNX, Keras .keras/.h5, TorchScript, ExportedProgram .pt2, or a state_dict with --spec)",
+    )
+    own.add_argument("--spec", help="the model spec of a --model state_dict")
+    own.add_argument("--batch", help="comma list of batch sizes (default 1,8)")
+    own.add_argument("--steps", help="comma list of sequence lengths (default 16,64,256)")
+    own.add_argument("--threads", help="comma list of thread counts (default 1)")
+    own.add_argument(
+        "--targets",
+        help="comma list of targets (default model-file,numpy,torch-cpu,"
+        "tf-function,ort-direct-cpu)",
     )
     p.add_argument("--out", help="results file (default out/bench-SUITE-UTCSTAMP.json)")
     p.add_argument("--resume", action="store_true", help="finish an interrupted --out file")
@@ -50,13 +68,16 @@ def add_parser(sub) -> None:
 
 
 def run_bench(args) -> int:
-    suite = load_suite(args.suite)
+    _check_flags(args)
+    suite = _model_suite(args) if args.model else load_suite(args.suite or "quick")
     if args.only:
         suite = suite.filtered(args.only)
     if args.device:
         suite = suite.on_device(args.device)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     out = Path(args.out or f"out/bench-{suite.name}-{stamp}.json")
+    if args.model:
+        print(f"suite {suite.name}: {len(suite.cases)} cases; results: {out}")
     total = len(suite.cases)
     distributed = args.scheduler or args.scheduler_file
     if distributed and args.machine:
@@ -87,6 +108,41 @@ def run_bench(args) -> int:
         f"results: {out}"
     )
     return 1 if any(r["status"] in ("failed", "error", "timeout") for r in doc["cases"]) else 0
+
+
+def _model_suite(args):
+    """The suite of a user's model file (harness/bench/model_suite.py)."""
+    from harness.bench import model_suite as own
+    from harness.cli.errors import names
+    from harness.model.spec import load_spec
+    from harness.model_file.model import open_model
+
+    if args.suite:
+        raise UsageError("--suite and --model both say what to time: give one")
+    model = open_model(args.model, load_spec(args.spec) if args.spec else None)
+    print(f"model: {model.describe()}")
+    options = {}
+    for option, field in (("batch", "batches"), ("steps", "steps"), ("threads", "threads")):
+        if getattr(args, option):
+            options[field] = own.parse_sizes(getattr(args, option), f"--{option}")
+    if args.targets:
+        allowed = [t for t, e in own.registry.BACKENDS.items() if "forward" in e.modes]
+        options["targets"] = names(args.targets, allowed, "target")
+    out_dir = Path(args.out).parent if args.out else Path("out")
+    suite, left_out = own.model_suite(model, out_dir, **options)
+    for target, reason in left_out:
+        print(f"not timed: {target}: {reason}")
+    if not suite.cases:
+        raise UsageError(f"no target can time {args.model}: see the reasons above")
+    return suite
+
+
+def _check_flags(args) -> None:
+    """Options of --model are refused without it, never ignored."""
+    if not args.model:
+        for option in ("spec", "batch", "steps", "threads", "targets"):
+            if getattr(args, option):
+                raise UsageError(f"--{option} goes with --model (a suite file sets its own)")
 
 
 def _on_dask(suite, out, args, advance):

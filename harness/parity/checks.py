@@ -80,9 +80,10 @@ def compare(quantity: str, reference, candidate, dtype: str) -> Comparison:
     share = share_of_limit(diff, limit)
     if over.any():
         index = tuple(int(i) for i in np.unravel_index(np.argmax(diff - limit), diff.shape))
+        show = (lambda v: repr(float(v))) if dtype == "float64" else (lambda v: f"{float(v):.9g}")
         return fail(
-            f"at index {index}: {float(candidate[index]):.9g} vs reference "
-            f"{float(reference[index]):.9g} (|diff| {diff[index]:.3g} > {limit[index]:.3g})",
+            f"at index {index}: {show(candidate[index])} vs reference "
+            f"{show(reference[index])} (|diff| {diff[index]:.3g} > {limit[index]:.3g})",
             max_abs,
             max_rel,
             atol,

@@ -1,0 +1,134 @@
+"""The report's "Your model" section, one per (machine, model): what each runtime takes, the
+cost of one step, the recurrence penalty and the parallel-in-time verdict on the model's own
+weights, each figure with its 95% interval."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.analysis.parallel_time import verdict
+from harness.analysis.tables import field, fields, table_of
+from harness.bench.stats import format_interval, format_ratio, format_seconds
+
+
+def sections(result: dict[str, Any]) -> list[tuple[str, str]]:
+    """One section per model; a trained example's initial weights are shown only beside its
+    trained ones (the trained examples' section)."""
+    from harness.bench.model_suite import model_name
+
+    initials = {
+        model_name(t["files"]["initial"]) for t in result.get("trained", []) if t.get("files")
+    }
+    return [(_title(m), _body(m)) for m in result.get("models", []) if m["model"] not in initials]
+
+
+def _title(m: dict[str, Any]) -> str:
+    return f"Your model: {m['model']} on {m['machine']}"
+
+
+def describe(spec: dict[str, Any]) -> str:
+    if not spec:
+        return ""
+    direction = "bidirectional" if spec.get("bidirectional") else "one direction"
+    head = spec.get("head")
+    extra = [f"head {head['units']} ({head['activation']})"] if head else []
+    extra += [k for k in ("peepholes", "input_forget") if spec.get(k)]
+    if spec.get("linear_before_reset") is False:
+        extra.append("linear_before_reset=0")
+    if spec.get("clip"):
+        extra.append(f"clip {spec['clip']:g}")
+    return (
+        f"{spec['cell'].upper()}, I={spec['input_size']}, H={spec['hidden_size']}, "
+        f"{spec['num_layers']} layer(s), {direction}, {spec['dtype']}"
+        + "".join(f", {e}" for e in extra)
+    )
+
+
+def _body(m: dict[str, Any]) -> str:
+    parts = [
+        f"`{m['file']}`: {describe(m['spec'])}. Every runtime below was proven equal to the "
+        "NumPy reference on the file's weights before it was timed; medians of interleaved "
+        "rounds with their 95% interval.",
+        "",
+        _headline(m),
+        "",
+        "**Runtimes** (forward, fastest first at each shape):",
+        "",
+        _runtimes(m["runtimes"]),
+    ]
+    if m["fits"]:
+        parts += ["", "**Cost of one step** (latency = a + b*T):", "", _fits(m["fits"])]
+    if m["penalties"]:
+        parts += [
+            "",
+            "**Recurrence penalty** (the model's time over its FLOPs as one product):",
+            "",
+            _penalties(m["penalties"]),
+        ]
+    if m["pit"]:
+        parts += [
+            "",
+            "**Parallel in time on its own weights** (Newton and quasi-Newton iterations over "
+            "all T, timed beside the torch step loop they replace):",
+            "",
+            _pit(m["pit"]),
+        ]
+    return "\n".join(parts)
+
+
+def _headline(m: dict[str, Any]) -> str:
+    """One sentence per batch size at the longest T: the fastest runtime and the slowest."""
+    lines = []
+    rows = m["runtimes"]
+    for threads, batch in sorted({(r["threads"], r["batch"]) for r in rows}):
+        at = [r for r in rows if (r["threads"], r["batch"]) == (threads, batch)]
+        T = max(r["steps"] for r in at)
+        longest = sorted((r for r in at if r["steps"] == T), key=lambda r: r["median"])
+        fastest, slowest = longest[0], longest[-1]
+        lines.append(
+            f"- B={batch}, T={T}, {threads} thread(s): fastest **{fastest['target']}** "
+            f"{format_interval(fastest['median_ci'])} ({format_seconds(fastest['median'] / T)} "
+            f"a step); slowest {slowest['target']} {format_interval(slowest['median_ci'])}."
+        )
+    return "\n".join(lines)
+
+
+def _runtimes(rows: list[dict]) -> str:
+    columns = fields("target", "batch", "steps", "threads") + [
+        ("implementation", field("impl_class")),
+        ("median [95% interval]", lambda r: format_interval(r["median_ci"])),
+        ("per step", lambda r: format_seconds(r["median"] / r["steps"])),
+    ]
+    return table_of(columns, rows)
+
+
+def _fits(fits: list[dict]) -> str:
+    columns = fields("target", "batch", "threads") + [
+        ("a (fixed cost)", lambda f: format_interval(f["a_ci"])),
+        ("b (per step)", lambda f: format_interval(f["b_ci"])),
+        ("R^2", lambda f: f"{f['r2']:.3f}"),
+        ("T measured", lambda f: ",".join(str(p[0]) for p in f["points"])),
+    ]
+    return table_of(columns, fits)
+
+
+def _penalties(rows: list[dict]) -> str:
+    columns = fields("target", "batch", "steps", "threads") + [
+        ("RNN", lambda p: format_interval(p["median_ci"])),
+        ("same FLOPs as one product", lambda p: format_interval(p["gemm_median_ci"])),
+        ("penalty [95% interval]", lambda p: format_ratio(p["penalty_ci"])),
+    ]
+    return table_of(columns, sorted(rows, key=lambda p: (p["target"], p["batch"], p["steps"])))
+
+
+def _pit(rows: list[dict]) -> str:
+    columns = fields("mode", "batch", "steps") + [
+        ("LLE", lambda t: f"{t['lle']:+.3f}" if t["lle"] is not None else ""),
+        ("iterations", field("iterations")),
+        ("work x", lambda t: f"{t['work_multiplier']:.3g}"),
+        ("solve", lambda t: format_interval(t["median_ci"])),
+        ("step loop", lambda t: format_interval(t["step_loop_ci"])),
+        ("solve / step loop", lambda t: format_ratio(t["time_ratio_ci"])),
+        ("verdict", lambda t: verdict(t["work_multiplier"], t["headroom_ci"])),
+    ]
+    return table_of(columns, rows)
