@@ -14,6 +14,10 @@ Nothing is unpickled: torch.load runs with weights_only=True, so a pickled nn.Mo
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import warnings
+
 import numpy as np
 import torch
 
@@ -46,7 +50,8 @@ def load(path, spec: ModelSpec | None = None):
         ("state-dict", _state_dict),
     ):
         try:
-            opened = reader(path)
+            with _quiet():
+                opened = reader(path)
         except _NotThisKind as exc:
             errors.append(f"{kind}: {exc}")
             continue
@@ -66,6 +71,19 @@ class _NotThisKind(Exception):
     pass
 
 
+@contextlib.contextmanager
+def _quiet():
+    """Trying a reader on a file of another kind makes torch log errors and warn of
+    deprecations: none of that is the user's business."""
+    logging.disable(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(logging.NOTSET)
+
+
 # ---- TorchScript ----------------------------------------------------------------------------
 
 
@@ -76,11 +94,14 @@ def _torchscript(path):
         raise _NotThisKind(_short(exc)) from None
     module.eval()
     rnns, linears = _modules(module, path)
-    graph_ops = {n.kind().split("::")[-1] for n in module.inlined_graph.nodes()}
-    args = _graph_rnn_args(module.inlined_graph)
+    nodes = list(_all_nodes(module.inlined_graph))
+    graph_ops = {n.kind().split("::")[-1] for n in nodes}
+    args = _graph_rnn_args(nodes)
     spec, state = _spec_from_modules(module, rnns, linears, graph_ops, args, path)
     weights = from_torch_state_dict(spec, state)
     runtime = TorchRuntime(str(path), "torchscript", module, spec.batch_first, None, None)
+    if spec.head is not None and spec.head.activation == "softmax":
+        spec, weights = _softmax_taken(spec, weights, runtime)
     return (
         spec,
         weights,
@@ -111,11 +132,39 @@ def _modules(module, path):
     return rnns, linears
 
 
-def _graph_rnn_args(graph) -> list[dict]:
+def _all_nodes(graph):
+    """Every node of a TorchScript graph, those inside If/Loop blocks included."""
+    for node in graph.nodes():
+        yield node
+        for block in node.blocks():
+            yield from _all_nodes(block)
+
+
+def _softmax_taken(spec, weights, runtime):
+    """The graph calls a softmax, maybe in a branch not taken: which head the module computes
+    is told by running it once and matching its head-shaped output against both heads."""
+    from harness.model_file.reference import reference
+
+    x = np.random.default_rng(0).standard_normal((3, 2, spec.input_size))
+    outputs = runtime.run(x).outputs.values()
+    candidate = next((o for o in outputs if o.shape == (2, spec.head.units)), None)
+    if candidate is None:
+        return spec, weights
+    plain = spec.replace(head=Head(spec.head.units, "none"))
+    direction = "bidirectional" if spec.bidirectional else "forward"
+    logits = reference(CanonicalWeights(plain, dict(weights)), direction, (), x, {})["head"]
+    probabilities = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    probabilities /= probabilities.sum(axis=-1, keepdims=True)
+    if np.abs(candidate - logits).max() < np.abs(candidate - probabilities).max():
+        return plain, CanonicalWeights(plain, dict(weights))
+    return spec, weights
+
+
+def _graph_rnn_args(nodes) -> list[dict]:
     """Per recurrent op in the graph: its cell and constant arguments (layers, bidirectional,
     batch_first), as far as the graph holds them as constants."""
     found = []
-    for node in graph.nodes():
+    for node in nodes:
         op = node.kind().split("::")[-1]
         if op not in OPS:
             continue

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 OP_TYPE = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
-INPUT_ORDER = ("X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c")
+INPUT_ORDER = ("X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P")
 
 
 def single_op_model(cell, inputs: dict[str, np.ndarray], **attributes):

@@ -167,3 +167,65 @@ def test_gru_linear_before_reset_matters():
     ours = oracle("gru", case, inputs)[0]
     default_form = reference("gru", case, inputs, linear_before_reset=0)[0]
     assert np.max(np.abs(ours - default_form)) > 1e-2
+
+
+# ---- the ONNX operator's variants: linear_before_reset=0, peepholes, input_forget, clip ------
+
+VARIANT_CASES = [CASES[1], CASES[5], CASES[6], CASES[8]]
+
+
+@pytest.mark.parametrize("case", VARIANT_CASES, ids=lambda c: c.name)
+def test_gru_linear_before_reset_0_matches_onnx_reference(case):
+    inputs = make_inputs("gru", case)
+    ours = numpy_ref.onnx_op(
+        "gru", direction=case.direction, layout=case.layout, linear_before_reset=0, **inputs
+    )
+    theirs = reference("gru", case, inputs, linear_before_reset=0)
+    assert_outputs_close(ours, theirs, 1e-12, 1e-13, f"gru lbr=0/{case.name}")
+
+
+@pytest.mark.parametrize("case", VARIANT_CASES, ids=lambda c: c.name)
+def test_lstm_peepholes_match_onnx_reference(case):
+    inputs = make_inputs("lstm", case)
+    D = 2 if case.direction == "bidirectional" else 1
+    inputs["P"] = np.random.default_rng(9).uniform(-0.8, 0.8, (D, 3 * case.H))
+    ours = numpy_ref.onnx_op("lstm", direction=case.direction, layout=case.layout, **inputs)
+    theirs = reference("lstm", case, inputs)
+    assert_outputs_close(ours, theirs, 1e-12, 1e-13, f"lstm peepholes/{case.name}")
+    without = numpy_ref.onnx_op(
+        "lstm", direction=case.direction, layout=case.layout, **{**inputs, "P": None}
+    )
+    assert np.max(np.abs(ours[0] - without[0])) > 1e-3  # the peepholes count
+
+
+@pytest.mark.parametrize(
+    "cell,attrs",
+    [
+        ("rnn", {"clip": 0.4}),
+        ("gru", {"clip": 0.3}),
+        ("gru", {"clip": 0.3, "linear_before_reset": 0}),
+        ("lstm", {"clip": 0.5}),
+        ("lstm", {"input_forget": 1}),
+        ("lstm", {"input_forget": 1, "clip": 0.4}),
+    ],
+)
+@pytest.mark.parametrize("case", [LENS_CASES[2], CASES[7]], ids=lambda c: c.name)
+def test_clip_and_input_forget_match_onnxruntime(cell, attrs, case):
+    """onnx.reference ignores clip and input_forget; ONNX Runtime computes them (clip bounds
+    every activation's input, input_forget makes f = 1 - i). Inputs scaled by 3 so that the
+    clip bites."""
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
+    inputs = make_inputs(cell, case, dtype="float32")
+    inputs = {k: (3 * v).astype(v.dtype) if k in ("X", "W", "R") else v for k, v in inputs.items()}
+    if cell == "lstm":
+        D = 2 if case.direction == "bidirectional" else 1
+        inputs["P"] = np.random.default_rng(4).uniform(-1, 1, (D, 3 * case.H)).astype(np.float32)
+    full = {**attributes(cell, case), **attrs}
+    model, _ = single_op_model(cell, inputs, **full)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    theirs = session.run(None, inputs)
+    extra = {k: v for k, v in attrs.items() if k != "direction"}
+    ours = numpy_ref.onnx_op(cell, direction=case.direction, layout=case.layout, **extra, **inputs)
+    assert_outputs_close(ours, theirs, 1e-5, 2e-6, f"{cell} {attrs}/{case.name}")
+    plain = numpy_ref.onnx_op(cell, direction=case.direction, layout=case.layout, **inputs)
+    assert np.max(np.abs(ours[0] - plain[0])) > 1e-3, "the variant changes nothing here"

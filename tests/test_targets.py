@@ -17,6 +17,8 @@ def _pairs():
     for target in registry.timing_targets():
         if target.endswith("-cpu") and any(e in target for e in SLOW_EXPORTS):
             continue
+        if registry.check_name(target).runs_file:  # needs a file: test_the_file_target_builds
+            continue
         for mode in registry.modes_of(target, "lstm"):
             yield target, mode, "lstm"
         if "compile" not in target:
@@ -40,6 +42,36 @@ def _built(case):
     assert built.impl_class
     built.run()  # runs again after the check
     return built
+
+
+def test_the_file_target_builds_from_a_users_file(tmp_path):
+    """model-file times a user's file as it is: here a direct ONNX export of a seeded model,
+    its weights saved as bench --model saves them."""
+    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
+    import onnx
+
+    from backends.onnx_direct import build_direct_model
+    from harness.bench.case import model_case
+    from harness.model.spec import ModelSpec
+    from harness.model.weights import init_weights, save_weights
+
+    spec = ModelSpec("gru", 4, 5, linear_before_reset=False)
+    weights = init_weights(spec, seed=3)
+    onnx.save(build_direct_model(spec, weights), tmp_path / "m.onnx")
+    save_weights(weights, tmp_path / "m.npz")
+    case = model_case(
+        "model-file",
+        "forward",
+        spec,
+        "m.onnx",
+        str(tmp_path / "m.npz"),
+        str(tmp_path / "m.onnx"),
+        2,
+        3,
+        1,
+    )
+    built = _built(case)
+    assert "m.onnx as it is (onnx)" in built.impl_class
 
 
 @pytest.mark.parametrize(("target", "mode", "cell"), sorted(_pairs()))

@@ -101,6 +101,7 @@ def write_report(
     benches, parities, result = analysed(paths)
     out = Path(out)
     figures = Figures(out)
+    parities = [p for p in parities if not p.get("model")]  # a model file's: its own section
     heat = parity_grid(parities)
     plots = plot_all(result, heat, figures)
     body = sections.sections(result, benches, audit_table(parities))

@@ -38,7 +38,7 @@ def read_inputs(path, input_names: list[str], output_names: list[str]) -> list[D
         return [_pb_folder(f, input_names, output_names) for f in folders]
     if path.suffix == ".npz" and path.is_file():
         return [_npz(path, input_names)]
-    raise UsageError(f"--inputs {path}: not found or not {ACCEPTED}")
+    raise UsageError(f"--inputs {path}: not found or not a kind it reads: allowed {ACCEPTED}")
 
 
 def _pb_folder(folder: Path, input_names, output_names) -> DataSet:

@@ -1,0 +1,166 @@
+"""Source against export, what a user's CI runs: `rnnbench parity --model SOURCE --against
+EXPORT` passes a faithful export (native nodes or a Loop), fails a perturbed one naming the
+tensor, index and values, fails an export that runs only at its example length naming that
+length, writes JUnit XML and a JSON with a top-level `passed`, and refuses flags that do not
+apply."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from harness.cli.main import main
+from tests import model_files as make
+
+
+def _torch():
+    pytest.importorskip("torch", reason="torch is not installed")
+    pytest.importorskip("onnx", reason="onnx is not installed")
+
+
+def _keras():
+    pytest.importorskip("tf2onnx", reason="tf2onnx is not installed")
+
+
+def _against(source, export, *extra):
+    return main(
+        ["parity", "--model", str(source), "--against", str(export), "--backends", "numpy", *extra]
+    )
+
+
+@pytest.fixture(scope="module")
+def torch_pair(tmp_path_factory):
+    _torch()
+    folder = tmp_path_factory.mktemp("torch")
+    net = make.torch_net("gru", layers=2, H=8, softmax=True, seed=4)
+    source = make.save_scripted(net, folder / "gru.pt")
+    return source, make.export_onnx(net, folder / "gru.onnx"), folder
+
+
+@pytest.fixture(scope="module")
+def keras_pair(tmp_path_factory):
+    _keras()
+    folder = tmp_path_factory.mktemp("keras")
+    model = make.keras_model("gru", H=8, head=0, seed=5)  # tf2onnx: a Loop, no native node
+    model.save(folder / "gru.keras")
+    return folder / "gru.keras", make.export_tf2onnx(model, folder / "gru.onnx"), folder
+
+
+def test_a_faithful_native_export_passes(torch_pair, tmp_path, capsys):
+    source, export, _ = torch_pair
+    record = tmp_path / "r.json"
+    assert _against(source, export, "--json", str(record)) == 0, capsys.readouterr()
+    out = capsys.readouterr().out
+    for role in ("model-file", "export-file"):
+        row = next(line for line in out.splitlines() if line.startswith(role))
+        assert row.rstrip().endswith("passed"), out
+    doc = json.loads(record.read_text())
+    assert doc["passed"] is True and doc["against"] == str(export)
+    export_rows = [r for r in doc["results"] if r["backend"] == "export-file"]
+    quantities = [c["quantity"] for r in export_rows for c in r["comparisons"]]
+    assert any("weights l1.R" in q for q in quantities), quantities  # its weights, compared
+    assert any("(T=1, B=1)" in q for q in quantities) and any("(T=13" in q for q in quantities)
+
+
+@pytest.mark.parametrize("which", ["one-R", "all-W"])
+def test_a_perturbed_native_export_fails_naming_the_tensor(which, torch_pair, capsys):
+    source, export, folder = torch_pair
+    bad = make.perturb_onnx(export, folder / f"bad-{which}.onnx", which, input_size=4)
+    assert _against(source, bad) == 1
+    err = capsys.readouterr().err
+    line = next(x for x in err.splitlines() if x.startswith("FAIL export-file"))
+    tensor = "R" if which == "one-R" else "W"
+    assert f"weights l0.{tensor}: at index (" in line and " vs reference " in line, err
+
+
+def test_a_faithful_loop_export_passes(keras_pair, capsys):
+    source, export, _ = keras_pair
+    assert _against(source, export) == 0, capsys.readouterr()
+    out = capsys.readouterr().out
+    assert "against: gru.onnx (black box)" in out
+    row = next(line for line in out.splitlines() if line.startswith("export-file"))
+    assert row.rstrip().endswith("passed"), out
+
+
+@pytest.mark.parametrize("which", ["one-R", "all-W"])
+def test_a_perturbed_loop_export_fails_on_its_outputs(which, keras_pair, capsys):
+    source, export, folder = keras_pair
+    bad = make.perturb_onnx(export, folder / f"bad-{which}.onnx", which, input_size=5)
+    assert _against(source, bad) == 1
+    err = capsys.readouterr().err
+    assert "FAIL export-file" in err and "at index (" in err, err
+
+
+def test_a_loop_export_alone_is_refused_saying_so(keras_pair, capsys):
+    _, export, _ = keras_pair
+    assert main(["parity", "--model", str(export)]) == 2
+    err = capsys.readouterr().err
+    assert "its recurrence is a Loop" in err and "--against EXPORT" in err, err
+
+
+def test_an_export_baked_at_its_example_length_fails_naming_it(tmp_path, capsys):
+    """A dynamo export of a bidirectional LSTM declares T dynamic but reshapes y to the
+    example's T (pytorch#191855): it runs only there."""
+    _torch()
+    pytest.importorskip("onnxscript", reason="onnxscript is not installed")
+    net = make.torch_net("lstm", bidirectional=True, batch_first=False, head=0, H=8, seed=6)
+    source = make.save_scripted(net, tmp_path / "bi.pt")
+    export = make.export_onnx(net, tmp_path / "bi.onnx", dynamo=True, T=20)
+    code = _against(source, export)
+    err = capsys.readouterr().err
+    if code == 0:
+        pytest.skip("this torch's dynamo export no longer bakes T: nothing to catch")
+    assert code == 1
+    assert "declares a dynamic sequence axis but runs only at T=20" in err, err
+
+
+def test_junit_xml_holds_a_testcase_per_check_and_the_failure(torch_pair, tmp_path, capsys):
+    source, export, folder = torch_pair
+    bad = make.perturb_onnx(export, folder / "bad-junit.onnx", "one-R")
+    assert _against(source, bad, "--junit", str(tmp_path / "j.xml")) == 1
+    capsys.readouterr()
+    root = ET.parse(tmp_path / "j.xml").getroot()
+    assert root.tag == "testsuites" and int(root.get("failures")) >= 1
+    suites = {s.get("name"): s for s in root}
+    assert {"model-file", "export-file", "numpy"} <= set(suites)
+    failures = [c for c in suites["export-file"] if c.find("failure") is not None]
+    assert failures and "weights l0.R" in failures[0].find("failure").get("message")
+    passed = [c for c in suites["model-file"] if not list(c)]
+    assert passed, ET.tostring(suites["model-file"])
+
+
+@pytest.mark.parametrize(
+    "argv,words",
+    [
+        (["--against", "x.onnx"], "--against needs --model"),
+        (["--inputs", "d"], "--inputs needs --model"),
+        (["--model", "m.onnx", "--weights", "w.npz"], "--weights is for --spec without --model"),
+        (["--model", "m.onnx", "--cells", "gru"], "--cells picks cells of the default matrix"),
+        (["--model", "m.onnx", "--training", "--no-training"], "contradict"),
+    ],
+)
+def test_flags_that_do_not_apply_are_refused(argv, words, capsys):
+    assert main(["parity", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and words in err, err
+
+
+def test_inputs_are_refused_for_a_model_that_is_not_onnx(torch_pair, tmp_path, capsys):
+    source, _, _ = torch_pair
+    (tmp_path / "d").mkdir()
+    assert main(["parity", "--model", str(source), "--inputs", str(tmp_path / "d")]) == 2
+    assert "--model is not ONNX" in capsys.readouterr().err
+
+
+def test_training_parity_on_the_files_own_model_is_opt_in(torch_pair, capsys):
+    source, _, _ = torch_pair
+    assert main(["parity", "--model", str(source), "--backends", "numpy,torch-cpu"]) == 0
+    assert "Training trajectories" not in capsys.readouterr().out
+    code = main(["parity", "--model", str(source), "--backends", "numpy,torch-cpu", "--training"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "Training trajectories" in out
+    rows = [r for r in out.splitlines() if r.startswith("gru ") and "torch-cpu" in r]
+    assert rows and rows[0].rstrip().endswith("passed"), out
