@@ -12,7 +12,11 @@ from harness.atomic import write_text_atomic
 from harness.cli.errors import UsageError, names, progress
 from harness.model.spec import Cell, load_spec
 
-MODEL_BACKENDS = ("numpy", "torch-cpu", "tf-eager", "ort-direct-cpu")
+# For --model: the reference's backend, the file's own framework rebuilt from its weights
+# (torch for an ONNX or torch file, Keras for a Keras file: its import is paid for already) and
+# ONNX Runtime's direct build; --backends asks for any others.
+MODEL_BACKENDS = ("numpy", "torch-cpu", "ort-direct-cpu")
+KERAS_BACKENDS = ("numpy", "tf-eager", "ort-direct-cpu")
 ALL_CELLS = "rnn,lstm,gru"
 
 
@@ -24,7 +28,8 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--backends",
         help=f"comma list of {', '.join(registry.BACKENDS)} (default: "
-        f"{','.join(DEFAULT_BACKENDS)}; with --model: {','.join(MODEL_BACKENDS)})",
+        f"{','.join(DEFAULT_BACKENDS)}; with --model: {','.join(MODEL_BACKENDS)}, or "
+        f"{','.join(KERAS_BACKENDS)} for a Keras file)",
     )
     p.add_argument(
         "--dtype",

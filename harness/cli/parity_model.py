@@ -12,7 +12,7 @@ from pathlib import Path
 
 from harness import registry
 from harness.cli.errors import UsageError, names, progress
-from harness.cli.parity import MODEL_BACKENDS, dtypes_of, finish, model_cases
+from harness.cli.parity import KERAS_BACKENDS, MODEL_BACKENDS, dtypes_of, finish, model_cases
 from harness.model.spec import load_spec
 
 
@@ -33,7 +33,8 @@ def run_model(args) -> int:
         print(f"against: {export.label} ({'native nodes' if export.nodes else 'black box'})")
         runtimes.append(("export-file", export))
     dtypes = dtypes_of(args.dtype, model.spec.dtype)
-    backends = names(args.backends or ",".join(MODEL_BACKENDS), registry.BACKENDS, "backend")
+    default = KERAS_BACKENDS if model.kind == "keras" else MODEL_BACKENDS
+    backends = names(args.backends or ",".join(default), registry.BACKENDS, "backend")
     results = _file_results(model, runtimes, data_sets, check)
     results += _backend_results(model, dtypes, backends)
     training = _model_training(model, dtypes, backends) if args.training else []

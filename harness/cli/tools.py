@@ -72,6 +72,14 @@ def run_selfcheck(args) -> int:
 
 def _export_parser(sub) -> None:
     p = sub.add_parser("export", help="export to ONNX by every path and audit the graphs")
+    p.add_argument(
+        "--model",
+        "--onnx",
+        dest="model",
+        metavar="FILE",
+        help="your model file (ONNX, Keras, TorchScript, ExportedProgram, or a state_dict with "
+        "--spec): exported from its spec and weights by every path",
+    )
     p.add_argument("--spec", help="a model spec (.toml/.json); else --cell and sizes")
     p.add_argument("--cell", default="lstm", choices=[c.value for c in Cell])
     p.add_argument("--input-size", type=int, default=8)
@@ -95,18 +103,21 @@ def run_export(args) -> int:
     from harness.onnx.audit_table import format_audit
 
     exporters = names(args.exporters, registry.EXPORTERS, "exporter")
-    spec = (
-        load_spec(args.spec)
-        if args.spec
-        else ModelSpec(
-            args.cell,
-            args.input_size,
-            args.hidden_size,
-            num_layers=args.layers,
-            bidirectional=args.bidirectional,
+    if args.model:
+        spec, weights = _model_weights(args)
+    else:
+        spec = (
+            load_spec(args.spec)
+            if args.spec
+            else ModelSpec(
+                args.cell,
+                args.input_size,
+                args.hidden_size,
+                num_layers=args.layers,
+                bidirectional=args.bidirectional,
+            )
         )
-    )
-    weights = load_weights(args.weights, spec) if args.weights else init_weights(spec)
+        weights = load_weights(args.weights, spec) if args.weights else init_weights(spec)
     rows, failed = [], []
     for exporter in exporters:
         path = Path(args.out) / f"{exporter}_{spec.cell.value}.onnx"
@@ -130,6 +141,25 @@ def run_export(args) -> int:
     for line in failed:
         print(f"FAIL export {line}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _model_weights(args):
+    """(spec, weights) of --model; the sizes and --weights, which the file says, refused."""
+    from harness.model_file.model import open_model
+
+    if args.weights:
+        raise UsageError("--weights is for --spec without --model; the model file carries its own")
+    defaults = {"cell": "lstm", "input_size": 8, "hidden_size": 32, "layers": 1}
+    given = [k for k, v in defaults.items() if getattr(args, k) != v] + (
+        ["bidirectional"] if args.bidirectional else []
+    )
+    if given:
+        flag = "--" + given[0].replace("_", "-")
+        raise UsageError(f"{flag} does not apply to --model: the file says its model")
+    model = open_model(args.model, load_spec(args.spec) if args.spec else None)
+    if model.direction == "reverse":
+        raise UsageError(f"{args.model} is reverse-only: no exporter writes that from a spec")
+    return model.spec, model.weights
 
 
 def _config(spec) -> str:
