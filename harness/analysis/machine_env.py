@@ -84,9 +84,9 @@ def theoretical_peak(env: dict[str, Any], device: str, dtype: str, threads: int)
     return None, f"unknown (cpu_peak from {source} has no {dtype} figure)"
 
 
-def environments(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def environments(docs) -> dict[str, dict[str, Any]]:
     """machine -> its environment (the later file's, as for the timings)."""
-    return {doc["environment"].get("machine", "?"): _normalised(doc["environment"]) for doc in docs}
+    return {doc.machine: _normalised(doc.environment) for doc in docs}
 
 
 def _normalised(env: dict[str, Any]) -> dict[str, Any]:

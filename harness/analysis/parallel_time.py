@@ -98,21 +98,15 @@ def model_work(row: dict[str, Any], iterations: int) -> dict[str, float]:
     }
 
 
-def timed(result: dict[str, Any], benches: list[dict]) -> list[dict[str, Any]]:
+def timed(result: dict[str, Any], benches=None) -> list[dict[str, Any]]:
     """One row per converged Newton / quasi-Newton timing beside its step loop: the time ratio
     (solve / step loop) with its interval, the work multiplier and the parallelism it found."""
-    pits = {
-        (doc["environment"].get("machine", "?"), r["id"]): r["pit"]
-        for doc in benches
-        for r in doc["cases"]
-        if r.get("status") == "ok" and isinstance(r.get("pit"), dict)
-    }
     table = result["rows"]
     forward = {key(r, "mode"): r for r in table if r["mode"] == "forward"}
     penalties = {key(p, "mode"): p for p in result.get("penalties", [])}
     out = []
     for row in table:
-        pit = pits.get((row["machine"], row["id"]))
+        pit = row.get("pit")
         step_loop = forward.get(key(row, "mode"))
         if row["mode"] not in METHODS or not step_loop or not pit or not pit.get("iterations"):
             continue

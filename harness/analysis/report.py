@@ -34,12 +34,15 @@ def load_inputs(paths: list[str]) -> tuple[list[dict], list[dict], list[dict], l
     for path in paths:
         doc = read_json(path)
         if isinstance(doc, dict) and doc.get("kind") == KIND:
-            views = machine_views(check_document(doc, path))
+            checked = check_document(doc, path)
+            views = machine_views(checked, path)
             if not views:
-                raise ResultsError(_nothing_kept(doc, path))
-            benches += [{**view, "source": path} for view in views]
+                raise ResultsError(_nothing_kept(checked, path))
+            benches += views
         elif isinstance(doc, dict) and "results" in doc and "summary" in doc:
-            parities.append(doc)
+            from harness.parity.report import read_parity
+
+            parities.append(read_parity(path, doc).model_dump())
         elif is_sweep(doc):
             sweeps.append(check_sweep(doc, path))
         elif trained.is_training(doc):
@@ -57,9 +60,9 @@ def load_inputs(paths: list[str]) -> tuple[list[dict], list[dict], list[dict], l
     return benches, parities, sweeps, trainings
 
 
-def _nothing_kept(doc: dict, path: str) -> str:
-    cases = doc["cases"]
-    first = f": the first says {cases[0]['reason']!r}" if cases else ""
+def _nothing_kept(doc, path: str) -> str:
+    cases = doc.cases
+    first = f": the first says {cases[0].reason!r}" if cases else ""
     return f"{path} holds no case any machine timed ({len(cases)} cases not kept{first})"
 
 
@@ -134,7 +137,7 @@ def findings_block(paths: list[str], benches=None, result=None) -> str:
     """The README's findings block, exactly as `rnnbench report --readme` writes it."""
     if benches is None or result is None:
         benches, _, result = analysed(paths)
-    return readme.block(result, benches, [doc["source"] for doc in benches])
+    return readme.block(result, benches, [doc.source for doc in benches])
 
 
 def markdown(body, plots: list[str], heading: str) -> str:

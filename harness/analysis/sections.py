@@ -85,21 +85,21 @@ def environment(benches) -> str:
     )
 
 
-def _wall(doc: dict[str, Any]) -> str:
+def _wall(doc) -> str:
     """The run's wall time; with the machine's own time on its groups where the records
     have it (a machine of a Dask run is busy for part of the run)."""
-    wall = f"{doc.get('wall_s') or 0:.0f} s"
-    runs = {r.get("group_run"): r.get("group_s") for r in doc["cases"]}
+    wall = f"{doc.wall_s or 0:.0f} s"
+    runs = {r.group_run: r.group_s for r in doc.cases}
     if not runs or None in runs or None in runs.values():
         return wall
     return f"{sum(runs.values()):.0f} s busy of {wall}"
 
 
-def _machine(doc: dict[str, Any]) -> list[Any]:
-    env = doc["environment"]
+def _machine(doc) -> list[Any]:
+    env = doc.environment
     libs = env.get("libraries", {})
     shown = ("numpy", "torch", "tensorflow", "onnxruntime")
-    hosts = [h for h in doc.get("hosts") or [] if h != env.get("machine")]
+    hosts = [h for h in doc.hosts if h != env.get("machine")]
     return [
         f"{env.get('machine')} ({', '.join(hosts)})" if hosts else env.get("machine"),
         env["cpu"]["model"],
@@ -108,7 +108,7 @@ def _machine(doc: dict[str, Any]) -> list[Any]:
         env.get("python"),
         ", ".join(f"{k} {libs[k]}" for k in shown if k in libs),
         env["environment_variables"].get("OPENBLAS_CORETYPE") or "unset",
-        doc["suite"]["name"],
+        doc.suite.name,
         _wall(doc),
         (env.get("git") or {}).get("commit", "")[:10],
     ]
@@ -317,14 +317,14 @@ def crossover(result: dict[str, Any]) -> str:
 
 def cases_not_timed(benches) -> str:
     lines = [
-        f"- `{r['id']}` {r['status']}: {r['reason']}"
+        f"- `{r.id}` {r.status}: {r.reason}"
         for doc in benches
-        for r in doc["cases"]
-        if r["status"] != "ok"
+        for r in doc.cases
+        if r.status != "ok"
     ]
     lines += [
-        f"- `{r['id']}` {r['status']} (no machine kept it): {r['reason']}"
+        f"- `{r.id}` {r.status} (no machine kept it): {r.reason}"
         for doc in benches
-        for r in doc.get("lost", [])
+        for r in doc.lost
     ]
     return "\n".join(lines)

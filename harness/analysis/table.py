@@ -12,38 +12,48 @@ SHAPE = ("cell", "dtype", "batch", "steps", "input_size", "hidden", "layers")
 KEY_FIELDS = ("machine", "target", "mode", *SHAPE, "bidirectional", "threads", "model")
 
 
-def rows(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def rows(docs) -> list[dict[str, Any]]:
     """One flat row per timed case: machine, the case's fields, median seconds (and its
-    interval), raw samples and work. A case timed in several files of one machine counts once:
-    the later file's timing wins."""
+    interval), raw samples and work, every statistic derived from the samples. A case timed in
+    several files of one machine counts once: the later file's timing wins."""
     out: dict[tuple[str, str], dict[str, Any]] = {}
     for index, doc in enumerate(docs):
-        machine = doc["environment"].get("machine", "?")
-        for record in doc["cases"]:
-            if record["status"] == "ok":
-                out[(machine, record["id"])] = _row(record, machine, index)
+        for record in doc.cases:
+            if record.status == "ok":
+                out[(doc.machine, record.id)] = _row(record, doc.machine, index)
     return list(out.values())
 
 
-def _row(record: dict[str, Any], machine: str, index: int) -> dict[str, Any]:
-    samples = [float(s) for s in record["samples_s"]]
+def _row(record, machine: str, index: int) -> dict[str, Any]:
+    samples = [float(s) for s in record.samples_s]
+    derived = record.derived()
+    case = record.case.model_dump(exclude_none=True)
+    group = record.group_run or (index, case_group(case))
     row = {
-        "bidirectional": False,  # version 1 records predate it
-        **record["case"],
+        **case,
         "machine": machine,
-        "id": record["id"],
-        "median": record["stats"]["median"],
+        "id": record.id,
+        "median": derived["median"],
         "median_ci": stats.median_ci(samples),
-        "iqr": record["stats"]["iqr"],
+        "iqr": derived["iqr"],
         "samples": samples,
-        # one interleaved group of one run: everything in the id but target and mode
-        "round_group": (index, record.get("group_run") or record["id"].split("/", 2)[2]),
-        "flops": record["flops"],
-        "bytes": record["bytes"],
-        "impl_class": record["impl_class"],
+        # one interleaved group of one run (a file before group_run: its shape's group)
+        "round_group": (index, group),
+        "flops": record.flops,
+        "bytes": record.bytes,
+        "impl_class": record.impl_class,
+        "pit": record.pit.model_dump() if record.pit else None,
     }
     row["device"] = device_of(row["target"])
     return row
+
+
+NOT_SHARED = ("target", "mode", "sweep", "device", "model_file")
+
+
+def case_group(case: dict[str, Any]) -> tuple:
+    """What an interleaved group shares: every field of the case but those of its target."""
+    return tuple(sorted((k, str(v)) for k, v in case.items() if k not in NOT_SHARED))
 
 
 def key(row: dict[str, Any], *drop: str) -> tuple:

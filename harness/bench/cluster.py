@@ -27,6 +27,7 @@ from typing import Any
 from harness.bench import engine, results
 from harness.bench.case import BenchCase
 from harness.bench.suites import Suite
+from harness.records.results import Machine
 
 GPU_RESOURCE = "GPU"
 POLL_S = 0.2
@@ -67,7 +68,7 @@ def run_suite_on_dask(
             gpu = any(map(needs_gpu, parts))
             workers = wait_for_workers(client, address, wait_s, gpu)
             probes = client.run(probe, on_error="return")
-            check_workers(workers, parts, probes, doc["machines"], code)
+            check_workers(workers, parts, probes, doc.machines, code)
             Dispatch(client, suite.timing, code, recorder, wait_s).run(parts)
         recorder.save(finished=True)
     return doc
@@ -158,7 +159,10 @@ def check_workers(
         if problem or conflict:
             problems.append(f"{problem or f'Dask worker {address}: {conflict}'}")
         else:
-            seen.setdefault(found["environment"]["machine"], {"environment": found["environment"]})
+            seen.setdefault(
+                found["environment"]["machine"],
+                Machine.model_validate({"environment": found["environment"]}),
+            )
     gpu_parts = sum(needs_gpu(g) for g in todo)
     if gpu_parts and not _gpu_workers(workers):
         problems.append(
@@ -177,8 +181,8 @@ class Dispatch:
     retired and its group given to another worker, up to MAX_TRIES times; a group Dask gave
     up on (its workers died) is recorded once, as errors."""
 
-    def __init__(self, client, timing: dict, code: dict, recorder: engine.Recorder, wait_s):
-        self.client, self.timing, self.code = client, dict(timing), code
+    def __init__(self, client, timing, code: dict, recorder: engine.Recorder, wait_s):
+        self.client, self.timing, self.code = client, timing.model_dump(), code
         self.recorder, self.wait_s = recorder, wait_s
         self.futures: dict[Any, tuple[int, list[BenchCase]]] = {}
         self.tries: dict[int, int] = {}
@@ -244,7 +248,7 @@ class Dispatch:
             self.lose(group, f"{type(exc).__name__}: {exc}".splitlines()[0])
             return
         conflict = results.label_conflict(
-            self.recorder.doc["machines"], answer["machine"]["environment"]
+            self.recorder.doc.machines, answer["machine"]["environment"]
         )
         if conflict:
             self.refuse(answer["worker"], conflict, number, group)

@@ -46,7 +46,7 @@ def main(argv: list[str]) -> int:
     ):
         checked = selfcheck() if request.get("selfcheck") else None
         records = measure_group(cases, request["timing"], Path(logs))
-    answer = {"records": records, "selfcheck": checked}
+    answer = {"records": [r.model_dump(mode="json") for r in records], "selfcheck": checked}
     write_text_atomic(result_path, json.dumps(answer) + "\n")
     return 0
 

@@ -1,29 +1,45 @@
-"""The results store: one JSON document per benchmark run, written atomically, versioned.
+"""The results store: one JSON document per benchmark run, written atomically, versioned, read
+and written as the typed records of harness/records/results.py (schema version 3; versions 1
+and 2 are read and upgraded). Every violation is a ResultsError of one line naming the file,
+the field's path and what is allowed.
 
-Schema version 2 (results/README.md documents every field): schema_version, kind
-"rnnbench-bench", suite {name, path, budget_s, timing}, machines {label: {environment
-(harness.bench.metadata), selfcheck, hosts, workers}}: every machine that timed a case,
-client (where the run was driven from), started/finished (UTC ISO 8601), wall_s, and cases:
-one record per BenchCase id naming the machine that timed it, with its status (ok | failed |
-skipped | error | timeout), reason, raw samples in seconds per call, statistics derived from
-them, FLOPs and the parity checks. Version 1 files (one machine: a top-level environment and
-selfcheck) are read as version 2 (`upgrade`)."""
+What a reader uses is derived from the raw samples: a stored `stats` block must agree with them
+to rounding, or the file is refused naming the case."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import math
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from harness.atomic import write_text_atomic
+from pydantic import ValidationError
 
-SCHEMA_VERSION = 2
-KIND = "rnnbench-bench"
-STATUSES = ("ok", "failed", "skipped", "error", "timeout")
-DONE = ("ok", "failed", "skipped")  # what a resumed run does not measure again
+from harness.atomic import write_text_atomic
+from harness.records.errors import one_line
+from harness.records.results import (
+    DONE,
+    KIND,
+    SCHEMA_VERSION,
+    STATUSES,
+    CaseRecord,
+    Client,
+    Machine,
+    ResultsDocument,
+)
+
+__all__ = [
+    "DONE",
+    "KIND",
+    "SCHEMA_VERSION",
+    "STATUSES",
+    "CaseRecord",
+    "ResultsDocument",
+    "ResultsError",
+]
+READS = (1, 2, 3)
 REQUIRED = {1: ("suite", "environment", "cases"), 2: ("suite", "machines", "cases")}
 
 
@@ -37,99 +53,107 @@ def read_json(path: str | Path) -> Any:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ResultsError(f"cannot read results file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ResultsError(f"results file {path} is corrupt: not UTF-8 text") from None
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
         raise ResultsError(f"results file {path} is corrupt: not JSON ({exc})") from None
+    except ValueError as exc:
+        raise ResultsError(f"results file {path} is corrupt: {exc}") from None
 
 
-def load_results(path: str | Path) -> dict[str, Any]:
+def _refuse_constant(name: str):
+    raise ValueError(f"it holds {name}, which is not a number: every value must be finite")
+
+
+def load_results(path: str | Path) -> ResultsDocument:
     return check_document(read_json(path), path)
 
 
-def check_document(doc: Any, path: str | Path) -> dict[str, Any]:
-    """doc itself if it is a results document this rnnbench can trust, else a ResultsError."""
+def check_document(doc: Any, path: str | Path) -> ResultsDocument:
+    """The typed document if `doc` is a results document this rnnbench can trust, else a
+    ResultsError naming what is wrong."""
     if not isinstance(doc, dict) or doc.get("kind") != KIND:
         raise ResultsError(f"{path} is not an rnnbench results file (kind {KIND!r} missing)")
     version = doc.get("schema_version")
-    if version not in REQUIRED:
+    if version not in READS:
         raise ResultsError(
             f"results file {path} has schema_version {version!r}: this rnnbench "
-            f"reads 1..{SCHEMA_VERSION}; upgrade rnnbench"
+            f"reads {', '.join(map(str, READS))}; upgrade rnnbench"
         )
-    missing = [k for k in REQUIRED[version] if k not in doc]
+    missing = [k for k in REQUIRED.get(version, ()) if k not in doc]
     if missing:
         raise ResultsError(f"results file {path} is corrupt: missing {', '.join(missing)}")
-    if version == 1 and not isinstance(doc["environment"], dict):
-        raise ResultsError(f"results file {path} is corrupt: environment is not an object")
-    doc = upgrade(doc)
-    if not isinstance(doc["machines"], dict) or not all(
-        isinstance(m, dict) and isinstance(m.get("environment"), dict)
-        for m in doc["machines"].values()
-    ):
-        raise ResultsError(
-            f"results file {path} is corrupt: machines must map each label to "
-            "{environment, selfcheck, hosts, workers}"
-        )
-    for number, record in enumerate(doc["cases"]):
-        problem = _record_problem(record) or _machine_problem(record, doc["machines"])
-        if problem:
-            raise ResultsError(f"results file {path} is corrupt: case {number}: {problem}")
-    return doc
+    try:
+        return ResultsDocument.model_validate(upgrade(doc))
+    except ValidationError as exc:
+        raise ResultsError(one_line(exc, f"results file {path} is corrupt")) from None
+    except (TypeError, AttributeError) as exc:
+        raise ResultsError(f"results file {path} is corrupt: {exc}") from None
 
 
 def upgrade(doc: dict[str, Any]) -> dict[str, Any]:
-    """A version 1 document (one machine) as version 2, in a new dict; others as they are."""
-    if doc.get("schema_version") != 1:
+    """A version 1 (one machine) or 2 document as version 3, in a new dict."""
+    version = doc.get("schema_version")
+    if version == 3:
         return doc
-    environment = doc["environment"]
-    label = environment.get("machine") or "?"
-    cases = doc["cases"] if isinstance(doc["cases"], list) else []
-    upgraded = {k: v for k, v in doc.items() if k not in ("environment", "selfcheck")}
-    upgraded.update(
-        schema_version=SCHEMA_VERSION,
-        machines={label: machine_entry(environment, doc.get("selfcheck") or {})},
-        client=None,
-        cases=[{**r, "machine": label} if isinstance(r, dict) else r for r in cases],
-    )
+    upgraded = dict(doc)
+    if version == 1:
+        environment = doc["environment"]
+        label = environment.get("machine") if isinstance(environment, dict) else None
+        label = label or "?"
+        cases = doc["cases"] if isinstance(doc["cases"], list) else []
+        upgraded = {k: v for k, v in doc.items() if k not in ("environment", "selfcheck")}
+        upgraded.update(
+            machines={
+                label: {
+                    "environment": environment,
+                    "selfcheck": doc.get("selfcheck") or {},
+                    "hosts": [],
+                    "workers": [],
+                }
+            },
+            client=None,
+            cases=[{**r, "machine": label} if isinstance(r, dict) else r for r in cases],
+        )
+    upgraded["schema_version"] = SCHEMA_VERSION
     return upgraded
 
 
-def machine_entry(environment, selfcheck, host=None, worker=None) -> dict[str, Any]:
-    return {
-        "environment": environment,
-        "selfcheck": selfcheck,
-        "hosts": [host] if host else [],
-        "workers": [worker] if worker else [],
-    }
-
-
-def add_machine(doc, environment, selfcheck, host=None, worker=None) -> str:
+def add_machine(doc: ResultsDocument, environment, selfcheck, host=None, worker=None) -> str:
     """Enter the machine that timed a group (label: environment["machine"]) and return its
     label. A label already in the file must name the same environment (the COMPARABLE keys):
     else a ResultsError, since its timings would be pooled with another machine's."""
     label = environment["machine"]
-    known = doc["machines"].get(label)
+    known = doc.machines.get(label)
     if known is None:
-        doc["machines"][label] = machine_entry(environment, selfcheck, host, worker)
+        doc.machines[label] = Machine.model_validate(
+            {
+                "environment": environment,
+                "selfcheck": selfcheck,
+                "hosts": [host] if host else [],
+                "workers": [worker] if worker else [],
+            }
+        )
         return label
-    conflict = label_conflict(doc["machines"], environment)
+    conflict = label_conflict(doc.machines, environment)
     if conflict:
         raise ResultsError(conflict)
-    for key, value in (("hosts", host), ("workers", worker)):
-        if value and value not in known.setdefault(key, []):
-            known[key].append(value)
+    for names, value in ((known.hosts, host), (known.workers, worker)):
+        if value and value not in names:
+            names.append(value)
     return label
 
 
-def label_conflict(machines: dict[str, Any], environment: dict[str, Any]) -> str | None:
+def label_conflict(machines: dict[str, Machine], environment: dict[str, Any]) -> str | None:
     """Why `environment` may not time under its label, given the machines already known (the
     label names another environment); None when it may."""
     from harness.bench.metadata import differences
 
     label = environment["machine"]
     known = machines.get(label)
-    changed = [] if known is None else differences(known["environment"], environment)
+    changed = [] if known is None else differences(known.environment.model_dump(), environment)
     if not changed:
         return None
     return (
@@ -139,47 +163,40 @@ def label_conflict(machines: dict[str, Any], environment: dict[str, Any]) -> str
     )
 
 
-def machine_views(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    """One single-machine document per machine of a (checked) document: its environment and
-    selfcheck at the top level, only its cases, as the analysis reads them. Records that no
-    machine kept (a group lost to its worker, or refused) are the first view's `lost`."""
-    doc = upgrade(doc)
-    head = {k: v for k, v in doc.items() if k not in ("machines", "cases")}
-    lost = [r for r in doc["cases"] if r.get("machine") is None]
+@dataclasses.dataclass
+class MachineView:
+    """One machine's part of a results document, as the analysis reads it."""
+
+    environment: dict[str, Any]
+    selfcheck: dict[str, float]
+    hosts: list[str]
+    cases: list[CaseRecord]
+    lost: list[CaseRecord]  # records no machine kept (only the first view holds them)
+    suite: Any  # records.results.SuiteInfo
+    wall_s: float | None
+    source: str = ""
+
+    @property
+    def machine(self) -> str:
+        return self.environment.get("machine") or "?"
+
+
+def machine_views(doc: ResultsDocument, source: str = "") -> list[MachineView]:
+    """One single-machine view per machine of a checked document."""
+    lost = [r for r in doc.cases if r.machine is None]
     return [
-        {
-            **head,
-            "environment": entry["environment"],
-            "selfcheck": entry.get("selfcheck") or {},
-            "hosts": entry.get("hosts", []),
-            "cases": [r for r in doc["cases"] if r.get("machine") == label],
-            "lost": lost if number == 0 else [],
-        }
-        for number, (label, entry) in enumerate(doc["machines"].items())
+        MachineView(
+            entry.environment.model_dump(),
+            dict(entry.selfcheck),
+            list(entry.hosts),
+            [r for r in doc.cases if r.machine == label],
+            lost if number == 0 else [],
+            doc.suite,
+            doc.wall_s,
+            source,
+        )
+        for number, (label, entry) in enumerate(doc.machines.items())
     ]
-
-
-def _record_problem(record: Any) -> str | None:
-    if not isinstance(record, dict) or "id" not in record or "case" not in record:
-        return "not a case record (needs id and case)"
-    if record.get("status") not in STATUSES:
-        return f"status {record.get('status')!r}: allowed {', '.join(STATUSES)}"
-    if record["status"] == "ok":
-        samples = record.get("samples_s")
-        if not isinstance(samples, list) or not samples:
-            return f"{record['id']}: status ok without samples_s"
-        if not all(isinstance(s, int | float) and math.isfinite(s) and s > 0 for s in samples):
-            return f"{record['id']}: samples_s must be positive finite seconds"
-    return None
-
-
-def _machine_problem(record: dict[str, Any], machines: dict[str, Any]) -> str | None:
-    label = record.get("machine")
-    if label is None and record["status"] in ("error", "timeout"):
-        return None  # a group whose worker was lost names no machine
-    if label not in machines:
-        return f"{record['id']}: machine {label!r} is not among the file's machines"
-    return None
 
 
 def check_writable(path: str | Path) -> None:
@@ -197,39 +214,38 @@ def check_writable(path: str | Path) -> None:
         raise ResultsError(f"cannot write results file {path}: it is a folder")
 
 
-def save_results(path: str | Path, doc: dict[str, Any]) -> None:
-    write_text_atomic(path, json.dumps(doc, indent=1, sort_keys=False) + "\n")
+def dumps(doc: ResultsDocument) -> str:
+    """The document as JSON, validated first: what is written is what a reader accepts."""
+    data = doc.model_dump(mode="json")
+    try:
+        ResultsDocument.model_validate(data)
+    except ValidationError as exc:
+        raise ResultsError(one_line(exc, "refusing to write a results document")) from None
+    return json.dumps(data, indent=1, allow_nan=False) + "\n"
 
 
-def new_document(suite, client: dict[str, Any], started: str) -> dict[str, Any]:
+def save_results(path: str | Path, doc: ResultsDocument) -> None:
+    write_text_atomic(path, dumps(doc))
+
+
+def new_document(suite, client: dict[str, Any], started: str) -> ResultsDocument:
     """client: where the run is driven from: {machine, host, scheduler (a Dask address or
     None), git}; the machines fill in as they time groups."""
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "kind": KIND,
-        "suite": {
-            "name": suite.name,
-            "path": suite.path,
-            "budget_s": suite.budget_s,
-            "timing": suite.timing,
-        },
-        "machines": {},
-        "client": client,
-        "started": started,
-        "finished": None,
-        "wall_s": None,
-        "cases": [],
-    }
+    return ResultsDocument(
+        suite=suite.info(),
+        client=Client.model_validate(client),
+        started=started,
+    )
 
 
-def done_ids(doc: dict[str, Any]) -> set[str]:
-    return {r["id"] for r in doc["cases"] if r["status"] in DONE}
+def done_ids(doc: ResultsDocument) -> set[str]:
+    return {r.id for r in doc.cases if r.status in DONE}
 
 
-def upsert(doc: dict[str, Any], record: dict[str, Any]) -> None:
+def upsert(doc: ResultsDocument, record: CaseRecord) -> None:
     """Replace the record with the same id (an error being retried), or append."""
-    for number, existing in enumerate(doc["cases"]):
-        if existing["id"] == record["id"]:
-            doc["cases"][number] = record
+    for number, existing in enumerate(doc.cases):
+        if existing.id == record.id:
+            doc.cases[number] = record
             return
-    doc["cases"].append(record)
+    doc.cases.append(record)

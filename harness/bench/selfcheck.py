@@ -46,13 +46,13 @@ def precision(runs: int = 3, threads: int = 2, progress=None) -> dict[str, Any]:
                 standard_pair(threads), PRECISION_TIMING, Path(logs)
             )
             for rec in (numpy_rec, torch_rec):
-                if rec["status"] != "ok":
-                    raise RuntimeError(f"selfcheck: {rec['id']} {rec['status']}: {rec['reason']}")
+                if rec.status != "ok":
+                    raise RuntimeError(f"selfcheck: {rec.id} {rec.status}: {rec.reason}")
             run = {
-                "numpy_median_s": numpy_rec["stats"]["median"],
-                "torch_median_s": torch_rec["stats"]["median"],
-                "numpy_samples_s": numpy_rec["samples_s"],
-                "torch_samples_s": torch_rec["samples_s"],
+                "numpy_median_s": numpy_rec.derived()["median"],
+                "torch_median_s": torch_rec.derived()["median"],
+                "numpy_samples_s": list(numpy_rec.samples_s),
+                "torch_samples_s": list(torch_rec.samples_s),
             }
             run["ratio_of_medians"] = run["numpy_median_s"] / run["torch_median_s"]
             run["ratio"] = statistics.median(

@@ -8,51 +8,45 @@ them hold when the machine's speed drifts."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
+import json
+import re
 from pathlib import Path
 from typing import Any
+
+from pydantic import ValidationError
 
 from harness import registry
 from harness.bench.case import BenchCase, SuiteError, make_case
 from harness.model.spec import SpecError, tomllib
+from harness.records.errors import one_line
+from harness.records.results import Identity, SuiteInfo, Timing
+from harness.records.suite import SuiteFile, Sweep
 
 # benchmarks/suites in a checkout; harness/suite_files in an installed wheel (pyproject maps it)
 _HERE = Path(__file__).resolve()
 _CANDIDATES = (_HERE.parents[2] / "benchmarks" / "suites", _HERE.parents[1] / "suite_files")
 SUITES_DIR = next((d for d in _CANDIDATES if d.is_dir()), _CANDIDATES[0])
-TIMING_DEFAULTS = {
-    "warmup_s": 0.1,
-    "min_round_s": 0.05,
-    "rounds": 9,
-    "pause_s": 0.1,
-    "timeout_s": 300.0,
-}
-# Each axis of a sweep and its default; `input = ["hidden"]` sets I = H, as DeepBench does.
-AXES = {
-    "targets": None,
-    "modes": ("forward",),
-    "cell": ("lstm",),
-    "dtype": ("float32",),
-    "batch": (1,),
-    "steps": (1,),
-    "input": (128,),
-    "hidden": (256,),
-    "layers": (1,),
-    "bidirectional": (False,),
-    "head": (0,),
-    "threads": (1,),
-    "size": (0,),
-}
+AXES = tuple(name for name in Sweep.model_fields if name not in ("name", "targets"))
+TIMING_DEFAULTS = Timing().model_dump()
 
 
 @dataclasses.dataclass(frozen=True)
 class Suite:
     name: str
     description: str
-    budget_s: float
-    timing: dict[str, float]
+    budget_s: float | None
+    timing: Timing
     cases: tuple[BenchCase, ...]
     path: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.timing, Timing):  # a dict of settings: validated here
+            try:
+                object.__setattr__(self, "timing", Timing.model_validate(self.timing))
+            except ValidationError as exc:
+                raise SuiteError(one_line(exc, f"suite {self.name!r} timing")) from None
 
     def filtered(self, text: str) -> Suite:
         cases = tuple(c for c in self.cases if text in c.id)
@@ -74,9 +68,51 @@ class Suite:
             by_group.setdefault(case.group, []).append(case)
         return list(by_group.values())
 
+    def identity(self) -> Identity:
+        """The suite normalised: a hash of its timing and every case's fields (sweep labels
+        aside), and its case ids. What --resume holds a results file to."""
+        content = {
+            "timing": self.timing.model_dump(),
+            "cases": [{k: v for k, v in c.as_dict().items() if k != "sweep"} for c in self.cases],
+        }
+        text = json.dumps(content, sort_keys=True, separators=(",", ":"))
+        return Identity(
+            sha256=hashlib.sha256(text.encode()).hexdigest(), case_ids=[c.id for c in self.cases]
+        )
+
+    def info(self) -> SuiteInfo:
+        return SuiteInfo(
+            name=self.name,
+            path=self.path,
+            description=self.description,
+            budget_s=self.budget_s,
+            timing=self.timing,
+            identity=self.identity(),
+            cases=[c.as_dict() for c in self.cases],
+        )
+
+    @classmethod
+    def from_info(cls, info: SuiteInfo) -> Suite:
+        """The suite a results file recorded (version 3): what `--resume` alone finishes."""
+        if not info.cases:
+            raise SuiteError(
+                f"the file records no cases of suite {info.name!r} (written before version 3): "
+                "name the suite with --suite"
+            )
+        try:
+            cases = tuple(BenchCase.from_dict(c) for c in info.cases)
+        except (SuiteError, SpecError, KeyError, TypeError) as exc:
+            raise SuiteError(f"the recorded suite {info.name!r} no longer builds: {exc}") from None
+        return cls(info.name, info.description, info.budget_s, info.timing, cases, info.path)
+
 
 def suite_names() -> list[str]:
     return sorted(p.stem for p in SUITES_DIR.glob("*.toml"))
+
+
+def safe_name(name: str) -> str:
+    """A name that can be a file name: letters, digits, '.', '_' and '-'."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name).strip("._") or "suite"
 
 
 def load_suite(name_or_path: str) -> Suite:
@@ -93,66 +129,43 @@ def load_suite(name_or_path: str) -> Suite:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise SuiteError(f"cannot read suite {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise SuiteError(f"suite {path} is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise SuiteError(f"suite {path} is not valid TOML: {exc}") from None
     try:
         return _parse(data, str(path))
+    except ValidationError as exc:
+        raise SuiteError(one_line(exc, f"suite {path}")) from None
     except (SuiteError, SpecError) as exc:
         raise SuiteError(f"suite {path}: {exc}") from None
 
 
 def _parse(data: dict[str, Any], path: str) -> Suite:
-    known = {"name", "description", "budget_s", "timing", "sweep"}
-    for key in data:
-        if key not in known:
-            raise SuiteError(f"unknown key {key!r}: allowed {', '.join(sorted(known))}")
-    timing = dict(TIMING_DEFAULTS)
-    for key, value in data.get("timing", {}).items():
-        if key not in TIMING_DEFAULTS:
-            raise SuiteError(f"unknown timing key {key!r}: allowed {', '.join(TIMING_DEFAULTS)}")
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise SuiteError(f"timing.{key} = {value!r} is invalid: allowed a number >= 0")
-        timing[key] = value
-    if timing["rounds"] < 1:
-        raise SuiteError(f"timing.rounds = {timing['rounds']!r} is invalid: allowed >= 1")
-    sweeps = data.get("sweep", [])
-    if not sweeps:
-        raise SuiteError("no [[sweep]] tables: a suite needs at least one")
+    suite = SuiteFile.model_validate(data)
     cases: dict[str, BenchCase] = {}
-    for number, sweep in enumerate(sweeps, 1):
+    for number, sweep in enumerate(suite.sweep, 1):
         for case in _expand(sweep, number):
             cases.setdefault(case.id, case)  # the same case in two sweeps is timed once
     return Suite(
-        str(data.get("name", Path(path).stem)),
-        str(data.get("description", "")),
-        float(data.get("budget_s", 0)),
-        timing,
+        suite.name or safe_name(Path(path).stem),
+        suite.description,
+        suite.budget_s,
+        suite.timing,
         tuple(cases.values()),
         path,
     )
 
 
-def _expand(sweep: dict[str, Any], number: int) -> list[BenchCase]:
-    label = sweep.get("name", f"sweep{number}")
-    axes = {}
-    for key, value in sweep.items():
-        if key == "name":
-            continue
-        if key not in AXES:
-            raise SuiteError(f"sweep {label!r}: unknown axis {key!r}: allowed {', '.join(AXES)}")
-        if not isinstance(value, list) or not value:
-            raise SuiteError(
-                f"sweep {label!r}: {key} = {value!r} is invalid: allowed a non-empty list"
-            )
-        axes[key] = value
-    if "targets" not in axes:
+def _expand(sweep: Sweep, number: int) -> list[BenchCase]:
+    label = sweep.name or f"sweep{number}"
+    if not sweep.targets:
         allowed = ", ".join(registry.timing_targets())
         raise SuiteError(f"sweep {label!r}: no targets: allowed {allowed}")
-    names = [k for k in AXES if k != "targets"]
     cases = []
-    for target in axes["targets"]:
-        for values in itertools.product(*(axes.get(k, AXES[k]) for k in names)):
-            fields = dict(zip(names, values, strict=True))
+    for target in sweep.targets:
+        for values in itertools.product(*(getattr(sweep, k) for k in AXES)):
+            fields = dict(zip(AXES, values, strict=True))
             fields["mode"] = fields.pop("modes")
             fields["input_size"] = fields.pop("input")
             if fields["input_size"] == "hidden":  # I = H, as DeepBench sizes its layers

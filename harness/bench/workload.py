@@ -10,6 +10,7 @@ one function below; which backend runs it, and whether it can, is the backend's 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -244,6 +245,7 @@ def _parallel_in_time(case: BenchCase, backend) -> Workload:
     )
     result = run()
     lle = registry.parallel_in_time().model_lyapunov(spec64, dict(weights64), x64).lle
+    lle = lle if math.isfinite(lle) else None  # a diverging estimate is unknown, not a number
     pit = {
         "method": case.mode,
         "tol": tol,

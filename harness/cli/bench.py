@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from pathlib import Path
 
 from harness.bench import engine
 from harness.bench.stats import format_seconds
-from harness.bench.suites import load_suite, suite_names
+from harness.bench.suites import load_suite, safe_name, suite_names
 from harness.cli.errors import UsageError
 
 
@@ -67,15 +68,19 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run_bench)
 
 
+class Terminated(BaseException):
+    """SIGTERM, handled as Ctrl-C is: the worker folder removed, a message, exit 143."""
+
+
 def run_bench(args) -> int:
     _check_flags(args)
-    suite = _model_suite(args) if args.model else load_suite(args.suite or "quick")
+    suite = _suite(args)
     if args.only:
         suite = suite.filtered(args.only)
     if args.device:
         suite = suite.on_device(args.device)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    out = Path(args.out or f"out/bench-{suite.name}-{stamp}.json")
+    out = Path(args.out or f"out/bench-{safe_name(suite.name)}-{stamp}.json")
     if args.model:
         print(f"suite {suite.name}: {len(suite.cases)} cases; results: {out}")
     total = len(suite.cases)
@@ -85,29 +90,60 @@ def run_bench(args) -> int:
             "--machine names this machine; with --scheduler each worker's machine is named "
             "by RNNBENCH_MACHINE where the worker starts (default: its hostname)"
         )
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         with _progress_bar(suite.name, total) as advance:
             if distributed:
                 doc = _on_dask(suite, out, args, advance)
             else:
                 doc = engine.run_suite(
-                    suite, out, args.resume, args.overwrite, args.machine, advance
+                    suite, out, args.resume, args.overwrite, args.machine, advance, _notice
                 )
-    except KeyboardInterrupt:  # every finished group is already in the file
+    except (KeyboardInterrupt, Terminated) as exc:  # every finished group is in the file
         print(
-            f"rnnbench: interrupted: the groups measured so far are in {out}; "
-            "--resume finishes the run",
+            f"rnnbench: {'terminated' if isinstance(exc, Terminated) else 'interrupted'}: "
+            f"the groups measured so far are in {out}; --resume finishes the run",
             file=sys.stderr,
         )
-        return 130
-    print(format_summary(doc))
-    machines = ", ".join(sorted(doc["machines"])) or "none"
+        return 143 if isinstance(exc, Terminated) else 130
+    except engine.WriteFailed as exc:
+        print(f"rnnbench: error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print_summary(doc)
+    machines = ", ".join(sorted(doc.machines)) or "none"
+    ok = sum(1 for r in doc.cases if r.status == "ok")
+    budget = f"budget {suite.budget_s:.0f} s" if suite.budget_s else "no budget"
     print(
-        f"\n{sum(1 for r in doc['cases'] if r['status'] == 'ok')} of {len(doc['cases'])} cases "
-        f"timed in {doc['wall_s']:.0f} s (suite budget {suite.budget_s:.0f} s) on {machines}; "
-        f"results: {out}"
+        f"\n{ok} of {len(doc.cases)} cases timed in {doc.wall_s or 0:.0f} s ({budget}) on "
+        f"{machines}; results: {out}"
     )
-    return 1 if any(r["status"] in ("failed", "error", "timeout") for r in doc["cases"]) else 0
+    left = sum(1 for r in doc.cases if r.status == "not_timed")
+    if left:
+        print(f"{left} cases not timed (the budget was spent): --resume times them")
+    return 1 if any(r.status in ("failed", "error", "timeout") for r in doc.cases) else 0
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
+def _notice(text: str) -> None:
+    print(f"rnnbench: {text}", file=sys.stderr)
+
+
+def _suite(args):
+    """The suite to time: a user's model's, a suite file's, or, for --resume of an --out
+    alone, the one its results file recorded."""
+    if args.model:
+        return _model_suite(args)
+    if args.resume and not args.suite and args.out and Path(args.out).exists():
+        from harness.bench.results import load_results
+        from harness.bench.suites import Suite
+
+        return Suite.from_info(load_results(args.out).suite)
+    return load_suite(args.suite or "quick")
 
 
 def _model_suite(args):
@@ -197,46 +233,60 @@ class _progress_bar:
         return self._rich
 
     def _rich(self, record, done, todo):
-        self.bar.update(
-            self.task, total=todo, completed=done, case=f"{record['id']} {record['status']}"
-        )
+        self.bar.update(self.task, total=todo, completed=done, case=f"{record.id} {record.status}")
 
     def _plain(self, record, done, todo):
-        print(f"[{done}/{todo}] {record['id']} {record['status']}", file=sys.stderr)
+        print(f"[{done}/{todo}] {record.id} {record.status}", file=sys.stderr)
 
     def __exit__(self, *exc):
         if self.bar is not None:
             self.bar.__exit__(*exc)
 
 
+SUMMARY_HEADER = ("case", "implementation", "median", "IQR", "GFLOP/s", "GB/s", "status")
+
+
+def summary_rows(doc) -> list[tuple[str, ...]]:
+    """One row per case: the median and IQR derived from its samples, FLOP/s where it counts
+    FLOPs and GB/s where it moves bytes (a bandwidth probe), each in its own column."""
+    rows = []
+    several = len(doc.machines) > 1
+    for r in doc.cases:
+        name = f"{r.id} @{r.machine or '-'}" if several else r.id
+        if r.status != "ok":
+            rows.append((name, r.impl_class, "", "", "", "", f"{r.status}: {r.reason[:90]}"))
+            continue
+        st = r.derived()
+        gflops = f"{r.flops / st['median'] / 1e9:.1f}" if r.flops else ""
+        gbytes = f"{r.bytes / st['median'] / 1e9:.1f}" if r.bytes else ""
+        iqr = f"{100 * st['iqr'] / st['median']:.1f}%"
+        rows.append((name, r.impl_class, format_seconds(st["median"]), iqr, gflops, gbytes, "ok"))
+    return rows
+
+
 def format_summary(doc) -> str:
-    rows = [("case", "implementation", "median", "IQR", "GFLOP/s", "status")]
-    several = len(doc["machines"]) > 1
-    for r in doc["cases"]:
-        if several:
-            r = {**r, "id": f"{r['id']} @{r.get('machine') or '-'}"}
-        if r["status"] == "ok":
-            st = r["stats"]
-            gflops = f"{r['flops'] / st['median'] / 1e9:.1f}" if r["flops"] else ""
-            if r["bytes"]:
-                gflops = f"{r['bytes'] / st['median'] / 1e9:.1f} GB/s"
-            rows.append(
-                (
-                    r["id"],
-                    r["impl_class"],
-                    format_seconds(st["median"]),
-                    f"{100 * st['iqr'] / st['median']:.1f}%",
-                    gflops,
-                    "ok",
-                )
-            )
-        else:
-            rows.append(
-                (r["id"], r["impl_class"], "", "", "", f"{r['status']}: {r['reason'][:90]}")
-            )
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    lines = [
-        "  ".join([*(c.ljust(w) for c, w in zip(row[:5], widths, strict=True)), row[5]])
+    """The summary as plain columns (what a pipe or a log gets)."""
+    rows = [SUMMARY_HEADER, *summary_rows(doc)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(SUMMARY_HEADER) - 1)]
+    return "\n".join(
+        "  ".join([*(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)), row[-1]])
         for row in rows
-    ]
-    return "\n".join(lines)
+    )
+
+
+def print_summary(doc) -> None:
+    """A rich table on a terminal, plain columns elsewhere (or without rich)."""
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        print(format_summary(doc))
+        return
+    console = Console()
+    if not console.is_terminal:
+        print(format_summary(doc))
+        return
+    table = Table(*SUMMARY_HEADER, show_lines=False, header_style="bold")
+    for row in summary_rows(doc):
+        table.add_row(*row)
+    console.print(table)

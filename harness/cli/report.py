@@ -62,6 +62,10 @@ def run_compare(args) -> int:
     if args.json:
         write_text_atomic(args.json, json.dumps(result, indent=1) + "\n")
     if not result["rows"]:
-        print("rnnbench: error: BASE and NEW share no timed case", file=sys.stderr)
+        print(
+            "rnnbench: error: BASE and NEW share no case timed on a like machine: nothing to "
+            "compare",
+            file=sys.stderr,
+        )
         return 2
     return 1 if result["regressions"] else 0

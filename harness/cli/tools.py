@@ -166,7 +166,31 @@ def _config(spec) -> str:
     return f"L{spec.num_layers} {'bi' if spec.bidirectional else 'uni'}"
 
 
+def _schema_parser(sub) -> None:
+    p = sub.add_parser("schema", help="write the JSON Schema of results, suite and parity files")
+    p.add_argument("--out", default="results/schema", help="folder (default results/schema)")
+    p.add_argument(
+        "--readme", help="also rewrite this file's field tables (between its schema markers)"
+    )
+    p.set_defaults(run=run_schema)
+
+
+def run_schema(args) -> int:
+    from harness.records.publish import rewrite_readme, write_schemas
+
+    for path in write_schemas(args.out):
+        print(f"wrote {path}")
+    if args.readme:
+        try:
+            changed = rewrite_readme(args.readme)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--readme {args.readme}: {exc}") from None
+        print(f"{'rewrote' if changed else 'kept'} the schema tables of {args.readme}")
+    return 0
+
+
 def add_parsers(sub) -> None:
     _growth_parser(sub)
     _selfcheck_parser(sub)
     _export_parser(sub)
+    _schema_parser(sub)

@@ -171,13 +171,41 @@ def failures(results: Iterable[BackendResult]) -> list[str]:
 
 
 def write_json(path, results: list[BackendResult], extra: dict[str, Any]) -> None:
+    """The parity record (harness/records/parity.py), validated before it is written. A
+    figure a failed check could not measure (NaN, an infinite share of its tolerance) is null
+    in a comparison; a summary's worst share of tolerance keeps inf (JSON's Infinity)."""
+    from harness.records.parity import ParityRecord
+
     record = {
         "schema_version": SCHEMA_VERSION,
         **extra,
         "summary": summarize(results),
-        "results": [r.as_dict() for r in results],
+        "results": [_finite_comparisons(r.as_dict()) for r in results],
     }
-    write_text_atomic(path, json.dumps(record, indent=1, allow_nan=True) + "\n")
+    checked = ParityRecord.model_validate(record)
+    write_text_atomic(path, json.dumps(checked.model_dump(mode="json"), indent=1) + "\n")
+
+
+def _finite_comparisons(result: dict[str, Any]) -> dict[str, Any]:
+    result["comparisons"] = [
+        {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in c.items()}
+        for c in result["comparisons"]
+    ]
+    return result
+
+
+def read_parity(path, doc: Any):
+    """A parity JSON as its typed record, or a ResultsError of one line naming what is wrong."""
+    from pydantic import ValidationError
+
+    from harness.bench.results import ResultsError
+    from harness.records.errors import one_line
+    from harness.records.parity import ParityRecord
+
+    try:
+        return ParityRecord.model_validate(doc)
+    except ValidationError as exc:
+        raise ResultsError(one_line(exc, f"parity record {path} is corrupt")) from None
 
 
 def format_markdown(results, training, skipped, failed_lines) -> str:

@@ -1,0 +1,50 @@
+"""The recovery file of a results file whose write failed (a full disk, a file-size limit):
+the case records measured since its last good write, and the machines that timed them, beside
+the results file as NAME.recovery. `rnnbench bench --resume` adds them to the file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from harness.records.errors import one_line
+from harness.records.results import CaseRecord, Machine, Record
+
+KIND = "rnnbench-recovery"
+
+
+class Recovery(Record):
+    kind: str = KIND
+    results: str
+    machines: dict[str, Machine]
+    cases: list[CaseRecord]
+
+
+def dumps(doc, unsaved: list[CaseRecord], out: Path) -> str:
+    labels = {r.machine for r in unsaved if r.machine}
+    found = Recovery(
+        results=str(out),
+        machines={k: v for k, v in doc.machines.items() if k in labels},
+        cases=unsaved,
+    )
+    return json.dumps(found.model_dump(mode="json"), indent=1, allow_nan=False) + "\n"
+
+
+def merge(doc, path: Path) -> None:
+    """Add the recovery file's machines and records to `doc` (a record there replaces one of
+    the same id: it is newer)."""
+    from harness.bench import results
+
+    try:
+        found = Recovery.model_validate(json.loads(Path(path).read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, ValidationError):
+            raise results.ResultsError(one_line(exc, f"recovery file {path} is corrupt")) from None
+        raise results.ResultsError(f"recovery file {path} cannot be read: {exc}") from None
+    for label, machine in found.machines.items():
+        if label not in doc.machines:
+            doc.machines[label] = machine
+    for record in found.cases:
+        results.upsert(doc, record)

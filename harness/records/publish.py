@@ -1,0 +1,102 @@
+"""`rnnbench schema`: the JSON Schema of every file rnnbench reads and writes, from the typed
+records themselves, into results/schema/, and the field tables of results/README.md (between
+its schema markers) from the same declarations. A test holds both to the code."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from harness.atomic import write_text_atomic
+from harness.records.parity import ParityRecord
+from harness.records.results import ResultsDocument
+from harness.records.suite import SuiteFile
+
+SCHEMAS = {
+    "results": (ResultsDocument, "benchmark results (`rnnbench bench`), schema version 3"),
+    "suite": (SuiteFile, "a suite file (benchmarks/suites/*.toml)"),
+    "parity": (ParityRecord, "a parity record (`rnnbench parity --json`), schema version 1"),
+}
+BEGIN, END = "<!-- schema:begin -->", "<!-- schema:end -->"
+
+
+def schema(name: str) -> dict[str, Any]:
+    model, title = SCHEMAS[name]
+    out = model.model_json_schema(mode="validation")
+    out["title"] = f"rnnbench {name}: {title}"
+    return out
+
+
+def write_schemas(folder) -> list[Path]:
+    folder = Path(folder)
+    written = []
+    for name in SCHEMAS:
+        path = folder / f"{name}.schema.json"
+        write_text_atomic(path, json.dumps(schema(name), indent=1, sort_keys=True) + "\n")
+        written.append(path)
+    return written
+
+
+def tables() -> str:
+    """Markdown: per file kind, one table per record type, a row per field."""
+    parts = []
+    for name, (model, title) in SCHEMAS.items():
+        document = schema(name)
+        definitions = document.get("$defs", {})
+        parts += [f"### `{name}.schema.json`: {title}", ""]
+        parts += _table(model.__name__, document, definitions)
+        for defname in sorted(definitions):
+            parts += _table(defname, definitions[defname], definitions)
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def _table(name: str, node: dict, definitions: dict) -> list[str]:
+    properties = node.get("properties")
+    if not properties:
+        return []
+    required = set(node.get("required", []))
+    lines = [f"**{name}**", "", "| field | type | required | description |", "|---|---|---|---|"]
+    for field, spec in properties.items():
+        kind = _type(spec)
+        text = (spec.get("description") or "").replace("|", "\\|")
+        lines.append(f"| `{field}` | {kind} | {'yes' if field in required else ''} | {text} |")
+    return lines + [""]
+
+
+def _type(spec: dict) -> str:
+    if "$ref" in spec:
+        return spec["$ref"].rsplit("/", 1)[-1]
+    if "anyOf" in spec:
+        return " or ".join(_type(s) for s in spec["anyOf"])
+    if "const" in spec:
+        return f"`{json.dumps(spec['const'])}`"
+    if "enum" in spec:
+        return " \\| ".join(f"`{v}`" for v in spec["enum"])
+    kind = spec.get("type", "any")
+    if kind == "array":
+        return f"list of {_type(spec.get('items', {}))}"
+    if kind == "object" and "additionalProperties" in spec:
+        extra = spec["additionalProperties"]
+        return f"map to {_type(extra) if isinstance(extra, dict) else 'any'}"
+    bounds = [
+        f"{op} {spec[k]}" for k, op in (("minimum", ">="), ("exclusiveMinimum", ">")) if k in spec
+    ]
+    return kind + (f" ({', '.join(bounds)})" if bounds else "")
+
+
+def rewrite_readme(path) -> bool:
+    """Replace the text between the schema markers of `path` by tables(); whether it changed."""
+    text = Path(path).read_text(encoding="utf-8")
+    if text.count(BEGIN) != 1 or text.count(END) != 1:
+        raise ValueError(f"{path} needs exactly one {BEGIN} ... {END} pair")
+    new = re.sub(
+        re.escape(BEGIN) + ".*?" + re.escape(END),
+        lambda _: f"{BEGIN}\n{tables()}{END}",
+        text,
+        flags=re.S,
+    )
+    if new != text:
+        write_text_atomic(path, new)
+    return new != text

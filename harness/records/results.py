@@ -1,0 +1,283 @@
+"""A benchmark results file (`rnnbench bench`), schema version 3, as typed records. Versions 1
+and 2 are read (upgraded on read); version 3 is written. Statistics are derived from the raw
+samples, never trusted: a stored `stats` block is a cache that must agree with samples_s to
+rounding, or the file is refused naming the case."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
+
+SCHEMA_VERSION = 3
+KIND = "rnnbench-bench"
+STATUSES = ("ok", "failed", "skipped", "error", "timeout", "not_timed")
+DONE = ("ok", "failed", "skipped")  # what a resumed run does not measure again
+
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+def _number(value: Any) -> Any:
+    """A number as a person writes one: not a boolean, not a string."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("allowed a number")
+    return value
+
+
+# Settings a person writes: an integer is an integer, a number is not a boolean or a string.
+StrictCount = Annotated[StrictInt, Field(ge=1)]
+StrictSeconds = Annotated[float, BeforeValidator(_number), Field(gt=0, allow_inf_nan=False)]
+StrictNonNegative = Annotated[float, BeforeValidator(_number), Field(ge=0, allow_inf_nan=False)]
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class Timing(Record):
+    """How each case of a suite is timed."""
+
+    warmup_s: StrictNonNegative = Field(0.1, description="seconds of calls before calibration")
+    min_round_s: StrictSeconds = Field(0.05, description="a round lasts at least this long")
+    rounds: StrictCount = Field(9, description="rounds per case, interleaved with its group's")
+    pause_s: StrictNonNegative = Field(0.1, description="pause before each round")
+    timeout_s: StrictSeconds = Field(300.0, description="limit on a build, calibration or round")
+
+
+class Identity(Record):
+    """What a suite is, normalised: its timing and its cases (what --resume checks)."""
+
+    sha256: str = Field(description="sha256 of the canonical JSON of timing and cases")
+    case_ids: list[str] = Field(description="every case id, in the suite's order")
+
+
+class SuiteInfo(Record):
+    name: str = Field(description="the suite's name (a suite file's, or model-NAME)")
+    path: str = Field("", description="the suite file, or the model file, it came from")
+    description: str = ""
+    budget_s: NonNegative | None = Field(None, description="seconds the suite may measure")
+    timing: Timing
+    identity: Identity | None = Field(None, description="absent in files before version 3")
+    cases: list[dict[str, Any]] | None = Field(
+        None, description="every case's fields (BenchCase.as_dict): --resume by the file alone"
+    )
+
+
+class Check(Record):
+    """One parity comparison made before timing (harness.parity.checks.Comparison)."""
+
+    quantity: str = Field(description="y, h_n, c_n, head, a gradient, or a file's output")
+    passed: bool
+    max_abs: Finite | None = Field(None, description="max |got - reference|; null if unmeasured")
+    max_rel: Finite | None = None
+    atol: Finite = Field(0.0, description="already scaled by max(1, max |reference|)")
+    rtol: Finite = 0.0
+    message: str = Field("", description="why it failed: the tensor, the index, both values")
+    share_of_tolerance: Finite | None = Field(
+        None, description="max |error| / (atol + rtol |reference|); null when not measured"
+    )
+
+
+class Pit(Record):
+    """A parallel-in-time case's solve (newton / quasi-newton)."""
+
+    method: str = Field(description="newton | quasi-newton")
+    tol: Finite = Field(description="stop when no state moves more than this")
+    max_iter: int
+    lle: Finite | None = Field(description="largest Lyapunov exponent of layer 0, per step")
+    converged: bool
+    iterations: int | None = Field(None, description="updates from an all-zero guess")
+    reason: str | None = Field(None, description="why it did not converge (the case failed)")
+
+
+class Stats(Record):
+    """Derived from samples_s (harness.bench.stats.summarize); stored as a cache only."""
+
+    n: int
+    min: Finite
+    median: Finite
+    mean: Finite
+    stdev: Finite
+    iqr: Finite
+    p90: Finite
+    p99: Finite
+    max: Finite
+
+
+class CaseFields(Record):
+    """What a case is (harness.bench.case.BenchCase.as_dict)."""
+
+    target: str = Field(description="a registered timing target (harness/registry.py)")
+    mode: str = Field(
+        description="forward | train | gemm | sequential | peak | bandwidth | newton | quasi-newton"
+    )
+    cell: str = Field(description="rnn | lstm | gru | mingru")
+    dtype: str = Field(description="float32 | float64")
+    batch: int
+    steps: int = Field(description="T, the sequence length")
+    input_size: int
+    hidden: int
+    layers: int
+    threads: int
+    size: int = Field(0, description="probes: N of the N x N product, or elements copied")
+    sweep: str = Field("", description="the suite's label for its sweep (not its identity)")
+    bidirectional: bool = False
+    head: int = Field(0, description="softmax head units, 0 = none")
+    device: str | None = Field(None, description="cpu | gpu, from the target")
+    model: str | None = Field(None, description="a user's model (bench --model): its name")
+    model_spec: dict[str, Any] | None = Field(None, description="its spec (harness ModelSpec)")
+    weights_file: str | None = Field(None, description="its canonical weights (.npz)")
+    model_file: str | None = Field(None, description="the file the model-file target times")
+
+
+class CaseRecord(Record):
+    id: str = Field(min_length=1, description="target/mode/cell/dtype/B/T/I/H/L[...]/threads")
+    case: CaseFields
+    status: Literal["ok", "failed", "skipped", "error", "timeout", "not_timed"] = Field(
+        description="ok; failed (parity failed: never timed); skipped (why); error; timeout; "
+        "not_timed (the budget was spent: --resume times it)"
+    )
+    reason: str = Field("", description="why it is not ok, one line")
+    impl_class: str = Field("", description="what ran, as detected where the backend can tell")
+    notes: str = ""
+    weights_digest: str = Field("", description="sha256 of the canonical weights timed")
+    parity: list[Check] = Field([], description="checks against the reference before timing")
+    threads: dict[str, Any] = Field(
+        default_factory=dict, description="requested, and each library's pools as set"
+    )
+    loops: int | None = Field(None, description="calls per round")
+    samples_s: list[Seconds] = Field([], description="raw: seconds per call, one per round")
+    stats: Stats | None = Field(None, description="a cache of statistics of samples_s")
+    flops: NonNegative | None = Field(None, description="matrix-product FLOPs of one call")
+    bytes: NonNegative | None = Field(None, description="bytes a bandwidth probe moves")
+    build_s: NonNegative | None = None
+    calibrate_s: NonNegative | None = None
+    pit: Pit | None = Field(None, description="newton / quasi-newton cases: the solve")
+    machine: str | None = Field(None, description="the label of the machine that timed it")
+    host: str | None = None
+    worker: str | None = Field(None, description="the Dask worker address (a cluster run)")
+    group_run: str | None = Field(
+        None, description="which run of its interleaved group: only one run's rounds pair"
+    )
+    group_s: NonNegative | None = Field(None, description="the machine's seconds on the group")
+
+    @model_validator(mode="after")
+    def _samples_and_stats(self) -> CaseRecord:
+        if self.status == "ok" and not self.samples_s:
+            raise ValueError(f"case {self.id!r}: status ok without samples_s")
+        if self.stats is not None:
+            if not self.samples_s:
+                raise ValueError(f"case {self.id!r}: a stats block but no samples_s to derive it")
+            problem = stats_disagree(self.stats, self.samples_s)
+            if problem:
+                raise ValueError(
+                    f"case {self.id!r}: {problem}: statistics are derived from samples_s, "
+                    "never trusted"
+                )
+        return self
+
+    def derived(self) -> dict[str, float]:
+        """The statistics of samples_s, computed now (what every reader uses)."""
+        from harness.bench.stats import summarize
+
+        return summarize(self.samples_s)
+
+
+def stats_disagree(stored: Stats, samples: list[float]) -> str | None:
+    from harness.bench.stats import summarize
+
+    fresh = summarize(samples)
+    for name, value in fresh.items():
+        kept = getattr(stored, name)
+        if not math.isclose(kept, value, rel_tol=1e-9, abs_tol=1e-15):
+            return f"stats.{name} = {kept!r} disagrees with its samples_s ({name} {value!r})"
+    return None
+
+
+class Environment(Record):
+    """Where a machine's cases ran (harness.bench.metadata.collect_environment)."""
+
+    machine: str = Field(description="the label")
+    cpu: dict[str, Any] = Field(description="model, logical_cores, usable_cores, machine")
+    cpu_limits: dict[str, Any] | None = Field(
+        None, description="theoretical peak {isa, fma, mhz, ...} and caches from sysfs"
+    )
+    numpy_gemm: dict[str, Any] | None = Field(
+        None, description="openblas_coretype, the kernel threadpoolctl reports"
+    )
+    gpu: dict[str, Any] | None = Field(None, description="name, memory_gib, capability, ...")
+    os: str | None = None
+    python: str | None = None
+    libraries: dict[str, str] = Field({}, description="name -> version")
+    blas: list[dict[str, Any]] = Field([], description="threadpoolctl's libraries")
+    environment_variables: dict[str, str | None] = Field(
+        {}, description="OPENBLAS_CORETYPE, OMP_NUM_THREADS, CUDA_VISIBLE_DEVICES, ..."
+    )
+    git: dict[str, Any] = Field({}, description="commit, dirty")
+
+
+class Machine(Record):
+    environment: Environment
+    selfcheck: dict[str, Finite] = Field(
+        {}, description="timer_resolution_s, loop_overhead_s (the timing loop's own cost)"
+    )
+    hosts: list[str] = Field([], description="hostnames that timed under the label")
+    workers: list[str] = Field([], description="Dask worker addresses (empty: a local run)")
+
+
+class Client(Record):
+    """Where the run was started from (a --resume keeps it)."""
+
+    machine: str | None = None
+    host: str | None = None
+    scheduler: str | None = Field(None, description="the Dask address, null for a local run")
+    git: dict[str, Any] = Field({}, description="commit, dirty")
+
+
+class ResultsDocument(Record):
+    """One `rnnbench bench` run, rewritten atomically after every interleaved group."""
+
+    schema_version: Literal[3] = Field(SCHEMA_VERSION, description="1 and 2 are read too")
+    kind: Literal["rnnbench-bench"] = KIND
+    suite: SuiteInfo
+    machines: dict[str, Machine] = Field({}, description="label -> the machine")
+    client: Client | None = None
+    started: str | None = Field(None, description="UTC, ISO 8601")
+    finished: str | None = Field(None, description="UTC, ISO 8601; null while running")
+    wall_s: NonNegative | None = Field(None, description="seconds measuring, over resumes")
+    cases: list[CaseRecord] = Field([], description="one per case id, in the suite's order")
+
+    @field_validator("cases")
+    @classmethod
+    def _unique_ids(cls, cases: list[CaseRecord]) -> list[CaseRecord]:
+        seen = set()
+        for record in cases:
+            if record.id in seen:
+                raise ValueError(f"case id {record.id!r} appears twice: one record per case")
+            seen.add(record.id)
+        return cases
+
+    @model_validator(mode="after")
+    def _machines_named(self) -> ResultsDocument:
+        for record in self.cases:
+            if record.machine is None:
+                if record.status in ("ok", "failed"):  # timed or checked: by some machine
+                    raise ValueError(f"case {record.id!r}: status {record.status} names no machine")
+                continue
+            if record.machine not in self.machines:
+                raise ValueError(
+                    f"case {record.id!r}: machine {record.machine!r} is not among the file's "
+                    f"machines ({', '.join(self.machines) or 'none'})"
+                )
+        return self
