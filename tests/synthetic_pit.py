@@ -71,6 +71,13 @@ def bench_doc(machine="bench-box") -> dict:
     step loop and the recurrence penalty is exactly 4x."""
     forward = record(make_case("torch-cpu", "forward", **SHAPE), spread(10e-3))
     newton = record(make_case("torch-cpu", "newton", **SHAPE), spread(20e-3))
-    newton["pit"] = {"method": "newton", "iterations": 5, "tol": 1e-6, "lle": -0.4}
+    newton["pit"] = {
+        "method": "newton",
+        "iterations": 5,
+        "tol": 1e-6,
+        "max_iter": 65,
+        "lle": -0.4,
+        "converged": True,
+    }
     gemm = record(make_case("torch-cpu", "gemm", **SHAPE), spread(2.5e-3))
     return document([forward, newton, gemm], machine)

@@ -1,4 +1,6 @@
-"""Results documents with made-up, exactly known timings, for testing what reads them."""
+"""Results documents with made-up, exactly known timings, for testing what reads them: raw
+documents as a results file holds them (document, example_doc), and the checked single-machine
+views the analysis reads (views)."""
 
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ def record(case: BenchCase, samples: list[float], impl="made up") -> dict:
 
 
 def document(records: list[dict], machine="test-machine", torch_version="2.13.0") -> dict:
+    """A one-machine results file's content (version 3), every record timed by `machine`."""
     env = {
         "machine": machine,
         "cpu": {"model": "Test CPU", "logical_cores": 2},
@@ -36,23 +39,34 @@ def document(records: list[dict], machine="test-machine", torch_version="2.13.0"
         "environment_variables": {"OPENBLAS_CORETYPE": None},
         "git": {"commit": "abc"},
     }
-    doc = results.new_document(load_suite("quick"), None, "2026-01-01T00:00:00+00:00")
-    del doc["machines"], doc["client"]
-    # a single-machine document, as version 1 files are and as the analysis reads each
-    # machine of a version 2 file (results.machine_views)
-    doc.update(schema_version=1, environment=env, selfcheck={}, cases=records, wall_s=1.0)
-    return doc
+    doc = results.new_document(load_suite("quick"), {}, "2026-01-01T00:00:00+00:00")
+    data = doc.model_dump(mode="json")
+    data.update(
+        machines={machine: {"environment": env, "selfcheck": {}}},
+        cases=[{**r, "machine": machine} for r in records],
+        wall_s=1.0,
+    )
+    return data
 
 
 def merged(*docs: dict) -> dict:
-    """One version 2 file holding the cases of several single-machine documents, as a Dask
-    run across their machines writes it."""
-    out = results.upgrade(docs[0])
+    """One file holding the cases of several single-machine documents, as a Dask run across
+    their machines writes it."""
+    out = {**docs[0], "machines": dict(docs[0]["machines"]), "cases": list(docs[0]["cases"])}
     for doc in docs[1:]:
-        other = results.upgrade(doc)
-        out["machines"].update(other["machines"])
-        out["cases"] = out["cases"] + other["cases"]
+        out["machines"].update(doc["machines"])
+        out["cases"] = out["cases"] + doc["cases"]
     return out
+
+
+def checked(doc: dict):
+    """The typed document of a raw one (what rnnbench reads from a file)."""
+    return results.check_document(doc, "a synthetic document")
+
+
+def views(*docs: dict) -> list:
+    """The single-machine views the analysis reads, of raw documents."""
+    return [v for doc in docs for v in results.machine_views(checked(doc))]
 
 
 def spread(median: float, n: int = 7, width: float = 0.01) -> list[float]:

@@ -7,12 +7,12 @@ import pytest
 from harness.analysis import fits, measures, mingru, roofline
 from harness.analysis.findings import headline
 from harness.bench import flops, stats
-from tests.synthetic_results import A, B, example_doc, spread
+from tests.synthetic_results import A, B, example_doc, spread, views
 
 
 @pytest.fixture(scope="module")
 def result():
-    return measures.analyse([example_doc()])
+    return measures.analyse(views(example_doc()))
 
 
 def test_fit_recovers_a_and_b(result):
@@ -95,11 +95,11 @@ def test_mingru_crossovers(result):
 
 def test_cpu_gpu_crossover_needs_both_devices():
     cpu = example_doc("cpu-box")
-    assert measures.analyse([cpu])["crossover"] == []
+    assert measures.analyse(views(cpu))["crossover"] == []
     gpu = example_doc("gpu-box", scale=0.5)
     for record in gpu["cases"]:
         record["case"]["target"] = record["case"]["target"].replace("cpu", "cuda")
-    cross = measures.analyse([cpu, gpu])["crossover"]
+    cross = measures.analyse(views(cpu, gpu))["crossover"]
     lstm = [c for c in cross if c["cell"] == "lstm" and c["batch"] == 1]
     assert len(lstm) == 4 and all(c["gpu_speedup"] == pytest.approx(2.0) for c in lstm)
     for c in lstm:  # unpaired (two machines): a bootstrap within the samples' extremes
@@ -126,8 +126,8 @@ def test_a_finding_whose_interval_reaches_one_is_left_out():
             samples = spread(A + B * case["steps"], width=0.3)
             record["samples_s"] = samples if case["mode"] == "forward" else samples[::-1]
             record["stats"] = stats.summarize(record["samples_s"])
-    found = headline(measures.analyse([doc]))
+    found = headline(measures.analyse(views(doc)))
     (pen,) = [f for f in found if f.text.startswith("Recurrence penalty")]
     assert "reaches 1" in pen.unstable
-    (stable,) = [f for f in headline(measures.analyse([example_doc()])) if "penalty" in f.text]
+    (stable,) = [f for f in headline(measures.analyse(views(example_doc()))) if "penalty" in f.text]
     assert stable.unstable == "" and "3.0x [3.0, 3.0]" in stable.text

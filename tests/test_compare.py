@@ -12,7 +12,7 @@ import pytest
 from harness.analysis.compare import Gate, GateError, compare_docs, format_comparison, mann_whitney
 from harness.bench import stats
 from harness.cli.main import main
-from tests.synthetic_results import example_doc, merged
+from tests.synthetic_results import checked, example_doc, merged
 
 
 def test_mann_whitney_exact_by_hand():
@@ -50,16 +50,20 @@ def _slow_down(doc, factor, which=lambda i: True):
     return new
 
 
+def _compare(base, new, gate):
+    return compare_docs(checked(base), checked(new), gate)
+
+
 def test_an_injected_regression_fails_and_noise_does_not():
     base = example_doc()
     regressed = _slow_down(base, 1.25, which=lambda i: i == 0)
-    result = compare_docs(base, regressed, Gate("median", 0.10))
+    result = _compare(base, regressed, Gate("median", 0.10))
     assert result["regressions"] == [base["cases"][0]["id"]]
     assert result["geomean"] == pytest.approx(1.25 ** (1 / len(base["cases"])))
     noise = _slow_down(base, 1.004)  # +0.4%: within the samples' own spread
-    quiet = compare_docs(base, noise, Gate("median", 0.10))
+    quiet = _compare(base, noise, Gate("median", 0.10))
     assert quiet["regressions"] == [] and all(r["verdict"] == "same" for r in quiet["rows"])
-    small = compare_docs(base, _slow_down(base, 1.05), Gate("median", 0.10))
+    small = _compare(base, _slow_down(base, 1.05), Gate("median", 0.10))
     assert small["regressions"] == []  # significant but under the 10% threshold
     assert {r["verdict"] for r in small["rows"]} == {"slower"}
 
@@ -67,30 +71,42 @@ def test_an_injected_regression_fails_and_noise_does_not():
 def test_other_machine_or_versions_are_flagged():
     base = example_doc()
     other = example_doc(machine="elsewhere")
-    other["environment"]["libraries"]["torch"] = "2.11.0"
-    result = compare_docs(base, other, Gate("median", 0.10))
+    other["machines"]["elsewhere"]["environment"]["libraries"]["torch"] = "2.11.0"
+    result = _compare(base, other, Gate("median", 0.10))
     assert "torch: 2.13.0 -> 2.11.0" in result["environment_differences"]
     assert "machine: test-machine -> elsewhere" in result["environment_differences"]
     assert len(result["rows"]) == len(base["cases"])  # one machine each: still compared
 
 
+def _halves():
+    """The example's cases split between two machines (a file times each case once)."""
+    a, b = example_doc("cpu-a"), example_doc("cpu-b")
+    half = len(a["cases"]) // 2
+    a["cases"], b["cases"] = a["cases"][:half], b["cases"][half:]
+    for record in b["cases"]:
+        record["machine"] = "cpu-b"
+    return a, b
+
+
 def test_files_of_several_machines_compare_like_with_like():
-    slower_b = _slow_down(example_doc("cpu-b"), 1.25)
-    base = merged(example_doc("cpu-a"), example_doc("cpu-b"))
-    new = merged(example_doc("cpu-a"), slower_b, example_doc("cpu-c"))
-    result = compare_docs(base, new, Gate("median", 0.10))
-    n = len(example_doc()["cases"])
-    assert len(result["rows"]) == 2 * n  # cpu-c has no like in BASE
+    a, b = _halves()
+    idle = example_doc("cpu-c")
+    idle["cases"] = []  # a machine of NEW that BASE lacks
+    base = merged(a, b)
+    new = merged(a, _slow_down(b, 1.25), idle)
+    result = _compare(base, new, Gate("median", 0.10))
+    assert len(result["rows"]) == len(a["cases"]) + len(b["cases"])
     by_machine = {m: [r for r in result["rows"] if r["machine"] == m] for m in ("cpu-a", "cpu-b")}
     assert {r["verdict"] for r in by_machine["cpu-a"]} == {"same"}
     assert all(r["ratio"] == pytest.approx(1.25) for r in by_machine["cpu-b"])
-    assert len(result["regressions"]) == n
+    assert len(result["regressions"]) == len(b["cases"])
     assert result["machines_not_compared"] == ["cpu-c (only in NEW)"]
     assert result["only_in_base"] == result["timed_on_another_machine"] == []
     assert result["environment_differences"] == []
     text = format_comparison(result)
     assert "machines not compared (no like for like): cpu-c (only in NEW)" in text
-    assert text.splitlines()[1].endswith("verdict  machine")
+    header = next(line for line in text.splitlines() if line.startswith("case "))
+    assert header.endswith("verdict  machine")
 
 
 def test_cli_exit_codes(tmp_path, capsys):
@@ -126,14 +142,65 @@ def test_cli_exit_codes(tmp_path, capsys):
 
 
 def test_a_case_timed_on_another_machine_is_named_not_compared():
-    a, b = example_doc("cpu-a"), example_doc("cpu-b")
+    a, b = _halves()
     moved = a["cases"][0]
-    b["cases"] = [*b["cases"][1:]]
     base = merged(a, b)
     new_a, new_b = copy.deepcopy(a), copy.deepcopy(b)
     new_a["cases"] = new_a["cases"][1:]
-    new_b["cases"] = [*new_b["cases"], copy.deepcopy(moved)]  # cpu-b timed it this time
-    result = compare_docs(base, merged(new_a, new_b), Gate("median", 0.10))
+    new_b["cases"] = [*new_b["cases"], {**copy.deepcopy(moved), "machine": "cpu-b"}]
+    result = _compare(base, merged(new_a, new_b), Gate("median", 0.10))
     assert result["timed_on_another_machine"] == [moved["id"]]
     assert result["only_in_base"] == []
     assert "1 cases of BASE were timed on another machine in NEW" in format_comparison(result)
+
+
+def test_a_10x_slowdown_is_flagged_whichever_part_of_the_file_was_edited(tmp_path, capsys):
+    """Samples x10 with stats left alone: refused (the stats disagree); stats x10 with samples
+    left alone: refused; samples x10 and stats gone or rederived: a regression, even at 3
+    rounds, where no Mann-Whitney p can reach 0.05 (every sample is beyond every base one)."""
+    base = example_doc()
+    for record in base["cases"]:
+        record["samples_s"] = record["samples_s"][:3]
+        record["stats"] = stats.summarize(record["samples_s"])
+    edits = {
+        "samples-only": lambda r: r.update(samples_s=[10 * s for s in r["samples_s"]]),
+        "stats-only": lambda r: r["stats"].update(median=10 * r["stats"]["median"]),
+        "samples-no-stats": lambda r: r.update(
+            samples_s=[10 * s for s in r["samples_s"]], stats=None
+        ),
+        "samples-and-stats": lambda r: r.update(
+            samples_s=(s := [10 * x for x in r["samples_s"]]), stats=stats.summarize(s)
+        ),
+    }
+    (tmp_path / "base.json").write_text(json.dumps(base))
+    for name, edit in edits.items():
+        new = copy.deepcopy(base)
+        edit(new["cases"][0])
+        (tmp_path / f"{name}.json").write_text(json.dumps(new))
+        code = main(["compare", str(tmp_path / "base.json"), str(tmp_path / f"{name}.json")])
+        out, err = capsys.readouterr()
+        if name in ("samples-only", "stats-only"):
+            assert code == 2 and "disagrees with its samples_s" in err, (name, err)
+        else:
+            assert code == 1 and "1 regression(s)" in out, (name, out)
+
+
+def test_compare_output_is_readable(tmp_path, capsys):
+    """Full ids (never cut), a legend of every verdict, and a clean one-line exit when the two
+    files share nothing."""
+    base = example_doc()
+    (tmp_path / "a.json").write_text(json.dumps(base))
+    assert main(["compare", str(tmp_path / "a.json"), str(tmp_path / "a.json")]) == 0
+    out = capsys.readouterr().out
+    for record in base["cases"]:
+        assert record["id"] in out
+    for verdict in ("REGRESSION", "faster", "slower", "quicker", "same"):
+        assert f"  {verdict} " in out
+    other = copy.deepcopy(base)
+    other["cases"] = other["cases"][:1]
+    base["cases"] = base["cases"][1:]
+    (tmp_path / "b.json").write_text(json.dumps(base))
+    (tmp_path / "c.json").write_text(json.dumps(other))
+    assert main(["compare", str(tmp_path / "b.json"), str(tmp_path / "c.json")]) == 2
+    out, err = capsys.readouterr()
+    assert "regression(s)" not in out and err.count("\n") == 1 and "share no case" in err

@@ -52,8 +52,8 @@ def test_a_mistyped_import_fails_bench_naming_the_module(
     suite.write_text(TINY_SUITE)
     out = tmp_path / "r.json"
     assert main(["bench", "--suite", str(suite), "--out", str(out)]) == 1
-    (record,) = results.load_results(out)["cases"]
-    assert record["status"] == "error" and "backends.numpy_bakend" in record["reason"]
+    (record,) = results.load_results(out).cases
+    assert record.status == "error" and "backends.numpy_bakend" in record.reason
     assert "backends.numpy_bakend" in capsys.readouterr().out
 
 
@@ -93,8 +93,9 @@ def test_a_write_that_dies_half_way_keeps_the_old_file(tmp_path):
         doc = results.new_document(load_suite("quick"), {{"machine": "m"}}, "2026-01-01")
         results.save_results({str(path)!r}, doc)
         before = open({str(path)!r}).read()
-        doc["cases"] = [{{"id": str(n), "case": {{}}, "status": "skipped", "reason": "x" * 100}}
-                        for n in range(200)]
+        case = doc.suite.cases[0]
+        doc.cases = [results.CaseRecord(id=str(n), case=case, status="skipped", reason="x" * 100)
+                     for n in range(200)]
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
         try:

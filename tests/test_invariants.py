@@ -13,7 +13,7 @@ from harness.analysis.machine import Memory
 from harness.bench import results, stats
 from harness.bench.case import make_case
 from harness.registry import product_baseline
-from tests.synthetic_results import document, example_doc, record, spread
+from tests.synthetic_results import document, example_doc, record, spread, views
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMITTED = sorted((ROOT / "results" / "cpu-2core").glob("bench-*.json"))
@@ -54,13 +54,14 @@ def planted_doc() -> dict:
             case = make_case("torch-cpu", "forward", cell, batch=1, steps=steps, threads=2)
             records.append(record(case, spread(a + b * steps)))
     doc = document(records, machine="planted")
-    doc["environment"]["caches"] = {
+    environment = doc["machines"]["planted"]["environment"]
+    environment["caches"] = {
         "L1d": {"per_core": 32 * 2**10, "total": 64 * 2**10},
         "L2": {"per_core": "1 MiB"},
         "L3": {"total": 16 * 2**20},
         "source": "made up",
     }
-    doc["environment"]["cpu_peak"] = {
+    environment["cpu_peak"] = {
         "isa": "avx2",
         "cores": 2,
         "max_mhz": 3000,
@@ -72,7 +73,7 @@ def planted_doc() -> dict:
 
 @pytest.fixture(scope="module")
 def planted():
-    return measures.analyse([planted_doc()])
+    return measures.analyse(views(planted_doc()))
 
 
 def test_the_machine_model_by_hand(planted):
@@ -133,71 +134,76 @@ def test_the_checks_find_exactly_the_planted_violations(planted):
 
 
 def test_tables_show_no_share_over_100_and_no_penalty_under_1(planted):
-    body = dict(sections.sections(planted, [planted_doc()], ""))
+    body = dict(sections.sections(planted, views(planted_doc()), ""))
     table = body["Recurrence penalty (RNN / the same FLOPs as one product)"]
     assert "0.50x" not in table and "0.67x" not in table and "inconsistent" in table
     assert "1.60x [1.60, 1.60]" in table and "2.00x [2.00, 2.00]" in table  # the held case
     assert "tf-eager (made up): dispatch-bound" in table
     assert not any(p["target"] == "tf-eager" for p in planted["penalties"])
     assert "4 measurements beat a limit" in body["Inconsistencies"]
-    clean = dict(sections.sections(measures.analyse([example_doc()]), [example_doc()], ""))
+    clean_views = views(example_doc())
+    clean = dict(sections.sections(measures.analyse(clean_views), clean_views, ""))
     assert clean["Inconsistencies"].startswith("None:")
 
 
-def _paired(a: dict, b: dict) -> float:
-    return stats.ratio_ci(a["samples_s"], b["samples_s"], paired=True)[0]
+def _paired(a, b) -> float:
+    return stats.ratio_ci(a.samples_s, b.samples_s, paired=True)[0]
 
 
-def _above_theory(doc: dict, ok: list[dict], rate: dict[str, float]) -> set[tuple[str, str]]:
+def _above_theory(doc, ok: list, rate: dict[str, float]) -> set[tuple[str, str]]:
     """Products (and cases) faster than the theoretical peak the environment states; of the
     peak probes, efficiency rates none, so only the best one a (dtype, threads) is checked."""
-    theory = (doc["environment"].get("cpu_limits") or {}).get("peak", {}).get("gflops", {})
+    theory = (doc.environment.get("cpu_limits") or {}).get("peak", {}).get("gflops", {})
     out, best = set(), {}
     for r in ok:
-        where = (r["case"]["dtype"], r["case"]["threads"])
+        where = (r.case.dtype, r.case.threads)
         limit = theory.get(str(where[1]), {}).get(where[0])
-        if not limit or r["id"] not in rate:
+        if not limit or r.id not in rate:
             continue
-        product = r["case"]["mode"] in ("peak", "gemm")
-        if product and rate[r["id"]] > best.get(where, (0, ""))[0]:
-            best[where] = (rate[r["id"]], r)
-        if r["case"]["mode"] != "peak" and rate[r["id"]] > limit * 1e9:
-            out.add((invariants.ABOVE_THEORY, r["id"]))
+        product = r.case.mode in ("peak", "gemm")
+        if product and rate[r.id] > best.get(where, (0, ""))[0]:
+            best[where] = (rate[r.id], r)
+        if r.case.mode != "peak" and rate[r.id] > limit * 1e9:
+            out.add((invariants.ABOVE_THEORY, r.id))
     for where, (value, r) in best.items():
         if value > theory[str(where[1])][where[0]] * 1e9:
-            out.add((invariants.ABOVE_THEORY, r["id"]))
+            out.add((invariants.ABOVE_THEORY, r.id))
     return out
 
 
-def _expected(doc: dict) -> set[tuple[str, str]]:
+def _same_shape(a, b) -> bool:
+    """Two cases of one interleaved group: every field but target and mode alike."""
+    skip = {"target", "mode", "sweep", "device"}
+    return {k: v for k, v in a.case.model_dump().items() if k not in skip} == {
+        k: v for k, v in b.case.model_dump().items() if k not in skip
+    }
+
+
+def _expected(doc) -> set[tuple[str, str]]:
     """Every violation in a results file, computed from its raw records alone."""
-    ok = [r for r in doc["cases"] if r["status"] == "ok"]
-    rate = {r["id"]: r["flops"] / r["stats"]["median"] for r in ok if r["flops"]}
+    ok = [r for r in doc.cases if r.status == "ok"]
+    rate = {r.id: r.flops / r.derived()["median"] for r in ok if r.flops}
     out = _above_theory(doc, ok, rate)
     for r in ok:
-        where = (r["case"]["dtype"], r["case"]["threads"])
+        where = (r.case.dtype, r.case.threads)
         peaks = [
-            rate[p["id"]]
+            rate[p.id]
             for p in ok
-            if p["case"]["mode"] in ("peak", "gemm")
-            and (p["case"]["dtype"], p["case"]["threads"]) == where
+            if p.case.mode in ("peak", "gemm") and (p.case.dtype, p.case.threads) == where
         ]
-        if r["flops"] and peaks and rate[r["id"]] > max(peaks):
-            out.add((invariants.ABOVE_PEAK, r["id"]))
-        library = product_baseline(r["case"]["target"])
-        if r["case"]["mode"] != "forward" or library is None:
+        if r.flops and peaks and rate[r.id] > max(peaks):
+            out.add((invariants.ABOVE_PEAK, r.id))
+        library = product_baseline(r.case.target)
+        if r.case.mode != "forward" or library is None:
             continue
-        tail = r["id"].split("/", 2)[2]
-        products = {
-            p["case"]["target"]: p for p in ok if p["id"] == f"{p['case']['target']}/gemm/{tail}"
-        }
+        products = {p.case.target: p for p in ok if p.case.mode == "gemm" and _same_shape(p, r)}
         if library not in products:
             continue
         if _paired(r, products[library]) < 1:
-            out.add((invariants.BEATS_OWN, r["id"]))
-        fastest = min(products.values(), key=lambda p: p["stats"]["median"])
+            out.add((invariants.BEATS_OWN, r.id))
+        fastest = min(products.values(), key=lambda p: p.derived()["median"])
         if _paired(r, fastest) < 1:
-            out.add((invariants.BEATS_BEST, r["id"]))
+            out.add((invariants.BEATS_BEST, r.id))
     return out
 
 

@@ -15,7 +15,7 @@ from harness.analysis import measures, parallel_time
 from harness.bench import pit_sweep, pit_work
 from harness.cli.main import main
 from tests.synthetic_pit import NEWTON_WORK, bench_doc, sweep_doc
-from tests.synthetic_results import example_doc
+from tests.synthetic_results import example_doc, views
 
 TINY = """
 [sweep]
@@ -133,9 +133,9 @@ def test_bad_sweep_input_is_one_line_and_exit_2(argv, message, tmp_path, capsys,
 
 
 def test_analysis_of_made_up_documents():
-    bench = bench_doc()
-    result = measures.analyse([bench])
-    pit = parallel_time.analyse([sweep_doc()], result, [bench])
+    bench = views(bench_doc())
+    result = measures.analyse(bench)
+    pit = parallel_time.analyse([sweep_doc()], result, bench)
     (timed,) = pit["timed"]
     assert timed["time_ratio_ci"] == (2.0, 2.0, 2.0)  # 20 ms / 10 ms, paired round by round
     assert timed["work_multiplier"] == NEWTON_WORK
@@ -168,8 +168,8 @@ def test_analysis_of_made_up_documents():
 
 
 def test_no_parallel_in_time_data_no_section():
-    bench = example_doc()
-    assert parallel_time.analyse([], measures.analyse([bench]), [bench]) is None
+    bench = views(example_doc())
+    assert parallel_time.analyse([], measures.analyse(bench), bench) is None
 
 
 @pytest.fixture(scope="module")

@@ -52,13 +52,13 @@ def test_only_the_text_between_the_markers_is_replaced(tmp_path):
 
 def test_noise_between_two_runs_by_hand():
     from harness.bench import stats
-    from tests.synthetic_results import example_doc
+    from tests.synthetic_results import example_doc, views
 
     first, second = example_doc(), example_doc()
     for record in second["cases"]:  # every case 10% slower in the second run
         record["samples_s"] = [1.1 * s for s in record["samples_s"]]
         record["stats"] = stats.summarize(record["samples_s"])
-    statement = readme.noise([first, second])
+    statement = readme.noise(views(first, second))
     cases = sum(r["status"] == "ok" for r in first["cases"])
     assert f"the {cases} cases both timed moved by a median ratio of 1.100" in statement
     assert "median deviation from 1 10.0%, largest 10.0%" in statement

@@ -1,4 +1,6 @@
-"""The results store: atomic, versioned, and loud about files it cannot trust."""
+"""The results store: atomic, versioned, typed, and loud about files it cannot trust. Every
+statistic a reader uses is derived from the raw samples; a stored one that disagrees, NaN, a
+duplicate id or a record without what its status needs makes the file refused in one line."""
 
 from __future__ import annotations
 
@@ -7,19 +9,42 @@ import json
 import pytest
 
 from harness.bench import results
+from harness.bench.stats import summarize
 from harness.bench.suites import load_suite
+from harness.records.results import CaseRecord
 
 
 def _environment(label="m", cpu="EPYC"):
     return {"machine": label, "cpu": {"model": cpu, "logical_cores": 2}, "libraries": {}}
 
 
+def _case():
+    return {
+        "target": "numpy",
+        "mode": "forward",
+        "cell": "lstm",
+        "dtype": "float32",
+        "batch": 1,
+        "steps": 8,
+        "input_size": 4,
+        "hidden": 8,
+        "layers": 1,
+        "threads": 1,
+    }
+
+
 def _doc():
     doc = results.new_document(load_suite("quick"), {"machine": "m"}, "2026-01-01T00:00:00")
     results.add_machine(doc, _environment(), {"loop_overhead_s": 1e-8}, host="h1")
-    ok = {"id": "a", "case": {}, "status": "ok", "samples_s": [0.1, 0.2], "machine": "m"}
-    doc["cases"] += [ok, {"id": "b", "case": {}, "status": "error", "reason": "x"}]
+    ok = {"id": "a", "case": _case(), "status": "ok", "samples_s": [0.1, 0.2], "machine": "m"}
+    ok["stats"] = summarize(ok["samples_s"])
+    error = {"id": "b", "case": _case(), "status": "error", "reason": "x"}
+    doc.cases += [CaseRecord.model_validate(ok), CaseRecord.model_validate(error)]
     return doc
+
+
+def _raw():
+    return json.loads(results.dumps(_doc()))
 
 
 def _version_1():
@@ -27,10 +52,10 @@ def _version_1():
     return {
         "schema_version": 1,
         "kind": results.KIND,
-        "suite": {"name": "quick"},
+        "suite": {"name": "quick", "timing": {}},
         "environment": _environment("old-box"),
         "selfcheck": {"loop_overhead_s": 2e-8},
-        "cases": [{"id": "a", "case": {}, "status": "ok", "samples_s": [0.1]}],
+        "cases": [{"id": "a", "case": _case(), "status": "ok", "samples_s": [0.1]}],
     }
 
 
@@ -38,57 +63,91 @@ def test_round_trip_and_done_ids(tmp_path):
     path = tmp_path / "r.json"
     results.save_results(path, _doc())
     doc = results.load_results(path)
-    assert doc["schema_version"] == results.SCHEMA_VERSION
+    assert doc.schema_version == results.SCHEMA_VERSION == 3
     assert results.done_ids(doc) == {"a"}  # an error is measured again on resume
+    assert doc.suite.identity.case_ids == [c.id for c in load_suite("quick").cases]
 
 
 def test_upsert_replaces_by_id():
     doc = _doc()
-    results.upsert(doc, {"id": "b", "case": {}, "status": "skipped", "reason": "y"})
-    assert [c["status"] for c in doc["cases"]] == ["ok", "skipped"]
+    results.upsert(doc, CaseRecord(id="b", case=_case(), status="skipped", reason="y"))
+    assert [c.status for c in doc.cases] == ["ok", "skipped"]
+
+
+def _with_case(**change):
+    def mutate(d):
+        d["cases"][0].update(change)
+        return d
+
+    return mutate
+
+
+def _stats_times(factor):
+    def mutate(d):
+        case = d["cases"][0]
+        case["stats"] = {**case["stats"], "median": case["stats"]["median"] * factor}
+        return d
+
+    return mutate
+
+
+def _samples_times(factor):
+    def mutate(d):
+        case = d["cases"][0]
+        case["samples_s"] = [s * factor for s in case["samples_s"]]
+        return d
+
+    return mutate
 
 
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
         (lambda d: "{not json", r"is corrupt: not JSON"),
-        (lambda d: {**d, "schema_version": 99}, r"schema_version 99: this rnnbench reads 1..2"),
+        (lambda d: {**d, "schema_version": 99}, r"schema_version 99: this rnnbench reads 1, 2, 3"),
         (lambda d: {**d, "kind": "other"}, r"is not an rnnbench results file"),
-        (lambda d: {k: v for k, v in d.items() if k != "cases"}, r"corrupt: missing cases"),
+        (lambda d: {k: v for k, v in d.items() if k != "suite"}, r"suite: missing"),
+        (_with_case(status="fine"), r"cases\[0\]\.status = 'fine': allowed 'ok', 'failed'"),
+        (_with_case(samples_s=[0.1, -1]), r"cases\[0\]\.samples_s\[1\] = -1: allowed a number > 0"),
+        (_with_case(samples_s=[], stats=None), r"status ok without samples_s"),
+        (_with_case(machine="elsewhere"), r"machine 'elsewhere' is not among the file's machines"),
+        (_with_case(machine=None), r"case 'a': status ok names no machine"),
+        (_stats_times(10), r"case 'a': stats.median = .* disagrees with its samples_s"),
+        (_samples_times(10), r"case 'a': stats.min = .* disagrees with its samples_s"),
+        (_with_case(samples_s=[], status="error"), r"a stats block but no samples_s"),
+        (lambda d: {**d, "cases": [d["cases"][0], d["cases"][0]]}, r"case id 'a' appears twice"),
         (
-            lambda d: {**d, "cases": [{"id": "a", "case": {}, "status": "fine"}]},
-            r"case 0: status 'fine': allowed ok, failed",
+            lambda d: (d["cases"][0]["case"].pop("target"), d)[1],
+            r"cases\[0\]\.case\.target: missing",
         ),
+        (lambda d: (d["cases"][0].update(stats="x"), d)[1], r"cases\[0\]\.stats = 'x'"),
         (
-            lambda d: {
-                **d,
-                "cases": [{"id": "a", "case": {}, "status": "ok", "samples_s": [0.1, -1]}],
-            },
-            r"samples_s must be positive finite",
+            lambda d: {**d, "machines": {"m": {"selfcheck": {}}}},
+            r"machines\.m\.environment: missing",
         ),
+        (lambda d: {**_version_1(), "environment": "x"}, r"environment"),
         (
-            lambda d: {**d, "cases": [{"id": "a", "case": {}, "status": "ok", "samples_s": []}]},
-            r"status ok without samples_s",
+            lambda d: json.dumps(d).replace('"samples_s": [', '"samples_s": [NaN, ', 1),
+            r"NaN, which is not a number",
         ),
-        (
-            lambda d: {**d, "cases": [{**d["cases"][0], "machine": "elsewhere"}]},
-            r"case 0: a: machine 'elsewhere' is not among the file's machines",
-        ),
-        (
-            lambda d: {**d, "cases": [{**d["cases"][0], "machine": None}]},
-            r"case 0: a: machine None is not among",  # only a lost group names none
-        ),
-        (lambda d: {**d, "machines": {"m": {"selfcheck": {}}}}, r"machines must map each label"),
-        (lambda d: {**_version_1(), "environment": "x"}, r"environment is not an object"),
     ],
 )
 def test_untrustworthy_files_are_refused_in_one_line(tmp_path, mutate, message):
     path = tmp_path / "r.json"
-    bad = mutate(_doc())
+    bad = mutate(_raw())
     path.write_text(bad if isinstance(bad, str) else json.dumps(bad))
     with pytest.raises(results.ResultsError, match=message) as info:
         results.load_results(path)
     assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_missing_stats_block_is_derived_not_needed(tmp_path):
+    data = _raw()
+    data["cases"][0]["stats"] = None
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(data))
+    record = results.load_results(path).cases[0]
+    assert record.derived()["median"] == pytest.approx(0.15)
 
 
 def test_missing_file(tmp_path):
@@ -96,14 +155,22 @@ def test_missing_file(tmp_path):
         results.load_results(tmp_path / "nothing.json")
 
 
-def test_a_version_1_file_reads_as_one_machine_and_is_written_back_as_version_2(tmp_path):
+def test_nothing_invalid_is_ever_written(tmp_path):
+    doc = _doc()
+    doc.cases[0].samples_s = [0.1, float("nan")]
+    with pytest.raises(results.ResultsError, match="refusing to write"):
+        results.save_results(tmp_path / "r.json", doc)
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_a_version_1_file_reads_as_one_machine_and_is_written_back_as_version_3(tmp_path):
     path = tmp_path / "v1.json"
     path.write_text(json.dumps(_version_1()))
     doc = results.load_results(path)
-    assert doc["schema_version"] == 2 and "environment" not in doc
-    assert doc["machines"]["old-box"]["environment"]["cpu"]["model"] == "EPYC"
-    assert doc["machines"]["old-box"]["selfcheck"] == {"loop_overhead_s": 2e-8}
-    assert [r["machine"] for r in doc["cases"]] == ["old-box"]
+    assert doc.schema_version == 3 and doc.suite.identity is None
+    assert doc.machines["old-box"].environment.cpu["model"] == "EPYC"
+    assert doc.machines["old-box"].selfcheck == {"loop_overhead_s": 2e-8}
+    assert [r.machine for r in doc.cases] == ["old-box"]
     results.save_results(path, doc)
     assert results.load_results(path) == doc
 
@@ -111,21 +178,55 @@ def test_a_version_1_file_reads_as_one_machine_and_is_written_back_as_version_2(
 def test_machine_views_split_a_file_by_the_machine_that_timed_each_case():
     doc = _doc()
     results.add_machine(doc, _environment("gpu-box", cpu="Xeon"), {}, host="g1", worker="tcp://g")
-    doc["cases"].append({"id": "c", "case": {}, "status": "ok", "samples_s": [1.0]})
-    doc["cases"][-1]["machine"] = "gpu-box"
-    views = {v["environment"]["machine"]: v for v in results.machine_views(doc)}
-    assert [r["id"] for r in views["m"]["cases"]] == ["a"]  # b was lost: no machine
-    assert [r["id"] for r in views["m"]["lost"]] == ["b"] and views["gpu-box"]["lost"] == []
-    assert [r["id"] for r in views["gpu-box"]["cases"]] == ["c"]
-    assert views["gpu-box"]["environment"]["cpu"]["model"] == "Xeon"
-    assert views["gpu-box"]["hosts"] == ["g1"] and views["m"]["selfcheck"]["loop_overhead_s"]
+    other = {"id": "c", "case": _case(), "status": "ok", "samples_s": [1.0], "machine": "gpu-box"}
+    doc.cases.append(CaseRecord.model_validate(other))
+    views = {v.machine: v for v in results.machine_views(doc)}
+    assert [r.id for r in views["m"].cases] == ["a"]  # b was lost: no machine
+    assert [r.id for r in views["m"].lost] == ["b"] and views["gpu-box"].lost == []
+    assert [r.id for r in views["gpu-box"].cases] == ["c"]
+    assert views["gpu-box"].environment["cpu"]["model"] == "Xeon"
+    assert views["gpu-box"].hosts == ["g1"] and views["m"].selfcheck["loop_overhead_s"]
 
 
 def test_a_label_names_one_environment_and_gathers_its_hosts():
     doc = _doc()
     assert results.add_machine(doc, _environment(), {}, host="h2", worker="tcp://w2") == "m"
-    assert doc["machines"]["m"]["hosts"] == ["h1", "h2"]
-    assert doc["machines"]["m"]["workers"] == ["tcp://w2"]
+    assert doc.machines["m"].hosts == ["h1", "h2"]
+    assert doc.machines["m"].workers == ["tcp://w2"]
     with pytest.raises(results.ResultsError, match=r"label 'm' already names another .*Xeon"):
         results.add_machine(doc, _environment(cpu="Xeon"), {}, host="h3")
-    assert doc["machines"]["m"]["hosts"] == ["h1", "h2"]
+    assert doc.machines["m"].hosts == ["h1", "h2"]
+
+
+def test_the_committed_results_validate():
+    """Every results, parity and training file under results/ reads as its typed record."""
+    from pathlib import Path
+
+    from harness.analysis.report import load_inputs
+
+    root = Path(__file__).resolve().parents[1] / "results"
+    files = [
+        str(p)
+        for p in sorted(root.rglob("*.json"))
+        if "schema" not in p.parts
+        and "pit-iteration-cost" not in p.name
+        and p.name not in ("selfcheck.json", "gpu_speed.json", "tf32.json")
+    ]
+    assert files
+    benches, parities, sweeps, trainings = load_inputs(files)
+    assert benches and parities
+
+
+def test_the_published_schemas_and_tables_are_the_codes(tmp_path):
+    from pathlib import Path
+
+    from harness.records import publish
+
+    root = Path(__file__).resolve().parents[1] / "results"
+    for path in publish.write_schemas(tmp_path):
+        committed = root / "schema" / path.name
+        assert committed.read_text() == path.read_text(), f"rnnbench schema: {path.name} is stale"
+    readme = (root / "README.md").read_text()
+    assert f"{publish.BEGIN}\n{publish.tables()}{publish.END}" in readme, (
+        "results/README.md's tables are stale: rnnbench schema --readme results/README.md"
+    )

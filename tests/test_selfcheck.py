@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from harness.bench import engine, selfcheck, stats
+from harness.records.results import CaseRecord
 
 
 def _fake_runs(monkeypatch, ratios):
@@ -16,7 +17,9 @@ def _fake_runs(monkeypatch, ratios):
         torch_s = [0.010, 0.011, 0.012]
         numpy_s = [t * ratio for t in torch_s]
         return [
-            {"id": c.id, "status": "ok", "reason": "", "samples_s": s, "stats": stats.summarize(s)}
+            CaseRecord(
+                id=c.id, case=c.as_dict(), status="ok", samples_s=s, stats=stats.summarize(s)
+            )
             for c, s in zip(cases, (numpy_s, torch_s), strict=True)
         ]
 

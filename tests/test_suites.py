@@ -14,6 +14,7 @@ def test_committed_suites_load():
         suite = load_suite(name)
         assert suite.cases and suite.budget_s > 0
         assert len({c.id for c in suite.cases}) == len(suite.cases)
+        assert suite.info().identity.sha256 == load_suite(name).identity().sha256
 
 
 def test_quick_suite_covers_what_the_report_needs():
@@ -53,9 +54,19 @@ GOOD = 'name = "t"\nbudget_s = 1\n[[sweep]]\ntargets = ["numpy"]\n'
     ("text", "message"),
     [
         (GOOD + "cell = ['lstmm']\n", r"BenchCase.cell = 'lstmm' is invalid: allowed rnn, lstm"),
-        (GOOD + "batch = [0]\n", r"BenchCase.batch = 0 is invalid: allowed an integer >= 1"),
-        (GOOD + "colour = [1]\n", r"unknown axis 'colour': allowed targets, modes"),
-        (GOOD + "steps = 5\n", r"steps = 5 is invalid: allowed a non-empty list"),
+        (GOOD + "batch = [0]\n", r"sweep\[0\]\.batch\[0\] = 0: allowed a number >= 1"),
+        (GOOD + "colour = [1]\n", r"sweep\[0\]\.colour: not a field this file may hold"),
+        (GOOD + "steps = 5\n", r"sweep\[0\]\.steps = 5: allowed a list"),
+        (GOOD + "steps = []\n", r"sweep\[0\]\.steps = \[\]: list should have at least 1 item"),
+        (GOOD + "batch = [2.5]\n", r"sweep\[0\]\.batch\[0\] = 2.5: allowed an integer"),
+        (GOOD + "bidirectional = [1]\n", r"bidirectional\[0\] = 1: allowed true or false"),
+        (GOOD + "modes = 'forward'\n", r"sweep\[0\]\.modes = 'forward': allowed a list"),
+        (GOOD + "size = ['big']\n", r"sweep\[0\]\.size\[0\] = 'big': allowed an integer"),
+        (GOOD.replace("budget_s = 1", 'budget_s = "abc"'), r"budget_s = 'abc': allowed a number"),
+        (GOOD.replace("budget_s = 1", "budget_s = -5"), r"budget_s = -5: allowed a number >= 0"),
+        ('sweep = "abc"\n', r"sweep = 'abc': allowed a list"),
+        ("timing = 5\n" + GOOD.split("\n", 1)[1], r"timing = 5: allowed a table of fields"),
+        ('name = "/../../../tmp/x/evil"\n' + GOOD.split("\n", 1)[1], r"name = '/../../../tmp"),
         (
             GOOD + "modes = ['train']\ncell = ['mingru']\n",
             r"for numpy and minGRU: forward, sequential, gemm",
@@ -65,9 +76,11 @@ GOOD = 'name = "t"\nbudget_s = 1\n[[sweep]]\ntargets = ["numpy"]\n'
             'name = "t"\n[[sweep]]\ntargets = ["ort-direct-cpu"]\nmodes = ["train"]\n',
             r"mode = 'train' is invalid: allowed for ort-direct-cpu and lstm: forward",
         ),
-        ('name = "t"\n', r"no \[\[sweep\]\] tables"),
-        (GOOD + "[timing]\nrounds = 0\n", r"timing.rounds = 0 is invalid"),
-        (GOOD + "[timing]\nspeed = 1\n", r"unknown timing key 'speed'"),
+        ('name = "t"\n', r"sweep: missing"),
+        (GOOD + "[timing]\nrounds = 0\n", r"timing.rounds = 0: allowed a number >= 1"),
+        (GOOD + "[timing]\nrounds = 2.5\n", r"timing.rounds = 2.5: allowed an integer"),
+        (GOOD + "[timing]\ntimeout_s = 0\n", r"timing.timeout_s = 0: allowed a number > 0"),
+        (GOOD + "[timing]\nspeed = 1\n", r"timing.speed: not a field this file may hold"),
         ("name = [", r"is not valid TOML"),
         (GOOD + "modes = ['peak']\n", r"size = 0 is invalid: allowed an integer >= 1"),
     ],

@@ -27,7 +27,7 @@ from typing import Any
 from harness.bench import engine, results
 from harness.bench.case import BenchCase
 from harness.bench.suites import Suite
-from harness.records.results import Machine
+from harness.records.results import Machine, Timing
 
 GPU_RESOURCE = "GPU"
 POLL_S = 0.2
@@ -55,14 +55,17 @@ def run_suite_on_dask(
     up with a ClusterError."""
     from harness.bench.cluster_task import probe
     from harness.bench.metadata import collect_git
+    from harness.bench.writer_lock import results_writer
 
     out = Path(out)
-    with connect(scheduler, scheduler_file) as client:
+    results.check_writable(out)
+    with results_writer(out), connect(scheduler, scheduler_file) as client:
         address, code = client.scheduler.address, collect_git()
         started_from = engine.client_info(code, scheduler=address)
         doc = engine.open_document(suite, out, resume, overwrite, started_from)
         todo = engine.remaining_groups(suite, doc)
         recorder = engine.Recorder(doc, out, suite, sum(len(g) for g in todo), progress)
+        recorder.save()
         if todo:
             parts = tasks(todo)
             gpu = any(map(needs_gpu, parts))
@@ -182,7 +185,8 @@ class Dispatch:
     up on (its workers died) is recorded once, as errors."""
 
     def __init__(self, client, timing, code: dict, recorder: engine.Recorder, wait_s):
-        self.client, self.timing, self.code = client, timing.model_dump(), code
+        self.client, self.code = client, code
+        self.timing = Timing.model_validate(timing).model_dump()  # settings or a dict of them
         self.recorder, self.wait_s = recorder, wait_s
         self.futures: dict[Any, tuple[int, list[BenchCase]]] = {}
         self.tries: dict[int, int] = {}

@@ -267,10 +267,13 @@ def run_suite(
 ):
     """progress(record, done, total) after each case; notice(text) for what the user should
     know (the budget); returns the results document."""
+    from harness.bench.machine_lock import check_lock
     from harness.bench.writer_lock import results_writer
 
     out = Path(out)
     say = notice or (lambda _: None)
+    results.check_writable(out)  # before anything is written, locked or measured
+    check_lock()
     with results_writer(out):
         environment = collect_environment(machine)
         client = client_info(environment["git"], machine)

@@ -56,6 +56,15 @@ def machine_lock(notice: Callable[[str], None] | None = None) -> Iterator[float]
         os.close(fd)  # releases the lock
 
 
+def check_lock() -> None:
+    """A LockError now, before anything is written, if the lock file cannot be opened."""
+    try:
+        import fcntl  # noqa: F401
+    except ImportError:
+        return
+    os.close(_open(lock_path()))
+
+
 def _flock(fd: int, path: Path, operation: int) -> None:
     import fcntl
 

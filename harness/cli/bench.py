@@ -200,24 +200,31 @@ def _on_dask(suite, out, args, advance):
 
 
 class _progress_bar:
-    """rich's bar with elapsed time and ETA on stderr; plain lines where rich is missing."""
+    """rich's bar with elapsed time and ETA on a terminal's stderr, started at the first case
+    that ends (a run refused before it measures prints its one line alone); plain lines where
+    stderr is not a terminal or rich is missing."""
 
     def __init__(self, name: str, total: int):
         self.name, self.total, self.bar = name, total, None
 
     def __enter__(self):
         try:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
+            import rich  # noqa: F401
         except ImportError:
             return self._plain
+        return self._rich if sys.stderr.isatty() else self._plain
+
+    def _start(self) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
         self.bar = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -230,9 +237,10 @@ class _progress_bar:
         )
         self.bar.__enter__()
         self.task = self.bar.add_task(self.name, total=self.total, case="")
-        return self._rich
 
     def _rich(self, record, done, todo):
+        if self.bar is None:
+            self._start()
         self.bar.update(self.task, total=todo, completed=done, case=f"{record.id} {record.status}")
 
     def _plain(self, record, done, todo):

@@ -225,6 +225,8 @@ class Environment(Record):
         {}, description="OPENBLAS_CORETYPE, OMP_NUM_THREADS, CUDA_VISIBLE_DEVICES, ..."
     )
     git: dict[str, Any] = Field({}, description="commit, dirty")
+    caches: dict[str, Any] | None = Field(None, description="files before cpu_limits: caches")
+    cpu_peak: dict[str, Any] | None = Field(None, description="files before cpu_limits: peak")
 
 
 class Machine(Record):
