@@ -24,6 +24,7 @@ from harness.bench import cluster, results
 from harness.bench.case import make_case
 from harness.bench.suites import TIMING_DEFAULTS, Suite
 from harness.cli.main import main
+from harness.records.results import Machine
 
 distributed = pytest.importorskip(
     "distributed", reason="dask[distributed] is not installed (pip install 'rnnbench[cluster]')"
@@ -317,7 +318,11 @@ def test_unfit_workers_are_refused_in_one_line_before_anything_is_timed():
     assert "tcp://g:3 offers the GPU resource but torch sees no CUDA" in refused(
         liar, {"tcp://g:3": _probe("tcp://g:3")}
     )
-    known = {"m": {"environment": {**_probe("x")["environment"], "cpu": {"model": "Xeon"}}}}
+    known = {
+        "m": Machine.model_validate(
+            {"environment": {**_probe("x")["environment"], "cpu": {"model": "Xeon"}}}
+        )
+    }
     assert "label 'm' already names another environment" in refused(one, probes, known)
     twins = {**one, "tcp://b:2": {"nthreads": 1}}
     clash = {**probes, "tcp://b:2": _probe("tcp://b:2", gpu={"name": "H100"})}

@@ -65,13 +65,13 @@ def run_suite_on_dask(
         doc = engine.open_document(suite, out, resume, overwrite, started_from)
         todo = engine.remaining_groups(suite, doc)
         recorder = engine.Recorder(doc, out, suite, sum(len(g) for g in todo), progress)
-        recorder.save()
         if todo:
             parts = tasks(todo)
             gpu = any(map(needs_gpu, parts))
             workers = wait_for_workers(client, address, wait_s, gpu)
             probes = client.run(probe, on_error="return")
             check_workers(workers, parts, probes, doc.machines, code)
+            recorder.save()  # the file can be written: found before a group is timed
             Dispatch(client, suite.timing, code, recorder, wait_s).run(parts)
         recorder.save(finished=True)
     return doc

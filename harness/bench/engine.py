@@ -184,8 +184,7 @@ class Recorder:
 
     def not_timed(self, cases: list[BenchCase], reason: str) -> None:
         for case in cases:
-            record = {**new_record(case), "status": "not_timed", "reason": reason}
-            results.upsert(self.doc, CaseRecord.model_validate(record))
+            results.upsert(self.doc, new_record(case, status="not_timed", reason=reason))
         self.doc.cases.sort(key=lambda r: self.order.get(r.id, len(self.order)))
         self.save()
 
@@ -228,16 +227,10 @@ class Recorder:
         )
 
 
-def lost(record: dict[str, Any], reason: str) -> dict[str, Any]:
+def lost(record: CaseRecord, reason: str) -> CaseRecord:
     """A record whose measurement is not kept: status error with the reason, nothing timed."""
-    return {
-        **record,
-        "status": "error",
-        "reason": reason,
-        "samples_s": [],
-        "stats": None,
-        "loops": None,
-    }
+    update = {"status": "error", "reason": reason, "samples_s": [], "stats": None, "loops": None}
+    return record.model_copy(update=update)
 
 
 def check_resume_here(doc, out: Path, environment: dict, named: bool) -> None:
@@ -319,13 +312,13 @@ def measure_group(cases: list[BenchCase], settings, logs: Path) -> list[CaseReco
     settings = settings if isinstance(settings, Timing) else Timing.model_validate(settings)
     ctx = multiprocessing.get_context("spawn")
     run, started = uuid.uuid4().hex[:16], time.perf_counter()
-    records = {c.id: {**new_record(c), "group_run": run} for c in cases}
+    records = {c.id: new_record(c, group_run=run) for c in cases}
     workers: dict[str, tuple] = {}
     try:
         for case in cases:
             refused = resources.refusal(case)
             if refused:
-                records[case.id].update(status="skipped", reason=refused)
+                records[case.id].status, records[case.id].reason = "skipped", refused
                 continue
             parent, child = ctx.Pipe()
             log = logs / f"{time.monotonic_ns()}-{case.target}.log"  # one per worker
@@ -349,42 +342,38 @@ def measure_group(cases: list[BenchCase], settings, logs: Path) -> list[CaseReco
                 if sample is None:
                     _stop(workers.pop(case_id))
                 else:
-                    records[case_id]["samples_s"].append(sample)
+                    records[case_id].samples_s.append(sample)
     finally:
         for worker in workers.values():
             _stop(worker)
     for case_id in workers:  # the ones that finished every round
         record = records[case_id]
-        record["status"] = "ok"
-        record["stats"] = stats.summarize(record["samples_s"])
+        record.status, record.stats = "ok", stats.summarize(record.samples_s)
     group_s = time.perf_counter() - started  # the machine's time on the group
-    return [CaseRecord.model_validate({**r, "group_s": group_s}) for r in records.values()]
+    # what the workers said, typed and checked now (an unknown or ill-typed field fails here)
+    return [
+        CaseRecord.model_validate({**r.model_dump(), "group_s": group_s}) for r in records.values()
+    ]
 
 
-def new_record(case: BenchCase) -> dict[str, Any]:
-    return {
+def new_record(case: BenchCase, **fields) -> CaseRecord:
+    """A case's record before anything is known of it: an error until its worker answers."""
+    start = {
         "id": case.id,
         "case": case.as_dict(),
         "status": "error",
-        "reason": "",
-        "impl_class": "",
-        "notes": "",
-        "weights_digest": "",
-        "parity": [],
-        "threads": {},
-        "loops": None,
-        "samples_s": [],
-        "stats": None,
         "flops": flops.of_case(case),
         "bytes": flops.case_bytes(case.mode, case.size, case.dtype),
     }
+    return CaseRecord(**{**start, **fields})
 
 
-def _ask(worker, request, record: dict[str, Any]):
+def _ask(worker, request, record: CaseRecord):
     """Send `request` (None: wait for the build) and wait for the answer for at most the case's
     timeout_s: the build, the calibration and each round each get that long, so that waiting
-    for the other members of a large group never counts against a case. A dict answer is
-    merged into the record. None when the worker is done for."""
+    for the other members of a large group never counts against a case. A dict answer's
+    fields are set on the record (a field the record does not have is an error). None when the
+    worker is done for."""
     proc, conn, timeout, log = worker
     deadline = time.monotonic() + timeout
     try:
@@ -394,24 +383,22 @@ def _ask(worker, request, record: dict[str, Any]):
             raise WorkerTimeout
         answer = conn.recv()
     except WorkerTimeout:
-        record.update(
-            status="timeout",
-            reason=f"no answer to {request or 'build'} within the case's timeout_s",
-        )
+        record.status = "timeout"
+        record.reason = f"no answer to {request or 'build'} within the case's timeout_s"
         return None
     except (EOFError, OSError):
         proc.join(timeout=5)
-        record.update(
-            status="error",
-            reason=f"worker died (exit code {proc.exitcode}) during "
-            f"{request or 'build'}: {_tail(log)}",
+        record.status = "error"
+        record.reason = (
+            f"worker died (exit code {proc.exitcode}) during {request or 'build'}: {_tail(log)}"
         )
         return None
     if isinstance(answer, dict):
         status = answer.pop("status")
-        record.update(answer)
+        for name, value in answer.items():
+            setattr(record, name, value)
         if status in ("skipped", "failed", "error"):
-            record["status"] = status
+            record.status = status
             return None
         answer["status"] = status
     return answer

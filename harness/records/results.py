@@ -142,6 +142,11 @@ class CaseFields(Record):
 
 
 class CaseRecord(Record):
+    """One case's outcome. Fields set one by one as its worker answers are validated as they
+    are set (an unknown field or an ill-typed value fails at once)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
     id: str = Field(min_length=1, description="target/mode/cell/dtype/B/T/I/H/L[...]/threads")
     case: CaseFields
     status: Literal["ok", "failed", "skipped", "error", "timeout", "not_timed"] = Field(
