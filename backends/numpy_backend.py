@@ -90,10 +90,10 @@ class NumpyBackend(BaseBackend):
         return run, arrays.to_numpy
 
     def parallel_in_time_runner(self, spec, weights, x, method, tol, max_iter):
-        from backends import parallel_time
+        from backends import parallel_in_time
 
         device = "cuda" if self.xp_name == "cupy" else "cpu"
-        return parallel_time.make_runner(
+        return parallel_in_time.make_runner(
             spec, weights, x, method, tol, max_iter, device, framework="numpy"
         )
 

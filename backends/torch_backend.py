@@ -128,9 +128,9 @@ class TorchBackend(BaseBackend):
         return run, lambda result: [c.to_dense().numpy() for c in result]
 
     def parallel_in_time_runner(self, spec, weights, x, method, tol, max_iter):
-        from backends import parallel_time
+        from backends import parallel_in_time
 
-        return parallel_time.make_runner(
+        return parallel_in_time.make_runner(
             spec, weights, x, method, tol, max_iter, self.device, framework="torch"
         )
 

@@ -20,8 +20,8 @@ import time
 
 import numpy as np
 
-from backends.parallel_time import model_lyapunov, solve_model
-from backends.parallel_time.jacobians import input_projection
+from backends.parallel_in_time import model_lyapunov, solve_model
+from backends.parallel_in_time.jacobians import input_projection
 from harness.model.spec import ModelSpec
 from harness.model.weights import init_weights
 
@@ -79,8 +79,8 @@ def iteration_cost(
     """
     import torch
 
-    from backends.parallel_time.newton import _iterate
-    from backends.parallel_time.torch_quasi import QuasiNewton
+    from backends.parallel_in_time.newton import _iterate
+    from backends.parallel_in_time.torch_quasi import QuasiNewton
 
     spec = ModelSpec(cell, H, H)
     weights = init_weights(spec, 0)
@@ -257,7 +257,7 @@ def main() -> None:
         by_lle = iterations_vs_lle((0.25, 0.5, 1.0, 1.25, 1.5, 2.0, 3.0))
     if args.json:
         from harness.atomic import write_text_atomic
-        from harness.bench.metadata import collect_environment
+        from harness.machine.environment import collect_environment
 
         document = {
             "kind": "rnnbench-pit-iteration-cost",

@@ -265,4 +265,4 @@ def exporter():
 def parallel_in_time():
     """The parallel-in-time solver (solve_model, make_runner, model_lyapunov, model_gradients,
     sequential_reference, compare_with_sequential)."""
-    return importlib.import_module("backends.parallel_time")
+    return importlib.import_module("backends.parallel_in_time")

@@ -3,15 +3,16 @@ numbers, for testing what reads them."""
 
 from __future__ import annotations
 
-from harness.bench import pit_sweep, pit_work
 from harness.bench.case import make_case
+from harness.sweeps import parallel_in_time as sweep
+from harness.sweeps import parallel_in_time_work as counts
 from tests.synthetic_results import document, record, spread
 
 SHAPE = {"cell": "gru", "batch": 1, "steps": 64, "input_size": 64, "hidden": 64, "threads": 2}
-# Dense Newton, GRU, B=1, T=64, I=H=64, 5 iterations, by hand (pit_work's docstring): the
-# sequential pass 2*64*3*64*(64+64) = 3,145,728 FLOPs; the projection 1,572,864; one iteration
-# 64*(2*3*64^2 [f] + 2*3*64^2 [J] + 2*64^2 [b]) + 62 compositions * 2*64^3 + 120 applications
-# * 2*64^2 = 37,158,912; (1,572,864 + 5 * 37,158,912) / 3,145,728 = 59.5625.
+# Dense Newton, GRU, B=1, T=64, I=H=64, 5 iterations, by hand (parallel_in_time_work's
+# docstring): the sequential pass 2*64*3*64*(64+64) = 3,145,728 FLOPs; the projection
+# 1,572,864; one iteration 64*(2*3*64^2 [f] + 2*3*64^2 [J] + 2*64^2 [b]) + 62 compositions
+# * 2*64^3 + 120 applications * 2*64^2 = 37,158,912; (1,572,864 + 5 * 37,158,912) / 3,145,728 = 59.5625.
 NEWTON_WORK = 59.5625
 
 
@@ -39,7 +40,7 @@ def row(grid="steps", cell="gru", method="newton", steps=16, gain=1.0, lle=-0.5,
         "parity_passed": True if iterations else None,
         "seconds": 0.01,
     }
-    out.update(pit_work.work(method, cell, 2, steps, 8, 32, iterations))
+    out.update(counts.work(method, cell, 2, steps, 8, 32, iterations))
     return out
 
 
@@ -62,7 +63,7 @@ def sweep_doc(machine="sweep-box") -> dict:
     rows.append(row("gain", steps=256, gain=3.0, lle=-0.01, iterations=969))
     rows[-1].update(parity_passed=False, max_abs_error=5e-11)
     environment = {"machine": machine, "git": {"commit": "0123456789abcdef"}}
-    return pit_sweep.document(pit_sweep.Grid(), rows, environment, 12.0)
+    return sweep.document(sweep.Grid(), rows, environment, 12.0)
 
 
 def bench_doc(machine="bench-box") -> dict:

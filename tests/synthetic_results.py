@@ -4,9 +4,10 @@ views the analysis reads (views)."""
 
 from __future__ import annotations
 
-from harness.bench import flops, results, stats
+from harness.bench import results, stats
 from harness.bench.case import BenchCase, make_case
 from harness.bench.suites import load_suite
+from harness.model import flops
 
 
 def record(case: BenchCase, samples: list[float], impl="made up") -> dict:

@@ -6,7 +6,8 @@ import pytest
 
 from harness.analysis import fits, measures, mingru, roofline
 from harness.analysis.findings import headline
-from harness.bench import flops, stats
+from harness.bench import stats
+from harness.model import flops
 from tests.synthetic_results import A, B, example_doc, spread, views
 
 

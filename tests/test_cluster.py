@@ -20,10 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.bench import cluster, results
+from harness.bench import results
 from harness.bench.case import make_case
 from harness.bench.suites import TIMING_DEFAULTS, Suite
 from harness.cli.main import main
+from harness.cluster import runner as cluster
 from harness.records.results import Machine
 
 distributed = pytest.importorskip(
@@ -177,7 +178,7 @@ def _views(out: Path) -> list:
 
 
 def _speed_rows(out: Path, case_id: str) -> str:
-    from harness.analysis import table
+    from harness.analysis import rows as table
 
     rows = [r for r in table.rows(_views(out)) if r["id"] == case_id]
     assert len(rows) == 1, "one row per case, under the machine that timed it"
@@ -265,7 +266,7 @@ def _a_group_being_timed(running: Cluster, timeout_s: float):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         for proc in psutil.process_iter(["cmdline"]):
-            if "harness.bench.group_process" not in (proc.info["cmdline"] or []):
+            if "harness.cluster.group_process" not in (proc.info["cmdline"] or []):
                 continue
             try:
                 ours = proc.environ().get("RNNBENCH_LOCK") == running.env["RNNBENCH_LOCK"]
@@ -352,7 +353,7 @@ def test_a_group_of_both_devices_is_two_tasks_one_of_them_for_a_gpu_worker():
 def test_a_worker_at_another_commit_is_refused_before_anything_is_timed(
     two_workers, tmp_path, monkeypatch
 ):
-    from harness.bench import metadata
+    from harness.machine import environment as metadata
 
     own = metadata.collect_git().get("commit")
     if not own:
@@ -428,7 +429,7 @@ def test_a_worker_that_joins_unfit_is_retired_and_its_groups_run_elsewhere(
 
 
 def test_a_cancelled_group_stops_and_a_group_without_result_fails(tmp_path):
-    from harness.bench.cluster_task import GroupFailed, run_group_process
+    from harness.cluster.task import GroupFailed, run_group_process
 
     case = make_case("numpy", "forward", "gru", batch=2, steps=5, input_size=4, hidden=8)
     started = time.monotonic()

@@ -8,12 +8,12 @@ import json
 import numpy as np
 import pytest
 
-from harness.analysis.table import paired, rows
+from harness.analysis.rows import paired, rows
 from harness.bench import engine, results, stats, worker
 from harness.bench import workload as targets
 from harness.bench.case import make_case
-from harness.bench.flops import case_flops
 from harness.bench.suites import TIMING_DEFAULTS, Suite
+from harness.model.flops import case_flops
 from harness.parity.checks import compare
 
 FAST = {

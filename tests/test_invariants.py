@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from harness.analysis import invariants, measures, sections
-from harness.analysis.machine import Memory
 from harness.bench import results, stats
 from harness.bench.case import make_case
+from harness.machine.model import Memory
 from harness.registry import product_baseline
 from tests.synthetic_results import document, example_doc, record, spread, views
 

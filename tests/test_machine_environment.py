@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness.analysis import machine_env
-from harness.bench import cpu_limits
-from harness.bench.metadata import collect_environment
+from harness.machine import cpu_limits
+from harness.machine import facts as machine_env
+from harness.machine.environment import collect_environment
 
 CPUINFO = "model name\t: X\ncpu MHz\t\t: 2500.000\nflags\t\t: fpu sse2 avx avx2 fma\n"
 

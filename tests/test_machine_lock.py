@@ -9,12 +9,12 @@ import sys
 
 import pytest
 
-from harness.bench.machine_lock import LockError, lock_path, machine_lock
 from harness.cli.main import main
+from harness.machine.lock import LockError, lock_path, machine_lock
 
 HOLD = """
 import sys
-from harness.bench.machine_lock import machine_lock
+from harness.machine.lock import machine_lock
 with machine_lock():
     print("held", flush=True)
     sys.stdin.readline()  # until the test says go

@@ -1,4 +1,4 @@
-"""Newton's method in time (backends/parallel_time): Jacobians, parity with the sequential
+"""Newton's method in time (backends/parallel_in_time): Jacobians, parity with the sequential
 reference, convergence, the Lyapunov exponent, torch, adjoint gradients."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from backends import numpy_ref
-from backends.parallel_time import (
+from backends.parallel_in_time import (
     ParallelResult,
     lyapunov_spectrum,
     make_runner,
@@ -15,8 +15,8 @@ from backends.parallel_time import (
     model_lyapunov,
     solve_model,
 )
-from backends.parallel_time import newton as newton_module
-from backends.parallel_time.jacobians import input_projection, step
+from backends.parallel_in_time import newton as newton_module
+from backends.parallel_in_time.jacobians import input_projection, step
 from harness.model.protocol import NotSupported
 from harness.model.spec import Cell, ModelSpec
 from harness.model.weights import init_weights

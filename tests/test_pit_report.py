@@ -11,9 +11,10 @@ import re
 import numpy as np
 import pytest
 
-from harness.analysis import measures, parallel_time
-from harness.bench import pit_sweep, pit_work
+from harness.analysis import measures, parallel_in_time
 from harness.cli.main import main
+from harness.sweeps import parallel_in_time as sweep
+from harness.sweeps import parallel_in_time_work as counts
 from tests.synthetic_pit import NEWTON_WORK, bench_doc, sweep_doc
 from tests.synthetic_results import example_doc, views
 
@@ -33,9 +34,9 @@ dense_limit_mib = 1
 
 @pytest.mark.parametrize("steps", [1, 2, 3, 5, 16, 33, 64])
 def test_scan_counts_match_the_solver_scan(steps, monkeypatch):
-    """The compositions and applications the odd-even scan of backends/parallel_time really
-    performs, counted by wrapping its two operations, against pit_work.scan_counts."""
-    from backends.parallel_time import scan
+    """The compositions and applications the odd-even scan of backends/parallel_in_time really
+    performs, counted by wrapping its two operations, against counts.scan_counts."""
+    from backends.parallel_in_time import scan
 
     counted = {"compose": 0, "apply": 0}
 
@@ -54,7 +55,7 @@ def test_scan_counts_match_the_solver_scan(steps, monkeypatch):
     for t in range(1, steps):
         expected[t] = A[t] * expected[t - 1] + b[t]
     np.testing.assert_allclose(scan.linear_scan(A, b.copy(), False), expected, rtol=1e-12)
-    compositions, applications, rounds = pit_work.scan_counts(steps)
+    compositions, applications, rounds = counts.scan_counts(steps)
     assert (counted["compose"], counted["apply"]) == (compositions, applications)
     if steps >= 2 and steps & (steps - 1) == 0:
         assert rounds == 2 * int(math.log2(steps)) - 1
@@ -64,15 +65,15 @@ def test_work_and_depth_by_hand():
     """GRU, B=1, T=4, I=1, H=N=2: scan (2 compositions, 4 applications, 3 rounds). Sequential
     2*4*3*2*(1+2) = 144; projection 48. Dense iteration 4*(24 + 24 + 8) + 2*16 + 4*8 = 288;
     diagonal 4*(24 + 12 + 4) + 2*2 + 4*4 = 180."""
-    dense = pit_work.work("newton", "gru", 1, 4, 1, 2, 3)
+    dense = counts.work("newton", "gru", 1, 4, 1, 2, 3)
     assert dense["work_per_iteration"] == 2.0
     assert dense["work_multiplier"] == pytest.approx((48 + 3 * 288) / 144, rel=1e-15)
     assert (dense["depth_per_iteration"], dense["depth"], dense["sequential_depth"]) == (5, 15, 4)
-    quasi = pit_work.work("quasi-newton", "gru", 1, 4, 1, 2, None)
+    quasi = counts.work("quasi-newton", "gru", 1, 4, 1, 2, None)
     assert quasi["work_per_iteration"] == 180 / 144
     assert quasi["work_multiplier"] is None and quasi["depth"] is None
     # the LSTM's state is concat(h, c): N = 2H in the scan, G = 4 in the products
-    assert pit_work.iteration_flops("newton", "lstm", 1, 2, 1) == 2 * (8 + 8 + 8) + 1 * 2 * 4
+    assert counts.iteration_flops("newton", "lstm", 1, 2, 1) == 2 * (8 + 8 + 8) + 1 * 2 * 4
 
 
 @pytest.fixture(scope="module")
@@ -88,19 +89,17 @@ def test_tiny_sweep_rows(tiny):
     assert tiny["kind"] == "rnnbench-parallel-in-time" and tiny["schema_version"] == 1
     assert tiny["environment"]["git"]["commit"] == tiny["commit"]  # None outside a git checkout
     rows = tiny["rows"]
-    assert len(rows) == len(pit_sweep.load_grid_text(TINY).points()) == 2 * 3 * 2 + 2 * 2 * 2
+    assert len(rows) == len(sweep.load_grid_text(TINY).points()) == 2 * 3 * 2 + 2 * 2 * 2
     for row in rows:
-        assert set(pit_sweep.ROW_FIELDS) <= set(row)
+        assert set(sweep.ROW_FIELDS) <= set(row)
         assert row["converged"] == (row["iterations"] is not None) or row["status"] == "skipped"
         if row["converged"]:
             # first-k-exact: T updates and one that confirms always suffice
             assert 1 <= row["iterations"] <= row["steps"] + 1
             assert row["parity_passed"] and row["max_abs_error"] < 1e-9
-            work = pit_work.work(
-                row["method"], row["cell"], 2, row["steps"], 8, 8, row["iterations"]
-            )
+            work = counts.work(row["method"], row["cell"], 2, row["steps"], 8, 8, row["iterations"])
             assert row["work_multiplier"] == pytest.approx(work["work_multiplier"], rel=1e-12)
-            assert row["depth"] == row["iterations"] * pit_work.depth_per_iteration(row["steps"])
+            assert row["depth"] == row["iterations"] * counts.depth_per_iteration(row["steps"])
         else:
             assert row["reason"] and row["work_multiplier"] is None
     chaotic = [r for r in rows if r["lle"] > 0]
@@ -135,16 +134,16 @@ def test_bad_sweep_input_is_one_line_and_exit_2(argv, message, tmp_path, capsys,
 def test_analysis_of_made_up_documents():
     bench = views(bench_doc())
     result = measures.analyse(bench)
-    pit = parallel_time.analyse([sweep_doc()], result, bench)
+    pit = parallel_in_time.analyse([sweep_doc()], result, bench)
     (timed,) = pit["timed"]
     assert timed["time_ratio_ci"] == (2.0, 2.0, 2.0)  # 20 ms / 10 ms, paired round by round
     assert timed["work_multiplier"] == NEWTON_WORK
     assert timed["parallelism_found_ci"] == (NEWTON_WORK / 2,) * 3
     assert timed["headroom_ci"] == (4.0, 4.0, 4.0)  # the step loop / its product: 10 / 2.5 ms
     assert timed["depth"] == 5 * (2 + 11)  # T=64: 2*6 - 1 scan rounds
-    assert "cannot win" in parallel_time.verdict(NEWTON_WORK, timed["headroom_ci"])
-    assert "room for a win" in parallel_time.verdict(3.9, timed["headroom_ci"])
-    assert "too close" in parallel_time.verdict(4.0, (4.0, 3.5, 4.5))
+    assert "cannot win" in parallel_in_time.verdict(NEWTON_WORK, timed["headroom_ci"])
+    assert "room for a win" in parallel_in_time.verdict(3.9, timed["headroom_ci"])
+    assert "too close" in parallel_in_time.verdict(4.0, (4.0, 3.5, 4.5))
     newton, quasi = pit["by_steps"]
     assert [p["iterations"] for p in quasi["points"]] == [2, 16, 22]
     summary, *texts = [f.text for f in pit["findings"]]
@@ -169,16 +168,16 @@ def test_analysis_of_made_up_documents():
 
 def test_no_parallel_in_time_data_no_section():
     bench = views(example_doc())
-    assert parallel_time.analyse([], measures.analyse(bench), bench) is None
+    assert parallel_in_time.analyse([], measures.analyse(bench), bench) is None
 
 
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory):
     folder = tmp_path_factory.mktemp("pit-report")
-    bench, sweep = folder / "bench.json", folder / "pit.json"
+    bench, swept = folder / "bench.json", folder / "pit.json"
     bench.write_text(json.dumps(bench_doc()))
-    sweep.write_text(pit_sweep.dumps(sweep_doc()))
-    assert main(["report", str(bench), str(sweep), "--out", str(folder / "with")]) == 0
+    swept.write_text(sweep.dumps(sweep_doc()))
+    assert main(["report", str(bench), str(swept), "--out", str(folder / "with")]) == 0
     old = folder / "old.json"  # no Newton timing, no sweep: an old report
     old.write_text(json.dumps(example_doc()))
     assert main(["report", str(old), "--out", str(folder / "without")]) == 0

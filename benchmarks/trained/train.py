@@ -252,7 +252,7 @@ def _files(name: str, suffix: str) -> dict[str, str]:
 def main() -> int:
     sys.path.insert(0, str(ROOT))
     from harness.atomic import write_text_atomic
-    from harness.bench.metadata import collect_environment
+    from harness.machine.environment import collect_environment
 
     MODELS.mkdir(parents=True, exist_ok=True)
     series, source = membrane()

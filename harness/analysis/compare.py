@@ -18,8 +18,8 @@ import math
 import re
 from typing import Any
 
-from harness.bench.metadata import differences
 from harness.bench.results import machine_views
+from harness.machine.environment import differences
 
 STATS = ("min", "median", "mean", "p90", "p99")
 ALPHA = 0.05

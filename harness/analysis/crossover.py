@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from harness.analysis.table import SHAPE, ratio
+from harness.analysis.rows import SHAPE, ratio
 
 
 def crossover(table: list[dict]) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ from typing import Any
 
 from harness import registry
 from harness.analysis.mingru import first_win, unclear_wins
-from harness.analysis.table import ratio
+from harness.analysis.rows import ratio
 from harness.bench.stats import Interval, format_ratio, half_width
 from harness.bench.stats import format_interval as _ti  # a median with its interval
 from harness.bench.stats import format_seconds as _t  # a duration in the unit that fits

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from harness.analysis.table import key, ratio
+from harness.analysis.rows import key, ratio
 
 
 def fit_line(xs, ys) -> dict[str, float]:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.analysis import invariants, machine, own_model
+from harness.analysis import invariants, own_model
 from harness.analysis.crossover import crossover
 from harness.analysis.fits import batch_scaling, step_fits
 from harness.analysis.mingru import mingru_vs_gru
 from harness.analysis.penalty import efficiency, penalties, without_baseline
 from harness.analysis.roofline import amdahl, roofline
-from harness.analysis.table import rows
+from harness.analysis.rows import rows
+from harness.machine import model as machine
 
 
 def analyse(docs: list[dict[str, Any]]) -> dict[str, Any]:

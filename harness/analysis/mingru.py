@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from harness.analysis.table import ratio
+from harness.analysis.rows import ratio
 
 LABELS = ("gru", "mingru-scan", "mingru-loop")
 _WHERE = ("machine", "target", "batch", "hidden", "threads", "steps")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.analysis.fits import step_fits
-from harness.analysis.parallel_time import timed
+from harness.analysis.parallel_in_time import timed
 from harness.analysis.penalty import penalties
 
 

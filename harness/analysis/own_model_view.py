@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.analysis.parallel_time import verdict
-from harness.analysis.tables import field, fields, table_of
+from harness.analysis.parallel_in_time import verdict
 from harness.bench.stats import format_interval, format_ratio, format_seconds
+from harness.markdown import field, fields, table_of
 
 
 def sections(result: dict[str, Any]) -> list[tuple[str, str]]:

@@ -1,6 +1,6 @@
 """The recurrence penalty (RNN time over the time of its FLOPs as one product), against the
 same library's product and against the machine's best product of those FLOPs, and the share
-of the machine's best measured product (harness.analysis.machine) each case reaches.
+of the machine's best measured product (harness.machine.model) each case reaches.
 
 The baseline library comes from the registry (registry.product_baseline); a target without
 one (a dispatch-bound Python loop such as TF eager, or a runtime with no product of its own)
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.analysis.table import key, ratio
+from harness.analysis.rows import key, ratio
 from harness.registry import BACKENDS, product_baseline
 
 

@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from harness.analysis import parallel_time_views
+from harness.analysis import parallel_in_time_views as parallel_time_views
 from harness.atomic import atomic_open
 
 CAPTIONS = {

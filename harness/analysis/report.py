@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from harness.analysis import html, measures, readme, sections, trained
-from harness.analysis.parallel_time import analyse as parallel_in_time
+from harness.analysis.parallel_in_time import analyse as parallel_in_time
 from harness.analysis.plots import CAPTIONS, Figures, plot_all
 from harness.atomic import write_text_atomic
-from harness.bench.pit_sweep import check_sweep, is_sweep
 from harness.bench.results import KIND, ResultsError, check_document, machine_views, read_json
+from harness.sweeps.parallel_in_time import check_sweep, is_sweep
 
 PLOT_CAPTIONS = CAPTIONS
 LEGACY_NOTE = (

@@ -4,7 +4,7 @@ parallelising over time.
 The slope b of latency = a + b*T is everything one more step costs: its input projection x.W
 (done per step or as one product up front, it grows with T all the same), h.R and the gate
 math. So the step's FLOPs are all of those, against the best product measured on the machine
-(harness.analysis.machine). Its bytes are R, the step's input gates and the states, read at the
+(harness.machine.model). Its bytes are R, the step's input gates and the states, read at the
 memory level where the step's working set (R and the states of one layer) fits, at the copy
 bandwidth measured there. W is left out of the working set and of the bytes (it may be read
 once per call): leaving work out only lowers a bound, so the bound still bounds."""
@@ -14,8 +14,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from harness.analysis.machine import working_set_bytes
-from harness.bench import flops
+from harness.machine.model import working_set_bytes
+from harness.model import flops
 from harness.registry import device_of
 
 _KEPT = ("machine", "target", "cell", "dtype", "batch", "input_size", "hidden", "layers")
@@ -85,7 +85,7 @@ def amdahl(cell: str, input_size: int, hidden: int, layers: int = 1) -> dict[str
     time (the input projection x_t @ W), and the bound that puts on such a method's speed-up:
     1 / serial share, FLOP shares taken as time shares. It is no law for the recurrence:
     Newton's method in time runs h @ R for every step at once, at a work multiplier
-    (harness/bench/pit_work.py, harness/analysis/parallel_time.py)."""
+    (harness/sweeps/parallel_in_time_work.py, harness/analysis/parallel_in_time.py)."""
     parallel = flops.input_projection_flops(cell, 1, 1, input_size, hidden, layers)
     serial = flops.recurrent_flops(cell, 1, 1, hidden, layers)
     share = parallel / (parallel + serial)

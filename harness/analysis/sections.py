@@ -8,13 +8,13 @@ from typing import Any
 from harness.analysis import invariants, trained
 from harness.analysis.findings import findings_markdown, headline, is_standard
 from harness.analysis.own_model_view import sections as own_model_sections
-from harness.analysis.parallel_time import TITLE as PARALLEL_IN_TIME
-from harness.analysis.parallel_time_views import AMDAHL_RESTATED
-from harness.analysis.parallel_time_views import markdown as parallel_in_time
-from harness.analysis.tables import field, fields, markdown_table, percent, table_of
+from harness.analysis.parallel_in_time import TITLE as PARALLEL_IN_TIME
+from harness.analysis.parallel_in_time_views import AMDAHL_RESTATED
+from harness.analysis.parallel_in_time_views import markdown as parallel_in_time
 from harness.bench.stats import format_interval as _ti
 from harness.bench.stats import format_ratio
 from harness.bench.stats import format_seconds as _t
+from harness.markdown import field, fields, markdown_table, percent, table_of
 
 ROOFLINE_NOTE = (
     "Bound = max(every FLOP of one step (x.W, h.R, the gate math) / the best product measured, "

@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.analysis.tables import field, table_of
 from harness.bench.stats import format_interval, format_ratio
+from harness.markdown import field, table_of
 
 KIND = "rnnbench-training"
 TITLE = "Trained examples: what learning did to parity, speed and parallel in time"

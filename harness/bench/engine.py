@@ -1,7 +1,7 @@
 """Runs a suite on this machine: each interleaved group's cases in their own worker processes,
 timed round by round in turn (A B A B ...), each step of a case under its timeout, the group
 under the machine lock; every record lands in the results file (atomically) as soon as its
-group ends, so that an interrupted run can be resumed. harness.bench.cluster runs the same
+group ends, so that an interrupted run can be resumed. harness.cluster.runner runs the same
 groups on Dask workers and records them through the same Recorder.
 
 The file has one writer (harness.bench.writer_lock). A --resume holds the file to the suite it
@@ -25,12 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from harness.atomic import write_text_atomic
-from harness.bench import flops, recovery, resources, results, stats, timing
+from harness.bench import recovery, resources, results, stats, timing
 from harness.bench.case import BenchCase
-from harness.bench.machine_lock import machine_lock
-from harness.bench.metadata import collect_environment
 from harness.bench.suites import Suite
 from harness.bench.worker import serve
+from harness.machine.environment import collect_environment
+from harness.machine.lock import machine_lock
+from harness.model import flops
 from harness.records.results import CaseRecord, Timing
 
 WORKER_START_S = 3.0  # importing a framework and building a case: the estimate's allowance
@@ -121,7 +122,7 @@ def check_same_suite(doc, suite: Suite, path: Path) -> None:
 
 def client_info(git: dict, machine: str | None = None, scheduler=None) -> dict[str, Any]:
     """Where a run is started from; git: collect_git() of this process."""
-    from harness.bench.metadata import machine_label
+    from harness.machine.environment import machine_label
 
     return {
         "machine": machine_label(machine),
@@ -260,8 +261,8 @@ def run_suite(
 ):
     """progress(record, done, total) after each case; notice(text) for what the user should
     know (the budget); returns the results document."""
-    from harness.bench.machine_lock import check_lock
     from harness.bench.writer_lock import results_writer
+    from harness.machine.lock import check_lock
 
     out = Path(out)
     say = notice or (lambda _: None)

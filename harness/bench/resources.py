@@ -11,7 +11,7 @@ what is available."""
 
 from __future__ import annotations
 
-from harness.bench.flops import GATES, ITEMSIZE, layer_inputs
+from harness.model.flops import GATES, ITEMSIZE, layer_inputs
 
 SLACK = 2.0  # a framework's copies and workspaces beside the arrays counted
 

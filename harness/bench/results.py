@@ -149,7 +149,7 @@ def add_machine(doc: ResultsDocument, environment, selfcheck, host=None, worker=
 def label_conflict(machines: dict[str, Machine], environment: dict[str, Any]) -> str | None:
     """Why `environment` may not time under its label, given the machines already known (the
     label names another environment); None when it may."""
-    from harness.bench.metadata import differences
+    from harness.machine.environment import differences
 
     label = environment["machine"]
     known = machines.get(label)

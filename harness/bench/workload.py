@@ -18,7 +18,7 @@ import numpy as np
 
 from harness import registry
 from harness.bench.case import BenchCase
-from harness.bench.flops import GATES, layer_inputs, train_flops
+from harness.model.flops import GATES, layer_inputs, train_flops
 from harness.model.protocol import NotSupported
 from harness.model.weights import (
     CanonicalWeights,

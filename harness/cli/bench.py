@@ -182,7 +182,7 @@ def _check_flags(args) -> None:
 
 
 def _on_dask(suite, out, args, advance):
-    from harness.bench.cluster import ClusterError, run_suite_on_dask
+    from harness.cluster.runner import ClusterError, run_suite_on_dask
 
     try:
         return run_suite_on_dask(

@@ -7,11 +7,11 @@ import sys
 
 from harness import registry
 from harness.analysis.compare import GateError
-from harness.bench.machine_lock import LockError
 from harness.bench.results import ResultsError
 from harness.bench.suites import SuiteError
 from harness.cli import bench, parallel_in_time, parity, report, tools
 from harness.cli.errors import UsageError
+from harness.machine.lock import LockError
 from harness.model.protocol import NotSupported
 from harness.model.spec import SpecError
 from harness.model.weights import WeightsError

@@ -6,9 +6,9 @@ Exit 1: not converged (max-iter reached or a non-finite value), or converged to 
 Exit 2: bad input (one line).
 
 With --sweep GRID (a TOML file's [sweep] table, or "default"), it runs a grid of cells, methods,
-T and gains instead (harness/bench/pit_sweep.py) and writes the counts to --json: iterations,
-Lyapunov exponents, work and depth. Its rows are measurements of the method, exit 0 once the
-document is written: a solve that does not converge, or whose change between iterates falls
+T and gains instead (harness/sweeps/parallel_in_time.py) and writes the counts to --json:
+iterations, Lyapunov exponents, work and depth. Its rows are measurements of the method, exit 0
+once the document is written: a solve that does not converge, or whose change between iterates falls
 under tol while it is still off the sequential run (a slow contraction near LLE = 0), is a
 row that says so, not a failure of the sweep.
 """
@@ -21,7 +21,7 @@ import time
 
 from harness import registry
 from harness.atomic import write_text_atomic
-from harness.cli import pit_inputs
+from harness.cli import parallel_in_time_inputs
 
 
 def add_parser(sub) -> None:
@@ -68,10 +68,12 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     if args.sweep:
         return run_sweep(args)
-    options = pit_inputs.solve_options(args)
-    spec, weights, source = pit_inputs.model_from_args(args, options["dtype"])
-    x = pit_inputs.input_sequence(args, spec, options["dtype"])
-    h0, c0 = (pit_inputs.initial_state(args, name, spec, x.shape[1]) for name in ("h0", "c0"))
+    options = parallel_in_time_inputs.solve_options(args)
+    spec, weights, source = parallel_in_time_inputs.model_from_args(args, options["dtype"])
+    x = parallel_in_time_inputs.input_sequence(args, spec, options["dtype"])
+    h0, c0 = (
+        parallel_in_time_inputs.initial_state(args, name, spec, x.shape[1]) for name in ("h0", "c0")
+    )
     record, failure = _solve(spec, weights, source, x, h0, c0, options)
     _print(record, failure)
     if args.json:
@@ -112,15 +114,16 @@ def _solve(spec, weights, source, x, h0, c0, options) -> tuple[dict, str | None]
 
 def run_sweep(args) -> int:
     """The grid's rows, written to --json; one line per row on stdout."""
-    from harness.bench import metadata, pit_sweep
     from harness.cli.errors import progress
+    from harness.machine import environment as metadata
+    from harness.sweeps.parallel_in_time import dumps, load_grid, sweep
 
-    pit_inputs.check_sweep_args(args)
-    doc = pit_sweep.sweep(pit_sweep.load_grid(args.sweep), metadata.collect_environment(), progress)
+    parallel_in_time_inputs.check_sweep_args(args)
+    doc = sweep(load_grid(args.sweep), metadata.collect_environment(), progress)
     progress("")
     for row in doc["rows"]:
         print(_sweep_line(row))
-    write_text_atomic(args.json, pit_sweep.dumps(doc))
+    write_text_atomic(args.json, dumps(doc))
     print(f"{len(doc['rows'])} rows in {doc['wall_s']:.0f} s; wrote {args.json}")
     return 0
 

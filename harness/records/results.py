@@ -211,7 +211,7 @@ def stats_disagree(stored: Stats, samples: list[float]) -> str | None:
 
 
 class Environment(Record):
-    """Where a machine's cases ran (harness.bench.metadata.collect_environment)."""
+    """Where a machine's cases ran (harness.machine.environment.collect_environment)."""
 
     machine: str = Field(description="the label")
     cpu: dict[str, Any] = Field(description="model, logical_cores, usable_cores, machine")

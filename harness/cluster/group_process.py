@@ -1,4 +1,4 @@
-"""`python -m harness.bench.group_process PARENT_PID REQUEST RESULT`: one interleaved group
+"""`python -m harness.cluster.group_process PARENT_PID REQUEST RESULT`: one interleaved group
 timed in a process of its own, for a Dask worker (whose own process is daemonic and may not
 start multiprocessing children). REQUEST is JSON {cases: [BenchCase.as_dict()], timing,
 selfcheck: whether to measure the machine's timer resolution and loop overhead, under the
@@ -36,7 +36,7 @@ def main(argv: list[str]) -> int:
     from harness.atomic import write_text_atomic
     from harness.bench.case import BenchCase
     from harness.bench.engine import measure_group, selfcheck
-    from harness.bench.machine_lock import machine_lock
+    from harness.machine.lock import machine_lock
 
     request = json.loads(Path(request_path).read_text(encoding="utf-8"))
     cases = [BenchCase.from_dict(c) for c in request["cases"]]

@@ -1,7 +1,8 @@
 """How parallel can the recurrence be: Newton / quasi-Newton in time, measured.
 
 Two sources. Sweep documents (`rnnbench parallel-in-time --sweep`): iteration counts against T
-and against the largest Lyapunov exponent, with counted work and depth (harness/bench/pit_work).
+and against the largest Lyapunov exponent, with counted work and depth
+(harness/sweeps/parallel_in_time_work.py).
 Benchmark records of modes newton / quasi-newton: their time against the `forward` record of
 the same target, shape, threads and run (the step loop they replace), paired by round when the
 two were timed in one interleaved group.
@@ -21,12 +22,13 @@ from collections.abc import Iterator
 from typing import Any
 
 from harness.analysis.findings import Finding, instability
-from harness.analysis.table import key, ratio
-from harness.bench import flops, pit_work
+from harness.analysis.rows import key, ratio
 from harness.bench.stats import Interval, format_ratio
+from harness.model import flops
+from harness.sweeps import parallel_in_time_work as counts
 
 TITLE = "Parallel in time: how parallel can this recurrence be"
-METHODS = pit_work.METHODS
+METHODS = counts.METHODS
 
 
 def solved(point: dict[str, Any]) -> bool:
@@ -78,19 +80,19 @@ def series(rows: list[dict], grid: str, by: tuple[str, ...]) -> list[dict]:
 
 
 def model_work(row: dict[str, Any], iterations: int) -> dict[str, float]:
-    """pit_work over every layer and direction of a timed case (each layer solved with the
+    """The work counts over every layer and direction of a timed case (each layer solved with the
     model's largest iteration count: an upper bound for a deeper model)."""
     D = 2 if row.get("bidirectional") else 1
     sequential = total = per_iteration = 0.0
     for size in flops.layer_inputs(row["input_size"], row["hidden"], row["layers"], D):
         shape = (row["cell"], row["batch"], row["steps"], size, row["hidden"])
-        sequential += D * pit_work.sequential_flops(*shape)
-        total += D * pit_work.projection_flops(*shape)
-        per_iteration += D * pit_work.iteration_flops(
+        sequential += D * counts.sequential_flops(*shape)
+        total += D * counts.projection_flops(*shape)
+        per_iteration += D * counts.iteration_flops(
             row["mode"], row["cell"], row["batch"], row["steps"], row["hidden"]
         )
     total += iterations * per_iteration
-    depth = iterations * pit_work.depth_per_iteration(row["steps"]) * row["layers"]
+    depth = iterations * counts.depth_per_iteration(row["steps"]) * row["layers"]
     return {
         "work_per_iteration": per_iteration / sequential,
         "work_multiplier": total / sequential,

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from backends.parallel_time.arrays import to_numpy
-from backends.parallel_time.newton import ParallelResult, check_options, check_spec, solve_model
+from backends.parallel_in_time.arrays import to_numpy
+from backends.parallel_in_time.newton import ParallelResult, check_options, check_spec, solve_model
 from harness.model.outputs import Outputs
 from harness.model.protocol import NotSupported
 from harness.model.spec import ModelSpec
@@ -43,7 +43,7 @@ def make_runner(
     check_spec(spec)
     arrays = {**{k: weights[k] for k in weights}, "x": x, "h0": h0, "c0": c0}
     if framework == "torch":
-        from backends.parallel_time import torch_newton
+        from backends.parallel_in_time import torch_newton
 
         moved = torch_newton.to_device(arrays, device, spec.dtype)
 

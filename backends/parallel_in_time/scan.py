@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from backends.parallel_time.arrays import namespace
+from backends.parallel_in_time.arrays import namespace
 
 
 def apply_linear(A, v, dense: bool):

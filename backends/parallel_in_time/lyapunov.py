@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from backends import numpy_ref
-from backends.parallel_time.jacobians import input_projection, step
+from backends.parallel_in_time.jacobians import input_projection, step
 from harness.model.spec import Cell, ModelSpec
 
 CHUNK_BYTES = 64 << 20
@@ -112,7 +112,7 @@ def model_lyapunov(
 ) -> LyapunovEstimate:
     """The exponents of one layer and direction (default: the first layer, forward) of a model
     on inputs x (time-major, or batch-major if spec.batch_first), at the sequential states."""
-    from backends.parallel_time.newton import check_spec
+    from backends.parallel_in_time.newton import check_spec
 
     check_spec(spec)
     if spec.batch_first:

@@ -9,7 +9,7 @@
 
 Old results files lack the sweeps, the caches and `cpu_peak`: then a level or a peak is
 "unknown", never guessed. What the environment states is read in
-harness/analysis/machine_env.py."""
+harness/machine/facts.py."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ import dataclasses
 from collections import defaultdict
 from typing import Any
 
-from harness.analysis.machine_env import cache_levels, environments, openblas_note, theoretical_peak
-from harness.bench.flops import ITEMSIZE
+from harness.machine.facts import cache_levels, environments, openblas_note, theoretical_peak
+from harness.model.flops import ITEMSIZE
 
 DRAM = "DRAM"
 
@@ -157,7 +157,7 @@ def _threads_seen(table: list[dict]) -> set[tuple]:
 
 def working_set_bytes(cell: str, batch: int, hidden: int, dtype: str) -> int:
     """What one recurrent step of one layer touches at least: R and the states."""
-    from harness.bench.flops import GATES
+    from harness.model.flops import GATES
 
     states = 2 if cell == "lstm" else 1
     return ITEMSIZE[dtype] * (GATES[cell] * hidden * hidden + 2 * states * hidden * batch)

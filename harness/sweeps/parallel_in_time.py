@@ -1,7 +1,8 @@
 """The parallel-in-time sweep: how many Newton / quasi-Newton iterations each cell needs against
 T and against its largest Lyapunov exponent (R scaled by a gain), with the work and depth they
-cost (pit_work.py). Iteration counts and exponents are deterministic properties of a model on
-given inputs, not timings: each solve runs once, in float64, in this process, on NumPy.
+cost (parallel_in_time_work.py). Iteration counts and exponents are deterministic properties
+of a model on given inputs, not timings: each solve runs once, in float64, in this process, on
+NumPy.
 
 Every row is reproducible alone: `rnnbench parallel-in-time --cell C --hidden H --input I
 --steps T --batch B --gain G --seed S --method M --max-iter N` builds the same weights
@@ -28,10 +29,10 @@ from typing import Any
 import numpy as np
 
 from harness import registry
-from harness.bench import pit_work
 from harness.model.protocol import NotSupported
 from harness.model.spec import ModelSpec, SpecError, tomllib
 from harness.model.weights import init_weights
+from harness.sweeps import parallel_in_time_work as counts
 
 KIND = "rnnbench-parallel-in-time"
 SCHEMA_VERSION = 1
@@ -74,7 +75,7 @@ class Grid:
     small products run at about 1 GFLOP/s on 2 cores."""
 
     cells: tuple[str, ...] = CELLS
-    methods: tuple[str, ...] = pit_work.METHODS
+    methods: tuple[str, ...] = counts.METHODS
     hidden: tuple[int, ...] = (32,)
     steps: tuple[int, ...] = (1, 4, 16, 64, 256, 1024, 4096, 16384)
     wide_hidden: tuple[int, ...] = (128,)
@@ -91,7 +92,7 @@ class Grid:
     dense_limit_gflop: float = 2.2
 
     def __post_init__(self) -> None:
-        for name, allowed in (("cells", CELLS), ("methods", pit_work.METHODS)):
+        for name, allowed in (("cells", CELLS), ("methods", counts.METHODS)):
             values = getattr(self, name)
             if not values or any(v not in allowed for v in values):
                 raise SweepError(f"{name} = {list(values)}: allowed a list of {', '.join(allowed)}")
@@ -103,7 +104,7 @@ class Grid:
         if any(not _finite(g) for g in self.gains) or not _finite(self.tol) or self.tol < 0:
             raise SweepError(f"gains {list(self.gains)}, tol {self.tol!r}: allowed finite numbers")
         limits = dict(self.max_iter)
-        if set(limits) != set(pit_work.METHODS) or any(
+        if set(limits) != set(counts.METHODS) or any(
             not isinstance(n, int) or n < 1 for n in limits.values()
         ):
             raise SweepError(f"max_iter = {limits}: allowed an integer >= 1 for each method")
@@ -214,12 +215,12 @@ def solve_point(grid: Grid, cell, method, hidden, steps, gain, exponents) -> dic
     if skip is not None:
         row.update(status="skipped", reason=skip)
     size = (grid.batch, steps, grid.input_size, hidden)
-    row.update(pit_work.work(method, cell, *size, row["iterations"]))
+    row.update(counts.work(method, cell, *size, row["iterations"]))
     return row
 
 
 def _dense_skip(grid: Grid, cell: str, method: str, hidden: int, steps: int) -> str | None:
-    N = pit_work.state_size(cell, hidden)
+    N = counts.state_size(cell, hidden)
     need = 3 * steps * grid.batch * N * N * 8
     work = 2 * steps * grid.batch * N**3 / 1e9
     if method != "newton":
@@ -263,7 +264,7 @@ def document(grid: Grid, rows: list[dict], environment: dict, wall_s: float) -> 
         "environment": environment,
         "commit": (environment.get("git") or {}).get("commit"),
         "grid": grid.as_dict(),
-        "counting": pit_work.__doc__,
+        "counting": counts.__doc__,
         "wall_s": wall_s,
         "rows": rows,
     }

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from backends.parallel_time.arrays import eye, namespace
+from backends.parallel_in_time.arrays import eye, namespace
 from harness.model.spec import Cell
 
 MODES = (None, "dense", "diagonal")

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from backends.parallel_time.arrays import namespace
-from backends.parallel_time.jacobians import input_projection, sigmoid, step
-from backends.parallel_time.newton import in_time_order, initial_states, solve_layers, time_major
-from backends.parallel_time.scan import reverse_scan_transposed
+from backends.parallel_in_time.arrays import namespace
+from backends.parallel_in_time.jacobians import input_projection, sigmoid, step
+from backends.parallel_in_time.newton import in_time_order, initial_states, solve_layers, time_major
+from backends.parallel_in_time.scan import reverse_scan_transposed
 from harness.model.spec import Cell, ModelSpec
 
 

@@ -1,13 +1,14 @@
-"""The parallel-in-time section's Markdown tables and plots, from parallel_time.analyse."""
+"""The parallel-in-time section's Markdown tables and plots, from
+harness.analysis.parallel_in_time.analyse."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from harness.analysis.parallel_time import off_run, solved, verdict
-from harness.analysis.tables import field, fields, markdown_table, table_of
+from harness.analysis.parallel_in_time import off_run, solved, verdict
 from harness.bench.stats import format_interval as _ti
 from harness.bench.stats import format_ratio
+from harness.markdown import field, fields, markdown_table, table_of
 
 CAPTIONS = {
     "pit_iterations_vs_T": "Newton / quasi-Newton iterations against T (default init)",
@@ -20,9 +21,9 @@ NOTE = (
     "(the last, confirming iteration included), float64, B={batch}, I={input}; seconds are "
     "informational. Work multiplier = (input projection + iterations x one iteration's FLOPs) "
     "/ the sequential pass's FLOPs; depth = iterations x (2 + the odd-even scan's rounds), "
-    "against T rounds for the sequential pass (harness/bench/pit_work.py says how each is "
-    "counted). A solve beats the step loop only where the machine has more idle parallelism "
-    "than its work multiplier; T / depth is the most any number of lanes could gain."
+    "against T rounds for the sequential pass (harness/sweeps/parallel_in_time_work.py says "
+    "how each is counted). A solve beats the step loop only where the machine has more idle "
+    "parallelism than its work multiplier; T / depth is the most any number of lanes could gain."
 )
 TIMED_NOTE = (
     "Measured: each solve against the step loop of the same target, shape, threads and run "

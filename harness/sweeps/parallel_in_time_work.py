@@ -1,10 +1,10 @@
-"""Work and depth of a parallel-in-time solve (backends/parallel_time), counted, not timed.
+"""Work and depth of a parallel-in-time solve (backends/parallel_in_time), counted, not timed.
 
 Work is FLOPs, a multiply-add counted as 2, per layer and direction, for B samples of T steps,
 state size N (H; 2H for the LSTM, s = concat(h, c)), G gates:
 
 - the sequential pass: the input projection 2*T*B*G*H*I plus the recurrent products
-  2*T*B*G*H*H (harness/bench/flops.py; the elementwise gate math, the same in both, is left
+  2*T*B*G*H*H (harness/model/flops.py; the elementwise gate math, the same in both, is left
   out there and here);
 - the solver does the input projection once, then per iteration:
   f at every step (the same recurrent products, 2*T*B*G*H*H); the Jacobians (each of the G
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from harness.bench.flops import GATES
+from harness.model.flops import GATES
 
 METHODS = ("newton", "quasi-newton")
 ROUNDS_OUTSIDE_SCAN = 2  # linearise (f, J), form b

@@ -1,6 +1,6 @@
-"""What a Dask worker runs for one interleaved group (harness.bench.cluster submits it): check
+"""What a Dask worker runs for one interleaved group (harness.cluster.runner submits it): check
 that the worker is fit to time it, run the group in a process of its own
-(harness.bench.group_process), and answer with the records and the machine that timed them.
+(harness.cluster.group_process), and answer with the records and the machine that timed them.
 
 A worker is fit when it runs one task at a time (`--nthreads 1`), runs the client's code of
 rnnbench (the same commit, both clean or both with uncommitted changes, where both know
@@ -68,7 +68,7 @@ def probe(dask_worker=None) -> dict[str, Any]:
     environment, with the git state of the code it would run read afresh."""
     from distributed import get_worker
 
-    from harness.bench.metadata import collect_environment, collect_git
+    from harness.machine.environment import collect_environment, collect_git
 
     global _ENVIRONMENT
     worker = dask_worker or get_worker()
@@ -127,7 +127,7 @@ def run_group_process(
     cases: list[dict], timing: dict[str, float], cancelled=None
 ) -> tuple[list[dict], dict]:
     """(the group's records, the machine's selfcheck: measured by this process's first
-    group), timed by `python -m harness.bench.group_process`; stopped (and a GroupFailed
+    group), timed by `python -m harness.cluster.group_process`; stopped (and a GroupFailed
     raised) as soon as cancelled() says nobody waits for them."""
     global _SELFCHECK
     with tempfile.TemporaryDirectory(prefix="rnnbench-group-") as folder:
@@ -135,7 +135,7 @@ def run_group_process(
         log = Path(folder, "group.log")
         asked = {"cases": cases, "timing": timing, "selfcheck": _SELFCHECK is None}
         request.write_text(json.dumps(asked), encoding="utf-8")
-        command = [sys.executable, "-m", "harness.bench.group_process", str(os.getpid())]
+        command = [sys.executable, "-m", "harness.cluster.group_process", str(os.getpid())]
         with open(log, "wb") as output:
             proc = subprocess.Popen(
                 [*command, str(request), str(result)], stdout=output, stderr=subprocess.STDOUT

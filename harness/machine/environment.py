@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.bench.cpu_limits import collect_cpu_limits
+from harness.machine.cpu_limits import collect_cpu_limits
 
 LIBRARIES = (
     "numpy",

@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from backends.parallel_time.arrays import flip_time, max_abs, namespace, zeros
-from backends.parallel_time.jacobians import input_projection, step
-from backends.parallel_time.scan import apply_linear, linear_scan
+from backends.parallel_in_time.arrays import flip_time, max_abs, namespace, zeros
+from backends.parallel_in_time.jacobians import input_projection, step
+from backends.parallel_in_time.scan import apply_linear, linear_scan
 from harness.model.outputs import Outputs
 from harness.model.protocol import NotSupported
 from harness.model.spec import Cell, ModelSpec
@@ -104,7 +104,7 @@ def solve_recurrence(cell: Cell, xw, R, Rb, s0, method: str, tol: float, max_ite
     T, B, N = xw.shape[0], xw.shape[1], s0.shape[-1]
     _check_dense_memory(dense, T, B, N, xw.dtype.itemsize)
     if xp.__name__ == "torch" and mode == "diagonal":  # the same iteration, fused for torch
-        from backends.parallel_time import torch_quasi
+        from backends.parallel_in_time import torch_quasi
 
         return torch_quasi.iterate(cell, xw, R, Rb, s0, tol, max_iter)
     S = zeros(xp, (T, B, N), xw)

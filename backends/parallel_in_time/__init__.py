@@ -4,11 +4,11 @@ through the solution. See newton.py for the method, runner.py for what the bench
 
 from __future__ import annotations
 
-from backends.parallel_time.adjoint import model_gradients
-from backends.parallel_time.lyapunov import LyapunovEstimate, lyapunov_spectrum, model_lyapunov
-from backends.parallel_time.newton import METHODS, ParallelResult, SolveRecord, solve_model
-from backends.parallel_time.reference import compare_with_sequential, sequential_reference
-from backends.parallel_time.runner import FRAMEWORKS, fetch, make_runner
+from backends.parallel_in_time.adjoint import model_gradients
+from backends.parallel_in_time.lyapunov import LyapunovEstimate, lyapunov_spectrum, model_lyapunov
+from backends.parallel_in_time.newton import METHODS, ParallelResult, SolveRecord, solve_model
+from backends.parallel_in_time.reference import compare_with_sequential, sequential_reference
+from backends.parallel_in_time.runner import FRAMEWORKS, fetch, make_runner
 
 __all__ = [
     "FRAMEWORKS",

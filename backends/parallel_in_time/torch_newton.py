@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from backends.parallel_time.newton import ParallelResult, solve_model
+from backends.parallel_in_time.newton import ParallelResult, solve_model
 from harness.model.protocol import NotSupported
 from harness.model.spec import ModelSpec
 

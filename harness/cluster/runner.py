@@ -1,6 +1,6 @@
 """Runs a suite on a Dask cluster: each interleaved group is one task, taken by a worker
 (`dask worker ADDRESS --nthreads 1`, one per machine) that times it in processes of its own
-under the machine lock (harness.bench.cluster_task). The client enters every answer into the
+under the machine lock (harness.cluster.task). The client enters every answer into the
 results file as it arrives, atomically, exactly as a local run does (engine.Recorder).
 
 A group's GPU cases are a task of their own that asks for the worker resource GPU
@@ -53,9 +53,9 @@ def run_suite_on_dask(
     `scheduler_file`). wait_s: how long to wait for a first worker (and for a GPU worker when
     there are GPU cases), and for any worker able to take the remaining groups, before giving
     up with a ClusterError."""
-    from harness.bench.cluster_task import probe
-    from harness.bench.metadata import collect_git
     from harness.bench.writer_lock import results_writer
+    from harness.cluster.task import probe
+    from harness.machine.environment import collect_git
 
     out = Path(out)
     results.check_writable(out)
@@ -142,7 +142,7 @@ def check_workers(
     """Refuse, in one line naming every unfit worker, workers that would time two groups at
     once, run other code, claim a GPU they lack or reuse a label of another environment
     (probes: cluster_task.probe's answer from each worker), and GPU cases no worker takes."""
-    from harness.bench.cluster_task import unfit
+    from harness.cluster.task import unfit
 
     problems = []
     for address, info in sorted(workers.items()):
@@ -197,7 +197,7 @@ class Dispatch:
         self.collect()
 
     def submit(self, number: int, group: list[BenchCase]) -> None:
-        from harness.bench.cluster_task import time_group
+        from harness.cluster.task import time_group
 
         gpu = needs_gpu(group)
         future = self.client.submit(
@@ -240,7 +240,7 @@ class Dispatch:
                 )
 
     def enter(self, future) -> None:
-        from harness.bench.cluster_task import WorkerUnfit
+        from harness.cluster.task import WorkerUnfit
 
         number, group = self.futures.pop(future)
         try:

@@ -1,5 +1,5 @@
 """What the results' environment records say about a machine, in the form the machine model
-(harness/analysis/machine.py) takes: the theoretical peak the environment states (`cpu_peak`),
+(harness/machine/model.py) takes: the theoretical peak the environment states (`cpu_peak`),
 the cache sizes (`caches`) per thread count, and NumPy's OpenBLAS kernel. The engine's
 `cpu_limits` and `numpy_gemm` records are normalised into that form first. What an old results
 file lacks is "unknown", never guessed."""
