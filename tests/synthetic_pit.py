@@ -12,7 +12,8 @@ SHAPE = {"cell": "gru", "batch": 1, "steps": 64, "input_size": 64, "hidden": 64,
 # Dense Newton, GRU, B=1, T=64, I=H=64, 5 iterations, by hand (parallel_in_time_work's
 # docstring): the sequential pass 2*64*3*64*(64+64) = 3,145,728 FLOPs; the projection
 # 1,572,864; one iteration 64*(2*3*64^2 [f] + 2*3*64^2 [J] + 2*64^2 [b]) + 62 compositions
-# * 2*64^3 + 120 applications * 2*64^2 = 37,158,912; (1,572,864 + 5 * 37,158,912) / 3,145,728 = 59.5625.
+# * 2*64^3 + 120 applications * 2*64^2 = 37,158,912;
+# (1,572,864 + 5 * 37,158,912) / 3,145,728 = 59.5625.
 NEWTON_WORK = 59.5625
 
 
