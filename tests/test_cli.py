@@ -30,7 +30,7 @@ def test_parity_writes_table_and_json(tmp_path, capsys):
     assert code == 0
     assert "grad weights" in printed and "passed" in printed
     record = json.loads(out.read_text())
-    assert record["schema_version"] == 1
+    assert record["schema_version"] == 2 and record["passed"] is True
     backends = {r["backend"] for r in record["results"]}
     assert "numpy" in backends
     assert all(r["status"] in ("passed", "skipped") for r in record["results"])

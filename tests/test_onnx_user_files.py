@@ -197,8 +197,10 @@ def test_summarize_never_divides_by_a_zero_tolerance():
         Comparison("h_n", True, 2e-6, 1e-6, 1e-5, 1e-4),
     ]
     result = types.SimpleNamespace(
-        backend="onnx-file",
+        backend="model-file",
         case="lstm-file-float32",
+        cell="lstm",
+        dtype="float32",
         status="failed",
         reason="",
         comparisons=comparisons,

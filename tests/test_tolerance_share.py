@@ -16,6 +16,7 @@ from harness.parity.report import comparison_share, tolerance_grid
 
 def _doc(comparisons, status="passed", backend="torch-cpu", case="lstm-L1-uni-full-float32"):
     result = {"backend": backend, "case": case, "status": status, "reason": "", "audit": None}
+    result.update(cell="lstm", dtype="float32", layers=1, directions=1)
     return {"summary": [], "results": [{**result, "comparisons": comparisons}]}
 
 

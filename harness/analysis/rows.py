@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.bench import stats
+from harness.bench.case import group_of
 from harness.registry import device_of
 
 SHAPE = ("cell", "dtype", "batch", "steps", "input_size", "hidden", "layers")
@@ -28,7 +29,7 @@ def _row(record, machine: str, index: int) -> dict[str, Any]:
     samples = [float(s) for s in record.samples_s]
     derived = record.derived()
     case = record.case.model_dump(exclude_none=True)
-    group = record.group_run or (index, case_group(case))
+    group = record.group_run or (index, group_of(case))
     row = {
         **case,
         "machine": machine,
@@ -46,14 +47,6 @@ def _row(record, machine: str, index: int) -> dict[str, Any]:
     }
     row["device"] = device_of(row["target"])
     return row
-
-
-NOT_SHARED = ("target", "mode", "sweep", "device", "model_file")
-
-
-def case_group(case: dict[str, Any]) -> tuple:
-    """What an interleaved group shares: every field of the case but those of its target."""
-    return tuple(sorted((k, str(v)) for k, v in case.items() if k not in NOT_SHARED))
 
 
 def key(row: dict[str, Any], *drop: str) -> tuple:

@@ -108,9 +108,9 @@ class BenchCase:
         return f"{self.target}/{self.mode}/{self.cell}/{self.dtype}/{shape}{extra}/th{self.threads}"
 
     @property
-    def group(self) -> str:
-        """What the interleaved group shares: everything but target and mode."""
-        return self.id.split("/", 2)[2]
+    def group(self) -> tuple:
+        """What the interleaved group shares: every field but the target's and the mode."""
+        return group_of(self.as_dict())
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -169,6 +169,16 @@ class BenchCase:
 
 
 MODEL_NAME = re.compile(r"[A-Za-z0-9._-]+")
+# A case's fields that its target and mode decide (or that label it): cases that differ only
+# in these form one interleaved group.
+NOT_SHARED = ("target", "mode", "device", "model_file", "sweep")
+
+
+def group_of(fields: dict[str, Any]) -> tuple:
+    """The interleaved group of a case, from its fields (BenchCase.as_dict)."""
+    return tuple(
+        sorted((k, str(v)) for k, v in fields.items() if k not in NOT_SHARED and v is not None)
+    )
 
 
 def model_case(

@@ -105,8 +105,13 @@ def _file_results(model, runtimes, data_sets, check) -> list:
     progress("")
     case = f"{model.spec.cell.value}-file-{model.spec.dtype}"
     return [
-        BackendResult(
-            c.role, case, c.status, c.reason if c.status == "skipped" else c.note, c.comparisons
+        BackendResult.of(
+            c.role,
+            model.spec,
+            case,
+            c.status,
+            c.reason if c.status == "skipped" else c.note,
+            c.comparisons,
         )
         for c in checks
     ]
@@ -149,12 +154,18 @@ def _reverse_only_results(model, dtypes, backends) -> list:
                     reason = f"reverse-only RNN: {name} builds forward or bidirectional layers only"
                 reason = reason or registry.spec_reason(name, spec)
                 if reason:
-                    results.append(BackendResult(name, case, "skipped", reason))
+                    results.append(
+                        BackendResult.of(name, spec.replace(dtype=dtype), case, "skipped", reason)
+                    )
                     continue
                 comparisons = check_reverse_numpy(model, dtype, lens)
                 status = "passed" if all(c.passed for c in comparisons) else "failed"
                 note = "forward only: the forward model on each sample's reversed steps"
-                results.append(BackendResult(name, case, status, note, comparisons))
+                results.append(
+                    BackendResult.of(
+                        name, spec.replace(dtype=dtype), case, status, note, comparisons
+                    )
+                )
     return results
 
 

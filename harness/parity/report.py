@@ -10,7 +10,7 @@ from typing import Any
 from harness.atomic import write_text_atomic
 from harness.parity.run import BackendResult
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 MODEL_QUANTITIES = ("y", "h_n", "c_n", "head")
@@ -32,7 +32,7 @@ def summarize(results: Iterable[BackendResult]) -> list[dict[str, Any]]:
     """Worst case per (backend, cell, dtype, quantity group) across the matrix."""
     rows: dict[tuple, dict[str, Any]] = {}
     for result in results:
-        cell, dtype = result.case.split("-")[0], result.case.split("-")[-1]
+        cell, dtype = result.cell, result.dtype
         if result.status in ("skipped", "error"):
             key = (result.backend, cell, dtype, "-")
             row = rows.setdefault(key, _row(key, result.status, result.reason))
@@ -111,19 +111,19 @@ def format_table(rows: list[dict[str, Any]], markdown: bool = False) -> str:
 
 def audit_rows(results: Iterable[BackendResult]) -> list[dict[str, Any]]:
     """audit_rows_from_records of BackendResult objects."""
-    return audit_rows_from_records({"case": r.case, "audit": r.audit} for r in results)
+    return audit_rows_from_records(r.as_dict() for r in results)
 
 
 def audit_rows_from_records(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One export-form audit per (exporter, cell, layers, directions), float32 first, from
     results as a parity JSON holds them (dicts with `case` and `audit`)."""
     rows: dict[tuple, dict[str, Any]] = {}
-    for r in sorted(records, key=lambda r: not r["case"].endswith("float32")):
+    for r in sorted(records, key=lambda r: r["dtype"] != "float32"):
         if not r.get("audit"):
             continue
-        cell, layers, directions = r["case"].split("-")[:3]
-        key = (r["audit"]["exporter"], cell, layers, directions)
-        rows.setdefault(key, {**r["audit"], "cell": cell, "config": f"{layers} {directions}"})
+        config = f"L{r['layers']} {'bi' if r['directions'] == 2 else 'uni'}"
+        key = (r["audit"]["exporter"], r["cell"], config)
+        rows.setdefault(key, {**r["audit"], "cell": r["cell"], "config": config})
     return [rows[k] for k in sorted(rows)]
 
 
@@ -147,8 +147,8 @@ def tolerance_grid(records: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str]
     a file without the pass rule's own share}. Records as a parity JSON's `results` holds them."""
     grid: dict[tuple[str, str], dict] = {}
     for r in records:
-        cell, dtype = r["case"].split("-")[0], r["case"].split("-")[-1]
-        entry = grid.setdefault((r["backend"], f"{cell} {dtype}"), {"share": None, "exact": True})
+        column = f"{r['cell']} {r['dtype']}"
+        entry = grid.setdefault((r["backend"], column), {"share": None, "exact": True})
         if r["status"] == "skipped":
             continue
         shares = [comparison_share(c) for c in r.get("comparisons", [])]
@@ -200,10 +200,10 @@ def read_parity(path, doc: Any):
 
     from harness.bench.results import ResultsError
     from harness.records.errors import one_line
-    from harness.records.parity import ParityRecord
+    from harness.records.parity import ParityRecord, upgrade
 
     try:
-        return ParityRecord.model_validate(doc)
+        return ParityRecord.model_validate(upgrade(doc))
     except ValidationError as exc:
         raise ResultsError(one_line(exc, f"parity record {path} is corrupt")) from None
 

@@ -18,11 +18,31 @@ from harness.parity.checks import Comparison, compare_all
 @dataclasses.dataclass
 class BackendResult:
     backend: str
-    case: str
+    case: str  # the case's name (ParityCase.id): a label, never read back into fields
     status: str  # passed | failed | skipped | error
     reason: str = ""
     comparisons: list[Comparison] = dataclasses.field(default_factory=list)
     audit: dict | None = None  # the export-form audit, for ONNX backends
+    cell: str = ""
+    dtype: str = ""
+    layers: int = 0
+    directions: int = 0
+
+    @classmethod
+    def of(cls, backend: str, spec, case: str, status: str, reason="", comparisons=()):
+        """A result for a model of `spec` (its cell, dtype, layers, directions recorded)."""
+        return cls(
+            backend,
+            case,
+            status,
+            reason,
+            list(comparisons),
+            None,
+            getattr(spec.cell, "value", spec.cell),
+            spec.dtype,
+            spec.num_layers,
+            spec.num_directions,
+        )
 
     def as_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -72,8 +92,8 @@ def _unusable(name: str, case: ParityCase) -> BackendResult | None:
         reason = str(exc)
     except Exception as exc:
         traceback.print_exception(exc, file=sys.stderr)
-        return BackendResult(name, case.id, "error", describe_error(exc))
-    return None if reason is None else BackendResult(name, case.id, "skipped", reason)
+        return BackendResult.of(name, case.spec, case.id, "error", describe_error(exc))
+    return None if reason is None else BackendResult.of(name, case.spec, case.id, "skipped", reason)
 
 
 def _run_backend(name, case, weights, cast, cot_cast, ref_out, ref_grads) -> BackendResult:
@@ -93,11 +113,11 @@ def _run_backend(name, case, weights, cast, cot_cast, ref_out, ref_grads) -> Bac
             except NotSupported as exc:
                 note = f"forward only: {exc}"
     except NotSupported as exc:
-        return BackendResult(name, case.id, "skipped", str(exc))
+        return BackendResult.of(name, case.spec, case.id, "skipped", str(exc))
     except Exception as exc:  # a backend that breaks is reported, and the matrix goes on
         traceback.print_exception(exc, file=sys.stderr)
-        return BackendResult(name, case.id, "error", describe_error(exc))
+        return BackendResult.of(name, case.spec, case.id, "error", describe_error(exc))
     status = "passed" if all(c.passed for c in comparisons) else "failed"
-    result = BackendResult(name, case.id, status, note, comparisons)
+    result = BackendResult.of(name, case.spec, case.id, status, note, comparisons)
     result.audit = getattr(prepared, "audit", None)
     return result

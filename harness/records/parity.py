@@ -30,11 +30,15 @@ class SummaryRow(Record):
 
 class BackendResult(Record):
     backend: str
-    case: str
+    case: str = Field(description="the case's name, a label")
     status: Literal["passed", "failed", "skipped", "error"]
     reason: str = ""
     comparisons: list[Check] = []
-    audit: dict[str, Any] | None = None
+    audit: dict[str, Any] | None = Field(None, description="an ONNX backend's export form")
+    cell: str = Field(description="rnn | lstm | gru")
+    dtype: str = Field(description="float32 | float64")
+    layers: int
+    directions: int = Field(description="1, or 2 for a bidirectional model")
 
 
 class Trajectory(Record):
@@ -59,7 +63,7 @@ class ModelInfo(Record):
 
 
 class ParityRecord(Record):
-    schema_version: Literal[1] = 1
+    schema_version: Literal[2] = Field(2, description="version 1 is read too")
     command: Literal["parity"] = "parity"
     passed: bool | None = Field(None, description="absent in files before it was written")
     seconds: NonNegative | None = None
@@ -68,3 +72,25 @@ class ParityRecord(Record):
     summary: list[SummaryRow]
     results: list[BackendResult]
     training: list[Trajectory] = []
+
+
+def upgrade(doc: Any) -> Any:
+    """A version 1 record as version 2. Version 1 named each case only by its id
+    (cell-Lk-uni|bi-full|lens-dtype): the fields version 2 records are read from that name
+    here, once, for files written before the fields existed."""
+    if not isinstance(doc, dict) or doc.get("schema_version") != 1:
+        return doc
+    results = []
+    for result in doc.get("results") or []:
+        if isinstance(result, dict) and "cell" not in result:
+            parts = str(result.get("case", "")).split("-")
+            layers = parts[1][1:] if len(parts) > 1 and parts[1][1:].isdigit() else "1"
+            result = {
+                **result,
+                "cell": parts[0],
+                "dtype": parts[-1],
+                "layers": int(layers),
+                "directions": 2 if "bi" in parts else 1,
+            }
+        results.append(result)
+    return {**doc, "schema_version": 2, "results": results}
