@@ -49,7 +49,7 @@ class _Arrays:
 class NumpyBackend(BaseBackend):
     def __init__(self, xp: str = "numpy"):
         self.xp_name, self.name = xp, xp
-        self.mingru_label = LABELS[xp][0]
+        self.impl_label = LABELS[xp][0]
         self.product_label = f"{xp}.matmul ({LABELS[xp][1]})"
 
     def unavailable_reason(self) -> str | None:

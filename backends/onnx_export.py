@@ -26,8 +26,8 @@ from pathlib import Path
 
 from harness.model.spec import Cell, ModelSpec
 from harness.model.weights import CanonicalWeights
+from harness.registry import EXPORTERS
 
-EXPORTERS = ("direct", "torchscript", "dynamo", "tf2onnx", "keras")
 IO_KEY = "rnnbench.io"
 EXAMPLE_T, EXAMPLE_B = 5, 2  # deliberately unlike any case the model will run
 

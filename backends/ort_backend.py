@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import re
 import tempfile
 
 import numpy as np
@@ -20,12 +19,8 @@ from harness.model.protocol import BaseBackend, BasePrepared, NotSupported
 from harness.model.spec import Cell, ModelSpec
 from harness.model.weights import CanonicalWeights
 from harness.onnx.audit import audit
+from harness.onnx.session import PROVIDERS, open_session, run_session
 
-PROVIDERS = {
-    "cpu": "CPUExecutionProvider",
-    "cuda": "CUDAExecutionProvider",
-    "tensorrt": "TensorrtExecutionProvider",
-}
 EXPORTER_NEEDS = {
     "direct": (),
     "torchscript": ("torch",),
@@ -95,8 +90,6 @@ class PreparedOrt(BasePrepared):
         this input's is recorded as such, then redone at this T so its numbers still count."""
         if self.session is not None and self._session_T in (None, T):
             return
-        import onnxruntime as ort
-
         from backends.onnx_export import EXAMPLE_T, export
 
         b = self.backend
@@ -109,29 +102,13 @@ class PreparedOrt(BasePrepared):
         if self._session_T not in (None, T):
             export(b.exporter, self.spec, self.weights, path, example_T=T)
             self.audit["reexported_at_T"] = self._session_T = T
-        options = ort.SessionOptions()
-        options.log_severity_level = 4  # its kernel errors come back as NotSupported reasons
-        options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, b.optimization)
-        if b.threads:
-            options.intra_op_num_threads = b.threads
-        try:
-            session = ort.InferenceSession(path, options, providers=[PROVIDERS[b.provider]])
-        except Exception as exc:
-            if not is_kernel_gap(exc):
-                raise  # a malformed export or a broken install: an error, never a skip
-            raise NotSupported(
-                f"onnxruntime has no kernel for the {b.exporter} export: "
-                f"{str(exc).splitlines()[0][:200]}"
-            ) from None
-        used = session.get_providers()[0]
-        if used != PROVIDERS[b.provider]:
-            raise NotSupported(
-                f"onnxruntime fell back to {used} instead of {PROVIDERS[b.provider]}"
-            )
+        session = open_session(
+            path, b.provider, b.threads, b.optimization, what=f"the {b.exporter} export"
+        )
         self.session = session
         self.audit.update(
-            provider=used,
-            intra_op_threads=options.intra_op_num_threads,
+            provider=session.get_providers()[0],
+            intra_op_threads=session.get_session_options().intra_op_num_threads,
             optimization=b.optimization,
         )
 
@@ -144,12 +121,7 @@ class PreparedOrt(BasePrepared):
             )
         x = np.asarray(x, dtype=spec.dtype)
         self._ensure_session(x.shape[1 if spec.batch_first else 0])
-        try:
-            return self._run(x, seq_lens, h0, c0)
-        except Exception as exc:
-            if not is_kernel_gap(exc):
-                raise
-            raise NotSupported(f"onnxruntime: {str(exc).split('Status Message: ')[-1]}") from None
+        return self._run(x, seq_lens, h0, c0)
 
     @property
     def impl_class(self) -> str:
@@ -171,7 +143,8 @@ class PreparedOrt(BasePrepared):
 
     def _run(self, x, seq_lens, h0, c0) -> Outputs:
         feed, convert = self._feed(x, seq_lens, h0, c0)
-        return self._outputs(self.session.run(None, feed), convert)
+        what = f"the {self.backend.exporter} export"
+        return self._outputs(run_session(self.session, feed, what), convert)
 
     def _outputs(self, arrays, convert: bool) -> Outputs:
         names = [o.name for o in self.session.get_outputs()]
@@ -204,17 +177,3 @@ class PreparedOrt(BasePrepared):
 
     def grad(self, x, cotangents, seq_lens=None, h0=None, c0=None) -> dict:
         raise NotSupported("ONNX Runtime runs inference only: no gradients")
-
-
-# ONNX Runtime's known kernel gaps: no float64 kernel for LSTM/GRU/RNN, no RNN at opset 22.
-# Anything else that stops a session (a malformed graph, a wrong input, another op's missing
-# kernel) is an error.
-_GAP = re.compile(
-    r"NOT_IMPLEMENTED.*Could not find an implementation for (RNN|LSTM|GRU)\(\d+\)"
-    r"|(RNN|LSTM|GRU) operator does not support double",
-    re.S,
-)
-
-
-def is_kernel_gap(exc: Exception) -> bool:
-    return _GAP.search(str(exc)) is not None

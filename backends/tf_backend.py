@@ -38,7 +38,7 @@ class KerasBackend(BaseBackend):
         if mode not in MODES:
             raise ValueError(f"tf mode {mode!r}: allowed {', '.join(MODES)}")
         self.mode, self.name = mode, f"tf-{mode}"
-        self.mingru_label = f"TF {mode}"
+        self.impl_label = f"TF {mode}"
         self.product_label = f"tf.matmul ({mode})"
 
     def set_threads(self, n: int) -> dict:

@@ -62,7 +62,7 @@ class TorchBackend(BaseBackend):
         suffix = {"default": "-compile", "reduce-overhead": "-graphs"}.get(compile_mode, "")
         suffix += "-onednn" if gemm_library == "onednn" else ""
         self.name = f"torch-{device}{suffix}" + ("-tf32" if tf32 else "")
-        self.mingru_label = "torch" + (" compiled" if compile_mode else "")
+        self.impl_label = "torch" + (" compiled" if compile_mode else "")
         self.product_label = (
             "oneDNN linear (torch.utils.mkldnn)"
             if gemm_library == "onednn"

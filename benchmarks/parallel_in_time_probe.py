@@ -1,4 +1,8 @@
-"""Measurements for issue 12 (printed, not asserted): run with
+"""A microbenchmark, not the timing engine: what one parallel-in-time iteration costs against
+one matrix product of the same FLOPs, timed round-robin in one process (no worker per case, no
+machine lock, no parity check of its own: the solver it times is checked by the engine's
+newton and quasi-newton cases and by the tests). Its figures are quoted as a microbenchmark's.
+Printed, not asserted: run with
     .tox/stack/bin/python benchmarks/parallel_in_time_probe.py [--json FILE] [--quick]
 
 1. cost: one torch quasi-Newton iteration (float32, CPU) against one product of the same FLOPs
@@ -70,7 +74,7 @@ def iteration_cost(
     it: input_projection computes it once before the iterations.
     The iteration: one update of the iterate on a prepared solve (buffers and x W already there),
     denormals flushed as in the runner. "after": torch_quasi.QuasiNewton.iteration (the fused
-    path the runner uses); "before": newton._iterate, the generic array-namespace iteration
+    path the runner uses); "before": newton.iterate, the generic array-namespace iteration
     (this repository's torch path before the fused one), with max_iter = 1; "compiled": the fused
     path with its elementwise part through torch.compile (compile time reported separately).
     All are timed round-robin in the same process (one sample of each per round), for at least
@@ -79,7 +83,7 @@ def iteration_cost(
     """
     import torch
 
-    from backends.parallel_in_time.newton import _iterate
+    from backends.parallel_in_time.newton import iterate
     from backends.parallel_in_time.torch_quasi import QuasiNewton
 
     spec = ModelSpec(cell, H, H)
@@ -102,7 +106,7 @@ def iteration_cost(
         if before:
             S = torch.zeros(T, B, N)
             timed["before"] = _flushed(
-                functools.partial(_iterate, spec.cell, xw, R, Rb, s0, S, "diagonal", 0.0, 1)
+                functools.partial(iterate, spec.cell, xw, R, Rb, s0, S, "diagonal", 0.0, 1)
             )
         if compiled:
             start = time.perf_counter()
@@ -261,6 +265,7 @@ def main() -> None:
 
         document = {
             "kind": "rnnbench-pit-iteration-cost",
+            "method": "microbenchmark: round-robin in one process, not the engine",
             "schema_version": 1,
             "command": " ".join(sys.argv),
             "environment": collect_environment(),

@@ -171,13 +171,6 @@ def modes_of(name: str, cell: str = "lstm") -> tuple[str, ...]:
     return tuple(m for m in entry.modes if m != "sequential")
 
 
-def device_of(name: str) -> str:
-    """cpu | gpu; a name from another rnnbench version is guessed from its words."""
-    if name in BACKENDS:
-        return BACKENDS[name].device
-    return "gpu" if any(k in name for k in ("cuda", "cupy", "tensorrt")) else "cpu"
-
-
 def product_baseline(name: str) -> str | None:
     """The backend whose matrix product of the same FLOPs is `name`'s baseline, if it has one."""
     entry = BACKENDS.get(name)

@@ -130,7 +130,7 @@ def test_only_known_kernel_gaps_of_onnxruntime_are_skips(tmp_path):
     import onnxruntime as ort
 
     from backends import onnx_export
-    from backends.ort_backend import is_kernel_gap
+    from harness.onnx.session import is_kernel_gap
 
     rnn = ModelSpec("rnn", 3, 4, dtype="float64")  # no RNN kernel for float64 at opset 22
     onnx_export.export("direct", rnn, init_weights(rnn), tmp_path / "rnn.onnx")

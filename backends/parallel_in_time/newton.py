@@ -109,10 +109,10 @@ def solve_recurrence(cell: Cell, xw, R, Rb, s0, method: str, tol: float, max_ite
         return torch_quasi.iterate(cell, xw, R, Rb, s0, tol, max_iter)
     S = zeros(xp, (T, B, N), xw)
     with np.errstate(over="ignore", invalid="ignore"):  # a diverging run is reported, not warned
-        return _iterate(cell, xw, R, Rb, s0, S, mode, tol, max_iter)
+        return iterate(cell, xw, R, Rb, s0, S, mode, tol, max_iter)
 
 
-def _iterate(cell: Cell, xw, R, Rb, s0, S, mode: str, tol: float, max_iter: int):
+def iterate(cell: Cell, xw, R, Rb, s0, S, mode: str, tol: float, max_iter: int):
     xp, dense = namespace(xw), mode == "dense"
     residuals: list[float] = []
     for k in range(1, max_iter + 1):

@@ -1,5 +1,5 @@
 """The quasi-Newton (quasi-DEER) iteration on torch tensors, fused: the same method, stopping rule
-and results as newton._iterate with mode "diagonal", written for torch's kernels.
+and results as newton.iterate with mode "diagonal", written for torch's kernels.
 
 Per iteration the generic array-namespace path runs one product and ~30 elementwise passes, each
 allocating a [T, B, N] tensor (the concatenated previous states, every gate term, J * s, b, the
@@ -37,7 +37,7 @@ def compile_requested() -> bool:
 
 
 def iterate(cell: Cell, xw, R, Rb, s0, tol: float, max_iter: int, compile: bool | None = None):
-    """newton._iterate for mode "diagonal" on torch tensors: (S [T, B, N], (converged,
+    """newton.iterate for mode "diagonal" on torch tensors: (S [T, B, N], (converged,
     iterations, residuals, reason)). xw [T, B, G*H] from input_projection, s0 [B, N]."""
     solver = QuasiNewton(cell, xw, R, Rb, s0, compile)
     residuals: list[float] = []

@@ -7,7 +7,6 @@ from typing import Any
 
 from harness.bench import stats
 from harness.bench.case import group_of
-from harness.registry import device_of
 
 SHAPE = ("cell", "dtype", "batch", "steps", "input_size", "hidden", "layers")
 KEY_FIELDS = ("machine", "target", "mode", *SHAPE, "bidirectional", "threads", "model")
@@ -45,7 +44,6 @@ def _row(record, machine: str, index: int) -> dict[str, Any]:
         "impl_class": record.impl_class,
         "pit": record.pit.model_dump() if record.pit else None,
     }
-    row["device"] = device_of(row["target"])
     return row
 
 

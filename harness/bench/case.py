@@ -90,7 +90,7 @@ class BenchCase:
 
     @property
     def device(self) -> str:
-        return registry.device_of(self.target)
+        return registry.check_name(self.target).device
 
     @property
     def is_probe(self) -> bool:

@@ -103,8 +103,7 @@ def _forward(case: BenchCase, backend) -> Workload:
     prepared = backend.build(spec, weights)
     run, to_outputs = prepared.forward_runner(_cast(x64, case.dtype))
     checks = compare_all(ref.as_dict(), to_outputs(run()).as_dict(), case.dtype)
-    notes = getattr(prepared, "notes", "")
-    return Workload(run, prepared.describe(run), checks, weights.digest(), notes)
+    return Workload(run, prepared.describe(run), checks, weights.digest(), prepared.notes)
 
 
 def _forward_file(case: BenchCase, backend) -> Workload:
@@ -142,11 +141,11 @@ def _train(case: BenchCase, backend) -> Workload:
     checks = [compare("loss", np.float64(ref_loss), np.asarray(loss, case.dtype), case.dtype)]
     # every weight, every layer and direction, the head too: except what the backend trains
     # under another parameterisation (Keras' one LSTM/SimpleRNN bias, b = Wb + Rb)
-    other = getattr(prepared, "train_other_parameters", ())
+    other = prepared.train_other_parameters
     for name in sorted(n for n in ref_weights if n.split(".")[-1] not in other):
         checks.append(compare(f"updated {name}", ref_weights[name], after[name], case.dtype))
-    impl = getattr(prepared, "train_impl_class", prepared.impl_class)
-    input_grad = getattr(prepared, "train_input_grad", False)
+    impl = prepared.train_impl_class or prepared.impl_class
+    input_grad = prepared.train_input_grad
     flops = train_flops(
         case.cell,
         case.batch,
@@ -224,7 +223,7 @@ def _mingru(case: BenchCase, backend) -> Workload:
     y, h = fetch(run())
     checks = [compare("y", ref_y, y, case.dtype), compare("h_n", ref_h, h, case.dtype)]
     form = "step loop" if sequential else "parallel scan (log2 T rounds)"
-    impl = f"minGRU {form}, {getattr(backend, 'mingru_label', backend.name)}"
+    impl = f"minGRU {form}, {backend.impl_label or backend.name}"
     return Workload(run, impl, checks, digest_arrays(weights))
 
 
@@ -260,7 +259,7 @@ def _parallel_in_time(case: BenchCase, backend) -> Workload:
         checks = compare_all(ref, outputs.as_dict(), case.dtype)
     else:
         checks = [not_converged(result.reason, result.residuals)]
-    impl = f"{case.mode} iterations over all T ({getattr(backend, 'mingru_label', backend.name)})"
+    impl = f"{case.mode} iterations over all T ({backend.impl_label or backend.name})"
     return Workload(run, impl, checks, weights.digest(), record={"pit": pit})
 
 

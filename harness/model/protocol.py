@@ -78,6 +78,7 @@ class BaseBackend:
 
     name = "backend"
     product_label = "its matrix product"
+    impl_label = ""  # how impl_class names its minGRU and parallel-in-time runners ("": name)
 
     def unavailable_reason(self) -> str | None:
         return None
@@ -103,6 +104,11 @@ class BasePrepared:
 
     name = "backend"
     impl_class = "as built"
+    notes = ""  # what else a reader of its timing should know (an export's node count)
+    audit: dict | None = None  # an ONNX export's audit (harness.onnx.audit), if it is one
+    train_impl_class = ""  # what its training step runs ("": impl_class)
+    train_other_parameters: tuple[str, ...] = ()  # weights it trains as another parameter
+    train_input_grad = False  # whether its training step computes dx and dh0 too (FLOPs)
 
     def describe(self, run) -> str:
         """What `run` executes: detected where the backend can tell, else as asked for."""

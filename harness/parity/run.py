@@ -119,5 +119,5 @@ def _run_backend(name, case, weights, cast, cot_cast, ref_out, ref_grads) -> Bac
         return BackendResult.of(name, case.spec, case.id, "error", describe_error(exc))
     status = "passed" if all(c.passed for c in comparisons) else "failed"
     result = BackendResult.of(name, case.spec, case.id, status, note, comparisons)
-    result.audit = getattr(prepared, "audit", None)
+    result.audit = prepared.audit
     return result

@@ -134,11 +134,27 @@ class CaseFields(Record):
     sweep: str = Field("", description="the suite's label for its sweep (not its identity)")
     bidirectional: bool = False
     head: int = Field(0, description="softmax head units, 0 = none")
-    device: str | None = Field(None, description="cpu | gpu, from the target")
+    device: str | None = Field(
+        None, description="cpu | gpu, from the target's registry entry (filled on read if absent)"
+    )
     model: str | None = Field(None, description="a user's model (bench --model): its name")
     model_spec: dict[str, Any] | None = Field(None, description="its spec (harness ModelSpec)")
     weights_file: str | None = Field(None, description="its canonical weights (.npz)")
     model_file: str | None = Field(None, description="the file the model-file target times")
+
+    @model_validator(mode="after")
+    def _device_known(self) -> CaseFields:
+        """Files before the device field: the device is the target's registry entry's."""
+        if self.device is None:
+            from harness import registry
+
+            if self.target not in registry.BACKENDS:
+                raise ValueError(
+                    f"case of target {self.target!r} names no device and this rnnbench does "
+                    "not know the target: add device (cpu | gpu) to its case"
+                )
+            self.device = registry.BACKENDS[self.target].device
+        return self
 
 
 class CaseRecord(Record):
