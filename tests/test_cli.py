@@ -147,3 +147,22 @@ def test_a_run_that_compares_nothing_fails(capsys):
         == 1
     )
     assert "nothing was compared" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["report", "compare"])
+def test_a_base_install_is_told_which_extra_to_install(command, monkeypatch, tmp_path, capsys):
+    """Without the report's libraries (a base install) report and compare say in one line what
+    to install, and write nothing."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "scipy" else real(name, *a)
+    )
+    files = ["a.json", "b.json"] if command == "compare" else ["a.json", "--out", str(tmp_path)]
+    assert main([command, *files]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"rnnbench: error: rnnbench {command} needs scipy, not installed: " + (
+        "pip install 'rnnbench[report]'"
+    )
+    assert list(tmp_path.iterdir()) == []

@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-STAT_NAMES = ("n", "min", "median", "mean", "stdev", "iqr", "p90", "p99", "max")
-
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
     """Linear interpolation between closest ranks (numpy's default 'linear' method)."""

@@ -19,6 +19,8 @@ import time
 import traceback
 from typing import Any
 
+from harness.json_values import nulls_for_nonfinite
+
 
 def serve(conn, case_dict: dict[str, Any], timing: dict[str, float], log_path: str) -> None:
     _redirect_output(log_path)
@@ -49,7 +51,9 @@ def _serve(conn, case_dict, timing) -> None:
     except NotSupported as exc:
         conn.send({"status": "skipped", "reason": str(exc)})
         return
-    checks = [_finite_or_null(c.as_dict()) for c in job.checks]
+    # a figure a failed check could not measure (NaN, an infinite share of its tolerance) is
+    # null; `passed` and the message say why
+    checks = [nulls_for_nonfinite(c.as_dict()) for c in job.checks]
     failed = [c["message"] for c in checks if not c["passed"]]
     built = {
         "status": "failed" if failed else "built",
@@ -75,16 +79,6 @@ def _serve(conn, case_dict, timing) -> None:
         conn.send({"status": "ready", "loops": loops, "calibrate_s": time.perf_counter() - start})
         while conn.recv() == "round":
             conn.send(timing_core.time_round(job.run, loops))
-
-
-def _finite_or_null(check: dict) -> dict:
-    """A results file holds finite numbers only: a figure a failed check could not measure
-    (NaN, or an infinite share of its tolerance) is null; `passed` and the message say why."""
-    import math
-
-    return {
-        k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in check.items()
-    }
 
 
 @contextlib.contextmanager

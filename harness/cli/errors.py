@@ -7,6 +7,18 @@ class UsageError(ValueError):
     """Bad command-line input; main prints it on one line and exits 2."""
 
 
+def require(packages: dict[str, str], extra: str, what: str) -> None:
+    """A UsageError naming the missing ones of `packages` (import name -> pip name) and the
+    extra that installs them, before anything is read or written."""
+    import importlib.util
+
+    missing = [pip for module, pip in packages.items() if importlib.util.find_spec(module) is None]
+    if missing:
+        raise UsageError(
+            f"{what} needs {', '.join(missing)}, not installed: pip install 'rnnbench[{extra}]'"
+        )
+
+
 def names(text: str, allowed, what: str) -> tuple[str, ...]:
     items = tuple(n.strip() for n in text.split(",") if n.strip())
     for name in items:

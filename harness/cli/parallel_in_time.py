@@ -22,6 +22,7 @@ import time
 from harness import registry
 from harness.atomic import write_text_atomic
 from harness.cli import parallel_in_time_inputs
+from harness.json_values import finite_or_null, nulls_for_nonfinite
 
 
 def add_parser(sub) -> None:
@@ -77,7 +78,7 @@ def run(args) -> int:
     record, failure = _solve(spec, weights, source, x, h0, c0, options)
     _print(record, failure)
     if args.json:
-        write_text_atomic(args.json, json.dumps(_json_safe(record), indent=1) + "\n")
+        write_text_atomic(args.json, json.dumps(nulls_for_nonfinite(record), indent=1) + "\n")
         print(f"wrote {args.json}")
     return 1 if failure else 0
 
@@ -107,7 +108,7 @@ def _solve(spec, weights, source, x, h0, c0, options) -> tuple[dict, str | None]
         outputs, _ = fetch(result)
         reference = pt.sequential_reference(spec, weights, x, h0, c0)
         error, comparisons = pt.compare_with_sequential(outputs, reference, spec.dtype)
-        record["max_abs_error"] = _finite(error)
+        record["max_abs_error"] = finite_or_null(error)
         record["parity"] = [c.as_dict() for c in comparisons]
     return record, _failure(result, record)
 
@@ -201,18 +202,3 @@ def _print(record: dict, failure: str | None) -> None:
         f"{record['seconds']:.3g} s); max |error| vs the sequential run "
         f"{record['max_abs_error']:.2e}: parity passed"
     )
-
-
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
-
-
-def _json_safe(value):
-    """NaN and infinities are not JSON: they become null."""
-    if isinstance(value, float):
-        return _finite(value)
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value

@@ -10,8 +10,9 @@ def add_parsers(sub) -> None:
     p.add_argument(
         "results",
         nargs="+",
-        help="results files of `rnnbench bench` (several "
-        "machines merge), and optionally parity JSON files and parallel-in-time sweeps",
+        help="results files of `rnnbench bench` (several machines merge), and optionally "
+        "parity JSON files, parallel-in-time sweeps and training records; a folder stands for "
+        "the .json files in it",
     )
     p.add_argument(
         "--out", required=True, help="folder for report.md, report.html, img/, findings.md"
@@ -34,7 +35,13 @@ def add_parsers(sub) -> None:
     p.set_defaults(run=run_compare)
 
 
+REPORT_PACKAGES = {"matplotlib": "matplotlib", "scipy": "scipy", "markdown_it": "markdown-it-py"}
+
+
 def run_report(args) -> int:
+    from harness.cli.errors import require
+
+    require(REPORT_PACKAGES, "report", "rnnbench report")
     from harness.analysis.readme import ReadmeError
     from harness.analysis.report import write_report
 
@@ -51,6 +58,10 @@ def run_report(args) -> int:
 
 def run_compare(args) -> int:
     import json
+
+    from harness.cli.errors import require
+
+    require({"scipy": "scipy"}, "report", "rnnbench compare")
 
     from harness.analysis.compare import Gate, compare_docs, format_comparison
     from harness.atomic import write_text_atomic

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from harness import registry
+from harness.json_values import nulls_for_nonfinite
 from harness.model.protocol import NotSupported
 from harness.model.spec import ModelSpec, SpecError, tomllib
 from harness.model.weights import init_weights
@@ -101,7 +102,11 @@ class Grid:
             for v in values if isinstance(values, tuple) else (values,):  # empty: none
                 if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                     raise SweepError(f"{name} = {values!r}: allowed integers >= 1")
-        if any(not _finite(g) for g in self.gains) or not _finite(self.tol) or self.tol < 0:
+        if (
+            any(not _is_finite_number(g) for g in self.gains)
+            or not _is_finite_number(self.tol)
+            or self.tol < 0
+        ):
             raise SweepError(f"gains {list(self.gains)}, tol {self.tol!r}: allowed finite numbers")
         limits = dict(self.max_iter)
         if set(limits) != set(counts.METHODS) or any(
@@ -112,7 +117,7 @@ class Grid:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < least:
                 raise SweepError(f"{name} = {value!r}: allowed an integer >= {least}")
-        if not _finite(self.dense_limit_gflop) or self.dense_limit_gflop <= 0:
+        if not _is_finite_number(self.dense_limit_gflop) or self.dense_limit_gflop <= 0:
             raise SweepError(
                 f"dense_limit_gflop = {self.dense_limit_gflop!r}: allowed a number > 0"
             )
@@ -136,7 +141,7 @@ class Grid:
         return out
 
 
-def _finite(value: Any) -> bool:
+def _is_finite_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -271,17 +276,7 @@ def document(grid: Grid, rows: list[dict], environment: dict, wall_s: float) -> 
 
 
 def dumps(doc: dict[str, Any]) -> str:
-    return json.dumps(_json_safe(doc), indent=1) + "\n"
-
-
-def _json_safe(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value
+    return json.dumps(nulls_for_nonfinite(doc), indent=1) + "\n"
 
 
 def is_sweep(doc: Any) -> bool:
