@@ -1,4 +1,6 @@
-"""Markdown tables from column specifications: (header, how to show one item)."""
+"""The one table writer: Markdown (cells escaped), plain aligned columns for a pipe or a log,
+and a rich table on a terminal; tables built from column specifications (header, how to show
+one item)."""
 
 from __future__ import annotations
 
@@ -9,9 +11,47 @@ Column = tuple[str, Callable[[dict[str, Any]], Any]]
 
 
 def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    lines = ["| " + " | ".join(map(_cell, header)) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    """One Markdown cell: a | in it would end the cell, a line break the row."""
+    return " ".join(str(value).split("\n")).replace("|", "\\|")
+
+
+def text_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """Plain columns padded to their widest cell, a rule under the header (the last column is
+    not padded: a long reason does not widen the others)."""
+    table = [[str(c) for c in header], *([str(c) for c in row] for row in rows)]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    table.insert(1, ["-" * w for w in widths])
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in table
+    )
+
+
+def print_table(header: Sequence[str], rows: Iterable[Sequence[Any]], markdown=False) -> None:
+    """A rich table on a terminal; text_table where stdout is a pipe or rich is missing;
+    markdown_table when asked for."""
+    rows = [[str(c) for c in row] for row in rows]
+    if markdown:
+        print(markdown_table(header, rows))
+        return
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        Console = None  # noqa: N806
+    console = Console() if Console else None
+    if console is None or not console.is_terminal:
+        print(text_table(header, rows))
+        return
+    table = Table(*header, header_style="bold")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
 
 
 def table_of(columns: Sequence[Column], items: Iterable[dict[str, Any]]) -> str:

@@ -11,6 +11,7 @@ from harness.bench import engine
 from harness.bench.stats import format_seconds
 from harness.bench.suites import load_suite, safe_name, suite_names
 from harness.cli.errors import UsageError
+from harness.markdown import print_table, text_table
 
 
 def add_parser(sub) -> None:
@@ -274,27 +275,9 @@ def summary_rows(doc) -> list[tuple[str, ...]]:
 
 def format_summary(doc) -> str:
     """The summary as plain columns (what a pipe or a log gets)."""
-    rows = [SUMMARY_HEADER, *summary_rows(doc)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(SUMMARY_HEADER) - 1)]
-    return "\n".join(
-        "  ".join([*(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)), row[-1]])
-        for row in rows
-    )
+    return text_table(SUMMARY_HEADER, summary_rows(doc))
 
 
 def print_summary(doc) -> None:
     """A rich table on a terminal, plain columns elsewhere (or without rich)."""
-    try:
-        from rich.console import Console
-        from rich.table import Table
-    except ImportError:
-        print(format_summary(doc))
-        return
-    console = Console()
-    if not console.is_terminal:
-        print(format_summary(doc))
-        return
-    table = Table(*SUMMARY_HEADER, show_lines=False, header_style="bold")
-    for row in summary_rows(doc):
-        table.add_row(*row)
-    console.print(table)
+    print_table(SUMMARY_HEADER, summary_rows(doc))

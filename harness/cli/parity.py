@@ -149,20 +149,21 @@ def dtypes_of(choice: str | None, model_dtype: str | None) -> tuple[str, ...]:
 def finish(args, results, training, started, extra: dict) -> int:
     """Print the table, notes and failures; write the JSON, the report and the JUnit XML.
     Exit 1 on any failure, or when nothing was compared."""
+    from harness.markdown import print_table
     from harness.parity import report as parity_report
 
-    print(parity_report.format_table(parity_report.summarize(results), markdown=args.markdown))
+    print_table(*parity_report.table_cells(parity_report.summarize(results)), args.markdown)
     audits = parity_report.audit_rows(results)
     if audits:
-        from harness.onnx.audit_table import format_audit
+        from harness.onnx.audit_table import COLUMNS, audit_cells
 
         print("\nONNX export forms:")
-        print(format_audit(audits, markdown=args.markdown))
+        print_table(COLUMNS, audit_cells(audits), args.markdown)
     if training:
-        from harness.parity.training import format_trajectories
+        from harness.parity.training import TRAJECTORY_HEADER, trajectory_cells
 
         print("\nTraining trajectories (SGD steps):")
-        print(format_trajectories(training))
+        print_table(TRAJECTORY_HEADER, trajectory_cells(training), args.markdown)
     bad = parity_report.failures(results) + [t.failure for t in training if t.failure]
     skipped = sorted({(r.backend, r.reason) for r in results if r.status == "skipped"})
     for backend, reason in skipped:

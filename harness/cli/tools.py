@@ -96,11 +96,12 @@ def run_export(args) -> int:
     import json
     from pathlib import Path
 
+    from harness.markdown import print_table
     from harness.model.errors import describe_error
     from harness.model.spec import ModelSpec
     from harness.model.weights import init_weights, load_weights
     from harness.onnx.audit import audit
-    from harness.onnx.audit_table import format_audit
+    from harness.onnx.audit_table import COLUMNS, audit_cells
 
     exporters = names(args.exporters, registry.EXPORTERS, "exporter")
     if args.model:
@@ -133,7 +134,7 @@ def run_export(args) -> int:
                 "config": _config(spec),
             }
         )
-    print(format_audit(rows))
+    print_table(COLUMNS, audit_cells(rows))
     write_text_atomic(
         Path(args.out) / "audit.json",
         json.dumps({"spec": spec.to_dict(), "audit": rows, "failed": failed}, indent=1) + "\n",

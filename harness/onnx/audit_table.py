@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.markdown import markdown_table, text_table
+
 COLUMNS = ("exporter", "cell", "config", "form", "T", "nodes", "ops", "lbr", "KiB", "export s")
 
 
 def format_audit(rows: list[dict[str, Any]], markdown: bool = False) -> str:
+    return (markdown_table if markdown else text_table)(COLUMNS, audit_cells(rows))
+
+
+def audit_cells(rows: list[dict[str, Any]]) -> list[list[str]]:
+    """One row of cells per audit, under COLUMNS."""
     body = []
     for r in rows:
         ops = ", ".join(
@@ -30,9 +37,4 @@ def format_audit(rows: list[dict[str, Any]], markdown: bool = False) -> str:
                 seconds,
             ]
         )
-    if markdown:
-        lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-        return "\n".join(lines + ["| " + " | ".join(b) + " |" for b in body])
-    widths = [max([len(c)] + [len(b[i]) for b in body]) for i, c in enumerate(COLUMNS)]
-    fmt = lambda cols: "  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip()  # noqa: E731
-    return "\n".join([fmt(COLUMNS), fmt(["-" * w for w in widths])] + [fmt(b) for b in body])
+    return body

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from harness import registry
+from harness.markdown import text_table
 from harness.model.spec import Cell, ModelSpec
 from harness.model.weights import init_weights
 
@@ -68,9 +69,10 @@ def format_growth(rows: list[dict]) -> str:
     """T down the side, one column per backend: max |error| of y (float32 vs float64)."""
     measured = [r for r in rows if r.get("T") is not None]
     backends = list(dict.fromkeys(r["backend"] for r in measured))
-    lines = ["T".rjust(6) + "".join(b.rjust(14) for b in backends)]
+    table = []
     for T in sorted({r["T"] for r in measured}):
         cells = {r["backend"]: r["max_abs_y"] for r in measured if r["T"] == T}
-        lines.append(f"{T:6d}" + "".join(f"{cells[b]:14.2e}" for b in backends))
+        table.append([str(T), *(f"{cells[b]:.2e}" for b in backends)])
+    lines = [text_table(["T", *backends], table)]
     lines += [f"skipped {r['backend']}: {r['skipped']}" for r in rows if r.get("T") is None]
     return "\n".join(lines)

@@ -8,6 +8,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from harness.atomic import write_text_atomic
+from harness.json_values import nulls_for_nonfinite
+from harness.markdown import markdown_table, text_table
 from harness.parity.run import BackendResult
 
 SCHEMA_VERSION = 2
@@ -87,6 +89,12 @@ COLUMNS = (
 
 
 def format_table(rows: list[dict[str, Any]], markdown: bool = False) -> str:
+    return (markdown_table if markdown else text_table)(*table_cells(rows))
+
+
+def table_cells(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """The summary's header and cells, for any of harness.markdown's writers."""
+
     def cell(row, col):
         value = row[col]
         if col in ("max_abs", "max_rel"):
@@ -98,15 +106,7 @@ def format_table(rows: list[dict[str, Any]], markdown: bool = False) -> str:
         return str(value)
 
     header = [c.replace("worst_of_tolerance", "of tol") for c in COLUMNS]
-    body = [[cell(r, c) for c in COLUMNS] for r in rows]
-    if markdown:
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        return "\n".join(lines + ["| " + " | ".join(b) + " |" for b in body])
-    widths = [
-        max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header)
-    ]
-    fmt = lambda cols: "  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip()  # noqa: E731
-    return "\n".join([fmt(header), fmt(["-" * w for w in widths])] + [fmt(b) for b in body])
+    return header, [[cell(r, c) for c in COLUMNS] for r in rows]
 
 
 def audit_rows(results: Iterable[BackendResult]) -> list[dict[str, Any]]:
@@ -180,18 +180,10 @@ def write_json(path, results: list[BackendResult], extra: dict[str, Any]) -> Non
         "schema_version": SCHEMA_VERSION,
         **extra,
         "summary": summarize(results),
-        "results": [_finite_comparisons(r.as_dict()) for r in results],
+        "results": [nulls_for_nonfinite(r.as_dict()) for r in results],
     }
     checked = ParityRecord.model_validate(record)
     write_text_atomic(path, json.dumps(checked.model_dump(mode="json"), indent=1) + "\n")
-
-
-def _finite_comparisons(result: dict[str, Any]) -> dict[str, Any]:
-    result["comparisons"] = [
-        {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in c.items()}
-        for c in result["comparisons"]
-    ]
-    return result
 
 
 def read_parity(path, doc: Any):
@@ -210,7 +202,7 @@ def read_parity(path, doc: Any):
 
 def format_markdown(results, training, skipped, failed_lines) -> str:
     from harness.parity.checks import TOLERANCES
-    from harness.parity.training import format_trajectories
+    from harness.parity.training import TRAJECTORY_HEADER, trajectory_cells
 
     tolerances = ", ".join(
         f"{d}: rtol {t.rtol:g}, atol {t.atol:g} x max(1, max|ref|)" for d, t in TOLERANCES.items()
@@ -243,9 +235,7 @@ def format_markdown(results, training, skipped, failed_lines) -> str:
         parts += [
             "## Training trajectories (20 SGD steps, clipped)",
             "",
-            "```",
-            format_trajectories(training),
-            "```",
+            markdown_table(TRAJECTORY_HEADER, trajectory_cells(training)),
             "",
         ]
     parts += [f"- skipped {backend}: {reason}" for backend, reason in skipped]

@@ -117,24 +117,39 @@ def _judge(cell, dtype, name, spec64, ref_losses, ref_weights, losses, final) ->
     )
 
 
-def format_trajectories(trajectories: list[Trajectory]) -> str:
-    lines = [
-        f"{'cell':5} {'dtype':8} {'backend':12} {'loss 0 -> 19':>22} "
-        f"{'max loss rel':>13} {'max weight abs':>15}  status"
-    ]
+TRAJECTORY_HEADER = (
+    "cell",
+    "dtype",
+    "backend",
+    "loss 0 -> last",
+    "max loss rel",
+    "max weight abs",
+    "status",
+)
+
+
+def trajectory_cells(trajectories: list[Trajectory]) -> list[list[str]]:
+    """One row per trajectory under TRAJECTORY_HEADER."""
+    rows = []
     for t in trajectories:
         if not t.losses:
-            lines.append(
-                f"{t.cell:5} {t.dtype:8} {t.backend:12} {'-':>22} {'-':>13} {'-':>15}  "
-                f"{t.status}: {t.reason or t.failure}"
+            rows.append(
+                [t.cell, t.dtype, t.backend, "-", "-", "-", f"{t.status}: {t.reason or t.failure}"]
             )
             continue
         curve = f"{t.losses[0]:.4f} -> {t.losses[-1]:.4f}"
-        lines.append(
-            f"{t.cell:5} {t.dtype:8} {t.backend:12} {curve:>22} {t.max_loss_rel:13.1e} "
-            f"{t.max_weight_abs:15.1e}  {t.status}"
+        rows.append(
+            [
+                t.cell,
+                t.dtype,
+                t.backend,
+                curve,
+                f"{t.max_loss_rel:.1e}",
+                f"{t.max_weight_abs:.1e}",
+                t.status,
+            ]
         )
-    return "\n".join(lines)
+    return rows
 
 
 MODEL_STEPS, MODEL_T, MODEL_B, MODEL_LR = 5, 12, 4, 0.05

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.atomic import write_text_atomic
+from harness.markdown import markdown_table
 from harness.records.parity import ParityRecord
 from harness.records.results import ResultsDocument
 from harness.records.suite import SuiteFile
@@ -57,12 +58,21 @@ def _table(name: str, node: dict, definitions: dict) -> list[str]:
     if not properties:
         return []
     required = set(node.get("required", []))
-    lines = [f"**{name}**", "", "| field | type | required | description |", "|---|---|---|---|"]
-    for field, spec in properties.items():
-        kind = _type(spec)
-        text = (spec.get("description") or "").replace("|", "\\|")
-        lines.append(f"| `{field}` | {kind} | {'yes' if field in required else ''} | {text} |")
-    return lines + [""]
+    rows = [
+        (
+            f"`{field}`",
+            _type(spec),
+            "yes" if field in required else "",
+            spec.get("description") or "",
+        )
+        for field, spec in properties.items()
+    ]
+    return [
+        f"**{name}**",
+        "",
+        markdown_table(("field", "type", "required", "description"), rows),
+        "",
+    ]
 
 
 def _type(spec: dict) -> str:
@@ -73,7 +83,7 @@ def _type(spec: dict) -> str:
     if "const" in spec:
         return f"`{json.dumps(spec['const'])}`"
     if "enum" in spec:
-        return " \\| ".join(f"`{v}`" for v in spec["enum"])
+        return " | ".join(f"`{v}`" for v in spec["enum"])
     kind = spec.get("type", "any")
     if kind == "array":
         return f"list of {_type(spec.get('items', {}))}"
