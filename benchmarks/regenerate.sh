@@ -2,8 +2,9 @@
 # Regenerate every committed reference result from a clean checkout, then the example report
 # and the README's findings block from them. Run on a quiet machine (nothing else running):
 #   bash benchmarks/regenerate.sh [MACHINE_LABEL]
-# About 35 minutes on the 2-core reference VM. Each file records the commit it was made at;
-# commit them together afterwards.
+# About 50 minutes on a 2-core VM (the trained examples' results included). Each file records
+# the commit it was made at; commit them together afterwards. The example report and the
+# README's answer block are written from the same files `tox -e report` names.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
@@ -11,7 +12,7 @@ if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
        "name a commit that holds the code that made them" >&2
   exit 2
 fi
-machine=${1:-epyc-2core-vm}
+machine=${1:?give the machine a label: bash benchmarks/regenerate.sh LABEL}
 rnnbench=${RNNBENCH:-.tox/stack/bin/rnnbench}
 cpu=results/cpu-2core
 $rnnbench bench --suite quick --out "$cpu/bench-quick.json" --overwrite --machine "$machine"
@@ -21,5 +22,6 @@ PYTHONPATH=. .tox/stack/bin/python benchmarks/parallel_in_time_probe.py --cost-o
   --budget 3 --json "$cpu/pit-iteration-cost.json" > "$cpu/pit-iteration-cost.txt"
 $rnnbench selfcheck --json "$cpu/selfcheck.json" || echo "selfcheck: a figure outside its bound (recorded in the file)" >&2
 $rnnbench parity --report results/cpu-reference > /dev/null
+RNNBENCH="$rnnbench" bash benchmarks/trained/regenerate.sh "$machine"
 $rnnbench report "$cpu/bench-default.json" results/cpu-reference/parity.json \
-  "$cpu/parallel-in-time.json" --out results/report --readme README.md
+  "$cpu/parallel-in-time.json" results/trained --out results/report --readme README.md

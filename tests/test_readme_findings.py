@@ -16,11 +16,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def report_inputs() -> list[str]:
-    """The results files in tox.ini's [testenv:report] command, as written there."""
+    """The results files and folders in tox.ini's [testenv:report] command, as written there."""
     tox = configparser.ConfigParser(interpolation=None)
     tox.read(ROOT / "tox.ini")
     words = shlex.split(tox["testenv:report"]["commands"].replace("{posargs}", ""))
-    return [w for w in words[words.index("report") + 1 :] if w.endswith(".json")]
+    after = words[words.index("report") + 1 :]
+    return after[: next(i for i, w in enumerate(after) if w.startswith("--"))]
 
 
 def test_readme_block_is_regenerated_from_the_committed_results(monkeypatch):

@@ -80,6 +80,7 @@ def step_fits(table: list[dict]) -> list[dict[str, Any]]:
                 **fit_intervals([p["steps"] for p in points], [p["samples"] for p in points]),
                 "points": [(p["steps"], p["median"]) for p in points],
                 "impl_class": points[0]["impl_class"],
+                "device": points[0]["device"],
             }
         )
     return fits
@@ -93,7 +94,8 @@ def batch_scaling(table: list[dict]) -> list[dict[str, Any]]:
         if len(points) < 3 or points[0]["batch"] != 1:
             continue
         base = points[0]
-        out.append({**dict(series_key), "points": [_batch_point(p, base) for p in points]})
+        points = [_batch_point(p, base) for p in points]
+        out.append({**dict(series_key), "device": base["device"], "points": points})
     return out
 
 

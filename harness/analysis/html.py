@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import html
+import json
+import re
 
 from markdown_it import MarkdownIt
 
@@ -27,22 +29,36 @@ def markdown_to_html(text: str) -> str:
     return MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
 
 
-def figure(caption: str, png: bytes) -> str:
+def figure(caption: str, png: bytes, series=()) -> str:
+    """The image inlined; `series`: its labelled lines and how each looks, kept on the figure
+    (data-series) so that a browser test can tell whether any two look alike."""
     data = base64.b64encode(png).decode("ascii")
     alt = html.escape(caption, quote=True)
+    looks = html.escape(json.dumps(list(series)), quote=True)
     return (
-        f"<figure><img alt='{alt}' src='data:image/png;base64,{data}'>"
+        f"<figure data-series='{looks}'><img alt='{alt}' src='data:image/png;base64,{data}'>"
         f"<figcaption>{html.escape(caption)}</figcaption></figure>"
     )
 
 
-def page(sections, plots: list[str], png: dict[str, bytes], captions, heading: str) -> str:
-    """heading: the Markdown line under the title (when and from what)."""
+_IMAGE = re.compile(r'<p><img src="img/(\w+)\.png" alt="[^"]*" /></p>')
+
+
+def page(sections, plots: list[str], figures, captions, heading: str) -> str:
+    """heading: the Markdown line under the title (when and from what). A section's image
+    img/NAME.png is inlined from `figures` where it stands."""
+    from harness.analysis.sections import anchor
+
+    def inline(match) -> str:
+        name = match.group(1)
+        return figure(captions[name], figures.png[name], figures.series.get(name, ()))
+
     body = ["<h1>rnnbench report</h1>", markdown_to_html(heading)]
     for title, text in sections:
-        body.append(f"<h2>{html.escape(title)}</h2>{markdown_to_html(text)}")
-    body += ["<h2>Plots</h2>"] if plots else []
-    body += [figure(captions[name], png[name]) for name in plots]
+        rendered = _IMAGE.sub(inline, markdown_to_html(text))
+        body.append(f"<h2 id='{anchor(title)}'>{html.escape(title)}</h2>{rendered}")
+    body += ["<h2 id='plots'>Plots</h2>"] if plots else []
+    body += [figure(captions[n], figures.png[n], figures.series.get(n, ())) for n in plots]
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>rnnbench report</title>"
         f"<style>{STYLE}</style>{LOAD_CHECK}</head><body>{''.join(body)}</body></html>\n"

@@ -168,8 +168,11 @@ def markdown(found: list[Inconsistency]) -> str:
         "are wrong, not the measurements; the tables show them as inconsistent.",
         "",
     ]
-    lines += [
-        f"- **{i.kind}**: `{i.subject}` on {i.machine}: {i.measured}. Cause: {i.cause}."
-        for i in found
-    ]
-    return "\n".join(lines)
+    by_cause: dict[tuple[str, str], list[Inconsistency]] = {}
+    for i in found:
+        by_cause.setdefault((i.kind, i.cause), []).append(i)
+    for (kind, cause), cases in by_cause.items():
+        lines += [f"**{kind}** ({len(cases)}). Cause: {cause}.", ""]
+        lines += [f"- `{i.subject}` on {i.machine}: {i.measured}" for i in cases]
+        lines.append("")
+    return "\n".join(lines).rstrip()

@@ -119,6 +119,7 @@ def timed(result: dict[str, Any], benches=None) -> list[dict[str, Any]]:
             {
                 **{k: row[k] for k in ("machine", "target", "device", "mode", "cell", "dtype")},
                 **{k: row[k] for k in ("batch", "steps", "input_size", "hidden", "threads")},
+                "model": row.get("model") or "",
                 "iterations": pit["iterations"],
                 "lle": pit.get("lle"),
                 "median_ci": row["median_ci"],

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from harness.analysis.parallel_in_time import off_run, solved, verdict
-from harness.bench.stats import format_interval as _ti
-from harness.bench.stats import format_ratio
+from harness.analysis.styles import style
+from harness.bench.stats import format_interval, format_ratio
 from harness.markdown import field, fields, markdown_table, table_of
 
 CAPTIONS = {
@@ -125,8 +125,8 @@ def timed_table(pit: dict[str, Any]) -> str:
         ("T", field("steps")),
         ("H", field("hidden")),
         ("iterations", field("iterations")),
-        ("solve", lambda t: _ti(t["median_ci"])),
-        ("step loop", lambda t: _ti(t["step_loop_ci"])),
+        ("solve", lambda t: format_interval(t["median_ci"])),
+        ("step loop", lambda t: format_interval(t["step_loop_ci"])),
         ("solve / step loop", lambda t: format_ratio(t["time_ratio_ci"])),
         ("work", lambda t: f"{t['work_multiplier']:.3g}x"),
         ("parallelism found", lambda t: format_ratio(t["parallelism_found_ci"], 3)),
@@ -159,12 +159,10 @@ def iterations_vs_steps(series: list[dict]):
     import matplotlib.pyplot as plt
 
     fig, axis = plt.subplots(figsize=(9, 5))
-    for s in series:
+    for index, s in enumerate(series):
         points = [p for p in s["points"] if solved(p)]
-        style = "o-" if s["method"] == "newton" else "s--"
-        axis.semilogx(
-            [p["steps"] for p in points], [p["iterations"] for p in points], style, label=_label(s)
-        )
+        steps, iterations = [p["steps"] for p in points], [p["iterations"] for p in points]
+        axis.semilogx(steps, iterations, label=_label(s), **style(index))
     axis.set(xlabel="sequence length T", ylabel="iterations to converge", yscale="log")
     axis.set_title("Iterations against T (unconverged and skipped points left out)")
     axis.legend(fontsize=7, ncol=2)
@@ -176,17 +174,18 @@ def iterations_vs_lle(series: list[dict]):
     import matplotlib.pyplot as plt
 
     fig, axis = plt.subplots(figsize=(9, 5))
-    for s in series:
+    for index, s in enumerate(series):
         done = [p for p in s["points"] if solved(p)]
         failed = [p for p in s["points"] if p["status"] == "solved" and not solved(p)]
-        (line,) = axis.plot(
-            [p["lle"] for p in done], [p["iterations"] for p in done], "o-", label=_label(s)
+        look = style(index)
+        axis.plot(
+            [p["lle"] for p in done], [p["iterations"] for p in done], label=_label(s), **look
         )
         axis.plot(
             [p["lle"] for p in failed],
             [p["max_iter"] for p in failed],
             "x",
-            color=line.get_color(),
+            color=look["color"],
             markersize=9,
         )
     axis.axvline(0, color="k", lw=0.8)
@@ -204,13 +203,12 @@ def work_depth(series: list[dict]):
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
     longest = max(p["steps"] for s in series for p in s["points"])
-    for s in series:
+    for index, s in enumerate(series):
         points = [p for p in s["points"] if solved(p)]
         steps = [p["steps"] for p in points]
-        style = "o-" if s["method"] == "newton" else "s--"
         work = [p["work_multiplier"] for p in points]
-        (line,) = left.loglog(steps, work, style, label=_label(s))
-        right.loglog(steps, [p["depth"] for p in points], style, color=line.get_color())
+        left.loglog(steps, work, label=_label(s), **style(index))
+        right.loglog(steps, [p["depth"] for p in points], **style(index))
     right.loglog([1, longest], [1, longest], "k:", label="sequential pass: T rounds")
     left.set(xlabel="T", ylabel="work / the sequential pass's", title="Work multiplier")
     right.set(xlabel="T", ylabel="rounds of dependent operations", title="Depth")

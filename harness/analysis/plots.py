@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.analysis import parallel_in_time_views as parallel_time_views
+from harness.analysis.styles import style
 from harness.atomic import atomic_open
 
 CAPTIONS = {
@@ -27,11 +28,14 @@ class Figures:
     """Each plot saved as DIR/img/NAME.png and kept as PNG bytes for the HTML."""
 
     def __init__(self, folder: Path):
-        self.folder, self.png = folder, {}
+        self.folder, self.png, self.series = folder, {}, {}
 
     def save(self, name: str, fig) -> str:
         import matplotlib.pyplot as plt
 
+        from harness.analysis.styles import labelled_series
+
+        self.series[name] = labelled_series(fig)
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
         plt.close(fig)
@@ -78,16 +82,18 @@ def latency_vs_steps(fits: list[dict]):
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
-    for fit in fits:
+    for index, fit in enumerate(fits):
+        look = style(index)
         steps = [p[0] for p in fit["points"]]
         seconds = [p[1] for p in fit["points"]]
-        (line,) = left.loglog(steps, [s * 1e3 for s in seconds], "o", label=_label(fit))
+        marks = {**look, "linestyle": "none"}
+        left.loglog(steps, [s * 1e3 for s in seconds], label=_label(fit), **marks)
         lo, hi = min(steps), max(steps)
         grid = [lo * (hi / lo) ** (i / 50) for i in range(51)]
         fitted = [(fit["a"] + fit["b"] * t) * 1e3 for t in grid]
-        left.loglog(grid, fitted, "-", color=line.get_color(), alpha=0.6)
+        left.loglog(grid, fitted, color=look["color"], linestyle=look["linestyle"], alpha=0.6)
         per_step = [s / t * 1e6 for s, t in zip(seconds, steps, strict=True)]
-        right.semilogx(steps, per_step, "o-", color=line.get_color(), label=_label(fit))
+        right.semilogx(steps, per_step, label=_label(fit), **look)
     left.set(
         xlabel="sequence length T",
         ylabel="latency (ms)",
@@ -109,10 +115,11 @@ def batch_scaling(batch: list[dict]):
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
-    for series in batch:
+    for index, series in enumerate(batch):
         b = [p["batch"] for p in series["points"]]
-        left.loglog(b, [p["relative"] for p in series["points"]], "o-", label=_label(series))
-        right.loglog(b, [p["tokens_per_s"] for p in series["points"]], "o-")
+        relative = [p["relative"] for p in series["points"]]
+        left.loglog(b, relative, label=_label(series), **style(index))
+        right.loglog(b, [p["tokens_per_s"] for p in series["points"]], **style(index))
     largest = max(p["batch"] for s in batch for p in s["points"])
     left.loglog([1, largest], [1, largest], "k:", label="linear (no batching gain)")
     left.set(xlabel="batch B", ylabel="latency(B) / latency(1)", title="Batch scaling")
@@ -167,10 +174,13 @@ def bandwidth_curve(memories: dict):
     import matplotlib.pyplot as plt
 
     fig, axis = plt.subplots(figsize=(9, 5))
-    for (machine, device, threads), memory in sorted(memories.items()):
+    for index, ((machine, device, threads), memory) in enumerate(sorted(memories.items())):
         sizes = [p[0] for p in memory.curve]
         (line,) = axis.semilogx(
-            sizes, [p[1] / 1e9 for p in memory.curve], "o-", label=f"{machine} {device} th{threads}"
+            sizes,
+            [p[1] / 1e9 for p in memory.curve],
+            label=f"{machine} {device} th{threads}",
+            **style(index),
         )
         for name, capacity in memory.levels:
             axis.axvline(capacity, color=line.get_color(), ls=":", lw=0.8)
@@ -185,13 +195,15 @@ def gru_vs_mingru(mingru: list[dict]):
     import matplotlib.pyplot as plt
 
     fig, axis = plt.subplots(figsize=(8, 5))
+    index = 0
     for target in sorted({r["target"] for r in mingru}):
         series = [r for r in mingru if r["target"] == target]
-        for label, style in (("gru", "o-"), ("mingru-scan", "s--"), ("mingru-loop", "^:")):
+        for label in ("gru", "mingru-scan", "mingru-loop"):
             points = [(r["steps"], r[label]) for r in series if label in r]
             if points:
                 steps, ms = [p[0] for p in points], [p[1] * 1e3 for p in points]
-                axis.loglog(steps, ms, style, label=f"{label} {target}")
+                axis.loglog(steps, ms, label=f"{label} {target}", **style(index))
+                index += 1
     axis.set(
         xlabel="sequence length T",
         ylabel="latency (ms)",

@@ -1,7 +1,8 @@
-"""The README's findings block, generated from the same findings the report writes: every
-figure in it comes from results files through code, with its interval, beside the files and
-the commit they were made at and a noise statement computed from their samples.
-`rnnbench report ... --readme README.md` rewrites only the text between the markers."""
+"""The README's answer block (at most MAX_LINES lines), generated from the same answer the
+report opens with: every figure in it comes from results files through code, with its
+interval, under a line naming the files, the commit they were made at and a noise statement
+computed from their samples. `rnnbench report ... --readme README.md` rewrites only the text
+between the markers."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from harness.analysis.findings import findings_markdown, headline
+from harness.analysis.answer import answers
+from harness.analysis.answer import markdown as answer_markdown
 from harness.bench.stats import percentile
 
 BEGIN, END = "<!-- findings:begin -->", "<!-- findings:end -->"
+MAX_LINES = 10
 
 
 class ReadmeError(ValueError):
@@ -82,9 +85,14 @@ def _between(first, second) -> list[str]:
 
 
 def block(result: dict[str, Any], benches: list[dict], paths: list[str]) -> str:
-    """The text between the markers (markers excluded)."""
+    """The text between the markers (markers excluded): the answer on the first results
+    file's machine, under one line of provenance."""
     flagged = len(result["inconsistencies"])
+    found = dict(answers(result))
+    machine = benches[0].machine if benches[0].machine in found else next(iter(found), None)
+    others = sorted(set(found) - {machine})
     parts = [
+        f"**The answer on {machine}.**" if machine else "**No answer: nothing was timed.**",
         provenance(benches, paths),
         noise(benches),
         "Each median and ratio carries its 95% interval.",
@@ -93,7 +101,10 @@ def block(result: dict[str, Any], benches: list[dict], paths: list[str]) -> str:
         if flagged
         else "No measurement beats a limit drawn from these results.",
     ]
-    return "\n".join([" ".join(parts), "", findings_markdown(headline(result))])
+    if others:
+        parts.append(f"The report answers for {', '.join(others)} too.")
+    lines = [" ".join(parts), *answer_markdown(found.get(machine, [])).splitlines()]
+    return "\n".join(lines[:MAX_LINES])
 
 
 def replace_block(text: str, generated: str) -> str:

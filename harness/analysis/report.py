@@ -12,14 +12,13 @@ import datetime
 from pathlib import Path
 from typing import Any
 
-from harness.analysis import html, measures, readme, sections, trained
+from harness.analysis import answer_figure, html, measures, readme, sections, trained
 from harness.analysis.parallel_in_time import analyse as parallel_in_time
 from harness.analysis.plots import CAPTIONS, Figures, plot_all
 from harness.atomic import write_text_atomic
 from harness.bench.results import KIND, ResultsError, check_document, machine_views, read_json
 from harness.sweeps.parallel_in_time import check_sweep, is_sweep
 
-PLOT_CAPTIONS = CAPTIONS
 LEGACY_NOTE = (
     "some parity files predate the pass rule's own share: there max |error| / atol, "
     "an upper bound, capped at 100% for a passed check"
@@ -31,7 +30,7 @@ def load_inputs(paths: list[str]) -> tuple[list[dict], list[dict], list[dict], l
     content. A benchmark file gives one document per machine that timed it, its path as
     `source`."""
     benches, parities, sweeps, trainings = [], [], [], []
-    for path in paths:
+    for path in expand(paths):
         doc = read_json(path)
         if isinstance(doc, dict) and doc.get("kind") == KIND:
             checked = check_document(doc, path)
@@ -58,6 +57,21 @@ def load_inputs(paths: list[str]) -> tuple[list[dict], list[dict], list[dict], l
             "written by `rnnbench bench`"
         )
     return benches, parities, sweeps, trainings
+
+
+def expand(paths: list[str]) -> list[str]:
+    """Each folder among the paths as the .json files in it, sorted by name."""
+    out = []
+    for path in paths:
+        folder = Path(path)
+        if folder.is_dir():
+            found = sorted(str(p) for p in folder.glob("*.json"))
+            if not found:
+                raise ResultsError(f"{path} is a folder with no .json file in it")
+            out += found
+        else:
+            out.append(path)
+    return out
 
 
 def _nothing_kept(doc, path: str) -> str:
@@ -107,13 +121,15 @@ def write_report(
     parities = [p for p in parities if not p.get("model")]  # a model file's: its own section
     heat = parity_grid(parities)
     plots = plot_all(result, heat, figures)
-    body = sections.sections(result, benches, audit_table(parities))
+    inline = _answer_figures(result, figures)
+    body = sections.sections(result, benches, audit_table(parities), bool(plots))
     stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    heading = f"Generated {stamp} from {', '.join(Path(p).name for p in paths)}."
+    heading = f"Generated {stamp} from {', '.join(paths)}."
     if heat and heat["note"]:
         heading += f" Parity heatmap: {heat['note']}."
     write_text_atomic(out / "report.md", markdown(body, plots, heading))
-    write_text_atomic(out / "report.html", html.page(body, plots, figures.png, CAPTIONS, heading))
+    page = html.page(body, plots, figures, {**CAPTIONS, **inline}, heading)
+    write_text_atomic(out / "report.html", page)
     block = findings_block(paths, benches, result)
     write_text_atomic(out / "findings.md", block + "\n")
     written = {"markdown": out / "report.md", "html": out / "report.html"}
@@ -122,6 +138,20 @@ def write_report(
         readme.rewrite(readme_path, block)
         written["readme"] = Path(readme_path)
     return written
+
+
+def _answer_figures(result: dict[str, Any], figures: Figures) -> dict[str, str]:
+    """The answer's figure per machine that has its data: name -> caption."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    drawn = {}
+    for machine in sorted({r["machine"] for r in result["rows"]}):
+        if answer_figure.has_data(result, machine):
+            name = sections.figure_name(machine)
+            figures.save(name, answer_figure.draw(result, machine))
+            drawn[name] = answer_figure.CAPTION
+    return drawn
 
 
 def analysed(paths: list[str]) -> tuple[list[dict], list[dict], dict[str, Any]]:

@@ -16,10 +16,9 @@ from typing import Any
 
 from harness.machine.model import working_set_bytes
 from harness.model import flops
-from harness.registry import device_of
 
 _KEPT = ("machine", "target", "cell", "dtype", "batch", "input_size", "hidden", "layers")
-_KEPT += ("threads", "impl_class")
+_KEPT += ("threads", "impl_class", "model")
 # Elementwise FLOPs per hidden unit and batch row of one step, activations not counted:
 # the adds of x.W + h.R + biases, then LSTM c = f*c + i*g, h = o*tanh(c); GRU
 # h~ = tanh(xh + r*(hRh + b)), h = (1 - z)*h~ + z*h; RNN nothing more.
@@ -44,22 +43,24 @@ def roofline(fits: list[dict], machine: dict[str, Any]) -> list[dict[str, Any]]:
     for fit in fits:
         if fit["mode"] != "forward" or fit["cell"] not in GATE_FLOPS or fit["b"] <= 0:
             continue
-        where = (fit["machine"], device_of(fit["target"]))
+        where = (fit["machine"], fit["device"])
         peak = machine["peaks"].get((*where, fit["dtype"], fit["threads"]))
         memory = machine["memory"].get((*where, fit["threads"]))
         if peak is not None:
-            out.append(_step_bound(fit, peak, memory))
+            out.append(step_bound(fit, peak, memory))
     return out
 
 
-def _step_bound(fit: dict[str, Any], peak, memory) -> dict[str, Any]:
+def step_bound(fit: dict[str, Any], peak, memory, peak_flops: float | None = None) -> dict:
+    """The bound of one step of `fit`'s shape; peak_flops: another compute rate than the
+    peak's median (an end of its interval)."""
     directions = 2 if fit.get("bidirectional") else 1
     work = step_flops(fit)
     per_layer = flops.step_bytes(fit["cell"], fit["batch"], fit["hidden"], fit["dtype"])
     moved = per_layer * fit["layers"] * directions
     working_set = working_set_bytes(fit["cell"], fit["batch"], fit["hidden"], fit["dtype"])
     level = memory.bandwidth_at(working_set) if memory else None
-    compute_s = work / peak.flops
+    compute_s = work / (peak_flops or peak.flops)
     memory_s = moved / level.bandwidth if level and level.bandwidth else None
     bound = max(compute_s, memory_s or 0.0)
     return {

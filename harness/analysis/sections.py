@@ -1,19 +1,20 @@
 """The report's sections, each (title, Markdown body), from the analysis and the results
-documents: findings, machines, then one table per measure."""
+documents: the answer per machine, a table of contents, then the details: findings, machines
+and one table per measure."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from harness.analysis import invariants, trained
+from harness.analysis import answer_figure, invariants, trained
+from harness.analysis.answer import answers
+from harness.analysis.answer import markdown as answer_markdown
 from harness.analysis.findings import findings_markdown, headline, is_standard
 from harness.analysis.own_model_view import sections as own_model_sections
 from harness.analysis.parallel_in_time import TITLE as PARALLEL_IN_TIME
 from harness.analysis.parallel_in_time_views import AMDAHL_RESTATED
 from harness.analysis.parallel_in_time_views import markdown as parallel_in_time
-from harness.bench.stats import format_interval as _ti
-from harness.bench.stats import format_ratio
-from harness.bench.stats import format_seconds as _t
+from harness.bench.stats import format_interval, format_ratio, format_seconds
 from harness.markdown import field, fields, markdown_table, percent, table_of
 
 ROOFLINE_NOTE = (
@@ -31,13 +32,15 @@ INTERVALS_NOTE = (
 )
 
 
-def sections(result: dict[str, Any], benches, audit_table: str) -> list[tuple[str, str]]:
+def sections(
+    result: dict[str, Any], benches, audit_table: str, plots: bool = False
+) -> list[tuple[str, str]]:
     """The report's sections in order, each only where the results hold its data: a user's
     models first, then the built-in suites' measures."""
     findings = headline(result)
     rows = result["rows"]
     out = [
-        ("Findings", INTERVALS_NOTE + "\n\n" + findings_markdown(findings) if findings else ""),
+        ("Findings in full", findings_markdown(findings) if findings else ""),
         *own_model_sections(result),
         (trained.TITLE, trained.markdown(result["trained"]) if result.get("trained") else ""),
         ("Machines", environment(benches)),
@@ -69,7 +72,40 @@ def sections(result: dict[str, Any], benches, audit_table: str) -> list[tuple[st
         ("ONNX export forms (from the parity report)", audit_table),
         ("Cases not timed", cases_not_timed(benches)),
     ]
-    return [(title, text) for title, text in out if text]
+    details = [(title, text) for title, text in out if text]
+    return [*answer_sections(result), ("Contents", contents(details, plots)), *details]
+
+
+def answer_title(machine: str) -> str:
+    return f"The answer on {machine}"
+
+
+def answer_sections(result: dict[str, Any]) -> list[tuple[str, str]]:
+    """One section per machine: its sentences, then its figure when the data draws one."""
+    out = []
+    for machine, sentences in answers(result):
+        text = answer_markdown(sentences)
+        if answer_figure.has_data(result, machine):
+            name = figure_name(machine)
+            text += f"\n\n![{answer_figure.CAPTION}](img/{name}.png)"
+        out.append((answer_title(machine), text + "\n\n" + INTERVALS_NOTE))
+    return out
+
+
+def figure_name(machine: str) -> str:
+    return "answer_" + "".join(c if c.isalnum() else "_" for c in machine)
+
+
+def contents(details: list[tuple[str, str]], plots: bool) -> str:
+    titles = [title for title, _ in details] + (["Plots"] if plots else [])
+    return "\n".join(f"- [{title}](#{anchor(title)})" for title in titles)
+
+
+def anchor(title: str) -> str:
+    """The id GitHub (and harness.analysis.html) gives a heading: lower case, punctuation
+    dropped, spaces as hyphens."""
+    kept = "".join(c for c in title.lower() if c.isalnum() or c in " -_")
+    return kept.replace(" ", "-")
 
 
 def _machine_model(result: dict[str, Any]) -> str:
@@ -122,7 +158,7 @@ def standard_case(result: dict[str, Any]) -> str:
     )
     columns = fields("machine", "target", "mode", "threads") + [
         ("implementation", field("impl_class")),
-        ("median [95% interval]", lambda r: _ti(r["median_ci"])),
+        ("median [95% interval]", lambda r: format_interval(r["median_ci"])),
         ("IQR", lambda r: f"{100 * r['iqr'] / r['median']:.0f}%"),
         ("GFLOP/s", lambda r: f"{r['flops'] / r['median'] / 1e9:.1f}"),
         ("% of best product", lambda r: share_of_peak(share.get((r["machine"], r["id"])))),
@@ -139,8 +175,8 @@ def step_fits(result: dict[str, Any]) -> str:
         ("B", field("batch")),
         ("H", field("hidden")),
         ("threads", field("threads")),
-        ("a", lambda f: _t(f["a"])),
-        ("b (per step)", lambda f: _t(f["b"])),
+        ("a", lambda f: format_seconds(f["a"])),
+        ("b (per step)", lambda f: format_seconds(f["b"])),
         ("R^2", lambda f: f"{f['r2']:.3f}"),
         ("T measured", lambda f: ",".join(str(p[0]) for p in f["points"])),
     ]
@@ -176,10 +212,10 @@ def penalty(result: dict[str, Any]) -> str:
         ("H", field("hidden")),
         ("L", field("layers")),
         ("threads", field("threads")),
-        ("RNN", lambda p: _ti(p["median_ci"])),
-        ("own library's product", lambda p: _ti(p["gemm_median_ci"])),
+        ("RNN", lambda p: format_interval(p["median_ci"])),
+        ("own library's product", lambda p: format_interval(p["gemm_median_ci"])),
         ("penalty [95% interval]", _held("penalty")),
-        ("best product", lambda p: f"{_ti(p['best_median_ci'])} ({p['best_library']})"),
+        ("best product", lambda p: f"{format_interval(p['best_median_ci'])} ({p['best_library']})"),
         ("penalty against the best", _held("best_penalty")),
     ]
     text = table_of(columns, rows)
@@ -236,11 +272,14 @@ def roofline(result: dict[str, Any]) -> str:
         ("B", field("batch")),
         ("H", field("hidden")),
         ("threads", field("threads")),
-        ("measured b", lambda r: _t(r["step_s"])),
+        ("measured b", lambda r: format_seconds(r["step_s"])),
         ("step GFLOP", lambda r: f"{r['step_flops'] / 1e9:.4f}"),
-        ("compute bound", lambda r: _t(r["compute_bound_s"])),
+        ("compute bound", lambda r: format_seconds(r["compute_bound_s"])),
         ("level", field("level")),
-        ("memory bound", lambda r: _t(r["memory_bound_s"]) if r["memory_bound_s"] else "unknown"),
+        (
+            "memory bound",
+            lambda r: format_seconds(r["memory_bound_s"]) if r["memory_bound_s"] else "unknown",
+        ),
         ("limited by", field("limited_by")),
         (
             "measured / bound",
@@ -278,7 +317,7 @@ def time_parallelism(result: dict[str, Any]) -> list[tuple[str, str]]:
 
 def mingru(result: dict[str, Any]) -> str:
     def median_of(label):
-        return lambda m: _ti(m[f"{label}_ci"]) if label in m else ""
+        return lambda m: format_interval(m[f"{label}_ci"]) if label in m else ""
 
     def ratio_of(name):
         return lambda m: format_ratio(m[name]) if name in m else ""
@@ -307,9 +346,9 @@ def crossover(result: dict[str, Any]) -> str:
         ("T", field("steps")),
         ("H", field("hidden")),
         ("best CPU", field("cpu")),
-        ("time", lambda c: _ti(c["cpu_ci"])),
+        ("time", lambda c: format_interval(c["cpu_ci"])),
         ("best GPU", field("gpu")),
-        ("time", lambda c: _ti(c["gpu_ci"])),
+        ("time", lambda c: format_interval(c["gpu_ci"])),
         ("GPU speed-up [95% interval]", lambda c: format_ratio(c["gpu_speedup_ci"])),
     ]
     return table_of(columns, result["crossover"])
