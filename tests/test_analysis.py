@@ -100,6 +100,8 @@ def test_cpu_gpu_crossover_needs_both_devices():
     gpu = example_doc("gpu-box", scale=0.5)
     for record in gpu["cases"]:
         record["case"]["target"] = record["case"]["target"].replace("cpu", "cuda")
+        if record["case"]["target"] == "torch-cuda":
+            record["case"]["device"] = "gpu"
     cross = measures.analyse(views(cpu, gpu))["crossover"]
     lstm = [c for c in cross if c["cell"] == "lstm" and c["batch"] == 1]
     assert len(lstm) == 4 and all(c["gpu_speedup"] == pytest.approx(2.0) for c in lstm)

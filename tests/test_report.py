@@ -25,6 +25,8 @@ def report(tmp_path_factory):
     cpu, gpu = example_doc("cpu-box"), example_doc("gpu-box", scale=0.5)
     for record in gpu["cases"]:
         record["case"]["target"] = record["case"]["target"].replace("torch-cpu", "torch-cuda")
+        if record["case"]["target"] == "torch-cuda":
+            record["case"]["device"] = "gpu"
     inputs = []
     for name, doc in (("cpu", cpu), ("gpu", gpu)):
         inputs.append(folder / f"{name}.json")
@@ -36,7 +38,10 @@ def report(tmp_path_factory):
 def test_markdown_report_has_every_section_and_plot(report):
     text = (report / "report.md").read_text()
     for title in (
-        "Findings",
+        "The answer on cpu-box",
+        "The answer on gpu-box",
+        "Contents",
+        "Findings in full",
         "Machines",
         "Latency = a + b*T",
         "Batch scaling",
@@ -50,7 +55,7 @@ def test_markdown_report_has_every_section_and_plot(report):
         assert f"## {title}" in text, title
     assert "| cpu-box |" in text and "| gpu-box |" in text  # machines merge, labelled
     images = re.findall(r"\]\((img/[\w]+\.png)\)", text)
-    assert len(images) == 6
+    assert len(images) == 8  # six plots and each machine's answer figure
     for image in images:
         data = (report / image).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
@@ -67,10 +72,59 @@ def test_markdown_report_has_every_section_and_plot(report):
 
 def test_html_report_is_standalone(report):
     page = (report / "report.html").read_text()
-    assert page.count("src='data:image/png;base64,") == 6
+    assert page.count("src='data:image/png;base64,") == 8
     assert not re.search(r"(src|href)=['\"]https?:", page)  # nothing from the network
     assert "<table>" in page and "<th>penalty [95% interval]</th>" in page
     assert "<strong>3.0x [3.0, 3.0]</strong>" in page  # markdown-it renders the emphasis
+
+
+def test_the_answer_comes_first_in_at_most_eight_sentences_with_intervals(report):
+    text = (report / "report.md").read_text()
+    sections = re.findall(r"(?m)^## (.+)$", text)
+    assert sections[:3] == ["The answer on cpu-box", "The answer on gpu-box", "Contents"]
+    answer = text.split("## The answer on cpu-box\n", 1)[1].split("\n## ", 1)[0]
+    sentences = re.findall(r"(?m)^- (.+)$", answer)
+    assert 3 <= len(sentences) <= 8
+    interval = re.compile(r"\[[\d.]+, [\d.]+\]")
+    assert all(interval.search(s) for s in sentences[:-1]), sentences
+    # the made-up data: a step costs 10 us at B=1, the penalty is exactly 3x
+    assert any("10.0 us [" in s and "at B=1" in s for s in sentences), sentences
+    assert any("**3.00x [3.00, 3.00]**" in s for s in sentences), sentences
+    assert "![The answer" in answer and "img/answer_cpu_box.png" in answer
+    # the contents link every detail section by the id the HTML gives its heading
+    page = (report / "report.html").read_text()
+    for target in re.findall(r"\]\(#([\w-]+)\)", text.split("## Contents", 1)[1]):
+        assert f"<h2 id='{target}'>" in page, target
+
+
+def test_every_figure_tells_its_series_apart(report):
+    """Recorded on each HTML figure: no two labelled series of one axis share colour, marker
+    and line style (a repeated colour alone is allowed)."""
+    page = (report / "report.html").read_text()
+    assert page.count("<figure data-series=") == 8
+    _no_two_series_alike(page)
+
+
+def test_styles_stay_apart_past_the_colour_cycle():
+    from harness.analysis.styles import style
+
+    looks = [tuple(style(i).values()) for i in range(70)]
+    assert len(set(looks)) == 70
+    assert style(0)["color"] == style(10)["color"] and style(0) != style(10)
+
+
+def _no_two_series_alike(page: str) -> None:
+    import html as html_module
+
+    figures = re.findall(r"<figure data-series=(['\"])(.*?)\1", page)
+    assert figures
+    for _, raw in figures:
+        series = json.loads(html_module.unescape(raw))
+        seen = {}
+        for s in series:
+            look = (s["axis"], s["color"], s["marker"], s["linestyle"])
+            assert look not in seen, f"{s['label']!r} looks like {seen[look]!r}"
+            seen[look] = s["label"]
 
 
 def test_markdown_to_html_renders_tables_and_escapes_raw_html():
@@ -123,7 +177,8 @@ def test_html_report_renders_in_headless_chromium(report, tmp_path):
     ).stdout
     loaded = re.search(r'data-images-loaded="(\d+)/(\d+)"', dom)
     assert loaded, "the page's load handler did not run"
-    assert loaded.group(1) == loaded.group(2) == "6"
+    assert loaded.group(1) == loaded.group(2) == "8"
+    _no_two_series_alike(dom)
     shot = tmp_path / "shot.png"
     subprocess.run(
         [CHROMIUM, *FLAGS, "--window-size=1280,2400", f"--screenshot={shot}", url],

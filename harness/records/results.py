@@ -144,16 +144,23 @@ class CaseFields(Record):
 
     @model_validator(mode="after")
     def _device_known(self) -> CaseFields:
-        """Files before the device field: the device is the target's registry entry's."""
-        if self.device is None:
-            from harness import registry
+        """Files before the device field: the device is the target's registry entry's; a
+        device that contradicts a registered target's is refused."""
+        from harness import registry
 
-            if self.target not in registry.BACKENDS:
+        entry = registry.BACKENDS.get(self.target)
+        if self.device is not None and entry is not None and self.device != entry.device:
+            raise ValueError(
+                f"case of target {self.target!r} says device {self.device!r}, but "
+                f"{self.target} runs on {entry.device}"
+            )
+        if self.device is None:
+            if entry is None:
                 raise ValueError(
                     f"case of target {self.target!r} names no device and this rnnbench does "
                     "not know the target: add device (cpu | gpu) to its case"
                 )
-            self.device = registry.BACKENDS[self.target].device
+            self.device = entry.device
         return self
 
 
