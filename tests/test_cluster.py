@@ -6,6 +6,7 @@ proves the dispatch, not a speed-up."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -35,6 +36,7 @@ psutil = pytest.importorskip("psutil", reason="psutil (a dependency of distribut
 ROOT = Path(__file__).resolve().parents[1]
 FAST = {**TIMING_DEFAULTS, "warmup_s": 0.0, "min_round_s": 0.002, "rounds": 3, "pause_s": 0.0}
 SLOW = {**FAST, "min_round_s": 0.05, "rounds": 12}  # a group takes a few seconds
+LONG = {**FAST, "min_round_s": 0.05, "rounds": 1000}  # a group takes over a minute
 
 
 def _suite(timing, hiddens=(4, 8, 12, 16)) -> Suite:
@@ -156,6 +158,11 @@ def test_every_case_is_timed_once_by_a_worker_that_names_its_machine(two_workers
     assert all(len(workers) == 1 for workers in groups.values())
     assert doc["client"]["scheduler"] == two_workers.address
     _report_names_each_machine(out, tmp_path / "report", records)
+    again = cluster.run_suite_on_dask(
+        _suite(FAST, hiddens=(4,)), tmp_path / "again.json", scheduler=two_workers.address
+    )
+    (label,) = again.machines  # its worker's selfcheck, measured by that worker's first group
+    assert again.machines[label].selfcheck == doc["machines"][label]["selfcheck"]
 
 
 def _report_names_each_machine(out: Path, folder: Path, records: list[dict]) -> None:
@@ -168,7 +175,8 @@ def _report_names_each_machine(out: Path, folder: Path, records: list[dict]) -> 
     assert table.count("| alpha") == 1 and table.count("| beta") == 1 and table in text
     busy = [float(b) for b in re.findall(r"\| (\d+) s busy of \d+ s \|", table)]
     wall = _loaded(out)["wall_s"]
-    assert len(busy) == 2 and sum(busy) > 0 and all(b <= wall + 1 for b in busy)
+    assert len(busy) == 2 and all(0 <= b <= wall + 1 for b in busy)  # shown in whole seconds
+    assert sum(r["group_s"] for r in records if r.get("group_s")) > 0
     for record in records:  # each case's row in the machine that timed it
         assert f"@{record['machine']}" in _speed_rows(out, record["id"])
 
@@ -261,20 +269,64 @@ def test_an_interrupted_client_stops_its_groups_and_resume_finishes(two_workers,
     _check_every_case_once(_loaded(out), _suite_from(suite_file))
 
 
+def test_a_client_killed_mid_run_stops_its_groups(two_workers, tmp_path):
+    """SIGKILL to `rnnbench bench --scheduler`: it sets no cancel event, but the scheduler
+    drops its tasks, and every group it had started stops, long before it would end."""
+    suite_file = _write_suite(tmp_path, min_round_s=LONG["min_round_s"], rounds=LONG["rounds"])
+    command = [
+        sys.executable, "-m", "harness.cli.main", "bench", "--suite", str(suite_file),
+        "--out", str(tmp_path / "r.json"), "--scheduler", two_workers.address,
+    ]  # fmt: skip
+    client = subprocess.Popen(command, env=two_workers.env, stderr=subprocess.DEVNULL)
+    _a_group_being_timed(two_workers, timeout_s=90)
+    client.kill()
+    client.wait(timeout=30)
+    deadline = time.monotonic() + 15
+    while _groups_of(two_workers):
+        assert time.monotonic() < deadline, "a group outlived its client"
+        time.sleep(0.2)
+
+
+def test_the_cancel_event_stops_a_running_group(two_workers):
+    """The client still waits on the task (the scheduler keeps it running); setting the run's
+    distributed.Event alone stops the group's process and its case workers."""
+    from harness.cluster import worker_state
+    from harness.cluster.task import GroupFailed, time_group
+
+    cases = [c.as_dict() for c in _suite(LONG, hiddens=(8,)).cases]
+    with distributed.Client(two_workers.address, timeout="30s") as client:
+        worker_state.register(client)
+        event = distributed.Event(f"rnnbench-cancel-test-{time.monotonic_ns()}", client)
+        future = client.submit(time_group, cases, dict(LONG), False, None, event.name, pure=False)
+        group, case_workers = _a_group_being_timed(two_workers, timeout_s=90)
+        assert not future.done()
+        event.set()
+        _all_gone([group, *case_workers], timeout_s=15)
+        with pytest.raises(GroupFailed, match="cancelled: the client no longer waits"):
+            future.result(timeout=30)
+
+
+def _groups_of(running: Cluster) -> list:
+    """The group processes of this cluster."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        if "harness.cluster.group_process" not in (proc.info["cmdline"] or []):
+            continue
+        with contextlib.suppress(psutil.Error):
+            if proc.environ().get("RNNBENCH_LOCK") == running.env["RNNBENCH_LOCK"]:
+                found.append(proc)
+    return found
+
+
 def _a_group_being_timed(running: Cluster, timeout_s: float):
     """(a group process of this cluster, its case workers) once those run."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        for proc in psutil.process_iter(["cmdline"]):
-            if "harness.cluster.group_process" not in (proc.info["cmdline"] or []):
-                continue
-            try:
-                ours = proc.environ().get("RNNBENCH_LOCK") == running.env["RNNBENCH_LOCK"]
+        for proc in _groups_of(running):
+            with contextlib.suppress(psutil.Error):
                 children = proc.children()
-            except psutil.Error:
-                continue
-            if ours and children:
-                return proc, children
+                if children:
+                    return proc, children
         time.sleep(0.1)
     raise AssertionError("no group was timed within the timeout")
 

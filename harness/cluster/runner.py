@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,7 @@ def run_suite_on_dask(
     there are GPU cases), and for any worker able to take the remaining groups, before giving
     up with a ClusterError."""
     from harness.bench.writer_lock import results_writer
+    from harness.cluster import worker_state
     from harness.cluster.task import probe
     from harness.machine.environment import collect_git
 
@@ -69,6 +71,7 @@ def run_suite_on_dask(
             parts = tasks(todo)
             gpu = any(map(needs_gpu, parts))
             workers = wait_for_workers(client, address, wait_s, gpu)
+            worker_state.register(client)  # on every worker, present and future
             probes = client.run(probe, on_error="return")
             check_workers(workers, parts, probes, doc.machines, code)
             recorder.save()  # the file can be written: found before a group is timed
@@ -182,19 +185,33 @@ class Dispatch:
     """The groups as Dask tasks, their answers into the file as they arrive. A worker found
     unfit (it raised WorkerUnfit, or its label names another environment in the file) is
     retired and its group given to another worker, up to MAX_TRIES times; a group Dask gave
-    up on (its workers died) is recorded once, as errors."""
+    up on (its workers died) is recorded once, as errors. A run that ends early (Ctrl-C, an
+    error) sets the distributed.Event named cancel_event: the running groups stop."""
 
     def __init__(self, client, timing, code: dict, recorder: engine.Recorder, wait_s):
         self.client, self.code = client, code
         self.timing = Timing.model_validate(timing).model_dump()  # settings or a dict of them
         self.recorder, self.wait_s = recorder, wait_s
+        self.cancel_event = f"rnnbench-cancel-{uuid.uuid4().hex}"
         self.futures: dict[Any, tuple[int, list[BenchCase]]] = {}
         self.tries: dict[int, int] = {}
+        self.retired: set[str] = set()  # workers this run retired: they take nothing more
 
     def run(self, parts: list[list[BenchCase]]) -> None:
-        for number, group in enumerate(parts):
-            self.submit(number, group)
-        self.collect()
+        try:
+            for number, group in enumerate(parts):
+                self.submit(number, group)
+            self.collect()
+        except BaseException:
+            self.cancel()
+            raise
+
+    def cancel(self) -> None:
+        """Tell the workers timing this run's groups that nobody waits for them."""
+        from distributed import Event
+
+        with contextlib.suppress(Exception):  # the scheduler may be gone
+            Event(self.cancel_event, self.client).set()
 
     def submit(self, number: int, group: list[BenchCase]) -> None:
         from harness.cluster.task import time_group
@@ -206,6 +223,7 @@ class Dispatch:
             self.timing,
             gpu,
             self.code,
+            self.cancel_event,
             key=f"rnnbench-group-{number}-{time.monotonic_ns()}",
             pure=False,
             priority=-number,  # the suite's order, as far as the workers allow
@@ -228,7 +246,7 @@ class Dispatch:
             if time.monotonic() - checked < CHECK_S:
                 continue
             checked = time.monotonic()
-            if _someone_can_run(self.client, [g for _, g in self.futures.values()]):
+            if _someone_can_run(self.client, self.futures, self.retired):
                 stuck_since = None
             elif stuck_since is None:
                 stuck_since = checked
@@ -261,6 +279,7 @@ class Dispatch:
 
     def refuse(self, address: str, reason: str, number: int, group: list[BenchCase]) -> None:
         print(f"rnnbench: retiring Dask worker {address}: {reason}", file=sys.stderr)
+        self.retired.add(address)
         with contextlib.suppress(Exception):  # it may be gone already
             self.client.retire_workers(workers=[address], close_workers=True)
         self.tries[number] = self.tries.get(number, 0) + 1
@@ -273,8 +292,16 @@ class Dispatch:
         self.recorder.group([engine.lost(engine.new_record(c), reason) for c in group], None)
 
 
-def _someone_can_run(client, groups: list[list[BenchCase]]) -> bool:
+def _someone_can_run(client, futures: dict, retired: set[str]) -> bool:
+    """Whether a running worker this run has not retired can take the remaining groups, and
+    not every one of them sits on a worker that will never run it (one retiring but stuck in
+    closing_gracefully holds its tasks)."""
     workers = client.scheduler_info(n_workers=-1)["workers"]
-    if not workers:
+    able = {a: i for a, i in workers.items() if i.get("status") == "running" and a not in retired}
+    groups = [group for _, group in futures.values()]
+    if not able or (all(map(needs_gpu, groups)) and not _gpu_workers(able)):
         return False
-    return not all(map(needs_gpu, groups)) or bool(_gpu_workers(workers))
+    held = {
+        key for address, keys in client.processing().items() if address not in able for key in keys
+    }
+    return not all(future.key in held for future in futures)

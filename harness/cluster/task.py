@@ -7,8 +7,11 @@ rnnbench (the same commit, both clean or both with uncommitted changes, where bo
 theirs) and, for GPU cases, torch sees a CUDA device there. An unfit worker raises WorkerUnfit
 before timing anything: the client retires it and gives the group to another worker.
 
-When the client goes away (Ctrl-C, an error) the scheduler cancels the task; the group's
-process and its case workers are then stopped within POLL_S or so, and the lock with them."""
+The machine's environment and selfcheck are kept per worker process by
+harness.cluster.worker_state. Once nobody waits for the group, its process and its case workers
+are stopped within POLL_S or so, and the lock with them: the client sets the run's cancel event
+(Ctrl-C, an error), or the scheduler no longer has this worker running the task (the client
+went away without a word)."""
 
 from __future__ import annotations
 
@@ -23,8 +26,6 @@ from pathlib import Path
 from typing import Any
 
 POLL_S = 0.5
-_ENVIRONMENT: dict[str, Any] | None = None  # this worker process's machine, collected once
-_SELFCHECK: dict[str, float] | None = None  # measured by its first group
 
 
 class WorkerUnfit(RuntimeError):
@@ -43,19 +44,30 @@ class GroupFailed(RuntimeError):
 
 
 def time_group(
-    cases: list[dict], timing: dict[str, float], needs_gpu: bool, code: dict | None = None
+    cases: list[dict],
+    timing: dict[str, float],
+    needs_gpu: bool,
+    code: dict | None = None,
+    cancel_event: str | None = None,
 ) -> dict[str, Any]:
-    """code: the client's git {commit, dirty} (None or no commit: not checked)."""
+    """code: the client's git {commit, dirty} (None or no commit: not checked); cancel_event:
+    the name of the distributed.Event the client sets when it gives up on the run."""
     from distributed import get_worker
+
+    from harness.cluster import worker_state
 
     worker = get_worker()
     found = probe()
     problem = unfit(found, needs_gpu, code)
     if problem:
         raise WorkerUnfit(worker.address, problem)
-    records, selfcheck = run_group_process(cases, timing, cancelled=_cancelled(worker))
+    state = worker_state.of(worker)
+    records, measured = run_group_process(
+        cases, timing, selfcheck=state.selfcheck is None, cancelled=_cancelled(cancel_event)
+    )
+    state.selfcheck = state.selfcheck or measured
     return {
-        "machine": {"environment": found["environment"], "selfcheck": selfcheck},
+        "machine": {"environment": found["environment"], "selfcheck": state.selfcheck},
         "host": platform.node(),
         "worker": worker.address,
         "records": records,
@@ -68,16 +80,17 @@ def probe(dask_worker=None) -> dict[str, Any]:
     environment, with the git state of the code it would run read afresh."""
     from distributed import get_worker
 
+    from harness.cluster import worker_state
     from harness.machine.environment import collect_environment, collect_git
 
-    global _ENVIRONMENT
     worker = dask_worker or get_worker()
-    if _ENVIRONMENT is None:
-        _ENVIRONMENT = collect_environment()
+    state = worker_state.of(worker)
+    if state.environment is None:
+        state.environment = collect_environment()
     return {
         "address": worker.address,
-        "nthreads": worker.state.nthreads,
-        "environment": {**_ENVIRONMENT, "git": collect_git()},
+        "nthreads": worker.identity()["nthreads"],
+        "environment": {**state.environment, "git": collect_git()},
     }
 
 
@@ -110,48 +123,57 @@ def _code(git: dict) -> str:
     )
 
 
-def _cancelled(worker):
-    """A test of whether the scheduler has given up on the task this thread runs."""
-    from distributed.worker import thread_state
+def _cancelled(cancel_event: str | None):
+    """A test, for the task this thread runs, of whether nobody waits for its answer: the client
+    set cancel_event, or the scheduler no longer has this worker running the task (the client
+    went away without setting it, or the group went to another worker)."""
+    from distributed import Event, get_client, get_worker
 
-    key = getattr(thread_state, "key", None)
+    worker, client = get_worker(), get_client()
+    key = worker.get_current_task()
+    event = Event(cancel_event, client) if cancel_event else None
 
     def cancelled() -> bool:
-        task = worker.state.tasks.get(key)
-        return task is None or task.state in ("cancelled", "released")
+        try:
+            if event is not None and event.is_set():
+                return True
+            return key not in client.processing().get(worker.address, ())
+        except (OSError, TimeoutError):  # no scheduler to ask: a worker that lost it closes
+            return False
 
     return cancelled
 
 
 def run_group_process(
-    cases: list[dict], timing: dict[str, float], cancelled=None
-) -> tuple[list[dict], dict]:
-    """(the group's records, the machine's selfcheck: measured by this process's first
-    group), timed by `python -m harness.cluster.group_process`; stopped (and a GroupFailed
-    raised) as soon as cancelled() says nobody waits for them."""
-    global _SELFCHECK
+    cases: list[dict], timing: dict[str, float], selfcheck: bool = False, cancelled=None
+) -> tuple[list[dict], dict | None]:
+    """(the group's records, the machine's selfcheck if asked for, else None), timed by
+    `python -m harness.cluster.group_process`; stopped (and a GroupFailed raised) as soon as
+    cancelled() says nobody waits for them."""
     with tempfile.TemporaryDirectory(prefix="rnnbench-group-") as folder:
         request, result = Path(folder, "request.json"), Path(folder, "result.json")
         log = Path(folder, "group.log")
-        asked = {"cases": cases, "timing": timing, "selfcheck": _SELFCHECK is None}
+        asked = {"cases": cases, "timing": timing, "selfcheck": selfcheck}
         request.write_text(json.dumps(asked), encoding="utf-8")
         command = [sys.executable, "-m", "harness.cluster.group_process", str(os.getpid())]
         with open(log, "wb") as output:
             proc = subprocess.Popen(
                 [*command, str(request), str(result)], stdout=output, stderr=subprocess.STDOUT
             )
-            while proc.poll() is None:
-                if cancelled is not None and cancelled():
+            try:
+                while proc.poll() is None:
+                    if cancelled is not None and cancelled():
+                        raise GroupFailed("cancelled: the client no longer waits for this group")
+                    time.sleep(POLL_S)
+            finally:  # cancelled, or cancelled() failed: the group stops with the task
+                if proc.poll() is None:
                     _terminate(proc)
-                    raise GroupFailed("cancelled: the client no longer waits for this group")
-                time.sleep(POLL_S)
         if proc.returncode != 0 or not result.exists():
             text = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()
             tail = " | ".join(text[-3:]) or "(no output)"
             raise GroupFailed(f"the group's process exited with code {proc.returncode}: {tail}")
         answer = json.loads(result.read_text(encoding="utf-8"))
-        _SELFCHECK = _SELFCHECK or answer["selfcheck"]
-        return answer["records"], _SELFCHECK
+        return answer["records"], answer["selfcheck"]
 
 
 def _terminate(proc: subprocess.Popen) -> None:
