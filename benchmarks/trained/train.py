@@ -254,6 +254,7 @@ def main() -> int:
     from harness.atomic import write_text_atomic
     from harness.machine.environment import collect_environment
 
+    environment = collect_environment()  # before the models are written: the commit's state
     MODELS.mkdir(parents=True, exist_ok=True)
     series, source = membrane()
     data = windows(series)
@@ -263,7 +264,7 @@ def main() -> int:
     document = {
         "kind": "rnnbench-training",
         "schema_version": 1,
-        "environment": collect_environment(),
+        "environment": environment,
         "data": {
             "membrane": {
                 "source": source,
