@@ -30,8 +30,5 @@ class ModelFileBackend(BaseBackend):
             raise NotSupported(f"{path} holds weights only: nothing runs it as it is")
         runtime = model.runtime
         if self.threads:
-            if hasattr(runtime, "set_threads"):
-                runtime.set_threads(self.threads)
-            else:  # an ONNX file
-                runtime.threads = self.threads
+            runtime.set_threads(self.threads)
         return model, runtime

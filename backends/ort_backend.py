@@ -126,10 +126,12 @@ class PreparedOrt(BasePrepared):
     @property
     def impl_class(self) -> str:
         """The export's form as the audit found it ("native LSTM", "Loop", "unrolled")."""
-        form = (self.audit or {}).get("form", "")
-        if form.startswith("native"):
-            return f"ONNX {form.split(' ', 1)[1]} op (ORT kernel)"
-        return "ONNX graph unrolled over T" if form == "unrolled" else f"ONNX {form}, a step a turn"
+        audit = self.audit or {}
+        if audit.get("recurrent_ops"):
+            return f"ONNX {'+'.join(audit['recurrent_ops'])} op (ORT kernel)"
+        if audit.get("loop_ops"):
+            return f"ONNX {'+'.join(audit['loop_ops'])}, a step a turn"
+        return "ONNX graph unrolled over T"
 
     @property
     def notes(self) -> str:
@@ -139,7 +141,9 @@ class PreparedOrt(BasePrepared):
         """run() is session.run on a feed made once (its outputs are NumPy arrays already)."""
         self.forward(x)  # export, open and check the session
         feed, convert = self._feed(np.asarray(x, dtype=self.spec.dtype), None, None, None)
-        return (lambda: self.session.run(None, feed)), (lambda out: self._outputs(out, convert))
+        what = f"the {self.backend.exporter} export"
+        run = lambda: run_session(self.session, feed, what)  # noqa: E731
+        return run, (lambda out: self._outputs(out, convert))
 
     def _run(self, x, seq_lens, h0, c0) -> Outputs:
         feed, convert = self._feed(x, seq_lens, h0, c0)

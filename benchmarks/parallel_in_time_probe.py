@@ -264,7 +264,7 @@ def main() -> None:
         from harness.machine.environment import collect_environment
 
         document = {
-            "kind": "rnnbench-pit-iteration-cost",
+            "kind": "rnnbench-parallel-in-time-iteration-cost",
             "method": "microbenchmark: round-robin in one process, not the engine",
             "schema_version": 1,
             "command": " ".join(sys.argv),

@@ -19,7 +19,7 @@ $rnnbench bench --suite quick --out "$cpu/bench-quick.json" --overwrite --machin
 $rnnbench bench --suite default --out "$cpu/bench-default.json" --overwrite --machine "$machine"
 $rnnbench parallel-in-time --sweep default --json "$cpu/parallel-in-time.json"
 PYTHONPATH=. .tox/stack/bin/python benchmarks/parallel_in_time_probe.py --cost-only --no-before \
-  --budget 3 --json "$cpu/pit-iteration-cost.json" > "$cpu/pit-iteration-cost.txt"
+  --budget 3 --json "$cpu/parallel-in-time-iteration-cost.json" > "$cpu/parallel-in-time-iteration-cost.txt"
 $rnnbench selfcheck --json "$cpu/selfcheck.json" || echo "selfcheck: a figure outside its bound (recorded in the file)" >&2
 $rnnbench parity --report results/cpu-reference > /dev/null
 RNNBENCH="$rnnbench" bash benchmarks/trained/regenerate.sh "$machine"

@@ -48,9 +48,11 @@ def print_table(header: Sequence[str], rows: Iterable[Sequence[Any]], markdown=F
     if console is None or not console.is_terminal:
         print(text_table(header, rows))
         return
-    table = Table(*header, header_style="bold")
+    from rich.markup import escape
+
+    table = Table(*map(escape, header), header_style="bold")  # cells are text, not markup
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*map(escape, row))
     console.print(table)
 
 

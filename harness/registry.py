@@ -17,8 +17,8 @@ from harness.model.spec import VARIANTS
 MODEL_MODES = ("forward", "train", "gemm")
 PROBE_MODES = ("peak", "bandwidth")  # machine probes: `size` is their only axis
 MINGRU_MODES = ("forward", "sequential", "gemm")  # forward = its parallel scan
-PIT_MODES = ("newton", "quasi-newton")  # the recurrence solved in parallel over time
-ALL = (*MODEL_MODES, "sequential", *PROBE_MODES, *PIT_MODES)
+PARALLEL_IN_TIME_MODES = ("newton", "quasi-newton")  # the recurrence solved in parallel over time
+ALL = (*MODEL_MODES, "sequential", *PROBE_MODES, *PARALLEL_IN_TIME_MODES)
 REFERENCE = "numpy"  # the oracle every other backend is compared with
 HEADLINE = ("torch-cpu", "torch-cuda")  # the framework the findings and the selfcheck quote first
 
@@ -88,8 +88,8 @@ _KERAS_VARIANTS = ("linear_before_reset",)  # GRU(reset_after=False)
 # One row a backend: a table reads better unformatted.
 register("numpy", _NUMPY, modes=ALL, mingru=True, variants=VARIANTS, reverse_only=True)
 register("cupy", _NUMPY, ["cupy"], "gpu", "gpu",
-         ("forward", "gemm", "sequential", *PROBE_MODES, *PIT_MODES), mingru=True, parity=False,
-         variants=VARIANTS, xp="cupy")
+         ("forward", "gemm", "sequential", *PROBE_MODES, *PARALLEL_IN_TIME_MODES), mingru=True,
+         parity=False, variants=VARIANTS, xp="cupy")
 register("torch-cpu", _TORCH, ["torch"], "torch", modes=ALL, mingru=True, device="cpu")
 register("torch-cpu-onednn", _TORCH, ["torch"], "torch", modes=("gemm", "peak"), parity=False,
          device="cpu", gemm_library="onednn")

@@ -30,7 +30,7 @@ def record(case: BenchCase, samples: list[float], impl="made up") -> dict:
 
 
 def document(records: list[dict], machine="test-machine", torch_version="2.13.0") -> dict:
-    """A one-machine results file's content (version 3), every record timed by `machine`."""
+    """A one-machine results file's content (version 4), every record timed by `machine`."""
     env = {
         "machine": machine,
         "cpu": {"model": "Test CPU", "logical_cores": 2},

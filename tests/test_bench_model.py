@@ -47,8 +47,8 @@ def test_the_file_and_its_backends_are_timed_after_parity(timed):
         assert all(c["passed"] for c in record["parity"]), record["parity"]
     file_cases = [r for r in ok if r["case"]["target"] == "model-file"]
     assert all("my model.onnx as it is (onnx)" in r["impl_class"] for r in file_cases)
-    pit = [r["pit"] for r in ok if r["case"]["mode"] == "newton"]
-    assert all(p["converged"] and p["lle"] < 0 for p in pit), pit
+    solves = [r["parallel_in_time"] for r in ok if r["case"]["mode"] == "newton"]
+    assert all(p["converged"] and p["lle"] < 0 for p in solves), solves
 
 
 def test_the_report_shows_your_model_and_nothing_empty(timed):

@@ -118,7 +118,7 @@ def two_workers(tmp_path_factory):
 
 
 def _loaded(out: Path) -> dict:
-    """The results file, checked, as its JSON (version 3)."""
+    """The results file, checked, as its JSON (version 4)."""
     return json.loads(results.dumps(results.load_results(out)))
 
 

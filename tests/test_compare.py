@@ -106,7 +106,7 @@ def test_files_of_several_machines_compare_like_with_like():
     text = format_comparison(result)
     assert "machines not compared (no like for like): cpu-c (only in NEW)" in text
     header = next(line for line in text.splitlines() if line.startswith("case "))
-    assert header.endswith("verdict  machine")
+    assert header.split() == ["case", "base", "new", "new/base", "p", "verdict", "machine"]
 
 
 def test_cli_exit_codes(tmp_path, capsys):
@@ -203,4 +203,8 @@ def test_compare_output_is_readable(tmp_path, capsys):
     (tmp_path / "c.json").write_text(json.dumps(other))
     assert main(["compare", str(tmp_path / "b.json"), str(tmp_path / "c.json")]) == 2
     out, err = capsys.readouterr()
-    assert "regression(s)" not in out and err.count("\n") == 1 and "share no case" in err
+    assert out == "" and "regression(s)" not in err and "verdict" not in err
+    *why, last = err.strip().splitlines()
+    assert "share no case" in last and why == [
+        f"{len(base['cases'])} cases of BASE were not timed in NEW"
+    ]

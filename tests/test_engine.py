@@ -102,7 +102,7 @@ def test_a_version_1_file_resumes_into_version_2_on_its_machine(tmp_path, monkey
         engine.run_suite(_suite(), out, resume=True)  # the hostname is not 'old'
     doc = engine.run_suite(_suite(), out, resume=True, machine="old")
     saved = results.load_results(out)
-    assert saved == doc and json.loads(out.read_text())["schema_version"] == 3
+    assert saved == doc and json.loads(out.read_text())["schema_version"] == 4
     assert [r.machine for r in saved.cases] == ["old"] * 3 and list(saved.machines) == ["old"]
 
 

@@ -13,7 +13,7 @@ from harness.model.weights import init_weights, save_weights
 
 
 def _run(tmp_path, capsys, *argv):
-    out = tmp_path / "pit.json"
+    out = tmp_path / "parallel-in-time.json"
     code = main(["parallel-in-time", *argv, "--json", str(out)])
     captured = capsys.readouterr()
     return code, (json.loads(out.read_text()) if out.exists() else None), captured

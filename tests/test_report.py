@@ -84,13 +84,13 @@ def test_the_answer_comes_first_in_at_most_eight_sentences_with_intervals(report
     assert sections[:3] == ["The answer on cpu-box", "The answer on gpu-box", "Contents"]
     answer = text.split("## The answer on cpu-box\n", 1)[1].split("\n## ", 1)[0]
     sentences = re.findall(r"(?m)^- (.+)$", answer)
-    assert 3 <= len(sentences) <= 8
+    assert 2 <= len(sentences) <= 8
     interval = re.compile(r"\[[\d.]+, [\d.]+\]")
     assert all(interval.search(s) for s in sentences[:-1]), sentences
     # the made-up data: a step costs 10 us at B=1, the penalty is exactly 3x
     assert any("10.0 us [" in s and "at B=1" in s for s in sentences), sentences
     assert any("**3.00x [3.00, 3.00]**" in s for s in sentences), sentences
-    assert "![The answer" in answer and "img/answer_cpu_box.png" in answer
+    assert "![The answer" in answer and re.search(r"img/answer_cpu_box_[0-9a-f]{6}\.png", answer)
     # the contents link every detail section by the id the HTML gives its heading
     page = (report / "report.html").read_text()
     for target in re.findall(r"\]\(#([\w-]+)\)", text.split("## Contents", 1)[1]):

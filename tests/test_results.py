@@ -63,7 +63,7 @@ def test_round_trip_and_done_ids(tmp_path):
     path = tmp_path / "r.json"
     results.save_results(path, _doc())
     doc = results.load_results(path)
-    assert doc.schema_version == results.SCHEMA_VERSION == 3
+    assert doc.schema_version == results.SCHEMA_VERSION == 4
     assert results.done_ids(doc) == {"a"}  # an error is measured again on resume
     assert doc.suite.identity.case_ids == [c.id for c in load_suite("quick").cases]
 
@@ -104,7 +104,10 @@ def _samples_times(factor):
     ("mutate", "message"),
     [
         (lambda d: "{not json", r"is corrupt: not JSON"),
-        (lambda d: {**d, "schema_version": 99}, r"schema_version 99: this rnnbench reads 1, 2, 3"),
+        (
+            lambda d: {**d, "schema_version": 99},
+            r"schema_version 99: this rnnbench reads 1, 2, 3, 4",
+        ),
         (lambda d: {**d, "kind": "other"}, r"is not an rnnbench results file"),
         (lambda d: {k: v for k, v in d.items() if k != "suite"}, r"suite: missing"),
         (_with_case(status="fine"), r"cases\[0\]\.status = 'fine': allowed 'ok', 'failed'"),
@@ -169,11 +172,11 @@ def test_nothing_invalid_is_ever_written(tmp_path):
     assert not (tmp_path / "r.json").exists()
 
 
-def test_a_version_1_file_reads_as_one_machine_and_is_written_back_as_version_3(tmp_path):
+def test_a_version_1_file_reads_as_one_machine_and_is_written_back_as_version_4(tmp_path):
     path = tmp_path / "v1.json"
     path.write_text(json.dumps(_version_1()))
     doc = results.load_results(path)
-    assert doc.schema_version == 3 and doc.suite.identity is None
+    assert doc.schema_version == 4 and doc.suite.identity is None
     assert doc.machines["old-box"].environment.cpu["model"] == "EPYC"
     assert doc.machines["old-box"].selfcheck == {"loop_overhead_s": 2e-8}
     assert [r.machine for r in doc.cases] == ["old-box"]
@@ -215,7 +218,7 @@ def test_the_committed_results_validate():
         str(p)
         for p in sorted(root.rglob("*.json"))
         if "schema" not in p.parts
-        and "pit-iteration-cost" not in p.name
+        and "parallel-in-time-iteration-cost" not in p.name
         and p.name not in ("selfcheck.json", "gpu_speed.json", "tf32.json")
     ]
     assert files
@@ -236,3 +239,18 @@ def test_the_published_schemas_and_tables_are_the_codes(tmp_path):
     assert f"{publish.BEGIN}\n{publish.tables()}{publish.END}" in readme, (
         "results/README.md's tables are stale: rnnbench schema --readme results/README.md"
     )
+
+
+def test_a_version_3_file_names_its_solve_pit_and_reads_as_parallel_in_time(tmp_path):
+    doc = json.loads(results.dumps(_doc()))
+    solve = {"method": "newton", "tol": 1e-6, "max_iter": 9, "lle": -0.5, "converged": True}
+    doc["cases"][0]["pit"] = {**solve, "iterations": 4}
+    doc["schema_version"] = 3
+    path = tmp_path / "v3.json"
+    path.write_text(json.dumps(doc))
+    loaded = results.load_results(path)
+    assert loaded.schema_version == 4 and loaded.cases[0].parallel_in_time.iterations == 4
+    doc["schema_version"] = 4  # a version 4 file with the old name is refused, naming it
+    path.write_text(json.dumps(doc))
+    with pytest.raises(results.ResultsError, match="pit"):
+        results.load_results(path)

@@ -30,7 +30,8 @@ def _built(case):
     except NotSupported as exc:
         reason = str(exc)
         assert reason and "\n" not in reason
-        assert any(k in reason for k in ("CUDA", "CuPy", "onnxruntime", "not installed")), reason
+        unavailable = ("CUDA device", "CuPy", "ExecutionProvider", "not installed")
+        assert any(k in reason for k in unavailable), reason  # a kernel gap here is a failure
         pytest.skip(reason)
     assert threads["requested"] == case.threads
     assert built.checks and all(c.passed for c in built.checks), [

@@ -17,8 +17,8 @@ scan's compositions, the change). Here every buffer is allocated once per solve:
 
 `compile=True` hands the cell's elementwise part (pre-activations -> b, J) to torch.compile, which
 fuses it into one loop; it costs a compile per (cell, dtype, device) on first use (measured in
-benchmarks/parallel_in_time_probe.py), so it is opt-in: RNNBENCH_PIT_COMPILE=1 turns it on for
-the runner.
+benchmarks/parallel_in_time_probe.py), so it is opt-in: RNNBENCH_PARALLEL_IN_TIME_COMPILE=1
+turns it on for the runner.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import os
 
 from harness.model.spec import Cell
 
-COMPILE_ENV = "RNNBENCH_PIT_COMPILE"
+COMPILE_ENV = "RNNBENCH_PARALLEL_IN_TIME_COMPILE"
 
 
 def compile_requested() -> bool:

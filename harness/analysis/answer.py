@@ -1,10 +1,12 @@
 """The answer first: per machine, at most MAX_SENTENCES sentences computed from the analysis,
-each quoting a measured figure with its 95% interval, that say where recurrence stops scaling
+each quoting measured figures with their 95% intervals, that say where recurrence stops scaling
 there. In order: the fastest runtime on the standard case; each cell's per-step floor at B=1 and
 what bounds it (a memory level, the product peak, or dispatch when the step runs far over its
-roofline bound); the batch from which a step is compute-bound; the penalty of recurrence
-against the same FLOPs as one product across B and T; and where evaluating the recurrence in
-parallel over time wins or loses, and why. A sentence whose data the results lack is left out."""
+roofline bound); the batch from which each cell's step is compute-bound; the penalty of
+recurrence against the same FLOPs as one product across B and T; and where evaluating the
+recurrence in parallel over time wins or loses there, and why. A sentence whose data the
+results lack is left out; a figure whose interval is too wide to carry it is not the one quoted.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +14,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from harness import registry
-from harness.analysis.findings import is_standard
+from harness.analysis.findings import instability, is_standard
 from harness.analysis.parallel_in_time import solved
-from harness.analysis.roofline import step_bound
+from harness.analysis.roofline import GATE_FLOPS, step_bound
 from harness.analysis.rows import ratio
 from harness.bench.stats import format_interval, format_ratio, format_seconds
 
@@ -23,6 +25,7 @@ MAX_SENTENCES = 8
 # (framework and kernel-launch overhead), not by the machine's compute or memory.
 DISPATCH = 2.0
 BATCHES = tuple(2**k for k in range(17))  # where the roofline's compute-bound batch is sought
+_PARTS = ("rows", "fits", "batch", "penalties", "roofline")
 
 
 def answers(result: dict[str, Any]) -> list[tuple[str, list[str]]]:
@@ -46,17 +49,18 @@ def answers(result: dict[str, Any]) -> list[tuple[str, list[str]]]:
 def builtin(result: dict[str, Any]) -> dict[str, Any]:
     """The analysis without the rows, fits and timings of a user's model."""
     mine = {k: [x for x in result[k] if not x.get("model")] for k in _PARTS}
-    pit = result.get("pit")
-    if pit:
-        pit = {**pit, "timed": [t for t in pit["timed"] if not t.get("model")]}
-    return {**result, **mine, "pit": pit}
-
-
-_PARTS = ("rows", "fits", "batch", "penalties", "roofline")
+    solves = result.get("parallel_in_time")
+    if solves:
+        solves = {**solves, "timed": [t for t in solves["timed"] if not t.get("model")]}
+    return {**result, **mine, "parallel_in_time": solves}
 
 
 def markdown(sentences: list[str]) -> str:
     return "\n".join(f"- {s}" for s in sentences)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 def _article(cell: str) -> str:
@@ -67,45 +71,66 @@ def _cell(fit: dict[str, Any]) -> str:
     return f"{fit['cell'].upper()} (H={fit['hidden']}, {fit['dtype']})"
 
 
+def _range(values: list) -> str:
+    values = sorted(set(values))
+    return str(values[0]) if len(values) == 1 else f"{values[0]}-{values[-1]}"
+
+
 def _fastest(result: dict[str, Any], machine: str) -> Iterator[str]:
-    rows = [
-        r
-        for r in result["rows"]
-        if r["machine"] == machine and r["mode"] == "forward" and is_standard(r)
-    ]
-    if not rows:
+    """Each runtime at its best thread count (a GPU runtime's case runs at one), fastest
+    first."""
+    best: dict[str, dict] = {}
+    for r in result["rows"]:
+        if r["machine"] != machine or r["mode"] != "forward" or not is_standard(r):
+            continue
+        if r["target"] not in best or r["median"] < best[r["target"]]["median"]:
+            best[r["target"]] = r
+    if not best:
         return
-    threads = max(r["threads"] for r in rows)
-    ranked = sorted((r for r in rows if r["threads"] == threads), key=lambda r: r["median"])
+    ranked = sorted(best.values(), key=lambda r: r["median"])
     first = ranked[0]
     text = (
-        f"Fastest on the standard LSTM (B=32, T=100, I=128, H=256, {first['dtype']}, "
-        f"{threads} thread{'s' if threads > 1 else ''}): **{first['target']}**, "
+        f"Fastest on the standard LSTM (B=32, T=100, I=128, H=256, {first['dtype']}): "
+        f"**{first['target']}** ({first['device']}, {_plural(first['threads'], 'thread')}), "
         f"{format_interval(first['median_ci'])}"
     )
     if len(ranked) > 1:
         second = ranked[1]
         interval = ratio(second, first)
-        close = " (too close to call)" if interval[1] <= 1 <= interval[2] else ""
-        text += f"; next {second['target']} at {format_ratio(interval)} its time{close}"
-    yield text + f" ({len(ranked)} runtimes timed)."
+        verdict = (
+            "too close to call" if interval[1] <= 1 <= interval[2] else "slower, interval and all"
+        )
+        text += (
+            f"; the next, {second['target']}, takes {format_ratio(interval)} its time ({verdict})"
+        )
+    yield text + f"; {_plural(len(ranked), 'runtime')} timed."
+
+
+def _consistent(result: dict[str, Any], fit: dict[str, Any]) -> bool:
+    """Not beaten by its own roofline bound (that fit is listed under Inconsistencies)."""
+    roof = _roof_of(result, fit)
+    return roof is None or roof["times_bound"] >= 1
 
 
 def _floors(result: dict[str, Any], machine: str) -> list[dict[str, Any]]:
-    """Per cell, the forward step-cost fit at B=1 with the smallest slope (any runtime)."""
-    best: dict[str, dict] = {}
+    """Per (cell, H, I, dtype, device), the forward step-cost fit at B=1 with the smallest
+    slope of any runtime, among fits no bound contradicts."""
+    best: dict[tuple, dict] = {}
     for fit in result["fits"]:
         if fit["machine"] != machine or fit["mode"] != "forward" or fit["batch"] != 1:
             continue
-        if fit["cell"] not in best or fit["b"] < best[fit["cell"]]["b"]:
-            best[fit["cell"]] = fit
-    return [best[c] for c in sorted(best)]
+        if fit["cell"] not in GATE_FLOPS or not _consistent(result, fit):
+            continue
+        shape = tuple(fit[f] for f in ("cell", "hidden", "input_size", "dtype", "device"))
+        if shape not in best or fit["b"] < best[shape]["b"]:
+            best[shape] = fit
+    return [best[k] for k in sorted(best, key=str)]
 
 
 def _roof_of(result: dict[str, Any], fit: dict[str, Any]) -> dict[str, Any] | None:
-    fields = ("machine", "target", "cell", "dtype", "batch", "hidden", "layers", "threads")
+    fields = ("machine", "target", "cell", "dtype", "batch", "hidden", "input_size", "layers")
     for roof in result["roofline"]:
-        if all(roof[f] == fit[f] for f in fields) and roof["input_size"] == fit["input_size"]:
+        if all(roof[f] == fit[f] for f in fields) and roof["threads"] == fit["threads"]:
             return roof
     return None
 
@@ -115,12 +140,7 @@ def _floor(result: dict[str, Any], machine: str) -> Iterator[str]:
     for fit in _floors(result, machine):
         part = f"{_cell(fit)} {format_interval(fit['b_ci'])} in {fit['target']}"
         roof = _roof_of(result, fit)
-        if roof is None:
-            part += " (no roofline bound: no product peak measured for it)"
-        else:
-            parts.append(part + _bounded_by(roof))
-            continue
-        parts.append(part)
+        parts.append(part + (_bounded_by(roof) if roof else " (no product peak to bound it)"))
     if parts:
         yield f"One step at B=1 costs at least: {'; '.join(parts)}."
 
@@ -132,52 +152,51 @@ def _bounded_by(roof: dict[str, Any]) -> str:
         if roof["limited_by"] == "memory"
         else f"the product peak ({format_seconds(roof['bound_s'])})"
     )
-    if times < 1:
-        return f", under its bound by {limit}: an inconsistency (see Inconsistencies)"
     if times <= DISPATCH:
         return f", {times:.2f}x its bound by {limit}: the machine sets it"
     return f", {times:.1f}x its bound by {limit}: dispatch, not the machine, sets it"
 
 
 def _crossing(fit: dict[str, Any], peak_flops: float, peak, memory) -> int | None:
-    """The smallest batch at which the step's compute term reaches its memory term."""
+    """The smallest batch at which the step's compute term reaches its memory term (None:
+    the memory term is unknown, or no batch searched reaches it)."""
     for batch in BATCHES:
         bound = step_bound({**fit, "batch": batch}, peak, memory, peak_flops)
-        if bound["memory_bound_s"] is None or bound["limited_by"] == "compute":
+        if bound["memory_bound_s"] is None:
+            return None
+        if bound["limited_by"] == "compute":
             return batch
     return None
 
 
 def _compute_bound(result: dict[str, Any], machine: str) -> Iterator[str]:
-    """For the first cell whose batch scaling was timed (else the first floor): where the
-    roofline turns compute-bound, across the peak's interval, and what the batch cost."""
-    floors = _floors(result, machine)
-    scaled = {
-        (s["target"], s["cell"])
-        for s in result["batch"]
-        if s["machine"] == machine and s["mode"] == "forward"
-    }
-    floors.sort(key=lambda f: (f["target"], f["cell"]) not in scaled)
-    for fit in floors:
-        peak = result["machine"]["peaks"].get(
-            (machine, fit["device"], fit["dtype"], fit["threads"])
-        )
-        memory = result["machine"]["memory"].get((machine, fit["device"], fit["threads"]))
+    """For each cell's floor: the batch from which the roofline makes its step compute-bound
+    (with the range the peak's interval gives) and, where timed, what that batch cost."""
+    parts, peaks = [], {}
+    for fit in _floors(result, machine):
+        where = (machine, fit["device"])
+        peak = result["machine"]["peaks"].get((*where, fit["dtype"], fit["threads"]))
+        memory = result["machine"]["memory"].get((*where, fit["threads"]))
         if peak is None or memory is None:
             continue
         at = [_crossing(fit, flops, peak, memory) for flops in peak.flops_ci]
         if None in at:
             continue
-        level = step_bound({**fit, "batch": at[0]}, peak, memory, peak.flops)["level"]
+        level = step_bound({**fit, "batch": at[0]}, peak, memory)["level"]
+        peaks[peak.id] = (peak, level)
         low, high = min(at[1:]), max(at[1:])
-        text = (
-            f"{_article(fit['cell'])} {_cell(fit)} step turns compute-bound from **B={at[0]}** "
-            f"[{low}, {high}] by the roofline (the best product, "
-            f"{peak.flops / 1e9:.0f} GFLOP/s [{peak.flops_ci[1] / 1e9:.0f}, "
-            f"{peak.flops_ci[2] / 1e9:.0f}], against the copy bandwidth in {level})"
+        parts.append(
+            f"{_cell(fit)} from **B={at[0]}** [{low}, {high}]"
+            + _batch_cost(result, machine, fit, at[0])
         )
-        yield text + _batch_cost(result, machine, fit, at[0]) + "."
+    if not parts:
         return
+    limits = "; ".join(
+        f"{p.flops / 1e9:.0f} GFLOP/s [{p.flops_ci[1] / 1e9:.0f}, {p.flops_ci[2] / 1e9:.0f}] "
+        f"against the copy bandwidth in {level}"
+        for p, level in peaks.values()
+    )
+    yield f"By the roofline ({limits}), a step turns compute-bound: {'; '.join(parts)}."
 
 
 def _batch_cost(result: dict[str, Any], machine: str, fit: dict[str, Any], crossing: int) -> str:
@@ -186,24 +205,28 @@ def _batch_cost(result: dict[str, Any], machine: str, fit: dict[str, Any], cross
         for s in result["batch"]
         if s["machine"] == machine
         and s["mode"] == "forward"
-        and (s["target"], s["cell"]) == (fit["target"], fit["cell"])
+        and all(s[f] == fit[f] for f in ("target", "cell", "hidden", "dtype", "threads"))
     ]
     if not series:
         return ""
     points = series[0]["points"]
     past = [p for p in points if p["batch"] >= crossing and p["batch"] > 1] or points[-1:]
     shown = [past[0], points[-1]] if past[0] is not points[-1] else [points[-1]]
-    cost = " and ".join(
-        f"B={p['batch']} {format_ratio(p['relative_ci'])} B=1's time" for p in shown
-    )
-    return f"; measured in {fit['target']} at T={series[0]['steps']}: {cost}"
+    cost = " and ".join(f"B={p['batch']} {format_ratio(p['relative_ci'])}" for p in shown)
+    return f" (measured in {fit['target']} at T={series[0]['steps']}, B=1's time x {cost})"
 
 
 def _penalty(result: dict[str, Any], machine: str) -> Iterator[str]:
+    """Over cases with a recurrence (T > 1) that no baseline beats and whose interval settles
+    the figure; from the headline runtime where it has them."""
     held = [
         p
         for p in result["penalties"]
-        if p["machine"] == machine and p["best_penalty"] >= 1 and p["penalty"] >= 1
+        if p["machine"] == machine
+        and p["steps"] > 1
+        and p["best_penalty"] >= 1
+        and p["penalty"] >= 1
+        and not instability(p["best_penalty_ci"])
     ]
     if not held:
         return
@@ -214,13 +237,17 @@ def _penalty(result: dict[str, Any], machine: str) -> Iterator[str]:
     mine = [p for p in held if p["target"] == target]
     low = min(mine, key=lambda p: p["best_penalty"])
     high = max(mine, key=lambda p: p["best_penalty"])
-    batches = sorted({p["batch"] for p in mine})
-    steps = sorted({p["steps"] for p in mine})
+    span = f"B {_range([p['batch'] for p in mine])} and T {_range([p['steps'] for p in mine])}"
+    if low is high or low["best_penalty_ci"] == high["best_penalty_ci"]:
+        figure = f"**{format_ratio(high['best_penalty_ci'])}** ({_shape(high)})"
+    else:
+        figure = (
+            f"{format_ratio(low['best_penalty_ci'])} ({_shape(low)}) to "
+            f"**{format_ratio(high['best_penalty_ci'])}** ({_shape(high)})"
+        )
     yield (
-        f"Recurrence costs {target} {format_ratio(low['best_penalty_ci'])} "
-        f"({_shape(low)}) to **{format_ratio(high['best_penalty_ci'])}** ({_shape(high)}) "
-        "the time of the same FLOPs as one matrix product, over "
-        f"B {_range(batches)} and T {_range(steps)} ({len(mine)} cases)."
+        f"Recurrence costs {target} {figure} the time of the same FLOPs as one matrix product, "
+        f"over {span} ({_plural(len(mine), 'case')} whose interval settles it)."
     )
 
 
@@ -228,41 +255,48 @@ def _shape(p: dict[str, Any]) -> str:
     return f"{p['cell'].upper()} B={p['batch']} T={p['steps']} H={p['hidden']}"
 
 
-def _range(values: list[int]) -> str:
-    return str(values[0]) if len(values) == 1 else f"{values[0]}-{values[-1]}"
-
-
 def _parallel_in_time(result: dict[str, Any], machine: str) -> Iterator[str]:
-    pit = result.get("pit") or {}
-    timed = [t for t in pit.get("timed", []) if t["machine"] == machine]
-    if timed:
-        yield _where_it_wins(timed)
-        yield _why(timed)
-    limit = _lle_limit(pit)
+    solves = result.get("parallel_in_time") or {}
+    timed = [t for t in solves.get("timed", []) if t["machine"] == machine]
+    if not timed:
+        return
+    yield _where_it_wins(timed)
+    yield _why(timed)
+    limit = _lle_limit(solves)
     if limit:
         yield limit
 
 
 def _where_it_wins(timed: list[dict]) -> str:
     wins = [t for t in timed if t["time_ratio_ci"][2] < 1]
+    losses = [t for t in timed if t["time_ratio_ci"][1] > 1]
+    undecided = len(timed) - len(wins) - len(losses)
+    tally = f"it loses in {len(losses)} of {len(timed)}" + (
+        f", {undecided} too close to call" if undecided else ""
+    )
     if wins:
         best = min(wins, key=lambda t: t["time_ratio_ci"][0])
-        others = len({(t["cell"], t["mode"], t["steps"]) for t in wins}) - 1
+        others = len(wins) - 1
         return (
             f"Evaluated in parallel over time, the recurrence beats the step loop: "
             f"{best['cell'].upper()} {best['mode']} at T={best['steps']} takes "
             f"**{format_ratio(best['time_ratio_ci'])}** the loop's time ({best['target']}, "
             f"B={best['batch']}, H={best['hidden']})"
-            + (f", and {others} more case{'s' if others > 1 else ''}" if others else "")
-            + f"; it loses in {sum(t['time_ratio_ci'][1] > 1 for t in timed)} of {len(timed)}."
+            + (f", and {_plural(others, 'more case')} win" if others else "")
+            + f"; {tally}."
         )
     best = min(timed, key=lambda t: t["time_ratio_ci"][0])
-    return (
-        f"Evaluated in parallel over time, the recurrence wins nowhere measured: the closest, "
-        f"{best['cell'].upper()} {best['mode']} at T={best['steps']} ({best['target']}, "
-        f"B={best['batch']}, H={best['hidden']}), takes **{format_ratio(best['time_ratio_ci'])}** "
-        "the step loop's time."
+    closest = (
+        f"the closest, {best['cell'].upper()} {best['mode']} at T={best['steps']} "
+        f"({best['target']}, B={best['batch']}, H={best['hidden']}), takes "
+        f"**{format_ratio(best['time_ratio_ci'])}** the step loop's time"
     )
+    if best["time_ratio_ci"][1] <= 1:
+        return (
+            "Evaluated in parallel over time, the recurrence wins nowhere the interval settles: "
+            f"{closest}, an interval reaching 1; {tally}."
+        )
+    return f"Evaluated in parallel over time, the recurrence loses everywhere measured: {closest}."
 
 
 def _why(timed: list[dict]) -> str:
@@ -272,10 +306,10 @@ def _why(timed: list[dict]) -> str:
         if not rows:
             continue
         fastest = max(rows, key=lambda t: t["parallelism_found_ci"][0])
-        iterations = sorted(t["iterations"] for t in rows)
         work = sorted(t["work_multiplier"] for t in rows)
+        spread = f"{work[0]:.3g}x" if work[0] == work[-1] else f"{work[0]:.3g}-{work[-1]:.3g}x"
         parts.append(
-            f"{method} takes {_range(iterations)} iterations for {work[0]:.3g}-{work[-1]:.3g}x "
+            f"{method} takes {_range([t['iterations'] for t in rows])} iterations for {spread} "
             f"the loop's work and runs it at up to {format_ratio(fastest['parallelism_found_ci'])} "
             "the loop's FLOP rate"
         )
@@ -287,20 +321,27 @@ def _why(timed: list[dict]) -> str:
     )
 
 
-def _lle_limit(pit: dict[str, Any]) -> str:
-    """The largest Lyapunov exponent from which the sweeps' solves stop converging."""
-    first_failures, solved_at = [], []
-    for series in pit.get("by_gain", []):
+def _lle_span(values: list[float]) -> str:
+    low, high = min(values), max(values)
+    return f"{low:+.2f}" if f"{low:+.2f}" == f"{high:+.2f}" else f"{low:+.2f} to {high:+.2f}"
+
+
+def _lle_limit(solves: dict[str, Any]) -> str:
+    """The largest Lyapunov exponent from which the sweeps' solves stop converging within
+    their iteration limits (the sweeps are counted, not timed: the same on any machine)."""
+    first_failures, solved_at, limits = [], [], set()
+    for series in solves.get("by_gain", []):
         points = series["points"]
-        failed = [p["lle"] for p in points if p["lle"] is not None and not solved(p)]
+        failed = [p for p in points if p["lle"] is not None and not solved(p)]
         solved_at += [p["lle"] for p in points if p["lle"] is not None and solved(p)]
         if failed:
-            first_failures.append(min(failed))
+            first_failures.append(min(p["lle"] for p in failed))
+            limits.add(f"{series['method']} {failed[0]['max_iter']}")
     if not first_failures or not solved_at:
         return ""
     return (
-        "Both methods need a contracting model: in the gain sweeps (float64) they stop "
-        f"converging from LLE {min(first_failures):+.2f} to {max(first_failures):+.2f} "
-        f"({len(first_failures)} of {len(pit['by_gain'])} series fail somewhere; solved up to "
-        f"LLE {max(solved_at):+.2f})."
+        "Both need a contracting model: in the gain sweeps (float64) they stop converging "
+        f"within their iteration limits ({', '.join(sorted(limits))}) from LLE "
+        f"{_lle_span(first_failures)} ({len(first_failures)} of "
+        f"{len(solves['by_gain'])} series), and solve up to LLE {max(solved_at):+.2f}."
     )

@@ -87,7 +87,11 @@ def _against_length(axis, result, machine) -> None:
             ys = [p["gemm_median"] / p["steps"] * 1e6 for p in products]
             axis.plot(xs, ys, label=f"its FLOPs as one product: {label}", **style(index))
             index += 1
-    timed = [t for t in (result.get("pit") or {}).get("timed", []) if t["machine"] == machine]
+    timed = [
+        t
+        for t in (result.get("parallel_in_time") or {}).get("timed", [])
+        if t["machine"] == machine
+    ]
     groups: dict[tuple, list[dict]] = {}
     for t in timed:
         groups.setdefault((t["target"], t["cell"], t["mode"], t["hidden"]), []).append(t)

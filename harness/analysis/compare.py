@@ -20,6 +20,7 @@ from typing import Any
 
 from harness.bench.results import machine_views
 from harness.machine.environment import differences
+from harness.markdown import text_table
 
 STATS = ("min", "median", "mean", "p90", "p99")
 ALPHA = 0.05
@@ -154,6 +155,12 @@ def judge(ratio: float, p: float, base, new, threshold: float) -> str:
     return "same"
 
 
+def _cells(row: dict[str, Any], several: bool) -> list[str]:
+    cells = [row["id"], f"{row['base']:.3g}", f"{row['new']:.3g}", f"{row['ratio']:.3f}"]
+    cells += [f"{row['p']:.4f}", row["verdict"]]
+    return cells + ([row["machine"]] if several else [])
+
+
 def format_comparison(result: dict[str, Any]) -> str:
     gate = result["gate"]
     lines = []
@@ -163,24 +170,16 @@ def format_comparison(result: dict[str, Any]) -> str:
             "software: " + "; ".join(result["environment_differences"])
         )
     several = len({r["machine"] for r in result["rows"]}) > 1
-    width = max([len("case")] + [len(r["id"]) for r in result["rows"]])
-    header = f"{'case':{width}}  {'base':>10}  {'new':>10}  {'new/base':>8}  {'p':>7}  verdict"
-    if several:
-        header += "  machine"
+    header = ["case", "base", "new", "new/base", "p", "verdict"] + (["machine"] if several else [])
     threshold = f"{100 * gate['threshold']:g}%"
-    lines += [
-        f"{gate['stat']} seconds per call, derived from each case's samples; verdicts:",
-        *(f"  {name:10} {text}" for name, text in VERDICTS.items()),
-        f"  (threshold {threshold}; shown = Mann-Whitney p < {ALPHA}, or every NEW sample "
-        f"beyond every BASE sample by more than {threshold})",
-        header,
-    ]
-    for r in result["rows"]:
-        lines.append(
-            f"{r['id']:{width}}  {r['base']:10.3g}  {r['new']:10.3g}  "
-            f"{r['ratio']:8.3f}  {r['p']:7.4f}  {r['verdict']}"
-            + (f"  {r['machine']}" if several else "")
-        )
+    if result["rows"]:
+        lines += [
+            f"{gate['stat']} seconds per call, derived from each case's samples; verdicts:",
+            *(f"  {name:10} {text}" for name, text in VERDICTS.items()),
+            f"  (threshold {threshold}; shown = Mann-Whitney p < {ALPHA}, or every NEW sample "
+            f"beyond every BASE sample by more than {threshold})",
+            text_table(header, [_cells(r, several) for r in result["rows"]]),
+        ]
     if result["geomean"] is not None:
         lines.append(
             f"geometric mean of new/base over {len(result['rows'])} cases: {result['geomean']:.3f}"

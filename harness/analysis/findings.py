@@ -12,9 +12,7 @@ from typing import Any
 from harness import registry
 from harness.analysis.mingru import first_win, unclear_wins
 from harness.analysis.rows import ratio
-from harness.bench.stats import Interval, format_ratio, half_width
-from harness.bench.stats import format_interval as _ti  # a median with its interval
-from harness.bench.stats import format_seconds as _t  # a duration in the unit that fits
+from harness.bench.stats import Interval, format_interval, format_ratio, format_seconds, half_width
 
 MAX_HALF_WIDTH = 0.25
 STANDARD = {
@@ -57,7 +55,7 @@ def headline(result: dict[str, Any]) -> list[Finding]:
         out += _roofline(result, machine)
         out += _mingru(result, machine)
     out += _amdahl(result)
-    out += (result.get("pit") or {}).get("findings", [])
+    out += (result.get("parallel_in_time") or {}).get("findings", [])
     out += _crossover(result)
     return out
 
@@ -74,7 +72,7 @@ def _standard(result: dict[str, Any], machine: str) -> Iterator[Finding]:
     if not standard:
         return
     ranked = ", ".join(
-        f"{r['target']} (th{r['threads']}) {_ti(r['median_ci'])}" for r in standard[:4]
+        f"{r['target']} (th{r['threads']}) {format_interval(r['median_ci'])}" for r in standard[:4]
     )
     wide = [r["target"] for r in standard[:4] if instability(r["median_ci"], None)]
     yield Finding(
@@ -106,9 +104,10 @@ def _step_cost(result: dict[str, Any], machine: str) -> Iterator[Finding]:
             and fit["target"] in registry.HEADLINE
         ):
             yield Finding(
-                f"An LSTM step with H=256, B={fit['batch']} costs **{_ti(fit['b_ci'])}** "
+                f"An LSTM step with H=256, B={fit['batch']} costs "
+                f"**{format_interval(fit['b_ci'])}** "
                 f"in {fit['target']} (slope of latency = a + b*T, a = "
-                f"{_ti(fit['a_ci'])}, R^2 {fit['r2']:.3f}).",
+                f"{format_interval(fit['a_ci'])}, R^2 {fit['r2']:.3f}).",
                 instability(fit["b_ci"], None),
             )
 
@@ -151,12 +150,12 @@ def _roofline(result: dict[str, Any], machine: str) -> Iterator[Finding]:
             memory = (
                 f"memory term unknown: {roof['memory_note']}"
                 if roof["memory_bound_s"] is None
-                else f"memory term {_t(roof['memory_bound_s'])} in {roof['level']}"
+                else f"memory term {format_seconds(roof['memory_bound_s'])} in {roof['level']}"
             )
             yield Finding(
                 f"Roofline of one B=1 step ({roof['target']}, every FLOP of the step: x.W, "
-                f"h.R, gates): measured {_t(roof['step_s'])} against a "
-                f"{roof['limited_by']}-bound {_t(roof['bound_s'])} "
+                f"h.R, gates): measured {format_seconds(roof['step_s'])} against a "
+                f"{roof['limited_by']}-bound {format_seconds(roof['bound_s'])} "
                 f"({roof['times_bound']:.2f}x the bound; {memory})."
             )
 
@@ -203,9 +202,12 @@ def _longest(series: list[dict]) -> str:
     longest = max(series, key=lambda r: r["steps"])
     if "mingru-loop" not in longest:
         return ""
-    parts = [f"scan {_ti(longest['mingru-scan_ci'])}", f"loop {_ti(longest['mingru-loop_ci'])}"]
+    parts = [
+        f"scan {format_interval(longest['mingru-scan_ci'])}",
+        f"loop {format_interval(longest['mingru-loop_ci'])}",
+    ]
     if "gru" in longest:
-        parts.append(f"GRU {_ti(longest['gru_ci'])}")
+        parts.append(f"GRU {format_interval(longest['gru_ci'])}")
     return f" (T={longest['steps']}: {', '.join(parts)})"
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from harness import registry
 from harness.bench.stats import format_ratio
 from harness.bench.stats import format_seconds as _t
 
@@ -76,7 +77,7 @@ def _peaks(row: dict[str, Any], openblas: str) -> list[Inconsistency]:
             f"peak probe slower than the workload: the best product measured ({peak.library}, "
             f"{peak.size}) is not the machine's best GEMM"
         )
-        if peak.library == "numpy" and openblas:
+        if peak.library == registry.REFERENCE and openblas:  # its products are NumPy's BLAS
             cause += f" ({openblas})"
         if row["mode"] == "train":
             cause += "; or the training FLOP count includes products this implementation skips"

@@ -38,7 +38,7 @@ def analyse(table: list[dict], benches: list[dict]) -> list[dict[str, Any]]:
                 ),
                 "fits": step_fits(forward),
                 "penalties": found,
-                "pit": timed({"rows": rows, "penalties": found}, benches),
+                "parallel_in_time": timed({"rows": rows, "penalties": found}, benches),
             }
         )
     return out

@@ -65,13 +65,13 @@ def _body(m: dict[str, Any]) -> str:
             "",
             _penalties(m["penalties"]),
         ]
-    if m["pit"]:
+    if m["parallel_in_time"]:
         parts += [
             "",
             "**Parallel in time on its own weights** (Newton and quasi-Newton iterations over "
             "all T, timed beside the torch step loop they replace):",
             "",
-            _pit(m["pit"]),
+            _solves(m["parallel_in_time"]),
         ]
     return "\n".join(parts)
 
@@ -121,7 +121,7 @@ def _penalties(rows: list[dict]) -> str:
     return table_of(columns, sorted(rows, key=lambda p: (p["target"], p["batch"], p["steps"])))
 
 
-def _pit(rows: list[dict]) -> str:
+def _solves(rows: list[dict]) -> str:
     columns = fields("mode", "batch", "steps") + [
         ("LLE", lambda t: f"{t['lle']:+.3f}" if t["lle"] is not None else ""),
         ("iterations", field("iterations")),

@@ -108,11 +108,11 @@ def timed(result: dict[str, Any], benches=None) -> list[dict[str, Any]]:
     penalties = {key(p, "mode"): p for p in result.get("penalties", [])}
     out = []
     for row in table:
-        pit = row.get("pit")
+        solve = row.get("parallel_in_time")
         step_loop = forward.get(key(row, "mode"))
-        if row["mode"] not in METHODS or not step_loop or not pit or not pit.get("iterations"):
+        if row["mode"] not in METHODS or not step_loop or not solve or not solve.get("iterations"):
             continue
-        work = model_work(row, pit["iterations"])
+        work = model_work(row, solve["iterations"])
         time_ratio = ratio(row, step_loop)
         W = work["work_multiplier"]
         out.append(
@@ -120,8 +120,8 @@ def timed(result: dict[str, Any], benches=None) -> list[dict[str, Any]]:
                 **{k: row[k] for k in ("machine", "target", "device", "mode", "cell", "dtype")},
                 **{k: row[k] for k in ("batch", "steps", "input_size", "hidden", "threads")},
                 "model": row.get("model") or "",
-                "iterations": pit["iterations"],
-                "lle": pit.get("lle"),
+                "iterations": solve["iterations"],
+                "lle": solve.get("lle"),
                 "median_ci": row["median_ci"],
                 "step_loop_ci": step_loop["median_ci"],
                 "time_ratio_ci": time_ratio,
@@ -156,19 +156,19 @@ def verdict(work_multiplier: float, headroom: Interval | None) -> str:
 # ---- findings ------------------------------------------------------------------------------
 
 
-def findings(pit: dict[str, Any]) -> Iterator[Finding]:
-    yield from _summary(pit)
-    yield from _iterations_vs_steps(pit)
-    yield from _iterations_vs_lle(pit)
-    yield from _timed(pit)
+def findings(solves: dict[str, Any]) -> Iterator[Finding]:
+    yield from _summary(solves)
+    yield from _iterations_vs_steps(solves)
+    yield from _iterations_vs_lle(solves)
+    yield from _timed(solves)
 
 
-def _summary(pit: dict[str, Any]) -> Iterator[Finding]:
+def _summary(solves: dict[str, Any]) -> Iterator[Finding]:
     """The answer in one sentence per sweep: iterations, work and depth at the longest T."""
-    for source in pit["sources"]:
+    for source in solves["sources"]:
         rows = [
             r
-            for r in pit["sweep_rows"]
+            for r in solves["sweep_rows"]
             if r["machine"] == source["machine"] and r["grid"] == "steps" and solved(r)
         ]
         if not rows:
@@ -198,12 +198,12 @@ def _span(values, spec: str = "d") -> str:
     return low if low == high else f"{low} to {high}"
 
 
-def _iterations_vs_steps(pit: dict[str, Any]) -> Iterator[Finding]:
+def _iterations_vs_steps(solves: dict[str, Any]) -> Iterator[Finding]:
     smallest = {}
-    for s in pit["by_steps"]:
+    for s in solves["by_steps"]:
         where = (s["machine"], s["cell"], s["method"])
         smallest[where] = min(smallest.get(where, s["hidden"]), s["hidden"])
-    for s in pit["by_steps"]:
+    for s in solves["by_steps"]:
         if s["hidden"] != smallest[(s["machine"], s["cell"], s["method"])]:
             continue
         ran = [p for p in s["points"] if p["status"] == "solved"]
@@ -239,8 +239,8 @@ def _error(point: dict) -> str:
     return "non-finite" if error is None else f"max |error| {error:.1e}"
 
 
-def _iterations_vs_lle(pit: dict[str, Any]) -> Iterator[Finding]:
-    for s in pit["by_gain"]:
+def _iterations_vs_lle(solves: dict[str, Any]) -> Iterator[Finding]:
+    for s in solves["by_gain"]:
         ran = [p for p in s["points"] if p["status"] == "solved"]
         done = [p for p in ran if solved(p)]
         failed = [p for p in ran if not p["converged"]]
@@ -277,9 +277,9 @@ def _iterations_vs_lle(pit: dict[str, Any]) -> Iterator[Finding]:
         )
 
 
-def _timed(pit: dict[str, Any]) -> Iterator[Finding]:
+def _timed(solves: dict[str, Any]) -> Iterator[Finding]:
     groups: dict[tuple, list[dict]] = {}
-    for t in pit["timed"]:
+    for t in solves["timed"]:
         groups.setdefault((t["machine"], t["target"], t["cell"], t["mode"]), []).append(t)
     for (machine, target, cell, method), rows in sorted(groups.items()):
         longest = max(rows, key=lambda t: t["steps"])

@@ -11,10 +11,12 @@ from harness.bench.stats import format_interval, format_ratio
 from harness.markdown import field, fields, markdown_table, table_of
 
 CAPTIONS = {
-    "pit_iterations_vs_T": "Newton / quasi-Newton iterations against T (default init)",
-    "pit_iterations_vs_lle": "Iterations against the largest Lyapunov exponent (gain sweep)",
-    "pit_work_depth": "Work multiplier and depth against T (counted)",
-    "pit_speed": "Parallel-in-time solve time over the step loop's, per device",
+    "parallel_in_time_iterations_vs_T": "Newton / quasi-Newton iterations against T (default init)",
+    "parallel_in_time_iterations_vs_lle": (
+        "Iterations against the largest Lyapunov exponent (gain sweep)"
+    ),
+    "parallel_in_time_work_depth": "Work multiplier and depth against T (counted)",
+    "parallel_in_time_speed": "Parallel-in-time solve time over the step loop's, per device",
 }
 NOTE = (
     "Counts, not timings: iterations from an all-zero guess until the max-abs change is <= tol "
@@ -39,30 +41,30 @@ AMDAHL_RESTATED = (
 )
 
 
-def markdown(pit: dict[str, Any]) -> str:
+def markdown(solves: dict[str, Any]) -> str:
     parts = []
-    if pit["sweep_rows"]:
-        first = pit["sweep_rows"][0]
+    if solves["sweep_rows"]:
+        first = solves["sweep_rows"][0]
         parts.append(NOTE.format(batch=first["batch"], input=first["input_size"]))
-        parts.append(_sources(pit))
-        parts += ["Iterations against T:", _matrix(pit["by_steps"], _iterations)]
-        parts += ["Work multiplier against T:", _matrix(pit["by_steps"], _multiplier)]
-        parts += ["Depth in rounds against T (T / depth):", _matrix(pit["by_steps"], _depth)]
-        parts += ["Iterations against the largest Lyapunov exponent:", gain_table(pit)]
-        skipped = [r for r in pit["sweep_rows"] if r["status"] == "skipped"]
+        parts.append(_sources(solves))
+        parts += ["Iterations against T:", _matrix(solves["by_steps"], _iterations)]
+        parts += ["Work multiplier against T:", _matrix(solves["by_steps"], _multiplier)]
+        parts += ["Depth in rounds against T (T / depth):", _matrix(solves["by_steps"], _depth)]
+        parts += ["Iterations against the largest Lyapunov exponent:", gain_table(solves)]
+        skipped = [r for r in solves["sweep_rows"] if r["status"] == "skipped"]
         if skipped:
             parts.append("Skipped: " + "; ".join(sorted({_skip(r) for r in skipped})) + ".")
-    if pit["timed"]:
-        parts += [TIMED_NOTE, timed_table(pit)]
+    if solves["timed"]:
+        parts += [TIMED_NOTE, timed_table(solves)]
     else:
         parts.append("No Newton / quasi-Newton timings among these results.")
     return "\n\n".join(parts)
 
 
-def _sources(pit: dict[str, Any]) -> str:
+def _sources(solves: dict[str, Any]) -> str:
     return "Sweeps: " + "; ".join(
         f"{s['machine']}, commit {(s['commit'] or 'unrecorded')[:10]}, {s['wall_s'] or 0:.0f} s"
-        for s in pit["sources"]
+        for s in solves["sources"]
     )
 
 
@@ -102,8 +104,8 @@ def _depth(p: dict) -> str:
     return "" if p["depth"] is None else f"{p['depth']} ({p['steps'] / p['depth']:.2g})"
 
 
-def gain_table(pit: dict[str, Any]) -> str:
-    rows = [{**p, "machine": s["machine"]} for s in pit["by_gain"] for p in s["points"]]
+def gain_table(solves: dict[str, Any]) -> str:
+    rows = [{**p, "machine": s["machine"]} for s in solves["by_gain"] for p in s["points"]]
     columns = fields("machine", "cell", "method") + [
         ("H", field("hidden")),
         ("T", field("steps")),
@@ -119,7 +121,7 @@ def gain_table(pit: dict[str, Any]) -> str:
     return table_of(columns, rows)
 
 
-def timed_table(pit: dict[str, Any]) -> str:
+def timed_table(solves: dict[str, Any]) -> str:
     columns = fields("machine", "target", "cell", "mode") + [
         ("B", field("batch")),
         ("T", field("steps")),
@@ -133,21 +135,21 @@ def timed_table(pit: dict[str, Any]) -> str:
         ("penalty", lambda t: format_ratio(t["headroom_ci"]) if t["headroom_ci"] else ""),
         ("break-even", lambda t: verdict(t["work_multiplier"], t["headroom_ci"])),
     ]
-    return table_of(columns, pit["timed"])
+    return table_of(columns, solves["timed"])
 
 
 # ---- plots ---------------------------------------------------------------------------------
 
 
-def plots(pit: dict[str, Any] | None) -> list[tuple[str, Any, Any]]:
+def plots(solves: dict[str, Any] | None) -> list[tuple[str, Any, Any]]:
     """(name, draw, data) for plots.plot_all; empty without parallel-in-time data."""
-    if not pit:
+    if not solves:
         return []
     return [
-        ("pit_iterations_vs_T", iterations_vs_steps, pit["by_steps"]),
-        ("pit_iterations_vs_lle", iterations_vs_lle, pit["by_gain"]),
-        ("pit_work_depth", work_depth, pit["by_steps"]),
-        ("pit_speed", speed, pit["timed"]),
+        ("parallel_in_time_iterations_vs_T", iterations_vs_steps, solves["by_steps"]),
+        ("parallel_in_time_iterations_vs_lle", iterations_vs_lle, solves["by_gain"]),
+        ("parallel_in_time_work_depth", work_depth, solves["by_steps"]),
+        ("parallel_in_time_speed", speed, solves["timed"]),
     ]
 
 

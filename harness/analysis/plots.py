@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from harness.analysis import parallel_in_time_views as parallel_time_views
+from harness.analysis import parallel_in_time_views as parallel_in_time_views
 from harness.analysis.styles import style
 from harness.atomic import atomic_open
 
@@ -20,7 +20,7 @@ CAPTIONS = {
     "bandwidth_curve": "Copy bandwidth against working-set size, cache sizes marked",
     "gru_vs_mingru": "GRU against minGRU's parallel scan and step loop",
     "parity_heatmap": "Parity heatmap from the parity report",
-    **parallel_time_views.CAPTIONS,
+    **parallel_in_time_views.CAPTIONS,
 }
 
 
@@ -72,7 +72,7 @@ def plot_all(result: dict[str, Any], heat, figures: Figures) -> list[str]:
         ("share_of_peak", share_of_peak, peak_rows),
         ("bandwidth_curve", bandwidth_curve, curves),
         ("gru_vs_mingru", gru_vs_mingru, result["mingru"]),
-        *parallel_time_views.plots(result.get("pit")),
+        *parallel_in_time_views.plots(result.get("parallel_in_time")),
         ("parity_heatmap", parity_heatmap, heat),
     )
     return [figures.save(name, draw(data)) for name, draw, data in plots if data]

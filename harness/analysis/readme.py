@@ -87,17 +87,20 @@ def _between(first, second) -> list[str]:
 def block(result: dict[str, Any], benches: list[dict], paths: list[str]) -> str:
     """The text between the markers (markers excluded): the answer on the first results
     file's machine, under one line of provenance."""
-    flagged = len(result["inconsistencies"])
     found = dict(answers(result))
     machine = benches[0].machine if benches[0].machine in found else next(iter(found), None)
+    flagged = sum(i.machine == machine for i in result["inconsistencies"])
     others = sorted(set(found) - {machine})
     parts = [
-        f"**The answer on {machine}.**" if machine else "**No answer: nothing was timed.**",
+        f"**The answer on {machine}.**"
+        if machine
+        else "**No answer: these results hold none of the built-in suites' standard case, "
+        "step fits, penalties or parallel-in-time timings.**",
         provenance(benches, paths),
         noise(benches),
         "Each median and ratio carries its 95% interval.",
-        f"{flagged} measurement{'s' if flagged != 1 else ''} beat a limit drawn from these "
-        "results (listed under Inconsistencies in the report)."
+        f"{flagged} measurement{'s' if flagged != 1 else ''} on {machine} beat a limit drawn "
+        "from these results (listed under Inconsistencies in the report)."
         if flagged
         else "No measurement beats a limit drawn from these results.",
     ]

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.analysis import answer_figure, html, measures, readme, sections, trained
+from harness.analysis.answer import answers
 from harness.analysis.parallel_in_time import analyse as parallel_in_time
 from harness.analysis.plots import CAPTIONS, Figures, plot_all
 from harness.atomic import write_text_atomic
@@ -146,7 +147,7 @@ def _answer_figures(result: dict[str, Any], figures: Figures) -> dict[str, str]:
 
     matplotlib.use("Agg")
     drawn = {}
-    for machine in sorted({r["machine"] for r in result["rows"]}):
+    for machine, _ in answers(result):  # a machine with no answer section gets no figure
         if answer_figure.has_data(result, machine):
             name = sections.figure_name(machine)
             figures.save(name, answer_figure.draw(result, machine))
@@ -158,7 +159,7 @@ def analysed(paths: list[str]) -> tuple[list[dict], list[dict], dict[str, Any]]:
     """(benchmark documents, parity documents, the analysis of them with the sweeps')."""
     benches, parities, sweeps, trainings = load_inputs(paths)
     result = measures.analyse(benches)
-    result["pit"] = parallel_in_time(sweeps, result, benches)
+    result["parallel_in_time"] = parallel_in_time(sweeps, result, benches)
     result["trained"] = trained.analyse(trainings, result["models"], parities)
     return benches, parities, result
 

@@ -42,7 +42,9 @@ def _row(record, machine: str, index: int) -> dict[str, Any]:
         "flops": record.flops,
         "bytes": record.bytes,
         "impl_class": record.impl_class,
-        "pit": record.pit.model_dump() if record.pit else None,
+        "parallel_in_time": record.parallel_in_time.model_dump()
+        if record.parallel_in_time
+        else None,
     }
     return row
 

@@ -65,7 +65,7 @@ def sections(
             "Roofline of one recurrent step",
             ROOFLINE_NOTE + "\n\n" + roofline(result) if result["roofline"] else "",
         ),
-        *(time_parallelism(result) if result["amdahl"] or result.get("pit") else []),
+        *(over_time(result) if result["amdahl"] or result.get("parallel_in_time") else []),
         ("GRU against minGRU", mingru(result) if result["mingru"] else ""),
         ("CPU against GPU", crossover(result) if result["crossover"] else ""),
         ("Inconsistencies", invariants.markdown(result["inconsistencies"]) if rows else ""),
@@ -93,7 +93,12 @@ def answer_sections(result: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def figure_name(machine: str) -> str:
-    return "answer_" + "".join(c if c.isalnum() else "_" for c in machine)
+    """A file name per machine label: its letters and digits, and a digest of the whole label
+    (so that labels differing only in punctuation get files of their own)."""
+    import hashlib
+
+    digest = hashlib.sha256(machine.encode()).hexdigest()[:6]
+    return "answer_" + "".join(c if c.isalnum() else "_" for c in machine) + "_" + digest
 
 
 def contents(details: list[tuple[str, str]], plots: bool) -> str:
@@ -302,16 +307,16 @@ def amdahl(result: dict[str, Any]) -> str:
     return table_of(columns, result["amdahl"])
 
 
-def time_parallelism(result: dict[str, Any]) -> list[tuple[str, str]]:
+def over_time(result: dict[str, Any]) -> list[tuple[str, str]]:
     """The Amdahl row, restated as what it bounds (methods that keep h @ R step by step), and
     the measured answer for Newton's method in time when the inputs hold a sweep or timings."""
-    pit = result.get("pit")
+    solves = result.get("parallel_in_time")
     missing = ": no parallel-in-time sweep or timing among these inputs measures it."
-    note = AMDAHL_RESTATED + (": the next section measures it." if pit else missing)
+    note = AMDAHL_RESTATED + (": the next section measures it." if solves else missing)
     title = "Amdahl: what parallelising over time can buy while h @ R runs step by step"
     out = [(title, note + "\n\n" + amdahl(result))]
-    if pit:
-        out.append((PARALLEL_IN_TIME, parallel_in_time(pit)))
+    if solves:
+        out.append((PARALLEL_IN_TIME, parallel_in_time(solves)))
     return out
 
 

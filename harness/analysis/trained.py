@@ -62,10 +62,10 @@ def _pairs(initial: dict | None, trained: dict | None) -> list[dict]:
     """Parallel-in-time rows at the same (method, B, T) before and after training."""
     if initial is None or trained is None:
         return []
-    before = {(p["mode"], p["batch"], p["steps"]): p for p in initial["pit"]}
+    before = {(p["mode"], p["batch"], p["steps"]): p for p in initial["parallel_in_time"]}
     return [
         {"key": k, "before": before[k], "after": p}
-        for p in trained["pit"]
+        for p in trained["parallel_in_time"]
         if (k := (p["mode"], p["batch"], p["steps"])) in before
     ]
 

@@ -20,7 +20,7 @@ from harness.model.weights import save_weights
 
 TARGETS = ("model-file", "numpy", "torch-cpu", "tf-function", "ort-direct-cpu")
 PRODUCT_TARGETS = ("numpy", "torch-cpu")
-PIT_TARGET = "torch-cpu"
+SOLVE_TARGET = "torch-cpu"  # times the parallel-in-time solve: its quasi-Newton is the fastest
 BATCHES, STEPS, THREADS = (1, 8), (16, 64, 256), (1,)
 TIMING = {"warmup_s": 0.05, "min_round_s": 0.02, "rounds": 5, "pause_s": 0.05, "timeout_s": 120.0}
 BUDGET_S = 120.0
@@ -58,10 +58,11 @@ def model_suite(model, out_dir, batches=BATCHES, steps=STEPS, threads=THREADS, t
                 cases += [
                     model_case(t, "gemm", *common, "product") for t in PRODUCT_TARGETS if t in kept
                 ]
-                if batch == 1 and PIT_TARGET in kept and not spec.variants:
+                if batch == 1 and SOLVE_TARGET in kept and not spec.variants:
                     cases += [
-                        model_case(PIT_TARGET, m, *common, "parallel-in-time")
-                        for m in registry.PIT_MODES
+                        model_case(SOLVE_TARGET, m, *common, "parallel-in-time")
+                        for m in registry.PARALLEL_IN_TIME_MODES
+                        if m in registry.check_name(SOLVE_TARGET).modes
                     ]
     suite = Suite(
         f"model-{name}",
@@ -79,8 +80,7 @@ def _left_out(target: str, model) -> str | None:
     entry = registry.check_name(target)
     if entry.runs_file and model.runtime is None:
         return f"{model.kind} holds weights only: nothing runs the file as it is"
-    imported = getattr(model.runtime, "imported", None)
-    if entry.runs_file and imported is not None and imported.weight_inputs:
+    if entry.runs_file and model.imported is not None and model.imported.weight_inputs:
         return "its weights are graph inputs: the file cannot run on x alone"
     return registry.spec_reason(target, model.spec) or registry.unavailable_reason(target)
 

@@ -1,6 +1,6 @@
 """The results store: one JSON document per benchmark run, written atomically, versioned, read
-and written as the typed records of harness/records/results.py (schema version 3; versions 1
-and 2 are read and upgraded). Every violation is a ResultsError of one line naming the file,
+and written as the typed records of harness/records/results.py (schema version 4; versions 1
+to 3 are read and upgraded). Every violation is a ResultsError of one line naming the file,
 the field's path and what is allowed.
 
 What a reader uses is derived from the raw samples: a stored `stats` block must agree with them
@@ -39,7 +39,7 @@ __all__ = [
     "ResultsDocument",
     "ResultsError",
 ]
-READS = (1, 2, 3)
+READS = (1, 2, 3, 4)
 REQUIRED = {1: ("suite", "environment", "cases"), 2: ("suite", "machines", "cases")}
 
 
@@ -94,9 +94,10 @@ def check_document(doc: Any, path: str | Path) -> ResultsDocument:
 
 
 def upgrade(doc: dict[str, Any]) -> dict[str, Any]:
-    """A version 1 (one machine) or 2 document as version 3, in a new dict."""
+    """A version 1 (one machine), 2 or 3 document as version 4, in a new dict. Version 4
+    renamed a case's `pit` (its parallel-in-time solve) to `parallel_in_time`."""
     version = doc.get("schema_version")
-    if version == 3:
+    if version == SCHEMA_VERSION:
         return doc
     upgraded = dict(doc)
     if version == 1:
@@ -117,8 +118,17 @@ def upgrade(doc: dict[str, Any]) -> dict[str, Any]:
             client=None,
             cases=[{**r, "machine": label} if isinstance(r, dict) else r for r in cases],
         )
+    cases = upgraded.get("cases")
+    if isinstance(cases, list):
+        upgraded["cases"] = [_renamed(r, "pit", "parallel_in_time") for r in cases]
     upgraded["schema_version"] = SCHEMA_VERSION
     return upgraded
+
+
+def _renamed(record: Any, old: str, new: str) -> Any:
+    if not isinstance(record, dict) or old not in record:
+        return record
+    return {(new if k == old else k): v for k, v in record.items()}
 
 
 def add_machine(doc: ResultsDocument, environment, selfcheck, host=None, worker=None) -> str:

@@ -35,7 +35,7 @@ SEED = 0
 
 # Newton stops when no state moves more than this: a tenth of the parity tolerance's atol, so
 # that what a slowly contracting iteration still lacks stays inside parity.
-PIT_TOL = {"float32": 1e-6, "float64": 1e-11}
+SOLVE_TOL = {"float32": 1e-6, "float64": 1e-11}
 
 
 @dataclasses.dataclass
@@ -237,7 +237,7 @@ def _parallel_in_time(case: BenchCase, backend) -> Workload:
     spec64 = spec.replace(dtype="float64")
     ref = registry.reference().forward(spec64, dict(weights64), x64).as_dict()
     ref.pop("head", None)  # the solver returns the recurrent outputs
-    tol, max_iter = PIT_TOL[case.dtype], case.steps + 1  # exact after T steps, up to rounding
+    tol, max_iter = SOLVE_TOL[case.dtype], case.steps + 1  # exact after T steps, up to rounding
     weights = weights64.astype(case.dtype)
     run, fetch = backend.parallel_in_time_runner(
         spec, dict(weights), _cast(x64, case.dtype), case.mode, tol, max_iter
@@ -245,7 +245,7 @@ def _parallel_in_time(case: BenchCase, backend) -> Workload:
     result = run()
     lle = registry.parallel_in_time().model_lyapunov(spec64, dict(weights64), x64).lle
     lle = lle if math.isfinite(lle) else None  # a diverging estimate is unknown, not a number
-    pit = {
+    solve = {
         "method": case.mode,
         "tol": tol,
         "max_iter": max_iter,
@@ -260,7 +260,7 @@ def _parallel_in_time(case: BenchCase, backend) -> Workload:
     else:
         checks = [not_converged(result.reason, result.residuals)]
     impl = f"{case.mode} iterations over all T ({backend.impl_label or backend.name})"
-    return Workload(run, impl, checks, weights.digest(), record={"pit": pit})
+    return Workload(run, impl, checks, weights.digest(), record={"parallel_in_time": solve})
 
 
 def not_converged(reason: str | None, residuals) -> Comparison:

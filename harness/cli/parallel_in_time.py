@@ -116,11 +116,11 @@ def _solve(spec, weights, source, x, h0, c0, options) -> tuple[dict, str | None]
 def run_sweep(args) -> int:
     """The grid's rows, written to --json; one line per row on stdout."""
     from harness.cli.errors import progress
-    from harness.machine import environment as metadata
+    from harness.machine.environment import collect_environment
     from harness.sweeps.parallel_in_time import dumps, load_grid, sweep
 
     parallel_in_time_inputs.check_sweep_args(args)
-    doc = sweep(load_grid(args.sweep), metadata.collect_environment(), progress)
+    doc = sweep(load_grid(args.sweep), collect_environment(), progress)
     progress("")
     for row in doc["rows"]:
         print(_sweep_line(row))

@@ -69,14 +69,17 @@ def run_compare(args) -> int:
 
     gate = Gate.parse(args.fail_on)
     result = compare_docs(load_results(args.base), load_results(args.new), gate)
-    print(format_comparison(result))
     if args.json:
         write_text_atomic(args.json, json.dumps(result, indent=1) + "\n")
-    if not result["rows"]:
+    text = format_comparison(result)
+    if not result["rows"]:  # what could not be matched, then the error: no table, no tally
+        if text:
+            print(text, file=sys.stderr)
         print(
             "rnnbench: error: BASE and NEW share no case timed on a like machine: nothing to "
             "compare",
             file=sys.stderr,
         )
         return 2
+    print(text)
     return 1 if result["regressions"] else 0

@@ -144,7 +144,8 @@ def check_workers(
 ) -> None:
     """Refuse, in one line naming every unfit worker, workers that would time two groups at
     once, run other code, claim a GPU they lack or reuse a label of another environment
-    (probes: cluster_task.probe's answer from each worker), and GPU cases no worker takes."""
+    (probes: harness.cluster.task.probe's answer from each worker), and GPU cases no worker
+    takes."""
     from harness.cluster.task import unfit
 
     problems = []

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from harness import registry
+
 _LEVELS = (("L1", ("l1d", "l1")), ("L2", ("l2",)), ("L3", ("l3", "llc")))
 _PRIVATE = ("L1", "L2")  # per core: a working set split over t threads has t of them
 _UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 2**10, "kib": 2**10, "m": 2**20, "mb": 2**20}
@@ -152,7 +154,7 @@ def openblas_note(env: dict[str, Any], model: dict[str, Any], machine: str) -> s
     if bits:
         text += f" ({bits}-bit vectors{' on an ' + isa + ' CPU' if isa else ''})"
     for (m, device, dtype, threads), peak in sorted(model["peaks"].items()):
-        numpy_best = model["library_best"].get((m, device, dtype, threads, "numpy"))
+        numpy_best = model["library_best"].get((m, device, dtype, threads, registry.REFERENCE))
         if m == machine and device == "cpu" and numpy_best:
             text += (
                 f"; {dtype}, {threads} thread{'s' if threads > 1 else ''}: NumPy's best product "

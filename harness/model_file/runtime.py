@@ -48,6 +48,9 @@ class Runtime(Protocol):
         """(run, fetch) for timing: run() is one call on inputs made once; fetch(result) gives
         the outputs by name."""
 
+    def set_threads(self, n: int) -> None:
+        """Fix the runtime's library pools at n before anything runs."""
+
 
 class OnnxRuntime:
     """An ONNX file in ONNX Runtime (CPU). `imported` is its reading (None for a file without
@@ -74,6 +77,10 @@ class OnnxRuntime:
             self.T, self.B, self.output_T = dims[t_axis], dims[1 - t_axis], None
         self._session, self._probe = None, None
         self.threads: int | None = None  # ONNX Runtime's intra-op threads (None: its default)
+
+    def set_threads(self, n: int) -> None:
+        """ONNX Runtime's pool is set per session: the session opened from now on."""
+        self.threads, self._session = n, None
 
     @property
     def session(self):

@@ -41,10 +41,12 @@ def audit(path, exporter: str | None = None, export_seconds: float | None = None
     row["op_counts"] = dict(sorted(top.items()))
     row["node_count"] = sum(top.values())
     row["native_recurrent_nodes"] = sum(top[op] for op in RECURRENT_OPS)
-    if row["native_recurrent_nodes"]:
-        row["form"] = "native " + "+".join(op for op in RECURRENT_OPS if top[op])
-    elif any(top[op] for op in LOOP_OPS):
-        row["form"] = "+".join(op for op in LOOP_OPS if top[op])
+    row["recurrent_ops"] = [op for op in RECURRENT_OPS if top[op]]  # native RNN/LSTM/GRU
+    row["loop_ops"] = [op for op in LOOP_OPS if top[op]]
+    if row["recurrent_ops"]:
+        row["form"] = "native " + "+".join(row["recurrent_ops"])
+    elif row["loop_ops"]:
+        row["form"] = "+".join(row["loop_ops"])
     else:
         row["form"] = "unrolled"
     row["nested_op_counts"] = dict(sorted((nested - top).items()))

@@ -71,6 +71,8 @@ def open_session(
         options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, optimization)
     if threads:
         options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1  # one graph at a time: the sequential execution set below
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
     try:
         session = ort.InferenceSession(source, options, providers=[PROVIDERS[provider]])

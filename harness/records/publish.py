@@ -16,7 +16,7 @@ from harness.records.results import ResultsDocument
 from harness.records.suite import SuiteFile
 
 SCHEMAS = {
-    "results": (ResultsDocument, "benchmark results (`rnnbench bench`), schema version 3"),
+    "results": (ResultsDocument, "benchmark results (`rnnbench bench`), schema version 4"),
     "suite": (SuiteFile, "a suite file (benchmarks/suites/*.toml)"),
     "parity": (ParityRecord, "a parity record (`rnnbench parity --json`), schema version 1"),
 }

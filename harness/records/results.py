@@ -1,5 +1,5 @@
-"""A benchmark results file (`rnnbench bench`), schema version 3, as typed records. Versions 1
-and 2 are read (upgraded on read); version 3 is written. Statistics are derived from the raw
+"""A benchmark results file (`rnnbench bench`), schema version 4, as typed records. Versions 1
+to 3 are read (upgraded on read); version 4 is written. Statistics are derived from the raw
 samples, never trusted: a stored `stats` block is a cache that must agree with samples_s to
 rounding, or the file is refused naming the case."""
 
@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 KIND = "rnnbench-bench"
 STATUSES = ("ok", "failed", "skipped", "error", "timeout", "not_timed")
 DONE = ("ok", "failed", "skipped")  # what a resumed run does not measure again
@@ -89,7 +89,7 @@ class Check(Record):
     )
 
 
-class Pit(Record):
+class Solve(Record):
     """A parallel-in-time case's solve (newton / quasi-newton)."""
 
     method: str = Field(description="newton | quasi-newton")
@@ -134,7 +134,7 @@ class CaseFields(Record):
     sweep: str = Field("", description="the suite's label for its sweep (not its identity)")
     bidirectional: bool = False
     head: int = Field(0, description="softmax head units, 0 = none")
-    device: str | None = Field(
+    device: Literal["cpu", "gpu"] | None = Field(
         None, description="cpu | gpu, from the target's registry entry (filled on read if absent)"
     )
     model: str | None = Field(None, description="a user's model (bench --model): its name")
@@ -191,7 +191,9 @@ class CaseRecord(Record):
     bytes: NonNegative | None = Field(None, description="bytes a bandwidth probe moves")
     build_s: NonNegative | None = None
     calibrate_s: NonNegative | None = None
-    pit: Pit | None = Field(None, description="newton / quasi-newton cases: the solve")
+    parallel_in_time: Solve | None = Field(
+        None, description="newton / quasi-newton cases: the solve"
+    )
     machine: str | None = Field(None, description="the label of the machine that timed it")
     host: str | None = None
     worker: str | None = Field(None, description="the Dask worker address (a cluster run)")
@@ -278,7 +280,7 @@ class Client(Record):
 class ResultsDocument(Record):
     """One `rnnbench bench` run, rewritten atomically after every interleaved group."""
 
-    schema_version: Literal[3] = Field(SCHEMA_VERSION, description="1 and 2 are read too")
+    schema_version: Literal[4] = Field(SCHEMA_VERSION, description="1 to 3 are read too")
     kind: Literal["rnnbench-bench"] = KIND
     suite: SuiteInfo
     machines: dict[str, Machine] = Field({}, description="label -> the machine")

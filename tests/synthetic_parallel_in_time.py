@@ -73,7 +73,7 @@ def bench_doc(machine="bench-box") -> dict:
     step loop and the recurrence penalty is exactly 4x."""
     forward = record(make_case("torch-cpu", "forward", **SHAPE), spread(10e-3))
     newton = record(make_case("torch-cpu", "newton", **SHAPE), spread(20e-3))
-    newton["pit"] = {
+    newton["parallel_in_time"] = {
         "method": "newton",
         "iterations": 5,
         "tol": 1e-6,

@@ -15,7 +15,7 @@ from harness.analysis import measures, parallel_in_time
 from harness.cli.main import main
 from harness.sweeps import parallel_in_time as sweep
 from harness.sweeps import parallel_in_time_work as counts
-from tests.synthetic_pit import NEWTON_WORK, bench_doc, sweep_doc
+from tests.synthetic_parallel_in_time import NEWTON_WORK, bench_doc, sweep_doc
 from tests.synthetic_results import example_doc, views
 
 TINY = """
@@ -80,7 +80,7 @@ def test_work_and_depth_by_hand():
 def tiny(tmp_path_factory):
     folder = tmp_path_factory.mktemp("sweep")
     (folder / "tiny.toml").write_text(TINY)
-    out = folder / "pit.json"
+    out = folder / "parallel-in-time.json"
     assert main(["parallel-in-time", "--sweep", str(folder / "tiny.toml"), "--json", str(out)]) == 0
     return json.loads(out.read_text())
 
@@ -134,8 +134,8 @@ def test_bad_sweep_input_is_one_line_and_exit_2(argv, message, tmp_path, capsys,
 def test_analysis_of_made_up_documents():
     bench = views(bench_doc())
     result = measures.analyse(bench)
-    pit = parallel_in_time.analyse([sweep_doc()], result, bench)
-    (timed,) = pit["timed"]
+    solves = parallel_in_time.analyse([sweep_doc()], result, bench)
+    (timed,) = solves["timed"]
     assert timed["time_ratio_ci"] == (2.0, 2.0, 2.0)  # 20 ms / 10 ms, paired round by round
     assert timed["work_multiplier"] == NEWTON_WORK
     assert timed["parallelism_found_ci"] == (NEWTON_WORK / 2,) * 3
@@ -144,9 +144,9 @@ def test_analysis_of_made_up_documents():
     assert "cannot win" in parallel_in_time.verdict(NEWTON_WORK, timed["headroom_ci"])
     assert "room for a win" in parallel_in_time.verdict(3.9, timed["headroom_ci"])
     assert "too close" in parallel_in_time.verdict(4.0, (4.0, 3.5, 4.5))
-    newton, quasi = pit["by_steps"]
+    newton, quasi = solves["by_steps"]
     assert [p["iterations"] for p in quasi["points"]] == [2, 16, 22]
-    summary, *texts = [f.text for f in pit["findings"]]
+    summary, *texts = [f.text for f in solves["findings"]]
     assert "at commit 0123456789, default init): at T=256, against the step loop's 256" in summary
     assert "newton 5 iterations, 54.5x the work, depth 85 rounds" in summary
     assert "quasi-newton 22 iterations, 19x the work, depth 374 rounds" in summary
@@ -163,7 +163,7 @@ def test_analysis_of_made_up_documents():
     assert "**2.00x [2.00, 2.00]** the step loop's time for **59.6x** its work" in texts[3]
     assert "29.8x [29.8, 29.8] the step loop's FLOP rate" in texts[3]
     assert "Recurrence penalty there 4.00x [4.00, 4.00]" in texts[3]
-    assert not any(f.unstable for f in pit["findings"])
+    assert not any(f.unstable for f in solves["findings"])
 
 
 def test_no_parallel_in_time_data_no_section():
@@ -173,8 +173,8 @@ def test_no_parallel_in_time_data_no_section():
 
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("pit-report")
-    bench, swept = folder / "bench.json", folder / "pit.json"
+    folder = tmp_path_factory.mktemp("solves-report")
+    bench, swept = folder / "bench.json", folder / "parallel-in-time.json"
     bench.write_text(json.dumps(bench_doc()))
     swept.write_text(sweep.dumps(sweep_doc()))
     assert main(["report", str(bench), str(swept), "--out", str(folder / "with")]) == 0
@@ -208,7 +208,7 @@ def test_report_without_parallel_in_time_data(reports):
 
 
 def test_report_refuses_a_sweep_of_another_schema(tmp_path, capsys):
-    bench, sweep = tmp_path / "bench.json", tmp_path / "pit.json"
+    bench, sweep = tmp_path / "bench.json", tmp_path / "parallel-in-time.json"
     bench.write_text(json.dumps(example_doc()))
     doc = sweep_doc()
     doc["schema_version"] = 2
