@@ -65,3 +65,16 @@ def test_noise_between_two_runs_by_hand():
     assert "median deviation from 1 10.0%, largest 10.0%" in statement
     # 7 rounds evenly over +-1%: IQR / median = 1% for every case
     assert "IQR over its median is median 1.0%, 90th percentile 1.0%" in statement
+
+
+def test_the_committed_example_report_opens_with_the_answer():
+    """results/report is what a newcomer opens: its first section is the answer, and the README
+    block is at most 10 lines."""
+    text = (ROOT / "results" / "report" / "report.md").read_text(encoding="utf-8")
+    first = next(line for line in text.splitlines() if line.startswith("## "))
+    assert first.startswith("## The answer on "), first
+    page = (ROOT / "results" / "report" / "report.html").read_text(encoding="utf-8")
+    assert page.index("<h2 id='the-answer-on-") < page.index("<h2 id='contents'>")
+    readme_text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme_text.split(readme.BEGIN)[1].split(readme.END)[0].strip()
+    assert 2 <= len(block.splitlines()) <= readme.MAX_LINES
