@@ -173,7 +173,7 @@ def test_no_parallel_in_time_data_no_section():
 
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("solves-report")
+    folder = tmp_path_factory.mktemp("parallel-in-time-report")
     bench, swept = folder / "bench.json", folder / "parallel-in-time.json"
     bench.write_text(json.dumps(bench_doc()))
     swept.write_text(sweep.dumps(sweep_doc()))
@@ -189,8 +189,8 @@ def test_report_renders_the_section(reports):
     assert "## Parallel in time: how parallel can this recurrence be" in text
     assert "the next section measures it" in text
     for name in ("iterations_vs_T", "iterations_vs_lle", "work_depth", "speed"):
-        assert f"(img/pit_{name}.png)" in text
-        assert (reports / "with" / "img" / f"pit_{name}.png").read_bytes()[:4] == b"\x89PNG"
+        assert f"(img/parallel_in_time_{name}.png)" in text
+        assert (reports / "with" / "img" / f"parallel_in_time_{name}.png").read_bytes()[:4] == b"\x89PNG"
     assert "| sweep-box | gru | quasi-newton | 32 | 2 | 16 | 22 |" in text  # iterations vs T
     assert "| 2.00x [2.00, 2.00] | 59.6x | 29.781x [29.781, 29.781] | 4.00x [4.00, 4.00] |" in text
     assert "| sweep-box | gru | newton | 32 | 256 | 6 | +0.050 | no (" in text  # the gain table
@@ -202,9 +202,9 @@ def test_report_renders_the_section(reports):
 
 def test_report_without_parallel_in_time_data(reports):
     text = (reports / "without" / "report.md").read_text()
-    assert "## Parallel in time" not in text and "pit_" not in text
+    assert "## Parallel in time" not in text and "parallel_in_time_" not in text
     assert "no parallel-in-time sweep or timing among these inputs measures it" in text
-    assert not list((reports / "without" / "img").glob("pit_*"))
+    assert not list((reports / "without" / "img").glob("parallel_in_time_*"))
 
 
 def test_report_refuses_a_sweep_of_another_schema(tmp_path, capsys):
