@@ -91,13 +91,22 @@ def block(result: dict[str, Any], benches: list[dict], paths: list[str]) -> str:
     machine = benches[0].machine if benches[0].machine in found else next(iter(found), None)
     flagged = sum(i.machine == machine for i in result["inconsistencies"])
     others = sorted(set(found) - {machine})
+    # a `bench --model` run (every case a user's model) has its own report section
+    builtin = [doc for doc in benches if not all(r.case.model for r in doc.cases)]
+    mine = [(d, p) for d, p in zip(benches, paths, strict=True) if d in builtin] or list(
+        zip(benches, paths, strict=True)
+    )
+    models = len(benches) - len(builtin)
     parts = [
         f"**The answer on {machine}.**"
         if machine
         else "**No answer: these results hold none of the built-in suites' standard case, "
         "step fits, penalties or parallel-in-time timings.**",
-        provenance(benches, paths),
-        noise(benches),
+        provenance([d for d, _ in mine], [p for _, p in mine]),
+        noise([d for d, _ in mine]),
+        f"The {models} `bench --model` runs given too have sections of their own in the report."
+        if models
+        else "",
         "Each median and ratio carries its 95% interval.",
         f"{flagged} measurement{'s' if flagged != 1 else ''} on {machine} beat a limit drawn "
         "from these results (listed under Inconsistencies in the report)."
@@ -106,7 +115,7 @@ def block(result: dict[str, Any], benches: list[dict], paths: list[str]) -> str:
     ]
     if others:
         parts.append(f"The report answers for {', '.join(others)} too.")
-    lines = [" ".join(parts), *answer_markdown(found.get(machine, [])).splitlines()]
+    lines = [" ".join(p for p in parts if p), *answer_markdown(found.get(machine, [])).splitlines()]
     return "\n".join(lines[:MAX_LINES])
 
 
