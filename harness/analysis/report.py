@@ -131,6 +131,9 @@ def write_report(
     write_text_atomic(out / "report.md", markdown(body, plots, heading))
     page = html.page(body, plots, figures, {**CAPTIONS, **inline}, heading)
     write_text_atomic(out / "report.html", page)
+    for stale in (out / "img").glob("*.png"):  # a plot an earlier report drew, this one not
+        if stale.stem not in figures.png:
+            stale.unlink()
     block = findings_block(paths, benches, result)
     write_text_atomic(out / "findings.md", block + "\n")
     written = {"markdown": out / "report.md", "html": out / "report.html"}
