@@ -190,7 +190,9 @@ def test_report_renders_the_section(reports):
     assert "the next section measures it" in text
     for name in ("iterations_vs_T", "iterations_vs_lle", "work_depth", "speed"):
         assert f"(img/parallel_in_time_{name}.png)" in text
-        assert (reports / "with" / "img" / f"parallel_in_time_{name}.png").read_bytes()[:4] == b"\x89PNG"
+        assert (reports / "with" / "img" / f"parallel_in_time_{name}.png").read_bytes()[
+            :4
+        ] == b"\x89PNG"
     assert "| sweep-box | gru | quasi-newton | 32 | 2 | 16 | 22 |" in text  # iterations vs T
     assert "| 2.00x [2.00, 2.00] | 59.6x | 29.781x [29.781, 29.781] | 4.00x [4.00, 4.00] |" in text
     assert "| sweep-box | gru | newton | 32 | 256 | 6 | +0.050 | no (" in text  # the gain table
