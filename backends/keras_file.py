@@ -8,6 +8,8 @@ inference, are passed over. Anything else is refused naming the layer and what i
 
 from __future__ import annotations
 
+import ntpath
+
 import numpy as np
 
 from backends.tf_model import LAYERS, canonical_from_keras_arrays, keras, tf
@@ -15,7 +17,6 @@ from harness.model.protocol import NotSupported
 from harness.model.spec import Cell, Head, ModelSpec
 
 PASSIVE = ("InputLayer", "Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout")
-ACTIVATIONS = {"tanh": "tanh", "sigmoid": "sigmoid"}
 
 
 def load(path):
@@ -173,7 +174,7 @@ class KerasRuntime:
 
     def __init__(self, path: str, model, spec: ModelSpec):
         self.path, self.model, self.spec = path, model, spec
-        self.label = path.replace("\\", "/").rsplit("/", 1)[-1]
+        self.label = ntpath.basename(path)  # either separator
         shape = model.inputs[0].shape
         self.T = shape[1] if len(shape) == 3 and shape[1] is not None else None
         self.B = shape[0] if len(shape) == 3 and shape[0] is not None else None

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from backends.array_namespace import namespace
+
 
 def init_weights(input_size: int, hidden: int, layers: int = 1, seed: int = 0, dtype="float32"):
     rng = np.random.Generator(np.random.PCG64(seed))
@@ -40,14 +42,6 @@ def _layers(weights) -> int:
 # ---- NumPy / CuPy --------------------------------------------------------------------------
 
 
-def _xp(array):
-    if type(array).__module__.split(".")[0] == "cupy":
-        import cupy
-
-        return cupy
-    return np
-
-
 def _softplus(v, xp):
     return xp.logaddexp(0, v)
 
@@ -61,7 +55,7 @@ def _projection(x, W, b, xp):
 
 def forward_sequential(weights, x, h0=None):
     """y [T, B, H] and h_n [layers, B, H], one step at a time."""
-    xp = _xp(x)
+    xp = namespace(x)
     finals = []
     for layer in range(_layers(weights)):
         kz, kh = _projection(x, weights[f"l{layer}.W"], weights[f"l{layer}.b"], xp)
@@ -111,7 +105,7 @@ def log_scan(kz, kh, h0, xp):
 
 def forward_parallel(weights, x, h0=None, method="scan"):
     """The same numbers with no step waiting on the previous one: method "scan" or "log"."""
-    xp = _xp(x)
+    xp = namespace(x)
     finals = []
     for layer in range(_layers(weights)):
         kz, kh = _projection(x, weights[f"l{layer}.W"], weights[f"l{layer}.b"], xp)

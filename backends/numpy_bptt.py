@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from backends import numpy_cells
-from backends.numpy_cells import namespace
+from backends.array_namespace import namespace
 from harness.model.spec import Cell
 
 

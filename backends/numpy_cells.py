@@ -18,18 +18,8 @@ import dataclasses
 import types
 from typing import Any
 
-import numpy as np
-
+from backends.array_namespace import namespace
 from harness.model.spec import Cell
-
-
-def namespace(array: Any) -> types.ModuleType:
-    """numpy, or cupy for a CuPy array: the array API the reference runs on."""
-    if type(array).__module__.split(".")[0] == "cupy":
-        import cupy
-
-        return cupy
-    return np
 
 
 def sigmoid_(a: Any, xp: types.ModuleType) -> None:

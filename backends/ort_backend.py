@@ -19,7 +19,7 @@ from harness.model.protocol import BaseBackend, BasePrepared, NotSupported
 from harness.model.spec import Cell, ModelSpec
 from harness.model.weights import CanonicalWeights
 from harness.onnx.audit import audit
-from harness.onnx.session import PROVIDERS, open_session, run_session
+from harness.onnx.session import ORT_PROVIDERS, open_session, run_session
 
 EXPORTER_NEEDS = {
     "direct": (),
@@ -49,13 +49,13 @@ class OrtBackend(BaseBackend):
             if importlib.util.find_spec(module) is None:
                 return f"the {self.exporter} export path needs {module}, which is not installed"
         available = ort.get_available_providers()
-        if PROVIDERS[self.provider] not in available:
+        if ORT_PROVIDERS[self.provider] not in available:
             hint = (
                 " (install onnxruntime-gpu instead of onnxruntime)"
                 if self.provider != "cpu"
                 else ""
             )
-            return f"onnxruntime {ort.__version__} has no {PROVIDERS[self.provider]}{hint}"
+            return f"onnxruntime {ort.__version__} has no {ORT_PROVIDERS[self.provider]}{hint}"
         return None
 
     def set_threads(self, n: int) -> dict:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import ntpath
 import warnings
 
 import numpy as np
@@ -454,7 +455,7 @@ class TorchRuntime:
 
     def __init__(self, path: str, kind: str, module, batch_first: bool, T, B):
         self.path, self.kind, self.module = path, kind, module
-        self.label = path.replace("\\", "/").rsplit("/", 1)[-1]
+        self.label = ntpath.basename(path)  # either separator
         self.batch_first, self.T, self.B = batch_first, T, B
         self.dtype = next((p.dtype for p in module.parameters()), torch.float32)
 

@@ -15,11 +15,11 @@ CPUINFO = "model name\t: X\ncpu MHz\t\t: 2500.000\nflags\t\t: fpu sse2 avx avx2 
 def test_theoretical_peak_from_flags_and_clock_by_hand():
     flags = cpu_limits.cpu_flags(CPUINFO)
     mhz, source = cpu_limits.reported_mhz(CPUINFO, sysfs=cpu_limits.Path("/nonexistent"))
-    peak = cpu_limits.theoretical_peak(flags, mhz, source, cores=2)
+    peak = cpu_limits.isa_peak(flags, mhz, source, cores=2)
     # AVX2: 8 float32 lanes x 2 FMA pipes x 2 FLOPs an FMA = 32 a cycle, x 2.5 GHz = 80 GFLOP/s
     assert peak["flops_per_cycle_per_core"] == {"float32": 32, "float64": 16}
     assert peak["gflops"]["2"]["float32"] == pytest.approx(160.0)
-    assert cpu_limits.theoretical_peak(set(), mhz, source, 2) == {"missing": "no vector ISA flags"}
+    assert cpu_limits.isa_peak(set(), mhz, source, 2) == {"missing": "no vector ISA flags"}
 
 
 def test_this_machines_record_reaches_the_machine_model():

@@ -12,19 +12,7 @@ from typing import Any
 
 import numpy as np
 
-
-def namespace(array: Any) -> types.ModuleType:
-    """numpy, cupy or torch: the module whose functions operate on `array`."""
-    module = type(array).__module__.split(".")[0]
-    if module == "torch":
-        import torch
-
-        return torch
-    if module == "cupy":
-        import cupy
-
-        return cupy
-    return np
+from backends.array_namespace import namespace
 
 
 def eye(xp: types.ModuleType, n: int, like: Any) -> Any:

@@ -11,7 +11,7 @@ from harness.bench import engine
 from harness.bench.stats import format_seconds
 from harness.bench.suites import load_suite, safe_name, suite_names
 from harness.cli.errors import UsageError
-from harness.markdown import print_table, text_table
+from harness.markdown import print_table
 
 
 def add_parser(sub) -> None:
@@ -271,11 +271,6 @@ def summary_rows(doc) -> list[tuple[str, ...]]:
         iqr = f"{100 * st['iqr'] / st['median']:.1f}%"
         rows.append((name, r.impl_class, format_seconds(st["median"]), iqr, gflops, gbytes, "ok"))
     return rows
-
-
-def format_summary(doc) -> str:
-    """The summary as plain columns (what a pipe or a log gets)."""
-    return text_table(SUMMARY_HEADER, summary_rows(doc))
 
 
 def print_summary(doc) -> None:

@@ -34,7 +34,7 @@ def reported_mhz(cpuinfo: str, sysfs: Path = Path("/sys/devices/system/cpu/cpu0/
     return None, "no clock reported"
 
 
-def theoretical_peak(flags: set[str], mhz: float | None, source: str, cores: int) -> dict:
+def isa_peak(flags: set[str], mhz: float | None, source: str, cores: int) -> dict:
     """GFLOP/s per core and for each thread count up to `cores`, float32 and float64."""
     lanes = next((n for flag, n in SIMD_LANES32 if flag in flags), None)
     if lanes is None or mhz is None:
@@ -93,4 +93,4 @@ def collect_cpu_limits(cores: int) -> dict[str, Any]:
         return {"peak": {"missing": "no /proc/cpuinfo"}, "caches": []}
     flags = cpu_flags(cpuinfo)
     mhz, source = reported_mhz(cpuinfo)
-    return {"peak": theoretical_peak(flags, mhz, source, cores), "caches": caches()}
+    return {"peak": isa_peak(flags, mhz, source, cores), "caches": caches()}

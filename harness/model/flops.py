@@ -78,10 +78,6 @@ def step_bytes(cell, B, H, dtype="float32") -> int:  # noqa: N803
     return item * (G * H * H + G * H * B + 2 * states * H * B)
 
 
-def step_flops(cell, B, H) -> int:  # noqa: N803
-    return 2 * B * H * GATES[cell] * H
-
-
 def case_bytes(mode: str, size: int, dtype="float32") -> int:
     """Bytes a bandwidth probe moves: one read and one write of `size` elements."""
     return 2 * size * ITEMSIZE[dtype] if mode == "bandwidth" else 0

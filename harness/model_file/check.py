@@ -62,8 +62,8 @@ def plan_sizes(runtimes) -> list[tuple[int, int]]:
 
 def check_file(path, given=None, sizes=None) -> RuntimeCheck:
     """The model file as its runtime runs it, against the reference on its own weights, at
-    `sizes` (default: plan_sizes'). What `parity --model` and `parallel-in-time --model` ask
-    of a file before trusting its weights."""
+    `sizes` (default: plan_sizes'): check_runtime for one file, opened here (the commands open
+    the model once and call check_runtime themselves)."""
     from harness.model_file.model import open_model
 
     model = open_model(path, given=given)

@@ -9,20 +9,15 @@ OnnxRuntime is defined here; the Keras and torch runtimes live beside their back
 from __future__ import annotations
 
 import dataclasses
+import ntpath
 from typing import Any, Protocol
 
 import numpy as np
 
 from harness.model.protocol import NotSupported
-from harness.onnx.reader import ImportedModel, constant_values, load_model
+from harness.onnx.reader import ImportedModel, constant_values, declared_dims, load_model
 from harness.onnx.session import open_session, run_session
 
-ORT_TYPES = {
-    "tensor(float)": np.float32,
-    "tensor(double)": np.float64,
-    "tensor(int32)": np.int32,
-    "tensor(int64)": np.int64,
-}
 ONNX_ELEM = {1: np.float32, 11: np.float64, 6: np.int32, 7: np.int64}
 
 
@@ -60,7 +55,8 @@ class OnnxRuntime:
     kind = "onnx"
 
     def __init__(self, path, imported: ImportedModel | None, batch_major: bool = False):
-        self.path, self.label, self.imported = str(path), _name(path), imported
+        self.path, self.imported = str(path), imported
+        self.label = ntpath.basename(str(path))  # either separator
         self.model = load_model(path)
         self.constants = constant_values(self.model)
         stored = set(self.constants)
@@ -72,7 +68,7 @@ class OnnxRuntime:
             self.T, self.B, self.output_T = imported.T, imported.B, imported.output_T
         else:
             self.x_input, self.batch_major = _sequence_input(self.graph_inputs, path), batch_major
-            dims = _dims(next(i for i in self.graph_inputs if i.name == self.x_input))
+            dims = declared_dims(next(i for i in self.graph_inputs if i.name == self.x_input))
             t_axis = 1 if batch_major else 0
             self.T, self.B, self.output_T = dims[t_axis], dims[1 - t_axis], None
         self._session, self._probe = None, None
@@ -155,14 +151,6 @@ class OnnxRuntime:
         return (lambda: session.run(None, feed)), (
             lambda out: dict(zip(self.output_names, out, strict=True))
         )
-
-
-def _name(path) -> str:
-    return str(path).replace("\\", "/").rsplit("/", 1)[-1]
-
-
-def _dims(value) -> list[int | None]:
-    return [d for d, _ in _dim_pairs(value)]
 
 
 def _dim_pairs(value) -> list[tuple[int | None, str]]:

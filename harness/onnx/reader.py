@@ -33,7 +33,6 @@ DEFAULT_ACTIVATIONS = {
 }
 DIRECTIONS = ("forward", "reverse", "bidirectional")
 SLOTS = ("X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P")
-WEIGHT_SLOTS = ("W", "R", "B", "P")
 INPUTS_HINT = "an ONNX test-data folder of input_*.pb, or an .npz keyed by graph input name"
 HEAD_ACTIVATIONS = ("Sigmoid", "LogSoftmax", "Relu", "Tanh", "HardSigmoid", "Softplus")
 
@@ -431,7 +430,7 @@ def _x_input(model, first: RecurrentNode) -> tuple[str, bool]:
     if producer is not None and producer.op_type == "Transpose" and perm == [1, 0, 2]:
         return x, first.layout == 0
     if x in inputs and producer.op_type == "Reshape":
-        dims = _dims(inputs[x])
+        dims = declared_dims(inputs[x])
         if len(dims) == 3 and 1 in dims[:2]:
             return x, dims[1] == 1
     raise NotSupported(
@@ -440,7 +439,8 @@ def _x_input(model, first: RecurrentNode) -> tuple[str, bool]:
     )
 
 
-def _dims(value) -> list[int | None]:
+def declared_dims(value) -> list[int | None]:
+    """Each axis of a graph value: its static size, or None where it is symbolic or unknown."""
     return [
         d.dim_value if d.HasField("dim_value") else None for d in value.type.tensor_type.shape.dim
     ]
@@ -451,7 +451,7 @@ def _declared_sizes(model, x_input, spec, path, last: RecurrentNode):
     last node's Y declares while x leaves it dynamic (a hint of a length baked into the graph:
     torch's dynamo exporter was seen to reshape y to its example's T)."""
     x = next(v for v in model.graph.input if v.name == x_input)
-    dims = _dims(x)
+    dims = declared_dims(x)
     if len(dims) != 3 or dims[2] not in (None, spec.input_size):
         raise NotSupported(
             f"{path}: input {x_input!r} has shape {dims}: allowed [T, B, I] or [B, T, I] "
@@ -464,7 +464,7 @@ def _declared_sizes(model, x_input, spec, path, last: RecurrentNode):
         width = spec.num_directions * spec.hidden_size
         from_y = _downstream(model, [last.outputs.get("Y", "")])
         for out in (o for o in model.graph.output if o.name in from_y):
-            out_dims = _dims(out)
+            out_dims = declared_dims(out)
             if len(out_dims) == 3 and out_dims[2] == width and out_dims[t_axis]:
                 output_T = out_dims[t_axis]
     return T, B, output_T

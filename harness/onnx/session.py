@@ -13,7 +13,7 @@ import re
 
 from harness.model.protocol import NotSupported
 
-PROVIDERS = {
+ORT_PROVIDERS = {
     "cpu": "CPUExecutionProvider",
     "cuda": "CUDAExecutionProvider",
     "tensorrt": "TensorrtExecutionProvider",
@@ -75,12 +75,12 @@ def open_session(
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
     try:
-        session = ort.InferenceSession(source, options, providers=[PROVIDERS[provider]])
+        session = ort.InferenceSession(source, options, providers=[ORT_PROVIDERS[provider]])
     except Exception as exc:
         _raise(exc, f"onnxruntime cannot load {what}")
     used = session.get_providers()[0]
-    if used != PROVIDERS[provider]:
-        raise NotSupported(f"onnxruntime fell back to {used} instead of {PROVIDERS[provider]}")
+    if used != ORT_PROVIDERS[provider]:
+        raise NotSupported(f"onnxruntime fell back to {used} instead of {ORT_PROVIDERS[provider]}")
     return session
 
 
