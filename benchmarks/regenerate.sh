@@ -2,8 +2,8 @@
 # Regenerate every committed reference result from a clean checkout, then the example report
 # and the README's findings block from them. Run on a quiet machine (nothing else running):
 #   bash benchmarks/regenerate.sh [MACHINE_LABEL]
-# About 50 minutes on a 2-core VM (the trained examples' results included). Each file records
-# the commit it was made at; commit them together afterwards. The example report and the
+# About 35 minutes on a 2-core VM, the trained examples included (34 measured on Zen 4). Each
+# file records the commit it was made at; commit them together afterwards. The example report and the
 # README's answer block are written from the same files `tox -e report` names.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +14,7 @@ if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
 fi
 machine=${1:?give the machine a label: bash benchmarks/regenerate.sh LABEL}
 rnnbench=${RNNBENCH:-.tox/stack/bin/rnnbench}
+export RNNBENCH_MACHINE="$machine"  # the label of every file below, the counted sweep's too
 cpu=results/cpu-2core
 $rnnbench bench --suite quick --out "$cpu/bench-quick.json" --overwrite --machine "$machine"
 $rnnbench bench --suite default --out "$cpu/bench-default.json" --overwrite --machine "$machine"

@@ -41,6 +41,9 @@ class Entry:
     variants: tuple[str, ...] = ()  # the cell variants (spec.VARIANTS) it computes
     reverse_only: bool = False  # runs a reverse-only layer (an ONNX node's direction=reverse)
     runs_file: bool = False  # times a user's model file as it is (bench --model)
+    # Elements from which its copy (the bandwidth probe) runs on every thread of the case;
+    # None: its copy runs on one thread whatever the case allows.
+    copy_threads_from: int | None = None
 
 
 BACKENDS: dict[str, Entry] = {}
@@ -59,6 +62,7 @@ def register(
     variants=(),
     reverse_only=False,
     runs_file=False,
+    copy_threads_from=None,
     **kwargs,
 ) -> None:
     if name in BACKENDS:
@@ -76,6 +80,7 @@ def register(
         tuple(variants),
         reverse_only,
         runs_file,
+        copy_threads_from,
     )
 
 
@@ -90,7 +95,10 @@ register("numpy", _NUMPY, modes=ALL, mingru=True, variants=VARIANTS, reverse_onl
 register("cupy", _NUMPY, ["cupy"], "gpu", "gpu",
          ("forward", "gemm", "sequential", *PROBE_MODES, *PARALLEL_IN_TIME_MODES), mingru=True,
          parity=False, variants=VARIANTS, xp="cupy")
-register("torch-cpu", _TORCH, ["torch"], "torch", modes=ALL, mingru=True, device="cpu")
+# ATen copies on every intra-op thread from its grain size (at::internal::GRAIN_SIZE) up;
+# NumPy's copyto is single-threaded.
+register("torch-cpu", _TORCH, ["torch"], "torch", modes=ALL, mingru=True, device="cpu",
+         copy_threads_from=32768)
 register("torch-cpu-onednn", _TORCH, ["torch"], "torch", modes=("gemm", "peak"), parity=False,
          device="cpu", gemm_library="onednn")
 register("torch-cpu-compile", _TORCH, ["torch"], "torch", modes=("forward",), mingru=True,
@@ -169,6 +177,16 @@ def modes_of(name: str, cell: str = "lstm") -> tuple[str, ...]:
     if cell == "mingru":
         return tuple(m for m in MINGRU_MODES if entry.mingru and m in entry.modes)
     return tuple(m for m in entry.modes if m != "sequential")
+
+
+def copy_threads(name: str, elements: int, threads: int) -> int:
+    """How many threads `name`'s copy of `elements` ran on in a case allowing `threads`; an
+    unknown backend counts as one (what it moved is then read as one thread's bandwidth, the
+    larger figure, so a bound drawn from it stays a bound)."""
+    entry = BACKENDS.get(name)
+    if entry is None or entry.copy_threads_from is None or elements < entry.copy_threads_from:
+        return 1
+    return threads
 
 
 def product_baseline(name: str) -> str | None:

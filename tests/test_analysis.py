@@ -133,4 +133,4 @@ def test_a_finding_whose_interval_reaches_one_is_left_out():
     (pen,) = [f for f in found if f.text.startswith("Recurrence penalty")]
     assert "reaches 1" in pen.unstable
     (stable,) = [f for f in headline(measures.analyse(views(example_doc()))) if "penalty" in f.text]
-    assert stable.unstable == "" and "3.0x [3.0, 3.0]" in stable.text
+    assert stable.unstable == "" and "3.00x [3.00, 3.00]" in stable.text

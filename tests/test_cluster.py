@@ -172,8 +172,10 @@ def _report_names_each_machine(out: Path, folder: Path, records: list[dict]) -> 
     written = write_report([str(out)], folder)
     text = written["markdown"].read_text()
     table = environment(_views(out))
-    assert table.count("| alpha") == 1 and table.count("| beta") == 1 and table in text
-    busy = [float(b) for b in re.findall(r"\| (\d+) s busy of \d+ s \|", table)]
+    machines, runs = table.split("Runs:")
+    assert machines.count("| alpha") == 1 and machines.count("| beta") == 1 and table in text
+    assert runs.count("| alpha") == 1 and runs.count("| beta") == 1
+    busy = [float(b) for b in re.findall(r"\| (\d+) s busy of \d+ s \|", runs)]
     wall = _loaded(out)["wall_s"]
     assert len(busy) == 2 and all(0 <= b <= wall + 1 for b in busy)  # shown in whole seconds
     assert sum(r["group_s"] for r in records if r.get("group_s")) > 0

@@ -11,7 +11,7 @@ import pytest
 from harness.analysis import invariants, measures, sections
 from harness.bench import results, stats
 from harness.bench.case import make_case
-from harness.machine.model import Memory
+from harness.machine.model import Memory, Probe
 from harness.registry import product_baseline
 from tests.synthetic_results import document, example_doc, record, spread, views
 
@@ -25,17 +25,18 @@ def at(flops: float, gflops: float) -> list[float]:
 
 
 def planted_doc() -> dict:
-    """Probes: numpy 100 GFLOP/s, torch 80; copies of 32 KiB (L1) at 200 GB/s, 512 KiB (L2) at
-    100, 32 MiB (DRAM) at 20; caches 32 KiB L1d and 1 MiB L2 per core, 16 MiB L3; a 192
-    GFLOP/s theoretical peak at 2 threads. One consistent LSTM case, one planted case (150
-    GFLOP/s, above the 100 peak; its own product at 75 and numpy's at 100 both slower), TF
-    eager, and two T series at B=1: LSTM with a step of 5 us (under its 10.6 us memory bound)
-    and GRU with 20 us (over its 7.9 us memory bound)."""
+    """Probes: numpy 100 GFLOP/s, torch 80; NumPy's one-thread copies of 32 KiB (L1) at 100
+    GB/s, 512 KiB (L2) at 50, 32 MiB (DRAM) at 10, so 200, 100 and 20 at 2 threads; caches 32
+    KiB L1d and 1 MiB L2 per core, 16 MiB L3; a 192 GFLOP/s theoretical peak at 2 threads. One
+    consistent LSTM case, one planted case (150 GFLOP/s, above the 100 peak; its own product
+    at 75 and numpy's at 100 both slower), TF eager, and two T series at B=1: LSTM with a step
+    of 5 us (under its 10.6 us memory bound) and GRU with 20 us (over its 7.9 us memory
+    bound)."""
     records = [
         record(make_case("numpy", "peak", size=1024, threads=2), at(2 * 1024**3, 100)),
         record(make_case("torch-cpu", "peak", size=1024, threads=2), at(2 * 1024**3, 80)),
     ]
-    for size, gbs in ((2**12, 200), (2**16, 100), (2**22, 20)):
+    for size, gbs in ((2**12, 100), (2**16, 50), (2**22, 10)):
         records.append(
             record(make_case("numpy", "bandwidth", size=size, threads=2), at(8 * size, gbs))
         )
@@ -82,17 +83,39 @@ def test_the_machine_model_by_hand(planted):
     assert peak.theoretical == pytest.approx(32 * 3000e6 * 2)
     memory = planted["machine"]["memory"][("planted", "cpu", 2)]
     assert memory.levels == (("L1", 64 * 2**10), ("L2", 2 * 2**20), ("L3", 16 * 2**20))
+    # NumPy's copy runs on one thread: the bound at 2 threads allows twice what it moved
     for size, level, bandwidth in (
         (10 * 2**10, "L1", 200e9),
         (1052672, "L2", 100e9),  # R and states of an H=256 LSTM step at B=1
-        (4 * 2**20, "L3", 100e9),  # no probe in L3: the best at or under 4 MiB (L2's)
+        (4 * 2**20, "L3", 100e9),  # no probe in L3: the nearest under 4 MiB (L2's)
         (100 * 2**20, "DRAM", 20e9),
     ):
         found = memory.bandwidth_at(size)
         assert (found.name, found.bandwidth) == (level, pytest.approx(bandwidth)), size
-    # an old file: one DRAM probe, no caches: a small working set's level is unknown
-    old = Memory(((2**27, 20e9, "numpy"),), (), "cache sizes unknown")
+    one = Memory(memory.probes, 1, memory.levels, memory.caches_note)  # the same, at 1 thread
+    assert one.bandwidth_at(1052672).bandwidth == pytest.approx(50e9)
+    # an old file: one DRAM probe, no caches: a small working set's level is unknown, and a
+    # larger working set's bandwidth does not bound it
+    old = Memory((Probe(2**27, 20e9, "numpy", 1),), 1, (), "cache sizes unknown")
     assert old.bandwidth_at(2**20).bandwidth is None and old.bandwidth_at(2**20).name == "unknown"
+    assert old.bandwidth_at(2**28).bandwidth == pytest.approx(20e9)
+
+
+def test_a_smaller_working_set_is_never_served_slower():
+    """A small probe slowed by call overhead (L1 under L2) takes the larger probes' best; a
+    copy that ran on every thread counts as that many threads' worth."""
+    levels = (("L1", 64 * 2**10), ("L2", 2 * 2**20))
+    probes = (
+        Probe(16 * 2**10, 27e9, "numpy", 1),
+        Probe(256 * 2**10, 85e9, "numpy", 1),
+        Probe(64 * 2**20, 120e9, "torch-cpu", 2),
+    )
+    memory = Memory(probes, 2, levels, "made up")
+    assert [rate for _, rate, _ in memory.curve] == pytest.approx([170e9, 170e9, 120e9])
+    assert memory.bandwidth_at(50 * 2**10).bandwidth == pytest.approx(170e9)
+    assert memory.bandwidth_at(50 * 2**10).name == "L1"
+    assert memory.bandwidth_at(2**30).name == "DRAM"
+    assert memory.bandwidth_at(2**30).bandwidth == pytest.approx(120e9)
 
 
 def test_roofline_counts_every_flop_at_the_right_level(planted):

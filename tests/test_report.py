@@ -62,7 +62,7 @@ def test_markdown_report_has_every_section_and_plot(report):
     # B = 10 us per step, made up exactly; its bootstrap interval stays within the +-1% rounds
     step = re.search(r"costs \*\*10\.0 us \[([\d.]+), ([\d.]+)\]\*\* in torch-cpu", text)
     assert step and 9.8 <= float(step[1]) <= 10.0 <= float(step[2]) <= 10.2
-    assert "up to **3.0x [3.0, 3.0]**" in text  # the made-up penalty, paired round by round
+    assert "up to **3.00x [3.00, 3.00]**" in text  # the made-up penalty, paired round by round
     # medians with their order-statistic interval: 7 rounds over +-1% -> (min, max)
     assert "| torch-cpu | lstm | 1 | 64 | 256 | 1 | 2 | 690.0 us [683.1, 696.9] |" in text
     # the committed parity JSON records the pass rule's own share: no fallback note (an older
@@ -75,7 +75,7 @@ def test_html_report_is_standalone(report):
     assert page.count("src='data:image/png;base64,") == 8
     assert not re.search(r"(src|href)=['\"]https?:", page)  # nothing from the network
     assert "<table>" in page and "<th>penalty [95% interval]</th>" in page
-    assert "<strong>3.0x [3.0, 3.0]</strong>" in page  # markdown-it renders the emphasis
+    assert "<strong>3.00x [3.00, 3.00]</strong>" in page  # markdown-it renders the emphasis
 
 
 def test_the_answer_comes_first_in_at_most_eight_sentences_with_intervals(report):

@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from harness import registry
-from harness.analysis.findings import instability, is_standard
+from harness.analysis.findings import is_standard
 from harness.analysis.parallel_in_time import solved
+from harness.analysis.penalty import settled
 from harness.analysis.roofline import GATE_FLOPS, step_bound
 from harness.analysis.rows import ratio
 from harness.bench.stats import format_interval, format_ratio, format_seconds
@@ -63,12 +63,8 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
-def _article(cell: str) -> str:
-    return "An" if cell.upper()[0] in "AEFHILMNORSX" else "A"
-
-
 def _cell(fit: dict[str, Any]) -> str:
-    return f"{fit['cell'].upper()} (H={fit['hidden']}, {fit['dtype']})"
+    return f"{fit['cell'].upper()} (I={fit['input_size']}, H={fit['hidden']}, {fit['dtype']})"
 
 
 def _range(values: list) -> str:
@@ -136,7 +132,7 @@ def _floor(result: dict[str, Any], machine: str) -> Iterator[str]:
         roof = _roof_of(result, fit)
         parts.append(part + (_bounded_by(roof) if roof else " (no product peak to bound it)"))
     if parts:
-        yield f"One step at B=1 costs at least: {'; '.join(parts)}."
+        yield f"One step at B=1 costs at least (fastest runtime timed): {'; '.join(parts)}."
 
 
 def _bounded_by(roof: dict[str, Any]) -> str:
@@ -146,11 +142,13 @@ def _bounded_by(roof: dict[str, Any]) -> str:
         if roof["limited_by"] == "memory"
         else f"the product peak ({format_seconds(roof['bound_s'])})"
     )
-    if times < 1:
+    if times < 1 and roof["step_ci"][2] < roof["bound_s"]:
         return (
             f", under its bound by {limit}: that bound is wrong, a measured limit understated "
             "(see Inconsistencies)"
         )
+    if times < 1:
+        return f", at its bound by {limit} (under it, within its interval): the machine sets it"
     if times <= DISPATCH:
         return f", {times:.2f}x its bound by {limit}: the machine sets it"
     return f", {times:.1f}x its bound by {limit}: dispatch, not the machine, sets it"
@@ -184,8 +182,13 @@ def _compute_bound(result: dict[str, Any], machine: str) -> Iterator[str]:
         level = step_bound({**fit, "batch": at[0]}, peak, memory)["level"]
         peaks[peak.id] = (peak, level)
         low, high = min(at[1:]), max(at[1:])
+        roof = _roof_of(result, fit)
+        # a B=1 step under its memory term: the bandwidth is understated, so the memory term
+        # and the batch where compute overtakes it are overstated
+        beaten = roof is not None and roof["step_ci"][2] < roof["memory_bound_s"]
         parts.append(
-            f"{_cell(fit)} from **B={at[0]}** [{low}, {high}]"
+            f"{_cell(fit)} from **B{'<=' if beaten else '='}{at[0]}** [{low}, {high}]"
+            + (" (at most: its B=1 step beats the memory term)" if beaten else "")
             + _batch_cost(result, machine, fit, at[0])
         )
     if not parts:
@@ -216,24 +219,11 @@ def _batch_cost(result: dict[str, Any], machine: str, fit: dict[str, Any], cross
 
 
 def _penalty(result: dict[str, Any], machine: str) -> Iterator[str]:
-    """Over cases with a recurrence (T > 1) that no baseline beats and whose interval settles
-    the figure; from the headline runtime where it has them."""
-    held = [
-        p
-        for p in result["penalties"]
-        if p["machine"] == machine
-        and p["steps"] > 1
-        and p["best_penalty"] >= 1
-        and p["penalty"] >= 1
-        and not instability(p["best_penalty_ci"])
-    ]
-    if not held:
+    """Over the settled penalties (penalty.settled)."""
+    found = settled(result["penalties"], machine)
+    if found is None:
         return
-    counts: dict[str, int] = {}
-    for p in held:
-        counts[p["target"]] = counts.get(p["target"], 0) + 1
-    target = max(counts, key=lambda t: (t in registry.HEADLINE, counts[t]))
-    mine = [p for p in held if p["target"] == target]
+    target, mine = found
     low = min(mine, key=lambda p: p["best_penalty"])
     high = max(mine, key=lambda p: p["best_penalty"])
     span = f"B {_range([p['batch'] for p in mine])} and T {_range([p['steps'] for p in mine])}"

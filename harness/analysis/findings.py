@@ -1,7 +1,8 @@
 """The report's headline sentences, computed from the analysis: nothing here is typed in by
 hand. Every quoted median and ratio carries its 95% interval; a finding whose interval could
-flip its conclusion (a ratio's interval reaching 1, or half-width over 25% of the figure) is
-unstable: it is kept out of the headline and listed with its reason."""
+flip its conclusion (a ratio's interval reaching 1; a figure with no such pivot, a half-width
+over 25% of it) is unstable: it is kept out of the headline and listed with its reason. The
+answer (analysis/answer.py) applies the same rule."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 from harness import registry
 from harness.analysis.mingru import first_win, unclear_wins
+from harness.analysis.penalty import settled
 from harness.analysis.rows import ratio
 from harness.bench.stats import Interval, format_interval, format_ratio, format_seconds, half_width
 
@@ -36,10 +38,16 @@ def is_standard(row: dict[str, Any]) -> bool:
 
 
 def instability(interval: Interval, pivot: float | None = 1.0) -> str:
-    """Why an interval cannot carry a conclusion, or '' when it can."""
+    """Why an interval cannot carry a conclusion, or '' when it can: a ratio's conclusion is
+    which side of `pivot` it lies on, so only an interval reaching the pivot flips it; a figure
+    with no pivot (pivot None) is unsettled when its interval is wide."""
     estimate, low, high = interval
-    if pivot is not None and low <= pivot <= high:
-        return f"its interval [{low:.3g}, {high:.3g}] reaches {pivot:g}"
+    if pivot is not None:
+        return (
+            f"its interval [{low:.3g}, {high:.3g}] reaches {pivot:g}"
+            if low <= pivot <= high
+            else ""
+        )
     if half_width(interval) > MAX_HALF_WIDTH:
         return f"its interval is +-{100 * half_width(interval):.0f}% of {estimate:.3g}"
     return ""
@@ -113,29 +121,64 @@ def _step_cost(result: dict[str, Any], machine: str) -> Iterator[Finding]:
 
 
 def _penalty(result: dict[str, Any], machine: str) -> Iterator[Finding]:
-    """The penalty against the machine's best product of the same FLOPs, from cases where
-    neither baseline is beaten (those are inconsistencies, not penalties)."""
-    pens = [
+    """The settled penalties (penalty.settled, as the answer quotes them), each cell's range,
+    and what was left out and why."""
+    found = settled(result["penalties"], machine)
+    if found is None:
+        yield from _unsettled_penalty(result, machine)
+        return
+    target, mine = found
+    parts = []
+    for cell in sorted({p["cell"] for p in mine}):
+        rows = [p for p in mine if p["cell"] == cell]
+        high = max(rows, key=lambda p: p["best_penalty"])
+        low = min(rows, key=lambda p: p["best_penalty"])
+        part = f"{cell.upper()} up to **{format_ratio(high['best_penalty_ci'])}** ({_at(high)})"
+        if low is not high:
+            part += f", down to {format_ratio(low['best_penalty_ci'])} ({_at(low)})"
+        parts.append(part)
+    everything = [p for p in result["penalties"] if p["machine"] == machine]
+    own = [p for p in everything if p["target"] == target]
+    beaten = sum(1 for p in own if p["penalty"] < 1 or p["best_penalty"] < 1)
+    single = sum(1 for p in own if p["steps"] == 1)
+    unsettled = len(own) - len(mine) - beaten - single
+    left = [
+        f"{n} {why}"
+        for n, why in (
+            (single, "at T=1 (no recurrence)"),
+            (beaten, "that beat a product baseline (inconsistencies)"),
+            (max(unsettled, 0), "whose interval reaches 1"),
+        )
+        if n
+    ]
+    yield Finding(
+        f"Recurrence penalty in {target} (RNN time / the same FLOPs as the machine's best one "
+        f"product, {len(mine)} cases whose interval settles it): {'; '.join(parts)}"
+        + (f". Left out: {', '.join(left)}" if left else "")
+        + "."
+    )
+
+
+def _unsettled_penalty(result: dict[str, Any], machine: str) -> Iterator[Finding]:
+    """No penalty settled: the largest one measured, left out with why."""
+    held = [
         p
         for p in result["penalties"]
-        if p["machine"] == machine and p["target"] in registry.HEADLINE and p["cell"] == "lstm"
+        if p["machine"] == machine and p["steps"] > 1 and min(p["penalty"], p["best_penalty"]) >= 1
     ]
-    held = [p for p in pens if p["penalty"] >= 1 and p["best_penalty"] >= 1]
-    if not held:
-        return
-    worst = max(held, key=lambda p: p["best_penalty"])
-    best = min(held, key=lambda p: p["best_penalty"])
-    left = len(pens) - len(held)
-    yield Finding(
-        f"Recurrence penalty in {worst['target']} (RNN time / the same FLOPs as the machine's "
-        f"best one product): up to **{format_ratio(worst['best_penalty_ci'], 1)}** "
-        f"(B={worst['batch']}, T={worst['steps']}, H={worst['hidden']}, against "
-        f"{worst['best_library']}'s product), down to {format_ratio(best['best_penalty_ci'])} "
-        f"(B={best['batch']}, T={best['steps']}, H={best['hidden']}, L={best['layers']}, "
-        f"against {best['best_library']}'s product)"
-        + (f"; {left} cases that beat a product baseline are inconsistencies" if left else "")
-        + ".",
-        instability(worst["best_penalty_ci"]) or instability(best["best_penalty_ci"]),
+    if held:
+        worst = max(held, key=lambda p: p["best_penalty"])
+        yield Finding(
+            f"Recurrence penalty in {worst['target']}: up to "
+            f"{format_ratio(worst['best_penalty_ci'])} ({_at(worst)}); no case settles it.",
+            instability(worst["best_penalty_ci"]),
+        )
+
+
+def _at(p: dict[str, Any]) -> str:
+    return (
+        f"B={p['batch']}, T={p['steps']}, H={p['hidden']}, L={p['layers']}, against "
+        f"{p['best_library']}'s product"
     )
 
 

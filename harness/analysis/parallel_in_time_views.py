@@ -31,8 +31,12 @@ TIMED_NOTE = (
     "Measured: each solve against the step loop of the same target, shape, threads and run "
     "(rnnbench bench, modes newton / quasi-newton beside forward; ratios paired by round). "
     "Parallelism found = work multiplier / time ratio: how many times the step loop's FLOP "
-    "rate the solve ran at; it wins only where that exceeds its work multiplier. Penalty: the "
-    "step loop against the best product of the same FLOPs, where it was measured."
+    "rate the solve ran at; it wins only where that exceeds its work multiplier. LLE: the "
+    "model's largest Lyapunov exponent on the timed inputs."
+)
+PENALTY_NOTE = (
+    "Penalty: the step loop against the best product of the same FLOPs, where it was measured; "
+    "break-even: whether that headroom covers the work multiplier."
 )
 AMDAHL_RESTATED = (
     "This bound treats FLOP shares as time shares and holds only for methods that keep h @ R "
@@ -55,7 +59,8 @@ def markdown(solves: dict[str, Any]) -> str:
         if skipped:
             parts.append("Skipped: " + "; ".join(sorted({_skip(r) for r in skipped})) + ".")
     if solves["timed"]:
-        parts += [TIMED_NOTE, timed_table(solves)]
+        penalty = any(t["headroom_ci"] for t in solves["timed"])
+        parts += [TIMED_NOTE + (" " + PENALTY_NOTE if penalty else ""), timed_table(solves)]
     else:
         parts.append("No Newton / quasi-Newton timings among these results.")
     return "\n\n".join(parts)
@@ -127,14 +132,18 @@ def timed_table(solves: dict[str, Any]) -> str:
         ("T", field("steps")),
         ("H", field("hidden")),
         ("iterations", field("iterations")),
+        ("LLE", lambda t: "" if t.get("lle") is None else f"{t['lle']:+.3f}"),
         ("solve", lambda t: format_interval(t["median_ci"])),
         ("step loop", lambda t: format_interval(t["step_loop_ci"])),
         ("solve / step loop", lambda t: format_ratio(t["time_ratio_ci"])),
         ("work", lambda t: f"{t['work_multiplier']:.3g}x"),
         ("parallelism found", lambda t: format_ratio(t["parallelism_found_ci"], 3)),
-        ("penalty", lambda t: format_ratio(t["headroom_ci"]) if t["headroom_ci"] else ""),
-        ("break-even", lambda t: verdict(t["work_multiplier"], t["headroom_ci"])),
     ]
+    if any(t["headroom_ci"] for t in solves["timed"]):  # only where a penalty was measured
+        columns += [
+            ("penalty", lambda t: format_ratio(t["headroom_ci"]) if t["headroom_ci"] else ""),
+            ("break-even", lambda t: verdict(t["work_multiplier"], t["headroom_ci"])),
+        ]
     return table_of(columns, solves["timed"])
 
 

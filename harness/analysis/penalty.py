@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.analysis.rows import key, ratio
-from harness.registry import BACKENDS, product_baseline
+from harness.registry import BACKENDS, HEADLINE, product_baseline
 
 
 def _products(table: list[dict]) -> dict[tuple, list[dict]]:
@@ -96,3 +96,26 @@ def efficiency(table: list[dict], machine: dict[str, Any]) -> list[dict[str, Any
             }
         )
     return out
+
+
+def settled(penalty_rows: list[dict[str, Any]], machine: str) -> tuple[str, list[dict]] | None:
+    """The penalties the answer and the findings quote on `machine`: cases with a recurrence
+    (T > 1) that no baseline beats, whose interval against the best product stays above 1;
+    from the headline runtime where it has them, else the runtime with the most. None: no
+    such case."""
+    held = [
+        p
+        for p in penalty_rows
+        if p["machine"] == machine
+        and p["steps"] > 1
+        and p["best_penalty"] >= 1
+        and p["penalty"] >= 1
+        and p["best_penalty_ci"][1] > 1
+    ]
+    if not held:
+        return None
+    counts: dict[str, int] = {}
+    for p in held:
+        counts[p["target"]] = counts.get(p["target"], 0) + 1
+    target = max(counts, key=lambda t: (t in HEADLINE, counts[t]))
+    return target, [p for p in held if p["target"] == target]

@@ -169,23 +169,37 @@ def share_of_peak(efficiency: list[dict]):
 
 
 def bandwidth_curve(memories: dict):
-    """Copy bandwidth per working set (log-x), one line per (machine, device, threads), with
-    each cache level's capacity for those threads as a dotted vertical line."""
+    """Copy bandwidth per working set (log-x): what each probe measured (points, once per
+    machine and device) and the bound drawn from it for each thread count (lines), with each
+    cache level's capacity for those threads as a dotted vertical line."""
     import matplotlib.pyplot as plt
 
     fig, axis = plt.subplots(figsize=(9, 5))
+    measured = set()
     for index, ((machine, device, threads), memory) in enumerate(sorted(memories.items())):
-        sizes = [p[0] for p in memory.curve]
+        look = style(index)
+        if (machine, device) not in measured:
+            measured.add((machine, device))
+            axis.semilogx(
+                [p.size for p in memory.probes],
+                [p.rate / 1e9 for p in memory.probes],
+                label=f"{machine} {device}: measured",
+                **{**look, "linestyle": "none"},
+            )
         (line,) = axis.semilogx(
-            sizes,
+            [p[0] for p in memory.curve],
             [p[1] / 1e9 for p in memory.curve],
-            label=f"{machine} {device} th{threads}",
-            **style(index),
+            label=f"{machine} {device} th{threads}: bound",
+            **{**look, "marker": None},
         )
         for name, capacity in memory.levels:
             axis.axvline(capacity, color=line.get_color(), ls=":", lw=0.8)
             axis.annotate(f"{name} th{threads}", (capacity, 0), fontsize=7, rotation=90)
-    axis.set(xlabel="working set (bytes, read + write)", ylabel="GB/s", title="Copy bandwidth")
+    axis.set(
+        xlabel="working set (bytes, read + write)",
+        ylabel="GB/s",
+        title="Copy bandwidth: measured, and the bound at each thread count",
+    )
     axis.legend(fontsize=8)
     axis.grid(True, which="both", alpha=0.3)
     return fig

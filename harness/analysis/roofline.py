@@ -66,6 +66,7 @@ def step_bound(fit: dict[str, Any], peak, memory, peak_flops: float | None = Non
     return {
         **{k: fit[k] for k in _KEPT},
         "step_s": fit["b"],
+        "step_ci": fit.get("b_ci", (fit["b"], fit["b"], fit["b"])),
         "step_flops": work,
         "step_bytes": moved,
         "working_set": working_set,

@@ -119,10 +119,28 @@ def _machine_model(result: dict[str, Any]) -> str:
 
 
 def environment(benches) -> str:
-    return markdown_table(
-        ["machine", "CPU", "cores", "GPU", "Python", "libraries", "OPENBLAS_CORETYPE"]
-        + ["suite", "wall", "commit"],
-        [_machine(doc) for doc in benches],
+    """One row per machine (what it is and what it ran with), then one per run on it."""
+    machines = []
+    for doc in benches:
+        row = _machine(doc)
+        if row not in machines:
+            machines.append(row)
+    runs = [
+        [doc.environment.get("machine"), doc.suite.name, len(doc.cases), _wall(doc)]
+        + [(doc.environment.get("git") or {}).get("commit", "")[:10]]
+        for doc in benches
+    ]
+    return "\n".join(
+        [
+            markdown_table(
+                ["machine", "CPU", "cores", "GPU", "Python", "libraries", "OPENBLAS_CORETYPE"],
+                machines,
+            ),
+            "",
+            "Runs:",
+            "",
+            markdown_table(["machine", "suite", "cases", "wall", "commit"], runs),
+        ]
     )
 
 
@@ -149,9 +167,6 @@ def _machine(doc) -> list[Any]:
         env.get("python"),
         ", ".join(f"{k} {libs[k]}" for k in shown if k in libs),
         env["environment_variables"].get("OPENBLAS_CORETYPE") or "unset",
-        doc.suite.name,
-        _wall(doc),
-        (env.get("git") or {}).get("commit", "")[:10],
     ]
 
 
@@ -254,16 +269,19 @@ def machine_model(result: dict[str, Any]) -> str:
             peaks,
         ),
         "",
-        "Memory: copy bandwidth by working set (read + write), and where it lives.",
+        "Memory: copy bandwidth by working set (read + write, as measured), where it lives, "
+        "and the bound drawn from it for work on that many threads: what one thread moved, "
+        "times the threads, at least the best of the larger working sets.",
         "",
         markdown_table(
-            ["machine", "device", "threads", "working set", "GB/s", "library", "level"]
-            + ["caches"],
+            ["machine", "device", "threads", "working set", "measured GB/s", "library"]
+            + ["copy threads", "level", "bound GB/s", "caches"],
             [
-                [m, d, t, f"{size / 2**10:.0f} KiB", f"{rate / 1e9:.1f}", lib]
-                + [mem.level_of(size)[0], mem.caches_note]
+                [m, d, t, f"{probe.size / 2**10:.0f} KiB", f"{probe.rate / 1e9:.1f}"]
+                + [probe.library, probe.copy_threads, mem.level_of(probe.size)[0]]
+                + [f"{bound / 1e9:.1f}", mem.caches_note]
                 for (m, d, t), mem in sorted(model["memory"].items())
-                for size, rate, lib in mem.curve
+                for probe, (_, bound, _) in zip(mem.probes, mem.curve, strict=True)
             ],
         ),
         "",

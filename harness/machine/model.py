@@ -17,6 +17,7 @@ import dataclasses
 from collections import defaultdict
 from typing import Any
 
+from harness import registry
 from harness.machine.facts import cache_levels, environments, openblas_note, theoretical_peak
 from harness.model.flops import ITEMSIZE
 
@@ -48,10 +49,41 @@ class Level:
 
 
 @dataclasses.dataclass(frozen=True)
+class Probe:
+    """One copy probe: what it moved a second, and on how many threads."""
+
+    size: int  # working-set bytes (source and destination)
+    rate: float  # bytes/s, read + write, the probe's median
+    library: str
+    copy_threads: int  # threads the copy ran on (registry.copy_threads)
+
+    @property
+    def per_thread(self) -> float:
+        return self.rate / self.copy_threads
+
+
+@dataclasses.dataclass(frozen=True)
 class Memory:
-    curve: tuple[tuple[int, float, str], ...]  # (working-set bytes, best bytes/s, library)
+    """The bandwidth bound for work on `threads` threads. From each probe it takes what one
+    thread moved and allows `threads` times that (n threads never move more than n times what
+    one moves), and at each working set the best of the probes at that size or larger (a
+    smaller working set is never served slower): both only raise the bandwidth, so a bound
+    drawn from it stays a bound when a probe was slowed by call overhead or ran on fewer
+    threads than the work it bounds."""
+
+    probes: tuple[Probe, ...]  # sorted by working set
+    threads: int
     levels: tuple[tuple[str, int], ...]  # (L1|L2|L3, capacity in bytes for these threads)
     caches_note: str
+
+    @property
+    def curve(self) -> tuple[tuple[int, float, str], ...]:
+        """(working-set bytes, bound bytes/s at these threads, the probe that gives it)."""
+        out = []
+        for probe in self.probes:
+            best = max((p for p in self.probes if p.size >= probe.size), key=_per_thread)
+            out.append((probe.size, best.per_thread * self.threads, best.library))
+        return tuple(out)
 
     def level_of(self, size: int) -> tuple[str, int | None]:
         if not self.levels:
@@ -62,30 +94,34 @@ class Memory:
         return DRAM, None
 
     def bandwidth_at(self, size: int) -> Level:
-        """The level a working set of `size` bytes lives in and the best copy bandwidth measured
-        at that level; without a probe there, the best measured at a faster level (a bound all
-        the same: a smaller working set is never served slower); None when nothing bounds it."""
+        """The level a working set of `size` bytes lives in and its bandwidth bound: from the
+        smallest probe in that level (its bound already the best of every larger probe), else
+        from the nearest probe under `size` (a faster level: a bound all the same); None when
+        no probe is that small (a larger one's bandwidth does not bound a faster level)."""
         name, capacity = self.level_of(size)
-        same = [p for p in self.curve if name != "unknown" and self.level_of(p[0])[0] == name]
-        if same:
-            probe = max(same, key=lambda p: p[1])
-            note = f"copy probe of {_bytes(probe[0])} ({probe[2]}) in {name}"
-            return Level(name, capacity, probe[1], probe[0], note)
-        smaller = [p for p in self.curve if p[0] <= size]
-        if smaller and name != "unknown":  # the nearest faster level that has probes
-            nearest = self.level_of(max(smaller)[0])[0]
-            smaller = [p for p in smaller if self.level_of(p[0])[0] == nearest]
-        if smaller:
-            probe = max(smaller, key=lambda p: p[1])
-            note = (
-                f"no probe in {name}: the best at or under {_bytes(size)}, "
-                f"{_bytes(probe[0])} ({probe[2]})"
-            )
-            return Level(name, capacity, probe[1], probe[0], note)
-        why = "no copy probe with a working set this small"
-        if name == "unknown":
-            why += " and no cache sizes in the environment"
-        return Level(name, capacity, None, None, why)
+        curve = self.curve
+        same = [p for p in curve if name != "unknown" and self.level_of(p[0])[0] == name]
+        under = [p for p in curve if p[0] <= size]
+        if not same and not under:
+            why = "no copy probe with a working set this small"
+            if name == "unknown":
+                why += " and no cache sizes in the environment"
+            return Level(name, capacity, None, None, why)
+        probe_size, rate, library = min(same) if same else max(under)
+        where = "" if same else f" (no probe in {name})"
+        note = (
+            f"copy probes of {_bytes(probe_size)} and larger{where}, best {library}, "
+            f"{_threads_note(self.threads)}"
+        )
+        return Level(name, capacity, rate, probe_size, note)
+
+
+def _per_thread(probe: Probe) -> float:
+    return probe.per_thread
+
+
+def _threads_note(threads: int) -> str:
+    return "one thread's bandwidth" if threads == 1 else f"one thread's bandwidth x {threads}"
 
 
 def _bytes(size: float) -> str:
@@ -131,23 +167,25 @@ def compute_peaks(docs: list[dict], table: list[dict]) -> dict[tuple, Peak]:
 
 
 def memories(docs: list[dict], table: list[dict]) -> dict[tuple, Memory]:
-    """(machine, device, threads) -> the copy-bandwidth curve and the cache levels."""
+    """(machine, device, threads) -> the copy probes of that machine and device, and the cache
+    levels for those threads, for every thread count its cases ran at."""
     envs = environments(docs)
-    curves: dict[tuple, dict[int, tuple[float, str]]] = defaultdict(dict)
+    probes: dict[tuple, dict[int, Probe]] = defaultdict(dict)
     for row in table:
         if row["mode"] != "bandwidth" or not row["bytes"]:
             continue
-        where = (row["machine"], row["device"], row["threads"])
-        rate = row["bytes"] / row["median"]
-        if rate > curves[where].get(row["bytes"], (0.0, ""))[0]:
-            curves[where][row["bytes"]] = (rate, row["target"])
+        copied = registry.copy_threads(row["target"], row["size"], row["threads"])
+        probe = Probe(row["bytes"], row["bytes"] / row["median"], row["target"], copied)
+        kept = probes[(row["machine"], row["device"])].get(probe.size)
+        if kept is None or probe.per_thread > kept.per_thread:
+            probes[(row["machine"], row["device"])][probe.size] = probe
     out = {}
-    for where in set(curves) | {(m, d, t) for m, d, _, t in _threads_seen(table)}:
-        levels, note = cache_levels(envs.get(where[0], {}), where[2])
-        if where[1] != "cpu":
+    for machine, device, _, threads in _threads_seen(table):
+        levels, note = cache_levels(envs.get(machine, {}), threads)
+        if device != "cpu":
             levels, note = (), "GPU memory levels are not modelled"
-        curve = tuple(sorted((size, rate, lib) for size, (rate, lib) in curves[where].items()))
-        out[where] = Memory(curve, levels, note)
+        found = tuple(sorted(probes[(machine, device)].values(), key=lambda p: p.size))
+        out[(machine, device, threads)] = Memory(found, threads, levels, note)
     return out
 
 
