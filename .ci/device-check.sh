@@ -46,7 +46,7 @@ machine=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -
 machine=${machine:-$(hostname)}
 
 step "GPU tests"
-timeout 150 $py -m pytest -q -p no:cacheprovider tests -k "cuda or cupy or gpu" 2>&1 \
+timeout 150 $py -m pytest -q -p no:cacheprovider tests -k "cuda or cupy or gpu or tensorrt" 2>&1 \
   | tail -30 | tee -a "$LOG"
 
 step "parity with CUDA"

@@ -116,3 +116,16 @@ def test_a_suite_keeps_the_cases_of_one_device():
     assert len(cpu.cases) + len(gpu.cases) == len(deep.cases)
     with pytest.raises(SuiteError, match="no case of suite 'quick' runs on 'gpu'"):
         load_suite("quick").on_device("gpu")
+
+
+def test_only_selects_by_fields_not_by_substrings_of_ids():
+    suite = load_suite("default")
+    by_text = suite.filtered("gru")  # a substring of ids: minGRU's cases too
+    assert {c.cell for c in by_text.cases} == {"gru", "mingru"}
+    by_field = suite.filtered("cell=gru,batch=1")
+    assert by_field.cases and {(c.cell, c.batch) for c in by_field.cases} == {("gru", 1)}
+    assert len(by_field.cases) < len(by_text.cases)
+    with pytest.raises(SuiteError, match="not FIELD=VALUE with a case field"):
+        suite.filtered("cel=gru")
+    with pytest.raises(SuiteError, match="matches --only"):
+        suite.filtered("cell=conv")

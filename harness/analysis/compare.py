@@ -162,6 +162,15 @@ def _cells(row: dict[str, Any], several: bool) -> list[str]:
 
 
 def format_comparison(result: dict[str, Any]) -> str:
+    """The comparison as plain text (what a pipe or a log gets)."""
+    return "\n".join(
+        block if isinstance(block, str) else text_table(*block)
+        for block in comparison_blocks(result)
+    )
+
+
+def comparison_blocks(result: dict[str, Any]) -> list[str | tuple[list[str], list[list[str]]]]:
+    """The comparison's lines, its table as (header, rows) in between."""
     gate = result["gate"]
     lines = []
     if result["environment_differences"]:
@@ -178,7 +187,7 @@ def format_comparison(result: dict[str, Any]) -> str:
             *(f"  {name:10} {text}" for name, text in VERDICTS.items()),
             f"  (threshold {threshold}; shown = Mann-Whitney p < {ALPHA}, or every NEW sample "
             f"beyond every BASE sample by more than {threshold})",
-            text_table(header, [_cells(r, several) for r in result["rows"]]),
+            (header, [_cells(r, several) for r in result["rows"]]),
         ]
     if result["geomean"] is not None:
         lines.append(
@@ -198,4 +207,4 @@ def format_comparison(result: dict[str, Any]) -> str:
         lines.append(f"{len(result['only_in_base'])} cases of BASE were not timed in NEW")
     if result["rows"]:
         lines.append(f"{len(result['regressions'])} regression(s)")
-    return "\n".join(lines)
+    return lines

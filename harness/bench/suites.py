@@ -49,9 +49,18 @@ class Suite:
                 raise SuiteError(one_line(exc, f"suite {self.name!r} timing")) from None
 
     def filtered(self, text: str) -> Suite:
-        cases = tuple(c for c in self.cases if text in c.id)
+        """The cases that match `text`: FIELD=VALUE[,FIELD=VALUE...] on the case's fields
+        (cell=gru,batch=1 picks GRU at B=1 only, not minGRU or B=16), else the cases whose
+        id contains `text`."""
+        if "=" in text:
+            wanted = _field_filter(text)
+            cases = tuple(
+                c for c in self.cases if all(str(getattr(c, f)) == v for f, v in wanted.items())
+            )
+        else:
+            cases = tuple(c for c in self.cases if text in c.id)
         if not cases:
-            raise SuiteError(f"no case of suite {self.name!r} has {text!r} in its id")
+            raise SuiteError(f"no case of suite {self.name!r} matches --only {text!r}")
         return dataclasses.replace(self, cases=cases)
 
     def on_device(self, device: str) -> Suite:
@@ -172,3 +181,20 @@ def _expand(sweep: Sweep, number: int) -> list[BenchCase]:
                 fields["input_size"] = fields["hidden"]
             cases.append(make_case(target, **fields, sweep=label))
     return cases
+
+
+def _field_filter(text: str) -> dict[str, str]:
+    """'cell=gru,batch=1' -> {'cell': 'gru', 'batch': '1'}, each field one a case has."""
+    allowed = ["target", "mode", "cell", "dtype", "batch", "steps", "input_size", "hidden"]
+    allowed += ["layers", "directions", "threads", "size", "device", "model_name"]
+    out = {}
+    for part in text.split(","):
+        name, _, value = part.partition("=")
+        name = name.strip()
+        if name not in allowed or not value.strip():
+            raise SuiteError(
+                f"--only {text!r}: {part!r} is not FIELD=VALUE with a case field "
+                f"({', '.join(allowed)})"
+            )
+        out[name] = value.strip()
+    return out

@@ -44,7 +44,11 @@ def add_parser(sub) -> None:
         "--machine",
         help="a label for this machine in reports (default: RNNBENCH_MACHINE, else hostname)",
     )
-    p.add_argument("--only", help="run only cases whose id contains this text")
+    p.add_argument(
+        "--only",
+        help="run only the cases with these fields (cell=gru,batch=1), or whose id contains "
+        "this text",
+    )
     p.add_argument(
         "--device", choices=("cpu", "gpu"), help="run only the cases of targets on this device"
     )

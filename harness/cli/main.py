@@ -1,4 +1,6 @@
-"""The `rnnbench` command: parity, error-growth, selfcheck, export, bench, report, compare."""
+"""The `rnnbench` command. Start with `rnnbench bench` (time a suite, or --model FILE) and
+`rnnbench report` (the answer, from results files); `rnnbench parity --model FILE --against
+EXPORT` checks an export in CI. Each command's --help says more."""
 
 from __future__ import annotations
 

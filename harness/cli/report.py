@@ -63,7 +63,7 @@ def run_compare(args) -> int:
 
     require({"scipy": "scipy"}, "report", "rnnbench compare")
 
-    from harness.analysis.compare import Gate, compare_docs, format_comparison
+    from harness.analysis.compare import Gate, compare_docs, comparison_blocks, format_comparison
     from harness.atomic import write_text_atomic
     from harness.bench.results import load_results
 
@@ -81,5 +81,11 @@ def run_compare(args) -> int:
             file=sys.stderr,
         )
         return 2
-    print(text)
+    from harness.markdown import print_table
+
+    for block in comparison_blocks(result):  # the table as rich on a terminal
+        if isinstance(block, str):
+            print(block)
+        else:
+            print_table(*block)
     return 1 if result["regressions"] else 0

@@ -26,14 +26,17 @@ def _growth_parser(sub) -> None:
 def run_growth(args) -> int:
     import json
 
-    from harness.parity.error_growth import error_growth, format_growth
+    from harness.markdown import print_table
+    from harness.parity.error_growth import error_growth, growth_table
 
     backends = names(args.backends, registry.BACKENDS, "backend")
     rows = []
     for cell in names(args.cells, [c.value for c in Cell], "cell"):
         cell_rows = error_growth(cell, backends, gain=args.gain)
         print(f"{cell}: max |y float32 - y float64| (gain {args.gain})")
-        print(format_growth(cell_rows) + "\n")
+        header, table, skipped = growth_table(cell_rows)
+        print_table(header, table)
+        print("\n".join([*skipped, ""]))
         rows += cell_rows
     if args.json:
         write_text_atomic(args.json, json.dumps({"error_growth": rows}, indent=1) + "\n")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 
 from harness import registry
-from harness.markdown import text_table
 from harness.model.spec import Cell, ModelSpec
 from harness.model.weights import init_weights
 
@@ -65,14 +64,14 @@ def _max_abs(a, b) -> float:
     return float("nan") if not np.all(np.isfinite(diff)) else float(diff.max())
 
 
-def format_growth(rows: list[dict]) -> str:
-    """T down the side, one column per backend: max |error| of y (float32 vs float64)."""
+def growth_table(rows: list[dict]) -> tuple[list[str], list[list[str]], list[str]]:
+    """T down the side, one column per backend: max |error| of y (float32 vs float64); then
+    a line per skipped backend."""
     measured = [r for r in rows if r.get("T") is not None]
     backends = list(dict.fromkeys(r["backend"] for r in measured))
     table = []
     for T in sorted({r["T"] for r in measured}):
         cells = {r["backend"]: r["max_abs_y"] for r in measured if r["T"] == T}
         table.append([str(T), *(f"{cells[b]:.2e}" for b in backends)])
-    lines = [text_table(["T", *backends], table)]
-    lines += [f"skipped {r['backend']}: {r['skipped']}" for r in rows if r.get("T") is None]
-    return "\n".join(lines)
+    skipped = [f"skipped {r['backend']}: {r['skipped']}" for r in rows if r.get("T") is None]
+    return ["T", *backends], table, skipped
