@@ -4,10 +4,11 @@ views the analysis reads (views)."""
 
 from __future__ import annotations
 
-from harness.bench import results, stats
+from harness import stats
 from harness.bench.case import BenchCase, make_case
 from harness.bench.suites import load_suite
 from harness.model import flops
+from harness.records import store as results
 
 
 def record(case: BenchCase, samples: list[float], impl="made up") -> dict:

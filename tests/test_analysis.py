@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from harness import stats
 from harness.analysis import fits, measures, mingru, roofline
 from harness.analysis.findings import headline
-from harness.bench import stats
 from harness.model import flops
 from tests.synthetic_results import A, B, example_doc, spread, views
 

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.bench import results
 from harness.bench.case import make_case
 from harness.bench.suites import TIMING_DEFAULTS, Suite
 from harness.cli.main import main
 from harness.cluster import runner as cluster
+from harness.records import store as results
 from harness.records.results import Machine
 
 distributed = pytest.importorskip(

@@ -9,8 +9,8 @@ import math
 
 import pytest
 
+from harness import stats
 from harness.analysis.compare import Gate, GateError, compare_docs, format_comparison, mann_whitney
-from harness.bench import stats
 from harness.cli.main import main
 from tests.synthetic_results import checked, example_doc, merged
 

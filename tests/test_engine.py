@@ -8,13 +8,15 @@ import json
 import numpy as np
 import pytest
 
+from harness import stats
 from harness.analysis.rows import paired, rows
-from harness.bench import engine, results, stats, worker
+from harness.bench import engine, worker
 from harness.bench import workload as targets
 from harness.bench.case import make_case
 from harness.bench.suites import TIMING_DEFAULTS, Suite
 from harness.model.flops import case_flops
 from harness.parity.checks import compare
+from harness.records import store as results
 
 FAST = {
     **TIMING_DEFAULTS,
@@ -204,4 +206,4 @@ def test_bench_command_end_to_end(tmp_path, capsys):
     assert out.read_text() == before
     assert main(["bench", "--suite", "nope"]) == 2
     assert main(["bench", "--suite", str(suite), "--only", "lstm"]) == 2
-    assert "no case of suite 'tiny' has 'lstm'" in capsys.readouterr().err
+    assert "no case of suite 'tiny' matches --only 'lstm'" in capsys.readouterr().err

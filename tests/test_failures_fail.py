@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 
 from harness import registry
-from harness.bench import engine, results
+from harness.bench import engine
 from harness.cli.main import main
 from harness.model.protocol import NotSupported
 from harness.model.spec import ModelSpec
 from harness.model.weights import init_weights
+from harness.records import store as results
 
 TINY_SUITE = (
     'name = "tiny"\nbudget_s = 5\n[timing]\nrounds = 2\nmin_round_s = 0.002\n'
@@ -88,7 +89,7 @@ def test_a_write_that_dies_half_way_keeps_the_old_file(tmp_path):
     path = tmp_path / "r.json"
     script = textwrap.dedent(f"""
         import resource, signal
-        from harness.bench import results
+        from harness.records import store as results
         from harness.bench.suites import load_suite
         doc = results.new_document(load_suite("quick"), {{"machine": "m"}}, "2026-01-01")
         results.save_results({str(path)!r}, doc)

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from harness import stats
 from harness.analysis import invariants, measures, sections
-from harness.bench import results, stats
 from harness.bench.case import make_case
 from harness.machine.model import Memory, Probe
+from harness.records import store as results
 from harness.registry import product_baseline
 from tests.synthetic_results import document, example_doc, record, spread, views
 

@@ -52,7 +52,7 @@ def test_only_the_text_between_the_markers_is_replaced(tmp_path):
 
 
 def test_noise_between_two_runs_by_hand():
-    from harness.bench import stats
+    from harness import stats
     from tests.synthetic_results import example_doc, views
 
     first, second = example_doc(), example_doc()

@@ -8,10 +8,10 @@ import json
 
 import pytest
 
-from harness.bench import results
-from harness.bench.stats import summarize
 from harness.bench.suites import load_suite
+from harness.records import store as results
 from harness.records.results import CaseRecord
+from harness.stats import summarize
 
 
 def _environment(label="m", cpu="EPYC"):

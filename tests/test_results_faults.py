@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.bench import engine, results
+from harness.bench import engine
 from harness.bench.case import make_case
 from harness.bench.suites import Suite, load_suite
 from harness.cli.main import main
+from harness.records import store as results
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMING = "[timing]\nwarmup_s = 0.0\nmin_round_s = 0.005\nrounds = 3\npause_s = 0.0\n"

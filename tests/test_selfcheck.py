@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.bench import engine, selfcheck, stats
+from harness import stats
+from harness.bench import engine, selfcheck
 from harness.records.results import CaseRecord
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.stats import binom
 
-from harness.bench import stats
+from harness import stats
 
 
 def test_median_ranks_by_hand():

@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from harness.bench import stats, timing
+from harness import stats
+from harness.bench import timing
 
 
 class FakeClock:

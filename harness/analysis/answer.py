@@ -18,7 +18,7 @@ from harness.analysis.parallel_in_time import solved
 from harness.analysis.penalty import settled
 from harness.analysis.roofline import GATE_FLOPS, step_bound
 from harness.analysis.rows import ratio
-from harness.bench.stats import format_interval, format_ratio, format_seconds
+from harness.stats import format_interval, format_ratio, format_seconds
 
 MAX_SENTENCES = 8
 # A step that costs more than this many times its roofline bound is set by per-step dispatch

@@ -18,9 +18,9 @@ import math
 import re
 from typing import Any
 
-from harness.bench.results import machine_views
 from harness.machine.environment import differences
 from harness.markdown import text_table
+from harness.records.store import machine_views
 
 STATS = ("min", "median", "mean", "p90", "p99")
 ALPHA = 0.05

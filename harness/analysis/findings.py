@@ -14,7 +14,7 @@ from harness import registry
 from harness.analysis.mingru import first_win, unclear_wins
 from harness.analysis.penalty import settled
 from harness.analysis.rows import ratio
-from harness.bench.stats import Interval, format_interval, format_ratio, format_seconds, half_width
+from harness.stats import Interval, format_interval, format_ratio, format_seconds, half_width
 
 MAX_HALF_WIDTH = 0.25
 STANDARD = {

@@ -40,7 +40,7 @@ def fit_intervals(xs, samples, level: float = 0.95) -> dict[str, tuple[float, fl
     point's samples resampled on their own (the points were timed in separate groups)."""
     import numpy as np
 
-    from harness.bench.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
+    from harness.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
 
     rng = np.random.default_rng(BOOTSTRAP_SEED)
     ys = np.stack(

@@ -10,7 +10,7 @@ import dataclasses
 from typing import Any
 
 from harness import registry
-from harness.bench.stats import format_ratio, format_seconds
+from harness.stats import format_ratio, format_seconds
 
 ABOVE_PEAK = "above the measured peak"
 ABOVE_THEORY = "above the theoretical peak"

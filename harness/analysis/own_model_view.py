@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from harness.analysis.parallel_in_time import verdict
-from harness.bench.stats import format_interval, format_ratio, format_seconds
 from harness.markdown import field, fields, table_of
+from harness.stats import format_interval, format_ratio, format_seconds
 
 
 def sections(result: dict[str, Any]) -> list[tuple[str, str]]:

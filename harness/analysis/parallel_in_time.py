@@ -23,8 +23,8 @@ from typing import Any
 
 from harness.analysis.findings import Finding, instability
 from harness.analysis.rows import key, ratio
-from harness.bench.stats import Interval, format_ratio
 from harness.model import flops
+from harness.stats import Interval, format_ratio
 from harness.sweeps import parallel_in_time_work as counts
 
 TITLE = "Parallel in time: how parallel can this recurrence be"

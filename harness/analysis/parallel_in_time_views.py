@@ -7,8 +7,8 @@ from typing import Any
 
 from harness.analysis.parallel_in_time import off_run, solved, verdict
 from harness.analysis.styles import style
-from harness.bench.stats import format_interval, format_ratio
 from harness.markdown import field, fields, markdown_table, table_of
+from harness.stats import format_interval, format_ratio
 
 CAPTIONS = {
     "parallel_in_time_iterations_vs_T": "Newton / quasi-Newton iterations against T (default init)",

@@ -12,7 +12,7 @@ from typing import Any
 
 from harness.analysis.answer import answers
 from harness.analysis.answer import markdown as answer_markdown
-from harness.bench.stats import percentile
+from harness.stats import percentile
 
 BEGIN, END = "<!-- findings:begin -->", "<!-- findings:end -->"
 MAX_LINES = 10

@@ -4,7 +4,7 @@ results files, and optionally parity JSON files (`rnnbench parity --json`) for t
 heatmap and the export-form audit, and parallel-in-time sweeps (`rnnbench parallel-in-time
 --sweep`) for the section on how parallel the recurrence can be. Several machines' results
 merge, labelled by machine; a file timed on several machines (a Dask run) is read as one
-single-machine view per machine (harness.bench.results.machine_views)."""
+single-machine view per machine (harness.records.store.machine_views)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from harness.analysis.answer import answers
 from harness.analysis.parallel_in_time import analyse as parallel_in_time
 from harness.analysis.plots import CAPTIONS, Figures, plot_all
 from harness.atomic import write_text_atomic
-from harness.bench.results import KIND, ResultsError, check_document, machine_views, read_json
+from harness.records.store import KIND, ResultsError, check_document, machine_views, read_json
 from harness.sweeps.parallel_in_time import check_sweep, is_sweep
 
 LEGACY_NOTE = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.bench import stats
+from harness import stats
 from harness.bench.case import group_of
 
 SHAPE = ("cell", "dtype", "batch", "steps", "input_size", "hidden", "layers")

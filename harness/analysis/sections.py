@@ -14,8 +14,8 @@ from harness.analysis.own_model_view import sections as own_model_sections
 from harness.analysis.parallel_in_time import TITLE as PARALLEL_IN_TIME
 from harness.analysis.parallel_in_time_views import AMDAHL_RESTATED
 from harness.analysis.parallel_in_time_views import markdown as parallel_in_time
-from harness.bench.stats import format_interval, format_ratio, format_seconds
 from harness.markdown import field, fields, markdown_table, percent, table_of
+from harness.stats import format_interval, format_ratio, format_seconds
 
 ROOFLINE_NOTE = (
     "Bound = max(every FLOP of one step (x.W, h.R, the gate math) / the best product measured, "

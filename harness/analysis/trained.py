@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.bench.stats import format_interval, format_ratio
 from harness.markdown import field, table_of
+from harness.stats import format_interval, format_ratio
 
 KIND = "rnnbench-training"
 TITLE = "Trained examples: what learning did to parity, speed and parallel in time"
@@ -21,7 +21,7 @@ def is_training(doc: Any) -> bool:
 
 
 def check_training(doc: dict, path) -> dict:
-    from harness.bench.results import ResultsError
+    from harness.records.store import ResultsError
 
     models = doc.get("models")
     if not isinstance(models, list) or not all(

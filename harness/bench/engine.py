@@ -24,14 +24,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from harness import stats
 from harness.atomic import write_text_atomic
-from harness.bench import recovery, resources, results, stats, timing
+from harness.bench import recovery, resources, timing
 from harness.bench.case import BenchCase
 from harness.bench.suites import Suite
 from harness.bench.worker import serve
 from harness.machine.environment import collect_environment
 from harness.machine.lock import machine_lock
 from harness.model import flops
+from harness.records import store as results
 from harness.records.results import CaseRecord, Timing
 
 WORKER_START_S = 3.0  # importing a framework and building a case: the estimate's allowance

@@ -35,7 +35,7 @@ def dumps(doc, unsaved: list[CaseRecord], out: Path) -> str:
 def merge(doc, path: Path) -> None:
     """Add the recovery file's machines and records to `doc` (a record there replaces one of
     the same id: it is newer)."""
-    from harness.bench import results
+    from harness.records import store as results
 
     try:
         found = Recovery.model_validate(json.loads(Path(path).read_text(encoding="utf-8")))

@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from harness.bench.results import ResultsError
+from harness.records.store import ResultsError
 
 
 def lock_file(out: Path) -> Path:

@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 
 from harness.bench import engine
-from harness.bench.stats import format_seconds
 from harness.bench.suites import load_suite, safe_name, suite_names
 from harness.cli.errors import UsageError
 from harness.markdown import print_table
+from harness.stats import format_seconds
 
 
 def add_parser(sub) -> None:
@@ -144,8 +144,8 @@ def _suite(args):
     if args.model:
         return _model_suite(args)
     if args.resume and not args.suite and args.out and Path(args.out).exists():
-        from harness.bench.results import load_results
         from harness.bench.suites import Suite
+        from harness.records.store import load_results
 
         return Suite.from_info(load_results(args.out).suite)
     return load_suite(args.suite or "quick")

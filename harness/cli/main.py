@@ -9,7 +9,6 @@ import sys
 
 from harness import registry
 from harness.analysis.compare import GateError
-from harness.bench.results import ResultsError
 from harness.bench.suites import SuiteError
 from harness.cli import bench, parallel_in_time, parity, report, tools
 from harness.cli.errors import UsageError
@@ -17,6 +16,7 @@ from harness.machine.lock import LockError
 from harness.model.protocol import NotSupported
 from harness.model.spec import SpecError
 from harness.model.weights import WeightsError
+from harness.records.store import ResultsError
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -65,7 +65,7 @@ def run_compare(args) -> int:
 
     from harness.analysis.compare import Gate, compare_docs, comparison_blocks, format_comparison
     from harness.atomic import write_text_atomic
-    from harness.bench.results import load_results
+    from harness.records.store import load_results
 
     gate = Gate.parse(args.fail_on)
     result = compare_docs(load_results(args.base), load_results(args.new), gate)

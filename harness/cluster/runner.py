@@ -25,9 +25,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness.bench import engine, results
+from harness.bench import engine
 from harness.bench.case import BenchCase
 from harness.bench.suites import Suite
+from harness.records import store as results
 from harness.records.results import Machine, Timing
 
 GPU_RESOURCE = "GPU"

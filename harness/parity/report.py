@@ -190,9 +190,9 @@ def read_parity(path, doc: Any):
     """A parity JSON as its typed record, or a ResultsError of one line naming what is wrong."""
     from pydantic import ValidationError
 
-    from harness.bench.results import ResultsError
     from harness.records.errors import one_line
     from harness.records.parity import ParityRecord, upgrade
+    from harness.records.store import ResultsError
 
     try:
         return ParityRecord.model_validate(upgrade(doc))

@@ -102,7 +102,7 @@ class Solve(Record):
 
 
 class Stats(Record):
-    """Derived from samples_s (harness.bench.stats.summarize); stored as a cache only."""
+    """Derived from samples_s (harness.stats.summarize); stored as a cache only."""
 
     n: int
     min: Finite
@@ -219,13 +219,13 @@ class CaseRecord(Record):
 
     def derived(self) -> dict[str, float]:
         """The statistics of samples_s, computed now (what every reader uses)."""
-        from harness.bench.stats import summarize
+        from harness.stats import summarize
 
         return summarize(self.samples_s)
 
 
 def stats_disagree(stored: Stats, samples: list[float]) -> str | None:
-    from harness.bench.stats import summarize
+    from harness.stats import summarize
 
     fresh = summarize(samples)
     for name, value in fresh.items():
