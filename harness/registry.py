@@ -29,7 +29,7 @@ class UnknownBackend(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Entry:
-    target: str  # "module:Class"
+    import_path: str  # "module:Class"
     requires: tuple[str, ...]  # import names that must be installed
     extra: str  # the pip extra that installs them
     kwargs: dict[str, Any]
@@ -51,7 +51,7 @@ BACKENDS: dict[str, Entry] = {}
 
 def register(
     name: str,
-    target: str,
+    import_path: str,
     requires=(),
     extra="",
     runs_on="cpu",
@@ -68,7 +68,7 @@ def register(
     if name in BACKENDS:
         raise ValueError(f"backend {name!r} is registered twice")
     BACKENDS[name] = Entry(
-        target,
+        import_path,
         tuple(requires),
         extra,
         kwargs,
@@ -221,7 +221,7 @@ def get_backend(name: str):
     """A new backend object. A missing optional package is NotSupported (a skip, with the
     install hint); any other import error is raised as it is: it is a bug, not a skip."""
     entry = check_name(name)
-    module_name, class_name = entry.target.split(":")
+    module_name, class_name = entry.import_path.split(":")
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:

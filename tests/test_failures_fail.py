@@ -31,7 +31,9 @@ TINY_SUITE = (
 def mistyped_numpy(monkeypatch):
     """The numpy backend's module path mistyped, as a broken import inside a backend is."""
     entry = registry.BACKENDS["numpy"]
-    broken = registry.Entry(**{**entry.__dict__, "target": "backends.numpy_bakend:NumpyBackend"})
+    broken = registry.Entry(
+        **{**entry.__dict__, "import_path": "backends.numpy_bakend:NumpyBackend"}
+    )
     monkeypatch.setitem(registry.BACKENDS, "numpy", broken)
 
 
@@ -61,7 +63,7 @@ def test_a_mistyped_import_fails_bench_naming_the_module(
 def test_an_absent_optional_package_is_still_a_skip(monkeypatch):
     entry = registry.BACKENDS["numpy"]
     absent = registry.Entry(
-        **{**entry.__dict__, "target": "absent_pkg.mod:X", "requires": ("absent_pkg",)}
+        **{**entry.__dict__, "import_path": "absent_pkg.mod:X", "requires": ("absent_pkg",)}
     )
     monkeypatch.setitem(registry.BACKENDS, "numpy", absent)
     with pytest.raises(NotSupported, match="absent_pkg is not installed"):

@@ -115,14 +115,16 @@ def test_bidirectional_two_layer_models_with_a_head_are_timed_too(target, mode, 
 
 def test_a_missing_package_is_a_skip_but_a_broken_import_is_an_error(monkeypatch):
     entry = registry.BACKENDS["numpy"]
-    broken = registry.Entry(**{**entry.__dict__, "target": "backends.numpy_bakend:NumpyBackend"})
+    broken = registry.Entry(
+        **{**entry.__dict__, "import_path": "backends.numpy_bakend:NumpyBackend"}
+    )
     monkeypatch.setitem(registry.BACKENDS, "numpy", broken)
     with pytest.raises(ModuleNotFoundError, match="numpy_bakend"):
         workload.open_backend(make_case("numpy", "forward"))
     missing = registry.Entry(
         **{
             **entry.__dict__,
-            "target": "rnnbench_absent_pkg.mod:X",
+            "import_path": "rnnbench_absent_pkg.mod:X",
             "requires": ("rnnbench_absent_pkg",),
         }
     )
