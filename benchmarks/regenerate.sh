@@ -17,12 +17,12 @@ rnnbench=${RNNBENCH:-.tox/stack/bin/rnnbench}
 export RNNBENCH_MACHINE="$machine"  # the label of every file below, the counted sweep's too
 cpu=results/cpu-2core
 $rnnbench bench --suite quick --out "$cpu/bench-quick.json" --overwrite --machine "$machine"
-$rnnbench bench --suite default --out "$cpu/bench-default.json" --overwrite --machine "$machine"
+$rnnbench bench --suite full --out "$cpu/bench-full.json" --overwrite --machine "$machine"
 $rnnbench parallel-in-time --sweep default --json "$cpu/parallel-in-time.json"
 PYTHONPATH=. .tox/stack/bin/python benchmarks/parallel_in_time_probe.py --cost-only --no-before \
   --budget 3 --json "$cpu/parallel-in-time-iteration-cost.json" > "$cpu/parallel-in-time-iteration-cost.txt"
 $rnnbench selfcheck --json "$cpu/selfcheck.json" || echo "selfcheck: a figure outside its bound (recorded in the file)" >&2
 $rnnbench parity --report results/cpu-reference > /dev/null
 RNNBENCH="$rnnbench" bash benchmarks/trained/regenerate.sh "$machine"
-$rnnbench report "$cpu/bench-default.json" results/cpu-reference/parity.json \
+$rnnbench report "$cpu/bench-full.json" results/cpu-reference/parity.json \
   "$cpu/parallel-in-time.json" results/trained --out results/report --readme README.md

@@ -260,7 +260,7 @@ def test_the_committed_default_run_states_each_violation_with_its_cause_once():
     """What the committed run's limits get wrong is printed, never hidden: each inconsistency
     is of a known kind, names what it was measured against, and each cause is written once
     above the cases it covers."""
-    path = ROOT / "results" / "cpu-2core" / "bench-default.json"
+    path = ROOT / "results" / "cpu-2core" / "bench-full.json"
     found = measures.analyse(results.machine_views(results.load_results(path)))["inconsistencies"]
     known = {
         invariants.ABOVE_PEAK,

@@ -27,7 +27,7 @@ def report_inputs() -> list[str]:
 def test_readme_block_is_regenerated_from_the_committed_results(monkeypatch):
     monkeypatch.chdir(ROOT)
     paths = report_inputs()
-    assert "results/cpu-2core/bench-default.json" in paths
+    assert "results/cpu-2core/bench-full.json" in paths
     generated = findings_block(paths)
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     current = text.split(readme.BEGIN)[1].split(readme.END)[0].strip()

@@ -225,7 +225,7 @@ def test_the_default_output_path_stays_under_out(tmp_path):
     assert written.parent == tmp_path / "out"
 
 
-@pytest.mark.parametrize("name", ["quick", "default", "deepbench", "gpu"])
+@pytest.mark.parametrize("name", ["quick", "full", "deepbench", "gpu"])
 def test_every_committed_suite_fits_its_budget_estimate_or_says_so(name):
     """The estimate is what the up-front warning quotes: it must exist and be positive."""
     suite = load_suite(name)

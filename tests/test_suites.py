@@ -9,7 +9,7 @@ from harness.bench.suites import SuiteError, load_suite, suite_names
 
 
 def test_committed_suites_load():
-    assert {"quick", "default", "deepbench", "gpu"} <= set(suite_names())
+    assert {"quick", "full", "deepbench", "gpu"} <= set(suite_names())
     for name in suite_names():
         suite = load_suite(name)
         assert suite.cases and suite.budget_s > 0
@@ -119,7 +119,7 @@ def test_a_suite_keeps_the_cases_of_one_device():
 
 
 def test_only_selects_by_fields_not_by_substrings_of_ids():
-    suite = load_suite("default")
+    suite = load_suite("full")
     by_text = suite.filtered("gru")  # a substring of ids: minGRU's cases too
     assert {c.cell for c in by_text.cases} == {"gru", "mingru"}
     by_field = suite.filtered("cell=gru,batch=1")
