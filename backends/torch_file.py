@@ -95,19 +95,21 @@ def _torchscript(path):
         raise _NotThisKind(_short(exc)) from None
     module.eval()
     rnns, linears = _modules(module, path)
-    nodes = list(_all_nodes(module.inlined_graph))
+    forward = _forward(module, path)
+    nodes = list(_all_nodes(forward.inlined_graph))
     graph_ops = {n.kind().split("::")[-1] for n in nodes}
     args = _graph_rnn_args(nodes)
     spec, state = _spec_from_modules(module, rnns, linears, graph_ops, args, path)
     weights = from_torch_state_dict(spec, state)
-    runtime = TorchRuntime(str(path), "torchscript", module, spec.batch_first, None, None)
+    dtype = getattr(torch, spec.dtype)
+    runtime = TorchRuntime(str(path), "torchscript", forward, spec.batch_first, None, None, dtype)
     if spec.head is not None and spec.head.activation == "softmax":
         spec, weights = _softmax_taken(spec, weights, runtime)
     return (
         spec,
         weights,
         runtime,
-        [f"read from TorchScript modules {', '.join(n for n, _ in rnns)}"],
+        [f"read from TorchScript modules {', '.join(n or 'its own module' for n, _ in rnns)}"],
     )
 
 
@@ -117,7 +119,7 @@ def _modules(module, path):
     rnns, linears = [], []
     for name, sub in module.named_modules():
         kind = getattr(sub, "original_name", type(sub).__name__)
-        if not name:
+        if not name and kind not in KINDS:  # the file's own module: a wrapper, or the RNN
             continue
         if kind in KINDS:
             rnns.append((name, sub))
@@ -131,6 +133,20 @@ def _modules(module, path):
     if not rnns:
         raise NotSupported(f"{path} has no nn.RNN, nn.LSTM or nn.GRU module")
     return rnns, linears
+
+
+def _forward(module, path):
+    """What runs the module on a tensor: its forward, or, for a scripted nn.RNN/LSTM/GRU
+    saved bare (forward overloaded for tensors and PackedSequences), the tensor overload."""
+    if "forward" in module._c._method_names():
+        return module
+    for name in module._c._method_names():
+        if name.startswith("forward__"):
+            method = getattr(module, name)
+            inputs = list(method.graph.inputs())[1:]  # self first
+            if inputs and inputs[0].type().kind() == "TensorType":
+                return method
+    raise NotSupported(f"{path}: its TorchScript module has no forward taking a tensor")
 
 
 def _all_nodes(graph):
@@ -201,13 +217,13 @@ def _spec_from_modules(module, rnns, linears, graph_ops, graph_args, path):
         args = graph_args[number] if number < len(graph_args) else {}
         n_layers = _attr(sub, "num_layers", args.get("layers")) or _count_layers(state, name)
         bi = _attr(sub, "bidirectional", args.get("bidirectional"))
-        bi = bool(bi) if bi is not None else f"{name}.weight_ih_l0_reverse" in state
+        bi = bool(bi) if bi is not None else _key(name, "weight_ih_l0_reverse") in state
         bf = _attr(sub, "batch_first", args.get("batch_first"))
         if _attr(sub, "proj_size", 0):
             raise NotSupported(
                 f"{path}: {name} has proj_size > 0: allowed LSTMs without projection"
             )
-        w_hh = state[f"{name}.weight_hh_l0"]
+        w_hh = state[_key(name, "weight_hh_l0")]
         h = int(w_hh.shape[1])
         if cell not in (None, kind) or H not in (None, h) or bidirectional not in (None, bi):
             raise NotSupported(
@@ -221,12 +237,12 @@ def _spec_from_modules(module, rnns, linears, graph_ops, graph_args, path):
         layers += [(name, k) for k in range(n_layers)]
     if batch_first is None:
         raise NotSupported(f"{path}: cannot tell whether the input is batch-first")
-    I = int(state[f"{rnns[0][0]}.weight_ih_l0"].shape[1])
+    I = int(state[_key(rnns[0][0], "weight_ih_l0")].shape[1])
     head = None
     if len(linears) > 1:
         raise NotSupported(f"{path} has {len(linears)} nn.Linear modules: allowed one head")
     if linears:
-        w = state[f"{linears[0][0]}.weight"]
+        w = state[_key(linears[0][0], "weight")]
         head = Head(int(w.shape[0]), "softmax" if "softmax" in graph_ops else "none")
     dtype = {torch.float32: "float32", torch.float64: "float64"}.get(w_hh.dtype)
     if dtype is None:
@@ -252,7 +268,12 @@ def _attr(module, name, default):
 
 
 def _count_layers(state, name) -> int:
-    return sum(1 for k in state if k.startswith(f"{name}.weight_ih_l") and "reverse" not in k)
+    return sum(1 for k in state if k.startswith(_key(name, "weight_ih_l")) and "reverse" not in k)
+
+
+def _key(module: str, parameter: str) -> str:
+    """A state-dict key: the module's path, then the parameter ('' is the file's own module)."""
+    return f"{module}.{parameter}" if module else parameter
 
 
 def _canonical_state(spec, state, layers, linears) -> dict:
@@ -261,18 +282,18 @@ def _canonical_state(spec, state, layers, linears) -> dict:
     for number, (module, k) in enumerate(layers):
         for suffix in ("", "_reverse")[: spec.num_directions]:
             for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-                key = f"{module}.{kind}_l{k}{suffix}"
+                key = _key(module, f"{kind}_l{k}{suffix}")
                 if key in state:
                     value = state[key]
                 elif kind.startswith("bias"):  # bias=False: zero biases
-                    value = torch.zeros(state[f"{module}.weight_hh_l{k}{suffix}"].shape[0])
+                    value = torch.zeros(state[_key(module, f"weight_hh_l{k}{suffix}")].shape[0])
                 else:
                     raise NotSupported(f"the file has no {key!r}")
                 out[f"rnn.{kind}_l{number}{suffix}"] = value
     if linears:
         name = linears[0][0]
-        out["head.weight"] = state[f"{name}.weight"]
-        out["head.bias"] = state.get(f"{name}.bias", torch.zeros(state[f"{name}.weight"].shape[0]))
+        out["head.weight"] = state[_key(name, "weight")]
+        out["head.bias"] = state.get(_key(name, "bias"), torch.zeros(out["head.weight"].shape[0]))
     return {k: v.to(getattr(torch, spec.dtype)) for k, v in out.items()}
 
 
@@ -453,11 +474,11 @@ class TorchRuntime:
     nodes = ()
     output_T = None
 
-    def __init__(self, path: str, kind: str, module, batch_first: bool, T, B):
+    def __init__(self, path: str, kind: str, module, batch_first: bool, T, B, dtype=None):
         self.path, self.kind, self.module = path, kind, module
         self.label = ntpath.basename(path)  # either separator
         self.batch_first, self.T, self.B = batch_first, T, B
-        self.dtype = next((p.dtype for p in module.parameters()), torch.float32)
+        self.dtype = dtype or next((p.dtype for p in module.parameters()), torch.float32)
 
     def _tensor(self, x):
         x = np.ascontiguousarray(x.transpose(1, 0, 2) if self.batch_first else x)

@@ -20,7 +20,7 @@ def _file_row(out: str) -> str:
 
 
 def _torch():
-    pytest.importorskip("torch", reason="torch is not installed")
+    return pytest.importorskip("torch", reason="torch is not installed")
 
 
 def _keras():
@@ -63,6 +63,25 @@ def test_torch_forms_are_read_and_pass(form, tmp_path, capsys):
     assert f"({kind})" in out.splitlines()[0]
     cell = options["cell"].upper()
     assert cell in out.splitlines()[0] and f"L={options.get('layers', 1)}" in out, out
+
+
+@pytest.mark.parametrize("save", ["script", "trace"])
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_a_bare_recurrent_module_saved_as_torchscript_passes(save, cell, tmp_path, capsys):
+    """torch.jit.save of nn.LSTM / nn.GRU itself (no wrapper Module): the file's own module is
+    the recurrence, and a scripted one has forward overloads (tensor, PackedSequence)."""
+    torch = _torch()
+    torch.manual_seed(3)
+    bare = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](4, 6, bidirectional=True).eval()
+    module = (
+        torch.jit.script(bare) if save == "script" else torch.jit.trace(bare, torch.randn(5, 2, 4))
+    )
+    path = tmp_path / "bare.pt"
+    torch.jit.save(module, str(path))
+    assert _parity(path) == 0, capsys.readouterr()
+    out = capsys.readouterr().out
+    assert _file_row(out).endswith("passed"), out
+    assert cell.upper() in out.splitlines()[0] and "its own module" in out, out
 
 
 def test_a_state_dict_needs_its_spec(tmp_path, capsys):

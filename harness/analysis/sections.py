@@ -127,7 +127,7 @@ def environment(benches) -> str:
             machines.append(row)
     runs = [
         [doc.environment.get("machine"), doc.suite.name, len(doc.cases), _wall(doc)]
-        + [(doc.environment.get("git") or {}).get("commit", "")[:10]]
+        + [((doc.environment.get("git") or {}).get("commit") or "")[:10] or "not recorded"]
         for doc in benches
     ]
     return "\n".join(
