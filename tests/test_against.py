@@ -100,6 +100,48 @@ def test_a_loop_export_alone_is_refused_saying_so(keras_pair, capsys):
     assert "its recurrence is a Loop" in err and "--against EXPORT" in err, err
 
 
+def _with_op_before_the_recurrence(export, out, op):
+    """The export with `op` (Identity, or Mul by 1) between x and the first recurrent node."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(export))
+    first = next(n for n in model.graph.node if n.op_type in ("RNN", "LSTM", "GRU"))
+    feeds = next(n for n in model.graph.node if first.input[0] in n.output or n is first)
+    x = model.graph.input[0].name
+    target = feeds if feeds is not first else first
+    slot = list(target.input).index(x)
+    if op == "Identity":
+        node = helper.make_node("Identity", [x], ["x_before"])
+    else:
+        model.graph.initializer.append(numpy_helper.from_array(np.array(1.0, np.float32), "one"))
+        node = helper.make_node("Mul", [x, "one"], ["x_before"])
+    target.input[slot] = "x_before"
+    model.graph.node.insert(0, node)
+    onnx.save(model, str(out))
+    return out
+
+
+@pytest.mark.parametrize("op", ["Identity", "Mul"])
+def test_an_export_with_ops_before_its_recurrence_is_checked(op, torch_pair, capsys):
+    """What the reader cannot map to weights is still checked against its source, as a black
+    box; a perturbed one still fails. Alone, an Identity is walked through, a Mul refused."""
+    source, export, folder = torch_pair
+    before = _with_op_before_the_recurrence(export, folder / f"before-{op}.onnx", op)
+    assert _against(source, before) == 0, capsys.readouterr()
+    out = capsys.readouterr().out
+    assert ("black box" in out) == (op == "Mul"), out
+    bad = make.perturb_onnx(before, folder / f"before-{op}-bad.onnx", "all-W")
+    assert _against(source, bad) == 1
+    capsys.readouterr()
+    alone = main(["parity", "--model", str(before), "--backends", "numpy"])
+    err = capsys.readouterr().err
+    assert alone == (0 if op == "Identity" else 2), err
+    if op == "Mul":
+        assert "comes from a Mul node" in err and "--against" in err, err
+
+
 def test_an_export_baked_at_its_example_length_fails_naming_it(tmp_path, capsys):
     """A dynamo export of a bidirectional LSTM declares T dynamic but reshapes y to the
     example's T (pytorch#191855): it runs only there."""

@@ -30,7 +30,9 @@ def run_model(args) -> int:
     runtimes = [("model-file", model.runtime)] if model.runtime is not None else []
     if args.against:
         export = open_export(args.against, model)
-        print(f"against: {export.label} ({'native nodes' if export.nodes else 'black box'})")
+        why = export.black_box_reason
+        how = "native nodes" if export.nodes else "black box" + (f": {why}" if why else "")
+        print(f"against: {export.label} ({how})")
         runtimes.append(("export-file", export))
     dtypes = dtypes_of(args.dtype, model.spec.dtype)
     default = KERAS_BACKENDS if model.kind == "keras" else MODEL_BACKENDS

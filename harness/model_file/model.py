@@ -152,7 +152,11 @@ def open_export(path, source: ModelFile):
     try:
         imported = read_onnx(path)
     except NotSupported as exc:
-        if "no native RNN/LSTM/GRU node" not in str(exc):
+        if "--inputs" in str(exc):  # its weights are graph inputs: it cannot run on x alone
             raise
-        return OnnxRuntime(path, None, batch_major=source.spec.batch_first)
+        # what the reader cannot map to weights (a Loop, ops before the recurrence, a head
+        # it does not know) is still an export: its outputs are checked against the source's
+        runtime = OnnxRuntime(path, None, batch_major=source.spec.batch_first)
+        runtime.black_box_reason = str(exc).split(": allowed")[0]
+        return runtime
     return OnnxRuntime(path, imported)

@@ -53,6 +53,7 @@ class OnnxRuntime:
     inputs zero or full-length); `batch_major` says how x is laid out for such a file."""
 
     kind = "onnx"
+    black_box_reason = ""  # why an export is run as a black box (model.open_export)
 
     def __init__(self, path, imported: ImportedModel | None, batch_major: bool = False):
         self.path, self.imported = str(path), imported

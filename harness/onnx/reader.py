@@ -34,6 +34,7 @@ DEFAULT_ACTIVATIONS = {
 DIRECTIONS = ("forward", "reverse", "bidirectional")
 SLOTS = ("X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P")
 INPUTS_HINT = "an ONNX test-data folder of input_*.pb, or an .npz keyed by graph input name"
+PASS_THROUGH = ("Identity", "Cast")  # ops between x and the first node that keep its values
 HEAD_ACTIVATIONS = ("Sigmoid", "LogSoftmax", "Relu", "Tanh", "HardSigmoid", "Softplus")
 
 
@@ -419,13 +420,15 @@ def _head(model, values: _Values, spec: ModelSpec, last: RecurrentNode):
 def _x_input(model, first: RecurrentNode) -> tuple[str, bool]:
     """The graph input that feeds the first recurrent node: directly (batch-major when the node
     has layout=1), through a Transpose with perm [1, 0, 2] (batch-major), or, with T = 1, a
-    Reshape of [B, 1, I] to [1, B, I] (tf2onnx writes that Transpose so)."""
+    Reshape of [B, 1, I] to [1, B, I] (tf2onnx writes that Transpose so); Identity and Cast
+    nodes on the way keep the values and are walked through."""
     inputs = {i.name: i for i in model.graph.input}
-    source = first.inputs["X"]
+    source, producer = _through_pass_through(model, first.inputs["X"])
     if source in inputs:
         return source, first.layout == 1
-    producer = next((n for n in model.graph.node if source in n.output), None)
-    x = producer.input[0] if producer is not None and producer.input else None
+    x = None
+    if producer is not None and producer.input:
+        x, _ = _through_pass_through(model, producer.input[0])
     perm = list(_attrs(producer).get("perm", [])) if x in inputs else []
     if producer is not None and producer.op_type == "Transpose" and perm == [1, 0, 2]:
         return x, first.layout == 0
@@ -433,10 +436,24 @@ def _x_input(model, first: RecurrentNode) -> tuple[str, bool]:
         dims = declared_dims(inputs[x])
         if len(dims) == 3 and 1 in dims[:2]:
             return x, dims[1] == 1
+    blocking = producer
+    if producer is not None and producer.op_type in ("Transpose", "Reshape") and x is not None:
+        blocking = _through_pass_through(model, x)[1] or producer  # what feeds the Transpose
+    what = f"a {blocking.op_type} node" if blocking is not None else f"{source!r}"
     raise NotSupported(
-        "cannot tell which graph input is the sequence: the first recurrent node reads neither "
-        "a graph input nor a [1, 0, 2] Transpose of one: allowed those"
+        f"cannot tell which graph input is the sequence: the first recurrent node's X comes "
+        f"from {what}: allowed a graph input, directly, through Identity or Cast, or a "
+        "[1, 0, 2] Transpose of one (check another export against its source: --against)"
     )
+
+
+def _through_pass_through(model, name: str):
+    """(the value `name` is a pass-through copy of, the node that produced that value)."""
+    producer = next((n for n in model.graph.node if name in n.output), None)
+    while producer is not None and producer.op_type in PASS_THROUGH and producer.input:
+        name = producer.input[0]
+        producer = next((n for n in model.graph.node if name in n.output), None)
+    return name, producer
 
 
 def declared_dims(value) -> list[int | None]:
