@@ -206,3 +206,23 @@ def test_training_parity_on_the_files_own_model_is_opt_in(torch_pair, capsys):
     assert "Training trajectories" in out
     rows = [r for r in out.splitlines() if r.startswith("gru ") and "torch-cpu" in r]
     assert rows and rows[0].rstrip().endswith("passed"), out
+
+
+def test_a_keras_bidirectional_lstm_classifier_through_tf2onnx_reads_and_passes(tmp_path, capsys):
+    """tf2onnx writes Keras's Bidirectional(LSTM) + Dense as one bidirectional LSTM node whose
+    head reads slices of Y (forward's last step beside backward's first): the final states,
+    told by running the file. Alone it reads as LSTM + head; against its source it passes,
+    its weights compared; perturbed, it fails."""
+    _keras()
+    model = make.keras_model("lstm", bidirectional=True, activation=None, seed=9)
+    source = tmp_path / "bi.keras"
+    model.save(source)
+    export = make.export_tf2onnx(model, tmp_path / "bi.onnx")
+    assert main(["parity", "--model", str(export), "--backends", "numpy"]) == 0
+    out = capsys.readouterr().out
+    assert "bidirectional" in out.splitlines()[0] and "head 3" in out.splitlines()[0], out
+    assert _against(source, export) == 0, capsys.readouterr()
+    assert "(native nodes)" in capsys.readouterr().out
+    bad = make.perturb_onnx(export, tmp_path / "bad.onnx", "one-R")
+    assert _against(source, bad) == 1
+    assert "weights l0.R" in capsys.readouterr().err

@@ -390,7 +390,9 @@ def _head(model, values: _Values, spec: ModelSpec, last: RecurrentNode):
         W = W if transposed else W.T
         if W.ndim != 2 or W.shape[1] != width:
             continue
-        if node.input[0] not in finals and spec.bidirectional:
+        if node.input[0] not in finals and spec.bidirectional and not _reads_final_states(
+            model, values.given, node.input[0], last
+        ):
             raise NotSupported(
                 f"{node.op_type} node {node.name!r} reads the last step of a bidirectional "
                 "layer's Y, which is not its final states: allowed a head on the final states"
@@ -415,6 +417,43 @@ def _head(model, values: _Values, spec: ModelSpec, last: RecurrentNode):
             Head(W.shape[0], "softmax" if softmax else "none"),
         )
     return None
+
+
+def _reads_final_states(model, given, head_input: str, last: RecurrentNode) -> bool:
+    """Whether `head_input`, computed from a bidirectional node's Y, is its final states:
+    the forward direction's last step beside the backward direction's first (tf2onnx writes
+    Keras's Bidirectional so). Told by running the file once on a small random x; False when
+    it cannot run or the values differ."""
+    from harness.onnx.session import open_session, run_session
+
+    y = last.outputs.get("Y")
+    if not y:
+        return False
+    rng = np.random.default_rng(0)
+    feed = {}
+    stored = {t.name for t in model.graph.initializer}
+    for value in model.graph.input:
+        if value.name in stored:
+            continue
+        if value.name in given:
+            feed[value.name] = given[value.name]
+            continue
+        dims = [d if d is not None else 3 for d in declared_dims(value)]
+        elem = value.type.tensor_type.elem_type
+        if elem in (6, 7):  # int32, int64: sequence lengths, full
+            feed[value.name] = np.full(dims, 3, dtype=np.int32 if elem == 6 else np.int64)
+        else:
+            dtype = np.float64 if elem == 11 else np.float32
+            feed[value.name] = rng.standard_normal(dims).astype(dtype)
+    try:
+        session = open_session(model, extra_outputs=[head_input, y], what="the file")
+        head, sequence = run_session(session, feed, "the file")[-2:]
+    except Exception:
+        return False
+    if last.layout == 1:  # [B, T, D, H] -> [T, D, B, H]
+        sequence = sequence.transpose(1, 2, 0, 3)
+    finals = np.concatenate([sequence[-1, 0], sequence[0, 1]], axis=-1)
+    return head.shape == finals.shape and bool(np.allclose(head, finals, rtol=1e-5, atol=1e-6))
 
 
 def _x_input(model, first: RecurrentNode) -> tuple[str, bool]:
