@@ -79,7 +79,7 @@ def test_a_faithful_loop_export_passes(keras_pair, capsys):
     source, export, _ = keras_pair
     assert _against(source, export) == 0, capsys.readouterr()
     out = capsys.readouterr().out
-    assert "against: gru.onnx (black box)" in out
+    assert "against: gru.onnx (black box: " in out and "its recurrence is a Loop" in out
     row = next(line for line in out.splitlines() if line.startswith("export-file"))
     assert row.rstrip().endswith("passed"), out
 
@@ -155,7 +155,7 @@ def test_an_export_baked_at_its_example_length_fails_naming_it(tmp_path, capsys)
     if code == 0:
         pytest.skip("this torch's dynamo export no longer bakes T: nothing to catch")
     assert code == 1
-    assert "declares a dynamic sequence axis but runs only at T=20" in err, err
+    assert "declares a dynamic sequence axis but is right only at T=20" in err, err
 
 
 def test_junit_xml_holds_a_testcase_per_check_and_the_failure(torch_pair, tmp_path, capsys):
@@ -226,3 +226,26 @@ def test_a_keras_bidirectional_lstm_classifier_through_tf2onnx_reads_and_passes(
     bad = make.perturb_onnx(export, tmp_path / "bad.onnx", "one-R")
     assert _against(source, bad) == 1
     assert "weights l0.R" in capsys.readouterr().err
+
+
+def test_an_export_that_bakes_the_last_step_index_fails_naming_its_length(tmp_path, capsys):
+    """A final state taken as Gather(y, 4): the example's T - 1 baked in. It runs at longer
+    sequences with wrong outputs and fails at shorter ones; the length it is right at is
+    found among the graph's integers and named."""
+    _torch()
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    net = make.torch_net("lstm", batch_first=False, head=0, H=8, seed=7)
+    source = make.save_scripted(net, tmp_path / "lstm.pt")
+    export = make.export_onnx(net, tmp_path / "lstm.onnx", T=5)
+    model = onnx.load(str(export))
+    y = model.graph.output[0].name
+    model.graph.initializer.append(numpy_helper.from_array(np.array(4, np.int64), "last"))
+    model.graph.node.append(helper.make_node("Gather", [y, "last"], ["h_baked"], axis=0))
+    model.graph.output.append(helper.make_tensor_value_info("h_baked", 1, [1, "B", 8]))
+    onnx.save(model, str(tmp_path / "baked.onnx"))
+    assert _against(source, tmp_path / "baked.onnx") == 1
+    err = capsys.readouterr().err
+    assert "declares a dynamic sequence axis but is right only at T=5" in err, err

@@ -103,9 +103,91 @@ def check_runtime(role, runtime, model, sizes, seed: int = 0) -> RuntimeCheck:
         result.comparisons += comparisons
         result.unmatched = sorted(set(result.unmatched) | set(unmatched))
     result.sizes = ran
-    if failed:
-        result.comparisons.insert(0, _did_not_run(role, runtime, ran, failed))
+    wrong = {
+        size
+        for size in ran
+        if any(
+            not c.passed and f"(T={size[0]}, B={size[1]})" in c.quantity for c in result.comparisons
+        )
+    }
+    if failed or wrong:
+        baked = _baked(runtime, model, ran, wrong, failed, seed, set(result.unmatched))
+        if baked:
+            result.comparisons.insert(0, _failure(role, baked))
+        elif failed:
+            T, B, why = failed[0]
+            result.comparisons.insert(
+                0, _failure(role, f"{runtime.label} fails at T={T}, B={B}: {why}")
+            )
     return _judged(result)
+
+
+def _outcome(runtime, model, T: int, B: int, seed: int, unmatched: set) -> str:
+    """How `runtime` does at (T, B): 'right', 'wrong' (its outputs differ from the reference,
+    or one no longer has a reference output's shape) or why it does not run. `unmatched`:
+    outputs that have no reference output's shape at any size."""
+    x = sequence(model.spec.input_size, T, B, seed)
+    try:
+        run = runtime.run(x, np.random.default_rng([seed, T, B, 1]))
+    except (OrtError, RuntimeError, KernelGap) as exc:
+        return str(exc)
+    ref = reference(model.weights, model.direction, runtime.nodes, x, run.received)
+    comparisons, missed = compare_outputs(
+        "probe", run.outputs, ref, model.spec, runtime.nodes, model.spec.dtype
+    )
+    right = comparisons and all(c.passed for c in comparisons) and set(missed) <= unmatched
+    return "right" if right else "wrong"
+
+
+def _baked(runtime, model, ran, wrong, failed, seed, unmatched: set) -> str:
+    """Where a file that declares an axis dynamic is right at some sizes only: the axis and the
+    sizes it is right at (found among the sizes tried and the integers its graph holds, which
+    is where an exporter bakes an example's size), or '' when that does not explain it."""
+    tried = {(T, B): ("wrong" if (T, B) in wrong else "right") for T, B in ran}
+    tried.update({(T, B): why for T, B, why in failed})
+    for axis, name, declared in ((0, "sequence", runtime.T), (1, "batch", runtime.B)):
+        if declared is not None:
+            continue
+        good = [size for size, how in tried.items() if how == "right"]
+        other = good[0][1 - axis] if good else (2 if axis == 0 else 5)
+        values = sorted({size[axis] for size in tried} | set(_graph_integers(runtime)))
+        right, bad = [], None
+        for value in values:
+            size = (value, other) if axis == 0 else (other, value)
+            how = tried.get(size) or _outcome(runtime, model, *size, seed, unmatched)
+            tried[size] = how
+            if how == "right":
+                right.append(value)
+            elif bad is None:
+                bad = (size, how)
+        if right and bad and len(right) < len(values):
+            letter = "T" if axis == 0 else "B"
+            (T, B), how = bad
+            what = "its outputs differ from the reference" if how == "wrong" else how
+            return (
+                f"{runtime.label} declares a dynamic {name} axis but is right only at {letter}="
+                f"{', '.join(map(str, right))}: the graph bakes that {name} size in (at T={T}, "
+                f"B={B}: {what})"
+            )
+    return ""
+
+
+def _graph_integers(runtime) -> list[int]:
+    """Small positive integers among the file's constants (shapes, indices, slice bounds),
+    and each plus one: where an exporter bakes an example's length or batch. At most 12."""
+    found = set()
+    for value in getattr(runtime, "constants", {}).values():
+        array = np.asarray(value)
+        if array.dtype.kind in "iu" and array.size <= 8:
+            # a size, or the last index of one (a Gather or Slice of the last step)
+            found |= {int(v) + k for v in array.ravel() if 1 <= v <= 1024 for k in (0, 1)}
+    if getattr(runtime, "output_T", None):
+        found.add(runtime.output_T)
+    return sorted(found - {1})[:12]
+
+
+def _failure(role: str, message: str) -> Comparison:
+    return Comparison(f"{role}: runs", False, math.nan, math.nan, 0.0, 0.0, message)
 
 
 def check_data_set(role, runtime, model, data) -> list[RuntimeCheck]:
@@ -220,21 +302,6 @@ def _shape(spec, direction) -> str:
 def sequence(input_size: int, T: int, B: int, seed: int) -> np.ndarray:
     """x ~ N(0, 1) [T, B, I] in float64, float32-exact: the same for every runtime."""
     return float32_exact(np.random.default_rng([seed, T, B]).standard_normal((T, B, input_size)))
-
-
-def _did_not_run(role, runtime, ran, failed) -> Comparison:
-    T, B, why = failed[0]
-    lengths = sorted({t for t, _ in ran})
-    dynamic = runtime.T is None
-    if dynamic and lengths and any(t not in lengths for t, _, _ in failed):
-        message = (
-            f"{runtime.label} declares a dynamic sequence axis but runs only at T="
-            f"{', '.join(map(str, lengths))}: the graph bakes that length in (it fails at "
-            f"T={T}, B={B}: {why})"
-        )
-    else:
-        message = f"{runtime.label} fails at T={T}, B={B}: {why}"
-    return Comparison(f"{role}: runs", False, math.nan, math.nan, 0.0, 0.0, message)
 
 
 def _judged(result: RuntimeCheck) -> RuntimeCheck:

@@ -390,8 +390,10 @@ def _head(model, values: _Values, spec: ModelSpec, last: RecurrentNode):
         W = W if transposed else W.T
         if W.ndim != 2 or W.shape[1] != width:
             continue
-        if node.input[0] not in finals and spec.bidirectional and not _reads_final_states(
-            model, values.given, node.input[0], last
+        if (
+            node.input[0] not in finals
+            and spec.bidirectional
+            and not _reads_final_states(model, values.given, node.input[0], last)
         ):
             raise NotSupported(
                 f"{node.op_type} node {node.name!r} reads the last step of a bidirectional "
