@@ -291,3 +291,23 @@ def test_weights_fed_at_run_time_need_their_values(tmp_path, capsys):
     value = numpy_helper.to_array(w)
     np.savez(tmp_path / "w.npz", W0=value)
     assert _parity(path, "--inputs", str(tmp_path / "w.npz")) == 0, capsys.readouterr()
+
+
+def test_a_sequence_of_the_wrong_shape_or_type_in_inputs_is_bad_input(tmp_path, capsys):
+    """--inputs whose X does not fit the model is the user's input that is wrong (exit 2,
+    naming the allowed shape), not the model (exit 1); an integer X is refused, not cast."""
+    path = make.node_file(tmp_path / "m.onnx", "lstm", seed=37)
+    import onnx
+
+    I = next(i for i in onnx.load(str(path)).graph.input if i.name == "X")
+    width = I.type.tensor_type.shape.dim[2].dim_value
+    for name, x in (
+        ("short", np.zeros((5, 2, width - 1), np.float32)),
+        ("ints", np.zeros((5, 2, width), np.int64)),
+    ):
+        np.savez(tmp_path / f"{name}.npz", X=x)
+        assert _parity(path, "--inputs", str(tmp_path / f"{name}.npz")) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"allowed float [T, B, {width}]" in err, err
+    np.savez(tmp_path / "good.npz", X=np.ones((5, 2, width), np.float32))
+    assert _parity(path, "--inputs", str(tmp_path / "good.npz")) == 0, capsys.readouterr()

@@ -199,7 +199,14 @@ def check_data_set(role, runtime, model, data) -> list[RuntimeCheck]:
             f"--inputs {data.name} gives {', '.join(sorted(data.inputs))} but not the sequence "
             f"input {x_name!r}: give it too, or the weights alone"
         )
-    x = np.asarray(data.inputs[x_name], np.float64)
+    given = np.asarray(data.inputs[x_name])
+    layout = "[B, T, I]" if runtime.batch_major else "[T, B, I]"
+    if given.ndim != 3 or given.shape[2] != model.spec.input_size or given.dtype.kind != "f":
+        raise NotSupported(
+            f"--inputs {data.name}: {x_name!r} is {given.dtype} {list(given.shape)}: allowed "
+            f"float {layout.replace('I', str(model.spec.input_size))}"
+        )
+    x = given.astype(np.float64)
     x = x.transpose(1, 0, 2) if runtime.batch_major else x
     T, B = x.shape[:2]
     feed = runtime.feed(x, np.random.default_rng(0))
