@@ -27,6 +27,10 @@ def quantity_group(quantity: str) -> str:
         return "grad weights"
     if quantity in MODEL_QUANTITIES:
         return quantity
+    if ": weights " in quantity or quantity.endswith(": model"):
+        return "file weights"  # an export's weights against its source's (check_weights)
+    if ": runs" in quantity:
+        return "file runs"  # whether it runs, and is right, at every size asked
     return "file outputs"
 
 
@@ -53,7 +57,8 @@ def summarize(results: Iterable[BackendResult]) -> list[dict[str, Any]]:
             if not c.passed:
                 row["status"], row["reason"] = "FAILED", f"{result.case}: {c.message}"
     backends = list(dict.fromkeys(key[0] for key in rows))
-    order = ("file outputs", "y", "h_n", "c_n", "head", "grad weights", "grad inputs", "-")
+    order = ("file runs", "file weights", "file outputs", "y", "h_n", "c_n", "head")
+    order += ("grad weights", "grad inputs", "-")
     ranked = sorted(rows, key=lambda k: (backends.index(k[0]), k[1], k[2], order.index(k[3])))
     return [rows[key] for key in ranked]
 
