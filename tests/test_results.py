@@ -18,14 +18,14 @@ def _environment(label="m", cpu="EPYC"):
     return {"machine": label, "cpu": {"model": cpu, "logical_cores": 2}, "libraries": {}}
 
 
-def _case():
+def _case(steps=8):
     return {
         "target": "numpy",
         "mode": "forward",
         "cell": "lstm",
         "dtype": "float32",
         "batch": 1,
-        "steps": 8,
+        "steps": steps,
         "input_size": 4,
         "hidden": 8,
         "layers": 1,
@@ -33,12 +33,16 @@ def _case():
     }
 
 
+A = "numpy/forward/lstm/float32/B1/T8/I4/H8/L1/th1"  # the ids _case(8) and _case(16) make
+B = "numpy/forward/lstm/float32/B1/T16/I4/H8/L1/th1"
+
+
 def _doc():
     doc = results.new_document(load_suite("quick"), {"machine": "m"}, "2026-01-01T00:00:00")
     results.add_machine(doc, _environment(), {"loop_overhead_s": 1e-8}, host="h1")
-    ok = {"id": "a", "case": _case(), "status": "ok", "samples_s": [0.1, 0.2], "machine": "m"}
+    ok = {"id": A, "case": _case(), "status": "ok", "samples_s": [0.1, 0.2], "machine": "m"}
     ok["stats"] = summarize(ok["samples_s"])
-    error = {"id": "b", "case": _case(), "status": "error", "reason": "x"}
+    error = {"id": B, "case": _case(16), "status": "error", "reason": "x"}
     doc.cases += [CaseRecord.model_validate(ok), CaseRecord.model_validate(error)]
     return doc
 
@@ -55,7 +59,7 @@ def _version_1():
         "suite": {"name": "quick", "timing": {}},
         "environment": _environment("old-box"),
         "selfcheck": {"loop_overhead_s": 2e-8},
-        "cases": [{"id": "a", "case": _case(), "status": "ok", "samples_s": [0.1]}],
+        "cases": [{"id": A, "case": _case(), "status": "ok", "samples_s": [0.1]}],
     }
 
 
@@ -64,13 +68,13 @@ def test_round_trip_and_done_ids(tmp_path):
     results.save_results(path, _doc())
     doc = results.load_results(path)
     assert doc.schema_version == results.SCHEMA_VERSION == 4
-    assert results.done_ids(doc) == {"a"}  # an error is measured again on resume
+    assert results.done_ids(doc) == {A}  # an error is measured again on resume
     assert doc.suite.identity.case_ids == [c.id for c in load_suite("quick").cases]
 
 
 def test_upsert_replaces_by_id():
     doc = _doc()
-    results.upsert(doc, CaseRecord(id="b", case=_case(), status="skipped", reason="y"))
+    results.upsert(doc, CaseRecord(id=B, case=_case(16), status="skipped", reason="y"))
     assert [c.status for c in doc.cases] == ["ok", "skipped"]
 
 
@@ -114,11 +118,11 @@ def _samples_times(factor):
         (_with_case(samples_s=[0.1, -1]), r"cases\[0\]\.samples_s\[1\] = -1: allowed a number > 0"),
         (_with_case(samples_s=[], stats=None), r"status ok without samples_s"),
         (_with_case(machine="elsewhere"), r"machine 'elsewhere' is not among the file's machines"),
-        (_with_case(machine=None), r"case 'a': status ok names no machine"),
-        (_stats_times(10), r"case 'a': stats.median = .* disagrees with its samples_s"),
-        (_samples_times(10), r"case 'a': stats.min = .* disagrees with its samples_s"),
+        (_with_case(machine=None), rf"case '{A}': status ok names no machine"),
+        (_stats_times(10), rf"case '{A}': stats.median = .* disagrees with its samples_s"),
+        (_samples_times(10), rf"case '{A}': stats.min = .* disagrees with its samples_s"),
         (_with_case(samples_s=[], status="error"), r"a stats block but no samples_s"),
-        (lambda d: {**d, "cases": [d["cases"][0], d["cases"][0]]}, r"case id 'a' appears twice"),
+        (lambda d: {**d, "cases": [d["cases"][0], d["cases"][0]]}, rf"case id '{A}' appears twice"),
         (
             lambda d: (d["cases"][0]["case"].pop("target"), d)[1],
             r"cases\[0\]\.case\.target: missing",
@@ -132,6 +136,19 @@ def _samples_times(factor):
         (
             lambda d: json.dumps(d).replace('"samples_s": [', '"samples_s": [NaN, ', 1),
             r"NaN, which is not a number",
+        ),
+        # numbers as strings, booleans for integers, counts below 1 and absurd sizes: refused
+        # as written, never converted
+        (_with_case(samples_s=["0.1", "0.2"], stats=None), r"samples_s\[0\] = '0\.1'"),
+        (_with_case(loops=-5), r"cases\[0\]\.loops = -5"),
+        (_with_case(loops="227"), r"cases\[0\]\.loops = '227'"),
+        (lambda d: (d["cases"][0]["case"].update(batch=True), d)[1], r"case\.batch = True"),
+        (lambda d: (d["cases"][0]["case"].update(hidden=10**30), d)[1], r"case\.hidden"),
+        (_with_case(samples_s=[1e300, 2e300], stats=None), r"samples_s\[0\] = 1e\+300"),
+        (lambda d: "[" * 100000 + "]" * 100000, r"nested too deeply"),
+        (
+            lambda d: (d["cases"][0]["case"].update(hidden=999), d)[1],
+            rf"case '{A}' holds the fields of .*H999.*: an id names its fields",
         ),
     ],
 )
@@ -190,8 +207,8 @@ def test_machine_views_split_a_file_by_the_machine_that_timed_each_case():
     other = {"id": "c", "case": _case(), "status": "ok", "samples_s": [1.0], "machine": "gpu-box"}
     doc.cases.append(CaseRecord.model_validate(other))
     views = {v.machine: v for v in results.machine_views(doc)}
-    assert [r.id for r in views["m"].cases] == ["a"]  # b was lost: no machine
-    assert [r.id for r in views["m"].lost] == ["b"] and views["gpu-box"].lost == []
+    assert [r.id for r in views["m"].cases] == [A]  # B was lost: no machine
+    assert [r.id for r in views["m"].lost] == [B] and views["gpu-box"].lost == []
     assert [r.id for r in views["gpu-box"].cases] == ["c"]
     assert views["gpu-box"].environment["cpu"]["model"] == "Xeon"
     assert views["gpu-box"].hosts == ["g1"] and views["m"].selfcheck["loop_overhead_s"]
@@ -254,3 +271,24 @@ def test_a_version_3_file_names_its_solve_pit_and_reads_as_parallel_in_time(tmp_
     path.write_text(json.dumps(doc))
     with pytest.raises(results.ResultsError, match="pit"):
         results.load_results(path)
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo", "read-only"])
+def test_an_out_that_a_results_file_would_destroy_is_refused(tmp_path, kind):
+    """A link, a device or a pipe would be replaced by a regular file (as /dev/null once
+    was); a read-only file is not the user's to overwrite."""
+    import os
+
+    out = tmp_path / "r.json"
+    if kind == "symlink":
+        (tmp_path / "target.json").write_text("{}")
+        out.symlink_to(tmp_path / "target.json")
+    elif kind == "fifo":
+        os.mkfifo(out)
+    else:
+        out.write_text("{}")
+        out.chmod(0o444)
+    with pytest.raises(results.ResultsError, match="cannot write results file") as info:
+        results.check_writable(out)
+    assert "\n" not in str(info.value)
+    assert out.is_symlink() or out.exists()  # left as it was

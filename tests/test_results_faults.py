@@ -109,6 +109,51 @@ def test_resume_by_the_file_alone_finishes_the_recorded_suite(tmp_path):
     assert [r.status for r in results.load_results(out).cases] == ["ok"] * 3
 
 
+def test_a_resume_checks_every_record_it_keeps(tmp_path, capsys):
+    """--resume of a file that is not there starts nothing; a record of a case the suite does
+    not have, or whose fields are another case's, is refused (it would count as done); a
+    recovery file of another results file is not merged."""
+    suite = _suite_file(tmp_path, steps=(2, 3))
+    out = tmp_path / "r.json"
+    assert main(["bench", "--suite", str(suite), "--out", str(out), "--resume"]) == 2
+    assert "no such file, so nothing to resume" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(["bench", "--suite", str(suite), "--out", str(out)]) == 0
+    capsys.readouterr()
+    good = out.read_text()
+    for change, words in (
+        (lambda r: r["case"].update(hidden=9), "holds the fields of"),
+        (
+            lambda r: (r["case"].update(steps=7), r.update(id=r["id"].replace("T2", "T7"))),
+            "which suite 't' does not have",
+        ),
+    ):
+        data = json.loads(good)
+        change(data["cases"][0])
+        data["cases"][0]["status"] = "not_timed"  # left to be resumed
+        data["cases"][0].pop("stats", None)
+        data["cases"][0]["samples_s"] = []
+        out.write_text(json.dumps(data))
+        assert main(["bench", "--suite", str(suite), "--out", str(out), "--resume"]) == 2
+        err = capsys.readouterr().err
+        assert words in err and err.count("\n") == 1, err
+    out.write_text(good)
+    recovery = engine.recovery_file(out)
+    recovery.write_text(
+        json.dumps(
+            {
+                "kind": "rnnbench-recovery",
+                "results": "/elsewhere/other.json",
+                "machines": {},
+                "cases": [],
+            }
+        )
+    )
+    assert main(["bench", "--suite", str(suite), "--out", str(out), "--resume"]) == 2
+    assert "belongs to /elsewhere/other.json" in capsys.readouterr().err
+    assert out.read_text() == good
+
+
 def test_the_budget_is_said_up_front_and_enforced(tmp_path, capsys):
     slow = TIMING.replace("pause_s = 0.0", "pause_s = 0.2")
     suite = _suite_file(tmp_path, steps=(2, 3, 4, 5), timing=slow, budget="budget_s = 1\n")

@@ -70,17 +70,42 @@ def open_document(suite: Suite, out: Path, resume: bool, overwrite: bool, client
     checked), with the records of a recovery file beside it added (its last write failed),
     or a new one."""
     results.check_writable(out)
-    if out.exists() and resume:
-        doc = results.load_results(out)
-        check_same_suite(doc, suite, out)
+    if resume and not out.exists() and not recovery_file(out).exists():
+        raise results.ResultsError(
+            f"cannot resume {out}: no such file, so nothing to resume: drop --resume to start it"
+        )
+    if resume:
+        if out.exists():
+            doc = results.load_results(out)
+            check_same_suite(doc, suite, out)
+        else:  # the first write failed: what was measured is in the recovery file only
+            doc = results.new_document(suite, client, now())
         if recovery_file(out).exists():
             recovery.merge(doc, recovery_file(out))
+        check_records_in_suite(doc, suite, out)
         return doc
     if out.exists() and not overwrite:
         raise results.ResultsError(
             f"{out} exists: pass --resume to finish it or --overwrite to replace it"
         )
     return results.new_document(suite, client, now())
+
+
+def check_records_in_suite(doc, suite: Suite, path: Path) -> None:
+    """Every record a resumed file keeps is a case of the suite, with its fields: a record
+    of another case would be counted as done and never timed."""
+    cases = {c.id: c for c in suite.cases}
+    for record in doc.cases:
+        if record.id not in cases:
+            raise results.ResultsError(
+                f"cannot resume {path}: it holds case {record.id!r}, which suite "
+                f"{suite.name!r} does not have"
+            )
+        named = results.id_of(record)
+        if named is not None and named != record.id:
+            raise results.ResultsError(
+                f"cannot resume {path}: case {record.id!r} holds the fields of {named!r}"
+            )
 
 
 def check_same_suite(doc, suite: Suite, path: Path) -> None:
@@ -113,7 +138,10 @@ def check_same_suite(doc, suite: Suite, path: Path) -> None:
         changes.append(f"{len(removed)} case(s) removed ({removed[0]}, ...)")
     same = recorded.identity is None or recorded.identity.sha256 == suite.identity().sha256
     if not changes and not same:
-        changes.append("case settings changed (the same ids, other fields)")
+        changes.append(
+            "its cases' fields or its timing differ from those its recorded identity was made "
+            "from (the same ids; an edited file, or other case settings)"
+        )
     if changes:
         raise results.ResultsError(
             f"cannot resume {path}: suite {suite.name!r} is not the one it was started with: "

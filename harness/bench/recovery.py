@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 from pydantic import ValidationError
 
@@ -16,7 +17,7 @@ KIND = "rnnbench-recovery"
 
 
 class Recovery(Record):
-    kind: str = KIND
+    kind: Literal["rnnbench-recovery"] = KIND
     results: str
     machines: dict[str, Machine]
     cases: list[CaseRecord]
@@ -38,11 +39,19 @@ def merge(doc, path: Path) -> None:
     from harness.records import store as results
 
     try:
-        found = Recovery.model_validate(json.loads(Path(path).read_text(encoding="utf-8")))
-    except (OSError, ValueError) as exc:
+        text = Path(path).read_text(encoding="utf-8")
+        data = json.loads(text, parse_constant=results.refuse_constant)
+        found = Recovery.model_validate(data, strict=True)
+    except (OSError, ValueError, RecursionError) as exc:
         if isinstance(exc, ValidationError):
             raise results.ResultsError(one_line(exc, f"recovery file {path} is corrupt")) from None
-        raise results.ResultsError(f"recovery file {path} cannot be read: {exc}") from None
+        why = "nested too deeply" if isinstance(exc, RecursionError) else exc
+        raise results.ResultsError(f"recovery file {path} cannot be read: {why}") from None
+    beside = Path(path).with_name(Path(path).name.removesuffix(".recovery"))
+    if Path(found.results).name != beside.name:
+        raise results.ResultsError(
+            f"recovery file {path} belongs to {found.results}, not to {beside}: move it away"
+        )
     for label, machine in found.machines.items():
         if label not in doc.machines:
             doc.machines[label] = machine

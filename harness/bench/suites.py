@@ -142,6 +142,8 @@ def load_suite(name_or_path: str) -> Suite:
         raise SuiteError(f"suite {path} is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise SuiteError(f"suite {path} is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise SuiteError(f"suite {path} is nested too deeply to be a suite") from None
     try:
         return _parse(data, str(path))
     except ValidationError as exc:

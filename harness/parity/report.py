@@ -200,9 +200,11 @@ def read_parity(path, doc: Any):
     from harness.records.store import ResultsError
 
     try:
-        return ParityRecord.model_validate(upgrade(doc))
+        return ParityRecord.model_validate(upgrade(doc), strict=True)  # no "yes" for true
     except ValidationError as exc:
         raise ResultsError(one_line(exc, f"parity record {path} is corrupt")) from None
+    except (TypeError, AttributeError) as exc:
+        raise ResultsError(f"parity record {path} is corrupt: {exc}") from None
 
 
 def format_markdown(results, training, skipped, failed_lines) -> str:

@@ -24,7 +24,10 @@ STATUSES = ("ok", "failed", "skipped", "error", "timeout", "not_timed")
 DONE = ("ok", "failed", "skipped")  # what a resumed run does not measure again
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
-Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+# A call timed: over 0 and under 1e6 s (11.6 days: beyond that a figure is no timing, and
+# statistics of it could overflow).
+Seconds = Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)]
+Size = Annotated[int, Field(ge=1, le=2**31)]  # a dimension: B, T, I, H, layers, threads
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
@@ -94,17 +97,17 @@ class Solve(Record):
 
     method: str = Field(description="newton | quasi-newton")
     tol: Finite = Field(description="stop when no state moves more than this")
-    max_iter: int
+    max_iter: int = Field(ge=1)
     lle: Finite | None = Field(description="largest Lyapunov exponent of layer 0, per step")
     converged: bool
-    iterations: int | None = Field(None, description="updates from an all-zero guess")
+    iterations: int | None = Field(None, ge=0, description="updates from an all-zero guess")
     reason: str | None = Field(None, description="why it did not converge (the case failed)")
 
 
 class Stats(Record):
     """Derived from samples_s (harness.stats.summarize); stored as a cache only."""
 
-    n: int
+    n: int = Field(ge=1)
     min: Finite
     median: Finite
     mean: Finite
@@ -124,16 +127,18 @@ class CaseFields(Record):
     )
     cell: str = Field(description="rnn | lstm | gru | mingru")
     dtype: str = Field(description="float32 | float64")
-    batch: int
-    steps: int = Field(description="T, the sequence length")
-    input_size: int
-    hidden: int
-    layers: int
-    threads: int
-    size: int = Field(0, description="probes: N of the N x N product, or elements copied")
+    batch: Size
+    steps: Size = Field(description="T, the sequence length")
+    input_size: Size
+    hidden: Size
+    layers: Size
+    threads: Size
+    size: int = Field(
+        0, ge=0, le=2**40, description="probes: N of the N x N product, or elements copied"
+    )
     sweep: str = Field("", description="the suite's label for its sweep (not its identity)")
     bidirectional: bool = False
-    head: int = Field(0, description="softmax head units, 0 = none")
+    head: int = Field(0, ge=0, le=2**31, description="softmax head units, 0 = none")
     device: Literal["cpu", "gpu"] | None = Field(
         None, description="cpu | gpu, from the target's registry entry (filled on read if absent)"
     )
@@ -184,7 +189,7 @@ class CaseRecord(Record):
     threads: dict[str, Any] = Field(
         default_factory=dict, description="requested, and each library's pools as set"
     )
-    loops: int | None = Field(None, description="calls per round")
+    loops: int | None = Field(None, ge=1, le=10**12, description="calls per round")
     samples_s: list[Seconds] = Field([], description="raw: seconds per call, one per round")
     stats: Stats | None = Field(None, description="a cache of statistics of samples_s")
     flops: NonNegative | None = Field(None, description="matrix-product FLOPs of one call")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -56,14 +57,16 @@ def read_json(path: str | Path) -> Any:
     except UnicodeDecodeError:
         raise ResultsError(f"results file {path} is corrupt: not UTF-8 text") from None
     try:
-        return json.loads(text, parse_constant=_refuse_constant)
+        return json.loads(text, parse_constant=refuse_constant)
     except json.JSONDecodeError as exc:
         raise ResultsError(f"results file {path} is corrupt: not JSON ({exc})") from None
+    except RecursionError:
+        raise ResultsError(f"results file {path} is corrupt: nested too deeply") from None
     except ValueError as exc:
         raise ResultsError(f"results file {path} is corrupt: {exc}") from None
 
 
-def _refuse_constant(name: str):
+def refuse_constant(name: str):
     raise ValueError(f"it holds {name}, which is not a number: every value must be finite")
 
 
@@ -86,11 +89,30 @@ def check_document(doc: Any, path: str | Path) -> ResultsDocument:
     if missing:
         raise ResultsError(f"results file {path} is corrupt: missing {', '.join(missing)}")
     try:
-        return ResultsDocument.model_validate(upgrade(doc))
+        # strict: a number written as a string, or true for 1, is refused, not converted
+        typed = ResultsDocument.model_validate(upgrade(doc), strict=True)
     except ValidationError as exc:
         raise ResultsError(one_line(exc, f"results file {path} is corrupt")) from None
     except (TypeError, AttributeError) as exc:
         raise ResultsError(f"results file {path} is corrupt: {exc}") from None
+    for record in typed.cases:
+        named = id_of(record)
+        if named is not None and named != record.id:
+            raise ResultsError(
+                f"results file {path} is corrupt: case {record.id!r} holds the fields of "
+                f"{named!r}: an id names its fields"
+            )
+    return typed
+
+
+def id_of(record) -> str | None:
+    """The id the record's case fields make (None: a target this rnnbench cannot build)."""
+    from harness.bench.case import BenchCase
+
+    try:
+        return BenchCase.from_dict(record.case.model_dump()).id
+    except Exception:  # an unknown target or mode: the fields were validated; the id is kept
+        return None
 
 
 def upgrade(doc: dict[str, Any]) -> dict[str, Any]:
@@ -213,6 +235,13 @@ def check_writable(path: str | Path) -> None:
     """Refuse, before anything is measured, a results path this process cannot write: its
     folder is made if missing, and a scratch file is created there and removed."""
     path = Path(path)
+    if path.is_symlink() or (path.exists() and not path.is_file() and not path.is_dir()):
+        raise ResultsError(
+            f"cannot write results file {path}: it is a link, a device or a pipe, which a "
+            "results file would replace: allowed a regular file or a new path"
+        )
+    if path.is_file() and not path.stat().st_mode & stat.S_IWUSR:
+        raise ResultsError(f"cannot write results file {path}: it is read-only")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, scratch = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".check", dir=path.parent)
