@@ -146,6 +146,9 @@ def _samples_times(factor):
         (lambda d: (d["cases"][0]["case"].update(hidden=10**30), d)[1], r"case\.hidden"),
         (_with_case(samples_s=[1e300, 2e300], stats=None), r"samples_s\[0\] = 1e\+300"),
         (lambda d: "[" * 100000 + "]" * 100000, r"nested too deeply"),
+        (lambda d: {**_version_1(), "cases": {"a": 1}}, r"cases = \{'a': 1\}: allowed a list"),
+        (lambda d: {**d, "schema_version": "4"}, r"schema_version = '4': allowed an integer"),
+        (lambda d: {**d, "schema_version": True}, r"schema_version = True: allowed an integer"),
         (
             lambda d: (d["cases"][0]["case"].update(hidden=999), d)[1],
             rf"case '{A}' holds the fields of .*H999.*: an id names its fields",

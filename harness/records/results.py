@@ -51,11 +51,21 @@ class Record(BaseModel):
 class Timing(Record):
     """How each case of a suite is timed."""
 
-    warmup_s: StrictNonNegative = Field(0.1, description="seconds of calls before calibration")
-    min_round_s: StrictSeconds = Field(0.05, description="a round lasts at least this long")
-    rounds: StrictCount = Field(9, description="rounds per case, interleaved with its group's")
-    pause_s: StrictNonNegative = Field(0.1, description="pause before each round")
-    timeout_s: StrictSeconds = Field(300.0, description="limit on a build, calibration or round")
+    # Upper limits keep one group within reach of any budget: an hour of warm-up, pause or
+    # round, 1000 rounds, a day's timeout.
+    warmup_s: StrictNonNegative = Field(
+        0.1, le=3600, description="seconds of calls before calibration"
+    )
+    min_round_s: StrictSeconds = Field(
+        0.05, le=3600, description="a round lasts at least this long"
+    )
+    rounds: StrictCount = Field(
+        9, le=1000, description="rounds per case, interleaved with its group's"
+    )
+    pause_s: StrictNonNegative = Field(0.1, le=3600, description="pause before each round")
+    timeout_s: StrictSeconds = Field(
+        300.0, le=86400, description="limit on a build, calibration or round"
+    )
 
 
 class Identity(Record):

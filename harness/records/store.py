@@ -80,10 +80,19 @@ def check_document(doc: Any, path: str | Path) -> ResultsDocument:
     if not isinstance(doc, dict) or doc.get("kind") != KIND:
         raise ResultsError(f"{path} is not an rnnbench results file (kind {KIND!r} missing)")
     version = doc.get("schema_version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ResultsError(
+            f"results file {path} is corrupt: schema_version = {version!r}: allowed an integer "
+            f"({', '.join(map(str, READS))})"
+        )
     if version not in READS:
         raise ResultsError(
             f"results file {path} has schema_version {version!r}: this rnnbench "
             f"reads {', '.join(map(str, READS))}; upgrade rnnbench"
+        )
+    if not isinstance(doc.get("cases", []), list):
+        raise ResultsError(
+            f"results file {path} is corrupt: cases = {str(doc['cases'])[:40]}: allowed a list"
         )
     missing = [k for k in REQUIRED.get(version, ()) if k not in doc]
     if missing:

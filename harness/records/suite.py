@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, StrictBool, StrictInt, StrictStr
 
-from harness.records.results import Record, StrictNonNegative, Timing
+from harness.records.results import Record, StrictSeconds, Timing
 
 Positive = Annotated[StrictInt, Field(ge=1)]
 NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
@@ -55,8 +55,8 @@ class Sweep(Record):
 class SuiteFile(Record):
     name: Name | None = Field(None, description="default: the file's stem")
     description: StrictStr = ""
-    budget_s: StrictNonNegative | None = Field(
-        None, description="seconds the suite may measure: warned of up front, enforced"
+    budget_s: StrictSeconds | None = Field(
+        None, description="seconds the suite may measure (> 0): warned of up front, enforced"
     )
     timing: Timing = Timing()
     sweep: Annotated[list[Sweep], Field(min_length=1, description="at least one [[sweep]]")]
