@@ -22,7 +22,7 @@ class SuiteError(ValueError):
 
 
 def _bad(field: str, value: Any, allowed: str):
-    raise SuiteError(f"BenchCase.{field} = {value!r} is invalid: allowed {allowed}")
+    raise SuiteError(f"{field} = {value!r} is invalid: allowed {allowed}")
 
 
 @dataclasses.dataclass(frozen=True)

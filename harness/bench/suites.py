@@ -156,7 +156,11 @@ def _parse(data: dict[str, Any], path: str) -> Suite:
     suite = SuiteFile.model_validate(data)
     cases: dict[str, BenchCase] = {}
     for number, sweep in enumerate(suite.sweep, 1):
-        for case in _expand(sweep, number):
+        try:
+            expanded = list(_expand(sweep, number))
+        except (SuiteError, SpecError) as exc:
+            raise SuiteError(f"sweep[{number - 1}]: a case's {exc}") from None
+        for case in expanded:
             cases.setdefault(case.id, case)  # the same case in two sweeps is timed once
     return Suite(
         suite.name or safe_name(Path(path).stem),

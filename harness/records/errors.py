@@ -42,6 +42,10 @@ def _path(loc) -> str:
             parts.append(f"[{item}]")
         elif item in ("function-after[check()]", "function-plain", "function-before"):
             continue
+        elif isinstance(item, str) and (item.startswith(("constrained-", "function-")) or item in (
+            "int", "float", "str", "bool", "list", "dict"
+        )):  # pydantic's names for the type it tried, not a field of the file
+            continue
         else:
             parts.append(("." if parts else "") + str(item))
     return "".join(parts)
