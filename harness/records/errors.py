@@ -40,15 +40,19 @@ def _path(loc) -> str:
     for item in loc:
         if isinstance(item, int):
             parts.append(f"[{item}]")
-        elif item in ("function-after[check()]", "function-plain", "function-before"):
-            continue
-        elif isinstance(item, str) and (item.startswith(("constrained-", "function-")) or item in (
-            "int", "float", "str", "bool", "list", "dict"
-        )):  # pydantic's names for the type it tried, not a field of the file
+        elif _type_name(item):
             continue
         else:
             parts.append(("." if parts else "") + str(item))
     return "".join(parts)
+
+
+def _type_name(item) -> bool:
+    """A step of pydantic's error path that names the type it tried, not a field of the file."""
+    return isinstance(item, str) and (
+        item.startswith(("constrained-", "function-"))
+        or item in ("int", "float", "str", "bool", "list", "dict")
+    )
 
 
 def _short(value) -> str:
