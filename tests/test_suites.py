@@ -53,7 +53,7 @@ GOOD = 'name = "t"\nbudget_s = 1\n[[sweep]]\ntargets = ["numpy"]\n'
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        (GOOD + "cell = ['lstmm']\n", r"sweep\[0\]: a case's cell = 'lstmm' is invalid: allowed rnn"),
+        (GOOD + "cell = ['lstmm']\n", r"sweep\[0\]: a case's cell = 'lstmm' is invalid"),
         (GOOD + "batch = [0]\n", r"sweep\[0\]\.batch\[0\] = 0: allowed a number >= 1"),
         (GOOD + "colour = [1]\n", r"sweep\[0\]\.colour: not a field this file may hold"),
         (GOOD + "steps = 5\n", r"sweep\[0\]\.steps = 5: allowed a list"),
