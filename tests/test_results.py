@@ -295,3 +295,34 @@ def test_an_out_that_a_results_file_would_destroy_is_refused(tmp_path, kind):
         results.check_writable(out)
     assert "\n" not in str(info.value)
     assert out.is_symlink() or out.exists()  # left as it was
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (lambda d: d["results"][0].update(status="failed"), "a verdict is derived"),
+        (lambda d: d.update(passed="yes"), "passed = 'yes'"),
+        (
+            lambda d: d["results"][0]["comparisons"][0].update(passed=False),
+            "status passed over a comparison that failed",
+        ),
+        (lambda d: d["results"][0].update(layers="1"), "layers = '1'"),
+    ],
+)
+def test_a_parity_record_whose_verdict_or_types_do_not_hold_is_refused(change, words):
+    """A parity JSON's verdicts are derived from its comparisons, and its values typed as
+    written: the committed reference record, edited, is refused in one line."""
+    from pathlib import Path
+
+    from harness.parity.report import read_parity
+
+    path = Path(__file__).resolve().parents[1] / "results" / "cpu-reference" / "parity.json"
+    doc = json.loads(path.read_text())
+    read_parity(path, doc)  # as committed: it holds
+    first = next(r for r in doc["results"] if r["status"] == "passed" and r["comparisons"])
+    doc["results"].remove(first)
+    doc["results"].insert(0, first)
+    change(doc)
+    with pytest.raises(results.ResultsError, match="parity record .* is corrupt") as info:
+        read_parity(path, doc)
+    assert words in str(info.value) and "\n" not in str(info.value)

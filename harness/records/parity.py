@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from harness.records.results import Check, Finite, NonNegative
 from harness.records.results import Record as _Record
@@ -40,6 +40,15 @@ class BackendResult(Record):
     layers: int
     directions: int = Field(description="1, or 2 for a bidirectional model")
 
+    @model_validator(mode="after")
+    def _status_of_its_checks(self) -> BackendResult:
+        """A verdict is derived from its comparisons, never trusted."""
+        if self.status == "passed" and any(not c.passed for c in self.comparisons):
+            raise ValueError(
+                f"{self.backend} {self.case}: status passed over a comparison that failed"
+            )
+        return self
+
 
 class Trajectory(Record):
     cell: str
@@ -72,6 +81,26 @@ class ParityRecord(Record):
     summary: list[SummaryRow]
     results: list[BackendResult]
     training: list[Trajectory] = []
+
+    @model_validator(mode="after")
+    def _passed_is_derived(self) -> ParityRecord:
+        """`passed` is what the results and the trajectories say: something compared and
+        nothing failed."""
+        if self.passed is None:
+            return self
+        checked = any(r.status in ("passed", "failed", "error") for r in self.results)
+        failed = any(
+            r.status in ("failed", "error") or any(not c.passed for c in r.comparisons)
+            for r in self.results
+        ) or any(t.failure for t in self.training)
+        if self.passed != (checked and not failed):
+            said = "a check failed" if failed else "every check passed"
+            raise ValueError(
+                f"passed = {self.passed} while its results say "
+                f"{said if checked else 'nothing was compared'}: a verdict is derived, never "
+                "trusted"
+            )
+        return self
 
 
 def upgrade(doc: Any) -> Any:

@@ -221,6 +221,9 @@ class CaseRecord(Record):
     def _samples_and_stats(self) -> CaseRecord:
         if self.status == "ok" and not self.samples_s:
             raise ValueError(f"case {self.id!r}: status ok without samples_s")
+        if self.status in ("failed", "skipped", "not_timed") and self.samples_s:
+            # never timed (an error or a timeout may keep the rounds it finished)
+            raise ValueError(f"case {self.id!r}: status {self.status} with samples_s")
         if self.stats is not None:
             if not self.samples_s:
                 raise ValueError(f"case {self.id!r}: a stats block but no samples_s to derive it")
