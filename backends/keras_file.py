@@ -25,7 +25,11 @@ def load(path):
         model = keras.models.load_model(str(path), compile=False)
     except Exception as exc:
         message = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise NotSupported(f"{path} is not a Keras model file Keras can load: {message}") from None
+        raise NotSupported(
+            f"{path} is not a Keras model file Keras can load ({message}): allowed Keras .keras "
+            "or .h5, ONNX, TorchScript, a torch ExportedProgram (.pt2), a torch state_dict with "
+            "--spec, or rnnbench weights (.npz)"
+        ) from None
     spec, weights, notes = read_model(model, path)
     return "keras", spec, weights, KerasRuntime(str(path), model, spec), notes
 

@@ -30,12 +30,21 @@ from harness.model.weights import CanonicalWeights
 KINDS = {"LSTM": Cell.LSTM, "GRU": Cell.GRU, "RNN": Cell.RNN}
 OPS = {"lstm": Cell.LSTM, "gru": Cell.GRU, "rnn_tanh": Cell.RNN}
 PASSIVE = {"Dropout", "Identity", "Sequential", "ModuleList", "Softmax"}
+# An op the reference does not compute: what it is, and what is allowed in its place.
+HEAD_ONLY = "allowed a softmax head or none"
 REFUSED_OPS = {
-    "log_softmax": "LogSoftmax",
-    "sigmoid": "a sigmoid",
-    "rnn_relu": "nn.RNN(nonlinearity='relu')",
-    "relu": "a ReLU",
+    "log_softmax": ("LogSoftmax", HEAD_ONLY),
+    "sigmoid": ("a sigmoid", HEAD_ONLY),
+    "rnn_relu": ("nn.RNN(nonlinearity='relu')", "allowed nonlinearity='tanh'"),
+    "relu": ("a ReLU", HEAD_ONLY),
 }
+
+
+def _refuse_ops(ops, path) -> None:
+    refused = sorted(REFUSED_OPS[op] for op in ops if op in REFUSED_OPS)
+    if refused:
+        what, allowed = refused[0]
+        raise NotSupported(f"{path} computes {what}: {allowed}")
 ACCEPTED = (
     "TorchScript (torch.jit.save), an ExportedProgram (torch.export.save, .pt2), or a "
     "state_dict (torch.save(model.state_dict())) with --spec"
@@ -54,7 +63,7 @@ def load(path, spec: ModelSpec | None = None):
             with _quiet():
                 opened = reader(path)
         except _NotThisKind as exc:
-            errors.append(f"{kind}: {exc}")
+            errors.append(f"{kind}: {str(exc).split('. ')[0][:70]}")  # its first sentence
             continue
         if kind == "state-dict":
             return (kind, *_from_state_dict(path, opened, spec))
@@ -207,9 +216,7 @@ def _constant(node):
 
 
 def _spec_from_modules(module, rnns, linears, graph_ops, graph_args, path):
-    refused = sorted(REFUSED_OPS[op] for op in graph_ops if op in REFUSED_OPS)
-    if refused:
-        raise NotSupported(f"{path} computes {refused[0]}: allowed a softmax head or none")
+    _refuse_ops(graph_ops, path)
     state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
     layers, cell, H, bidirectional, batch_first = [], None, None, None, None
     for number, (name, sub) in enumerate(rnns):
@@ -313,9 +320,7 @@ def _exported_program(path):
     state = {k: v.detach().cpu() for k, v in program.state_dict.items()}
     calls = [n for n in graph.nodes if n.op == "call_function"]
     ops = {_aten_op(n) for n in calls}
-    refused = sorted(REFUSED_OPS[op] for op in ops if op in REFUSED_OPS)
-    if refused:
-        raise NotSupported(f"{path} computes {refused[0]}: allowed a softmax head or none")
+    _refuse_ops(ops, path)
     rnn_calls = [n for n in calls if _aten_op(n) in OPS]
     if not rnn_calls:
         raise NotSupported(f"{path}: its graph calls no aten.lstm, aten.gru or aten.rnn_tanh")

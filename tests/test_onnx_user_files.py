@@ -70,7 +70,7 @@ FILES = {
         PASS,
     ),
     "dynamo-dynamic-gru": (lambda: _torch(cell="gru", H=3, dynamo=True), PASS),
-    "dynamo-dynamic-rnn": (lambda: _torch(cell="rnn", dynamo=True), "unrolled per-step nodes"),
+    "dynamo-dynamic-rnn": (lambda: _torch(cell="rnn", dynamo=True), "is unrolled into nodes"),
     "tf2onnx-T-none-lstm": (lambda: _keras(cell="lstm", T=None), PASS),
     "tf2onnx-T-fixed-lstm-states": (lambda: _keras(cell="lstm", T=6, with_states=True), PASS),
     "tf2onnx-T-none-lstm-bi": (lambda: _keras(cell="lstm", bidirectional=True), PASS),

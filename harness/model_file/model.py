@@ -21,7 +21,7 @@ from pathlib import Path
 from harness import registry
 from harness.model.protocol import NotSupported
 from harness.model.spec import ModelSpec
-from harness.model.weights import CanonicalWeights, load_weights
+from harness.model.weights import CanonicalWeights, WeightsError, load_weights
 
 ACCEPTED = (
     "ONNX with native RNN/LSTM/GRU nodes, Keras .keras or .h5, TorchScript, a torch "
@@ -113,7 +113,10 @@ def open_model(path, spec: ModelSpec | None = None, given=None, batch_major=None
     if kind == "onnx":
         return _onnx(path, given, batch_major)
     if kind == "npz":
-        weights = load_weights(path, spec)
+        try:
+            weights = load_weights(path, spec)
+        except WeightsError as exc:
+            raise NotSupported(f"{exc}; allowed {ACCEPTED}") from None
         direction = "bidirectional" if weights.spec.bidirectional else "forward"
         return ModelFile(str(path), "rnnbench-weights", weights.spec, weights, direction)
     module = registry.model_reader("keras" if kind in ("keras", "h5") else "torch")

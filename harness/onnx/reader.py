@@ -252,9 +252,13 @@ def _recurrent_nodes(model, path) -> list[RecurrentNode]:
     found = [n for n in model.graph.node if n.op_type in CELLS]
     if not found:
         loops = sorted({n.op_type for n in model.graph.node} & {"Loop", "Scan"})
-        form = f"a {loops[0]}" if loops else "unrolled per-step nodes"
+        form = (
+            f"its recurrence is a {loops[0]}"
+            if loops
+            else "nor a Loop or Scan: a recurrence, if it holds one, is unrolled into nodes"
+        )
         raise NotSupported(
-            f"{path} has no native RNN/LSTM/GRU node (its recurrence is {form}): allowed native "
+            f"{path} has no native RNN/LSTM/GRU node ({form}): allowed native "
             "recurrent nodes; check such an export against its source model with "
             "`rnnbench parity --model SOURCE --against EXPORT`"
         )
