@@ -45,6 +45,8 @@ def _refuse_ops(ops, path) -> None:
     if refused:
         what, allowed = refused[0]
         raise NotSupported(f"{path} computes {what}: {allowed}")
+
+
 ACCEPTED = (
     "TorchScript (torch.jit.save), an ExportedProgram (torch.export.save, .pt2), or a "
     "state_dict (torch.save(model.state_dict())) with --spec"
