@@ -34,6 +34,29 @@ def load(path):
     return "keras", spec, weights, KerasRuntime(str(path), model, spec), notes
 
 
+def load_runtime(path):
+    """The file as it runs, and what it is (cell, layers, directions, dtype, input size), for a
+    model the reference does not compute (its export is then checked against it as it runs)."""
+    model = keras.models.load_model(str(path), compile=False)
+    recurrent = [
+        layer.forward_layer if isinstance(layer, keras.layers.Bidirectional) else layer
+        for layer in model.layers
+        if isinstance(layer, (keras.layers.Bidirectional, *LAYERS.values()))
+    ]
+    if len(model.inputs) != 1 or not recurrent:
+        raise NotSupported(f"{path}: not one sequence input into recurrent layers")
+    runtime = KerasRuntime(str(path), model, None)
+    about = {
+        "cell": {v: k for k, v in LAYERS.items()}[type(recurrent[0])].value,
+        "layers": len(recurrent),
+        "directions": 2 if isinstance(model.layers[0], keras.layers.Bidirectional) else 1,
+        "dtype": runtime.dtype,
+        "input_size": int(model.inputs[0].shape[-1]),
+        "batch_first": True,
+    }
+    return runtime, about
+
+
 def read_model(model, path="the model"):
     """(spec, canonical weights, notes) of a loaded Keras model."""
     if len(model.inputs) != 1:
@@ -41,9 +64,12 @@ def read_model(model, path="the model"):
     rnns, head, activation, passed = _chain(model, path)
     first = rnns[0]
     cell = {v: k for k, v in LAYERS.items()}[type(first["layer"])]
-    units = {r["layer"].units for r in rnns}
-    if len(units) > 1:
-        raise NotSupported(f"{path} stacks layers of {sorted(units)} units: allowed one size")
+    units = [r["layer"].units for r in rnns]
+    if len(set(units)) > 1:
+        raise NotSupported(
+            f"{path} stacks layers of {units} units: allowed one size (an export of it is "
+            "checked against it as it runs: --against EXPORT)"
+        )
     kernel = first["layer"].cell.kernel
     spec = ModelSpec(
         cell,
@@ -178,6 +204,7 @@ class KerasRuntime:
 
     def __init__(self, path: str, model, spec: ModelSpec):
         self.path, self.model, self.spec = path, model, spec
+        self.dtype = spec.dtype if spec is not None else str(model.inputs[0].dtype)
         self.label = ntpath.basename(path)  # either separator
         shape = model.inputs[0].shape
         self.T = shape[1] if len(shape) == 3 and shape[1] is not None else None
@@ -194,7 +221,7 @@ class KerasRuntime:
     def run(self, x, rng=None):
         from harness.model_file.runtime import RunResult
 
-        xb = np.ascontiguousarray(x.transpose(1, 0, 2), dtype=self.spec.dtype)
+        xb = np.ascontiguousarray(x.transpose(1, 0, 2), dtype=self.dtype)
         try:
             return RunResult(self._outputs(self.model(xb, training=False)))
         except Exception as exc:
@@ -202,7 +229,7 @@ class KerasRuntime:
             raise RuntimeError(f"{self.label} fails on x {list(xb.shape)}: {message}") from None
 
     def runner(self, x):
-        xb = tf.constant(np.ascontiguousarray(x.transpose(1, 0, 2), dtype=self.spec.dtype))
+        xb = tf.constant(np.ascontiguousarray(x.transpose(1, 0, 2), dtype=self.dtype))
         call = tf.function(lambda t: self.model(t, training=False))
         return (lambda: call(xb)), self._outputs
 

@@ -79,6 +79,39 @@ def load(path, spec: ModelSpec | None = None):
     )
 
 
+def load_runtime(path):
+    """A TorchScript file as it runs, and what it is (cell, layers, directions, dtype, input
+    size, batch_first), for a model the reference does not compute (two stacked modules of
+    other sizes, say): its export is then checked against it as it runs."""
+    try:
+        module = torch.jit.load(str(path), map_location="cpu")
+    except Exception as exc:
+        raise NotSupported(f"{path}: not TorchScript ({_short(exc)})") from None
+    module.eval()
+    rnns, _ = _modules(module, path)
+    name, first = rnns[0]
+    state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
+    weight = state[_key(name, "weight_ih_l0")]
+    batch_first = _attr(first, "batch_first", None)
+    if batch_first is None:
+        raise NotSupported(f"{path}: cannot tell whether the input is batch-first")
+    dtype = {torch.float32: "float32", torch.float64: "float64"}.get(weight.dtype, "float32")
+    forward = _forward(module, path)
+    runtime = TorchRuntime(
+        str(path), "torchscript", forward, bool(batch_first), None, None, weight.dtype
+    )
+    layers = sum(_count_layers(state, n) for n, _ in rnns)
+    about = {
+        "cell": KINDS[getattr(first, "original_name", type(first).__name__)].value,
+        "layers": layers,
+        "directions": 2 if _key(name, "weight_ih_l0_reverse") in state else 1,
+        "dtype": dtype,
+        "input_size": int(weight.shape[1]),
+        "batch_first": bool(batch_first),
+    }
+    return runtime, about
+
+
 class _NotThisKind(Exception):
     pass
 

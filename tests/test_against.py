@@ -249,3 +249,32 @@ def test_an_export_that_bakes_the_last_step_index_fails_naming_its_length(tmp_pa
     assert _against(source, tmp_path / "baked.onnx") == 1
     err = capsys.readouterr().err
     assert "declares a dynamic sequence axis but is right only at T=5" in err, err
+
+
+def test_a_source_the_reference_cannot_compute_is_checked_as_it_runs(tmp_path, capsys):
+    """LSTM(8) -> LSTM(5) -> Dense: layers of two sizes, which the reference does not compute.
+    Alone it is refused naming that; against its export it runs as it is, beside the export
+    on the same inputs at every size, outputs compared (a perturbed export fails)."""
+    _keras()
+    import keras
+    import numpy as np
+
+    keras.utils.set_random_seed(11)
+    x = keras.Input((None, 4))
+    y = keras.layers.LSTM(8, return_sequences=True)(x)
+    y = keras.layers.Dense(3)(keras.layers.LSTM(5)(y))
+    model = keras.Model(x, y)
+    rng = np.random.default_rng(11)
+    for weight in model.weights:
+        weight.assign(rng.uniform(-0.5, 0.5, weight.shape))
+    source = tmp_path / "two.keras"
+    model.save(source)
+    export = make.export_tf2onnx(model, tmp_path / "two.onnx")
+    assert main(["parity", "--model", str(source)]) == 2
+    assert "stacks layers of [8, 5] units" in capsys.readouterr().err
+    assert _against(source, export) == 0, capsys.readouterr()
+    out = capsys.readouterr().out
+    assert "not a model the reference computes" in out and "weights not compared" in out, out
+    bad = make.perturb_onnx(export, tmp_path / "bad.onnx", "all-W")
+    assert _against(source, bad) == 1
+    assert "~source" in capsys.readouterr().err

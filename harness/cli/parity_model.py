@@ -13,6 +13,7 @@ from pathlib import Path
 from harness import registry
 from harness.cli.errors import UsageError, names, progress
 from harness.cli.parity import KERAS_BACKENDS, MODEL_BACKENDS, dtypes_of, finish, model_cases
+from harness.model.protocol import NotSupported
 from harness.model.spec import load_spec
 
 
@@ -23,7 +24,12 @@ def run_model(args) -> int:
     started = time.perf_counter()
     data_sets, given = _data_sets(args)
     spec = load_spec(args.spec) if args.spec else None
-    model = open_model(args.model, spec, given)
+    try:
+        model = open_model(args.model, spec, given)
+    except NotSupported as exc:
+        if not args.against or spec is not None:
+            raise
+        return _against_running_source(args, exc, started)
     print(f"model: {model.describe()}")
     for note in model.notes:
         print(f"  {note}")
@@ -42,6 +48,35 @@ def run_model(args) -> int:
     training = _model_training(model, dtypes, backends) if args.training else []
     extra = {"model": _describe(model), "against": args.against}
     return finish(args, results, training, started, extra)
+
+
+def _against_running_source(args, why, started) -> int:
+    """A Keras or TorchScript source the reference does not compute (layers of two sizes, a
+    Dense on every step): its export is checked against it as it runs, on the same inputs, at
+    every size; the weights are not compared. Any other file keeps the refusal."""
+    from harness.model_file import check
+    from harness.model_file.model import open_source_runtime
+    from harness.model_file.runtime import OnnxRuntime
+    from harness.parity.run import BackendResult
+
+    try:
+        source, about = open_source_runtime(args.model)
+    except NotSupported:
+        raise why from None
+    reason = str(why).split(": allowed")[0]
+    print(f"model: {source.label}: not a model the reference computes ({reason})")
+    print("  its export is checked against it as it runs: outputs only, weights not compared")
+    export = OnnxRuntime(args.against, None, batch_major=about["batch_first"])
+    print(f"against: {export.label} (black box)")
+    sizes = check.plan_sizes([source, export])
+    result = check.check_against_running_source(source, about, export, sizes)
+    case = f"{about['cell']}-file-{about['dtype']}"
+    fields = (about["cell"], about["dtype"], about["layers"], about["directions"])
+    shown = result.reason if result.status == "skipped" else result.note
+    results = [
+        BackendResult("export-file", case, result.status, shown, result.comparisons, None, *fields)
+    ]
+    return finish(args, results, [], started, {"against": args.against})
 
 
 def _data_sets(args):

@@ -318,3 +318,44 @@ def _judged(result: RuntimeCheck) -> RuntimeCheck:
     result.status = "failed" if bad else "passed"
     result.reason = bad[0].message if bad else ""
     return result
+
+
+def check_against_running_source(source, about: dict, export, sizes, seed: int = 0):
+    """The export against its source as the source runs (no reference: the source is a model
+    the reference does not compute), on the same x at each size: each source output against
+    the export output of its shape, in order, at the tolerance of the source's dtype."""
+    from harness.parity.checks import compare
+
+    result = RuntimeCheck("export-file", export.label, "passed", sizes=[])
+    for T, B in sizes:
+        x = sequence(about["input_size"], T, B, seed)
+        try:
+            want = source.run(x).outputs
+        except RuntimeError as exc:
+            raise NotSupported(f"the source fails at T={T}, B={B}: {exc}") from None
+        try:
+            got = export.run(x, None).outputs
+        except (OrtError, RuntimeError) as exc:
+            result.comparisons.append(
+                _failure("export-file", f"{export.label} fails at T={T}, B={B}: {exc}")
+            )
+            continue
+        result.sizes.append((T, B))
+        left = list(got.items())
+        for name, value in want.items():
+            match = next((k for k, v in left if np.shape(v) == np.shape(value)), None)
+            if match is None:
+                result.unmatched.append(name)
+                continue
+            left = [(k, v) for k, v in left if k != match]
+            result.comparisons.append(
+                compare(
+                    f"export-file (T={T}, B={B}):{match}~source {name}",
+                    np.asarray(value, np.float64),
+                    np.asarray(got[match]),
+                    about["dtype"],
+                )
+            )
+    if not result.comparisons:
+        raise NotSupported(f"{export.label}: no output has the shape of a source output")
+    return _judged(result)

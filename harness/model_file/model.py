@@ -163,3 +163,13 @@ def open_export(path, source: ModelFile):
         runtime.black_box_reason = str(exc).split(": allowed")[0]
         return runtime
     return OnnxRuntime(path, imported)
+
+
+def open_source_runtime(path):
+    """(the source file as it runs, what it is: cell, layers, directions, dtype, input_size,
+    batch_first) for a Keras or TorchScript model the reference cannot compute; NotSupported
+    for any other file."""
+    kind = kind_of(path)
+    if kind not in ("keras", "h5", "torch"):
+        raise NotSupported(f"{path} ({kind}) cannot run as it is")
+    return registry.model_reader("keras" if kind in ("keras", "h5") else "torch").load_runtime(path)
