@@ -90,6 +90,7 @@ def block(result: dict[str, Any], benches: list[dict], paths: list[str]) -> str:
     found = dict(answers(result))
     machine = benches[0].machine if benches[0].machine in found else next(iter(found), None)
     flagged = sum(i.machine == machine for i in result["inconsistencies"])
+    settled = sum(i.machine == machine and i.settled for i in result["inconsistencies"])
     others = sorted(set(found) - {machine})
     # a `bench --model` run (every case a user's model) has its own report section
     builtin = [doc for doc in benches if not all(r.case.model for r in doc.cases)]
@@ -109,7 +110,8 @@ def block(result: dict[str, Any], benches: list[dict], paths: list[str]) -> str:
         else "",
         "Each median and ratio carries its 95% interval.",
         f"{flagged} measurement{'s' if flagged != 1 else ''} on {machine} beat a limit drawn "
-        "from these results (listed under Inconsistencies in the report)."
+        f"from these results, {settled} by more than its interval (listed under "
+        "Inconsistencies in the report)."
         if flagged
         else "No measurement beats a limit drawn from these results.",
     ]
