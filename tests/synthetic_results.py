@@ -110,3 +110,14 @@ def example_doc(machine="test-machine", scale=1.0) -> dict:
         records.append(record(make_case("torch-cpu", "forward", "mingru", **base), spread(scan)))
         records.append(record(make_case("torch-cpu", "sequential", "mingru", **base), spread(loop)))
     return document(records, machine)
+
+
+def retargeted(doc: dict, old: str, new: str, device: str = "gpu") -> dict:
+    """The document with target `old` renamed `new` (its records' ids with it), as if timed
+    there; `new`'s cases run on `device`."""
+    for record in doc["cases"]:
+        if record["case"]["target"] == old:
+            record["case"]["target"] = new
+            record["case"]["device"] = device
+            record["id"] = record["id"].replace(old, new, 1)
+    return doc

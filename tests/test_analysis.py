@@ -8,7 +8,7 @@ from harness import stats
 from harness.analysis import fits, measures, mingru, roofline
 from harness.analysis.findings import headline
 from harness.model import flops
-from tests.synthetic_results import A, B, example_doc, spread, views
+from tests.synthetic_results import A, B, example_doc, retargeted, spread, views
 
 
 @pytest.fixture(scope="module")
@@ -98,10 +98,7 @@ def test_cpu_gpu_crossover_needs_both_devices():
     cpu = example_doc("cpu-box")
     assert measures.analyse(views(cpu))["crossover"] == []
     gpu = example_doc("gpu-box", scale=0.5)
-    for record in gpu["cases"]:
-        record["case"]["target"] = record["case"]["target"].replace("cpu", "cuda")
-        if record["case"]["target"] == "torch-cuda":
-            record["case"]["device"] = "gpu"
+    retargeted(gpu, "torch-cpu", "torch-cuda")
     cross = measures.analyse(views(cpu, gpu))["crossover"]
     lstm = [c for c in cross if c["cell"] == "lstm" and c["batch"] == 1]
     assert len(lstm) == 4 and all(c["gpu_speedup"] == pytest.approx(2.0) for c in lstm)

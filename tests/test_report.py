@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli.main import main
-from tests.synthetic_results import example_doc
+from tests.synthetic_results import example_doc, retargeted
 
 ROOT = Path(__file__).resolve().parent.parent
 PARITY = ROOT / "results" / "cpu-reference" / "parity.json"
@@ -23,10 +23,7 @@ PARITY = ROOT / "results" / "cpu-reference" / "parity.json"
 def report(tmp_path_factory):
     folder = tmp_path_factory.mktemp("report")
     cpu, gpu = example_doc("cpu-box"), example_doc("gpu-box", scale=0.5)
-    for record in gpu["cases"]:
-        record["case"]["target"] = record["case"]["target"].replace("torch-cpu", "torch-cuda")
-        if record["case"]["target"] == "torch-cuda":
-            record["case"]["device"] = "gpu"
+    retargeted(gpu, "torch-cpu", "torch-cuda")
     inputs = []
     for name, doc in (("cpu", cpu), ("gpu", gpu)):
         inputs.append(folder / f"{name}.json")
