@@ -1,5 +1,3 @@
-import sys
+from harness.cli.entry import run
 
-from harness.cli.main import main
-
-sys.exit(main())
+run()

@@ -275,3 +275,41 @@ def test_every_committed_suite_fits_its_budget_estimate_or_says_so(name):
     """The estimate is what the up-front warning quotes: it must exist and be positive."""
     suite = load_suite(name)
     assert engine.estimate_s(suite.groups(), suite.timing) > 0
+
+
+def test_a_killed_runs_scratch_folder_is_removed_by_the_next(tmp_path):
+    """kill -9 leaves a run's worker folder behind; the next run removes it once its process
+    is gone, and leaves a live run's alone."""
+    from harness.bench import scratch
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    dead = tmp_path / f"{scratch.PREFIX}{gone.pid}-abc"
+    live = tmp_path / f"{scratch.PREFIX}{os.getpid()}-def"
+    other = tmp_path / f"{scratch.PREFIX}oldstyle"
+    for folder in (dead, live, other):
+        folder.mkdir()
+        (folder / "1-numpy.log").write_text("log")
+    assert scratch.remove_stale(tmp_path) == [dead]
+    assert not dead.exists() and live.exists() and other.exists()
+
+
+@pytest.mark.parametrize("delay", [0.05, 0.5])
+def test_sigterm_at_any_moment_is_a_message_and_143(tmp_path, delay):
+    """Early (while the command imports) or late (while it measures): never a silent death."""
+    run = _rnnbench(
+        "bench",
+        "--suite",
+        _suite_file(tmp_path),
+        "--out",
+        tmp_path / "r.json",
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+    )
+    time.sleep(delay)
+    run.send_signal(signal.SIGTERM)
+    _, err = run.communicate(timeout=120)
+    if run.returncode == -signal.SIGTERM:
+        pytest.skip("the signal came before the interpreter ran a line: nothing to answer")
+    assert run.returncode == 143 and "terminated" in err, (run.returncode, err)

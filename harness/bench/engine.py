@@ -28,6 +28,7 @@ from harness import stats
 from harness.atomic import write_text_atomic
 from harness.bench import recovery, resources, timing
 from harness.bench.case import BenchCase
+from harness.bench.scratch import worker_logs
 from harness.bench.suites import Suite
 from harness.bench.worker import serve
 from harness.machine.environment import collect_environment
@@ -316,7 +317,7 @@ def run_suite(
                 f"budget_s of {budget:.0f} s: what the budget leaves is recorded as not timed "
                 "(--resume finishes it, with a budget of its own)"
             )
-        with tempfile.TemporaryDirectory(prefix="rnnbench-workers-") as logs:
+        with worker_logs() as logs:
             for number, group in enumerate(todo):
                 if budget and recorder.spent_s >= budget:
                     rest = [c for g in todo[number:] for c in g]

@@ -18,7 +18,6 @@ import multiprocessing
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -36,12 +35,13 @@ def main(argv: list[str]) -> int:
     from harness.atomic import write_text_atomic
     from harness.bench.case import BenchCase
     from harness.bench.engine import measure_group, selfcheck
+    from harness.bench.scratch import worker_logs
     from harness.machine.lock import machine_lock
 
     request = json.loads(Path(request_path).read_text(encoding="utf-8"))
     cases = [BenchCase.from_dict(c) for c in request["cases"]]
     with (
-        tempfile.TemporaryDirectory(prefix="rnnbench-workers-") as logs,
+        worker_logs() as logs,
         machine_lock(notice=lambda m: print(m, file=sys.stderr)),
     ):
         checked = selfcheck() if request.get("selfcheck") else None
