@@ -308,7 +308,12 @@ def _layer(node: RecurrentNode, values: _Values) -> dict[str, np.ndarray]:
     what = lambda slot: f"{slot} of {node.label}"  # noqa: E731
     W, R = (np.asarray(values.get(node.inputs[s], what(s))) for s in ("W", "R"))
     if W.ndim != 3 or R.ndim != 3 or W.shape[:2] != R.shape[:2] or R.shape[1] % R.shape[2]:
-        raise NotSupported(f"{node.label}: W {list(W.shape)} and R {list(R.shape)} do not fit")
+        given = [s for s in ("W", "R") if node.inputs[s] in values.given]
+        source = f" ({' and '.join(given)} from --inputs)" if given else ""
+        raise NotSupported(
+            f"{node.label}: W {list(W.shape)} and R {list(R.shape)} do not fit{source}: "
+            "allowed W [D, G*H, I] and R [D, G*H, H] of one D and G*H"
+        )
     D, GH, H = R.shape
     G, directions = CELLS[node.op_type].gates, 2 if node.direction == "bidirectional" else 1
     if GH != G * H or directions != D:
