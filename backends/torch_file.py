@@ -85,8 +85,8 @@ def load_runtime(path):
     other sizes, say): its export is then checked against it as it runs."""
     try:
         module = torch.jit.load(str(path), map_location="cpu")
-    except Exception as exc:
-        raise NotSupported(f"{path}: not TorchScript ({_short(exc)})") from None
+    except Exception:
+        return _program_runtime(path)
     module.eval()
     rnns, _ = _modules(module, path)
     name, first = rnns[0]
@@ -107,6 +107,39 @@ def load_runtime(path):
         "directions": 2 if _key(name, "weight_ih_l0_reverse") in state else 1,
         "dtype": dtype,
         "input_size": int(weight.shape[1]),
+        "batch_first": bool(batch_first),
+    }
+    return runtime, about
+
+
+def _program_runtime(path):
+    """An ExportedProgram as it runs (load_runtime's answer for a .pt2)."""
+    try:
+        program = torch.export.load(str(path))
+    except Exception as exc:
+        raise NotSupported(f"{path}: neither TorchScript nor an ExportedProgram") from exc
+    calls = [n for n in program.graph.nodes if n.op == "call_function"]
+    rnn_calls = [n for n in calls if _aten_op(n) in OPS]
+    if not rnn_calls:
+        raise NotSupported(f"{path}: its graph calls no aten.lstm, aten.gru or aten.rnn_tanh")
+    first = rnn_calls[0]
+    _x, _hx, _weights, _biases, n_layers, _drop, _train, bi, batch_first = first.args[:9]
+    (first_input, *_) = program.graph_signature.user_inputs
+    x = next(n for n in program.graph.nodes if n.op == "placeholder" and n.name == first_input)
+    shape = x.meta["val"].shape
+    dtype = str(x.meta["val"].dtype).removeprefix("torch.")
+    t_axis = 1 if batch_first else 0  # a static size is an int, a dynamic one a SymInt
+    T, B = (shape[a] if isinstance(shape[a], int) else None for a in (t_axis, 1 - t_axis))
+    module = program.module()
+    runtime = TorchRuntime(
+        str(path), "exported-program", module, bool(batch_first), T, B, x.meta["val"].dtype
+    )
+    about = {
+        "cell": OPS[_aten_op(first)].value,
+        "layers": sum(int(c.args[4]) for c in rnn_calls),
+        "directions": 2 if bi else 1,
+        "dtype": dtype,
+        "input_size": int(shape[-1]),
         "batch_first": bool(batch_first),
     }
     return runtime, about
@@ -267,10 +300,13 @@ def _spec_from_modules(module, rnns, linears, graph_ops, graph_args, path):
             )
         w_hh = state[_key(name, "weight_hh_l0")]
         h = int(w_hh.shape[1])
-        if cell not in (None, kind) or H not in (None, h) or bidirectional not in (None, bi):
+        hint = "(an export of it is checked against it as it runs: --against EXPORT)"
+        if H not in (None, h):
+            raise NotSupported(f"{path} stacks layers of {[H, h]} units: allowed one size {hint}")
+        if cell not in (None, kind) or bidirectional not in (None, bi):
             raise NotSupported(
-                f"{path}: module {name} differs from the modules before it (cell, hidden size "
-                "or direction): allowed one kind of layer stacked"
+                f"{path}: module {name} differs from the modules before it (cell or "
+                f"direction): allowed one kind of layer stacked {hint}"
             )
         if number and bf is not None and batch_first is not None and bf != batch_first:
             raise NotSupported(f"{path}: {name}'s batch_first differs from the first module's")
@@ -379,6 +415,12 @@ def _exported_program(path):
                     for kind_name in ("bias_ih", "bias_hh"):
                         named[f"rnn.{kind_name}_l{layers + k}{suffix}"] = torch.zeros(rows)
         layers += n_layers
+    sizes = [int(named[f"rnn.weight_hh_l{k}"].shape[1]) for k in range(layers)]
+    if len(set(sizes)) > 1:
+        raise NotSupported(
+            f"{path} stacks layers of {sizes} units: allowed one size (an export of it is "
+            "checked against it as it runs: --against EXPORT)"
+        )
     linears = [n for n in calls if str(n.target) in ("aten.linear.default",)]
     if len(linears) > 1:
         raise NotSupported(f"{path} calls {len(linears)} linear layers: allowed one head")

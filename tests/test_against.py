@@ -278,3 +278,52 @@ def test_a_source_the_reference_cannot_compute_is_checked_as_it_runs(tmp_path, c
     bad = make.perturb_onnx(export, tmp_path / "bad.onnx", "all-W")
     assert _against(source, bad) == 1
     assert "~source" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("save", ["torchscript", "exported-program"])
+def test_torch_layers_of_two_sizes_are_checked_as_they_run(save, tmp_path, capsys):
+    """Two nn.GRU of other sizes and a head, as TorchScript or an ExportedProgram: refused
+    alone naming the sizes; against an export, run as they are beside it (and a perturbed
+    export fails)."""
+    _torch()
+    import torch
+
+    class Two(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = torch.nn.GRU(4, 8, batch_first=True)
+            self.b = torch.nn.GRU(8, 5, batch_first=True)
+            self.head = torch.nn.Linear(5, 3)
+
+        def forward(self, x):
+            y, _ = self.a(x)
+            y, _ = self.b(y)
+            return self.head(y[:, -1])
+
+    torch.manual_seed(5)
+    net = Two().eval()
+    x = torch.randn(2, 5, 4)
+    source = tmp_path / ("two.pt" if save == "torchscript" else "two.pt2")
+    if save == "torchscript":
+        torch.jit.save(torch.jit.script(net), str(source))
+    else:
+        torch.export.save(torch.export.export(net, (x,)), str(source))
+    export = tmp_path / "two.onnx"
+    with make.quiet_export():
+        torch.onnx.export(
+            net,
+            (x,),
+            str(export),
+            input_names=["x"],
+            output_names=["out"],
+            opset_version=17,
+            dynamic_axes={"x": {0: "B", 1: "T"}},
+            dynamo=False,
+        )
+    assert main(["parity", "--model", str(source)]) == 2
+    assert "stacks layers of [8, 5] units" in capsys.readouterr().err
+    assert _against(source, export) == 0, capsys.readouterr()
+    assert "not a model the reference computes" in capsys.readouterr().out
+    bad = make.perturb_onnx(export, tmp_path / "bad.onnx", "all-W", input_size=4)
+    assert _against(source, bad) == 1
+    capsys.readouterr()
