@@ -96,9 +96,8 @@ def test_a_write_that_dies_half_way_keeps_the_old_file(tmp_path):
         doc = results.new_document(load_suite("quick"), {{"machine": "m"}}, "2026-01-01")
         results.save_results({str(path)!r}, doc)
         before = open({str(path)!r}).read()
-        case = doc.suite.cases[0]
-        doc.cases = [results.CaseRecord(id=str(n), case=case, status="skipped", reason="x" * 100)
-                     for n in range(200)]
+        doc.cases = [results.CaseRecord(id=c.id, case=c.as_dict(), status="skipped",
+                                        reason="x" * 400) for c in load_suite("quick").cases]
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
         try:

@@ -57,12 +57,7 @@ def _against_batch(axis, result, machine) -> None:
         label = f"{series['target']} {series['cell']} H={series['hidden']} T={steps}"
         axis.plot(batches, per_step, label=label, **style(index))
         index += 1
-        products = _products(result, series, "batch")
-        if products:
-            xs = [p["batch"] for p in products]
-            ys = [p["gemm_median"] / p["steps"] * 1e6 for p in products]
-            axis.plot(xs, ys, label=f"its FLOPs as one product: {label}", **style(index))
-            index += 1
+        index = _plot_products(axis, _products(result, series, "batch"), "batch", label, index)
         shape = tuple(series[f] for f in ("cell", "hidden", "input_size", "dtype", "threads"))
         bound = [] if shape in bounds else _roofline(result, series, batches)
         if bound:
@@ -73,6 +68,17 @@ def _against_batch(axis, result, machine) -> None:
     axis.set(xlabel="batch B", ylabel="time per step (us)", title="One step against B")
 
 
+def _plot_products(axis, products: list[dict], along: str, label: str, index: int) -> int:
+    """The same FLOPs as one product, per step, against `along` (batch or steps); the next
+    series index."""
+    if not products:
+        return index
+    xs = [p[along] for p in products]
+    ys = [p["gemm_median"] / p["steps"] * 1e6 for p in products]
+    axis.plot(xs, ys, label=f"its FLOPs as one product: {label}", **style(index))
+    return index + 1
+
+
 def _against_length(axis, result, machine) -> None:
     index = 0
     for fit in _length_series(result, machine):
@@ -81,12 +87,7 @@ def _against_length(axis, result, machine) -> None:
         label = f"{fit['target']} {fit['cell']} H={fit['hidden']}"
         axis.plot(steps, per_step, label=f"step loop {label}", **style(index))
         index += 1
-        products = _products(result, fit, "steps")
-        if products:
-            xs = [p["steps"] for p in products]
-            ys = [p["gemm_median"] / p["steps"] * 1e6 for p in products]
-            axis.plot(xs, ys, label=f"its FLOPs as one product: {label}", **style(index))
-            index += 1
+        index = _plot_products(axis, _products(result, fit, "steps"), "steps", label, index)
     timed = [
         t
         for t in (result.get("parallel_in_time") or {}).get("timed", [])

@@ -12,7 +12,7 @@ from typing import Any
 
 from harness import registry
 from harness.analysis.mingru import first_win, unclear_wins
-from harness.analysis.penalty import settled
+from harness.analysis.penalty import held_penalties, settled
 from harness.analysis.rows import ratio
 from harness.stats import Interval, format_interval, format_ratio, format_seconds, half_width
 
@@ -137,17 +137,17 @@ def _penalty(result: dict[str, Any], machine: str) -> Iterator[Finding]:
         if low is not high:
             part += f", down to {format_ratio(low['best_penalty_ci'])} ({_at(low)})"
         parts.append(part)
-    everything = [p for p in result["penalties"] if p["machine"] == machine]
-    own = [p for p in everything if p["target"] == target]
-    beaten = sum(1 for p in own if p["penalty"] < 1 or p["best_penalty"] < 1)
+    own = [p for p in result["penalties"] if p["machine"] == machine and p["target"] == target]
+    recurrent = [p for p in held_penalties(result["penalties"], machine) if p in own]
     single = sum(1 for p in own if p["steps"] == 1)
-    unsettled = len(own) - len(mine) - beaten - single
+    beaten = len(own) - single - len(recurrent)
+    unsettled = len(recurrent) - len(mine)
     left = [
         f"{n} {why}"
         for n, why in (
             (single, "at T=1 (no recurrence)"),
             (beaten, "that beat a product baseline (inconsistencies)"),
-            (max(unsettled, 0), "whose interval reaches 1"),
+            (unsettled, "whose interval reaches 1"),
         )
         if n
     ]
@@ -161,11 +161,7 @@ def _penalty(result: dict[str, Any], machine: str) -> Iterator[Finding]:
 
 def _unsettled_penalty(result: dict[str, Any], machine: str) -> Iterator[Finding]:
     """No penalty settled: the largest one measured, left out with why."""
-    held = [
-        p
-        for p in result["penalties"]
-        if p["machine"] == machine and p["steps"] > 1 and min(p["penalty"], p["best_penalty"]) >= 1
-    ]
+    held = held_penalties(result["penalties"], machine)
     if held:
         worst = max(held, key=lambda p: p["best_penalty"])
         yield Finding(

@@ -98,20 +98,24 @@ def efficiency(table: list[dict], machine: dict[str, Any]) -> list[dict[str, Any
     return out
 
 
-def settled(penalty_rows: list[dict[str, Any]], machine: str) -> tuple[str, list[dict]] | None:
-    """The penalties the answer and the findings quote on `machine`: cases with a recurrence
-    (T > 1) that no baseline beats, whose interval against the best product stays above 1;
-    from the headline runtime where it has them, else the runtime with the most. None: no
-    such case."""
-    held = [
+def held_penalties(penalty_rows: list[dict[str, Any]], machine: str) -> list[dict[str, Any]]:
+    """The penalties on `machine` that are penalties: a recurrence (T > 1) that no product
+    baseline beats (those are inconsistencies)."""
+    return [
         p
         for p in penalty_rows
         if p["machine"] == machine
         and p["steps"] > 1
         and p["best_penalty"] >= 1
         and p["penalty"] >= 1
-        and p["best_penalty_ci"][1] > 1
     ]
+
+
+def settled(penalty_rows: list[dict[str, Any]], machine: str) -> tuple[str, list[dict]] | None:
+    """The penalties the answer and the findings quote on `machine`: the held ones whose
+    interval against the best product stays above 1; from the headline runtime where it has
+    them, else the runtime with the most. None: no such case."""
+    held = [p for p in held_penalties(penalty_rows, machine) if p["best_penalty_ci"][1] > 1]
     if not held:
         return None
     counts: dict[str, int] = {}

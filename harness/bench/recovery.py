@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import ValidationError
+from pydantic import AfterValidator, ValidationError
 
 from harness.records.errors import one_line
-from harness.records.results import CaseRecord, Machine, Record
+from harness.records.results import CaseRecord, Machine, Record, ids_name_fields
 
 KIND = "rnnbench-recovery"
 
@@ -20,7 +20,7 @@ class Recovery(Record):
     kind: Literal["rnnbench-recovery"] = KIND
     results: str
     machines: dict[str, Machine]
-    cases: list[CaseRecord]
+    cases: Annotated[list[CaseRecord], AfterValidator(ids_name_fields)]
 
 
 def dumps(doc, unsaved: list[CaseRecord], out: Path) -> str:

@@ -242,6 +242,23 @@ class CaseRecord(Record):
         return summarize(self.samples_s)
 
 
+def ids_name_fields(cases: list[CaseRecord]) -> list[CaseRecord]:
+    """Refuse a record whose case fields make another id (it would be counted as that case,
+    or as done when it is not); a target this rnnbench cannot build keeps its id."""
+    from harness.bench.case import BenchCase
+
+    for record in cases:
+        try:
+            named = BenchCase.from_dict(record.case.model_dump()).id
+        except Exception:  # an unknown target or mode: its fields were validated above
+            continue
+        if named != record.id:
+            raise ValueError(
+                f"case {record.id!r} holds the fields of {named!r}: an id names its fields"
+            )
+    return cases
+
+
 def stats_disagree(stored: Stats, samples: list[float]) -> str | None:
     from harness.stats import summarize
 
@@ -316,7 +333,7 @@ class ResultsDocument(Record):
             if record.id in seen:
                 raise ValueError(f"case id {record.id!r} appears twice: one record per case")
             seen.add(record.id)
-        return cases
+        return ids_name_fields(cases)
 
     @model_validator(mode="after")
     def _machines_named(self) -> ResultsDocument:

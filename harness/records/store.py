@@ -104,24 +104,7 @@ def check_document(doc: Any, path: str | Path) -> ResultsDocument:
         raise ResultsError(one_line(exc, f"results file {path} is corrupt")) from None
     except (TypeError, AttributeError) as exc:
         raise ResultsError(f"results file {path} is corrupt: {exc}") from None
-    for record in typed.cases:
-        named = id_of(record)
-        if named is not None and named != record.id:
-            raise ResultsError(
-                f"results file {path} is corrupt: case {record.id!r} holds the fields of "
-                f"{named!r}: an id names its fields"
-            )
     return typed
-
-
-def id_of(record) -> str | None:
-    """The id the record's case fields make (None: a target this rnnbench cannot build)."""
-    from harness.bench.case import BenchCase
-
-    try:
-        return BenchCase.from_dict(record.case.model_dump()).id
-    except Exception:  # an unknown target or mode: the fields were validated; the id is kept
-        return None
 
 
 def upgrade(doc: dict[str, Any]) -> dict[str, Any]:
