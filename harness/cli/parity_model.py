@@ -15,6 +15,7 @@ from harness.cli.errors import UsageError, names, progress
 from harness.cli.parity import KERAS_BACKENDS, MODEL_BACKENDS, dtypes_of, finish, model_cases
 from harness.model.protocol import NotSupported
 from harness.model.spec import load_spec
+from harness.model_file.limits import Refused
 
 
 def run_model(args) -> int:
@@ -26,6 +27,8 @@ def run_model(args) -> int:
     spec = load_spec(args.spec) if args.spec else None
     try:
         model = open_model(args.model, spec, given)
+    except Refused:
+        raise
     except NotSupported as exc:
         if not args.against or spec is not None:
             raise

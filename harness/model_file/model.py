@@ -22,6 +22,7 @@ from harness import registry
 from harness.model.protocol import NotSupported
 from harness.model.spec import ModelSpec
 from harness.model.weights import CanonicalWeights, WeightsError, load_weights
+from harness.model_file.limits import Refused
 
 ACCEPTED = (
     "ONNX with native RNN/LSTM/GRU nodes, Keras .keras or .h5, TorchScript, a torch "
@@ -154,6 +155,8 @@ def open_export(path, source: ModelFile):
         raise NotSupported(f"--against {path}: not an ONNX file: allowed an ONNX export")
     try:
         imported = read_onnx(path)
+    except Refused:
+        raise
     except NotSupported as exc:
         if "--inputs" in str(exc):  # its weights are graph inputs: it cannot run on x alone
             raise
