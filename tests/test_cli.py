@@ -101,9 +101,8 @@ def test_spec_and_weights_files_drive_the_check(tmp_path, capsys):
     argv = ["parity", "--spec", str(tmp_path / "m.toml"), "--weights", str(tmp_path / "w.npz")]
     assert main([*argv, "--backends", "numpy,torch-cpu", "--no-training"]) == 0
     # the cases run on the file's weights, not on a seeded init
-    from harness.cli.parity import model_cases
     from harness.model.spec import load_spec
-    from harness.parity.cases import case_data
+    from harness.parity.cases import case_data, model_cases
 
     cases = model_cases(load_spec(tmp_path / "m.toml"), str(tmp_path / "w.npz"), ("float32",))
     used, _ = case_data(cases[0])

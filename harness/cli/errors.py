@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from harness.model.errors import BadInput
+from harness.terminal import progress
 
-class UsageError(ValueError):
+__all__ = ["UsageError", "names", "progress", "require"]
+
+
+class UsageError(BadInput):
     """Bad command-line input; main prints it on one line and exits 2."""
 
 
@@ -25,12 +30,3 @@ def names(text: str, allowed, what: str) -> tuple[str, ...]:
         if name not in allowed:
             raise UsageError(f"unknown {what} {name!r}: allowed {', '.join(allowed)}")
     return items
-
-
-def progress(text: str) -> None:
-    """One status line, redrawn in place, on a terminal only."""
-    import sys
-
-    if sys.stderr.isatty():
-        sys.stderr.write("\r\033[K" + text)
-        sys.stderr.flush()

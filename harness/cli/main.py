@@ -13,6 +13,7 @@ from harness.bench.suites import SuiteError
 from harness.cli import bench, parallel_in_time, parity, report, tools
 from harness.cli.errors import UsageError
 from harness.machine.lock import LockError
+from harness.model.errors import BadInput
 from harness.model.protocol import NotSupported
 from harness.model.spec import SpecError
 from harness.model.weights import WeightsError
@@ -36,6 +37,7 @@ def main(argv=None) -> int:
         return args.run(args)
     except (
         UsageError,
+        BadInput,
         SpecError,
         WeightsError,
         registry.UnknownBackend,

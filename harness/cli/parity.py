@@ -1,5 +1,5 @@
 """`rnnbench parity`: every backend against the NumPy reference, on the default matrix, a spec
-file (+ weights), or a user's model file (--model, harness/cli/parity_model.py)."""
+file (+ weights), or a user's model file (--model: harness/model_file/verify.py)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,8 @@ from harness import registry
 from harness.atomic import write_text_atomic
 from harness.cli.errors import UsageError, names, progress
 from harness.model.spec import Cell, load_spec
+from harness.model_file.verify import KERAS_BACKENDS, MODEL_BACKENDS
 
-# For --model: the reference's backend, the file's own framework rebuilt from its weights
-# (torch for an ONNX or torch file, Keras for a Keras file: its import is paid for already) and
-# ONNX Runtime's direct build; --backends asks for any others.
-MODEL_BACKENDS = ("numpy", "torch-cpu", "ort-direct-cpu")
-KERAS_BACKENDS = ("numpy", "tf-eager", "ort-direct-cpu")
 ALL_CELLS = "rnn,lstm,gru"
 
 
@@ -80,10 +76,31 @@ def add_parser(sub) -> None:
 def run_parity(args) -> int:
     check_flags(args)
     if args.model:
-        from harness.cli.parity_model import run_model
-
         return run_model(args)
     return run_matrix(args)
+
+
+def run_model(args) -> int:
+    """--model FILE [--against EXPORT] [--inputs PATH]: harness/model_file/verify.py checks,
+    this prints."""
+    from harness.model.spec import load_spec
+    from harness.model_file.verify import Request, verify
+
+    started = time.perf_counter()
+    backends = None
+    if args.backends:
+        backends = names(args.backends, registry.BACKENDS, "backend")
+    request = Request(
+        model=args.model,
+        against=args.against,
+        inputs=args.inputs,
+        spec=load_spec(args.spec) if args.spec else None,
+        backends=backends,
+        dtypes=None if args.dtype is None else dtypes_of(args.dtype, None),
+        training=args.training,
+    )
+    outcome = verify(request, say=print)
+    return finish(args, outcome.results, outcome.training, started, outcome.extra)
 
 
 def check_flags(args) -> None:
@@ -117,6 +134,8 @@ def run_matrix(args) -> int:
         args.backends or ",".join(registry.DEFAULT_PARITY), registry.BACKENDS, "backend"
     )
     if args.spec:
+        from harness.parity.cases import model_cases
+
         cases = model_cases(load_spec(args.spec), args.weights, dtypes)
     else:
         cases = _default_cases(args, dtypes)
@@ -208,23 +227,6 @@ def _default_cases(args, dtypes):
 
     cells = names(args.cells or ALL_CELLS, [c.value for c in Cell], "cell")
     return default_cases(cells, dtypes)
-
-
-def model_cases(spec, weights_file, dtypes, T=None, B=None):
-    """One model in each dtype, with and without sequence_lens, at T and B when given (a file's
-    static sizes) else the matrix's; weights that do not fit the spec are refused before
-    anything runs."""
-    from harness.parity.cases import ParityCase, case_data
-
-    sizes = {k: v for k, v in (("T", T), ("B", B)) if v is not None}
-    cases = [
-        ParityCase(spec.replace(dtype=d), with_lens=lens, weights_file=weights_file, **sizes)
-        for d in dtypes
-        for lens in (False, True)
-    ]
-    if weights_file:
-        case_data(cases[0])
-    return cases
 
 
 def _training(args, dtypes, backends):

@@ -5,6 +5,11 @@ from __future__ import annotations
 import traceback
 
 
+class BadInput(ValueError):
+    """Input a user gave (a flag, --inputs, a file's values) that cannot be used: one line,
+    exit 2, naming what was wrong and what is allowed."""
+
+
 def describe_error(exc: BaseException) -> str:
     """One line: the exception, its first line of message, and where it was raised."""
     frames = traceback.extract_tb(exc.__traceback__)

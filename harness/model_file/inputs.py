@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.cli.errors import UsageError
+from harness.model.errors import BadInput as UsageError
 
 ACCEPTED = (
     "an ONNX test-data folder (input_*.pb, optionally output_*.pb), a folder of "

@@ -95,3 +95,18 @@ def case_data(case: ParityCase) -> tuple[CanonicalWeights, dict[str, Any]]:
 def cotangents_for(outputs: Outputs, seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed + 2)
     return {k: float32_exact(rng.standard_normal(v.shape)) for k, v in outputs.as_dict().items()}
+
+
+def model_cases(spec, weights_file, dtypes, T=None, B=None):
+    """One model in each dtype, with and without sequence_lens, at T and B when given (a file's
+    static sizes) else the matrix's; weights that do not fit the spec are refused before
+    anything runs."""
+    sizes = {k: v for k, v in (("T", T), ("B", B)) if v is not None}
+    cases = [
+        ParityCase(spec.replace(dtype=d), with_lens=lens, weights_file=weights_file, **sizes)
+        for d in dtypes
+        for lens in (False, True)
+    ]
+    if weights_file:
+        case_data(cases[0])
+    return cases

@@ -1,59 +1,87 @@
-"""`rnnbench parity --model FILE [--against EXPORT] [--inputs PATH]`: the user's model file as
-it runs, its export on the same inputs, and every backend rebuilt from the file's weights, each
-against the NumPy reference on those weights. What CI runs to catch a bad export."""
+"""The check a user's CI runs on a model file: `rnnbench parity --model FILE [--against EXPORT]
+[--inputs PATH]` and the pytest fixture both call `verify`. The file as it runs, its export on
+the same inputs, and every backend rebuilt from the file's weights, each against the NumPy
+reference on those weights. What it finds is returned; the caller prints or asserts."""
 
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import shutil
 import tempfile
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 from harness import registry
-from harness.cli.errors import UsageError, names, progress
-from harness.cli.parity import KERAS_BACKENDS, MODEL_BACKENDS, dtypes_of, finish, model_cases
+from harness.model.errors import BadInput
 from harness.model.protocol import NotSupported
-from harness.model.spec import load_spec
+from harness.model.spec import ModelSpec
 from harness.model_file.limits import Refused
+from harness.terminal import progress
+
+# The reference's backend, the file's own framework rebuilt from its weights (torch for an ONNX
+# or torch file, Keras for a Keras file: its import is paid for already) and ONNX Runtime's
+# direct build; a request may name any others.
+MODEL_BACKENDS = ("numpy", "torch-cpu", "ort-direct-cpu")
+KERAS_BACKENDS = ("numpy", "tf-eager", "ort-direct-cpu")
 
 
-def run_model(args) -> int:
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """What to check: the source model file, its export, the values to run them on."""
+
+    model: str
+    against: str | None = None
+    inputs: str | None = None
+    spec: ModelSpec | None = None  # what a state_dict holds
+    backends: tuple[str, ...] | None = None  # None: MODEL_BACKENDS or KERAS_BACKENDS
+    dtypes: tuple[str, ...] | None = None  # None: the file's own dtype
+    training: bool = False
+
+
+@dataclasses.dataclass
+class Outcome:
+    """The results (parity BackendResults), training trajectories, and the record's fields."""
+
+    results: list
+    training: list
+    extra: dict
+
+
+def verify(request: Request, say: Callable[[str], None] = lambda line: None) -> Outcome:
+    """Every check of `request`; `say` hears what was read, one line at a time."""
     from harness.model_file import check
     from harness.model_file.model import open_export, open_model
 
-    started = time.perf_counter()
-    data_sets, given = _data_sets(args)
-    spec = load_spec(args.spec) if args.spec else None
+    data_sets, given = _data_sets(request)
     try:
-        model = open_model(args.model, spec, given)
+        model = open_model(request.model, request.spec, given)
     except Refused:
         raise
     except NotSupported as exc:
-        if not args.against or spec is not None:
+        if not request.against or request.spec is not None:
             raise
-        return _against_running_source(args, exc, started)
-    print(f"model: {model.describe()}")
+        return _against_running_source(request, exc, say)
+    say(f"model: {model.describe()}")
     for note in model.notes:
-        print(f"  {note}")
+        say(f"  {note}")
     runtimes = [("model-file", model.runtime)] if model.runtime is not None else []
-    if args.against:
-        export = open_export(args.against, model)
+    if request.against:
+        export = open_export(request.against, model)
         why = export.black_box_reason
         how = "native nodes" if export.nodes else "black box" + (f": {why}" if why else "")
-        print(f"against: {export.label} ({how})")
+        say(f"against: {export.label} ({how})")
         runtimes.append(("export-file", export))
-    dtypes = dtypes_of(args.dtype, model.spec.dtype)
+    dtypes = request.dtypes or (model.spec.dtype,)
     default = KERAS_BACKENDS if model.kind == "keras" else MODEL_BACKENDS
-    backends = names(args.backends or ",".join(default), registry.BACKENDS, "backend")
+    backends = request.backends or default
     results = _file_results(model, runtimes, data_sets, check)
     results += _backend_results(model, dtypes, backends)
-    training = _model_training(model, dtypes, backends) if args.training else []
-    extra = {"model": _describe(model), "against": args.against}
-    return finish(args, results, training, started, extra)
+    training = _model_training(model, dtypes, backends) if request.training else []
+    return Outcome(results, training, {"model": _describe(model), "against": request.against})
 
 
-def _against_running_source(args, why, started) -> int:
+def _against_running_source(request: Request, why: NotSupported, say) -> Outcome:
     """A Keras or TorchScript source the reference does not compute (layers of two sizes, a
     Dense on every step): its export is checked against it as it runs, on the same inputs, at
     every size; the weights are not compared. Any other file keeps the refusal."""
@@ -63,14 +91,16 @@ def _against_running_source(args, why, started) -> int:
     from harness.parity.run import BackendResult
 
     try:
-        source, about = open_source_runtime(args.model)
+        source, about = open_source_runtime(request.model)
+    except Refused:
+        raise
     except NotSupported:
         raise why from None
     reason = str(why).split(": allowed")[0]
-    print(f"model: {source.label}: not a model the reference computes ({reason})")
-    print("  its export is checked against it as it runs: outputs only, weights not compared")
-    export = OnnxRuntime(args.against, None, batch_major=about["batch_first"])
-    print(f"against: {export.label} (black box)")
+    say(f"model: {source.label}: not a model the reference computes ({reason})")
+    say("  its export is checked against it as it runs: outputs only, weights not compared")
+    export = OnnxRuntime(request.against, None, batch_major=about["batch_first"])
+    say(f"against: {export.label} (black box)")
     sizes = check.plan_sizes([source, export])
     result = check.check_against_running_source(source, about, export, sizes)
     case = f"{about['cell']}-file-{about['dtype']}"
@@ -79,24 +109,22 @@ def _against_running_source(args, why, started) -> int:
     results = [
         BackendResult("export-file", case, result.status, shown, result.comparisons, None, *fields)
     ]
-    return finish(args, results, [], started, {"against": args.against})
+    return Outcome(results, [], {"against": request.against})
 
 
-def _data_sets(args):
+def _data_sets(request: Request):
     """(--inputs data sets, the graph-input values other than the sequence they give)."""
-    if not args.inputs:
+    if not request.inputs:
         return [], None
     from harness.model_file.inputs import read_inputs
     from harness.model_file.model import kind_of
     from harness.onnx.reader import graph_input_names, load_model
 
-    if kind_of(args.model) != "onnx":
-        raise UsageError(
-            "--inputs gives values of an ONNX file's graph inputs; --model is not ONNX"
-        )
-    onnx_model = load_model(args.model)
+    if kind_of(request.model) != "onnx":
+        raise BadInput("--inputs gives values of an ONNX file's graph inputs; --model is not ONNX")
+    onnx_model = load_model(request.model)
     outputs = [o.name for o in onnx_model.graph.output]
-    sets = read_inputs(args.inputs, graph_input_names(onnx_model), outputs)
+    sets = read_inputs(request.inputs, graph_input_names(onnx_model), outputs)
     given = _given(sets, onnx_model)
     runs = []
     for data in sets:  # a data set of weights alone gives values; one with x is also a run
@@ -121,7 +149,7 @@ def _given(sets, onnx_model) -> dict:
     for data in sets[1:]:
         for name, value in given.items():
             if name in data.inputs and not np.array_equal(data.inputs[name], value):
-                raise UsageError(
+                raise BadInput(
                     f"--inputs: {data.name} gives {name} other values than {sets[0].name}: "
                     "one set of weights per check"
                 )
@@ -162,6 +190,7 @@ def _backend_results(model, dtypes, backends) -> list:
     gradients; a reverse-only model on the numpy backend alone (the others cannot say it)."""
     from harness.model.weights import save_weights
     from harness.parity import run as matrix
+    from harness.parity.cases import model_cases
 
     if model.direction == "reverse":
         return _reverse_only_results(model, dtypes, backends)
