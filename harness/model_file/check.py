@@ -18,11 +18,13 @@ import numpy as np
 
 from harness.model.protocol import NotSupported
 from harness.model.weights import float32_exact
-from harness.model_file.reference import compare_outputs, reference
+from harness.model_file.front import draw
+from harness.model_file.reference import Budgeted, compare_outputs, reference, reference_for
+from harness.model_file.sizes import SIZES, Tried, diagnose, plan_sizes
 from harness.onnx.session import KernelGap, OrtError
 from harness.parity.checks import Comparison
 
-SIZES = ((7, 3), (1, 1), (13, 2))  # (T, B) wherever a file leaves them dynamic
+__all__ = ["SIZES", "plan_sizes", "check_file", "check_runtime", "RuntimeCheck"]
 
 
 @dataclasses.dataclass
@@ -34,30 +36,18 @@ class RuntimeCheck:
     comparisons: list[Comparison] = dataclasses.field(default_factory=list)
     sizes: list[tuple[int, int]] = dataclasses.field(default_factory=list)
     unmatched: list[str] = dataclasses.field(default_factory=list)
+    budget: str = ""  # the error budget at the longest size, where it grew
 
     @property
     def note(self) -> str:
         text = f"{self.label} at (T, B) " + ", ".join(map(str, self.sizes))
+        if self.budget:
+            text += f"; {self.budget}"
         if self.unmatched:
             text += (
                 f"; not compared (no reference output has its shape): {', '.join(self.unmatched)}"
             )
         return text
-
-
-def plan_sizes(runtimes) -> list[tuple[int, int]]:
-    """The (T, B) every runtime can be asked for: SIZES with the dimensions some runtime fixes
-    taken from it, and each length an output declares while x leaves it dynamic (there the
-    graph may have baked it in: it must run elsewhere too)."""
-    fixed = {}
-    for axis in ("T", "B"):
-        values = {getattr(r, axis) for r in runtimes if getattr(r, axis) is not None}
-        if len(values) > 1:
-            what = ", ".join(f"{r.label} {axis}={getattr(r, axis)}" for r in runtimes)
-            raise NotSupported(f"the files fix different {axis}: {what}")
-        fixed[axis] = next(iter(values), None)
-    candidates = list(SIZES) + [(r.output_T, 2) for r in runtimes if r.output_T]
-    return list(dict.fromkeys((fixed["T"] or t, fixed["B"] or b) for t, b in candidates))
 
 
 def check_file(path, given=None, sizes=None) -> RuntimeCheck:
@@ -72,48 +62,63 @@ def check_file(path, given=None, sizes=None) -> RuntimeCheck:
     return check_runtime("model-file", model.runtime, model, sizes or plan_sizes([model.runtime]))
 
 
-def check_runtime(role, runtime, model, sizes, seed: int = 0) -> RuntimeCheck:
-    """`runtime` on generated inputs at each size, against the reference of `model`'s weights
-    (the same x for every runtime at a size: drawn from the seed and the size)."""
-    dtype = model.spec.dtype
+def check_runtime(role, runtime, model, sizes, seed: int = 0, budget=None) -> RuntimeCheck:
+    """`runtime` on drawn inputs at each size, against the reference of `model`'s weights (the
+    same inputs for every runtime at a size), each output within `budget` (an ErrorBudget:
+    atol grown with the step; None: the plain tolerance)."""
     result = RuntimeCheck(role, runtime.label, "passed", sizes=[])
-    ran, failed = [], []
+    tried: dict[tuple[int, int], Tried] = {}
+    failed, lost = [], []
     for T, B in sizes:
-        x = sequence(model.spec.input_size, T, B, seed)
-        rng = np.random.default_rng([seed, T, B, 1])
         try:
-            run = runtime.run(x, rng)
+            comparisons, unmatched = _run_at(runtime, model, T, B, seed, budget, role)
         except KernelGap as exc:
             return RuntimeCheck(role, runtime.label, "skipped", str(exc))
         except (OrtError, RuntimeError) as exc:
             failed.append((T, B, str(exc)))
+            tried[(T, B)] = Tried(str(exc))
             continue
-        ran.append((T, B))
-        ref = reference(model.weights, model.direction, runtime.nodes, x, run.received)
-        label = f"{role} (T={T}, B={B})"
-        comparisons, unmatched = compare_outputs(
-            label, run.outputs, ref, model.spec, runtime.nodes, dtype
-        )
-        if not comparisons:
-            known = ", ".join(f"{k} {list(np.shape(v))}" for k, v in ref.items() if ":" not in k)
-            raise NotSupported(
-                f"{runtime.label}: no output has the shape of a reference output (found "
-                f"{', '.join(unmatched)}; allowed {known})"
-            )
+        result.sizes.append((T, B))
+        lost.append(unmatched)
         result.comparisons += comparisons
-        result.unmatched = sorted(set(result.unmatched) | set(unmatched))
-    result.sizes = ran
-    wrong = {
-        size
-        for size in ran
-        if any(
-            not c.passed and f"(T={size[0]}, B={size[1]})" in c.quantity for c in result.comparisons
+        tried[(T, B)] = _tried(comparisons, unmatched, None)
+    if result.sizes and not result.comparisons:
+        known = "the reference's y, h_n, c_n and head forms"
+        raise NotSupported(
+            f"{runtime.label}: no output has the shape of a reference output (found "
+            f"{', '.join(lost[0])}; allowed {known})"
         )
-    }
-    if failed or wrong:
-        baked = _baked(runtime, model, ran, wrong, failed, seed, set(result.unmatched))
-        if baked:
-            result.comparisons.insert(0, _failure(role, baked))
+    # an output unmatched at every size is not the model's; one unmatched at some sizes only
+    # lost its shape there (a baked size)
+    always = set.intersection(*map(set, lost)) if lost else set()
+    result.unmatched = sorted(always)
+    for size, unmatched in zip(result.sizes, lost, strict=True):
+        if set(unmatched) - always:
+            tried[size] = Tried("wrong")
+            result.comparisons.append(
+                _failure(
+                    role,
+                    f"at T={size[0]}, B={size[1]} {', '.join(unmatched)} has no "
+                    "reference output's shape, which it has at other sizes",
+                )
+            )
+    if budget is not None and result.sizes:
+        longest = max(t for t, _ in result.sizes)
+        if budget.factor(longest) > 1:
+            result.budget = budget.describe(longest)
+    if failed or any(t.how == "wrong" for t in tried.values()):
+        unmatched = set(result.unmatched)
+
+        def probe(T, B):
+            try:
+                comparisons, missed = _run_at(runtime, model, T, B, seed, budget, role)
+            except (OrtError, RuntimeError, KernelGap) as exc:
+                return Tried(str(exc))
+            return _tried(comparisons, missed, unmatched)
+
+        cause = diagnose(runtime, tried, probe)
+        if cause:
+            result.comparisons.insert(0, _failure(role, cause))
         elif failed:
             T, B, why = failed[0]
             result.comparisons.insert(
@@ -122,68 +127,27 @@ def check_runtime(role, runtime, model, sizes, seed: int = 0) -> RuntimeCheck:
     return _judged(result)
 
 
-def _outcome(runtime, model, T: int, B: int, seed: int, unmatched: set) -> str:
-    """How `runtime` does at (T, B): 'right', 'wrong' (its outputs differ from the reference,
-    or one no longer has a reference output's shape) or why it does not run. `unmatched`:
-    outputs that have no reference output's shape at any size."""
-    x = sequence(model.spec.input_size, T, B, seed)
-    try:
-        run = runtime.run(x, np.random.default_rng([seed, T, B, 1]))
-    except (OrtError, RuntimeError, KernelGap) as exc:
-        return str(exc)
-    ref = reference(model.weights, model.direction, runtime.nodes, x, run.received)
-    comparisons, missed = compare_outputs(
-        "probe", run.outputs, ref, model.spec, runtime.nodes, model.spec.dtype
+def _run_at(runtime, model, T: int, B: int, seed: int, budget, role: str):
+    """(comparisons, unmatched) of `runtime` at (T, B) against the reference."""
+    drawn = draw(model.front, model.spec.input_size, T, B, seed)
+    run = runtime.run(drawn.file_input, np.random.default_rng([seed, T, B, 1]))
+    ref = reference_for(model, runtime.nodes, drawn.file_input, run.received)
+    judge = Budgeted(budget, T, model.direction != "forward")
+    label = f"{role} (T={T}, B={B})"
+    return compare_outputs(
+        label, run.outputs, ref, model.spec, runtime.nodes, model.spec.dtype, judge
     )
-    right = comparisons and all(c.passed for c in comparisons) and set(missed) <= unmatched
-    return "right" if right else "wrong"
 
 
-def _baked(runtime, model, ran, wrong, failed, seed, unmatched: set) -> str:
-    """Where a file that declares an axis dynamic is right at some sizes only: the axis and the
-    sizes it is right at (found among the sizes tried and the integers its graph holds, which
-    is where an exporter bakes an example's size), or '' when that does not explain it."""
-    tried = {(T, B): ("wrong" if (T, B) in wrong else "right") for T, B in ran}
-    tried.update({(T, B): why for T, B, why in failed})
-    for axis, name, declared in ((0, "sequence", runtime.T), (1, "batch", runtime.B)):
-        if declared is not None:
-            continue
-        good = [size for size, how in tried.items() if how == "right"]
-        other = good[0][1 - axis] if good else (2 if axis == 0 else 5)
-        values = sorted({size[axis] for size in tried} | set(_graph_integers(runtime)))
-        right, bad = [], None
-        for value in values:
-            size = (value, other) if axis == 0 else (other, value)
-            how = tried.get(size) or _outcome(runtime, model, *size, seed, unmatched)
-            tried[size] = how
-            if how == "right":
-                right.append(value)
-            elif bad is None:
-                bad = (size, how)
-        if right and bad and len(right) < len(values):
-            letter = "T" if axis == 0 else "B"
-            (T, B), how = bad
-            what = "its outputs differ from the reference" if how == "wrong" else how
-            return (
-                f"{runtime.label} declares a dynamic {name} axis but is right only at {letter}="
-                f"{', '.join(map(str, right))}: the graph bakes that {name} size in (at T={T}, "
-                f"B={B}: {what})"
-            )
-    return ""
-
-
-def _graph_integers(runtime) -> list[int]:
-    """Small positive integers among the file's constants (shapes, indices, slice bounds),
-    and each plus one: where an exporter bakes an example's length or batch. At most 12."""
-    found = set()
-    for value in getattr(runtime, "constants", {}).values():
-        array = np.asarray(value)
-        if array.dtype.kind in "iu" and array.size <= 8:
-            # a size, or the last index of one (a Gather or Slice of the last step)
-            found |= {int(v) + k for v in array.ravel() if 1 <= v <= 1024 for k in (0, 1)}
-    if getattr(runtime, "output_T", None):
-        found.add(runtime.output_T)
-    return sorted(found - {1})[:12]
+def _tried(comparisons, unmatched, always: set | None) -> Tried:
+    """'right' when every output matched within its budget and none lost the shape it has at
+    other sizes (`always`: the outputs unmatched everywhere; None: not known yet), else 'wrong'
+    with the first step over budget."""
+    lost = always is not None and bool(set(unmatched) - always)
+    if comparisons and all(c.passed for c in comparisons) and not lost:
+        return Tried("right")
+    steps = [c.first_step_over for c in comparisons if c.first_step_over is not None]
+    return Tried("wrong", min(steps) if steps else None)
 
 
 def _failure(role: str, message: str) -> Comparison:

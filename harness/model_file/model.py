@@ -22,6 +22,7 @@ from harness import registry
 from harness.model.protocol import NotSupported
 from harness.model.spec import ModelSpec
 from harness.model.weights import CanonicalWeights, WeightsError, load_weights
+from harness.model_file.front import PLAIN, FrontEnd
 from harness.model_file.limits import Refused
 
 ACCEPTED = (
@@ -40,6 +41,7 @@ class ModelFile:
     runtime: object | None = None  # the file run as it is (harness/model_file/runtime.py)
     notes: tuple[str, ...] = ()
     imported: object | None = None  # ONNX: the reader's ImportedModel
+    front: FrontEnd = PLAIN  # an embedding lookup or masking before the recurrence
 
     @property
     def name(self) -> str:
@@ -54,6 +56,8 @@ class ModelFile:
         extra = [spec.describe_variants()] if spec.variants else []
         if spec.head is not None:
             extra.append(f"head {spec.head.units} ({spec.head.activation})")
+        if self.front is not PLAIN:
+            extra.insert(0, self.front.describe())
         return f"{self.name} ({self.kind}): {shape}, {spec.dtype}" + "".join(
             f", {e}" for e in extra
         )
@@ -122,9 +126,12 @@ def open_model(path, spec: ModelSpec | None = None, given=None, batch_major=None
         return ModelFile(str(path), "rnnbench-weights", weights.spec, weights, direction)
     module = registry.model_reader("keras" if kind in ("keras", "h5") else "torch")
     loaded = module.load(path) if kind in ("keras", "h5") else module.load(path, spec)
-    found, spec, weights, runtime, notes = loaded
+    found, spec, weights, runtime, notes = loaded[:5]
+    front = loaded[5] if len(loaded) > 5 else PLAIN
     direction = "bidirectional" if spec.bidirectional else "forward"
-    return ModelFile(str(path), found, spec, weights, direction, runtime, tuple(notes))
+    return ModelFile(
+        str(path), found, spec, weights, direction, runtime, tuple(notes), None, front
+    )
 
 
 def _onnx(path, given, batch_major) -> ModelFile:

@@ -18,13 +18,14 @@ from harness.parity.checks import Comparison, compare
 
 
 def reference(
-    weights: CanonicalWeights, direction: str, nodes, x, received
+    weights: CanonicalWeights, direction: str, nodes, x, received, lens=None
 ) -> dict[str, np.ndarray]:
     """The oracle on time-major float64 x [T, B, I]: per node k its ONNX outputs in the node's
     layout ("Y:k", "Y_h:k", "Y_c:k"), and the model's y [T, B, D*H], Y [T, D, B, H] (the last
     node's), h_n and c_n [L*D, B, H] and head. `nodes` (RecurrentNode per layer, or () for a
     file without native nodes) name the sequence_lens and initial states each layer received,
-    looked up in `received`; without them a layer starts from zeros at full length."""
+    looked up in `received`; without them a layer starts from zeros at full length, or at
+    `lens` [B] where given."""
     oracle, spec = registry.reference(), weights.spec
     weights = weights.astype("float64")
     nodes = list(nodes) or [None] * spec.num_layers
@@ -35,7 +36,7 @@ def reference(
         )
     X, finals, out = x, {"h_n": [], "c_n": []}, {}
     for layer, node in enumerate(nodes):
-        Y, Y_h, Y_c = _node(oracle, weights, direction, layer, X, node, received)
+        Y, Y_h, Y_c = _node(oracle, weights, direction, layer, X, node, received, lens)
         if node is not None:
             out.update(_in_node_layout(node, layer, Y, Y_h, Y_c))
         X = oracle.concat_directions(Y)
@@ -49,7 +50,9 @@ def reference(
     return out
 
 
-def _node(oracle, weights, direction: str, layer: int, X, node: RecurrentNode | None, received):
+def _node(
+    oracle, weights, direction: str, layer: int, X, node: RecurrentNode | None, received, lens
+):
     """The oracle's ONNX op for layer `layer` on time-major X: time-major (Y, Y_h, Y_c)."""
     spec = weights.spec
     given = {}
@@ -61,7 +64,7 @@ def _node(oracle, weights, direction: str, layer: int, X, node: RecurrentNode | 
             if node.layout == 1:  # [B, D, H] -> [D, B, H]
                 value = value.transpose(1, 0, 2)
         given[slot] = value
-    lens = given["sequence_lens"]
+    lens = given["sequence_lens"] if node is not None else lens
     bias = np.concatenate([weights[f"l{layer}.Wb"], weights[f"l{layer}.Rb"]], axis=1)
     try:
         return oracle.onnx_op(
@@ -83,6 +86,28 @@ def _node(oracle, weights, direction: str, layer: int, X, node: RecurrentNode | 
         raise NotSupported(
             f"recurrent node {layer} received inputs the reference refuses: {exc}"
         ) from None
+
+
+def reference_for(model, nodes, file_input, received) -> dict[str, np.ndarray]:
+    """reference() on what the file takes (tokens looked up, masked steps skipped as the model
+    skips them: model.front)."""
+    from harness.model_file.front import compress, mask_of, recurrence_input, spread
+
+    front = model.front
+    x = recurrence_input(front, file_input)
+    mask = mask_of(front, file_input)
+    if mask is None or mask.all():
+        return reference(model.weights, model.direction, nodes, x, received)
+    if nodes:
+        raise NotSupported("a file with native recurrent nodes does not mask steps itself")
+    spec = model.weights.spec
+    xc, lens, _ = compress(x, mask)
+    ref = reference(model.weights, model.direction, (), xc, received, lens=lens)
+    y = spread(ref["y"], mask, spec.num_directions, front.zero_output_for_mask)
+    T, B = mask.shape
+    ref["y"] = y
+    ref["Y"] = y.reshape(T, B, spec.num_directions, -1).transpose(0, 2, 1, 3)
+    return ref
 
 
 def _in_node_layout(node: RecurrentNode, layer: int, Y, Y_h, Y_c) -> dict[str, np.ndarray]:
@@ -125,6 +150,10 @@ def forms(ref: dict[str, np.ndarray], spec) -> dict[str, np.ndarray]:
     return out
 
 
+# The axis a form's steps run along; a form without one is a final state or the head.
+TIME_AXIS = {"y": 0, "y(batch-major)": 1, "Y(onnx)": 0}
+
+
 def node_output_forms(nodes, ref: dict[str, np.ndarray]) -> dict[str, tuple[str, np.ndarray]]:
     """Graph value name -> (what it is, its reference) for every recurrent node's own output."""
     out = {}
@@ -135,20 +164,50 @@ def node_output_forms(nodes, ref: dict[str, np.ndarray]) -> dict[str, tuple[str,
     return out
 
 
-def match(name: str, value, candidates: dict[str, np.ndarray], dtype: str) -> Comparison | None:
+def _node_time_axis(nodes, what: str) -> int | None:
+    """A node's Y runs its steps along axis 0 (layout 0) or 1 (layout 1); its states have none."""
+    key, _, layer = what.partition(" of node ")
+    return None if key != "Y" else (1 if nodes[int(layer)].layout == 1 else 0)
+
+
+class Budgeted:
+    """compare() with an error budget: atol grown per step along an output's time axis (or to
+    the last step), where the budget says the model amplifies its rounding."""
+
+    def __init__(self, budget=None, steps: int = 1, bidirectional: bool = False):
+        self.budget, self.steps, self.bidirectional = budget, steps, bidirectional
+
+    def __call__(self, quantity, expected, value, dtype, time_axis=None) -> Comparison:
+        if self.budget is None:
+            return compare(quantity, expected, value, dtype)
+        from harness.parity.budget import step_scale
+
+        # a backward direction's error grows from the end: both directions get the last step's
+        axis = None if self.bidirectional else time_axis
+        shape = np.shape(expected)
+        scale = step_scale(self.budget, shape, axis, self.steps)
+        return compare(quantity, expected, value, dtype, scale, time_axis)
+
+
+def match(
+    name: str, value, candidates: dict[str, np.ndarray], dtype: str, judge=None
+) -> Comparison | None:
     """The comparison with the candidate form of the same shape it is closest to; None when no
     form has its shape."""
+    judge = judge or Budgeted()
     value = np.asarray(value)
     same_shape = [(k, v) for k, v in candidates.items() if v.shape == value.shape]
     if not same_shape:
         return None
-    results = [compare(f"{name}~{k}", v, value, dtype) for k, v in same_shape]
+    results = [judge(f"{name}~{k}", v, value, dtype, TIME_AXIS.get(k)) for k, v in same_shape]
     return min(results, key=lambda r: (not r.passed, r.share_of_tolerance, r.max_abs))
 
 
-def compare_outputs(label: str, outputs: dict, ref: dict, spec, nodes, dtype: str):
+def compare_outputs(label: str, outputs: dict, ref: dict, spec, nodes, dtype: str, judge=None):
     """(comparisons, unmatched): each output by name where it is a node's own output, else by
-    shape against the model-level forms; `label` prefixes each comparison's name."""
+    shape against the model-level forms; `label` prefixes each comparison's name. `judge`: a
+    Budgeted compare (default: the plain tolerance)."""
+    judge = judge or Budgeted()
     by_name = node_output_forms(nodes, ref)
     model_forms = forms(ref, spec)
     comparisons, unmatched = [], []
@@ -156,9 +215,12 @@ def compare_outputs(label: str, outputs: dict, ref: dict, spec, nodes, dtype: st
         quantity = f"{label}:{name}"
         if name in by_name:
             what, expected = by_name[name]
-            comparisons.append(compare(f"{quantity}~{what}", expected, np.asarray(value), dtype))
+            axis = _node_time_axis(nodes, what)
+            comparisons.append(
+                judge(f"{quantity}~{what}", expected, np.asarray(value), dtype, axis)
+            )
             continue
-        found = match(quantity, value, model_forms, dtype)
+        found = match(quantity, value, model_forms, dtype, judge)
         if found is None:
             unmatched.append(f"{name} {list(np.shape(value))}")
         else:

@@ -42,13 +42,23 @@ class Comparison:
     # max over elements of |got - ref| / (atol + rtol |ref|): the pass rule's own share, <= 1
     # exactly when the values pass; inf when a structural check failed before the values
     share_of_tolerance: float = math.inf
+    # with an error budget (harness/parity/budget.py): atol's factor at the last step, the
+    # largest error at each step of an output with a time axis, and the first step (0-based)
+    # where some element left its budget
+    budget_factor: float | None = None
+    error_per_step: tuple[float, ...] | None = None
+    first_step_over: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
-def compare(quantity: str, reference, candidate, dtype: str) -> Comparison:
-    """Compare in a fixed order: presence, shape, dtype, finiteness, then values."""
+def compare(
+    quantity: str, reference, candidate, dtype: str, scale=None, time_axis: int | None = None
+) -> Comparison:
+    """Compare in a fixed order: presence, shape, dtype, finiteness, then values. `scale`: a
+    factor of atol per element (an error budget grown with the step, broadcast to the
+    reference's shape); `time_axis`: the axis whose error per step is recorded."""
     tol = TOLERANCES[dtype]
 
     def fail(message, max_abs=float("nan"), max_rel=float("nan"), atol=tol.atol, share=math.inf):
@@ -72,24 +82,46 @@ def compare(quantity: str, reference, candidate, dtype: str) -> Comparison:
     reference64 = reference.astype(np.float64)
     diff = np.abs(candidate.astype(np.float64) - reference64)
     atol = tol.atol * max(1.0, float(np.abs(reference64).max(initial=0.0)))
-    limit = atol + tol.rtol * np.abs(reference64)
+    atol_each = atol if scale is None else atol * np.broadcast_to(scale, reference64.shape)
+    limit = atol_each + tol.rtol * np.abs(reference64)
     significant = np.abs(reference64) > atol
     max_abs = float(diff.max(initial=0.0))
     max_rel = float((diff[significant] / np.abs(reference64[significant])).max(initial=0.0))
     over = diff > limit
     share = share_of_limit(diff, limit)
+    budgeted = _budgeted(scale, time_axis, diff, limit)
     if over.any():
         index = tuple(int(i) for i in np.unravel_index(np.argmax(diff - limit), diff.shape))
         show = (lambda v: repr(float(v))) if dtype == "float64" else (lambda v: f"{float(v):.9g}")
-        return fail(
-            f"at index {index}: {show(candidate[index])} vs reference "
-            f"{show(reference[index])} (|diff| {diff[index]:.3g} > {limit[index]:.3g})",
-            max_abs,
-            max_rel,
-            atol,
-            share,
+        first = budgeted.get("first_step_over")
+        where = f" (first over its budget at step {first})" if first is not None else ""
+        return dataclasses.replace(
+            fail(
+                f"at index {index}: {show(candidate[index])} vs reference "
+                f"{show(reference[index])} (|diff| {diff[index]:.3g} > {limit[index]:.3g})"
+                + where,
+                max_abs,
+                max_rel,
+                atol,
+                share,
+            ),
+            **budgeted,
         )
-    return Comparison(quantity, True, max_abs, max_rel, atol, tol.rtol, "", share)
+    return Comparison(quantity, True, max_abs, max_rel, atol, tol.rtol, "", share, **budgeted)
+
+
+def _budgeted(scale, time_axis, diff, limit) -> dict:
+    """The budget fields of a comparison made with an atol scale."""
+    if scale is None:
+        return {}
+    scale = np.broadcast_to(scale, diff.shape)
+    out: dict = {"budget_factor": float(scale.max(initial=1.0))}
+    if time_axis is not None and diff.ndim > time_axis:
+        from harness.parity.budget import per_step
+
+        errors, first = per_step(diff, limit, time_axis)
+        out.update(error_per_step=tuple(errors), first_step_over=first)
+    return out
 
 
 def share_of_limit(diff: np.ndarray, limit: np.ndarray) -> float:

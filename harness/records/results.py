@@ -100,6 +100,15 @@ class Check(Record):
     share_of_tolerance: Finite | None = Field(
         None, description="max |error| / (atol + rtol |reference|); null when not measured"
     )
+    budget_factor: Finite | None = Field(
+        None, description="atol's factor at the last step, from the model's error growth"
+    )
+    error_per_step: list[Finite] | None = Field(
+        None, description="the largest |error| at each step, for an output with a time axis"
+    )
+    first_step_over: int | None = Field(
+        None, ge=0, description="the first step (0-based) where the error left its budget"
+    )
 
 
 class Solve(Record):
