@@ -111,7 +111,8 @@ def _trusted_model_file(args):
         raise UsageError(f"{args.model} is a reverse-only model: parallel-in-time needs forward")
     if model.runtime is not None:
         runtime = model.runtime
-        result = check.check_runtime("model-file", runtime, model, check.plan_sizes([runtime]))
+        sizes, budget = check.plan_sizes([runtime]), check.budget_of(model)
+        result = check.check_runtime("model-file", runtime, model, sizes, budget=budget)
         if result.status == "failed":
             raise NotSupported(
                 f"{args.model} run as it is differs from the weights read from it: {result.reason}"

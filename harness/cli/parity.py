@@ -61,6 +61,12 @@ def add_parser(sub) -> None:
         "output_*.pb compared too) or an .npz keyed by graph input name",
     )
     model.add_argument(
+        "--strict-shapes",
+        action="store_true",
+        help="fail where a file fixes T or B (default: pass, saying it was checked at that "
+        "size only)",
+    )
+    model.add_argument(
         "--training",
         action="store_true",
         help="also train the file's model for a few SGD steps in every trainable backend",
@@ -98,6 +104,7 @@ def run_model(args) -> int:
         backends=backends,
         dtypes=None if args.dtype is None else dtypes_of(args.dtype, None),
         training=args.training,
+        strict_shapes=args.strict_shapes,
     )
     outcome = verify(request, say=print)
     return finish(args, outcome.results, outcome.training, started, outcome.extra)
@@ -106,9 +113,11 @@ def run_model(args) -> int:
 def check_flags(args) -> None:
     """Refuse flags that do not apply to what is being checked, never ignore them."""
     if not args.model:
-        for flag in ("against", "inputs"):
+        for flag in ("against", "inputs", "strict_shapes"):
             if getattr(args, flag):
-                raise UsageError(f"--{flag} needs --model: it is checked against a model file")
+                raise UsageError(
+                    f"--{flag.replace('_', '-')} needs --model: it is about a model file"
+                )
         if args.training and args.no_training:
             raise UsageError("--training and --no-training contradict each other")
     else:
@@ -210,6 +219,8 @@ def finish(args, results, training, started, extra: dict) -> int:
 
         write_junit(args.junit, results, training)
         print(f"wrote {args.junit}")
+    for line in extra.get("notes", []):
+        print(f"note: {line}")
     for line in bad:
         print(f"FAIL {line}", file=sys.stderr)
     failed_pairs = len({(r.backend, r.case) for r in results if r.status in ("failed", "error")})

@@ -52,14 +52,25 @@ class RuntimeCheck:
 
 def check_file(path, given=None, sizes=None) -> RuntimeCheck:
     """The model file as its runtime runs it, against the reference on its own weights, at
-    `sizes` (default: plan_sizes'): check_runtime for one file, opened here (the commands open
-    the model once and call check_runtime themselves)."""
+    `sizes` (default: plan_sizes'), within the model's error budget: check_runtime for one
+    file, opened here (the commands open the model once and call check_runtime themselves)."""
     from harness.model_file.model import open_model
 
     model = open_model(path, given=given)
     if model.runtime is None:
         raise NotSupported(f"{path} ({model.kind}) holds weights only: nothing runs it")
-    return check_runtime("model-file", model.runtime, model, sizes or plan_sizes([model.runtime]))
+    sizes = sizes or plan_sizes([model.runtime])
+    return check_runtime("model-file", model.runtime, model, sizes, budget=budget_of(model))
+
+
+def budget_of(model, seed: int = 0):
+    """The model's error budget (harness/parity/budget.py), its exponent estimated along the
+    longest sequence the check draws (what the file takes, looked up where it takes tokens)."""
+    from harness.parity.budget import model_budget
+
+    T, B = max(SIZES)
+    x = draw(model.front, model.spec.input_size, T, B, seed).x
+    return model_budget(model.spec, model.weights, x)
 
 
 def check_runtime(role, runtime, model, sizes, seed: int = 0, budget=None) -> RuntimeCheck:

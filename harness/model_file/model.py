@@ -129,9 +129,7 @@ def open_model(path, spec: ModelSpec | None = None, given=None, batch_major=None
     found, spec, weights, runtime, notes = loaded[:5]
     front = loaded[5] if len(loaded) > 5 else PLAIN
     direction = "bidirectional" if spec.bidirectional else "forward"
-    return ModelFile(
-        str(path), found, spec, weights, direction, runtime, tuple(notes), None, front
-    )
+    return ModelFile(str(path), found, spec, weights, direction, runtime, tuple(notes), None, front)
 
 
 def _onnx(path, given, batch_major) -> ModelFile:

@@ -185,7 +185,7 @@ class Budgeted:
         # a backward direction's error grows from the end: both directions get the last step's
         axis = None if self.bidirectional else time_axis
         shape = np.shape(expected)
-        scale = step_scale(self.budget, shape, axis, self.steps)
+        scale = step_scale(self.budget.for_dtype(dtype), shape, axis, self.steps)
         return compare(quantity, expected, value, dtype, scale, time_axis)
 
 

@@ -17,6 +17,7 @@ from harness.model.errors import BadInput
 from harness.model.protocol import NotSupported
 from harness.model.spec import ModelSpec
 from harness.model_file.limits import Refused
+from harness.model_file.sizes import plan as sizes_plan
 from harness.terminal import progress
 
 # The reference's backend, the file's own framework rebuilt from its weights (torch for an ONNX
@@ -37,6 +38,7 @@ class Request:
     backends: tuple[str, ...] | None = None  # None: MODEL_BACKENDS or KERAS_BACKENDS
     dtypes: tuple[str, ...] | None = None  # None: the file's own dtype
     training: bool = False
+    strict_shapes: bool = False  # a file that fixes T or B fails instead of passing with a note
 
 
 @dataclasses.dataclass
@@ -75,10 +77,19 @@ def verify(request: Request, say: Callable[[str], None] = lambda line: None) -> 
     dtypes = request.dtypes or (model.spec.dtype,)
     default = KERAS_BACKENDS if model.kind == "keras" else MODEL_BACKENDS
     backends = request.backends or default
-    results = _file_results(model, runtimes, data_sets, check)
-    results += _backend_results(model, dtypes, backends)
+    budget = check.budget_of(model)
+    plan = sizes_plan([r for _, r in runtimes]) if runtimes else None
+    notes = [plan.note()] if plan is not None and plan.note() else []
+    results = _file_results(model, runtimes, data_sets, check, plan, budget)
+    if notes and request.strict_shapes:
+        spec = model.spec
+        fields = (spec.cell.value, spec.dtype, spec.num_layers, spec.num_directions)
+        results.append(_strict_failure(f"{spec.cell.value}-file-{spec.dtype}", fields, notes[0]))
+    results += _backend_results(model, dtypes, backends, budget)
+    notes.append(f"error budget: {budget.describe(max(plan.sizes)[0] if plan else 20)}")
     training = _model_training(model, dtypes, backends) if request.training else []
-    return Outcome(results, training, {"model": _describe(model), "against": request.against})
+    extra = {"model": _describe(model), "against": request.against, "notes": notes}
+    return Outcome(results, training, extra)
 
 
 def _against_running_source(request: Request, why: NotSupported, say) -> Outcome:
@@ -101,15 +112,30 @@ def _against_running_source(request: Request, why: NotSupported, say) -> Outcome
     say("  its export is checked against it as it runs: outputs only, weights not compared")
     export = OnnxRuntime(request.against, None, batch_major=about["batch_first"])
     say(f"against: {export.label} (black box)")
-    sizes = check.plan_sizes([source, export])
-    result = check.check_against_running_source(source, about, export, sizes)
+    plan = sizes_plan([source, export])
+    result = check.check_against_running_source(source, about, export, list(plan.sizes))
     case = f"{about['cell']}-file-{about['dtype']}"
     fields = (about["cell"], about["dtype"], about["layers"], about["directions"])
     shown = result.reason if result.status == "skipped" else result.note
     results = [
         BackendResult("export-file", case, result.status, shown, result.comparisons, None, *fields)
     ]
-    return Outcome(results, [], {"against": request.against})
+    notes = [plan.note()] if plan.note() else []
+    if notes and request.strict_shapes:
+        results.append(_strict_failure(case, fields, notes[0]))
+    return Outcome(results, [], {"against": request.against, "notes": notes})
+
+
+def _strict_failure(case: str, fields: tuple, note: str):
+    """--strict-shapes: a file that fixes T or B is a failure, naming what it fixes."""
+    import math
+
+    from harness.parity.checks import Comparison
+    from harness.parity.run import BackendResult
+
+    message = f"--strict-shapes: {note}"
+    failure = Comparison("file shapes: runs", False, math.nan, math.nan, 0.0, 0.0, message)
+    return BackendResult("file-shapes", case, "failed", message, [failure], None, *fields)
 
 
 def _data_sets(request: Request):
@@ -156,17 +182,17 @@ def _given(sets, onnx_model) -> dict:
     return given
 
 
-def _file_results(model, runtimes, data_sets, check) -> list:
+def _file_results(model, runtimes, data_sets, check, plan, budget) -> list:
     """One BackendResult per runtime (and per data set's shipped outputs)."""
     from harness.parity.run import BackendResult
 
-    sizes = check.plan_sizes([r for _, r in runtimes]) if runtimes else []
+    sizes = list(plan.sizes) if plan is not None else []
     checks = []
     for role, runtime in runtimes:
         progress(f"{role} {runtime.label}")
         if role == "export-file" and runtime.nodes:
             checks.append(check.check_weights(role, runtime, model))
-        checks.append(check.check_runtime(role, runtime, model, sizes))
+        checks.append(check.check_runtime(role, runtime, model, sizes, budget=budget))
         if role == "model-file":
             for data in data_sets:
                 checks += check.check_data_set(role, runtime, model, data)
@@ -185,7 +211,7 @@ def _file_results(model, runtimes, data_sets, check) -> list:
     ]
 
 
-def _backend_results(model, dtypes, backends) -> list:
+def _backend_results(model, dtypes, backends, budget=None) -> list:
     """Every backend rebuilt from the file's weights, against the reference, outputs and
     gradients; a reverse-only model on the numpy backend alone (the others cannot say it)."""
     from harness.model.weights import save_weights
@@ -201,7 +227,7 @@ def _backend_results(model, dtypes, backends) -> list:
     results = []
     for case in model_cases(model.spec.replace(batch_first=False), weights, dtypes):
         progress(case.id)
-        results += matrix.run_case(case, backends)
+        results += matrix.run_case(case, backends, budget=budget)
     progress("")
     return results
 

@@ -98,8 +98,7 @@ def compare(
         return dataclasses.replace(
             fail(
                 f"at index {index}: {show(candidate[index])} vs reference "
-                f"{show(reference[index])} (|diff| {diff[index]:.3g} > {limit[index]:.3g})"
-                + where,
+                f"{show(reference[index])} (|diff| {diff[index]:.3g} > {limit[index]:.3g})" + where,
                 max_abs,
                 max_rel,
                 atol,
@@ -134,7 +133,29 @@ def share_of_limit(diff: np.ndarray, limit: np.ndarray) -> float:
     return float((diff[positive] / limit[positive]).max(initial=0.0))
 
 
-def compare_all(reference: dict, candidate: dict, dtype: str, prefix: str = "") -> list[Comparison]:
-    """Every key of either side, reference order first; a key on one side only fails."""
+def compare_all(
+    reference: dict,
+    candidate: dict,
+    dtype: str,
+    prefix: str = "",
+    budget=None,
+    steps: int = 1,
+    stepwise: bool = True,
+) -> list[Comparison]:
+    """Every key of either side, reference order first; a key on one side only fails. With an
+    ErrorBudget (harness/parity/budget.py) over `steps` steps: y [T, B, D*H] is judged step by
+    step (`stepwise`: False for a model with a backward direction, whose error grows from the
+    end), everything else at the last step."""
     keys = list(reference) + [k for k in candidate if k not in reference]
-    return [compare(prefix + k, reference.get(k), candidate.get(k), dtype) for k in keys]
+    out = []
+    for k in keys:
+        ref, got = reference.get(k), candidate.get(k)
+        if budget is None or ref is None:
+            out.append(compare(prefix + k, ref, got, dtype))
+            continue
+        from harness.parity.budget import step_scale
+
+        axis = 0 if k == "y" and not prefix and stepwise else None
+        scale = step_scale(budget.for_dtype(dtype), np.shape(ref), axis, steps)
+        out.append(compare(prefix + k, ref, got, dtype, scale, axis))
+    return out

@@ -66,7 +66,9 @@ def reference_results(case: ParityCase):
     return weights64, inputs, outputs.as_dict(), cot, grads
 
 
-def run_case(case: ParityCase, backend_names, reference=None) -> list[BackendResult]:
+def run_case(case: ParityCase, backend_names, reference=None, budget=None) -> list[BackendResult]:
+    """Every backend on `case` against the reference; `budget`: an ErrorBudget for a model
+    that amplifies its rounding (None: the plain tolerance)."""
     weights64, inputs, ref_out, cot, ref_grads = reference or reference_results(case)
     dtype = case.spec.dtype
     weights = weights64.astype(dtype)
@@ -79,7 +81,10 @@ def run_case(case: ParityCase, backend_names, reference=None) -> list[BackendRes
         if unusable is not None:
             results.append(unusable)
             continue
-        results.append(_run_backend(name, case, weights, cast, cot_cast, ref_out, ref_grads))
+        judged = {"budget": budget, "steps": case.T, "stepwise": not case.spec.bidirectional}
+        results.append(
+            _run_backend(name, case, weights, cast, cot_cast, ref_out, ref_grads, judged)
+        )
     return results
 
 
@@ -96,20 +101,20 @@ def _unusable(name: str, case: ParityCase) -> BackendResult | None:
     return None if reason is None else BackendResult.of(name, case.spec, case.id, "skipped", reason)
 
 
-def _run_backend(name, case, weights, cast, cot_cast, ref_out, ref_grads) -> BackendResult:
+def _run_backend(name, case, weights, cast, cot_cast, ref_out, ref_grads, judged) -> BackendResult:
     """Forward, then gradients; a backend without gradients (ONNX Runtime) is judged on its
     forward alone and says so."""
     dtype, note = case.spec.dtype, ""
     x, rest = cast["x"], {k: cast[k] for k in ("seq_lens", "h0", "c0")}
     try:
         prepared = registry.get_backend(name).build(weights.spec, weights)
-        comparisons = compare_all(ref_out, prepared.forward(x, **rest).as_dict(), dtype)
+        comparisons = compare_all(ref_out, prepared.forward(x, **rest).as_dict(), dtype, **judged)
         if ref_grads is None:
             note = f"forward only: the reference has no BPTT for {weights.spec.describe_variants()}"
         else:
             try:
                 grads = prepared.grad(x, cot_cast, **rest)
-                comparisons += compare_all(ref_grads, grads, dtype, prefix="grad:")
+                comparisons += compare_all(ref_grads, grads, dtype, prefix="grad:", **judged)
             except NotSupported as exc:
                 note = f"forward only: {exc}"
     except NotSupported as exc:

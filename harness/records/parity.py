@@ -78,6 +78,9 @@ class ParityRecord(Record):
     seconds: NonNegative | None = None
     model: ModelInfo | None = Field(None, description="parity --model: the file checked")
     against: str | None = Field(None, description="parity --against: the export checked")
+    notes: list[str] = Field(
+        [], description="what the check covered: sizes a file fixes, the error budget"
+    )
     summary: list[SummaryRow]
     results: list[BackendResult]
     training: list[Trajectory] = []
