@@ -8,6 +8,7 @@ inference, are passed over. Anything else is refused naming the layer and what i
 
 from __future__ import annotations
 
+import dataclasses
 import ntpath
 
 import numpy as np
@@ -15,12 +16,13 @@ import numpy as np
 from backends.tf_model import LAYERS, canonical_from_keras_arrays, keras, tf
 from harness.model.protocol import NotSupported
 from harness.model.spec import Cell, Head, ModelSpec
+from harness.model_file.front import PLAIN, FrontEnd
 
 PASSIVE = ("InputLayer", "Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout")
 
 
 def load(path):
-    """(kind, spec, canonical weights, runtime, notes) of a .keras or .h5 file."""
+    """(kind, spec, canonical weights, runtime, notes, front end) of a .keras or .h5 file."""
     try:
         model = keras.models.load_model(str(path), compile=False)
     except Exception as exc:
@@ -30,8 +32,8 @@ def load(path):
             "or .h5, ONNX, TorchScript, a torch ExportedProgram (.pt2), a torch state_dict with "
             "--spec, or rnnbench weights (.npz)"
         ) from None
-    spec, weights, notes = read_model(model, path)
-    return "keras", spec, weights, KerasRuntime(str(path), model, spec), notes
+    spec, weights, notes, front = read_model(model, path)
+    return "keras", spec, weights, KerasRuntime(str(path), model, spec), notes, front
 
 
 def load_runtime(path):
@@ -58,10 +60,10 @@ def load_runtime(path):
 
 
 def read_model(model, path="the model"):
-    """(spec, canonical weights, notes) of a loaded Keras model."""
+    """(spec, canonical weights, notes, front end) of a loaded Keras model."""
     if len(model.inputs) != 1:
         raise NotSupported(f"{path} has {len(model.inputs)} inputs: allowed one, the sequence")
-    rnns, head, activation, passed = _chain(model, path)
+    rnns, head, activation, passed, front = _chain(model, path)
     first = rnns[0]
     cell = {v: k for k, v in LAYERS.items()}[type(first["layer"])]
     units = [r["layer"].units for r in rnns]
@@ -95,17 +97,23 @@ def read_model(model, path="the model"):
     notes = [f"read from Keras layers {', '.join(r['name'] for r in rnns)}"]
     if passed:
         notes.append(f"passed over at inference: {', '.join(passed)}")
-    return spec, weights, notes
+    if front.layers:
+        notes.append(f"before the recurrence: {', '.join(front.layers)}")
+    zero = bool(getattr(rnns[-1]["layer"], "zero_output_for_mask", False))
+    return spec, weights, notes, dataclasses.replace(front, zero_output_for_mask=zero)
 
 
 def _chain(model, path):
-    """The recurrent layers in order, the Dense head (or None), its activation, and the layers
-    passed over; refusals name the layer."""
-    rnns, head, activation, passed = [], None, "none", []
+    """The recurrent layers in order, the Dense head (or None), its activation, the layers
+    passed over, and the front end (an Embedding, a Masking) before the first recurrent layer;
+    refusals name the layer."""
+    rnns, head, activation, passed, front = [], None, "none", [], PLAIN
     for layer in model.layers:
         kind = type(layer).__name__
         inner = layer.forward_layer if isinstance(layer, keras.layers.Bidirectional) else layer
-        if isinstance(inner, tuple(LAYERS.values())):
+        if kind in ("Masking", "Embedding") and not rnns:
+            front = _front(layer, kind, front, path)
+        elif isinstance(inner, tuple(LAYERS.values())):
             if head is not None:
                 raise NotSupported(f"{path}: recurrent layer {layer.name} comes after the Dense")
             if inner is not layer and layer.merge_mode != "concat":
@@ -138,8 +146,8 @@ def _chain(model, path):
                 passed.append(layer.name)
         else:
             raise NotSupported(
-                f"{path}: layer {layer.name} is a {kind}: allowed SimpleRNN, LSTM, GRU, "
-                "Bidirectional, Dense, Dropout"
+                f"{path}: layer {layer.name} is a {kind}: allowed an Embedding or Masking first, "
+                "SimpleRNN, LSTM, GRU, Bidirectional, Dense, Dropout"
             )
     if not rnns:
         raise NotSupported(f"{path} has no SimpleRNN, LSTM or GRU layer")
@@ -150,7 +158,23 @@ def _chain(model, path):
             )
     if len({(type(r["layer"]), r["bidirectional"]) for r in rnns}) > 1:
         raise NotSupported(f"{path} mixes kinds or directions of layers: allowed one kind stacked")
-    return rnns, head, activation, passed
+    return rnns, head, activation, passed, front
+
+
+def _front(layer, kind: str, front: FrontEnd, path) -> FrontEnd:
+    """An Embedding (integer tokens in, optionally token 0 masked) or a Masking layer, first
+    in the model: one of each at most, the Embedding before the Masking."""
+    names = (*front.layers, layer.name)
+    if kind == "Embedding":
+        if front.layers:
+            raise NotSupported(f"{path}: Embedding {layer.name} comes after {front.layers[0]}")
+        table = np.asarray(layer.embeddings)
+        return FrontEnd(table, None, bool(layer.mask_zero), layers=names)
+    if front.masks:
+        raise NotSupported(f"{path}: Masking {layer.name} after another mask: allowed one")
+    if front.tokens:
+        raise NotSupported(f"{path}: Masking {layer.name} after an Embedding: allowed before it")
+    return FrontEnd(None, float(layer.mask_value), layers=names)
 
 
 def _check_recurrent(layer, inner, path) -> None:
@@ -201,15 +225,17 @@ class KerasRuntime:
     nodes = ()
     output_T = None
     T = B = None
+    batch_major = True  # a Keras model takes [B, T, ...]
 
     def __init__(self, path: str, model, spec: ModelSpec):
         self.path, self.model, self.spec = path, model, spec
         self.dtype = spec.dtype if spec is not None else str(model.inputs[0].dtype)
         self.label = ntpath.basename(path)  # either separator
-        shape = model.inputs[0].shape
-        self.T = shape[1] if len(shape) == 3 and shape[1] is not None else None
-        self.B = shape[0] if len(shape) == 3 and shape[0] is not None else None
+        shape = model.inputs[0].shape  # [B, T, I], or [B, T] of tokens
+        self.T = shape[1] if len(shape) in (2, 3) and shape[1] is not None else None
+        self.B = shape[0] if len(shape) in (2, 3) and shape[0] is not None else None
         self.names = list(getattr(model, "output_names", None) or [])
+        self.input_names = [getattr(model.inputs[0], "name", "x") or "x"]
 
     def _outputs(self, out) -> dict[str, np.ndarray]:
         if isinstance(out, dict):
@@ -218,10 +244,16 @@ class KerasRuntime:
         names = self.names if len(self.names) == len(values) else []
         return {names[k] if names else f"output_{k}": np.asarray(v) for k, v in enumerate(values)}
 
+    def _batch_major(self, x):
+        """x [T, B, I] (or tokens [T, B]) as the model takes it: batch-major, in its dtype."""
+        x = np.swapaxes(np.asarray(x), 0, 1)
+        dtype = np.int64 if x.dtype.kind in "iu" else self.dtype
+        return np.ascontiguousarray(x, dtype=dtype)
+
     def run(self, x, rng=None):
         from harness.model_file.runtime import RunResult
 
-        xb = np.ascontiguousarray(x.transpose(1, 0, 2), dtype=self.dtype)
+        xb = self._batch_major(x)
         try:
             return RunResult(self._outputs(self.model(xb, training=False)))
         except Exception as exc:
@@ -229,7 +261,7 @@ class KerasRuntime:
             raise RuntimeError(f"{self.label} fails on x {list(xb.shape)}: {message}") from None
 
     def runner(self, x):
-        xb = tf.constant(np.ascontiguousarray(x.transpose(1, 0, 2), dtype=self.dtype))
+        xb = tf.constant(self._batch_major(x))
         call = tf.function(lambda t: self.model(t, training=False))
         return (lambda: call(xb)), self._outputs
 

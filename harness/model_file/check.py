@@ -18,8 +18,9 @@ import numpy as np
 
 from harness.model.protocol import NotSupported
 from harness.model.weights import float32_exact
+from harness.model_file.explain import explain
 from harness.model_file.front import draw
-from harness.model_file.reference import Budgeted, compare_outputs, reference, reference_for
+from harness.model_file.reference import Budgeted, compare_outputs, reference_for
 from harness.model_file.sizes import SIZES, Tried, diagnose, plan_sizes
 from harness.onnx.session import KernelGap, OrtError
 from harness.parity.checks import Comparison
@@ -127,7 +128,9 @@ def check_runtime(role, runtime, model, sizes, seed: int = 0, budget=None) -> Ru
                 return Tried(str(exc))
             return _tried(comparisons, missed, unmatched)
 
-        cause = diagnose(runtime, tried, probe)
+        wrong = [size for size, t in tried.items() if t.how == "wrong"]
+        cause = explain(runtime, model, wrong[0], seed, budget) if wrong else ""
+        cause = cause or diagnose(runtime, tried, probe)
         if cause:
             result.comparisons.insert(0, _failure(role, cause))
         elif failed:
@@ -135,7 +138,7 @@ def check_runtime(role, runtime, model, sizes, seed: int = 0, budget=None) -> Ru
             result.comparisons.insert(
                 0, _failure(role, f"{runtime.label} fails at T={T}, B={B}: {why}")
             )
-    return _judged(result)
+    return judged(result)
 
 
 def _run_at(runtime, model, T: int, B: int, seed: int, budget, role: str):
@@ -165,67 +168,6 @@ def _failure(role: str, message: str) -> Comparison:
     return Comparison(f"{role}: runs", False, math.nan, math.nan, 0.0, 0.0, message)
 
 
-def check_data_set(role, runtime, model, data) -> list[RuntimeCheck]:
-    """The file on one --inputs data set (skipped with ORT's reason where it cannot run it),
-    and the outputs shipped with the data against the same reference."""
-    dtype, x_name = model.spec.dtype, runtime.x_input
-    if x_name not in data.inputs:
-        raise NotSupported(
-            f"--inputs {data.name} gives {', '.join(sorted(data.inputs))} but not the sequence "
-            f"input {x_name!r}: give it too, or the weights alone"
-        )
-    given = np.asarray(data.inputs[x_name])
-    layout = "[B, T, I]" if runtime.batch_major else "[T, B, I]"
-    if given.ndim != 3 or given.shape[2] != model.spec.input_size or given.dtype.kind != "f":
-        raise NotSupported(
-            f"--inputs {data.name}: {x_name!r} is {given.dtype} {list(given.shape)}: allowed "
-            f"float {layout.replace('I', str(model.spec.input_size))}"
-        )
-    x = given.astype(np.float64)
-    x = x.transpose(1, 0, 2) if runtime.batch_major else x
-    T, B = x.shape[:2]
-    feed = runtime.feed(x, np.random.default_rng(0))
-    missing = sorted(set(feed) - set(data.inputs))
-    if missing:
-        raise NotSupported(f"--inputs {data.name} has no value for graph input {missing[0]!r}")
-    feed = {k: np.asarray(v).astype(feed[k].dtype) for k, v in data.inputs.items()}
-    received = {**runtime.constants, **feed}
-    checks = []
-    try:
-        run = runtime.run_feed(feed)
-        received = run.received
-        label = f"{role} on {data.name}"
-        ref = reference(model.weights, model.direction, runtime.nodes, x, received)
-        comparisons, unmatched = compare_outputs(
-            label, run.outputs, ref, model.spec, runtime.nodes, dtype
-        )
-        checks.append(
-            _judged(
-                RuntimeCheck(role, runtime.label, "passed", "", comparisons, [(T, B)], unmatched)
-            )
-        )
-    except KernelGap as exc:
-        checks.append(RuntimeCheck(role, runtime.label, "skipped", str(exc)))
-    except OrtError as exc:
-        failure = Comparison(
-            f"{role} on {data.name}", False, math.nan, math.nan, 0.0, 0.0, str(exc)
-        )
-        checks.append(RuntimeCheck(role, runtime.label, "failed", str(exc), [failure], [(T, B)]))
-    if data.outputs:
-        ref = reference(model.weights, model.direction, runtime.nodes, x, received)
-        comparisons, unmatched = compare_outputs(
-            f"shipped {data.name}", data.outputs, ref, model.spec, runtime.nodes, dtype
-        )
-        checks.append(
-            _judged(
-                RuntimeCheck(
-                    "shipped-outputs", data.name, "passed", "", comparisons, [(T, B)], unmatched
-                )
-            )
-        )
-    return checks
-
-
 def check_weights(role, runtime, model) -> RuntimeCheck:
     """An export with native nodes holds weights: each must equal the source's (an exporter
     copies them; a tensor off by 1e-2 may move the outputs by less than float32 noise, but not
@@ -251,7 +193,7 @@ def check_weights(role, runtime, model) -> RuntimeCheck:
         compare(f"{role}: weights {name}", want[name], np.asarray(got[name], dtype), dtype)
         for name in want
     ]
-    return _judged(RuntimeCheck(role, runtime.label, "passed", "", comparisons))
+    return judged(RuntimeCheck(role, runtime.label, "passed", "", comparisons))
 
 
 def effective(weights) -> dict[str, np.ndarray]:
@@ -286,7 +228,7 @@ def sequence(input_size: int, T: int, B: int, seed: int) -> np.ndarray:
     return float32_exact(np.random.default_rng([seed, T, B]).standard_normal((T, B, input_size)))
 
 
-def _judged(result: RuntimeCheck) -> RuntimeCheck:
+def judged(result: RuntimeCheck) -> RuntimeCheck:
     if result.status == "skipped":
         return result
     bad = [c for c in result.comparisons if not c.passed]
@@ -333,4 +275,4 @@ def check_against_running_source(source, about: dict, export, sizes, seed: int =
             )
     if not result.comparisons:
         raise NotSupported(f"{export.label}: no output has the shape of a source output")
-    return _judged(result)
+    return judged(result)

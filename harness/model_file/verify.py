@@ -16,6 +16,7 @@ from harness import registry
 from harness.model.errors import BadInput
 from harness.model.protocol import NotSupported
 from harness.model.spec import ModelSpec
+from harness.model_file.data_check import check_data_set
 from harness.model_file.limits import Refused
 from harness.model_file.sizes import plan as sizes_plan
 from harness.terminal import progress
@@ -64,6 +65,8 @@ def verify(request: Request, say: Callable[[str], None] = lambda line: None) -> 
         if not request.against or request.spec is not None:
             raise
         return _against_running_source(request, exc, say)
+    if data_sets is None:
+        data_sets = _source_data_sets(request, model)
     say(f"model: {model.describe()}")
     for note in model.notes:
         say(f"  {note}")
@@ -139,7 +142,9 @@ def _strict_failure(case: str, fields: tuple, note: str):
 
 
 def _data_sets(request: Request):
-    """(--inputs data sets, the graph-input values other than the sequence they give)."""
+    """(--inputs data sets, the values they give for an ONNX source's weight inputs). For an
+    ONNX source they are read before it is opened (its weights may be among them); for any
+    other source, keyed by its input's name once it is open (_source_data_sets)."""
     if not request.inputs:
         return [], None
     from harness.model_file.inputs import read_inputs
@@ -147,7 +152,7 @@ def _data_sets(request: Request):
     from harness.onnx.reader import graph_input_names, load_model
 
     if kind_of(request.model) != "onnx":
-        raise BadInput("--inputs gives values of an ONNX file's graph inputs; --model is not ONNX")
+        return None, None  # read once the source is open
     onnx_model = load_model(request.model)
     outputs = [o.name for o in onnx_model.graph.output]
     sets = read_inputs(request.inputs, graph_input_names(onnx_model), outputs)
@@ -158,6 +163,16 @@ def _data_sets(request: Request):
         if extra:
             runs.append(data)
     return runs, given
+
+
+def _source_data_sets(request: Request, model) -> list:
+    """--inputs for a Keras or torch source: an .npz keyed by its input's name (or one array)."""
+    from harness.model_file.data_check import input_names
+    from harness.model_file.inputs import read_inputs
+
+    if model.runtime is None:
+        raise BadInput(f"--inputs: {model.name} ({model.kind}) holds weights only: nothing runs")
+    return read_inputs(request.inputs, input_names(model.runtime), [])
 
 
 def _given(sets, onnx_model) -> dict:
@@ -193,9 +208,8 @@ def _file_results(model, runtimes, data_sets, check, plan, budget) -> list:
         if role == "export-file" and runtime.nodes:
             checks.append(check.check_weights(role, runtime, model))
         checks.append(check.check_runtime(role, runtime, model, sizes, budget=budget))
-        if role == "model-file":
-            for data in data_sets:
-                checks += check.check_data_set(role, runtime, model, data)
+        for data in data_sets:
+            checks += check_data_set(role, runtime, model, data, budget)
     progress("")
     case = f"{model.spec.cell.value}-file-{model.spec.dtype}"
     return [
