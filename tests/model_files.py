@@ -214,3 +214,80 @@ def perturb_onnx(path, out, which="one-R", delta=1e-2, input_size=None):
     target.CopyFrom(numpy_helper.from_array(value, target.name))
     onnx.save(model, str(out))
     return out
+
+
+def keras_front(kind="lstm", *, front="masking", I=5, V=40, H=6, layers=1, head=3, seed=0):
+    """A Keras model that masks or embeds before its recurrence: front "masking" (Masking(0.0)
+    on x), "embedding" (Embedding(V, I) on integer tokens) or "embedding-mask"
+    (Embedding(mask_zero=True)); its input is named x or tokens."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    layer = {"rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
+    if front == "masking":
+        x = keras.Input((None, I), name="x")
+        y = keras.layers.Masking(0.0)(x)
+    else:
+        x = keras.Input((None,), dtype="int32", name="tokens")
+        y = keras.layers.Embedding(V, I, mask_zero=front == "embedding-mask")(x)
+    for n in range(layers):
+        y = layer[kind](H, return_sequences=n + 1 < layers or not head)(y)
+    if head:
+        y = keras.layers.Dense(head)(y)
+    model = keras.Model(x, y)
+    rng = np.random.default_rng(seed)
+    for weight in model.weights:
+        weight.assign(rng.uniform(-0.5, 0.5, weight.shape))
+    return model
+
+
+def keras_without_front(model):
+    """The same recurrent layers and head with the front end left out (an export that drops
+    a Masking layer): float x in."""
+    import keras
+
+    rnns = [
+        layer for layer in model.layers if layer.weights and type(layer).__name__ != "Embedding"
+    ]
+    I = rnns[0].weights[0].shape[0]
+    x = keras.Input((None, I), name="x")
+    y = x
+    for layer in rnns:
+        y = layer.__class__.from_config(layer.get_config())(y)
+    plain = keras.Model(x, y)
+    plain.set_weights([w for layer in rnns for w in layer.get_weights()])
+    return plain
+
+
+def chaotic_onnx(path, gain=3.0, *, H=16, I=4, seed=0):
+    """An ONNX RNN node with recurrent gain `gain` (R ~ gain N(0, 1/H)): above about 1 its
+    largest Lyapunov exponent is positive (an expanding model). T and B dynamic, Y out."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    W = (rng.standard_normal((1, H, I)) / np.sqrt(I)).astype(np.float32)
+    R = (gain * rng.standard_normal((1, H, H)) / np.sqrt(H)).astype(np.float32)
+    bias = np.zeros((1, 2 * H), np.float32)
+    x = helper.make_tensor_value_info("X", TensorProto.FLOAT, ["T", "B", I])
+    y = helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["T", 1, "B", H])
+    node = helper.make_node("RNN", ["X", "W", "R", "B"], ["Y"], hidden_size=H)
+    inits = [numpy_helper.from_array(v, n) for n, v in (("W", W), ("R", R), ("B", bias))]
+    graph = helper.make_graph([node], "chaotic", [x], [y], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def export_tf2onnx_tokens(model, path):
+    """tf2onnx of a Keras model on integer tokens [B, T]."""
+    import tensorflow as tf
+    import tf2onnx
+
+    from harness.quiet import native_stderr_captured
+
+    signature = [tf.TensorSpec((None, None), tf.int32, name="tokens")]
+    with quiet_export(), native_stderr_captured():
+        tf2onnx.convert.from_keras(
+            model, input_signature=signature, opset=17, output_path=str(path)
+        )
+    return path

@@ -12,6 +12,7 @@ reference."""
 from __future__ import annotations
 
 import math
+import ntpath
 
 import numpy as np
 
@@ -92,7 +93,7 @@ def check_data_set(role, runtime, model, data, budget=None) -> list[RuntimeCheck
         feed = _onnx_feed(runtime, data, x)
         received = {**runtime.constants, **feed}
     checks = []
-    label = f"{role} on {data.name}"
+    label = f"{role} on {ntpath.basename(data.name)}"
     judge = Budgeted(budget, T, model.direction != "forward")
     try:
         run = runtime.run_feed(feed) if onnx_feed else runtime.run(x, None)
@@ -114,7 +115,7 @@ def check_data_set(role, runtime, model, data, budget=None) -> list[RuntimeCheck
     if onnx_feed and data.outputs:
         ref = reference_for(model, runtime.nodes, x, received)
         comparisons, unmatched = compare_outputs(
-            f"shipped {data.name}",
+            f"shipped {ntpath.basename(data.name)}",
             data.outputs,
             ref,
             model.spec,

@@ -78,7 +78,7 @@ def draw(front: FrontEnd, input_size: int, T: int, B: int, seed: int) -> Drawn:
         columns = [np.random.default_rng([seed, b]).integers(low, V, size=T) for b in range(B)]
         tokens = np.stack(columns, axis=1)
         tokens[0, 0] = V - 1  # both ends of the vocabulary, on steps every size holds
-        tokens[0, B - 1] = low if B > 1 else tokens[0, 0]
+        tokens[min(1, T - 1), 0] = low if T > 1 else tokens[0, 0]
         if mask is not None:
             tokens[~mask] = 0
         x = np.asarray(front.table, np.float64)[tokens]

@@ -167,7 +167,9 @@ def open_export(path, source: ModelFile):
             raise
         # what the reader cannot map to weights (a Loop, ops before the recurrence, a head
         # it does not know) is still an export: its outputs are checked against the source's
-        runtime = OnnxRuntime(path, None, batch_major=source.spec.batch_first)
+        runtime = OnnxRuntime(
+            path, None, batch_major=source.spec.batch_first, tokens=source.front.tokens
+        )
         runtime.black_box_reason = str(exc).split(": allowed")[0]
         return runtime
     return OnnxRuntime(path, imported)

@@ -55,7 +55,9 @@ class OnnxRuntime:
     kind = "onnx"
     black_box_reason = ""  # why an export is run as a black box (model.open_export)
 
-    def __init__(self, path, imported: ImportedModel | None, batch_major: bool = False):
+    def __init__(
+        self, path, imported: ImportedModel | None, batch_major: bool = False, tokens=False
+    ):
         self.path, self.imported = str(path), imported
         self.label = ntpath.basename(str(path))  # either separator
         self.model = load_model(path)
@@ -68,7 +70,8 @@ class OnnxRuntime:
             self.x_input, self.batch_major = imported.x_input, imported.batch_major
             self.T, self.B, self.output_T = imported.T, imported.B, imported.output_T
         else:
-            self.x_input, self.batch_major = _sequence_input(self.graph_inputs, path), batch_major
+            self.x_input = _sequence_input(self.graph_inputs, path, tokens)
+            self.batch_major = batch_major
             dims = declared_dims(next(i for i in self.graph_inputs if i.name == self.x_input))
             t_axis = 1 if batch_major else 0
             self.T, self.B, self.output_T = dims[t_axis], dims[1 - t_axis], None
@@ -103,7 +106,7 @@ class OnnxRuntime:
                     f"{value.type.tensor_type.elem_type}: allowed float, double, int32, int64"
                 )
             if value.name == self.x_input:
-                array = x.transpose(1, 0, 2) if self.batch_major else x
+                array = np.swapaxes(x, 0, 1) if self.batch_major else x
             elif value.name in weights:
                 array = weights[value.name]
             elif np.issubdtype(dtype, np.integer):
@@ -162,16 +165,18 @@ def _dim_pairs(value) -> list[tuple[int | None, str]]:
     ]
 
 
-def _sequence_input(graph_inputs, path) -> str:
-    """A file without native nodes: its one rank-3 floating-point input is the sequence."""
+def _sequence_input(graph_inputs, path, tokens: bool = False) -> str:
+    """A file without native nodes: its one rank-3 floating-point input is the sequence (its
+    one rank-2 integer input, for a source that takes tokens)."""
+    rank, kinds, what = (2, (6, 7), "integer") if tokens else (3, (1, 11), "floating-point")
     candidates = [
         v.name
         for v in graph_inputs
-        if len(v.type.tensor_type.shape.dim) == 3 and v.type.tensor_type.elem_type in (1, 11)
+        if len(v.type.tensor_type.shape.dim) == rank and v.type.tensor_type.elem_type in kinds
     ]
     if len(candidates) != 1:
         raise NotSupported(
-            f"{path}: cannot tell which input is the sequence: {len(candidates)} inputs of rank 3 "
-            "(allowed exactly one)"
+            f"{path}: cannot tell which input is the sequence: {len(candidates)} {what} inputs "
+            f"of rank {rank} (allowed exactly one)"
         )
     return candidates[0]
