@@ -99,7 +99,7 @@ class _Group:
         sizes = np.array([a.size for a in arrays], np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(sizes)])
         self.values = np.concatenate([a.reshape(-1).astype(self.sort_dtype) for a in arrays])
-        self.order = np.argsort(self.values, kind="stable")
+        self.order = np.argsort(self.values)  # ties in any order: equal values
         self.sorted = self.values[self.order]
         self.sizes = sizes
         self.views = np.zeros((len(arrays), max(a.ndim for a in arrays) + 1), np.int64)

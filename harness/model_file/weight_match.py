@@ -43,33 +43,42 @@ def source_units(source) -> list[Unit]:
 
 
 def check_export_weights(role: str, export, source):
-    """Every weight of `source` found in `export` (an OnnxRuntime) and compared: a RuntimeCheck
-    whose comparisons name each weight, its summary "k of n weights matched"."""
-    from harness.model_file.check import RuntimeCheck
+    """Every weight of `source` (a ModelFile, or a Keras or torch runtime) found in `export`
+    (an OnnxRuntime) and compared: match_weights over the tensors the file stores."""
     from harness.model_file.stored import stored_tensors
 
-    units = source_units(source)
-    stored = stored_tensors(export.model, export.label)
-    found = _Search([t.values for t in stored], [t.name for t in stored], export.label)
-    outcomes = [found.match(u, f"{role}: weights {u.label}") for u in units]
+    stored = [(t.name, t.values) for t in stored_tensors(export.model, export.label)]
+    return match_weights(
+        role, export.label, source_units(source), stored, lambda: _folded(export.model)
+    )
+
+
+def match_weights(role: str, label: str, units: list[Unit], stored, folded=None):
+    """A RuntimeCheck of `units` found among `stored` ((name, array) pairs) and, for those not
+    found there, among `folded()`'s: one comparison per unit, named by it (a required unit not
+    found is a failure), its summary "k of n weights matched" and what was not located."""
+    from harness.model_file.check import RuntimeCheck
+
+    search = _Search([a for _, a in stored], [n for n, _ in stored], label)
+    outcomes = [search.match(u, f"{role}: weights {u.label}") for u in units]
     missing = [k for k, o in enumerate(outcomes) if o.status == "missing"]
-    if missing:
-        folded = _folded(export.model)
-        if folded:
-            names = [f"{n} (folded from a constant subgraph)" for n in folded]
-            again = _Search(list(folded.values()), names, export.label)
-            for k in missing:
-                retry = again.match(units[k], outcomes[k].comparison.quantity)
-                outcomes[k] = outcomes[k] if retry.status == "missing" else retry
+    values = folded() if missing and folded is not None else {}
+    if values:
+        names = [f"{n} (folded from a constant subgraph)" for n in values]
+        again = _Search(list(values.values()), names, label)
+        for k in missing:
+            retry = again.match(units[k], outcomes[k].comparison.quantity)
+            outcomes[k] = outcomes[k] if retry.status == "missing" else retry
+        search.dtypes_used |= again.dtypes_used
     comparisons = _required(units, outcomes)
     bad = [c for c in comparisons if not c.passed]
     return RuntimeCheck(
         role,
-        export.label,
+        label,
         "failed" if bad else "passed",
         bad[0].message if bad else "",
         comparisons,
-        summary=_summary(units, outcomes, found.dtypes_used, _source_dtype(units)),
+        summary=_summary(units, outcomes, search.dtypes_used, _source_dtype(units)),
     )
 
 
