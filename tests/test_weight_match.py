@@ -170,7 +170,11 @@ def test_an_embedding_table_and_an_h128_model_match_in_well_under_a_second():
     for layer in range(2):
         W, R, Wb, Rb = (a[0] for a in weights.layer(layer))
         keras = lambda a: reorder_gates(a, Cell.LSTM, "onnx", "keras")  # noqa: E731
-        stored += [(f"k{layer}", keras(W).T), (f"r{layer}", keras(R).T), (f"b{layer}", keras(Wb + Rb))]
+        stored += [
+            (f"k{layer}", keras(W).T),
+            (f"r{layer}", keras(R).T),
+            (f"b{layer}", keras(Wb + Rb)),
+        ]
     stored += [("head", weights["head.W"].T.copy()), ("head_b", weights["head.b"])]
     units = canonical_units(weights) + [whole("embedding", table)]
     started = time.perf_counter()
@@ -178,3 +182,338 @@ def test_an_embedding_table_and_an_h128_model_match_in_well_under_a_second():
     took = time.perf_counter() - started
     assert check.summary == "27 of 27 weights matched", check.reason
     assert took < 1.0, f"{took:.2f} s"
+
+
+def _loop_export(R: np.ndarray, W: np.ndarray):
+    """A Loop whose body holds R as a Constant and whose W is 2 * W stored, halved by a Mul
+    in the main graph (a constant subgraph, which the reader folds)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    body = helper.make_graph(
+        [
+            helper.make_node("Constant", [], ["R"], value=numpy_helper.from_array(R, "R")),
+            helper.make_node("MatMul", ["h_in", "R"], ["hR"]),
+            helper.make_node("Add", ["hR", "W"], ["h_out"]),
+            helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+        ],
+        "body",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("h_in", TensorProto.FLOAT, [1, H]),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("h_out", TensorProto.FLOAT, [1, H]),
+        ],
+    )
+    graph = helper.make_graph(
+        [
+            helper.make_node("Mul", ["W2", "half"], ["W"]),
+            helper.make_node("Loop", ["T", "", "h0"], ["h"], body=body, name="recurrence"),
+        ],
+        "loop",
+        [
+            helper.make_tensor_value_info("T", TensorProto.INT64, []),
+            helper.make_tensor_value_info("h0", TensorProto.FLOAT, [1, H]),
+        ],
+        [helper.make_tensor_value_info("h", TensorProto.FLOAT, [1, H])],
+        [
+            numpy_helper.from_array(2 * W, "W2"),
+            numpy_helper.from_array(np.array(0.5, np.float32), "half"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    return model
+
+
+def test_weights_inside_a_loop_body_and_folded_constants_are_found():
+    """R stored only as a Constant inside the Loop body, W only as 2 * W halved by a Mul:
+    both found (the body searched, then the main graph's constant subgraph folded), and a
+    perturbed R inside the body named with where it sits."""
+    from types import SimpleNamespace
+
+    from harness.model_file.weight_match import check_export_weights
+
+    pytest.importorskip("onnx", reason="onnx is not installed")
+    rng = np.random.default_rng(8)
+    R = rng.uniform(-0.5, 0.5, (H, H)).astype(np.float32)
+    W = rng.uniform(-0.5, 0.5, (1, H)).astype(np.float32)
+    units = [whole("R", R), whole("W", W)]
+    export = SimpleNamespace(model=_loop_export(R, W), label="loop.onnx")
+    check = check_export_weights("export-file", export, units)
+    assert check.status == "passed" and check.summary == "2 of 2 weights matched", check.reason
+    bad = R.copy()
+    bad[3, 5] *= np.float32(1.001)
+    export = SimpleNamespace(model=_loop_export(bad, W), label="loop.onnx")
+    message = _first_failure(check_export_weights("export-file", export, units))
+    assert "weights R: 1 of 64 elements differ; at R[3, 5]: " in message, message
+    assert "(R (in the Loop body of node 'recurrence')[3, 5])" in message, message
+    W_bad = W.copy()
+    W_bad[0, 6] *= np.float32(1.001)
+    export = SimpleNamespace(model=_loop_export(R, W_bad), label="loop.onnx")
+    message = _first_failure(check_export_weights("export-file", export, units))
+    assert "weights W: 1 of 8 elements differ; at W[0, 6]: " in message, message
+    assert "(W (folded from a constant subgraph)[0, 6])" in message, message
+
+
+# ---- real exports, through `rnnbench parity --model SOURCE --against EXPORT` -----------------
+
+U = 3  # head units: with I = 5 and H = 8, every tensor of an export has a shape of its own
+EXPORTS = {  # name: (cell, who writes it, how its weights are laid out)
+    "keras-gru-tf2onnx": ("gru", "tf2onnx", "keras"),  # a Loop
+    "keras-rnn-tf2onnx": ("rnn", "tf2onnx", "keras"),  # a Loop
+    "keras-lstm-tf2onnx": ("lstm", "tf2onnx", "native"),  # an LSTM node: check_weights
+    "keras-gru-export": ("gru", "keras-export", "keras"),  # model.export(format="onnx")
+    "torch-gru-dynamo": ("gru", "dynamo", "native"),
+    "torch-gru-legacy": ("gru", "legacy", "native"),
+    "torch-lstm-dynamo": ("lstm", "dynamo", "native"),
+    "torch-lstm-legacy": ("lstm", "legacy", "native"),
+}
+PARTS = ("recurrent", "input", "head", "bias")
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+    """name -> (source, export), each made once, on first use."""
+    made = {}
+
+    def get(name):
+        if name not in made:
+            made[name] = _make(name, tmp_path_factory.mktemp(name))
+        return made[name]
+
+    return get
+
+
+def _make(name, folder):
+    from tests import model_files as make
+
+    cell, writer, _ = EXPORTS[name]
+    export = folder / f"{cell}.onnx"
+    if name.startswith("torch"):
+        pytest.importorskip("torch", reason="torch is not installed")
+        pytest.importorskip("onnxscript", reason="onnxscript is not installed (dynamo export)")
+        net = make.torch_net(cell, I=I, H=H, head=U, seed=3)
+        source = make.save_scripted(net, folder / f"{cell}.pt")
+        return source, make.export_onnx(net, export, dynamo=writer == "dynamo")
+    pytest.importorskip("tf2onnx", reason="tf2onnx is not installed")
+    model = make.keras_model(cell, I=I, H=H, head=U, activation=None, seed=3)
+    source = folder / f"{cell}.keras"
+    model.save(source)
+    if writer == "tf2onnx":
+        return source, make.export_tf2onnx(model, export)
+    model(np.zeros((1, 2, I), np.float32))  # Keras exports only a model that has been called
+    try:
+        model.export(str(export), format="onnx", verbose=False)
+    except Exception as exc:  # pragma: no cover - depends on the installed Keras
+        pytest.skip(f"Keras's own ONNX export fails here: {str(exc).splitlines()[0][:160]}")
+    return source, export
+
+
+def _against(source, export):
+    from harness.cli.main import main
+
+    return main(["parity", "--model", str(source), "--against", str(export), "--backends", "numpy"])
+
+
+@pytest.mark.parametrize("name", list(EXPORTS))
+def test_a_faithful_export_matches_every_weight(name, exports, capsys):
+    source, export = exports(name)
+    assert _against(source, export) == 0, capsys.readouterr()
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if "file weights" in line)
+    cell = EXPORTS[name][0]
+    n = {"rnn": 5, "gru": 12, "lstm": 14}[cell]  # gate blocks of W, R, the biases; head W, b
+    assert f"passed: {n} of {n} weights matched" in row, out
+
+
+@pytest.mark.parametrize("part", PARTS)
+@pytest.mark.parametrize("name", list(EXPORTS))
+def test_one_element_off_by_a_thousandth_fails_naming_it(name, part, exports, tmp_path, capsys):
+    source, export = exports(name)
+    bad, label, where, got, want = _perturbed(export, tmp_path / "bad.onnx", name, part)
+    assert _against(source, bad) == 1
+    err = capsys.readouterr().err
+    line = next(x for x in err.splitlines() if x.startswith("FAIL "))
+    assert line.startswith("FAIL export-file ") and f": weights {label}: 1 of " in line, err
+    assert f"elements differ; at {where}: {got:.9g} in the export" in line, line
+    assert f" vs {want:.9g} in the source" in line, line
+
+
+def _perturbed(export, out, name, part):
+    """The export with one element of `part` x1.001 in its initializer, and what the first
+    FAIL line must say: the unit's label, the source index, the export's and source's value."""
+    import onnx
+    from onnx import numpy_helper
+
+    cell, _, layout = EXPORTS[name]
+    shape, element, label, where, partner = _target(Cell(cell), layout, name, part)
+    model = onnx.load(str(export))
+    (tensor,) = [t for t in model.graph.initializer if tuple(t.dims) == shape]
+    value = numpy_helper.to_array(tensor).copy()
+    want = value[element]
+    value[element] = got = np.float32(want * np.float32(1.001))
+    tensor.CopyFrom(numpy_helper.from_array(value, tensor.name))
+    onnx.save(model, str(out))
+    if partner is not None:  # compared as the sum of both biases
+        other = np.float64(value[partner])
+        want, got = np.float32(want + other), np.float32(got + other)
+    return out, label, where, float(got), float(want)
+
+
+def _target(cell: Cell, layout: str, name: str, part: str):
+    """(initializer shape, element, unit label, source index shown, the other bias's element
+    where the sum is compared) for one part of an export laid out the Keras way (kernel
+    [I, G*H], Keras gate order) or as native nodes (W [1, G*H, I], ONNX order = canonical)."""
+    from harness.model.layouts import GATE_ORDER
+
+    G = cell.gates
+    order = GATE_ORDER["keras" if layout == "keras" else "onnx"][cell]
+    canonical = GATE_ORDER["onnx"][cell]
+
+    def gate(k):  # (label suffix, canonical row) of the column/row k in the export's order
+        letter = order[k // H] if G > 1 else ""
+        row = (canonical.index(letter) if letter else 0) * H + k % H
+        return (f" gate {letter}" if letter else ""), row
+
+    k = {"recurrent": (1 % G) * H + 3, "input": (G - 1) * H + 1}.get(part, 0)
+    if part in ("recurrent", "input"):
+        tensor, other, col = ("R", H, 2) if part == "recurrent" else ("W", I, 1)
+        suffix, row = gate(k)
+        shape, element = (
+            ((other, G * H), (col, k)) if layout == "keras" else ((1, G * H, other), (0, k, col))
+        )
+        return shape, element, f"l0.{tensor}{suffix}", f"l0.{tensor}[0, {row}, {col}]", None
+    if part == "head":
+        keras_head = layout == "keras" or name.startswith("keras")
+        shape, element = ((H, U), (4, 1)) if keras_head else ((U, H), (1, 4))
+        return shape, element, "head.W", "head.W[1, 4]", None
+    if layout == "native":  # B [1, 2*G*H]: Wb then Rb; compared as their sum
+        suffix, row = gate(H + 2)
+        where = f"l0.Wb[0, {row}] + l0.Rb[0, {row}]"
+        return (1, 2 * G * H), (0, H + 2), f"l0.Wb+Rb{suffix}", where, (0, G * H + H + 2)
+    if cell is Cell.GRU:  # Keras's [2, 3H]: the recurrent row's gate z, an addend stored apart
+        return (2, G * H), (1, 2), "l0.Wb+Rb gate z", "l0.Rb[0, 2]", None
+    return (G * H,), (3,), "l0.Wb+Rb", "l0.Wb[0, 3]", None  # SimpleRNN: the sum, stored
+
+
+# ---- a source the reference does not compute: its own arrays, found in the export ------------
+
+
+@pytest.fixture(scope="module")
+def keras_two_sizes(tmp_path_factory):
+    """LSTM(8) -> GRU(5) -> Dense(3): tf2onnx writes an LSTM node and a Loop."""
+    pytest.importorskip("tf2onnx", reason="tf2onnx is not installed")
+    import keras
+
+    from tests import model_files as make
+
+    folder = tmp_path_factory.mktemp("keras-two")
+    keras.utils.set_random_seed(12)
+    x = keras.Input((None, 4), name="x")
+    y = keras.layers.LSTM(8, return_sequences=True, name="first")(x)
+    y = keras.layers.Dense(3, name="head")(keras.layers.GRU(5, name="second")(y))
+    model = keras.Model(x, y)
+    rng = np.random.default_rng(12)
+    for weight in model.weights:
+        weight.assign(rng.uniform(-0.5, 0.5, weight.shape))
+    model.save(folder / "two.keras")
+    return folder / "two.keras", make.export_tf2onnx(model, folder / "two.onnx")
+
+
+@pytest.fixture(scope="module")
+def torch_two_sizes(tmp_path_factory):
+    """nn.LSTM(4, 8) -> nn.GRU(8, 5) -> Linear(5, 3), TorchScript, exported with native nodes
+    the reader cannot stack (two sizes): a black box."""
+    torch = pytest.importorskip("torch", reason="torch is not installed")
+    from tests import model_files as make
+
+    class Two(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = torch.nn.LSTM(4, 8, batch_first=True)
+            self.b = torch.nn.GRU(8, 5, batch_first=True)
+            self.head = torch.nn.Linear(5, 3)
+
+        def forward(self, x):
+            return self.head(self.b(self.a(x)[0])[0][:, -1])
+
+    folder = tmp_path_factory.mktemp("torch-two")
+    torch.manual_seed(12)
+    net = Two().eval()
+    torch.jit.save(torch.jit.script(net), str(folder / "two.pt"))
+    with make.quiet_export():
+        torch.onnx.export(
+            net,
+            (torch.randn(2, 5, 4),),
+            str(folder / "two.onnx"),
+            input_names=["x"],
+            output_names=["out"],
+            opset_version=17,
+            dynamic_axes={"x": {0: "B", 1: "T"}},
+            dynamo=False,
+        )
+    return folder / "two.pt", folder / "two.onnx"
+
+
+def _perturb_element(export, out, shape, element):
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(export))
+    (tensor,) = [t for t in model.graph.initializer if tuple(t.dims) == shape]
+    value = numpy_helper.to_array(tensor).copy()
+    want = value[element]
+    value[element] = got = np.float32(want * np.float32(1.001))
+    tensor.CopyFrom(numpy_helper.from_array(value, tensor.name))
+    onnx.save(model, str(out))
+    return out, float(got), float(want)
+
+
+@pytest.mark.parametrize(
+    "which,shape,element,named",
+    [
+        # the GRU's Keras recurrent_kernel [5, 15] as stored: column 7 is gate r, row 2
+        (
+            "keras",
+            (5, 15),
+            (2, 7),
+            "second/gru_cell/recurrent_kernel gate r: 1 of 25 elements "
+            "differ; at second/gru_cell/recurrent_kernel[2, 7]",
+        ),
+        # the LSTM node's W [1, 32, 4], ONNX order: row 9 is gate o, Keras's column 3 * 8 + 1
+        (
+            "keras",
+            (1, 32, 4),
+            (0, 9, 1),
+            "first/lstm_cell/kernel gate o: 1 of 32 elements "
+            "differ; at first/lstm_cell/kernel[1, 25]",
+        ),
+        # the GRU node's R [1, 15, 5], ONNX order: row 2 is gate z, torch's row 5 + 2
+        (
+            "torch",
+            (1, 15, 5),
+            (0, 2, 3),
+            "b.weight_hh_l0 gate z: 1 of 25 elements differ; at b.weight_hh_l0[7, 3]",
+        ),
+        ("torch", (3, 5), (1, 4), "head.weight: 1 of 15 elements differ; at head.weight[1, 4]"),
+    ],
+    ids=["keras-gru-R", "keras-lstm-W", "torch-gru-R", "torch-head"],
+)
+def test_a_running_sources_own_arrays_are_found_and_a_changed_one_named(
+    which, shape, element, named, request, tmp_path, capsys
+):
+    """Layers of two sizes: the reference cannot compute the source, which runs as it is;
+    its Keras layer.weights or torch state_dict are found in the export gate by gate (LSTM
+    4 + 4 + 4, GRU 3 + 3 + 2 + 2, the head's 2: 24 weights)."""
+    source, export = request.getfixturevalue(f"{which}_two_sizes")
+    assert _against(source, export) == 0, capsys.readouterr()
+    assert "passed: 24 of 24 weights matched" in capsys.readouterr().out
+    bad, got, want = _perturb_element(export, tmp_path / "bad.onnx", shape, element)
+    assert _against(source, bad) == 1
+    line = next(x for x in capsys.readouterr().err.splitlines() if x.startswith("FAIL "))
+    assert f": weights {named}: {got:.9g} in the export" in line, line
+    assert f" vs {want:.9g} in the source" in line, line

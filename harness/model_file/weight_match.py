@@ -32,8 +32,10 @@ LISTED = 4  # units named per kind in the note
 
 
 def source_units(source) -> list[Unit]:
-    """The units of a source: a ModelFile's canonical weights, or the raw arrays of a Keras or
-    torch runtime (a source the reference does not compute)."""
+    """The units of a source: a ModelFile's canonical weights, the raw arrays of a Keras or
+    torch runtime (a source the reference does not compute), or units already made."""
+    if isinstance(source, list):
+        return source
     weights = getattr(source, "weights", None)
     if weights is not None and hasattr(weights, "spec"):
         return canonical_units(weights)
