@@ -259,6 +259,32 @@ def test_weights_inside_a_loop_body_and_folded_constants_are_found():
     assert "(W (folded from a constant subgraph)[0, 6])" in message, message
 
 
+@pytest.mark.parametrize(
+    "dims,words",
+    [((5, 4), "does not hold what its dims declare"), ((10**9, 10**6), "over the memory budget")],
+)
+def test_a_tensor_that_lies_about_its_size_is_refused_before_allocating(dims, words):
+    """A file's tensor declaring more than it holds is one line naming it; one declaring more
+    than the memory budget is Refused before anything of that size is made."""
+    pytest.importorskip("onnx", reason="onnx is not installed")
+    from onnx import TensorProto, helper, numpy_helper
+
+    from harness.model.protocol import NotSupported
+    from harness.model_file.stored import stored_tensors
+
+    tensor = numpy_helper.from_array(np.ones((4, 4), np.float32), "W")
+    tensor.dims[:] = dims
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["W"], ["y"])],
+        "g",
+        [],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [tensor],
+    )
+    with pytest.raises(NotSupported, match=words):
+        stored_tensors(helper.make_model(graph), "bad.onnx")
+
+
 # ---- real exports, through `rnnbench parity --model SOURCE --against EXPORT` -----------------
 
 U = 3  # head units: with I = 5 and H = 8, every tensor of an export has a shape of its own

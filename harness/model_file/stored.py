@@ -13,6 +13,7 @@ import dataclasses
 
 import numpy as np
 
+from harness.model.protocol import NotSupported
 from harness.model_file import limits
 
 FLOAT_TYPES = {1: 4, 10: 2, 11: 8, 16: 2}  # ONNX float, float16, double, bfloat16: item bytes
@@ -29,7 +30,7 @@ def stored_tensors(model, path="the file") -> list[StoredTensor]:
     protos = list(_protos(model.graph, ""))
     total = sum(limits.elements_bytes(t.dims, FLOAT_TYPES[t.data_type]) for _, t in protos)
     limits.require(total, f"the floating-point tensors of {path} ({len(protos)} of them)")
-    return [StoredTensor(name, _array(t)) for name, t in protos]
+    return [StoredTensor(name, _array(t, name, path)) for name, t in protos]
 
 
 def _protos(graph, where: str):
@@ -83,7 +84,13 @@ def _names_read(graph) -> set[str]:
     return names
 
 
-def _array(tensor) -> np.ndarray:
+def _array(tensor, name: str, path) -> np.ndarray:
     from onnx import numpy_helper
 
-    return np.asarray(numpy_helper.to_array(tensor))
+    try:
+        return np.asarray(numpy_helper.to_array(tensor))
+    except (ValueError, TypeError) as exc:  # data that does not fill its declared dims
+        raise NotSupported(
+            f"{path}: tensor {name!r} {list(tensor.dims)} does not hold what its dims declare "
+            f"({str(exc).splitlines()[0][:120]}): allowed a well-formed ONNX file"
+        ) from None

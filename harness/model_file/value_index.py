@@ -23,7 +23,7 @@ from harness.model_file import limits
 
 ANCHORS = 16  # elements of a block looked up
 PROBES = 64  # elements examined to choose them
-RARE = 32  # a value found more often than this is too common to place a block by
+RARE = 32  # a value found more often is common: other elements of the block are probed
 MAX_HITS = 4096  # anchor hits followed per block at most
 VERIFY = 8  # candidate placements checked element by element
 BITS = {"float64": 53, "float32": 24, "float16": 11, "bfloat16": 8}  # significand precision
@@ -159,7 +159,8 @@ class _Group:
 
     def _anchors(self, flat: np.ndarray):
         """(positions in the block, first index in the sorted values, hits) of up to ANCHORS
-        elements spread over the block whose values are rare among the stored ones."""
+        elements spread over the block, the rarest among the stored values first, their hits
+        MAX_HITS at most."""
         probes = np.unique(np.linspace(0, flat.size - 1, min(flat.size, PROBES)).astype(np.int64))
         left, count = self._lookup(flat[probes])
         if np.count_nonzero((count >= 1) & (count <= RARE)) < 4 and flat.size > probes.size:
@@ -171,13 +172,11 @@ class _Group:
                 probes = np.unique(probes)
                 left, count = self._lookup(flat[probes])
         spread = np.random.default_rng(0).permutation(probes.size)  # fixed: a run repeats
-        rare = spread[(count[spread] >= 1) & (count[spread] <= RARE)][:ANCHORS]
-        if not rare.size:  # only common values: the least common, while their hits stay few
-            seen = spread[count[spread] >= 1]
-            seen = seen[np.argsort(count[seen], kind="stable")]
-            within = np.cumsum(np.minimum(count[seen], MAX_HITS)) <= MAX_HITS
-            rare = seen[: max(1, int(within.sum()))][:ANCHORS]
-        return probes[rare], left[rare], np.minimum(count[rare], MAX_HITS)
+        seen = spread[count[spread] >= 1]
+        seen = seen[np.argsort(count[seen], kind="stable")]  # the rarest first, spread out
+        within = np.cumsum(np.minimum(count[seen], MAX_HITS)) <= MAX_HITS
+        chosen = seen[: max(1, int(within.sum()))][:ANCHORS]
+        return probes[chosen], left[chosen], np.minimum(count[chosen], MAX_HITS)
 
     def _lookup(self, values: np.ndarray):
         values = np.where(np.isfinite(values), values, np.nan)  # NaN: never a match
