@@ -414,8 +414,8 @@ def _target(cell: Cell, layout: str, name: str, part: str):
         )
         return shape, element, f"l0.{tensor}{suffix}", f"l0.{tensor}[0, {row}, {col}]", None
     if part == "head":
-        keras_head = layout == "keras" or name.startswith("keras")
-        shape, element = ((H, U), (4, 1)) if keras_head else ((U, H), (1, 4))
+        # a Keras Dense kernel [H, U] (a MatMul's), a torch Linear's weight [U, H] (a Gemm's)
+        shape, element = ((H, U), (4, 1)) if name.startswith("keras") else ((U, H), (1, 4))
         return shape, element, "head.W", "head.W[1, 4]", None
     if layout == "native":  # B [1, 2*G*H]: Wb then Rb; compared as their sum
         suffix, row = gate(H + 2)
