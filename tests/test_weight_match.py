@@ -285,6 +285,26 @@ def test_a_tensor_that_lies_about_its_size_is_refused_before_allocating(dims, wo
         stored_tensors(helper.make_model(graph), "bad.onnx")
 
 
+def test_a_model_files_embedding_table_is_one_more_weight():
+    """A source whose front end looks tokens up in an embedding table: the table is found too
+    (here stored as an ONNX Gather's data), and a changed row is named."""
+    from types import SimpleNamespace
+
+    from harness.model_file.weight_match import source_units
+
+    weights = _gru_weights()
+    table = np.random.default_rng(9).standard_normal((50, I)).astype(np.float32)
+    front = SimpleNamespace(table=table, layers=("tokens",))
+    units = source_units(SimpleNamespace(weights=weights, front=front))
+    stored = [(n, np.asarray(weights[n][0])) for n in ("l0.W", "l0.R")]
+    stored += [("B", np.concatenate([weights["l0.Wb"][0], weights["l0.Rb"][0]]))]
+    assert _matched(units, stored + [("gather", table)]).summary == "11 of 11 weights matched"
+    bad = table.copy()
+    bad[31, 2] *= np.float32(1.001)
+    message = _first_failure(_matched(units, stored + [("gather", bad)]))
+    assert "weights tokens table: 1 of 250 elements differ; at tokens table[31, 2]" in message
+
+
 # ---- real exports, through `rnnbench parity --model SOURCE --against EXPORT` -----------------
 
 U = 3  # head units: with I = 5 and H = 8, every tensor of an export has a shape of its own

@@ -24,7 +24,13 @@ import math
 import numpy as np
 
 from harness.model_file.value_index import BITS, ValueIndex, as_2d, coarser
-from harness.model_file.weight_blocks import Unit, canonical_units, keras_units, torch_units
+from harness.model_file.weight_blocks import (
+    Unit,
+    canonical_units,
+    keras_units,
+    torch_units,
+    whole,
+)
 from harness.parity.checks import TOLERANCES, Comparison
 
 SHOWN = 3  # differing elements named per weight
@@ -32,13 +38,19 @@ LISTED = 4  # units named per kind in the note
 
 
 def source_units(source) -> list[Unit]:
-    """The units of a source: a ModelFile's canonical weights, the raw arrays of a Keras or
-    torch runtime (a source the reference does not compute), or units already made."""
+    """The units of a source: a ModelFile's canonical weights (and the embedding table its
+    front end looks tokens up in), the raw arrays of a Keras or torch runtime (a source the
+    reference does not compute), or units already made."""
     if isinstance(source, list):
         return source
     weights = getattr(source, "weights", None)
     if weights is not None and hasattr(weights, "spec"):
-        return canonical_units(weights)
+        units = canonical_units(weights)
+        front = getattr(source, "front", None)  # an embedding looked up before the recurrence
+        table = getattr(front, "table", None)
+        if table is not None:
+            units.append(whole(f"{(front.layers or ('embedding',))[0]} table", table))
+        return units
     if getattr(source, "kind", "") == "keras":
         return keras_units(source.model)
     return torch_units(source.module)
