@@ -24,6 +24,11 @@ def _keras():
     pytest.importorskip("tf2onnx", reason="tf2onnx is not installed")
 
 
+def _status(row: str) -> str:
+    """A table row's status: the word after its share of tolerance."""
+    return row.split("%", 1)[1].split()[0].rstrip(":")
+
+
 def _against(source, export, *extra):
     return main(
         ["parity", "--model", str(source), "--against", str(export), "--backends", "numpy", *extra]
@@ -53,9 +58,9 @@ def test_a_faithful_native_export_passes(torch_pair, tmp_path, capsys):
     record = tmp_path / "r.json"
     assert _against(source, export, "--json", str(record)) == 0, capsys.readouterr()
     out = capsys.readouterr().out
-    for role in ("model-file", "export-file"):
-        row = next(line for line in out.splitlines() if line.startswith(role))
-        assert row.rstrip().endswith("passed"), out
+    rows = [line for line in out.splitlines() if line.startswith(("model-file", "export-file"))]
+    assert len(rows) == 3 and all(_status(row) == "passed" for row in rows), out
+    assert "file weights" in rows[1] and "passed: 22 of 22 weights matched" in rows[1], out
     doc = json.loads(record.read_text())
     assert doc["passed"] is True and doc["against"] == str(export)
     export_rows = [r for r in doc["results"] if r["backend"] == "export-file"]
@@ -72,7 +77,8 @@ def test_a_perturbed_native_export_fails_naming_the_tensor(which, torch_pair, ca
     err = capsys.readouterr().err
     line = next(x for x in err.splitlines() if x.startswith("FAIL export-file"))
     tensor = "R" if which == "one-R" else "W"
-    assert f"weights l0.{tensor}: at index (" in line and " vs reference " in line, err
+    assert f"weights l0.{tensor} gate " in line and " elements differ; at l0." in line, err
+    assert " in the export vs " in line and " in the source" in line, err
 
 
 def test_a_faithful_loop_export_passes(keras_pair, capsys):
@@ -80,8 +86,9 @@ def test_a_faithful_loop_export_passes(keras_pair, capsys):
     assert _against(source, export) == 0, capsys.readouterr()
     out = capsys.readouterr().out
     assert "against: gru.onnx (black box: " in out and "its recurrence is a Loop" in out
-    row = next(line for line in out.splitlines() if line.startswith("export-file"))
-    assert row.rstrip().endswith("passed"), out
+    rows = [line for line in out.splitlines() if line.startswith("export-file")]
+    assert [_status(row) for row in rows] == ["passed", "passed"], out
+    assert "file weights" in rows[0] and "10 of 10 weights matched" in rows[0], out
 
 
 @pytest.mark.parametrize("which", ["one-R", "all-W"])
@@ -189,11 +196,19 @@ def test_flags_that_do_not_apply_are_refused(argv, words, capsys):
     assert err.count("\n") == 1 and words in err, err
 
 
-def test_inputs_are_refused_for_a_model_that_is_not_onnx(torch_pair, tmp_path, capsys):
-    source, _, _ = torch_pair
+def test_inputs_work_for_a_torch_source_and_its_export(torch_pair, tmp_path, capsys):
+    import numpy as np
+
+    source, export, _ = torch_pair
+    x = np.random.default_rng(5).standard_normal((3, 17, 4)).astype(np.float32)  # [B, T, I]
+    np.savez(tmp_path / "x.npz", x=x)
+    argv = ["--inputs", str(tmp_path / "x.npz")]
+    assert _against(source, export, *argv) == 0, capsys.readouterr()
+    out = capsys.readouterr().out
+    assert out.count("passed") >= 2
     (tmp_path / "d").mkdir()
     assert main(["parity", "--model", str(source), "--inputs", str(tmp_path / "d")]) == 2
-    assert "--model is not ONNX" in capsys.readouterr().err
+    assert "holds no input_*.pb" in capsys.readouterr().err
 
 
 def test_training_parity_on_the_files_own_model_is_opt_in(torch_pair, capsys):
@@ -274,7 +289,7 @@ def test_a_source_the_reference_cannot_compute_is_checked_as_it_runs(tmp_path, c
     assert "stacks layers of [8, 5] units" in capsys.readouterr().err
     assert _against(source, export) == 0, capsys.readouterr()
     out = capsys.readouterr().out
-    assert "not a model the reference computes" in out and "weights not compared" in out, out
+    assert "not a model the reference computes" in out and "found in the export" in out, out
     bad = make.perturb_onnx(export, tmp_path / "bad.onnx", "all-W")
     assert _against(source, bad) == 1
     assert "~source" in capsys.readouterr().err

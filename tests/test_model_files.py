@@ -167,7 +167,7 @@ def test_keras_forms_are_read_and_pass(form, suffix, tmp_path, capsys):
     [
         (
             lambda k: k.Sequential([k.Input((None, 3)), k.layers.Conv1D(4, 2), k.layers.GRU(5)]),
-            "is a Conv1D: allowed SimpleRNN, LSTM, GRU",
+            "is a Conv1D: allowed an Embedding or Masking first, SimpleRNN, LSTM, GRU",
         ),
         (
             lambda k: k.Sequential([k.Input((None, 3)), k.layers.SimpleRNN(5, activation="relu")]),

@@ -51,7 +51,11 @@ def test_exported_files_read_back_and_check(exporter, tmp_path):
             total, weights[f"l{layer}.Wb"] + weights[f"l{layer}.Rb"], atol=1e-6
         )
     check = check_file(path)
-    if exporter == "dynamo":  # pytorch#191855: the bidirectional LSTM's Reshape keeps T=5
+    if exporter == "dynamo" and imported.T is not None:
+        # torch may specialise T in the same process after another dynamo export: the file
+        # then declares T=5 and is checked there only
+        assert {t for t, _ in check.sizes} == {imported.T}, check.sizes
+    elif exporter == "dynamo":  # pytorch#191855: the bidirectional LSTM's Reshape keeps T=5
         assert check.status == "failed", check
         assert "is right only at T=5: the graph bakes that sequence size in" in check.reason, (
             check.reason

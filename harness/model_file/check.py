@@ -38,9 +38,12 @@ class RuntimeCheck:
     sizes: list[tuple[int, int]] = dataclasses.field(default_factory=list)
     unmatched: list[str] = dataclasses.field(default_factory=list)
     budget: str = ""  # the error budget at the longest size, where it grew
+    summary: str = ""  # a weights check's: "k of n weights matched", and what was not located
 
     @property
     def note(self) -> str:
+        if self.summary:
+            return self.summary
         text = f"{self.label} at (T, B) " + ", ".join(map(str, self.sizes))
         if self.budget:
             text += f"; {self.budget}"
@@ -171,9 +174,10 @@ def _failure(role: str, message: str) -> Comparison:
 def check_weights(role, runtime, model) -> RuntimeCheck:
     """An export with native nodes holds weights: each must equal the source's (an exporter
     copies them; a tensor off by 1e-2 may move the outputs by less than float32 noise, but not
-    the weights). Parameters that enter only as a sum (Wb + Rb, except the canonical GRU's
-    candidate gate, where the reset gate multiplies Rb) are compared as that sum."""
-    from harness.parity.checks import compare
+    the weights), compared gate by gate. Parameters that enter only as a sum (Wb + Rb, except
+    the canonical GRU's candidate gate, where the reset gate multiplies Rb) are compared as
+    that sum."""
+    from harness.model_file.weight_match import compare_read
 
     exported = runtime.imported
     if (
@@ -186,32 +190,12 @@ def check_weights(role, runtime, model) -> RuntimeCheck:
             f"where the source is {_shape(model.spec, model.direction)}"
         )
         failure = Comparison(f"{role}: model", False, math.nan, math.nan, 0.0, 0.0, message)
-        return RuntimeCheck(role, runtime.label, "failed", message, [failure])
-    want, got = effective(model.weights), effective(exported.weights)
-    dtype = model.spec.dtype
-    comparisons = [
-        compare(f"{role}: weights {name}", want[name], np.asarray(got[name], dtype), dtype)
-        for name in want
-    ]
-    return judged(RuntimeCheck(role, runtime.label, "passed", "", comparisons))
-
-
-def effective(weights) -> dict[str, np.ndarray]:
-    """The parameters the model's outputs depend on, each once: W, R, P, the head, and the
-    biases summed where only their sum enters."""
-    spec = weights.spec
-    H, out = spec.hidden_size, {}
-    for name, value in weights.items():
-        if not name.endswith(("Wb", "Rb")):
-            out[name] = np.asarray(value, np.float64)
-    for layer in range(spec.num_layers):
-        Wb, Rb = (np.asarray(weights[f"l{layer}.{k}"], np.float64) for k in ("Wb", "Rb"))
-        if spec.cell.value == "gru" and spec.linear_before_reset:
-            out[f"l{layer}.Wb+Rb (z, r)"] = (Wb + Rb)[:, : 2 * H]
-            out[f"l{layer}.Wb (h)"], out[f"l{layer}.Rb (h)"] = Wb[:, 2 * H :], Rb[:, 2 * H :]
-        else:
-            out[f"l{layer}.Wb+Rb"] = Wb + Rb
-    return out
+        summary = "weights not compared: another model"
+        return RuntimeCheck(role, runtime.label, "failed", message, [failure], summary=summary)
+    comparisons = compare_read(role, model.weights, exported.weights)
+    matched = sum(c.passed for c in comparisons)
+    summary = f"{matched} of {len(comparisons)} weights matched"
+    return judged(RuntimeCheck(role, runtime.label, "passed", "", comparisons, summary=summary))
 
 
 def _shape(spec, direction) -> str:

@@ -151,6 +151,12 @@ def read_onnx(path, given: dict[str, np.ndarray] | None = None) -> ImportedModel
     )
 
 
+def folded_values(model) -> dict[str, np.ndarray]:
+    """Every value of the main graph computable from its stored values alone (a constant
+    subgraph: Transpose, Slice, Concat of initializers), evaluated as read_onnx folds them."""
+    return _Values(model, {}, "the file")._fold()
+
+
 class _Values:
     """A node input's value: stored in the file, given for a graph input, or folded from a
     constant subgraph; refused, naming where it comes from, when it is none of these."""

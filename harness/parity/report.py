@@ -45,8 +45,11 @@ def summarize(results: Iterable[BackendResult]) -> list[dict[str, Any]]:
             row["cases"] += 1
             continue
         for c in result.comparisons:
-            key = (result.backend, cell, dtype, quantity_group(c.quantity))
-            row = rows.setdefault(key, _row(key, "passed", ""))
+            group = quantity_group(c.quantity)
+            key = (result.backend, cell, dtype, group)
+            # a weights check's note ("k of n weights matched") is its row's, passed or not
+            note = result.reason if group == "file weights" else ""
+            row = rows.setdefault(key, _row(key, "passed", note))
             row["cases"] += 1
             row["max_abs"] = max(row["max_abs"], c.max_abs)
             row["max_rel"] = max(row["max_rel"], c.max_rel)
@@ -54,8 +57,9 @@ def summarize(results: Iterable[BackendResult]) -> list[dict[str, Any]]:
             share = c.max_abs / c.atol if c.atol > 0 else (0.0 if c.max_abs == 0 else math.inf)
             row["worst_of_tolerance"] = max(row["worst_of_tolerance"], share)
             row["rtol"] = c.rtol
-            if not c.passed:
-                row["status"], row["reason"] = "FAILED", f"{result.case}: {c.message}"
+            if not c.passed and row["status"] == "passed":
+                first = f"{result.case}: {c.message}"
+                row["status"], row["reason"] = "FAILED", f"{note}; {first}" if note else first
     backends = list(dict.fromkeys(key[0] for key in rows))
     order = ("file runs", "file weights", "file outputs", "y", "h_n", "c_n", "head")
     order += ("grad weights", "grad inputs", "-")
@@ -106,7 +110,7 @@ def table_cells(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]
             return "-" if row["quantity"] == "-" else f"{value:.1e}"
         if col == "worst_of_tolerance":
             return "-" if row["quantity"] == "-" else f"{value:.0%}"
-        if col == "status" and row["reason"] and row["status"] != "passed":
+        if col == "status" and row["reason"]:  # a passed row's: a weights check's note
             return f"{value}: {row['reason']}"
         return str(value)
 
