@@ -40,11 +40,7 @@ def read(path):
     """(spec, canonical weights, runtime, notes) of an ExportedProgram the reference computes."""
     program = open_program(path)
     graph = program.graph
-    params = {
-        **program.graph_signature.inputs_to_parameters,
-        **program.graph_signature.inputs_to_buffers,
-    }
-    state = {k: v.detach().cpu() for k, v in program.state_dict.items()}
+    stored = _stored(program, path)
     calls = [n for n in graph.nodes if n.op == "call_function"]
     ops = {aten_op(n.target) for n in calls}
     rnn_calls = [n for n in calls if aten_op(n.target) in OPS]
@@ -60,7 +56,12 @@ def read(path):
         cell, bidirectional = kind, bool(bi)
         batch_first = bf if batch_first is None else batch_first
         # aten's flat parameter list: per layer, per direction, w_ih, w_hh (, b_ih, b_hh)
-        tensors = iter(state[params.get(w.name, w.name)] for w in weights)
+        per_direction = 4 if has_biases else 2
+        if len(weights) != n_layers * (2 if bi else 1) * per_direction:
+            raise NotSupported(
+                f"{path}: its {call.target} takes {len(weights)} weights for {n_layers} layers"
+            )
+        tensors = iter([stored(w, call) for w in weights])
         for k in range(n_layers):
             for suffix in ("", "_reverse")[: 2 if bi else 1]:
                 names = ("weight_ih", "weight_hh") + (("bias_ih", "bias_hh") if has_biases else ())
@@ -77,7 +78,7 @@ def read(path):
             f"{path} stacks layers of {sizes} units: allowed one size (an export of it is "
             "checked against it as it runs: --against EXPORT)"
         )
-    head = _head(calls, ops, state, params, named, path)
+    head = _head(calls, ops, stored, named, path)
     w_hh = named["rnn.weight_hh_l0"]
     dtype = {torch.float32: "float32", torch.float64: "float64"}.get(w_hh.dtype)
     if dtype is None:
@@ -96,8 +97,43 @@ def read(path):
         spec, {k: v.to(getattr(torch, dtype)) for k, v in named.items()}
     )
     T, B = _exported_sizes(program, spec.batch_first)
-    runtime = TorchRuntime(str(path), "exported-program", program.module(), spec.batch_first, T, B)
+    module = _module(program, path)
+    runtime = TorchRuntime(str(path), "exported-program", module, spec.batch_first, T, B)
     return spec, weights, runtime, ["read from the ExportedProgram's recurrent ops"]
+
+
+def _stored(program, path):
+    """stored(node, call): the tensor a parameter, buffer or constant input of the graph holds;
+    a weight computed in the graph is refused naming where it comes from."""
+    signature = program.graph_signature
+    names = {
+        **signature.inputs_to_parameters,
+        **signature.inputs_to_buffers,
+        **signature.inputs_to_lifted_tensor_constants,
+    }
+    tensors = {**program.state_dict, **program.constants}
+
+    def stored(node, call):
+        name = names.get(getattr(node, "name", None))
+        if name not in tensors or not isinstance(tensors[name], torch.Tensor):
+            source = f"{node.op} {node.name}" if hasattr(node, "op") else repr(node)
+            raise NotSupported(
+                f"{path}: a weight of its {call.target} comes from {source}: allowed "
+                "parameters, buffers or constants of the program"
+            )
+        return tensors[name].detach().cpu()
+
+    return stored
+
+
+def _module(program, path):
+    """The program as a module that runs (torch writes and compiles its forward from the checked
+    graph: identifiers, aten ops and constants only)."""
+    try:
+        return program.module()
+    except Exception as exc:
+        problem = short(exc)
+        raise NotSupported(f"{path}: torch cannot make its program a module ({problem})") from None
 
 
 def _require_zero_states(rnn_calls, path) -> None:
@@ -116,7 +152,7 @@ def _require_zero_states(rnn_calls, path) -> None:
                 )
 
 
-def _head(calls, ops, state, params, named, path) -> Head | None:
+def _head(calls, ops, stored, named, path) -> Head | None:
     """One aten.linear is the head (its weights put in `named`), softmax where the graph
     takes one."""
     linears = [n for n in calls if str(n.target) == "aten.linear.default"]
@@ -125,11 +161,9 @@ def _head(calls, ops, state, params, named, path) -> Head | None:
     if not linears:
         return None
     weight, bias = (linears[0].args + (None,))[1:3]
-    named["head.weight"] = state[params.get(weight.name, weight.name)]
+    named["head.weight"] = stored(weight, linears[0])
     named["head.bias"] = (
-        state[params.get(bias.name, bias.name)]
-        if bias is not None
-        else torch.zeros(named["head.weight"].shape[0])
+        stored(bias, linears[0]) if bias is not None else torch.zeros(named["head.weight"].shape[0])
     )
     softmax = "softmax" in ops or "_softmax" in ops
     return Head(int(named["head.weight"].shape[0]), "softmax" if softmax else "none")
@@ -151,7 +185,7 @@ def runtime(path):
     dtype = str(x.meta["val"].dtype).removeprefix("torch.")
     t_axis = 1 if batch_first else 0  # a static size is an int, a dynamic one a SymInt
     T, B = (shape[a] if isinstance(shape[a], int) else None for a in (t_axis, 1 - t_axis))
-    module = program.module()
+    module = _module(program, path)
     runtime = TorchRuntime(
         str(path), "exported-program", module, bool(batch_first), T, B, x.meta["val"].dtype
     )
