@@ -88,7 +88,7 @@ class Pt2Archive:
         try:
             self._zip = zipfile.ZipFile(self.path)
             infos = self._zip.infolist()
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
             raise NotAnArchive(f"not a zip archive ({exc})") from None
         names = [info.filename for info in infos]
         if LEGACY in names:
@@ -179,7 +179,14 @@ class Pt2Archive:
                     out[got : got + len(chunk)] = chunk
                     got += len(chunk)
                 beyond = handle.read(1)
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
+        except (
+            zipfile.BadZipFile,
+            zlib.error,
+            EOFError,
+            OSError,
+            ValueError,
+            NotImplementedError,
+        ) as exc:
             raise Refused(f"{what} does not hold what its header says ({exc}): refused") from None
         if got != size or beyond:
             raise Refused(f"{what} does not hold the {size} bytes its header says: refused")
@@ -274,7 +281,7 @@ def _member_count(path: str) -> int:
         with open(path, "rb") as handle:
             # zipfile's own reader of the record (zip64 included); private, stable since 2.x
             end = zipfile._EndRecData(handle)
-    except OSError as exc:
+    except (OSError, zipfile.BadZipFile, ValueError) as exc:
         raise NotAnArchive(str(exc)) from None
     if end is None:
         raise NotAnArchive("not a zip archive")

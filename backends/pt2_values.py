@@ -251,7 +251,7 @@ class Values:
     def tensor_meta(self, value, what: str) -> dict:
         if not isinstance(value, dict):
             raise self._unread(f"{what} has no tensor description")
-        if value.get("dtype") not in DTYPES or type(value.get("dtype")) is not int:
+        if type(value.get("dtype")) is not int or value["dtype"] not in DTYPES:
             raise self._unread(f"{what}: dtype {shown(value.get('dtype'))} is not read")
         if value.get("layout") != STRIDED:
             raise self._unread(f"{what}: layout {shown(value.get('layout'))}: allowed strided")
@@ -290,9 +290,9 @@ class Values:
         if kind in ("as_ints", "as_bools", "as_floats"):
             check = scalars[kind[:-1]]
             return {kind: [check(v, what) for v in self.listed(inner, what)]}
-        if kind == "as_scalar_type" and inner in DTYPES and type(inner) is int:
+        if kind == "as_scalar_type" and type(inner) is int and inner in DTYPES:
             return {kind: inner}
-        if kind == "as_memory_format" and inner in MEMORY_FORMATS and type(inner) is int:
+        if kind == "as_memory_format" and type(inner) is int and inner in MEMORY_FORMATS:
             return {kind: inner}
         if kind == "as_layout" and inner == STRIDED:
             return {kind: inner}

@@ -103,6 +103,17 @@ def test_the_payloads_run_under_torch_export_load(made, case, tmp_path):
     assert marker.exists()
 
 
+def test_a_damaged_archive_is_one_line(made, tmp_path, capsys):
+    data = bytearray(made.genuine.read_bytes())
+    central = int.from_bytes(data[-6:-2], "little")  # where the end record says it starts
+    data[central : central + 4] = b"PK\x01\x03"
+    damaged = tmp_path / "damaged.pt2"
+    damaged.write_bytes(bytes(data))
+    assert main(["parity", "--model", str(damaged)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a damaged zip archive" in err, err
+
+
 def _refused_alone(net, x, tmp_path, capsys) -> str:
     path = tmp_path / "model.pt2"
     torch.export.save(torch.export.export(net, (x,)), str(path))
