@@ -43,8 +43,10 @@ def rebuild(clean: dict, state_dict: dict, constants: dict):
     Calls ExportedProgramDeserializer.deserialize (torch/_export/serde/serialize.py), which
     unpickles only through deserialize_torch_artifact: given dicts for the state dict and
     constants it returns them as they are, and example_inputs=None skips the one call that would
-    unpickle the example inputs. What else it would evaluate, resolve or compile is checked by
-    checked_program (this module's docstring)."""
+    unpickle the example inputs. Without example inputs, ExportedProgram.module() generates no
+    guards function (the exec of guards code, torch/export/_unlift.py); the input shapes are
+    still checked by the module's pre-hook. What else torch would evaluate, resolve or compile
+    is checked by checked_program (this module's docstring)."""
     from torch._export.serde import schema
     from torch._export.serde.serialize import ExportedProgramDeserializer, _dict_to_dataclass
 
