@@ -35,7 +35,7 @@ from harness.model.protocol import NotSupported
 from harness.model_file import limits
 from harness.model_file.limits import Refused
 
-MAX_MEMBERS = 100_000
+MAX_MEMBERS = 20_000  # a .pt2 holds a member per stored tensor, and a dozen more
 MAX_NAME = 512
 MAX_JSON = 256 * 2**20  # one program's serialized graph; a real one is kilobytes
 MAX_TEXT = 64  # archive_format, archive_version, byteorder
@@ -90,6 +90,14 @@ class Pt2Archive:
             infos = self._zip.infolist()
         except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
             raise NotAnArchive(f"not a zip archive ({exc})") from None
+        try:
+            self._check(infos)
+        except BaseException:
+            self._zip.close()
+            raise
+
+    def _check(self, infos) -> None:
+        """Which members the archive holds, each checked; the one program it holds."""
         names = [info.filename for info in infos]
         if LEGACY in names:
             raise Refused(
@@ -118,6 +126,12 @@ class Pt2Archive:
                 f"{self.path} holds {len(models)} exported programs (models/*.json): allowed one"
             )
         self.model = models[0]
+
+    def __enter__(self) -> Pt2Archive:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._zip.close()
 
     def _check_sizes(self) -> None:
         total = compressed = 0

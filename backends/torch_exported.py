@@ -25,9 +25,9 @@ from harness.model.spec import Head, ModelSpec
 def open_program(path):
     """The file's ExportedProgram, rebuilt once every member it needs and every op it calls
     is checked. NotAnArchive where the file is no .pt2."""
-    archive = Pt2Archive(path)
-    clean, targets = checked_program(archive.json(f"models/{archive.model}.json"), str(path))
-    weights, constants = archive.tensors("weights"), archive.tensors("constants")
+    with Pt2Archive(path) as archive:
+        clean, targets = checked_program(archive.json(f"models/{archive.model}.json"), str(path))
+        weights, constants = archive.tensors("weights"), archive.tensors("constants")
     refuse_ops({aten_op(t) for t in targets}, path)
     refuse_unread(targets, path)
     try:

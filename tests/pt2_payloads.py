@@ -150,6 +150,12 @@ def tamper(genuine, out, case: str, marker, bomb: bytes = b"") -> Path:
         files[weight] = Entry(zlib.compress(files[weight])[2:-4], zipfile.ZIP_DEFLATED, 2**32 - 2)
     elif case == "absurd-name":
         files["../../outside"] = b"x"
+    elif case == "member-count":  # the end record declares 60000 members; the file holds 20
+        written = write_zip(out, {f"{root}/{name}": data for name, data in files.items()})
+        data = bytearray(written.read_bytes())
+        data[-14:-10] = struct.pack("<2H", 60_000, 60_000)
+        written.write_bytes(bytes(data))
+        return written
     else:
         raise ValueError(case)
     files["models/model.json"] = json.dumps(program).encode()
@@ -179,5 +185,6 @@ CASES = {
     "lying-header": ("data/weights/weight_0", "does not hold what its header says"),
     "declared-beyond-deflate": ("data/weights/weight_0", "more than its compressed bytes"),
     "absurd-name": ("../../outside", "allowed names"),
+    "member-count": ("has 60000 members", "allowed at most 20000"),
     "legacy-format": ("serialized_state_dict.pt", "never unpickled"),
 }
