@@ -179,25 +179,34 @@ def runtime(path):
         raise NotSupported(f"{path}: its graph calls no aten.lstm, aten.gru or aten.rnn_tanh")
     first = rnn_calls[0]
     _x, _hx, _weights, _biases, _n_layers, _drop, _train, bi, batch_first = first.args[:9]
-    (first_input, *_) = program.graph_signature.user_inputs
-    x = next(n for n in program.graph.nodes if n.op == "placeholder" and n.name == first_input)
-    shape = x.meta["val"].shape
-    dtype = str(x.meta["val"].dtype).removeprefix("torch.")
+    x = _sequence_input(program, path)
+    shape = x.shape
     t_axis = 1 if batch_first else 0  # a static size is an int, a dynamic one a SymInt
     T, B = (shape[a] if isinstance(shape[a], int) else None for a in (t_axis, 1 - t_axis))
     module = _module(program, path)
-    runtime = TorchRuntime(
-        str(path), "exported-program", module, bool(batch_first), T, B, x.meta["val"].dtype
-    )
+    runtime = TorchRuntime(str(path), "exported-program", module, bool(batch_first), T, B, x.dtype)
     about = {
         "cell": OPS[aten_op(first.target)].value,
         "layers": sum(int(c.args[4]) for c in rnn_calls),
         "directions": 2 if bi else 1,
-        "dtype": dtype,
+        "dtype": str(x.dtype).removeprefix("torch."),
         "input_size": int(shape[-1]),
         "batch_first": bool(batch_first),
     }
     return runtime, about
+
+
+def _sequence_input(program, path):
+    """The (fake) tensor the program's one input is: a sequence [T, B, I] or [B, T, I]."""
+    user = program.graph_signature.user_inputs
+    inputs = [n for n in program.graph.nodes if n.op == "placeholder" and n.name in user]
+    value = inputs[0].meta.get("val") if len(inputs) == 1 else None
+    if len(getattr(value, "shape", ())) != 3:
+        raise NotSupported(
+            f"{path}: its program takes {len(inputs)} input(s), not one 3-D sequence: allowed "
+            "one [T, B, I] or [B, T, I] tensor"
+        )
+    return value
 
 
 def _exported_sizes(program, batch_first: bool):

@@ -9,11 +9,12 @@ head is one nn.Linear on the last layer's final states, with a softmax where the
 one. That reading is a claim the parity check then tests: the file is run and each of its
 outputs compared with the NumPy reference on the weights read here.
 
-Nothing a file holds is unpickled or run: torch.load runs with weights_only=True, so a pickled
-nn.Module is refused; TorchScript is read by torch.jit.load, whose unpickler builds tensors and
-TorchScript objects only; an ExportedProgram is never given to torch.export.load (which
-unpickles): backends/torch_exported.py reads it member by member, and is tried first, so that
-a .pt2 reaches no other reader.
+Nothing is unpickled but by torch's restricted unpicklers: torch.load runs with
+weights_only=True, so a pickled nn.Module is refused; torch.jit.load's builds tensors and
+TorchScript objects only (the module's TorchScript runs when the check runs the file). An
+ExportedProgram is never given to torch.export.load, which unpickles and evaluates what the file
+holds: backends/torch_exported.py reads it member by member, and is tried first, so that a .pt2
+reaches no other reader.
 """
 
 from __future__ import annotations
