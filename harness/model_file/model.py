@@ -68,12 +68,15 @@ def kind_of(path) -> str:
     path = Path(path)
     if not path.is_file():
         raise NotSupported(f"{path}: no such file: allowed {ACCEPTED}")
-    head = path.read_bytes()[:8]
+    with open(path, "rb") as handle:
+        head = handle.read(8)
     if head.startswith(b"\x89HDF"):
         return "h5"
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
+    try:
+        names = _zip_names(path)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
+        raise NotSupported(f"{path} is a damaged zip archive ({exc}): allowed {ACCEPTED}") from None
+    if names is not None:
         if "config.json" in names and any(n.endswith(".weights.h5") for n in names):
             return "keras"
         if any(n.endswith(".npy") for n in names) and not any("/" in n for n in names):
@@ -87,6 +90,15 @@ def kind_of(path) -> str:
     if path.suffix == ".onnx":
         raise NotSupported(f"{path} is not a readable ONNX model ({problem}): allowed {ACCEPTED}")
     raise NotSupported(f"{path}: not a model file rnnbench reads: allowed {ACCEPTED}")
+
+
+def _zip_names(path: Path) -> list[str] | None:
+    """The member names of a zip archive (zipfile reads its central directory only); None for
+    a file that is not one."""
+    if not zipfile.is_zipfile(path):
+        return None
+    with zipfile.ZipFile(path) as archive:
+        return archive.namelist()
 
 
 def _onnx_problem(path: Path) -> str | None:
