@@ -9,7 +9,7 @@ from pathlib import Path
 
 from harness import registry
 from harness.atomic import write_text_atomic
-from harness.cli.errors import UsageError, names, progress
+from harness.cli.errors import UsageError, add_memory_budget, names, progress
 from harness.model.spec import Cell, load_spec
 
 # For --model: the reference's backend, the file's own framework rebuilt from its weights
@@ -64,6 +64,7 @@ def add_parser(sub) -> None:
         help="values for --model's graph inputs: an ONNX test-data folder (input_*.pb, and "
         "output_*.pb compared too) or an .npz keyed by graph input name",
     )
+    add_memory_budget(model)
     model.add_argument(
         "--training",
         action="store_true",

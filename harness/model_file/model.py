@@ -22,6 +22,9 @@ from harness import registry
 from harness.model.protocol import NotSupported
 from harness.model.spec import ModelSpec
 from harness.model.weights import CanonicalWeights, WeightsError, load_weights
+from harness.model_file import limits
+from harness.model_file.archive import check_npz
+from harness.model_file.keras_sizes import check_keras_file
 from harness.model_file.limits import Refused
 
 ACCEPTED = (
@@ -64,7 +67,8 @@ def kind_of(path) -> str:
     path = Path(path)
     if not path.is_file():
         raise NotSupported(f"{path}: no such file: allowed {ACCEPTED}")
-    head = path.read_bytes()[:8]
+    with path.open("rb") as handle:
+        head = handle.read(8)
     if head.startswith(b"\x89HDF"):
         return "h5"
     if zipfile.is_zipfile(path):
@@ -87,6 +91,7 @@ def kind_of(path) -> str:
 
 def _onnx_problem(path: Path) -> str | None:
     """None when the file is an ONNX model with a graph, else why not."""
+    limits.require(path.stat().st_size, f"{path} (the file, read whole)")
     try:
         import onnx
 
@@ -114,12 +119,15 @@ def open_model(path, spec: ModelSpec | None = None, given=None, batch_major=None
     if kind == "onnx":
         return _onnx(path, given, batch_major)
     if kind == "npz":
+        check_npz(path)
         try:
             weights = load_weights(path, spec)
         except WeightsError as exc:
             raise NotSupported(f"{exc}; allowed {ACCEPTED}") from None
         direction = "bidirectional" if weights.spec.bidirectional else "forward"
         return ModelFile(str(path), "rnnbench-weights", weights.spec, weights, direction)
+    if kind in ("keras", "h5"):
+        check_keras_file(path)  # before Keras reads a byte of it
     module = registry.model_reader("keras" if kind in ("keras", "h5") else "torch")
     loaded = module.load(path) if kind in ("keras", "h5") else module.load(path, spec)
     found, spec, weights, runtime, notes = loaded
@@ -175,4 +183,6 @@ def open_source_runtime(path):
     kind = kind_of(path)
     if kind not in ("keras", "h5", "torch"):
         raise NotSupported(f"{path} ({kind}) cannot run as it is")
+    if kind in ("keras", "h5"):
+        check_keras_file(path)
     return registry.model_reader("keras" if kind in ("keras", "h5") else "torch").load_runtime(path)
