@@ -64,7 +64,11 @@ def open_session(
 
     from harness.onnx.sizes import bound_session
 
-    proto = model if isinstance(model, onnx.ModelProto) else onnx.load(str(model), False)
+    proto = (
+        model
+        if isinstance(model, onnx.ModelProto)
+        else onnx.load(str(model), load_external_data=False)
+    )
     bound_session(proto, what)
     if extra_outputs:
         model = onnx.ModelProto.FromString(proto.SerializeToString())

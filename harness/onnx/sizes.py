@@ -70,9 +70,11 @@ def nbytes(dims, data_type: int) -> int:
     return math.ceil(math.prod(int(d) for d in dims) * element_bits(data_type) / 8)
 
 
-def describe(kind: str, name: str, dims, data_type: int, where: str) -> str:
-    """e.g. "initializer 'W' of model.onnx [1, 16, 3] float"."""
-    return f"{kind} {name!r} of {where} {[int(d) for d in dims]} {dtype_name(data_type)}"
+def describe(kind: str, name: str | None, dims, data_type: int, where: str) -> str:
+    """e.g. "initializer 'W' of model.onnx [1, 16, 3] float" (no name: "value of Constant
+    node 'c' of model.onnx [...] float")."""
+    named = f"{kind} {name!r}" if name is not None else kind
+    return f"{named} of {where} {[int(d) for d in dims]} {dtype_name(data_type)}"
 
 
 def check_tensor(tensor, what: str) -> int:
@@ -148,12 +150,12 @@ def stored(model, label: str) -> Iterator[tuple[object, str, bool]]:
                 kind = f"{attr.name} of {node_label(node)}"
                 tensors = ([attr.t] if attr.HasField("t") else []) + list(attr.tensors)
                 for t in tensors:
-                    yield t, describe(kind, t.name or attr.name, t.dims, t.data_type, of), False
+                    yield t, describe(kind, None, t.dims, t.data_type, of), False
                 sparse = ([attr.sparse_tensor] if attr.HasField("sparse_tensor") else []) + list(
                     attr.sparse_tensors
                 )
                 for s in sparse:
-                    yield s, describe(kind, attr.name, s.dims, s.values.data_type, of), True
+                    yield s, describe(kind, None, s.dims, s.values.data_type, of), True
 
 
 def check_stored(model, label: str) -> None:
