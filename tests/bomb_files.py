@@ -56,19 +56,20 @@ def write_zip(path, members: list[tuple[str, bytes, bytes, int]]) -> None:
 
 def npz_bomb(path, name: str, shape, dtype="float32") -> None:
     """An .npz whose one array, of `shape`, is zeros deflated: a few MB on disk."""
-    header = _npy_header(shape, np.dtype(dtype))
+    header = npy_header(shape, np.dtype(dtype))
     size = len(header) + int(np.prod(shape)) * np.dtype(dtype).itemsize
     write_zip(path, [(f"{name}.npy", header, b"\0", size)])
 
 
 def npz_lying_header(path, name: str, shape, dtype="float32") -> None:
     """An .npz whose array header declares `shape` over a member of 16 bytes of data."""
-    header = _npy_header(shape, np.dtype(dtype))
+    header = npy_header(shape, np.dtype(dtype))
     data = header + bytes(16)
     write_zip(path, [(f"{name}.npy", data, b"", len(data))])
 
 
-def _npy_header(shape, dtype) -> bytes:
+def npy_header(shape, dtype) -> bytes:
+    """A .npy header (version 1.0) declaring `shape` of `dtype`."""
     import io
 
     stream = io.BytesIO()

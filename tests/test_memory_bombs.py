@@ -219,16 +219,25 @@ def test_an_inflated_keras_config_is_refused_before_keras_reads_it(small_keras, 
     )
 
 
-def test_a_keras_config_implying_terabytes_of_variables(small_keras, tmp_path):
+@pytest.mark.parametrize(
+    "before, after, words",
+    [
+        (b'"units": 4', b'"units": 1048576', "the variables of LSTM layer 'lstm"),
+        (b'"batch_shape": [null, null, 3]', b'"batch_shape": [null, 1099511627776, 3]', "input "),
+    ],
+    ids=["units", "input-T"],
+)
+def test_a_keras_config_implying_terabytes(small_keras, tmp_path, before, after, words):
     from harness.model_file.limits import Refused
     from harness.model_file.model import open_model
 
-    config = _config(small_keras).replace(b'"units": 4', b'"units": 1048576')
+    config = _config(small_keras).replace(before, after)
     assert config != _config(small_keras)
     bomb = tmp_path / "wide.keras"
     make.keras_with_config(small_keras, bomb, config)
-    with pytest.raises(Refused, match=r"the variables of LSTM layer 'lstm.*' in the model config"):
+    with pytest.raises(Refused, match="TiB, over the memory budget") as refusal:
         open_model(bomb)
+    assert words in str(refusal.value) and "in the model config of" in str(refusal.value)
 
 
 def test_an_h5_dataset_declaring_gigabytes_is_refused_unread(tmp_path):
@@ -243,6 +252,25 @@ def test_an_h5_dataset_declaring_gigabytes_is_refused_unread(tmp_path):
         "[65536, 65536] float32",
         "16.0 GiB",
     )
+
+
+def test_an_h5_link_to_another_file_is_refused(tmp_path, capsys):
+    h5py = pytest.importorskip("h5py", reason="h5py is not installed")
+    path = tmp_path / "linked.h5"
+    with h5py.File(path, "w") as handle:
+        handle["weights"] = h5py.ExternalLink("/etc/hostname", "/w")
+    assert main([*PARITY, "--model", str(path)]) == 2
+    message = capsys.readouterr().err
+    assert "/weights links to another file ('/etc/hostname')" in message
+
+
+def test_a_parallel_in_time_npy_is_checked_before_numpy_reads_it(tmp_path, capsys):
+    path = tmp_path / "x.npy"
+    header = make.npy_header((2**40, 1, 8), np.dtype("float64"))
+    path.write_bytes(header + bytes(64))
+    assert main(["parallel-in-time", "--cell", "gru", "--input", "8", "--inputs", str(path)]) == 2
+    message = capsys.readouterr().err
+    assert f"--inputs {path} [1099511627776, 1, 8] float64 needs 64.0 TiB" in message
 
 
 def test_the_budget_refuses_an_honest_model_over_it_and_accepts_it_under(tmp_path):

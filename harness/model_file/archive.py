@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import zipfile
+from pathlib import Path
 
 import numpy as np
 
@@ -26,9 +27,9 @@ def check_members(archive: zipfile.ZipFile, label: str) -> list[zipfile.ZipInfo]
 
 
 def npy_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo, label: str):
-    """(shape, dtype) a .npy member declares, read from its header alone; Refused when the
-    array it declares is over the budget, holds Python objects, or is not what the member
-    holds (corrupt)."""
+    """(shape, dtype) a .npy member declares, read from its header alone (None when it has no
+    .npy header: numpy's reading says so); Refused when the array it declares is over the
+    budget, holds Python objects, or is not what the member holds (corrupt)."""
     what = f"array {info.filename.removesuffix('.npy')!r} of {label}"
     with archive.open(info) as stream:
         try:
@@ -38,8 +39,8 @@ def npy_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo, label: str):
             else:
                 shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
             offset = stream.tell()
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-            raise Refused(f"{what}: not a .npy array ({exc})") from None
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile):
+            return None
     described = f"{what} {list(shape)} {dtype}"
     if dtype.hasobject:
         raise Refused(f"{described} holds Python objects: allowed numeric arrays (never unpickled)")
@@ -54,15 +55,35 @@ def npy_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo, label: str):
 
 
 def check_npz(path, label: str | None = None) -> None:
-    """An .npz's members and each array's header within the budget, before np.load."""
+    """An .npz's members and each array's header within the budget, before np.load. A file
+    that is not a zip raises what zipfile raises (OSError, BadZipFile), as np.load would."""
     label = label or str(path)
-    try:
-        with zipfile.ZipFile(path) as archive:
-            for info in check_members(archive, label):
-                if info.filename.endswith(".npy"):
-                    npy_header(archive, info, label)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise Refused(f"{label}: not a readable .npz ({exc})") from None
+    with zipfile.ZipFile(path) as archive:
+        for info in check_members(archive, label):
+            if info.filename.endswith(".npy"):
+                npy_header(archive, info, label)
+
+
+def check_npy(path, label: str | None = None) -> None:
+    """A .npy file's header (shape, dtype) within the budget and equal to what the file
+    holds, before np.load allocates what it says."""
+    label = label or str(path)
+    with open(path, "rb") as stream:
+        try:
+            version = np.lib.format.read_magic(stream)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
+            else:
+                shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
+        except (ValueError, OSError, EOFError):
+            return  # not a .npy: numpy's reading says so
+        offset = stream.tell()
+    described = f"{label} {list(shape)} {dtype}"
+    size = math.prod(shape) * dtype.itemsize
+    limits.require(size, described)
+    held = Path(path).stat().st_size - offset
+    if not dtype.hasobject and size != held:
+        raise Refused(f"{described} says {size} bytes where the file holds {held}: it is corrupt")
 
 
 def read_npz(path, label: str | None = None) -> dict[str, np.ndarray]:

@@ -6,8 +6,9 @@
   every attribute's (the legacy model config is one); data kept in other files (external
   storage, virtual datasets, external links) is refused: a model file must not make rnnbench
   read other paths;
-- the variables the model config implies (Keras builds them before it reads a weight): each
-  recurrent, Dense or Embedding layer's from its units and the widest input it may have.
+- what the model config implies: the variables (Keras builds them before it reads a weight),
+  each recurrent, Dense or Embedding layer's from its units and the widest input it may have,
+  and the input at the sizes a check runs it.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ CONFIG_CAP = 16 * 2**20  # a model config's bytes; a recurrent model's takes a f
 GATES = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3, "Dense": 1, "SimpleRNNCell": 1, "LSTMCell": 4}
 GATES |= {"GRUCell": 3}
 ITEM = 8  # bytes per element: float64 at most
+RUN_DIM = 16  # a dynamic axis at the sizes a check runs it (as harness/onnx/sizes.py)
 CONFIG_KEYS = ("model_config", "training_config")
 
 
@@ -142,7 +144,15 @@ def check_config(text: bytes, label: str) -> None:
     except (ValueError, RecursionError) as exc:
         raise Refused(f"{label} is not JSON ({str(exc)[:100]})") from None
     layers = list(_layer_configs(config))
-    widths = [_int(d) for _, c in layers for d in _input_dims(c)]
+    for _, conf in layers:  # an input at the sizes a check runs it (x in float64)
+        for shape in _input_shapes(conf):
+            dims = [RUN_DIM if d is None else _int(d) for d in shape]
+            limits.require(
+                ITEM * math.prod(dims),
+                f"input {conf.get('name', '?')!r} in {label} {shape} (at the sizes a check runs "
+                f"it, a dynamic axis as {RUN_DIM}, in float64)",
+            )
+    widths = [_int(s[-1]) for _, c in layers for s in _input_shapes(c) if s[-1] is not None]
     units = [_int(c.get("units", 0)) for kind, c in layers if kind in GATES]
     width = max(widths + [2 * u for u in units] + [1])
     total = 0
@@ -173,14 +183,14 @@ def _layer_configs(config):
             todo.extend(item)
 
 
-def _input_dims(conf: dict) -> list:
-    """The feature sizes an input shape in a layer config declares."""
-    dims = []
-    for key in ("batch_shape", "batch_input_shape", "input_shape"):
+def _input_shapes(conf: dict) -> list[list]:
+    """The input shapes a layer config declares (batch axis included)."""
+    shapes = []
+    for key in ("batch_shape", "batch_input_shape"):
         shape = conf.get(key)
-        if isinstance(shape, list) and shape and shape[-1] is not None:
-            dims.append(shape[-1])
-    return dims
+        if isinstance(shape, list) and shape:
+            shapes.append(shape)
+    return shapes
 
 
 def _int(value) -> int:

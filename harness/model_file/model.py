@@ -23,7 +23,6 @@ from harness.model.protocol import NotSupported
 from harness.model.spec import ModelSpec
 from harness.model.weights import CanonicalWeights, WeightsError, load_weights
 from harness.model_file import limits
-from harness.model_file.archive import check_npz
 from harness.model_file.keras_sizes import check_keras_file
 from harness.model_file.limits import Refused
 
@@ -119,7 +118,6 @@ def open_model(path, spec: ModelSpec | None = None, given=None, batch_major=None
     if kind == "onnx":
         return _onnx(path, given, batch_major)
     if kind == "npz":
-        check_npz(path)
         try:
             weights = load_weights(path, spec)
         except WeightsError as exc:

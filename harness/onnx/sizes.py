@@ -171,6 +171,13 @@ def check_stored(model, label: str) -> None:
             total += dense
         else:
             total += check_tensor(tensor, what)
+    for graph, where in graphs(model):  # Constant's value_floats, value_ints, value_strings
+        for node in graph.node:
+            for attr in node.attribute if node.op_type == "Constant" else ():
+                count = len(attr.floats) + len(attr.ints) + len(attr.strings)
+                what = f"{attr.name} of {node_label(node)} of {label}{where} [{count}]"
+                limits.require(8 * count, what)
+                total += 8 * count
     limits.require(total, f"the tensors {label} stores, together")
 
 
