@@ -210,6 +210,41 @@ def onnx_subgraph_constant(path, dims=(2**20, 2**20)) -> None:
     onnx.save(_lstm_graph(nodes, inits), str(path))
 
 
+def onnx_subgraph_bomb(path, side: int = 2**15) -> None:
+    """An If whose then-branch sums a ConstantOfShape of [side, side] float, its shape a
+    Constant of that branch; the If's output is a graph output."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = lstm_weights()
+    inits = [numpy_helper.from_array(v, k) for k, v in weights.items()]
+    inits.append(numpy_helper.from_array(np.array(True), "cond"))
+    shape = numpy_helper.from_array(np.array([side, side], np.int64))
+    one = numpy_helper.from_array(np.array([1.0], np.float32))
+    then = helper.make_graph(
+        [
+            helper.make_node("Constant", [], ["side"], value=shape),
+            helper.make_node("ConstantOfShape", ["side"], ["big"], value=one, name="inner"),
+            helper.make_node("ReduceSum", ["big"], ["total"], keepdims=0),
+        ],
+        "then",
+        [],
+        [helper.make_tensor_value_info("total", TensorProto.FLOAT, None)],
+    )
+    other = helper.make_graph(
+        [helper.make_node("Constant", [], ["zero"], value_float=0.0)],
+        "else",
+        [],
+        [helper.make_tensor_value_info("zero", TensorProto.FLOAT, None)],
+    )
+    choice = helper.make_node(
+        "If", ["cond"], ["chosen"], then_branch=then, else_branch=other, name="choice"
+    )
+    model = _lstm_graph([choice], inits)
+    model.graph.output.append(helper.make_tensor_value_info("chosen", TensorProto.FLOAT, None))
+    onnx.save(model, str(path))
+
+
 def onnx_declared_T(path, T: int = 2**40) -> None:
     """An honest LSTM whose graph input X declares T = 2**40."""
     import onnx

@@ -107,8 +107,12 @@ def test_a_fold_whose_size_cannot_be_told_is_not_folded(tmp_path, capsys):
         (make.onnx_constant_without_data, ("value of Constant node 'huge'", "4.0 TiB")),
         (make.onnx_subgraph_constant, ("in the then_branch of If node", "[1048576, 1048576]")),
         (make.onnx_declared_T, ("graph input 'X'", "[1099511627776, 2, 3]", "1.0 GiB")),
+        (
+            make.onnx_subgraph_bomb,
+            ("'big', computed by ConstantOfShape node 'inner'", "then_branch of If", "4.0 GiB"),
+        ),
     ],
-    ids=["constant-without-data", "constant-in-a-subgraph", "T-2**40"],
+    ids=["constant-without-data", "constant-in-a-subgraph", "T-2**40", "computed-in-a-subgraph"],
 )
 def test_declared_sizes_are_refused_before_allocating(build, words, tmp_path):
     path = tmp_path / "declared.onnx"

@@ -230,6 +230,10 @@ def bound_session(model, label: str) -> None:
                     )
                 constant.add(out)
                 total += size
+    for graph, where in graphs(model):  # Loop/Scan/If bodies: each size inference tells
+        for node in graph.node if where.startswith(" in the ") else ():
+            for out in (o for o in node.output if o):
+                _bound(out, node, sizes, f"{label}{where}")
     limits.require(total, f"the values ONNX Runtime computes from what {label} stores, together")
 
 
