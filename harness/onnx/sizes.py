@@ -89,7 +89,10 @@ def check_tensor(tensor, what: str) -> int:
         )
     if tensor.HasField("segment"):
         raise Refused(f"{what} is a segment of a tensor: allowed whole tensors")
-    size = nbytes(tensor.dims, tensor.data_type)
+    try:
+        size = nbytes(tensor.dims, tensor.data_type)
+    except Refused as exc:
+        raise Refused(f"{what}: {exc}") from None
     limits.require(size, what)
     held, wanted, unit = _held(tensor, size)
     if held != wanted:
@@ -122,7 +125,7 @@ def graphs(model) -> Iterator[tuple[object, str]]:
         yield graph, where
         for node in graph.node:
             for attr in node.attribute:
-                inside = f" in the {attr.name} of {node.op_type} node {node.name!r}{where}"
+                inside = f" in the {attr.name} of {node_label(node)}{where}"
                 if attr.HasField("g"):
                     todo.append((attr.g, inside))
                 todo += [(g, inside) for g in attr.graphs]
@@ -182,24 +185,29 @@ def check_stored(model, label: str) -> None:
 
 
 def check_io(model, label: str) -> None:
-    """The graph inputs (the stored ones aside) and outputs at the sizes a check runs: their
-    static dims as declared, a dynamic axis as RUN_DIM, each drawn in float64."""
+    """The graph inputs (the stored ones aside) at the sizes a check feeds them, and the
+    outputs' static axes (a T an output fixes is a size the check runs at), in float64."""
+    stored_names = {t.name for t in model.graph.initializer}
+    inputs = [v for v in model.graph.input if v.name not in stored_names]
+    for value in inputs:
+        _check_value("graph input", value, label, RUN_DIM, f"a dynamic axis as {RUN_DIM}")
+    for value in model.graph.output:
+        _check_value("graph output", value, label, 1, "its static axes")
+
+
+def _check_value(kind: str, value, label: str, dynamic: int, how: str) -> None:
     from harness.onnx.graph import declared_dims
 
-    initializers = {t.name for t in model.graph.initializer}
-    for kind, values in (("graph input", model.graph.input), ("graph output", model.graph.output)):
-        for value in values:
-            if value.name in initializers or not value.type.HasField("tensor_type"):
-                continue
-            declared = declared_dims(value)
-            dims = [RUN_DIM if d is None else d for d in declared]
-            shown = [d if d is not None else "?" for d in declared]
-            dtype = dtype_name(value.type.tensor_type.elem_type)
-            limits.require(
-                8 * math.prod(dims),
-                f"{kind} {value.name!r} of {label} {shown} {dtype} (at the sizes a check runs "
-                f"it, a dynamic axis as {RUN_DIM}, in float64)",
-            )
+    if not value.type.HasField("tensor_type"):
+        return
+    declared = declared_dims(value)
+    shown = [d if d is not None else "?" for d in declared]
+    limits.require(
+        8 * math.prod(dynamic if d is None else d for d in declared),
+        f"{kind} {value.name!r} of {label} {shown} "
+        f"{dtype_name(value.type.tensor_type.elem_type)} (at the sizes a check runs it: {how}, "
+        "in float64)",
+    )
 
 
 def bound_session(model, label: str) -> None:
