@@ -8,6 +8,7 @@ import numpy as np
 
 from harness.model.protocol import NotSupported
 from harness.model.spec import Head, ModelSpec
+from harness.model_file.limits import Refused
 from harness.onnx.graph import GraphIndex, attributes, declared_dims
 from harness.onnx.values import Values
 
@@ -29,9 +30,9 @@ def read_head(model, index: GraphIndex, values: Values, spec: ModelSpec, last):
     for node in (index.nodes[p] for p in sorted(candidates)):
         try:
             W = values.get(node.input[1], f"the weight of {node.op_type} node {node.name!r}")
-        except NotSupported as exc:
-            if type(exc) is not NotSupported:  # Refused: never passed over
-                raise
+        except Refused:  # too large, or corrupt: never passed over
+            raise
+        except NotSupported:
             continue
         transposed = attributes(node).get("transB", 0) == 1
         W = W if transposed else W.T
@@ -73,7 +74,6 @@ def reads_final_states(model, given, head_input: str, last) -> bool:
     the forward direction's last step beside the backward direction's first (tf2onnx writes
     Keras's Bidirectional so). Told by running the file once on a small random x; False when
     it cannot run or the values differ."""
-    from harness.model_file.limits import Refused
     from harness.onnx.session import open_session, run_session
 
     y = last.outputs.get("Y")
