@@ -4,6 +4,8 @@ of SimpleRNN/LSTM/GRU layers (optionally each Bidirectional with merge_mode="con
 with return_sequences=True between them, and optionally a Dense head (linear or softmax, or an
 Activation("softmax") after it) on the last layer's final state. Dropout layers, identities at
 inference, are passed over. Anything else is refused naming the layer and what is allowed.
+The file's sizes are held to the memory budget before this module is imported
+(harness/model_file/keras_sizes.py, called by harness/model_file/model.py).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from harness.bench import engine
 from harness.bench.suites import load_suite, safe_name, suite_names
-from harness.cli.errors import UsageError
+from harness.cli.errors import UsageError, add_memory_budget
 from harness.markdown import print_table
 from harness.stats import format_seconds
 
@@ -37,6 +37,7 @@ def add_parser(sub) -> None:
         help="comma list of targets (default model-file,numpy,torch-cpu,"
         "tf-function,ort-direct-cpu)",
     )
+    add_memory_budget(own)
     p.add_argument("--out", help="results file (default out/bench-SUITE-UTCSTAMP.json)")
     p.add_argument("--resume", action="store_true", help="finish an interrupted --out file")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")

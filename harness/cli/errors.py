@@ -1,4 +1,5 @@
-"""What every command shares: the one-line usage error and the comma-list check."""
+"""What every command shares: the one-line usage error, the comma-list check and the memory
+budget a model file is held to."""
 
 from __future__ import annotations
 
@@ -30,3 +31,28 @@ def names(text: str, allowed, what: str) -> tuple[str, ...]:
         if name not in allowed:
             raise UsageError(f"unknown {what} {name!r}: allowed {', '.join(allowed)}")
     return items
+
+
+def add_memory_budget(parser) -> None:
+    """--memory-budget, on every command that reads a model file."""
+    from harness.model_file import limits
+
+    parser.add_argument(
+        "--memory-budget",
+        metavar="SIZE",
+        help="the most a model file (and what it declares: tensors, archive members, "
+        "--inputs arrays) may make rnnbench allocate, e.g. 2G or 512M; a file over it is "
+        f"refused before anything is allocated (default: {limits.DEFAULT_SHARE * 100:.0f}%% of "
+        f"the memory available at start, or {limits.ENV})",
+    )
+
+
+def apply_memory_budget(args) -> None:
+    """--memory-budget set before anything is read (worker processes inherit it)."""
+    from harness.model_file import limits
+
+    text = getattr(args, "memory_budget", None)
+    try:
+        limits.set_budget(text)
+    except ValueError:
+        raise UsageError(f"--memory-budget {text}: allowed {limits.ALLOWED}") from None

@@ -5,13 +5,15 @@ EXPORT` checks an export in CI. Each command's --help says more."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 
 from harness import registry
 from harness.analysis.compare import GateError
 from harness.bench.suites import SuiteError
 from harness.cli import bench, parallel_in_time, parity, report, tools
-from harness.cli.errors import UsageError
+from harness.cli.errors import UsageError, apply_memory_budget
 from harness.machine.lock import LockError
 from harness.model.errors import BadInput
 from harness.model.protocol import NotSupported
@@ -33,7 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    with _environment_kept():  # --memory-budget reaches workers; not the caller's next command
+        return _run(args)
+
+
+def _run(args) -> int:
     try:
+        apply_memory_budget(args)
         return args.run(args)
     except (
         UsageError,
@@ -52,6 +60,17 @@ def main(argv=None) -> int:
     except BrokenPipeError:  # `rnnbench parity | head`
         sys.stderr.close()
         return 0
+
+
+@contextlib.contextmanager
+def _environment_kept():
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        for key in set(os.environ) - set(saved):
+            del os.environ[key]
+        os.environ.update(saved)
 
 
 if __name__ == "__main__":  # pragma: no cover

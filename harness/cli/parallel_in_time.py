@@ -22,6 +22,7 @@ import time
 from harness import registry
 from harness.atomic import write_text_atomic
 from harness.cli import parallel_in_time_inputs
+from harness.cli.errors import add_memory_budget
 from harness.json_values import finite_or_null, nulls_for_nonfinite
 
 
@@ -38,6 +39,7 @@ def add_parser(sub) -> None:
         help="your model: ONNX (native nodes), Keras .keras/.h5, TorchScript, ExportedProgram "
         ".pt2, or a state_dict with --spec; checked as `parity --model` checks it first",
     )
+    add_memory_budget(model)
     model.add_argument("--spec", help="a model spec (.toml/.json), or what a state_dict holds")
     model.add_argument("--weights", help="canonical weights (.npz) for --spec; else seeded init")
     model.add_argument("--cell", help="rnn | lstm | gru (default gru)")

@@ -200,7 +200,10 @@ def _number(option: str, text: str, kind: type, minimum: float):
 
 
 def _load_npy(option: str, path: str) -> np.ndarray:
+    from harness.model_file.archive import check_npy
+
     try:
+        check_npy(path, f"{option} {path}")
         array = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise UsageError(f"{option} {path}: not a readable .npy file ({exc})") from None

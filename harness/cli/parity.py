@@ -9,7 +9,7 @@ from pathlib import Path
 
 from harness import registry
 from harness.atomic import write_text_atomic
-from harness.cli.errors import UsageError, names, progress
+from harness.cli.errors import UsageError, add_memory_budget, names, progress
 from harness.model.spec import Cell, load_spec
 from harness.model_file.verify import KERAS_BACKENDS, MODEL_BACKENDS
 
@@ -60,6 +60,7 @@ def add_parser(sub) -> None:
         help="values for --model's graph inputs: an ONNX test-data folder (input_*.pb, and "
         "output_*.pb compared too) or an .npz keyed by graph input name",
     )
+    add_memory_budget(model)
     model.add_argument(
         "--strict-shapes",
         action="store_true",

@@ -6,7 +6,7 @@ import sys
 
 from harness import registry
 from harness.atomic import write_text_atomic
-from harness.cli.errors import UsageError, names, progress
+from harness.cli.errors import UsageError, add_memory_budget, names, progress
 from harness.model.spec import Cell, load_spec
 
 
@@ -83,6 +83,7 @@ def _export_parser(sub) -> None:
         help="your model file (ONNX, Keras, TorchScript, ExportedProgram, or a state_dict with "
         "--spec): exported from its spec and weights by every path",
     )
+    add_memory_budget(p)
     p.add_argument("--spec", help="a model spec (.toml/.json); else --cell and sizes")
     p.add_argument("--cell", default="lstm", choices=[c.value for c in Cell])
     p.add_argument("--input-size", type=int, default=8)

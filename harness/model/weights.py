@@ -150,8 +150,11 @@ def save_weights(weights: CanonicalWeights, path: str | Path) -> str:
 
 def load_weights(path: str | Path, spec: ModelSpec | None = None) -> CanonicalWeights:
     """Read a .npz written by save_weights; verify its digest and, if given, that it fits `spec`."""
+    from harness.model_file.archive import check_npz  # a user's file: sizes before np.load
+
     path = Path(path)
     try:
+        check_npz(path, f"weights file {path}")
         with np.load(path, allow_pickle=False) as npz:
             contents = {name: npz[name] for name in npz.files}
     except FileNotFoundError:

@@ -3,7 +3,10 @@
   they exist, output_*.pb: the outputs the file shipped with, compared too;
 - a folder holding test_data_set_* folders (ONNX's node-test layout): every data set;
 - an .npz keyed by graph input name (or one array, or key "x", for a model with one input).
-Anything else is one line naming the accepted forms."""
+Anything else is one line naming the accepted forms. Every size they declare is held to the
+memory budget before it is allocated: an .npz member's inflated size and its .npy header's
+shape and dtype (harness/model_file/archive.py), a TensorProto's dims and its data
+(harness/onnx/sizes.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from harness.model.errors import BadInput as UsageError
+from harness.model_file import limits
+from harness.model_file.archive import read_npz
 
 ACCEPTED = (
     "an ONNX test-data folder (input_*.pb, optionally output_*.pb), a folder of "
@@ -49,17 +54,24 @@ def _pb_folder(folder: Path, input_names, output_names) -> DataSet:
 
 
 def _tensors(folder: Path, kind: str, names: list[str]) -> dict[str, np.ndarray]:
-    from onnx import TensorProto, numpy_helper
+    from onnx import TensorProto
+
+    from harness.onnx import sizes
+    from harness.onnx.values import to_array
 
     files = sorted(folder.glob(f"{kind}_*.pb"), key=lambda p: int(re.sub(r"\D", "", p.stem) or 0))
     out = {}
     for position, file in enumerate(files):
         tensor = TensorProto()
+        limits.require(file.stat().st_size, f"--inputs {file} (the file, read whole)")
         try:
             tensor.ParseFromString(file.read_bytes())
-            value = numpy_helper.to_array(tensor)
         except Exception as exc:
             raise UsageError(f"--inputs {file}: not a TensorProto ({exc})") from None
+        where = f"--inputs {file}"
+        value = to_array(
+            tensor, sizes.describe("tensor", tensor.name, tensor.dims, tensor.data_type, where)
+        )
         name = tensor.name or (names[position] if position < len(names) else "")
         if name not in names:
             raise UsageError(
@@ -72,8 +84,7 @@ def _tensors(folder: Path, kind: str, names: list[str]) -> dict[str, np.ndarray]
 
 def _npz(path: Path, input_names: list[str]) -> DataSet:
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
+        arrays = read_npz(path, f"--inputs {path}")
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise UsageError(f"--inputs {path}: not a readable .npz ({exc})") from None
     if len(input_names) == 1 and len(arrays) == 1:

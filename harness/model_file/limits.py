@@ -83,8 +83,8 @@ def require(nbytes: int | float, what: str) -> None:
     if nbytes > budget:
         how = "--memory-budget" if os.environ.get(ENV) else f"{DEFAULT_SHARE:.0%} of available"
         raise Refused(
-            f"{what} needs {human(nbytes)}, over the memory budget of {human(budget)} "
-            f"({how}; change it with --memory-budget): refused before allocating"
+            f"{what} needs {human(nbytes)}, over the memory budget of {human(budget)} ({how}): "
+            "refused before allocating it; --memory-budget SIZE sets another budget"
         )
 
 

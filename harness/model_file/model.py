@@ -22,7 +22,9 @@ from harness import registry
 from harness.model.protocol import NotSupported
 from harness.model.spec import ModelSpec
 from harness.model.weights import CanonicalWeights, WeightsError, load_weights
+from harness.model_file import limits
 from harness.model_file.front import PLAIN, FrontEnd
+from harness.model_file.keras_sizes import check_keras_file
 from harness.model_file.limits import Refused
 
 ACCEPTED = (
@@ -68,7 +70,7 @@ def kind_of(path) -> str:
     path = Path(path)
     if not path.is_file():
         raise NotSupported(f"{path}: no such file: allowed {ACCEPTED}")
-    with open(path, "rb") as handle:
+    with path.open("rb") as handle:
         head = handle.read(8)
     if head.startswith(b"\x89HDF"):
         return "h5"
@@ -103,6 +105,7 @@ def _zip_names(path: Path) -> list[str] | None:
 
 def _onnx_problem(path: Path) -> str | None:
     """None when the file is an ONNX model with a graph, else why not."""
+    limits.require(path.stat().st_size, f"{path} (the file, read whole)")
     try:
         import onnx
 
@@ -136,6 +139,8 @@ def open_model(path, spec: ModelSpec | None = None, given=None, batch_major=None
             raise NotSupported(f"{exc}; allowed {ACCEPTED}") from None
         direction = "bidirectional" if weights.spec.bidirectional else "forward"
         return ModelFile(str(path), "rnnbench-weights", weights.spec, weights, direction)
+    if kind in ("keras", "h5"):
+        check_keras_file(path)  # before Keras reads a byte of it
     module = registry.model_reader("keras" if kind in ("keras", "h5") else "torch")
     loaded = module.load(path) if kind in ("keras", "h5") else module.load(path, spec)
     found, spec, weights, runtime, notes = loaded[:5]
@@ -194,4 +199,6 @@ def open_source_runtime(path):
     kind = kind_of(path)
     if kind not in ("keras", "h5", "torch"):
         raise NotSupported(f"{path} ({kind}) cannot run as it is")
+    if kind in ("keras", "h5"):
+        check_keras_file(path)
     return registry.model_reader("keras" if kind in ("keras", "h5") else "torch").load_runtime(path)

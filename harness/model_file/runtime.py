@@ -15,8 +15,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from harness.model.protocol import NotSupported
-from harness.onnx.reader import ImportedModel, constant_values, declared_dims, load_model
+from harness.onnx.graph import declared_dims
+from harness.onnx.reader import ImportedModel, load_model
 from harness.onnx.session import open_session, run_session
+from harness.onnx.values import constant_values
 
 ONNX_ELEM = {1: np.float32, 11: np.float64, 6: np.int32, 7: np.int64}
 

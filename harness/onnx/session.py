@@ -56,14 +56,22 @@ def open_session(
     what: str = "the model",
 ):
     """An InferenceSession on `model` (a path or a ModelProto) on this provider. extra_outputs:
-    intermediate values to return after the graph's own outputs."""
+    intermediate values to return after the graph's own outputs. Every size the graph computes
+    that shape inference tells is held to the memory budget first: ORT computes the nodes it
+    can from stored values as it opens a session, used or not (harness/onnx/sizes.py)."""
     import onnx
     import onnxruntime as ort
 
+    from harness.onnx.sizes import bound_session
+
+    proto = (
+        model
+        if isinstance(model, onnx.ModelProto)
+        else onnx.load(str(model), load_external_data=False)
+    )
+    bound_session(proto, what)
     if extra_outputs:
-        if not isinstance(model, onnx.ModelProto):
-            model = onnx.load(str(model))
-        model = onnx.ModelProto.FromString(model.SerializeToString())
+        model = onnx.ModelProto.FromString(proto.SerializeToString())
         model.graph.output.extend(onnx.ValueInfoProto(name=n) for n in extra_outputs)
     options = ort.SessionOptions()
     options.log_severity_level = 4  # its errors come back as one line, not as log spew
