@@ -18,6 +18,7 @@ from harness.model.protocol import NotSupported
 from harness.model.spec import SpecError
 from harness.model.weights import WeightsError
 from harness.records.store import ResultsError
+from harness.terminal import say
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,7 +48,7 @@ def main(argv=None) -> int:
         GateError,
         LockError,
     ) as exc:
-        print(f"rnnbench: error: {exc}", file=sys.stderr)
+        say(f"rnnbench: error: {exc}", err=True)
         return 2
     except BrokenPipeError:  # `rnnbench parity | head`
         sys.stderr.close()

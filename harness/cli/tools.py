@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-
 from harness import registry
 from harness.atomic import write_text_atomic
 from harness.cli.errors import UsageError, names, progress
 from harness.model.spec import Cell, load_spec
+from harness.terminal import say
 
 
 def _growth_parser(sub) -> None:
@@ -143,7 +142,7 @@ def run_export(args) -> int:
         json.dumps({"spec": spec.to_dict(), "audit": rows, "failed": failed}, indent=1) + "\n",
     )
     for line in failed:
-        print(f"FAIL export {line}", file=sys.stderr)
+        say(f"FAIL export {line}", err=True)
     return 1 if failed else 0
 
 
@@ -183,13 +182,13 @@ def run_schema(args) -> int:
     from harness.records.publish import rewrite_readme, write_schemas
 
     for path in write_schemas(args.out):
-        print(f"wrote {path}")
+        say(f"wrote {path}")
     if args.readme:
         try:
             changed = rewrite_readme(args.readme)
         except (OSError, ValueError) as exc:
             raise UsageError(f"--readme {args.readme}: {exc}") from None
-        print(f"{'rewrote' if changed else 'kept'} the schema tables of {args.readme}")
+        say(f"{'rewrote' if changed else 'kept'} the schema tables of {args.readme}")
     return 0
 
 

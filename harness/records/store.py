@@ -48,8 +48,10 @@ class ResultsError(ValueError):
     """A results file that cannot be used; the message names the file and what is wrong."""
 
 
-def read_json(path: str | Path) -> Any:
-    """The parsed file; a ResultsError naming it when it cannot be read or is not JSON."""
+def read_json(path: str | Path, allow_infinity: bool = False) -> Any:
+    """The parsed file; a ResultsError naming it when it cannot be read or is not JSON.
+    allow_infinity: Infinity read as a float (a parity record's share of tolerance of a check
+    that failed before its values were compared); NaN is refused all the same."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
@@ -57,7 +59,7 @@ def read_json(path: str | Path) -> Any:
     except UnicodeDecodeError:
         raise ResultsError(f"results file {path} is corrupt: not UTF-8 text") from None
     try:
-        return json.loads(text, parse_constant=refuse_constant)
+        return json.loads(text, parse_constant=_infinity if allow_infinity else refuse_constant)
     except json.JSONDecodeError as exc:
         raise ResultsError(f"results file {path} is corrupt: not JSON ({exc})") from None
     except RecursionError:
@@ -68,6 +70,12 @@ def read_json(path: str | Path) -> Any:
 
 def refuse_constant(name: str):
     raise ValueError(f"it holds {name}, which is not a number: every value must be finite")
+
+
+def _infinity(name: str) -> float:
+    if name == "NaN":
+        refuse_constant(name)
+    return float(name.replace("Infinity", "inf"))
 
 
 def load_results(path: str | Path) -> ResultsDocument:
