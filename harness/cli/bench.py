@@ -12,6 +12,7 @@ from harness.bench.suites import load_suite, safe_name, suite_names
 from harness.cli.errors import UsageError
 from harness.escape import for_terminal
 from harness.markdown import print_table
+from harness.output_paths import FILE
 from harness.stats import format_seconds
 from harness.terminal import say
 
@@ -72,7 +73,7 @@ def add_parser(sub) -> None:
         help="with a scheduler: seconds to wait for a worker able to take what is left "
         "(default 60)",
     )
-    p.set_defaults(run=run_bench)
+    p.set_defaults(run=run_bench, outputs={"out": FILE})
 
 
 class Terminated(BaseException):

@@ -11,7 +11,7 @@ from harness import registry
 from harness.analysis.compare import GateError
 from harness.bench.suites import SuiteError
 from harness.cli import bench, parallel_in_time, parity, report, tools
-from harness.cli.errors import UsageError
+from harness.cli.errors import UsageError, check_outputs
 from harness.machine.lock import LockError
 from harness.model.errors import BadInput
 from harness.model.protocol import NotSupported
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        check_outputs(args)
         return args.run(args)
     except (
         UsageError,

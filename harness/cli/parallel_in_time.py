@@ -23,6 +23,7 @@ from harness import registry
 from harness.atomic import write_text_atomic
 from harness.cli import parallel_in_time_inputs
 from harness.json_values import finite_or_null, nulls_for_nonfinite
+from harness.output_paths import FILE
 from harness.terminal import say
 
 
@@ -64,7 +65,7 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--sweep", help="GRID.toml | default: iterations, work and depth over a grid (--json)"
     )
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, outputs={"json": FILE})
 
 
 def run(args) -> int:

@@ -12,6 +12,7 @@ from harness.atomic import write_text_atomic
 from harness.cli.errors import UsageError, names, progress
 from harness.model.spec import Cell, load_spec
 from harness.model_file.verify import KERAS_BACKENDS, MODEL_BACKENDS
+from harness.output_paths import FILE, folder
 from harness.terminal import say
 
 ALL_CELLS = "rnn,lstm,gru"
@@ -71,7 +72,10 @@ def add_parser(sub) -> None:
     p.add_argument("--junit", metavar="PATH", help="write JUnit XML (one testcase per check)")
     p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     p.add_argument("--report", metavar="DIR", help="write DIR/parity.md and DIR/parity.json")
-    p.set_defaults(run=run_parity)
+    p.set_defaults(
+        run=run_parity,
+        outputs={"json": FILE, "junit": FILE, "report": folder("parity.md", "parity.json")},
+    )
 
 
 def run_parity(args) -> int:

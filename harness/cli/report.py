@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from harness.output_paths import FILE, folder
 from harness.terminal import say, say_lines
 
 
@@ -24,7 +25,10 @@ def add_parsers(sub) -> None:
         help="also rewrite this file's findings block (between <!-- findings:begin --> and "
         "<!-- findings:end -->) from the same findings",
     )
-    p.set_defaults(run=run_report)
+    p.set_defaults(
+        run=run_report,
+        outputs={"out": folder("report.md", "report.html", "findings.md"), "readme": FILE},
+    )
     p = sub.add_parser("compare", help="NEW against BASE per case; exit 1 on a regression")
     p.add_argument("base")
     p.add_argument("new")
@@ -34,7 +38,7 @@ def add_parsers(sub) -> None:
         help="STAT:N%%, STAT one of min, median, mean, p90, p99 (default median:10%%)",
     )
     p.add_argument("--json", help="write the comparison here (atomically)")
-    p.set_defaults(run=run_compare)
+    p.set_defaults(run=run_compare, outputs={"json": FILE})
 
 
 REPORT_PACKAGES = {"matplotlib": "matplotlib", "scipy": "scipy", "markdown_it": "markdown-it-py"}

@@ -6,6 +6,7 @@ from harness import registry
 from harness.atomic import write_text_atomic
 from harness.cli.errors import UsageError, names, progress
 from harness.model.spec import Cell, load_spec
+from harness.output_paths import FILE, folder
 from harness.terminal import say
 
 
@@ -19,7 +20,7 @@ def _growth_parser(sub) -> None:
     )
     p.add_argument("--gain", type=float, default=1.0, help="scale R (>1 drives towards chaos)")
     p.add_argument("--json", help="write the rows here (atomically)")
-    p.set_defaults(run=run_growth)
+    p.set_defaults(run=run_growth, outputs={"json": FILE})
 
 
 def run_growth(args) -> int:
@@ -50,7 +51,7 @@ def _selfcheck_parser(sub) -> None:
     )
     p.add_argument("--runs", type=int, default=3, help="separate runs (fresh workers each)")
     p.add_argument("--json", help="write the measurement here (atomically)")
-    p.set_defaults(run=run_selfcheck)
+    p.set_defaults(run=run_selfcheck, outputs={"json": FILE})
 
 
 def run_selfcheck(args) -> int:
@@ -91,7 +92,7 @@ def _export_parser(sub) -> None:
     p.add_argument("--weights", help="canonical weights (.npz); else seeded init")
     p.add_argument("--exporters", default="direct,torchscript,dynamo,tf2onnx")
     p.add_argument("--out", required=True, help="folder for the .onnx files and audit.json")
-    p.set_defaults(run=run_export)
+    p.set_defaults(run=run_export, outputs={"out": folder("audit.json")})
 
 
 def run_export(args) -> int:
@@ -170,12 +171,17 @@ def _config(spec) -> str:
 
 
 def _schema_parser(sub) -> None:
+    from harness.records.publish import SCHEMAS
+
     p = sub.add_parser("schema", help="write the JSON Schema of results, suite and parity files")
     p.add_argument("--out", default="results/schema", help="folder (default results/schema)")
     p.add_argument(
         "--readme", help="also rewrite this file's field tables (between its schema markers)"
     )
-    p.set_defaults(run=run_schema)
+    p.set_defaults(
+        run=run_schema,
+        outputs={"out": folder(*(f"{name}.schema.json" for name in SCHEMAS)), "readme": FILE},
+    )
 
 
 def run_schema(args) -> int:
