@@ -14,11 +14,10 @@ TITLE = "Parity checks"
 def entry(source: str, record) -> dict[str, Any]:
     """One parity record (harness/records/parity.py ParityRecord) read from `source`, as the
     section shows it."""
-    from harness.parity.report import compared, failures
+    from harness.parity.report import compared, failed_checks, failures
 
     lines = failures(record.results, record.training)
-    checked = compared(record.results)
-    failed = len({(r.backend, r.case) for r in record.results if r.status in ("failed", "error")})
+    checked, failed = compared(record.results), failed_checks(record.results)
     if lines:
         verdict = "FAILED"
     elif checked == 0:

@@ -209,7 +209,7 @@ def finish(args, results, training, started, extra: dict) -> int:
     for line in bad:
         say(f"FAIL {line}", err=True)
     checked = parity_report.compared(results)
-    failed_pairs = len({(r.backend, r.case) for r in results if r.status in ("failed", "error")})
+    failed_pairs = parity_report.failed_checks(results)
     print(
         f"{checked - failed_pairs} of {checked} backend x case checks passed, {len(bad)} failures"
     )

@@ -184,6 +184,11 @@ def compared(results: Iterable[Any]) -> int:
     return sum(r.status in ("passed", "failed", "error") for r in results)
 
 
+def failed_checks(results: Iterable[Any]) -> int:
+    """How many (backend, case) pairs failed or broke (a case checked twice counted once)."""
+    return len({(r.backend, r.case) for r in results if r.status in ("failed", "error")})
+
+
 def skipped_backends(results: Iterable[BackendResult]) -> list[tuple[str, str]]:
     return sorted({(r.backend, r.reason) for r in results if r.status == "skipped"})
 
