@@ -1,13 +1,20 @@
-"""The one table writer: Markdown (cells escaped), plain aligned columns for a pipe or a log,
-and a rich table on a terminal; tables built from column specifications (header, how to show
-one item)."""
+"""The one table writer: Markdown, plain aligned columns for a pipe or a log, and a rich table
+on a terminal; tables built from column specifications (header, how to show one item). A cell
+is text (a name from a file among it): escaped for where it goes (harness/escape.py), unless it
+is Markdown that rnnbench wrote."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from harness.escape import for_markdown, for_terminal
+
 Column = tuple[str, Callable[[dict[str, Any]], Any]]
+
+
+class Markdown(str):
+    """A cell that is Markdown rnnbench wrote (a code span, emphasis): placed as it is."""
 
 
 def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
@@ -17,14 +24,17 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 
 
 def _cell(value: Any) -> str:
-    """One Markdown cell: a | in it would end the cell, a line break the row."""
-    return " ".join(str(value).split("\n")).replace("|", "\\|")
+    """One Markdown cell: text escaped; Markdown's own | would end the cell, a line break the
+    row."""
+    if isinstance(value, Markdown):
+        return " ".join(value.split("\n")).replace("|", "\\|")
+    return for_markdown(value)
 
 
 def text_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     """Plain columns padded to their widest cell, a rule under the header (the last column is
     not padded: a long reason does not widen the others)."""
-    table = [[str(c) for c in header], *([str(c) for c in row] for row in rows)]
+    table = [[for_terminal(c) for c in header], *([for_terminal(c) for c in row] for row in rows)]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     table.insert(1, ["-" * w for w in widths])
     return "\n".join(
@@ -35,7 +45,6 @@ def text_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 def print_table(header: Sequence[str], rows: Iterable[Sequence[Any]], markdown=False) -> None:
     """A rich table on a terminal; text_table where stdout is a pipe or rich is missing;
     markdown_table when asked for."""
-    rows = [[str(c) for c in row] for row in rows]
     if markdown:
         print(markdown_table(header, rows))
         return
@@ -50,9 +59,12 @@ def print_table(header: Sequence[str], rows: Iterable[Sequence[Any]], markdown=F
         return
     from rich.markup import escape
 
-    table = Table(*map(escape, header), header_style="bold")  # cells are text, not markup
+    def text(cell) -> str:  # cells are text, not markup nor control sequences
+        return escape(for_terminal(cell))
+
+    table = Table(*map(text, header), header_style="bold")
     for row in rows:
-        table.add_row(*map(escape, row))
+        table.add_row(*map(text, row))
     console.print(table)
 
 

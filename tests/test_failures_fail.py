@@ -76,7 +76,7 @@ def test_an_unwritable_out_is_refused_before_anything_is_measured(tmp_path, caps
     suite = tmp_path / "tiny.toml"
     suite.write_text(TINY_SUITE)
     assert main(["bench", "--suite", str(suite), "--out", "/proc/rnnbench-x.json"]) == 2
-    assert "cannot write results file /proc/rnnbench-x.json" in capsys.readouterr().err
+    assert "cannot write --out /proc/rnnbench-x.json" in capsys.readouterr().err
     assert started == []
     folder = tmp_path / "a-folder.json"
     folder.mkdir()

@@ -10,6 +10,8 @@ import re
 
 from markdown_it import MarkdownIt
 
+from harness.escape import for_terminal
+
 STYLE = (
     "body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
     "table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid "
@@ -56,7 +58,8 @@ def page(sections, plots: list[str], figures, captions, heading: str) -> str:
     body = ["<h1>rnnbench report</h1>", markdown_to_html(heading)]
     for title, text in sections:
         rendered = _IMAGE.sub(inline, markdown_to_html(text))
-        body.append(f"<h2 id='{anchor(title)}'>{html.escape(title)}</h2>{rendered}")
+        shown = html.escape(for_terminal(title))
+        body.append(f"<h2 id='{anchor(title)}'>{shown}</h2>{rendered}")
     body += ["<h2 id='plots'>Plots</h2>"] if plots else []
     body += [figure(captions[n], figures.png[n], figures.series.get(n, ())) for n in plots]
     return (

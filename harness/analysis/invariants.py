@@ -10,6 +10,7 @@ import dataclasses
 from typing import Any
 
 from harness import registry
+from harness.escape import for_markdown, for_markdown_code
 from harness.stats import format_ratio, format_seconds
 
 ABOVE_PEAK = "above the measured peak"
@@ -196,7 +197,7 @@ def markdown(found: list[Inconsistency]) -> str:
     for (kind, cause), cases in by_cause.items():
         lines += [f"**{kind}** ({len(cases)}). Cause: {cause}.", ""]
         lines += [
-            f"- `{i.subject}` on {i.machine}: {i.measured}"
+            f"- {for_markdown_code(i.subject)} on {for_markdown(i.machine)}: {i.measured}"
             + ("" if i.settled else " (within its interval)")
             for i in cases
         ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.analysis.parallel_in_time import verdict
+from harness.escape import for_markdown_code
 from harness.markdown import field, fields, table_of
 from harness.stats import format_interval, format_ratio, format_seconds
 
@@ -46,9 +47,9 @@ def describe(spec: dict[str, Any]) -> str:
 
 def _body(m: dict[str, Any]) -> str:
     parts = [
-        f"`{m['file']}`: {describe(m['spec'])}. Every runtime below was proven equal to the "
-        "NumPy reference on the file's weights before it was timed; medians of interleaved "
-        "rounds with their 95% interval.",
+        f"{for_markdown_code(m['file'])}: {describe(m['spec'])}. Every runtime below was proven "
+        "equal to the NumPy reference on the file's weights before it was timed; medians of "
+        "interleaved rounds with their 95% interval.",
         "",
         _headline(m),
         "",

@@ -12,11 +12,12 @@ import datetime
 from pathlib import Path
 from typing import Any
 
-from harness.analysis import answer_figure, html, measures, readme, sections, trained
+from harness.analysis import answer_figure, html, measures, parity_files, readme, sections, trained
 from harness.analysis.answer import answers
 from harness.analysis.parallel_in_time import analyse as parallel_in_time
 from harness.analysis.plots import CAPTIONS, Figures, plot_all
 from harness.atomic import write_text_atomic
+from harness.escape import for_markdown
 from harness.records.store import KIND, ResultsError, check_document, machine_views, read_json
 from harness.sweeps.parallel_in_time import check_sweep, is_sweep
 
@@ -32,9 +33,9 @@ def load_inputs(paths: list[str]) -> tuple[list[dict], list[dict], list[dict], l
     `source`."""
     benches, parities, sweeps, trainings = [], [], [], []
     for path in expand(paths):
-        doc = read_json(path)
+        doc = read_json(path, allow_infinity=True)  # a failed parity record holds Infinity
         if isinstance(doc, dict) and doc.get("kind") == KIND:
-            checked = check_document(doc, path)
+            checked = check_document(read_json(path), path)  # a results file: finite only
             views = machine_views(checked, path)
             if not views:
                 raise ResultsError(_nothing_kept(checked, path))
@@ -42,7 +43,8 @@ def load_inputs(paths: list[str]) -> tuple[list[dict], list[dict], list[dict], l
         elif isinstance(doc, dict) and "results" in doc and "summary" in doc:
             from harness.parity.report import read_parity
 
-            parities.append(read_parity(path, doc).model_dump())
+            record = read_parity(path, doc)  # its verdict shown, passed or not
+            parities.append({**record.model_dump(), "check": parity_files.entry(path, record)})
         elif is_sweep(doc):
             sweeps.append(check_sweep(doc, path))
         elif trained.is_training(doc):
@@ -125,7 +127,7 @@ def write_report(
     inline = _answer_figures(result, figures)
     body = sections.sections(result, benches, audit_table(parities), bool(plots))
     stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    heading = f"Generated {stamp} from {', '.join(paths)}."
+    heading = f"Generated {stamp} from {', '.join(map(for_markdown, paths))}."
     if heat and heat["note"]:
         heading += f" Parity heatmap: {heat['note']}."
     write_text_atomic(out / "report.md", markdown(body, plots, heading))
@@ -164,6 +166,7 @@ def analysed(paths: list[str]) -> tuple[list[dict], list[dict], dict[str, Any]]:
     result = measures.analyse(benches)
     result["parallel_in_time"] = parallel_in_time(sweeps, result, benches)
     result["trained"] = trained.analyse(trainings, result["models"], parities)
+    result["parity_files"] = [p["check"] for p in parities]
     return benches, parities, result
 
 
@@ -177,7 +180,7 @@ def findings_block(paths: list[str], benches=None, result=None) -> str:
 def markdown(body, plots: list[str], heading: str) -> str:
     parts = ["# rnnbench report", "", heading, ""]
     for title, text in body:
-        parts += [f"## {title}", "", text, ""]
+        parts += [f"## {for_markdown(title)}", "", text, ""]
     parts += ["## Plots", ""] if plots else []
     for name in plots:
         parts += [f"### {CAPTIONS[name]}", "", f"![{CAPTIONS[name]}](img/{name}.png)", ""]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.analysis import answer_figure, invariants, trained
+from harness.analysis import answer_figure, invariants, parity_files, trained
 from harness.analysis.answer import answers
 from harness.analysis.answer import markdown as answer_markdown
 from harness.analysis.findings import findings_markdown, headline, is_standard
@@ -14,6 +14,7 @@ from harness.analysis.own_model_view import sections as own_model_sections
 from harness.analysis.parallel_in_time import TITLE as PARALLEL_IN_TIME
 from harness.analysis.parallel_in_time_views import AMDAHL_RESTATED
 from harness.analysis.parallel_in_time_views import markdown as parallel_in_time
+from harness.escape import for_markdown, for_markdown_code
 from harness.markdown import field, fields, markdown_table, percent, table_of
 from harness.stats import format_interval, format_ratio, format_seconds
 
@@ -42,6 +43,7 @@ def sections(
     out = [
         ("Findings in full", findings_markdown(findings) if findings else ""),
         *own_model_sections(result),
+        (parity_files.TITLE, parity_files.markdown(result.get("parity_files", []))),
         (trained.TITLE, trained.markdown(result["trained"]) if result.get("trained") else ""),
         ("Machines", environment(benches)),
         (
@@ -103,7 +105,7 @@ def figure_name(machine: str) -> str:
 
 def contents(details: list[tuple[str, str]], plots: bool) -> str:
     titles = [title for title, _ in details] + (["Plots"] if plots else [])
-    return "\n".join(f"- [{title}](#{anchor(title)})" for title in titles)
+    return "\n".join(f"- [{for_markdown(title)}](#{anchor(title)})" for title in titles)
 
 
 def anchor(title: str) -> str:
@@ -379,13 +381,13 @@ def crossover(result: dict[str, Any]) -> str:
 
 def cases_not_timed(benches) -> str:
     lines = [
-        f"- `{r.id}` {r.status}: {r.reason}"
+        f"- {for_markdown_code(r.id)} {r.status}: {for_markdown(r.reason)}"
         for doc in benches
         for r in doc.cases
         if r.status != "ok"
     ]
     lines += [
-        f"- `{r.id}` {r.status} (no machine kept it): {r.reason}"
+        f"- {for_markdown_code(r.id)} {r.status} (no machine kept it): {for_markdown(r.reason)}"
         for doc in benches
         for r in doc.lost
     ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from harness.escape import for_markdown
 from harness.markdown import field, table_of
 from harness.stats import format_interval, format_ratio
 
@@ -119,7 +120,8 @@ def markdown(entries: list[dict]) -> str:
     for entry in entries:
         if not entry["pairs"]:
             continue
-        parts += ["", f"**{entry['name']}**: {summary(entry)}", "", _pairs_table(entry["pairs"])]
+        name = for_markdown(entry["name"])
+        parts += ["", f"**{name}**: {summary(entry)}", "", _pairs_table(entry["pairs"])]
     return "\n".join(parts)
 
 

@@ -10,8 +10,11 @@ from pathlib import Path
 from harness.bench import engine
 from harness.bench.suites import load_suite, safe_name, suite_names
 from harness.cli.errors import UsageError, add_memory_budget
+from harness.escape import for_terminal
 from harness.markdown import print_table
+from harness.output_paths import FILE
 from harness.stats import format_seconds
+from harness.terminal import say
 
 
 def add_parser(sub) -> None:
@@ -71,7 +74,7 @@ def add_parser(sub) -> None:
         help="with a scheduler: seconds to wait for a worker able to take what is left "
         "(default 60)",
     )
-    p.set_defaults(run=run_bench)
+    p.set_defaults(run=run_bench, outputs={"out": FILE})
 
 
 class Terminated(BaseException):
@@ -88,7 +91,7 @@ def run_bench(args) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     out = Path(args.out or f"out/bench-{safe_name(suite.name)}-{stamp}.json")
     if args.model:
-        print(f"suite {suite.name}: {len(suite.cases)} cases; results: {out}")
+        say(f"suite {suite.name}: {len(suite.cases)} cases; results: {out}")
     total = len(suite.cases)
     distributed = args.scheduler or args.scheduler_file
     if distributed and args.machine:
@@ -106,14 +109,14 @@ def run_bench(args) -> int:
                     suite, out, args.resume, args.overwrite, args.machine, advance, _notice
                 )
     except (KeyboardInterrupt, Terminated) as exc:  # every finished group is in the file
-        print(
+        say(
             f"rnnbench: {'terminated' if isinstance(exc, Terminated) else 'interrupted'}: "
             f"the groups measured so far are in {out}; --resume finishes the run",
-            file=sys.stderr,
+            err=True,
         )
         return 143 if isinstance(exc, Terminated) else 130
     except engine.WriteFailed as exc:
-        print(f"rnnbench: error: {exc}", file=sys.stderr)
+        say(f"rnnbench: error: {exc}", err=True)
         return 1
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -121,8 +124,9 @@ def run_bench(args) -> int:
     machines = ", ".join(sorted(doc.machines)) or "none"
     ok = sum(1 for r in doc.cases if r.status == "ok")
     budget = f"budget {suite.budget_s:.0f} s" if suite.budget_s else "no budget"
-    print(
-        f"\n{ok} of {len(doc.cases)} cases timed in {doc.wall_s or 0:.0f} s ({budget}) on "
+    print()
+    say(
+        f"{ok} of {len(doc.cases)} cases timed in {doc.wall_s or 0:.0f} s ({budget}) on "
         f"{machines}; results: {out}"
     )
     left = sum(1 for r in doc.cases if r.status == "not_timed")
@@ -136,7 +140,7 @@ def _terminate(signum, frame):
 
 
 def _notice(text: str) -> None:
-    print(f"rnnbench: {text}", file=sys.stderr)
+    say(f"rnnbench: {text}", err=True)
 
 
 def _suite(args):
@@ -162,7 +166,7 @@ def _model_suite(args):
     if args.suite:
         raise UsageError("--suite and --model both say what to time: give one")
     model = open_model(args.model, load_spec(args.spec) if args.spec else None)
-    print(f"model: {model.describe()}")
+    say(f"model: {model.describe()}")
     options = {}
     for option, field in (("batch", "batches"), ("steps", "steps"), ("threads", "threads")):
         if getattr(args, option):
@@ -173,7 +177,7 @@ def _model_suite(args):
     out_dir = Path(args.out).parent if args.out else Path("out")
     suite, left_out = own.model_suite(model, out_dir, **options)
     for target, reason in left_out:
-        print(f"not timed: {target}: {reason}")
+        say(f"not timed: {target}: {reason}")
     if not suite.cases:
         raise UsageError(f"no target can time {args.model}: see the reasons above")
     return suite
@@ -247,10 +251,11 @@ class _progress_bar:
     def _rich(self, record, done, todo):
         if self.bar is None:
             self._start()
-        self.bar.update(self.task, total=todo, completed=done, case=f"{record.id} {record.status}")
+        case = for_terminal(f"{record.id} {record.status}")
+        self.bar.update(self.task, total=todo, completed=done, case=case)
 
     def _plain(self, record, done, todo):
-        print(f"[{done}/{todo}] {record.id} {record.status}", file=sys.stderr)
+        say(f"[{done}/{todo}] {record.id} {record.status}", err=True)
 
     def __exit__(self, *exc):
         if self.bar is not None:

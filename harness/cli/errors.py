@@ -6,7 +6,7 @@ from __future__ import annotations
 from harness.model.errors import BadInput
 from harness.terminal import progress
 
-__all__ = ["UsageError", "names", "progress", "require"]
+__all__ = ["UsageError", "check_outputs", "names", "progress", "require"]
 
 
 class UsageError(BadInput):
@@ -23,6 +23,15 @@ def require(packages: dict[str, str], extra: str, what: str) -> None:
         raise UsageError(
             f"{what} needs {', '.join(missing)}, not installed: pip install 'rnnbench[{extra}]'"
         )
+
+
+def check_outputs(args) -> None:
+    """Every path the command will write, checked before any work (harness/output_paths.py):
+    args.outputs maps a flag's dest to what it names (a file, or a folder and its files)."""
+    for dest, output in getattr(args, "outputs", {}).items():
+        value = getattr(args, dest, None)
+        if value:
+            output.check(value, "--" + dest.replace("_", "-"))
 
 
 def names(text: str, allowed, what: str) -> tuple[str, ...]:

@@ -13,13 +13,14 @@ from harness import registry
 from harness.analysis.compare import GateError
 from harness.bench.suites import SuiteError
 from harness.cli import bench, parallel_in_time, parity, report, tools
-from harness.cli.errors import UsageError, apply_memory_budget
+from harness.cli.errors import UsageError, apply_memory_budget, check_outputs
 from harness.machine.lock import LockError
 from harness.model.errors import BadInput
 from harness.model.protocol import NotSupported
 from harness.model.spec import SpecError
 from harness.model.weights import WeightsError
 from harness.records.store import ResultsError
+from harness.terminal import say
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,6 +43,7 @@ def main(argv=None) -> int:
 def _run(args) -> int:
     try:
         apply_memory_budget(args)
+        check_outputs(args)
         return args.run(args)
     except (
         UsageError,
@@ -55,7 +57,7 @@ def _run(args) -> int:
         GateError,
         LockError,
     ) as exc:
-        print(f"rnnbench: error: {exc}", file=sys.stderr)
+        say(f"rnnbench: error: {exc}", err=True)
         return 2
     except BrokenPipeError:  # `rnnbench parity | head`
         sys.stderr.close()

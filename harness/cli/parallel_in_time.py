@@ -24,6 +24,8 @@ from harness.atomic import write_text_atomic
 from harness.cli import parallel_in_time_inputs
 from harness.cli.errors import add_memory_budget
 from harness.json_values import finite_or_null, nulls_for_nonfinite
+from harness.output_paths import FILE
+from harness.terminal import say
 
 
 def add_parser(sub) -> None:
@@ -65,7 +67,7 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--sweep", help="GRID.toml | default: iterations, work and depth over a grid (--json)"
     )
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, outputs={"json": FILE})
 
 
 def run(args) -> int:
@@ -81,7 +83,7 @@ def run(args) -> int:
     _print(record, failure)
     if args.json:
         write_text_atomic(args.json, json.dumps(nulls_for_nonfinite(record), indent=1) + "\n")
-        print(f"wrote {args.json}")
+        say(f"wrote {args.json}")
     return 1 if failure else 0
 
 
@@ -127,7 +129,7 @@ def run_sweep(args) -> int:
     for row in doc["rows"]:
         print(_sweep_line(row))
     write_text_atomic(args.json, dumps(doc))
-    print(f"{len(doc['rows'])} rows in {doc['wall_s']:.0f} s; wrote {args.json}")
+    say(f"{len(doc['rows'])} rows in {doc['wall_s']:.0f} s; wrote {args.json}")
     return 0
 
 
@@ -183,10 +185,9 @@ def _failure(result, record) -> str | None:
 
 
 def _print(record: dict, failure: str | None) -> None:
-    import sys
 
     model = record["model"]
-    print(
+    say(
         f"{model['cell']} H={model['hidden_size']} I={model['input_size']} "
         f"L={model['num_layers']}{' bidirectional' if model['bidirectional'] else ''} "
         f"({record['source']}), T={record['steps']} B={record['batch']} {record['dtype']} "
@@ -197,7 +198,7 @@ def _print(record: dict, failure: str | None) -> None:
     more = " ..." if len(record["residuals"]) > 12 else ""
     print(f"{record['method']} residuals (max |change|): {residuals}{more}")
     if failure:
-        print(f"FAIL {failure}", file=sys.stderr)
+        say(f"FAIL {failure}", err=True)
         return
     print(
         f"converged in {record['iterations']} iterations (tol {record['tol']:g}, "

@@ -12,6 +12,7 @@ import numpy as np
 from harness.cli.errors import UsageError
 from harness.model.spec import Cell, ModelSpec, load_spec
 from harness.model.weights import init_weights, load_weights
+from harness.terminal import say
 
 METHODS = ("newton", "quasi-newton")
 DEFAULT_TOL = {"float64": 1e-12, "float32": 1e-6}
@@ -118,7 +119,7 @@ def _trusted_model_file(args):
                 f"{args.model} run as it is differs from the weights read from it: {result.reason}"
             )
         if result.status == "skipped":
-            print(f"note: {args.model} was not run: {result.reason}")
+            say(f"note: {args.model} was not run: {result.reason}")
     return model.weights
 
 

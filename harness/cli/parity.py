@@ -12,6 +12,8 @@ from harness.atomic import write_text_atomic
 from harness.cli.errors import UsageError, add_memory_budget, names, progress
 from harness.model.spec import Cell, load_spec
 from harness.model_file.verify import KERAS_BACKENDS, MODEL_BACKENDS
+from harness.output_paths import FILE, folder
+from harness.terminal import say
 
 ALL_CELLS = "rnn,lstm,gru"
 
@@ -77,7 +79,10 @@ def add_parser(sub) -> None:
     p.add_argument("--junit", metavar="PATH", help="write JUnit XML (one testcase per check)")
     p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     p.add_argument("--report", metavar="DIR", help="write DIR/parity.md and DIR/parity.json")
-    p.set_defaults(run=run_parity)
+    p.set_defaults(
+        run=run_parity,
+        outputs={"json": FILE, "junit": FILE, "report": folder("parity.md", "parity.json")},
+    )
 
 
 def run_parity(args) -> int:
@@ -107,7 +112,7 @@ def run_model(args) -> int:
         training=args.training,
         strict_shapes=args.strict_shapes,
     )
-    outcome = verify(request, say=print)
+    outcome = verify(request, say=say)
     return finish(args, outcome.results, outcome.training, started, outcome.extra)
 
 
@@ -181,6 +186,7 @@ def finish(args, results, training, started, extra: dict) -> int:
     from harness.markdown import print_table
     from harness.parity import report as parity_report
 
+    record = parity_report.parity_record(results, training, extra, time.perf_counter() - started)
     print_table(*parity_report.table_cells(parity_report.summarize(results)), args.markdown)
     audits = parity_report.audit_rows(results)
     if audits:
@@ -193,45 +199,36 @@ def finish(args, results, training, started, extra: dict) -> int:
 
         print("\nTraining trajectories (SGD steps):")
         print_table(TRAJECTORY_HEADER, trajectory_cells(training), args.markdown)
-    bad = parity_report.failures(results) + [t.failure for t in training if t.failure]
-    skipped = sorted({(r.backend, r.reason) for r in results if r.status == "skipped"})
-    for backend, reason in skipped:
-        print(f"skipped {backend}: {reason}")
-    checked = sum(r.status in ("passed", "failed", "error") for r in results)
-    passed = not bad and checked > 0
-    record = {
-        "command": "parity",
-        "passed": passed,
-        **extra,
-        "seconds": round(time.perf_counter() - started, 1),
-        "training": [t.as_dict() for t in training],
-    }
+    for backend, reason in parity_report.skipped_backends(results):
+        say(f"skipped {backend}: {reason}")
     json_paths = [args.json] if args.json else []
     if args.report:
         json_paths.append(str(Path(args.report) / "parity.json"))
-        markdown = parity_report.format_markdown(results, training, skipped, bad)
+        markdown = parity_report.format_markdown(results, training, record)
         write_text_atomic(Path(args.report) / "parity.md", markdown)
-        print(f"wrote {Path(args.report) / 'parity.md'}")
+        say(f"wrote {Path(args.report) / 'parity.md'}")
     for path in json_paths:
-        parity_report.write_json(path, results, record)
-        print(f"wrote {path}")
+        parity_report.write_record(path, record)
+        say(f"wrote {path}")
     if args.junit:
         from harness.parity.junit import write_junit
 
-        write_junit(args.junit, results, training)
-        print(f"wrote {args.junit}")
+        write_junit(args.junit, record, args.model)
+        say(f"wrote {args.junit}")
     for line in extra.get("notes", []):
-        print(f"note: {line}")
+        say(f"note: {line}")
+    bad = parity_report.failures(results, training)
     for line in bad:
-        print(f"FAIL {line}", file=sys.stderr)
-    failed_pairs = len({(r.backend, r.case) for r in results if r.status in ("failed", "error")})
+        say(f"FAIL {line}", err=True)
+    checked = parity_report.compared(results)
+    failed_pairs = parity_report.failed_checks(results)
     print(
         f"{checked - failed_pairs} of {checked} backend x case checks passed, {len(bad)} failures"
     )
     if checked == 0:
         print("FAIL nothing was compared: every check was skipped", file=sys.stderr)
         return 1
-    return 0 if passed else 1
+    return 0 if record.passed else 1
 
 
 def _default_cases(args, dtypes):

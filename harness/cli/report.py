@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import sys
 
+from harness.output_paths import FILE, folder
+from harness.terminal import say, say_lines
+
 
 def add_parsers(sub) -> None:
     p = sub.add_parser("report", help="Markdown + standalone HTML report from results files")
@@ -22,7 +25,10 @@ def add_parsers(sub) -> None:
         help="also rewrite this file's findings block (between <!-- findings:begin --> and "
         "<!-- findings:end -->) from the same findings",
     )
-    p.set_defaults(run=run_report)
+    p.set_defaults(
+        run=run_report,
+        outputs={"out": folder("report.md", "report.html", "findings.md"), "readme": FILE},
+    )
     p = sub.add_parser("compare", help="NEW against BASE per case; exit 1 on a regression")
     p.add_argument("base")
     p.add_argument("new")
@@ -32,7 +38,7 @@ def add_parsers(sub) -> None:
         help="STAT:N%%, STAT one of min, median, mean, p90, p99 (default median:10%%)",
     )
     p.add_argument("--json", help="write the comparison here (atomically)")
-    p.set_defaults(run=run_compare)
+    p.set_defaults(run=run_compare, outputs={"json": FILE})
 
 
 REPORT_PACKAGES = {"matplotlib": "matplotlib", "scipy": "scipy", "markdown_it": "markdown-it-py"}
@@ -48,11 +54,11 @@ def run_report(args) -> int:
     try:
         written = write_report(args.results, args.out, args.readme)
     except ReadmeError as exc:
-        print(f"rnnbench: error: {exc}", file=sys.stderr)
+        say(f"rnnbench: error: {exc}", err=True)
         return 2
-    print(f"wrote {written['markdown']}, {written['html']} and {written['findings']}")
+    say(f"wrote {written['markdown']}, {written['html']} and {written['findings']}")
     if "readme" in written:
-        print(f"rewrote the findings block of {written['readme']}")
+        say(f"rewrote the findings block of {written['readme']}")
     return 0
 
 
@@ -74,7 +80,7 @@ def run_compare(args) -> int:
     text = format_comparison(result)
     if not result["rows"]:  # what could not be matched, then the error: no table, no tally
         if text:
-            print(text, file=sys.stderr)
+            say_lines(text, err=True)
         print(
             "rnnbench: error: BASE and NEW share no case timed on a like machine: nothing to "
             "compare",
@@ -85,7 +91,7 @@ def run_compare(args) -> int:
 
     for block in comparison_blocks(result):  # the table as rich on a terminal
         if isinstance(block, str):
-            print(block)
+            say_lines(block)
         else:
             print_table(*block)
     return 1 if result["regressions"] else 0

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-
 from harness import registry
 from harness.atomic import write_text_atomic
 from harness.cli.errors import UsageError, add_memory_budget, names, progress
 from harness.model.spec import Cell, load_spec
+from harness.output_paths import FILE, folder
+from harness.terminal import say
 
 
 def _growth_parser(sub) -> None:
@@ -20,7 +20,7 @@ def _growth_parser(sub) -> None:
     )
     p.add_argument("--gain", type=float, default=1.0, help="scale R (>1 drives towards chaos)")
     p.add_argument("--json", help="write the rows here (atomically)")
-    p.set_defaults(run=run_growth)
+    p.set_defaults(run=run_growth, outputs={"json": FILE})
 
 
 def run_growth(args) -> int:
@@ -51,7 +51,7 @@ def _selfcheck_parser(sub) -> None:
     )
     p.add_argument("--runs", type=int, default=3, help="separate runs (fresh workers each)")
     p.add_argument("--json", help="write the measurement here (atomically)")
-    p.set_defaults(run=run_selfcheck)
+    p.set_defaults(run=run_selfcheck, outputs={"json": FILE})
 
 
 def run_selfcheck(args) -> int:
@@ -93,7 +93,7 @@ def _export_parser(sub) -> None:
     p.add_argument("--weights", help="canonical weights (.npz); else seeded init")
     p.add_argument("--exporters", default="direct,torchscript,dynamo,tf2onnx")
     p.add_argument("--out", required=True, help="folder for the .onnx files and audit.json")
-    p.set_defaults(run=run_export)
+    p.set_defaults(run=run_export, outputs={"out": folder("audit.json")})
 
 
 def run_export(args) -> int:
@@ -144,7 +144,7 @@ def run_export(args) -> int:
         json.dumps({"spec": spec.to_dict(), "audit": rows, "failed": failed}, indent=1) + "\n",
     )
     for line in failed:
-        print(f"FAIL export {line}", file=sys.stderr)
+        say(f"FAIL export {line}", err=True)
     return 1 if failed else 0
 
 
@@ -172,25 +172,30 @@ def _config(spec) -> str:
 
 
 def _schema_parser(sub) -> None:
+    from harness.records.publish import SCHEMAS
+
     p = sub.add_parser("schema", help="write the JSON Schema of results, suite and parity files")
     p.add_argument("--out", default="results/schema", help="folder (default results/schema)")
     p.add_argument(
         "--readme", help="also rewrite this file's field tables (between its schema markers)"
     )
-    p.set_defaults(run=run_schema)
+    p.set_defaults(
+        run=run_schema,
+        outputs={"out": folder(*(f"{name}.schema.json" for name in SCHEMAS)), "readme": FILE},
+    )
 
 
 def run_schema(args) -> int:
     from harness.records.publish import rewrite_readme, write_schemas
 
     for path in write_schemas(args.out):
-        print(f"wrote {path}")
+        say(f"wrote {path}")
     if args.readme:
         try:
             changed = rewrite_readme(args.readme)
         except (OSError, ValueError) as exc:
             raise UsageError(f"--readme {args.readme}: {exc}") from None
-        print(f"{'rewrote' if changed else 'kept'} the schema tables of {args.readme}")
+        say(f"{'rewrote' if changed else 'kept'} the schema tables of {args.readme}")
     return 0
 
 

@@ -16,7 +16,7 @@ import re
 from harness.model.protocol import NotSupported
 
 ENV = "RNNBENCH_MEMORY_BUDGET"
-DEFAULT_SHARE = 0.25  # of the memory available at start
+DEFAULT_SHARE = 0.10  # of the memory available at start: 2.1 GiB of 21 here
 UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
 ALLOWED = "bytes with an optional K, M, G or T suffix (binary), e.g. 2G or 512M"
 

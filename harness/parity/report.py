@@ -1,4 +1,5 @@
-"""Parity results as a table (one row per backend x cell x dtype x quantity) and a JSON record."""
+"""Parity results as a table (one row per backend x cell x dtype x quantity), the typed record
+that `parity --json` writes and harness/parity/api.py returns, and parity.md."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from harness.atomic import write_text_atomic
+from harness.escape import for_markdown
 from harness.json_values import nulls_for_nonfinite
 from harness.markdown import markdown_table, text_table
 from harness.parity.run import BackendResult
@@ -169,30 +171,55 @@ def tolerance_grid(records: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str]
     return grid
 
 
-def failures(results: Iterable[BackendResult]) -> list[str]:
-    """One line per failed comparison or broken backend, naming tensor, index and values."""
+def failures(results: Iterable[Any], training: Iterable[Any] = ()) -> list[str]:
+    """One line per failed comparison or broken backend, naming tensor, index and values, then
+    one per training trajectory that failed. Results and trajectories as run or as a record
+    holds them."""
     lines = []
     for r in results:
         if r.status == "error":
             lines.append(f"{r.backend} {r.case}: {r.reason}")
         lines += [f"{r.backend} {r.case}: {c.message}" for c in r.comparisons if not c.passed]
-    return lines
+    return lines + [t.failure for t in training if t.failure]
 
 
-def write_json(path, results: list[BackendResult], extra: dict[str, Any]) -> None:
-    """The parity record (harness/records/parity.py), validated before it is written. A
-    figure a failed check could not measure (NaN, an infinite share of its tolerance) is null
-    in a comparison; a summary's worst share of tolerance keeps inf (JSON's Infinity)."""
+def compared(results: Iterable[Any]) -> int:
+    """How many (backend, case) checks ran (passed, failed or broke), skips not counted."""
+    return sum(r.status in ("passed", "failed", "error") for r in results)
+
+
+def failed_checks(results: Iterable[Any]) -> int:
+    """How many (backend, case) pairs failed or broke (a case checked twice counted once)."""
+    return len({(r.backend, r.case) for r in results if r.status in ("failed", "error")})
+
+
+def skipped_backends(results: Iterable[BackendResult]) -> list[tuple[str, str]]:
+    return sorted({(r.backend, r.reason) for r in results if r.status == "skipped"})
+
+
+def parity_record(results: list[BackendResult], training: list, extra: dict, seconds: float):
+    """The parity record (harness/records/parity.py), validated: passed when something was
+    compared and nothing failed. extra: the model and export checked. A figure a failed check
+    could not measure (NaN, an infinite share of its tolerance) is null in a comparison; a
+    summary's worst share of tolerance keeps inf (JSON's Infinity)."""
     from harness.records.parity import ParityRecord
 
     record = {
         "schema_version": SCHEMA_VERSION,
+        "command": "parity",
+        "passed": compared(results) > 0 and not failures(results, training),
         **extra,
+        "seconds": round(seconds, 1),
+        "training": [t.as_dict() for t in training],
         "summary": summarize(results),
         "results": [nulls_for_nonfinite(r.as_dict()) for r in results],
     }
-    checked = ParityRecord.model_validate(record)
-    write_text_atomic(path, json.dumps(checked.model_dump(mode="json"), indent=1) + "\n")
+    return ParityRecord.model_validate(record)
+
+
+def write_record(path, record) -> None:
+    """A parity record as `--json` writes it, atomically."""
+    write_text_atomic(path, json.dumps(record.model_dump(mode="json"), indent=1) + "\n")
 
 
 def read_parity(path, doc: Any):
@@ -211,16 +238,21 @@ def read_parity(path, doc: Any):
         raise ResultsError(f"parity record {path} is corrupt: {exc}") from None
 
 
-def format_markdown(results, training, skipped, failed_lines) -> str:
+def format_markdown(results, training, record) -> str:
+    """parity.md: the table, the export forms, the trajectories, what was skipped and what
+    failed; every name from a file escaped (harness/escape.py)."""
     from harness.parity.checks import TOLERANCES
     from harness.parity.training import TRAJECTORY_HEADER, trajectory_cells
 
     tolerances = ", ".join(
         f"{d}: rtol {t.rtol:g}, atol {t.atol:g} x max(1, max|ref|)" for d, t in TOLERANCES.items()
     )
+    checked = [f"Model: {for_markdown(record.model.path)}."] if record.model else []
+    checked += [f"Export: {for_markdown(record.against)}."] if record.against else []
     parts = [
         "# rnnbench parity report",
         "",
+        *([" ".join(checked), ""] if checked else []),
         "Every backend against the NumPy float64 reference: outputs and the gradient of every "
         f"weight and input. Tolerances: {tolerances}. `of tol` is the worst |error| as a share "
         "of its tolerance.",
@@ -249,7 +281,11 @@ def format_markdown(results, training, skipped, failed_lines) -> str:
             markdown_table(TRAJECTORY_HEADER, trajectory_cells(training)),
             "",
         ]
-    parts += [f"- skipped {backend}: {reason}" for backend, reason in skipped]
-    parts += [f"- FAIL {line}" for line in failed_lines]
-    verdict = "FAILED" if failed_lines else "all checks passed"
+    skipped = skipped_backends(results)
+    failed_lines = failures(results, training)
+    parts += [f"- skipped {for_markdown(b)}: {for_markdown(reason)}" for b, reason in skipped]
+    parts += [f"- FAIL {for_markdown(line)}" for line in failed_lines]
+    verdict = "all checks passed" if record.passed else "FAILED"
+    if not record.passed and not failed_lines:
+        verdict = "FAILED: nothing was compared, every check was skipped"
     return "\n".join(parts + ["", f"Verdict: {verdict}.", ""])

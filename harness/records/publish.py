@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.atomic import write_text_atomic
-from harness.markdown import markdown_table
+from harness.markdown import Markdown, markdown_table
 from harness.records.parity import ParityRecord
 from harness.records.results import ResultsDocument
 from harness.records.suite import SuiteFile
@@ -58,12 +58,17 @@ def _table(name: str, node: dict, definitions: dict) -> list[str]:
     if not properties:
         return []
     required = set(node.get("required", []))
-    rows = [
-        (
-            f"`{field}`",
-            _type(spec),
-            "yes" if field in required else "",
-            spec.get("description") or "",
+    rows = [  # rnnbench's own words, written as Markdown
+        tuple(
+            map(
+                Markdown,
+                (
+                    f"`{field}`",
+                    _type(spec),
+                    "yes" if field in required else "",
+                    spec.get("description") or "",
+                ),
+            )
         )
         for field, spec in properties.items()
     ]

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import stat
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +45,10 @@ class ResultsError(ValueError):
     """A results file that cannot be used; the message names the file and what is wrong."""
 
 
-def read_json(path: str | Path) -> Any:
-    """The parsed file; a ResultsError naming it when it cannot be read or is not JSON."""
+def read_json(path: str | Path, allow_infinity: bool = False) -> Any:
+    """The parsed file; a ResultsError naming it when it cannot be read or is not JSON.
+    allow_infinity: Infinity read as a float (a parity record's share of tolerance of a check
+    that failed before its values were compared); NaN is refused all the same."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
@@ -57,7 +56,7 @@ def read_json(path: str | Path) -> Any:
     except UnicodeDecodeError:
         raise ResultsError(f"results file {path} is corrupt: not UTF-8 text") from None
     try:
-        return json.loads(text, parse_constant=refuse_constant)
+        return json.loads(text, parse_constant=_infinity if allow_infinity else refuse_constant)
     except json.JSONDecodeError as exc:
         raise ResultsError(f"results file {path} is corrupt: not JSON ({exc})") from None
     except RecursionError:
@@ -68,6 +67,12 @@ def read_json(path: str | Path) -> Any:
 
 def refuse_constant(name: str):
     raise ValueError(f"it holds {name}, which is not a number: every value must be finite")
+
+
+def _infinity(name: str) -> float:
+    if name == "NaN":
+        refuse_constant(name)
+    return float(name.replace("Infinity", "inf"))
 
 
 def load_results(path: str | Path) -> ResultsDocument:
@@ -224,25 +229,18 @@ def machine_views(doc: ResultsDocument, source: str = "") -> list[MachineView]:
 
 
 def check_writable(path: str | Path) -> None:
-    """Refuse, before anything is measured, a results path this process cannot write: its
-    folder is made if missing, and a scratch file is created there and removed."""
-    path = Path(path)
-    if path.is_symlink() or (path.exists() and not path.is_file() and not path.is_dir()):
-        raise ResultsError(
-            f"cannot write results file {path}: it is a link, a device or a pipe, which a "
-            "results file would replace: allowed a regular file or a new path"
-        )
-    if path.is_file() and not path.stat().st_mode & stat.S_IWUSR:
-        raise ResultsError(f"cannot write results file {path}: it is read-only")
+    """Refuse, before anything is measured, a results path this process cannot write
+    (harness/output_paths.py check_file), as a ResultsError; its folder is made if missing
+    (the writer's lock file goes beside it)."""
+    from harness.output_paths import OutputPathError, check_file
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, scratch = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".check", dir=path.parent)
-        os.close(fd)
-        os.unlink(scratch)
+        check_file(path, "results file")
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OutputPathError as exc:
+        raise ResultsError(str(exc)) from None
     except OSError as exc:
         raise ResultsError(f"cannot write results file {path}: {exc.strerror or exc}") from None
-    if path.is_dir():
-        raise ResultsError(f"cannot write results file {path}: it is a folder")
 
 
 def dumps(doc: ResultsDocument) -> str:
