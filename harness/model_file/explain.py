@@ -35,7 +35,72 @@ def _softmax(z):
 
 def explain(runtime, model, size, seed: int, budget) -> str:
     """The cause of the outputs' difference at `size` (T, B), or '' when no trial explains it."""
-    return _masking(runtime, model, size, seed, budget) or _head(runtime, model, size, seed, budget)
+    return (
+        _masking(runtime, model, size, seed, budget)
+        or _head(runtime, model, size, seed, budget)
+        or _cell_activations(runtime, model)
+    )
+
+
+# ONNX ops that compute an activation, and the ones each cell's equations use
+ACTIVATION_OPS = {
+    "Sigmoid", "Tanh", "Relu", "LeakyRelu", "HardSigmoid", "Elu", "Selu", "Softsign",
+    "Softplus", "ThresholdedRelu", "ScaledTanh", "Affine", "HardSwish", "Gelu", "Mish",
+}  # fmt: skip
+CELL_OPS = {"rnn": {"Tanh"}, "lstm": {"Sigmoid", "Tanh"}, "gru": {"Sigmoid", "Tanh"}}
+DEFAULTS = {"RNN": ["tanh"], "LSTM": ["sigmoid", "tanh", "tanh"], "GRU": ["sigmoid", "tanh"]}
+
+
+def _cell_activations(runtime, model) -> str:
+    """An ONNX file whose recurrence computes activations its cell does not: a native node's
+    `activations` attribute, or the activation ops inside a Loop/Scan body."""
+    graph = getattr(getattr(runtime, "model", None), "graph", None)
+    if graph is None:
+        return ""
+    cell = model.spec.cell.value
+    for node in graph.node:
+        if node.op_type not in DEFAULTS:
+            continue
+        acts = [
+            v.decode(errors="replace").lower()
+            for attribute in node.attribute
+            if attribute.name == "activations"
+            for v in attribute.strings
+        ]
+        defaults = DEFAULTS[node.op_type]
+        if acts and acts[: len(defaults)] != defaults:
+            return (
+                f"{runtime.label}'s {node.op_type} node {node.name!r} sets activations {acts} "
+                f"where a {cell} computes {defaults}: an activation differs"
+            )
+    loops = [node for node in graph.node if node.op_type in ("Loop", "Scan")]
+    found = set().union(*(_ops(node) for node in loops)) & ACTIVATION_OPS if loops else set()
+    if not found:
+        return ""
+    extra, missing = found - CELL_OPS[cell], CELL_OPS[cell] - found
+    if not (extra or missing):
+        return ""
+    parts = []
+    if extra:
+        parts.append(f"computes {', '.join(sorted(extra))}")
+    if missing:
+        parts.append(f"computes no {', '.join(sorted(missing))}")
+    return (
+        f"{runtime.label}'s recurrence (a {loops[0].op_type} body) {' and '.join(parts)} "
+        f"where a {cell} computes {', '.join(sorted(CELL_OPS[cell]))}: an activation differs"
+    )
+
+
+def _ops(node) -> set[str]:
+    """The op types of every subgraph of `node`, recursively."""
+    found = set()
+    for attribute in node.attribute:
+        graphs = list(attribute.graphs) + ([attribute.g] if attribute.HasField("g") else [])
+        for graph in graphs:
+            for inner in graph.node:
+                found.add(inner.op_type)
+                found |= _ops(inner)
+    return found
 
 
 def _right(runtime, model, file_input, rng, budget, T: int, front=None) -> bool:

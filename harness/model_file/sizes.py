@@ -84,6 +84,14 @@ def diagnose(runtime, tried: dict[tuple[int, int], Tried], probe) -> str:
     failed = [size for size, t in tried.items() if size not in ran]
     if not right and not failed:
         return ""
+    if wrong and not failed and right and max(t for t, _ in right) == 1:
+        steps = [tried[size].first_over for size in wrong if tried[size].first_over is not None]
+        at = f" from step {min(steps)}" if steps else ""
+        return (
+            f"{runtime.label} is right at T=1 only and wrong{at} at every longer size: what "
+            "differs acts from the second step on (the recurrent weights, their bias or the "
+            "cell's equations), not a size"
+        )
     if wrong and not failed and _grows_with_step(tried, right, wrong):
         size = min(wrong)
         step = tried[size].first_over

@@ -220,12 +220,18 @@ def _file_results(model, runtimes, data_sets, check, plan, budget) -> list:
     checks = []
     for role, runtime in runtimes:
         progress(f"{role} {runtime.label}")
+        weights_differ = False
         if role == "export-file":  # its weights first: a weight off by 0.1% can hide in outputs
             if runtime.nodes:
                 checks.append(check.check_weights(role, runtime, model))
             else:
                 checks.append(check_export_weights(role, runtime, model))
-        checks.append(check.check_runtime(role, runtime, model, sizes, budget=budget))
+            weights_differ = checks[-1].status == "failed"
+        checks.append(
+            check.check_runtime(
+                role, runtime, model, sizes, budget=budget, diagnose_failures=not weights_differ
+            )
+        )
         for data in data_sets:
             checks += check_data_set(role, runtime, model, data, budget)
     progress("")
