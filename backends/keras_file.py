@@ -50,13 +50,21 @@ def load_runtime(path):
     if len(model.inputs) != 1 or not recurrent:
         raise NotSupported(f"{path}: not one sequence input into recurrent layers")
     runtime = KerasRuntime(str(path), model, None)
+    front = PLAIN
+    for layer in model.layers[:3]:  # an Embedding or Masking before the first recurrent layer
+        kind = type(layer).__name__
+        if kind in ("Masking", "Embedding"):
+            front = _front(layer, kind, front, path)
     about = {
         "cell": {v: k for k, v in LAYERS.items()}[type(recurrent[0])].value,
         "layers": len(recurrent),
         "directions": 2 if isinstance(model.layers[0], keras.layers.Bidirectional) else 1,
         "dtype": runtime.dtype,
-        "input_size": int(model.inputs[0].shape[-1]),
+        "input_size": (
+            int(front.table.shape[1]) if front.tokens else int(model.inputs[0].shape[-1])
+        ),
         "batch_first": True,
+        "front": front,
     }
     return runtime, about
 
@@ -231,7 +239,7 @@ class KerasRuntime:
 
     def __init__(self, path: str, model, spec: ModelSpec):
         self.path, self.model, self.spec = path, model, spec
-        self.dtype = spec.dtype if spec is not None else str(model.inputs[0].dtype)
+        self.dtype = spec.dtype if spec is not None else _float_dtype(model)
         self.label = ntpath.basename(path)  # either separator
         shape = model.inputs[0].shape  # [B, T, I], or [B, T] of tokens
         self.T = shape[1] if len(shape) in (2, 3) and shape[1] is not None else None
@@ -271,3 +279,13 @@ class KerasRuntime:
         from backends.tf_backend import KerasBackend
 
         KerasBackend("function").set_threads(n)
+
+
+def _float_dtype(model) -> str:
+    """The model's floating dtype: its input's, or for integer tokens its first weight's."""
+    given = str(model.inputs[0].dtype)
+    if given.startswith("float"):
+        return given
+    return next(
+        (str(w.dtype) for w in model.weights if str(w.dtype).startswith("float")), "float32"
+    )

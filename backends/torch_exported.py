@@ -18,6 +18,7 @@ from backends.pt2_program import checked_program, rebuild
 from backends.torch_model import from_torch_state_dict
 from backends.torch_ops import OPS, aten_op, refuse_ops, refuse_unread
 from backends.torch_runtime import TorchRuntime, short
+from harness.model.front_end import PLAIN, FrontEnd
 from harness.model.protocol import NotSupported
 from harness.model.spec import Head, ModelSpec
 
@@ -78,6 +79,7 @@ def read(path):
             f"{path} stacks layers of {sizes} units: allowed one size (an export of it is "
             "checked against it as it runs: --against EXPORT)"
         )
+    front = _embedding(calls, rnn_calls[0], stored, path)
     head = _head(calls, ops, stored, named, path)
     w_hh = named["rnn.weight_hh_l0"]
     dtype = {torch.float32: "float32", torch.float64: "float64"}.get(w_hh.dtype)
@@ -99,7 +101,46 @@ def read(path):
     T, B = _exported_sizes(program, spec.batch_first)
     module = _module(program, path)
     runtime = TorchRuntime(str(path), "exported-program", module, spec.batch_first, T, B)
-    return spec, weights, runtime, ["read from the ExportedProgram's recurrent ops"]
+    notes = ["read from the ExportedProgram's recurrent ops"]
+    if front.tokens:
+        notes.append("tokens looked up by its aten.embedding before the recurrence")
+    return spec, weights, runtime, notes, front
+
+
+def _embedding(calls, first_rnn, stored, path) -> FrontEnd:
+    """One aten.embedding of the program's input, feeding the first recurrent op: its table;
+    PLAIN where the graph has none."""
+    lookups = [n for n in calls if str(n.target) == "aten.embedding.default"]
+    if not lookups:
+        return PLAIN
+    if len(lookups) > 1:
+        raise NotSupported(f"{path} calls {len(lookups)} embeddings: allowed one, first")
+    lookup = lookups[0]
+    if lookup not in _ancestors(first_rnn.args[0]):
+        raise NotSupported(
+            f"{path}: its aten.embedding does not feed the first recurrent op: allowed an "
+            "embedding of the input, then the recurrence"
+        )
+    indices = lookup.args[1]
+    if getattr(indices, "op", None) != "placeholder":
+        raise NotSupported(
+            f"{path}: its aten.embedding looks up {getattr(indices, 'name', indices)}, not the "
+            "program's input: allowed the input's tokens"
+        )
+    table = stored(lookup.args[0], lookup).numpy()
+    return FrontEnd(table, layers=(str(getattr(lookup.args[0], "name", "embedding")),))
+
+
+def _ancestors(node) -> set:
+    """Every fx node `node` is computed from, itself included."""
+    seen, todo = set(), [node]
+    while todo:
+        current = todo.pop()
+        if current in seen or not hasattr(current, "all_input_nodes"):
+            continue
+        seen.add(current)
+        todo += list(current.all_input_nodes)
+    return seen
 
 
 def _stored(program, path):
@@ -184,27 +225,33 @@ def runtime(path):
     t_axis = 1 if batch_first else 0  # a static size is an int, a dynamic one a SymInt
     T, B = (shape[a] if isinstance(shape[a], int) else None for a in (t_axis, 1 - t_axis))
     module = _module(program, path)
-    runtime = TorchRuntime(str(path), "exported-program", module, bool(batch_first), T, B, x.dtype)
+    front = _embedding(calls, first, _stored(program, path), path)
+    weight_dtype = (first.args[2][0].meta.get("val") if first.args[2] else None) or x
+    dtype = weight_dtype.dtype if front.tokens else x.dtype
+    runtime = TorchRuntime(str(path), "exported-program", module, bool(batch_first), T, B, dtype)
     about = {
         "cell": OPS[aten_op(first.target)].value,
         "layers": sum(int(c.args[4]) for c in rnn_calls),
         "directions": 2 if bi else 1,
-        "dtype": str(x.dtype).removeprefix("torch."),
-        "input_size": int(shape[-1]),
+        "dtype": str(dtype).removeprefix("torch."),
+        "input_size": int(front.table.shape[1]) if front.tokens else int(shape[-1]),
         "batch_first": bool(batch_first),
+        "front": front,
     }
     return runtime, about
 
 
 def _sequence_input(program, path):
-    """The (fake) tensor the program's one input is: a sequence [T, B, I] or [B, T, I]."""
+    """The (fake) tensor the program's one input is: a sequence [T, B, I] or [B, T, I], or
+    integer tokens [T, B] or [B, T]."""
     user = program.graph_signature.user_inputs
     inputs = [n for n in program.graph.nodes if n.op == "placeholder" and n.name in user]
     value = inputs[0].meta.get("val") if len(inputs) == 1 else None
-    if len(getattr(value, "shape", ())) != 3:
+    rank = len(getattr(value, "shape", ()))
+    if rank != 3 and not (rank == 2 and not value.dtype.is_floating_point):
         raise NotSupported(
-            f"{path}: its program takes {len(inputs)} input(s), not one 3-D sequence: allowed "
-            "one [T, B, I] or [B, T, I] tensor"
+            f"{path}: its program takes {len(inputs)} input(s), not one sequence: allowed "
+            "one [T, B, I] or [B, T, I] tensor, or integer tokens [T, B] or [B, T]"
         )
     return value
 
@@ -214,7 +261,7 @@ def _exported_sizes(program, batch_first: bool):
     user = program.graph_signature.user_inputs
     x = next((n for n in program.graph.nodes if n.op == "placeholder" and n.name in user), None)
     shape = getattr((x.meta or {}).get("val"), "shape", None) if x is not None else None
-    if shape is None or len(shape) != 3:
+    if shape is None or len(shape) not in (2, 3):  # tokens, or a sequence
         return None, None
     fixed = [int(d) if isinstance(d, int) else None for d in shape]
     return (fixed[1], fixed[0]) if batch_first else (fixed[0], fixed[1])

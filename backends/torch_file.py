@@ -32,6 +32,7 @@ from backends.torch_model import MODULES, from_torch_state_dict
 from backends.torch_ops import OPS, refuse_ops
 from backends.torch_runtime import TorchRuntime, short
 from backends.torch_state_dict import from_state_dict
+from harness.model.front_end import PLAIN, FrontEnd
 from harness.model.protocol import NotSupported
 from harness.model.spec import Cell, Head, ModelSpec
 from harness.model.weights import CanonicalWeights
@@ -85,10 +86,12 @@ def load_runtime(path):
     except Exception:
         raise NotSupported(f"{path}: neither TorchScript nor an ExportedProgram") from None
     module.eval()
-    rnns, _ = _modules(module, path)
+    rnns, _, embeddings = _modules(module, path)
     name, first = rnns[0]
     state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
     weight = state[_key(name, "weight_ih_l0")]
+    ops = {"embedding"}  # a running source: its graph is not read, the check runs it
+    front = _front(embeddings, state, ops, int(weight.shape[1]), path)
     batch_first = _attr(first, "batch_first", None)
     if batch_first is None:
         raise NotSupported(f"{path}: cannot tell whether the input is batch-first")
@@ -105,6 +108,7 @@ def load_runtime(path):
         "dtype": dtype,
         "input_size": int(weight.shape[1]),
         "batch_first": bool(batch_first),
+        "front": front,
     }
     return runtime, about
 
@@ -142,29 +146,27 @@ def _torchscript(path):
     except Exception as exc:
         raise _NotThisKind(short(exc)) from None
     module.eval()
-    rnns, linears = _modules(module, path)
+    rnns, linears, embeddings = _modules(module, path)
     forward = _forward(module, path)
     nodes = list(_all_nodes(forward.inlined_graph))
     graph_ops = {n.kind().split("::")[-1] for n in nodes}
     args = _graph_rnn_args(nodes)
     spec, state = _spec_from_modules(module, rnns, linears, graph_ops, args, path)
+    raw = {k: v.detach().cpu() for k, v in module.state_dict().items()}
+    front = _front(embeddings, raw, graph_ops, spec.input_size, path)
     weights = from_torch_state_dict(spec, state)
     dtype = getattr(torch, spec.dtype)
     runtime = TorchRuntime(str(path), "torchscript", forward, spec.batch_first, None, None, dtype)
     if spec.head is not None and spec.head.activation == "softmax":
-        spec, weights = _softmax_taken(spec, weights, runtime)
-    return (
-        spec,
-        weights,
-        runtime,
-        [f"read from TorchScript modules {', '.join(n or 'its own module' for n, _ in rnns)}"],
-    )
+        spec, weights = _softmax_taken(spec, weights, runtime, front)
+    names = [n for n, _ in embeddings] + [n or "its own module" for n, _ in rnns]
+    return spec, weights, runtime, [f"read from TorchScript modules {', '.join(names)}"], front
 
 
 def _modules(module, path):
-    """The recurrent modules and the Linear ones, in registration order; anything else that
-    computes is refused by name."""
-    rnns, linears = [], []
+    """The recurrent modules, the Linear ones and an Embedding before them, in registration
+    order; anything else that computes is refused by name."""
+    rnns, linears, embeddings = [], [], []
     for name, sub in module.named_modules():
         kind = getattr(sub, "original_name", type(sub).__name__)
         if not name and kind not in KINDS:  # the file's own module: a wrapper, or the RNN
@@ -173,14 +175,32 @@ def _modules(module, path):
             rnns.append((name, sub))
         elif kind == "Linear":
             linears.append((name, sub))
+        elif kind == "Embedding" and not rnns and not embeddings:
+            embeddings.append((name, sub))
         elif kind not in PASSIVE and not list(sub.children()):
             raise NotSupported(
-                f"{path}: module {name!r} is a {kind}: allowed nn.RNN/LSTM/GRU, one nn.Linear "
-                "head, Dropout, Identity, Softmax"
+                f"{path}: module {name!r} is a {kind}: allowed one nn.Embedding first, "
+                "nn.RNN/LSTM/GRU, one nn.Linear head, Dropout, Identity, Softmax"
             )
     if not rnns:
         raise NotSupported(f"{path} has no nn.RNN, nn.LSTM or nn.GRU module")
-    return rnns, linears
+    return rnns, linears, embeddings
+
+
+def _front(embeddings, state, graph_ops, input_size: int, path) -> FrontEnd:
+    """The Embedding's table, where the module has one and its graph looks tokens up."""
+    if not embeddings:
+        return PLAIN
+    name = embeddings[0][0]
+    if "embedding" not in graph_ops:
+        raise NotSupported(f"{path}: module {name!r} is an nn.Embedding its forward never calls")
+    table = state[_key(name, "weight")].detach().cpu().numpy()
+    if table.ndim != 2 or table.shape[1] != input_size:
+        raise NotSupported(
+            f"{path}: nn.Embedding {name!r} gives {list(table.shape)}, the first recurrent "
+            f"module takes I = {input_size}"
+        )
+    return FrontEnd(table, layers=(name,))
 
 
 def _forward(module, path):
@@ -205,13 +225,15 @@ def _all_nodes(graph):
             yield from _all_nodes(block)
 
 
-def _softmax_taken(spec, weights, runtime):
+def _softmax_taken(spec, weights, runtime, front):
     """The graph calls a softmax, maybe in a branch not taken: which head the module computes
     is told by running it once and matching its head-shaped output against both heads."""
+    from harness.model_file.front import draw
     from harness.model_file.reference import reference
 
-    x = np.random.default_rng(0).standard_normal((3, 2, spec.input_size))
-    outputs = runtime.run(x).outputs.values()
+    drawn = draw(front, spec.input_size, 3, 2, 0)
+    x = drawn.x
+    outputs = runtime.run(drawn.file_input).outputs.values()
     candidate = next((o for o in outputs if o.shape == (2, spec.head.units)), None)
     if candidate is None:
         return spec, weights

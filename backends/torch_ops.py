@@ -26,6 +26,7 @@ READ_OPS = {
     "aten.gru.input": "the recurrence",
     "aten.rnn_tanh.input": "the recurrence",
     "aten.zeros.default": "zero initial states",
+    "aten.embedding.default": "the embedding (tokens looked up before the recurrence)",
     "aten.linear.default": "the head",
     "aten.softmax.int": "the head's softmax",
     "aten._softmax.default": "the head's softmax",

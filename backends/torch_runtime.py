@@ -29,8 +29,10 @@ class TorchRuntime:
         self.dtype = dtype or next((p.dtype for p in module.parameters()), torch.float32)
 
     def _tensor(self, x):
-        x = np.ascontiguousarray(x.transpose(1, 0, 2) if self.batch_first else x)
-        return torch.as_tensor(x, dtype=self.dtype)
+        """Time-major x [T, B, I] (or tokens [T, B]) as the module takes it."""
+        x = np.asarray(x)
+        x = np.ascontiguousarray(np.swapaxes(x, 0, 1) if self.batch_first else x)
+        return torch.as_tensor(x, dtype=torch.long if x.dtype.kind in "iu" else self.dtype)
 
     def run(self, x, rng=None):
         from harness.model_file.runtime import RunResult

@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 
 from backends.torch_model import from_torch_state_dict, param_names
+from harness.model.front_end import PLAIN, FrontEnd
 from harness.model.protocol import NotSupported
 from harness.model.spec import ModelSpec
 
@@ -34,15 +35,41 @@ def from_state_dict(path, state: dict, spec: ModelSpec | None):
                 f"{'bidirectional' if spec.bidirectional else 'one direction'})"
             )
         renamed[torch_name] = state[key]
+    used = {prefix + torch_name.split(".", 1)[1] for _, _, torch_name in param_names(spec)}
     if spec.head is not None:
-        renamed.update(_state_dict_head(path, state, spec, prefix))
+        head, head_keys = _state_dict_head(path, state, spec, prefix)
+        renamed.update(head)
+        used |= head_keys
+    front = _embedding(path, state, spec, set(state) - used)
     try:
         weights = from_torch_state_dict(
             spec, {k: v.detach().to(getattr(torch, spec.dtype)) for k, v in renamed.items()}
         )
     except (NotSupported, ValueError) as exc:
         raise NotSupported(f"{path}: the state_dict does not fit the spec: {exc}") from None
-    return spec, weights, None, [f"a state_dict read with the given spec (prefix {prefix!r})"]
+    notes = [f"a state_dict read with the given spec (prefix {prefix!r})"]
+    if front.tokens:
+        notes.append(f"an embedding table {front.layers[0]!r} before the recurrence")
+    return spec, weights, None, notes, front
+
+
+def _embedding(path, state: dict, spec: ModelSpec, left: set[str]) -> FrontEnd:
+    """What the spec does not account for: nothing, or one [V, I] weight (an nn.Embedding
+    before the recurrence). Anything else is refused naming it, never dropped."""
+    tables = [
+        k for k in sorted(left) if state[k].ndim == 2 and state[k].shape[1] == spec.input_size
+    ]
+    others = sorted(left - set(tables[:1]))
+    if len(tables) > 1 or others:
+        name = others[0] if others else tables[1]
+        raise NotSupported(
+            f"{path}: the state_dict holds {name!r} {list(state[name].shape)}, which the spec "
+            "does not account for: allowed the recurrent module's weights, the head's, and one "
+            f"embedding table [V, {spec.input_size}]"
+        )
+    if not tables:
+        return PLAIN
+    return FrontEnd(state[tables[0]].detach().cpu().numpy(), layers=(tables[0],))
 
 
 def _state_dict_head(path, state, spec, prefix) -> dict:
@@ -62,4 +89,5 @@ def _state_dict_head(path, state, spec, prefix) -> dict:
         )
     name = candidates[0]
     bias = state.get(f"{name}bias", torch.zeros(spec.head.units))
-    return {"head.weight": state[f"{name}weight"], "head.bias": bias}
+    keys = {f"{name}weight"} | ({f"{name}bias"} if f"{name}bias" in state else set())
+    return {"head.weight": state[f"{name}weight"], "head.bias": bias}, keys

@@ -291,3 +291,55 @@ def export_tf2onnx_tokens(model, path):
             model, input_signature=signature, opset=17, output_path=str(path)
         )
     return path
+
+
+def torch_embedding_net(cell="lstm", *, V=50, I=6, H=8, batch_first=True, seed=0):
+    """nn.Embedding -> nn.RNN/LSTM/GRU -> nn.Linear on the last layer's final state: the text
+    classifier, taking integer tokens."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    kind = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cell]
+
+    class Classifier(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(V, I)
+            self.rnn = kind(I, H, batch_first=batch_first)
+            self.fc = nn.Linear(H, 3)
+
+        def forward(self, tokens):
+            y = self.rnn(self.emb(tokens))[0]
+            return self.fc(y[:, -1] if self.rnn.batch_first else y[-1])
+
+    net = Classifier().eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.uniform_(-0.5, 0.5)
+    return net
+
+
+def example_tokens(net, T=5, B=2):
+    import torch
+
+    shape = (B, T) if net.rnn.batch_first else (T, B)
+    return torch.randint(0, net.emb.num_embeddings, shape)
+
+
+def export_onnx_tokens(net, path, dynamo=False):
+    """torch.onnx.export of a token model, T and B dynamic."""
+    import onnx
+    import torch
+
+    t_axis, b_axis = (1, 0) if net.rnn.batch_first else (0, 1)
+    kwargs = {"input_names": ["tokens"], "output_names": ["out"], "dynamo": dynamo}
+    if dynamo:
+        dims = {t_axis: torch.export.Dim("T"), b_axis: torch.export.Dim("B")}
+        kwargs["dynamic_shapes"] = (dims,)
+    else:
+        kwargs.update(dynamic_axes={"tokens": {t_axis: "T", b_axis: "B"}}, opset_version=17)
+    with quiet_export():
+        torch.onnx.export(net, (example_tokens(net),), str(path), **kwargs)
+    onnx.save(onnx.load(str(path)), str(path))
+    return path

@@ -109,15 +109,19 @@ def _forward(case: BenchCase, backend) -> Workload:
 def _forward_file(case: BenchCase, backend) -> Workload:
     """A user's model file run as it is, its outputs matched to the reference's forms (by name
     for an ONNX node's own outputs, else by shape) on the weights read from it."""
-    from harness.model_file.reference import compare_outputs, reference
+    from harness.model_file.front import draw
+    from harness.model_file.reference import compare_outputs, reference_for
 
     spec, weights64, x64 = model_data(case)
     model, runtime = backend.open(case.model_file)
     if model.weights.digest() != load_weights(case.weights_file).digest():
         raise ValueError(f"{case.model_file} changed since its weights were saved: time it anew")
-    run, fetch = runtime.runner(x64)
+    given = x64
+    if model.front.tokens:  # what the file takes: tokens, looked up by its own embedding
+        given = draw(model.front, spec.input_size, case.steps, case.batch, SEED).file_input
+    run, fetch = runtime.runner(given)
     outputs = fetch(run())
-    ref = reference(weights64, model.direction, runtime.nodes, x64, {})
+    ref = reference_for(model, runtime.nodes, given, {})
     checks, _ = compare_outputs("file", outputs, ref, spec, runtime.nodes, case.dtype)
     impl = f"{model.name} as it is ({runtime.kind})"
     return Workload(run, impl, checks, model.weights.digest(), ", ".join(model.notes))

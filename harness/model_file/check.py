@@ -19,7 +19,7 @@ import numpy as np
 from harness.model.protocol import NotSupported
 from harness.model.weights import float32_exact
 from harness.model_file.explain import explain
-from harness.model_file.front import draw
+from harness.model_file.front import PLAIN, draw
 from harness.model_file.reference import Budgeted, compare_outputs, reference_for
 from harness.model_file.sizes import SIZES, Tried, diagnose, plan_sizes
 from harness.onnx.session import KernelGap, OrtError
@@ -202,9 +202,28 @@ def check_weights(role, runtime, model) -> RuntimeCheck:
         summary = "weights not compared: another model"
         return RuntimeCheck(role, runtime.label, "failed", message, [failure], summary=summary)
     comparisons = compare_read(role, model.weights, exported.weights)
+    comparisons += _embedding(role, runtime, model)
     matched = sum(c.passed for c in comparisons)
     summary = f"{matched} of {len(comparisons)} weights matched"
     return judged(RuntimeCheck(role, runtime.label, "passed", "", comparisons, summary=summary))
+
+
+def _embedding(role, runtime, model) -> list[Comparison]:
+    """The source's embedding table against the export's: one more weight, or a failure where
+    one of them has none."""
+    from harness.parity.checks import compare
+
+    want, got = model.front.table, runtime.imported.front.table
+    if want is None and got is None:
+        return []
+    if want is None or got is None:
+        which = "the export" if got is None else "the source"
+        message = f"{role}: weights embedding: {which} has no embedding table where the other has"
+        return [
+            Comparison(f"{role}: weights embedding", False, math.nan, math.nan, 0.0, 0.0, message)
+        ]
+    dtype = model.spec.dtype
+    return [compare(f"{role}: weights embedding", np.asarray(want), np.asarray(got, dtype), dtype)]
 
 
 def _shape(spec, direction) -> str:
@@ -237,8 +256,9 @@ def check_against_running_source(source, about: dict, export, sizes, seed: int =
     from harness.parity.checks import compare
 
     result = RuntimeCheck("export-file", export.label, "passed", sizes=[])
+    front = about.get("front", PLAIN)
     for T, B in sizes:
-        x = sequence(about["input_size"], T, B, seed)
+        x = draw(front, about["input_size"], T, B, seed).file_input
         try:
             want = source.run(x).outputs
         except RuntimeError as exc:

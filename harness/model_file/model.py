@@ -163,6 +163,7 @@ def _onnx(path, given, batch_major) -> ModelFile:
         OnnxRuntime(path, imported),
         imported.notes,
         imported,
+        imported.front,
     )
 
 

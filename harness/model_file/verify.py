@@ -118,7 +118,8 @@ def _against_running_source(request: Request, why: NotSupported, say) -> Outcome
         "  its export is checked against it as it runs (outputs), and its own arrays are found "
         "in the export (weights)"
     )
-    export = OnnxRuntime(request.against, None, batch_major=about["batch_first"])
+    tokens = about.get("front") is not None and about["front"].tokens
+    export = OnnxRuntime(request.against, None, batch_major=about["batch_first"], tokens=tokens)
     say(f"against: {export.label} (black box)")
     plan = sizes_plan([source, export])
     weights = check_export_weights("export-file", export, source)

@@ -22,11 +22,12 @@ import os
 
 import numpy as np
 
+from harness.model.front_end import PLAIN, FrontEnd
 from harness.model.protocol import NotSupported
 from harness.model.spec import Cell, ModelSpec, SpecError
 from harness.model.weights import CanonicalWeights, WeightsError
 from harness.model_file import limits
-from harness.onnx import sizes
+from harness.onnx import embedding, sizes
 from harness.onnx.graph import GraphIndex, attributes, declared_dims
 from harness.onnx.head import read_head
 from harness.onnx.values import Values, constant_values, graph_input_names
@@ -70,6 +71,7 @@ class ImportedModel:
     weight_inputs: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
     notes: tuple[str, ...] = ()  # how the weights were found, where it is not plain
     output_T: int | None = None  # a static T an output declares while x leaves T dynamic
+    front: FrontEnd = PLAIN  # an embedding before the first node: x_input holds tokens
 
     @property
     def node_inputs(self) -> tuple[tuple[str, str, str], ...]:
@@ -118,9 +120,18 @@ def read_onnx(path, given: dict[str, np.ndarray] | None = None) -> ImportedModel
     if head_arrays:
         arrays.update(head_arrays[0])
         spec = spec.replace(head=head_arrays[1])
-    x_input, batch_major = _x_input(model, index, nodes[0])
+    x_input, batch_major, lookup = _x_input(model, index, nodes[0], set(values.tensors))
     spec = spec.replace(batch_first=batch_major)
-    T, B, output_T = _declared_sizes(model, index, x_input, spec, path, nodes[-1])
+    front = PLAIN
+    if lookup:
+        table = embedding.table_of(values, lookup)
+        if table.shape[1] != spec.input_size:
+            raise NotSupported(
+                f"{path}: the embedding table {lookup.table!r} has rows of {table.shape[1]}, "
+                f"the first recurrent node takes I = {spec.input_size}"
+            )
+        front = FrontEnd(table, layers=(lookup.table,))
+    T, B, output_T = _declared_sizes(model, index, x_input, spec, path, nodes[-1], front)
     try:
         weights = CanonicalWeights(spec, arrays)
     except WeightsError as exc:
@@ -137,6 +148,7 @@ def read_onnx(path, given: dict[str, np.ndarray] | None = None) -> ImportedModel
         values.weight_inputs,
         tuple(values.notes),
         output_T,
+        front,
     )
 
 
@@ -289,25 +301,36 @@ def _layers_spec(nodes: list[RecurrentNode], layers: list[dict], path) -> ModelS
         raise NotSupported(f"{path}: {exc}") from None
 
 
-def _x_input(model, index: GraphIndex, first: RecurrentNode) -> tuple[str, bool]:
-    """The graph input that feeds the first recurrent node: directly (batch-major when the node
-    has layout=1), through a Transpose with perm [1, 0, 2] (batch-major), or, with T = 1, a
-    Reshape of [B, 1, I] to [1, B, I] (tf2onnx writes that Transpose so); Identity and Cast
-    nodes on the way keep the values and are walked through."""
+def _x_input(model, index: GraphIndex, first: RecurrentNode, stored: set[str]):
+    """(the graph input that feeds the first recurrent node, batch-major?, the embedding it
+    goes through or None): directly (batch-major when the node has layout=1), through a
+    Transpose with perm [1, 0, 2] (batch-major), or, with T = 1, a Reshape of [B, 1, I] to
+    [1, B, I] (tf2onnx writes that Transpose so); Identity and Cast nodes on the way keep the
+    values and are walked through; integer tokens looked up in a stored table (a Gather,
+    harness/onnx/embedding.py) are the input of a model with an embedding."""
     inputs = {i.name: i for i in model.graph.input}
     source, producer = index.through(first.inputs["X"], PASS_THROUGH)
     if source in inputs:
-        return source, first.layout == 1
+        return source, first.layout == 1, None
+    found = producer is not None and embedding.find(model, index, producer, stored)
+    if found:
+        return found.tokens, (first.layout == 1) != found.swapped, found
     x = None
     if producer is not None and producer.input:
         x, _ = index.through(producer.input[0], PASS_THROUGH)
+    transposed = producer is not None and producer.op_type == "Transpose"
+    if transposed and list(attributes(producer).get("perm", [])) == [1, 0, 2]:
+        gather = index.through(producer.input[0], PASS_THROUGH)[1]
+        found = gather is not None and embedding.find(model, index, gather, stored)
+        if found:
+            return found.tokens, (first.layout == 0) != found.swapped, found
     perm = list(attributes(producer).get("perm", [])) if x in inputs else []
     if producer is not None and producer.op_type == "Transpose" and perm == [1, 0, 2]:
-        return x, first.layout == 0
+        return x, first.layout == 0, None
     if x in inputs and producer.op_type == "Reshape":
         dims = declared_dims(inputs[x])
         if len(dims) == 3 and 1 in dims[:2]:
-            return x, dims[1] == 1
+            return x, dims[1] == 1, None
     blocking = producer
     if producer is not None and producer.op_type in ("Transpose", "Reshape") and x is not None:
         blocking = index.through(x, PASS_THROUGH)[1] or producer  # what feeds the Transpose
@@ -319,12 +342,14 @@ def _x_input(model, index: GraphIndex, first: RecurrentNode) -> tuple[str, bool]
     )
 
 
-def _declared_sizes(model, index: GraphIndex, x_input, spec, path, last: RecurrentNode):
+def _declared_sizes(model, index: GraphIndex, x_input, spec, path, last: RecurrentNode, front):
     """(T, B) as x declares them, None where dynamic, and a T that an output computed from the
     last node's Y declares while x leaves it dynamic (a hint of a length baked into the graph:
     torch's dynamo exporter was seen to reshape y to its example's T)."""
     x = next(v for v in model.graph.input if v.name == x_input)
     dims = declared_dims(x)
+    if front.tokens and len(dims) == 2:  # tokens [T, B] or [B, T]
+        dims = [*dims, spec.input_size]
     if len(dims) != 3 or dims[2] not in (None, spec.input_size):
         raise NotSupported(
             f"{path}: input {x_input!r} has shape {dims}: allowed [T, B, I] or [B, T, I] "
