@@ -226,8 +226,8 @@ def runtime(path):
     T, B = (shape[a] if isinstance(shape[a], int) else None for a in (t_axis, 1 - t_axis))
     module = _module(program, path)
     front = _embedding(calls, first, _stored(program, path), path)
-    weight_dtype = (first.args[2][0].meta.get("val") if first.args[2] else None) or x
-    dtype = weight_dtype.dtype if front.tokens else x.dtype
+    weight = first.args[2][0].meta.get("val") if first.args[2] else None
+    dtype = weight.dtype if front.tokens and weight is not None else x.dtype
     runtime = TorchRuntime(str(path), "exported-program", module, bool(batch_first), T, B, dtype)
     about = {
         "cell": OPS[aten_op(first.target)].value,

@@ -55,8 +55,11 @@ def summarize(results: Iterable[BackendResult]) -> list[dict[str, Any]]:
             row["cases"] += 1
             row["max_abs"] = max(row["max_abs"], c.max_abs)
             row["max_rel"] = max(row["max_rel"], c.max_rel)
-            # atol 0: an exact match uses none of it; any difference, or none measured, is over
+            # atol 0: an exact match uses none of it; any difference, or none measured, is over.
+            # A comparison under an error budget says its own share (atol grown per step).
             share = c.max_abs / c.atol if c.atol > 0 else (0.0 if c.max_abs == 0 else math.inf)
+            if c.budget_factor is not None and math.isfinite(c.share_of_tolerance):
+                share = c.share_of_tolerance
             row["worst_of_tolerance"] = max(row["worst_of_tolerance"], share)
             row["rtol"] = c.rtol
             if not c.passed and row["status"] == "passed":
