@@ -167,7 +167,7 @@ def trainable() -> tuple[str, ...]:
     return tuple(name for name, entry in BACKENDS.items() if "train" in entry.modes)
 
 
-def timing_targets() -> tuple[str, ...]:
+def timing_backends() -> tuple[str, ...]:
     return tuple(name for name, entry in BACKENDS.items() if entry.modes)
 
 

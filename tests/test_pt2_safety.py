@@ -48,7 +48,7 @@ COMMANDS = {
         *("parity", "--model", f, "--backends", "numpy", "--against", str(made.onnx))
     ],
     "bench": lambda f, made, tmp: [
-        *("bench", "--model", f, "--steps", "4", "--batch", "1", "--targets", "model-file"),
+        *("bench", "--model", f, "--steps", "4", "--batch", "1", "--backends", "model-file"),
         *("--out", str(tmp / "bench.json")),
     ],
     "parallel-in-time": lambda f, made, tmp: [

@@ -37,7 +37,7 @@ __all__ = [
     "ResultsDocument",
     "ResultsError",
 ]
-READS = (1, 2, 3, 4)
+READS = (1, 2, 3, 4, 5)
 REQUIRED = {1: ("suite", "environment", "cases"), 2: ("suite", "machines", "cases")}
 
 
@@ -113,8 +113,9 @@ def check_document(doc: Any, path: str | Path) -> ResultsDocument:
 
 
 def upgrade(doc: dict[str, Any]) -> dict[str, Any]:
-    """A version 1 (one machine), 2 or 3 document as version 4, in a new dict. Version 4
-    renamed a case's `pit` (its parallel-in-time solve) to `parallel_in_time`."""
+    """A version 1 (one machine), 2, 3 or 4 document as version 5, in a new dict. Version 4
+    renamed a case's `pit` (its parallel-in-time solve) to `parallel_in_time`; version 5 a
+    case's `target` to `backend` (one word for what the registry names)."""
     version = doc.get("schema_version")
     if version == SCHEMA_VERSION:
         return doc
@@ -139,9 +140,18 @@ def upgrade(doc: dict[str, Any]) -> dict[str, Any]:
         )
     cases = upgraded.get("cases")
     if isinstance(cases, list):
-        upgraded["cases"] = [_renamed(r, "pit", "parallel_in_time") for r in cases]
+        if version < 4:
+            cases = [_renamed(r, "pit", "parallel_in_time") for r in cases]
+        upgraded["cases"] = [_case_renamed(r, "target", "backend") for r in cases]
     upgraded["schema_version"] = SCHEMA_VERSION
     return upgraded
+
+
+def _case_renamed(record: Any, old: str, new: str) -> Any:
+    """A record whose case (record["case"]) renames a field."""
+    if not isinstance(record, dict) or not isinstance(record.get("case"), dict):
+        return record
+    return {**record, "case": _renamed(record["case"], old, new)}
 
 
 def _renamed(record: Any, old: str, new: str) -> Any:

@@ -1,4 +1,4 @@
-"""Every (target, mode) a suite may name builds a parity-checked workload here, or says in one
+"""Every (backend, mode) a suite may name builds a parity-checked workload here, or says in one
 line why it cannot (no GPU, package missing): never a silent pass. The registry is the list."""
 
 from __future__ import annotations
@@ -12,15 +12,15 @@ from harness.model.protocol import NotSupported
 
 
 def _pairs():
-    """Every timing target the registry lists, every mode it offers; the model-file target
+    """Every timing backend the registry lists, every mode it offers; the model-file backend
     needs a file (test_the_file_target_builds_from_a_users_file)."""
-    for target in registry.timing_targets():
-        if registry.check_name(target).runs_file:
+    for backend in registry.timing_backends():
+        if registry.check_name(backend).runs_file:
             continue
-        for mode in registry.modes_of(target, "lstm"):
-            yield target, mode, "lstm"
-        for mode in sorted(set(registry.modes_of(target, "mingru")) - {"gemm"}):
-            yield target, mode, "mingru"
+        for mode in registry.modes_of(backend, "lstm"):
+            yield backend, mode, "lstm"
+        for mode in sorted(set(registry.modes_of(backend, "mingru")) - {"gemm"}):
+            yield backend, mode, "mingru"
 
 
 def _built(case):
@@ -72,14 +72,14 @@ def test_the_file_target_builds_from_a_users_file(tmp_path):
     assert "m.onnx as it is (onnx)" in built.impl_class
 
 
-@pytest.mark.parametrize(("target", "mode", "cell"), sorted(_pairs()))
-def test_every_target_and_mode_builds_or_says_why(target, mode, cell):
+@pytest.mark.parametrize(("backend", "mode", "cell"), sorted(_pairs()))
+def test_every_backend_and_mode_builds_or_says_why(backend, mode, cell):
     size = 64 if mode in ("peak", "bandwidth") else 0
-    _built(make_case(target, mode, cell, batch=2, steps=3, input_size=4, hidden=5, size=size))
+    _built(make_case(backend, mode, cell, batch=2, steps=3, input_size=4, hidden=5, size=size))
 
 
 @pytest.mark.parametrize(
-    ("target", "mode"),
+    ("backend", "mode"),
     [
         ("numpy", "forward"),
         ("numpy", "train"),
@@ -92,9 +92,9 @@ def test_every_target_and_mode_builds_or_says_why(target, mode, cell):
     ],
 )
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-def test_bidirectional_two_layer_models_with_a_head_are_timed_too(target, mode, cell):
+def test_bidirectional_two_layer_models_with_a_head_are_timed_too(backend, mode, cell):
     case = make_case(
-        target,
+        backend,
         mode,
         cell,
         batch=2,
