@@ -131,3 +131,79 @@ def test_a_missing_package_is_a_skip_but_a_broken_import_is_an_error(monkeypatch
     monkeypatch.setitem(registry.BACKENDS, "numpy", missing)
     with pytest.raises(NotSupported, match="rnnbench_absent_pkg is not installed"):
         workload.open_backend(make_case("numpy", "forward"))
+
+
+@pytest.mark.parametrize("name", list(registry.BACKENDS))
+def test_a_backend_is_named_by_its_registry_key(name):
+    """The name a backend reports is its key in the registry, whatever its arguments."""
+    try:
+        backend = registry.get_backend(name)
+    except NotSupported as exc:
+        pytest.skip(str(exc))
+    assert backend.name == name
+
+
+def _claims():
+    from harness.model.spec import VARIANT_FORMS
+
+    for name, entry in registry.BACKENDS.items():
+        if name == "model-file" or not entry.parity and name != "cupy":
+            continue  # model-file times a file; parity=False backends share a parity one's code
+        for variant in entry.variants:
+            cells, value = VARIANT_FORMS[variant]
+            for cell in cells:
+                yield name, variant, cell, value
+
+
+@pytest.mark.parametrize("name, variant, cell, value", list(_claims()))
+def test_every_claimed_variant_computes(name, variant, cell, value):
+    """A backend that claims a cell variant (its registry entry's `variants`) computes it: its
+    forward output equals the reference's. Adding a variant to harness/model/spec.py's
+    VARIANT_FORMS runs it here on every backend that claims it: implement it there, or drop
+    the claim so that it is a clean "cannot compute" skip."""
+    from harness.model.spec import ModelSpec
+    from harness.parity.cases import ParityCase
+    from harness.parity.run import run_case
+
+    spec = ModelSpec(cell, 3, 4, **{variant: value})
+    assert variant in spec.variants
+    (result,) = run_case(ParityCase(spec, T=6, B=2), [name])
+    if result.status == "skipped":
+        assert "cannot compute" not in result.reason, result.reason  # it claimed it
+        pytest.skip(result.reason)
+    assert result.status == "passed", [c.message for c in result.comparisons if not c.passed]
+
+
+def test_a_backend_that_does_not_claim_a_variant_says_it_cannot_compute_it():
+    from harness.model.spec import ModelSpec
+
+    spec = ModelSpec("lstm", 3, 4, peepholes=True)
+    reason = registry.spec_reason("torch-cpu", spec)
+    assert reason and "cannot compute" in reason and "peepholes" in reason
+
+
+def _variants():
+    from harness.model.spec import VARIANTS
+
+    return VARIANTS
+
+
+@pytest.mark.parametrize("variant", _variants())
+def test_the_reference_computes_every_variant(variant):
+    """Each variant of VARIANT_FORMS changes what the reference computes (a variant the
+    reference ignored would pass every backend's parity against it)."""
+    import numpy as np
+
+    from harness.model.spec import VARIANT_FORMS, ModelSpec
+    from harness.model.weights import init_weights
+
+    cells, value = VARIANT_FORMS[variant]
+    oracle = registry.reference()
+    x = 2.0 * np.random.default_rng(0).standard_normal((6, 2, 3))  # large enough to clip
+    for cell in cells:
+        plain = ModelSpec(cell, 3, 4, dtype="float64")
+        varied = plain.replace(**{variant: value})
+        weights = dict(init_weights(varied, seed=1))
+        canonical = {k: v for k, v in weights.items() if k in dict(init_weights(plain, seed=1))}
+        difference = oracle.forward(varied, weights, x).y - oracle.forward(plain, canonical, x).y
+        assert np.abs(difference).max() > 1e-6, f"the reference ignores {variant} ({cell})"

@@ -76,7 +76,7 @@ class Backend(Protocol):
 class BaseBackend:
     """Defaults for the optional capabilities: each says it is missing, with the reason."""
 
-    name = "backend"
+    name = ""  # its registry key: harness/registry.py's get_backend sets it
     product_label = "its matrix product"
     impl_label = ""  # how impl_class names its minGRU and parallel-in-time runners ("": name)
 
@@ -102,7 +102,6 @@ class BaseBackend:
 class BasePrepared:
     """Defaults for a prepared model's optional capabilities."""
 
-    name = "backend"
     impl_class = "as built"
     notes = ""  # what else a reader of its timing should know (an export's node count)
     audit: dict | None = None  # an ONNX export's audit (harness.onnx.audit), if it is one
