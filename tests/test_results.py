@@ -326,3 +326,18 @@ def test_a_parity_record_whose_verdict_or_types_do_not_hold_is_refused(change, w
     with pytest.raises(results.ResultsError, match="parity record .* is corrupt") as info:
         read_parity(path, doc)
     assert words in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_field_this_version_does_not_know_names_the_version_that_wrote_it(tmp_path):
+    doc = json.loads(results.dumps(_doc()))
+    assert doc["written_by"] == results.WRITER
+    doc["written_by"] = "rnnbench 9.0.0"
+    doc["cases"][0]["case"]["colour"] = "blue"
+    path = tmp_path / "newer.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(results.ResultsError) as refused:
+        results.load_results(path)
+    message = str(refused.value)
+    assert "cases[0].case.colour: not a field rnnbench" in message, message
+    assert "written by rnnbench 9.0.0; read it with that rnnbench or newer" in message
+    assert "\n" not in message

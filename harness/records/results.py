@@ -18,7 +18,10 @@ from pydantic import (
     model_validator,
 )
 
+from harness import __version__
+
 SCHEMA_VERSION = 5
+WRITER = f"rnnbench {__version__}"
 KIND = "rnnbench-bench"
 STATUSES = ("ok", "failed", "skipped", "error", "timeout", "not_timed")
 DONE = ("ok", "failed", "skipped")  # what a resumed run does not measure again
@@ -326,6 +329,9 @@ class ResultsDocument(Record):
 
     schema_version: Literal[5] = Field(SCHEMA_VERSION, description="1 to 4 are read too")
     kind: Literal["rnnbench-bench"] = KIND
+    written_by: str | None = Field(
+        WRITER, description="the rnnbench that wrote it (absent in files before 0.1.0's fifth)"
+    )
     suite: SuiteInfo
     machines: dict[str, Machine] = Field({}, description="label -> the machine")
     client: Client | None = None

@@ -22,6 +22,7 @@ from harness.records.results import (
     KIND,
     SCHEMA_VERSION,
     STATUSES,
+    WRITER,
     CaseRecord,
     Client,
     Machine,
@@ -106,10 +107,25 @@ def check_document(doc: Any, path: str | Path) -> ResultsDocument:
         # strict: a number written as a string, or true for 1, is refused, not converted
         typed = ResultsDocument.model_validate(upgrade(doc), strict=True)
     except ValidationError as exc:
-        raise ResultsError(one_line(exc, f"results file {path} is corrupt")) from None
+        raise ResultsError(_unknown_or_corrupt(exc, doc, path)) from None
     except (TypeError, AttributeError) as exc:
         raise ResultsError(f"results file {path} is corrupt: {exc}") from None
     return typed
+
+
+def _unknown_or_corrupt(exc: ValidationError, doc: dict, path) -> str:
+    """A field this version does not know names the version that wrote it (a newer rnnbench);
+    anything else is corruption."""
+    if exc.errors()[0]["type"] != "extra_forbidden":
+        return one_line(exc, f"results file {path} is corrupt")
+    writer = doc.get("written_by") if isinstance(doc.get("written_by"), str) else None
+    known = one_line(exc, f"results file {path}").replace(
+        ": not a field this file may hold",
+        f": not a field {WRITER} (schema {SCHEMA_VERSION}) knows",
+    )
+    if writer and writer != WRITER:
+        return f"{known}: the file was written by {writer}; read it with that rnnbench or newer"
+    return f"{known}: the file was written by {writer or 'an rnnbench that did not say which'}"
 
 
 def upgrade(doc: dict[str, Any]) -> dict[str, Any]:
