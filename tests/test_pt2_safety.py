@@ -15,7 +15,7 @@ import pytest
 
 from backends.pt2_values import Values
 from harness.cli.main import main
-from harness.model_file import limits
+from harness.files import limits
 from tests import model_files as make
 from tests import pt2_payloads as tampered
 
