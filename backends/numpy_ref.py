@@ -145,7 +145,7 @@ def variant_of(spec: ModelSpec, P=None) -> Variant:
     """The step equations' Variant of a spec, with one direction's peepholes P [3H]."""
     if not spec.variants:
         return CANONICAL
-    return Variant(spec.linear_before_reset, P, spec.input_forget, spec.clip)
+    return Variant.of(spec, P)
 
 
 def run_layer(
@@ -252,10 +252,10 @@ def onnx_op(
     )
     variants = [
         Variant(
-            bool(linear_before_reset) or cell is not Cell.GRU,
-            None if P is None else P[j],
-            bool(input_forget),
-            clip,
+            linear_before_reset=bool(linear_before_reset) or cell is not Cell.GRU,
+            peepholes=None if P is None else P[j],
+            input_forget=bool(input_forget),
+            clip=clip,
         )
         for j in range(D)
     ]

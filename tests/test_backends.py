@@ -207,3 +207,14 @@ def test_the_reference_computes_every_variant(variant):
         canonical = {k: v for k, v in weights.items() if k in dict(init_weights(plain, seed=1))}
         difference = oracle.forward(varied, weights, x).y - oracle.forward(plain, canonical, x).y
         assert np.abs(difference).max() > 1e-6, f"the reference ignores {variant} ({cell})"
+
+
+def test_the_reference_variant_has_a_field_per_spec_variant():
+    """A variant added to harness/model/spec.py's VARIANT_FORMS needs a field of the same name
+    in backends/numpy_cells.py's Variant (the step equations read it there)."""
+    import dataclasses
+
+    from backends.numpy_cells import Variant
+    from harness.model.spec import VARIANTS
+
+    assert [f.name for f in dataclasses.fields(Variant)] == list(VARIANTS)
