@@ -30,6 +30,17 @@ def sigmoid_(a: Any, xp: types.ModuleType) -> None:
     a += 0.5
 
 
+def projection_bias(cell: Cell, Wb, Rb, linear_before_reset: bool = True):
+    """The biases that sit outside the recurrence, added to W x_t: Wb + Rb, except the canonical
+    GRU's Rb_h, which stays inside (the reset gate multiplies it). Every input projection (the
+    reference's, the Newton solver's) takes its bias from here."""
+    bias = Wb + Rb
+    if cell is Cell.GRU and linear_before_reset:
+        H = Rb.shape[0] // 3
+        bias[2 * H :] = Wb[2 * H :]
+    return bias
+
+
 @dataclasses.dataclass(frozen=True)
 class Variant:
     """The ONNX forms of a cell beyond the canonical one, as the step equations need them: one

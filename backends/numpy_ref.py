@@ -193,11 +193,7 @@ def input_projection(cell: Cell, x, W, Wb, Rb, linear_before_reset: bool = True)
     """W x_t for every step at once, feature-major [T, G*H, B], plus the biases outside the
     recurrence (the canonical GRU's Rb_h stays inside: the reset gate multiplies it)."""
     xw = namespace(x).matmul(W, x.transpose(0, 2, 1))  # one batched GEMM, no transpose copy
-    bias = Wb + Rb
-    if cell is Cell.GRU and linear_before_reset:
-        H = Rb.shape[0] // 3
-        bias[2 * H :] = Wb[2 * H :]
-    xw += bias[:, None]
+    xw += numpy_cells.projection_bias(cell, Wb, Rb, linear_before_reset)[:, None]
     return xw
 
 
