@@ -1,1 +1,4 @@
-"""Implementations of the canonical model: one module per framework."""
+"""Implementations of the canonical model: one module per framework (NumPy reference, torch,
+Keras, ONNX export paths, ONNX Runtime) and the readers of a user's torch and Keras files. May
+import harness/model, harness/files, harness/onnx and harness/model_file's front end and
+runtime shape; nothing of harness/bench, harness/analysis or the CLI."""

@@ -176,7 +176,7 @@ def _torch_scan(a, b):
 def tf_forward(weights, mode: str = "function"):
     """forward(x, sequential) -> (y, h_n) as TensorFlow ops: eager, tf.function or XLA. The
     step loop is tf.scan (a while loop); the parallel form the same Hillis-Steele rounds."""
-    from backends.tf_backend import tf
+    from backends.tf_model import tf
 
     layers = [
         (tf.constant(np.asarray(weights[f"l{n}.W"])), tf.constant(np.asarray(weights[f"l{n}.b"])))

@@ -48,7 +48,7 @@ class _Arrays:
 
 class NumpyBackend(BaseBackend):
     def __init__(self, xp: str = "numpy"):
-        self.xp_name, self.name = xp, xp
+        self.xp_name = xp
         self.impl_label = LABELS[xp][0]
         self.product_label = f"{xp}.matmul ({LABELS[xp][1]})"
 
@@ -114,7 +114,7 @@ class NumpyBackend(BaseBackend):
 class PreparedNumpy(BasePrepared):
     def __init__(self, spec: ModelSpec, weights: CanonicalWeights, xp: str = "numpy"):
         self.arrays = _Arrays(xp)
-        self.spec, self.name = spec, xp
+        self.spec = spec
         self.params = {k: self.arrays.put(v, copy=True) for k, v in weights.items()}
         library, blas = LABELS[xp]
         self.impl_class = f"{library} step loop (one {blas} GEMM per step)"

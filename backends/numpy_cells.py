@@ -30,23 +30,43 @@ def sigmoid_(a: Any, xp: types.ModuleType) -> None:
     a += 0.5
 
 
+def projection_bias(cell: Cell, Wb, Rb, linear_before_reset: bool = True):
+    """The biases that sit outside the recurrence, added to W x_t: Wb + Rb, except the canonical
+    GRU's Rb_h, which stays inside (the reset gate multiplies it). Every input projection (the
+    reference's, the Newton solver's) takes its bias from here."""
+    bias = Wb + Rb
+    if cell is Cell.GRU and linear_before_reset:
+        H = Rb.shape[0] // 3
+        bias[2 * H :] = Wb[2 * H :]
+    return bias
+
+
 @dataclasses.dataclass(frozen=True)
 class Variant:
-    """The ONNX forms of a cell beyond the canonical one (harness.model.spec.VARIANTS), as the
-    step equations need them: P [3H] (i, o, f) of this direction, or None."""
+    """The ONNX forms of a cell beyond the canonical one, as the step equations need them: one
+    field per name of harness.model.spec.VARIANTS, its default the canonical cell's, except
+    that `peepholes` holds this direction's P [3H] (i, o, f), or None."""
 
     linear_before_reset: bool = True
-    P: Any = None
+    peepholes: Any = None
     input_forget: bool = False
     clip: float | None = None
+
+    @classmethod
+    def of(cls, spec, P=None) -> Variant:
+        """A spec's variant, with one direction's peepholes P."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        return cls(**{n: (P if n == "peepholes" else getattr(spec, n)) for n in names})
 
     @property
     def canonical(self) -> bool:
         return (
-            self.linear_before_reset
-            and self.P is None
-            and not self.input_forget
-            and (self.clip is None)
+            all(
+                getattr(self, f.name) is f.default or getattr(self, f.name) == f.default
+                for f in dataclasses.fields(self)
+                if f.name != "peepholes"
+            )
+            and self.peepholes is None
         )
 
 
@@ -161,7 +181,7 @@ def _variant_forward(cell: Cell, xw, R, Rb, S, c0, mask, v: Variant, xp):
     if cell is Cell.LSTM:
         C = xp.empty((2, H, S.shape[2]), dtype=xw.dtype)
         C[0] = c0
-        P = None if v.P is None else v.P.reshape(3, H, 1)
+        P = None if v.peepholes is None else v.peepholes.reshape(3, H, 1)
     for k in range(len(xw)):
         h_prev = S[k]
         if cell is Cell.RNN:

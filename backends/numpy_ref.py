@@ -145,7 +145,7 @@ def variant_of(spec: ModelSpec, P=None) -> Variant:
     """The step equations' Variant of a spec, with one direction's peepholes P [3H]."""
     if not spec.variants:
         return CANONICAL
-    return Variant(spec.linear_before_reset, P, spec.input_forget, spec.clip)
+    return Variant.of(spec, P)
 
 
 def run_layer(
@@ -193,11 +193,7 @@ def input_projection(cell: Cell, x, W, Wb, Rb, linear_before_reset: bool = True)
     """W x_t for every step at once, feature-major [T, G*H, B], plus the biases outside the
     recurrence (the canonical GRU's Rb_h stays inside: the reset gate multiplies it)."""
     xw = namespace(x).matmul(W, x.transpose(0, 2, 1))  # one batched GEMM, no transpose copy
-    bias = Wb + Rb
-    if cell is Cell.GRU and linear_before_reset:
-        H = Rb.shape[0] // 3
-        bias[2 * H :] = Wb[2 * H :]
-    xw += bias[:, None]
+    xw += numpy_cells.projection_bias(cell, Wb, Rb, linear_before_reset)[:, None]
     return xw
 
 
@@ -252,10 +248,10 @@ def onnx_op(
     )
     variants = [
         Variant(
-            bool(linear_before_reset) or cell is not Cell.GRU,
-            None if P is None else P[j],
-            bool(input_forget),
-            clip,
+            linear_before_reset=bool(linear_before_reset) or cell is not Cell.GRU,
+            peepholes=None if P is None else P[j],
+            input_forget=bool(input_forget),
+            clip=clip,
         )
         for j in range(D)
     ]

@@ -40,7 +40,6 @@ class OrtBackend(BaseBackend):
     ):
         self.exporter, self.provider, self.threads = exporter, provider, threads
         self.optimization = optimization
-        self.name = f"ort-{exporter}-{provider}"
 
     def unavailable_reason(self) -> str | None:
         import onnxruntime as ort
@@ -81,7 +80,6 @@ class OrtBackend(BaseBackend):
 class PreparedOrt(BasePrepared):
     def __init__(self, spec: ModelSpec, weights: CanonicalWeights, backend: OrtBackend):
         self.spec, self.weights, self.backend = spec, weights, backend
-        self.name = backend.name
         self.session, self.io, self.audit = None, None, None
         self._folder, self._session_T = None, None  # _session_T: the only T it accepts, if any
 

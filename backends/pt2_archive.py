@@ -31,9 +31,9 @@ import zlib
 
 import torch
 
+from harness.files import limits
+from harness.files.limits import Refused
 from harness.model.protocol import NotSupported
-from harness.model_file import limits
-from harness.model_file.limits import Refused
 
 MAX_MEMBERS = 20_000  # a .pt2 holds a member per stored tensor, and a dozen more
 MAX_NAME = 512

@@ -24,7 +24,7 @@ import re
 
 from backends.pt2_archive import IDENTIFIER, shown
 from backends.pt2_values import SYMBOL, Values
-from harness.model_file import limits
+from harness.files import limits
 
 ATEN_TARGET = re.compile(rf"torch\.ops\.aten\.({IDENTIFIER})\.({IDENTIFIER})\Z")
 BUILTIN_TARGETS = {"_operator.getitem": "operator.getitem"}

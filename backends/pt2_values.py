@@ -20,8 +20,8 @@ import keyword
 import re
 
 from backends.pt2_archive import DTYPES, FQN, IDENTIFIER, STRIDED, shown
+from harness.files.limits import Refused
 from harness.model.protocol import NotSupported
-from harness.model_file.limits import Refused
 
 NAME = re.compile(rf"{IDENTIFIER}\Z")
 SYMBOL = re.compile(r"[a-z]{1,4}\d{1,9}\Z")  # torch's symbol names: s0, s77, u3, ...

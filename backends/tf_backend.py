@@ -37,7 +37,7 @@ class KerasBackend(BaseBackend):
     def __init__(self, mode: str = "eager"):
         if mode not in MODES:
             raise ValueError(f"tf mode {mode!r}: allowed {', '.join(MODES)}")
-        self.mode, self.name = mode, f"tf-{mode}"
+        self.mode = mode
         self.impl_label = f"TF {mode}"
         self.product_label = f"tf.matmul ({mode})"
 
@@ -79,7 +79,6 @@ class PreparedKeras(BasePrepared):
     def __init__(self, spec: ModelSpec, weights: CanonicalWeights, mode: str):
         check_supported(spec)
         self.spec, self.weights, self.mode = spec, weights, mode
-        self.name = f"tf-{mode}"
         self._variants: dict[bool, tuple] = {}
         self.impl_class = IMPL_CLASS[mode]
         self.train_impl_class = f"{IMPL_CLASS[mode]}, GradientTape"

@@ -59,9 +59,6 @@ class TorchBackend(BaseBackend):
     ):
         self.device, self.tf32, self.compile_mode = device, tf32, compile_mode
         self.gemm_library = gemm_library  # aten: torch.matmul (MKL on x86); onednn: mkldnn linear
-        suffix = {"default": "-compile", "reduce-overhead": "-graphs"}.get(compile_mode, "")
-        suffix += "-onednn" if gemm_library == "onednn" else ""
-        self.name = f"torch-{device}{suffix}" + ("-tf32" if tf32 else "")
         self.impl_label = "torch" + (" compiled" if compile_mode else "")
         self.product_label = (
             "oneDNN linear (torch.utils.mkldnn)"
@@ -171,7 +168,6 @@ class PreparedTorch(BasePrepared):
         compile_mode: str | None = None,
     ):
         self.spec, self.device, self.compile_mode = spec, torch.device(device), compile_mode
-        self.name = f"torch-{device}"
         self.apply_tf32 = lambda: set_cudnn_tf32(tf32)  # asserted again before every call
         self.apply_tf32()
         self.dtype = getattr(torch, spec.dtype)

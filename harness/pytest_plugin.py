@@ -6,7 +6,7 @@ It gives the fixture `rnnbench_parity`:
         rnnbench_parity("model.pt", against="model.onnx")
 
 which checks a model file against its export as `rnnbench parity --model --against` does
-(harness/parity/api.py), returns the parity record, and fails the test when the record did not
+(harness/model_file/api.py), returns the parity record, and fails the test when the record did not
 pass, with the first differing tensor and the count of failures. Importing this module imports
 pytest alone: torch, TensorFlow and ONNX are imported when the fixture is called, so that every
 pytest run of a project with rnnbench installed starts as fast as it did."""
@@ -23,7 +23,7 @@ def rnnbench_parity():
 
     def check(source, against=None, inputs=None, **options):
         from harness.escape import for_terminal
-        from harness.parity.api import check_export, failure_lines
+        from harness.model_file.api import check_export, failure_lines
         from harness.parity.report import compared
 
         record = check_export(source, against, inputs, **options)

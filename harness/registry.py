@@ -167,7 +167,7 @@ def trainable() -> tuple[str, ...]:
     return tuple(name for name, entry in BACKENDS.items() if "train" in entry.modes)
 
 
-def timing_targets() -> tuple[str, ...]:
+def timing_backends() -> tuple[str, ...]:
     return tuple(name for name, entry in BACKENDS.items() if entry.modes)
 
 
@@ -231,7 +231,9 @@ def get_backend(name: str):
         raise NotSupported(
             f"{package} is not installed (pip install 'rnnbench[{entry.extra or 'all'}]')"
         ) from None
-    return getattr(module, class_name)(**entry.kwargs)
+    backend = getattr(module, class_name)(**entry.kwargs)
+    backend.name = name  # its name is its key here, never built from its arguments
+    return backend
 
 
 MODEL_READERS = {

@@ -113,11 +113,11 @@ def example_doc(machine="test-machine", scale=1.0) -> dict:
 
 
 def retargeted(doc: dict, old: str, new: str, device: str = "gpu") -> dict:
-    """The document with target `old` renamed `new` (its records' ids with it), as if timed
+    """The document with backend `old` renamed `new` (its records' ids with it), as if timed
     there; `new`'s cases run on `device`."""
     for record in doc["cases"]:
-        if record["case"]["target"] == old:
-            record["case"]["target"] = new
+        if record["case"]["backend"] == old:
+            record["case"]["backend"] = new
             record["case"]["device"] = device
             record["id"] = record["id"].replace(old, new, 1)
     return doc

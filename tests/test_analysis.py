@@ -17,7 +17,7 @@ def result():
 
 
 def test_fit_recovers_a_and_b(result):
-    (fit,) = [f for f in result["fits"] if f["target"] == "torch-cpu" and f["cell"] == "lstm"]
+    (fit,) = [f for f in result["fits"] if f["backend"] == "torch-cpu" and f["cell"] == "lstm"]
     assert fit["a"] == pytest.approx(A, rel=1e-9)
     assert fit["b"] == pytest.approx(B, rel=1e-9)
     assert fit["r2"] == pytest.approx(1.0)
@@ -51,7 +51,7 @@ def test_peak_share_and_roofline(result):
     (peak,) = result["machine"]["peaks"].values()
     # the best product measured: torch's equal-FLOP product at T=512 (3x the forward's rate)
     best = flops.forward_flops("lstm", 1, 512, 128, 256) / ((A + B * 512) / 3)
-    assert peak.flops == pytest.approx(best) and peak.library == "torch-cpu"
+    assert peak.flops == pytest.approx(best) and peak.backend == "torch-cpu"
     assert peak.theoretical is None and peak.theoretical_note.startswith("unknown")
     row = next(
         r

@@ -21,12 +21,12 @@ def _answer(*docs) -> dict[str, list[str]]:
     return dict(answers(result))
 
 
-def test_the_fastest_runtime_ranks_a_gpu_at_one_thread_against_a_cpu_at_two():
+def test_the_fastest_backend_ranks_a_gpu_at_one_thread_against_a_cpu_at_two():
     cpu = record(make_case("torch-cpu", "forward", threads=2, **STANDARD), spread(20e-3))
     gpu = record(make_case("torch-cuda", "forward", threads=1, **STANDARD), spread(2e-3))
     (sentences,) = _answer(document([cpu, gpu], "box")).values()
     fastest = next(s for s in sentences if s.startswith("Fastest"))
-    assert "**torch-cuda** (gpu, 1 thread)" in fastest and "; 2 runtimes timed." in fastest
+    assert "**torch-cuda** (gpu, 1 thread)" in fastest and "; 2 backends timed." in fastest
     assert "the next, torch-cpu, takes 10.00x [" in fastest
 
 
@@ -44,7 +44,7 @@ def test_a_floor_without_a_copy_probe_claims_no_batch_and_says_no_bound():
     doc = example_doc("box")
     doc["cases"] = [c for c in doc["cases"] if c["case"]["mode"] != "bandwidth"]
     (sentences,) = _answer(doc).values()
-    floor = "One step at B=1 costs at least (fastest runtime timed): LSTM"
+    floor = "One step at B=1 costs at least (fastest backend timed): LSTM"
     assert any(s.startswith(floor) for s in sentences)
     assert not any("compute-bound" in s for s in sentences)
 

@@ -22,7 +22,7 @@ def timed(tmp_path_factory):
     path = make.node_file(folder / "my model.onnx", "gru", static=False, H=5, I=3, seed=12)
     out = folder / "bench.json"
     argv = ["bench", "--model", str(path), "--batch", "1", "--steps", "2,4,8"]
-    argv += ["--targets", "model-file,numpy,torch-cpu", "--out", str(out)]
+    argv += ["--backends", "model-file,numpy,torch-cpu", "--out", str(out)]
     assert main(argv) == 0
     return path, out, folder
 
@@ -32,8 +32,8 @@ def test_the_file_and_its_backends_are_timed_after_parity(timed):
     doc = json.loads(out.read_text())
     ok = [r for r in doc["cases"] if r["status"] == "ok"]
     assert len(ok) == len(doc["cases"]) == 3 * 7, [(r["id"], r["reason"]) for r in doc["cases"]]
-    targets = {(r["case"]["target"], r["case"]["mode"]) for r in ok}
-    assert targets == {
+    backends = {(r["case"]["backend"], r["case"]["mode"]) for r in ok}
+    assert backends == {
         ("model-file", "forward"),
         ("numpy", "forward"),
         ("torch-cpu", "forward"),
@@ -45,7 +45,7 @@ def test_the_file_and_its_backends_are_timed_after_parity(timed):
     for record in ok:
         assert record["case"]["model"] == "my_model.onnx"
         assert all(c["passed"] for c in record["parity"]), record["parity"]
-    file_cases = [r for r in ok if r["case"]["target"] == "model-file"]
+    file_cases = [r for r in ok if r["case"]["backend"] == "model-file"]
     assert all("my model.onnx as it is (onnx)" in r["impl_class"] for r in file_cases)
     solves = [r["parallel_in_time"] for r in ok if r["case"]["mode"] == "newton"]
     assert all(p["converged"] and p["lle"] < 0 for p in solves), solves
@@ -76,5 +76,5 @@ def test_bench_model_refuses_what_does_not_apply(tmp_path, capsys):
     assert "--suite and --model both say what to time" in capsys.readouterr().err
     assert main(["bench", "--model", str(path), "--steps", "0,4"]) == 2
     assert "--steps 0,4: allowed a comma list of integers >= 1" in capsys.readouterr().err
-    assert main(["bench", "--model", str(path), "--targets", "numpy,jax"]) == 2
-    assert "unknown target 'jax'" in capsys.readouterr().err
+    assert main(["bench", "--model", str(path), "--backends", "numpy,jax"]) == 2
+    assert "unknown backend 'jax'" in capsys.readouterr().err

@@ -202,7 +202,7 @@ def _write_suite(folder: Path, min_round_s: float, rounds: int) -> Path:
         'name = "tiny"\nbudget_s = 60\n'
         f"[timing]\nwarmup_s = 0.0\nmin_round_s = {min_round_s}\nrounds = {rounds}\n"
         "pause_s = 0.0\n"
-        '[[sweep]]\nname = "h"\ntargets = ["numpy"]\nmodes = ["forward", "gemm"]\n'
+        '[[sweep]]\nname = "h"\nbackends = ["numpy"]\nmodes = ["forward", "gemm"]\n'
         'cell = ["gru"]\nbatch = [2]\nsteps = [5]\ninput = [4]\nhidden = [4, 8, 12, 16]\n'
         "threads = [1]\n"
     )
@@ -230,7 +230,7 @@ def test_a_worker_killed_mid_group_costs_no_case(two_workers, tmp_path):
         except BaseException as exc:  # re-raised below, in the test's thread
             finished["error"] = exc
 
-    thread = threading.Thread(target=run)
+    thread = threading.Thread(backend=run)
     thread.start()
     group, case_workers = _a_group_being_timed(two_workers, timeout_s=90)
     records_before = len(json.loads(out.read_text())["cases"]) if out.exists() else 0
@@ -466,7 +466,7 @@ def test_a_worker_that_joins_unfit_is_retired_and_its_groups_run_elsewhere(
         except BaseException as exc:
             finished["error"] = exc
 
-    thread = threading.Thread(target=run)
+    thread = threading.Thread(backend=run)
     thread.start()
     _a_group_being_timed(two_workers, timeout_s=90)
     two_workers.add_worker("gamma", "--nthreads", "2")  # joins after the up-front check
@@ -491,7 +491,7 @@ def test_a_cancelled_group_stops_and_a_group_without_result_fails(tmp_path):
         run_group_process([case.as_dict()], dict(SLOW), cancelled=lambda: True)
     assert time.monotonic() - started < 30
     with pytest.raises(GroupFailed, match=r"exited with code 1: .*KeyError"):
-        run_group_process([{"target": "numpy"}], dict(SLOW))
+        run_group_process([{"backend": "numpy"}], dict(SLOW))
 
 
 def test_bad_cluster_arguments_fail_in_one_line(tmp_path, capsys):

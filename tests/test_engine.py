@@ -11,7 +11,7 @@ import pytest
 from harness import stats
 from harness.analysis.rows import paired, rows
 from harness.bench import engine, worker
-from harness.bench import workload as targets
+from harness.bench import workload as backends
 from harness.bench.case import make_case
 from harness.bench.suites import TIMING_DEFAULTS, Suite
 from harness.model.flops import case_flops
@@ -104,7 +104,7 @@ def test_a_version_1_file_resumes_into_version_2_on_its_machine(tmp_path, monkey
         engine.run_suite(_suite(), out, resume=True)  # the hostname is not 'old'
     doc = engine.run_suite(_suite(), out, resume=True, machine="old")
     saved = results.load_results(out)
-    assert saved == doc and json.loads(out.read_text())["schema_version"] == 4
+    assert saved == doc and json.loads(out.read_text())["schema_version"] == 5
     assert [r.machine for r in saved.cases] == ["old"] * 3 and list(saved.machines) == ["old"]
 
 
@@ -161,7 +161,7 @@ class FakeConn:
 
 
 def test_the_worker_refuses_to_time_a_model_that_failed_parity(monkeypatch):
-    real_build = targets.build
+    real_build = backends.build
 
     def wrong_model(case, backend):
         workload = real_build(case, backend)
@@ -169,7 +169,7 @@ def test_the_worker_refuses_to_time_a_model_that_failed_parity(monkeypatch):
         workload.run = lambda: pytest.fail("a model that failed parity was timed")
         return workload
 
-    monkeypatch.setattr(targets, "build", wrong_model)
+    monkeypatch.setattr(backends, "build", wrong_model)
     conn = FakeConn(["calibrate", "round", "stop"])
     case = make_case("numpy", "forward", batch=1, steps=2, input_size=3, hidden=4)
     worker._serve(conn, case.as_dict(), FAST)
@@ -192,7 +192,7 @@ def test_bench_command_end_to_end(tmp_path, capsys):
     suite = tmp_path / "tiny.toml"
     suite.write_text(
         'name = "tiny"\nbudget_s = 5\n[timing]\nrounds = 2\nmin_round_s = 0.002\n'
-        'pause_s = 0.0\nwarmup_s = 0.0\n[[sweep]]\ntargets = ["numpy"]\n'
+        'pause_s = 0.0\nwarmup_s = 0.0\n[[sweep]]\nbackends = ["numpy"]\n'
         'modes = ["forward", "gemm"]\ncell = ["rnn"]\nbatch = [2]\nsteps = [3]\n'
         "input = [4]\nhidden = [5]\n"
     )

@@ -22,7 +22,7 @@ from harness.records import store as results
 
 TINY_SUITE = (
     'name = "tiny"\nbudget_s = 5\n[timing]\nrounds = 2\nmin_round_s = 0.002\n'
-    'pause_s = 0.0\nwarmup_s = 0.0\n[[sweep]]\ntargets = ["numpy"]\n'
+    'pause_s = 0.0\nwarmup_s = 0.0\n[[sweep]]\nbackends = ["numpy"]\n'
     'modes = ["gemm"]\ncell = ["rnn"]\nbatch = [2]\nsteps = [3]\ninput = [4]\nhidden = [5]\n'
 )
 

@@ -80,7 +80,7 @@ def planted():
 
 def test_the_machine_model_by_hand(planted):
     peak = planted["machine"]["peaks"][("planted", "cpu", "float32", 2)]
-    assert (peak.flops, peak.library, peak.size) == (pytest.approx(100e9), "numpy", "N=1024")
+    assert (peak.flops, peak.backend, peak.size) == (pytest.approx(100e9), "numpy", "N=1024")
     assert peak.theoretical == pytest.approx(32 * 3000e6 * 2)
     memory = planted["machine"]["memory"][("planted", "cpu", 2)]
     assert memory.levels == (("L1", 64 * 2**10), ("L2", 2 * 2**20), ("L3", 16 * 2**20))
@@ -163,7 +163,7 @@ def test_tables_show_no_share_over_100_and_no_penalty_under_1(planted):
     assert "0.50x" not in table and "0.67x" not in table and "inconsistent" in table
     assert "1.60x [1.60, 1.60]" in table and "2.00x [2.00, 2.00]" in table  # the held case
     assert "tf-eager (made up): dispatch-bound" in table
-    assert not any(p["target"] == "tf-eager" for p in planted["penalties"])
+    assert not any(p["backend"] == "tf-eager" for p in planted["penalties"])
     assert "4 measurements beat a limit" in body["Inconsistencies"]
     clean_views = views(example_doc())
     clean = dict(sections.sections(measures.analyse(clean_views), clean_views, ""))
@@ -196,8 +196,8 @@ def _above_theory(doc, ok: list, rate: dict[str, float]) -> set[tuple[str, str]]
 
 
 def _same_shape(a, b) -> bool:
-    """Two cases of one interleaved group: every field but target and mode alike."""
-    skip = {"target", "mode", "sweep", "device"}
+    """Two cases of one interleaved group: every field but backend and mode alike."""
+    skip = {"backend", "mode", "sweep", "device"}
     return {k: v for k, v in a.case.model_dump().items() if k not in skip} == {
         k: v for k, v in b.case.model_dump().items() if k not in skip
     }
@@ -217,10 +217,10 @@ def _expected(doc) -> set[tuple[str, str]]:
         ]
         if r.flops and peaks and rate[r.id] > max(peaks):
             out.add((invariants.ABOVE_PEAK, r.id))
-        library = product_baseline(r.case.target)
+        library = product_baseline(r.case.backend)
         if r.case.mode != "forward" or library is None:
             continue
-        products = {p.case.target: p for p in ok if p.case.mode == "gemm" and _same_shape(p, r)}
+        products = {p.case.backend: p for p in ok if p.case.mode == "gemm" and _same_shape(p, r)}
         if library not in products:
             continue
         if _paired(r, products[library]) < 1:
@@ -238,7 +238,7 @@ def test_every_violation_in_the_committed_results_is_flagged(path):
     found = result["inconsistencies"]
     flagged = {(i.kind, i.subject) for i in found}
     assert _expected(doc) <= flagged
-    beaten = {r["target"] for r in result["roofline"] if r["times_bound"] < 1}
+    beaten = {r["backend"] for r in result["roofline"] if r["times_bound"] < 1}
     assert beaten == {i.subject.split()[0] for i in found if i.kind == invariants.BEATS_ROOFLINE}
     assert all(len(i.cause) > 40 for i in found)
     # and the report prints none of them as a share or a penalty

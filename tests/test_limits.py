@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from harness.files import limits
 from harness.model.protocol import NotSupported
-from harness.model_file import limits
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ pytest.importorskip("onnx", reason="onnx is not installed (pip install 'rnnbench
 pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
 
 from harness.cli.main import main  # noqa: E402
-from harness.model_file import limits  # noqa: E402
+from harness.files import limits  # noqa: E402
 from harness.onnx.reader import read_onnx  # noqa: E402
 from tests import bomb_files as make  # noqa: E402
 
@@ -232,7 +232,7 @@ def test_an_inflated_keras_config_is_refused_before_keras_reads_it(small_keras, 
     ids=["units", "input-T"],
 )
 def test_a_keras_config_implying_terabytes(small_keras, tmp_path, before, after, words):
-    from harness.model_file.limits import Refused
+    from harness.files.limits import Refused
     from harness.model_file.model import open_model
 
     config = _config(small_keras).replace(before, after)

@@ -51,8 +51,8 @@ def _bad_file(kind: str, tmp) -> tuple[str, str]:
         path.chmod(0o444)
         return str(path), "it is read-only"
     if kind == "link":
-        (tmp / "target.json").write_text("kept")
-        path.symlink_to(tmp / "target.json")
+        (tmp / "backend.json").write_text("kept")
+        path.symlink_to(tmp / "backend.json")
     elif kind == "pipe":
         os.mkfifo(path)
     else:

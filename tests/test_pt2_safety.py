@@ -15,7 +15,7 @@ import pytest
 
 from backends.pt2_values import Values
 from harness.cli.main import main
-from harness.model_file import limits
+from harness.files import limits
 from tests import model_files as make
 from tests import pt2_payloads as tampered
 
@@ -48,7 +48,7 @@ COMMANDS = {
         *("parity", "--model", f, "--backends", "numpy", "--against", str(made.onnx))
     ],
     "bench": lambda f, made, tmp: [
-        *("bench", "--model", f, "--steps", "4", "--batch", "1", "--targets", "model-file"),
+        *("bench", "--model", f, "--steps", "4", "--batch", "1", "--backends", "model-file"),
         *("--out", str(tmp / "bench.json")),
     ],
     "parallel-in-time": lambda f, made, tmp: [

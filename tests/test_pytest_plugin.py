@@ -127,7 +127,7 @@ def test_the_plugin_is_registered_once_by_its_entry_point(project):
 def test_check_export_raises_the_commands_one_line_errors(tmp_path):
     from harness.model.errors import BadInput
     from harness.model.protocol import NotSupported
-    from harness.parity.api import check_export
+    from harness.model_file.api import check_export
 
     with pytest.raises(NotSupported, match="no such file: allowed ONNX") as info:
         check_export(tmp_path / "missing.onnx")

@@ -90,8 +90,8 @@ def test_the_answer_comes_first_in_at_most_eight_sentences_with_intervals(report
     assert "![The answer" in answer and re.search(r"img/answer_cpu_box_[0-9a-f]{6}\.png", answer)
     # the contents link every detail section by the id the HTML gives its heading
     page = (report / "report.html").read_text()
-    for target in re.findall(r"\]\(#([\w-]+)\)", text.split("## Contents", 1)[1]):
-        assert f"<h2 id='{target}'>" in page, target
+    for backend in re.findall(r"\]\(#([\w-]+)\)", text.split("## Contents", 1)[1]):
+        assert f"<h2 id='{backend}'>" in page, backend
 
 
 def test_every_figure_tells_its_series_apart(report):

@@ -20,7 +20,7 @@ def _environment(label="m", cpu="EPYC"):
 
 def _case(steps=8):
     return {
-        "target": "numpy",
+        "backend": "numpy",
         "mode": "forward",
         "cell": "lstm",
         "dtype": "float32",
@@ -67,7 +67,7 @@ def test_round_trip_and_done_ids(tmp_path):
     path = tmp_path / "r.json"
     results.save_results(path, _doc())
     doc = results.load_results(path)
-    assert doc.schema_version == results.SCHEMA_VERSION == 4
+    assert doc.schema_version == results.SCHEMA_VERSION == 5
     assert results.done_ids(doc) == {A}  # an error is measured again on resume
     assert doc.suite.identity.case_ids == [c.id for c in load_suite("quick").cases]
 
@@ -110,7 +110,7 @@ def _samples_times(factor):
         (lambda d: "{not json", r"is corrupt: not JSON"),
         (
             lambda d: {**d, "schema_version": 99},
-            r"schema_version 99: this rnnbench reads 1, 2, 3, 4",
+            r"schema_version 99: this rnnbench reads 1, 2, 3, 4, 5",
         ),
         (lambda d: {**d, "kind": "other"}, r"is not an rnnbench results file"),
         (lambda d: {k: v for k, v in d.items() if k != "suite"}, r"suite: missing"),
@@ -124,8 +124,8 @@ def _samples_times(factor):
         (_with_case(samples_s=[], status="error"), r"a stats block but no samples_s"),
         (lambda d: {**d, "cases": [d["cases"][0], d["cases"][0]]}, rf"case id '{A}' appears twice"),
         (
-            lambda d: (d["cases"][0]["case"].pop("target"), d)[1],
-            r"cases\[0\]\.case\.target: missing",
+            lambda d: (d["cases"][0]["case"].pop("backend"), d)[1],
+            r"cases\[0\]\.case\.backend: missing",
         ),
         (lambda d: (d["cases"][0].update(stats="x"), d)[1], r"cases\[0\]\.stats = 'x'"),
         (
@@ -196,7 +196,7 @@ def test_a_version_1_file_reads_as_one_machine_and_is_written_back_as_version_4(
     path = tmp_path / "v1.json"
     path.write_text(json.dumps(_version_1()))
     doc = results.load_results(path)
-    assert doc.schema_version == 4 and doc.suite.identity is None
+    assert doc.schema_version == 5 and doc.suite.identity is None
     assert doc.machines["old-box"].environment.cpu["model"] == "EPYC"
     assert doc.machines["old-box"].selfcheck == {"loop_overhead_s": 2e-8}
     assert [r.machine for r in doc.cases] == ["old-box"]
@@ -269,7 +269,7 @@ def test_a_version_3_file_names_its_solve_pit_and_reads_as_parallel_in_time(tmp_
     path = tmp_path / "v3.json"
     path.write_text(json.dumps(doc))
     loaded = results.load_results(path)
-    assert loaded.schema_version == 4 and loaded.cases[0].parallel_in_time.iterations == 4
+    assert loaded.schema_version == 5 and loaded.cases[0].parallel_in_time.iterations == 4
     doc["schema_version"] = 4  # a version 4 file with the old name is refused, naming it
     path.write_text(json.dumps(doc))
     with pytest.raises(results.ResultsError, match="pit"):
@@ -326,3 +326,18 @@ def test_a_parity_record_whose_verdict_or_types_do_not_hold_is_refused(change, w
     with pytest.raises(results.ResultsError, match="parity record .* is corrupt") as info:
         read_parity(path, doc)
     assert words in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_field_this_version_does_not_know_names_the_version_that_wrote_it(tmp_path):
+    doc = json.loads(results.dumps(_doc()))
+    assert doc["written_by"] == results.WRITER
+    doc["written_by"] = "rnnbench 9.0.0"
+    doc["cases"][0]["case"]["colour"] = "blue"
+    path = tmp_path / "newer.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(results.ResultsError) as refused:
+        results.load_results(path)
+    message = str(refused.value)
+    assert "cases[0].case.colour: not a field rnnbench" in message, message
+    assert "written by rnnbench 9.0.0; read it with that rnnbench or newer" in message
+    assert "\n" not in message

@@ -23,7 +23,7 @@ from harness.records import store as results
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMING = "[timing]\nwarmup_s = 0.0\nmin_round_s = 0.005\nrounds = 3\npause_s = 0.0\n"
-SWEEP = '[[sweep]]\ntargets = ["numpy"]\ncell = ["gru"]\nbatch = [1]\ninput = [3]\nhidden = [4]\n'
+SWEEP = '[[sweep]]\nbackends = ["numpy"]\ncell = ["gru"]\nbatch = [1]\ninput = [3]\nhidden = [4]\n'
 
 
 def _suite_file(tmp_path, name="t", steps=(2, 3), timing=TIMING, budget=""):

@@ -33,12 +33,12 @@ def test_deepbench_sizes():
     assert max(c.steps for c in cases if c.cell == "gru") == 1500
 
 
-def test_groups_interleave_targets_and_modes_of_one_shape():
+def test_groups_interleave_backends_and_modes_of_one_shape():
     suite = load_suite("quick")
     for group in suite.groups():
         assert len({c.group for c in group}) == 1
     standard = next(g for g in suite.groups() if g[0].sweep == "standard")
-    assert {(c.target, c.mode) for c in standard} >= {("numpy", "forward"), ("torch-cpu", "gemm")}
+    assert {(c.backend, c.mode) for c in standard} >= {("numpy", "forward"), ("torch-cpu", "gemm")}
 
 
 def _write(tmp_path, text):
@@ -47,7 +47,7 @@ def _write(tmp_path, text):
     return str(path)
 
 
-GOOD = 'name = "t"\nbudget_s = 1\n[[sweep]]\ntargets = ["numpy"]\n'
+GOOD = 'name = "t"\nbudget_s = 1\n[[sweep]]\nbackends = ["numpy"]\n'
 
 
 @pytest.mark.parametrize(
@@ -73,9 +73,9 @@ GOOD = 'name = "t"\nbudget_s = 1\n[[sweep]]\ntargets = ["numpy"]\n'
             GOOD + "modes = ['train']\ncell = ['mingru']\n",
             r"for numpy and minGRU: forward, sequential, gemm",
         ),
-        (GOOD.replace("numpy", "jax"), r"sweep\[0\]: a case's target = 'jax' is invalid: allowed"),
+        (GOOD.replace("numpy", "jax"), r"sweep\[0\]: a case's backend = 'jax' is invalid: allowed"),
         (
-            'name = "t"\n[[sweep]]\ntargets = ["ort-direct-cpu"]\nmodes = ["train"]\n',
+            'name = "t"\n[[sweep]]\nbackends = ["ort-direct-cpu"]\nmodes = ["train"]\n',
             r"mode = 'train' is invalid: allowed for ort-direct-cpu and lstm: forward",
         ),
         ('name = "t"\n', r"sweep: missing"),
@@ -99,7 +99,7 @@ def test_unknown_suite_name_lists_the_allowed():
 
 
 def test_a_case_in_two_sweeps_is_timed_once(tmp_path):
-    suite = load_suite(_write(tmp_path, GOOD + "[[sweep]]\ntargets = ['numpy']\n"))
+    suite = load_suite(_write(tmp_path, GOOD + "[[sweep]]\nbackends = ['numpy']\n"))
     assert len(suite.cases) == 1
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from backends.numpy_cells import projection_bias
 from backends.parallel_in_time.arrays import eye, namespace
 from harness.model.spec import Cell
 
@@ -26,12 +27,7 @@ def sigmoid(a: Any, xp) -> Any:
 
 def input_projection(cell: Cell, x, W, Wb, Rb) -> Any:
     """x [T, B, I] -> W x_t + biases, [T, B, G*H]: one product for the whole sequence."""
-    xp = namespace(x)
-    bias = Wb + Rb
-    if cell is Cell.GRU:
-        H = Rb.shape[0] // 3
-        bias = xp.concatenate([bias[: 2 * H], Wb[2 * H :]])
-    return xp.matmul(x, W.T) + bias
+    return namespace(x).matmul(x, W.T) + projection_bias(cell, Wb, Rb)
 
 
 class _Terms:

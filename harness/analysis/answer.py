@@ -1,6 +1,6 @@
 """The answer first: per machine, at most MAX_SENTENCES sentences computed from the analysis,
 each quoting measured figures with their 95% intervals, that say where recurrence stops scaling
-there. In order: the fastest runtime on the standard case; each cell's per-step floor at B=1 and
+there. In order: the fastest backend on the standard case; each cell's per-step floor at B=1 and
 what bounds it (a memory level, the product peak, or dispatch when the step runs far over its
 roofline bound); the batch from which each cell's step is compute-bound; the penalty of
 recurrence against the same FLOPs as one product across B and T; and where evaluating the
@@ -73,21 +73,21 @@ def _range(values: list) -> str:
 
 
 def _fastest(result: dict[str, Any], machine: str) -> Iterator[str]:
-    """Each runtime at its best thread count (a GPU runtime's case runs at one), fastest
+    """Each backend at its best thread count (a GPU backend's case runs at one), fastest
     first."""
     best: dict[str, dict] = {}
     for r in result["rows"]:
         if r["machine"] != machine or r["mode"] != "forward" or not is_standard(r):
             continue
-        if r["target"] not in best or r["median"] < best[r["target"]]["median"]:
-            best[r["target"]] = r
+        if r["backend"] not in best or r["median"] < best[r["backend"]]["median"]:
+            best[r["backend"]] = r
     if not best:
         return
     ranked = sorted(best.values(), key=lambda r: r["median"])
     first = ranked[0]
     text = (
         f"Fastest on the standard LSTM (B=32, T=100, I=128, H=256, {first['dtype']}): "
-        f"**{first['target']}** ({first['device']}, {_plural(first['threads'], 'thread')}), "
+        f"**{first['backend']}** ({first['device']}, {_plural(first['threads'], 'thread')}), "
         f"{format_interval(first['median_ci'])}"
     )
     if len(ranked) > 1:
@@ -97,14 +97,14 @@ def _fastest(result: dict[str, Any], machine: str) -> Iterator[str]:
             "too close to call" if interval[1] <= 1 <= interval[2] else "slower, interval and all"
         )
         text += (
-            f"; the next, {second['target']}, takes {format_ratio(interval)} its time ({verdict})"
+            f"; the next, {second['backend']}, takes {format_ratio(interval)} its time ({verdict})"
         )
-    yield text + f"; {_plural(len(ranked), 'runtime')} timed."
+    yield text + f"; {_plural(len(ranked), 'backend')} timed."
 
 
 def _floors(result: dict[str, Any], machine: str) -> list[dict[str, Any]]:
     """Per (cell, H, I, dtype, device), the forward step-cost fit at B=1 with the smallest
-    slope of any runtime (one that beats its bound is still the floor: the bound is wrong)."""
+    slope of any backend (one that beats its bound is still the floor: the bound is wrong)."""
     best: dict[tuple, dict] = {}
     for fit in result["fits"]:
         if fit["machine"] != machine or fit["mode"] != "forward" or fit["batch"] != 1:
@@ -118,7 +118,7 @@ def _floors(result: dict[str, Any], machine: str) -> list[dict[str, Any]]:
 
 
 def _roof_of(result: dict[str, Any], fit: dict[str, Any]) -> dict[str, Any] | None:
-    fields = ("machine", "target", "cell", "dtype", "batch", "hidden", "input_size", "layers")
+    fields = ("machine", "backend", "cell", "dtype", "batch", "hidden", "input_size", "layers")
     for roof in result["roofline"]:
         if all(roof[f] == fit[f] for f in fields) and roof["threads"] == fit["threads"]:
             return roof
@@ -128,11 +128,11 @@ def _roof_of(result: dict[str, Any], fit: dict[str, Any]) -> dict[str, Any] | No
 def _floor(result: dict[str, Any], machine: str) -> Iterator[str]:
     parts = []
     for fit in _floors(result, machine):
-        part = f"{_cell(fit)} {format_interval(fit['b_ci'])} in {fit['target']}"
+        part = f"{_cell(fit)} {format_interval(fit['b_ci'])} in {fit['backend']}"
         roof = _roof_of(result, fit)
         parts.append(part + (_bounded_by(roof) if roof else " (no product peak to bound it)"))
     if parts:
-        yield f"One step at B=1 costs at least (fastest runtime timed): {'; '.join(parts)}."
+        yield f"One step at B=1 costs at least (fastest backend timed): {'; '.join(parts)}."
 
 
 def _bounded_by(roof: dict[str, Any]) -> str:
@@ -207,7 +207,7 @@ def _batch_cost(result: dict[str, Any], machine: str, fit: dict[str, Any], cross
         for s in result["batch"]
         if s["machine"] == machine
         and s["mode"] == "forward"
-        and all(s[f] == fit[f] for f in ("target", "cell", "hidden", "dtype", "threads"))
+        and all(s[f] == fit[f] for f in ("backend", "cell", "hidden", "dtype", "threads"))
     ]
     if not series:
         return ""
@@ -215,7 +215,7 @@ def _batch_cost(result: dict[str, Any], machine: str, fit: dict[str, Any], cross
     past = [p for p in points if p["batch"] >= crossing and p["batch"] > 1] or points[-1:]
     shown = [past[0], points[-1]] if past[0] is not points[-1] else [points[-1]]
     cost = " and ".join(f"B={p['batch']} {format_ratio(p['relative_ci'])}" for p in shown)
-    return f" (measured in {fit['target']} at T={series[0]['steps']}, B=1's time x {cost})"
+    return f" (measured in {fit['backend']} at T={series[0]['steps']}, B=1's time x {cost})"
 
 
 def _penalty(result: dict[str, Any], machine: str) -> Iterator[str]:
@@ -223,7 +223,7 @@ def _penalty(result: dict[str, Any], machine: str) -> Iterator[str]:
     found = settled(result["penalties"], machine)
     if found is None:
         return
-    target, mine = found
+    backend, mine = found
     low = min(mine, key=lambda p: p["best_penalty"])
     high = max(mine, key=lambda p: p["best_penalty"])
     span = f"B {_range([p['batch'] for p in mine])} and T {_range([p['steps'] for p in mine])}"
@@ -235,7 +235,7 @@ def _penalty(result: dict[str, Any], machine: str) -> Iterator[str]:
             f"**{format_ratio(high['best_penalty_ci'])}** ({_shape(high)})"
         )
     yield (
-        f"Recurrence costs {target} {figure} the time of the same FLOPs as one matrix product, "
+        f"Recurrence costs {backend} {figure} the time of the same FLOPs as one matrix product, "
         f"over {span} ({_plural(len(mine), 'case')} whose interval settles it)."
     )
 
@@ -269,7 +269,7 @@ def _where_it_wins(timed: list[dict]) -> str:
         return (
             f"Evaluated in parallel over time, the recurrence beats the step loop: "
             f"{best['cell'].upper()} {best['mode']} at T={best['steps']} takes "
-            f"**{format_ratio(best['time_ratio_ci'])}** the loop's time ({best['target']}, "
+            f"**{format_ratio(best['time_ratio_ci'])}** the loop's time ({best['backend']}, "
             f"B={best['batch']}, H={best['hidden']})"
             + (f", and {others} more case{' wins' if others == 1 else 's win'}" if others else "")
             + f"; {tally}."
@@ -277,7 +277,7 @@ def _where_it_wins(timed: list[dict]) -> str:
     best = min(timed, key=lambda t: t["time_ratio_ci"][0])
     closest = (
         f"the closest, {best['cell'].upper()} {best['mode']} at T={best['steps']} "
-        f"({best['target']}, B={best['batch']}, H={best['hidden']}), takes "
+        f"({best['backend']}, B={best['batch']}, H={best['hidden']}), takes "
         f"**{format_ratio(best['time_ratio_ci'])}** the step loop's time"
     )
     if best["time_ratio_ci"][1] <= 1:

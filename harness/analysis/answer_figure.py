@@ -54,7 +54,7 @@ def _against_batch(axis, result, machine) -> None:
         points = series["points"]
         batches = [p["batch"] for p in points]
         per_step = [p["median"] / steps * 1e6 for p in points]
-        label = f"{series['target']} {series['cell']} H={series['hidden']} T={steps}"
+        label = f"{series['backend']} {series['cell']} H={series['hidden']} T={steps}"
         axis.plot(batches, per_step, label=label, **style(index))
         index += 1
         index = _plot_products(axis, _products(result, series, "batch"), "batch", label, index)
@@ -84,7 +84,7 @@ def _against_length(axis, result, machine) -> None:
     for fit in _length_series(result, machine):
         steps = [p[0] for p in fit["points"]]
         per_step = [p[1] / p[0] * 1e6 for p in fit["points"]]
-        label = f"{fit['target']} {fit['cell']} H={fit['hidden']}"
+        label = f"{fit['backend']} {fit['cell']} H={fit['hidden']}"
         axis.plot(steps, per_step, label=f"step loop {label}", **style(index))
         index += 1
         index = _plot_products(axis, _products(result, fit, "steps"), "steps", label, index)
@@ -95,12 +95,12 @@ def _against_length(axis, result, machine) -> None:
     ]
     groups: dict[tuple, list[dict]] = {}
     for t in timed:
-        groups.setdefault((t["target"], t["cell"], t["mode"], t["hidden"]), []).append(t)
-    for (target, cell, mode, hidden), rows in sorted(groups.items()):
+        groups.setdefault((t["backend"], t["cell"], t["mode"], t["hidden"]), []).append(t)
+    for (backend, cell, mode, hidden), rows in sorted(groups.items()):
         rows.sort(key=lambda t: t["steps"])
         xs = [t["steps"] for t in rows]
         ys = [t["median_ci"][0] / t["steps"] * 1e6 for t in rows]
-        label = f"{mode}, parallel in time: {target} {cell} H={hidden}"
+        label = f"{mode}, parallel in time: {backend} {cell} H={hidden}"
         axis.plot(xs, ys, label=label, **style(index))
         index += 1
     wins = [t for t in timed if t["time_ratio_ci"][2] < 1]
@@ -120,7 +120,7 @@ def _against_length(axis, result, machine) -> None:
 
 def _products(result, series, along: str) -> list[dict]:
     """The same FLOPs as one product for this series' shape, along `along` (batch or steps)."""
-    fixed = ("machine", "target", "cell", "hidden", "input_size", "layers", "threads", "dtype")
+    fixed = ("machine", "backend", "cell", "hidden", "input_size", "layers", "threads", "dtype")
     other = "steps" if along == "batch" else "batch"
     rows = [
         p

@@ -30,10 +30,10 @@ def _pair(shape: tuple, cpu: dict[str, Any], gpu: dict[str, Any]) -> dict[str, A
     speedup = ratio(cpu, gpu)
     return {
         **dict(zip(SHAPE, shape, strict=True)),
-        "cpu": f"{cpu['target']}@{cpu['machine']}",
+        "cpu": f"{cpu['backend']}@{cpu['machine']}",
         "cpu_s": cpu["median"],
         "cpu_ci": cpu["median_ci"],
-        "gpu": f"{gpu['target']}@{gpu['machine']}",
+        "gpu": f"{gpu['backend']}@{gpu['machine']}",
         "gpu_s": gpu["median"],
         "gpu_ci": gpu["median_ci"],
         "gpu_speedup": speedup[0],

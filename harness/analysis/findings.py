@@ -80,15 +80,15 @@ def _standard(result: dict[str, Any], machine: str) -> Iterator[Finding]:
     if not standard:
         return
     ranked = ", ".join(
-        f"{r['target']} (th{r['threads']}) {format_interval(r['median_ci'])}" for r in standard[:4]
+        f"{r['backend']} (th{r['threads']}) {format_interval(r['median_ci'])}" for r in standard[:4]
     )
-    wide = [r["target"] for r in standard[:4] if instability(r["median_ci"], None)]
+    wide = [r["backend"] for r in standard[:4] if instability(r["median_ci"], None)]
     yield Finding(
         f"**{machine}**, standard LSTM case (B=32, T=100, I=128, H=256, float32) forward, "
         f"fastest first: {ranked}.",
         f"the medians of {', '.join(wide)} have intervals wider than +-25%" if wide else "",
     )
-    by_target = {(r["target"], r["threads"]): r for r in standard}
+    by_target = {(r["backend"], r["threads"]): r for r in standard}
     for threads in sorted({t for _, t in by_target}):
         ref, torch = (registry.REFERENCE, threads), (registry.HEADLINE[0], threads)
         if ref in by_target and torch in by_target:
@@ -109,12 +109,12 @@ def _step_cost(result: dict[str, Any], machine: str) -> Iterator[Finding]:
             and fit["mode"] == "forward"
             and fit["cell"] == "lstm"
             and fit["hidden"] == 256
-            and fit["target"] in registry.HEADLINE
+            and fit["backend"] in registry.HEADLINE
         ):
             yield Finding(
                 f"An LSTM step with H=256, B={fit['batch']} costs "
                 f"**{format_interval(fit['b_ci'])}** "
-                f"in {fit['target']} (slope of latency = a + b*T, a = "
+                f"in {fit['backend']} (slope of latency = a + b*T, a = "
                 f"{format_interval(fit['a_ci'])}, R^2 {fit['r2']:.3f}).",
                 instability(fit["b_ci"], None),
             )
@@ -127,7 +127,7 @@ def _penalty(result: dict[str, Any], machine: str) -> Iterator[Finding]:
     if found is None:
         yield from _unsettled_penalty(result, machine)
         return
-    target, mine = found
+    backend, mine = found
     parts = []
     for cell in sorted({p["cell"] for p in mine}):
         rows = [p for p in mine if p["cell"] == cell]
@@ -137,7 +137,7 @@ def _penalty(result: dict[str, Any], machine: str) -> Iterator[Finding]:
         if low is not high:
             part += f", down to {format_ratio(low['best_penalty_ci'])} ({_at(low)})"
         parts.append(part)
-    own = [p for p in result["penalties"] if p["machine"] == machine and p["target"] == target]
+    own = [p for p in result["penalties"] if p["machine"] == machine and p["backend"] == backend]
     recurrent = [p for p in held_penalties(result["penalties"], machine) if p in own]
     single = sum(1 for p in own if p["steps"] == 1)
     beaten = len(own) - single - len(recurrent)
@@ -152,7 +152,7 @@ def _penalty(result: dict[str, Any], machine: str) -> Iterator[Finding]:
         if n
     ]
     yield Finding(
-        f"Recurrence penalty in {target} (RNN time / the same FLOPs as the machine's best one "
+        f"Recurrence penalty in {backend} (RNN time / the same FLOPs as the machine's best one "
         f"product, {len(mine)} cases whose interval settles it): {'; '.join(parts)}"
         + (f". Left out: {', '.join(left)}" if left else "")
         + "."
@@ -165,7 +165,7 @@ def _unsettled_penalty(result: dict[str, Any], machine: str) -> Iterator[Finding
     if held:
         worst = max(held, key=lambda p: p["best_penalty"])
         yield Finding(
-            f"Recurrence penalty in {worst['target']}: up to "
+            f"Recurrence penalty in {worst['backend']}: up to "
             f"{format_ratio(worst['best_penalty_ci'])} ({_at(worst)}); no case settles it.",
             instability(worst["best_penalty_ci"]),
         )
@@ -174,7 +174,7 @@ def _unsettled_penalty(result: dict[str, Any], machine: str) -> Iterator[Finding
 def _at(p: dict[str, Any]) -> str:
     return (
         f"B={p['batch']}, T={p['steps']}, H={p['hidden']}, L={p['layers']}, against "
-        f"{p['best_library']}'s product"
+        f"{p['best_backend']}'s product"
     )
 
 
@@ -192,7 +192,7 @@ def _roofline(result: dict[str, Any], machine: str) -> Iterator[Finding]:
                 else f"memory term {format_seconds(roof['memory_bound_s'])} in {roof['level']}"
             )
             yield Finding(
-                f"Roofline of one B=1 step ({roof['target']}, every FLOP of the step: x.W, "
+                f"Roofline of one B=1 step ({roof['backend']}, every FLOP of the step: x.W, "
                 f"h.R, gates): measured {format_seconds(roof['step_s'])} against a "
                 f"{roof['limited_by']}-bound {format_seconds(roof['bound_s'])} "
                 f"({roof['times_bound']:.2f}x the bound; {memory})."
@@ -210,19 +210,19 @@ def _peak(result: dict[str, Any], machine: str) -> Iterator[Finding]:
             yield Finding(
                 f"Best product measured on {device}, {dtype}, {threads} thread"
                 f"{'s' if threads > 1 else ''}: **{peak.flops / 1e9:.0f} GFLOP/s** "
-                f"[{peak.flops_ci[1] / 1e9:.0f}, {peak.flops_ci[2] / 1e9:.0f}] ({peak.library}, "
+                f"[{peak.flops_ci[1] / 1e9:.0f}, {peak.flops_ci[2] / 1e9:.0f}] ({peak.backend}, "
                 f"{peak.size}); theoretical peak {theory}."
             )
 
 
 def _mingru(result: dict[str, Any], machine: str) -> Iterator[Finding]:
     mingru = [r for r in result["mingru"] if r["machine"] == machine]
-    for target in sorted({r["target"] for r in mingru}):
-        series = [r for r in mingru if r["target"] == target]
+    for backend in sorted({r["backend"] for r in mingru}):
+        series = [r for r in mingru if r["backend"] == backend]
         over_gru = first_win(series, "mingru-scan", "gru")
         over_loop = first_win(series, "mingru-scan", "mingru-loop")
         text = (
-            f"minGRU in {target}: its parallel scan beats GRU {_when(over_gru, series)}"
+            f"minGRU in {backend}: its parallel scan beats GRU {_when(over_gru, series)}"
             f" and beats minGRU's own step loop {_when(over_loop, series)}"
         )
         unclear = [

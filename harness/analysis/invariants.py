@@ -17,7 +17,7 @@ ABOVE_PEAK = "above the measured peak"
 ABOVE_THEORY = "above the theoretical peak"
 BEATS_ROOFLINE = "faster than its roofline bound"
 BEATS_BEST = "faster than the machine's best product of its FLOPs"
-BEATS_OWN = "faster than its own library's product of its FLOPs"
+BEATS_OWN = "faster than its own backend's product of its FLOPs"
 THEORY_CAUSE = (
     "the clock the environment reports is below the one the CPU ran at (a VM's /proc/cpuinfo "
     "shows the base clock; boost runs faster), or its ISA or core count is wrong, or the FLOP "
@@ -76,10 +76,10 @@ def _peaks(row: dict[str, Any], openblas: str) -> list[Inconsistency]:
     peak = row["peak"]
     if row["fraction_of_peak"] is not None and row["fraction_of_peak"] > 1:
         cause = (
-            f"peak probe slower than the workload: the best product measured ({peak.library}, "
+            f"peak probe slower than the workload: the best product measured ({peak.backend}, "
             f"{peak.size}) is not the machine's best GEMM"
         )
-        if peak.library == registry.REFERENCE and openblas:  # its products are NumPy's BLAS
+        if peak.backend == registry.REFERENCE and openblas:  # its products are NumPy's BLAS
             cause += f" ({openblas})"
         if row["mode"] == "train":
             cause += "; or the training FLOP count includes products this implementation skips"
@@ -108,7 +108,7 @@ def _peaks(row: dict[str, Any], openblas: str) -> list[Inconsistency]:
 
 def _series(row: dict[str, Any]) -> str:
     return (
-        f"{row['target']} {row['cell']} B={row['batch']} I={row['input_size']} H={row['hidden']} "
+        f"{row['backend']} {row['cell']} B={row['batch']} I={row['input_size']} H={row['hidden']} "
         f"L={row['layers']} {row['dtype']} th{row['threads']} (slope b of a + b*T)"
     )
 
@@ -121,7 +121,7 @@ def _roofline(row: dict[str, Any]) -> Inconsistency:
         rate = _gflops(row["step_flops"] / row["step_s"])
         measured += (
             f" (the step at {rate}, the best product measured {_gflops(peak.flops)}: "
-            f"{peak.library}, {peak.size})"
+            f"{peak.backend}, {peak.size})"
         )
         cause = "the peak probe is slower than the workload: it is not the machine's best GEMM"
     else:
@@ -148,7 +148,7 @@ def _penalty(row: dict[str, Any]) -> list[Inconsistency]:
                 BEATS_BEST,
                 row["machine"],
                 row["id"],
-                f"{format_ratio(row['best_penalty_ci'])} of {row['best_library']}'s product "
+                f"{format_ratio(row['best_penalty_ci'])} of {row['best_backend']}'s product "
                 f"(the product at {_gflops(best)}, the RNN at {_gflops(rnn)})",
                 "no product baseline measured is the machine's best GEMM for these FLOPs: the "
                 "RNN's own kernel runs them faster",
@@ -164,7 +164,7 @@ def _penalty(row: dict[str, Any]) -> list[Inconsistency]:
                 row["id"],
                 f"{format_ratio(row['penalty_ci'])} of {row['baseline']}'s product "
                 f"(the product call at {_gflops(own)}, the RNN's products at {_gflops(rnn)})",
-                "the library's one product call is not its fastest way to do these FLOPs: its "
+                "the backend's one product call is not its fastest way to do these FLOPs: its "
                 "RNN kernel runs them faster (another blocking or threading of the same work)",
                 row["penalty_ci"][2] < 1,
             )

@@ -1,4 +1,4 @@
-"""minGRU against GRU: per (machine, target, B, H, threads, T), GRU's T dependent steps, minGRU's
+"""minGRU against GRU: per (machine, backend, B, H, threads, T), GRU's T dependent steps, minGRU's
 parallel scan and minGRU's step loop side by side, and from which T the scan wins."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 from harness.analysis.rows import ratio
 
 LABELS = ("gru", "mingru-scan", "mingru-loop")
-_WHERE = ("machine", "target", "batch", "hidden", "threads", "steps")
+_WHERE = ("machine", "backend", "batch", "hidden", "threads", "steps")
 # (name of the ratio, fast, slow): the scan's time over the other's
 RATIOS = (("scan_over_gru", "mingru-scan", "gru"), ("scan_over_loop", "mingru-scan", "mingru-loop"))
 

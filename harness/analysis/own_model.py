@@ -1,5 +1,5 @@
 """A user's model (`rnnbench bench --model`): its timings apart from the built-in suites', one
-view per (machine, model): every runtime's median, the per-step fit, the penalty against the
+view per (machine, model): every backend's median, the per-step fit, the penalty against the
 same FLOPs as one product, and the parallel-in-time verdict on the model's own weights (its
 largest Lyapunov exponent, Newton and quasi-Newton iterations, solve time against the step
 loop, timed in one interleaved group)."""
@@ -33,7 +33,7 @@ def analyse(table: list[dict], benches: list[dict]) -> list[dict[str, Any]]:
                 "model": name,
                 "spec": rows[0].get("model_spec", {}),
                 "file": rows[0].get("model_file", ""),
-                "runtimes": sorted(
+                "backends": sorted(
                     forward, key=lambda r: (r["threads"], r["batch"], r["steps"], r["median"])
                 ),
                 "fits": step_fits(forward),

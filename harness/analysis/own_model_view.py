@@ -1,4 +1,4 @@
-"""The report's "Your model" section, one per (machine, model): what each runtime takes, the
+"""The report's "Your model" section, one per (machine, model): what each backend takes, the
 cost of one step, the recurrence penalty and the parallel-in-time verdict on the model's own
 weights, each figure with its 95% interval."""
 
@@ -47,7 +47,7 @@ def describe(spec: dict[str, Any]) -> str:
 
 def _body(m: dict[str, Any]) -> str:
     parts = [
-        f"{for_markdown_code(m['file'])}: {describe(m['spec'])}. Every runtime below was proven "
+        f"{for_markdown_code(m['file'])}: {describe(m['spec'])}. Every backend below was proven "
         "equal to the NumPy reference on the file's weights before it was timed; medians of "
         "interleaved rounds with their 95% interval.",
         "",
@@ -55,7 +55,7 @@ def _body(m: dict[str, Any]) -> str:
         "",
         "**Runtimes** (forward, fastest first at each shape):",
         "",
-        _runtimes(m["runtimes"]),
+        _backends(m["backends"]),
     ]
     if m["fits"]:
         parts += ["", "**Cost of one step** (latency = a + b*T):", "", _fits(m["fits"])]
@@ -78,24 +78,24 @@ def _body(m: dict[str, Any]) -> str:
 
 
 def _headline(m: dict[str, Any]) -> str:
-    """One sentence per batch size at the longest T: the fastest runtime and the slowest."""
+    """One sentence per batch size at the longest T: the fastest backend and the slowest."""
     lines = []
-    rows = m["runtimes"]
+    rows = m["backends"]
     for threads, batch in sorted({(r["threads"], r["batch"]) for r in rows}):
         at = [r for r in rows if (r["threads"], r["batch"]) == (threads, batch)]
         T = max(r["steps"] for r in at)
         longest = sorted((r for r in at if r["steps"] == T), key=lambda r: r["median"])
         fastest, slowest = longest[0], longest[-1]
         lines.append(
-            f"- B={batch}, T={T}, {threads} thread(s): fastest **{fastest['target']}** "
+            f"- B={batch}, T={T}, {threads} thread(s): fastest **{fastest['backend']}** "
             f"{format_interval(fastest['median_ci'])} ({format_seconds(fastest['median'] / T)} "
-            f"a step); slowest {slowest['target']} {format_interval(slowest['median_ci'])}."
+            f"a step); slowest {slowest['backend']} {format_interval(slowest['median_ci'])}."
         )
     return "\n".join(lines)
 
 
-def _runtimes(rows: list[dict]) -> str:
-    columns = fields("target", "batch", "steps", "threads") + [
+def _backends(rows: list[dict]) -> str:
+    columns = fields("backend", "batch", "steps", "threads") + [
         ("implementation", field("impl_class")),
         ("median [95% interval]", lambda r: format_interval(r["median_ci"])),
         ("per step", lambda r: format_seconds(r["median"] / r["steps"])),
@@ -104,7 +104,7 @@ def _runtimes(rows: list[dict]) -> str:
 
 
 def _fits(fits: list[dict]) -> str:
-    columns = fields("target", "batch", "threads") + [
+    columns = fields("backend", "batch", "threads") + [
         ("a (fixed cost)", lambda f: format_interval(f["a_ci"])),
         ("b (per step)", lambda f: format_interval(f["b_ci"])),
         ("R^2", lambda f: f"{f['r2']:.3f}"),
@@ -114,12 +114,12 @@ def _fits(fits: list[dict]) -> str:
 
 
 def _penalties(rows: list[dict]) -> str:
-    columns = fields("target", "batch", "steps", "threads") + [
+    columns = fields("backend", "batch", "steps", "threads") + [
         ("RNN", lambda p: format_interval(p["median_ci"])),
         ("same FLOPs as one product", lambda p: format_interval(p["gemm_median_ci"])),
         ("penalty [95% interval]", lambda p: format_ratio(p["penalty_ci"])),
     ]
-    return table_of(columns, sorted(rows, key=lambda p: (p["target"], p["batch"], p["steps"])))
+    return table_of(columns, sorted(rows, key=lambda p: (p["backend"], p["batch"], p["steps"])))
 
 
 def _solves(rows: list[dict]) -> str:

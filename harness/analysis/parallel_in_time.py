@@ -4,7 +4,7 @@ Two sources. Sweep documents (`rnnbench parallel-in-time --sweep`): iteration co
 and against the largest Lyapunov exponent, with counted work and depth
 (harness/sweeps/parallel_in_time_work.py).
 Benchmark records of modes newton / quasi-newton: their time against the `forward` record of
-the same target, shape, threads and run (the step loop they replace), paired by round when the
+the same backend, shape, threads and run (the step loop they replace), paired by round when the
 two were timed in one interleaved group.
 
 The break-even rule. A solve that does W times the sequential pass's work (its work multiplier)
@@ -117,7 +117,7 @@ def timed(result: dict[str, Any], benches=None) -> list[dict[str, Any]]:
         W = work["work_multiplier"]
         out.append(
             {
-                **{k: row[k] for k in ("machine", "target", "device", "mode", "cell", "dtype")},
+                **{k: row[k] for k in ("machine", "backend", "device", "mode", "cell", "dtype")},
                 **{k: row[k] for k in ("batch", "steps", "input_size", "hidden", "threads")},
                 "model": row.get("model") or "",
                 "iterations": solve["iterations"],
@@ -130,7 +130,7 @@ def timed(result: dict[str, Any], benches=None) -> list[dict[str, Any]]:
                 "headroom_ci": _headroom(penalties.get(key(row, "mode"))),
             }
         )
-    return sorted(out, key=lambda t: (t["machine"], t["target"], t["cell"], t["mode"], t["steps"]))
+    return sorted(out, key=lambda t: (t["machine"], t["backend"], t["cell"], t["mode"], t["steps"]))
 
 
 def _headroom(penalty: dict | None) -> Interval | None:
@@ -280,13 +280,13 @@ def _iterations_vs_lle(solves: dict[str, Any]) -> Iterator[Finding]:
 def _timed(solves: dict[str, Any]) -> Iterator[Finding]:
     groups: dict[tuple, list[dict]] = {}
     for t in solves["timed"]:
-        groups.setdefault((t["machine"], t["target"], t["cell"], t["mode"]), []).append(t)
-    for (machine, target, cell, method), rows in sorted(groups.items()):
+        groups.setdefault((t["machine"], t["backend"], t["cell"], t["mode"]), []).append(t)
+    for (machine, backend, cell, method), rows in sorted(groups.items()):
         longest = max(rows, key=lambda t: t["steps"])
         wins = [t["steps"] for t in rows if t["time_ratio_ci"][2] < 1]
         found = longest["parallelism_found_ci"]
         text = (
-            f"**{machine}** {target}, {cell.upper()} {method} (B={longest['batch']}, "
+            f"**{machine}** {backend}, {cell.upper()} {method} (B={longest['batch']}, "
             f"T={longest['steps']}, H={longest['hidden']}, {longest['dtype']}, "
             f"{longest['iterations']} iterations): **{format_ratio(longest['time_ratio_ci'])}** "
             f"the step loop's time for **{longest['work_multiplier']:.3g}x** its work: it ran at "

@@ -28,7 +28,7 @@ NOTE = (
     "parallelism than its work multiplier; T / depth is the most any number of lanes could gain."
 )
 TIMED_NOTE = (
-    "Measured: each solve against the step loop of the same target, shape, threads and run "
+    "Measured: each solve against the step loop of the same backend, shape, threads and run "
     "(rnnbench bench, modes newton / quasi-newton beside forward; ratios paired by round). "
     "Parallelism found = work multiplier / time ratio: how many times the step loop's FLOP "
     "rate the solve ran at; it wins only where that exceeds its work multiplier. LLE: the "
@@ -127,7 +127,7 @@ def gain_table(solves: dict[str, Any]) -> str:
 
 
 def timed_table(solves: dict[str, Any]) -> str:
-    columns = fields("machine", "target", "cell", "mode") + [
+    columns = fields("machine", "backend", "cell", "mode") + [
         ("B", field("batch")),
         ("T", field("steps")),
         ("H", field("hidden")),
@@ -235,7 +235,7 @@ def speed(timed: list[dict]):
 
     fig, axis = plt.subplots(figsize=(13, max(3, 0.25 * len(timed))))
     labels = [
-        f"{t['machine']} {t['target']} {t['cell']} {t['mode']} T={t['steps']} H={t['hidden']}"
+        f"{t['machine']} {t['backend']} {t['cell']} {t['mode']} T={t['steps']} H={t['hidden']}"
         for t in timed
     ]
     estimate = [t["time_ratio_ci"][0] for t in timed]

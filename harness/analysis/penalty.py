@@ -1,9 +1,9 @@
 """The recurrence penalty (RNN time over the time of its FLOPs as one product), against the
-same library's product and against the machine's best product of those FLOPs, and the share
+same backend's product and against the machine's best product of those FLOPs, and the share
 of the machine's best measured product (harness.machine.model) each case reaches.
 
-The baseline library comes from the registry (registry.product_baseline); a target without
-one (a dispatch-bound Python loop such as TF eager, or a runtime with no product of its own)
+The baseline backend comes from the registry (registry.product_baseline); a backend without
+one (a dispatch-bound Python loop such as TF eager, or a backend with no product of its own)
 is kept out of the penalty table and listed with its implementation as recorded."""
 
 from __future__ import annotations
@@ -15,25 +15,25 @@ from harness.registry import BACKENDS, HEADLINE, product_baseline
 
 
 def _products(table: list[dict]) -> dict[tuple, list[dict]]:
-    """Product rows by (their key without target and mode): every library's product of them."""
+    """Product rows by (their key without backend and mode): every backend's product of them."""
     out: dict[tuple, list[dict]] = {}
     for row in table:
         if row["mode"] == "gemm":
-            out.setdefault(key(row, "target", "mode"), []).append(row)
+            out.setdefault(key(row, "backend", "mode"), []).append(row)
     return out
 
 
 def penalties(table: list[dict]) -> list[dict[str, Any]]:
     """RNN time / time of its FLOPs as one product per layer, same shape, threads, device,
-    machine and run: against the baseline library's product (`penalty`) and against the
-    fastest product of those FLOPs of any library on the device (`best_penalty`). Rounds of
+    machine and run: against the baseline backend's product (`penalty`) and against the
+    fastest product of those FLOPs of any backend on the device (`best_penalty`). Rounds of
     one interleaved group pair: the median of the per-round ratios, with its interval."""
     products = _products(table)
     out = []
     for row in table:
-        library = product_baseline(row["target"]) if row["mode"] == "forward" else None
-        found = products.get(key(row, "target", "mode"), [])
-        same = [p for p in found if p["target"] == library]
+        baseline = product_baseline(row["backend"]) if row["mode"] == "forward" else None
+        found = products.get(key(row, "backend", "mode"), [])
+        same = [p for p in found if p["backend"] == baseline]
         if not same:
             continue
         best = min((p for p in found if p["device"] == row["device"]), key=lambda p: p["median"])
@@ -41,12 +41,12 @@ def penalties(table: list[dict]) -> list[dict[str, Any]]:
         out.append(
             {
                 **row,
-                "baseline": library,
+                "baseline": baseline,
                 "gemm_median": same[0]["median"],
                 "gemm_median_ci": same[0]["median_ci"],
                 "penalty": interval[0],
                 "penalty_ci": interval,
-                "best_library": best["target"],
+                "best_backend": best["backend"],
                 "best_median_ci": best["median_ci"],
                 "best_penalty": best_interval[0],
                 "best_penalty_ci": best_interval,
@@ -56,24 +56,24 @@ def penalties(table: list[dict]) -> list[dict[str, Any]]:
 
 
 def without_baseline(table: list[dict]) -> list[dict[str, Any]]:
-    """Forward targets with no product baseline: target, implementations as recorded, why."""
+    """Forward backends with no product baseline: backend, implementations as recorded, why."""
     found: dict[str, set[str]] = {}
     for row in table:
-        if row["mode"] == "forward" and product_baseline(row["target"]) is None:
-            found.setdefault(row["target"], set()).add(row["impl_class"])
+        if row["mode"] == "forward" and product_baseline(row["backend"]) is None:
+            found.setdefault(row["backend"], set()).add(row["impl_class"])
     return [
-        {"target": target, "impl_class": "; ".join(sorted(impls)), "reason": _why(target)}
-        for target, impls in sorted(found.items())
+        {"backend": backend, "impl_class": "; ".join(sorted(impls)), "reason": _why(backend)}
+        for backend, impls in sorted(found.items())
     ]
 
 
-def _why(target: str) -> str:
-    """The registry names no baseline ("") for a dispatch-bound loop; a runtime that times
+def _why(backend: str) -> str:
+    """The registry names no baseline ("") for a dispatch-bound loop; a backend that times
     no product of its own has none to offer."""
-    entry = BACKENDS.get(target)
+    entry = BACKENDS.get(backend)
     if entry is not None and entry.product_of == "":
         return "dispatch-bound: its per-step dispatch, not its FLOPs, sets its time"
-    return "its library times no product of its own (forward only)"
+    return "its backend times no product of its own (forward only)"
 
 
 def efficiency(table: list[dict], machine: dict[str, Any]) -> list[dict[str, Any]]:
@@ -113,13 +113,13 @@ def held_penalties(penalty_rows: list[dict[str, Any]], machine: str) -> list[dic
 
 def settled(penalty_rows: list[dict[str, Any]], machine: str) -> tuple[str, list[dict]] | None:
     """The penalties the answer and the findings quote on `machine`: the held ones whose
-    interval against the best product stays above 1; from the headline runtime where it has
-    them, else the runtime with the most. None: no such case."""
+    interval against the best product stays above 1; from the headline backend where it has
+    them, else the backend with the most. None: no such case."""
     held = [p for p in held_penalties(penalty_rows, machine) if p["best_penalty_ci"][1] > 1]
     if not held:
         return None
     counts: dict[str, int] = {}
     for p in held:
-        counts[p["target"]] = counts.get(p["target"], 0) + 1
-    target = max(counts, key=lambda t: (t in HEADLINE, counts[t]))
-    return target, [p for p in held if p["target"] == target]
+        counts[p["backend"]] = counts.get(p["backend"], 0) + 1
+    backend = max(counts, key=lambda t: (t in HEADLINE, counts[t]))
+    return backend, [p for p in held if p["backend"] == backend]

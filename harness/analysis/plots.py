@@ -48,7 +48,7 @@ class Figures:
 def _label(row: dict) -> str:
     shape = f"B={row['batch']}" if "batch" in row else f"T={row['steps']}"
     return (
-        f"{row['target']} {row['mode']} {row['cell']} {shape} th{row['threads']} @{row['machine']}"
+        f"{row['backend']} {row['mode']} {row['cell']} {shape} th{row['threads']} @{row['machine']}"
     )
 
 
@@ -134,10 +134,10 @@ def recurrence_penalty(penalties: list[dict]):
     """Bars with the 95% interval of each penalty as an error bar."""
     import matplotlib.pyplot as plt
 
-    rows = sorted(penalties, key=lambda r: (r["target"], r["batch"], r["steps"]))
+    rows = sorted(penalties, key=lambda r: (r["backend"], r["batch"], r["steps"]))
     fig, axis = plt.subplots(figsize=(13, max(3, 0.22 * len(rows))))
     labels = [
-        f"{r['target']} {r['cell']} B={r['batch']} T={r['steps']} H={r['hidden']} th{r['threads']}"
+        f"{r['backend']} {r['cell']} B={r['batch']} T={r['steps']} H={r['hidden']} th{r['threads']}"
         for r in rows
     ]
     estimate = [r["penalty"] for r in rows]
@@ -210,13 +210,13 @@ def gru_vs_mingru(mingru: list[dict]):
 
     fig, axis = plt.subplots(figsize=(8, 5))
     index = 0
-    for target in sorted({r["target"] for r in mingru}):
-        series = [r for r in mingru if r["target"] == target]
+    for backend in sorted({r["backend"] for r in mingru}):
+        series = [r for r in mingru if r["backend"] == backend]
         for label in ("gru", "mingru-scan", "mingru-loop"):
             points = [(r["steps"], r[label]) for r in series if label in r]
             if points:
                 steps, ms = [p[0] for p in points], [p[1] * 1e3 for p in points]
-                axis.loglog(steps, ms, label=f"{label} {target}", **style(index))
+                axis.loglog(steps, ms, label=f"{label} {backend}", **style(index))
                 index += 1
     axis.set(
         xlabel="sequence length T",

@@ -17,7 +17,7 @@ from typing import Any
 from harness.machine.model import working_set_bytes
 from harness.model import flops
 
-_KEPT = ("machine", "target", "cell", "dtype", "batch", "input_size", "hidden", "layers")
+_KEPT = ("machine", "backend", "cell", "dtype", "batch", "input_size", "hidden", "layers")
 _KEPT += ("threads", "impl_class", "model")
 # Elementwise FLOPs per hidden unit and batch row of one step, activations not counted:
 # the adds of x.W + h.R + biases, then LSTM c = f*c + i*g, h = o*tanh(c); GRU

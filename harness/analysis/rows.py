@@ -9,7 +9,7 @@ from harness import stats
 from harness.bench.case import group_of
 
 SHAPE = ("cell", "dtype", "batch", "steps", "input_size", "hidden", "layers")
-KEY_FIELDS = ("machine", "target", "mode", *SHAPE, "bidirectional", "threads", "model")
+KEY_FIELDS = ("machine", "backend", "mode", *SHAPE, "bidirectional", "threads", "model")
 
 
 def rows(docs) -> list[dict[str, Any]]:

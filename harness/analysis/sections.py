@@ -178,7 +178,7 @@ def standard_case(result: dict[str, Any]) -> str:
         (r for r in result["rows"] if is_standard(r)),
         key=lambda r: (r["machine"], r["mode"], r["median"]),
     )
-    columns = fields("machine", "target", "mode", "threads") + [
+    columns = fields("machine", "backend", "mode", "threads") + [
         ("implementation", field("impl_class")),
         ("median [95% interval]", lambda r: format_interval(r["median_ci"])),
         ("IQR", lambda r: f"{100 * r['iqr'] / r['median']:.0f}%"),
@@ -193,7 +193,7 @@ def share_of_peak(value: float | None) -> str:
 
 
 def step_fits(result: dict[str, Any]) -> str:
-    columns = fields("machine", "target", "mode", "cell") + [
+    columns = fields("machine", "backend", "mode", "cell") + [
         ("B", field("batch")),
         ("H", field("hidden")),
         ("threads", field("threads")),
@@ -212,7 +212,7 @@ def batch(result: dict[str, Any]) -> str:
             for p in series["points"]
         )
 
-    columns = fields("machine", "target", "mode", "cell") + [
+    columns = fields("machine", "backend", "mode", "cell") + [
         ("T", field("steps")),
         ("B: relative latency [95% interval], tokens/s", points),
     ]
@@ -226,25 +226,25 @@ def _held(name: str):
 
 def penalty(result: dict[str, Any]) -> str:
     rows = sorted(
-        result["penalties"], key=lambda p: (p["machine"], p["target"], p["batch"], p["steps"])
+        result["penalties"], key=lambda p: (p["machine"], p["backend"], p["batch"], p["steps"])
     )
-    columns = fields("machine", "target", "cell") + [
+    columns = fields("machine", "backend", "cell") + [
         ("B", field("batch")),
         ("T", field("steps")),
         ("H", field("hidden")),
         ("L", field("layers")),
         ("threads", field("threads")),
         ("RNN", lambda p: format_interval(p["median_ci"])),
-        ("own library's product", lambda p: format_interval(p["gemm_median_ci"])),
+        ("own backend's product", lambda p: format_interval(p["gemm_median_ci"])),
         ("penalty [95% interval]", _held("penalty")),
-        ("best product", lambda p: f"{format_interval(p['best_median_ci'])} ({p['best_library']})"),
+        ("best product", lambda p: f"{format_interval(p['best_median_ci'])} ({p['best_backend']})"),
         ("penalty against the best", _held("best_penalty")),
     ]
     text = table_of(columns, rows)
     if result["without_baseline"]:
         text += "\n\nKept out (no product is their baseline; implementation as recorded):\n\n"
         text += "\n".join(
-            f"- {w['target']} ({w['impl_class']}): {w['reason']}"
+            f"- {w['backend']} ({w['impl_class']}): {w['reason']}"
             for w in result["without_baseline"]
         )
     return text
@@ -259,14 +259,14 @@ def _theory(peak) -> str:
 def machine_model(result: dict[str, Any]) -> str:
     model = result["machine"]
     peaks = [
-        [m, d, dtype, t, f"{p.flops / 1e9:.1f}", p.library, p.size, _theory(p)]
+        [m, d, dtype, t, f"{p.flops / 1e9:.1f}", p.backend, p.size, _theory(p)]
         for (m, d, dtype, t), p in sorted(model["peaks"].items())
     ]
     parts = [
-        "Compute: the best product measured over every size and library in these results.",
+        "Compute: the best product measured over every size and backend in these results.",
         "",
         markdown_table(
-            ["machine", "device", "dtype", "threads", "best GFLOP/s", "library", "size"]
+            ["machine", "device", "dtype", "threads", "best GFLOP/s", "backend", "size"]
             + ["theoretical GFLOP/s"],
             peaks,
         ),
@@ -276,11 +276,11 @@ def machine_model(result: dict[str, Any]) -> str:
         "times the threads, at least the best of the larger working sets.",
         "",
         markdown_table(
-            ["machine", "device", "threads", "working set", "measured GB/s", "library"]
+            ["machine", "device", "threads", "working set", "measured GB/s", "backend"]
             + ["copy threads", "level", "bound GB/s", "caches"],
             [
                 [m, d, t, f"{probe.size / 2**10:.0f} KiB", f"{probe.rate / 1e9:.1f}"]
-                + [probe.library, probe.copy_threads, mem.level_of(probe.size)[0]]
+                + [probe.backend, probe.copy_threads, mem.level_of(probe.size)[0]]
                 + [f"{bound / 1e9:.1f}", mem.caches_note]
                 for (m, d, t), mem in sorted(model["memory"].items())
                 for probe, (_, bound, _) in zip(mem.probes, mem.curve, strict=True)
@@ -293,7 +293,7 @@ def machine_model(result: dict[str, Any]) -> str:
 
 
 def roofline(result: dict[str, Any]) -> str:
-    columns = fields("machine", "target", "cell") + [
+    columns = fields("machine", "backend", "cell") + [
         ("B", field("batch")),
         ("H", field("hidden")),
         ("threads", field("threads")),
@@ -347,7 +347,7 @@ def mingru(result: dict[str, Any]) -> str:
     def ratio_of(name):
         return lambda m: format_ratio(m[name]) if name in m else ""
 
-    columns = fields("machine", "target") + [
+    columns = fields("machine", "backend") + [
         ("B", field("batch")),
         ("H", field("hidden")),
         ("T", field("steps")),

@@ -1,5 +1,5 @@
-"""A benchmark case: a model (a ModelSpec, or minGRU's) plus batch, steps, threads, the target
-that runs it, the mode timed, and the device that follows from the target. The targets and the
+"""A benchmark case: a model (a ModelSpec, or minGRU's) plus batch, steps, threads, the backend
+that runs it, the mode timed, and the device that follows from the backend. The backends and the
 modes each offers come from the registry, the one place that names backends."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def _bad(field: str, value: Any, allowed: str):
 
 @dataclasses.dataclass(frozen=True)
 class BenchCase:
-    target: str
+    backend: str
     mode: str
     model: ModelSpec | MinGRUSpec  # its dtype is the case's
     batch: int = 1
@@ -36,26 +36,28 @@ class BenchCase:
     size: int = 0  # probes only: N of the N x N product, or elements copied
     sweep: str = ""  # the suite's label for the sweep it came from; not part of the identity
     # A user's model (bench --model): its name, its canonical weights (.npz written by rnnbench,
-    # digest-checked when read) and the file itself, which the runs_file target times.
+    # digest-checked when read) and the file itself, which the runs_file backend times.
     model_name: str = ""
     weights_file: str = ""
     model_file: str = ""
 
     def __post_init__(self) -> None:
-        if self.target not in registry.timing_targets():
-            _bad("target", self.target, ", ".join(registry.timing_targets()))
-        offered = registry.modes_of(self.target, self.cell)
+        if self.backend not in registry.timing_backends():
+            _bad("backend", self.backend, ", ".join(registry.timing_backends()))
+        offered = registry.modes_of(self.backend, self.cell)
         if self.mode not in offered:
             what = "minGRU" if self.cell == "mingru" else self.cell
-            _bad("mode", self.mode, f"for {self.target} and {what}: {', '.join(offered) or 'none'}")
+            _bad(
+                "mode", self.mode, f"for {self.backend} and {what}: {', '.join(offered) or 'none'}"
+            )
         for name in ("batch", "steps", "threads"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 _bad(name, value, "an integer >= 1")
         if self.is_probe and (isinstance(self.size, bool) or self.size < 1):
             _bad("size", self.size, f"an integer >= 1 for the {self.mode} probe")
-        if registry.check_name(self.target).runs_file and not self.model_file:
-            _bad("model_file", self.model_file, f"a model file for {self.target}")
+        if registry.check_name(self.backend).runs_file and not self.model_file:
+            _bad("model_file", self.model_file, f"a model file for {self.backend}")
         if self.model_name and not MODEL_NAME.fullmatch(self.model_name):
             _bad("model_name", self.model_name, "letters, digits, '.', '_' and '-'")
 
@@ -90,7 +92,7 @@ class BenchCase:
 
     @property
     def device(self) -> str:
-        return registry.check_name(self.target).device
+        return registry.check_name(self.backend).device
 
     @property
     def is_probe(self) -> bool:
@@ -99,22 +101,24 @@ class BenchCase:
     @property
     def id(self) -> str:
         if self.is_probe:
-            return f"{self.target}/{self.mode}/{self.dtype}/N{self.size}/th{self.threads}"
+            return f"{self.backend}/{self.mode}/{self.dtype}/N{self.size}/th{self.threads}"
         shape = f"B{self.batch}/T{self.steps}/I{self.input_size}/H{self.hidden}/L{self.layers}"
         extra = ("/bi" if self.directions == 2 else "") + (
             f"/head{self.head_units}" if self.head_units else ""
         )
         extra += f"/model-{self.model_name}" if self.model_name else ""
-        return f"{self.target}/{self.mode}/{self.cell}/{self.dtype}/{shape}{extra}/th{self.threads}"
+        return (
+            f"{self.backend}/{self.mode}/{self.cell}/{self.dtype}/{shape}{extra}/th{self.threads}"
+        )
 
     @property
     def group(self) -> tuple:
-        """What the interleaved group shares: every field but the target's and the mode."""
+        """What the interleaved group shares: every field but the backend's and the mode."""
         return group_of(self.as_dict())
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "target": self.target,
+            "backend": self.backend,
             "mode": self.mode,
             "cell": self.cell,
             "dtype": self.dtype,
@@ -154,7 +158,7 @@ class BenchCase:
         if data.get("model"):
             spec = ModelSpec.from_dict(data["model_spec"])
             return model_case(
-                data["target"],
+                data["backend"],
                 data["mode"],
                 spec,
                 data["model"],
@@ -165,13 +169,13 @@ class BenchCase:
                 data["threads"],
                 data.get("sweep", ""),
             )
-        return make_case(data["target"], data["mode"], **fields)
+        return make_case(data["backend"], data["mode"], **fields)
 
 
 MODEL_NAME = re.compile(r"[A-Za-z0-9._-]+")
-# A case's fields that its target and mode decide (or that label it): cases that differ only
+# A case's fields that its backend and mode decide (or that label it): cases that differ only
 # in these form one interleaved group.
-NOT_SHARED = ("target", "mode", "device", "model_file", "sweep")
+NOT_SHARED = ("backend", "mode", "device", "model_file", "sweep")
 
 
 def group_of(fields: dict[str, Any]) -> tuple:
@@ -182,13 +186,13 @@ def group_of(fields: dict[str, Any]) -> tuple:
 
 
 def model_case(
-    target, mode, spec, name, weights_file, model_file, batch, steps, threads, sweep=""
+    backend, mode, spec, name, weights_file, model_file, batch, steps, threads, sweep=""
 ) -> BenchCase:
-    """A case of a user's model: its spec and canonical weights, and its file for the target
+    """A case of a user's model: its spec and canonical weights, and its file for the backend
     that times the file itself."""
-    runs_file = registry.check_name(target).runs_file
+    runs_file = registry.check_name(backend).runs_file
     return BenchCase(
-        target,
+        backend,
         mode,
         spec,
         batch,
@@ -203,7 +207,7 @@ def model_case(
 
 
 def make_case(
-    target: str,
+    backend: str,
     mode: str,
     cell: str = "lstm",
     dtype: str = "float32",
@@ -229,7 +233,7 @@ def make_case(
         model = _model(cell, dtype, input_size, hidden, layers, bidirectional, head)
     except SpecError as exc:
         raise SuiteError(str(exc).replace("ModelSpec.", "BenchCase.")) from None
-    return BenchCase(target, mode, model, batch, steps, threads, size, sweep)
+    return BenchCase(backend, mode, model, batch, steps, threads, size, sweep)
 
 
 def _model(cell, dtype, input_size, hidden, layers, bidirectional, head):

@@ -349,7 +349,7 @@ def measure_group(cases: list[BenchCase], settings, logs: Path) -> list[CaseReco
                 records[case.id].status, records[case.id].reason = "skipped", refused
                 continue
             parent, child = ctx.Pipe()
-            log = logs / f"{time.monotonic_ns()}-{case.target}.log"  # one per worker
+            log = logs / f"{time.monotonic_ns()}-{case.backend}.log"  # one per worker
             proc = ctx.Process(
                 target=serve,
                 args=(child, case.as_dict(), settings.model_dump(), str(log)),

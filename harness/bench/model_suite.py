@@ -1,7 +1,7 @@
 """`rnnbench bench --model FILE`: the suite built from a user's model instead of a suite file.
 
 For every (batch, steps, threads) of the grid, one interleaved group times
-- the file itself in its own runtime (ONNX Runtime, Keras, torch: the `model-file` target),
+- the file itself in its own runtime (ONNX Runtime, Keras, torch: the `model-file` backend),
 - every backend that can rebuild it from its weights (forward), each parity-checked first,
 - the same FLOPs as one matrix product in NumPy and torch (the recurrence penalty),
 - and, at batch 1, Newton and quasi-Newton iterations over all T on the model's own weights
@@ -31,8 +31,8 @@ def model_name(path) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", Path(path).name)[:64] or "model"
 
 
-def model_suite(model, out_dir, batches=BATCHES, steps=STEPS, threads=THREADS, targets=TARGETS):
-    """(the Suite for `model` (a ModelFile), the targets left out with why). Its weights are
+def model_suite(model, out_dir, batches=BATCHES, steps=STEPS, threads=THREADS, backends=TARGETS):
+    """(the Suite for `model` (a ModelFile), the backends left out with why). Its weights are
     written to out_dir/model-NAME-DIGEST.npz, which the cases name."""
     if model.direction == "reverse":
         raise SuiteError(
@@ -46,9 +46,9 @@ def model_suite(model, out_dir, batches=BATCHES, steps=STEPS, threads=THREADS, t
         save_weights(model.weights, weights_file)
     spec = model.spec.replace(batch_first=False)
     kept, left_out = [], []
-    for target in targets:
-        reason = _left_out(target, model)
-        (left_out if reason else kept).append((target, reason) if reason else target)
+    for backend in backends:
+        reason = _left_out(backend, model)
+        (left_out if reason else kept).append((backend, reason) if reason else backend)
     cases = []
     for n_threads in threads:
         for batch in batches:
@@ -75,14 +75,14 @@ def model_suite(model, out_dir, batches=BATCHES, steps=STEPS, threads=THREADS, t
     return suite, left_out
 
 
-def _left_out(target: str, model) -> str | None:
-    """Why `target` does not time this model (None: it does)."""
-    entry = registry.check_name(target)
+def _left_out(backend: str, model) -> str | None:
+    """Why `backend` does not time this model (None: it does)."""
+    entry = registry.check_name(backend)
     if entry.runs_file and model.runtime is None:
         return f"{model.kind} holds weights only: nothing runs the file as it is"
     if entry.runs_file and model.imported is not None and model.imported.weight_inputs:
         return "its weights are graph inputs: the file cannot run on x alone"
-    return registry.spec_reason(target, model.spec) or registry.unavailable_reason(target)
+    return registry.spec_reason(backend, model.spec) or registry.unavailable_reason(backend)
 
 
 def parse_sizes(text: str, option: str) -> tuple[int, ...]:

@@ -1,7 +1,7 @@
 """Benchmark suites as data: TOML files of sweeps, expanded into validated BenchCases.
 
 A suite file has a name, a budget, [timing] settings and [[sweep]] tables; every axis of a sweep
-is a list, and the sweep is their product. Cases that differ only in target and mode form one
+is a list, and the sweep is their product. Cases that differ only in backend and mode form one
 interleaved group: they are timed round by round in turn (A B A B ...), so that ratios between
 them hold when the machine's speed drifts."""
 
@@ -28,7 +28,7 @@ from harness.records.suite import SuiteFile, Sweep
 _HERE = Path(__file__).resolve()
 _CANDIDATES = (_HERE.parents[2] / "benchmarks" / "suites", _HERE.parents[1] / "suite_files")
 SUITES_DIR = next((d for d in _CANDIDATES if d.is_dir()), _CANDIDATES[0])
-AXES = tuple(name for name in Sweep.model_fields if name not in ("name", "targets"))
+AXES = tuple(name for name in Sweep.model_fields if name not in ("name", "backends"))
 TIMING_DEFAULTS = Timing().model_dump()
 
 
@@ -174,24 +174,24 @@ def _parse(data: dict[str, Any], path: str) -> Suite:
 
 def _expand(sweep: Sweep, number: int) -> list[BenchCase]:
     label = sweep.name or f"sweep{number}"
-    if not sweep.targets:
-        allowed = ", ".join(registry.timing_targets())
-        raise SuiteError(f"sweep {label!r}: no targets: allowed {allowed}")
+    if not sweep.backends:
+        allowed = ", ".join(registry.timing_backends())
+        raise SuiteError(f"sweep {label!r}: no backends: allowed {allowed}")
     cases = []
-    for target in sweep.targets:
+    for backend in sweep.backends:
         for values in itertools.product(*(getattr(sweep, k) for k in AXES)):
             fields = dict(zip(AXES, values, strict=True))
             fields["mode"] = fields.pop("modes")
             fields["input_size"] = fields.pop("input")
             if fields["input_size"] == "hidden":  # I = H, as DeepBench sizes its layers
                 fields["input_size"] = fields["hidden"]
-            cases.append(make_case(target, **fields, sweep=label))
+            cases.append(make_case(backend, **fields, sweep=label))
     return cases
 
 
 def _field_filter(text: str) -> dict[str, str]:
     """'cell=gru,batch=1' -> {'cell': 'gru', 'batch': '1'}, each field one a case has."""
-    allowed = ["target", "mode", "cell", "dtype", "batch", "steps", "input_size", "hidden"]
+    allowed = ["backend", "mode", "cell", "dtype", "batch", "steps", "input_size", "hidden"]
     allowed += ["layers", "directions", "threads", "size", "device", "model_name"]
     out = {}
     for part in text.split(","):

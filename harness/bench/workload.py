@@ -51,7 +51,7 @@ class Workload:
 def open_backend(case: BenchCase):
     """(the case's backend, its library pools as now set): NotSupported when it cannot run
     here (a package or device missing); any other failure is raised as it is."""
-    backend = registry.get_backend(case.target)
+    backend = registry.get_backend(case.backend)
     reason = backend.unavailable_reason()
     if reason:
         raise NotSupported(reason)
@@ -59,7 +59,7 @@ def open_backend(case: BenchCase):
 
 
 def build(case: BenchCase, backend) -> Workload:
-    """The workload for `case` on `backend` (registry.get_backend(case.target), its threads
+    """The workload for `case` on `backend` (registry.get_backend(case.backend), its threads
     already set); NotSupported, with its reason, where it cannot run here."""
     if case.cell == "mingru" and case.mode != "gemm":
         return _mingru(case, backend)
@@ -95,7 +95,7 @@ def _cast(array, dtype):
 
 
 def _forward(case: BenchCase, backend) -> Workload:
-    if registry.check_name(case.target).runs_file:
+    if registry.check_name(case.backend).runs_file:
         return _forward_file(case, backend)
     spec, weights64, x64 = model_data(case)
     ref = registry.reference().forward(spec.replace(dtype="float64"), dict(weights64), x64)

@@ -36,8 +36,8 @@ def add_parser(sub) -> None:
     own.add_argument("--steps", help="comma list of sequence lengths (default 16,64,256)")
     own.add_argument("--threads", help="comma list of thread counts (default 1)")
     own.add_argument(
-        "--targets",
-        help="comma list of targets (default model-file,numpy,torch-cpu,"
+        "--backends",
+        help="comma list of backends (default model-file,numpy,torch-cpu,"
         "tf-function,ort-direct-cpu)",
     )
     add_memory_budget(own)
@@ -54,7 +54,7 @@ def add_parser(sub) -> None:
         "this text",
     )
     p.add_argument(
-        "--device", choices=("cpu", "gpu"), help="run only the cases of targets on this device"
+        "--device", choices=("cpu", "gpu"), help="run only the cases of backends on this device"
     )
     where = p.add_mutually_exclusive_group()
     where.add_argument(
@@ -171,22 +171,22 @@ def _model_suite(args):
     for option, field in (("batch", "batches"), ("steps", "steps"), ("threads", "threads")):
         if getattr(args, option):
             options[field] = own.parse_sizes(getattr(args, option), f"--{option}")
-    if args.targets:
+    if args.backends:
         allowed = [t for t, e in own.registry.BACKENDS.items() if "forward" in e.modes]
-        options["targets"] = names(args.targets, allowed, "target")
+        options["backends"] = names(args.backends, allowed, "backend")
     out_dir = Path(args.out).parent if args.out else Path("out")
     suite, left_out = own.model_suite(model, out_dir, **options)
-    for target, reason in left_out:
-        say(f"not timed: {target}: {reason}")
+    for backend, reason in left_out:
+        say(f"not timed: {backend}: {reason}")
     if not suite.cases:
-        raise UsageError(f"no target can time {args.model}: see the reasons above")
+        raise UsageError(f"no backend can time {args.model}: see the reasons above")
     return suite
 
 
 def _check_flags(args) -> None:
     """Options of --model are refused without it, never ignored."""
     if not args.model:
-        for option in ("spec", "batch", "steps", "threads", "targets"):
+        for option in ("spec", "batch", "steps", "threads", "backends"):
             if getattr(args, option):
                 raise UsageError(f"--{option} goes with --model (a suite file sets its own)")
 

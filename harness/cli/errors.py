@@ -44,7 +44,7 @@ def names(text: str, allowed, what: str) -> tuple[str, ...]:
 
 def add_memory_budget(parser) -> None:
     """--memory-budget, on every command that reads a model file."""
-    from harness.model_file import limits
+    from harness.files import limits
 
     parser.add_argument(
         "--memory-budget",
@@ -58,7 +58,7 @@ def add_memory_budget(parser) -> None:
 
 def apply_memory_budget(args) -> None:
     """--memory-budget set before anything is read (worker processes inherit it)."""
-    from harness.model_file import limits
+    from harness.files import limits
 
     text = getattr(args, "memory_budget", None)
     try:

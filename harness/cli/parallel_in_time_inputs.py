@@ -201,7 +201,7 @@ def _number(option: str, text: str, kind: type, minimum: float):
 
 
 def _load_npy(option: str, path: str) -> np.ndarray:
-    from harness.model_file.archive import check_npy
+    from harness.files.archive import check_npy
 
     try:
         check_npy(path, f"{option} {path}")

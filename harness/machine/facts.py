@@ -159,7 +159,7 @@ def openblas_note(env: dict[str, Any], model: dict[str, Any], machine: str) -> s
             text += (
                 f"; {dtype}, {threads} thread{'s' if threads > 1 else ''}: NumPy's best product "
                 f"{numpy_best / 1e9:.0f} GFLOP/s, {numpy_best / peak.flops:.0%} of the "
-                f"machine's best ({peak.library}, {peak.size})"
+                f"machine's best ({peak.backend}, {peak.size})"
             )
     return text + "."
 

@@ -26,11 +26,11 @@ DRAM = "DRAM"
 
 @dataclasses.dataclass(frozen=True)
 class Peak:
-    """The best product measured: FLOP/s with its interval, the library and the size."""
+    """The best product measured: FLOP/s with its interval, the backend and the size."""
 
     flops: float
     flops_ci: tuple[float, float, float]
-    library: str
+    backend: str
     size: str
     id: str
     theoretical: float | None  # FLOP/s the environment states, None: unknown
@@ -54,7 +54,7 @@ class Probe:
 
     size: int  # working-set bytes (source and destination)
     rate: float  # bytes/s, read + write, the probe's median
-    library: str
+    backend: str
     copy_threads: int  # threads the copy ran on (registry.copy_threads)
 
     @property
@@ -82,7 +82,7 @@ class Memory:
         out = []
         for probe in self.probes:
             best = max((p for p in self.probes if p.size >= probe.size), key=_per_thread)
-            out.append((probe.size, best.per_thread * self.threads, best.library))
+            out.append((probe.size, best.per_thread * self.threads, best.backend))
         return tuple(out)
 
     def level_of(self, size: int) -> tuple[str, int | None]:
@@ -157,7 +157,7 @@ def compute_peaks(docs: list[dict], table: list[dict]) -> dict[tuple, Peak]:
         out[where] = Peak(
             found["rate"],
             (found["rate"], row["flops"] / high, row["flops"] / low),
-            row["target"],
+            row["backend"],
             _product_size(row),
             row["id"],
             theory,
@@ -174,8 +174,8 @@ def memories(docs: list[dict], table: list[dict]) -> dict[tuple, Memory]:
     for row in table:
         if row["mode"] != "bandwidth" or not row["bytes"]:
             continue
-        copied = registry.copy_threads(row["target"], row["size"], row["threads"])
-        probe = Probe(row["bytes"], row["bytes"] / row["median"], row["target"], copied)
+        copied = registry.copy_threads(row["backend"], row["size"], row["threads"])
+        probe = Probe(row["bytes"], row["bytes"] / row["median"], row["backend"], copied)
         kept = probes[(row["machine"], row["device"])].get(probe.size)
         if kept is None or probe.per_thread > kept.per_thread:
             probes[(row["machine"], row["device"])][probe.size] = probe
@@ -206,7 +206,7 @@ def library_best(table: list[dict]) -> dict[tuple, float]:
     best: dict[tuple, float] = {}
     for row in table:
         if row["mode"] in ("peak", "gemm") and row["flops"]:
-            where = (row["machine"], row["device"], row["dtype"], row["threads"], row["target"])
+            where = (row["machine"], row["device"], row["dtype"], row["threads"], row["backend"])
             best[where] = max(best.get(where, 0.0), row["flops"] / row["median"])
     return best
 

@@ -5,6 +5,12 @@ from __future__ import annotations
 import traceback
 
 
+class NotSupported(Exception):
+    """This backend cannot run this spec, input or mode here; the message says why. (Defined
+    here, below harness/model/protocol.py which re-exports it, so that the model-file limits
+    can raise it without importing the backend protocol.)"""
+
+
 class BadInput(ValueError):
     """Input a user gave (a flag, --inputs, a file's values) that cannot be used: one line,
     exit 2, naming what was wrong and what is allowed."""

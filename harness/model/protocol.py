@@ -12,9 +12,20 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from harness.model.errors import NotSupported
 from harness.model.outputs import Outputs
 from harness.model.spec import ModelSpec
 from harness.model.weights import CanonicalWeights
+
+__all__ = [
+    "Backend",
+    "BaseBackend",
+    "BasePrepared",
+    "Cotangents",
+    "NotSupported",
+    "Prepared",
+    "Runner",
+]
 
 # Gradients of a scalar loss are asked for through its gradients with respect to the outputs
 # (the "cotangents", keyed like Outputs: y, h_n, c_n, head). A backend returns the gradients of
@@ -22,10 +33,6 @@ from harness.model.weights import CanonicalWeights
 Cotangents = Mapping[str, np.ndarray]
 # (run, fetch): run() is one timed call; fetch(run's result) gives NumPy arrays or Outputs.
 Runner = tuple[Callable[[], Any], Callable[[Any], Any]]
-
-
-class NotSupported(Exception):
-    """This backend cannot run this spec, input or mode here; the message says why."""
 
 
 class Prepared(Protocol):
@@ -76,7 +83,7 @@ class Backend(Protocol):
 class BaseBackend:
     """Defaults for the optional capabilities: each says it is missing, with the reason."""
 
-    name = "backend"
+    name = ""  # its registry key: harness/registry.py's get_backend sets it
     product_label = "its matrix product"
     impl_label = ""  # how impl_class names its minGRU and parallel-in-time runners ("": name)
 
@@ -102,7 +109,6 @@ class BaseBackend:
 class BasePrepared:
     """Defaults for a prepared model's optional capabilities."""
 
-    name = "backend"
     impl_class = "as built"
     notes = ""  # what else a reader of its timing should know (an export's node count)
     audit: dict | None = None  # an ONNX export's audit (harness.onnx.audit), if it is one

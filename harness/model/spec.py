@@ -33,8 +33,17 @@ _GATES = {Cell.RNN: 1, Cell.LSTM: 4, Cell.GRU: 3}
 DTYPES = ("float32", "float64")
 HEAD_ACTIVATIONS = ("none", "softmax")
 # The ONNX operator's forms of a cell beyond the canonical one, each a ModelSpec field whose
-# default is the canonical cell. A backend declares which of them it can run (registry).
-VARIANTS = ("linear_before_reset", "peepholes", "input_forget", "clip")
+# default is the canonical cell: name -> (the cells it applies to, a value other than the
+# default). A backend declares which of them it computes (harness/registry.py), and
+# tests/test_backends.py runs each on every backend that claims it: a claim that does not
+# compute fails there, never as a parity error later.
+VARIANT_FORMS: dict[str, tuple[tuple[str, ...], Any]] = {
+    "linear_before_reset": (("gru",), False),
+    "peepholes": (("lstm",), True),
+    "input_forget": (("lstm",), True),
+    "clip": (("rnn", "lstm", "gru"), 0.5),
+}
+VARIANTS = tuple(VARIANT_FORMS)
 
 
 def _fail(field: str, value: Any, allowed: str) -> SpecError:

@@ -150,7 +150,7 @@ def save_weights(weights: CanonicalWeights, path: str | Path) -> str:
 
 def load_weights(path: str | Path, spec: ModelSpec | None = None) -> CanonicalWeights:
     """Read a .npz written by save_weights; verify its digest and, if given, that it fits `spec`."""
-    from harness.model_file.archive import check_npz  # a user's file: sizes before np.load
+    from harness.files.archive import check_npz  # a user's file: sizes before np.load
 
     path = Path(path)
     try:

@@ -1,4 +1,6 @@
-"""A user's model file (--model): told apart by content and read into a spec and canonical
-weights (model.py), run as it is by its own runtime (runtime.py), checked against the NumPy
-reference of its weights and against its export (check.py, reference.py, inputs.py), and a
-reverse-only ONNX layer made forward (reverse.py)."""
+"""A user's model file (--model): told apart by content and read into a spec, canonical weights
+and a front end (model.py, front.py), run as it is by its own runtime (runtime.py), checked
+against the NumPy reference and against its export (verify.py orchestrates: check.py,
+data_check.py, weight_match.py, sizes.py, explain.py, reference.py), as a Python call (api.py).
+May import harness/model, harness/files, harness/onnx and harness/parity; backends only through
+harness/registry.py."""

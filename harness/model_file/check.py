@@ -11,7 +11,6 @@ reference still checks the shipped outputs."""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
@@ -20,38 +19,13 @@ from harness.model.protocol import NotSupported
 from harness.model.weights import float32_exact
 from harness.model_file.explain import explain
 from harness.model_file.front import PLAIN, draw
+from harness.model_file.outcome import RuntimeCheck, judged
 from harness.model_file.reference import Budgeted, compare_outputs, reference_for
 from harness.model_file.sizes import SIZES, Tried, diagnose, plan_sizes
 from harness.onnx.session import KernelGap, OrtError
 from harness.parity.checks import Comparison
 
 __all__ = ["SIZES", "plan_sizes", "check_file", "check_runtime", "RuntimeCheck"]
-
-
-@dataclasses.dataclass
-class RuntimeCheck:
-    role: str  # model-file | export-file | shipped-outputs
-    label: str  # the file, as the user named it
-    status: str  # passed | failed | skipped
-    reason: str = ""
-    comparisons: list[Comparison] = dataclasses.field(default_factory=list)
-    sizes: list[tuple[int, int]] = dataclasses.field(default_factory=list)
-    unmatched: list[str] = dataclasses.field(default_factory=list)
-    budget: str = ""  # the error budget at the longest size, where it grew
-    summary: str = ""  # a weights check's: "k of n weights matched", and what was not located
-
-    @property
-    def note(self) -> str:
-        if self.summary:
-            return self.summary
-        text = f"{self.label} at (T, B) " + ", ".join(map(str, self.sizes))
-        if self.budget:
-            text += f"; {self.budget}"
-        if self.unmatched:
-            text += (
-                f"; not compared (no reference output has its shape): {', '.join(self.unmatched)}"
-            )
-        return text
 
 
 def check_file(path, given=None, sizes=None) -> RuntimeCheck:
@@ -238,15 +212,6 @@ def _shape(spec, direction) -> str:
 def sequence(input_size: int, T: int, B: int, seed: int) -> np.ndarray:
     """x ~ N(0, 1) [T, B, I] in float64, float32-exact: the same for every runtime."""
     return float32_exact(np.random.default_rng([seed, T, B]).standard_normal((T, B, input_size)))
-
-
-def judged(result: RuntimeCheck) -> RuntimeCheck:
-    if result.status == "skipped":
-        return result
-    bad = [c for c in result.comparisons if not c.passed]
-    result.status = "failed" if bad else "passed"
-    result.reason = bad[0].message if bad else ""
-    return result
 
 
 def check_against_running_source(source, about: dict, export, sizes, seed: int = 0):

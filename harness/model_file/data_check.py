@@ -17,7 +17,7 @@ import ntpath
 import numpy as np
 
 from harness.model.errors import BadInput
-from harness.model_file.check import RuntimeCheck, judged
+from harness.model_file.outcome import RuntimeCheck, judged
 from harness.model_file.reference import Budgeted, compare_outputs, reference_for
 from harness.onnx.session import KernelGap, OrtError
 from harness.parity.checks import Comparison

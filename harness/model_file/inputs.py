@@ -5,7 +5,7 @@
 - an .npz keyed by graph input name (or one array, or key "x", for a model with one input).
 Anything else is one line naming the accepted forms. Every size they declare is held to the
 memory budget before it is allocated: an .npz member's inflated size and its .npy header's
-shape and dtype (harness/model_file/archive.py), a TensorProto's dims and its data
+shape and dtype (harness/files/archive.py), a TensorProto's dims and its data
 (harness/onnx/sizes.py)."""
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.files import limits
+from harness.files.archive import read_npz
 from harness.model.errors import BadInput as UsageError
-from harness.model_file import limits
-from harness.model_file.archive import read_npz
 
 ACCEPTED = (
     "an ONNX test-data folder (input_*.pb, optionally output_*.pb), a folder of "

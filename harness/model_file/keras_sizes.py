@@ -19,9 +19,9 @@ import math
 import zipfile
 from pathlib import Path
 
-from harness.model_file import limits
-from harness.model_file.archive import check_members
-from harness.model_file.limits import Refused
+from harness.files import limits
+from harness.files.archive import check_members
+from harness.files.limits import Refused
 
 CONFIG_CAP = 16 * 2**20  # a model config's bytes; a recurrent model's takes a few KiB
 GATES = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3, "Dense": 1, "SimpleRNNCell": 1, "LSTMCell": 4}

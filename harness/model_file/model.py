@@ -19,13 +19,13 @@ import zipfile
 from pathlib import Path
 
 from harness import registry
+from harness.files import limits
+from harness.files.limits import Refused
 from harness.model.protocol import NotSupported
 from harness.model.spec import ModelSpec
 from harness.model.weights import CanonicalWeights, WeightsError, load_weights
-from harness.model_file import limits
 from harness.model_file.front import PLAIN, FrontEnd
 from harness.model_file.keras_sizes import check_keras_file
-from harness.model_file.limits import Refused
 
 ACCEPTED = (
     "ONNX with native RNN/LSTM/GRU nodes, Keras .keras or .h5, TorchScript, a torch "

@@ -13,8 +13,8 @@ import dataclasses
 
 import numpy as np
 
+from harness.files import limits
 from harness.model.protocol import NotSupported
-from harness.model_file import limits
 
 FLOAT_TYPES = {1: 4, 10: 2, 11: 8, 16: 2}  # ONNX float, float16, double, bfloat16: item bytes
 

@@ -19,7 +19,7 @@ import dataclasses
 
 import numpy as np
 
-from harness.model_file import limits
+from harness.files import limits
 
 ANCHORS = 16  # elements of a block looked up
 PROBES = 64  # elements examined to choose them

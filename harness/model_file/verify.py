@@ -13,11 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from harness import registry
+from harness.files.limits import Refused
 from harness.model.errors import BadInput
 from harness.model.protocol import NotSupported
 from harness.model.spec import ModelSpec
 from harness.model_file.data_check import check_data_set
-from harness.model_file.limits import Refused
 from harness.model_file.sizes import plan as sizes_plan
 from harness.terminal import progress
 

@@ -71,7 +71,7 @@ def match_weights(role: str, label: str, units: list[Unit], stored, folded=None)
     """A RuntimeCheck of `units` found among `stored` ((name, array) pairs) and, for those not
     found there, among `folded()`'s: one comparison per unit, named by it (a required unit not
     found is a failure), its summary "k of n weights matched" and what was not located."""
-    from harness.model_file.check import RuntimeCheck
+    from harness.model_file.outcome import RuntimeCheck
 
     search = _Search([a for _, a in stored], [n for n, _ in stored], label)
     outcomes = [search.match(u, f"{role}: weights {u.label}") for u in units]

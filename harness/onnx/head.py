@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from harness.files.limits import Refused
 from harness.model.protocol import NotSupported
 from harness.model.spec import Head, ModelSpec
-from harness.model_file.limits import Refused
 from harness.onnx.graph import GraphIndex, attributes, declared_dims
 from harness.onnx.values import Values
 

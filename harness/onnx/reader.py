@@ -22,11 +22,11 @@ import os
 
 import numpy as np
 
+from harness.files import limits
 from harness.model.front_end import PLAIN, FrontEnd
 from harness.model.protocol import NotSupported
 from harness.model.spec import Cell, ModelSpec, SpecError
 from harness.model.weights import CanonicalWeights, WeightsError
-from harness.model_file import limits
 from harness.onnx import embedding, sizes
 from harness.onnx.graph import GraphIndex, attributes, declared_dims
 from harness.onnx.head import read_head

@@ -1,5 +1,5 @@
 """Every size an ONNX file declares or implies, held to the memory budget
-(harness/model_file/limits.py) before anything of that size is allocated:
+(harness/files/limits.py) before anything of that size is allocated:
 
 - what it stores: initializers, sparse initializers and tensor attributes (Constant's value,
   ConstantOfShape's, ...) in the main graph, in Loop/Scan/If bodies and in local functions,
@@ -18,8 +18,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
-from harness.model_file import limits
-from harness.model_file.limits import Refused
+from harness.files import limits
+from harness.files.limits import Refused
 
 RUN_DIM = 16  # a dynamic axis at the sizes a check runs it (check.SIZES stays below it)
 SMALL = 4096  # elements: stored values this small are kept for data propagation

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from harness.files.limits import Refused
 from harness.model.protocol import NotSupported
-from harness.model_file.limits import Refused
 from harness.onnx import sizes
 from harness.onnx.graph import GraphIndex
 

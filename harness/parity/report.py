@@ -1,5 +1,5 @@
 """Parity results as a table (one row per backend x cell x dtype x quantity), the typed record
-that `parity --json` writes and harness/parity/api.py returns, and parity.md."""
+that `parity --json` writes and harness/model_file/api.py returns, and parity.md."""
 
 from __future__ import annotations
 

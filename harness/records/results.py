@@ -18,7 +18,10 @@ from pydantic import (
     model_validator,
 )
 
-SCHEMA_VERSION = 4
+from harness import __version__
+
+SCHEMA_VERSION = 5
+WRITER = f"rnnbench {__version__}"
 KIND = "rnnbench-bench"
 STATUSES = ("ok", "failed", "skipped", "error", "timeout", "not_timed")
 DONE = ("ok", "failed", "skipped")  # what a resumed run does not measure again
@@ -140,7 +143,7 @@ class Stats(Record):
 class CaseFields(Record):
     """What a case is (harness.bench.case.BenchCase.as_dict)."""
 
-    target: str = Field(description="a registered timing target (harness/registry.py)")
+    backend: str = Field(description="a registered timing backend (harness/registry.py)")
     mode: str = Field(
         description="forward | train | gemm | sequential | peak | bandwidth | newton | quasi-newton"
     )
@@ -159,30 +162,30 @@ class CaseFields(Record):
     bidirectional: bool = False
     head: int = Field(0, ge=0, le=2**31, description="softmax head units, 0 = none")
     device: Literal["cpu", "gpu"] | None = Field(
-        None, description="cpu | gpu, from the target's registry entry (filled on read if absent)"
+        None, description="cpu | gpu, from the backend's registry entry (filled on read if absent)"
     )
     model: str | None = Field(None, description="a user's model (bench --model): its name")
     model_spec: dict[str, Any] | None = Field(None, description="its spec (harness ModelSpec)")
     weights_file: str | None = Field(None, description="its canonical weights (.npz)")
-    model_file: str | None = Field(None, description="the file the model-file target times")
+    model_file: str | None = Field(None, description="the file the model-file backend times")
 
     @model_validator(mode="after")
     def _device_known(self) -> CaseFields:
-        """Files before the device field: the device is the target's registry entry's; a
-        device that contradicts a registered target's is refused."""
+        """Files before the device field: the device is the backend's registry entry's; a
+        device that contradicts a registered backend's is refused."""
         from harness import registry
 
-        entry = registry.BACKENDS.get(self.target)
+        entry = registry.BACKENDS.get(self.backend)
         if self.device is not None and entry is not None and self.device != entry.device:
             raise ValueError(
-                f"case of target {self.target!r} says device {self.device!r}, but "
-                f"{self.target} runs on {entry.device}"
+                f"case of backend {self.backend!r} says device {self.device!r}, but "
+                f"{self.backend} runs on {entry.device}"
             )
         if self.device is None:
             if entry is None:
                 raise ValueError(
-                    f"case of target {self.target!r} names no device and this rnnbench does "
-                    "not know the target: add device (cpu | gpu) to its case"
+                    f"case of backend {self.backend!r} names no device and this rnnbench does "
+                    "not know the backend: add device (cpu | gpu) to its case"
                 )
             self.device = entry.device
         return self
@@ -194,7 +197,7 @@ class CaseRecord(Record):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    id: str = Field(min_length=1, description="target/mode/cell/dtype/B/T/I/H/L[...]/threads")
+    id: str = Field(min_length=1, description="backend/mode/cell/dtype/B/T/I/H/L[...]/threads")
     case: CaseFields
     status: Literal["ok", "failed", "skipped", "error", "timeout", "not_timed"] = Field(
         description="ok; failed (parity failed: never timed); skipped (why); error; timeout; "
@@ -253,13 +256,13 @@ class CaseRecord(Record):
 
 def ids_name_fields(cases: list[CaseRecord]) -> list[CaseRecord]:
     """Refuse a record whose case fields make another id (it would be counted as that case,
-    or as done when it is not); a target this rnnbench cannot build keeps its id."""
+    or as done when it is not); a backend this rnnbench cannot build keeps its id."""
     from harness.bench.case import BenchCase
 
     for record in cases:
         try:
             named = BenchCase.from_dict(record.case.model_dump()).id
-        except Exception:  # an unknown target or mode: its fields were validated above
+        except Exception:  # an unknown backend or mode: its fields were validated above
             continue
         if named != record.id:
             raise ValueError(
@@ -324,8 +327,11 @@ class Client(Record):
 class ResultsDocument(Record):
     """One `rnnbench bench` run, rewritten atomically after every interleaved group."""
 
-    schema_version: Literal[4] = Field(SCHEMA_VERSION, description="1 to 3 are read too")
+    schema_version: Literal[5] = Field(SCHEMA_VERSION, description="1 to 4 are read too")
     kind: Literal["rnnbench-bench"] = KIND
+    written_by: str | None = Field(
+        WRITER, description="the rnnbench that wrote it (absent in files before 0.1.0's fifth)"
+    )
     suite: SuiteInfo
     machines: dict[str, Machine] = Field({}, description="label -> the machine")
     client: Client | None = None

@@ -22,6 +22,7 @@ from harness.records.results import (
     KIND,
     SCHEMA_VERSION,
     STATUSES,
+    WRITER,
     CaseRecord,
     Client,
     Machine,
@@ -37,7 +38,7 @@ __all__ = [
     "ResultsDocument",
     "ResultsError",
 ]
-READS = (1, 2, 3, 4)
+READS = (1, 2, 3, 4, 5)
 REQUIRED = {1: ("suite", "environment", "cases"), 2: ("suite", "machines", "cases")}
 
 
@@ -106,15 +107,31 @@ def check_document(doc: Any, path: str | Path) -> ResultsDocument:
         # strict: a number written as a string, or true for 1, is refused, not converted
         typed = ResultsDocument.model_validate(upgrade(doc), strict=True)
     except ValidationError as exc:
-        raise ResultsError(one_line(exc, f"results file {path} is corrupt")) from None
+        raise ResultsError(_unknown_or_corrupt(exc, doc, path)) from None
     except (TypeError, AttributeError) as exc:
         raise ResultsError(f"results file {path} is corrupt: {exc}") from None
     return typed
 
 
+def _unknown_or_corrupt(exc: ValidationError, doc: dict, path) -> str:
+    """A field this version does not know names the version that wrote it (a newer rnnbench);
+    anything else is corruption."""
+    if exc.errors()[0]["type"] != "extra_forbidden":
+        return one_line(exc, f"results file {path} is corrupt")
+    writer = doc.get("written_by") if isinstance(doc.get("written_by"), str) else None
+    known = one_line(exc, f"results file {path}").replace(
+        ": not a field this file may hold",
+        f": not a field {WRITER} (schema {SCHEMA_VERSION}) knows",
+    )
+    if writer and writer != WRITER:
+        return f"{known}: the file was written by {writer}; read it with that rnnbench or newer"
+    return f"{known}: the file was written by {writer or 'an rnnbench that did not say which'}"
+
+
 def upgrade(doc: dict[str, Any]) -> dict[str, Any]:
-    """A version 1 (one machine), 2 or 3 document as version 4, in a new dict. Version 4
-    renamed a case's `pit` (its parallel-in-time solve) to `parallel_in_time`."""
+    """A version 1 (one machine), 2, 3 or 4 document as version 5, in a new dict. Version 4
+    renamed a case's `pit` (its parallel-in-time solve) to `parallel_in_time`; version 5 a
+    case's `target` to `backend` (one word for what the registry names)."""
     version = doc.get("schema_version")
     if version == SCHEMA_VERSION:
         return doc
@@ -139,9 +156,18 @@ def upgrade(doc: dict[str, Any]) -> dict[str, Any]:
         )
     cases = upgraded.get("cases")
     if isinstance(cases, list):
-        upgraded["cases"] = [_renamed(r, "pit", "parallel_in_time") for r in cases]
+        if version < 4:
+            cases = [_renamed(r, "pit", "parallel_in_time") for r in cases]
+        upgraded["cases"] = [_case_renamed(r, "target", "backend") for r in cases]
     upgraded["schema_version"] = SCHEMA_VERSION
     return upgraded
+
+
+def _case_renamed(record: Any, old: str, new: str) -> Any:
+    """A record whose case (record["case"]) renames a field."""
+    if not isinstance(record, dict) or not isinstance(record.get("case"), dict):
+        return record
+    return {**record, "case": _renamed(record["case"], old, new)}
 
 
 def _renamed(record: Any, old: str, new: str) -> Any:

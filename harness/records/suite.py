@@ -1,7 +1,7 @@
 """A benchmark suite file (benchmarks/suites/*.toml) as a typed record: a name, a description,
 a budget, [timing] settings and [[sweep]] tables whose every axis is a non-empty list. Integer
 fields are integers (a TOML 2.5 or true is refused, not rounded). What the values mean (known
-targets, the modes each offers) is checked when the sweeps are expanded into cases
+backends, the modes each offers) is checked when the sweeps are expanded into cases
 (harness.bench.suites)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, StrictBool, StrictInt, StrictStr
+from pydantic import AfterValidator, Field, StrictBool, StrictInt, StrictStr, model_validator
 
 from harness.records.results import Record, StrictSeconds, Timing
 
@@ -37,7 +37,7 @@ class Sweep(Record):
     """One [[sweep]] table: the product of its axes."""
 
     name: StrictStr | None = Field(None, description="a label for the report")
-    targets: _axis(StrictStr, "registered timing targets (rnnbench's registry)")
+    backends: _axis(StrictStr, "registered timing backends (rnnbench's registry)")
     modes: _axis(StrictStr, "what is timed: forward, train, gemm, ...") = ["forward"]
     cell: _axis(StrictStr, "rnn, lstm, gru, mingru") = ["lstm"]
     dtype: _axis(StrictStr, "float32, float64") = ["float32"]
@@ -50,6 +50,14 @@ class Sweep(Record):
     head: _axis(NonNegativeInt, "softmax head units (0: none)") = [0]
     threads: _axis(Positive, "thread counts") = [1]
     size: _axis(NonNegativeInt, "probes: N of the N x N product, or elements copied") = [0]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data):
+        """A suite written before the one word: `targets` is `backends` now."""
+        if isinstance(data, dict) and "targets" in data:
+            raise ValueError("`targets` is now called `backends` (the registry's word): rename it")
+        return data
 
 
 class SuiteFile(Record):

@@ -1,6 +1,6 @@
 """Reading a user's ONNX file and checking it is linear in its nodes (issue 25: 100,000
 Identity nodes before the recurrence ran for over 400 s; 1k, 2k, 4k nodes took 5.5, 11.8,
-28.5 s). A speed target, so a benchmark here, never a timed assertion; that such a chain is
+28.5 s). A speed backend, so a benchmark here, never a timed assertion; that such a chain is
 read right is tests/test_memory_bombs.py's."""
 
 from __future__ import annotations

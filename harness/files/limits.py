@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 
-from harness.model.protocol import NotSupported
+from harness.model.errors import NotSupported
 
 ENV = "RNNBENCH_MEMORY_BUDGET"
 DEFAULT_SHARE = 0.10  # of the memory available at start: 2.1 GiB of 21 here

@@ -1,5 +1,5 @@
 """Zip archives a user hands rnnbench (.npz arrays, .keras models), held to the memory budget
-(harness/model_file/limits.py) before any member is inflated: each member's declared size and
+(harness/files/limits.py) before any member is inflated: each member's declared size and
 all of them together (a 1 MB archive may inflate to gigabytes), and each .npy member's header
 (shape, dtype) against that size, before numpy allocates what the header says. zipfile never
 inflates a member past its declared size, so the declared sizes bound what is read."""
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.model_file import limits
-from harness.model_file.limits import Refused
+from harness.files import limits
+from harness.files.limits import Refused
 
 
 def check_members(archive: zipfile.ZipFile, label: str) -> list[zipfile.ZipInfo]:

@@ -2,13 +2,13 @@
 [--inputs PATH]` checks (harness/model_file/verify.py), returned as the typed record that
 `--json` writes (harness/records/parity.py), its `passed` derived from its results.
 
-    from harness.parity.api import check_export, failure_lines
+    from harness.model_file.api import check_export, failure_lines
     record = check_export("model.pt", against="model.onnx")
     if not record.passed:
         print(failure_lines(record)[0])
 
 A file that cannot be checked raises what the command prints in one line (NotSupported, BadInput,
-harness/model_file/limits.py Refused)."""
+harness/files/limits.py Refused)."""
 
 from __future__ import annotations
 
