@@ -49,8 +49,8 @@ def precision(runs: int = 3, threads: int = 2, progress=None) -> dict[str, Any]:
                 if rec.status != "ok":
                     raise RuntimeError(f"selfcheck: {rec.id} {rec.status}: {rec.reason}")
             run = {
-                "numpy_median_s": numpy_rec.derived()["median"],
-                "torch_median_s": torch_rec.derived()["median"],
+                "numpy_median_s": numpy_rec.derived().median,
+                "torch_median_s": torch_rec.derived().median,
                 "numpy_samples_s": list(numpy_rec.samples_s),
                 "torch_samples_s": list(torch_rec.samples_s),
             }

@@ -276,10 +276,10 @@ def summary_rows(doc) -> list[tuple[str, ...]]:
             rows.append((name, r.impl_class, "", "", "", "", f"{r.status}: {r.reason[:90]}"))
             continue
         st = r.derived()
-        gflops = f"{r.flops / st['median'] / 1e9:.1f}" if r.flops else ""
-        gbytes = f"{r.bytes / st['median'] / 1e9:.1f}" if r.bytes else ""
-        iqr = f"{100 * st['iqr'] / st['median']:.1f}%"
-        rows.append((name, r.impl_class, format_seconds(st["median"]), iqr, gflops, gbytes, "ok"))
+        gflops = f"{r.flops / st.median / 1e9:.1f}" if r.flops else ""
+        gbytes = f"{r.bytes / st.median / 1e9:.1f}" if r.bytes else ""
+        iqr = f"{100 * st.iqr / st.median:.1f}%"
+        rows.append((name, r.impl_class, format_seconds(st.median), iqr, gflops, gbytes, "ok"))
     return rows
 
 

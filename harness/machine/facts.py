@@ -7,9 +7,8 @@ file lacks is "unknown", never guessed."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
-
-from harness import registry
 
 _LEVELS = (("L1", ("l1d", "l1")), ("L2", ("l2",)), ("L3", ("l3", "llc")))
 _PRIVATE = ("L1", "L2")  # per core: a working set split over t threads has t of them
@@ -86,9 +85,10 @@ def theoretical_peak(env: dict[str, Any], device: str, dtype: str, threads: int)
     return None, f"unknown (cpu_peak from {source} has no {dtype} figure)"
 
 
-def environments(docs) -> dict[str, dict[str, Any]]:
-    """machine -> its environment (the later file's, as for the timings)."""
-    return {doc.machine: _normalised(doc.environment) for doc in docs}
+def environments(labelled: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """machine -> its environment (the later one of a label, as for the timings), from
+    (label, environment as recorded) pairs."""
+    return {machine: _normalised(environment) for machine, environment in labelled}
 
 
 def _normalised(env: dict[str, Any]) -> dict[str, Any]:
@@ -138,33 +138,7 @@ def _cache_record(caches: list[dict[str, Any]], cores: int | None) -> dict[str, 
     return out
 
 
-def openblas_note(env: dict[str, Any], model: dict[str, Any], machine: str) -> str:
-    """What OPENBLAS_CORETYPE does to NumPy's GEMM here: the setting, the kernel threadpoolctl
-    reports and its vector width against the ISA, and NumPy's best product against the
-    machine's best."""
-    variables = env.get("environment_variables") or {}
-    coretype = env.get("openblas_coretype", variables.get("OPENBLAS_CORETYPE"))
-    kernel = _numpy_kernel(env)
-    text = (
-        f"OPENBLAS_CORETYPE {'= ' + coretype if coretype else 'unset'}: threadpoolctl reports "
-        f"NumPy's OpenBLAS running its {kernel or 'unknown'} kernels"
-    )
-    bits = KERNEL_BITS.get(str(kernel).lower())
-    isa = str((env.get("cpu_peak") or {}).get("isa") or "")
-    if bits:
-        text += f" ({bits}-bit vectors{' on an ' + isa + ' CPU' if isa else ''})"
-    for (m, device, dtype, threads), peak in sorted(model["peaks"].items()):
-        numpy_best = model["library_best"].get((m, device, dtype, threads, registry.REFERENCE))
-        if m == machine and device == "cpu" and numpy_best:
-            text += (
-                f"; {dtype}, {threads} thread{'s' if threads > 1 else ''}: NumPy's best product "
-                f"{numpy_best / 1e9:.0f} GFLOP/s, {numpy_best / peak.flops:.0%} of the "
-                f"machine's best ({peak.backend}, {peak.size})"
-            )
-    return text + "."
-
-
-def _numpy_kernel(env: dict[str, Any]):
+def numpy_kernel(env: dict[str, Any]) -> Any:
     """The OpenBLAS kernel NumPy's GEMM runs, as the environment records it (None: unknown)."""
     kernel = env.get("numpy_gemm_kernel") or next(
         (

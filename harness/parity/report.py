@@ -3,6 +3,7 @@ that `parity --json` writes and harness/parity/api.py returns, and parity.md."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Iterable, Mapping
@@ -155,22 +156,31 @@ def comparison_share(comparison: Mapping[str, Any]) -> tuple[float, bool]:
     return min(bound, 1.0), False
 
 
-def tolerance_grid(records: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], dict]:
-    """(backend, "cell dtype") -> {share: the worst share of tolerance over its cases (inf for
-    a broken backend; None when every case was skipped), exact: False when some share came from
-    a file without the pass rule's own share}. Records as a parity JSON's `results` holds them."""
-    grid: dict[tuple[str, str], dict] = {}
+@dataclasses.dataclass
+class WorstShare:
+    """The worst share of tolerance over a (backend, "cell dtype") column's cases: inf for a
+    broken backend, None when every case was skipped; exact: False when some share came from
+    a file without the pass rule's own share."""
+
+    share: float | None = None
+    exact: bool = True
+
+
+def tolerance_grid(records: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], WorstShare]:
+    """(backend, "cell dtype") -> its worst share. Records as a parity JSON's `results` holds
+    them."""
+    grid: dict[tuple[str, str], WorstShare] = {}
     for r in records:
         column = f"{r['cell']} {r['dtype']}"
-        entry = grid.setdefault((r["backend"], column), {"share": None, "exact": True})
+        entry = grid.setdefault((r["backend"], column), WorstShare())
         if r["status"] == "skipped":
             continue
         shares = [comparison_share(c) for c in r.get("comparisons", [])]
         worst = max([s for s, _ in shares], default=0.0)
         if r["status"] == "error":
             worst = math.inf
-        entry["share"] = max(entry["share"] or 0.0, worst)
-        entry["exact"] = entry["exact"] and all(exact for _, exact in shares)
+        entry.share = max(entry.share or 0.0, worst)
+        entry.exact = entry.exact and all(exact for _, exact in shares)
     return grid
 
 

@@ -244,11 +244,11 @@ class CaseRecord(Record):
                 )
         return self
 
-    def derived(self) -> dict[str, float]:
+    def derived(self) -> Stats:
         """The statistics of samples_s, computed now (what every reader uses)."""
         from harness.stats import summarize
 
-        return summarize(self.samples_s)
+        return Stats.model_validate(summarize(self.samples_s))
 
 
 def ids_name_fields(cases: list[CaseRecord]) -> list[CaseRecord]:

@@ -24,8 +24,10 @@ from harness.records.results import (
     STATUSES,
     CaseRecord,
     Client,
+    Environment,
     Machine,
     ResultsDocument,
+    SuiteInfo,
 )
 
 __all__ = [
@@ -202,22 +204,22 @@ def label_conflict(machines: dict[str, Machine], environment: dict[str, Any]) ->
     )
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class MachineView:
     """One machine's part of a results document, as the analysis reads it."""
 
-    environment: dict[str, Any]
+    environment: Environment
     selfcheck: dict[str, float]
     hosts: list[str]
     cases: list[CaseRecord]
     lost: list[CaseRecord]  # records no machine kept (only the first view holds them)
-    suite: Any  # records.results.SuiteInfo
+    suite: SuiteInfo
     wall_s: float | None
     source: str = ""
 
     @property
     def machine(self) -> str:
-        return self.environment.get("machine") or "?"
+        return self.environment.machine or "?"
 
 
 def machine_views(doc: ResultsDocument, source: str = "") -> list[MachineView]:
@@ -225,7 +227,7 @@ def machine_views(doc: ResultsDocument, source: str = "") -> list[MachineView]:
     lost = [r for r in doc.cases if r.machine is None]
     return [
         MachineView(
-            entry.environment.model_dump(),
+            entry.environment,
             dict(entry.selfcheck),
             list(entry.hosts),
             [r for r in doc.cases if r.machine == label],

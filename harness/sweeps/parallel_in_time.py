@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import json
 import math
 import time
 from collections.abc import Callable
@@ -33,34 +32,10 @@ from harness.json_values import nulls_for_nonfinite
 from harness.model.protocol import NotSupported
 from harness.model.spec import ModelSpec, SpecError, tomllib
 from harness.model.weights import init_weights
+from harness.records.parallel_in_time import SweepDocument
 from harness.sweeps import parallel_in_time_work as counts
 
-KIND = "rnnbench-parallel-in-time"
-SCHEMA_VERSION = 1
 CELLS = ("rnn", "lstm", "gru")
-ROW_FIELDS = (
-    "grid",
-    "cell",
-    "method",
-    "hidden",
-    "input_size",
-    "batch",
-    "steps",
-    "gain",
-    "seed",
-    "status",
-    "lle",
-    "converged",
-    "iterations",
-    "reason",
-    "max_abs_error",
-    "work_per_iteration",
-    "work_multiplier",
-    "depth_per_iteration",
-    "depth",
-    "sequential_depth",
-    "seconds",
-)
 
 
 class SweepError(SpecError):
@@ -261,10 +236,12 @@ def _solve(pt, spec, params, x, row: dict[str, Any]) -> str | None:
     return None
 
 
-def document(grid: Grid, rows: list[dict], environment: dict, wall_s: float) -> dict[str, Any]:
-    return {
-        "kind": KIND,
-        "schema_version": SCHEMA_VERSION,
+def document(
+    grid: Grid, rows: list[dict[str, Any]], environment: dict[str, Any], wall_s: float
+) -> SweepDocument:
+    """The sweep as its typed record (harness/records/parallel_in_time.py); a value that is
+    not finite becomes null."""
+    data = {
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "environment": environment,
         "commit": (environment.get("git") or {}).get("commit"),
@@ -273,34 +250,10 @@ def document(grid: Grid, rows: list[dict], environment: dict, wall_s: float) -> 
         "wall_s": wall_s,
         "rows": rows,
     }
+    return SweepDocument.model_validate(nulls_for_nonfinite(data))
 
 
-def dumps(doc: dict[str, Any]) -> str:
-    return json.dumps(nulls_for_nonfinite(doc), indent=1) + "\n"
-
-
-def is_sweep(doc: Any) -> bool:
-    return isinstance(doc, dict) and doc.get("kind") == KIND
-
-
-def check_sweep(doc: dict[str, Any], path: str | Path) -> dict[str, Any]:
-    """The document if it is one this code reads; a SweepError naming the problem otherwise."""
-    if doc.get("schema_version") != SCHEMA_VERSION:
-        raise SweepError(
-            f"{path}: schema_version {doc.get('schema_version')!r}: this rnnbench reads "
-            f"{SCHEMA_VERSION}"
-        )
-    rows = doc.get("rows")
-    if not isinstance(rows, list) or not isinstance(doc.get("environment"), dict):
-        raise SweepError(f"{path}: a parallel-in-time sweep needs rows and environment")
-    for index, row in enumerate(rows):
-        missing = [f for f in ROW_FIELDS if not isinstance(row, dict) or f not in row]
-        if missing:
-            raise SweepError(f"{path}: row {index} lacks {', '.join(missing)}")
-    return doc
-
-
-def sweep(grid: Grid, environment: dict, progress=lambda _: None) -> dict[str, Any]:
+def sweep(grid: Grid, environment: dict[str, Any], progress=lambda _: None) -> SweepDocument:
     started = time.perf_counter()
     rows = run_sweep(grid, progress)
     return document(grid, rows, environment, time.perf_counter() - started)
