@@ -166,8 +166,8 @@ def test_every_case_is_timed_once_by_a_worker_that_names_its_machine(two_workers
 
 
 def _report_names_each_machine(out: Path, folder: Path, records: list[dict]) -> None:
+    from harness.analysis.machine_sections import environment
     from harness.analysis.report import write_report
-    from harness.analysis.sections import environment
 
     written = write_report([str(out)], folder)
     text = written["markdown"].read_text()

@@ -5,13 +5,13 @@ and one table per measure."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from harness.analysis import answer_figure, invariants, parity_files, trained
 from harness.analysis.answer import answers
 from harness.analysis.answer import markdown as answer_markdown
 from harness.analysis.findings import findings_markdown, headline, is_standard
 from harness.analysis.fits import BatchSeries
+from harness.analysis.machine_sections import cases_not_timed, environment, machine_model
 from harness.analysis.measures import Analysis
 from harness.analysis.mingru import MinGRURow
 from harness.analysis.own_model_view import sections as own_model_sections
@@ -19,9 +19,8 @@ from harness.analysis.parallel_in_time import TITLE as PARALLEL_IN_TIME
 from harness.analysis.parallel_in_time_views import AMDAHL_RESTATED
 from harness.analysis.parallel_in_time_views import markdown as parallel_in_time
 from harness.analysis.penalty import PenaltyRow
-from harness.escape import for_markdown, for_markdown_code
-from harness.machine.model import Peak
-from harness.markdown import Column, field, fields, markdown_table, percent, table_of
+from harness.escape import for_markdown
+from harness.markdown import Column, field, fields, percent, table_of
 from harness.records.store import MachineView
 from harness.stats import format_interval, format_ratio, format_seconds
 
@@ -65,7 +64,7 @@ def sections(
             "Batch scaling (latency(B) / latency(1); tokens = B*T per second)",
             batch(result) if result.batch else "",
         ),
-        ("Machine model: compute peaks and memory bandwidth", _machine_model(result)),
+        ("Machine model: compute peaks and memory bandwidth", machine_model(result.machine)),
         (
             "Recurrence penalty (RNN / the same FLOPs as one product)",
             penalty(result) if result.penalties or result.without_baseline else "",
@@ -120,64 +119,6 @@ def anchor(title: str) -> str:
     dropped, spaces as hyphens."""
     kept = "".join(c for c in title.lower() if c.isalnum() or c in " -_")
     return kept.replace(" ", "-")
-
-
-def _machine_model(result: Analysis) -> str:
-    model = result.machine
-    return machine_model(result) if model.peaks or model.memory else ""
-
-
-def environment(benches: Sequence[MachineView]) -> str:
-    """One row per machine (what it is and what it ran with), then one per run on it."""
-    machines = []
-    for doc in benches:
-        row = _machine(doc)
-        if row not in machines:
-            machines.append(row)
-    runs = [
-        [doc.environment.machine, doc.suite.name, len(doc.cases), _wall(doc)]
-        + [(doc.environment.git.get("commit") or "")[:10] or "not recorded"]
-        for doc in benches
-    ]
-    return "\n".join(
-        [
-            markdown_table(
-                ["machine", "CPU", "cores", "GPU", "Python", "libraries", "OPENBLAS_CORETYPE"],
-                machines,
-            ),
-            "",
-            "Runs:",
-            "",
-            markdown_table(["machine", "suite", "cases", "wall", "commit"], runs),
-        ]
-    )
-
-
-def _wall(doc: MachineView) -> str:
-    """The run's wall time; with the machine's own time on its groups where the records
-    have it (a machine of a Dask run is busy for part of the run)."""
-    wall = f"{doc.wall_s or 0:.0f} s"
-    runs = {r.group_run: r.group_s for r in doc.cases}
-    busy = [seconds for run, seconds in runs.items() if run is not None and seconds is not None]
-    if not runs or len(busy) < len(runs):
-        return wall
-    return f"{sum(busy):.0f} s busy of {wall}"
-
-
-def _machine(doc: MachineView) -> list[Any]:
-    env = doc.environment
-    libs = env.libraries
-    shown = ("numpy", "torch", "tensorflow", "onnxruntime")
-    hosts = [h for h in doc.hosts if h != env.machine]
-    return [
-        f"{env.machine} ({', '.join(hosts)})" if hosts else env.machine,
-        env.cpu["model"],
-        env.cpu["logical_cores"],
-        (env.gpu or {}).get("name", "none"),
-        env.python,
-        ", ".join(f"{k} {libs[k]}" for k in shown if k in libs),
-        env.environment_variables.get("OPENBLAS_CORETYPE") or "unset",
-    ]
 
 
 def standard_case(result: Analysis) -> str:
@@ -261,48 +202,6 @@ def penalty(result: Analysis) -> str:
             f"- {w.backend} ({w.impl_class}): {w.reason}" for w in result.without_baseline
         )
     return text
-
-
-def _theory(peak: Peak) -> str:
-    if peak.theoretical is None:
-        return peak.theoretical_note
-    return f"{peak.theoretical / 1e9:.0f} ({peak.theoretical_note})"
-
-
-def machine_model(result: Analysis) -> str:
-    model = result.machine
-    peaks = [
-        [m, d, dtype, t, f"{p.flops / 1e9:.1f}", p.backend, p.size, _theory(p)]
-        for (m, d, dtype, t), p in sorted(model.peaks.items())
-    ]
-    parts = [
-        "Compute: the best product measured over every size and backend in these results.",
-        "",
-        markdown_table(
-            ["machine", "device", "dtype", "threads", "best GFLOP/s", "backend", "size"]
-            + ["theoretical GFLOP/s"],
-            peaks,
-        ),
-        "",
-        "Memory: copy bandwidth by working set (read + write, as measured), where it lives, "
-        "and the bound drawn from it for work on that many threads: what one thread moved, "
-        "times the threads, at least the best of the larger working sets.",
-        "",
-        markdown_table(
-            ["machine", "device", "threads", "working set", "measured GB/s", "backend"]
-            + ["copy threads", "level", "bound GB/s", "caches"],
-            [
-                [m, d, t, f"{probe.size / 2**10:.0f} KiB", f"{probe.rate / 1e9:.1f}"]
-                + [probe.backend, probe.copy_threads, mem.level_of(probe.size)[0]]
-                + [f"{bound / 1e9:.1f}", mem.caches_note]
-                for (m, d, t), mem in sorted(model.memory.items())
-                for probe, (_, bound, _) in zip(mem.probes, mem.curve, strict=True)
-            ],
-        ),
-        "",
-    ]
-    parts += [f"- {m}: {note}" for m, note in model.openblas.items()]
-    return "\n".join(parts)
 
 
 def roofline(result: Analysis) -> str:
@@ -395,18 +294,3 @@ def crossover(result: Analysis) -> str:
         ("GPU speed-up [95% interval]", lambda c: format_ratio(c.gpu_speedup_ci)),
     ]
     return table_of(columns, result.crossover)
-
-
-def cases_not_timed(benches: Sequence[MachineView]) -> str:
-    lines = [
-        f"- {for_markdown_code(r.id)} {r.status}: {for_markdown(r.reason)}"
-        for doc in benches
-        for r in doc.cases
-        if r.status != "ok"
-    ]
-    lines += [
-        f"- {for_markdown_code(r.id)} {r.status} (no machine kept it): {for_markdown(r.reason)}"
-        for doc in benches
-        for r in doc.lost
-    ]
-    return "\n".join(lines)
