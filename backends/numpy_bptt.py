@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from backends import numpy_cells
-from backends.array_namespace import namespace
+from backends.array_namespace import Arrays, namespace
 from harness.model.spec import Cell
 
 
-def model_backward(params, tape, dy, dh_n, dc_n, dhead) -> dict[str, Any]:
+def model_backward(params, tape, dy, dh_n, dc_n, dhead) -> Arrays:
     spec = tape.spec
     top = tape.layers[-1]
     xp = namespace(top.x)
     T, B, _ = top.x.shape
     D, H, L = spec.num_directions, spec.hidden_size, spec.num_layers
-    grads: dict[str, Any] = {}
+    grads: Arrays = {}
     d_out = xp.zeros((T, B, D * H), dtype=top.x.dtype) if dy is None else xp.asarray(dy)
     if dy is not None and spec.batch_first:
         d_out = d_out.transpose(1, 0, 2)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.util
-from typing import Any
+from collections.abc import Mapping
 
 from harness.model.errors import missing_package
 from harness.model.protocol import NotSupported
@@ -32,7 +32,7 @@ class Entry:
     import_path: str  # "module:Class"
     requires: tuple[str, ...]  # import names that must be installed
     extra: str  # the pip extra that installs them
-    kwargs: dict[str, Any]
+    kwargs: Mapping[str, object]  # the backend class's constructor arguments
     device: str  # cpu | gpu
     modes: tuple[str, ...]  # benchmark modes; () = parity only
     mingru: bool  # has minGRU (forward = parallel scan, sequential)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from backends.array_namespace import Arrays
 from backends.parallel_in_time.arrays import namespace
 from backends.parallel_in_time.jacobians import input_projection, sigmoid, step
 from backends.parallel_in_time.newton import in_time_order, initial_states, solve_layers, time_major
@@ -30,7 +31,7 @@ def model_gradients(
     method: str = "newton",
     tol: float = 1e-12,
     max_iter: int = 100,
-) -> dict[str, Any]:
+) -> Arrays:
     """Solve the model in parallel over time, then backpropagate the given output gradients."""
     xp, H, D = namespace(x), spec.hidden_size, spec.num_directions
     x = time_major(spec, x)

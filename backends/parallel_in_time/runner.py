@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from backends.array_namespace import Arrays
 from backends.parallel_in_time.arrays import to_numpy
 from backends.parallel_in_time.newton import ParallelResult, check_options, check_spec, solve_model
 from harness.model.outputs import Outputs
@@ -77,7 +78,7 @@ def fetch(result: ParallelResult) -> tuple[Outputs, int | None]:
     return Outputs(to_numpy(out.y), to_numpy(out.h_n), to_numpy(out.c_n)), result.iterations
 
 
-def _to_numpy_namespace(arrays: dict[str, Any], device: str, dtype: str) -> dict[str, Any]:
+def _to_numpy_namespace(arrays: Arrays, device: str, dtype: str) -> Arrays:
     if device == "cpu":
         xp: Any = np
     elif device == "cuda":

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any
 
 from harness.analysis.fits import Fit, step_fits
 from harness.analysis.parallel_in_time import TimedSolve, timed
 from harness.analysis.penalty import PenaltyRow, penalties
 from harness.analysis.rows import TimedRow
+from harness.json_values import JsonObject
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,7 +23,7 @@ class OwnModel:
 
     machine: str
     model: str
-    spec: dict[str, Any]  # its ModelSpec as the results file records it (JSON)
+    spec: JsonObject  # its ModelSpec as the results file records it (JSON)
     file: str
     backends: list[TimedRow]
     fits: list[Fit]

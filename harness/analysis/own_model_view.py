@@ -4,13 +4,14 @@ weights, each figure with its 95% interval."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from harness.analysis.fits import Fit
 from harness.analysis.own_model import OwnModel
 from harness.analysis.parallel_in_time import TimedSolve, verdict
 from harness.analysis.penalty import PenaltyRow
 from harness.analysis.rows import TimedRow
+from harness.json_values import JsonObject
 
 if TYPE_CHECKING:
     from harness.analysis.measures import Analysis
@@ -32,7 +33,7 @@ def _title(m: OwnModel) -> str:
     return f"Your model: {m.model} on {m.machine}"
 
 
-def describe(spec: dict[str, Any]) -> str:
+def describe(spec: JsonObject) -> str:
     if not spec:
         return ""
     direction = "bidirectional" if spec.get("bidirectional") else "one direction"

@@ -15,7 +15,7 @@ from harness.analysis.measures import Analysis
 from harness.analysis.mingru import LABELS, MinGRURow
 from harness.analysis.parity_files import ParityGrid
 from harness.analysis.penalty import EfficiencyRow, PenaltyRow, is_held
-from harness.analysis.styles import style
+from harness.analysis.styles import Series, style
 from harness.atomic import atomic_open
 from harness.machine.model import Memory, MemoryKey
 
@@ -37,7 +37,7 @@ class Figures:
     def __init__(self, folder: Path):
         self.folder = folder
         self.png: dict[str, bytes] = {}
-        self.series: dict[str, list[dict[str, Any]]] = {}
+        self.series: dict[str, list[Series]] = {}
 
     def save(self, name: str, fig: Any) -> str:
         import matplotlib.pyplot as plt

@@ -22,7 +22,6 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from harness import stats
 from harness.atomic import write_text_atomic
@@ -31,6 +30,7 @@ from harness.bench.case import BenchCase
 from harness.bench.scratch import worker_logs
 from harness.bench.suites import Suite
 from harness.bench.worker import serve
+from harness.json_values import JsonObject
 from harness.machine.environment import collect_environment
 from harness.machine.lock import machine_lock
 from harness.model import flops
@@ -147,7 +147,7 @@ def check_same_suite(doc, suite: Suite, path: Path) -> None:
         )
 
 
-def client_info(git: dict, machine: str | None = None, scheduler=None) -> dict[str, Any]:
+def client_info(git: dict, machine: str | None = None, scheduler=None) -> JsonObject:
     """Where a run is started from; git: collect_git() of this process."""
     from harness.machine.environment import machine_label
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from harness import registry
 from harness.bench.case import BenchCase
+from harness.json_values import JsonObject
 from harness.model.flops import GATES, layer_inputs, train_flops
 from harness.model.protocol import NotSupported
 from harness.model.weights import (
@@ -45,7 +46,7 @@ class Workload:
     checks: list[Comparison]
     weights_digest: str = ""
     notes: str = ""
-    record: dict[str, Any] = dataclasses.field(default_factory=dict)  # more fields to record
+    record: JsonObject = dataclasses.field(default_factory=dict)  # more fields to record
 
 
 def open_backend(case: BenchCase):

@@ -10,6 +10,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from harness.json_values import JsonObject
+
 _LEVELS = (("L1", ("l1d", "l1")), ("L2", ("l2",)), ("L3", ("l3", "llc")))
 _PRIVATE = ("L1", "L2")  # per core: a working set split over t threads has t of them
 _UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 2**10, "kib": 2**10, "m": 2**20, "mb": 2**20}
@@ -32,7 +34,7 @@ def parse_size(value: Any) -> int | None:
     return None
 
 
-def cache_levels(env: dict[str, Any], threads: int) -> tuple[tuple[tuple[str, int], ...], str]:
+def cache_levels(env: JsonObject, threads: int) -> tuple[tuple[tuple[str, int], ...], str]:
     """(L1|L2|L3, bytes usable by `threads` threads) from environment["caches"], and a note.
     A level is {per_core, total} (bytes or '48 KiB'-like strings) or one size (total). The
     private levels (L1, L2) give each thread its own; L3 is shared."""
@@ -61,7 +63,7 @@ def _level_bytes(entry: Any, name: str, threads: int) -> int | None:
     return parse_size(entry)
 
 
-def theoretical_peak(env: dict[str, Any], device: str, dtype: str, threads: int):
+def theoretical_peak(env: JsonObject, device: str, dtype: str, threads: int):
     """(FLOP/s or None, where it comes from or why it is unknown) from environment["cpu_peak"]:
     theoretical_gflops[dtype][threads] when given, else flops_per_cycle x max_mhz x cores."""
     if device != "cpu":
@@ -85,13 +87,13 @@ def theoretical_peak(env: dict[str, Any], device: str, dtype: str, threads: int)
     return None, f"unknown (cpu_peak from {source} has no {dtype} figure)"
 
 
-def environments(labelled: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+def environments(labelled: Iterable[tuple[str, JsonObject]]) -> dict[str, JsonObject]:
     """machine -> its environment (the later one of a label, as for the timings), from
     (label, environment as recorded) pairs."""
     return {machine: _normalised(environment) for machine, environment in labelled}
 
 
-def _normalised(env: dict[str, Any]) -> dict[str, Any]:
+def _normalised(env: JsonObject) -> JsonObject:
     """The engine's `cpu_limits` and `numpy_gemm` records in the form the readers here take:
     cpu_peak {isa, theoretical_gflops {dtype: {threads: GFLOP/s}}, source}, caches {l1d, l2,
     l3: {per_core, total}}, openblas_coretype, numpy_gemm_kernel."""
@@ -109,7 +111,7 @@ def _normalised(env: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _peak_record(peak: dict[str, Any]) -> dict[str, Any]:
+def _peak_record(peak: JsonObject) -> JsonObject:
     if "missing" in peak:
         return {"missing": peak["missing"]}
     by_dtype: dict[str, dict[str, float]] = {}
@@ -124,8 +126,8 @@ def _peak_record(peak: dict[str, Any]) -> dict[str, Any]:
     return {"isa": peak.get("isa"), "theoretical_gflops": by_dtype, "source": source}
 
 
-def _cache_record(caches: list[dict[str, Any]], cores: int | None) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _cache_record(caches: list[JsonObject], cores: int | None) -> JsonObject:
+    out: JsonObject = {}
     for cache in caches:
         name = {1: "l1d", 2: "l2", 3: "l3"}.get(cache.get("level"))
         shared = cache.get("shared_by_cpus") or 1
@@ -138,7 +140,7 @@ def _cache_record(caches: list[dict[str, Any]], cores: int | None) -> dict[str, 
     return out
 
 
-def numpy_kernel(env: dict[str, Any]) -> Any:
+def numpy_kernel(env: JsonObject) -> Any:
     """The OpenBLAS kernel NumPy's GEMM runs, as the environment records it (None: unknown)."""
     kernel = env.get("numpy_gemm_kernel") or next(
         (

@@ -16,16 +16,17 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 from harness import registry
+from harness.json_values import JsonObject
 from harness.machine.facts import KERNEL_BITS, cache_levels, numpy_kernel, theoretical_peak
 from harness.model.flops import ITEMSIZE
 
 DRAM = "DRAM"
 PeakKey = tuple[str, str, str, int]  # (machine, device, dtype, threads)
 MemoryKey = tuple[str, str, int]  # (machine, device, threads)
-Environments = dict[str, dict[str, Any]]  # machine -> its environment (facts.environments)
+Environments = dict[str, JsonObject]  # machine -> its environment (facts.environments)
 
 
 class TimedRow(Protocol):
@@ -272,7 +273,7 @@ def model(envs: Environments, table: Sequence[TimedRow]) -> MachineModel:
 
 
 def openblas_note(
-    env: dict[str, Any],
+    env: JsonObject,
     peaks: dict[PeakKey, Peak],
     library_best: dict[tuple[str, str, str, int, str], float],
     machine: str,

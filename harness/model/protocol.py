@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from harness.json_values import JsonObject
 from harness.model.outputs import Outputs
 from harness.model.spec import ModelSpec
 from harness.model.weights import CanonicalWeights
@@ -52,7 +53,7 @@ class Backend(Protocol):
     def unavailable_reason(self) -> str | None:
         """None when usable here; else why not (package missing, no GPU)."""
 
-    def set_threads(self, n: int) -> dict[str, Any]:
+    def set_threads(self, n: int) -> JsonObject:
         """Fix this backend's library pools at n before anything is built; say what they are."""
 
     def build(self, spec: ModelSpec, weights: CanonicalWeights) -> Prepared: ...
@@ -83,7 +84,7 @@ class BaseBackend:
     def unavailable_reason(self) -> str | None:
         return None
 
-    def set_threads(self, n: int) -> dict[str, Any]:
+    def set_threads(self, n: int) -> JsonObject:
         return {}
 
     def product_runner(self, pairs, dtype: str) -> Runner:

@@ -11,7 +11,7 @@ from typing import Any
 
 from harness.atomic import write_text_atomic
 from harness.escape import for_markdown
-from harness.json_values import nulls_for_nonfinite
+from harness.json_values import JsonObject, nulls_for_nonfinite
 from harness.markdown import markdown_table, text_table
 from harness.parity.run import BackendResult
 
@@ -37,9 +37,9 @@ def quantity_group(quantity: str) -> str:
     return "file outputs"
 
 
-def summarize(results: Iterable[BackendResult]) -> list[dict[str, Any]]:
+def summarize(results: Iterable[BackendResult]) -> list[JsonObject]:
     """Worst case per (backend, cell, dtype, quantity group) across the matrix."""
-    rows: dict[tuple, dict[str, Any]] = {}
+    rows: dict[tuple, JsonObject] = {}
     for result in results:
         cell, dtype = result.cell, result.dtype
         if result.status in ("skipped", "error"):
@@ -103,11 +103,11 @@ COLUMNS = (
 )
 
 
-def format_table(rows: list[dict[str, Any]], markdown: bool = False) -> str:
+def format_table(rows: list[JsonObject], markdown: bool = False) -> str:
     return (markdown_table if markdown else text_table)(*table_cells(rows))
 
 
-def table_cells(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+def table_cells(rows: list[JsonObject]) -> tuple[list[str], list[list[str]]]:
     """The summary's header and cells, for any of harness.markdown's writers."""
 
     def cell(row, col):
@@ -124,15 +124,15 @@ def table_cells(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]
     return header, [[cell(r, c) for c in COLUMNS] for r in rows]
 
 
-def audit_rows(results: Iterable[BackendResult]) -> list[dict[str, Any]]:
+def audit_rows(results: Iterable[BackendResult]) -> list[JsonObject]:
     """audit_rows_from_records of BackendResult objects."""
     return audit_rows_from_records(r.as_dict() for r in results)
 
 
-def audit_rows_from_records(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def audit_rows_from_records(records: Iterable[Mapping[str, Any]]) -> list[JsonObject]:
     """One export-form audit per (exporter, cell, layers, directions), float32 first, from
     results as a parity JSON holds them (dicts with `case` and `audit`)."""
-    rows: dict[tuple, dict[str, Any]] = {}
+    rows: dict[tuple, JsonObject] = {}
     for r in sorted(records, key=lambda r: r["dtype"] != "float32"):
         if not r.get("audit"):
             continue

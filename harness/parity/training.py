@@ -12,11 +12,11 @@ twice in the clipping norm). With Rb fixed, all three train the same parameters.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import numpy as np
 
 from harness import registry
+from harness.json_values import JsonObject
 from harness.model.errors import describe_error
 from harness.model.protocol import NotSupported
 from harness.model.spec import Cell, Head, ModelSpec
@@ -62,7 +62,7 @@ class Trajectory:
     failure: str = ""
     reason: str = ""  # why it was skipped
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JsonObject:
         return dataclasses.asdict(self)
 
 

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
+from harness.json_values import JsonObject
 from harness.records.errors import one_line
 from harness.records.results import Check, Environment, Finite, NonNegative, Record, Size
 from harness.records.store import ResultsError
@@ -124,7 +125,7 @@ class SolveDocument(Record):
 
     command: Literal["parallel-in-time"] = "parallel-in-time"
     schema_version: Literal[1] = SCHEMA_VERSION
-    model: dict[str, Any] = Field(description="the model's spec (harness ModelSpec)")
+    model: JsonObject = Field(description="the model's spec (harness ModelSpec)")
     source: str = Field(description="where the model came from: a file, or the flags")
     steps: Size
     batch: Size

@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel
 
 from harness.atomic import write_text_atomic
+from harness.json_values import JsonObject
 from harness.markdown import Markdown, markdown_table
 from harness.records import parallel_in_time, training
 from harness.records.parity import ParityRecord
@@ -48,7 +48,7 @@ SCHEMAS: dict[str, tuple[type[BaseModel], str]] = {
 BEGIN, END = "<!-- schema:begin -->", "<!-- schema:end -->"
 
 
-def schema(name: str) -> dict[str, Any]:
+def schema(name: str) -> JsonObject:
     model, title = SCHEMAS[name]
     out = model.model_json_schema(mode="validation")
     out["title"] = f"rnnbench {name}: {title}"

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from harness.atomic import write_text_atomic
+from harness.json_values import JsonObject
 from harness.records.errors import one_line
 from harness.records.results import (
     DONE,
@@ -114,7 +115,7 @@ def check_document(doc: Any, path: str | Path) -> ResultsDocument:
     return typed
 
 
-def upgrade(doc: dict[str, Any]) -> dict[str, Any]:
+def upgrade(doc: JsonObject) -> JsonObject:
     """A version 1 (one machine), 2, 3 or 4 document as version 5, in a new dict. Version 4
     renamed a case's `pit` (its parallel-in-time solve) to `parallel_in_time`; version 5 a
     case's `target` to `backend` (one word for what the registry names)."""
@@ -187,7 +188,7 @@ def add_machine(doc: ResultsDocument, environment, selfcheck, host=None, worker=
     return label
 
 
-def label_conflict(machines: dict[str, Machine], environment: dict[str, Any]) -> str | None:
+def label_conflict(machines: dict[str, Machine], environment: JsonObject) -> str | None:
     """Why `environment` may not time under its label, given the machines already known (the
     label names another environment); None when it may."""
     from harness.machine.environment import differences
@@ -269,7 +270,7 @@ def save_results(path: str | Path, doc: ResultsDocument) -> None:
     write_text_atomic(path, dumps(doc))
 
 
-def new_document(suite, client: dict[str, Any], started: str) -> ResultsDocument:
+def new_document(suite, client: JsonObject, started: str) -> ResultsDocument:
     """client: where the run is driven from: {machine, host, scheduler (a Dask address or
     None), git}; the machines fill in as they time groups."""
     return ResultsDocument(

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from harness import registry
-from harness.json_values import nulls_for_nonfinite
+from harness.json_values import JsonObject, nulls_for_nonfinite
 from harness.model.protocol import NotSupported
 from harness.model.spec import ModelSpec, SpecError, tomllib
 from harness.model.weights import init_weights
@@ -97,7 +97,7 @@ class Grid:
                 f"dense_limit_gflop = {self.dense_limit_gflop!r}: allowed a number > 0"
             )
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JsonObject:
         return {**dataclasses.asdict(self), "max_iter": dict(self.max_iter)}
 
     def points(self) -> list[tuple[str, str, int, int, float]]:
@@ -177,7 +177,7 @@ def run_sweep(grid: Grid, progress: Callable[[str], None] = lambda _: None) -> l
     return rows
 
 
-def solve_point(grid: Grid, cell, method, hidden, steps, gain, exponents) -> dict[str, Any]:
+def solve_point(grid: Grid, cell, method, hidden, steps, gain, exponents) -> JsonObject:
     pt = registry.parallel_in_time()
     spec, params = model(cell, hidden, grid.input_size, gain, grid.seed)
     x = inputs(steps, grid.batch, grid.input_size, grid.seed)
@@ -219,7 +219,7 @@ def _dense_skip(grid: Grid, cell: str, method: str, hidden: int, steps: int) -> 
     return None
 
 
-def _solve(pt, spec, params, x, row: dict[str, Any]) -> str | None:
+def _solve(pt, spec, params, x, row: JsonObject) -> str | None:
     """Solve into row; the reason when the solver refuses the size."""
     started = time.perf_counter()
     try:
@@ -237,7 +237,7 @@ def _solve(pt, spec, params, x, row: dict[str, Any]) -> str | None:
 
 
 def document(
-    grid: Grid, rows: list[dict[str, Any]], environment: dict[str, Any], wall_s: float
+    grid: Grid, rows: list[JsonObject], environment: JsonObject, wall_s: float
 ) -> SweepDocument:
     """The sweep as its typed record (harness/records/parallel_in_time.py); a value that is
     not finite becomes null."""
@@ -253,7 +253,7 @@ def document(
     return SweepDocument.model_validate(nulls_for_nonfinite(data))
 
 
-def sweep(grid: Grid, environment: dict[str, Any], progress=lambda _: None) -> SweepDocument:
+def sweep(grid: Grid, environment: JsonObject, progress=lambda _: None) -> SweepDocument:
     started = time.perf_counter()
     rows = run_sweep(grid, progress)
     return document(grid, rows, environment, time.perf_counter() - started)
