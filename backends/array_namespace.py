@@ -8,8 +8,6 @@ from typing import Any
 
 import numpy as np
 
-Arrays = dict[str, Any]  # named arrays of one namespace (NumPy, CuPy or torch), or None
-
 
 def namespace(array: Any) -> types.ModuleType:
     """numpy, cupy or torch: the module whose functions operate on `array`."""

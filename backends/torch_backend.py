@@ -59,7 +59,7 @@ class TorchBackend(BaseBackend):
     ):
         self.device, self.tf32, self.compile_mode = device, tf32, compile_mode
         self.gemm_library = gemm_library  # aten: torch.matmul (MKL on x86); onednn: mkldnn linear
-        suffix = {"default": "-compile", "reduce-overhead": "-graphs"}.get(compile_mode, "")
+        suffix = {"default": "-compile", "reduce-overhead": "-graphs"}.get(compile_mode or "", "")
         suffix += "-onednn" if gemm_library == "onednn" else ""
         self.name = f"torch-{device}{suffix}" + ("-tf32" if tf32 else "")
         self.impl_label = "torch" + (" compiled" if compile_mode else "")
@@ -233,7 +233,7 @@ class PreparedTorch(BasePrepared):
         model = self.model.eval()
         if self.compile_mode is not None:
             mode = None if self.compile_mode == "default" else self.compile_mode
-            model = torch.compile(model, mode=mode)
+            model = torch.compile(model, mode=mode)  # type: ignore[assignment]  # it runs as one
         xt, sync = self._tensor(x), _sync(self.device)
 
         def run():

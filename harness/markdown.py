@@ -52,9 +52,10 @@ def print_table(header: Sequence[str], rows: Iterable[Sequence[Any]], markdown=F
         from rich.console import Console
         from rich.table import Table
     except ImportError:
-        Console = None  # noqa: N806
-    console = Console() if Console else None
-    if console is None or not console.is_terminal:
+        print(text_table(header, rows))
+        return
+    console = Console()
+    if not console.is_terminal:
         print(text_table(header, rows))
         return
     from rich.markup import escape

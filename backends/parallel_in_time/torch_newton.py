@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from backends.array_namespace import Arrays
 from backends.parallel_in_time.newton import ParallelResult, solve_model
+from harness.model.arrays import Arrays
 from harness.model.protocol import NotSupported
 from harness.model.spec import ModelSpec
 

@@ -120,8 +120,11 @@ def _against_length(axis: Any, result: Analysis, machine: str) -> None:
 def _products(result: Analysis, series: Shape, along: str, other: int) -> list[PenaltyRow]:
     """The same FLOPs as one product for this series' shape, along `along` (batch or steps),
     the other axis at `other`."""
-    fixed = (series.machine, series.backend, series.cell, series.hidden, series.input_size)
-    fixed += (series.layers, series.threads, series.dtype)
+    fixed = (series.machine, series.backend, series.cell, series.hidden, series.input_size) + (
+        series.layers,
+        series.threads,
+        series.dtype,
+    )
     rows = [
         p
         for p in result.penalties

@@ -27,7 +27,7 @@ def is_standard(row: TimedRow) -> bool:
 
 
 def headline(result: Analysis) -> list[Finding]:
-    out = []
+    out: list[Finding] = []
     for machine in sorted({r.machine for r in result.rows}):
         out += _standard(result, machine)
         out += _step_cost(result, machine)

@@ -197,13 +197,22 @@ def iterations_vs_lle(series: list[SweepSeries]):
 
     fig, axis = plt.subplots(figsize=(9, 5))
     for index, s in enumerate(series):
-        done = [p for p in s.points if p.solved]
-        failed = [p for p in s.points if p.status == "solved" and not p.solved]
+        # a point whose exponent or count is not finite has nowhere to go
+        done = [
+            (p.lle, p.iterations)
+            for p in s.points
+            if p.solved and p.lle is not None and p.iterations is not None
+        ]
+        failed = [
+            (p.lle, p.max_iter)
+            for p in s.points
+            if p.status == "solved" and not p.solved and p.lle is not None and p.max_iter
+        ]
         look = style(index)
-        axis.plot([p.lle for p in done], [p.iterations for p in done], label=_label(s), **look)
+        axis.plot([x for x, _ in done], [y for _, y in done], label=_label(s), **look)
         axis.plot(
-            [p.lle for p in failed],
-            [p.max_iter for p in failed],
+            [x for x, _ in failed],
+            [y for _, y in failed],
             "x",
             color=look["color"],
             markersize=9,

@@ -119,7 +119,7 @@ def efficiency(table: list[TimedRow], machine: MachineModel) -> list[EfficiencyR
     for row in table:
         if row.mode in ("peak", "bandwidth") or not row.flops:
             continue
-        peak = machine.peaks.get((row.machine, row.device, row.dtype, row.threads))
+        peak = machine.peaks.get((row.machine, row.device or "", row.dtype, row.threads))
         achieved = row.flops / row.median
         theory = peak.theoretical if peak else None
         out.append(

@@ -31,7 +31,8 @@ def provenance(benches: Sequence[MachineView], paths: Sequence[str]) -> str:
     for doc, path in zip(benches, paths, strict=True):
         git = doc.environment.git
         commit = (git.get("commit") or "an unrecorded commit")[:10]
-        state = {True: ", working tree dirty", False: ", clean"}.get(git.get("dirty"), "")
+        dirty = git.get("dirty")
+        state = ", working tree dirty" if dirty is True else ", clean" if dirty is False else ""
         ok = sum(r.status == "ok" for r in doc.cases)
         parts.append(
             f"{for_markdown_code(path)} (suite {doc.suite.name}, {ok} of {len(doc.cases)} cases "
@@ -120,7 +121,10 @@ def block(result: Analysis, benches: Sequence[MachineView], paths: Sequence[str]
     ]
     if others:
         parts.append(f"The report answers for {', '.join(others)} too.")
-    lines = [" ".join(p for p in parts if p), *answer_markdown(found.get(machine, [])).splitlines()]
+    lines = [
+        " ".join(p for p in parts if p),
+        *answer_markdown(found.get(machine or "", [])).splitlines(),
+    ]
     return "\n".join(lines[:MAX_LINES])
 
 

@@ -140,7 +140,7 @@ class BenchCase:
     def model_fields(self) -> JsonObject:
         """A user's model's fields (bench --model), or none: its spec, where its weights and
         file are. The spec travels whole, since a file's model can be a variant of the cell."""
-        if not self.model_name:
+        if not self.model_name or not isinstance(self.model, ModelSpec):
             return {}
         return {
             "model": self.model_name,

@@ -35,7 +35,7 @@ from harness.machine.environment import collect_environment
 from harness.machine.lock import machine_lock
 from harness.model import flops
 from harness.records import store as results
-from harness.records.results import CaseRecord, Timing
+from harness.records.results import CaseRecord, Stats, Timing
 
 WORKER_START_S = 3.0  # importing a framework and building a case: the estimate's allowance
 
@@ -257,7 +257,8 @@ class Recorder:
 
 def lost(record: CaseRecord, reason: str) -> CaseRecord:
     """A record whose measurement is not kept: status error with the reason, nothing timed."""
-    update = {"status": "error", "reason": reason, "samples_s": [], "stats": None, "loops": None}
+    update: JsonObject = {"status": "error", "reason": reason, "samples_s": []}
+    update |= {"stats": None, "loops": None}
     return record.model_copy(update=update)
 
 
@@ -376,7 +377,8 @@ def measure_group(cases: list[BenchCase], settings, logs: Path) -> list[CaseReco
             _stop(worker)
     for case_id in workers:  # the ones that finished every round
         record = records[case_id]
-        record.status, record.stats = "ok", stats.summarize(record.samples_s)
+        record.status = "ok"
+        record.stats = Stats.model_validate(stats.summarize(record.samples_s))
     group_s = time.perf_counter() - started  # the machine's time on the group
     # what the workers said, typed and checked now (an unknown or ill-typed field fails here)
     return [

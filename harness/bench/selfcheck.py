@@ -18,7 +18,7 @@ from harness.bench.case import BenchCase, make_case
 from harness.bench.suites import TIMING_DEFAULTS
 from harness.json_values import JsonObject
 
-STANDARD = {"cell": "lstm", "batch": 32, "steps": 100, "input_size": 128, "hidden": 256}
+STANDARD: JsonObject = {"cell": "lstm", "batch": 32, "steps": 100, "input_size": 128, "hidden": 256}
 PRECISION_TIMING = {**TIMING_DEFAULTS, "rounds": 15, "pause_s": 0.15, "min_round_s": 0.05}
 TOLERANCE = 0.05
 
@@ -48,7 +48,7 @@ def precision(runs: int = 3, threads: int = 2, progress=None) -> JsonObject:
             for rec in (numpy_rec, torch_rec):
                 if rec.status != "ok":
                     raise RuntimeError(f"selfcheck: {rec.id} {rec.status}: {rec.reason}")
-            run = {
+            run: JsonObject = {
                 "numpy_median_s": numpy_rec.derived().median,
                 "torch_median_s": torch_rec.derived().median,
                 "numpy_samples_s": list(numpy_rec.samples_s),

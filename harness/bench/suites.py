@@ -72,7 +72,7 @@ class Suite:
 
     def groups(self) -> list[list[BenchCase]]:
         """The interleaved groups, in first-appearance order."""
-        by_group: dict[str, list[BenchCase]] = {}
+        by_group: dict[tuple[tuple[str, str], ...], list[BenchCase]] = {}
         for case in self.cases:
             by_group.setdefault(case.group, []).append(case)
         return list(by_group.values())

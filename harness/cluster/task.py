@@ -104,8 +104,12 @@ def unfit(found: JsonObject, needs_gpu: bool, code: dict | None) -> str | None:
             "run one group at a time (`dask worker ADDRESS --nthreads 1`)"
         )
     own = environment.get("git") or {}
-    known = code and code.get("commit") and own.get("commit")
-    if known and (own["commit"], own.get("dirty")) != (code["commit"], code.get("dirty")):
+    known = code is not None and code.get("commit") and own.get("commit")
+    if (
+        code is not None
+        and known
+        and (own["commit"], own.get("dirty")) != (code["commit"], code.get("dirty"))
+    ):
         return (
             f"Dask worker {address} runs rnnbench at {_code(own)}, the client at "
             f"{_code(code)}: every group must be timed by the same code"

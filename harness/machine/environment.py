@@ -10,6 +10,7 @@ import platform
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from harness.json_values import JsonObject
 from harness.machine.cpu_limits import collect_cpu_limits
@@ -202,7 +203,8 @@ def differences(a: JsonObject, b: JsonObject) -> list[str]:
     return out
 
 
-def _get(data: JsonObject, dotted: str):
+def _get(data: JsonObject, dotted: str) -> Any:
+    found: Any = data
     for part in dotted.split("."):
-        data = data.get(part) if isinstance(data, dict) else None
-    return data
+        found = found.get(part) if isinstance(found, dict) else None
+    return found

@@ -80,7 +80,9 @@ def theoretical_peak(env: JsonObject, device: str, dtype: str, threads: int):
             return value * 1e9, f"{peak.get('isa', '?')}, {source}"
     per_cycle = (peak.get("flops_per_cycle") or {}).get(dtype)
     mhz, cores = peak.get("max_mhz"), peak.get("cores")
-    if all(isinstance(v, int | float) and v > 0 for v in (per_cycle, mhz, cores)):
+    numbers = [v for v in (per_cycle, mhz, cores) if isinstance(v, int | float) and v > 0]
+    if len(numbers) == 3:
+        per_cycle, mhz, cores = numbers
         used = min(threads, cores)
         value = per_cycle * mhz * 1e6 * used
         return value, f"{peak.get('isa', '?')}: {per_cycle} FLOP/cycle x {mhz} MHz x {used} cores"
@@ -129,7 +131,7 @@ def _peak_record(peak: JsonObject) -> JsonObject:
 def _cache_record(caches: list[JsonObject], cores: int | None) -> JsonObject:
     out: JsonObject = {}
     for cache in caches:
-        name = {1: "l1d", 2: "l2", 3: "l3"}.get(cache.get("level"))
+        name = {1: "l1d", 2: "l2", 3: "l3"}.get(cache.get("level") or 0)
         shared = cache.get("shared_by_cpus") or 1
         if name is None or not cache.get("bytes"):
             continue

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from backends.array_namespace import Arrays
+from harness.model.arrays import Arrays
 
 
 @dataclasses.dataclass

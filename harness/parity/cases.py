@@ -9,7 +9,7 @@ import itertools
 
 import numpy as np
 
-from backends.array_namespace import Arrays
+from harness.model.arrays import Arrays
 from harness.model.outputs import Outputs
 from harness.model.spec import Cell, Head, ModelSpec
 from harness.model.weights import CanonicalWeights, float32_exact, init_weights, load_weights

@@ -67,8 +67,11 @@ def summarize(results: Iterable[BackendResult]) -> list[JsonObject]:
                 first = f"{result.case}: {c.message}"
                 row["status"], row["reason"] = "FAILED", f"{note}; {first}" if note else first
     backends = list(dict.fromkeys(key[0] for key in rows))
-    order = ("file runs", "file weights", "file outputs", "y", "h_n", "c_n", "head")
-    order += ("grad weights", "grad inputs", "-")
+    order = ("file runs", "file weights", "file outputs", "y", "h_n", "c_n", "head") + (
+        "grad weights",
+        "grad inputs",
+        "-",
+    )
     ranked = sorted(rows, key=lambda k: (backends.index(k[0]), k[1], k[2], order.index(k[3])))
     return [rows[key] for key in ranked]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
@@ -18,8 +18,8 @@ from harness.records.errors import one_line
 from harness.records.results import Check, Environment, Finite, NonNegative, Record, Size
 from harness.records.store import ResultsError
 
-KIND = "rnnbench-parallel-in-time"
-SCHEMA_VERSION = 1
+KIND: Final = "rnnbench-parallel-in-time"
+SCHEMA_VERSION: Final = 1
 Method = Literal["newton", "quasi-newton"]
 Count = Annotated[int, Field(ge=0)]
 

@@ -6,7 +6,7 @@ rounding, or the file is refused naming the case."""
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     BaseModel,
@@ -20,8 +20,8 @@ from pydantic import (
 
 from harness.json_values import JsonObject
 
-SCHEMA_VERSION = 5
-KIND = "rnnbench-bench"
+SCHEMA_VERSION: Final = 5
+KIND: Final = "rnnbench-bench"
 STATUSES = ("ok", "failed", "skipped", "error", "timeout", "not_timed")
 DONE = ("ok", "failed", "skipped")  # what a resumed run does not measure again
 

@@ -141,11 +141,11 @@ def upgrade(doc: JsonObject) -> JsonObject:
             client=None,
             cases=[{**r, "machine": label} if isinstance(r, dict) else r for r in cases],
         )
-    cases = upgraded.get("cases")
-    if isinstance(cases, list):
-        if version < 4:
-            cases = [_renamed(r, "pit", "parallel_in_time") for r in cases]
-        upgraded["cases"] = [_case_renamed(r, "target", "backend") for r in cases]
+    found = upgraded.get("cases")
+    if isinstance(found, list):
+        if isinstance(version, int) and version < 4:
+            found = [_renamed(r, "pit", "parallel_in_time") for r in found]
+        upgraded["cases"] = [_case_renamed(r, "target", "backend") for r in found]
     upgraded["schema_version"] = SCHEMA_VERSION
     return upgraded
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
@@ -16,8 +16,8 @@ from harness.records.errors import one_line
 from harness.records.results import Environment, Finite, NonNegative, Record
 from harness.records.store import ResultsError
 
-KIND = "rnnbench-training"
-SCHEMA_VERSION = 1
+KIND: Final = "rnnbench-training"
+SCHEMA_VERSION: Final = 1
 Count = Annotated[int, Field(ge=0)]
 
 

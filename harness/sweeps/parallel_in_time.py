@@ -30,7 +30,7 @@ import numpy as np
 from harness import registry
 from harness.json_values import JsonObject, nulls_for_nonfinite
 from harness.model.protocol import NotSupported
-from harness.model.spec import ModelSpec, SpecError, tomllib
+from harness.model.spec import Cell, ModelSpec, SpecError, tomllib
 from harness.model.weights import init_weights
 from harness.records.parallel_in_time import SweepDocument
 from harness.sweeps import parallel_in_time_work as counts
@@ -100,7 +100,7 @@ class Grid:
     def as_dict(self) -> JsonObject:
         return {**dataclasses.asdict(self), "max_iter": dict(self.max_iter)}
 
-    def points(self) -> list[tuple[str, str, int, int, float]]:
+    def points(self) -> list[tuple[str, str, str, int, int, float]]:
         """(grid, cell, method, H, T, gain) in run order; T-grid first."""
         sizes = [(h, t) for h in self.hidden for t in self.steps]
         sizes += [(h, t) for h in self.wide_hidden for t in self.wide_steps]
@@ -143,7 +143,7 @@ def load_grid_text(text: str, source: str = "the grid") -> Grid:
     unknown = sorted(set(table) - known)
     if unknown:
         raise SweepError(f"sweep grid {source}: unknown keys {unknown}; allowed {sorted(known)}")
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in table.items()}
+    values: JsonObject = {k: tuple(v) if isinstance(v, list) else v for k, v in table.items()}
     if "max_iter" in values:
         if not isinstance(values["max_iter"], dict):
             raise SweepError(f"sweep grid {source}: max_iter is a table of method = count")
@@ -153,7 +153,7 @@ def load_grid_text(text: str, source: str = "the grid") -> Grid:
 
 def model(cell: str, hidden: int, input_size: int, gain: float, seed: int):
     """(spec, canonical float64 weights with R x gain) as `rnnbench parallel-in-time` builds."""
-    spec = ModelSpec(cell, input_size, hidden, dtype="float64")
+    spec = ModelSpec(Cell(cell), input_size, hidden, dtype="float64")
     weights = init_weights(spec, seed).astype("float64")
     return spec, {k: weights[k] * (gain if k.endswith(".R") else 1.0) for k in weights}
 
