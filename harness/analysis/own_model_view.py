@@ -4,18 +4,14 @@ weights, each figure with its 95% interval."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from harness.analysis.fits import Fit
+from harness.analysis.measures import Analysis
 from harness.analysis.own_model import OwnModel
 from harness.analysis.parallel_in_time import TimedSolve, verdict
 from harness.analysis.penalty import PenaltyRow
 from harness.analysis.rows import TimedRow
-from harness.json_values import JsonObject
-
-if TYPE_CHECKING:
-    from harness.analysis.measures import Analysis
 from harness.escape import for_markdown_code
+from harness.json_values import JsonObject
 from harness.markdown import field, fields, table_of
 from harness.stats import format_interval, format_ratio, format_seconds
 

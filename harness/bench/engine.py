@@ -257,8 +257,7 @@ class Recorder:
 
 def lost(record: CaseRecord, reason: str) -> CaseRecord:
     """A record whose measurement is not kept: status error with the reason, nothing timed."""
-    update: JsonObject = {"status": "error", "reason": reason, "samples_s": []}
-    update |= {"stats": None, "loops": None}
+    update: JsonObject = dict(status="error", reason=reason, samples_s=[], stats=None, loops=None)
     return record.model_copy(update=update)
 
 
@@ -377,8 +376,7 @@ def measure_group(cases: list[BenchCase], settings, logs: Path) -> list[CaseReco
             _stop(worker)
     for case_id in workers:  # the ones that finished every round
         record = records[case_id]
-        record.status = "ok"
-        record.stats = Stats.model_validate(stats.summarize(record.samples_s))
+        record.status, record.stats = "ok", Stats.model_validate(stats.summarize(record.samples_s))
     group_s = time.perf_counter() - started  # the machine's time on the group
     # what the workers said, typed and checked now (an unknown or ill-typed field fails here)
     return [
