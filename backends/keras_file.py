@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import ntpath
+from typing import Any
 
 import numpy as np
 
@@ -61,7 +62,7 @@ def load_runtime(path):
         "directions": 2 if isinstance(model.layers[0], keras.layers.Bidirectional) else 1,
         "dtype": runtime.dtype,
         "input_size": (
-            int(front.table.shape[1]) if front.tokens else int(model.inputs[0].shape[-1])
+            int(front.table.shape[1]) if front.table is not None else int(model.inputs[0].shape[-1])
         ),
         "batch_first": True,
         "front": front,
@@ -117,7 +118,8 @@ def _chain(model, path):
     """The recurrent layers in order, the Dense head (or None), its activation, the layers
     passed over, and the front end (an Embedding, a Masking) before the first recurrent layer;
     refusals name the layer."""
-    rnns, head, activation, passed, front = [], None, "none", [], PLAIN
+    rnns: list[Any] = []
+    head, activation, passed, front = None, "none", [], PLAIN
     for layer in model.layers:
         kind = type(layer).__name__
         inner = layer.forward_layer if isinstance(layer, keras.layers.Bidirectional) else layer
@@ -237,7 +239,7 @@ class KerasRuntime:
     T = B = None
     batch_major = True  # a Keras model takes [B, T, ...]
 
-    def __init__(self, path: str, model, spec: ModelSpec):
+    def __init__(self, path: str, model, spec: ModelSpec | None):
         self.path, self.model, self.spec = path, model, spec
         self.dtype = spec.dtype if spec is not None else _float_dtype(model)
         self.label = ntpath.basename(path)  # either separator

@@ -110,7 +110,11 @@ def forward_parallel(weights, x, h0=None, method="scan"):
     for layer in range(_layers(weights)):
         kz, kh = _projection(x, weights[f"l{layer}.W"], weights[f"l{layer}.b"], xp)
         start = None if h0 is None else h0[layer]
-        y = log_scan(kz, kh, start, xp) if method == "log" else scan(*_gates(kz, kh, xp), start)
+        if method == "log":
+            y = log_scan(kz, kh, start, xp)
+        else:
+            a, b = _gates(kz, kh, xp)
+            y = scan(a, b, start)
         finals.append(y[-1])
         x = y
     return x, xp.stack(finals)

@@ -61,7 +61,7 @@ class NumpyBackend(BaseBackend):
         return None
 
     def build(self, spec: ModelSpec, weights: CanonicalWeights) -> PreparedNumpy:
-        return PreparedNumpy(spec, weights, self.xp_name)
+        return self.named(PreparedNumpy(spec, weights, self.xp_name))
 
     def product_runner(self, pairs, dtype: str):
         arrays = _Arrays(self.xp_name)

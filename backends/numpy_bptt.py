@@ -6,16 +6,17 @@ from typing import Any
 
 from backends import numpy_cells
 from backends.array_namespace import namespace
+from harness.model.arrays import Arrays
 from harness.model.spec import Cell
 
 
-def model_backward(params, tape, dy, dh_n, dc_n, dhead) -> dict[str, Any]:
+def model_backward(params, tape, dy, dh_n, dc_n, dhead) -> Arrays:
     spec = tape.spec
     top = tape.layers[-1]
     xp = namespace(top.x)
     T, B, _ = top.x.shape
     D, H, L = spec.num_directions, spec.hidden_size, spec.num_layers
-    grads: dict[str, Any] = {}
+    grads: Arrays = {}
     d_out = xp.zeros((T, B, D * H), dtype=top.x.dtype) if dy is None else xp.asarray(dy)
     if dy is not None and spec.batch_first:
         d_out = d_out.transpose(1, 0, 2)
@@ -28,7 +29,8 @@ def model_backward(params, tape, dy, dh_n, dc_n, dhead) -> dict[str, Any]:
     elif spec.head is not None:
         grads["head.W"] = xp.zeros_like(xp.asarray(params["head.W"]))
         grads["head.b"] = xp.zeros_like(xp.asarray(params["head.b"]))
-    dh0, dc0 = [], []
+    dh0: list[Any] = []
+    dc0: list[Any] = []
     for layer in reversed(range(L)):
         rows = slice(layer * D, (layer + 1) * D)
         d_out, layer_dh0, layer_dc0 = _layer_backward(
@@ -69,7 +71,7 @@ def _layer_backward(spec, params, tape, layer, d_out, dh_T, dc_T, grads):
     H = spec.hidden_size
     W, R = xp.asarray(params[f"l{layer}.W"]), xp.asarray(params[f"l{layer}.R"])
     names = ("W", "R", "Wb", "Rb")
-    parts = {name: [] for name in names}
+    parts: dict[str, list[Any]] = {name: [] for name in names}
     dx = xp.zeros_like(x)
     dh0, dc0 = xp.empty_like(dh_T), None if dc_T is None else xp.empty_like(dc_T)
     for j, dir_tape in enumerate(layer_tape.directions):

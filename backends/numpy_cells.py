@@ -175,9 +175,10 @@ def _variant_forward(cell: Cell, xw, R, Rb, S, c0, mask, v: Variant, xp):
     term), input_forget makes f = 1 - i, the output gate's peephole reads the new cell.
     Returns the ring of two cell states (LSTM) or None."""
     H = S.shape[1]
-    clip = (lambda a: xp.clip(a, -v.clip, v.clip)) if v.clip is not None else (lambda a: a)
+    bound = v.clip
+    clip = (lambda a: xp.clip(a, -bound, bound)) if bound is not None else (lambda a: a)
     sigmoid = lambda a: 0.5 * (1 + xp.tanh(0.5 * a))  # noqa: E731
-    C = None
+    C: Any = None  # the LSTM's ring of two cell states
     if cell is Cell.LSTM:
         C = xp.empty((2, H, S.shape[2]), dtype=xw.dtype)
         C[0] = c0

@@ -57,7 +57,9 @@ def build_direct_model(
     g = _Graph(spec.dtype)
     elem = helper.np_dtype_to_tensor_dtype(np.dtype(spec.dtype))
     D, H, L = spec.num_directions, spec.hidden_size, spec.num_layers
-    x_shape = ["B", "T", spec.input_size] if spec.batch_first else ["T", "B", spec.input_size]
+    x_shape: list[str | int] = (
+        ["B", "T", spec.input_size] if spec.batch_first else ["T", "B", spec.input_size]
+    )
     inputs = [helper.make_tensor_value_info("x", elem, x_shape)]
     if with_lens:
         inputs.append(helper.make_tensor_value_info("seq_lens", TensorProto.INT32, ["B"]))
@@ -106,8 +108,8 @@ def build_direct_model(
     return model
 
 
-def _variant_attributes(spec: ModelSpec, linear_before_reset: int | None) -> dict:
-    attrs = {}
+def _variant_attributes(spec: ModelSpec, linear_before_reset: int | None) -> dict[str, float]:
+    attrs: dict[str, float] = {}
     if spec.cell is Cell.GRU:
         lbr = int(spec.linear_before_reset) if linear_before_reset is None else linear_before_reset
         attrs["linear_before_reset"] = lbr
@@ -133,7 +135,7 @@ def _outputs(g: _Graph, spec: ModelSpec, weights: CanonicalWeights, seq: str, fi
     else:
         g.node("Identity", [seq], ["y"])
     g.node("Concat", finals["h"], ["h_n"], axis=0)
-    y_shape = ["B", "T", D * H] if spec.batch_first else ["T", "B", D * H]
+    y_shape: list[str | int] = ["B", "T", D * H] if spec.batch_first else ["T", "B", D * H]
     outputs = [
         helper.make_tensor_value_info("y", elem, y_shape),
         helper.make_tensor_value_info("h_n", elem, [L * D, "B", H]),

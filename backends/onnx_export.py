@@ -120,7 +120,8 @@ def _torch(dynamo: bool):
             }
             kwargs["opset_version"] = 17
         with quiet_export():
-            torch.onnx.export(wrapper, args, str(path), **kwargs)
+            # the stub types each keyword; these are built per exporter (dynamo or TorchScript)
+            torch.onnx.export(wrapper, args, str(path), **kwargs)  # type: ignore[arg-type]
         io_spec = {
             "x": "x",
             "x_layout": "batch_major" if spec.batch_first else "time_major",

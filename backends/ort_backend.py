@@ -11,9 +11,11 @@ from __future__ import annotations
 import importlib.util
 import os
 import tempfile
+from typing import Any
 
 import numpy as np
 
+from harness.json_values import JsonObject
 from harness.model.outputs import Outputs
 from harness.model.protocol import BaseBackend, BasePrepared, NotSupported
 from harness.model.spec import Cell, ModelSpec
@@ -74,14 +76,17 @@ class OrtBackend(BaseBackend):
         return pools
 
     def build(self, spec: ModelSpec, weights: CanonicalWeights) -> PreparedOrt:
-        return PreparedOrt(spec, weights, self)
+        return self.named(PreparedOrt(spec, weights, self))
 
 
 class PreparedOrt(BasePrepared):
     def __init__(self, spec: ModelSpec, weights: CanonicalWeights, backend: OrtBackend):
         self.spec, self.weights, self.backend = spec, weights, backend
-        self.session, self.io, self.audit = None, None, None
-        self._folder, self._session_T = None, None  # _session_T: the only T it accepts, if any
+        self.session: Any = None  # an onnxruntime InferenceSession, once exported
+        self.io: JsonObject = {}  # the export's input and output names (backends.onnx_export)
+        self.audit: JsonObject | None = None
+        self._folder: tempfile.TemporaryDirectory[str] | None = None
+        self._session_T: int | None = None  # the only T it accepts, if any
 
     def _ensure_session(self, T: int):
         """Export, audit and open a session. An export that baked in a static T other than
@@ -122,7 +127,7 @@ class PreparedOrt(BasePrepared):
         return self._run(x, seq_lens, h0, c0)
 
     @property
-    def impl_class(self) -> str:
+    def impl_class(self) -> str:  # type: ignore[override]  # read from its audit, never set
         """The export's form as the audit found it ("native LSTM", "Loop", "unrolled")."""
         audit = self.audit or {}
         if audit.get("recurrent_ops"):
@@ -132,7 +137,7 @@ class PreparedOrt(BasePrepared):
         return "ONNX graph unrolled over T"
 
     @property
-    def notes(self) -> str:
+    def notes(self) -> str:  # type: ignore[override]  # the export's node count, never set
         return f"{self.backend.exporter} export: {(self.audit or {}).get('node_count')} nodes"
 
     def forward_runner(self, x):

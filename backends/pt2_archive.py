@@ -108,7 +108,7 @@ class Pt2Archive:
         root = names[0].split("/", 1)[0] if names and "/" in names[0] else ""
         if not root or f"{root}/archive_format" not in names:
             raise NotAnArchive("no archive_format member")
-        self.members = {}
+        self.members: dict[str, zipfile.ZipInfo] = {}
         for info in infos:
             name = info.filename
             _check_name(self.path, name, root)
@@ -294,12 +294,12 @@ def _member_count(path: str) -> int:
     try:
         with open(path, "rb") as handle:
             # zipfile's own reader of the record (zip64 included); private, stable since 2.x
-            end = zipfile._EndRecData(handle)
+            end = zipfile._EndRecData(handle)  # type: ignore[attr-defined]  # private, stable
     except (OSError, zipfile.BadZipFile, ValueError) as exc:
         raise NotAnArchive(str(exc)) from None
     if end is None:
         raise NotAnArchive("not a zip archive")
-    return int(end[zipfile._ECD_ENTRIES_TOTAL])
+    return int(end[zipfile._ECD_ENTRIES_TOTAL])  # type: ignore[attr-defined]  # private, stable
 
 
 def _check_name(path: str, name: str, root: str) -> None:
@@ -322,7 +322,8 @@ def _payload_meta(meta, what):
     """(dtype, sizes, strides, storage offset, requires_grad) of a payload's tensor_meta."""
     if not isinstance(meta, dict):
         raise NotSupported(f"{what}: its config has no tensor_meta")
-    dtype = DTYPES.get(meta.get("dtype")) if type(meta.get("dtype")) is int else None
+    code = meta.get("dtype")
+    dtype = DTYPES.get(code) if type(code) is int else None
     if dtype is None:
         allowed = ", ".join(str(d).removeprefix("torch.") for d in DTYPES.values())
         raise NotSupported(f"{what}: dtype {shown(meta.get('dtype'))}: allowed {allowed}")

@@ -25,6 +25,7 @@ import re
 from backends.pt2_archive import IDENTIFIER, shown
 from backends.pt2_values import SYMBOL, Values
 from harness.files import limits
+from harness.json_values import JsonObject
 
 ATEN_TARGET = re.compile(rf"torch\.ops\.aten\.({IDENTIFIER})\.({IDENTIFIER})\Z")
 BUILTIN_TARGETS = {"_operator.getitem": "operator.getitem"}
@@ -168,7 +169,7 @@ class _Checker(Values):
                 f"an input spec of kind {shown(kind)}: allowed user inputs, parameters, buffers "
                 "and tensor constants"
             )
-        spec = {
+        spec: JsonObject = {
             "arg": self._tensor_ref(inner.get("arg"), f"a {kind}"),
             fields[kind]: self.fqn(inner.get(fields[kind]), f"a {kind}'s name"),
         }
@@ -219,7 +220,8 @@ class _Checker(Values):
         module = document.get("graph_module")
         module = module if isinstance(module, dict) else {}
         graph, targets = self.graph(module.get("graph"))
-        signature = module.get("signature") if isinstance(module.get("signature"), dict) else {}
+        found = module.get("signature")
+        signature = found if isinstance(found, dict) else {}
         version = document.get("schema_version")
         version = version if isinstance(version, dict) else {}
         verifiers = self.listed(document.get("verifiers", []), "verifiers", 4)

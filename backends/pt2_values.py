@@ -150,7 +150,7 @@ class Values:
         if call not in SYMPY_CALLS:
             return f"calls {call}"
         if call == "Symbol":
-            (name, *rest), keywords = node.args or [None], node.keywords
+            (name, *rest), keywords = node.args or [ast.Constant(None)], node.keywords
             if rest or not (isinstance(name, ast.Constant) and isinstance(name.value, str)):
                 return "a Symbol without one name"
             if not SYMBOL.match(name.value):

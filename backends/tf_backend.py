@@ -55,7 +55,7 @@ class KerasBackend(BaseBackend):
         return {"tensorflow": pools}
 
     def build(self, spec: ModelSpec, weights: CanonicalWeights) -> PreparedKeras:
-        return PreparedKeras(spec, weights, self.mode)
+        return self.named(PreparedKeras(spec, weights, self.mode))
 
     def _compiled(self, fn):
         if self.mode == "eager":

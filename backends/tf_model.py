@@ -135,7 +135,7 @@ def set_canonical_weights(model, rnn_layers, weights: CanonicalWeights) -> None:
 def canonical_from_keras_arrays(spec: ModelSpec, per_rnn_layer, head=None) -> CanonicalWeights:
     """Canonical weights from [kernel, recurrent_kernel, bias] per Keras RNN layer, in
     (layer, direction) order, and optionally [kernel, bias] of the Dense head."""
-    D, arrays = spec.num_directions, {}
+    D, arrays = spec.num_directions, dict[str, list[np.ndarray]]()
     for index, (kernel, recurrent, bias) in enumerate(per_rnn_layer):
         layer = index // D
         to_onnx = lambda a: reorder_gates(np.asarray(a), spec.cell, "keras", "onnx")  # noqa: E731
@@ -175,11 +175,12 @@ def import_keras_model(model: keras.Model) -> tuple[ModelSpec, CanonicalWeights]
     reset_after = bool(getattr(first.cell, "reset_after", True))
     activation = "none"
     if head is not None:
-        activation = {"linear": "none", "softmax": "softmax"}.get(head.activation.__name__)
-        if activation is None:
+        known = {"linear": "none", "softmax": "softmax"}.get(head.activation.__name__)
+        if known is None:
             raise NotSupported(
                 f"Dense activation {head.activation.__name__}: allowed none, softmax"
             )
+        activation = known
     spec = ModelSpec(
         cell,
         int(first.cell.kernel.shape[0]),

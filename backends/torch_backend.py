@@ -82,7 +82,7 @@ class TorchBackend(BaseBackend):
         return {"torch": pools}
 
     def build(self, spec: ModelSpec, weights: CanonicalWeights) -> PreparedTorch:
-        return PreparedTorch(spec, weights, self.device, self.tf32, self.compile_mode)
+        return self.named(PreparedTorch(spec, weights, self.device, self.tf32, self.compile_mode))
 
     def _tensors(self, arrays, dtype: str):
         return [torch.as_tensor(a, dtype=getattr(torch, dtype), device=self.device) for a in arrays]
@@ -229,7 +229,7 @@ class PreparedTorch(BasePrepared):
         model = self.model.eval()
         if self.compile_mode is not None:
             mode = None if self.compile_mode == "default" else self.compile_mode
-            model = torch.compile(model, mode=mode)
+            model = torch.compile(model, mode=mode)  # type: ignore[assignment]  # it runs as one
         xt, sync = self._tensor(x), _sync(self.device)
 
         def run():

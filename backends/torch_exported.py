@@ -85,6 +85,8 @@ def read(path):
     dtype = {torch.float32: "float32", torch.float64: "float64"}.get(w_hh.dtype)
     if dtype is None:
         raise NotSupported(f"{path}: weights of dtype {w_hh.dtype}: allowed float32, float64")
+    if cell is None or bidirectional is None:
+        raise NotSupported(f"{path}: no recurrent op to read")
     spec = ModelSpec(
         cell,
         int(named["rnn.weight_ih_l0"].shape[1]),
@@ -234,7 +236,7 @@ def runtime(path):
         "layers": sum(int(c.args[4]) for c in rnn_calls),
         "directions": 2 if bi else 1,
         "dtype": str(dtype).removeprefix("torch."),
-        "input_size": int(front.table.shape[1]) if front.tokens else int(shape[-1]),
+        "input_size": int(front.table.shape[1]) if front.table is not None else int(shape[-1]),
         "batch_first": bool(batch_first),
         "front": front,
     }
@@ -248,7 +250,7 @@ def _sequence_input(program, path):
     inputs = [n for n in program.graph.nodes if n.op == "placeholder" and n.name in user]
     value = inputs[0].meta.get("val") if len(inputs) == 1 else None
     rank = len(getattr(value, "shape", ()))
-    if rank != 3 and not (rank == 2 and not value.dtype.is_floating_point):
+    if value is None or (rank != 3 and not (rank == 2 and not value.dtype.is_floating_point)):
         raise NotSupported(
             f"{path}: its program takes {len(inputs)} input(s), not one sequence: allowed "
             "one [T, B, I] or [B, T, I] tensor, or integer tokens [T, B] or [B, T]"

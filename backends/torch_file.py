@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import warnings
+from typing import Any
 
 import numpy as np
 import torch
@@ -166,7 +167,9 @@ def _torchscript(path):
 def _modules(module, path):
     """The recurrent modules, the Linear ones and an Embedding before them, in registration
     order; anything else that computes is refused by name."""
-    rnns, linears, embeddings = [], [], []
+    rnns: list[tuple[str, Any]] = []
+    linears: list[tuple[str, Any]] = []
+    embeddings: list[tuple[str, Any]] = []
     for name, sub in module.named_modules():
         kind = getattr(sub, "original_name", type(sub).__name__)
         if not name and kind not in KINDS:  # the file's own module: a wrapper, or the RNN
@@ -318,6 +321,8 @@ def _spec_from_modules(module, rnns, linears, graph_ops, graph_args, path):
     dtype = {torch.float32: "float32", torch.float64: "float64"}.get(w_hh.dtype)
     if dtype is None:
         raise NotSupported(f"{path}: weights of dtype {w_hh.dtype}: allowed float32, float64")
+    if cell is None or H is None or bidirectional is None:
+        raise NotSupported(f"{path}: no recurrent module to read")
     spec = ModelSpec(
         cell,
         I,

@@ -9,6 +9,8 @@ final state at each sample's last valid step, reverse direction starting there).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch import nn
@@ -67,7 +69,7 @@ class RecurrentModel(nn.Module):
         if self.head is not None:
             D = spec.num_directions
             head = self.head(h_n[-D:].permute(1, 0, 2).reshape(h_n.shape[1], -1))
-            if spec.head.activation == "softmax":
+            if spec.head is not None and spec.head.activation == "softmax":
                 head = torch.softmax(head, dim=-1)
         return y, h_n, c_n, head
 
@@ -121,14 +123,17 @@ def import_module(module: nn.Module, head: nn.Linear | None = None, activation="
         raise NotSupported(f"nn.RNN(nonlinearity={module.nonlinearity!r}): only tanh")
     if getattr(module, "proj_size", 0) or not module.bias:
         raise NotSupported("LSTM projections (proj_size) and bias=False are not supported")
-    dtype = {torch.float32: "float32", torch.float64: "float64"}.get(module.weight_ih_l0.dtype)
+    rnn: Any = module  # nn.RNNBase: its sizes are plain attributes, not submodules
+    dtype = {torch.float32: "float32", torch.float64: "float64"}.get(rnn.weight_ih_l0.dtype)
+    if dtype is None:
+        raise NotSupported(f"weights of dtype {rnn.weight_ih_l0.dtype}: allowed float32, float64")
     spec = ModelSpec(
         cell,
-        module.input_size,
-        module.hidden_size,
-        num_layers=module.num_layers,
-        bidirectional=module.bidirectional,
-        batch_first=module.batch_first,
+        rnn.input_size,
+        rnn.hidden_size,
+        num_layers=rnn.num_layers,
+        bidirectional=rnn.bidirectional,
+        batch_first=rnn.batch_first,
         dtype=dtype,
         head=None if head is None else Head(head.out_features, activation),
     )

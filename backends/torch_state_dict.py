@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 
 from backends.torch_model import from_torch_state_dict, param_names
+from harness.model.arrays import Arrays
 from harness.model.front_end import PLAIN, FrontEnd
 from harness.model.protocol import NotSupported
 from harness.model.spec import ModelSpec
@@ -72,7 +73,7 @@ def _embedding(path, state: dict, spec: ModelSpec, left: set[str]) -> FrontEnd:
     return FrontEnd(state[tables[0]].detach().cpu().numpy(), layers=(tables[0],))
 
 
-def _state_dict_head(path, state, spec, prefix) -> dict:
+def _state_dict_head(path, state, spec, prefix) -> tuple[Arrays, set[str]]:
     width = spec.num_directions * spec.hidden_size
     candidates = [
         k[: -len("weight")]

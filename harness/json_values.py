@@ -1,9 +1,13 @@
-"""JSON holds finite numbers only: NaN and infinities are written as null."""
+"""JSON holds finite numbers only: NaN and infinities are written as null. JsonObject names what
+crosses a JSON edge untyped: a file's content before its typed record reads it (or after it
+writes it), environment metadata as collected, a message between processes."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
+
+JsonObject = dict[str, Any]  # a JSON object at an edge; typed records read it (harness/records)
 
 
 def finite_or_null(value: Any) -> Any:

@@ -10,7 +10,7 @@ from typing import Any
 
 from harness.escape import for_markdown, for_terminal
 
-Column = tuple[str, Callable[[dict[str, Any]], Any]]
+Column = tuple[str, Callable[[Any], Any]]  # (header, what one item shows)
 
 
 class Markdown(str):
@@ -52,9 +52,10 @@ def print_table(header: Sequence[str], rows: Iterable[Sequence[Any]], markdown=F
         from rich.console import Console
         from rich.table import Table
     except ImportError:
-        Console = None  # noqa: N806
-    console = Console() if Console else None
-    if console is None or not console.is_terminal:
+        print(text_table(header, rows))
+        return
+    console = Console()
+    if not console.is_terminal:
         print(text_table(header, rows))
         return
     from rich.markup import escape
@@ -68,18 +69,19 @@ def print_table(header: Sequence[str], rows: Iterable[Sequence[Any]], markdown=F
     console.print(table)
 
 
-def table_of(columns: Sequence[Column], items: Iterable[dict[str, Any]]) -> str:
+def table_of(columns: Sequence[Column], items: Iterable[Any]) -> str:
     return markdown_table(
         [h for h, _ in columns], ([show(i) for _, show in columns] for i in items)
     )
 
 
-def field(name: str) -> Callable[[dict[str, Any]], Any]:
-    return lambda item: item[name]
+def field(name: str) -> Callable[[Any], Any]:
+    """What an item (a typed row) holds as its attribute `name`."""
+    return lambda item: getattr(item, name)
 
 
 def fields(*names: str) -> list[Column]:
-    """Columns that show a field as it is, headed by its name."""
+    """Columns that show an attribute as it is, headed by its name."""
     return [(name, field(name)) for name in names]
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.util
-from typing import Any
+from collections.abc import Mapping
+from typing import Literal
 
 from harness.model.errors import missing_package
 from harness.model.protocol import NotSupported
@@ -23,6 +24,9 @@ REFERENCE = "numpy"  # the oracle every other backend is compared with
 HEADLINE = ("torch-cpu", "torch-cuda")  # the framework the findings and the selfcheck quote first
 
 
+Device = Literal["cpu", "gpu"]
+
+
 class UnknownBackend(ValueError):
     pass
 
@@ -32,8 +36,8 @@ class Entry:
     import_path: str  # "module:Class"
     requires: tuple[str, ...]  # import names that must be installed
     extra: str  # the pip extra that installs them
-    kwargs: dict[str, Any]
-    device: str  # cpu | gpu
+    kwargs: Mapping[str, object]  # the backend class's constructor arguments
+    device: Device
     modes: tuple[str, ...]  # benchmark modes; () = parity only
     mingru: bool  # has minGRU (forward = parallel scan, sequential)
     product_of: str  # the backend whose matrix product is this one's equal-FLOP baseline ("": none)
@@ -54,7 +58,7 @@ def register(
     import_path: str,
     requires=(),
     extra="",
-    runs_on="cpu",
+    runs_on: Device = "cpu",
     modes=(),
     mingru=False,
     product_of=None,

@@ -4,6 +4,7 @@ numbers, for testing what reads them."""
 from __future__ import annotations
 
 from harness.bench.case import make_case
+from harness.records.parallel_in_time import SweepDocument
 from harness.sweeps import parallel_in_time as sweep
 from harness.sweeps import parallel_in_time_work as counts
 from tests.synthetic_results import document, record, spread
@@ -45,7 +46,7 @@ def row(grid="steps", cell="gru", method="newton", steps=16, gain=1.0, lle=-0.5,
     return out
 
 
-def sweep_doc(machine="sweep-box") -> dict:
+def sweep_doc(machine="sweep-box") -> SweepDocument:
     """GRU over T (newton 2, 5, 5; quasi-newton 2, 16, 22 at T = 1, 16, 256) and a gain sweep at
     T=256 whose two chaotic points (LLE > 0) do not converge and whose gain-3 point stops off
     the sequential run."""
@@ -63,7 +64,7 @@ def sweep_doc(machine="sweep-box") -> dict:
     # near LLE = 0 the change between iterates falls under tol while still off the sequential run
     rows.append(row("gain", steps=256, gain=3.0, lle=-0.01, iterations=969))
     rows[-1].update(parity_passed=False, max_abs_error=5e-11)
-    environment = {"machine": machine, "git": {"commit": "0123456789abcdef"}}
+    environment = {"machine": machine, "cpu": {}, "git": {"commit": "0123456789abcdef"}}
     return sweep.document(sweep.Grid(), rows, environment, 12.0)
 
 

@@ -218,3 +218,19 @@ def test_the_reference_variant_has_a_field_per_spec_variant():
     from harness.model.spec import VARIANTS
 
     assert [f.name for f in dataclasses.fields(Variant)] == list(VARIANTS)
+
+
+@pytest.mark.parametrize("name", ["numpy", "torch-cpu", "tf-function", "ort-direct-cpu"])
+def test_a_prepared_model_is_named_as_its_backend(name):
+    from harness.model.spec import ModelSpec
+    from harness.model.weights import init_weights
+
+    spec = ModelSpec("gru", 3, 4)
+    try:
+        prepared = registry.get_backend(name).build(spec, init_weights(spec, seed=0))
+    except NotSupported as exc:
+        pytest.skip(str(exc))
+    assert prepared.name == name
+    if name == "ort-direct-cpu":  # what it cannot do is said under its own name
+        with pytest.raises(NotSupported, match=f"^{name} has no training"):
+            prepared.train_sgd(None, None, 0.1, 1.0)

@@ -166,8 +166,8 @@ def test_every_case_is_timed_once_by_a_worker_that_names_its_machine(two_workers
 
 
 def _report_names_each_machine(out: Path, folder: Path, records: list[dict]) -> None:
+    from harness.analysis.machine_sections import environment
     from harness.analysis.report import write_report
-    from harness.analysis.sections import environment
 
     written = write_report([str(out)], folder)
     text = written["markdown"].read_text()
@@ -190,9 +190,9 @@ def _views(out: Path) -> list:
 def _speed_rows(out: Path, case_id: str) -> str:
     from harness.analysis import rows as table
 
-    rows = [r for r in table.rows(_views(out)) if r["id"] == case_id]
+    rows = [r for r in table.rows(_views(out)) if r.id == case_id]
     assert len(rows) == 1, "one row per case, under the machine that timed it"
-    return f"{rows[0]['id']} @{rows[0]['machine']}"
+    return f"{rows[0].id} @{rows[0].machine}"
 
 
 def _write_suite(folder: Path, min_round_s: float, rounds: int) -> Path:
@@ -230,7 +230,7 @@ def test_a_worker_killed_mid_group_costs_no_case(two_workers, tmp_path):
         except BaseException as exc:  # re-raised below, in the test's thread
             finished["error"] = exc
 
-    thread = threading.Thread(backend=run)
+    thread = threading.Thread(target=run)
     thread.start()
     group, case_workers = _a_group_being_timed(two_workers, timeout_s=90)
     records_before = len(json.loads(out.read_text())["cases"]) if out.exists() else 0
@@ -466,7 +466,7 @@ def test_a_worker_that_joins_unfit_is_retired_and_its_groups_run_elsewhere(
         except BaseException as exc:
             finished["error"] = exc
 
-    thread = threading.Thread(backend=run)
+    thread = threading.Thread(target=run)
     thread.start()
     _a_group_being_timed(two_workers, timeout_s=90)
     two_workers.add_worker("gamma", "--nthreads", "2")  # joins after the up-front check

@@ -58,14 +58,14 @@ def test_an_injected_regression_fails_and_noise_does_not():
     base = example_doc()
     regressed = _slow_down(base, 1.25, which=lambda i: i == 0)
     result = _compare(base, regressed, Gate("median", 0.10))
-    assert result["regressions"] == [base["cases"][0]["id"]]
-    assert result["geomean"] == pytest.approx(1.25 ** (1 / len(base["cases"])))
+    assert result.regressions == [base["cases"][0]["id"]]
+    assert result.geomean == pytest.approx(1.25 ** (1 / len(base["cases"])))
     noise = _slow_down(base, 1.004)  # +0.4%: within the samples' own spread
     quiet = _compare(base, noise, Gate("median", 0.10))
-    assert quiet["regressions"] == [] and all(r["verdict"] == "same" for r in quiet["rows"])
+    assert quiet.regressions == [] and all(r.verdict == "same" for r in quiet.rows)
     small = _compare(base, _slow_down(base, 1.05), Gate("median", 0.10))
-    assert small["regressions"] == []  # significant but under the 10% threshold
-    assert {r["verdict"] for r in small["rows"]} == {"slower"}
+    assert small.regressions == []  # significant but under the 10% threshold
+    assert {r.verdict for r in small.rows} == {"slower"}
 
 
 def test_other_machine_or_versions_are_flagged():
@@ -73,9 +73,9 @@ def test_other_machine_or_versions_are_flagged():
     other = example_doc(machine="elsewhere")
     other["machines"]["elsewhere"]["environment"]["libraries"]["torch"] = "2.11.0"
     result = _compare(base, other, Gate("median", 0.10))
-    assert "torch: 2.13.0 -> 2.11.0" in result["environment_differences"]
-    assert "machine: test-machine -> elsewhere" in result["environment_differences"]
-    assert len(result["rows"]) == len(base["cases"])  # one machine each: still compared
+    assert "torch: 2.13.0 -> 2.11.0" in result.environment_differences
+    assert "machine: test-machine -> elsewhere" in result.environment_differences
+    assert len(result.rows) == len(base["cases"])  # one machine each: still compared
 
 
 def _halves():
@@ -95,14 +95,14 @@ def test_files_of_several_machines_compare_like_with_like():
     base = merged(a, b)
     new = merged(a, _slow_down(b, 1.25), idle)
     result = _compare(base, new, Gate("median", 0.10))
-    assert len(result["rows"]) == len(a["cases"]) + len(b["cases"])
-    by_machine = {m: [r for r in result["rows"] if r["machine"] == m] for m in ("cpu-a", "cpu-b")}
-    assert {r["verdict"] for r in by_machine["cpu-a"]} == {"same"}
-    assert all(r["ratio"] == pytest.approx(1.25) for r in by_machine["cpu-b"])
-    assert len(result["regressions"]) == len(b["cases"])
-    assert result["machines_not_compared"] == ["cpu-c (only in NEW)"]
-    assert result["only_in_base"] == result["timed_on_another_machine"] == []
-    assert result["environment_differences"] == []
+    assert len(result.rows) == len(a["cases"]) + len(b["cases"])
+    by_machine = {m: [r for r in result.rows if r.machine == m] for m in ("cpu-a", "cpu-b")}
+    assert {r.verdict for r in by_machine["cpu-a"]} == {"same"}
+    assert all(r.ratio == pytest.approx(1.25) for r in by_machine["cpu-b"])
+    assert len(result.regressions) == len(b["cases"])
+    assert result.machines_not_compared == ["cpu-c (only in NEW)"]
+    assert result.only_in_base == result.timed_on_another_machine == []
+    assert result.environment_differences == []
     text = format_comparison(result)
     assert "machines not compared (no like for like): cpu-c (only in NEW)" in text
     header = next(line for line in text.splitlines() if line.startswith("case "))
@@ -149,8 +149,8 @@ def test_a_case_timed_on_another_machine_is_named_not_compared():
     new_a["cases"] = new_a["cases"][1:]
     new_b["cases"] = [*new_b["cases"], {**copy.deepcopy(moved), "machine": "cpu-b"}]
     result = _compare(base, merged(new_a, new_b), Gate("median", 0.10))
-    assert result["timed_on_another_machine"] == [moved["id"]]
-    assert result["only_in_base"] == []
+    assert result.timed_on_another_machine == [moved["id"]]
+    assert result.only_in_base == []
     assert "1 cases of BASE were timed on another machine in NEW" in format_comparison(result)
 
 

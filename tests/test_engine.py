@@ -77,7 +77,7 @@ def test_resume_measures_only_what_is_missing_and_never_overwrites(tmp_path):
     assert seen == [c.id for c in first.cases[1:]]
     assert doc.cases[0] == kept and len(doc.cases) == 3
     forward, gemm = rows(results.machine_views(doc))[:2]  # one group, its cases in two runs
-    assert forward["round_group"][0] == gemm["round_group"][0] and not paired(forward, gemm)
+    assert forward.round_group[0] == gemm.round_group[0] and not paired(forward, gemm)
     with pytest.raises(results.ResultsError, match="exists: pass --resume .* or --overwrite"):
         engine.run_suite(_suite(), out)
     other = Suite("other", "", 1, dict(FAST), _suite().cases)

@@ -79,10 +79,10 @@ def planted():
 
 
 def test_the_machine_model_by_hand(planted):
-    peak = planted["machine"]["peaks"][("planted", "cpu", "float32", 2)]
+    peak = planted.machine.peaks[("planted", "cpu", "float32", 2)]
     assert (peak.flops, peak.backend, peak.size) == (pytest.approx(100e9), "numpy", "N=1024")
     assert peak.theoretical == pytest.approx(32 * 3000e6 * 2)
-    memory = planted["machine"]["memory"][("planted", "cpu", 2)]
+    memory = planted.machine.memory[("planted", "cpu", 2)]
     assert memory.levels == (("L1", 64 * 2**10), ("L2", 2 * 2**20), ("L3", 16 * 2**20))
     # NumPy's copy runs on one thread: the bound at 2 threads allows twice what it moved
     for size, level, bandwidth in (
@@ -121,27 +121,25 @@ def test_a_smaller_working_set_is_never_served_slower():
 
 def test_roofline_counts_every_flop_at_the_right_level(planted):
     lstm, gru = (
-        next(r for r in planted["roofline"] if r["cell"] == cell) for cell in ("lstm", "gru")
+        next(r for r in planted.roofline if r.fit.cell == cell) for cell in ("lstm", "gru")
     )
-    assert lstm["step_flops"] == 2 * 4 * 256 * (128 + 256) + 12 * 256  # x.W + h.R + gates
-    assert lstm["compute_bound_s"] == pytest.approx(lstm["step_flops"] / 100e9)
+    assert lstm.bound.step_flops == 2 * 4 * 256 * (128 + 256) + 12 * 256  # x.W + h.R + gates
+    assert lstm.bound.compute_bound_s == pytest.approx(lstm.bound.step_flops / 100e9)
     lstm_bytes = 4 * (4 * 256 * 256 + 4 * 256 + 2 * 2 * 256)  # R, input gates, states
-    assert lstm["level"] == "L2" and lstm["limited_by"] == "memory"
-    assert lstm["memory_bound_s"] == pytest.approx(lstm_bytes / 100e9)
-    assert lstm["times_bound"] == pytest.approx(5e-6 / (lstm_bytes / 100e9))
+    assert lstm.bound.level == "L2" and lstm.bound.limited_by == "memory"
+    assert lstm.bound.memory_bound_s == pytest.approx(lstm_bytes / 100e9)
+    assert lstm.times_bound == pytest.approx(5e-6 / (lstm_bytes / 100e9))
     gru_bytes = 4 * (3 * 256 * 256 + 3 * 256 + 2 * 256)
-    assert gru["memory_bound_s"] == pytest.approx(gru_bytes / 100e9)
-    assert gru["limited_by"] == "memory" and gru["times_bound"] == pytest.approx(
+    assert gru.bound.memory_bound_s == pytest.approx(gru_bytes / 100e9)
+    assert gru.bound.limited_by == "memory" and gru.times_bound == pytest.approx(
         20e-6 / (gru_bytes / 100e9)
     )
 
 
 def test_the_checks_find_exactly_the_planted_violations(planted):
-    found = {(i.kind, i.subject) for i in planted["inconsistencies"]}
+    found = {(i.kind, i.subject) for i in planted.inconsistencies}
     case = "torch-cpu/forward/lstm/float32/B64/T100/I128/H256/L1/th2"
-    series = next(
-        i.subject for i in planted["inconsistencies"] if i.kind == invariants.BEATS_ROOFLINE
-    )
+    series = next(i.subject for i in planted.inconsistencies if i.kind == invariants.BEATS_ROOFLINE)
     assert found == {
         (invariants.ABOVE_PEAK, case),
         (invariants.BEATS_OWN, case),
@@ -149,7 +147,7 @@ def test_the_checks_find_exactly_the_planted_violations(planted):
         (invariants.BEATS_ROOFLINE, series),
     }
     assert series.startswith("torch-cpu lstm B=1 ")
-    by_kind = {i.kind: i for i in planted["inconsistencies"]}
+    by_kind = {i.kind: i for i in planted.inconsistencies}
     assert "150 GFLOP/s against 100 GFLOP/s" in by_kind[invariants.ABOVE_PEAK].measured
     assert "not the machine's best GEMM" in by_kind[invariants.ABOVE_PEAK].cause
     assert by_kind[invariants.BEATS_OWN].measured.startswith("0.50x [0.50, 0.50]")
@@ -163,7 +161,7 @@ def test_tables_show_no_share_over_100_and_no_penalty_under_1(planted):
     assert "0.50x" not in table and "0.67x" not in table and "inconsistent" in table
     assert "1.60x [1.60, 1.60]" in table and "2.00x [2.00, 2.00]" in table  # the held case
     assert "tf-eager (made up): dispatch-bound" in table
-    assert not any(p["backend"] == "tf-eager" for p in planted["penalties"])
+    assert not any(p.backend == "tf-eager" for p in planted.penalties)
     assert "4 measurements beat a limit" in body["Inconsistencies"]
     clean_views = views(example_doc())
     clean = dict(sections.sections(measures.analyse(clean_views), clean_views, ""))
@@ -177,7 +175,7 @@ def _paired(a, b) -> float:
 def _above_theory(doc, ok: list, rate: dict[str, float]) -> set[tuple[str, str]]:
     """Products (and cases) faster than the theoretical peak the environment states; of the
     peak probes, efficiency rates none, so only the best one a (dtype, threads) is checked."""
-    theory = (doc.environment.get("cpu_limits") or {}).get("peak", {}).get("gflops", {})
+    theory = (doc.environment.cpu_limits or {}).get("peak", {}).get("gflops", {})
     out, best = set(), {}
     for r in ok:
         where = (r.case.dtype, r.case.threads)
@@ -206,7 +204,7 @@ def _same_shape(a, b) -> bool:
 def _expected(doc) -> set[tuple[str, str]]:
     """Every violation in a results file, computed from its raw records alone."""
     ok = [r for r in doc.cases if r.status == "ok"]
-    rate = {r.id: r.flops / r.derived()["median"] for r in ok if r.flops}
+    rate = {r.id: r.flops / r.derived().median for r in ok if r.flops}
     out = _above_theory(doc, ok, rate)
     for r in ok:
         where = (r.case.dtype, r.case.threads)
@@ -225,7 +223,7 @@ def _expected(doc) -> set[tuple[str, str]]:
             continue
         if _paired(r, products[library]) < 1:
             out.add((invariants.BEATS_OWN, r.id))
-        fastest = min(products.values(), key=lambda p: p.derived()["median"])
+        fastest = min(products.values(), key=lambda p: p.derived().median)
         if _paired(r, fastest) < 1:
             out.add((invariants.BEATS_BEST, r.id))
     return out
@@ -235,10 +233,10 @@ def _expected(doc) -> set[tuple[str, str]]:
 def test_every_violation_in_the_committed_results_is_flagged(path):
     (doc,) = results.machine_views(results.load_results(path))
     result = measures.analyse([doc])
-    found = result["inconsistencies"]
+    found = result.inconsistencies
     flagged = {(i.kind, i.subject) for i in found}
     assert _expected(doc) <= flagged
-    beaten = {r["backend"] for r in result["roofline"] if r["times_bound"] < 1}
+    beaten = {r.fit.backend for r in result.roofline if r.times_bound < 1}
     assert beaten == {i.subject.split()[0] for i in found if i.kind == invariants.BEATS_ROOFLINE}
     assert all(len(i.cause) > 40 for i in found)
     # and the report prints none of them as a share or a penalty
@@ -261,7 +259,7 @@ def test_the_committed_default_run_states_each_violation_with_its_cause_once():
     is of a known kind, names what it was measured against, and each cause is written once
     above the cases it covers."""
     path = ROOT / "results" / "cpu-2core" / "bench-full.json"
-    found = measures.analyse(results.machine_views(results.load_results(path)))["inconsistencies"]
+    found = measures.analyse(results.machine_views(results.load_results(path))).inconsistencies
     known = {
         invariants.ABOVE_PEAK,
         invariants.ABOVE_THEORY,

@@ -16,7 +16,7 @@ ALLOWED = {
     "harness.files": {"harness.model"},
     "harness.model": {"harness.files"},
     "harness.machine": {"harness.model"},
-    "harness.sweeps": {"harness.model"},
+    "harness.sweeps": {"harness.model", "harness.records"},
     "harness.onnx": {"harness.model", "harness.files"},
     "harness.records": {"harness.bench", "harness.machine"},
     "harness.parity": {"harness.model", "harness.onnx", "harness.records"},

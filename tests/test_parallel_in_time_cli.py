@@ -10,6 +10,7 @@ import pytest
 from harness.cli.main import main
 from harness.model.spec import ModelSpec, save_spec
 from harness.model.weights import init_weights, save_weights
+from harness.records.parallel_in_time import SolveDocument
 
 
 def _run(tmp_path, capsys, *argv):
@@ -31,6 +32,7 @@ def test_generated_model_converges_and_writes_the_record(tmp_path, capsys):
     assert record["max_abs_error"] < 1e-12 and all(c["passed"] for c in record["parity"])
     assert {c["quantity"] for c in record["parity"]} == {"y", "h_n"}
     assert "parity passed" in captured.out and "Lyapunov" in captured.out
+    assert SolveDocument.model_validate(record).solves[0].converged  # the record reads back
 
 
 def test_spec_weights_and_inputs_from_files(tmp_path, capsys):

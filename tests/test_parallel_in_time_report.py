@@ -13,6 +13,7 @@ import pytest
 
 from harness.analysis import measures, parallel_in_time
 from harness.cli.main import main
+from harness.records.parallel_in_time import SweepRow, dumps
 from harness.sweeps import parallel_in_time as sweep
 from harness.sweeps import parallel_in_time_work as counts
 from tests.synthetic_parallel_in_time import NEWTON_WORK, bench_doc, sweep_doc
@@ -91,7 +92,7 @@ def test_tiny_sweep_rows(tiny):
     rows = tiny["rows"]
     assert len(rows) == len(sweep.load_grid_text(TINY).points()) == 2 * 3 * 2 + 2 * 2 * 2
     for row in rows:
-        assert set(sweep.ROW_FIELDS) <= set(row)
+        assert set(SweepRow.model_fields) == set(row)  # every field written, null or not
         assert row["converged"] == (row["iterations"] is not None) or row["status"] == "skipped"
         if row["converged"]:
             # first-k-exact: T updates and one that confirms always suffice
@@ -134,19 +135,20 @@ def test_bad_sweep_input_is_one_line_and_exit_2(argv, message, tmp_path, capsys,
 def test_analysis_of_made_up_documents():
     bench = views(bench_doc())
     result = measures.analyse(bench)
-    solves = parallel_in_time.analyse([sweep_doc()], result, bench)
-    (timed,) = solves["timed"]
-    assert timed["time_ratio_ci"] == (2.0, 2.0, 2.0)  # 20 ms / 10 ms, paired round by round
-    assert timed["work_multiplier"] == NEWTON_WORK
-    assert timed["parallelism_found_ci"] == (NEWTON_WORK / 2,) * 3
-    assert timed["headroom_ci"] == (4.0, 4.0, 4.0)  # the step loop / its product: 10 / 2.5 ms
-    assert timed["depth"] == 5 * (2 + 11)  # T=64: 2*6 - 1 scan rounds
-    assert "cannot win" in parallel_in_time.verdict(NEWTON_WORK, timed["headroom_ci"])
-    assert "room for a win" in parallel_in_time.verdict(3.9, timed["headroom_ci"])
+    solves = parallel_in_time.analyse([sweep_doc()], result.rows, result.penalties)
+    assert solves is not None
+    (timed,) = solves.timed
+    assert timed.time_ratio_ci == (2.0, 2.0, 2.0)  # 20 ms / 10 ms, paired round by round
+    assert timed.work_multiplier == NEWTON_WORK
+    assert timed.parallelism_found_ci == (NEWTON_WORK / 2,) * 3
+    assert timed.headroom_ci == (4.0, 4.0, 4.0)  # the step loop / its product: 10 / 2.5 ms
+    assert timed.work.depth == 5 * (2 + 11)  # T=64: 2*6 - 1 scan rounds
+    assert "cannot win" in parallel_in_time.verdict(NEWTON_WORK, timed.headroom_ci)
+    assert "room for a win" in parallel_in_time.verdict(3.9, timed.headroom_ci)
     assert "too close" in parallel_in_time.verdict(4.0, (4.0, 3.5, 4.5))
-    newton, quasi = solves["by_steps"]
-    assert [p["iterations"] for p in quasi["points"]] == [2, 16, 22]
-    summary, *texts = [f.text for f in solves["findings"]]
+    newton, quasi = solves.by_steps
+    assert [p.iterations for p in quasi.points] == [2, 16, 22]
+    summary, *texts = [f.text for f in solves.findings]
     assert "at commit 0123456789, default init): at T=256, against the step loop's 256" in summary
     assert "newton 5 iterations, 54.5x the work, depth 85 rounds" in summary
     assert "quasi-newton 22 iterations, 19x the work, depth 374 rounds" in summary
@@ -163,12 +165,12 @@ def test_analysis_of_made_up_documents():
     assert "**2.00x [2.00, 2.00]** the step loop's time for **59.6x** its work" in texts[3]
     assert "29.8x [29.8, 29.8] the step loop's FLOP rate" in texts[3]
     assert "Recurrence penalty there 4.00x [4.00, 4.00]" in texts[3]
-    assert not any(f.unstable for f in solves["findings"])
+    assert not any(f.unstable for f in solves.findings)
 
 
 def test_no_parallel_in_time_data_no_section():
-    bench = views(example_doc())
-    assert parallel_in_time.analyse([], measures.analyse(bench), bench) is None
+    result = measures.analyse(views(example_doc()))
+    assert parallel_in_time.analyse([], result.rows, result.penalties) is None
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +178,7 @@ def reports(tmp_path_factory):
     folder = tmp_path_factory.mktemp("parallel-in-time-report")
     bench, swept = folder / "bench.json", folder / "parallel-in-time.json"
     bench.write_text(json.dumps(bench_doc()))
-    swept.write_text(sweep.dumps(sweep_doc()))
+    swept.write_text(dumps(sweep_doc()))
     assert main(["report", str(bench), str(swept), "--out", str(folder / "with")]) == 0
     old = folder / "old.json"  # no Newton timing, no sweep: an old report
     old.write_text(json.dumps(example_doc()))
@@ -212,7 +214,7 @@ def test_report_without_parallel_in_time_data(reports):
 def test_report_refuses_a_sweep_of_another_schema(tmp_path, capsys):
     bench, sweep = tmp_path / "bench.json", tmp_path / "parallel-in-time.json"
     bench.write_text(json.dumps(example_doc()))
-    doc = sweep_doc()
+    doc = json.loads(dumps(sweep_doc()))
     doc["schema_version"] = 2
     sweep.write_text(json.dumps(doc))
     assert main(["report", str(bench), str(sweep), "--out", str(tmp_path / "out")]) == 2

@@ -170,7 +170,7 @@ def test_a_missing_stats_block_is_derived_not_needed(tmp_path):
     path = tmp_path / "r.json"
     path.write_text(json.dumps(data))
     record = results.load_results(path).cases[0]
-    assert record.derived()["median"] == pytest.approx(0.15)
+    assert record.derived().median == pytest.approx(0.15)
 
 
 def test_missing_file(tmp_path):
@@ -213,7 +213,7 @@ def test_machine_views_split_a_file_by_the_machine_that_timed_each_case():
     assert [r.id for r in views["m"].cases] == [A]  # B was lost: no machine
     assert [r.id for r in views["m"].lost] == [B] and views["gpu-box"].lost == []
     assert [r.id for r in views["gpu-box"].cases] == ["c"]
-    assert views["gpu-box"].environment["cpu"]["model"] == "Xeon"
+    assert views["gpu-box"].environment.cpu["model"] == "Xeon"
     assert views["gpu-box"].hosts == ["g1"] and views["m"].selfcheck["loop_overhead_s"]
 
 
@@ -242,8 +242,8 @@ def test_the_committed_results_validate():
         and p.name not in ("selfcheck.json", "gpu_speed.json", "tf32.json")
     ]
     assert files
-    benches, parities, sweeps, trainings = load_inputs(files)
-    assert benches and parities
+    inputs = load_inputs(files)
+    assert inputs.benches and inputs.parities and inputs.sweeps and inputs.trainings
 
 
 def test_the_published_schemas_and_tables_are_the_codes(tmp_path):

@@ -15,6 +15,7 @@ from backends.parallel_in_time.arrays import namespace
 from backends.parallel_in_time.jacobians import input_projection, sigmoid, step
 from backends.parallel_in_time.newton import in_time_order, initial_states, solve_layers, time_major
 from backends.parallel_in_time.scan import reverse_scan_transposed
+from harness.model.arrays import Arrays
 from harness.model.spec import Cell, ModelSpec
 
 
@@ -30,7 +31,7 @@ def model_gradients(
     method: str = "newton",
     tol: float = 1e-12,
     max_iter: int = 100,
-) -> dict[str, Any]:
+) -> Arrays:
     """Solve the model in parallel over time, then backpropagate the given output gradients."""
     xp, H, D = namespace(x), spec.hidden_size, spec.num_directions
     x = time_major(spec, x)
@@ -49,7 +50,8 @@ def model_gradients(
         final[..., :H] += dh_n
     if dc_n is not None:
         final[..., H:] += dc_n
-    grads, ds0 = {}, xp.zeros_like(s0)
+    grads: Arrays = {}
+    ds0 = xp.zeros_like(s0)
     for layer in reversed(range(spec.num_layers)):
         layer_input, states = layers[layer]
         d_input = xp.zeros_like(layer_input)

@@ -38,7 +38,7 @@ class LyapunovEstimate:
 def lyapunov_spectrum(jacobians: Iterable[Any], num: int = 1, seed: int = 0) -> np.ndarray:
     """[B, num] exponents from Jacobian chunks [t, B, N, N] (time in order), mean log growth
     per step."""
-    Q, total, steps = None, None, 0
+    Q, total, steps = None, np.zeros(0), 0
     for chunk in jacobians:
         chunk = np.asarray(chunk)
         if Q is None:

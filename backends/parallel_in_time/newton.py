@@ -28,6 +28,7 @@ import numpy as np
 from backends.parallel_in_time.arrays import flip_time, max_abs, namespace, zeros
 from backends.parallel_in_time.jacobians import input_projection, step
 from backends.parallel_in_time.scan import apply_linear, linear_scan
+from harness.json_values import JsonObject
 from harness.model.outputs import Outputs
 from harness.model.protocol import NotSupported
 from harness.model.spec import Cell, ModelSpec
@@ -47,7 +48,7 @@ class SolveRecord:
     residuals: tuple[float, ...]
     reason: str | None = None
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JsonObject:
         return {**dataclasses.asdict(self), "residuals": list(self.residuals)}
 
 

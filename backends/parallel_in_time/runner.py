@@ -20,6 +20,7 @@ import numpy as np
 
 from backends.parallel_in_time.arrays import to_numpy
 from backends.parallel_in_time.newton import ParallelResult, check_options, check_spec, solve_model
+from harness.model.arrays import Arrays
 from harness.model.outputs import Outputs
 from harness.model.protocol import NotSupported
 from harness.model.spec import ModelSpec
@@ -77,17 +78,18 @@ def fetch(result: ParallelResult) -> tuple[Outputs, int | None]:
     return Outputs(to_numpy(out.y), to_numpy(out.h_n), to_numpy(out.c_n)), result.iterations
 
 
-def _to_numpy_namespace(arrays: dict[str, Any], device: str, dtype: str) -> dict[str, Any]:
-    if device == "cpu":
-        xp: Any = np
-    elif device == "cuda":
+def _to_numpy_namespace(arrays: Arrays, device: str, dtype: str) -> Arrays:
+    xp: Any = np
+    if device == "cuda":
         try:
-            import cupy as xp
+            import cupy
+
+            xp = cupy
         except ImportError:
             raise NotSupported(
                 "framework numpy on cuda needs CuPy, which is not installed"
             ) from None
-    else:
+    elif device != "cpu":
         raise NotSupported(f"device {device!r}: allowed cpu, cuda")
     return {
         k: None if a is None else xp.asarray(np.asarray(a), dtype=dtype) for k, a in arrays.items()

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from backends.parallel_in_time.newton import ParallelResult, solve_model
+from harness.model.arrays import Arrays
 from harness.model.protocol import NotSupported
 from harness.model.spec import ModelSpec
 
@@ -26,7 +27,7 @@ def device_reason(device: str) -> str | None:
     return None
 
 
-def to_device(arrays: Mapping[str, Any], device: str, dtype: str) -> dict[str, Any]:
+def to_device(arrays: Mapping[str, Any], device: str, dtype: str) -> Arrays:
     import torch
 
     reason = device_reason(device)

@@ -140,7 +140,8 @@ class _Step:
         self.Rd = torch.stack([R[g * H : (g + 1) * H].diagonal() for g in range(R.shape[0] // H)])
         self.xw = xw.view(M, xw.shape[-1])
         self.pre = torch.empty((M, R.shape[0]), dtype=xw.dtype, device=xw.device)
-        self.compiled = _compiled(type(self).elementwise) if compile else None
+        # each cell's subclass defines its elementwise part (a staticmethod, compiled or not)
+        self.compiled = _compiled(type(self).elementwise) if compile else None  # type: ignore[attr-defined]
 
     def empty(self, *shape):
         return self.torch.empty(shape, dtype=self.pre.dtype, device=self.pre.device)
@@ -257,7 +258,7 @@ class _LSTM(_Step):
         J[:, H:].copy_(fg)
 
 
-_STEPS = {Cell.RNN: _RNN, Cell.GRU: _GRU, Cell.LSTM: _LSTM}
+_STEPS: dict[Cell, type[_RNN | _GRU | _LSTM]] = {Cell.RNN: _RNN, Cell.GRU: _GRU, Cell.LSTM: _LSTM}
 
 
 @functools.cache

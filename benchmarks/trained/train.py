@@ -14,13 +14,13 @@ inside installed packages.
 Each model is saved before training (NAME_init) and after (NAME), as TorchScript or .keras,
 and exported to ONNX (torch.onnx, TorchScript path; tf2onnx, whose SimpleRNN is a Loop), into
 benchmarks/trained/models/. What training did is written to results/trained/training.json
-(kind "rnnbench-training"): the data, the split, every epoch's losses, the final validation
-loss beside its baseline, and the files. Run: python benchmarks/trained/train.py
+(kind "rnnbench-training", typed in harness/records/training.py): the data, the split, every
+epoch's losses, the final validation loss beside its baseline, and the files.
+Run: python benchmarks/trained/train.py
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -253,6 +253,7 @@ def main() -> int:
     sys.path.insert(0, str(ROOT))
     from harness.atomic import write_text_atomic
     from harness.machine.environment import collect_environment
+    from harness.records.training import TrainingDocument, dumps
 
     environment = collect_environment()  # before the models are written: the commit's state
     MODELS.mkdir(parents=True, exist_ok=True)
@@ -284,7 +285,8 @@ def main() -> int:
         "models": models,
     }
     RESULT.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(RESULT, json.dumps(document, indent=1) + "\n")
+    # validated as the report reads it (harness/records/training.py) before it is written
+    write_text_atomic(RESULT, dumps(TrainingDocument.model_validate(document)))
     print(f"wrote {RESULT}")
     return 0
 

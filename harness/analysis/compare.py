@@ -14,13 +14,14 @@ compared even under different labels, with the warning the environments' differe
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import re
-from typing import Any
+from collections.abc import Sequence
 
 from harness.machine.environment import differences
 from harness.markdown import text_table
-from harness.records.store import machine_views
+from harness.records.store import MachineView, ResultsDocument, machine_views
 
 STATS = ("min", "median", "mean", "p90", "p99")
 ALPHA = 0.05
@@ -65,47 +66,88 @@ def mann_whitney(a: list[float], b: list[float]) -> float:
     return min(1.0, float(result.pvalue))
 
 
-def compare_docs(base, new, gate: Gate) -> dict[str, Any]:
-    """base, new: checked results documents (harness.records.results.ResultsDocument)."""
+@dataclasses.dataclass(frozen=True)
+class ComparedCase:
+    """One case both files timed on a like machine: its statistic in each, NEW over BASE,
+    the Mann-Whitney p of their samples and the verdict (VERDICTS)."""
+
+    id: str
+    base: float
+    new: float
+    ratio: float
+    p: float
+    verdict: str
+    machine: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    """NEW against BASE: the cases compared, their geometric mean, and what was not compared."""
+
+    gate: Gate
+    rows: list[ComparedCase]
+    geomean: float | None
+    regressions: list[str]
+    only_in_base: list[str]
+    timed_on_another_machine: list[str]
+    machines_not_compared: list[str]
+    environment_differences: list[str]
+
+    def as_json(self) -> str:
+        """What `compare --json` writes."""
+        return json.dumps(dataclasses.asdict(self), indent=1) + "\n"
+
+
+def compare_docs(base: ResultsDocument, new: ResultsDocument, gate: Gate) -> Comparison:
+    """base, new: checked results documents."""
     pairs, unmatched = machine_pairs(base, new)
-    rows, only_base, elsewhere, environment = [], [], [], []
+    rows: list[ComparedCase] = []
+    only_base: list[str] = []
+    elsewhere: list[str] = []
+    environment: list[str] = []
     timed_in_new = {r.id for r in new.cases if r.status == "ok"}
     for old_view, new_view in pairs:
         label = new_view.machine
         found, missing = compare_cases(old_view, new_view, gate)
-        rows += [{**row, "machine": label} for row in found]
+        rows += [dataclasses.replace(row, machine=label) for row in found]
         only_base += [m for m in missing if m not in timed_in_new]
         elsewhere += [m for m in missing if m in timed_in_new]  # by another machine of NEW
         old_label = old_view.machine
         renamed = [f"machine: {old_label} -> {label}"] if old_label != label else []
-        changed = renamed + differences(old_view.environment, new_view.environment)
+        changed = renamed + differences(
+            old_view.environment.model_dump(), new_view.environment.model_dump()
+        )
         environment += [f"{label}: {c}" if len(pairs) > 1 else c for c in changed]
-    geomean = math.exp(sum(math.log(r["ratio"]) for r in rows) / len(rows)) if rows else None
-    return {
-        "gate": dataclasses.asdict(gate),
-        "rows": rows,
-        "geomean": geomean,
-        "regressions": [r["id"] for r in rows if r["verdict"] == "REGRESSION"],
-        "only_in_base": only_base,
-        "timed_on_another_machine": elsewhere,
-        "machines_not_compared": unmatched,
-        "environment_differences": environment,
-    }
+    geomean = math.exp(sum(math.log(r.ratio) for r in rows) / len(rows)) if rows else None
+    return Comparison(
+        gate,
+        rows,
+        geomean,
+        [r.id for r in rows if r.verdict == "REGRESSION"],
+        only_base,
+        elsewhere,
+        unmatched,
+        environment,
+    )
 
 
-def machine_pairs(base, new) -> tuple[list, list[str]]:
+def machine_pairs(
+    base: ResultsDocument, new: ResultsDocument
+) -> tuple[list[tuple[MachineView, MachineView]], list[str]]:
     """([(BASE view, NEW view)] of the same machine, ["label (only in BASE|NEW)"])."""
     old = {v.machine: v for v in machine_views(base)}
     now = {v.machine: v for v in machine_views(new)}
     if len(old) == 1 and len(now) == 1:
-        return [(*old.values(), *now.values())], []
+        return [(next(iter(old.values())), next(iter(now.values())))], []
     pairs = [(old[label], now[label]) for label in sorted(set(old) & set(now))]
     unmatched = [f"{m} (only in BASE)" for m in sorted(set(old) - set(now))]
     unmatched += [f"{m} (only in NEW)" for m in sorted(set(now) - set(old))]
     return pairs, unmatched
 
 
-def compare_cases(base, new, gate: Gate) -> tuple[list, list]:
+def compare_cases(
+    base: MachineView, new: MachineView, gate: Gate
+) -> tuple[list[ComparedCase], list[str]]:
     """(one row per case both timed, the ids only BASE timed) of two single-machine views.
     The statistics compared are derived from each case's samples, never read from the file."""
     base_cases = {r.id: r for r in base.cases if r.status == "ok"}
@@ -115,20 +157,12 @@ def compare_cases(base, new, gate: Gate) -> tuple[list, list]:
         if old is None or record.status != "ok":
             continue
         only_base.remove(record.id)
-        before, after = old.derived()[gate.stat], record.derived()[gate.stat]
+        before = float(getattr(old.derived(), gate.stat))
+        after = float(getattr(record.derived(), gate.stat))
         ratio = after / before
         p = mann_whitney(old.samples_s, record.samples_s)
         verdict = judge(ratio, p, old.samples_s, record.samples_s, gate.threshold)
-        rows.append(
-            {
-                "id": record.id,
-                "base": before,
-                "new": after,
-                "ratio": ratio,
-                "p": p,
-                "verdict": verdict,
-            }
-        )
+        rows.append(ComparedCase(record.id, before, after, ratio, p, verdict))
     return rows, only_base
 
 
@@ -141,7 +175,9 @@ VERDICTS = {
 }
 
 
-def judge(ratio: float, p: float, base, new, threshold: float) -> str:
+def judge(
+    ratio: float, p: float, base: Sequence[float], new: Sequence[float], threshold: float
+) -> str:
     """The verdict of one case (VERDICTS): shown = significant, or every NEW sample beyond
     every BASE sample by more than the threshold (or short of it, for a speed-up)."""
     slower = min(new) > max(base) * (1 + threshold)
@@ -155,13 +191,13 @@ def judge(ratio: float, p: float, base, new, threshold: float) -> str:
     return "same"
 
 
-def _cells(row: dict[str, Any], several: bool) -> list[str]:
-    cells = [row["id"], f"{row['base']:.3g}", f"{row['new']:.3g}", f"{row['ratio']:.3f}"]
-    cells += [f"{row['p']:.4f}", row["verdict"]]
-    return cells + ([row["machine"]] if several else [])
+def _cells(row: ComparedCase, several: bool) -> list[str]:
+    cells = [row.id, f"{row.base:.3g}", f"{row.new:.3g}", f"{row.ratio:.3f}"]
+    cells += [f"{row.p:.4f}", row.verdict]
+    return cells + ([row.machine] if several else [])
 
 
-def format_comparison(result: dict[str, Any]) -> str:
+def format_comparison(result: Comparison) -> str:
     """The comparison as plain text (what a pipe or a log gets)."""
     return "\n".join(
         block if isinstance(block, str) else text_table(*block)
@@ -169,42 +205,44 @@ def format_comparison(result: dict[str, Any]) -> str:
     )
 
 
-def comparison_blocks(result: dict[str, Any]) -> list[str | tuple[list[str], list[list[str]]]]:
+Block = str | tuple[list[str], list[list[str]]]  # a line, or a table (header, rows)
+
+
+def comparison_blocks(result: Comparison) -> list[Block]:
     """The comparison's lines, its table as (header, rows) in between."""
-    gate = result["gate"]
-    lines = []
-    if result["environment_differences"]:
+    gate = result.gate
+    lines: list[Block] = []
+    if result.environment_differences:
         lines.append(
             "WARNING: different machines or library versions; ratios mix hardware and "
-            "software: " + "; ".join(result["environment_differences"])
+            "software: " + "; ".join(result.environment_differences)
         )
-    several = len({r["machine"] for r in result["rows"]}) > 1
+    several = len({r.machine for r in result.rows}) > 1
     header = ["case", "base", "new", "new/base", "p", "verdict"] + (["machine"] if several else [])
-    threshold = f"{100 * gate['threshold']:g}%"
-    if result["rows"]:
+    threshold = f"{100 * gate.threshold:g}%"
+    if result.rows:
         lines += [
-            f"{gate['stat']} seconds per call, derived from each case's samples; verdicts:",
+            f"{gate.stat} seconds per call, derived from each case's samples; verdicts:",
             *(f"  {name:10} {text}" for name, text in VERDICTS.items()),
             f"  (threshold {threshold}; shown = Mann-Whitney p < {ALPHA}, or every NEW sample "
             f"beyond every BASE sample by more than {threshold})",
-            (header, [_cells(r, several) for r in result["rows"]]),
+            (header, [_cells(r, several) for r in result.rows]),
         ]
-    if result["geomean"] is not None:
+    if result.geomean is not None:
         lines.append(
-            f"geometric mean of new/base over {len(result['rows'])} cases: {result['geomean']:.3f}"
+            f"geometric mean of new/base over {len(result.rows)} cases: {result.geomean:.3f}"
         )
-    if result["machines_not_compared"]:
+    if result.machines_not_compared:
         lines.append(
-            "machines not compared (no like for like): "
-            + ", ".join(result["machines_not_compared"])
+            "machines not compared (no like for like): " + ", ".join(result.machines_not_compared)
         )
-    if result["timed_on_another_machine"]:
+    if result.timed_on_another_machine:
         lines.append(
-            f"{len(result['timed_on_another_machine'])} cases of BASE were timed on another "
+            f"{len(result.timed_on_another_machine)} cases of BASE were timed on another "
             "machine in NEW: not compared"
         )
-    if result["only_in_base"]:
-        lines.append(f"{len(result['only_in_base'])} cases of BASE were not timed in NEW")
-    if result["rows"]:
-        lines.append(f"{len(result['regressions'])} regression(s)")
+    if result.only_in_base:
+        lines.append(f"{len(result.only_in_base)} cases of BASE were not timed in NEW")
+    if result.rows:
+        lines.append(f"{len(result.regressions)} regression(s)")
     return lines

@@ -6,56 +6,29 @@ answer (analysis/answer.py) applies the same rule."""
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Sequence
 
 from harness import registry
-from harness.analysis.mingru import first_win, unclear_wins
-from harness.analysis.penalty import held_penalties, settled
-from harness.analysis.rows import ratio
-from harness.stats import Interval, format_interval, format_ratio, format_seconds, half_width
+from harness.analysis.measures import Analysis
+from harness.analysis.mingru import MinGRURow, first_win, unclear_wins
+from harness.analysis.penalty import PenaltyRow, held_penalties, settled
+from harness.analysis.rows import TimedRow, ratio
+from harness.analysis.stability import Finding, instability
+from harness.stats import format_interval, format_ratio, format_seconds
 
-MAX_HALF_WIDTH = 0.25
-STANDARD = {
-    "cell": "lstm",
-    "batch": 32,
-    "steps": 100,
-    "input_size": 128,
-    "hidden": 256,
-    "layers": 1,
-}
+# the standard case's (cell, B, T, I, H, layers)
+STANDARD = ("lstm", 32, 100, 128, 256, 1)
 
 
-@dataclasses.dataclass(frozen=True)
-class Finding:
-    text: str
-    unstable: str = ""  # why the samples do not settle it; empty when they do
+def is_standard(row: TimedRow) -> bool:
+    """Whether a row is of the standard case's shape."""
+    shape = (row.cell, row.batch, row.steps, row.input_size, row.hidden, row.layers)
+    return shape == STANDARD
 
 
-def is_standard(row: dict[str, Any]) -> bool:
-    return all(row[k] == v for k, v in STANDARD.items())
-
-
-def instability(interval: Interval, pivot: float | None = 1.0) -> str:
-    """Why an interval cannot carry a conclusion, or '' when it can: a ratio's conclusion is
-    which side of `pivot` it lies on, so only an interval reaching the pivot flips it; a figure
-    with no pivot (pivot None) is unsettled when its interval is wide."""
-    estimate, low, high = interval
-    if pivot is not None:
-        return (
-            f"its interval [{low:.3g}, {high:.3g}] reaches {pivot:g}"
-            if low <= pivot <= high
-            else ""
-        )
-    if half_width(interval) > MAX_HALF_WIDTH:
-        return f"its interval is +-{100 * half_width(interval):.0f}% of {estimate:.3g}"
-    return ""
-
-
-def headline(result: dict[str, Any]) -> list[Finding]:
-    out = []
-    for machine in sorted({r["machine"] for r in result["rows"]}):
+def headline(result: Analysis) -> list[Finding]:
+    out: list[Finding] = []
+    for machine in sorted({r.machine for r in result.rows}):
         out += _standard(result, machine)
         out += _step_cost(result, machine)
         out += _peak(result, machine)
@@ -63,32 +36,28 @@ def headline(result: dict[str, Any]) -> list[Finding]:
         out += _roofline(result, machine)
         out += _mingru(result, machine)
     out += _amdahl(result)
-    out += (result.get("parallel_in_time") or {}).get("findings", [])
+    out += result.parallel_in_time.findings if result.parallel_in_time else []
     out += _crossover(result)
     return out
 
 
-def _standard(result: dict[str, Any], machine: str) -> Iterator[Finding]:
+def _standard(result: Analysis, machine: str) -> Iterator[Finding]:
     standard = sorted(
-        (
-            r
-            for r in result["rows"]
-            if r["machine"] == machine and is_standard(r) and r["mode"] == "forward"
-        ),
-        key=lambda r: r["median"],
+        (r for r in result.rows if r.machine == machine and is_standard(r) and r.mode == "forward"),
+        key=lambda r: r.median,
     )
     if not standard:
         return
     ranked = ", ".join(
-        f"{r['backend']} (th{r['threads']}) {format_interval(r['median_ci'])}" for r in standard[:4]
+        f"{r.backend} (th{r.threads}) {format_interval(r.median_ci)}" for r in standard[:4]
     )
-    wide = [r["backend"] for r in standard[:4] if instability(r["median_ci"], None)]
+    wide = [r.backend for r in standard[:4] if instability(r.median_ci, None)]
     yield Finding(
         f"**{machine}**, standard LSTM case (B=32, T=100, I=128, H=256, float32) forward, "
         f"fastest first: {ranked}.",
         f"the medians of {', '.join(wide)} have intervals wider than +-25%" if wide else "",
     )
-    by_target = {(r["backend"], r["threads"]): r for r in standard}
+    by_target = {(r.backend, r.threads): r for r in standard}
     for threads in sorted({t for _, t in by_target}):
         ref, torch = (registry.REFERENCE, threads), (registry.HEADLINE[0], threads)
         if ref in by_target and torch in by_target:
@@ -102,44 +71,44 @@ def _standard(result: dict[str, Any], machine: str) -> Iterator[Finding]:
             )
 
 
-def _step_cost(result: dict[str, Any], machine: str) -> Iterator[Finding]:
-    for fit in result["fits"]:
+def _step_cost(result: Analysis, machine: str) -> Iterator[Finding]:
+    for fit in result.fits:
         if (
-            fit["machine"] == machine
-            and fit["mode"] == "forward"
-            and fit["cell"] == "lstm"
-            and fit["hidden"] == 256
-            and fit["backend"] in registry.HEADLINE
+            fit.machine == machine
+            and fit.mode == "forward"
+            and fit.cell == "lstm"
+            and fit.hidden == 256
+            and fit.backend in registry.HEADLINE
         ):
             yield Finding(
-                f"An LSTM step with H=256, B={fit['batch']} costs "
-                f"**{format_interval(fit['b_ci'])}** "
-                f"in {fit['backend']} (slope of latency = a + b*T, a = "
-                f"{format_interval(fit['a_ci'])}, R^2 {fit['r2']:.3f}).",
-                instability(fit["b_ci"], None),
+                f"An LSTM step with H=256, B={fit.batch} costs "
+                f"**{format_interval(fit.b_ci)}** "
+                f"in {fit.backend} (slope of latency = a + b*T, a = "
+                f"{format_interval(fit.a_ci)}, R^2 {fit.r2:.3f}).",
+                instability(fit.b_ci, None),
             )
 
 
-def _penalty(result: dict[str, Any], machine: str) -> Iterator[Finding]:
+def _penalty(result: Analysis, machine: str) -> Iterator[Finding]:
     """The settled penalties (penalty.settled, as the answer quotes them), each cell's range,
     and what was left out and why."""
-    found = settled(result["penalties"], machine)
+    found = settled(result.penalties, machine)
     if found is None:
         yield from _unsettled_penalty(result, machine)
         return
     backend, mine = found
     parts = []
-    for cell in sorted({p["cell"] for p in mine}):
-        rows = [p for p in mine if p["cell"] == cell]
-        high = max(rows, key=lambda p: p["best_penalty"])
-        low = min(rows, key=lambda p: p["best_penalty"])
-        part = f"{cell.upper()} up to **{format_ratio(high['best_penalty_ci'])}** ({_at(high)})"
+    for cell in sorted({p.cell for p in mine}):
+        rows = [p for p in mine if p.cell == cell]
+        high = max(rows, key=lambda p: p.best_penalty)
+        low = min(rows, key=lambda p: p.best_penalty)
+        part = f"{cell.upper()} up to **{format_ratio(high.best_penalty_ci)}** ({_at(high)})"
         if low is not high:
-            part += f", down to {format_ratio(low['best_penalty_ci'])} ({_at(low)})"
+            part += f", down to {format_ratio(low.best_penalty_ci)} ({_at(low)})"
         parts.append(part)
-    own = [p for p in result["penalties"] if p["machine"] == machine and p["backend"] == backend]
-    recurrent = [p for p in held_penalties(result["penalties"], machine) if p in own]
-    single = sum(1 for p in own if p["steps"] == 1)
+    own = [p for p in result.penalties if p.machine == machine and p.backend == backend]
+    recurrent = [p for p in held_penalties(result.penalties, machine) if p in own]
+    single = sum(1 for p in own if p.steps == 1)
     beaten = len(own) - single - len(recurrent)
     unsettled = len(recurrent) - len(mine)
     left = [
@@ -159,48 +128,48 @@ def _penalty(result: dict[str, Any], machine: str) -> Iterator[Finding]:
     )
 
 
-def _unsettled_penalty(result: dict[str, Any], machine: str) -> Iterator[Finding]:
+def _unsettled_penalty(result: Analysis, machine: str) -> Iterator[Finding]:
     """No penalty settled: the largest one measured, left out with why."""
-    held = held_penalties(result["penalties"], machine)
+    held = held_penalties(result.penalties, machine)
     if held:
-        worst = max(held, key=lambda p: p["best_penalty"])
+        worst = max(held, key=lambda p: p.best_penalty)
         yield Finding(
-            f"Recurrence penalty in {worst['backend']}: up to "
-            f"{format_ratio(worst['best_penalty_ci'])} ({_at(worst)}); no case settles it.",
-            instability(worst["best_penalty_ci"]),
+            f"Recurrence penalty in {worst.backend}: up to "
+            f"{format_ratio(worst.best_penalty_ci)} ({_at(worst)}); no case settles it.",
+            instability(worst.best_penalty_ci),
         )
 
 
-def _at(p: dict[str, Any]) -> str:
+def _at(p: PenaltyRow) -> str:
     return (
-        f"B={p['batch']}, T={p['steps']}, H={p['hidden']}, L={p['layers']}, against "
-        f"{p['best_backend']}'s product"
+        f"B={p.batch}, T={p.steps}, H={p.hidden}, L={p.layers}, against {p.best_backend}'s product"
     )
 
 
-def _roofline(result: dict[str, Any], machine: str) -> Iterator[Finding]:
-    for roof in result["roofline"]:
+def _roofline(result: Analysis, machine: str) -> Iterator[Finding]:
+    for roof in result.roofline:
+        fit, bound = roof.fit, roof.bound
         if (
-            roof["machine"] == machine
-            and roof["batch"] == 1
-            and roof["hidden"] == 256
-            and roof["times_bound"] >= 1
+            fit.machine == machine
+            and fit.batch == 1
+            and fit.hidden == 256
+            and roof.times_bound >= 1
         ):
             memory = (
-                f"memory term unknown: {roof['memory_note']}"
-                if roof["memory_bound_s"] is None
-                else f"memory term {format_seconds(roof['memory_bound_s'])} in {roof['level']}"
+                f"memory term unknown: {bound.memory_note}"
+                if bound.memory_bound_s is None
+                else f"memory term {format_seconds(bound.memory_bound_s)} in {bound.level}"
             )
             yield Finding(
-                f"Roofline of one B=1 step ({roof['backend']}, every FLOP of the step: x.W, "
-                f"h.R, gates): measured {format_seconds(roof['step_s'])} against a "
-                f"{roof['limited_by']}-bound {format_seconds(roof['bound_s'])} "
-                f"({roof['times_bound']:.2f}x the bound; {memory})."
+                f"Roofline of one B=1 step ({fit.backend}, every FLOP of the step: x.W, "
+                f"h.R, gates): measured {format_seconds(roof.step_s)} against a "
+                f"{bound.limited_by}-bound {format_seconds(bound.bound_s)} "
+                f"({roof.times_bound:.2f}x the bound; {memory})."
             )
 
 
-def _peak(result: dict[str, Any], machine: str) -> Iterator[Finding]:
-    for (m, device, dtype, threads), peak in sorted(result["machine"]["peaks"].items()):
+def _peak(result: Analysis, machine: str) -> Iterator[Finding]:
+    for (m, device, dtype, threads), peak in sorted(result.machine.peaks.items()):
         if m == machine:
             theory = (
                 f"{peak.theoretical / 1e9:.0f} GFLOP/s ({peak.theoretical_note})"
@@ -215,10 +184,10 @@ def _peak(result: dict[str, Any], machine: str) -> Iterator[Finding]:
             )
 
 
-def _mingru(result: dict[str, Any], machine: str) -> Iterator[Finding]:
-    mingru = [r for r in result["mingru"] if r["machine"] == machine]
-    for backend in sorted({r["backend"] for r in mingru}):
-        series = [r for r in mingru if r["backend"] == backend]
+def _mingru(result: Analysis, machine: str) -> Iterator[Finding]:
+    mingru = [r for r in result.mingru if r.machine == machine]
+    for backend in sorted({r.backend for r in mingru}):
+        series = [r for r in mingru if r.backend == backend]
         over_gru = first_win(series, "mingru-scan", "gru")
         over_loop = first_win(series, "mingru-scan", "mingru-loop")
         text = (
@@ -237,48 +206,45 @@ def _mingru(result: dict[str, Any], machine: str) -> Iterator[Finding]:
         yield Finding(text + _longest(series) + ".", reason)
 
 
-def _longest(series: list[dict]) -> str:
-    longest = max(series, key=lambda r: r["steps"])
-    if "mingru-loop" not in longest:
+def _longest(series: list[MinGRURow]) -> str:
+    longest = max(series, key=lambda r: r.steps)
+    if longest.loop is None or longest.scan is None:
         return ""
-    parts = [
-        f"scan {format_interval(longest['mingru-scan_ci'])}",
-        f"loop {format_interval(longest['mingru-loop_ci'])}",
-    ]
-    if "gru" in longest:
-        parts.append(f"GRU {format_interval(longest['gru_ci'])}")
-    return f" (T={longest['steps']}: {', '.join(parts)})"
+    parts = [f"scan {format_interval(longest.scan)}", f"loop {format_interval(longest.loop)}"]
+    if longest.gru is not None:
+        parts.append(f"GRU {format_interval(longest.gru)}")
+    return f" (T={longest.steps}: {', '.join(parts)})"
 
 
-def _when(steps: int | None, series) -> str:
+def _when(steps: int | None, series: Sequence[MinGRURow]) -> str:
     if steps is None:
         return "at no T measured"
-    if steps == min(r["steps"] for r in series):
-        return f"at every T measured ({steps} to {max(r['steps'] for r in series)})"
+    if steps == min(r.steps for r in series):
+        return f"at every T measured ({steps} to {max(r.steps for r in series)})"
     return f"from T = {steps}"
 
 
-def _amdahl(result: dict[str, Any]) -> Iterator[Finding]:
-    for row in result["amdahl"]:
-        shape = (row["input_size"], row["hidden"], row["layers"])
-        if row["cell"] in ("lstm", "gru") and shape == (128, 256, 1):
+def _amdahl(result: Analysis) -> Iterator[Finding]:
+    for row in result.amdahl:
+        shape = (row.input_size, row.hidden, row.layers)
+        if row.cell in ("lstm", "gru") and shape == (128, 256, 1):
             yield Finding(
-                f"{row['cell'].upper()} I=128, H=256: {100 * row['parallel_share']:.0f}% "
+                f"{row.cell.upper()} I=128, H=256: {100 * row.parallel_share:.0f}% "
                 "of the FLOPs (the input projection) can run in parallel over time while h @ R "
                 "runs step by step; counting FLOP shares as time shares (an assumption: the "
                 "measured step loop is slower per FLOP than the product), Amdahl bounds the "
-                f"speed-up of such methods at {row['max_speedup']:.2f}x. Newton's method in "
+                f"speed-up of such methods at {row.max_speedup:.2f}x. Newton's method in "
                 "time parallelises h @ R too, at the price of a work multiplier (see Parallel "
                 "in time)."
             )
 
 
-def _crossover(result: dict[str, Any]) -> Iterator[Finding]:
-    shared = result["crossover"]
+def _crossover(result: Analysis) -> Iterator[Finding]:
+    shared = result.crossover
     if not shared:
         return
-    wins = [c for c in shared if c["gpu_speedup_ci"][1] > 1]
-    losses = [c for c in shared if c["gpu_speedup_ci"][2] < 1]
+    wins = [c for c in shared if c.gpu_speedup_ci[1] > 1]
+    losses = [c for c in shared if c.gpu_speedup_ci[2] < 1]
     unclear = len(shared) - len(wins) - len(losses)
     yield Finding(
         f"CPU against GPU on {len(shared)} shared shapes: the GPU wins {len(wins)}, the CPU "

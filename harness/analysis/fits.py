@@ -2,13 +2,89 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from harness.analysis.rows import key, ratio
+from harness.analysis.rows import Key, TimedRow, key, ratio
+from harness.stats import Interval
 
 
-def fit_line(xs, ys) -> dict[str, float]:
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Shape:
+    """What the rows of one series share but its batch and its sequence length."""
+
+    machine: str
+    backend: str
+    mode: str
+    cell: str
+    dtype: str
+    input_size: int
+    hidden: int
+    layers: int
+    bidirectional: bool
+    threads: int
+    model: str | None
+    device: str | None
+
+    @staticmethod
+    def of(row: TimedRow) -> Mapping[str, Any]:
+        """Shape's fields as `row` holds them: keyword arguments for a Fit or a BatchSeries."""
+        return {f.name: getattr(row, f.name) for f in dataclasses.fields(Shape)}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Fit(Shape):
+    """latency(T) = a + b*T over a series of sequence lengths at one batch."""
+
+    batch: int
+    impl_class: str
+    a: float
+    b: float
+    r2: float
+    a_ci: Interval
+    b_ci: Interval
+    points: tuple[tuple[int, float], ...]  # (T, median seconds)
+
+    @property
+    def label(self) -> str:
+        """What a plot's legend calls the series."""
+        where = f"th{self.threads} @{self.machine}"
+        return f"{self.backend} {self.mode} {self.cell} B={self.batch} {where}"
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchPoint:
+    batch: int
+    median: float
+    relative: float  # latency(B) / latency(1)
+    relative_ci: Interval
+    tokens_per_s: float
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BatchSeries(Shape):
+    """latency(B) / latency(1) over a series of batch sizes at one sequence length."""
+
+    steps: int
+    points: tuple[BatchPoint, ...]
+
+    @property
+    def label(self) -> str:
+        """What a plot's legend calls the series."""
+        where = f"th{self.threads} @{self.machine}"
+        return f"{self.backend} {self.mode} {self.cell} T={self.steps} {where}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Line:
+    a: float
+    b: float
+    r2: float
+
+
+def fit_line(xs: Sequence[float], ys: Sequence[float]) -> Line:
     """Least squares y = a + b*x, weighted by 1/y^2 (relative residuals: T spans 1..1024 and
     each point's noise is a share of its size); R^2 in the same weighting."""
     w = [1.0 / (y * y) for y in ys]
@@ -21,22 +97,26 @@ def fit_line(xs, ys) -> dict[str, float]:
     a = my - b * mx
     ss_res = sum(wi * (y - a - b * x) ** 2 for wi, x, y in zip(w, xs, ys, strict=True))
     ss_tot = sum(wi * (y - my) ** 2 for wi, y in zip(w, ys, strict=True))
-    return {"a": a, "b": b, "r2": 1 - ss_res / ss_tot if ss_tot > 0 else 1.0}
+    return Line(a, b, 1 - ss_res / ss_tot if ss_tot > 0 else 1.0)
 
 
-def _series(table: list[dict], modes: tuple[str, ...], axis: str) -> dict[tuple, list[dict]]:
-    """Rows of the given modes that differ only in `axis`, sorted along it."""
-    series = defaultdict(list)
+def _series(
+    table: Sequence[TimedRow], modes: tuple[str, ...], axis: str
+) -> dict[Key, list[TimedRow]]:
+    """Rows of the given modes that differ only in `axis` (steps or batch), sorted along it."""
+    series: dict[Key, list[TimedRow]] = defaultdict(list)
     for row in table:
-        if row["mode"] in modes:
+        if row.mode in modes:
             series[key(row, axis)].append(row)
     for points in series.values():
-        points.sort(key=lambda r: r[axis])
+        points.sort(key=lambda r: r.steps if axis == "steps" else r.batch)
     return series
 
 
-def fit_intervals(xs, samples, level: float = 0.95) -> dict[str, tuple[float, float, float]]:
-    """a_ci and b_ci: the fit's a and b with a seeded percentile bootstrap interval, each
+def fit_intervals(
+    xs: Sequence[float], samples: Sequence[Sequence[float]], level: float = 0.95
+) -> tuple[Interval, Interval]:
+    """(a_ci, b_ci): the fit's a and b with a seeded percentile bootstrap interval, each
     point's samples resampled on their own (the points were timed in separate groups)."""
     import numpy as np
 
@@ -60,51 +140,61 @@ def fit_intervals(xs, samples, level: float = 0.95) -> dict[str, tuple[float, fl
     a = my - b * mx
     tail = 100 * (1 - level) / 2
     point = fit_line(xs, [float(np.median(s)) for s in samples])
-    return {
-        f"{name}_ci": (point[name], *map(float, np.percentile(values, [tail, 100 - tail])))
-        for name, values in (("a", a), ("b", b))
-    }
+    a_low, a_high = map(float, np.percentile(a, [tail, 100 - tail]))
+    b_low, b_high = map(float, np.percentile(b, [tail, 100 - tail]))
+    return (point.a, a_low, a_high), (point.b, b_low, b_high)
 
 
-def step_fits(table: list[dict]) -> list[dict[str, Any]]:
+def step_fits(table: Sequence[TimedRow]) -> list[Fit]:
     """latency(T) = a + b*T for every series with at least 3 sequence lengths."""
     fits = []
-    for series_key, points in _series(table, ("forward", "train", "sequential"), "steps").items():
-        if len({p["steps"] for p in points}) < 3:
+    for points in _series(table, ("forward", "train", "sequential"), "steps").values():
+        if len({p.steps for p in points}) < 3:
             continue
-        fit = fit_line([p["steps"] for p in points], [p["median"] for p in points])
+        steps = [p.steps for p in points]
+        line = fit_line(steps, [p.median for p in points])
+        a_ci, b_ci = fit_intervals(steps, [p.samples for p in points])
+        first = points[0]
         fits.append(
-            {
-                **dict(series_key),
-                **fit,
-                **fit_intervals([p["steps"] for p in points], [p["samples"] for p in points]),
-                "points": [(p["steps"], p["median"]) for p in points],
-                "impl_class": points[0]["impl_class"],
-                "device": points[0]["device"],
-            }
+            Fit(
+                **Shape.of(first),
+                batch=first.batch,
+                impl_class=first.impl_class,
+                a=line.a,
+                b=line.b,
+                r2=line.r2,
+                a_ci=a_ci,
+                b_ci=b_ci,
+                points=tuple((p.steps, p.median) for p in points),
+            )
         )
     return fits
 
 
-def batch_scaling(table: list[dict]) -> list[dict[str, Any]]:
+def batch_scaling(table: Sequence[TimedRow]) -> list[BatchSeries]:
     """latency(B) / latency(B=1) (with its interval) and tokens (B*T) per second, for series
     with B = 1 and at least two more batch sizes."""
     out = []
-    for series_key, points in _series(table, ("forward", "train"), "batch").items():
-        if len(points) < 3 or points[0]["batch"] != 1:
+    for points in _series(table, ("forward", "train"), "batch").values():
+        if len(points) < 3 or points[0].batch != 1:
             continue
         base = points[0]
-        points = [_batch_point(p, base) for p in points]
-        out.append({**dict(series_key), "device": base["device"], "points": points})
+        out.append(
+            BatchSeries(
+                **Shape.of(base),
+                steps=base.steps,
+                points=tuple(_batch_point(p, base) for p in points),
+            )
+        )
     return out
 
 
-def _batch_point(point: dict, base: dict) -> dict[str, Any]:
+def _batch_point(point: TimedRow, base: TimedRow) -> BatchPoint:
     relative = ratio(point, base)
-    return {
-        "batch": point["batch"],
-        "median": point["median"],
-        "relative": relative[0],
-        "relative_ci": relative,
-        "tokens_per_s": point["batch"] * point["steps"] / point["median"],
-    }
+    return BatchPoint(
+        point.batch,
+        point.median,
+        relative[0],
+        relative,
+        point.batch * point.steps / point.median,
+    )

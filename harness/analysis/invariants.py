@@ -7,10 +7,13 @@ share over 100% or a penalty under 1."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from collections.abc import Sequence
 
 from harness import registry
+from harness.analysis.penalty import EfficiencyRow, PenaltyRow
+from harness.analysis.roofline import RooflineRow
 from harness.escape import for_markdown, for_markdown_code
+from harness.machine.model import MachineModel, Peak, PeakKey
 from harness.stats import format_ratio, format_seconds
 
 ABOVE_PEAK = "above the measured peak"
@@ -35,20 +38,24 @@ class Inconsistency:
     settled: bool = True  # the measurement's whole 95% interval is past the limit
 
 
-def check(result: dict[str, Any]) -> list[Inconsistency]:
-    """Every violated limit in an analysis (measures.analyse's answer)."""
-    notes = result["machine"]["openblas"]
+def check(
+    machine: MachineModel,
+    efficiency: Sequence[EfficiencyRow],
+    roofline: Sequence[RooflineRow],
+    penalties: Sequence[PenaltyRow],
+) -> list[Inconsistency]:
+    """Every violated limit among an analysis's measures (measures.analyse)."""
     found = []
-    for row in result["efficiency"]:
-        found += _peaks(row, notes.get(row["machine"], ""))
-    found += _measured_peaks(result["machine"]["peaks"], found)
-    found += [_roofline(r) for r in result["roofline"] if r["times_bound"] < 1]
-    for row in result["penalties"]:
-        found += _penalty(row)
+    for row in efficiency:
+        found += _peaks(row, machine.openblas.get(row.machine, ""))
+    found += _measured_peaks(machine.peaks, found)
+    found += [_roofline(r) for r in roofline if r.times_bound < 1]
+    for penalty in penalties:
+        found += _penalty(penalty)
     return found
 
 
-def _measured_peaks(peaks: dict[tuple, Any], found: list[Inconsistency]) -> list[Inconsistency]:
+def _measured_peaks(peaks: dict[PeakKey, Peak], found: list[Inconsistency]) -> list[Inconsistency]:
     """A best product (a peak probe, which efficiency does not rate) above the theoretical
     peak the environment states: that figure is no bound."""
     seen = {(i.kind, i.subject) for i in found}
@@ -69,35 +76,39 @@ def _gflops(value: float) -> str:
     return f"{value / 1e9:.0f} GFLOP/s"
 
 
-def _peaks(row: dict[str, Any], openblas: str) -> list[Inconsistency]:
-    out = []
-    achieved = row["flops"] / row["median"]
-    slowest = row["flops"] / row["median_ci"][2]  # the rate at its interval's slow end
-    peak = row["peak"]
-    if row["fraction_of_peak"] is not None and row["fraction_of_peak"] > 1:
+def _peaks(row: EfficiencyRow, openblas: str) -> list[Inconsistency]:
+    out: list[Inconsistency] = []
+    peak, flops = row.peak, row.flops or 0.0
+    if peak is None:
+        return out
+    achieved = flops / row.median
+    slowest = flops / row.median_ci[2]  # the rate at its interval's slow end
+    if row.fraction_of_peak is not None and row.fraction_of_peak > 1:
         cause = (
             f"peak probe slower than the workload: the best product measured ({peak.backend}, "
             f"{peak.size}) is not the machine's best GEMM"
         )
         if peak.backend == registry.REFERENCE and openblas:  # its products are NumPy's BLAS
             cause += f" ({openblas})"
-        if row["mode"] == "train":
+        if row.mode == "train":
             cause += "; or the training FLOP count includes products this implementation skips"
         measured = f"{_gflops(achieved)} against {_gflops(peak.flops)}"
         out.append(
-            Inconsistency(
-                ABOVE_PEAK, row["machine"], row["id"], measured, cause, slowest > peak.flops
-            )
+            Inconsistency(ABOVE_PEAK, row.machine, row.id, measured, cause, slowest > peak.flops)
         )
-    if row["fraction_of_theoretical"] is not None and row["fraction_of_theoretical"] > 1:
+    if (
+        row.fraction_of_theoretical is not None
+        and row.fraction_of_theoretical > 1
+        and peak.theoretical is not None
+    ):
         measured = (
             f"{_gflops(achieved)} against {_gflops(peak.theoretical)} ({peak.theoretical_note})"
         )
         out.append(
             Inconsistency(
                 ABOVE_THEORY,
-                row["machine"],
-                row["id"],
+                row.machine,
+                row.id,
                 measured,
                 THEORY_CAUSE,
                 slowest > peak.theoretical,
@@ -106,19 +117,21 @@ def _peaks(row: dict[str, Any], openblas: str) -> list[Inconsistency]:
     return out
 
 
-def _series(row: dict[str, Any]) -> str:
+def _series(roof: RooflineRow) -> str:
+    fit = roof.fit
     return (
-        f"{row['backend']} {row['cell']} B={row['batch']} I={row['input_size']} H={row['hidden']} "
-        f"L={row['layers']} {row['dtype']} th{row['threads']} (slope b of a + b*T)"
+        f"{fit.backend} {fit.cell} B={fit.batch} I={fit.input_size} H={fit.hidden} "
+        f"L={fit.layers} {fit.dtype} th{fit.threads} (slope b of a + b*T)"
     )
 
 
-def _roofline(row: dict[str, Any]) -> Inconsistency:
-    step, bound = format_seconds(row["step_s"]), format_seconds(row["bound_s"])
-    measured = f"{step} per step against a {row['limited_by']}-bound {bound}"
-    if row["limited_by"] == "compute":
-        peak = row["peak"]
-        rate = _gflops(row["step_flops"] / row["step_s"])
+def _roofline(roof: RooflineRow) -> Inconsistency:
+    bound = roof.bound
+    step, limit = format_seconds(roof.step_s), format_seconds(bound.bound_s)
+    measured = f"{step} per step against a {bound.limited_by}-bound {limit}"
+    if bound.limited_by == "compute":
+        peak = roof.peak
+        rate = _gflops(bound.step_flops / roof.step_s)
         measured += (
             f" (the step at {rate}, the best product measured {_gflops(peak.flops)}: "
             f"{peak.backend}, {peak.size})"
@@ -126,47 +139,48 @@ def _roofline(row: dict[str, Any]) -> Inconsistency:
         cause = "the peak probe is slower than the workload: it is not the machine's best GEMM"
     else:
         measured += (
-            f" (working set {row['working_set'] / 2**10:.0f} KiB, placed in {row['level']} at "
-            f"{row['bandwidth'] / 1e9:.1f} GB/s: {row['memory_note']})"
+            f" (working set {bound.working_set / 2**10:.0f} KiB, placed in {bound.level} at "
+            f"{(bound.bandwidth or 0) / 1e9:.1f} GB/s: {bound.memory_note})"
         )
         cause = (
             "the step's working set is served faster than the copy probe of its level says: "
             "from a faster level than the cache sizes say, or at a read bandwidth above what a "
             "copy (read + write) measures"
         )
-    settled = row["step_ci"][2] < row["bound_s"]
-    return Inconsistency(BEATS_ROOFLINE, row["machine"], _series(row), measured, cause, settled)
+    settled = roof.step_ci[2] < bound.bound_s
+    return Inconsistency(BEATS_ROOFLINE, roof.fit.machine, _series(roof), measured, cause, settled)
 
 
-def _penalty(row: dict[str, Any]) -> list[Inconsistency]:
+def _penalty(row: PenaltyRow) -> list[Inconsistency]:
     out = []
-    rnn = row["flops"] / row["median"]
-    if row["best_penalty"] < 1:
-        best = row["flops"] / row["best_median_ci"][0]
+    flops = row.flops or 0.0
+    rnn = flops / row.median
+    if row.best_penalty < 1:
+        best = flops / row.best_median_ci[0]
         out.append(
             Inconsistency(
                 BEATS_BEST,
-                row["machine"],
-                row["id"],
-                f"{format_ratio(row['best_penalty_ci'])} of {row['best_backend']}'s product "
+                row.machine,
+                row.id,
+                f"{format_ratio(row.best_penalty_ci)} of {row.best_backend}'s product "
                 f"(the product at {_gflops(best)}, the RNN at {_gflops(rnn)})",
                 "no product baseline measured is the machine's best GEMM for these FLOPs: the "
                 "RNN's own kernel runs them faster",
-                row["best_penalty_ci"][2] < 1,
+                row.best_penalty_ci[2] < 1,
             )
         )
-    if row["penalty"] < 1:
-        own = row["flops"] / row["gemm_median"]
+    if row.penalty < 1:
+        own = flops / row.gemm_median
         out.append(
             Inconsistency(
                 BEATS_OWN,
-                row["machine"],
-                row["id"],
-                f"{format_ratio(row['penalty_ci'])} of {row['baseline']}'s product "
+                row.machine,
+                row.id,
+                f"{format_ratio(row.penalty_ci)} of {row.baseline}'s product "
                 f"(the product call at {_gflops(own)}, the RNN's products at {_gflops(rnn)})",
                 "the backend's one product call is not its fastest way to do these FLOPs: its "
                 "RNN kernel runs them faster (another blocking or threading of the same work)",
-                row["penalty_ci"][2] < 1,
+                row.penalty_ci[2] < 1,
             )
         )
     return out

@@ -6,39 +6,55 @@ loop, timed in one interleaved group)."""
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from collections.abc import Sequence
 
-from harness.analysis.fits import step_fits
-from harness.analysis.parallel_in_time import timed
-from harness.analysis.penalty import penalties
+from harness.analysis.fits import Fit, step_fits
+from harness.analysis.parallel_in_time import TimedSolve, timed
+from harness.analysis.penalty import PenaltyRow, penalties
+from harness.analysis.rows import TimedRow
+from harness.json_values import JsonObject
 
 
-def split(table: list[dict]) -> tuple[list[dict], list[dict]]:
+@dataclasses.dataclass(frozen=True)
+class OwnModel:
+    """One user's model on one machine: every backend's forward rows (fastest first at each
+    shape), the fits of its steps, its penalties and its solves in parallel over time."""
+
+    machine: str
+    model: str
+    spec: JsonObject  # its ModelSpec as the results file records it (JSON)
+    file: str
+    backends: list[TimedRow]
+    fits: list[Fit]
+    penalties: list[PenaltyRow]
+    parallel_in_time: list[TimedSolve]
+
+
+def split(table: Sequence[TimedRow]) -> tuple[list[TimedRow], list[TimedRow]]:
     """(the built-in cases' rows, a user's model's rows)."""
-    return [r for r in table if not r.get("model")], [r for r in table if r.get("model")]
+    return [r for r in table if not r.model], [r for r in table if r.model]
 
 
-def analyse(table: list[dict], benches: list[dict]) -> list[dict[str, Any]]:
+def analyse(table: Sequence[TimedRow]) -> list[OwnModel]:
     """One entry per (machine, model) among the rows of users' models."""
-    by_model: dict[tuple[str, str], list[dict]] = {}
+    by_model: dict[tuple[str, str], list[TimedRow]] = {}
     for row in table:
-        by_model.setdefault((row["machine"], row["model"]), []).append(row)
+        by_model.setdefault((row.machine, row.model or ""), []).append(row)
     out = []
     for (machine, name), rows in sorted(by_model.items()):
-        forward = [r for r in rows if r["mode"] == "forward"]
+        forward = [r for r in rows if r.mode == "forward"]
         found = penalties(rows)
         out.append(
-            {
-                "machine": machine,
-                "model": name,
-                "spec": rows[0].get("model_spec", {}),
-                "file": rows[0].get("model_file", ""),
-                "backends": sorted(
-                    forward, key=lambda r: (r["threads"], r["batch"], r["steps"], r["median"])
-                ),
-                "fits": step_fits(forward),
-                "penalties": found,
-                "parallel_in_time": timed({"rows": rows, "penalties": found}, benches),
-            }
+            OwnModel(
+                machine,
+                name,
+                rows[0].model_spec or {},
+                rows[0].model_file or "",
+                sorted(forward, key=lambda r: (r.threads, r.batch, r.steps, r.median)),
+                step_fits(forward),
+                found,
+                timed(rows, found),
+            )
         )
     return out

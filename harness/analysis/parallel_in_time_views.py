@@ -3,9 +3,16 @@ harness.analysis.parallel_in_time.analyse."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from harness.analysis.parallel_in_time import off_run, solved, verdict
+from harness.analysis.parallel_in_time import (
+    ParallelInTime,
+    SweepPoint,
+    SweepSeries,
+    TimedSolve,
+    verdict,
+)
 from harness.analysis.styles import style
 from harness.markdown import field, fields, markdown_table, table_of
 from harness.stats import format_interval, format_ratio
@@ -45,134 +52,138 @@ AMDAHL_RESTATED = (
 )
 
 
-def markdown(solves: dict[str, Any]) -> str:
+def markdown(solves: ParallelInTime) -> str:
     parts = []
-    if solves["sweep_rows"]:
-        first = solves["sweep_rows"][0]
-        parts.append(NOTE.format(batch=first["batch"], input=first["input_size"]))
+    if solves.sweep_rows:
+        first = solves.sweep_rows[0]
+        parts.append(NOTE.format(batch=first.batch, input=first.input_size))
         parts.append(_sources(solves))
-        parts += ["Iterations against T:", _matrix(solves["by_steps"], _iterations)]
-        parts += ["Work multiplier against T:", _matrix(solves["by_steps"], _multiplier)]
-        parts += ["Depth in rounds against T (T / depth):", _matrix(solves["by_steps"], _depth)]
+        parts += ["Iterations against T:", _matrix(solves.by_steps, _iterations)]
+        parts += ["Work multiplier against T:", _matrix(solves.by_steps, _multiplier)]
+        parts += ["Depth in rounds against T (T / depth):", _matrix(solves.by_steps, _depth)]
         parts += ["Iterations against the largest Lyapunov exponent:", gain_table(solves)]
-        skipped = [r for r in solves["sweep_rows"] if r["status"] == "skipped"]
+        skipped = [r for r in solves.sweep_rows if r.status == "skipped"]
         if skipped:
             parts.append("Skipped: " + "; ".join(sorted({_skip(r) for r in skipped})) + ".")
-    if solves["timed"]:
-        penalty = any(t["headroom_ci"] for t in solves["timed"])
+    if solves.timed:
+        penalty = any(t.headroom_ci for t in solves.timed)
         parts += [TIMED_NOTE + (" " + PENALTY_NOTE if penalty else ""), timed_table(solves)]
     else:
         parts.append("No Newton / quasi-Newton timings among these results.")
     return "\n\n".join(parts)
 
 
-def _sources(solves: dict[str, Any]) -> str:
+def _sources(solves: ParallelInTime) -> str:
     return "Sweeps: " + "; ".join(
-        f"{s['machine']}, commit {(s['commit'] or 'unrecorded')[:10]}, {s['wall_s'] or 0:.0f} s"
-        for s in solves["sources"]
+        f"{s.machine}, commit {(s.commit or 'unrecorded')[:10]}, {s.wall_s or 0:.0f} s"
+        for s in solves.sources
     )
 
 
-def _skip(row: dict) -> str:
-    return f"{row['cell']} {row['method']} H={row['hidden']} T={row['steps']}: {row['reason']}"
+def _skip(row: SweepPoint) -> str:
+    return f"{row.cell} {row.method} H={row.hidden} T={row.steps}: {row.reason}"
 
 
-def _matrix(series: list[dict], show) -> str:
-    steps = sorted({p["steps"] for s in series for p in s["points"]})
+def _matrix(series: list[SweepSeries], show: Callable[[SweepPoint], str]) -> str:
+    steps = sorted({p.steps for s in series for p in s.points})
     rows = []
     for s in series:
-        by_steps = {p["steps"]: p for p in s["points"]}
+        by_steps = {p.steps: p for p in s.points}
         cells = [show(by_steps[t]) if t in by_steps else "" for t in steps]
-        rows.append([s["machine"], s["cell"], s["method"], s["hidden"], *cells])
+        rows.append([s.machine, s.cell, s.method, s.hidden, *cells])
     return markdown_table(["machine", "cell", "method", "H", *map(str, steps)], rows)
 
 
-def _iterations(p: dict) -> str:
-    if p["status"] == "skipped":
+def _iterations(p: SweepPoint) -> str:
+    if p.status == "skipped":
         return "skipped"
-    if off_run(p):
-        return f"{p['iterations']}, off the sequential run"
-    return str(p["iterations"]) if p["converged"] else "no"
+    if p.off_run:
+        return f"{p.iterations}, off the sequential run"
+    return str(p.iterations) if p.converged else "no"
 
 
-def _iterations_and_reason(p: dict) -> str:
-    if p["reason"]:
-        return f"{'skipped' if p['status'] == 'skipped' else 'no'} ({p['reason']})"
+def _iterations_and_reason(p: SweepPoint) -> str:
+    if p.reason:
+        return f"{'skipped' if p.status == 'skipped' else 'no'} ({p.reason})"
     return _iterations(p)
 
 
-def _multiplier(p: dict) -> str:
-    return "" if p["work_multiplier"] is None else f"{p['work_multiplier']:.3g}x"
+def _multiplier(p: SweepPoint) -> str:
+    return "" if p.work_multiplier is None else f"{p.work_multiplier:.3g}x"
 
 
-def _depth(p: dict) -> str:
-    return "" if p["depth"] is None else f"{p['depth']} ({p['steps'] / p['depth']:.2g})"
+def _depth(p: SweepPoint) -> str:
+    return "" if p.depth is None else f"{p.depth} ({p.steps / p.depth:.2g})"
 
 
-def gain_table(solves: dict[str, Any]) -> str:
-    rows = [{**p, "machine": s["machine"]} for s in solves["by_gain"] for p in s["points"]]
+def _lle(value: float | None) -> str:
+    return "" if value is None else f"{value:+.3f}"
+
+
+def gain_table(solves: ParallelInTime) -> str:
+    rows = [p for s in solves.by_gain for p in s.points]
     columns = fields("machine", "cell", "method") + [
         ("H", field("hidden")),
         ("T", field("steps")),
-        ("gain", lambda p: f"{p['gain']:g}"),
-        ("LLE", lambda p: f"{p['lle']:+.3f}"),
+        ("gain", lambda p: f"{p.gain:g}"),
+        ("LLE", lambda p: _lle(p.lle)),
         ("iterations", _iterations_and_reason),
         ("work", _multiplier),
         (
             "max abs error",
-            lambda p: "" if p["max_abs_error"] is None else f"{p['max_abs_error']:.1e}",
+            lambda p: "" if p.max_abs_error is None else f"{p.max_abs_error:.1e}",
         ),
     ]
     return table_of(columns, rows)
 
 
-def timed_table(solves: dict[str, Any]) -> str:
+def timed_table(solves: ParallelInTime) -> str:
     columns = fields("machine", "backend", "cell", "mode") + [
         ("B", field("batch")),
         ("T", field("steps")),
         ("H", field("hidden")),
         ("iterations", field("iterations")),
-        ("LLE", lambda t: "" if t.get("lle") is None else f"{t['lle']:+.3f}"),
-        ("solve", lambda t: format_interval(t["median_ci"])),
-        ("step loop", lambda t: format_interval(t["step_loop_ci"])),
-        ("solve / step loop", lambda t: format_ratio(t["time_ratio_ci"])),
-        ("work", lambda t: f"{t['work_multiplier']:.3g}x"),
-        ("parallelism found", lambda t: format_ratio(t["parallelism_found_ci"], 3)),
+        ("LLE", lambda t: _lle(t.lle)),
+        ("solve", lambda t: format_interval(t.median_ci)),
+        ("step loop", lambda t: format_interval(t.step_loop_ci)),
+        ("solve / step loop", lambda t: format_ratio(t.time_ratio_ci)),
+        ("work", lambda t: f"{t.work_multiplier:.3g}x"),
+        ("parallelism found", lambda t: format_ratio(t.parallelism_found_ci, 3)),
     ]
-    if any(t["headroom_ci"] for t in solves["timed"]):  # only where a penalty was measured
+    if any(t.headroom_ci for t in solves.timed):  # only where a penalty was measured
         columns += [
-            ("penalty", lambda t: format_ratio(t["headroom_ci"]) if t["headroom_ci"] else ""),
-            ("break-even", lambda t: verdict(t["work_multiplier"], t["headroom_ci"])),
+            ("penalty", lambda t: format_ratio(t.headroom_ci) if t.headroom_ci else ""),
+            ("break-even", lambda t: verdict(t.work_multiplier, t.headroom_ci)),
         ]
-    return table_of(columns, solves["timed"])
+    return table_of(columns, solves.timed)
 
 
 # ---- plots ---------------------------------------------------------------------------------
 
 
-def plots(solves: dict[str, Any] | None) -> list[tuple[str, Any, Any]]:
+def plots(solves: ParallelInTime | None) -> list[tuple[str, Callable[[Any], Any], Any]]:
     """(name, draw, data) for plots.plot_all; empty without parallel-in-time data."""
     if not solves:
         return []
     return [
-        ("parallel_in_time_iterations_vs_T", iterations_vs_steps, solves["by_steps"]),
-        ("parallel_in_time_iterations_vs_lle", iterations_vs_lle, solves["by_gain"]),
-        ("parallel_in_time_work_depth", work_depth, solves["by_steps"]),
-        ("parallel_in_time_speed", speed, solves["timed"]),
+        ("parallel_in_time_iterations_vs_T", iterations_vs_steps, solves.by_steps),
+        ("parallel_in_time_iterations_vs_lle", iterations_vs_lle, solves.by_gain),
+        ("parallel_in_time_work_depth", work_depth, solves.by_steps),
+        ("parallel_in_time_speed", speed, solves.timed),
     ]
 
 
-def _label(s: dict) -> str:
-    return f"{s['cell']} {s['method']} H={s['hidden']}"
+def _label(s: SweepSeries) -> str:
+    return f"{s.cell} {s.method} H={s.hidden}"
 
 
-def iterations_vs_steps(series: list[dict]):
+def iterations_vs_steps(series: list[SweepSeries]):
     import matplotlib.pyplot as plt
 
     fig, axis = plt.subplots(figsize=(9, 5))
     for index, s in enumerate(series):
-        points = [p for p in s["points"] if solved(p)]
-        steps, iterations = [p["steps"] for p in points], [p["iterations"] for p in points]
+        points = [p for p in s.points if p.solved]
+        steps, iterations = [p.steps for p in points], [p.iterations for p in points]
         axis.semilogx(steps, iterations, label=_label(s), **style(index))
     axis.set(xlabel="sequence length T", ylabel="iterations to converge", yscale="log")
     axis.set_title("Iterations against T (unconverged and skipped points left out)")
@@ -181,20 +192,27 @@ def iterations_vs_steps(series: list[dict]):
     return fig
 
 
-def iterations_vs_lle(series: list[dict]):
+def iterations_vs_lle(series: list[SweepSeries]):
     import matplotlib.pyplot as plt
 
     fig, axis = plt.subplots(figsize=(9, 5))
     for index, s in enumerate(series):
-        done = [p for p in s["points"] if solved(p)]
-        failed = [p for p in s["points"] if p["status"] == "solved" and not solved(p)]
+        # a point whose exponent or count is not finite has nowhere to go
+        done = [
+            (p.lle, p.iterations)
+            for p in s.points
+            if p.solved and p.lle is not None and p.iterations is not None
+        ]
+        failed = [
+            (p.lle, p.max_iter)
+            for p in s.points
+            if p.status == "solved" and not p.solved and p.lle is not None and p.max_iter
+        ]
         look = style(index)
+        axis.plot([x for x, _ in done], [y for _, y in done], label=_label(s), **look)
         axis.plot(
-            [p["lle"] for p in done], [p["iterations"] for p in done], label=_label(s), **look
-        )
-        axis.plot(
-            [p["lle"] for p in failed],
-            [p["max_iter"] for p in failed],
+            [x for x, _ in failed],
+            [y for _, y in failed],
             "x",
             color=look["color"],
             markersize=9,
@@ -209,17 +227,17 @@ def iterations_vs_lle(series: list[dict]):
     return fig
 
 
-def work_depth(series: list[dict]):
+def work_depth(series: list[SweepSeries]):
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
-    longest = max(p["steps"] for s in series for p in s["points"])
+    longest = max(p.steps for s in series for p in s.points)
     for index, s in enumerate(series):
-        points = [p for p in s["points"] if solved(p)]
-        steps = [p["steps"] for p in points]
-        work = [p["work_multiplier"] for p in points]
+        points = [p for p in s.points if p.solved]
+        steps = [p.steps for p in points]
+        work = [p.work_multiplier for p in points]
         left.loglog(steps, work, label=_label(s), **style(index))
-        right.loglog(steps, [p["depth"] for p in points], **style(index))
+        right.loglog(steps, [p.depth for p in points], **style(index))
     right.loglog([1, longest], [1, longest], "k:", label="sequential pass: T rounds")
     left.set(xlabel="T", ylabel="work / the sequential pass's", title="Work multiplier")
     right.set(xlabel="T", ylabel="rounds of dependent operations", title="Depth")
@@ -230,22 +248,19 @@ def work_depth(series: list[dict]):
     return fig
 
 
-def speed(timed: list[dict]):
+def speed(timed: list[TimedSolve]):
     import matplotlib.pyplot as plt
 
     fig, axis = plt.subplots(figsize=(13, max(3, 0.25 * len(timed))))
-    labels = [
-        f"{t['machine']} {t['backend']} {t['cell']} {t['mode']} T={t['steps']} H={t['hidden']}"
-        for t in timed
-    ]
-    estimate = [t["time_ratio_ci"][0] for t in timed]
+    labels = [f"{t.machine} {t.backend} {t.cell} {t.mode} T={t.steps} H={t.hidden}" for t in timed]
+    estimate = [t.time_ratio_ci[0] for t in timed]
     spread = [
-        [e - t["time_ratio_ci"][1] for e, t in zip(estimate, timed, strict=True)],
-        [t["time_ratio_ci"][2] - e for e, t in zip(estimate, timed, strict=True)],
+        [e - t.time_ratio_ci[1] for e, t in zip(estimate, timed, strict=True)],
+        [t.time_ratio_ci[2] - e for e, t in zip(estimate, timed, strict=True)],
     ]
     axis.barh(labels, estimate, xerr=spread, error_kw={"lw": 0.8}, label="solve / step loop")
     axis.plot(
-        [t["work_multiplier"] for t in timed], labels, "k|", markersize=12, label="work multiplier"
+        [t.work_multiplier for t in timed], labels, "k|", markersize=12, label="work multiplier"
     )
     axis.axvline(1, color="k", lw=0.8)
     axis.set(xscale="log", xlabel="time (or work) over the step loop's (x)")

@@ -5,12 +5,19 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from harness.analysis import parallel_in_time_views as parallel_in_time_views
-from harness.analysis.styles import style
+from harness.analysis.fits import BatchSeries, Fit
+from harness.analysis.measures import Analysis
+from harness.analysis.mingru import LABELS, MinGRURow
+from harness.analysis.parity_files import ParityGrid
+from harness.analysis.penalty import EfficiencyRow, PenaltyRow, is_held
+from harness.analysis.styles import Series, style
 from harness.atomic import atomic_open
+from harness.machine.model import Memory, MemoryKey
 
 CAPTIONS = {
     "latency_vs_T": "Latency against sequence length (log-log), with the fitted a + b*T",
@@ -28,9 +35,11 @@ class Figures:
     """Each plot saved as DIR/img/NAME.png and kept as PNG bytes for the HTML."""
 
     def __init__(self, folder: Path):
-        self.folder, self.png, self.series = folder, {}, {}
+        self.folder = folder
+        self.png: dict[str, bytes] = {}
+        self.series: dict[str, list[Series]] = {}
 
-    def save(self, name: str, fig) -> str:
+    def save(self, name: str, fig: Any) -> str:
         import matplotlib.pyplot as plt
 
         from harness.analysis.styles import labelled_series
@@ -45,14 +54,7 @@ class Figures:
         return name
 
 
-def _label(row: dict) -> str:
-    shape = f"B={row['batch']}" if "batch" in row else f"T={row['steps']}"
-    return (
-        f"{row['backend']} {row['mode']} {row['cell']} {shape} th{row['threads']} @{row['machine']}"
-    )
-
-
-def plot_all(result: dict[str, Any], heat, figures: Figures) -> list[str]:
+def plot_all(result: Analysis, heat: ParityGrid | None, figures: Figures) -> list[str]:
     """Every plot the data allows, in report order; heat: parity_grid's answer or None."""
     import matplotlib
 
@@ -60,40 +62,41 @@ def plot_all(result: dict[str, Any], heat, figures: Figures) -> list[str]:
     # what beats its limit is listed under Inconsistencies, never drawn as over 100% or under 1x
     peak_rows = [
         r
-        for r in result["efficiency"]
-        if r["fraction_of_peak"] and r["fraction_of_peak"] <= 1 and r["steps"] >= 64
+        for r in result.efficiency
+        if r.fraction_of_peak and r.fraction_of_peak <= 1 and r.steps >= 64
     ]
-    held = [p for p in result["penalties"] if p["penalty"] >= 1 and p["best_penalty"] >= 1]
-    curves = {k: m for k, m in result["machine"]["memory"].items() if len(m.curve) >= 2}
-    plots = (
-        ("latency_vs_T", latency_vs_steps, [f for f in result["fits"] if f["mode"] == "forward"]),
-        ("batch_scaling", batch_scaling, result["batch"]),
+    # the penalties the sentences quote: a recurrence (T > 1) no product beats
+    held = [p for p in result.penalties if is_held(p)]
+    curves = {k: m for k, m in result.machine.memory.items() if len(m.curve) >= 2}
+    plots: tuple[tuple[str, Callable[[Any], Any], Any], ...] = (
+        ("latency_vs_T", latency_vs_steps, [f for f in result.fits if f.mode == "forward"]),
+        ("batch_scaling", batch_scaling, result.batch),
         ("recurrence_penalty", recurrence_penalty, held),
         ("share_of_peak", share_of_peak, peak_rows),
         ("bandwidth_curve", bandwidth_curve, curves),
-        ("gru_vs_mingru", gru_vs_mingru, result["mingru"]),
-        *parallel_in_time_views.plots(result.get("parallel_in_time")),
+        ("gru_vs_mingru", gru_vs_mingru, result.mingru),
+        *parallel_in_time_views.plots(result.parallel_in_time),
         ("parity_heatmap", parity_heatmap, heat),
     )
     return [figures.save(name, draw(data)) for name, draw, data in plots if data]
 
 
-def latency_vs_steps(fits: list[dict]):
+def latency_vs_steps(fits: list[Fit]) -> Any:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
     for index, fit in enumerate(fits):
         look = style(index)
-        steps = [p[0] for p in fit["points"]]
-        seconds = [p[1] for p in fit["points"]]
+        steps = [p[0] for p in fit.points]
+        seconds = [p[1] for p in fit.points]
         marks = {**look, "linestyle": "none"}
-        left.loglog(steps, [s * 1e3 for s in seconds], label=_label(fit), **marks)
+        left.loglog(steps, [s * 1e3 for s in seconds], label=fit.label, **marks)
         lo, hi = min(steps), max(steps)
         grid = [lo * (hi / lo) ** (i / 50) for i in range(51)]
-        fitted = [(fit["a"] + fit["b"] * t) * 1e3 for t in grid]
+        fitted = [(fit.a + fit.b * t) * 1e3 for t in grid]
         left.loglog(grid, fitted, color=look["color"], linestyle=look["linestyle"], alpha=0.6)
         per_step = [s / t * 1e6 for s, t in zip(seconds, steps, strict=True)]
-        right.semilogx(steps, per_step, label=_label(fit), **look)
+        right.semilogx(steps, per_step, label=fit.label, **look)
     left.set(
         xlabel="sequence length T",
         ylabel="latency (ms)",
@@ -111,16 +114,16 @@ def latency_vs_steps(fits: list[dict]):
     return fig
 
 
-def batch_scaling(batch: list[dict]):
+def batch_scaling(batch: list[BatchSeries]) -> Any:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
     for index, series in enumerate(batch):
-        b = [p["batch"] for p in series["points"]]
-        relative = [p["relative"] for p in series["points"]]
-        left.loglog(b, relative, label=_label(series), **style(index))
-        right.loglog(b, [p["tokens_per_s"] for p in series["points"]], **style(index))
-    largest = max(p["batch"] for s in batch for p in s["points"])
+        b = [p.batch for p in series.points]
+        relative = [p.relative for p in series.points]
+        left.loglog(b, relative, label=series.label, **style(index))
+        right.loglog(b, [p.tokens_per_s for p in series.points], **style(index))
+    largest = max(p.batch for s in batch for p in s.points)
     left.loglog([1, largest], [1, largest], "k:", label="linear (no batching gain)")
     left.set(xlabel="batch B", ylabel="latency(B) / latency(1)", title="Batch scaling")
     right.set(xlabel="batch B", ylabel="tokens (B*T) per second", title="Throughput")
@@ -130,20 +133,19 @@ def batch_scaling(batch: list[dict]):
     return fig
 
 
-def recurrence_penalty(penalties: list[dict]):
+def recurrence_penalty(penalties: list[PenaltyRow]) -> Any:
     """Bars with the 95% interval of each penalty as an error bar."""
     import matplotlib.pyplot as plt
 
-    rows = sorted(penalties, key=lambda r: (r["backend"], r["batch"], r["steps"]))
+    rows = sorted(penalties, key=lambda r: (r.backend, r.batch, r.steps))
     fig, axis = plt.subplots(figsize=(13, max(3, 0.22 * len(rows))))
     labels = [
-        f"{r['backend']} {r['cell']} B={r['batch']} T={r['steps']} H={r['hidden']} th{r['threads']}"
-        for r in rows
+        f"{r.backend} {r.cell} B={r.batch} T={r.steps} H={r.hidden} th{r.threads}" for r in rows
     ]
-    estimate = [r["penalty"] for r in rows]
+    estimate = [r.penalty for r in rows]
     spread = [
-        [e - r["penalty_ci"][1] for e, r in zip(estimate, rows, strict=True)],
-        [r["penalty_ci"][2] - e for e, r in zip(estimate, rows, strict=True)],
+        [e - r.penalty_ci[1] for e, r in zip(estimate, rows, strict=True)],
+        [r.penalty_ci[2] - e for e, r in zip(estimate, rows, strict=True)],
     ]
     axis.barh(labels, estimate, xerr=spread, error_kw={"lw": 0.8})
     axis.axvline(1, color="k", lw=0.8)
@@ -156,19 +158,19 @@ def recurrence_penalty(penalties: list[dict]):
     return fig
 
 
-def share_of_peak(efficiency: list[dict]):
+def share_of_peak(efficiency: list[EfficiencyRow]) -> Any:
     import matplotlib.pyplot as plt
 
-    rows = sorted(efficiency, key=lambda r: -r["fraction_of_peak"])[:40]
+    rows = sorted(efficiency, key=lambda r: -(r.fraction_of_peak or 0))[:40]
     fig, axis = plt.subplots(figsize=(13, max(3, 0.22 * len(rows))))
-    axis.barh([r["id"] for r in rows], [100 * r["fraction_of_peak"] for r in rows])
+    axis.barh([r.id for r in rows], [100 * (r.fraction_of_peak or 0) for r in rows])
     axis.set(xlabel="% of the measured matrix-product peak", title="Share of peak (T >= 64)")
     axis.tick_params(axis="y", labelsize=6)
     axis.invert_yaxis()
     return fig
 
 
-def bandwidth_curve(memories: dict):
+def bandwidth_curve(memories: dict[MemoryKey, Memory]) -> Any:
     """Copy bandwidth per working set (log-x): what each probe measured (points, once per
     machine and device) and the bound drawn from it for each thread count (lines), with each
     cache level's capacity for those threads as a dotted vertical line."""
@@ -205,15 +207,16 @@ def bandwidth_curve(memories: dict):
     return fig
 
 
-def gru_vs_mingru(mingru: list[dict]):
+def gru_vs_mingru(mingru: list[MinGRURow]) -> Any:
     import matplotlib.pyplot as plt
 
     fig, axis = plt.subplots(figsize=(8, 5))
     index = 0
-    for backend in sorted({r["backend"] for r in mingru}):
-        series = [r for r in mingru if r["backend"] == backend]
-        for label in ("gru", "mingru-scan", "mingru-loop"):
-            points = [(r["steps"], r[label]) for r in series if label in r]
+    for backend in sorted({r.backend for r in mingru}):
+        series = [r for r in mingru if r.backend == backend]
+        for label in LABELS:
+            found = [(r.steps, r.median_ci(label)) for r in series]
+            points = [(steps, median[0]) for steps, median in found if median is not None]
             if points:
                 steps, ms = [p[0] for p in points], [p[1] * 1e3 for p in points]
                 axis.loglog(steps, ms, label=f"{label} {backend}", **style(index))
@@ -228,11 +231,11 @@ def gru_vs_mingru(mingru: list[dict]):
     return fig
 
 
-def parity_heatmap(heat: dict[str, Any]):
+def parity_heatmap(heat: ParityGrid) -> Any:
     """Each cell: the worst share of the pass rule's tolerance (FAIL over 1, inf included)."""
     import matplotlib.pyplot as plt
 
-    backends, columns, values = heat["backends"], heat["columns"], heat["values"]
+    backends, columns, values = heat.backends, heat.columns, heat.values
     fig, axis = plt.subplots(figsize=(1 + 0.9 * len(columns), 1 + 0.35 * len(backends)))
     shown = [[min(v, 2.0) if v is not None else math.nan for v in row] for row in values]
     image = axis.imshow(shown, cmap="YlGn", vmin=0, vmax=1, aspect="auto")
@@ -244,8 +247,8 @@ def parity_heatmap(heat: dict[str, Any]):
             axis.text(j, i, text, ha="center", va="center", fontsize=6, color=color)
     fig.colorbar(image, label="worst |error| / (atol + rtol |ref|)")
     title = "Parity: every backend against the NumPy float64 reference"
-    if heat["note"]:
-        title += f"\n{heat['note']}"
+    if heat.note:
+        title += f"\n{heat.note}"
     axis.set_title(title, fontsize=9)
     return fig
 

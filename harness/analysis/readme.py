@@ -7,12 +7,14 @@ between the markers."""
 from __future__ import annotations
 
 import statistics
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from harness.analysis.answer import answers
 from harness.analysis.answer import markdown as answer_markdown
+from harness.analysis.measures import Analysis
 from harness.escape import for_markdown_code
+from harness.records.store import MachineView
 from harness.stats import percentile
 
 BEGIN, END = "<!-- findings:begin -->", "<!-- findings:end -->"
@@ -23,13 +25,14 @@ class ReadmeError(ValueError):
     """A README without exactly one pair of findings markers, in order."""
 
 
-def provenance(benches, paths: list[str]) -> str:
+def provenance(benches: Sequence[MachineView], paths: Sequence[str]) -> str:
     """One sentence naming each results file, its suite and cases, and its commit."""
     parts = []
     for doc, path in zip(benches, paths, strict=True):
-        git = doc.environment.get("git") or {}
+        git = doc.environment.git
         commit = (git.get("commit") or "an unrecorded commit")[:10]
-        state = {True: ", working tree dirty", False: ", clean"}.get(git.get("dirty"), "")
+        dirty = git.get("dirty")
+        state = ", working tree dirty" if dirty is True else ", clean" if dirty is False else ""
         ok = sum(r.status == "ok" for r in doc.cases)
         parts.append(
             f"{for_markdown_code(path)} (suite {doc.suite.name}, {ok} of {len(doc.cases)} cases "
@@ -43,7 +46,7 @@ def _spread(values: list[float]) -> str:
     return f"median {percentile(ordered, 50):.1%}, 90th percentile {percentile(ordered, 90):.1%}"
 
 
-def noise(benches) -> str:
+def noise(benches: Sequence[MachineView]) -> str:
     """Within each run: the spread of a case's interleaved rounds (IQR / median) over its cases.
     Between runs of one machine: the ratio of the medians of the cases both timed."""
     lines = []
@@ -52,7 +55,7 @@ def noise(benches) -> str:
         if not ok:
             continue
         rounds = statistics.median(len(r.samples_s) for r in ok)
-        spread = [(d := r.derived())["iqr"] / d["median"] for r in ok]
+        spread = [(d := r.derived()).iqr / d.median for r in ok]
         lines.append(
             f"Noise within the {doc.suite.name} run ({len(ok)} cases, median "
             f"{rounds:.0f} interleaved rounds each): a case's IQR over its median is "
@@ -64,13 +67,13 @@ def noise(benches) -> str:
     return " ".join(lines)
 
 
-def _between(first, second) -> list[str]:
+def _between(first: MachineView, second: MachineView) -> list[str]:
     machine = first.machine
     if machine != second.machine:
         return []
-    medians = {r.id: r.derived()["median"] for r in first.cases if r.status == "ok"}
+    medians = {r.id: r.derived().median for r in first.cases if r.status == "ok"}
     ratios = sorted(
-        r.derived()["median"] / medians[r.id]
+        r.derived().median / medians[r.id]
         for r in second.cases
         if r.status == "ok" and r.id in medians
     )
@@ -85,13 +88,13 @@ def _between(first, second) -> list[str]:
     ]
 
 
-def block(result: dict[str, Any], benches: list[dict], paths: list[str]) -> str:
+def block(result: Analysis, benches: Sequence[MachineView], paths: Sequence[str]) -> str:
     """The text between the markers (markers excluded): the answer on the first results
     file's machine, under one line of provenance."""
     found = dict(answers(result))
     machine = benches[0].machine if benches[0].machine in found else next(iter(found), None)
-    flagged = sum(i.machine == machine for i in result["inconsistencies"])
-    settled = sum(i.machine == machine and i.settled for i in result["inconsistencies"])
+    flagged = sum(i.machine == machine for i in result.inconsistencies)
+    settled = sum(i.machine == machine and i.settled for i in result.inconsistencies)
     others = sorted(set(found) - {machine})
     # a `bench --model` run (every case a user's model) has its own report section
     builtin = [doc for doc in benches if not all(r.case.model for r in doc.cases)]
@@ -118,7 +121,10 @@ def block(result: dict[str, Any], benches: list[dict], paths: list[str]) -> str:
     ]
     if others:
         parts.append(f"The report answers for {', '.join(others)} too.")
-    lines = [" ".join(p for p in parts if p), *answer_markdown(found.get(machine, [])).splitlines()]
+    lines = [
+        " ".join(p for p in parts if p),
+        *answer_markdown(found.get(machine or "", [])).splitlines(),
+    ]
     return "\n".join(lines[:MAX_LINES])
 
 

@@ -8,47 +8,67 @@ single-machine view per machine (harness.records.store.machine_views)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from pathlib import Path
-from typing import Any
 
-from harness.analysis import answer_figure, html, measures, parity_files, readme, sections, trained
+from harness.analysis import answer_figure, html, measures, parity_files, readme, sections
 from harness.analysis.answer import answers
+from harness.analysis.measures import Analysis
 from harness.analysis.parallel_in_time import analyse as parallel_in_time
+from harness.analysis.parity_files import audit_table, parity_grid
 from harness.analysis.plots import CAPTIONS, Figures, plot_all
+from harness.analysis.trained import analyse as trained_examples
 from harness.atomic import write_text_atomic
 from harness.escape import for_markdown
-from harness.records.store import KIND, ResultsError, check_document, machine_views, read_json
-from harness.sweeps.parallel_in_time import check_sweep, is_sweep
-
-LEGACY_NOTE = (
-    "some parity files predate the pass rule's own share: there max |error| / atol, "
-    "an upper bound, capped at 100% for a passed check"
-)
+from harness.records.parallel_in_time import SweepDocument, check_sweep, is_sweep
+from harness.records.parity import ParityRecord
+from harness.records.store import KIND, MachineView, ResultsError, check_document, read_json
+from harness.records.store import machine_views as views_of
+from harness.records.training import TrainingDocument, check_training, is_training
 
 
-def load_inputs(paths: list[str]) -> tuple[list[dict], list[dict], list[dict], list[dict]]:
-    """(benchmark docs, parity docs, parallel-in-time sweeps, training records), told apart by
-    content. A benchmark file gives one document per machine that timed it, its path as
+@dataclasses.dataclass(frozen=True)
+class ParityFile:
+    """A parity record given to the report, and what its section shows of it."""
+
+    record: ParityRecord
+    check: parity_files.ParityCheck
+
+
+@dataclasses.dataclass(frozen=True)
+class Inputs:
+    """The report's inputs, told apart by content."""
+
+    benches: list[MachineView]  # one view per machine that timed a results file
+    parities: list[ParityFile]
+    sweeps: list[SweepDocument]
+    trainings: list[TrainingDocument]
+
+
+def load_inputs(paths: list[str]) -> Inputs:
+    """Benchmark results, parity records, parallel-in-time sweeps and training records, told
+    apart by content. A benchmark file gives one view per machine that timed it, its path as
     `source`."""
-    benches, parities, sweeps, trainings = [], [], [], []
+    from harness.parity.report import read_parity
+
+    benches: list[MachineView] = []
+    parities, sweeps, trainings = [], [], []
     for path in expand(paths):
         doc = read_json(path, allow_infinity=True)  # a failed parity record holds Infinity
         if isinstance(doc, dict) and doc.get("kind") == KIND:
             checked = check_document(read_json(path), path)  # a results file: finite only
-            views = machine_views(checked, path)
+            views = views_of(checked, path)
             if not views:
                 raise ResultsError(_nothing_kept(checked, path))
             benches += views
         elif isinstance(doc, dict) and "results" in doc and "summary" in doc:
-            from harness.parity.report import read_parity
-
             record = read_parity(path, doc)  # its verdict shown, passed or not
-            parities.append({**record.model_dump(), "check": parity_files.entry(path, record)})
+            parities.append(ParityFile(record, parity_files.entry(path, record)))
         elif is_sweep(doc):
             sweeps.append(check_sweep(doc, path))
-        elif trained.is_training(doc):
-            trainings.append(trained.check_training(doc, path))
+        elif is_training(doc):
+            trainings.append(check_training(doc, path))
         else:
             raise ResultsError(
                 f"{path} is neither an rnnbench results file, a parity JSON, a "
@@ -59,7 +79,7 @@ def load_inputs(paths: list[str]) -> tuple[list[dict], list[dict], list[dict], l
             "no benchmark results among the inputs: give at least one file "
             "written by `rnnbench bench`"
         )
-    return benches, parities, sweeps, trainings
+    return Inputs(benches, parities, sweeps, trainings)
 
 
 def expand(paths: list[str]) -> list[str]:
@@ -83,53 +103,25 @@ def _nothing_kept(doc, path: str) -> str:
     return f"{path} holds no case any machine timed ({len(cases)} cases not kept{first})"
 
 
-def parity_grid(parities: list[dict]) -> dict[str, Any] | None:
-    """The heatmap's data: backends (rows), "cell dtype" columns, the worst share of the pass
-    rule's tolerance in each (None: skipped), and a note when some share is only a bound."""
-    from harness.parity.report import tolerance_grid
-
-    grid = tolerance_grid(r for doc in parities for r in doc["results"])
-    if not grid:
-        return None
-    backends = sorted({k[0] for k in grid})
-    columns = sorted({k[1] for k in grid})
-    values = [
-        [grid[(b, c)]["share"] if (b, c) in grid else None for c in columns] for b in backends
-    ]
-    exact = all(entry["exact"] for entry in grid.values())
-    return {
-        "backends": backends,
-        "columns": columns,
-        "values": values,
-        "note": "" if exact else LEGACY_NOTE,
-    }
-
-
-def audit_table(parities: list[dict]) -> str:
-    from harness.onnx.audit_table import format_audit
-    from harness.parity.report import audit_rows_from_records
-
-    rows = audit_rows_from_records(r for doc in parities for r in doc["results"])
-    return format_audit(rows, markdown=True) if rows else ""
-
-
 def write_report(
     paths: list[str], out: str | Path, readme_path: str | Path | None = None
 ) -> dict[str, Path]:
     """DIR/report.md, DIR/report.html and DIR/findings.md (the README's findings block); with
     readme_path, that file's findings block is rewritten from the same findings."""
-    benches, parities, result = analysed(paths)
+    inputs, result = analysed(paths)
+    benches = inputs.benches
     out = Path(out)
     figures = Figures(out)
-    parities = [p for p in parities if not p.get("model")]  # a model file's: its own section
+    # a model file's parity record has its own section
+    parities = [p.record for p in inputs.parities if p.record.model is None]
     heat = parity_grid(parities)
     plots = plot_all(result, heat, figures)
     inline = _answer_figures(result, figures)
     body = sections.sections(result, benches, audit_table(parities), bool(plots))
     stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     heading = f"Generated {stamp} from {', '.join(map(for_markdown, paths))}."
-    if heat and heat["note"]:
-        heading += f" Parity heatmap: {heat['note']}."
+    if heat and heat.note:
+        heading += f" Parity heatmap: {heat.note}."
     write_text_atomic(out / "report.md", markdown(body, plots, heading))
     page = html.page(body, plots, figures, {**CAPTIONS, **inline}, heading)
     write_text_atomic(out / "report.html", page)
@@ -146,7 +138,7 @@ def write_report(
     return written
 
 
-def _answer_figures(result: dict[str, Any], figures: Figures) -> dict[str, str]:
+def _answer_figures(result: Analysis, figures: Figures) -> dict[str, str]:
     """The answer's figure per machine that has its data: name -> caption."""
     import matplotlib
 
@@ -160,24 +152,33 @@ def _answer_figures(result: dict[str, Any], figures: Figures) -> dict[str, str]:
     return drawn
 
 
-def analysed(paths: list[str]) -> tuple[list[dict], list[dict], dict[str, Any]]:
-    """(benchmark documents, parity documents, the analysis of them with the sweeps')."""
-    benches, parities, sweeps, trainings = load_inputs(paths)
-    result = measures.analyse(benches)
-    result["parallel_in_time"] = parallel_in_time(sweeps, result, benches)
-    result["trained"] = trained.analyse(trainings, result["models"], parities)
-    result["parity_files"] = [p["check"] for p in parities]
-    return benches, parities, result
+def analysed(paths: list[str]) -> tuple[Inputs, Analysis]:
+    """(the inputs, the analysis of them with the sweeps', the trainings' and the parity
+    records')."""
+    inputs = load_inputs(paths)
+    result = measures.analyse(inputs.benches)
+    records = [p.record for p in inputs.parities]
+    return inputs, dataclasses.replace(
+        result,
+        parallel_in_time=parallel_in_time(inputs.sweeps, result.rows, result.penalties),
+        trained=trained_examples(inputs.trainings, result.models, records),
+        parity_files=[p.check for p in inputs.parities],
+    )
 
 
-def findings_block(paths: list[str], benches=None, result=None) -> str:
+def findings_block(
+    paths: list[str],
+    benches: list[MachineView] | None = None,
+    result: Analysis | None = None,
+) -> str:
     """The README's findings block, exactly as `rnnbench report --readme` writes it."""
     if benches is None or result is None:
-        benches, _, result = analysed(paths)
+        inputs, result = analysed(paths)
+        benches = inputs.benches
     return readme.block(result, benches, [doc.source for doc in benches])
 
 
-def markdown(body, plots: list[str], heading: str) -> str:
+def markdown(body: list[tuple[str, str]], plots: list[str], heading: str) -> str:
     parts = ["# rnnbench report", "", heading, ""]
     for title, text in body:
         parts += [f"## {for_markdown(title)}", "", text, ""]

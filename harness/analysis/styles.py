@@ -3,7 +3,7 @@ series of one figure look alike (ten colours alone repeat from the eleventh seri
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 COLOURS = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
@@ -13,7 +13,25 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X")  # 7 markers against 10 colours: 7
 LINES = ("-", "--", "-.", ":")
 
 
-def style(index: int) -> dict[str, str]:
+class Style(TypedDict):
+    """How one plotted series looks: matplotlib's keyword arguments."""
+
+    color: str
+    marker: str
+    linestyle: str
+
+
+class Series(TypedDict):
+    """A labelled line of a figure and how it looks (what a legend tells apart)."""
+
+    axis: int
+    label: str
+    color: str
+    marker: str
+    linestyle: str
+
+
+def style(index: int) -> Style:
     """Keyword arguments for the index-th series of a figure."""
     return {
         "color": COLOURS[index % len(COLOURS)],
@@ -22,11 +40,11 @@ def style(index: int) -> dict[str, str]:
     }
 
 
-def labelled_series(fig) -> list[dict[str, Any]]:
+def labelled_series(fig: Any) -> list[Series]:
     """Every labelled line of a figure with how it looks (what a legend tells apart)."""
     from matplotlib.colors import to_hex
 
-    out = []
+    out: list[Series] = []
     for index, axis in enumerate(fig.axes):
         for line in axis.get_lines():
             label = line.get_label()

@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 from harness import registry
+from harness.json_values import JsonObject
 from harness.model.spec import Head, MinGRUSpec, ModelSpec, SpecError
 
 CELLS = ("rnn", "lstm", "gru", "mingru")
@@ -116,7 +117,7 @@ class BenchCase:
         """What the interleaved group shares: every field but the backend's and the mode."""
         return group_of(self.as_dict())
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JsonObject:
         return {
             "backend": self.backend,
             "mode": self.mode,
@@ -136,10 +137,10 @@ class BenchCase:
             **self.model_fields(),
         }
 
-    def model_fields(self) -> dict[str, Any]:
+    def model_fields(self) -> JsonObject:
         """A user's model's fields (bench --model), or none: its spec, where its weights and
         file are. The spec travels whole, since a file's model can be a variant of the cell."""
-        if not self.model_name:
+        if not self.model_name or not isinstance(self.model, ModelSpec):
             return {}
         return {
             "model": self.model_name,
@@ -149,7 +150,7 @@ class BenchCase:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> BenchCase:
+    def from_dict(cls, data: JsonObject) -> BenchCase:
         """From as_dict's output, or a version 1 record (no bidirectional, head, device)."""
         known = ("cell", "dtype", "batch", "steps", "input_size", "hidden", "layers", "threads")
         fields = {
@@ -178,7 +179,7 @@ MODEL_NAME = re.compile(r"[A-Za-z0-9._-]+")
 NOT_SHARED = ("backend", "mode", "device", "model_file", "sweep")
 
 
-def group_of(fields: dict[str, Any]) -> tuple:
+def group_of(fields: JsonObject) -> tuple:
     """The interleaved group of a case, from its fields (BenchCase.as_dict)."""
     return tuple(
         sorted((k, str(v)) for k, v in fields.items() if k not in NOT_SHARED and v is not None)

@@ -22,7 +22,6 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from harness import stats
 from harness.atomic import write_text_atomic
@@ -31,11 +30,12 @@ from harness.bench.case import BenchCase
 from harness.bench.scratch import worker_logs
 from harness.bench.suites import Suite
 from harness.bench.worker import serve
+from harness.json_values import JsonObject
 from harness.machine.environment import collect_environment
 from harness.machine.lock import machine_lock
 from harness.model import flops
 from harness.records import store as results
-from harness.records.results import CaseRecord, Timing
+from harness.records.results import CaseRecord, Stats, Timing
 
 WORKER_START_S = 3.0  # importing a framework and building a case: the estimate's allowance
 
@@ -147,7 +147,7 @@ def check_same_suite(doc, suite: Suite, path: Path) -> None:
         )
 
 
-def client_info(git: dict, machine: str | None = None, scheduler=None) -> dict[str, Any]:
+def client_info(git: dict, machine: str | None = None, scheduler=None) -> JsonObject:
     """Where a run is started from; git: collect_git() of this process."""
     from harness.machine.environment import machine_label
 
@@ -257,7 +257,7 @@ class Recorder:
 
 def lost(record: CaseRecord, reason: str) -> CaseRecord:
     """A record whose measurement is not kept: status error with the reason, nothing timed."""
-    update = {"status": "error", "reason": reason, "samples_s": [], "stats": None, "loops": None}
+    update: JsonObject = dict(status="error", reason=reason, samples_s=[], stats=None, loops=None)
     return record.model_copy(update=update)
 
 
@@ -376,7 +376,7 @@ def measure_group(cases: list[BenchCase], settings, logs: Path) -> list[CaseReco
             _stop(worker)
     for case_id in workers:  # the ones that finished every round
         record = records[case_id]
-        record.status, record.stats = "ok", stats.summarize(record.samples_s)
+        record.status, record.stats = "ok", Stats.model_validate(stats.summarize(record.samples_s))
     group_s = time.perf_counter() - started  # the machine's time on the group
     # what the workers said, typed and checked now (an unknown or ill-typed field fails here)
     return [

@@ -17,6 +17,7 @@ from harness import registry
 from harness.bench.case import SuiteError, model_case
 from harness.bench.suites import Suite
 from harness.model.weights import save_weights
+from harness.records.results import Timing
 
 TARGETS = ("model-file", "numpy", "torch-cpu", "tf-function", "ort-direct-cpu")
 PRODUCT_TARGETS = ("numpy", "torch-cpu")
@@ -45,10 +46,14 @@ def model_suite(model, out_dir, batches=BATCHES, steps=STEPS, threads=THREADS, b
     if not weights_file.exists():
         save_weights(model.weights, weights_file)
     spec = model.spec.replace(batch_first=False)
-    kept, left_out = [], []
+    kept: list[str] = []
+    left_out: list[tuple[str, str]] = []
     for backend in backends:
         reason = _left_out(backend, model)
-        (left_out if reason else kept).append((backend, reason) if reason else backend)
+        if reason:
+            left_out.append((backend, reason))
+        else:
+            kept.append(backend)
     cases = []
     for n_threads in threads:
         for batch in batches:
@@ -68,7 +73,7 @@ def model_suite(model, out_dir, batches=BATCHES, steps=STEPS, threads=THREADS, b
         f"model-{name}",
         f"{model.describe()}: every runtime, the product baseline, parallel in time",
         BUDGET_S,
-        dict(TIMING),
+        Timing.model_validate(TIMING),
         tuple(cases),
         model.path,
     )

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import AfterValidator, ValidationError
 
 from harness.records.errors import one_line
 from harness.records.results import CaseRecord, Machine, Record, ids_name_fields
 
-KIND = "rnnbench-recovery"
+KIND: Final = "rnnbench-recovery"
 
 
 class Recovery(Record):

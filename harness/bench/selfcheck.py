@@ -11,14 +11,14 @@ from __future__ import annotations
 import statistics
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from harness import registry
 from harness.bench import engine
 from harness.bench.case import BenchCase, make_case
 from harness.bench.suites import TIMING_DEFAULTS
+from harness.json_values import JsonObject
 
-STANDARD = {"cell": "lstm", "batch": 32, "steps": 100, "input_size": 128, "hidden": 256}
+STANDARD: JsonObject = {"cell": "lstm", "batch": 32, "steps": 100, "input_size": 128, "hidden": 256}
 PRECISION_TIMING = {**TIMING_DEFAULTS, "rounds": 15, "pause_s": 0.15, "min_round_s": 0.05}
 TOLERANCE = 0.05
 
@@ -30,11 +30,11 @@ def standard_pair(threads: int = 2) -> list[BenchCase]:
     ]
 
 
-def precision(runs: int = 3, threads: int = 2, progress=None) -> dict[str, Any]:
+def precision(runs: int = 3, threads: int = 2, progress=None) -> JsonObject:
     """Each run: both workers started afresh, 15 interleaved rounds; its ratio is the median
     of the paired rounds (NumPy's round over the torch round right after it), which cancels
     a drift shared by the pair; the ratio of the two medians is kept beside it."""
-    out: dict[str, Any] = {
+    out: JsonObject = {
         "case": STANDARD,
         "threads": threads,
         "timing": PRECISION_TIMING,
@@ -48,9 +48,9 @@ def precision(runs: int = 3, threads: int = 2, progress=None) -> dict[str, Any]:
             for rec in (numpy_rec, torch_rec):
                 if rec.status != "ok":
                     raise RuntimeError(f"selfcheck: {rec.id} {rec.status}: {rec.reason}")
-            run = {
-                "numpy_median_s": numpy_rec.derived()["median"],
-                "torch_median_s": torch_rec.derived()["median"],
+            run: JsonObject = {
+                "numpy_median_s": numpy_rec.derived().median,
+                "torch_median_s": torch_rec.derived().median,
                 "numpy_samples_s": list(numpy_rec.samples_s),
                 "torch_samples_s": list(torch_rec.samples_s),
             }
@@ -74,7 +74,7 @@ def precision(runs: int = 3, threads: int = 2, progress=None) -> dict[str, Any]:
     return out
 
 
-def run_all(runs: int = 3, progress=None) -> dict[str, Any]:
+def run_all(runs: int = 3, progress=None) -> JsonObject:
     timer = engine.selfcheck()
     return {
         "timer": timer,
@@ -83,7 +83,7 @@ def run_all(runs: int = 3, progress=None) -> dict[str, Any]:
     }
 
 
-def format_report(result: dict[str, Any]) -> str:
+def format_report(result: JsonObject) -> str:
     t, p = result["timer"], result["precision"]
     lines = [
         f"timer resolution {t['timer_resolution_s'] * 1e9:.0f} ns; timing loop overhead "

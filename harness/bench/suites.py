@@ -13,12 +13,12 @@ import itertools
 import json
 import re
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 
 from harness import registry
 from harness.bench.case import BenchCase, SuiteError, make_case
+from harness.json_values import JsonObject
 from harness.model.spec import SpecError, tomllib
 from harness.records.errors import one_line
 from harness.records.results import Identity, SuiteInfo, Timing
@@ -72,7 +72,7 @@ class Suite:
 
     def groups(self) -> list[list[BenchCase]]:
         """The interleaved groups, in first-appearance order."""
-        by_group: dict[str, list[BenchCase]] = {}
+        by_group: dict[tuple[tuple[str, str], ...], list[BenchCase]] = {}
         for case in self.cases:
             by_group.setdefault(case.group, []).append(case)
         return list(by_group.values())
@@ -152,7 +152,7 @@ def load_suite(name_or_path: str) -> Suite:
         raise SuiteError(f"suite {path}: {exc}") from None
 
 
-def _parse(data: dict[str, Any], path: str) -> Suite:
+def _parse(data: JsonObject, path: str) -> Suite:
     suite = SuiteFile.model_validate(data)
     cases: dict[str, BenchCase] = {}
     for number, sweep in enumerate(suite.sweep, 1):

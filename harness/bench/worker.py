@@ -17,12 +17,11 @@ import os
 import sys
 import time
 import traceback
-from typing import Any
 
-from harness.json_values import nulls_for_nonfinite
+from harness.json_values import JsonObject, nulls_for_nonfinite
 
 
-def serve(conn, case_dict: dict[str, Any], timing: dict[str, float], log_path: str) -> None:
+def serve(conn, case_dict: JsonObject, timing: dict[str, float], log_path: str) -> None:
     _redirect_output(log_path)
     try:
         _serve(conn, case_dict, timing)

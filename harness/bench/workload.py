@@ -18,8 +18,10 @@ import numpy as np
 
 from harness import registry
 from harness.bench.case import BenchCase
+from harness.json_values import JsonObject
 from harness.model.flops import GATES, layer_inputs, train_flops
 from harness.model.protocol import NotSupported
+from harness.model.spec import ModelSpec
 from harness.model.weights import (
     CanonicalWeights,
     digest_arrays,
@@ -45,7 +47,7 @@ class Workload:
     checks: list[Comparison]
     weights_digest: str = ""
     notes: str = ""
-    record: dict[str, Any] = dataclasses.field(default_factory=dict)  # more fields to record
+    record: JsonObject = dataclasses.field(default_factory=dict)  # more fields to record
 
 
 def open_backend(case: BenchCase):
@@ -79,6 +81,8 @@ def model_data(case: BenchCase):
     """(spec in the case's dtype, float64 weights, float64 x [T, B, I]), float32-exact: seeded
     weights, or a user's model's own (bench --model), read from its digest-checked file."""
     spec = case.model
+    if not isinstance(spec, ModelSpec):  # minGRU has its own workload (_mingru)
+        raise NotSupported(f"{case.id}: no canonical weights for a minGRU case")
     if case.weights_file:
         stored = load_weights(case.weights_file)
         weights64 = CanonicalWeights(spec, dict(stored)).astype("float64")

@@ -6,11 +6,13 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from harness.bench import engine
 from harness.bench.suites import load_suite, safe_name, suite_names
 from harness.cli.errors import UsageError, add_memory_budget
 from harness.escape import for_terminal
+from harness.json_values import JsonObject
 from harness.markdown import print_table
 from harness.output_paths import FILE
 from harness.stats import format_seconds
@@ -167,7 +169,7 @@ def _model_suite(args):
         raise UsageError("--suite and --model both say what to time: give one")
     model = open_model(args.model, load_spec(args.spec) if args.spec else None)
     say(f"model: {model.describe()}")
-    options = {}
+    options: JsonObject = {}
     for option, field in (("batch", "batches"), ("steps", "steps"), ("threads", "threads")):
         if getattr(args, option):
             options[field] = own.parse_sizes(getattr(args, option), f"--{option}")
@@ -215,7 +217,8 @@ class _progress_bar:
     stderr is not a terminal or rich is missing."""
 
     def __init__(self, name: str, total: int):
-        self.name, self.total, self.bar = name, total, None
+        self.name, self.total = name, total
+        self.bar: Any = None  # rich's Progress, once a case ends on a terminal
 
     def __enter__(self):
         try:
@@ -265,7 +268,7 @@ class _progress_bar:
 SUMMARY_HEADER = ("case", "implementation", "median", "IQR", "GFLOP/s", "GB/s", "status")
 
 
-def summary_rows(doc) -> list[tuple[str, ...]]:
+def summary_rows(doc) -> list[tuple[Any, ...]]:
     """One row per case: the median and IQR derived from its samples, FLOP/s where it counts
     FLOPs and GB/s where it moves bytes (a bandwidth probe), each in its own column."""
     rows = []
@@ -276,10 +279,10 @@ def summary_rows(doc) -> list[tuple[str, ...]]:
             rows.append((name, r.impl_class, "", "", "", "", f"{r.status}: {r.reason[:90]}"))
             continue
         st = r.derived()
-        gflops = f"{r.flops / st['median'] / 1e9:.1f}" if r.flops else ""
-        gbytes = f"{r.bytes / st['median'] / 1e9:.1f}" if r.bytes else ""
-        iqr = f"{100 * st['iqr'] / st['median']:.1f}%"
-        rows.append((name, r.impl_class, format_seconds(st["median"]), iqr, gflops, gbytes, "ok"))
+        gflops = f"{r.flops / st.median / 1e9:.1f}" if r.flops else ""
+        gbytes = f"{r.bytes / st.median / 1e9:.1f}" if r.bytes else ""
+        iqr = f"{100 * st.iqr / st.median:.1f}%"
+        rows.append((name, r.impl_class, format_seconds(st.median), iqr, gflops, gbytes, "ok"))
     return rows
 
 

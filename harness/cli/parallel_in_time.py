@@ -15,7 +15,6 @@ row that says so, not a failure of the sweep.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 
@@ -23,8 +22,9 @@ from harness import registry
 from harness.atomic import write_text_atomic
 from harness.cli import parallel_in_time_inputs
 from harness.cli.errors import add_memory_budget
-from harness.json_values import finite_or_null, nulls_for_nonfinite
+from harness.json_values import nulls_for_nonfinite
 from harness.output_paths import FILE
+from harness.records.parallel_in_time import SolveDocument, SweepRow, dumps
 from harness.terminal import say
 
 
@@ -82,12 +82,12 @@ def run(args) -> int:
     record, failure = _solve(spec, weights, source, x, h0, c0, options)
     _print(record, failure)
     if args.json:
-        write_text_atomic(args.json, json.dumps(nulls_for_nonfinite(record), indent=1) + "\n")
+        write_text_atomic(args.json, dumps(record))
         say(f"wrote {args.json}")
     return 1 if failure else 0
 
 
-def _solve(spec, weights, source, x, h0, c0, options) -> tuple[dict, str | None]:
+def _solve(spec, weights, source, x, h0, c0, options) -> tuple[SolveDocument, str | None]:
     """The record of one parallel-in-time solve, held to the sequential run, and its failure
     (None: converged and equal to it)."""
     pt = registry.parallel_in_time()
@@ -112,44 +112,49 @@ def _solve(spec, weights, source, x, h0, c0, options) -> tuple[dict, str | None]
         outputs, _ = fetch(result)
         reference = pt.sequential_reference(spec, weights, x, h0, c0)
         error, comparisons = pt.compare_with_sequential(outputs, reference, spec.dtype)
-        record["max_abs_error"] = finite_or_null(error)
+        record["max_abs_error"] = error
         record["parity"] = [c.as_dict() for c in comparisons]
-    return record, _failure(result, record)
+    typed = SolveDocument.model_validate(nulls_for_nonfinite(record))
+    return typed, _failure(typed)
 
 
 def run_sweep(args) -> int:
     """The grid's rows, written to --json; one line per row on stdout."""
     from harness.cli.errors import progress
     from harness.machine.environment import collect_environment
-    from harness.sweeps.parallel_in_time import dumps, load_grid, sweep
+    from harness.sweeps.parallel_in_time import load_grid, sweep
 
     parallel_in_time_inputs.check_sweep_args(args)
     doc = sweep(load_grid(args.sweep), collect_environment(), progress)
     progress("")
-    for row in doc["rows"]:
+    for row in doc.rows:
         print(_sweep_line(row))
     write_text_atomic(args.json, dumps(doc))
-    say(f"{len(doc['rows'])} rows in {doc['wall_s']:.0f} s; wrote {args.json}")
+    say(f"{len(doc.rows)} rows in {doc.wall_s or 0:.0f} s; wrote {args.json}")
     return 0
 
 
-def _sweep_line(row: dict) -> str:
-    where = f"{row['cell']} {row['method']} H={row['hidden']} T={row['steps']} g={row['gain']:g}"
-    if row["status"] == "skipped":
-        return f"{where}: skipped ({row['reason']})"
-    if not row["converged"]:
-        return f"{where}: lle {row['lle']:+.3f}, not converged ({row['reason']})"
+def _lle(value: float | None) -> str:
+    return "not finite" if value is None else f"{value:+.3f}"
+
+
+def _sweep_line(row: SweepRow) -> str:
+    where = f"{row.cell} {row.method} H={row.hidden} T={row.steps} g={row.gain:g}"
+    if row.status == "skipped":
+        return f"{where}: skipped ({row.reason})"
+    if not row.converged:
+        return f"{where}: lle {_lle(row.lle)}, not converged ({row.reason})"
     off = ""
-    if row["parity_passed"] is False:
-        error = row["max_abs_error"] or math.nan
+    if row.off_run:
+        error = row.max_abs_error or math.nan
         off = f", stopped off the sequential run by {error:.1e} (parity failed)"
     return (
-        f"{where}: lle {row['lle']:+.3f}, {row['iterations']} iterations, "
-        f"work x{row['work_multiplier']:.3g}, depth {row['depth']} of {row['steps']}{off}"
+        f"{where}: lle {_lle(row.lle)}, {row.iterations} iterations, "
+        f"work x{row.work_multiplier or math.nan:.3g}, depth {row.depth} of {row.steps}{off}"
     )
 
 
-def _record(spec, source, x, options, lle, result, seconds) -> dict:
+def _record(spec, source, x, options, lle, result, seconds) -> dict[str, object]:
     return {
         "command": "parallel-in-time",
         "model": spec.to_dict(),
@@ -172,36 +177,37 @@ def _record(spec, source, x, options, lle, result, seconds) -> dict:
     }
 
 
-def _failure(result, record) -> str | None:
-    if not result.converged:
-        return f"not converged: {result.reason}"
-    failed = [c for c in record["parity"] if not c["passed"]]
+def _failure(record: SolveDocument) -> str | None:
+    if not record.converged:
+        return f"not converged: {record.reason}"
+    failed = [c for c in record.parity if not c.passed]
     if failed:
         return (
-            f"converged in {result.iterations} iterations but differs from the sequential "
-            f"run: {failed[0]['message']}"
+            f"converged in {record.iterations} iterations but differs from the sequential "
+            f"run: {failed[0].message}"
         )
     return None
 
 
-def _print(record: dict, failure: str | None) -> None:
-
-    model = record["model"]
+def _print(record: SolveDocument, failure: str | None) -> None:
+    model = record.model
     say(
         f"{model['cell']} H={model['hidden_size']} I={model['input_size']} "
         f"L={model['num_layers']}{' bidirectional' if model['bidirectional'] else ''} "
-        f"({record['source']}), T={record['steps']} B={record['batch']} {record['dtype']} "
-        f"{record['device']}/{record['framework']}"
+        f"({record.source}), T={record.steps} B={record.batch} {record.dtype} "
+        f"{record.device}/{record.framework}"
     )
-    print(f"largest Lyapunov exponent ({record['lle_of']}): {record['lle']:+.4f} per step")
-    residuals = " ".join(f"{r:.1e}" for r in record["residuals"][:12])
-    more = " ..." if len(record["residuals"]) > 12 else ""
-    print(f"{record['method']} residuals (max |change|): {residuals}{more}")
+    lle = "not finite" if record.lle is None else f"{record.lle:+.4f}"
+    print(f"largest Lyapunov exponent ({record.lle_of}): {lle} per step")
+    shown = record.residuals[:12]
+    residuals = " ".join("not finite" if r is None else f"{r:.1e}" for r in shown)
+    more = " ..." if len(record.residuals) > 12 else ""
+    print(f"{record.method} residuals (max |change|): {residuals}{more}")
     if failure:
         say(f"FAIL {failure}", err=True)
         return
     print(
-        f"converged in {record['iterations']} iterations (tol {record['tol']:g}, "
-        f"{record['seconds']:.3g} s); max |error| vs the sequential run "
-        f"{record['max_abs_error']:.2e}: parity passed"
+        f"converged in {record.iterations} iterations (tol {record.tol:g}, "
+        f"{record.seconds:.3g} s); max |error| vs the sequential run "
+        f"{record.max_abs_error or 0:.2e}: parity passed"
     )

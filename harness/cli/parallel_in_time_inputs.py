@@ -17,8 +17,10 @@ from harness.terminal import say
 METHODS = ("newton", "quasi-newton")
 DEFAULT_TOL = {"float64": 1e-12, "float32": 1e-6}
 DEFAULT_MAX_ITER = {"newton": 100, "quasi-newton": 1000}
-SWEEP_OWNS = ("spec", "weights", "model", "cell", "inputs", "steps", "batch", "h0", "c0", "tol")
-SWEEP_OWNS += ("max_iter", "framework")
+SWEEP_OWNS = (
+    *("spec", "weights", "model", "cell", "inputs", "steps", "batch", "h0", "c0", "tol"),
+    *("max_iter", "framework"),
+)
 SWEEP_DEFAULTS = {"hidden": "32", "input": "8", "gain": "1", "seed": "0", "method": "newton"}
 SWEEP_DEFAULTS |= {"dtype": "float64", "device": "cpu"}
 
@@ -95,7 +97,7 @@ def _named_weights(args):
     if cell not in [c.value for c in Cell]:
         raise UsageError(f"--cell {cell}: allowed {', '.join(c.value for c in Cell)}")
     spec = ModelSpec(
-        cell, _number("--input", args.input, int, 1), _number("--hidden", args.hidden, int, 1)
+        Cell(cell), _number("--input", args.input, int, 1), _number("--hidden", args.hidden, int, 1)
     )
     return init_weights(spec, _number("--seed", args.seed, int, 0)), "generated"
 

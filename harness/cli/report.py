@@ -63,8 +63,6 @@ def run_report(args) -> int:
 
 
 def run_compare(args) -> int:
-    import json
-
     from harness.cli.errors import require
 
     require({"scipy": "scipy"}, "report", "rnnbench compare")
@@ -76,9 +74,9 @@ def run_compare(args) -> int:
     gate = Gate.parse(args.fail_on)
     result = compare_docs(load_results(args.base), load_results(args.new), gate)
     if args.json:
-        write_text_atomic(args.json, json.dumps(result, indent=1) + "\n")
+        write_text_atomic(args.json, result.as_json())
     text = format_comparison(result)
-    if not result["rows"]:  # what could not be matched, then the error: no table, no tally
+    if not result.rows:  # what could not be matched, then the error: no table, no tally
         if text:
             say_lines(text, err=True)
         print(
@@ -94,4 +92,4 @@ def run_compare(args) -> int:
             say_lines(block)
         else:
             print_table(*block)
-    return 1 if result["regressions"] else 0
+    return 1 if result.regressions else 0

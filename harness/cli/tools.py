@@ -174,7 +174,9 @@ def _config(spec) -> str:
 def _schema_parser(sub) -> None:
     from harness.records.publish import SCHEMAS
 
-    p = sub.add_parser("schema", help="write the JSON Schema of results, suite and parity files")
+    p = sub.add_parser(
+        "schema", help="write the JSON Schema of every file rnnbench reads and writes"
+    )
     p.add_argument("--out", default="results/schema", help="folder (default results/schema)")
     p.add_argument(
         "--readme", help="also rewrite this file's field tables (between its schema markers)"

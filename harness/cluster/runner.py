@@ -28,6 +28,7 @@ from typing import Any
 from harness.bench import engine
 from harness.bench.case import BenchCase
 from harness.bench.suites import Suite
+from harness.json_values import JsonObject
 from harness.records import store as results
 from harness.records.results import Machine, Timing
 
@@ -50,7 +51,7 @@ def run_suite_on_dask(
     overwrite: bool = False,
     progress: Callable | None = None,
     wait_s: float = 60.0,
-) -> dict[str, Any]:
+) -> JsonObject:
     """Like engine.run_suite, on the workers of the scheduler at `scheduler` (or named by
     `scheduler_file`). wait_s: how long to wait for a first worker (and for a GPU worker when
     there are GPU cases), and for any worker able to take the remaining groups, before giving
@@ -139,8 +140,8 @@ def tasks(todo: list[list[BenchCase]]) -> list[list[BenchCase]]:
 def check_workers(
     workers: dict[str, dict],
     todo: list[list[BenchCase]],
-    probes: dict[str, Any] | None = None,
-    machines: dict[str, Any] | None = None,
+    probes: JsonObject | None = None,
+    machines: JsonObject | None = None,
     code: dict | None = None,
 ) -> None:
     """Refuse, in one line naming every unfit worker, workers that would time two groups at

@@ -23,7 +23,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+
+from harness.json_values import JsonObject
 
 POLL_S = 0.5
 
@@ -49,7 +50,7 @@ def time_group(
     needs_gpu: bool,
     code: dict | None = None,
     cancel_event: str | None = None,
-) -> dict[str, Any]:
+) -> JsonObject:
     """code: the client's git {commit, dirty} (None or no commit: not checked); cancel_event:
     the name of the distributed.Event the client sets when it gives up on the run."""
     from distributed import get_worker
@@ -74,7 +75,7 @@ def time_group(
     }
 
 
-def probe(dask_worker=None) -> dict[str, Any]:
+def probe(dask_worker=None) -> JsonObject:
     """What the client checks before it sends a worker groups (run there by client.run, which
     passes dask_worker, and by every task): its address and threads, and its machine's
     environment, with the git state of the code it would run read afresh."""
@@ -94,7 +95,7 @@ def probe(dask_worker=None) -> dict[str, Any]:
     }
 
 
-def unfit(found: dict[str, Any], needs_gpu: bool, code: dict | None) -> str | None:
+def unfit(found: JsonObject, needs_gpu: bool, code: dict | None) -> str | None:
     """Why the probed worker must not time a group (None: it may)."""
     address, environment = found["address"], found["environment"]
     if found["nthreads"] != 1:
@@ -103,8 +104,12 @@ def unfit(found: dict[str, Any], needs_gpu: bool, code: dict | None) -> str | No
             "run one group at a time (`dask worker ADDRESS --nthreads 1`)"
         )
     own = environment.get("git") or {}
-    known = code and code.get("commit") and own.get("commit")
-    if known and (own["commit"], own.get("dirty")) != (code["commit"], code.get("dirty")):
+    known = code is not None and code.get("commit") and own.get("commit")
+    if (
+        code is not None
+        and known
+        and (own["commit"], own.get("dirty")) != (code["commit"], code.get("dirty"))
+    ):
         return (
             f"Dask worker {address} runs rnnbench at {_code(own)}, the client at "
             f"{_code(code)}: every group must be timed by the same code"

@@ -5,9 +5,9 @@ reaches it with of(worker)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from distributed import WorkerPlugin
+
+from harness.json_values import JsonObject
 
 NAME = "rnnbench-worker-state"
 
@@ -17,7 +17,7 @@ class WorkerState(WorkerPlugin):
     idempotent = True
 
     def __init__(self) -> None:
-        self.environment: dict[str, Any] | None = None
+        self.environment: JsonObject | None = None
         self.selfcheck: dict[str, float] | None = None
 
 

@@ -5,7 +5,8 @@ does not tell (a VM that hides its clock, a non-Linux system), the record says s
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+
+from harness.json_values import JsonObject
 
 # float32 lanes of one FMA instruction on the widest vector unit the flags name
 SIMD_LANES32 = (("avx512f", 16), ("avx2", 8), ("avx", 8), ("sse2", 4))
@@ -55,7 +56,7 @@ def isa_peak(flags: set[str], mhz: float | None, source: str, cores: int) -> dic
     }
 
 
-def caches(root: Path = Path("/sys/devices/system/cpu/cpu0/cache")) -> list[dict[str, Any]]:
+def caches(root: Path = Path("/sys/devices/system/cpu/cpu0/cache")) -> list[JsonObject]:
     """Data and unified caches seen from cpu0: level, size in bytes, and how many logical
     CPUs share each instance."""
     out = []
@@ -86,7 +87,7 @@ def _count_cpus(text: str) -> int:
     return count
 
 
-def collect_cpu_limits(cores: int) -> dict[str, Any]:
+def collect_cpu_limits(cores: int) -> JsonObject:
     try:
         cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8")
     except OSError:

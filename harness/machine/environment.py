@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from harness.json_values import JsonObject
 from harness.machine.cpu_limits import collect_cpu_limits
 
 LIBRARIES = (
@@ -46,7 +47,7 @@ ENVIRONMENT_VARIABLES = (
 COMPARABLE = ("cpu.model", "cpu.logical_cores", "gpu.name", "libraries")
 
 
-def collect_cpu() -> dict[str, Any]:
+def collect_cpu() -> JsonObject:
     model = platform.processor() or "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
@@ -64,7 +65,7 @@ def collect_cpu() -> dict[str, Any]:
     }
 
 
-def collect_gpu() -> dict[str, Any] | None:
+def collect_gpu() -> JsonObject | None:
     """The first CUDA device as torch sees it, with the driver from nvidia-smi; None without."""
     try:
         import torch
@@ -108,7 +109,7 @@ def collect_libraries() -> dict[str, str]:
     return found
 
 
-def collect_blas() -> list[dict[str, Any]]:
+def collect_blas() -> list[JsonObject]:
     """numpy's BLAS and OpenMP pools as threadpoolctl sees them in this process."""
     try:
         from threadpoolctl import threadpool_info
@@ -120,7 +121,7 @@ def collect_blas() -> list[dict[str, Any]]:
     return [{k: info.get(k) for k in keep} for info in threadpool_info()]
 
 
-def collect_git() -> dict[str, Any]:
+def collect_git() -> JsonObject:
     """The commit the code was at, and whether the code differed from it (results/ and
     README.md aside: a regeneration writes those). Where the tree is a copy without .git (the
     device machine), RNNBENCH_GIT_COMMIT names the commit and `dirty` is unknown."""
@@ -154,7 +155,7 @@ def _git(root: Path, *args: str) -> str:
     return done.stdout.strip()
 
 
-def collect_numpy_gemm(blas: list[dict[str, Any]]) -> dict[str, Any]:
+def collect_numpy_gemm(blas: list[JsonObject]) -> JsonObject:
     """Which GEMM kernel NumPy's OpenBLAS runs, and the OPENBLAS_CORETYPE that chose it (set
     on some machines for safety: it can force 256-bit kernels on a 512-bit CPU)."""
     openblas = next((b for b in blas if b.get("internal_api") == "openblas"), None)
@@ -171,7 +172,7 @@ def machine_label(given: str | None = None) -> str:
     return given or os.environ.get("RNNBENCH_MACHINE") or platform.node() or "?"
 
 
-def collect_environment(machine: str | None = None) -> dict[str, Any]:
+def collect_environment(machine: str | None = None) -> JsonObject:
     cpu, blas = collect_cpu(), collect_blas()
     return {
         "machine": machine_label(machine),
@@ -188,7 +189,7 @@ def collect_environment(machine: str | None = None) -> dict[str, Any]:
     }
 
 
-def differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+def differences(a: JsonObject, b: JsonObject) -> list[str]:
     """The COMPARABLE keys on which two environments differ, as 'key: a -> b'."""
     out = []
     for key in COMPARABLE:
@@ -202,7 +203,8 @@ def differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     return out
 
 
-def _get(data: dict[str, Any], dotted: str):
+def _get(data: JsonObject, dotted: str) -> Any:
+    found: Any = data
     for part in dotted.split("."):
-        data = data.get(part) if isinstance(data, dict) else None
-    return data
+        found = found.get(part) if isinstance(found, dict) else None
+    return found

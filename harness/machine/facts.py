@@ -7,9 +7,10 @@ file lacks is "unknown", never guessed."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
-from harness import registry
+from harness.json_values import JsonObject
 
 _LEVELS = (("L1", ("l1d", "l1")), ("L2", ("l2",)), ("L3", ("l3", "llc")))
 _PRIVATE = ("L1", "L2")  # per core: a working set split over t threads has t of them
@@ -33,7 +34,7 @@ def parse_size(value: Any) -> int | None:
     return None
 
 
-def cache_levels(env: dict[str, Any], threads: int) -> tuple[tuple[tuple[str, int], ...], str]:
+def cache_levels(env: JsonObject, threads: int) -> tuple[tuple[tuple[str, int], ...], str]:
     """(L1|L2|L3, bytes usable by `threads` threads) from environment["caches"], and a note.
     A level is {per_core, total} (bytes or '48 KiB'-like strings) or one size (total). The
     private levels (L1, L2) give each thread its own; L3 is shared."""
@@ -62,7 +63,7 @@ def _level_bytes(entry: Any, name: str, threads: int) -> int | None:
     return parse_size(entry)
 
 
-def theoretical_peak(env: dict[str, Any], device: str, dtype: str, threads: int):
+def theoretical_peak(env: JsonObject, device: str, dtype: str, threads: int):
     """(FLOP/s or None, where it comes from or why it is unknown) from environment["cpu_peak"]:
     theoretical_gflops[dtype][threads] when given, else flops_per_cycle x max_mhz x cores."""
     if device != "cpu":
@@ -79,19 +80,22 @@ def theoretical_peak(env: dict[str, Any], device: str, dtype: str, threads: int)
             return value * 1e9, f"{peak.get('isa', '?')}, {source}"
     per_cycle = (peak.get("flops_per_cycle") or {}).get(dtype)
     mhz, cores = peak.get("max_mhz"), peak.get("cores")
-    if all(isinstance(v, int | float) and v > 0 for v in (per_cycle, mhz, cores)):
+    numbers = [v for v in (per_cycle, mhz, cores) if isinstance(v, int | float) and v > 0]
+    if len(numbers) == 3:
+        per_cycle, mhz, cores = numbers
         used = min(threads, cores)
         value = per_cycle * mhz * 1e6 * used
         return value, f"{peak.get('isa', '?')}: {per_cycle} FLOP/cycle x {mhz} MHz x {used} cores"
     return None, f"unknown (cpu_peak from {source} has no {dtype} figure)"
 
 
-def environments(docs) -> dict[str, dict[str, Any]]:
-    """machine -> its environment (the later file's, as for the timings)."""
-    return {doc.machine: _normalised(doc.environment) for doc in docs}
+def environments(labelled: Iterable[tuple[str, JsonObject]]) -> dict[str, JsonObject]:
+    """machine -> its environment (the later one of a label, as for the timings), from
+    (label, environment as recorded) pairs."""
+    return {machine: _normalised(environment) for machine, environment in labelled}
 
 
-def _normalised(env: dict[str, Any]) -> dict[str, Any]:
+def _normalised(env: JsonObject) -> JsonObject:
     """The engine's `cpu_limits` and `numpy_gemm` records in the form the readers here take:
     cpu_peak {isa, theoretical_gflops {dtype: {threads: GFLOP/s}}, source}, caches {l1d, l2,
     l3: {per_core, total}}, openblas_coretype, numpy_gemm_kernel."""
@@ -109,7 +113,7 @@ def _normalised(env: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _peak_record(peak: dict[str, Any]) -> dict[str, Any]:
+def _peak_record(peak: JsonObject) -> JsonObject:
     if "missing" in peak:
         return {"missing": peak["missing"]}
     by_dtype: dict[str, dict[str, float]] = {}
@@ -124,10 +128,10 @@ def _peak_record(peak: dict[str, Any]) -> dict[str, Any]:
     return {"isa": peak.get("isa"), "theoretical_gflops": by_dtype, "source": source}
 
 
-def _cache_record(caches: list[dict[str, Any]], cores: int | None) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _cache_record(caches: list[JsonObject], cores: int | None) -> JsonObject:
+    out: JsonObject = {}
     for cache in caches:
-        name = {1: "l1d", 2: "l2", 3: "l3"}.get(cache.get("level"))
+        name = {1: "l1d", 2: "l2", 3: "l3"}.get(cache.get("level") or 0)
         shared = cache.get("shared_by_cpus") or 1
         if name is None or not cache.get("bytes"):
             continue
@@ -138,33 +142,7 @@ def _cache_record(caches: list[dict[str, Any]], cores: int | None) -> dict[str, 
     return out
 
 
-def openblas_note(env: dict[str, Any], model: dict[str, Any], machine: str) -> str:
-    """What OPENBLAS_CORETYPE does to NumPy's GEMM here: the setting, the kernel threadpoolctl
-    reports and its vector width against the ISA, and NumPy's best product against the
-    machine's best."""
-    variables = env.get("environment_variables") or {}
-    coretype = env.get("openblas_coretype", variables.get("OPENBLAS_CORETYPE"))
-    kernel = _numpy_kernel(env)
-    text = (
-        f"OPENBLAS_CORETYPE {'= ' + coretype if coretype else 'unset'}: threadpoolctl reports "
-        f"NumPy's OpenBLAS running its {kernel or 'unknown'} kernels"
-    )
-    bits = KERNEL_BITS.get(str(kernel).lower())
-    isa = str((env.get("cpu_peak") or {}).get("isa") or "")
-    if bits:
-        text += f" ({bits}-bit vectors{' on an ' + isa + ' CPU' if isa else ''})"
-    for (m, device, dtype, threads), peak in sorted(model["peaks"].items()):
-        numpy_best = model["library_best"].get((m, device, dtype, threads, registry.REFERENCE))
-        if m == machine and device == "cpu" and numpy_best:
-            text += (
-                f"; {dtype}, {threads} thread{'s' if threads > 1 else ''}: NumPy's best product "
-                f"{numpy_best / 1e9:.0f} GFLOP/s, {numpy_best / peak.flops:.0%} of the "
-                f"machine's best ({peak.backend}, {peak.size})"
-            )
-    return text + "."
-
-
-def _numpy_kernel(env: dict[str, Any]):
+def numpy_kernel(env: JsonObject) -> Any:
     """The OpenBLAS kernel NumPy's GEMM runs, as the environment records it (None: unknown)."""
     kernel = env.get("numpy_gemm_kernel") or next(
         (

@@ -15,13 +15,55 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
-from typing import Any
+from collections.abc import Sequence
+from typing import Protocol
 
 from harness import registry
-from harness.machine.facts import cache_levels, environments, openblas_note, theoretical_peak
+from harness.json_values import JsonObject
+from harness.machine.facts import KERNEL_BITS, cache_levels, numpy_kernel, theoretical_peak
 from harness.model.flops import ITEMSIZE
 
 DRAM = "DRAM"
+PeakKey = tuple[str, str, str, int]  # (machine, device, dtype, threads)
+MemoryKey = tuple[str, str, int]  # (machine, device, threads)
+Environments = dict[str, JsonObject]  # machine -> its environment (facts.environments)
+
+
+class TimedRow(Protocol):
+    """What the machine model reads of a timed case (harness.analysis.rows.TimedRow)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def machine(self) -> str: ...
+    @property
+    def backend(self) -> str: ...
+    @property
+    def mode(self) -> str: ...
+    @property
+    def device(self) -> str | None: ...
+    @property
+    def dtype(self) -> str: ...
+    @property
+    def threads(self) -> int: ...
+    @property
+    def cell(self) -> str: ...
+    @property
+    def batch(self) -> int: ...
+    @property
+    def steps(self) -> int: ...
+    @property
+    def hidden(self) -> int: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def flops(self) -> float | None: ...
+    @property
+    def bytes(self) -> float | None: ...
+    @property
+    def median(self) -> float: ...
+    @property
+    def median_ci(self) -> tuple[float, float, float]: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,54 +173,50 @@ def _bytes(size: float) -> str:
     return f"{size:.0f} B"
 
 
-def _product_size(row: dict[str, Any]) -> str:
-    if row["mode"] == "peak":
-        return f"N={row['size']}"
-    return (
-        f"RNN-shaped product of {row['cell']} B={row['batch']} T={row['steps']} H={row['hidden']}"
-    )
+def _product_size(row: TimedRow) -> str:
+    if row.mode == "peak":
+        return f"N={row.size}"
+    return f"RNN-shaped product of {row.cell} B={row.batch} T={row.steps} H={row.hidden}"
 
 
-def compute_peaks(docs: list[dict], table: list[dict]) -> dict[tuple, Peak]:
+def compute_peaks(envs: Environments, table: Sequence[TimedRow]) -> dict[PeakKey, Peak]:
     """(machine, device, dtype, threads) -> the best product measured there."""
-    envs = environments(docs)
-    best: dict[tuple, dict] = {}
+    best: dict[PeakKey, tuple[float, TimedRow]] = {}
     for row in table:
-        if row["mode"] not in ("peak", "gemm") or not row["flops"]:
+        if row.mode not in ("peak", "gemm") or not row.flops:
             continue
-        where = (row["machine"], row["device"], row["dtype"], row["threads"])
-        if where not in best or row["flops"] / row["median"] > best[where]["rate"]:
-            best[where] = {"rate": row["flops"] / row["median"], "row": row}
+        where = (row.machine, row.device or "", row.dtype, row.threads)
+        if where not in best or row.flops / row.median > best[where][0]:
+            best[where] = (row.flops / row.median, row)
     out = {}
-    for where, found in best.items():
-        row = found["row"]
-        _, low, high = row["median_ci"]
+    for where, (rate, row) in best.items():
+        _, low, high = row.median_ci
+        flops = row.flops or 0.0
         theory, note = theoretical_peak(envs.get(where[0], {}), where[1], where[2], where[3])
         out[where] = Peak(
-            found["rate"],
-            (found["rate"], row["flops"] / high, row["flops"] / low),
-            row["backend"],
+            rate,
+            (rate, flops / high, flops / low),
+            row.backend,
             _product_size(row),
-            row["id"],
+            row.id,
             theory,
             note,
         )
     return out
 
 
-def memories(docs: list[dict], table: list[dict]) -> dict[tuple, Memory]:
+def memories(envs: Environments, table: Sequence[TimedRow]) -> dict[MemoryKey, Memory]:
     """(machine, device, threads) -> the copy probes of that machine and device, and the cache
     levels for those threads, for every thread count its cases ran at."""
-    envs = environments(docs)
-    probes: dict[tuple, dict[int, Probe]] = defaultdict(dict)
+    probes: dict[tuple[str, str], dict[int, Probe]] = defaultdict(dict)
     for row in table:
-        if row["mode"] != "bandwidth" or not row["bytes"]:
+        if row.mode != "bandwidth" or not row.bytes:
             continue
-        copied = registry.copy_threads(row["backend"], row["size"], row["threads"])
-        probe = Probe(row["bytes"], row["bytes"] / row["median"], row["backend"], copied)
-        kept = probes[(row["machine"], row["device"])].get(probe.size)
+        copied = registry.copy_threads(row.backend, row.size, row.threads)
+        probe = Probe(int(row.bytes), row.bytes / row.median, row.backend, copied)
+        kept = probes[(row.machine, row.device or "")].get(probe.size)
         if kept is None or probe.per_thread > kept.per_thread:
-            probes[(row["machine"], row["device"])][probe.size] = probe
+            probes[(row.machine, row.device or "")][probe.size] = probe
     out = {}
     for machine, device, _, threads in _threads_seen(table):
         levels, note = cache_levels(envs.get(machine, {}), threads)
@@ -189,8 +227,8 @@ def memories(docs: list[dict], table: list[dict]) -> dict[tuple, Memory]:
     return out
 
 
-def _threads_seen(table: list[dict]) -> set[tuple]:
-    return {(r["machine"], r["device"], r["dtype"], r["threads"]) for r in table}
+def _threads_seen(table: Sequence[TimedRow]) -> set[PeakKey]:
+    return {(r.machine, r.device or "", r.dtype, r.threads) for r in table}
 
 
 def working_set_bytes(cell: str, batch: int, hidden: int, dtype: str) -> int:
@@ -201,24 +239,65 @@ def working_set_bytes(cell: str, batch: int, hidden: int, dtype: str) -> int:
     return ITEMSIZE[dtype] * (GATES[cell] * hidden * hidden + 2 * states * hidden * batch)
 
 
-def library_best(table: list[dict]) -> dict[tuple, float]:
-    """(machine, device, dtype, threads, library) -> that library's best product FLOP/s."""
-    best: dict[tuple, float] = {}
+def library_best(table: Sequence[TimedRow]) -> dict[tuple[str, str, str, int, str], float]:
+    """(machine, device, dtype, threads, backend) -> that backend's best product FLOP/s."""
+    best: dict[tuple[str, str, str, int, str], float] = {}
     for row in table:
-        if row["mode"] in ("peak", "gemm") and row["flops"]:
-            where = (row["machine"], row["device"], row["dtype"], row["threads"], row["backend"])
-            best[where] = max(best.get(where, 0.0), row["flops"] / row["median"])
+        if row.mode in ("peak", "gemm") and row.flops:
+            where = (row.machine, row.device or "", row.dtype, row.threads, row.backend)
+            best[where] = max(best.get(where, 0.0), row.flops / row.median)
     return best
 
 
-def model(docs: list[dict], table: list[dict]) -> dict[str, Any]:
-    """The machine model of every machine in the results: peaks, per-library bests, memory,
-    and a sentence per machine on NumPy's OpenBLAS kernel."""
-    out = {
-        "peaks": compute_peaks(docs, table),
-        "library_best": library_best(table),
-        "memory": memories(docs, table),
-    }
-    envs = environments(docs)
-    out["openblas"] = {m: openblas_note(env, out, m) for m, env in sorted(envs.items())}
-    return out
+@dataclasses.dataclass(frozen=True)
+class MachineModel:
+    """Every machine in the results: its best products (peaks), each backend's best product,
+    its copy bandwidth per thread count (memory), and a sentence per machine on NumPy's
+    OpenBLAS kernel."""
+
+    peaks: dict[PeakKey, Peak]
+    library_best: dict[tuple[str, str, str, int, str], float]
+    memory: dict[MemoryKey, Memory]
+    openblas: dict[str, str]
+
+
+def model(envs: Environments, table: Sequence[TimedRow]) -> MachineModel:
+    """The machine model of every machine in the results; envs: facts.environments."""
+    peaks, best = compute_peaks(envs, table), library_best(table)
+    return MachineModel(
+        peaks,
+        best,
+        memories(envs, table),
+        {m: openblas_note(env, peaks, best, m) for m, env in sorted(envs.items())},
+    )
+
+
+def openblas_note(
+    env: JsonObject,
+    peaks: dict[PeakKey, Peak],
+    library_best: dict[tuple[str, str, str, int, str], float],
+    machine: str,
+) -> str:
+    """What OPENBLAS_CORETYPE does to NumPy's GEMM here: the setting, the kernel threadpoolctl
+    reports and its vector width against the ISA, and NumPy's best product against the
+    machine's best."""
+    variables = env.get("environment_variables") or {}
+    coretype = env.get("openblas_coretype", variables.get("OPENBLAS_CORETYPE"))
+    kernel = numpy_kernel(env)
+    text = (
+        f"OPENBLAS_CORETYPE {'= ' + coretype if coretype else 'unset'}: threadpoolctl reports "
+        f"NumPy's OpenBLAS running its {kernel or 'unknown'} kernels"
+    )
+    bits = KERNEL_BITS.get(str(kernel).lower())
+    isa = str((env.get("cpu_peak") or {}).get("isa") or "")
+    if bits:
+        text += f" ({bits}-bit vectors{' on an ' + isa + ' CPU' if isa else ''})"
+    for (m, device, dtype, threads), peak in sorted(peaks.items()):
+        numpy_best = library_best.get((m, device, dtype, threads, registry.REFERENCE))
+        if m == machine and device == "cpu" and numpy_best:
+            text += (
+                f"; {dtype}, {threads} thread{'s' if threads > 1 else ''}: NumPy's best product "
+                f"{numpy_best / 1e9:.0f} GFLOP/s, {numpy_best / peak.flops:.0%} of the "
+                f"machine's best ({peak.backend}, {peak.size})"
+            )
+    return text + "."

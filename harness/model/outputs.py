@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from harness.model.arrays import Arrays
+
 
 @dataclasses.dataclass
 class Outputs:
@@ -19,7 +21,7 @@ class Outputs:
     c_n: Any = None
     head: Any = None
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> Arrays:
         return {
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)

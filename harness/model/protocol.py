@@ -8,14 +8,17 @@ says which benchmark modes each backend offers, so nothing else branches on its 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
+from harness.json_values import JsonObject
 from harness.model.errors import NotSupported
 from harness.model.outputs import Outputs
 from harness.model.spec import ModelSpec
 from harness.model.weights import CanonicalWeights
+
+P = TypeVar("P", bound="BasePrepared")
 
 __all__ = [
     "Backend",
@@ -59,7 +62,7 @@ class Backend(Protocol):
     def unavailable_reason(self) -> str | None:
         """None when usable here; else why not (package missing, no GPU)."""
 
-    def set_threads(self, n: int) -> dict[str, Any]:
+    def set_threads(self, n: int) -> JsonObject:
         """Fix this backend's library pools at n before anything is built; say what they are."""
 
     def build(self, spec: ModelSpec, weights: CanonicalWeights) -> Prepared: ...
@@ -87,10 +90,15 @@ class BaseBackend:
     product_label = "its matrix product"
     impl_label = ""  # how impl_class names its minGRU and parallel-in-time runners ("": name)
 
+    def named(self, prepared: P) -> P:
+        """`prepared`, named as this backend is (by its registry key)."""
+        prepared.name = self.name
+        return prepared
+
     def unavailable_reason(self) -> str | None:
         return None
 
-    def set_threads(self, n: int) -> dict[str, Any]:
+    def set_threads(self, n: int) -> JsonObject:
         return {}
 
     def product_runner(self, pairs, dtype: str) -> Runner:
@@ -108,6 +116,8 @@ class BaseBackend:
 
 class BasePrepared:
     """Defaults for a prepared model's optional capabilities."""
+
+    name = ""  # its backend's registry key: BaseBackend.named sets it
 
     impl_class = "as built"
     notes = ""  # what else a reader of its timing should know (an export's node count)

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from harness.json_values import JsonObject
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -155,7 +157,7 @@ class ModelSpec:
     def replace(self, **changes: Any) -> ModelSpec:
         return dataclasses.replace(self, **changes)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         """Every field, except a missing head and the variants left at the canonical cell's
         defaults (so that a canonical model reads as it did before variants existed)."""
         out = dataclasses.asdict(self)
@@ -168,7 +170,7 @@ class ModelSpec:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
+    def from_dict(cls, data: JsonObject) -> ModelSpec:
         if not isinstance(data, dict):
             raise SpecError(f"a model spec must be a table of fields, got {type(data).__name__}")
         return _build(cls, data, "")
@@ -216,7 +218,7 @@ class MinGRUSpec:
         return dataclasses.replace(self, **changes)
 
 
-def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
+def _build(cls: type, data: JsonObject, prefix: str) -> Any:
     fields = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(data) - set(fields))
     if unknown:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.atomic import atomic_open
+from harness.model.arrays import Arrays
 from harness.model.spec import ModelSpec, SpecError
 
 SPEC_KEY = "__spec__"
@@ -89,7 +90,8 @@ class CanonicalWeights(Mapping):
 
     def layer(self, layer: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(W, R, Wb, Rb) of one layer, each with the direction axis first."""
-        return tuple(self.arrays[f"l{layer}.{k}"] for k in ("W", "R", "Wb", "Rb"))
+        W, R, Wb, Rb = (self.arrays[f"l{layer}.{k}"] for k in ("W", "R", "Wb", "Rb"))
+        return W, R, Wb, Rb
 
     def peepholes(self, layer: int) -> np.ndarray | None:
         """P [D, 3H] of one layer (i, o, f), None without peepholes."""
@@ -140,7 +142,7 @@ def init_weights(spec: ModelSpec, seed: int = 0) -> CanonicalWeights:
 def save_weights(weights: CanonicalWeights, path: str | Path) -> str:
     """Write spec, arrays and digest to one .npz, atomically; returns the digest."""
     digest = weights.digest()
-    payload = dict(weights.arrays)
+    payload: Arrays = dict(weights.arrays)  # numbers and two strings: nothing to pickle
     payload[SPEC_KEY] = np.array(weights.spec.to_json())
     payload[DIGEST_KEY] = np.array(digest)
     with atomic_open(path) as handle:

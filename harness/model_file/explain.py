@@ -10,6 +10,7 @@ Each is a rerun at one size, so it costs what one size of the check costs."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import numpy as np
 
@@ -18,7 +19,7 @@ from harness.model.weights import CanonicalWeights
 from harness.model_file.front import draw
 from harness.model_file.reference import Budgeted, compare_outputs, reference_for
 
-ACTIVATIONS = {
+ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "none": lambda z: z,
     "softmax": lambda z: _softmax(z),
     "sigmoid": lambda z: 1.0 / (1.0 + np.exp(-z)),

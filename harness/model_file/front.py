@@ -51,8 +51,8 @@ def draw(front: FrontEnd, input_size: int, T: int, B: int, seed: int) -> Drawn:
             tokens[~mask] = 0
         x = np.asarray(front.table, np.float64)[tokens]
         return Drawn(tokens.astype(np.int64), x, mask)
-    columns = [np.random.default_rng([seed, b]).standard_normal((T, input_size)) for b in range(B)]
-    x = float32_exact(np.stack(columns, axis=1))
+    drawn = [np.random.default_rng([seed, b]).standard_normal((T, input_size)) for b in range(B)]
+    x = float32_exact(np.stack(drawn, axis=1))
     if front.mask_value is not None and mask is not None:
         x[~mask] = front.mask_value
         # a valid step that happens to equal mask_value everywhere would be masked too

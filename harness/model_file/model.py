@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from harness import registry
 from harness.files import limits
@@ -40,7 +41,8 @@ class ModelFile:
     spec: ModelSpec  # a reverse-only model's reads forward: see direction
     weights: CanonicalWeights
     direction: str = "forward"  # of every layer: forward, reverse or bidirectional
-    runtime: object | None = None  # the file run as it is (harness/model_file/runtime.py)
+    # the file run as it is (harness/model_file/runtime.py): a runtime of its framework
+    runtime: Any = None
     notes: tuple[str, ...] = ()
     imported: object | None = None  # ONNX: the reader's ImportedModel
     front: FrontEnd = PLAIN  # an embedding lookup or masking before the recurrence

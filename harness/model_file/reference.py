@@ -34,7 +34,8 @@ def reference(
             f"the file has {len(nodes)} recurrent nodes where the source model has "
             f"{spec.num_layers} layers"
         )
-    X, finals, out = x, {"h_n": [], "c_n": []}, {}
+    X, out = x, {}
+    finals: dict[str, list[np.ndarray]] = {"h_n": [], "c_n": []}
     for layer, node in enumerate(nodes):
         Y, Y_h, Y_c = _node(oracle, weights, direction, layer, X, node, received, lens)
         if node is not None:
@@ -61,7 +62,7 @@ def _node(
         value = received.get(name) if name else None
         if value is not None and slot != "sequence_lens":
             value = np.asarray(value, np.float64)
-            if node.layout == 1:  # [B, D, H] -> [D, B, H]
+            if node is not None and node.layout == 1:  # [B, D, H] -> [D, B, H]
                 value = value.transpose(1, 0, 2)
         given[slot] = value
     lens = given["sequence_lens"] if node is not None else lens

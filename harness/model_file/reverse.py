@@ -23,8 +23,8 @@ def check_reverse_numpy(model, dtype: str, with_lens: bool, seed: int = 0):
     lens = rng.integers(1, T + 1, size=B) if with_lens else np.full(B, T)
     lens[0] = T
     states = (spec.num_layers, B, spec.hidden_size)
-    h0, c0 = (float32_exact(0.5 * rng.standard_normal(states)) for _ in range(2))
-    c0 = c0 if spec.cell is Cell.LSTM else None
+    h0, drawn_c0 = (float32_exact(0.5 * rng.standard_normal(states)) for _ in range(2))
+    c0 = drawn_c0 if spec.cell is Cell.LSTM else None
     received = {"lens": lens, **{f"h{k}": h0[k : k + 1] for k in range(spec.num_layers)}}
     if c0 is not None:
         received.update({f"c{k}": c0[k : k + 1] for k in range(spec.num_layers)})

@@ -95,7 +95,7 @@ class OnnxRuntime:
         others drawn in [1, T]; initial states ~ N(0, 0.25); weights given as graph inputs,
         their values. A file without native nodes, or no rng, gets zeros and full lengths for
         the rest."""
-        T, B = x.shape[:2]
+        T, B = int(x.shape[0]), int(x.shape[1])
         named = self._named_dims(T, B)
         weights = self.imported.weight_inputs if self.imported is not None else {}
         slots = {n: s for node in self.nodes for s, n in node.inputs.items()}
@@ -117,10 +117,10 @@ class OnnxRuntime:
                     array = rng.integers(1, T + 1, size=B)
                     array[0] = T
             else:
-                shape = [d if d is not None else named.get(n, B) for d, n in _dim_pairs(value)]
+                sizes = [named.get(n, B) if d is None else d for d, n in _dim_pairs(value)]
                 # what native nodes receive is probed for the reference; a black box's is not
                 traced = self.imported is not None and rng is not None
-                array = 0.5 * rng.standard_normal(shape) if traced else np.zeros(shape)
+                array = 0.5 * rng.standard_normal(sizes) if traced else np.zeros(sizes)
             feed[value.name] = np.asarray(array).astype(dtype)
         return feed
 

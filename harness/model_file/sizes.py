@@ -85,7 +85,7 @@ def diagnose(runtime, tried: dict[tuple[int, int], Tried], probe) -> str:
     if not right and not failed:
         return ""
     if wrong and not failed and right and max(t for t, _ in right) == 1:
-        steps = [tried[size].first_over for size in wrong if tried[size].first_over is not None]
+        steps = [s for size in wrong if (s := tried[size].first_over) is not None]
         at = f" from step {min(steps)}" if steps else ""
         return (
             f"{runtime.label} is right at T=1 only and wrong{at} at every longer size: what "

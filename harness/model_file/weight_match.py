@@ -48,7 +48,7 @@ def source_units(source) -> list[Unit]:
         units = canonical_units(weights)
         front = getattr(source, "front", None)  # an embedding looked up before the recurrence
         table = getattr(front, "table", None)
-        if table is not None:
+        if front is not None and table is not None:
             units.append(whole(f"{(front.layers or ('embedding',))[0]} table", table))
         return units
     if getattr(source, "kind", "") == "keras":
@@ -81,7 +81,10 @@ def match_weights(role: str, label: str, units: list[Unit], stored, folded=None)
         names = [f"{n} (folded from a constant subgraph)" for n in values]
         again = _Search(list(values.values()), names, label)
         for k in missing:
-            retry = again.match(units[k], outcomes[k].comparison.quantity)
+            found = outcomes[k].comparison
+            retry = again.match(
+                units[k], found.quantity if found else f"{role}: weights {units[k].label}"
+            )
             outcomes[k] = outcomes[k] if retry.status == "missing" else retry
         search.dtypes_used |= again.dtypes_used
     comparisons = _required(units, outcomes)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import collections
 import json
 import os
-from typing import Any
+
+from harness.json_values import JsonObject
 
 RECURRENT_OPS = ("RNN", "LSTM", "GRU")
 LOOP_OPS = ("Loop", "Scan")
@@ -25,7 +26,7 @@ def audit(path, exporter: str | None = None, export_seconds: float | None = None
     import onnx
 
     model = onnx.load(str(path))
-    row: dict[str, Any] = {
+    row: JsonObject = {
         "exporter": exporter,
         "file": os.path.basename(str(path)),
         "file_bytes": os.path.getsize(path),

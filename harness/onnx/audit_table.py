@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from harness.json_values import JsonObject
 from harness.markdown import markdown_table, text_table
 
 COLUMNS = ("exporter", "cell", "config", "form", "T", "nodes", "ops", "lbr", "KiB", "export s")
 
 
-def format_audit(rows: list[dict[str, Any]], markdown: bool = False) -> str:
+def format_audit(rows: list[JsonObject], markdown: bool = False) -> str:
     return (markdown_table if markdown else text_table)(COLUMNS, audit_cells(rows))
 
 
-def audit_cells(rows: list[dict[str, Any]]) -> list[list[str]]:
+def audit_cells(rows: list[JsonObject]) -> list[list[str]]:
     """One row of cells per audit, under COLUMNS."""
     body = []
     for r in rows:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from typing import TypedDict
 
 import numpy as np
 
@@ -76,8 +77,10 @@ class ImportedModel:
     @property
     def node_inputs(self) -> tuple[tuple[str, str, str], ...]:
         """Per layer: names of (sequence_lens, initial_h, initial_c), "" where absent."""
-        slots = ("sequence_lens", "initial_h", "initial_c")
-        return tuple(tuple(n.inputs.get(s, "") for s in slots) for n in self.nodes)
+        get = lambda n, slot: n.inputs.get(slot, "")  # noqa: E731
+        return tuple(
+            (get(n, "sequence_lens"), get(n, "initial_h"), get(n, "initial_c")) for n in self.nodes
+        )
 
     @property
     def layout(self) -> int:
@@ -253,9 +256,18 @@ def _layer(node: RecurrentNode, values: Values) -> dict[str, np.ndarray]:
     return out
 
 
-def _variants(node: RecurrentNode, a: dict) -> dict:
+class Variants(TypedDict, total=False):
+    """A node's ModelSpec variant fields."""
+
+    linear_before_reset: bool
+    input_forget: bool
+    peepholes: bool
+    clip: float
+
+
+def _variants(node: RecurrentNode, a: dict) -> Variants:
     """The node's ModelSpec variant fields."""
-    out = {}
+    out: Variants = {}
     if node.op_type == "GRU":
         out["linear_before_reset"] = bool(a.get("linear_before_reset", 0))
     if node.op_type == "LSTM":

@@ -10,6 +10,7 @@ recurrent node) are `KernelGap`s: a skip with ORT's reason. Anything else that s
 from __future__ import annotations
 
 import re
+from typing import NoReturn
 
 from harness.model.protocol import NotSupported
 
@@ -101,7 +102,7 @@ def run_session(session, feed: dict, what: str = "the model") -> list:
         _raise(exc, f"onnxruntime cannot run {what} on {shapes}")
 
 
-def _raise(exc: BaseException, prefix: str):
+def _raise(exc: BaseException, prefix: str) -> NoReturn:
     if is_kernel_gap(exc):
         raise KernelGap(f"{prefix}: no kernel for it: {first_line(exc)}") from None
     raise OrtError(f"{prefix}: {first_line(exc)}") from None

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import Any
 
 from harness.files import limits
 from harness.files.limits import Refused
@@ -115,7 +116,7 @@ def _held(tensor, size: int) -> tuple[int, int, str]:
     return len(field), count * (2 if tensor.data_type in COMPLEX else 1), "values"
 
 
-def graphs(model) -> Iterator[tuple[object, str]]:
+def graphs(model) -> Iterator[tuple[Any, str]]:  # (an onnx GraphProto or FunctionProto, where)
     """The main graph, every Loop/Scan/If body (nested too) and every local function, each
     with where it is, for messages ("" for the main graph)."""
     todo = [(model.graph, "")]
@@ -136,7 +137,7 @@ def node_label(node) -> str:
     return f"{node.op_type} node {node.name or (node.output[0] if node.output else '')!r}"
 
 
-def stored(model, label: str) -> Iterator[tuple[object, str, bool]]:
+def stored(model, label: str) -> Iterator[tuple[Any, str, bool]]:  # (a TensorProto, ...)
     """Every tensor the file stores: (it, its description for messages, whether sparse)."""
     for graph, where in graphs(model):
         of = f"{label}{where}"
@@ -341,5 +342,6 @@ def _inferred(model, nodes, tensors: dict, inputs, outputs, label: str, opset=No
             tensor = value.type.tensor_type
             dims = tensor.shape.dim if tensor.HasField("shape") else None
             static = dims is not None and all(d.HasField("dim_value") for d in dims)
-            sizes[value.name] = ([d.dim_value for d in dims] if static else None, tensor.elem_type)
+            shape = [d.dim_value for d in dims] if static and dims is not None else None
+            sizes[value.name] = (shape, tensor.elem_type)
     return sizes

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from typing import Any
 
 import numpy as np
 
+from harness.model.arrays import Arrays
 from harness.model.outputs import Outputs
 from harness.model.spec import Cell, Head, ModelSpec
 from harness.model.weights import CanonicalWeights, float32_exact, init_weights, load_weights
@@ -60,7 +60,7 @@ def default_cases(
     return cases
 
 
-def case_data(case: ParityCase) -> tuple[CanonicalWeights, dict[str, Any]]:
+def case_data(case: ParityCase) -> tuple[CanonicalWeights, Arrays]:
     """float32-representable weights and inputs, in float64 (the reference's dtype)."""
     spec64 = case.spec.replace(dtype="float64")
     spec32 = spec64.replace(dtype="float32")

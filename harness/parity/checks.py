@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
 
 import numpy as np
+
+from harness.json_values import JsonObject
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,7 +50,7 @@ class Comparison:
     error_per_step: tuple[float, ...] | None = None
     first_step_over: int | None = None
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JsonObject:
         return dataclasses.asdict(self)
 
 

@@ -18,7 +18,7 @@ def error_growth(
     """One row per (backend, T): max |float32 - float64| over y and over the final states.
     `gain` scales R: the default init is contractive and the error levels off; a gain of a few
     units pushes the dynamics towards chaos, where rounding errors grow with T."""
-    spec64 = ModelSpec(cell, input_size, hidden, dtype="float64")
+    spec64 = ModelSpec(Cell(cell), input_size, hidden, dtype="float64")
     weights32 = init_weights(spec64.replace(dtype="float32"), seed=seed)
     weights32 = weights32.replace(
         **{

@@ -73,7 +73,7 @@ def junit_xml(record, source: str | None = None) -> str:
             elif status == "skipped":
                 ET.SubElement(case, "skipped", message=message[:1000])
     root.set("tests", str(sum(len(c) for c in suites.values())))
-    root.set("failures", str(sum(int(s.get("failures")) for s in root)))
+    root.set("failures", str(sum(int(s.get("failures") or 0) for s in root)))
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 

@@ -3,6 +3,7 @@ that `parity --json` writes and harness/model_file/api.py returns, and parity.md
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Iterable, Mapping
@@ -10,7 +11,7 @@ from typing import Any
 
 from harness.atomic import write_text_atomic
 from harness.escape import for_markdown
-from harness.json_values import nulls_for_nonfinite
+from harness.json_values import JsonObject, nulls_for_nonfinite
 from harness.markdown import markdown_table, text_table
 from harness.parity.run import BackendResult
 
@@ -36,9 +37,9 @@ def quantity_group(quantity: str) -> str:
     return "file outputs"
 
 
-def summarize(results: Iterable[BackendResult]) -> list[dict[str, Any]]:
+def summarize(results: Iterable[BackendResult]) -> list[JsonObject]:
     """Worst case per (backend, cell, dtype, quantity group) across the matrix."""
-    rows: dict[tuple, dict[str, Any]] = {}
+    rows: dict[tuple, JsonObject] = {}
     for result in results:
         cell, dtype = result.cell, result.dtype
         if result.status in ("skipped", "error"):
@@ -66,8 +67,11 @@ def summarize(results: Iterable[BackendResult]) -> list[dict[str, Any]]:
                 first = f"{result.case}: {c.message}"
                 row["status"], row["reason"] = "FAILED", f"{note}; {first}" if note else first
     backends = list(dict.fromkeys(key[0] for key in rows))
-    order = ("file runs", "file weights", "file outputs", "y", "h_n", "c_n", "head")
-    order += ("grad weights", "grad inputs", "-")
+    order = ("file runs", "file weights", "file outputs", "y", "h_n", "c_n", "head") + (
+        "grad weights",
+        "grad inputs",
+        "-",
+    )
     ranked = sorted(rows, key=lambda k: (backends.index(k[0]), k[1], k[2], order.index(k[3])))
     return [rows[key] for key in ranked]
 
@@ -102,11 +106,11 @@ COLUMNS = (
 )
 
 
-def format_table(rows: list[dict[str, Any]], markdown: bool = False) -> str:
+def format_table(rows: list[JsonObject], markdown: bool = False) -> str:
     return (markdown_table if markdown else text_table)(*table_cells(rows))
 
 
-def table_cells(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+def table_cells(rows: list[JsonObject]) -> tuple[list[str], list[list[str]]]:
     """The summary's header and cells, for any of harness.markdown's writers."""
 
     def cell(row, col):
@@ -123,15 +127,15 @@ def table_cells(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]
     return header, [[cell(r, c) for c in COLUMNS] for r in rows]
 
 
-def audit_rows(results: Iterable[BackendResult]) -> list[dict[str, Any]]:
+def audit_rows(results: Iterable[BackendResult]) -> list[JsonObject]:
     """audit_rows_from_records of BackendResult objects."""
     return audit_rows_from_records(r.as_dict() for r in results)
 
 
-def audit_rows_from_records(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def audit_rows_from_records(records: Iterable[Mapping[str, Any]]) -> list[JsonObject]:
     """One export-form audit per (exporter, cell, layers, directions), float32 first, from
     results as a parity JSON holds them (dicts with `case` and `audit`)."""
-    rows: dict[tuple, dict[str, Any]] = {}
+    rows: dict[tuple, JsonObject] = {}
     for r in sorted(records, key=lambda r: r["dtype"] != "float32"):
         if not r.get("audit"):
             continue
@@ -155,22 +159,31 @@ def comparison_share(comparison: Mapping[str, Any]) -> tuple[float, bool]:
     return min(bound, 1.0), False
 
 
-def tolerance_grid(records: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], dict]:
-    """(backend, "cell dtype") -> {share: the worst share of tolerance over its cases (inf for
-    a broken backend; None when every case was skipped), exact: False when some share came from
-    a file without the pass rule's own share}. Records as a parity JSON's `results` holds them."""
-    grid: dict[tuple[str, str], dict] = {}
+@dataclasses.dataclass
+class WorstShare:
+    """The worst share of tolerance over a (backend, "cell dtype") column's cases: inf for a
+    broken backend, None when every case was skipped; exact: False when some share came from
+    a file without the pass rule's own share."""
+
+    share: float | None = None
+    exact: bool = True
+
+
+def tolerance_grid(records: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], WorstShare]:
+    """(backend, "cell dtype") -> its worst share. Records as a parity JSON's `results` holds
+    them."""
+    grid: dict[tuple[str, str], WorstShare] = {}
     for r in records:
         column = f"{r['cell']} {r['dtype']}"
-        entry = grid.setdefault((r["backend"], column), {"share": None, "exact": True})
+        entry = grid.setdefault((r["backend"], column), WorstShare())
         if r["status"] == "skipped":
             continue
         shares = [comparison_share(c) for c in r.get("comparisons", [])]
         worst = max([s for s, _ in shares], default=0.0)
         if r["status"] == "error":
             worst = math.inf
-        entry["share"] = max(entry["share"] or 0.0, worst)
-        entry["exact"] = entry["exact"] and all(exact for _, exact in shares)
+        entry.share = max(entry.share or 0.0, worst)
+        entry.exact = entry.exact and all(exact for _, exact in shares)
     return grid
 
 

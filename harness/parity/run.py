@@ -6,9 +6,9 @@ from __future__ import annotations
 import dataclasses
 import sys
 import traceback
-from typing import Any
 
 from harness import registry
+from harness.json_values import JsonObject
 from harness.model.errors import describe_error
 from harness.model.protocol import NotSupported
 from harness.parity.cases import ParityCase, case_data, cotangents_for
@@ -44,7 +44,7 @@ class BackendResult:
             spec.num_directions,
         )
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JsonObject:
         out = dataclasses.asdict(self)
         out["comparisons"] = [c.as_dict() for c in self.comparisons]
         return out

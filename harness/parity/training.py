@@ -12,11 +12,11 @@ twice in the clipping norm). With Rb fixed, all three train the same parameters.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import numpy as np
 
 from harness import registry
+from harness.json_values import JsonObject
 from harness.model.errors import describe_error
 from harness.model.protocol import NotSupported
 from harness.model.spec import Cell, Head, ModelSpec
@@ -37,7 +37,9 @@ def sine_batches(steps=STEPS, T=T, B=B, seed=0):
         wave = np.sin(freq * t + phase) + 0.05 * rng.standard_normal((T + 1, B))
         xs.append(wave[:T, :, None])
         ys.append(wave[T, :, None])
-    return np.float32(xs).astype(np.float64), np.float32(ys).astype(np.float64)
+    return np.asarray(xs, np.float32).astype(np.float64), np.asarray(ys, np.float32).astype(
+        np.float64
+    )
 
 
 def _fold_biases(spec: ModelSpec, weights) -> dict[str, np.ndarray]:
@@ -62,12 +64,12 @@ class Trajectory:
     failure: str = ""
     reason: str = ""  # why it was skipped
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JsonObject:
         return dataclasses.asdict(self)
 
 
 def run_trajectories(cell: str, dtype: str, backends) -> list[Trajectory]:
-    spec64 = ModelSpec(cell, 1, HIDDEN, head=Head(1), dtype="float64")
+    spec64 = ModelSpec(Cell(cell), 1, HIDDEN, head=Head(1), dtype="float64")
     initial = init_weights(spec64.replace(dtype="float32"), seed=5).astype("float64")
     xs, ys = sine_batches()
     reference = registry.get_backend(registry.REFERENCE).build(spec64, initial)

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
+from harness.json_values import JsonObject
 from harness.records.results import Check, Finite, NonNegative
 from harness.records.results import Record as _Record
 
@@ -34,7 +35,7 @@ class BackendResult(Record):
     status: Literal["passed", "failed", "skipped", "error"]
     reason: str = ""
     comparisons: list[Check] = []
-    audit: dict[str, Any] | None = Field(None, description="an ONNX backend's export form")
+    audit: JsonObject | None = Field(None, description="an ONNX backend's export form")
     cell: str = Field(description="rnn | lstm | gru")
     dtype: str = Field(description="float32 | float64")
     layers: int
@@ -66,7 +67,7 @@ class ModelInfo(Record):
     path: str
     kind: str
     direction: str
-    spec: dict[str, Any]
+    spec: JsonObject
     weights_digest: str
     notes: list[str] = []
 

@@ -7,23 +7,48 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+
+from pydantic import BaseModel
 
 from harness.atomic import write_text_atomic
+from harness.json_values import JsonObject
 from harness.markdown import Markdown, markdown_table
+from harness.records import parallel_in_time, training
 from harness.records.parity import ParityRecord
-from harness.records.results import ResultsDocument
+from harness.records.results import SCHEMA_VERSION, ResultsDocument
 from harness.records.suite import SuiteFile
 
-SCHEMAS = {
-    "results": (ResultsDocument, "benchmark results (`rnnbench bench`), schema version 4"),
+SCHEMAS: dict[str, tuple[type[BaseModel], str]] = {
+    "results": (
+        ResultsDocument,
+        f"benchmark results (`rnnbench bench`), schema version {SCHEMA_VERSION}",
+    ),
     "suite": (SuiteFile, "a suite file (benchmarks/suites/*.toml)"),
-    "parity": (ParityRecord, "a parity record (`rnnbench parity --json`), schema version 1"),
+    "parity": (
+        ParityRecord,
+        "a parity record (`rnnbench parity --json`), schema version "
+        f"{ParityRecord.model_fields['schema_version'].default}",
+    ),
+    "parallel-in-time": (
+        parallel_in_time.SweepDocument,
+        "a parallel-in-time sweep (`rnnbench parallel-in-time --sweep GRID --json`), schema "
+        f"version {parallel_in_time.SCHEMA_VERSION}",
+    ),
+    "parallel-in-time-solve": (
+        parallel_in_time.SolveDocument,
+        "one parallel-in-time solve (`rnnbench parallel-in-time --json`), schema version "
+        f"{parallel_in_time.SCHEMA_VERSION}",
+    ),
+    "training": (
+        training.TrainingDocument,
+        "the trained examples' training record (benchmarks/trained/train.py), schema version "
+        f"{training.SCHEMA_VERSION}",
+    ),
 }
 BEGIN, END = "<!-- schema:begin -->", "<!-- schema:end -->"
 
 
-def schema(name: str) -> dict[str, Any]:
+def schema(name: str) -> JsonObject:
     model, title = SCHEMAS[name]
     out = model.model_json_schema(mode="validation")
     out["title"] = f"rnnbench {name}: {title}"

@@ -6,7 +6,7 @@ rounding, or the file is refused naming the case."""
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     BaseModel,
@@ -19,10 +19,11 @@ from pydantic import (
 )
 
 from harness import __version__
+from harness.json_values import JsonObject
 
-SCHEMA_VERSION = 5
-WRITER = f"rnnbench {__version__}"
-KIND = "rnnbench-bench"
+SCHEMA_VERSION: Final = 5
+WRITER: Final = f"rnnbench {__version__}"
+KIND: Final = "rnnbench-bench"
 STATUSES = ("ok", "failed", "skipped", "error", "timeout", "not_timed")
 DONE = ("ok", "failed", "skipped")  # what a resumed run does not measure again
 
@@ -85,7 +86,7 @@ class SuiteInfo(Record):
     budget_s: NonNegative | None = Field(None, description="seconds the suite may measure")
     timing: Timing
     identity: Identity | None = Field(None, description="absent in files before version 3")
-    cases: list[dict[str, Any]] | None = Field(
+    cases: list[JsonObject] | None = Field(
         None, description="every case's fields (BenchCase.as_dict): --resume by the file alone"
     )
 
@@ -165,7 +166,7 @@ class CaseFields(Record):
         None, description="cpu | gpu, from the backend's registry entry (filled on read if absent)"
     )
     model: str | None = Field(None, description="a user's model (bench --model): its name")
-    model_spec: dict[str, Any] | None = Field(None, description="its spec (harness ModelSpec)")
+    model_spec: JsonObject | None = Field(None, description="its spec (harness ModelSpec)")
     weights_file: str | None = Field(None, description="its canonical weights (.npz)")
     model_file: str | None = Field(None, description="the file the model-file backend times")
 
@@ -208,7 +209,7 @@ class CaseRecord(Record):
     notes: str = ""
     weights_digest: str = Field("", description="sha256 of the canonical weights timed")
     parity: list[Check] = Field([], description="checks against the reference before timing")
-    threads: dict[str, Any] = Field(
+    threads: JsonObject = Field(
         default_factory=dict, description="requested, and each library's pools as set"
     )
     loops: int | None = Field(None, ge=1, le=10**12, description="calls per round")
@@ -247,11 +248,11 @@ class CaseRecord(Record):
                 )
         return self
 
-    def derived(self) -> dict[str, float]:
+    def derived(self) -> Stats:
         """The statistics of samples_s, computed now (what every reader uses)."""
         from harness.stats import summarize
 
-        return summarize(self.samples_s)
+        return Stats.model_validate(summarize(self.samples_s))
 
 
 def ids_name_fields(cases: list[CaseRecord]) -> list[CaseRecord]:
@@ -286,24 +287,24 @@ class Environment(Record):
     """Where a machine's cases ran (harness.machine.environment.collect_environment)."""
 
     machine: str = Field(description="the label")
-    cpu: dict[str, Any] = Field(description="model, logical_cores, usable_cores, machine")
-    cpu_limits: dict[str, Any] | None = Field(
+    cpu: JsonObject = Field(description="model, logical_cores, usable_cores, machine")
+    cpu_limits: JsonObject | None = Field(
         None, description="theoretical peak {isa, fma, mhz, ...} and caches from sysfs"
     )
-    numpy_gemm: dict[str, Any] | None = Field(
+    numpy_gemm: JsonObject | None = Field(
         None, description="openblas_coretype, the kernel threadpoolctl reports"
     )
-    gpu: dict[str, Any] | None = Field(None, description="name, memory_gib, capability, ...")
+    gpu: JsonObject | None = Field(None, description="name, memory_gib, capability, ...")
     os: str | None = None
     python: str | None = None
     libraries: dict[str, str] = Field({}, description="name -> version")
-    blas: list[dict[str, Any]] = Field([], description="threadpoolctl's libraries")
+    blas: list[JsonObject] = Field([], description="threadpoolctl's libraries")
     environment_variables: dict[str, str | None] = Field(
         {}, description="OPENBLAS_CORETYPE, OMP_NUM_THREADS, CUDA_VISIBLE_DEVICES, ..."
     )
-    git: dict[str, Any] = Field({}, description="commit, dirty")
-    caches: dict[str, Any] | None = Field(None, description="files before cpu_limits: caches")
-    cpu_peak: dict[str, Any] | None = Field(None, description="files before cpu_limits: peak")
+    git: JsonObject = Field({}, description="commit, dirty")
+    caches: JsonObject | None = Field(None, description="files before cpu_limits: caches")
+    cpu_peak: JsonObject | None = Field(None, description="files before cpu_limits: peak")
 
 
 class Machine(Record):
@@ -321,7 +322,7 @@ class Client(Record):
     machine: str | None = None
     host: str | None = None
     scheduler: str | None = Field(None, description="the Dask address, null for a local run")
-    git: dict[str, Any] = Field({}, description="commit, dirty")
+    git: JsonObject = Field({}, description="commit, dirty")
 
 
 class ResultsDocument(Record):

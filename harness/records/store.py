@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from harness.atomic import write_text_atomic
+from harness.json_values import JsonObject
 from harness.records.errors import one_line
 from harness.records.results import (
     DONE,
@@ -25,8 +26,10 @@ from harness.records.results import (
     WRITER,
     CaseRecord,
     Client,
+    Environment,
     Machine,
     ResultsDocument,
+    SuiteInfo,
 )
 
 __all__ = [
@@ -113,7 +116,7 @@ def check_document(doc: Any, path: str | Path) -> ResultsDocument:
     return typed
 
 
-def _unknown_or_corrupt(exc: ValidationError, doc: dict, path) -> str:
+def _unknown_or_corrupt(exc: ValidationError, doc: JsonObject, path) -> str:
     """A field this version does not know names the version that wrote it (a newer rnnbench);
     anything else is corruption."""
     if exc.errors()[0]["type"] != "extra_forbidden":
@@ -128,7 +131,7 @@ def _unknown_or_corrupt(exc: ValidationError, doc: dict, path) -> str:
     return f"{known}: the file was written by {writer or 'an rnnbench that did not say which'}"
 
 
-def upgrade(doc: dict[str, Any]) -> dict[str, Any]:
+def upgrade(doc: JsonObject) -> JsonObject:
     """A version 1 (one machine), 2, 3 or 4 document as version 5, in a new dict. Version 4
     renamed a case's `pit` (its parallel-in-time solve) to `parallel_in_time`; version 5 a
     case's `target` to `backend` (one word for what the registry names)."""
@@ -154,11 +157,11 @@ def upgrade(doc: dict[str, Any]) -> dict[str, Any]:
             client=None,
             cases=[{**r, "machine": label} if isinstance(r, dict) else r for r in cases],
         )
-    cases = upgraded.get("cases")
-    if isinstance(cases, list):
-        if version < 4:
-            cases = [_renamed(r, "pit", "parallel_in_time") for r in cases]
-        upgraded["cases"] = [_case_renamed(r, "target", "backend") for r in cases]
+    found = upgraded.get("cases")
+    if isinstance(found, list):
+        if isinstance(version, int) and version < 4:
+            found = [_renamed(r, "pit", "parallel_in_time") for r in found]
+        upgraded["cases"] = [_case_renamed(r, "target", "backend") for r in found]
     upgraded["schema_version"] = SCHEMA_VERSION
     return upgraded
 
@@ -201,7 +204,7 @@ def add_machine(doc: ResultsDocument, environment, selfcheck, host=None, worker=
     return label
 
 
-def label_conflict(machines: dict[str, Machine], environment: dict[str, Any]) -> str | None:
+def label_conflict(machines: dict[str, Machine], environment: JsonObject) -> str | None:
     """Why `environment` may not time under its label, given the machines already known (the
     label names another environment); None when it may."""
     from harness.machine.environment import differences
@@ -218,22 +221,22 @@ def label_conflict(machines: dict[str, Machine], environment: dict[str, Any]) ->
     )
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class MachineView:
     """One machine's part of a results document, as the analysis reads it."""
 
-    environment: dict[str, Any]
+    environment: Environment
     selfcheck: dict[str, float]
     hosts: list[str]
     cases: list[CaseRecord]
     lost: list[CaseRecord]  # records no machine kept (only the first view holds them)
-    suite: Any  # records.results.SuiteInfo
+    suite: SuiteInfo
     wall_s: float | None
     source: str = ""
 
     @property
     def machine(self) -> str:
-        return self.environment.get("machine") or "?"
+        return self.environment.machine or "?"
 
 
 def machine_views(doc: ResultsDocument, source: str = "") -> list[MachineView]:
@@ -241,7 +244,7 @@ def machine_views(doc: ResultsDocument, source: str = "") -> list[MachineView]:
     lost = [r for r in doc.cases if r.machine is None]
     return [
         MachineView(
-            entry.environment.model_dump(),
+            entry.environment,
             dict(entry.selfcheck),
             list(entry.hosts),
             [r for r in doc.cases if r.machine == label],
@@ -283,7 +286,7 @@ def save_results(path: str | Path, doc: ResultsDocument) -> None:
     write_text_atomic(path, dumps(doc))
 
 
-def new_document(suite, client: dict[str, Any], started: str) -> ResultsDocument:
+def new_document(suite, client: JsonObject, started: str) -> ResultsDocument:
     """client: where the run is driven from: {machine, host, scheduler (a Dask address or
     None), git}; the machines fill in as they time groups."""
     return ResultsDocument(

@@ -7,7 +7,7 @@ backends, the modes each offers) is checked when the sweeps are expanded into ca
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import AfterValidator, Field, StrictBool, StrictInt, StrictStr, model_validator
 
@@ -29,27 +29,35 @@ def _file_name(name: str) -> str:
 Name = Annotated[StrictStr, AfterValidator(_file_name)]
 
 
-def _axis(kind, description: str):
-    return Annotated[list[kind], Field(min_length=1, description=description)]
+T = TypeVar("T")
+NonEmpty = Annotated[list[T], Field(min_length=1)]  # an axis: a list of at least one value
 
 
 class Sweep(Record):
     """One [[sweep]] table: the product of its axes."""
 
     name: StrictStr | None = Field(None, description="a label for the report")
-    backends: _axis(StrictStr, "registered timing backends (rnnbench's registry)")
-    modes: _axis(StrictStr, "what is timed: forward, train, gemm, ...") = ["forward"]
-    cell: _axis(StrictStr, "rnn, lstm, gru, mingru") = ["lstm"]
-    dtype: _axis(StrictStr, "float32, float64") = ["float32"]
-    batch: _axis(Positive, "batch sizes") = [1]
-    steps: _axis(Positive, "sequence lengths") = [1]
-    input: _axis(Positive | Literal["hidden"], "input sizes, or 'hidden' for I = H") = [128]
-    hidden: _axis(Positive, "hidden sizes") = [256]
-    layers: _axis(Positive, "stacked layers") = [1]
-    bidirectional: _axis(StrictBool, "directions") = [False]
-    head: _axis(NonNegativeInt, "softmax head units (0: none)") = [0]
-    threads: _axis(Positive, "thread counts") = [1]
-    size: _axis(NonNegativeInt, "probes: N of the N x N product, or elements copied") = [0]
+    backends: NonEmpty[StrictStr] = Field(
+        description="registered timing backends (rnnbench's registry)"
+    )
+    modes: NonEmpty[StrictStr] = Field(
+        ["forward"], description="what is timed: forward, train, gemm, ..."
+    )
+    cell: NonEmpty[StrictStr] = Field(["lstm"], description="rnn, lstm, gru, mingru")
+    dtype: NonEmpty[StrictStr] = Field(["float32"], description="float32, float64")
+    batch: NonEmpty[Positive] = Field([1], description="batch sizes")
+    steps: NonEmpty[Positive] = Field([1], description="sequence lengths")
+    input: NonEmpty[Positive | Literal["hidden"]] = Field(
+        [128], description="input sizes, or 'hidden' for I = H"
+    )
+    hidden: NonEmpty[Positive] = Field([256], description="hidden sizes")
+    layers: NonEmpty[Positive] = Field([1], description="stacked layers")
+    bidirectional: NonEmpty[StrictBool] = Field([False], description="directions")
+    head: NonEmpty[NonNegativeInt] = Field([0], description="softmax head units (0: none)")
+    threads: NonEmpty[Positive] = Field([1], description="thread counts")
+    size: NonEmpty[NonNegativeInt] = Field(
+        [0], description="probes: N of the N x N product, or elements copied"
+    )
 
     @model_validator(mode="before")
     @classmethod

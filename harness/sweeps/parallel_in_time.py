@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import json
 import math
 import time
 from collections.abc import Callable
@@ -29,38 +28,14 @@ from typing import Any
 import numpy as np
 
 from harness import registry
-from harness.json_values import nulls_for_nonfinite
+from harness.json_values import JsonObject, nulls_for_nonfinite
 from harness.model.protocol import NotSupported
-from harness.model.spec import ModelSpec, SpecError, tomllib
+from harness.model.spec import Cell, ModelSpec, SpecError, tomllib
 from harness.model.weights import init_weights
+from harness.records.parallel_in_time import SweepDocument
 from harness.sweeps import parallel_in_time_work as counts
 
-KIND = "rnnbench-parallel-in-time"
-SCHEMA_VERSION = 1
 CELLS = ("rnn", "lstm", "gru")
-ROW_FIELDS = (
-    "grid",
-    "cell",
-    "method",
-    "hidden",
-    "input_size",
-    "batch",
-    "steps",
-    "gain",
-    "seed",
-    "status",
-    "lle",
-    "converged",
-    "iterations",
-    "reason",
-    "max_abs_error",
-    "work_per_iteration",
-    "work_multiplier",
-    "depth_per_iteration",
-    "depth",
-    "sequential_depth",
-    "seconds",
-)
 
 
 class SweepError(SpecError):
@@ -122,10 +97,10 @@ class Grid:
                 f"dense_limit_gflop = {self.dense_limit_gflop!r}: allowed a number > 0"
             )
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JsonObject:
         return {**dataclasses.asdict(self), "max_iter": dict(self.max_iter)}
 
-    def points(self) -> list[tuple[str, str, int, int, float]]:
+    def points(self) -> list[tuple[str, str, str, int, int, float]]:
         """(grid, cell, method, H, T, gain) in run order; T-grid first."""
         sizes = [(h, t) for h in self.hidden for t in self.steps]
         sizes += [(h, t) for h in self.wide_hidden for t in self.wide_steps]
@@ -168,7 +143,7 @@ def load_grid_text(text: str, source: str = "the grid") -> Grid:
     unknown = sorted(set(table) - known)
     if unknown:
         raise SweepError(f"sweep grid {source}: unknown keys {unknown}; allowed {sorted(known)}")
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in table.items()}
+    values: JsonObject = {k: tuple(v) if isinstance(v, list) else v for k, v in table.items()}
     if "max_iter" in values:
         if not isinstance(values["max_iter"], dict):
             raise SweepError(f"sweep grid {source}: max_iter is a table of method = count")
@@ -178,7 +153,7 @@ def load_grid_text(text: str, source: str = "the grid") -> Grid:
 
 def model(cell: str, hidden: int, input_size: int, gain: float, seed: int):
     """(spec, canonical float64 weights with R x gain) as `rnnbench parallel-in-time` builds."""
-    spec = ModelSpec(cell, input_size, hidden, dtype="float64")
+    spec = ModelSpec(Cell(cell), input_size, hidden, dtype="float64")
     weights = init_weights(spec, seed).astype("float64")
     return spec, {k: weights[k] * (gain if k.endswith(".R") else 1.0) for k in weights}
 
@@ -202,7 +177,7 @@ def run_sweep(grid: Grid, progress: Callable[[str], None] = lambda _: None) -> l
     return rows
 
 
-def solve_point(grid: Grid, cell, method, hidden, steps, gain, exponents) -> dict[str, Any]:
+def solve_point(grid: Grid, cell, method, hidden, steps, gain, exponents) -> JsonObject:
     pt = registry.parallel_in_time()
     spec, params = model(cell, hidden, grid.input_size, gain, grid.seed)
     x = inputs(steps, grid.batch, grid.input_size, grid.seed)
@@ -244,7 +219,7 @@ def _dense_skip(grid: Grid, cell: str, method: str, hidden: int, steps: int) -> 
     return None
 
 
-def _solve(pt, spec, params, x, row: dict[str, Any]) -> str | None:
+def _solve(pt, spec, params, x, row: JsonObject) -> str | None:
     """Solve into row; the reason when the solver refuses the size."""
     started = time.perf_counter()
     try:
@@ -261,10 +236,12 @@ def _solve(pt, spec, params, x, row: dict[str, Any]) -> str | None:
     return None
 
 
-def document(grid: Grid, rows: list[dict], environment: dict, wall_s: float) -> dict[str, Any]:
-    return {
-        "kind": KIND,
-        "schema_version": SCHEMA_VERSION,
+def document(
+    grid: Grid, rows: list[JsonObject], environment: JsonObject, wall_s: float
+) -> SweepDocument:
+    """The sweep as its typed record (harness/records/parallel_in_time.py); a value that is
+    not finite becomes null."""
+    data = {
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "environment": environment,
         "commit": (environment.get("git") or {}).get("commit"),
@@ -273,34 +250,10 @@ def document(grid: Grid, rows: list[dict], environment: dict, wall_s: float) -> 
         "wall_s": wall_s,
         "rows": rows,
     }
+    return SweepDocument.model_validate(nulls_for_nonfinite(data))
 
 
-def dumps(doc: dict[str, Any]) -> str:
-    return json.dumps(nulls_for_nonfinite(doc), indent=1) + "\n"
-
-
-def is_sweep(doc: Any) -> bool:
-    return isinstance(doc, dict) and doc.get("kind") == KIND
-
-
-def check_sweep(doc: dict[str, Any], path: str | Path) -> dict[str, Any]:
-    """The document if it is one this code reads; a SweepError naming the problem otherwise."""
-    if doc.get("schema_version") != SCHEMA_VERSION:
-        raise SweepError(
-            f"{path}: schema_version {doc.get('schema_version')!r}: this rnnbench reads "
-            f"{SCHEMA_VERSION}"
-        )
-    rows = doc.get("rows")
-    if not isinstance(rows, list) or not isinstance(doc.get("environment"), dict):
-        raise SweepError(f"{path}: a parallel-in-time sweep needs rows and environment")
-    for index, row in enumerate(rows):
-        missing = [f for f in ROW_FIELDS if not isinstance(row, dict) or f not in row]
-        if missing:
-            raise SweepError(f"{path}: row {index} lacks {', '.join(missing)}")
-    return doc
-
-
-def sweep(grid: Grid, environment: dict, progress=lambda _: None) -> dict[str, Any]:
+def sweep(grid: Grid, environment: JsonObject, progress=lambda _: None) -> SweepDocument:
     started = time.perf_counter()
     rows = run_sweep(grid, progress)
     return document(grid, rows, environment, time.perf_counter() - started)

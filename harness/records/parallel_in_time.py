@@ -1,0 +1,186 @@
+"""Parallel-in-time files as typed records: a sweep (`rnnbench parallel-in-time --sweep GRID
+--json FILE`, kind rnnbench-parallel-in-time, schema version 1), the counts of Newton /
+quasi-Newton solves over a grid of cells, T and gains; and one solve (`rnnbench
+parallel-in-time --json FILE`), a model solved in parallel over time and held to its
+sequential run. Both are validated before they are written and when they are read; a value
+that is not finite is written as null."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import Field, ValidationError, model_validator
+
+from harness.json_values import JsonObject
+from harness.records.errors import one_line
+from harness.records.results import Check, Environment, Finite, NonNegative, Record, Size
+from harness.records.store import ResultsError
+
+KIND: Final = "rnnbench-parallel-in-time"
+SCHEMA_VERSION: Final = 1
+Method = Literal["newton", "quasi-newton"]
+Count = Annotated[int, Field(ge=0)]
+
+
+class SweepRow(Record):
+    """One point of the grid: a model (cell, H, I, seed, R x gain) on B x T inputs, solved
+    once in float64 (status solved: converged or not) or skipped, with the reason."""
+
+    grid: Literal["steps", "gain"] = Field(description="which grid: T at gain 1, or the gains")
+    cell: str = Field(description="rnn | lstm | gru")
+    method: Method
+    hidden: Size
+    input_size: Size
+    batch: Size
+    steps: Size = Field(description="T")
+    gain: Finite = Field(description="R is scaled by it")
+    seed: Count
+    dtype: str = Field("float64", description="the solve's precision")
+    tol: Finite | None = Field(None, description="stop when no state moves more than this")
+    max_iter: int | None = Field(None, ge=1, description="the method's iteration limit")
+    lle: Finite | None = Field(description="largest Lyapunov exponent per step; null: not finite")
+    status: Literal["solved", "skipped"] = Field(
+        description="solved (converged or not), or skipped: over a size limit (reason)"
+    )
+    converged: bool | None = Field(description="null when skipped")
+    iterations: Count | None = Field(description="updates from an all-zero guess; null if none")
+    reason: str | None = Field(description="why it did not converge or was skipped")
+    max_abs_error: Finite | None = Field(
+        description="against the sequential float64 run; null: not compared or not finite"
+    )
+    parity_passed: bool | None = Field(None, description="held to the sequential run")
+    seconds: NonNegative | None = Field(description="informational: the solve's wall time")
+    work_per_iteration: Finite = Field(description="one iteration over the sequential pass")
+    work_multiplier: Finite | None = Field(description="all the work over the sequential pass")
+    depth_per_iteration: Count
+    depth: Count | None = Field(description="rounds of dependent operations")
+    sequential_depth: Count = Field(description="the sequential pass's rounds: T")
+
+    @property
+    def solved(self) -> bool:
+        """Converged to the sequential run: the stopping rule held and so did parity (a row
+        whose change fell under tol while still off the sequential run does not count)."""
+        return bool(self.converged) and self.parity_passed is not False
+
+    @property
+    def off_run(self) -> bool:
+        """Converged by the stopping rule, but off the sequential run."""
+        return bool(self.converged) and self.parity_passed is False
+
+
+class SweepGrid(Record):
+    """The grid swept (harness.sweeps.parallel_in_time.Grid)."""
+
+    cells: list[str]
+    methods: list[Method]
+    hidden: list[Size]
+    steps: list[Size]
+    wide_hidden: list[Size]
+    wide_steps: list[Size]
+    gains: list[Finite]
+    gain_steps: Size
+    gain_hidden: Size
+    input_size: Size
+    batch: Size
+    seed: Count
+    tol: Finite
+    max_iter: dict[str, int] = Field(description="method -> its iteration limit")
+    dense_limit_mib: Size
+    dense_limit_gflop: Finite
+
+
+class SweepDocument(Record):
+    """A parallel-in-time sweep: counts, not timings (seconds are informational)."""
+
+    kind: Literal["rnnbench-parallel-in-time"] = KIND
+    schema_version: Literal[1] = SCHEMA_VERSION
+    created: str | None = Field(None, description="UTC, ISO 8601")
+    environment: Environment
+    commit: str | None = Field(None, description="the git commit it ran at")
+    grid: SweepGrid | None = None
+    counting: str | None = Field(None, description="how work and depth are counted")
+    wall_s: NonNegative | None = None
+    rows: list[SweepRow]
+
+    @property
+    def machine(self) -> str:
+        return self.environment.machine or "?"
+
+
+class LayerSolve(Record):
+    """One (layer, direction) recurrence of a solve."""
+
+    layer: Count
+    direction: str
+    converged: bool
+    iterations: Count | None
+    residuals: list[Finite | None] = Field(description="max |change| at each iteration")
+    reason: str | None = None
+
+
+class SolveDocument(Record):
+    """`rnnbench parallel-in-time --json`: one model solved in parallel over time."""
+
+    command: Literal["parallel-in-time"] = "parallel-in-time"
+    schema_version: Literal[1] = SCHEMA_VERSION
+    model: JsonObject = Field(description="the model's spec (harness ModelSpec)")
+    source: str = Field(description="where the model came from: a file, or the flags")
+    steps: Size
+    batch: Size
+    method: Method
+    dtype: str = Field(description="float64 | float32")
+    device: str = Field(description="cpu | cuda")
+    framework: str = Field(description="numpy | torch")
+    tol: Finite
+    max_iter: Size
+    lle: Finite | None = Field(description="largest Lyapunov exponent per step")
+    lle_of: str = Field(description="the layer and direction the exponent is of")
+    lle_per_sample: list[Finite | None]
+    converged: bool
+    iterations: Count | None
+    reason: str | None
+    residuals: list[Finite | None] = Field(description="max |change| at each iteration")
+    residuals_of: str
+    solves: list[LayerSolve]
+    max_abs_error: Finite | None = Field(description="against the sequential run")
+    parity: list[Check] = Field(description="the outputs against the sequential run")
+    seconds: NonNegative
+
+    @model_validator(mode="after")
+    def _converged_counts(self) -> SolveDocument:
+        if self.converged and self.iterations is None:
+            raise ValueError("converged without a count of iterations")
+        return self
+
+
+def is_sweep(doc: Any) -> bool:
+    return isinstance(doc, dict) and doc.get("kind") == KIND
+
+
+def check_sweep(doc: Any, path: str | Path) -> SweepDocument:
+    """The typed sweep if `doc` is one this rnnbench reads, else a ResultsError of one line
+    naming the file, the field and what is allowed."""
+    if not is_sweep(doc):
+        raise ResultsError(f"{path} is not a parallel-in-time sweep (kind {KIND!r} missing)")
+    version = doc.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise ResultsError(
+            f"parallel-in-time sweep {path} has schema_version {version!r}: this rnnbench reads "
+            f"{SCHEMA_VERSION}"
+        )
+    try:
+        return SweepDocument.model_validate(doc)
+    except ValidationError as exc:
+        raise ResultsError(one_line(exc, f"parallel-in-time sweep {path} is corrupt")) from None
+
+
+def dumps(doc: SweepDocument | SolveDocument) -> str:
+    """The record as JSON, validated again first: what is written is what a reader accepts."""
+    data = doc.model_dump(mode="json")
+    try:
+        type(doc).model_validate(data)
+    except ValidationError as exc:
+        raise ResultsError(one_line(exc, f"refusing to write a {KIND} record")) from None
+    return json.dumps(data, indent=1, allow_nan=False) + "\n"
