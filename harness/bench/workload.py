@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from harness import registry
+from harness.bench import stream_workload
 from harness.bench.case import BenchCase
 from harness.model.flops import GATES, layer_inputs, train_flops
 from harness.model.protocol import NotSupported
@@ -46,6 +47,11 @@ class Workload:
     weights_digest: str = ""
     notes: str = ""
     record: dict[str, Any] = dataclasses.field(default_factory=dict)  # more fields to record
+    # A round of n calls timed its own way (stream: every call on its own), returning seconds
+    # per call like timing.time_round; None: timing.time_round.
+    timed_round: Callable[[int], float] | None = None
+    min_calls: int = 0  # the rounds add up to at least this many calls
+    finish: Callable[[], dict[str, Any]] | None = None  # after the rounds: more fields to record
 
 
 def open_backend(case: BenchCase):
@@ -280,6 +286,21 @@ def not_converged(reason: str | None, residuals) -> Comparison:
     )
 
 
+# ---- one step per call ---------------------------------------------------------------------
+
+
+def _stepped(case: BenchCase, backend) -> Workload:
+    """stream and load: the model's stateful step, T single steps proven equal to the whole
+    sequence first (harness/bench/stream_workload.py says how each is timed)."""
+    spec, weights64, x64 = model_data(case)
+    ref = registry.reference().forward(spec.replace(dtype="float64"), dict(weights64), x64)
+    weights = weights64.astype(case.dtype)
+    prepared = backend.build(spec, weights)
+    make = stream_workload.stream if case.mode == "stream" else stream_workload.load
+    job = make(case, prepared.step_runner(), _cast(x64, case.dtype), ref)
+    return Workload(weights_digest=weights.digest(), notes=prepared.notes, **job)
+
+
 MODES: dict[str, Callable[[BenchCase, Any], Workload]] = {
     "forward": _forward,
     "train": _train,
@@ -288,4 +309,6 @@ MODES: dict[str, Callable[[BenchCase, Any], Workload]] = {
     "bandwidth": _bandwidth,
     "newton": _parallel_in_time,
     "quasi-newton": _parallel_in_time,
+    "stream": _stepped,
+    "load": _stepped,
 }
