@@ -4,6 +4,8 @@ stream and load modes, backends/streaming/torch_step.py)."""
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 
@@ -45,7 +47,8 @@ class PreparedTorchScript(PreparedTorch):
     def forward_runner(self, x):
         """run() is the frozen trace of the whole-sequence model, on a tensor made once."""
         xt, sync = self._tensor(x), synchronizer(self.device)
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)  # as torch_step's trace
             traced = torch.jit.freeze(torch.jit.trace(SequenceModule(self.model).eval(), (xt,)))
 
         def run():

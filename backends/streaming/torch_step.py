@@ -4,6 +4,8 @@ the carried state, in one of three forms: eager, torch.compile (inductor), or a 
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from torch import nn
@@ -101,6 +103,9 @@ def _form(module: nn.Module, form: str, x, state):
     if form == "compile":
         return torch.compile(module)
     if form == "trace":
-        with torch.no_grad():
+        # nn.RNN's check of the state's size is Python the trace cannot follow: it warns that
+        # the check becomes a constant (the check, not the computation: any batch size runs)
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
             return torch.jit.freeze(torch.jit.trace(module, (x, *state)))
     return module

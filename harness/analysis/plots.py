@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.analysis import parallel_in_time_views as parallel_in_time_views
+from harness.analysis import streaming_views
 from harness.analysis.styles import style
 from harness.atomic import atomic_open
 
@@ -21,6 +22,7 @@ CAPTIONS = {
     "gru_vs_mingru": "GRU against minGRU's parallel scan and step loop",
     "parity_heatmap": "Parity heatmap from the parity report",
     **parallel_in_time_views.CAPTIONS,
+    streaming_views.CURVE: streaming_views.CAPTION,
 }
 
 
@@ -73,6 +75,7 @@ def plot_all(result: dict[str, Any], heat, figures: Figures) -> list[str]:
         ("bandwidth_curve", bandwidth_curve, curves),
         ("gru_vs_mingru", gru_vs_mingru, result["mingru"]),
         *parallel_in_time_views.plots(result.get("parallel_in_time")),
+        *streaming_views.plots(result.get("streaming")),
         ("parity_heatmap", parity_heatmap, heat),
     )
     return [figures.save(name, draw(data)) for name, draw, data in plots if data]

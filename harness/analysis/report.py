@@ -12,7 +12,16 @@ import datetime
 from pathlib import Path
 from typing import Any
 
-from harness.analysis import answer_figure, html, measures, parity_files, readme, sections, trained
+from harness.analysis import (
+    answer_figure,
+    html,
+    measures,
+    parity_files,
+    readme,
+    sections,
+    streaming,
+    trained,
+)
 from harness.analysis.answer import answers
 from harness.analysis.parallel_in_time import analyse as parallel_in_time
 from harness.analysis.plots import CAPTIONS, Figures, plot_all
@@ -167,6 +176,7 @@ def analysed(paths: list[str]) -> tuple[list[dict], list[dict], dict[str, Any]]:
     result["parallel_in_time"] = parallel_in_time(sweeps, result, benches)
     result["trained"] = trained.analyse(trainings, result["models"], parities)
     result["parity_files"] = [p["check"] for p in parities]
+    result["streaming"] = streaming.analyse(benches)
     return benches, parities, result
 
 

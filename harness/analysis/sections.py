@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.analysis import answer_figure, invariants, parity_files, trained
+from harness.analysis import answer_figure, invariants, parity_files, streaming_views, trained
 from harness.analysis.answer import answers
 from harness.analysis.answer import markdown as answer_markdown
 from harness.analysis.findings import findings_markdown, headline, is_standard
@@ -70,6 +70,7 @@ def sections(
         *(over_time(result) if result["amdahl"] or result.get("parallel_in_time") else []),
         ("GRU against minGRU", mingru(result) if result["mingru"] else ""),
         ("CPU against GPU", crossover(result) if result["crossover"] else ""),
+        *streaming_views.sections(result.get("streaming")),
         ("Inconsistencies", invariants.markdown(result["inconsistencies"]) if rows else ""),
         ("ONNX export forms (from the parity report)", audit_table),
         ("Cases not timed", cases_not_timed(benches)),

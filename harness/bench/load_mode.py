@@ -53,22 +53,31 @@ def window_s(policy: LoadPolicy, streams: int) -> float:
     return min(max(wanted, policy.trial_s), policy.max_trial_s)
 
 
+class StateTable:
+    """Every stream's state in host memory, canonical (h, c as [L, N, H]); a call serves one
+    batch of requests: their streams' states gathered into the framework's form, one step on
+    their inputs, the new states put back."""
+
+    def __init__(self, runner, spec, streams: int, stream_of: np.ndarray, inputs: np.ndarray):
+        self.runner, self.stream_of, self.inputs = runner, stream_of, inputs
+        self.h, self.c = registry.streaming().zeros_state(spec, streams)
+
+    def __call__(self, requests: np.ndarray) -> None:
+        rows = self.stream_of[requests]
+        c = None if self.c is None else self.c[:, rows]
+        state = self.runner.to_state(self.h[:, rows], c)
+        _, state = self.runner.step(self.inputs[requests % len(self.inputs)], state)
+        h, c = self.runner.from_state(state)
+        self.h[:, rows] = h
+        if self.c is not None:
+            self.c[:, rows] = c
+
+
 def run_trial(runner, spec, policy: LoadPolicy, streams: int, inputs: np.ndarray) -> LoadTrial:
     """One trial at `streams` streams, in real time."""
-    zeros_state = registry.streaming().zeros_state
     window = window_s(policy, streams)
     schedule = arrivals.poisson(streams, policy.rate_hz, window, policy.seed + streams)
-    h_table, c_table = zeros_state(spec, streams)
-
-    def serve_batch(requests: np.ndarray) -> None:
-        rows = schedule.streams[requests]
-        c = None if c_table is None else c_table[:, rows]
-        _, state = runner.step(inputs[requests % len(inputs)], runner.to_state(h_table[:, rows], c))
-        h, c = runner.from_state(state)
-        h_table[:, rows] = h
-        if c_table is not None:
-            c_table[:, rows] = c
-
+    serve_batch = StateTable(runner, spec, streams, schedule.streams, inputs)
     batching = BatchPolicy(policy.max_batch, policy.max_wait_s)
     served = server.serve(schedule, serve_batch, batching, policy.give_up_s)
     every = -(-len(served.latencies_s) // policy.max_kept)

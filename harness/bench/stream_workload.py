@@ -107,17 +107,18 @@ def stream(case, runner, x, ref) -> dict[str, Any]:
     }
 
 
-def load(case, runner, x, ref) -> dict[str, Any]:
+def load(case, runner, x, ref, policy=None) -> dict[str, Any]:
     """Workload fields of a load case: its rounds time one step at the case's batch; after
-    them, finish() runs the load test with the default policy (harness/bench/load_mode.py)."""
+    them, finish() runs the load test, by `policy` (a LoadPolicy) or the default one with
+    max_batch the case's batch (harness/bench/load_mode.py)."""
     from harness.bench.load_mode import default_policy, load_test
 
     checks = _proof(runner, case.model, x, ref, case.dtype)
     carried = Carried(runner, x)
 
     def finish() -> dict[str, Any]:
-        policy = default_policy(case.batch)
-        return {"load": load_test(runner, case.model, policy).model_dump()}
+        chosen = policy or default_policy(case.batch)
+        return {"load": load_test(runner, case.model, chosen).model_dump()}
 
     return {
         "run": carried.call,

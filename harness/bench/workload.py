@@ -64,12 +64,13 @@ def open_backend(case: BenchCase):
     return backend, {"requested": case.threads, **backend.set_threads(case.threads)}
 
 
-def build(case: BenchCase, backend) -> Workload:
+def build(case: BenchCase, backend, **options) -> Workload:
     """The workload for `case` on `backend` (registry.get_backend(case.backend), its threads
-    already set); NotSupported, with its reason, where it cannot run here."""
+    already set); NotSupported, with its reason, where it cannot run here. options: a load
+    case's policy."""
     if case.cell == "mingru" and case.mode != "gemm":
         return _mingru(case, backend)
-    return MODES[case.mode](case, backend)
+    return MODES[case.mode](case, backend, **options)
 
 
 # ---- data ----------------------------------------------------------------------------------
@@ -289,15 +290,16 @@ def not_converged(reason: str | None, residuals) -> Comparison:
 # ---- one step per call ---------------------------------------------------------------------
 
 
-def _stepped(case: BenchCase, backend) -> Workload:
+def _stepped(case: BenchCase, backend, **load) -> Workload:
     """stream and load: the model's stateful step, T single steps proven equal to the whole
-    sequence first (harness/bench/stream_workload.py says how each is timed)."""
+    sequence first (harness/bench/stream_workload.py says how each is timed). load: a load
+    case's policy (default: the suite's)."""
     spec, weights64, x64 = model_data(case)
     ref = registry.reference().forward(spec.replace(dtype="float64"), dict(weights64), x64)
     weights = weights64.astype(case.dtype)
     prepared = backend.build(spec, weights)
     make = stream_workload.stream if case.mode == "stream" else stream_workload.load
-    job = make(case, prepared.step_runner(), _cast(x64, case.dtype), ref)
+    job = make(case, prepared.step_runner(), _cast(x64, case.dtype), ref, **load)
     return Workload(weights_digest=weights.digest(), notes=prepared.notes, **job)
 
 

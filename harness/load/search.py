@@ -5,8 +5,8 @@ trial passes and halve it while one fails, until a passing N and a failing N bra
 answer; then bisect until they are within `resolution` of each other (5%, or one stream). A
 tighter target starts from the trials already run (a trial is a point of the latency curve,
 whatever the target). The answer per target is what the trials settle: the largest N that
-passes below the smallest N that fails (harness.records.streaming.capacity); a trial that
-gave up fails every target."""
+passes below the smallest N that fails, its p99's whole interval over the target
+(harness.records.streaming.capacity); a trial that gave up fails every target."""
 
 from __future__ import annotations
 
@@ -60,7 +60,8 @@ def search(
 
 
 def _bracket(trials: list[LoadTrial], target: float) -> tuple[int, int | None]:
-    """(the largest N that passes below the smallest that fails, that smallest or None)."""
+    """(the largest N that passes below the smallest that fails, the smallest N above it that
+    does not pass, or None)."""
     found = capacity(trials, target).streams
-    failing = [t.streams for t in trials if not t.passes(target)]
-    return found, min(failing, default=None)
+    above = [t.streams for t in trials if t.streams > found and not t.passes(target)]
+    return found, min(above, default=None)

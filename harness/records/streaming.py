@@ -11,7 +11,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from harness.tail import NAMES, PERCENTILES, percentiles
+from harness.tail import NAMES, PERCENTILES, percentile_ci, percentiles
 
 Nanoseconds = Annotated[int, Field(gt=0, le=10**15)]
 Microseconds = Annotated[int, Field(gt=0, le=10**12)]
@@ -112,7 +112,9 @@ class LoadTrial(_Record):
     window_s: Positive = Field(description="the span the arrivals were drawn over")
     requests: int = Field(ge=1, description="arrivals the schedule drew over the window")
     offered_hz: Rate = Field(description="requests / window_s: the load offered")
-    achieved_hz: NonNegative = Field(description="requests served per second of the trial")
+    achieved_hz: Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)] = Field(
+        description="requests served per second of the trial"
+    )
     kept_every: int = Field(ge=1, description="k: latencies_us holds every k-th request's")
     latencies_us: list[Microseconds] = Field(
         min_length=1,
@@ -137,15 +139,15 @@ class LoadTrial(_Record):
                 f"{what} offered_hz {self.offered_hz!r} is not its {n} requests over "
                 f"{self.window_s!r} s"
             )
-        kept, every = len(self.latencies_us), self.kept_every
-        arrived = n if not self.gave_up else self.served  # at least this many
-        if kept > -(-n // every) or kept < -(-arrived // every):
-            raise ValueError(f"{what} {kept} latencies kept, every {every}th of {n} requests")
         if abs(self.offered_hz / self.requested_hz - 1) > OFFERED_TOLERANCE:
             raise ValueError(
                 f"{what} offered {self.offered_hz:.1f}/s against {self.requested_hz:.1f}/s "
                 f"requested: more than {OFFERED_TOLERANCE:.0%} apart, not the load asked for"
             )
+        kept, every = len(self.latencies_us), self.kept_every
+        arrived = n if not self.gave_up else self.served  # at least this many
+        if kept > -(-n // every) or kept < -(-arrived // every):
+            raise ValueError(f"{what} {kept} latencies kept, every {every}th of {n} requests")
         if self.served > n or (self.served < n) != self.gave_up:
             raise ValueError(f"{what} served {self.served} of {n} requests, gave_up {self.gave_up}")
         if not math.isclose(self.mean_batch, self.served / self.calls, rel_tol=1e-9):
@@ -156,6 +158,14 @@ class LoadTrial(_Record):
     def passes(self, target_s: float) -> bool:
         """p99 under the target, and not overloaded."""
         return not self.gave_up and self.percentiles.p99 <= target_s
+
+    def fails(self, target_s: float) -> bool:
+        """Overloaded, or p99 over the target with its whole 95% interval: a trial of few
+        requests whose p99 lies just over the target, within its noise, settles nothing."""
+        if self.gave_up:
+            return True
+        _, low, _ = percentile_ci([v * 1e-6 for v in self.latencies_us], 99)
+        return low > target_s
 
 
 class Capacity(_Record):
@@ -178,16 +188,17 @@ class LoadTest(_Record):
         fresh = capacities(self.trials, self.policy.targets_s)
         if [c.model_dump() for c in fresh] != [c.model_dump() for c in self.capacity]:
             raise ValueError(
-                "load: capacity disagrees with its trials (the largest N that passes below "
-                "the smallest N that fails, per target): it is derived from them, never trusted"
+                "load: capacity disagrees with its trials (per target, the largest N that "
+                "passes below the smallest N that fails): it is derived from them, never trusted"
             )
         return self
 
 
 def capacity(trials: list[LoadTrial], target_s: float) -> Capacity:
     """The largest N whose trial passes (p99 under the target) below the smallest N whose
-    trial fails: what the trials settle however noisy a single one is."""
-    failing = [t.streams for t in trials if not t.passes(target_s)]
+    trial fails (gave up, or p99 over the target interval and all): what the trials settle,
+    however noisy a single one is."""
+    failing = [t.streams for t in trials if t.fails(target_s)]
     ceiling = min(failing, default=math.inf)
     passing = [(t.streams, k) for k, t in enumerate(trials) if t.passes(target_s)]
     below = [p for p in passing if p[0] < ceiling]
