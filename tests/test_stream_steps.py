@@ -98,6 +98,39 @@ def test_a_state_goes_to_its_canonical_form_and_back_unchanged():
         assert np.array_equal(runner.noop(x_t), x_t)  # one trivial operation, nothing more
 
 
+def test_onnx_runtimes_bound_step_gives_the_whole_sequence_too():
+    """I/O binding (a GPU provider's way) forced on the CPU: the state as OrtValues."""
+    from backends.streaming.ort_step import ort_step_runner
+
+    spec = ModelSpec("gru", 4, 6, num_layers=2, head=Head(3, "none"))
+    weights = init_weights(spec, seed=3)
+    x = np.random.default_rng(4).standard_normal((T, B, 4)).astype("float32")
+    backend = registry.get_backend("ort-direct-cpu")
+    backend.set_threads(1)
+    runner = ort_step_runner(backend.build(spec, weights), io_binding=True)
+    assert "bound as OrtValues" in runner.impl_class
+    got = registry.streaming().streamed(runner, spec, x)
+    reference = registry.reference().forward(spec, dict(weights), x)
+    checks = compare_all(reference.as_dict(), got.as_dict(), "float32")
+    assert all(c.passed for c in checks), [c.message for c in checks if not c.passed]
+    for batch in (1, 4, 2):  # a server's batches vary in size
+        (y, head), state = runner.step(x[0, :1].repeat(batch, 0), runner.zero_state(batch))
+        assert y.shape == (batch, 6) and head.shape == (batch, 3)
+        assert runner.from_state(state)[0].shape == (2, batch, 6)
+
+
+@pytest.mark.parametrize("name", ["numpy", "torch-cpu", "tf-function", "ort-direct-cpu"])
+def test_a_state_the_caller_holds_is_never_written_over(name):
+    spec = ModelSpec("lstm", 4, 6)
+    runner = _runner(name, spec, init_weights(spec, seed=1))
+    x = np.random.default_rng(4).standard_normal((2, B, 4)).astype("float32")
+    _, held = runner.step(x[0], runner.zero_state(B))
+    before = [a.copy() for a in runner.from_state(held)]
+    runner.step(x[1], held)
+    runner.step(x[0], runner.step(x[1], held)[1])
+    assert all(np.array_equal(a, b) for a, b in zip(runner.from_state(held), before, strict=True))
+
+
 def test_a_backend_without_a_step_says_so():
     from harness.model.protocol import BasePrepared
 

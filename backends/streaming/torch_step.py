@@ -1,6 +1,13 @@
-"""The torch step: the model's own nn.RNN / nn.LSTM / nn.GRU (and head) called on one step with
-the carried state, in one of three forms: eager, torch.compile (inductor), or a TorchScript trace
-(torch.jit.trace, frozen: the torch-cpu-script backend, backends/torch_script.py)."""
+"""The torch step: each layer of the model's own nn.RNN / nn.LSTM / nn.GRU (its parameters as
+they are) stepped by ATen's single-step cell (aten::rnn_tanh_cell, lstm_cell, gru_cell: the
+kernels nn.RNNCell, nn.LSTMCell and nn.GRUCell run), then the head; in one of three forms:
+eager, torch.compile (inductor), or a TorchScript trace (torch.jit.trace, frozen: the
+torch-cpu-script backend, backends/torch_script.py).
+
+Why not the nn.LSTM module on a sequence of one step: on the CPU it runs oneDNN's fused RNN
+layer (aten::mkldnn_rnn_layer), which prepares its weights for the primitive on every call,
+and with T = 1 nothing amortises that: an LSTM H=256 step took 6x the single-step cell's time
+here (torch 2.13, one thread)."""
 
 from __future__ import annotations
 
@@ -14,25 +21,38 @@ from backends.streaming.base import StepRunner, check_streamable
 from harness.model.spec import Cell
 
 FORMS = ("eager", "compile", "trace")
+CELLS = {Cell.RNN: torch.rnn_tanh_cell, Cell.LSTM: torch.lstm_cell, Cell.GRU: torch.gru_cell}
 
 
 class StepModule(nn.Module):
-    """One step: x [1, B, I] ([B, 1, I] batch-first) and the state tensors h (, c), each
-    [L, B, H] -> y [B, H], the new state, then the head's output if the model has one. Tensors
-    only, in and out, so that torch.jit.trace takes it as it is."""
+    """One step: x [B, I] and the state, h of each layer (then c of each layer, LSTM), each
+    [B, H] -> y [B, H], the new state in the same order, then the head's output if the model
+    has one. Tensors only, in and out, so that torch.jit.trace takes it as it is."""
 
     def __init__(self, model):
         super().__init__()
         self.rnn, self.head, self.spec = model.rnn, model.head, model.spec
         self.softmax = model.head is not None and model.spec.head.activation == "softmax"
+        self.step = CELLS[model.spec.cell]
 
     def forward(self, x, *state):
-        lstm = self.spec.cell is Cell.LSTM
-        y, new = self.rnn(x, (state[0], state[1]) if lstm else state[0])
-        new = tuple(new) if lstm else (new,)
-        out = (y[:, 0] if self.spec.batch_first else y[0], *new)
+        L, lstm = self.spec.num_layers, self.spec.cell is Cell.LSTM
+        inp, hs, cs = x, [], []
+        for k in range(L):
+            weights = [
+                getattr(self.rnn, f"{name}_l{k}")
+                for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+            ]
+            if lstm:
+                h, c = self.step(inp, (state[k], state[L + k]), *weights)
+                cs.append(c)
+            else:
+                h = self.step(inp, state[k], *weights)
+            hs.append(h)
+            inp = h
+        out = (inp, *hs, *cs)
         if self.head is not None:
-            head = self.head(new[0][-1])
+            head = self.head(inp)
             out += (torch.softmax(head, dim=-1) if self.softmax else head,)
         return out
 
@@ -44,35 +64,34 @@ def torch_step_runner(prepared, form: str) -> StepRunner:
     if form not in FORMS:
         raise ValueError(f"torch step form {form!r}: allowed {', '.join(FORMS)}")
     lstm, sync = spec.cell is Cell.LSTM, synchronizer(device)
+    L = spec.num_layers
     module = StepModule(prepared.model).eval()
 
     def tensor(array):
         return torch.as_tensor(array, dtype=dtype).to(device)
 
     def to_state(h, c):
-        return (tensor(h), tensor(c)) if lstm else (tensor(h),)
+        return tuple(tensor(a[k]) for a in ((h, c) if lstm else (h,)) for k in range(L))
 
     def zero_state(batch):
-        shape = (spec.num_layers, batch, spec.hidden_size)
-        return tuple(torch.zeros(shape, dtype=dtype, device=device) for _ in range(1 + lstm))
+        shape = (batch, spec.hidden_size)
+        return tuple(torch.zeros(shape, dtype=dtype, device=device) for _ in range(L * (1 + lstm)))
 
-    def step_input(x_t):
-        x = tensor(x_t)
-        return x[:, None] if spec.batch_first else x[None]
-
-    run = _form(module, form, step_input(np.zeros((1, spec.input_size))), zero_state(1))
+    run = _form(module, form, tensor(np.zeros((1, spec.input_size))), zero_state(1))
+    n = L * (1 + lstm)
 
     def step(x_t, state):
         prepared.apply_tf32()
         with torch.inference_mode():
-            out = run(step_input(x_t), *state)
+            out = run(tensor(x_t), *state)
         sync()
         head = out[-1].cpu().numpy() if spec.head is not None else None
-        return (out[0].cpu().numpy(), head), out[1 : 2 + lstm]
+        return (out[0].cpu().numpy(), head), out[1 : 1 + n]
 
     def from_state(state):
         arrays = [s.cpu().numpy() for s in state]
-        return arrays[0], (arrays[1] if lstm else None)
+        h = np.stack(arrays[:L])
+        return h, (np.stack(arrays[L:]) if lstm else None)
 
     def noop(x_t):
         with torch.inference_mode():
@@ -80,9 +99,10 @@ def torch_step_runner(prepared, form: str) -> StepRunner:
         sync()
         return out.cpu().numpy()
 
-    kernel = f"nn.{spec.cell.name} on one step ({device.type})"
-    label = {"eager": kernel, "compile": f"torch.compile around the {kernel}"}
-    label["trace"] = f"TorchScript trace (frozen) of the {kernel}"
+    cell = CELLS[spec.cell].__name__
+    kernel = f"aten::{cell} per layer of the nn.{spec.cell.name} ({device.type})"
+    label = {"eager": kernel, "compile": f"torch.compile around {kernel}"}
+    label["trace"] = f"TorchScript trace (frozen) of {kernel}"
     return StepRunner(
         step,
         zero_state,
