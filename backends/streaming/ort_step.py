@@ -1,7 +1,8 @@
-"""The ONNX Runtime step: a one-step graph written from the canonical weights by the direct
-builder (backends/onnx_direct.py: native RNN/LSTM/GRU nodes, T fixed at 1 here, the state as
-inputs h0 (, c0) and outputs h_n (, c_n)). Only x_t goes in and y_t (and the head's output)
-come out as NumPy arrays; the state stays in the form the next call takes.
+"""The ONNX Runtime step: a one-step graph written from the canonical weights (step_graph: one
+native RNN/LSTM/GRU node a layer, as the direct builder of backends/onnx_direct.py writes them,
+and nothing between them: the state as inputs h0_l (, c0_l) and outputs h_n_l (, c_n_l)). Only
+x_t goes in and y_t (and the head's output) come out as NumPy arrays; the state stays in the
+form the next call takes.
 
 On a GPU provider the call runs through I/O binding: the state a call returns stays an
 OrtValue in the GPU's memory and is bound as the next call's input as it is, never copied out
@@ -23,14 +24,58 @@ DEVICE = {"cpu": "cpu", "cuda": "cuda", "tensorrt": "cuda"}
 
 
 def step_graph(spec, weights):
-    """The direct builder's graph with T fixed at 1 (x [1, B, I], y [1, B, H]; batch-first
-    [B, 1, I]): one step, the state in and out."""
-    from backends.onnx_direct import build_direct_model
+    """One step as the fewest nodes: per layer one native RNN/LSTM/GRU node (the direct
+    builder's attributes, the weights as initializers) on x [1, B, I], its state inputs
+    h0_l (, c0_l) [1, B, H] and outputs h_n_l (, c_n_l); a layer's Y_h, [1, B, H], is the
+    next layer's input as it is (at T = 1 it is the layer's output). With a head: y [B, H]
+    (the last Y_h squeezed), then the head."""
+    from onnx import helper
 
-    model = build_direct_model(spec, weights, with_lens=False)
-    time_axis = 1 if spec.batch_first else 0
-    for value in (model.graph.input[0], model.graph.output[0]):
-        value.type.tensor_type.shape.dim[time_axis].dim_value = 1
+    from backends.onnx_direct import OP_TYPE, OPSET, _Graph, variant_attributes
+
+    g = _Graph(spec.dtype)
+    elem = helper.np_dtype_to_tensor_dtype(np.dtype(spec.dtype))
+    H, lstm = spec.hidden_size, spec.cell is Cell.LSTM
+    value = helper.make_tensor_value_info
+    inputs = [value("x", elem, [1, "B", spec.input_size])]
+    outputs, seq = [], "x"
+    for layer in range(spec.num_layers):
+        W, R, Wb, Rb = weights.layer(layer)
+        states = [f"h0_{layer}"] + ([f"c0_{layer}"] if lstm else [])
+        inputs += [value(name, elem, [1, "B", H]) for name in states]
+        node_inputs = [
+            seq,
+            g.const(f"W{layer}", W),
+            g.const(f"R{layer}", R),
+            g.const(f"B{layer}", np.concatenate([Wb, Rb], axis=1)),
+            "",
+            *states,
+        ]
+        if spec.peepholes:
+            node_inputs.append(g.const(f"P{layer}", weights.peepholes(layer)))
+        finals = [f"h_n_{layer}"] + ([f"c_n_{layer}"] if lstm else [])
+        g.node(
+            OP_TYPE[spec.cell],
+            node_inputs,
+            ["", *finals],
+            hidden_size=H,
+            direction="forward",
+            layout=0,
+            **variant_attributes(spec, None),
+        )
+        outputs += [value(name, elem, [1, "B", H]) for name in finals]
+        seq = finals[0]
+    if spec.head is not None:
+        y = g.node("Squeeze", [seq, g.const("axis0", np.array([0]))], ["y"])
+        logits = "head" if spec.head.activation == "none" else "logits"
+        W, b = g.const("head_W", weights["head.W"]), g.const("head_b", weights["head.b"])
+        g.node("Gemm", [y, W, b], [logits], transB=1)
+        if logits != "head":
+            g.node("Softmax", [logits], ["head"], axis=-1)
+        outputs.append(value("head", elem, ["B", spec.head.units]))
+    graph = helper.make_graph(g.nodes, "rnnbench_step", inputs, outputs, g.inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 10
     return model
 
 
@@ -87,28 +132,48 @@ def ort_step_runner(prepared, io_binding: bool | None = None) -> StepRunner:
 
 
 class _Run:
-    """session.run on NumPy arrays: the state is (h, c) as NumPy arrays, [L, B, H]."""
+    """session.run on NumPy arrays: the state is each layer's h, then (LSTM) each layer's c,
+    as NumPy arrays [1, B, H]."""
 
     def __init__(self, spec, session, noop_session):
         self.spec, self.session, self.noop_session = spec, session, noop_session
         self.lstm = spec.cell is Cell.LSTM
-        self.states = ["h0", "c0"][: 1 + self.lstm]
-        self.outputs = [o.name for o in session.get_outputs()]  # y, h_n, (c_n), (head)
-        self.expand = (lambda x: x[:, None]) if spec.batch_first else (lambda x: x[None])
+        self.inputs = [i.name for i in session.get_inputs()][1:]  # each layer's h0 (, c0)
+        self.outputs = [o.name for o in session.get_outputs()]  # h_n (, c_n) per layer, head
+        self.n = len(self.inputs)
+        L = spec.num_layers
+        # the graph has each layer's h and c side by side; the state, every layer's h first
+        h = [2 * k for k in range(L)] if self.lstm else list(range(L))
+        self.order = h + [2 * k + 1 for k in range(L)] if self.lstm else h
+
+    def _state(self, got):
+        return tuple(got[k] for k in self.order)
+
+    def _feed(self, state):
+        feed = [None] * self.n
+        for position, array in zip(self.order, state, strict=True):
+            feed[position] = array
+        return feed
+
+    def _y(self, state):
+        return state[self.spec.num_layers - 1][0]  # the last layer's h: y at T = 1
 
     def step(self, x_t, state):
-        feed = {"x": self.expand(np.asarray(x_t, self.spec.dtype))}
-        feed.update(zip(self.states, state, strict=True))
-        got = dict(zip(self.outputs, self.session.run(None, feed), strict=True))
-        y = got["y"][:, 0] if self.spec.batch_first else got["y"][0]
-        return (y, got.get("head")), tuple(got[n] for n in ("h_n", "c_n")[: 1 + self.lstm])
+        feed = {"x": np.asarray(x_t, self.spec.dtype)[None]}
+        feed.update(zip(self.inputs, self._feed(state), strict=True))
+        got = self.session.run(None, feed)
+        state = self._state(got)
+        head = got[self.n] if self.spec.head is not None else None
+        return (self._y(state), head), state
 
     def to_state(self, h, c):
-        arrays = (h, c) if self.lstm else (h,)
-        return tuple(np.ascontiguousarray(a, self.spec.dtype) for a in arrays)
+        arrays = [*h, *c] if self.lstm else list(h)
+        return tuple(np.ascontiguousarray(a[None], self.spec.dtype) for a in arrays)
 
     def from_state(self, state):
-        return state[0], (state[1] if self.lstm else None)
+        L = self.spec.num_layers
+        h = np.concatenate(state[:L])
+        return h, (np.concatenate(state[L:]) if self.lstm else None)
 
     def zero_state(self, batch):
         shape = (self.spec.num_layers, batch, self.spec.hidden_size)
@@ -130,17 +195,16 @@ class _Bound(_Run):
 
     def step(self, x_t, state):
         binding = self.binding
-        binding.bind_cpu_input("x", self.expand(np.asarray(x_t, self.spec.dtype)))
-        for name, held in zip(self.states, state, strict=True):
+        binding.bind_cpu_input("x", np.asarray(x_t, self.spec.dtype)[None])
+        for name, held in zip(self.inputs, self._feed(state), strict=True):
             binding.bind_ortvalue_input(name, held)
         for name in self.outputs:  # each run: fresh outputs (a bound one would be written over)
             binding.bind_output(name, self.device)
         self.session.run_with_iobinding(binding)
-        got = dict(zip(self.outputs, binding.get_outputs(), strict=True))
-        y = got["y"].numpy()
-        y = y[:, 0] if self.spec.batch_first else y[0]
-        head = got["head"].numpy() if "head" in got else None
-        return (y, head), tuple(got[n] for n in ("h_n", "c_n")[: 1 + self.lstm])
+        got = binding.get_outputs()
+        state = self._state(got)
+        head = got[self.n].numpy() if self.spec.head is not None else None
+        return (state[self.spec.num_layers - 1].numpy()[0], head), state
 
     def to_state(self, h, c):
         return tuple(
@@ -149,8 +213,7 @@ class _Bound(_Run):
         )
 
     def from_state(self, state):
-        arrays = [s.numpy() for s in state]
-        return arrays[0], (arrays[1] if self.lstm else None)
+        return super().from_state([s.numpy() for s in state])
 
     def noop(self, x_t):
         self.noop_binding.bind_cpu_input("x", np.asarray(x_t, self.spec.dtype))

@@ -39,15 +39,17 @@ class StreamRow:
     floor: Interval | None  # the same backend's forward / T, same group (s)
     floor_backend: str | None  # whose floor (the backend's own, else the group's best)
     best_floor: Interval | None  # the fastest forward / T of the group, any backend
+    best_floor_backend: str | None
+
+    @property
+    def over_best(self) -> Interval | None:
+        """p50 / the group's fastest in-sequence step, its interval as overhead's."""
+        return None if self.best_floor is None else _ratio(self.tail["p50"], self.best_floor)
 
     @property
     def overhead(self) -> Interval | None:
-        """p50 / floor, its interval from the two intervals' ends (both 95%: wider than
-        95%, never narrower)."""
-        if self.floor is None:
-            return None
-        (p, p_low, p_high), (f, f_low, f_high) = self.tail["p50"], self.floor
-        return p / f, p_low / f_high, p_high / f_low
+        """p50 / floor, its interval from the two intervals' ends (_ratio)."""
+        return None if self.floor is None else _ratio(self.tail["p50"], self.floor)
 
     @property
     def extra_s(self) -> float | None:
@@ -155,6 +157,7 @@ def _stream_row(machine: str, record, forwards) -> StreamRow:
         floor=own if own is not None else best[1],
         floor_backend=case.backend if own is not None else best[0],
         best_floor=best[1],
+        best_floor_backend=best[0],
     )
 
 
@@ -193,6 +196,11 @@ def _load_row(machine: str, record) -> LoadRow:
         capacity=tuple(capacity),
         curve=tuple(curve),
     )
+
+
+def _ratio(a: Interval, b: Interval) -> Interval:
+    """a / b, its interval from the ends of both (each 95%: wider than 95%, never narrower)."""
+    return a[0] / b[0], a[1] / b[2], a[2] / b[1]
 
 
 def _p99(trial) -> Interval:

@@ -145,6 +145,11 @@ def _streamed_step(result: Streaming, machine: str) -> Iterator[str]:
         f"({_seconds(best.floor)}, {best.floor_backend}'s forward at T={best.steps} / "
         f"{best.steps}), {verdict} the {TARGET_RATIO:g}x bound"
     )
+    if best.best_floor_backend not in (None, best.floor_backend):
+        text += (
+            f" ({format_ratio(best.over_best)} the fastest in-sequence step of any backend, "
+            f"{best.best_floor_backend}'s {_seconds(best.best_floor)})"
+        )
     if ratio[0] > TARGET_RATIO and best.extra_s is not None:
         rest = max(0.0, best.extra_s - best.noop[0])
         text += (
