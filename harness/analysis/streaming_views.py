@@ -50,7 +50,8 @@ def stream_table(result: Streaming) -> str:
         ratio = format_ratio(r.overhead) if r.overhead and finite(r.overhead) else ""
         rest = ""
         if r.extra_s is not None:
-            rest = format_seconds(max(0.0, r.extra_s - r.noop[0]))
+            left = r.extra_s - r.noop[0]
+            rest = format_seconds(left) if left > 0 else "none"
         cells = [r.machine, r.backend, _model(r), r.batch, r.calls]
         cells += [_seconds(r.tail[NAMES[q]]) for q in PERCENTILES]
         rows.append([*cells, floor, ratio, _seconds(r.noop), rest])
@@ -97,7 +98,9 @@ def load_table(result: Streaming) -> str:
     return note + "\n\n" + markdown_table(header, rows)
 
 
-def sections(result: Streaming) -> list[tuple[str, str]]:
+def sections(result: Streaming | None) -> list[tuple[str, str]]:
+    if not result:
+        return []
     return [
         (STREAM_TITLE, stream_table(result) if result.streams else ""),
         (LOAD_TITLE, load_table(result) if result.loads else ""),
