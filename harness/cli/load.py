@@ -3,12 +3,11 @@ target (the load mode of a suite, run on its own with the policy given here)."""
 
 from __future__ import annotations
 
-import json
-
 from harness import registry
 from harness.atomic import write_text_atomic
 from harness.cli.errors import UsageError
 from harness.output_paths import FILE
+from harness.records import compact_json
 from harness.terminal import say
 
 
@@ -71,7 +70,7 @@ def run_load(args) -> int:
     from harness.bench.suites import SuiteError
     from harness.markdown import print_table
     from harness.stats import format_seconds
-    from harness.tail import format_open_interval
+    from harness.tail import format_open_interval, percentile_ci
 
     if "load" not in registry.check_name(args.backend).modes:
         offered = [n for n, e in registry.BACKENDS.items() if "load" in e.modes]
@@ -108,8 +107,6 @@ def run_load(args) -> int:
         shown = f"{found.streams} streams"
         if found.trial is not None:
             trial = test.trials[found.trial]
-            from harness.tail import percentile_ci
-
             p99 = percentile_ci([v * 1e-6 for v in trial.latencies_us], 99)
             shown += f" ({trial.achieved_hz:,.0f} steps/s, p99 {format_open_interval(p99)})"
         print(f"p99 under {format_seconds(found.target_s)}: {shown}")
@@ -122,5 +119,5 @@ def run_load(args) -> int:
             "parity": [c.as_dict() for c in done.checks],
             "load": test.model_dump(mode="json"),
         }
-        write_text_atomic(args.json, json.dumps(out, indent=1, allow_nan=False) + "\n")
+        write_text_atomic(args.json, compact_json.dumps(out) + "\n")
     return 0
