@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from harness import registry
+from harness.bench.load_mode import default_policy, load_test
 from harness.parity.checks import compare_all
 from harness.records.streaming import StreamTiming, percentiles_of
 from harness.tail import MIN_CALLS
@@ -61,13 +62,42 @@ class Carried:
         return [max(1, v) for v in got]
 
 
-def timed_noop(noop, x_t, calls: int) -> list[int]:
-    clock, got = time.perf_counter_ns, []
-    for _ in range(calls):
-        start = clock()
-        noop(x_t)
-        got.append(clock() - start)
-    return [max(1, v) for v in got]
+class StreamTimer:
+    """Every call of every round, each timed on its own, and the framework's no-op call
+    timed in the same rounds."""
+
+    def __init__(self, carried: Carried):
+        self.carried = carried
+        self.latencies: list[int] = []
+        self.noops: list[int] = []
+        self.calls_per_round = 0
+
+    def round(self, calls: int) -> float:
+        """One round: seconds per call, as StreamTiming.round_means computes it."""
+        got = self.carried.timed(calls)
+        self.latencies.extend(got)
+        self.noops.extend(self._noops(NOOP_CALLS))
+        self.calls_per_round = calls
+        return math.fsum(got) * 1e-9 / calls
+
+    def _noops(self, calls: int) -> list[int]:
+        clock, noop, got = time.perf_counter_ns, self.carried.runner.noop, []
+        x_t = self.carried.inputs[0]
+        for _ in range(calls):
+            start = clock()
+            noop(x_t)
+            got.append(clock() - start)
+        return [max(1, v) for v in got]
+
+    def record(self, steps_checked: int) -> StreamTiming:
+        return StreamTiming(
+            steps_checked=steps_checked,
+            calls_per_round=self.calls_per_round,
+            latencies_ns=self.latencies,
+            percentiles=percentiles_of(self.latencies, 1e-9),
+            noop_ns=self.noops,
+            noop_class=self.carried.runner.noop_class,
+        )
 
 
 def stream(case, runner, x, ref) -> dict[str, Any]:
@@ -75,35 +105,14 @@ def stream(case, runner, x, ref) -> dict[str, Any]:
     whole-sequence outputs)."""
     checks = _proof(runner, case.model, x, ref, case.dtype)
     carried = Carried(runner, x)
-    latencies: list[int] = []
-    noops: list[int] = []
-    rounds = {"calls": 0}
-
-    def timed_round(calls: int) -> float:
-        got = carried.timed(calls)
-        latencies.extend(got)
-        noops.extend(timed_noop(runner.noop, carried.inputs[0], NOOP_CALLS))
-        rounds["calls"] = calls
-        return math.fsum(got) * 1e-9 / calls  # as StreamTiming.round_means computes it
-
-    def finish() -> dict[str, Any]:
-        timing = StreamTiming(
-            steps_checked=len(x),
-            calls_per_round=rounds["calls"],
-            latencies_ns=latencies,
-            percentiles=percentiles_of(latencies, 1e-9),
-            noop_ns=noops,
-            noop_class=runner.noop_class,
-        )
-        return {"stream": timing.model_dump()}
-
+    timer = StreamTimer(carried)
     return {
         "run": carried.call,
         "impl_class": runner.impl_class,
         "checks": checks,
-        "timed_round": timed_round,
+        "timed_round": timer.round,
         "min_calls": MIN_CALLS,
-        "finish": finish,
+        "finish": lambda: {"stream": timer.record(len(x)).model_dump()},
     }
 
 
@@ -111,8 +120,6 @@ def load(case, runner, x, ref, policy=None) -> dict[str, Any]:
     """Workload fields of a load case: its rounds time one step at the case's batch; after
     them, finish() runs the load test, by `policy` (a LoadPolicy) or the default one with
     max_batch the case's batch (harness/bench/load_mode.py)."""
-    from harness.bench.load_mode import default_policy, load_test
-
     checks = _proof(runner, case.model, x, ref, case.dtype)
     carried = Carried(runner, x)
 
