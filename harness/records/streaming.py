@@ -94,7 +94,9 @@ class LoadPolicy(_Record):
     max_trial_s: Positive = Field(description="... and at most this long")
     min_requests: int = Field(ge=1, description="requests a trial aims for, within those spans")
     max_kept: int = Field(
-        ge=1, description="latencies a trial keeps at most: every k-th request's, k the least so"
+        ge=1,
+        description="latencies a trial keeps at most: every k-th request's, k the smallest "
+        "that keeps to it",
     )
     give_up_s: Positive = Field(
         description="a trial stops once a request has waited this long (overloaded)"
