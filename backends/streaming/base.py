@@ -45,13 +45,10 @@ def check_streamable(spec: ModelSpec) -> None:
         )
 
 
-def state_shape(spec: ModelSpec, batch: int) -> tuple[int, int, int]:
-    return (spec.num_layers, batch, spec.hidden_size)
-
-
 def zeros_state(spec: ModelSpec, batch: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """The canonical zero state (h, c) for `batch` streams (c None but for the LSTM)."""
-    h = np.zeros(state_shape(spec, batch), spec.dtype)
+    """The canonical zero state (h, c), each [L, B, H], for `batch` streams (c None but for
+    the LSTM)."""
+    h = np.zeros((spec.num_layers, batch, spec.hidden_size), spec.dtype)
     return h, (np.zeros_like(h) if spec.cell is Cell.LSTM else None)
 
 
