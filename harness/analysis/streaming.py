@@ -23,6 +23,7 @@ Interval = stats.Interval
 @dataclasses.dataclass(frozen=True)
 class StreamRow:
     machine: str
+    model: str  # a user's model's name (bench --model), "" for the suites' seeded models
     backend: str
     cell: str
     dtype: str
@@ -78,6 +79,7 @@ class Served:
 @dataclasses.dataclass(frozen=True)
 class LoadRow:
     machine: str
+    model: str
     backend: str
     cell: str
     dtype: str
@@ -141,6 +143,7 @@ def _stream_row(machine: str, record, forwards) -> StreamRow:
     own = floors.get(case.backend)
     return StreamRow(
         machine=machine,
+        model=case.model or "",
         backend=case.backend,
         cell=case.cell,
         dtype=case.dtype,
@@ -185,6 +188,7 @@ def _load_row(machine: str, record) -> LoadRow:
         capacity.append(Served(found.target_s, found.streams, achieved, trial and _p99(trial)))
     return LoadRow(
         machine=machine,
+        model=case.model or "",
         backend=case.backend,
         cell=case.cell,
         dtype=case.dtype,

@@ -30,7 +30,8 @@ WHY = (
 
 
 def _model(row) -> str:
-    return f"{row.cell.upper()} H={row.hidden}"
+    shape = f"{row.cell.upper()} H={row.hidden}"
+    return f"{row.model} ({shape})" if row.model else shape
 
 
 def _seconds(interval) -> str:
@@ -124,7 +125,7 @@ def _best(rows):
 def _streamed_step(result: Streaming, machine: str) -> Iterator[str]:
     """The best backend's streamed step of the LSTM at H=256 (else the largest H timed, else
     another cell's), B=1, against its floor."""
-    mine = [r for r in result.streams if r.machine == machine and r.batch == 1]
+    mine = [r for r in result.streams if r.machine == machine and r.batch == 1 and not r.model]
     if not mine:
         return
     cell = "lstm" if any(r.cell == "lstm" for r in mine) else mine[0].cell
@@ -164,7 +165,7 @@ def _streamed_step(result: Streaming, machine: str) -> Iterator[str]:
 
 
 def _streams_served(result: Streaming, machine: str) -> Iterator[str]:
-    mine = [r for r in result.loads if r.machine == machine]
+    mine = [r for r in result.loads if r.machine == machine and not r.model]
     if not mine:
         return
     targets = sorted({s.target_s for r in mine for s in r.capacity}, reverse=True)
