@@ -187,3 +187,8 @@ class PreparedNumpy(BasePrepared):
             for k, g in grads.items():
                 self.params[k] = (self.params[k] - lr * g).astype(g.dtype)
         return losses, CanonicalWeights(self.spec, self.params)
+
+    def step_runner(self):
+        from backends.streaming.numpy_step import numpy_step_runner
+
+        return numpy_step_runner(self)

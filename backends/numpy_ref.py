@@ -97,7 +97,7 @@ def _forward(spec, params, x, seq_lens, h0, c0, keep_tape):
     tape = ModelTape(spec, tapes, mask)
     if spec.head is not None:
         tape.head_in = concat_directions(out.h_n[-spec.num_directions :][None])[0]
-        out.head = tape.head_out = _head_forward(spec, params, tape.head_in, xp)
+        out.head = tape.head_out = head_forward(spec, params, tape.head_in, xp)
     return out, tape
 
 
@@ -197,7 +197,7 @@ def input_projection(cell: Cell, x, W, Wb, Rb, linear_before_reset: bool = True)
     return xw
 
 
-def _head_forward(spec, params, head_in, xp):
+def head_forward(spec, params, head_in, xp):
     logits = head_in @ xp.asarray(params["head.W"]).T + xp.asarray(params["head.b"])
     if spec.head.activation == "softmax":
         logits -= logits.max(axis=-1, keepdims=True)

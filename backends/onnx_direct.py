@@ -68,7 +68,7 @@ def build_direct_model(
     seq = g.node("Transpose", ["x"], ["x_tm"], perm=[1, 0, 2]) if spec.batch_first else "x"
     finals: dict[str, list[str]] = {"h": [], "c": []}
     direction = "bidirectional" if spec.bidirectional else "forward"
-    attrs = _variant_attributes(spec, linear_before_reset)
+    attrs = variant_attributes(spec, linear_before_reset)
     for layer in range(L):
         W, R, Wb, Rb = weights.layer(layer)
         rows = [
@@ -108,7 +108,7 @@ def build_direct_model(
     return model
 
 
-def _variant_attributes(spec: ModelSpec, linear_before_reset: int | None) -> dict[str, float]:
+def variant_attributes(spec: ModelSpec, linear_before_reset: int | None) -> dict[str, float]:
     attrs: dict[str, float] = {}
     if spec.cell is Cell.GRU:
         lbr = int(spec.linear_before_reset) if linear_before_reset is None else linear_before_reset

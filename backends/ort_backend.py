@@ -184,3 +184,8 @@ class PreparedOrt(BasePrepared):
 
     def grad(self, x, cotangents, seq_lens=None, h0=None, c0=None) -> dict:
         raise NotSupported("ONNX Runtime runs inference only: no gradients")
+
+    def step_runner(self):
+        from backends.streaming.ort_step import ort_step_runner
+
+        return ort_step_runner(self)

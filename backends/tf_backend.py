@@ -232,3 +232,9 @@ class PreparedKeras(BasePrepared):
         per_layer = [rnn.cell.get_weights() for rnn in rnn_layers]
         head = model.get_layer("head").get_weights() if self.spec.head is not None else None
         return canonical_from_keras_arrays(self.spec, per_layer, head)
+
+    def step_runner(self):
+        from backends.streaming.tf_step import tf_step_runner
+
+        model, rnn_layers = self._variant(False)[:2]
+        return tf_step_runner(self.spec, self.mode, model, rnn_layers)

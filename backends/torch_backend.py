@@ -303,3 +303,10 @@ class PreparedTorch(BasePrepared):
             optimizer.step()
             losses.append(float(loss.detach()))
         return losses, from_torch_state_dict(self.spec, model.state_dict())
+
+    step_form = "eager"  # or compile (compile_mode set), trace (backends/streaming/torch_step.py)
+
+    def step_runner(self):
+        from backends.streaming.torch_step import torch_step_runner
+
+        return torch_step_runner(self, "compile" if self.compile_mode else self.step_form)

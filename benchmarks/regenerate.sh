@@ -2,7 +2,8 @@
 # Regenerate every committed reference result from a clean checkout, then the example report
 # and the README's findings block from them. Run on a quiet machine (nothing else running):
 #   bash benchmarks/regenerate.sh [MACHINE_LABEL]
-# About 35 minutes on a 2-core VM, the trained examples included (34 measured on Zen 4). Each
+# About 45 minutes on a 2-core VM, the trained examples and the streaming suite (about 10)
+# included (34 measured on Zen 4 before the streaming suite). Each
 # file records the commit it was made at; commit them together afterwards. The example report and the
 # README's answer block are written from the same files `tox -e report` names.
 set -euo pipefail
@@ -18,11 +19,12 @@ export RNNBENCH_MACHINE="$machine"  # the label of every file below, the counted
 cpu=results/cpu-2core
 $rnnbench bench --suite quick --out "$cpu/bench-quick.json" --overwrite --machine "$machine"
 $rnnbench bench --suite full --out "$cpu/bench-full.json" --overwrite --machine "$machine"
+$rnnbench bench --suite streaming --out "$cpu/bench-streaming.json" --overwrite --machine "$machine"
 $rnnbench parallel-in-time --sweep default --json "$cpu/parallel-in-time.json"
 PYTHONPATH=. .tox/stack/bin/python benchmarks/parallel_in_time_probe.py --cost-only --no-before \
   --budget 3 --json "$cpu/parallel-in-time-iteration-cost.json" > "$cpu/parallel-in-time-iteration-cost.txt"
 $rnnbench selfcheck --json "$cpu/selfcheck.json" || echo "selfcheck: a figure outside its bound (recorded in the file)" >&2
 $rnnbench parity --report results/cpu-reference > /dev/null
 RNNBENCH="$rnnbench" bash benchmarks/trained/regenerate.sh "$machine"
-$rnnbench report "$cpu/bench-full.json" results/cpu-reference/parity.json \
+$rnnbench report "$cpu/bench-full.json" "$cpu/bench-streaming.json" results/cpu-reference/parity.json \
   "$cpu/parallel-in-time.json" results/trained --out results/report --readme README.md

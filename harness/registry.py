@@ -19,7 +19,9 @@ MODEL_MODES = ("forward", "train", "gemm")
 PROBE_MODES = ("peak", "bandwidth")  # machine probes: `size` is their only axis
 MINGRU_MODES = ("forward", "sequential", "gemm")  # forward = its parallel scan
 PARALLEL_IN_TIME_MODES = ("newton", "quasi-newton")  # the recurrence solved in parallel over time
-ALL = (*MODEL_MODES, "sequential", *PROBE_MODES, *PARALLEL_IN_TIME_MODES)
+# One step per call with the state carried (stream), and the streams it serves under load
+STREAM_MODES = ("stream", "load")
+ALL = (*MODEL_MODES, "sequential", *PROBE_MODES, *PARALLEL_IN_TIME_MODES, *STREAM_MODES)
 REFERENCE = "numpy"  # the oracle every other backend is compared with
 HEADLINE = ("torch-cpu", "torch-cuda")  # the framework the findings and the selfcheck quote first
 
@@ -97,7 +99,8 @@ _KERAS_VARIANTS = ("linear_before_reset",)  # GRU(reset_after=False)
 # One row a backend: a table reads better unformatted.
 register("numpy", _NUMPY, modes=ALL, mingru=True, variants=VARIANTS, reverse_only=True)
 register("cupy", _NUMPY, ["cupy"], "gpu", "gpu",
-         ("forward", "gemm", "sequential", *PROBE_MODES, *PARALLEL_IN_TIME_MODES), mingru=True,
+         ("forward", "gemm", "sequential", *PROBE_MODES, *PARALLEL_IN_TIME_MODES, *STREAM_MODES),
+         mingru=True,
          parity=False, variants=VARIANTS, xp="cupy")
 # ATen copies on every intra-op thread from its grain size (at::internal::GRAIN_SIZE) up;
 # NumPy's copyto is single-threaded.
@@ -105,20 +108,23 @@ register("torch-cpu", _TORCH, ["torch"], "torch", modes=ALL, mingru=True, device
          copy_threads_from=32768)
 register("torch-cpu-onednn", _TORCH, ["torch"], "torch", modes=("gemm", "peak"), parity=False,
          device="cpu", gemm_library="onednn")
-register("torch-cpu-compile", _TORCH, ["torch"], "torch", modes=("forward",), mingru=True,
-         product_of="torch-cpu", parity=False, device="cpu", compile_mode="default")
+register("torch-cpu-compile", _TORCH, ["torch"], "torch", modes=("forward", *STREAM_MODES),
+         mingru=True, product_of="torch-cpu", parity=False, device="cpu", compile_mode="default")
+register("torch-cpu-script", "backends.torch_script:TorchScriptBackend", ["torch"],
+         "torch", modes=("forward", *STREAM_MODES), product_of="torch-cpu", parity=False)
 register("torch-cuda", _TORCH, ["torch"], "torch", "gpu", ALL, mingru=True, device="cuda")
 register("torch-cuda-graphs", _TORCH, ["torch"], "torch", "gpu", ("forward",), mingru=True,
          product_of="torch-cuda", parity=False, device="cuda", compile_mode="reduce-overhead")
 register("torch-cuda-tf32", _TORCH, ["torch"], "torch", "gpu", ("forward", "train", "gemm"),
          parity=False, device="cuda", tf32=True)
 # tf-eager: a Python-driven loop, ~2 ms of dispatch a step: no product is its baseline
-register("tf-eager", _KERAS, _TF, "tf", modes=("forward", "train", "sequential"), mingru=True,
-         product_of="", variants=_KERAS_VARIANTS, mode="eager")
-register("tf-function", _KERAS, _TF, "tf", modes=("forward", "train", "gemm", "sequential"),
-         mingru=True, variants=_KERAS_VARIANTS, mode="function")
-register("tf-xla", _KERAS, _TF, "tf", modes=("forward", "train", "sequential"), mingru=True,
-         product_of="tf-function", variants=_KERAS_VARIANTS, mode="xla")
+register("tf-eager", _KERAS, _TF, "tf", modes=("forward", "train", "sequential", *STREAM_MODES),
+         mingru=True, product_of="", variants=_KERAS_VARIANTS, mode="eager")
+register("tf-function", _KERAS, _TF, "tf",
+         modes=("forward", "train", "gemm", "sequential", *STREAM_MODES), mingru=True,
+         variants=_KERAS_VARIANTS, mode="function")
+register("tf-xla", _KERAS, _TF, "tf", modes=("forward", "train", "sequential", *STREAM_MODES),
+         mingru=True, product_of="tf-function", variants=_KERAS_VARIANTS, mode="xla")
 # fmt: on
 EXPORTERS = ("direct", "torchscript", "dynamo", "tf2onnx", "keras")
 PROVIDERS = ("cpu", "cuda", "tensorrt")
@@ -139,7 +145,8 @@ for _exporter in EXPORTERS:
             ["onnx", "onnxruntime"],
             "onnx",
             "cpu" if _provider == "cpu" else "gpu",
-            ("forward",),
+            # the direct builder also writes the one-step graph (backends/streaming/ort_step.py)
+            ("forward", *STREAM_MODES) if _exporter == "direct" else ("forward",),
             parity=_exporter != "keras" and _provider != "tensorrt",
             variants=EXPORTER_VARIANTS[_exporter],
             exporter=_exporter,
@@ -283,3 +290,9 @@ def parallel_in_time():
     """The parallel-in-time solver (solve_model, make_runner, model_lyapunov, model_gradients,
     sequential_reference, compare_with_sequential)."""
     return importlib.import_module("backends.parallel_in_time")
+
+
+def streaming():
+    """The stateful step's helpers (streamed: T single steps as a whole sequence's outputs,
+    zeros_state, check_streamable)."""
+    return importlib.import_module("backends.streaming.base")

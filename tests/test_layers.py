@@ -21,12 +21,14 @@ ALLOWED = {
     "harness.records": {"harness.bench", "harness.machine"},
     "harness.parity": {"harness.model", "harness.onnx", "harness.records"},
     "harness.model_file": {"harness.model", "harness.files", "harness.onnx", "harness.parity"},
+    "harness.load": {"harness.records"},
     "harness.bench": {
         "harness.model",
         "harness.machine",
         "harness.records",
         "harness.parity",
         "harness.model_file",
+        "harness.load",
     },
     "harness.cluster": {"harness.bench", "harness.machine", "harness.records"},
     "harness.analysis": {

@@ -1,6 +1,8 @@
 """The answer first: per machine, at most MAX_SENTENCES sentences computed from the analysis,
 each quoting measured figures with their 95% intervals, that say where recurrence stops scaling
-there. In order: the fastest backend on the standard case; each cell's per-step floor at B=1 and
+there. In order: the fastest backend on the standard case; what one streamed step costs on the
+best backend against its in-sequence floor, and how many streams the machine serves under each
+p99 target (harness/analysis/streaming_views.py); each cell's per-step floor at B=1 and
 what bounds it (a memory level, the product peak, or dispatch when the step runs far over its
 roofline bound); the batch from which each cell's step is compute-bound; the penalty of
 recurrence against the same FLOPs as one product across B and T; and where evaluating the
@@ -13,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Iterator
 
+from harness.analysis import streaming_views
 from harness.analysis.findings import is_standard
 from harness.analysis.fits import Fit
 from harness.analysis.measures import Analysis
@@ -23,7 +26,7 @@ from harness.analysis.rows import TimedRow, ratio
 from harness.machine.model import Memory, Peak
 from harness.stats import format_interval, format_ratio, format_seconds
 
-MAX_SENTENCES = 8
+MAX_SENTENCES = 10  # 8, and the two of streaming (a streamed step, the streams served)
 # A step that costs more than this many times its roofline bound is set by per-step dispatch
 # (framework and kernel-launch overhead), not by the machine's compute or memory.
 DISPATCH = 2.0
@@ -38,6 +41,7 @@ def answers(result: Analysis) -> list[tuple[str, list[str]]]:
     for machine in sorted({r.machine for r in result.rows}):
         sentences = [
             *_fastest(result, machine),
+            *streaming_views.answer(result.streaming, machine),
             *_floor(result, machine),
             *_compute_bound(result, machine),
             *_penalty(result, machine),

@@ -28,6 +28,7 @@ from harness.analysis.penalty import (
 )
 from harness.analysis.roofline import Amdahl, RooflineRow, amdahl, roofline
 from harness.analysis.rows import TimedRow, rows
+from harness.analysis.streaming import Streaming
 from harness.analysis.trained import TrainedEntry
 from harness.machine import model as machine
 from harness.machine.facts import environments
@@ -56,6 +57,7 @@ class Analysis:
     parallel_in_time: ParallelInTime | None = None
     trained: list[TrainedEntry] = dataclasses.field(default_factory=list)
     parity_files: list[ParityCheck] = dataclasses.field(default_factory=list)
+    streaming: Streaming | None = None  # the stream and load cases (harness/analysis/streaming.py)
 
 
 def analyse(docs: Sequence[MachineView]) -> Analysis:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.analysis import parallel_in_time_views as parallel_in_time_views
+from harness.analysis import streaming_views
 from harness.analysis.fits import BatchSeries, Fit
 from harness.analysis.measures import Analysis
 from harness.analysis.mingru import LABELS, MinGRURow
@@ -28,6 +29,7 @@ CAPTIONS = {
     "gru_vs_mingru": "GRU against minGRU's parallel scan and step loop",
     "parity_heatmap": "Parity heatmap from the parity report",
     **parallel_in_time_views.CAPTIONS,
+    streaming_views.CURVE: streaming_views.CAPTION,
 }
 
 
@@ -76,6 +78,7 @@ def plot_all(result: Analysis, heat: ParityGrid | None, figures: Figures) -> lis
         ("bandwidth_curve", bandwidth_curve, curves),
         ("gru_vs_mingru", gru_vs_mingru, result.mingru),
         *parallel_in_time_views.plots(result.parallel_in_time),
+        *streaming_views.plots(result.streaming),
         ("parity_heatmap", parity_heatmap, heat),
     )
     return [figures.save(name, draw(data)) for name, draw, data in plots if data]

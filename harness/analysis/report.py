@@ -12,7 +12,15 @@ import dataclasses
 import datetime
 from pathlib import Path
 
-from harness.analysis import answer_figure, html, measures, parity_files, readme, sections
+from harness.analysis import (
+    answer_figure,
+    html,
+    measures,
+    parity_files,
+    readme,
+    sections,
+    streaming,
+)
 from harness.analysis.answer import answers
 from harness.analysis.measures import Analysis
 from harness.analysis.parallel_in_time import analyse as parallel_in_time
@@ -153,8 +161,8 @@ def _answer_figures(result: Analysis, figures: Figures) -> dict[str, str]:
 
 
 def analysed(paths: list[str]) -> tuple[Inputs, Analysis]:
-    """(the inputs, the analysis of them with the sweeps', the trainings' and the parity
-    records')."""
+    """(the inputs, the analysis of them with the sweeps', the trainings', the parity
+    records' and the streaming cases')."""
     inputs = load_inputs(paths)
     result = measures.analyse(inputs.benches)
     records = [p.record for p in inputs.parities]
@@ -163,6 +171,7 @@ def analysed(paths: list[str]) -> tuple[Inputs, Analysis]:
         parallel_in_time=parallel_in_time(inputs.sweeps, result.rows, result.penalties),
         trained=trained_examples(inputs.trainings, result.models, records),
         parity_files=[p.check for p in inputs.parities],
+        streaming=streaming.analyse(inputs.benches),
     )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from harness.analysis import answer_figure, invariants, parity_files, trained
+from harness.analysis import answer_figure, invariants, parity_files, streaming_views, trained
 from harness.analysis.answer import answers
 from harness.analysis.answer import markdown as answer_markdown
 from harness.analysis.findings import findings_markdown, headline, is_standard
@@ -76,6 +76,7 @@ def sections(
         *(over_time(result) if result.amdahl or result.parallel_in_time else []),
         ("GRU against minGRU", mingru(result) if result.mingru else ""),
         ("CPU against GPU", crossover(result) if result.crossover else ""),
+        *streaming_views.sections(result.streaming),
         ("Inconsistencies", invariants.markdown(result.inconsistencies) if rows else ""),
         ("ONNX export forms (from the parity report)", audit_table),
         ("Cases not timed", cases_not_timed(benches)),

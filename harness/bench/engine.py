@@ -371,6 +371,9 @@ def measure_group(cases: list[BenchCase], settings, logs: Path) -> list[CaseReco
                     _stop(workers.pop(case_id))
                 else:
                     records[case_id].samples_s.append(sample)
+        for case_id, worker in list(workers.items()):  # what a mode records after its rounds
+            if _ask(worker, "finish", records[case_id]) is None:
+                _stop(workers.pop(case_id))
     finally:
         for worker in workers.values():
             _stop(worker)

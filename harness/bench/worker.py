@@ -6,6 +6,8 @@ The parent drives it over a pipe, and each answer is a small JSON-able dict or a
                   (or "skipped", "failed", "error": the worker then exits)
     "calibrate" -> {"status": "ready", "loops": n} after warm-up and calibration
     "round"    -> seconds per call over one round of n calls
+    "finish"   -> {"status": "finished", ...} after the rounds: what else the mode records
+                  (a stream case's every call, a load case's load test)
     "stop"     -> exits
 Its stdout and stderr go to a log file, so that framework chatter stays out of the terminal;
 the parent quotes the log's tail when a worker dies without a word."""
@@ -75,9 +77,14 @@ def _serve(conn, case_dict, timing) -> None:
         start = time.perf_counter()
         timing_core.warm_up(job.run, timing["warmup_s"], min_calls=2)
         loops = timing_core.calibrate(job.run, timing["min_round_s"])
+        loops = max(loops, -(-job.min_calls // timing["rounds"]))
         conn.send({"status": "ready", "loops": loops, "calibrate_s": time.perf_counter() - start})
-        while conn.recv() == "round":
-            conn.send(timing_core.time_round(job.run, loops))
+        timed_round = job.timed_round or (lambda n: timing_core.time_round(job.run, n))
+        while (request := conn.recv()) in ("round", "finish"):
+            if request == "round":
+                conn.send(timed_round(loops))
+            else:
+                conn.send({"status": "finished", **(job.finish() if job.finish else {})})
 
 
 @contextlib.contextmanager

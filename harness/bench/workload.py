@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from harness import registry
+from harness.bench import stream_workload
 from harness.bench.case import BenchCase
 from harness.json_values import JsonObject
 from harness.model.flops import GATES, layer_inputs, train_flops
@@ -48,6 +49,11 @@ class Workload:
     weights_digest: str = ""
     notes: str = ""
     record: JsonObject = dataclasses.field(default_factory=dict)  # more fields to record
+    # A round of n calls timed its own way (stream: every call on its own), returning seconds
+    # per call like timing.time_round; None: timing.time_round.
+    timed_round: Callable[[int], float] | None = None
+    min_calls: int = 0  # the rounds add up to at least this many calls
+    finish: Callable[[], JsonObject] | None = None  # after the rounds: more fields to record
 
 
 def open_backend(case: BenchCase):
@@ -60,12 +66,13 @@ def open_backend(case: BenchCase):
     return backend, {"requested": case.threads, **backend.set_threads(case.threads)}
 
 
-def build(case: BenchCase, backend) -> Workload:
+def build(case: BenchCase, backend, **options) -> Workload:
     """The workload for `case` on `backend` (registry.get_backend(case.backend), its threads
-    already set); NotSupported, with its reason, where it cannot run here."""
+    already set); NotSupported, with its reason, where it cannot run here. options: a load
+    case's policy."""
     if case.cell == "mingru" and case.mode != "gemm":
         return _mingru(case, backend)
-    return MODES[case.mode](case, backend)
+    return MODES[case.mode](case, backend, **options)
 
 
 # ---- data ----------------------------------------------------------------------------------
@@ -284,6 +291,22 @@ def not_converged(reason: str | None, residuals) -> Comparison:
     )
 
 
+# ---- one step per call ---------------------------------------------------------------------
+
+
+def _stepped(case: BenchCase, backend, **load) -> Workload:
+    """stream and load: the model's stateful step, T single steps proven equal to the whole
+    sequence first (harness/bench/stream_workload.py says how each is timed). load: a load
+    case's policy (default: the suite's)."""
+    spec, weights64, x64 = model_data(case)
+    ref = registry.reference().forward(spec.replace(dtype="float64"), dict(weights64), x64)
+    weights = weights64.astype(case.dtype)
+    prepared = backend.build(spec, weights)
+    make = stream_workload.stream if case.mode == "stream" else stream_workload.load
+    job = make(case, prepared.step_runner(), _cast(x64, case.dtype), ref, **load)
+    return Workload(weights_digest=weights.digest(), notes=prepared.notes, **job)
+
+
 MODES: dict[str, Callable[[BenchCase, Any], Workload]] = {
     "forward": _forward,
     "train": _train,
@@ -292,4 +315,6 @@ MODES: dict[str, Callable[[BenchCase, Any], Workload]] = {
     "bandwidth": _bandwidth,
     "newton": _parallel_in_time,
     "quasi-newton": _parallel_in_time,
+    "stream": _stepped,
+    "load": _stepped,
 }

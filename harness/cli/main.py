@@ -12,7 +12,7 @@ import sys
 from harness import registry
 from harness.analysis.compare import GateError
 from harness.bench.suites import SuiteError
-from harness.cli import bench, parallel_in_time, parity, report, tools
+from harness.cli import bench, load, parallel_in_time, parity, report, tools
 from harness.cli.errors import UsageError, apply_memory_budget, check_outputs
 from harness.machine.lock import LockError
 from harness.model.errors import BadInput
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parity.add_parser(sub)
     tools.add_parsers(sub)
     bench.add_parser(sub)
+    load.add_parser(sub)
     report.add_parsers(sub)
     parallel_in_time.add_parser(sub)
     return parser

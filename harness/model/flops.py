@@ -39,6 +39,8 @@ def case_flops(mode: str, cell, B, T, I, H, layers=1, size=0, directions=1) -> i
         return 0
     if mode == "train":
         return train_flops(cell, B, T, I, H, layers, directions)
+    if mode in ("stream", "load"):  # one call is one step (T is the length it was proven on)
+        return forward_flops(cell, B, 1, I, H, layers, directions)
     return forward_flops(cell, B, T, I, H, layers, directions)
 
 

@@ -55,6 +55,10 @@ class Prepared(Protocol):
 
     def train_sgd(self, xs, ys, lr: float, max_norm: float, frozen=()) -> tuple: ...
 
+    def step_runner(self) -> Any:
+        """One step per call with the state kept by the caller (a streaming service's call):
+        a backends.streaming.base.StepRunner."""
+
 
 class Backend(Protocol):
     name: str
@@ -138,3 +142,6 @@ class BasePrepared:
 
     def train_sgd(self, xs, ys, lr: float, max_norm: float, frozen=()) -> tuple:
         raise NotSupported(f"{self.name} has no training")
+
+    def step_runner(self) -> Any:
+        raise NotSupported(f"{type(self).__name__} has no stateful step")

@@ -20,6 +20,7 @@ from pydantic import (
 
 from harness import __version__
 from harness.json_values import JsonObject
+from harness.records.streaming import LoadTest, StreamTiming
 
 SCHEMA_VERSION: Final = 5
 WRITER: Final = f"rnnbench {__version__}"
@@ -146,7 +147,8 @@ class CaseFields(Record):
 
     backend: str = Field(description="a registered timing backend (harness/registry.py)")
     mode: str = Field(
-        description="forward | train | gemm | sequential | peak | bandwidth | newton | quasi-newton"
+        description="forward | train | gemm | sequential | peak | bandwidth | newton | "
+        "quasi-newton | stream | load"
     )
     cell: str = Field(description="rnn | lstm | gru | mingru")
     dtype: str = Field(description="float32 | float64")
@@ -222,6 +224,10 @@ class CaseRecord(Record):
     parallel_in_time: Solve | None = Field(
         None, description="newton / quasi-newton cases: the solve"
     )
+    stream: StreamTiming | None = Field(
+        None, description="stream cases: every call's latency (samples_s are their round means)"
+    )
+    load: LoadTest | None = Field(None, description="load cases: the trials and the capacity")
     machine: str | None = Field(None, description="the label of the machine that timed it")
     host: str | None = None
     worker: str | None = Field(None, description="the Dask worker address (a cluster run)")
@@ -245,6 +251,19 @@ class CaseRecord(Record):
                 raise ValueError(
                     f"case {self.id!r}: {problem}: statistics are derived from samples_s, "
                     "never trusted"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _stream_rounds(self) -> CaseRecord:
+        """A stream case's samples_s are the round means of its latencies, to rounding."""
+        if self.stream is not None:
+            means = self.stream.round_means()
+            if len(means) != len(self.samples_s) or not all(
+                math.isclose(a, b, rel_tol=1e-9) for a, b in zip(means, self.samples_s, strict=True)
+            ):
+                raise ValueError(
+                    f"case {self.id!r}: samples_s are not the round means of stream.latencies_ns"
                 )
         return self
 

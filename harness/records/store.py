@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from harness.atomic import write_text_atomic
 from harness.json_values import JsonObject
+from harness.records import compact_json
 from harness.records.errors import one_line
 from harness.records.results import (
     DONE,
@@ -279,7 +280,7 @@ def dumps(doc: ResultsDocument) -> str:
         ResultsDocument.model_validate(data)
     except ValidationError as exc:
         raise ResultsError(one_line(exc, "refusing to write a results document")) from None
-    return json.dumps(data, indent=1, allow_nan=False) + "\n"
+    return compact_json.dumps(data) + "\n"
 
 
 def save_results(path: str | Path, doc: ResultsDocument) -> None:
