@@ -112,7 +112,10 @@ def run_model(args) -> int:
         training=args.training,
         strict_shapes=args.strict_shapes,
     )
-    outcome = verify(request, say=say)
+    heard: list[str] = []  # what was read, said once the check ran: a refusal stays one line
+    outcome = verify(request, say=heard.append)
+    for line in heard:
+        say(line)
     return finish(args, outcome.results, outcome.training, started, outcome.extra)
 
 

@@ -46,9 +46,20 @@ def sequence_name(runtime) -> str:
     return getattr(runtime, "x_input", None) or input_names(runtime)[0]
 
 
-def file_input(data, runtime, model) -> np.ndarray:
-    """The data set's sequence, checked, time-major, as the file takes it."""
-    name = sequence_name(runtime)
+def source_layout(model) -> tuple[str, bool]:
+    """(the name the source's sequence input goes by, batch-major?): its runtime's where it
+    runs, else (a state_dict, rnnbench weights) "x" laid out as its spec says."""
+    if model.runtime is not None:
+        return sequence_name(model.runtime), batch_major(model.runtime)
+    return "x", bool(model.spec.batch_first)
+
+
+def file_input(data, model) -> np.ndarray:
+    """The data set's sequence as the source takes it (its name, or the data set's one array;
+    its layout), checked, time-major."""
+    name, major = source_layout(model)
+    if name not in data.inputs and len(data.inputs) == 1:
+        name = next(iter(data.inputs))
     if name not in data.inputs:
         raise BadInput(
             f"--inputs {data.name} gives {', '.join(sorted(data.inputs))} but not the sequence "
@@ -56,7 +67,7 @@ def file_input(data, runtime, model) -> np.ndarray:
         )
     value = np.asarray(data.inputs[name])
     front, I = model.front, model.spec.input_size
-    layout = "[B, T" if batch_major(runtime) else "[T, B"
+    layout = "[B, T" if major else "[T, B"
     if front.tokens:
         allowed = f"integer tokens {layout}] in [0, {front.vocabulary})"
         ok = value.ndim == 2 and value.dtype.kind in "iu"
@@ -80,13 +91,13 @@ def file_input(data, runtime, model) -> np.ndarray:
     if bad.any():
         index = tuple(int(i) for i in np.argwhere(bad)[0])
         raise BadInput(f"{where} holds {what} {value[index]} at index {index}: allowed {allowed}")
-    return np.swapaxes(value, 0, 1) if batch_major(runtime) else value
+    return np.swapaxes(value, 0, 1) if major else value
 
 
 def check_data_set(role, runtime, model, data, budget=None) -> list[RuntimeCheck]:
     """The file (or export) on one --inputs data set (skipped with ORT's reason where it
     cannot run it); for an ONNX source, the outputs shipped with the data too."""
-    x = file_input(data, runtime, model)
+    x = file_input(data, model)
     T, B = x.shape[:2]
     onnx_feed = hasattr(runtime, "run_feed") and role == "model-file"
     if onnx_feed:

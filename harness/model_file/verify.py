@@ -65,8 +65,6 @@ def verify(request: Request, say: Callable[[str], None] = lambda line: None) -> 
         if not request.against or request.spec is not None:
             raise
         return _against_running_source(request, exc, say)
-    if data_sets is None:
-        data_sets = _source_data_sets(request, model)
     say(f"model: {model.describe()}")
     for note in model.notes:
         say(f"  {note}")
@@ -77,6 +75,8 @@ def verify(request: Request, say: Callable[[str], None] = lambda line: None) -> 
         how = "native nodes" if export.nodes else "black box" + (f": {why}" if why else "")
         say(f"against: {export.label} ({how})")
         runtimes.append(("export-file", export))
+    if data_sets is None:
+        data_sets = _source_data_sets(request, model, runtimes)
     dtypes = request.dtypes or (model.spec.dtype,)
     default = KERAS_BACKENDS if model.kind == "keras" else MODEL_BACKENDS
     backends = request.backends or default
@@ -180,14 +180,23 @@ def _data_sets(request: Request):
     return runs, given
 
 
-def _source_data_sets(request: Request, model) -> list:
-    """--inputs for a Keras or torch source: an .npz keyed by its input's name (or one array)."""
-    from harness.model_file.data_check import input_names
+def _source_data_sets(request: Request, model, runtimes) -> list:
+    """--inputs for a Keras, torch or weights-only source: an .npz keyed by its input's name
+    (or holding one array), in its own layout. A source that does not run (a state_dict) needs
+    an export to run them on; its inputs are checked all the same."""
+    from harness.model_file.data_check import file_input, input_names
     from harness.model_file.inputs import read_inputs
 
-    if model.runtime is None:
-        raise BadInput(f"--inputs: {model.name} ({model.kind}) holds weights only: nothing runs")
-    return read_inputs(request.inputs, input_names(model.runtime), [])
+    names = input_names(model.runtime) if model.runtime is not None else ["x"]
+    sets = read_inputs(request.inputs, names, [])
+    for data in sets:
+        file_input(data, model)  # bad values are named before anything runs
+    if not runtimes:
+        raise BadInput(
+            f"--inputs: {model.name} ({model.kind}) holds weights only: give --against EXPORT "
+            "to run it on these inputs"
+        )
+    return sets
 
 
 def _given(sets, onnx_model) -> dict:

@@ -28,7 +28,7 @@ from harness.model.front_end import PLAIN, FrontEnd
 from harness.model.protocol import NotSupported
 from harness.model.spec import Cell, ModelSpec, SpecError
 from harness.model.weights import CanonicalWeights, WeightsError
-from harness.onnx import embedding, sizes
+from harness.onnx import embedding, external, sizes
 from harness.onnx.graph import GraphIndex, attributes, declared_dims
 from harness.onnx.head import read_head
 from harness.onnx.values import Values, constant_values, graph_input_names
@@ -103,6 +103,7 @@ def load_model(path):
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:
         raise NotSupported(f"{path} is not a readable ONNX model: {exc}") from None
+    external.inline_sidecars(model, path)
     sizes.check_stored(model, str(path))
     sizes.check_io(model, str(path))
     return model

@@ -3,9 +3,10 @@
 
 - what it stores: initializers, sparse initializers and tensor attributes (Constant's value,
   ConstantOfShape's, ...) in the main graph, in Loop/Scan/If bodies and in local functions,
-  from their dims and element size; data that disagrees with its dims is corrupt, data kept
-  outside the file (external data) is refused: a model file must not make rnnbench read
-  other paths;
+  from their dims and element size; data that disagrees with its dims is corrupt; data kept
+  outside the file is refused, but for initializers in a file beside it, which
+  harness/onnx/external.py brings in first, checked: a model file never makes rnnbench read
+  outside its own folder;
 - its graph inputs and outputs at the sizes a check runs (a dynamic axis counts as RUN_DIM);
 - what its nodes compute, where shape inference with data propagation tells the size:
   `bound_session` before ONNX Runtime opens the file (ORT folds every node computable from
@@ -85,8 +86,8 @@ def check_tensor(tensor, what: str) -> int:
         where = next((e.value for e in tensor.external_data if e.key == "location"), "?")
         raise Refused(
             f"{what} keeps its data outside the file (external data at {where!r}): allowed "
-            "tensors stored in the file (a model file must not make rnnbench read other paths; "
-            "save it with onnx.save(model, path, save_as_external_data=False))"
+            "tensors stored in the file, or initializers in a file beside it named without a "
+            "folder (a model file must not make rnnbench read other paths)"
         )
     if tensor.HasField("segment"):
         raise Refused(f"{what} is a segment of a tensor: allowed whole tensors")
