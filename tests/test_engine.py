@@ -104,7 +104,7 @@ def test_a_version_1_file_resumes_into_version_2_on_its_machine(tmp_path, monkey
         engine.run_suite(_suite(), out, resume=True)  # the hostname is not 'old'
     doc = engine.run_suite(_suite(), out, resume=True, machine="old")
     saved = results.load_results(out)
-    assert saved == doc and json.loads(out.read_text())["schema_version"] == 5
+    assert saved == doc and json.loads(out.read_text())["schema_version"] == results.SCHEMA_VERSION
     assert [r.machine for r in saved.cases] == ["old"] * 3 and list(saved.machines) == ["old"]
 
 
@@ -181,9 +181,9 @@ def test_the_worker_protocol_in_process():
     conn = FakeConn(["calibrate", "round", "round", "stop"])
     case = make_case("numpy", "gemm", batch=1, steps=2, input_size=3, hidden=4)
     worker._serve(conn, case.as_dict(), FAST)
-    built, ready, *samples = conn.sent
+    built, ready, *rounds = conn.sent
     assert built["status"] == "built" and ready["status"] == "ready"
-    assert len(samples) == 2 and all(s > 0 for s in samples)
+    assert len(rounds) == 2 and all(r["sample_s"] > 0 and r["retimed"] >= 0 for r in rounds)
 
 
 def test_bench_command_end_to_end(tmp_path, capsys):

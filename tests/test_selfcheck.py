@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from harness import stats
-from harness.bench import engine, selfcheck
+from harness.bench import engine, group, selfcheck
 from harness.records.results import CaseRecord
 
 
@@ -24,7 +24,7 @@ def _fake_runs(monkeypatch, ratios):
             for c, s in zip(cases, (numpy_s, torch_s), strict=True)
         ]
 
-    monkeypatch.setattr(engine, "measure_group", measure_group)
+    monkeypatch.setattr(group, "measure_group", measure_group)
 
 
 def test_ratios_within_five_percent_pass(monkeypatch):
@@ -48,5 +48,5 @@ def test_a_spread_over_five_percent_fails(monkeypatch):
 
 def test_the_pair_is_the_standard_case():
     numpy_case, torch_case = selfcheck.standard_pair()
-    assert (numpy_case.target, torch_case.target) == ("numpy", "torch-cpu")
+    assert (numpy_case.backend, torch_case.backend) == ("numpy", "torch-cpu")
     assert numpy_case.id == "numpy/forward/lstm/float32/B32/T100/I128/H256/L1/th2"

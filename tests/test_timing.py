@@ -107,3 +107,77 @@ def test_loop_overhead_is_under_one_percent_of_a_millisecond():
     300x above, so only a broken timing loop fails it."""
     assert timing.loop_overhead() < 0.01 * 1e-3
     assert 0 < timing.timer_resolution() < 1e-4
+
+
+class StoppableClock(FakeClock):
+    """Wall and CPU clocks of one busy thread: a call costs `cost` of both, and a stop (SIGSTOP,
+    a descheduling) during the call numbered in `stops` adds its seconds to the wall alone."""
+
+    def __init__(self, cost: float, stops: dict[int, float]):
+        super().__init__(cost)
+        self.cpu, self.stops = 0.0, dict(stops)
+
+    def cpu_timer(self) -> float:
+        return self.cpu
+
+    def run(self) -> None:
+        self.now += self.stops.pop(self.calls, 0.0)
+        self.cpu += self.cost
+        super().run()
+
+
+def _guarded(clock: StoppableClock, loops: int) -> timing.Interference:
+    calibration = [timing.measure_round(clock.run, loops, clock, clock.cpu_timer)]
+    return timing.Interference(calibration)
+
+
+def test_a_round_stopped_for_a_while_is_retimed_and_counted_never_kept():
+    clock = StoppableClock(0.01, {14: 8.0})  # the second round (calls 10-19) stopped for 8 s
+    guard = _guarded(clock, 10)
+    assert guard.share == pytest.approx(1.0)
+    assert timing.clean_round(clock.run, 10, guard, clock, clock.cpu_timer) == (
+        pytest.approx(0.01),
+        1,
+    )
+    assert clock.calls == 30  # the stopped round, then its clean retry
+
+
+def test_a_round_within_its_stretch_is_kept():
+    # 5 ms more than its 100 ms of work: under SLACK_S, a scheduler's slice
+    clock = StoppableClock(0.01, {12: 0.005})
+    guard = _guarded(clock, 10)
+    sample, retimed = timing.clean_round(clock.run, 10, guard, clock, clock.cpu_timer)
+    assert (sample, retimed) == (pytest.approx(0.0105), 0)
+    # a long round may stretch by less than MAX_STRETCH: 10 s of work, 4 s stopped
+    clock = StoppableClock(1.0, {12: 4.0})
+    guard = _guarded(clock, 10)
+    assert timing.clean_round(clock.run, 10, guard, clock, clock.cpu_timer)[1] == 0
+    clock = StoppableClock(1.0, {12: 6.0})  # 1.6x: retimed
+    guard = _guarded(clock, 10)
+    assert timing.clean_round(clock.run, 10, guard, clock, clock.cpu_timer)[1] == 1
+
+
+def test_a_case_that_never_runs_undisturbed_is_given_up():
+    stops = {call: 1.0 for call in range(10, 100)}  # every round from the second on
+    clock = StoppableClock(0.01, stops)
+    guard = _guarded(clock, 10)
+    sample, retimed = timing.clean_round(clock.run, 10, guard, clock, clock.cpu_timer, retries=3)
+    assert sample is None and retimed == 4 and clock.calls == 50
+
+
+def test_the_guard_judges_by_the_share_of_a_cpu_the_case_gets():
+    """Two busy threads (2 s of CPU per wall second) or half a core on a busy machine: a round
+    is judged against the share its own calibration showed, not against one core."""
+    busy = timing.Interference([timing.Round(1, 0.1, 0.05), timing.Round(1, 0.1, 0.05)])
+    assert busy.allows(timing.Round(4, 0.2, 0.1))  # still half a core
+    assert not busy.allows(timing.Round(4, 2.0, 0.1))  # 10x: stopped
+    threads = timing.Interference([timing.Round(1, 0.1, 0.2)])
+    assert not threads.allows(timing.Round(4, 0.2, 0.2))  # one thread's worth: 2x slower
+    assert timing.Interference([]).allows(timing.Round(1, 5.0, 0.0))  # nothing to judge by
+
+
+def test_calibration_hands_its_rounds_to_the_guard():
+    clock = FakeClock(1e-3)
+    rounds: list[timing.Round] = []
+    loops = timing.calibrate(clock.run, 0.01, clock, rounds=rounds, cpu_timer=clock)
+    assert loops == 11 and [r.loops for r in rounds] == [1, 11]  # 1 ms reaches a tenth

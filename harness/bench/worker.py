@@ -5,7 +5,9 @@ The parent drives it over a pipe, and each answer is a small JSON-able dict or a
     start      -> {"status": "built", ...} once built and parity-checked
                   (or "skipped", "failed", "error": the worker then exits)
     "calibrate" -> {"status": "ready", "loops": n} after warm-up and calibration
-    "round"    -> seconds per call over one round of n calls
+    "round"    -> {"sample_s": seconds per call over one round of n calls, "retimed": the
+                  rounds timed again before it (stopped or descheduled: harness.bench.timing
+                  Interference)}; sample_s None when no try of the round ran undisturbed
     "stop"     -> exits
 Its stdout and stderr go to a log file, so that framework chatter stays out of the terminal;
 the parent quotes the log's tail when a worker dies without a word."""
@@ -75,10 +77,13 @@ def _serve(conn, case_dict, timing) -> None:
             return
         start = time.perf_counter()
         timing_core.warm_up(job.run, timing["warmup_s"], min_calls=2)
-        loops = timing_core.calibrate(job.run, timing["min_round_s"])
+        calibration: list[timing_core.Round] = []
+        loops = timing_core.calibrate(job.run, timing["min_round_s"], rounds=calibration)
+        guard = timing_core.Interference(calibration)
         conn.send({"status": "ready", "loops": loops, "calibrate_s": time.perf_counter() - start})
         while conn.recv() == "round":
-            conn.send(timing_core.time_round(job.run, loops))
+            sample, retimed = timing_core.clean_round(job.run, loops, guard)
+            conn.send({"sample_s": sample, "retimed": retimed})
 
 
 @contextlib.contextmanager

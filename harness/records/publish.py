@@ -12,11 +12,14 @@ from typing import Any
 from harness.atomic import write_text_atomic
 from harness.markdown import Markdown, markdown_table
 from harness.records.parity import ParityRecord
-from harness.records.results import ResultsDocument
+from harness.records.results import SCHEMA_VERSION, ResultsDocument
 from harness.records.suite import SuiteFile
 
 SCHEMAS = {
-    "results": (ResultsDocument, "benchmark results (`rnnbench bench`), schema version 4"),
+    "results": (
+        ResultsDocument,
+        f"benchmark results (`rnnbench bench`), schema version {SCHEMA_VERSION}",
+    ),
     "suite": (SuiteFile, "a suite file (benchmarks/suites/*.toml)"),
     "parity": (ParityRecord, "a parity record (`rnnbench parity --json`), schema version 1"),
 }

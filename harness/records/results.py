@@ -1,5 +1,5 @@
-"""A benchmark results file (`rnnbench bench`), schema version 4, as typed records. Versions 1
-to 3 are read (upgraded on read); version 4 is written. Statistics are derived from the raw
+"""A benchmark results file (`rnnbench bench`), schema version 6, as typed records. Versions 1
+to 5 are read (upgraded on read); version 6 is written. Statistics are derived from the raw
 samples, never trusted: a stored `stats` block is a cache that must agree with samples_s to
 rounding, or the file is refused naming the case."""
 
@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 KIND = "rnnbench-bench"
 STATUSES = ("ok", "failed", "skipped", "error", "timeout", "not_timed")
 DONE = ("ok", "failed", "skipped")  # what a resumed run does not measure again
@@ -209,7 +209,15 @@ class CaseRecord(Record):
         default_factory=dict, description="requested, and each library's pools as set"
     )
     loops: int | None = Field(None, ge=1, le=10**12, description="calls per round")
-    samples_s: list[Seconds] = Field([], description="raw: seconds per call, one per round")
+    samples_s: list[Seconds] = Field(
+        [], description="raw: seconds per call, one per round (as many rounds as the case got)"
+    )
+    retimed: int = Field(
+        0,
+        ge=0,
+        description="rounds timed again because the worker was stopped or descheduled in them "
+        "(wall time over what their CPU time allows): none of them is among samples_s",
+    )
     stats: Stats | None = Field(None, description="a cache of statistics of samples_s")
     flops: NonNegative | None = Field(None, description="matrix-product FLOPs of one call")
     bytes: NonNegative | None = Field(None, description="bytes a bandwidth probe moves")
@@ -324,7 +332,7 @@ class Client(Record):
 class ResultsDocument(Record):
     """One `rnnbench bench` run, rewritten atomically after every interleaved group."""
 
-    schema_version: Literal[5] = Field(SCHEMA_VERSION, description="1 to 4 are read too")
+    schema_version: Literal[6] = Field(SCHEMA_VERSION, description="1 to 5 are read too")
     kind: Literal["rnnbench-bench"] = KIND
     suite: SuiteInfo
     machines: dict[str, Machine] = Field({}, description="label -> the machine")
