@@ -131,3 +131,13 @@ def test_a_missing_package_is_a_skip_but_a_broken_import_is_an_error(monkeypatch
     monkeypatch.setitem(registry.BACKENDS, "numpy", missing)
     with pytest.raises(NotSupported, match="rnnbench_absent_pkg is not installed"):
         workload.open_backend(make_case("numpy", "forward"))
+
+
+@pytest.mark.parametrize(
+    ("cell", "kernel"),
+    [("lstm", "oneDNN fused RNN layer (aten::mkldnn_rnn_layer)"), ("gru", "ATen step loop")],
+)
+def test_torch_names_the_kernel_its_profiler_saw(cell, kernel):
+    pytest.importorskip("torch", reason="torch is not installed")
+    case = make_case("torch-cpu", "forward", cell, batch=1, steps=3, input_size=8, hidden=8)
+    assert _built(case).impl_class.startswith(kernel)

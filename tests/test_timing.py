@@ -68,11 +68,21 @@ def test_calibrate_stops_at_max_loops():
     assert timing.calibrate(clock.run, 1.0, clock, max_loops=64) == 64
 
 
-def test_warm_up_needs_both_calls_and_time():
+def test_settle_warms_up_for_its_time_then_calibrates():
     clock = FakeClock(0.01)
-    assert timing.warm_up(clock.run, 0.05, min_calls=2, timer=clock) == 5
-    clock = FakeClock(1.0)
-    assert timing.warm_up(clock.run, 0.05, min_calls=3, timer=clock) == 3
+    loops, rounds = timing.settle(clock.run, 0.05, 0.04, clock, clock)
+    # 5 calls of warm-up (the last 10 ms, a tenth of a round or more), then calibration: 10 ms
+    # reaches a tenth, so ceil(1.05 * 4) = 5 loops, a 50 ms round
+    assert loops == 5 and clock.calls == 5 + 1 + 5
+    assert [r.loops for r in rounds] == [1, 1, 5]
+
+
+def test_a_slow_call_is_its_own_round_without_calibrating():
+    """The build made the cold call; one warm call that lasts a round is enough: under a busy
+    machine's 100x slowdowns each call saved is seconds."""
+    clock = FakeClock(0.2)
+    loops, rounds = timing.settle(clock.run, 0.05, 0.04, clock, clock)
+    assert (loops, clock.calls) == (1, 1) and [r.wall_s for r in rounds] == [0.2]
 
 
 def test_statistics_by_hand():

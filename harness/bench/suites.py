@@ -115,6 +115,22 @@ class Suite:
         return cls(info.name, info.description, info.budget_s, info.timing, cases, info.path)
 
 
+def oversubscribed(suite: Suite, cores: int | None) -> str | None:
+    """Why cases that ask for more threads than the machine's `cores` time the wrong thing
+    (None when none does, or the cores are unknown): a warning, since a suite may be meant for
+    a larger machine."""
+    over = [c for c in suite.cases if c.device == "cpu" and cores and c.threads > cores]
+    if not over:
+        return None
+    most = max(c.threads for c in over)
+    return (
+        f"suite {suite.name!r}: {len(over)} of its {len(suite.cases)} cases ask for up to "
+        f"{most} threads, and this machine has {cores} usable cores: their threads take turns "
+        "on the cores, so their timings measure that contention, not the library's scaling "
+        f"(--only threads=N picks the cases that fit)"
+    )
+
+
 def suite_names() -> list[str]:
     return sorted(p.stem for p in SUITES_DIR.glob("*.toml"))
 

@@ -109,20 +109,6 @@ def time_round(run: Callable[[], object], loops: int, timer: Timer = time.perf_c
     return (timer() - start) / loops
 
 
-def warm_up(
-    run: Callable[[], object],
-    min_seconds: float,
-    min_calls: int = 1,
-    timer: Timer = time.perf_counter,
-) -> int:
-    """Call until both min_calls calls and min_seconds have passed; return the calls made."""
-    calls, start = 0, timer()
-    while calls < min_calls or timer() - start < min_seconds:
-        run()
-        calls += 1
-    return calls
-
-
 def calibrate(
     run: Callable[[], object],
     min_round_s: float,
@@ -149,6 +135,28 @@ def calibrate(
             loops = min(max_loops, max(loops + 1, scaled))
         else:
             loops = min(max_loops, loops * 2)
+
+
+def settle(
+    run: Callable[[], object],
+    warmup_s: float,
+    min_round_s: float,
+    timer: Timer = time.perf_counter,
+    cpu_timer: Timer = time.process_time,
+) -> tuple[int, list[Round]]:
+    """(loops per round, the rounds timed on the way, for Interference) of a workload whose
+    first (cold) call its build made: calls for warmup_s, at least one; a call that then still
+    lasts min_round_s is a round of its own, else calibrate. A slow call is made twice before
+    its rounds, not four times."""
+    start = timer()
+    while True:
+        last = measure_round(run, 1, timer, cpu_timer)
+        if timer() - start >= warmup_s:
+            break
+    rounds = [last] if last.wall_s >= min_round_s / 10 else []
+    if last.wall_s >= min_round_s:
+        return 1, rounds
+    return calibrate(run, min_round_s, timer, rounds=rounds, cpu_timer=cpu_timer), rounds
 
 
 def loop_overhead(loops: int = 100_000, repeats: int = 5, timer: Timer = time.perf_counter):

@@ -75,10 +75,8 @@ def _serve(conn, case_dict, timing) -> None:
             return
         if conn.recv() != "calibrate":
             return
-        start = time.perf_counter()
-        timing_core.warm_up(job.run, timing["warmup_s"], min_calls=2)
-        calibration: list[timing_core.Round] = []
-        loops = timing_core.calibrate(job.run, timing["min_round_s"], rounds=calibration)
+        start = time.perf_counter()  # the build ran the first call: the check's
+        loops, calibration = timing_core.settle(job.run, timing["warmup_s"], timing["min_round_s"])
         guard = timing_core.Interference(calibration)
         conn.send({"status": "ready", "loops": loops, "calibrate_s": time.perf_counter() - start})
         while conn.recv() == "round":

@@ -12,9 +12,10 @@ from pathlib import Path
 from harness.bench import engine, model_suite
 from harness.bench.plan import MIN_ROUNDS
 from harness.bench.recorder import WriteFailed
-from harness.bench.suites import load_suite, safe_name, suite_names
+from harness.bench.suites import load_suite, oversubscribed, safe_name, suite_names
 from harness.cli.errors import UsageError, add_memory_budget
 from harness.escape import for_terminal
+from harness.machine.environment import usable_cores
 from harness.markdown import print_table
 from harness.output_paths import FILE
 from harness.stats import format_seconds
@@ -99,19 +100,23 @@ class Terminated(BaseException):
 
 def run_bench(args) -> int:
     _check_flags(args)
+    budget = None if args.budget is None else _seconds(args.budget, "--budget")
     suite = _suite(args)
     if args.only:
         suite = suite.filtered(args.only)
     if args.device:
         suite = suite.on_device(args.device)
-    if args.budget is not None:
-        suite = dataclasses.replace(suite, budget_s=_seconds(args.budget, "--budget"))
+    if budget is not None:
+        suite = dataclasses.replace(suite, budget_s=budget)
+    distributed = args.scheduler or args.scheduler_file
+    crowded = None if distributed else oversubscribed(suite, usable_cores())
+    if crowded:  # a cluster's workers are other machines
+        _notice(f"warning: {crowded}")
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     out = Path(args.out or f"out/bench-{safe_name(suite.name)}-{stamp}.json")
     if args.model:
         say(f"suite {suite.name}: {len(suite.cases)} cases; results: {out}")
     total = len(suite.cases)
-    distributed = args.scheduler or args.scheduler_file
     if distributed and args.machine:
         raise UsageError(
             "--machine names this machine; with --scheduler each worker's machine is named "
