@@ -126,3 +126,21 @@ def test_a_bad_budget_is_one_line(tmp_path, capsys, value):
     assert main(["bench", "--suite", "quick", "--budget", value, "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert err == f"rnnbench: error: --budget {value}: allowed a number of seconds > 0\n"
+
+
+def test_the_report_says_how_many_rounds_each_case_got_and_how_many_were_retimed():
+    from harness.analysis import runs
+    from tests.synthetic_results import document, record, spread, views
+
+    shape = {"cell": "lstm", "batch": 1, "input_size": 8, "hidden": 8}
+    cases = [make_case("numpy", "forward", steps=T, **shape) for T in (1, 2, 3)]
+    records = [record(c, spread(1e-3, n)) for c, n in zip(cases, (3, 3, 7), strict=True)]
+    records[0]["retimed"] = 2
+    (view,) = views(document(records))  # the quick suite's timing: 7 rounds asked
+    assert runs.rounds_got(view) == "3 to 7 of 7: 3 x 2 cases, 7 x 1 cases"
+    assert runs.retimed(view) == "2 in 1 cases"
+    table = runs.runs_table([view])
+    assert "| rounds a case | retimed |" in table and "| 3 to 7 of 7: " in table
+    (few,) = views(document(records[:2]))
+    (clean,) = views(document(records[1:]))
+    assert runs.rounds_got(few) == "3 of 7" and runs.retimed(clean) == "none"

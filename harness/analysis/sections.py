@@ -14,6 +14,7 @@ from harness.analysis.own_model_view import sections as own_model_sections
 from harness.analysis.parallel_in_time import TITLE as PARALLEL_IN_TIME
 from harness.analysis.parallel_in_time_views import AMDAHL_RESTATED
 from harness.analysis.parallel_in_time_views import markdown as parallel_in_time
+from harness.analysis.runs import runs_table
 from harness.escape import for_markdown, for_markdown_code
 from harness.markdown import field, fields, markdown_table, percent, table_of
 from harness.stats import format_interval, format_ratio, format_seconds
@@ -127,11 +128,6 @@ def environment(benches) -> str:
         row = _machine(doc)
         if row not in machines:
             machines.append(row)
-    runs = [
-        [doc.environment.get("machine"), doc.suite.name, len(doc.cases), _wall(doc)]
-        + [((doc.environment.get("git") or {}).get("commit") or "")[:10] or "not recorded"]
-        for doc in benches
-    ]
     return "\n".join(
         [
             markdown_table(
@@ -141,19 +137,9 @@ def environment(benches) -> str:
             "",
             "Runs:",
             "",
-            markdown_table(["machine", "suite", "cases", "wall", "commit"], runs),
+            runs_table(benches),
         ]
     )
-
-
-def _wall(doc) -> str:
-    """The run's wall time; with the machine's own time on its groups where the records
-    have it (a machine of a Dask run is busy for part of the run)."""
-    wall = f"{doc.wall_s or 0:.0f} s"
-    runs = {r.group_run: r.group_s for r in doc.cases}
-    if not runs or None in runs or None in runs.values():
-        return wall
-    return f"{sum(runs.values()):.0f} s busy of {wall}"
 
 
 def _machine(doc) -> list[Any]:
