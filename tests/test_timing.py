@@ -171,14 +171,26 @@ def test_a_case_that_never_runs_undisturbed_is_given_up():
     stops = {call: 1.0 for call in range(10, 100)}  # every round from the second on
     clock = StoppableClock(0.01, stops)
     guard = _guarded(clock, 10)
-    sample, retimed = timing.clean_round(clock.run, 10, guard, clock, clock.cpu_timer, retries=3)
-    assert sample is None and retimed == 4 and clock.calls == 50
+    sample, retimed = timing.clean_round(clock.run, 10, guard, clock, clock.cpu_timer, retries=1)
+    assert sample is None and retimed == 2 and clock.calls == 30
+
+
+def test_a_machine_that_stays_busier_is_the_new_normal():
+    """Stopped a second in every round from the second on: the first tries are retimed, then
+    the median share is the machine's as it now is, and the rounds are kept (as on a machine
+    that was that busy from the start): the case is timed, not given up."""
+    stops = {call: 1.0 for call in range(10, 1000, 10)}
+    clock = StoppableClock(0.01, stops)
+    guard = _guarded(clock, 10)
+    sample, retimed = timing.clean_round(clock.run, 10, guard, clock, clock.cpu_timer)
+    assert sample == pytest.approx(0.11) and retimed == 2
 
 
 def test_the_guard_judges_by_the_share_of_a_cpu_the_case_gets():
     """Two busy threads (2 s of CPU per wall second) or half a core on a busy machine: a round
     is judged against the share its own calibration showed, not against one core."""
     busy = timing.Interference([timing.Round(1, 0.1, 0.05), timing.Round(1, 0.1, 0.05)])
+    assert busy.share == pytest.approx(0.5)
     assert busy.allows(timing.Round(4, 0.2, 0.1))  # still half a core
     assert not busy.allows(timing.Round(4, 2.0, 0.1))  # 10x: stopped
     threads = timing.Interference([timing.Round(1, 0.1, 0.2)])

@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from harness import stats
-from harness.bench.case import group_of
+from harness.records.case_fields import group_key, key_fields
 
 SHAPE = ("cell", "dtype", "batch", "steps", "input_size", "hidden", "layers")
-KEY_FIELDS = ("machine", "backend", "mode", *SHAPE, "bidirectional", "threads", "model")
+KEY_FIELDS = ("machine", *key_fields())  # declared in harness/records/case_fields.py
 
 
 def rows(docs) -> list[dict[str, Any]]:
@@ -28,7 +28,7 @@ def _row(record, machine: str, index: int) -> dict[str, Any]:
     samples = [float(s) for s in record.samples_s]
     derived = record.derived()
     case = record.case.model_dump(exclude_none=True)
-    group = record.group_run or (index, group_of(case))
+    group = record.group_run or (index, group_key(case))
     row = {
         **case,
         "machine": machine,

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from harness import registry
 from harness.bench.case import BenchCase, SuiteError, make_case
 from harness.model.spec import SpecError, tomllib
+from harness.records.case_fields import CaseFields, identity_fields, sweep_axes
 from harness.records.errors import one_line
 from harness.records.results import Identity, SuiteInfo, Timing
 from harness.records.suite import SuiteFile, Sweep
@@ -80,9 +81,10 @@ class Suite:
     def identity(self) -> Identity:
         """The suite normalised: a hash of its timing and every case's fields (sweep labels
         aside), and its case ids. What --resume holds a results file to."""
+        kept = identity_fields()
         content = {
             "timing": self.timing.model_dump(),
-            "cases": [{k: v for k, v in c.as_dict().items() if k != "sweep"} for c in self.cases],
+            "cases": [{k: v for k, v in c.as_dict().items() if k in kept} for c in self.cases],
         }
         text = json.dumps(content, sort_keys=True, separators=(",", ":"))
         return Identity(
@@ -194,21 +196,19 @@ def _expand(sweep: Sweep, number: int) -> list[BenchCase]:
         allowed = ", ".join(registry.timing_backends())
         raise SuiteError(f"sweep {label!r}: no backends: allowed {allowed}")
     cases = []
+    field_of = sweep_axes()  # the suite's name of each axis -> the case field it sets
     for backend in sweep.backends:
         for values in itertools.product(*(getattr(sweep, k) for k in AXES)):
-            fields = dict(zip(AXES, values, strict=True))
-            fields["mode"] = fields.pop("modes")
-            fields["input_size"] = fields.pop("input")
+            fields = {field_of[axis]: value for axis, value in zip(AXES, values, strict=True)}
             if fields["input_size"] == "hidden":  # I = H, as DeepBench sizes its layers
                 fields["input_size"] = fields["hidden"]
-            cases.append(make_case(backend, **fields, sweep=label))
+            cases.append(make_case(backend=backend, **fields, sweep=label))
     return cases
 
 
 def _field_filter(text: str) -> dict[str, str]:
     """'cell=gru,batch=1' -> {'cell': 'gru', 'batch': '1'}, each field one a case has."""
-    allowed = ["backend", "mode", "cell", "dtype", "batch", "steps", "input_size", "hidden"]
-    allowed += ["layers", "directions", "threads", "size", "device", "model_name"]
+    allowed = [name for name in CaseFields.model_fields if name != "model_spec"]
     out = {}
     for part in text.split(","):
         name, _, value = part.partition("=")

@@ -25,7 +25,7 @@ Timer = Callable[[], float]
 # from a short round (on 2 cores at a load of 8, 5 ms rounds took from 7 to 27 ms).
 MAX_STRETCH = 1.5
 SLACK_S = 0.03
-RETRIES = 5  # interfered tries of one round before the case is given up
+RETRIES = 10  # interfered tries of one round in a row before the case is given up
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,8 +62,9 @@ def measure_round(
 
 class Interference:
     """Tells a round the worker was stopped or descheduled in from one it ran through: its
-    wall time against its CPU time at the share of a CPU the case usually gets (the median
-    over the calibration's rounds, then over the rounds kept)."""
+    wall time against its CPU time at the share of a CPU the case usually gets, the median
+    over the calibration's rounds and every round tried since. One stop is an outlier that
+    moves no median; a machine that stays busier moves it, and its rounds are kept again."""
 
     def __init__(self, calibration: list[Round]):
         self.shares = [r.cpu_share for r in calibration if r.wall_s > 0]
@@ -79,8 +80,12 @@ class Interference:
         needed = measured.cpu_s / share  # the wall time the round's work takes at that share
         return measured.wall_s <= max(MAX_STRETCH * needed, needed + SLACK_S)
 
-    def keep(self, measured: Round) -> None:
-        self.shares.append(measured.cpu_share)
+    def judge(self, measured: Round) -> bool:
+        """Whether the round may be kept; its share joins those the next is judged by."""
+        allowed = self.allows(measured)
+        if measured.wall_s > 0:
+            self.shares.append(measured.cpu_share)
+        return allowed
 
 
 def clean_round(
@@ -95,8 +100,7 @@ def clean_round(
     None after `retries` retimed rounds in a row: the machine would not let the case run."""
     for retimed in range(retries + 1):
         measured = measure_round(run, loops, timer, cpu_timer)
-        if guard.allows(measured):
-            guard.keep(measured)
+        if guard.judge(measured):
             return measured.per_call_s, retimed
     return None, retries + 1
 

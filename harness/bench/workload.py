@@ -78,7 +78,7 @@ def inputs64(case: BenchCase, seed: int = SEED + 1) -> np.ndarray:
 def model_data(case: BenchCase):
     """(spec in the case's dtype, float64 weights, float64 x [T, B, I]), float32-exact: seeded
     weights, or a user's model's own (bench --model), read from its digest-checked file."""
-    spec = case.model
+    spec = case.spec
     if case.weights_file:
         stored = load_weights(case.weights_file)
         weights64 = CanonicalWeights(spec, dict(stored)).astype("float64")
