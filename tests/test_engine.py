@@ -129,8 +129,9 @@ def test_a_resume_on_a_label_of_another_environment_is_refused_and_another_label
 
 
 def test_a_case_past_its_deadline_is_recorded_and_the_sweep_goes_on(tmp_path):
-    slow = make_case("numpy", "forward", "lstm", batch=1, steps=3, input_size=3, hidden=4)
-    suite = _suite(timing={**FAST, "timeout_s": 0.05})
+    # a build (weights, the reference, the parity check) far longer than a millisecond
+    slow = make_case("numpy", "forward", "lstm", batch=8, steps=64, input_size=64, hidden=128)
+    suite = _suite(timing={**FAST, "timeout_s": 0.001})
     suite = Suite("tiny", "", 10, suite.timing, (slow,))
     doc = engine.run_suite(suite, tmp_path / "r.json")
     (record,) = doc.cases

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from harness.bench import plan, timing
 from harness.bench.case import BenchCase
-from harness.bench.group import measure_group
+from harness.bench.group import measure_group, worker_context
 from harness.bench.recorder import Recorder
 from harness.bench.resume import check_resume_here, client_info, open_document, remaining_groups
 from harness.bench.scratch import worker_logs
@@ -68,6 +68,7 @@ def run_suite(
         budget = suite.budget_s
         say_budget(suite, todo, say)
         planned = plan.RoundPlan(todo, suite.timing, budget)
+        worker_context([c for g in todo for c in g])  # what the worker server will import
         with worker_logs() as logs:
             for number, group in enumerate(todo):
                 if budget and recorder.spent_s >= budget:

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from harness import stats
+from harness import registry, stats
 from harness.bench import resources
 from harness.bench.case import BenchCase
 from harness.bench.worker import serve
@@ -20,6 +20,13 @@ from harness.records.results import CaseRecord, Timing
 
 # (seconds before the first round, seconds of the first pass over the group) -> rounds
 Plan = Callable[[float, float], int]
+# Worker processes are forked from one server process a run (multiprocessing's forkserver) that
+# imported, once, what every worker needs and the backends whose import starts no thread a fork
+# would lose (numpy's OpenBLAS pool is made anew after a fork; TensorFlow and ONNX Runtime start
+# threads of their own, and are imported by their workers). A worker is still a fresh process:
+# no framework has made a thread pool, an allocator arena or a compiled graph in it.
+WORKER_MODULES = ("harness.bench.worker", "harness.bench.workload")
+FORK_SAFE = ("backends.numpy_backend", "backends.torch_backend")
 
 
 class WorkerTimeout(Exception):
@@ -40,7 +47,7 @@ def measure_group(
     settings.rounds. A round the worker found stopped or descheduled is timed again and
     counted in the record's `retimed`."""
     settings = settings if isinstance(settings, Timing) else Timing.model_validate(settings)
-    ctx = multiprocessing.get_context("spawn")
+    ctx = worker_context(cases)
     run, started = uuid.uuid4().hex[:16], time.perf_counter()
     records = {c.id: new_record(c, group_run=run) for c in cases}
     workers: dict[str, tuple] = {}
@@ -86,6 +93,18 @@ def measure_group(
     return [
         CaseRecord.model_validate({**r.model_dump(), "group_s": group_s}) for r in records.values()
     ]
+
+
+def worker_context(cases: list[BenchCase]):
+    """The multiprocessing context workers start in: forked from the server, which imports
+    what `cases` need when it starts (the first call of a run decides: harness.bench.engine
+    calls it with every case of the suite); spawn where there is no forkserver."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    needed = {registry.check_name(c.backend).import_path.split(":")[0] for c in cases}
+    ctx.set_forkserver_preload([*WORKER_MODULES, *(m for m in FORK_SAFE if m in needed)])
+    return ctx
 
 
 def _round(worker, record: CaseRecord) -> bool:
