@@ -144,3 +144,31 @@ def test_the_report_says_how_many_rounds_each_case_got_and_how_many_were_retimed
     (few,) = views(document(records[:2]))
     (clean,) = views(document(records[1:]))
     assert runs.rounds_got(few) == "3 of 7" and runs.retimed(clean) == "none"
+
+
+def test_waiting_for_another_benchmark_is_not_counted_against_the_budget(tmp_path, monkeypatch):
+    """Another run holds the machine for 4 s from this run's start (its results file
+    written); this run's budget of 3 s still times both its groups, and its wall time says it
+    waited."""
+    import fcntl
+    import threading
+    import time
+
+    lock, out = tmp_path / "machine.lock", tmp_path / "r.json"
+    lock.touch()
+    monkeypatch.setenv("RNNBENCH_LOCK", str(lock))
+    held = open(lock)  # noqa: SIM115 (closed, so released, by the thread below)
+    fcntl.flock(held, fcntl.LOCK_EX)
+
+    def release() -> None:
+        while not out.exists():
+            time.sleep(0.01)
+        time.sleep(4.0)
+        held.close()
+
+    threading.Thread(target=release).start()
+    shape = {"cell": "rnn", "batch": 1, "input_size": 3, "hidden": 4}
+    cases = tuple(make_case("numpy", "gemm", steps=T, **shape) for T in (2, 3))
+    timing = {"warmup_s": 0.0, "min_round_s": 0.005, "rounds": 3, "pause_s": 0.0}
+    doc = engine.run_suite(Suite("waits", "", 3.0, timing, cases), out)
+    assert [r.status for r in doc.cases] == ["ok", "ok"] and doc.wall_s >= 4.0

@@ -5,8 +5,10 @@ resumed (harness.bench.resume). harness.cluster.runner runs the same groups on D
 records them through the same Recorder.
 
 The file has one writer (harness.bench.writer_lock). The suite's budget_s is said up front
-against an estimate and enforced: once spent, no new group starts and the rest is recorded as
-not timed, for --resume to finish."""
+against an estimate, planned (harness.bench.plan: fewer rounds a case before any case is left)
+and enforced: once spent, no new group starts and the rest is recorded as not timed, for
+--resume to finish. Time spent waiting for another benchmark to leave the machine (its lock) is
+not counted."""
 
 from __future__ import annotations
 
@@ -71,10 +73,10 @@ def run_suite(
         worker_context([c for g in todo for c in g])  # what the worker server will import
         with worker_logs() as logs:
             for number, group in enumerate(todo):
-                if budget and recorder.spent_s >= budget:
+                if budget and recorder.measured_s >= budget:
                     rest = [c for g in todo[number:] for c in g]
                     reason = (
-                        f"budget_s {budget:g} s spent after {recorder.spent_s:.0f} s: not "
+                        f"budget_s {budget:g} s spent after {recorder.measured_s:.0f} s: not "
                         "started; --resume times it"
                     )
                     recorder.not_timed(rest, reason)
@@ -82,9 +84,10 @@ def run_suite(
                     break
 
                 def rounds(fixed_s: float, pass_s: float, number: int = number) -> int:
-                    return planned.rounds(number, recorder.spent_s, fixed_s, pass_s)
+                    return planned.rounds(number, recorder.measured_s, fixed_s, pass_s)
 
-                with machine_lock():
+                with machine_lock() as waited_s:  # the wait is another benchmark's, not ours
+                    recorder.waited_s += waited_s
                     records = measure_group(group, suite.timing, Path(logs), rounds)
                 recorder.group(records, here, host=platform.node())
         recorder.save(finished=True)

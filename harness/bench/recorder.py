@@ -44,11 +44,18 @@ class Recorder:
         self.finished = 0
         self.started, self.earlier_s = time.perf_counter(), doc.wall_s or 0.0
         self.unsaved: list[CaseRecord] = []
+        self.waited_s = 0.0  # for the machine lock (harness.machine.lock)
 
     @property
     def spent_s(self) -> float:
-        """Seconds measured in this run (an earlier run's, resumed, are not counted)."""
+        """Seconds of this run (an earlier run's, resumed, are not counted)."""
         return time.perf_counter() - self.started
+
+    @property
+    def measured_s(self) -> float:
+        """Seconds of this run but those spent waiting for another benchmark to leave the
+        machine (what a budget counts)."""
+        return self.spent_s - self.waited_s
 
     def group(self, records, machine: dict | None, host=None, worker=None) -> None:
         """machine: {environment, selfcheck} of what timed the group, None when no machine
