@@ -172,3 +172,4 @@ def test_waiting_for_another_benchmark_is_not_counted_against_the_budget(tmp_pat
     timing = {"warmup_s": 0.0, "min_round_s": 0.005, "rounds": 3, "pause_s": 0.0}
     doc = engine.run_suite(Suite("waits", "", 3.0, timing, cases), out)
     assert [r.status for r in doc.cases] == ["ok", "ok"] and doc.wall_s >= 4.0
+    assert 4.0 <= doc.waited_s < doc.wall_s

@@ -43,6 +43,7 @@ class Recorder:
         self.order = {case.id: number for number, case in enumerate(suite.cases)}
         self.finished = 0
         self.started, self.earlier_s = time.perf_counter(), doc.wall_s or 0.0
+        self.earlier_waited_s = doc.waited_s or 0.0
         self.unsaved: list[CaseRecord] = []
         self.waited_s = 0.0  # for the machine lock (harness.machine.lock)
 
@@ -87,6 +88,7 @@ class Recorder:
         if finished:
             self.doc.finished = now()
         self.doc.wall_s = self.earlier_s + self.spent_s
+        self.doc.waited_s = self.earlier_waited_s + self.waited_s
         try:
             results.save_results(self.out, self.doc)
         except OSError as exc:

@@ -158,9 +158,13 @@ def closing_lines(doc, suite, out: Path, partial_ok: bool) -> list[str]:
     machines = ", ".join(sorted(doc.machines)) or "none"
     ok = [r for r in doc.cases if r.status == "ok"]
     budget = f"budget {suite.budget_s:g} s" if suite.budget_s else "no budget"
+    waited = doc.waited_s or 0.0
+    took = f"{(doc.wall_s or 0) - waited:.0f} s ({budget})"
+    if waited >= 1:
+        took += f" and {waited:.0f} s waiting for other benchmarks to leave the machine"
     lines = [
-        f"{len(ok)} of {len(doc.cases)} cases timed in {doc.wall_s or 0:.0f} s ({budget}) on "
-        f"{machines}, {rounds_said(ok, suite.timing.rounds)}; results: {out}"
+        f"{len(ok)} of {len(doc.cases)} cases timed in {took} on {machines}, "
+        f"{rounds_said(ok, suite.timing.rounds)}; results: {out}"
     ]
     left = sum(1 for r in doc.cases if r.status == "not_timed")
     if left:

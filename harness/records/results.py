@@ -267,7 +267,10 @@ class ResultsDocument(Record):
     client: Client | None = None
     started: str | None = Field(None, description="UTC, ISO 8601")
     finished: str | None = Field(None, description="UTC, ISO 8601; null while running")
-    wall_s: NonNegative | None = Field(None, description="seconds measuring, over resumes")
+    wall_s: NonNegative | None = Field(None, description="seconds of the run, over resumes")
+    waited_s: NonNegative | None = Field(
+        None, description="of wall_s, seconds waiting for another benchmark to leave the machine"
+    )
     cases: list[CaseRecord] = Field([], description="one per case id, in the suite's order")
 
     @field_validator("cases")
