@@ -43,7 +43,7 @@ def test_a_worker_stopped_mid_round_leaves_no_polluted_sample(tmp_path):
     stopped: list[float] = []
     threads: list[threading.Thread] = []
 
-    def plan(fixed_s: float, pass_s: float) -> int:
+    def plan(pass_s: float) -> int:
         """After the first round: stop the worker in the middle of its second."""
         (worker,) = multiprocessing.active_children()
         thread = threading.Thread(target=_stop_mid_round, args=(worker.pid, stopped))

@@ -39,22 +39,37 @@ def test_the_estimates_by_hand():
 )
 def test_rounds_by_hand(budget, rounds):
     planned = plan.RoundPlan([PAIR, PAIR], SETTINGS, budget)
-    assert planned.rounds(0, spent_s=3.54, fixed_s=3.26, pass_s=0.28) == rounds
+    assert planned.rounds(0, spent_s=3.54, pass_s=0.28) == rounds
 
 
-def test_a_slow_machine_scales_what_is_left():
-    """The first group took twice its estimates: the later groups are expected to as well."""
+def _record(case, build_s, calibrate_s):
+    from harness.bench.group import new_record
+
+    return new_record(case, build_s=build_s, calibrate_s=calibrate_s)
+
+
+def test_what_the_groups_so_far_took_plans_the_rest():
+    """The first group's workers took 10 s to build (not the 3 s allowed before any was seen),
+    its cases 0.5 s to calibrate and its pass twice its estimate: the later group (the same
+    backend) is expected to take as long."""
+    first = [_record(PAIR[0], 10.0, 0.5), _record(PAIR[1], 9.0, 0.5)]
     planned = plan.RoundPlan([PAIR, PAIR], SETTINGS, 20.0)
-    # 12.92 left: 5 * 0.56 ... (c - 1) * 0.56 + 6.52 + c * 0.56 <= 12.92 -> c = 6
-    assert planned.rounds(0, spent_s=7.08, fixed_s=6.52, pass_s=0.56) == 6
-    assert planned.scale(0) == pytest.approx(2.0) and planned.scale(1) == pytest.approx(2.0)
-    # the last group: nothing after it, 2 s left, a pass of 0.56 s: 1 + 3 more rounds fit
-    assert planned.rounds(1, spent_s=18.0, fixed_s=6.52, pass_s=0.56) == 4
+    planned.learn(first)
+    assert planned.fixed_s(PAIR) == pytest.approx(9.5 + 2 * 0.5)  # median build, calibrations
+    # 8.92 s left: the later group's 10.5 s of builds and calibrations alone do not fit
+    assert planned.rounds(0, spent_s=11.08, pass_s=0.56) == 3
+    assert planned.pass_scale() == pytest.approx(2.0)
+    roomy = plan.RoundPlan([PAIR, PAIR], SETTINGS, 27.0)
+    roomy.learn(first)
+    # 15.92 s left: (c - 1) * 0.56 + 10.5 + c * 0.56 <= 15.92 -> c = 5
+    assert roomy.rounds(0, spent_s=11.08, pass_s=0.56) == 5
+    # the last group: nothing after it; 8.92 s left takes all 7 rounds of 0.56 s
+    assert roomy.rounds(1, spent_s=18.08, pass_s=0.56) == 7
 
 
 def test_fewer_rounds_than_the_minimum_are_never_planned_and_never_asked_for_more():
     few = SETTINGS.model_copy(update={"rounds": 2})
-    assert plan.RoundPlan([PAIR], few, 0.001).rounds(0, 100.0, 1.0, 1.0) == 2
+    assert plan.RoundPlan([PAIR], few, 0.001).rounds(0, 100.0, 1.0) == 2
     assert plan.least_rounds(SETTINGS) == plan.MIN_ROUNDS == 3
 
 

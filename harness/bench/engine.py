@@ -83,12 +83,13 @@ def run_suite(
                     say(f"{reason} ({len(rest)} cases)")
                     break
 
-                def rounds(fixed_s: float, pass_s: float, number: int = number) -> int:
-                    return planned.rounds(number, recorder.measured_s, fixed_s, pass_s)
+                def rounds(pass_s: float, number: int = number) -> int:
+                    return planned.rounds(number, recorder.measured_s, pass_s)
 
                 with machine_lock() as waited_s:  # the wait is another benchmark's, not ours
                     recorder.waited_s += waited_s
                     records = measure_group(group, suite.timing, Path(logs), rounds)
+                planned.learn(records)
                 recorder.group(records, here, host=platform.node())
         recorder.save(finished=True)
     return doc

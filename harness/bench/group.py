@@ -18,8 +18,8 @@ from harness.bench.worker import serve
 from harness.model import flops
 from harness.records.results import CaseRecord, Timing
 
-# (seconds before the first round, seconds of the first pass over the group) -> rounds
-Plan = Callable[[float, float], int]
+# (seconds of the first pass over the group) -> rounds
+Plan = Callable[[float], int]
 # Worker processes are forked from one server process a run (multiprocessing's forkserver) that
 # imported, once, what every worker needs and the backends whose import starts no thread a fork
 # would lose (numpy's OpenBLAS pool is made anew after a fork; TensorFlow and ONNX Runtime start
@@ -42,10 +42,10 @@ def measure_group(
     (group_run): only records of one run have rounds that pair. A case whose arrays would not
     fit in the memory available is refused before any worker starts (resources.refusal).
 
-    plan(seconds before the first round, seconds of the first pass over the group) gives the
-    rounds every case of the group gets (the budget's share, harness.bench.plan); without it,
-    settings.rounds. A round the worker found stopped or descheduled is timed again and
-    counted in the record's `retimed`."""
+    plan(seconds of the first pass over the group) gives the rounds every case of the group
+    gets (the budget's share, harness.bench.plan); without it, settings.rounds. A round the
+    worker found stopped or descheduled is timed again and counted in the record's
+    `retimed`."""
     settings = settings if isinstance(settings, Timing) else Timing.model_validate(settings)
     ctx = worker_context(cases)
     run, started = uuid.uuid4().hex[:16], time.perf_counter()
@@ -80,8 +80,7 @@ def measure_group(
                     _stop(workers.pop(case_id))
             done += 1
             if done == 1 and plan is not None:
-                now = time.perf_counter()
-                rounds = plan(first - started, now - first)
+                rounds = plan(time.perf_counter() - first)
     finally:
         for worker in workers.values():
             _stop(worker)
