@@ -32,8 +32,9 @@ def test_the_estimates_by_hand():
     ("budget", "rounds"),
     [
         (None, 7),  # no budget: the suite's rounds
-        (10.44 + 1e-9, 7),  # 3.54 spent + 6 * 0.28 left of this group + 3.26 + 7 * 0.28 later
-        (9.0, 4),  # 5.46 left: 2.98 + 0.56 c <= 5.46 -> c = 4
+        # 3.54 spent + 6 * 0.28 left of this group + 1.5 * 3.26 (MARGIN) + 7 * 0.28 later
+        (12.07 + 1e-9, 7),
+        (11.0, 5),  # 7.46 left: (c - 1) * 0.28 + 4.89 + 0.28 c <= 7.46 -> c = 5
         (5.0, 3),  # not even 3 fits: MIN_ROUNDS all the same (the engine drops what is left)
     ],
 )
@@ -56,15 +57,15 @@ def test_what_the_groups_so_far_took_plans_the_rest():
     planned = plan.RoundPlan([PAIR, PAIR], SETTINGS, 20.0)
     planned.learn(first)
     assert planned.fixed_s(PAIR) == pytest.approx(9.5 + 2 * 0.5)  # median build, calibrations
-    # 8.92 s left: the later group's 10.5 s of builds and calibrations alone do not fit
+    # 8.92 s left: the later group's 10.5 s of builds and calibrations do not fit
     assert planned.rounds(0, spent_s=11.08, pass_s=0.56) == 3
     assert planned.pass_scale() == pytest.approx(2.0)
-    roomy = plan.RoundPlan([PAIR, PAIR], SETTINGS, 27.0)
+    roomy = plan.RoundPlan([PAIR, PAIR], SETTINGS, 33.0)
     roomy.learn(first)
-    # 15.92 s left: (c - 1) * 0.56 + 10.5 + c * 0.56 <= 15.92 -> c = 5
-    assert roomy.rounds(0, spent_s=11.08, pass_s=0.56) == 5
+    # 21.92 s left: (c - 1) * 0.56 + 1.5 * 10.5 (MARGIN) + c * 0.56 <= 21.92 -> c = 6
+    assert roomy.rounds(0, spent_s=11.08, pass_s=0.56) == 6
     # the last group: nothing after it; 8.92 s left takes all 7 rounds of 0.56 s
-    assert roomy.rounds(1, spent_s=18.08, pass_s=0.56) == 7
+    assert roomy.rounds(1, spent_s=24.08, pass_s=0.56) == 7
 
 
 def test_fewer_rounds_than_the_minimum_are_never_planned_and_never_asked_for_more():

@@ -8,9 +8,9 @@ run goes, a group's fixed part is estimated from the builds its backends took in
 far (the slowest of its workers) and the calibrations seen, and a pass from the settings scaled
 by how long the passes so far took over their estimates. After the first pass of a group its
 own pass is known, and it gets the most rounds, up to the suite's, for which that group and
-every later one at the same count are expected to fit in what is left of the budget;
-MIN_ROUNDS when none fits. The budget itself is enforced by the engine: once spent, no new
-group starts."""
+every later one at the same count are expected to fit in what is left of the budget, the later
+groups' fixed parts at MARGIN times their estimate; MIN_ROUNDS when none fits. The budget
+itself is enforced by the engine: once spent, no new group starts."""
 
 from __future__ import annotations
 
@@ -20,6 +20,10 @@ from harness.bench.case import BenchCase
 from harness.records.results import CaseRecord, Timing
 
 MIN_ROUNDS = 3  # the fewest rounds a case is given: a median and an interval still mean something
+# What is still to come is planned at this many times its estimate: a group can take far longer
+# than the ones before it (a busy spell; on a shared 2-core machine a torch GRU at T=1024 built
+# in 32 s, not 5), and a case left untimed costs more than rounds a case did not need.
+MARGIN = 1.5
 WORKER_START_S = 3.0  # importing a framework and building a case: the estimate's allowance
 
 
@@ -96,6 +100,6 @@ class RoundPlan:
         pass_later = self.pass_scale() * sum(pass_estimate_s(g, self.settings) for g in later)
         left = self.budget_s - spent_s
         for count in range(most, least_rounds(self.settings), -1):
-            if (count - 1) * pass_s + fixed_later + count * pass_later <= left:
+            if (count - 1) * pass_s + MARGIN * fixed_later + count * pass_later <= left:
                 return count
         return least_rounds(self.settings)
