@@ -206,11 +206,11 @@ class PreparedTorch(BasePrepared):
 
     def describe(self, run) -> str:
         """The kernel one call of `run` executed, as torch's profiler saw it; the label asked
-        for, marked so, where the profiler sees none of the known kernels."""
-        from torch.profiler import ProfilerActivity, profile
-
+        for, marked so, where the profiler sees none of the known kernels. The autograd
+        profiler sees the same CPU-side ops as torch.profiler, which would import inductor
+        first (about 2 s of every torch worker's start)."""
         try:
-            with profile(activities=[ProfilerActivity.CPU]) as prof:
+            with torch.autograd.profiler.profile() as prof:
                 run()
             counts = {e.key: e.count for e in prof.key_averages()}
         except RuntimeError:  # a profiler already running, a graph replay it cannot see into

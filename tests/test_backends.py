@@ -234,3 +234,13 @@ def test_a_prepared_model_is_named_as_its_backend(name):
     if name == "ort-direct-cpu":  # what it cannot do is said under its own name
         with pytest.raises(NotSupported, match=f"^{name} has no training"):
             prepared.train_sgd(None, None, 0.1, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("cell", "kernel"),
+    [("lstm", "oneDNN fused RNN layer (aten::mkldnn_rnn_layer)"), ("gru", "ATen step loop")],
+)
+def test_torch_names_the_kernel_its_profiler_saw(cell, kernel):
+    pytest.importorskip("torch", reason="torch is not installed")
+    case = make_case("torch-cpu", "forward", cell, batch=1, steps=3, input_size=8, hidden=8)
+    assert _built(case).impl_class.startswith(kernel)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from harness import registry
-from harness.bench import engine
+from harness.bench import engine, group
 from harness.cli.main import main
 from harness.model.protocol import NotSupported
 from harness.model.spec import ModelSpec
@@ -50,7 +50,7 @@ def test_a_mistyped_import_fails_bench_naming_the_module(
 ):
     # the workers must see the broken registry: fork them from this process instead of spawn
     fork = multiprocessing.get_context("fork")
-    monkeypatch.setattr(engine.multiprocessing, "get_context", lambda method: fork)
+    monkeypatch.setattr(group.multiprocessing, "get_context", lambda method: fork)
     suite = tmp_path / "tiny.toml"
     suite.write_text(TINY_SUITE)
     out = tmp_path / "r.json"

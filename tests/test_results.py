@@ -67,7 +67,7 @@ def test_round_trip_and_done_ids(tmp_path):
     path = tmp_path / "r.json"
     results.save_results(path, _doc())
     doc = results.load_results(path)
-    assert doc.schema_version == results.SCHEMA_VERSION == 5
+    assert doc.schema_version == results.SCHEMA_VERSION == 6
     assert results.done_ids(doc) == {A}  # an error is measured again on resume
     assert doc.suite.identity.case_ids == [c.id for c in load_suite("quick").cases]
 
@@ -110,7 +110,7 @@ def _samples_times(factor):
         (lambda d: "{not json", r"is corrupt: not JSON"),
         (
             lambda d: {**d, "schema_version": 99},
-            r"schema_version 99: this rnnbench reads 1, 2, 3, 4, 5",
+            r"schema_version 99: this rnnbench reads 1, 2, 3, 4, 5, 6",
         ),
         (lambda d: {**d, "kind": "other"}, r"is not an rnnbench results file"),
         (lambda d: {k: v for k, v in d.items() if k != "suite"}, r"suite: missing"),
@@ -196,7 +196,7 @@ def test_a_version_1_file_reads_as_one_machine_and_is_written_back_as_version_4(
     path = tmp_path / "v1.json"
     path.write_text(json.dumps(_version_1()))
     doc = results.load_results(path)
-    assert doc.schema_version == 5 and doc.suite.identity is None
+    assert doc.schema_version == results.SCHEMA_VERSION and doc.suite.identity is None
     assert doc.machines["old-box"].environment.cpu["model"] == "EPYC"
     assert doc.machines["old-box"].selfcheck == {"loop_overhead_s": 2e-8}
     assert [r.machine for r in doc.cases] == ["old-box"]
@@ -269,7 +269,8 @@ def test_a_version_3_file_names_its_solve_pit_and_reads_as_parallel_in_time(tmp_
     path = tmp_path / "v3.json"
     path.write_text(json.dumps(doc))
     loaded = results.load_results(path)
-    assert loaded.schema_version == 5 and loaded.cases[0].parallel_in_time.iterations == 4
+    assert loaded.schema_version == results.SCHEMA_VERSION
+    assert loaded.cases[0].parallel_in_time.iterations == 4
     doc["schema_version"] = 4  # a version 4 file with the old name is refused, naming it
     path.write_text(json.dumps(doc))
     with pytest.raises(results.ResultsError, match="pit"):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from harness import stats
-from harness.bench import engine, selfcheck
+from harness.bench import engine, group, selfcheck
 from harness.records.results import CaseRecord
 
 
@@ -24,7 +24,7 @@ def _fake_runs(monkeypatch, ratios):
             for c, s in zip(cases, (numpy_s, torch_s), strict=True)
         ]
 
-    monkeypatch.setattr(engine, "measure_group", measure_group)
+    monkeypatch.setattr(group, "measure_group", measure_group)
 
 
 def test_ratios_within_five_percent_pass(monkeypatch):

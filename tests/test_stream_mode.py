@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from harness import registry
-from harness.bench import engine, workload
+from harness.bench import engine, group, workload
 from harness.bench.case import make_case
 from harness.bench.load_mode import default_policy
 from harness.bench.suites import TIMING_DEFAULTS, Suite
@@ -35,7 +35,7 @@ def streamed(tmp_path_factory):
     backend, _ = workload.open_backend(load_case)
     policy = default_policy(4, (50e-3,), **SMALL_LOAD)
     job = workload.build(load_case, backend, policy=policy)
-    record = engine.new_record(load_case, **job.finish())
+    record = group.new_record(load_case, **job.finish())
     record = record.model_copy(
         update={"status": "ok", "samples_s": [1e-4], "machine": doc.cases[0].machine}
     )

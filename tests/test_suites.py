@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from harness.bench.case import BenchCase, make_case
-from harness.bench.suites import SuiteError, load_suite, suite_names
+from harness.bench.suites import Suite, SuiteError, load_suite, oversubscribed, suite_names
+from harness.cli import bench as bench_cli
+from harness.cli.main import main
 
 
 def test_committed_suites_load():
@@ -131,3 +133,28 @@ def test_only_selects_by_fields_not_by_substrings_of_ids():
         suite.filtered("cel=gru")
     with pytest.raises(SuiteError, match="matches --only"):
         suite.filtered("cell=conv")
+
+
+def test_more_threads_than_cores_is_warned_with_the_reason(tmp_path, capsys, monkeypatch):
+    shape = {"cell": "rnn", "batch": 1, "steps": 2, "input_size": 3, "hidden": 4}
+    cases = (
+        make_case("numpy", "forward", threads=64, **shape),
+        make_case("numpy", "gemm", threads=2, **shape),
+        make_case("torch-cuda", "forward", threads=64, **shape),  # a GPU case: not counted
+    )
+    suite = Suite("wide", "", None, {}, cases)
+    warning = oversubscribed(suite, 2)
+    assert warning.startswith("suite 'wide': 1 of its 3 cases ask for up to 64 threads, and ")
+    assert "this machine has 2 usable cores" in warning and "contention" in warning
+    assert oversubscribed(suite, 64) is None and oversubscribed(suite, None) is None
+    # at load, before anything is timed; the run goes on (a suite may be meant for a larger one)
+    monkeypatch.setattr(bench_cli, "usable_cores", lambda: 1)
+    path = tmp_path / "two.toml"
+    path.write_text(
+        'name = "two"\n[timing]\nrounds = 1\nmin_round_s = 0.002\nwarmup_s = 0.0\n'
+        'pause_s = 0.0\n[[sweep]]\nbackends = ["numpy"]\nmodes = ["gemm"]\ncell = ["rnn"]\n'
+        "batch = [1]\nsteps = [2]\ninput = [3]\nhidden = [4]\nthreads = [2]\n"
+    )
+    assert main(["bench", "--suite", str(path), "--out", str(tmp_path / "r.json")]) == 0
+    err = capsys.readouterr().err
+    assert "rnnbench: warning: suite 'two': 1 of its 1 cases ask for up to 2 threads" in err

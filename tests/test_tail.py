@@ -106,7 +106,7 @@ def test_a_stream_record_keeps_its_percentiles_only_as_its_samples_give_them():
 
 def test_a_stream_cases_samples_are_the_round_means_of_its_latencies():
     from harness.bench.case import make_case
-    from harness.bench.engine import new_record
+    from harness.bench.group import new_record
     from harness.records.results import CaseRecord
 
     latencies = [1000 + (7 * i) % 300 for i in range(1024)]

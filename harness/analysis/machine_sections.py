@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from harness.analysis.runs import runs_table
 from harness.escape import for_markdown, for_markdown_code
 from harness.machine.model import MachineModel, Peak
 from harness.markdown import markdown_table
@@ -20,11 +21,6 @@ def environment(benches: Sequence[MachineView]) -> str:
         row = _machine(doc)
         if row not in machines:
             machines.append(row)
-    runs = [
-        [doc.environment.machine, doc.suite.name, len(doc.cases), _wall(doc)]
-        + [(doc.environment.git.get("commit") or "")[:10] or "not recorded"]
-        for doc in benches
-    ]
     return "\n".join(
         [
             markdown_table(
@@ -34,20 +30,9 @@ def environment(benches: Sequence[MachineView]) -> str:
             "",
             "Runs:",
             "",
-            markdown_table(["machine", "suite", "cases", "wall", "commit"], runs),
+            runs_table(benches),
         ]
     )
-
-
-def _wall(doc: MachineView) -> str:
-    """The run's wall time; with the machine's own time on its groups where the records
-    have it (a machine of a Dask run is busy for part of the run)."""
-    wall = f"{doc.wall_s or 0:.0f} s"
-    runs = {r.group_run: r.group_s for r in doc.cases}
-    busy = [seconds for run, seconds in runs.items() if run is not None and seconds is not None]
-    if not runs or len(busy) < len(runs):
-        return wall
-    return f"{sum(busy):.0f} s busy of {wall}"
 
 
 def _machine(doc: MachineView) -> list[Any]:

@@ -13,6 +13,8 @@ import datetime
 from pathlib import Path
 
 from harness.analysis import (
+    REPORT_FILES,
+    REPORT_FOLDERS,
     answer_figure,
     html,
     measures,
@@ -27,7 +29,7 @@ from harness.analysis.parallel_in_time import analyse as parallel_in_time
 from harness.analysis.parity_files import audit_table, parity_grid
 from harness.analysis.plots import CAPTIONS, Figures, plot_all
 from harness.analysis.trained import analyse as trained_examples
-from harness.atomic import write_text_atomic
+from harness.atomic_folder import replaced_folder
 from harness.escape import for_markdown
 from harness.records.parallel_in_time import SweepDocument, check_sweep, is_sweep
 from harness.records.parity import ParityRecord
@@ -114,30 +116,30 @@ def _nothing_kept(doc, path: str) -> str:
 def write_report(
     paths: list[str], out: str | Path, readme_path: str | Path | None = None
 ) -> dict[str, Path]:
-    """DIR/report.md, DIR/report.html and DIR/findings.md (the README's findings block); with
-    readme_path, that file's findings block is rewritten from the same findings."""
+    """DIR/report.md, DIR/report.html and DIR/findings.md (the README's findings block), plots
+    in DIR/img; with readme_path, that file's findings block is rewritten from the same
+    findings. DIR is replaced whole once every file is written (harness/atomic_folder.py): it
+    never holds files of two runs."""
     inputs, result = analysed(paths)
     benches = inputs.benches
     out = Path(out)
-    figures = Figures(out)
-    # a model file's parity record has its own section
-    parities = [p.record for p in inputs.parities if p.record.model is None]
-    heat = parity_grid(parities)
-    plots = plot_all(result, heat, figures)
-    inline = _answer_figures(result, figures)
-    body = sections.sections(result, benches, audit_table(parities), bool(plots))
-    stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    heading = f"Generated {stamp} from {', '.join(map(for_markdown, paths))}."
-    if heat and heat.note:
-        heading += f" Parity heatmap: {heat.note}."
-    write_text_atomic(out / "report.md", markdown(body, plots, heading))
-    page = html.page(body, plots, figures, {**CAPTIONS, **inline}, heading)
-    write_text_atomic(out / "report.html", page)
-    for stale in (out / "img").glob("*.png"):  # a plot an earlier report drew, this one not
-        if stale.stem not in figures.png:
-            stale.unlink()
-    block = findings_block(paths, benches, result)
-    write_text_atomic(out / "findings.md", block + "\n")
+    with replaced_folder(out, "--out", REPORT_FILES, REPORT_FOLDERS) as fresh:
+        figures = Figures(fresh)
+        # a model file's parity record has its own section
+        parities = [p.record for p in inputs.parities if p.record.model is None]
+        heat = parity_grid(parities)
+        plots = plot_all(result, heat, figures)
+        inline = _answer_figures(result, figures)
+        body = sections.sections(result, benches, audit_table(parities), bool(plots))
+        stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        heading = f"Generated {stamp} from {', '.join(map(for_markdown, paths))}."
+        if heat and heat.note:
+            heading += f" Parity heatmap: {heat.note}."
+        (fresh / "report.md").write_text(markdown(body, plots, heading), encoding="utf-8")
+        page = html.page(body, plots, figures, {**CAPTIONS, **inline}, heading)
+        (fresh / "report.html").write_text(page, encoding="utf-8")
+        block = findings_block(paths, benches, result)
+        (fresh / "findings.md").write_text(block + "\n", encoding="utf-8")
     written = {"markdown": out / "report.md", "html": out / "report.html"}
     written["findings"] = out / "findings.md"
     if readme_path is not None:

@@ -10,11 +10,11 @@ from typing import Any
 from pydantic import ConfigDict
 
 from harness import stats
-from harness.bench.case import group_of
+from harness.records.case_fields import group_key, key_fields
 from harness.records.results import CaseFields, CaseRecord, Solve
 
 SHAPE = ("cell", "dtype", "batch", "steps", "input_size", "hidden", "layers")
-KEY_FIELDS = ("machine", "backend", "mode", *SHAPE, "bidirectional", "threads", "model")
+KEY_FIELDS = ("machine", *key_fields())  # declared in harness/records/case_fields.py
 Key = tuple[tuple[str, Any], ...]
 
 
@@ -54,7 +54,7 @@ def timed_row(record: CaseRecord, machine: str, index: int) -> TimedRow:
     derived = record.derived()
     case = dict(record.case)
     # a file before group_run: its shape's group
-    group = record.group_run or group_of(record.case.model_dump(exclude_none=True))
+    group = record.group_run or group_key(record.case.model_dump(exclude_none=True))
     return TimedRow(
         **case,
         machine=machine,

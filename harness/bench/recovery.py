@@ -10,8 +10,9 @@ from typing import Annotated, Final, Literal
 
 from pydantic import AfterValidator, ValidationError
 
+from harness.records.base import Record
 from harness.records.errors import one_line
-from harness.records.results import CaseRecord, Machine, Record, ids_name_fields
+from harness.records.results import CaseRecord, Machine, ids_name_fields
 
 KIND: Final = "rnnbench-recovery"
 

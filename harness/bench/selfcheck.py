@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from harness import registry
-from harness.bench import engine
+from harness.bench import engine, group
 from harness.bench.case import BenchCase, make_case
 from harness.bench.suites import TIMING_DEFAULTS
 from harness.json_values import JsonObject
@@ -42,7 +42,7 @@ def precision(runs: int = 3, threads: int = 2, progress=None) -> JsonObject:
     }
     with tempfile.TemporaryDirectory(prefix="rnnbench-selfcheck-") as logs:
         for number in range(runs):
-            numpy_rec, torch_rec = engine.measure_group(
+            numpy_rec, torch_rec = group.measure_group(
                 standard_pair(threads), PRECISION_TIMING, Path(logs)
             )
             for rec in (numpy_rec, torch_rec):

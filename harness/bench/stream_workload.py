@@ -103,7 +103,7 @@ class StreamTimer:
 def stream(case, runner, x, ref) -> dict[str, Any]:
     """Workload fields of a stream case (x [T, B, I] in the case's dtype; ref the reference's
     whole-sequence outputs)."""
-    checks = _proof(runner, case.model, x, ref, case.dtype)
+    checks = _proof(runner, case.spec, x, ref, case.dtype)
     carried = Carried(runner, x)
     timer = StreamTimer(carried)
     return {
@@ -120,12 +120,12 @@ def load(case, runner, x, ref, policy=None) -> dict[str, Any]:
     """Workload fields of a load case: its rounds time one step at the case's batch; after
     them, finish() runs the load test, by `policy` (a LoadPolicy) or the default one with
     max_batch the case's batch (harness/bench/load_mode.py)."""
-    checks = _proof(runner, case.model, x, ref, case.dtype)
+    checks = _proof(runner, case.spec, x, ref, case.dtype)
     carried = Carried(runner, x)
 
     def finish() -> dict[str, Any]:
         chosen = policy or default_policy(case.batch)
-        return {"load": load_test(runner, case.model, chosen).model_dump()}
+        return {"load": load_test(runner, case.spec, chosen).model_dump()}
 
     return {
         "run": carried.call,

@@ -20,6 +20,7 @@ from harness import registry
 from harness.bench.case import BenchCase, SuiteError, make_case
 from harness.json_values import JsonObject
 from harness.model.spec import SpecError, tomllib
+from harness.records.case_fields import CaseFields, identity_fields, sweep_axes
 from harness.records.errors import one_line
 from harness.records.results import Identity, SuiteInfo, Timing
 from harness.records.suite import SuiteFile, Sweep
@@ -80,9 +81,10 @@ class Suite:
     def identity(self) -> Identity:
         """The suite normalised: a hash of its timing and every case's fields (sweep labels
         aside), and its case ids. What --resume holds a results file to."""
+        kept = identity_fields()
         content = {
             "timing": self.timing.model_dump(),
-            "cases": [{k: v for k, v in c.as_dict().items() if k != "sweep"} for c in self.cases],
+            "cases": [{k: v for k, v in c.as_dict().items() if k in kept} for c in self.cases],
         }
         text = json.dumps(content, sort_keys=True, separators=(",", ":"))
         return Identity(
@@ -113,6 +115,22 @@ class Suite:
         except (SuiteError, SpecError, KeyError, TypeError) as exc:
             raise SuiteError(f"the recorded suite {info.name!r} no longer builds: {exc}") from None
         return cls(info.name, info.description, info.budget_s, info.timing, cases, info.path)
+
+
+def oversubscribed(suite: Suite, cores: int | None) -> str | None:
+    """Why cases that ask for more threads than the machine's `cores` time the wrong thing
+    (None when none does, or the cores are unknown): a warning, since a suite may be meant for
+    a larger machine."""
+    over = [c for c in suite.cases if c.device == "cpu" and cores and c.threads > cores]
+    if not over:
+        return None
+    most = max(c.threads for c in over)
+    return (
+        f"suite {suite.name!r}: {len(over)} of its {len(suite.cases)} cases ask for up to "
+        f"{most} threads, and this machine has {cores} usable cores: their threads take turns "
+        "on the cores, so their timings measure that contention, not the library's scaling "
+        f"(--only threads=N picks the cases that fit)"
+    )
 
 
 def suite_names() -> list[str]:
@@ -178,21 +196,19 @@ def _expand(sweep: Sweep, number: int) -> list[BenchCase]:
         allowed = ", ".join(registry.timing_backends())
         raise SuiteError(f"sweep {label!r}: no backends: allowed {allowed}")
     cases = []
+    field_of = sweep_axes()  # the suite's name of each axis -> the case field it sets
     for backend in sweep.backends:
         for values in itertools.product(*(getattr(sweep, k) for k in AXES)):
-            fields = dict(zip(AXES, values, strict=True))
-            fields["mode"] = fields.pop("modes")
-            fields["input_size"] = fields.pop("input")
+            fields = {field_of[axis]: value for axis, value in zip(AXES, values, strict=True)}
             if fields["input_size"] == "hidden":  # I = H, as DeepBench sizes its layers
                 fields["input_size"] = fields["hidden"]
-            cases.append(make_case(backend, **fields, sweep=label))
+            cases.append(make_case(backend=backend, **fields, sweep=label))
     return cases
 
 
 def _field_filter(text: str) -> dict[str, str]:
     """'cell=gru,batch=1' -> {'cell': 'gru', 'batch': '1'}, each field one a case has."""
-    allowed = ["backend", "mode", "cell", "dtype", "batch", "steps", "input_size", "hidden"]
-    allowed += ["layers", "directions", "threads", "size", "device", "model_name"]
+    allowed = [name for name in CaseFields.model_fields if name != "model_spec"]
     out = {}
     for part in text.split(","):
         name, _, value = part.partition("=")

@@ -3,15 +3,106 @@
 `run` is one call of the workload with its device synchronisation inside (CUDA sync, outputs
 materialised): what is timed is what a caller waits for. A sample is the mean seconds per call
 over one round of `loops` back-to-back calls, so that a workload far shorter than the timer's
-resolution still gets measured."""
+resolution still gets measured.
+
+A round also measures the CPU time its process used (every thread of it). A round whose wall
+time exceeds what that CPU time allows, at the share of a CPU the case got while it was
+calibrated, was stopped (SIGSTOP, a debugger) or descheduled while it ran: it is timed again
+and counted, never kept as a sample (`Interference`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import statistics
 import time
 from collections.abc import Callable
 
 Timer = Callable[[], float]
+
+# A round may take this many times the wall time its CPU time needs at the calibrated share of
+# a CPU, or SLACK_S more, before it is retimed. SLACK_S: what a busy scheduler's time slices take
+# from a short round (on 2 cores at a load of 8, 5 ms rounds took from 7 to 27 ms).
+MAX_STRETCH = 1.5
+SLACK_S = 0.03
+RETRIES = 10  # interfered tries of one round in a row before the case is given up
+
+
+@dataclasses.dataclass(frozen=True)
+class Round:
+    """One round: `loops` calls in `wall_s` seconds, for which the process used `cpu_s` seconds
+    of CPU (all its threads)."""
+
+    loops: int
+    wall_s: float
+    cpu_s: float
+
+    @property
+    def per_call_s(self) -> float:
+        return self.wall_s / self.loops
+
+    @property
+    def cpu_share(self) -> float:
+        """CPU seconds per wall second: 1 for one busy thread, 2 for two, 0 when stopped."""
+        return self.cpu_s / self.wall_s if self.wall_s > 0 else 0.0
+
+
+def measure_round(
+    run: Callable[[], object],
+    loops: int,
+    timer: Timer = time.perf_counter,
+    cpu_timer: Timer = time.process_time,
+) -> Round:
+    cpu, start = cpu_timer(), timer()
+    for _ in range(loops):
+        run()
+    wall = timer() - start
+    return Round(loops, wall, cpu_timer() - cpu)
+
+
+class Interference:
+    """Tells a round the worker was stopped or descheduled in from one it ran through: its
+    wall time against its CPU time at the share of a CPU the case usually gets, the median
+    over the calibration's rounds and every round tried since. One stop is an outlier that
+    moves no median; a machine that stays busier moves it, and its rounds are kept again."""
+
+    def __init__(self, calibration: list[Round]):
+        self.shares = [r.cpu_share for r in calibration if r.wall_s > 0]
+
+    @property
+    def share(self) -> float | None:
+        return statistics.median(self.shares) if self.shares else None
+
+    def allows(self, measured: Round) -> bool:
+        share = self.share
+        if not share:  # nothing to judge by (a process that used no CPU at all)
+            return True
+        needed = measured.cpu_s / share  # the wall time the round's work takes at that share
+        return measured.wall_s <= max(MAX_STRETCH * needed, needed + SLACK_S)
+
+    def judge(self, measured: Round) -> bool:
+        """Whether the round may be kept; its share joins those the next is judged by."""
+        allowed = self.allows(measured)
+        if measured.wall_s > 0:
+            self.shares.append(measured.cpu_share)
+        return allowed
+
+
+def clean_round(
+    run: Callable[[], object],
+    loops: int,
+    guard: Interference,
+    timer: Timer = time.perf_counter,
+    cpu_timer: Timer = time.process_time,
+    retries: int = RETRIES,
+) -> tuple[float | None, int]:
+    """(seconds per call of the first round the guard allows, the rounds retimed before it);
+    None after `retries` retimed rounds in a row: the machine would not let the case run."""
+    for retimed in range(retries + 1):
+        measured = measure_round(run, loops, timer, cpu_timer)
+        if guard.judge(measured):
+            return measured.per_call_s, retimed
+    return None, retries + 1
 
 
 def time_round(run: Callable[[], object], loops: int, timer: Timer = time.perf_counter) -> float:
@@ -22,33 +113,25 @@ def time_round(run: Callable[[], object], loops: int, timer: Timer = time.perf_c
     return (timer() - start) / loops
 
 
-def warm_up(
-    run: Callable[[], object],
-    min_seconds: float,
-    min_calls: int = 1,
-    timer: Timer = time.perf_counter,
-) -> int:
-    """Call until both min_calls calls and min_seconds have passed; return the calls made."""
-    calls, start = 0, timer()
-    while calls < min_calls or timer() - start < min_seconds:
-        run()
-        calls += 1
-    return calls
-
-
 def calibrate(
     run: Callable[[], object],
     min_round_s: float,
     timer: Timer = time.perf_counter,
     max_loops: int = 1 << 20,
+    rounds: list[Round] | None = None,
+    cpu_timer: Timer = time.process_time,
 ) -> int:
     """The loops per round for a measured round to last at least min_round_s: double from 1
     until a round reaches a tenth of it, then scale up by the measured time, and time a whole
     round at the new count again, growing it until one really lasts min_round_s (a call that
-    got faster after its first runs, a cache warmed, would otherwise leave rounds short)."""
+    got faster after its first runs, a cache warmed, would otherwise leave rounds short).
+    rounds: where to add the rounds timed (those of a tenth of min_round_s or more)."""
     loops = 1
     while True:
-        elapsed = time_round(run, loops, timer) * loops
+        measured = measure_round(run, loops, timer, cpu_timer)
+        elapsed = measured.wall_s
+        if rounds is not None and elapsed >= min_round_s / 10:
+            rounds.append(measured)
         if elapsed >= min_round_s or loops >= max_loops:
             return loops
         if elapsed >= min_round_s / 10:
@@ -56,6 +139,28 @@ def calibrate(
             loops = min(max_loops, max(loops + 1, scaled))
         else:
             loops = min(max_loops, loops * 2)
+
+
+def settle(
+    run: Callable[[], object],
+    warmup_s: float,
+    min_round_s: float,
+    timer: Timer = time.perf_counter,
+    cpu_timer: Timer = time.process_time,
+) -> tuple[int, list[Round]]:
+    """(loops per round, the rounds timed on the way, for Interference) of a workload whose
+    first (cold) call its build made: calls for warmup_s, at least one; a call that then still
+    lasts min_round_s is a round of its own, else calibrate. A slow call is made twice before
+    its rounds, not four times."""
+    start = timer()
+    while True:
+        last = measure_round(run, 1, timer, cpu_timer)
+        if timer() - start >= warmup_s:
+            break
+    rounds = [last] if last.wall_s >= min_round_s / 10 else []
+    if last.wall_s >= min_round_s:
+        return 1, rounds
+    return calibrate(run, min_round_s, timer, rounds=rounds, cpu_timer=cpu_timer), rounds
 
 
 def loop_overhead(loops: int = 100_000, repeats: int = 5, timer: Timer = time.perf_counter):

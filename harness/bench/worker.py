@@ -5,7 +5,9 @@ The parent drives it over a pipe, and each answer is a small JSON-able dict or a
     start      -> {"status": "built", ...} once built and parity-checked
                   (or "skipped", "failed", "error": the worker then exits)
     "calibrate" -> {"status": "ready", "loops": n} after warm-up and calibration
-    "round"    -> seconds per call over one round of n calls
+    "round"    -> {"sample_s": seconds per call over one round of n calls, "retimed": the
+                  rounds timed again before it (stopped or descheduled: harness.bench.timing
+                  Interference)}; sample_s None when no try of the round ran undisturbed
     "finish"   -> {"status": "finished", ...} after the rounds: what else the mode records
                   (a stream case's every call, a load case's load test)
     "stop"     -> exits
@@ -74,17 +76,19 @@ def _serve(conn, case_dict, timing) -> None:
             return
         if conn.recv() != "calibrate":
             return
-        start = time.perf_counter()
-        timing_core.warm_up(job.run, timing["warmup_s"], min_calls=2)
-        loops = timing_core.calibrate(job.run, timing["min_round_s"])
+        start = time.perf_counter()  # the build ran the first call: the check's
+        loops, calibration = timing_core.settle(job.run, timing["warmup_s"], timing["min_round_s"])
         loops = max(loops, -(-job.min_calls // timing["rounds"]))
+        guard = timing_core.Interference(calibration)
         conn.send({"status": "ready", "loops": loops, "calibrate_s": time.perf_counter() - start})
-        timed_round = job.timed_round or (lambda n: timing_core.time_round(job.run, n))
         while (request := conn.recv()) in ("round", "finish"):
-            if request == "round":
-                conn.send(timed_round(loops))
-            else:
+            if request == "finish":
                 conn.send({"status": "finished", **(job.finish() if job.finish else {})})
+            elif job.timed_round:  # a stream case times every call: a stall is its tail
+                conn.send({"sample_s": job.timed_round(loops), "retimed": 0})
+            else:
+                sample, retimed = timing_core.clean_round(job.run, loops, guard)
+                conn.send({"sample_s": sample, "retimed": retimed})
 
 
 @contextlib.contextmanager

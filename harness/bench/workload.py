@@ -87,7 +87,7 @@ def inputs64(case: BenchCase, seed: int = SEED + 1) -> np.ndarray:
 def model_data(case: BenchCase):
     """(spec in the case's dtype, float64 weights, float64 x [T, B, I]), float32-exact: seeded
     weights, or a user's model's own (bench --model), read from its digest-checked file."""
-    spec = case.model
+    spec = case.spec
     if not isinstance(spec, ModelSpec):  # minGRU has its own workload (_mingru)
         raise NotSupported(f"{case.id}: no canonical weights for a minGRU case")
     if case.weights_file:
@@ -125,7 +125,7 @@ def _forward_file(case: BenchCase, backend) -> Workload:
 
     spec, weights64, x64 = model_data(case)
     model, runtime = backend.open(case.model_file)
-    if model.weights.digest() != load_weights(case.weights_file).digest():
+    if not case.weights_file or model.weights.digest() != load_weights(case.weights_file).digest():
         raise ValueError(f"{case.model_file} changed since its weights were saved: time it anew")
     given = x64
     if model.front.tokens:  # what the file takes: tokens, looked up by its own embedding

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from harness.bench import engine
-from harness.bench.suites import load_suite, safe_name, suite_names
+from harness.bench import engine, model_suite
+from harness.bench.plan import MIN_ROUNDS
+from harness.bench.recorder import WriteFailed
+from harness.bench.suites import load_suite, oversubscribed, safe_name, suite_names
 from harness.cli.errors import UsageError, add_memory_budget
 from harness.escape import for_terminal
 from harness.json_values import JsonObject
+from harness.machine.environment import usable_cores
 from harness.markdown import print_table
 from harness.output_paths import FILE
 from harness.stats import format_seconds
@@ -43,6 +48,18 @@ def add_parser(sub) -> None:
         "tf-function,ort-direct-cpu)",
     )
     add_memory_budget(own)
+    p.add_argument(
+        "--budget",
+        metavar="SECONDS",
+        help="seconds the run may measure: each case gets fewer rounds (down to "
+        f"{MIN_ROUNDS}) before any is left untimed (default: the suite's budget_s; --model "
+        f"{model_suite.BUDGET_S:.0f})",
+    )
+    p.add_argument(
+        "--partial-ok",
+        action="store_true",
+        help="exit 0 even when the budget leaves cases untimed (they are recorded as not_timed)",
+    )
     p.add_argument("--out", help="results file (default out/bench-SUITE-UTCSTAMP.json)")
     p.add_argument("--resume", action="store_true", help="finish an interrupted --out file")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
@@ -85,17 +102,23 @@ class Terminated(BaseException):
 
 def run_bench(args) -> int:
     _check_flags(args)
+    budget = None if args.budget is None else _seconds(args.budget, "--budget")
     suite = _suite(args)
     if args.only:
         suite = suite.filtered(args.only)
     if args.device:
         suite = suite.on_device(args.device)
+    if budget is not None:
+        suite = dataclasses.replace(suite, budget_s=budget)
+    distributed = args.scheduler or args.scheduler_file
+    crowded = None if distributed else oversubscribed(suite, usable_cores())
+    if crowded:  # a cluster's workers are other machines
+        _notice(f"warning: {crowded}")
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     out = Path(args.out or f"out/bench-{safe_name(suite.name)}-{stamp}.json")
     if args.model:
         say(f"suite {suite.name}: {len(suite.cases)} cases; results: {out}")
     total = len(suite.cases)
-    distributed = args.scheduler or args.scheduler_file
     if distributed and args.machine:
         raise UsageError(
             "--machine names this machine; with --scheduler each worker's machine is named "
@@ -117,24 +140,71 @@ def run_bench(args) -> int:
             err=True,
         )
         return 143 if isinstance(exc, Terminated) else 130
-    except engine.WriteFailed as exc:
+    except WriteFailed as exc:
         say(f"rnnbench: error: {exc}", err=True)
         return 1
     finally:
         signal.signal(signal.SIGTERM, previous)
     print_summary(doc)
-    machines = ", ".join(sorted(doc.machines)) or "none"
-    ok = sum(1 for r in doc.cases if r.status == "ok")
-    budget = f"budget {suite.budget_s:.0f} s" if suite.budget_s else "no budget"
     print()
-    say(
-        f"{ok} of {len(doc.cases)} cases timed in {doc.wall_s or 0:.0f} s ({budget}) on "
-        f"{machines}; results: {out}"
-    )
+    for line in closing_lines(doc, suite, out, args.partial_ok):
+        say(line)
+    left = any(r.status == "not_timed" for r in doc.cases)
+    failed = any(r.status in ("failed", "error", "timeout") for r in doc.cases)
+    return 1 if failed or (left and not args.partial_ok) else 0
+
+
+def closing_lines(doc, suite, out: Path, partial_ok: bool) -> list[str]:
+    """What the run timed, how many rounds its cases got and how many were retimed; the last
+    line says whether cases were left untimed (the budget spent)."""
+    machines = ", ".join(sorted(doc.machines)) or "none"
+    ok = [r for r in doc.cases if r.status == "ok"]
+    budget = f"budget {suite.budget_s:g} s" if suite.budget_s else "no budget"
+    waited = doc.waited_s or 0.0
+    took = f"{(doc.wall_s or 0) - waited:.0f} s ({budget})"
+    if waited >= 1:
+        took += f" and {waited:.0f} s waiting for other benchmarks to leave the machine"
+    lines = [
+        f"{len(ok)} of {len(doc.cases)} cases timed in {took} on {machines}, "
+        f"{rounds_said(ok, suite.timing.rounds)}; results: {out}"
+    ]
     left = sum(1 for r in doc.cases if r.status == "not_timed")
     if left:
-        print(f"{left} cases not timed (the budget was spent): --resume times them")
-    return 1 if any(r.status in ("failed", "error", "timeout") for r in doc.cases) else 0
+        verdict = "--partial-ok: exit 0" if partial_ok else "exit 1 (--partial-ok allows it)"
+        lines.append(
+            f"{left} of {len(doc.cases)} cases NOT timed: the budget was spent; --resume times "
+            f"them, --budget gives more; {verdict}"
+        )
+    return lines
+
+
+def rounds_said(ok, asked: int) -> str:
+    """'7 rounds each', or '3 to 7 rounds (fewer planned to fit the budget)', and the rounds
+    retimed (stopped or descheduled)."""
+    counts = sorted({len(r.samples_s) for r in ok})
+    if not counts:
+        return "no rounds"
+    if len(counts) == 1:
+        text = f"{counts[0]} rounds each"
+    else:
+        text = f"{counts[0]} to {counts[-1]} rounds a case"
+    if counts[0] < asked:
+        text += f" (the suite asks {asked}: fewer planned to fit the budget)"
+    retimed = sum(r.retimed for r in ok)
+    if retimed:
+        cases = sum(1 for r in ok if r.retimed)
+        text += f", {retimed} rounds retimed in {cases} cases (stopped or descheduled)"
+    return text
+
+
+def _seconds(text: str, option: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise UsageError(f"{option} {text}: allowed a number of seconds > 0")
+    return value
 
 
 def _terminate(signum, frame):
@@ -265,24 +335,27 @@ class _progress_bar:
             self.bar.__exit__(*exc)
 
 
-SUMMARY_HEADER = ("case", "implementation", "median", "IQR", "GFLOP/s", "GB/s", "status")
+SUMMARY_HEADER = ("case", "implementation", "median", "IQR", "rounds", "GFLOP/s", "GB/s", "status")
 
 
 def summary_rows(doc) -> list[tuple[Any, ...]]:
-    """One row per case: the median and IQR derived from its samples, FLOP/s where it counts
-    FLOPs and GB/s where it moves bytes (a bandwidth probe), each in its own column."""
+    """One row per case: the median and IQR derived from its samples, the rounds it got (and
+    those retimed), FLOP/s where it counts FLOPs and GB/s where it moves bytes (a bandwidth
+    probe), each in its own column."""
     rows = []
     several = len(doc.machines) > 1
     for r in doc.cases:
         name = f"{r.id} @{r.machine or '-'}" if several else r.id
         if r.status != "ok":
-            rows.append((name, r.impl_class, "", "", "", "", f"{r.status}: {r.reason[:90]}"))
+            rows.append((name, r.impl_class, "", "", "", "", "", f"{r.status}: {r.reason[:90]}"))
             continue
         st = r.derived()
         gflops = f"{r.flops / st.median / 1e9:.1f}" if r.flops else ""
         gbytes = f"{r.bytes / st.median / 1e9:.1f}" if r.bytes else ""
         iqr = f"{100 * st.iqr / st.median:.1f}%"
-        rows.append((name, r.impl_class, format_seconds(st.median), iqr, gflops, gbytes, "ok"))
+        rounds = f"{len(r.samples_s)}" + (f" (+{r.retimed} retimed)" if r.retimed else "")
+        median = format_seconds(st.median)
+        rows.append((name, r.impl_class, median, iqr, rounds, gflops, gbytes, "ok"))
     return rows
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from harness.output_paths import FILE, folder
+from harness.analysis import REPORT_FILES, REPORT_FOLDERS
+from harness.output_paths import FILE, replaced_folder
 from harness.terminal import say, say_lines
 
 
@@ -18,7 +19,10 @@ def add_parsers(sub) -> None:
         "the .json files in it",
     )
     p.add_argument(
-        "--out", required=True, help="folder for report.md, report.html, img/, findings.md"
+        "--out",
+        required=True,
+        help="folder for report.md, report.html, img/, findings.md: replaced whole once the "
+        "report is written (it may hold nothing else)",
     )
     p.add_argument(
         "--readme",
@@ -27,7 +31,7 @@ def add_parsers(sub) -> None:
     )
     p.set_defaults(
         run=run_report,
-        outputs={"out": folder("report.md", "report.html", "findings.md"), "readme": FILE},
+        outputs={"out": replaced_folder(REPORT_FILES, REPORT_FOLDERS), "readme": FILE},
     )
     p = sub.add_parser("compare", help="NEW against BASE per case; exit 1 on a regression")
     p.add_argument("base")

@@ -34,7 +34,8 @@ def main(argv: list[str]) -> int:
 
     from harness.atomic import write_text_atomic
     from harness.bench.case import BenchCase
-    from harness.bench.engine import measure_group, selfcheck
+    from harness.bench.engine import selfcheck
+    from harness.bench.group import measure_group
     from harness.bench.scratch import worker_logs
     from harness.machine.lock import machine_lock
 

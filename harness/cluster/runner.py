@@ -1,7 +1,7 @@
 """Runs a suite on a Dask cluster: each interleaved group is one task, taken by a worker
 (`dask worker ADDRESS --nthreads 1`, one per machine) that times it in processes of its own
 under the machine lock (harness.cluster.task). The client enters every answer into the
-results file as it arrives, atomically, exactly as a local run does (engine.Recorder).
+results file as it arrives, atomically, exactly as a local run does (harness.bench.recorder).
 
 A group's GPU cases are a task of their own that asks for the worker resource GPU
 (`--resources GPU=1`); its CPU cases run on any worker. Before anything is timed, every
@@ -25,8 +25,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness.bench import engine
 from harness.bench.case import BenchCase
+from harness.bench.group import lost, new_record
+from harness.bench.recorder import Recorder
+from harness.bench.resume import client_info, open_document, remaining_groups
 from harness.bench.suites import Suite
 from harness.json_values import JsonObject
 from harness.records import store as results
@@ -65,10 +67,10 @@ def run_suite_on_dask(
     results.check_writable(out)
     with results_writer(out), connect(scheduler, scheduler_file) as client:
         address, code = client.scheduler.address, collect_git()
-        started_from = engine.client_info(code, scheduler=address)
-        doc = engine.open_document(suite, out, resume, overwrite, started_from)
-        todo = engine.remaining_groups(suite, doc)
-        recorder = engine.Recorder(doc, out, suite, sum(len(g) for g in todo), progress)
+        started_from = client_info(code, scheduler=address)
+        doc = open_document(suite, out, resume, overwrite, started_from)
+        todo = remaining_groups(suite, doc)
+        recorder = Recorder(doc, out, suite, sum(len(g) for g in todo), progress)
         if todo:
             parts = tasks(todo)
             gpu = any(map(needs_gpu, parts))
@@ -191,7 +193,7 @@ class Dispatch:
     up on (its workers died) is recorded once, as errors. A run that ends early (Ctrl-C, an
     error) sets the distributed.Event named cancel_event: the running groups stop."""
 
-    def __init__(self, client, timing, code: dict, recorder: engine.Recorder, wait_s):
+    def __init__(self, client, timing, code: dict, recorder: Recorder, wait_s):
         self.client, self.code = client, code
         self.timing = Timing.model_validate(timing).model_dump()  # settings or a dict of them
         self.recorder, self.wait_s = recorder, wait_s
@@ -292,7 +294,7 @@ class Dispatch:
             self.submit(number, group)
 
     def lose(self, group: list[BenchCase], reason: str) -> None:
-        self.recorder.group([engine.lost(engine.new_record(c), reason) for c in group], None)
+        self.recorder.group([lost(new_record(c), reason) for c in group], None)
 
 
 def _someone_can_run(client, futures: dict, retired: set[str]) -> bool:

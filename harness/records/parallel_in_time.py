@@ -14,8 +14,9 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import Field, ValidationError, model_validator
 
 from harness.json_values import JsonObject
+from harness.records.base import Finite, NonNegative, Record, Size
 from harness.records.errors import one_line
-from harness.records.results import Check, Environment, Finite, NonNegative, Record, Size
+from harness.records.results import Check, Environment
 from harness.records.store import ResultsError
 
 KIND: Final = "rnnbench-parallel-in-time"

@@ -7,8 +7,9 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from harness.json_values import JsonObject
-from harness.records.results import Check, Finite, NonNegative
-from harness.records.results import Record as _Record
+from harness.records.base import Finite, NonNegative
+from harness.records.base import Record as _Record
+from harness.records.results import Check
 
 
 class Record(_Record):

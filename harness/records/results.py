@@ -1,56 +1,34 @@
-"""A benchmark results file (`rnnbench bench`), schema version 4, as typed records. Versions 1
-to 3 are read (upgraded on read); version 4 is written. Statistics are derived from the raw
+"""A benchmark results file (`rnnbench bench`), schema version 6, as typed records. Versions 1
+to 5 are read (upgraded on read); version 6 is written. Statistics are derived from the raw
 samples, never trusted: a stored `stats` block is a cache that must agree with samples_s to
 rounding, or the file is refused naming the case."""
 
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Final, Literal
+from typing import Final, Literal
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    StrictInt,
-    field_validator,
-    model_validator,
-)
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from harness import __version__
 from harness.json_values import JsonObject
+from harness.records.base import (
+    Finite,
+    NonNegative,
+    Record,
+    Seconds,
+    StrictCount,
+    StrictNonNegative,
+    StrictSeconds,
+)
+from harness.records.case_fields import CaseFields
 from harness.records.streaming import LoadTest, StreamTiming
 
-SCHEMA_VERSION: Final = 5
+SCHEMA_VERSION: Final = 6
 WRITER: Final = f"rnnbench {__version__}"
 KIND: Final = "rnnbench-bench"
 STATUSES = ("ok", "failed", "skipped", "error", "timeout", "not_timed")
 DONE = ("ok", "failed", "skipped")  # what a resumed run does not measure again
-
-Finite = Annotated[float, Field(allow_inf_nan=False)]
-# A call timed: over 0 and under 1e6 s (11.6 days: beyond that a figure is no timing, and
-# statistics of it could overflow).
-Seconds = Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)]
-Size = Annotated[int, Field(ge=1, le=2**31)]  # a dimension: B, T, I, H, layers, threads
-NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-
-
-def _number(value: Any) -> Any:
-    """A number as a person writes one: not a boolean, not a string."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError("allowed a number")
-    return value
-
-
-# Settings a person writes: an integer is an integer, a number is not a boolean or a string.
-StrictCount = Annotated[StrictInt, Field(ge=1)]
-StrictSeconds = Annotated[float, BeforeValidator(_number), Field(gt=0, allow_inf_nan=False)]
-StrictNonNegative = Annotated[float, BeforeValidator(_number), Field(ge=0, allow_inf_nan=False)]
-
-
-class Record(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
 class Timing(Record):
@@ -142,58 +120,6 @@ class Stats(Record):
     max: Finite
 
 
-class CaseFields(Record):
-    """What a case is (harness.bench.case.BenchCase.as_dict)."""
-
-    backend: str = Field(description="a registered timing backend (harness/registry.py)")
-    mode: str = Field(
-        description="forward | train | gemm | sequential | peak | bandwidth | newton | "
-        "quasi-newton | stream | load"
-    )
-    cell: str = Field(description="rnn | lstm | gru | mingru")
-    dtype: str = Field(description="float32 | float64")
-    batch: Size
-    steps: Size = Field(description="T, the sequence length")
-    input_size: Size
-    hidden: Size
-    layers: Size
-    threads: Size
-    size: int = Field(
-        0, ge=0, le=2**40, description="probes: N of the N x N product, or elements copied"
-    )
-    sweep: str = Field("", description="the suite's label for its sweep (not its identity)")
-    bidirectional: bool = False
-    head: int = Field(0, ge=0, le=2**31, description="softmax head units, 0 = none")
-    device: Literal["cpu", "gpu"] | None = Field(
-        None, description="cpu | gpu, from the backend's registry entry (filled on read if absent)"
-    )
-    model: str | None = Field(None, description="a user's model (bench --model): its name")
-    model_spec: JsonObject | None = Field(None, description="its spec (harness ModelSpec)")
-    weights_file: str | None = Field(None, description="its canonical weights (.npz)")
-    model_file: str | None = Field(None, description="the file the model-file backend times")
-
-    @model_validator(mode="after")
-    def _device_known(self) -> CaseFields:
-        """Files before the device field: the device is the backend's registry entry's; a
-        device that contradicts a registered backend's is refused."""
-        from harness import registry
-
-        entry = registry.BACKENDS.get(self.backend)
-        if self.device is not None and entry is not None and self.device != entry.device:
-            raise ValueError(
-                f"case of backend {self.backend!r} says device {self.device!r}, but "
-                f"{self.backend} runs on {entry.device}"
-            )
-        if self.device is None:
-            if entry is None:
-                raise ValueError(
-                    f"case of backend {self.backend!r} names no device and this rnnbench does "
-                    "not know the backend: add device (cpu | gpu) to its case"
-                )
-            self.device = entry.device
-        return self
-
-
 class CaseRecord(Record):
     """One case's outcome. Fields set one by one as its worker answers are validated as they
     are set (an unknown field or an ill-typed value fails at once)."""
@@ -215,7 +141,15 @@ class CaseRecord(Record):
         default_factory=dict, description="requested, and each library's pools as set"
     )
     loops: int | None = Field(None, ge=1, le=10**12, description="calls per round")
-    samples_s: list[Seconds] = Field([], description="raw: seconds per call, one per round")
+    samples_s: list[Seconds] = Field(
+        [], description="raw: seconds per call, one per round (as many rounds as the case got)"
+    )
+    retimed: int = Field(
+        0,
+        ge=0,
+        description="rounds timed again because the worker was stopped or descheduled in them "
+        "(wall time over what their CPU time allows): none of them is among samples_s",
+    )
     stats: Stats | None = Field(None, description="a cache of statistics of samples_s")
     flops: NonNegative | None = Field(None, description="matrix-product FLOPs of one call")
     bytes: NonNegative | None = Field(None, description="bytes a bandwidth probe moves")
@@ -347,7 +281,7 @@ class Client(Record):
 class ResultsDocument(Record):
     """One `rnnbench bench` run, rewritten atomically after every interleaved group."""
 
-    schema_version: Literal[5] = Field(SCHEMA_VERSION, description="1 to 4 are read too")
+    schema_version: Literal[6] = Field(SCHEMA_VERSION, description="1 to 5 are read too")
     kind: Literal["rnnbench-bench"] = KIND
     written_by: str | None = Field(
         WRITER, description="the rnnbench that wrote it (absent in files before 0.1.0's fifth)"
@@ -357,7 +291,10 @@ class ResultsDocument(Record):
     client: Client | None = None
     started: str | None = Field(None, description="UTC, ISO 8601")
     finished: str | None = Field(None, description="UTC, ISO 8601; null while running")
-    wall_s: NonNegative | None = Field(None, description="seconds measuring, over resumes")
+    wall_s: NonNegative | None = Field(None, description="seconds of the run, over resumes")
+    waited_s: NonNegative | None = Field(
+        None, description="of wall_s, seconds waiting for another benchmark to leave the machine"
+    )
     cases: list[CaseRecord] = Field([], description="one per case id, in the suite's order")
 
     @field_validator("cases")

@@ -1,6 +1,6 @@
 """The results store: one JSON document per benchmark run, written atomically, versioned, read
-and written as the typed records of harness/records/results.py (schema version 4; versions 1
-to 3 are read and upgraded). Every violation is a ResultsError of one line naming the file,
+and written as the typed records of harness/records/results.py (schema version 6; versions 1
+to 5 are read and upgraded). Every violation is a ResultsError of one line naming the file,
 the field's path and what is allowed.
 
 What a reader uses is derived from the raw samples: a stored `stats` block must agree with them
@@ -42,7 +42,7 @@ __all__ = [
     "ResultsDocument",
     "ResultsError",
 ]
-READS = (1, 2, 3, 4, 5)
+READS = (1, 2, 3, 4, 5, 6)
 REQUIRED = {1: ("suite", "environment", "cases"), 2: ("suite", "machines", "cases")}
 
 
@@ -133,9 +133,10 @@ def _unknown_or_corrupt(exc: ValidationError, doc: JsonObject, path) -> str:
 
 
 def upgrade(doc: JsonObject) -> JsonObject:
-    """A version 1 (one machine), 2, 3 or 4 document as version 5, in a new dict. Version 4
-    renamed a case's `pit` (its parallel-in-time solve) to `parallel_in_time`; version 5 a
-    case's `target` to `backend` (one word for what the registry names)."""
+    """A version 1 (one machine) to 5 document as version 6, in a new dict. Version 4 renamed
+    a case's `pit` (its parallel-in-time solve) to `parallel_in_time`; version 5 a case's
+    `target` to `backend` (one word for what the registry names); version 6 added a record's
+    `retimed` (0 where absent)."""
     version = doc.get("schema_version")
     if version == SCHEMA_VERSION:
         return doc

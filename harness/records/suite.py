@@ -11,7 +11,8 @@ from typing import Annotated, Literal, TypeVar
 
 from pydantic import AfterValidator, Field, StrictBool, StrictInt, StrictStr, model_validator
 
-from harness.records.results import Record, StrictSeconds, Timing
+from harness.records.base import Record, StrictSeconds
+from harness.records.results import Timing
 
 Positive = Annotated[StrictInt, Field(ge=1)]
 NonNegativeInt = Annotated[StrictInt, Field(ge=0)]

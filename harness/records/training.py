@@ -12,8 +12,9 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
+from harness.records.base import Finite, NonNegative, Record
 from harness.records.errors import one_line
-from harness.records.results import Environment, Finite, NonNegative, Record
+from harness.records.results import Environment
 from harness.records.store import ResultsError
 
 KIND: Final = "rnnbench-training"
