@@ -25,6 +25,7 @@ from harness.bench.case import make_case
 from harness.bench.suites import TIMING_DEFAULTS, Suite
 from harness.cli.main import main
 from harness.cluster import runner as cluster
+from harness.machine.environment import NO_GPU_PROBE, NOT_PROBED
 from harness.records import store as results
 from harness.records.results import Machine
 
@@ -230,7 +231,7 @@ def test_a_worker_killed_mid_group_costs_no_case(two_workers, tmp_path):
         except BaseException as exc:  # re-raised below, in the test's thread
             finished["error"] = exc
 
-    thread = threading.Thread(backend=run)
+    thread = threading.Thread(target=run)
     thread.start()
     group, case_workers = _a_group_being_timed(two_workers, timeout_s=90)
     records_before = len(json.loads(out.read_text())["cases"]) if out.exists() else 0
@@ -373,6 +374,9 @@ def test_unfit_workers_are_refused_in_one_line_before_anything_is_timed():
     assert "tcp://g:3 offers the GPU resource but torch sees no CUDA" in refused(
         liar, {"tcp://g:3": _probe("tcp://g:3")}
     )
+    assert f"did not look for a CUDA device ({NO_GPU_PROBE} is set there)" in refused(
+        liar, {"tcp://g:3": _probe("tcp://g:3", gpu=dict(NOT_PROBED))}
+    )
     known = {
         "m": Machine.model_validate(
             {"environment": {**_probe("x")["environment"], "cpu": {"model": "Xeon"}}}
@@ -466,7 +470,7 @@ def test_a_worker_that_joins_unfit_is_retired_and_its_groups_run_elsewhere(
         except BaseException as exc:
             finished["error"] = exc
 
-    thread = threading.Thread(backend=run)
+    thread = threading.Thread(target=run)
     thread.start()
     _a_group_being_timed(two_workers, timeout_s=90)
     two_workers.add_worker("gamma", "--nthreads", "2")  # joins after the up-front check

@@ -15,6 +15,7 @@ from harness.analysis.parallel_in_time import TITLE as PARALLEL_IN_TIME
 from harness.analysis.parallel_in_time_views import AMDAHL_RESTATED
 from harness.analysis.parallel_in_time_views import markdown as parallel_in_time
 from harness.escape import for_markdown, for_markdown_code
+from harness.machine.environment import gpu_label
 from harness.markdown import field, fields, markdown_table, percent, table_of
 from harness.stats import format_interval, format_ratio, format_seconds
 
@@ -165,7 +166,7 @@ def _machine(doc) -> list[Any]:
         f"{env.get('machine')} ({', '.join(hosts)})" if hosts else env.get("machine"),
         env["cpu"]["model"],
         env["cpu"]["logical_cores"],
-        (env.get("gpu") or {}).get("name", "none"),
+        gpu_label(env.get("gpu")),
         env.get("python"),
         ", ".join(f"{k} {libs[k]}" for k in shown if k in libs),
         env["environment_variables"].get("OPENBLAS_CORETYPE") or "unset",
