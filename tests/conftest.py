@@ -18,3 +18,12 @@ def own_lock_and_no_gpu_probe(tmp_path_factory) -> Iterator[None]:
         patch.setenv("RNNBENCH_LOCK", str(tmp_path_factory.mktemp("lock") / "rnnbench.lock"))
         patch.setenv(NO_GPU_PROBE, "1")
         yield
+
+
+def pytest_addoption(parser) -> None:
+    parser.addoption(
+        "--parity-json",
+        metavar="PATH",
+        help="a record of the whole parity matrix (tox -e parity: out/parity.json) for "
+        "tests/test_parity_record.py to check row by row",
+    )
