@@ -48,5 +48,5 @@ def test_a_spread_over_five_percent_fails(monkeypatch):
 
 def test_the_pair_is_the_standard_case():
     numpy_case, torch_case = selfcheck.standard_pair()
-    assert (numpy_case.target, torch_case.target) == ("numpy", "torch-cpu")
+    assert (numpy_case.backend, torch_case.backend) == ("numpy", "torch-cpu")
     assert numpy_case.id == "numpy/forward/lstm/float32/B32/T100/I128/H256/L1/th2"
