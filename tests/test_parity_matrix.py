@@ -39,8 +39,9 @@ def slice_shape(backend: str, cell: str) -> tuple[int, bool, bool, str]:
     """(layers, bidirectional, with_lens, dtype) of the one case of `cell` that `tox -e test`
     runs on `backend`: SHAPES rotated, with what the backend cannot run replaced by what it can,
     so that every row of the slice runs: the numpy backend in float32 (see tautological), ONNX
-    Runtime in float32 (its RNN, LSTM and GRU kernels have no float64), an export other than the
-    direct builder's without lengths (it has no sequence_lens input)."""
+    Runtime in float32 (its RNN, LSTM and GRU operators have no float64 kernel; the exports that
+    loop or unroll run in float64 in the whole matrix), an export other than the direct
+    builder's without lengths (it has no sequence_lens input)."""
     rotation = DEFAULT_BACKENDS.index(backend) + CELLS.index(cell)
     layers, bidirectional, with_lens, dtype = SHAPES[rotation % len(SHAPES)]
     if backend == registry.REFERENCE or backend.startswith("ort-"):
