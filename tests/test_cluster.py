@@ -25,6 +25,7 @@ from harness.bench.case import make_case
 from harness.bench.suites import TIMING_DEFAULTS, Suite
 from harness.cli.main import main
 from harness.cluster import runner as cluster
+from harness.machine.environment import NO_GPU_PROBE, NOT_PROBED
 from harness.records import store as results
 from harness.records.results import Machine
 
@@ -372,6 +373,9 @@ def test_unfit_workers_are_refused_in_one_line_before_anything_is_timed():
     liar = {"tcp://g:3": {"nthreads": 1, "resources": {"GPU": 1.0}}}
     assert "tcp://g:3 offers the GPU resource but torch sees no CUDA" in refused(
         liar, {"tcp://g:3": _probe("tcp://g:3")}
+    )
+    assert f"did not look for a CUDA device ({NO_GPU_PROBE} is set there)" in refused(
+        liar, {"tcp://g:3": _probe("tcp://g:3", gpu=dict(NOT_PROBED))}
     )
     known = {
         "m": Machine.model_validate(

@@ -3,11 +3,23 @@ thread count and the cache levels come out of what collect_environment wrote."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pytest
 
 from harness.machine import cpu_limits
 from harness.machine import facts as machine_env
-from harness.machine.environment import collect_environment
+from harness.machine.environment import (
+    NO_GPU_PROBE,
+    NOT_PROBED,
+    collect_environment,
+    collect_gpu,
+    differences,
+    gpu_label,
+)
+from harness.records.results import Environment
 
 CPUINFO = "model name\t: X\ncpu MHz\t\t: 2500.000\nflags\t\t: fpu sse2 avx avx2 fma\n"
 
@@ -33,3 +45,53 @@ def test_this_machines_record_reaches_the_machine_model():
     levels, _ = machine_env.cache_levels(env, 1)
     names = [name for name, _ in levels]
     assert names[0] == "L1" and sorted(size for _, size in levels) == [s for _, s in levels]
+
+
+def test_the_gpu_probe_asks_torch(monkeypatch):
+    """The probe itself, which the rest of the suite skips (tests/conftest.py)."""
+    monkeypatch.delenv(NO_GPU_PROBE)
+    torch = pytest.importorskip("torch", reason="the GPU probe asks torch")
+    gpu = collect_gpu()
+    if not torch.cuda.is_available():
+        assert gpu is None and gpu_label(gpu) == "none"
+        return
+    assert gpu["name"] == torch.cuda.get_device_name(0) == gpu_label(gpu)
+    assert gpu["count"] == torch.cuda.device_count() and gpu["memory_gib"] > 0
+
+
+PROBE_SKIPPED = """
+import json, sys
+from harness.machine.environment import collect_environment
+print(json.dumps({"gpu": collect_environment()["gpu"], "torch": "torch" in sys.modules}))
+"""
+
+
+@pytest.mark.parametrize("value", ["1", "yes"])
+def test_a_run_told_not_to_probe_says_not_probed_without_importing_torch(value, monkeypatch):
+    monkeypatch.setenv(NO_GPU_PROBE, value)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE_SKIPPED], capture_output=True, text=True, check=True
+    )
+    seen = json.loads(done.stdout)
+    assert seen == {"gpu": NOT_PROBED, "torch": False}
+    assert gpu_label(seen["gpu"]) == "not probed"
+    recorded = Environment.model_validate({**collect_environment(), "gpu": seen["gpu"]})
+    assert recorded.gpu == NOT_PROBED
+
+
+@pytest.mark.parametrize("value", ["", "0"])
+def test_an_empty_or_zero_switch_probes(value, monkeypatch):
+    monkeypatch.setenv(NO_GPU_PROBE, value)
+    pytest.importorskip("torch", reason="the GPU probe asks torch")
+    assert gpu_label(collect_gpu()) != "not probed"
+
+
+def test_a_gpu_not_probed_is_unknown_not_none():
+    """Two runs differ when one did not look for a GPU: unknown is neither none nor a name."""
+    base = {"cpu": {"model": "X", "logical_cores": 2}, "libraries": {}}
+    none, unknown = {**base, "gpu": None}, {**base, "gpu": dict(NOT_PROBED)}
+    a100 = {**base, "gpu": {"name": "A100"}}
+    assert differences(none, unknown) == ["gpu: none -> not probed"]
+    assert differences(unknown, a100) == ["gpu: not probed -> A100"]
+    assert differences(unknown, {**base, "gpu": dict(NOT_PROBED)}) == []
+    assert differences(a100, {**base, "gpu": {"name": "A100", "driver": "1"}}) == []

@@ -6,14 +6,16 @@ import os
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from harness.cli.main import main
-from harness.machine.lock import LockError, lock_path, machine_lock
+from harness.machine.lock import DEFAULT, LockError, lock_path, machine_lock
 
 HOLD = """
 import sys
+from pathlib import Path
 from harness.machine.lock import machine_lock
 with machine_lock():
     print("held", flush=True)
@@ -68,3 +70,16 @@ def test_a_lock_that_cannot_be_opened_is_a_one_line_error(tmp_path, monkeypatch,
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("rnnbench: error: cannot open the machine lock")
     assert not out.exists()
+
+
+def test_the_suite_times_under_a_lock_of_its_own():
+    """tests/conftest.py: a user's benchmark holding the machine's lock stalls no test, and no
+    test stalls it; a worker process the suite starts takes the same lock as the suite."""
+    assert lock_path() != Path(DEFAULT) and lock_path().name == "rnnbench.lock"
+    child = subprocess.run(
+        [sys.executable, "-c", "from harness.machine.lock import lock_path; print(lock_path())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert child.stdout.strip() == str(lock_path())

@@ -9,6 +9,7 @@ from typing import Any
 
 from harness.analysis.runs import runs_table
 from harness.escape import for_markdown, for_markdown_code
+from harness.machine.environment import gpu_label
 from harness.machine.model import MachineModel, Peak
 from harness.markdown import markdown_table
 from harness.records.store import MachineView
@@ -44,7 +45,7 @@ def _machine(doc: MachineView) -> list[Any]:
         f"{env.machine} ({', '.join(hosts)})" if hosts else env.machine,
         env.cpu["model"],
         env.cpu["logical_cores"],
-        (env.gpu or {}).get("name", "none"),
+        gpu_label(env.gpu),
         env.python,
         ", ".join(f"{k} {libs[k]}" for k in shown if k in libs),
         env.environment_variables.get("OPENBLAS_CORETYPE") or "unset",

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from harness.json_values import JsonObject
+from harness.machine.environment import NO_GPU_PROBE, gpu_label
 
 POLL_S = 0.5
 
@@ -114,7 +115,13 @@ def unfit(found: JsonObject, needs_gpu: bool, code: dict | None) -> str | None:
             f"Dask worker {address} runs rnnbench at {_code(own)}, the client at "
             f"{_code(code)}: every group must be timed by the same code"
         )
-    if needs_gpu and not environment.get("gpu"):
+    gpu = gpu_label(environment.get("gpu"))
+    if needs_gpu and gpu == "not probed":
+        return (
+            f"Dask worker {address} offers the GPU resource but did not look for a CUDA device "
+            f"({NO_GPU_PROBE} is set there): unset it, or start it without `--resources GPU=1`"
+        )
+    if needs_gpu and gpu == "none":
         return (
             f"Dask worker {address} offers the GPU resource but torch sees no CUDA device "
             "there: start it without `--resources GPU=1`"

@@ -45,6 +45,23 @@ ENVIRONMENT_VARIABLES = (
 )
 # What must match for two runs' timings to be compared without a flag.
 COMPARABLE = ("cpu.model", "cpu.logical_cores", "gpu.name", "libraries")
+NO_GPU_PROBE = "RNNBENCH_NO_GPU_PROBE"
+# The GPU a run did not look for: no name, so it compares as unknown, not as "none".
+NOT_PROBED = {"probed": False, "reason": f"{NO_GPU_PROBE} was set: torch was not asked"}
+
+
+def gpu_probe_skipped() -> bool:
+    """RNNBENCH_NO_GPU_PROBE set to anything but empty or 0."""
+    return os.environ.get(NO_GPU_PROBE, "") not in ("", "0")
+
+
+def gpu_label(gpu: JsonObject | None) -> str:
+    """What a record's `gpu` says: the device's name, "none", or "not probed"."""
+    if gpu is None:
+        return "none"
+    if gpu.get("probed") is False:
+        return "not probed"
+    return str(gpu.get("name", "unnamed"))
 
 
 def collect_cpu() -> JsonObject:
@@ -70,7 +87,11 @@ def usable_cores() -> int | None:
 
 
 def collect_gpu() -> JsonObject | None:
-    """The first CUDA device as torch sees it, with the driver from nvidia-smi; None without."""
+    """The first CUDA device as torch sees it, with the driver from nvidia-smi; None without.
+    Where RNNBENCH_NO_GPU_PROBE is set (the test suite sets it: importing torch to ask costs
+    seconds a run), torch is not asked and the record says so: NOT_PROBED, never None."""
+    if gpu_probe_skipped():
+        return dict(NOT_PROBED)
     try:
         import torch
     except ImportError:
@@ -202,6 +223,10 @@ def differences(a: JsonObject, b: JsonObject) -> list[str]:
             for lib in sorted(set(left) | set(right)):
                 if left.get(lib) != right.get(lib):
                     out.append(f"{lib}: {left.get(lib)} -> {right.get(lib)}")
+        elif key == "gpu.name":  # a GPU not probed is unknown: neither this one nor none
+            left, right = gpu_label(a.get("gpu")), gpu_label(b.get("gpu"))
+            if left != right:
+                out.append(f"gpu: {left} -> {right}")
         elif left != right:
             out.append(f"{key}: {left} -> {right}")
     return out

@@ -247,7 +247,11 @@ class Environment(Record):
     numpy_gemm: JsonObject | None = Field(
         None, description="openblas_coretype, the kernel threadpoolctl reports"
     )
-    gpu: JsonObject | None = Field(None, description="name, memory_gib, capability, ...")
+    gpu: JsonObject | None = Field(
+        None,
+        description="name, memory_gib, capability, ...; null: no CUDA device; {probed: false, "
+        "reason}: not looked for (RNNBENCH_NO_GPU_PROBE)",
+    )
     os: str | None = None
     python: str | None = None
     libraries: dict[str, str] = Field({}, description="name -> version")
