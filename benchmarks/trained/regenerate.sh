@@ -18,6 +18,6 @@ for name in $names; do
   set -- $files
   $rnnbench parity --model "$1" --against "$3" --json "$out/parity-$name.json" > /dev/null
   $rnnbench bench --model "$1" --out "$out/bench-$name.json" --overwrite --machine "$machine"
-  $rnnbench bench --model "$2" --targets torch-cpu --out "$out/bench-${name}_init.json" \
+  $rnnbench bench --model "$2" --backends torch-cpu --out "$out/bench-${name}_init.json" \
     --overwrite --machine "$machine"
 done
