@@ -9,6 +9,7 @@ from backends.parallel_in_time.lyapunov import LyapunovEstimate, lyapunov_spectr
 from backends.parallel_in_time.newton import METHODS, ParallelResult, SolveRecord, solve_model
 from backends.parallel_in_time.reference import compare_with_sequential, sequential_reference
 from backends.parallel_in_time.runner import FRAMEWORKS, fetch, make_runner
+from backends.parallel_in_time.tangent import largest_lyapunov
 
 __all__ = [
     "FRAMEWORKS",
@@ -18,6 +19,7 @@ __all__ = [
     "SolveRecord",
     "compare_with_sequential",
     "fetch",
+    "largest_lyapunov",
     "lyapunov_spectrum",
     "make_runner",
     "model_gradients",
