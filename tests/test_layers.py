@@ -29,6 +29,7 @@ ALLOWED = {
         "harness.model_file",
     },
     "harness.cluster": {"harness.bench", "harness.machine", "harness.records"},
+    "harness.predict": {"harness.model", "harness.machine", "harness.sweeps", "harness.records"},
     "harness.analysis": {
         "harness.bench",
         "harness.machine",

@@ -86,7 +86,7 @@ def tiny(tmp_path_factory):
 
 
 def test_tiny_sweep_rows(tiny):
-    assert tiny["kind"] == "rnnbench-parallel-in-time" and tiny["schema_version"] == 1
+    assert tiny["kind"] == "rnnbench-parallel-in-time" and tiny["schema_version"] == 2
     assert tiny["environment"]["git"]["commit"] == tiny["commit"]  # None outside a git checkout
     rows = tiny["rows"]
     assert len(rows) == len(sweep.load_grid_text(TINY).points()) == 2 * 3 * 2 + 2 * 2 * 2
@@ -100,6 +100,8 @@ def test_tiny_sweep_rows(tiny):
             work = counts.work(row["method"], row["cell"], 2, row["steps"], 8, 8, row["iterations"])
             assert row["work_multiplier"] == pytest.approx(work["work_multiplier"], rel=1e-12)
             assert row["depth"] == row["iterations"] * counts.depth_per_iteration(row["steps"])
+            # every change recorded, the last the first under tol
+            assert len(row["residuals"]) == row["iterations"] and row["residuals"][-1] <= 1e-12
         else:
             assert row["reason"] and row["work_multiplier"] is None
     chaotic = [r for r in rows if r["lle"] > 0]
@@ -213,8 +215,8 @@ def test_report_refuses_a_sweep_of_another_schema(tmp_path, capsys):
     bench, sweep = tmp_path / "bench.json", tmp_path / "parallel-in-time.json"
     bench.write_text(json.dumps(example_doc()))
     doc = sweep_doc()
-    doc["schema_version"] = 2
+    doc["schema_version"] = 3
     sweep.write_text(json.dumps(doc))
     assert main(["report", str(bench), str(sweep), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
-    assert re.search(r"schema_version 2: this rnnbench reads 1", err) and err.count("\n") == 1
+    assert re.search(r"schema_version 3: this rnnbench reads 1, 2", err) and err.count("\n") == 1

@@ -5,6 +5,11 @@ through the solution. See newton.py for the method, runner.py for what the bench
 from __future__ import annotations
 
 from backends.parallel_in_time.adjoint import model_gradients
+from backends.parallel_in_time.iteration_probe import (
+    iteration_seconds,
+    median_seconds,
+    projection_seconds,
+)
 from backends.parallel_in_time.lyapunov import LyapunovEstimate, lyapunov_spectrum, model_lyapunov
 from backends.parallel_in_time.newton import METHODS, ParallelResult, SolveRecord, solve_model
 from backends.parallel_in_time.reference import compare_with_sequential, sequential_reference
@@ -19,11 +24,14 @@ __all__ = [
     "SolveRecord",
     "compare_with_sequential",
     "fetch",
+    "iteration_seconds",
     "largest_lyapunov",
     "lyapunov_spectrum",
     "make_runner",
+    "median_seconds",
     "model_gradients",
     "model_lyapunov",
+    "projection_seconds",
     "sequential_reference",
     "solve_model",
 ]

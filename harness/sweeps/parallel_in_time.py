@@ -33,10 +33,12 @@ from harness.json_values import nulls_for_nonfinite
 from harness.model.protocol import NotSupported
 from harness.model.spec import ModelSpec, SpecError, tomllib
 from harness.model.weights import init_weights
+from harness.sweeps import iteration_law
 from harness.sweeps import parallel_in_time_work as counts
 
 KIND = "rnnbench-parallel-in-time"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: each solved row's residuals; 1 is read too (its iterations at its tol)
+READABLE = (1, 2)
 CELLS = ("rnn", "lstm", "gru")
 ROW_FIELDS = (
     "grid",
@@ -213,7 +215,7 @@ def solve_point(grid: Grid, cell, method, hidden, steps, gain, exponents) -> dic
     row.update(batch=grid.batch, steps=steps, gain=gain, seed=grid.seed, dtype="float64")
     row.update(tol=grid.tol, max_iter=dict(grid.max_iter)[method], lle=exponents[where])
     row.update(status="solved", converged=None, iterations=None, reason=None)
-    row.update(max_abs_error=None, parity_passed=None, seconds=None)
+    row.update(max_abs_error=None, parity_passed=None, seconds=None, residuals=None)
     skip = _dense_skip(grid, cell, method, hidden, steps)
     if skip is None:
         skip = _solve(pt, spec, params, x, row)
@@ -253,6 +255,7 @@ def _solve(pt, spec, params, x, row: dict[str, Any]) -> str | None:
         return str(exc)
     row["seconds"] = time.perf_counter() - started
     row.update(converged=result.converged, iterations=result.iterations, reason=result.reason)
+    row["residuals"] = list(result.residuals)  # the iterations any looser tol would take
     if result.outputs is not None and result.converged:
         reference = pt.sequential_reference(spec, params, x)
         error, comparisons = pt.compare_with_sequential(result.outputs, reference, "float64")
@@ -262,6 +265,9 @@ def _solve(pt, spec, params, x, row: dict[str, Any]) -> str | None:
 
 
 def document(grid: Grid, rows: list[dict], environment: dict, wall_s: float) -> dict[str, Any]:
+    """The sweep's file: its rows, each with the iterations the law fitted on the rows predicts
+    for it (iteration_law.annotate), and the law."""
+    law = iteration_law.annotate(rows)
     return {
         "kind": KIND,
         "schema_version": SCHEMA_VERSION,
@@ -271,6 +277,7 @@ def document(grid: Grid, rows: list[dict], environment: dict, wall_s: float) -> 
         "grid": grid.as_dict(),
         "counting": counts.__doc__,
         "wall_s": wall_s,
+        "law": law,
         "rows": rows,
     }
 
@@ -285,10 +292,10 @@ def is_sweep(doc: Any) -> bool:
 
 def check_sweep(doc: dict[str, Any], path: str | Path) -> dict[str, Any]:
     """The document if it is one this code reads; a SweepError naming the problem otherwise."""
-    if doc.get("schema_version") != SCHEMA_VERSION:
+    if doc.get("schema_version") not in READABLE:
         raise SweepError(
             f"{path}: schema_version {doc.get('schema_version')!r}: this rnnbench reads "
-            f"{SCHEMA_VERSION}"
+            f"{', '.join(map(str, READABLE))}"
         )
     rows = doc.get("rows")
     if not isinstance(rows, list) or not isinstance(doc.get("environment"), dict):

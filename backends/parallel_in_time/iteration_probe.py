@@ -1,0 +1,138 @@
+"""What one solver iteration costs here, timed on the solver itself: the prediction's probe.
+
+`iteration_seconds(spec, weights, method, batch, steps, ...)` builds the iteration the runner
+would run (the fused torch quasi-Newton iteration, or newton.iterate for dense Newton and for
+NumPy) on one layer's recurrence at [steps, batch] and times calls of it; `projection_seconds`
+times the input projection the solve does once. The values of the inputs do not change an
+iteration's cost (denormals are flushed as the runner flushes them), so the inputs are seeded
+noise, not the model's data. Timings are medians of `repeats` calls after one warm-up call.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from backends.parallel_in_time.arrays import zeros
+from backends.parallel_in_time.jacobians import input_projection
+from backends.parallel_in_time.newton import METHODS, check_spec, iterate
+from harness.model.spec import Cell, ModelSpec
+
+
+def median_seconds(call: Callable[[], Any], repeats: int) -> float:
+    call()  # warm up: first-call allocations and kernel selection
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def _layer(spec: ModelSpec, weights: Mapping[str, Any], batch: int, steps: int, xp, device):
+    """(W, R, Wb, Rb, x) of layer 0, forward, as the solver's arrays in spec.dtype."""
+    arrays = [np.asarray(weights[f"l0.{k}"][0], dtype=spec.dtype) for k in ("W", "R", "Wb", "Rb")]
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((steps, batch, spec.input_size)).astype(spec.dtype)
+    if xp.__name__ == "torch":
+        return [xp.from_numpy(np.ascontiguousarray(a)).to(device) for a in [*arrays, x]]
+    return [*arrays, x]
+
+
+def _namespace(framework: str):
+    if framework == "torch":
+        import torch
+
+        return torch
+    if framework == "numpy":
+        return np
+    raise ValueError(f"framework = {framework!r}: allowed numpy, torch (on this probe)")
+
+
+def iteration_seconds(
+    spec: ModelSpec,
+    weights: Mapping[str, Any],
+    method: str,
+    batch: int,
+    steps: int,
+    framework: str = "torch",
+    device: str = "cpu",
+    repeats: int = 5,
+) -> float:
+    """Median seconds of one iteration of one (layer, direction) recurrence at [steps, batch]."""
+    if method not in METHODS:
+        raise ValueError(f"method = {method!r}: allowed {', '.join(METHODS)}")
+    check_spec(spec)
+    xp = _namespace(framework)
+    W, R, Wb, Rb, x = _layer(spec, weights, batch, steps, xp, device)
+    N = 2 * spec.hidden_size if spec.cell is Cell.LSTM else spec.hidden_size
+    with _quiet(xp):
+        xw = input_projection(spec.cell, x, W, Wb, Rb)
+        s0 = zeros(xp, (batch, N), xw)
+        if xp.__name__ == "torch" and method == "quasi-newton":
+            from backends.parallel_in_time.torch_quasi import QuasiNewton
+
+            call = QuasiNewton(spec.cell, xw, R, Rb, s0).iteration
+        else:
+            S = zeros(xp, (steps, batch, N), xw)
+            mode = "dense" if method == "newton" else "diagonal"
+
+            def call():
+                iterate(spec.cell, xw, R, Rb, s0, S, mode, 0.0, 1)
+                _synchronize(xp, device)
+
+        return median_seconds(call, repeats)
+
+
+def projection_seconds(
+    spec: ModelSpec,
+    weights: Mapping[str, Any],
+    batch: int,
+    steps: int,
+    framework: str = "torch",
+    device: str = "cpu",
+    repeats: int = 5,
+) -> float:
+    """Median seconds of the input projection of one (layer, direction) at [steps, batch]."""
+    xp = _namespace(framework)
+    W, _, Wb, Rb, x = _layer(spec, weights, batch, steps, xp, device)
+    with _quiet(xp):
+
+        def call():
+            input_projection(spec.cell, x, W, Wb, Rb)
+            _synchronize(xp, device)
+
+        return median_seconds(call, repeats)
+
+
+def _synchronize(xp, device: str) -> None:
+    if xp.__name__ == "torch" and device.startswith("cuda"):
+        xp.cuda.synchronize(device)
+
+
+class _quiet:
+    """Autograd off and denormals flushed (torch), as the runner solves; overflow unwarned."""
+
+    def __init__(self, xp):
+        self.xp, self.flushed, self.grad = xp, False, None
+
+    def __enter__(self):
+        if self.xp.__name__ == "torch":
+            self.flushed = self.xp.set_flush_denormal(True)
+            self.grad = self.xp.no_grad()
+            self.grad.__enter__()
+        self.errstate = np.errstate(over="ignore", invalid="ignore")
+        self.errstate.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.errstate.__exit__(*exc)
+        if self.grad is not None:
+            self.grad.__exit__(*exc)
+        if self.flushed:
+            self.xp.set_flush_denormal(False)
+        return False

@@ -1,0 +1,107 @@
+"""The machine's costs at the model's shape, timed in a few seconds: one iteration of each
+method's solver (backends/parallel_in_time/iteration_probe.py), the input projection, and the
+step loop the solve replaces (the backend's own forward, as `bench` times it), each at a few
+sequence lengths. A length is probed only while its estimated cost (the previous length's
+time scaled by the work) stays within the budget; longer ones are extrapolated
+(costs.CostCurve). Run it at the thread count the solve will run at."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+
+from harness import registry
+from harness.model.spec import ModelSpec
+from harness.model.weights import CanonicalWeights
+from harness.predict.costs import CostCurve
+from harness.sweeps import parallel_in_time_work as counts
+
+LENGTHS = (4, 16, 64, 256, 1024, 4096)
+REPEATS = 3
+LENGTH_BUDGET_S = 0.15  # one probed length of one curve: its warm-up call and its repeats
+# the solver's framework for each backend the engine runs newton / quasi-newton on
+FRAMEWORKS = {
+    "torch-cpu": ("torch", "cpu"),
+    "torch-cuda": ("torch", "cuda"),
+    "numpy": ("numpy", "cpu"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Costs:
+    """Per-call seconds curves: "loop" (the step loop, whole model), "projection" (layer 0's
+    input projection) and each method's one iteration of one (layer, direction)."""
+
+    backend: str
+    curves: dict[str, CostCurve]
+    seconds: float  # what probing took
+
+    @property
+    def lengths(self) -> tuple[int, ...]:
+        return tuple(sorted({t for c in self.curves.values() for t in c.lengths}))
+
+
+def lengths_for(steps: int) -> tuple[int, ...]:
+    return tuple(sorted({*LENGTHS, steps}))
+
+
+def probe(
+    spec: ModelSpec,
+    weights: CanonicalWeights,
+    batch: int,
+    steps: int,
+    backend: str,
+    methods: tuple[str, ...] = counts.METHODS,
+) -> Costs:
+    """The curves at lengths_for(steps), each cut where the budget would be exceeded."""
+    if backend not in FRAMEWORKS:
+        raise ValueError(f"backend {backend!r}: allowed {', '.join(FRAMEWORKS)}")
+    started = time.perf_counter()
+    framework, device = FRAMEWORKS[backend]
+    pt = registry.parallel_in_time()
+    cell, hidden = spec.cell.value, spec.hidden_size
+    curves = {"loop": _curve(steps, float, _loop_seconds(spec, weights, batch, backend))}
+    curves["projection"] = _curve(
+        steps,
+        float,
+        lambda T: pt.projection_seconds(spec, weights, batch, T, framework, device, REPEATS),
+    )
+    for method in methods:
+        curves[method] = _curve(
+            steps,
+            lambda T, m=method: counts.iteration_flops(m, cell, batch, int(T), hidden),
+            lambda T, m=method: pt.iteration_seconds(
+                spec, weights, m, batch, T, framework, device, REPEATS
+            ),
+        )
+    return Costs(backend, curves, time.perf_counter() - started)
+
+
+def _curve(steps: int, work, timed) -> CostCurve:
+    lengths, seconds = [], []
+    for T in lengths_for(steps):
+        if seconds:
+            estimate = seconds[-1] * work(T) / work(lengths[-1])
+            if estimate * (REPEATS + 1) > LENGTH_BUDGET_S:
+                break
+        lengths.append(T)
+        seconds.append(timed(T))
+    return CostCurve(tuple(lengths), tuple(seconds))
+
+
+def _loop_seconds(spec: ModelSpec, weights: CanonicalWeights, batch: int, backend: str):
+    """seconds(T) of the backend's forward (the step loop) on seeded inputs."""
+    median_seconds = registry.parallel_in_time().median_seconds
+    prepared = registry.get_backend(backend).build(spec, weights)
+    rng = np.random.default_rng(0)
+
+    def seconds(T: float) -> float:
+        x = rng.standard_normal((int(T), batch, spec.input_size)).astype(spec.dtype)
+        if spec.batch_first:
+            x = np.ascontiguousarray(x.transpose(1, 0, 2))
+        run, _ = prepared.forward_runner(x)
+        return median_seconds(run, REPEATS)
+
+    return seconds
