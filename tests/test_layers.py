@@ -27,6 +27,7 @@ ALLOWED = {
         "harness.records",
         "harness.parity",
         "harness.model_file",
+        "harness.predict",
     },
     "harness.cluster": {"harness.bench", "harness.machine", "harness.records"},
     "harness.predict": {"harness.model", "harness.machine", "harness.sweeps", "harness.records"},

@@ -1,11 +1,11 @@
 """What one solver iteration costs here, timed on the solver itself: the prediction's probe.
 
-`iteration_seconds(spec, weights, method, batch, steps, ...)` builds the iteration the runner
+`iteration_call(spec, weights, method, batch, steps, ...)` builds the iteration the runner
 would run (the fused torch quasi-Newton iteration, or newton.iterate for dense Newton and for
-NumPy) on one layer's recurrence at [steps, batch] and times calls of it; `projection_seconds`
-times the input projection the solve does once. The values of the inputs do not change an
-iteration's cost (denormals are flushed as the runner flushes them), so the inputs are seeded
-noise, not the model's data. Timings are medians of `repeats` calls after one warm-up call.
+NumPy) on one layer's recurrence at [steps, batch], ready to be timed; `projection_call` the
+input projection the solve does once. The values of the inputs do not change an iteration's
+cost (denormals are flushed as the runner flushes them), so the inputs are seeded noise, not
+the model's data. `median_seconds` times calls round-robin.
 """
 
 from __future__ import annotations
@@ -23,14 +23,18 @@ from backends.parallel_in_time.newton import METHODS, check_spec, iterate
 from harness.model.spec import Cell, ModelSpec
 
 
-def median_seconds(call: Callable[[], Any], repeats: int) -> float:
-    call()  # warm up: first-call allocations and kernel selection
-    samples = []
+def median_seconds(calls: Mapping[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
+    """Each call's median seconds over `repeats` rounds, one call of each per round in turn
+    (so that a change in the machine's load falls on all alike), after one warm-up call each."""
+    for call in calls.values():
+        call()  # warm up: first-call allocations and kernel selection
+    samples: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            samples[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def _layer(spec: ModelSpec, weights: Mapping[str, Any], batch: int, steps: int, xp, device):
@@ -39,7 +43,7 @@ def _layer(spec: ModelSpec, weights: Mapping[str, Any], batch: int, steps: int, 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((steps, batch, spec.input_size)).astype(spec.dtype)
     if xp.__name__ == "torch":
-        return [xp.from_numpy(np.ascontiguousarray(a)).to(device) for a in [*arrays, x]]
+        return [xp.from_numpy(np.array(a, copy=True)).to(device) for a in [*arrays, x]]
     return [*arrays, x]
 
 
@@ -53,7 +57,7 @@ def _namespace(framework: str):
     raise ValueError(f"framework = {framework!r}: allowed numpy, torch (on this probe)")
 
 
-def iteration_seconds(
+def iteration_call(
     spec: ModelSpec,
     weights: Mapping[str, Any],
     method: str,
@@ -61,9 +65,8 @@ def iteration_seconds(
     steps: int,
     framework: str = "torch",
     device: str = "cpu",
-    repeats: int = 5,
-) -> float:
-    """Median seconds of one iteration of one (layer, direction) recurrence at [steps, batch]."""
+) -> Callable[[], None]:
+    """One iteration of one (layer, direction) recurrence at [steps, batch], ready to call."""
     if method not in METHODS:
         raise ValueError(f"method = {method!r}: allowed {', '.join(METHODS)}")
     check_spec(spec)
@@ -76,37 +79,40 @@ def iteration_seconds(
         if xp.__name__ == "torch" and method == "quasi-newton":
             from backends.parallel_in_time.torch_quasi import QuasiNewton
 
-            call = QuasiNewton(spec.cell, xw, R, Rb, s0).iteration
+            one = QuasiNewton(spec.cell, xw, R, Rb, s0).iteration
         else:
             S = zeros(xp, (steps, batch, N), xw)
             mode = "dense" if method == "newton" else "diagonal"
 
-            def call():
+            def one():
                 iterate(spec.cell, xw, R, Rb, s0, S, mode, 0.0, 1)
-                _synchronize(xp, device)
 
-        return median_seconds(call, repeats)
+    def call() -> None:
+        with _quiet(xp):
+            one()
+            _synchronize(xp, device)
+
+    return call
 
 
-def projection_seconds(
+def projection_call(
     spec: ModelSpec,
     weights: Mapping[str, Any],
     batch: int,
     steps: int,
     framework: str = "torch",
     device: str = "cpu",
-    repeats: int = 5,
-) -> float:
-    """Median seconds of the input projection of one (layer, direction) at [steps, batch]."""
+) -> Callable[[], None]:
+    """The input projection of one (layer, direction) at [steps, batch], ready to call."""
     xp = _namespace(framework)
     W, _, Wb, Rb, x = _layer(spec, weights, batch, steps, xp, device)
-    with _quiet(xp):
 
-        def call():
+    def call() -> None:
+        with _quiet(xp):
             input_projection(spec.cell, x, W, Wb, Rb)
             _synchronize(xp, device)
 
-        return median_seconds(call, repeats)
+    return call
 
 
 def _synchronize(xp, device: str) -> None:

@@ -243,12 +243,13 @@ def _parallel_in_time(case: BenchCase, backend) -> Workload:
     ref.pop("head", None)  # the solver returns the recurrent outputs
     tol, max_iter = SOLVE_TOL[case.dtype], case.steps + 1  # exact after T steps, up to rounding
     weights = weights64.astype(case.dtype)
+    lle = registry.parallel_in_time().model_lyapunov(spec64, dict(weights64), x64).lle
+    lle = lle if math.isfinite(lle) else None  # a diverging estimate is unknown, not a number
+    prediction, notes = _prediction(case, weights, x64, tol, lle)  # before the solve runs
     run, fetch = backend.parallel_in_time_runner(
         spec, dict(weights), _cast(x64, case.dtype), case.mode, tol, max_iter
     )
     result = run()
-    lle = registry.parallel_in_time().model_lyapunov(spec64, dict(weights64), x64).lle
-    lle = lle if math.isfinite(lle) else None  # a diverging estimate is unknown, not a number
     solve = {
         "method": case.mode,
         "tol": tol,
@@ -257,6 +258,7 @@ def _parallel_in_time(case: BenchCase, backend) -> Workload:
         "converged": result.converged,
         "iterations": result.iterations,
         "reason": result.reason,
+        "prediction": prediction,
     }
     if result.converged:
         outputs, _ = fetch(result)
@@ -264,7 +266,24 @@ def _parallel_in_time(case: BenchCase, backend) -> Workload:
     else:
         checks = [not_converged(result.reason, result.residuals)]
     impl = f"{case.mode} iterations over all T ({backend.impl_label or backend.name})"
-    return Workload(run, impl, checks, weights.digest(), record={"parallel_in_time": solve})
+    record = {"parallel_in_time": solve}
+    return Workload(run, impl, checks, weights.digest(), notes, record=record)
+
+
+def _prediction(case: BenchCase, weights, x64, tol: float, lle: float | None):
+    """(the case's solve as predicted from its exponent and a probe of this machine, as a
+    dict; a note), or (None, why not) where no prediction can be made."""
+    from harness.predict.api import predict_model
+    from harness.predict.errors import CannotPredict
+
+    x = _cast(x64, case.dtype)
+    try:
+        made = predict_model(
+            case.model, weights, x, case.backend, tol=tol, methods=(case.mode,), lle=lle
+        )
+    except CannotPredict as exc:
+        return None, f"no prediction: {exc}"
+    return made.solves[0].model_dump(), f"predicted in {made.seconds:.1f} s ({made.law_source})"
 
 
 def not_converged(reason: str | None, residuals) -> Comparison:

@@ -10,9 +10,9 @@ import json
 import os
 from pathlib import Path
 
-from harness.model.protocol import NotSupported
+from harness.predict.errors import CannotPredict
 from harness.sweeps import iteration_law
-from harness.sweeps.parallel_in_time import check_sweep, is_sweep
+from harness.sweeps.parallel_in_time import SweepError, check_sweep, is_sweep
 
 ENV = "RNNBENCH_ITERATION_LAW"
 COMMITTED = Path(__file__).resolve().parents[2] / "results" / "cpu-2core" / "parallel-in-time.json"
@@ -29,7 +29,7 @@ def load(path: str | Path | None = None):
     try:
         stamp = path.stat().st_mtime_ns
     except OSError:
-        raise NotSupported(
+        raise CannotPredict(
             f"no parallel-in-time sweep at {path} to read the iteration law from: give one "
             f"(--law FILE, or ${ENV}); {MAKE_ONE}"
         ) from None
@@ -42,10 +42,13 @@ def _fitted(path: str, stamp: int):
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise NotSupported(f"iteration law: {path} is not a readable JSON file ({exc})") from None
+        raise CannotPredict(f"iteration law: {path} is not a readable JSON file ({exc})") from None
     if not is_sweep(doc):
-        raise NotSupported(f"iteration law: {path} is not a parallel-in-time sweep; {MAKE_ONE}")
-    check_sweep(doc, path)
+        raise CannotPredict(f"iteration law: {path} is not a parallel-in-time sweep; {MAKE_ONE}")
+    try:
+        check_sweep(doc, path)
+    except SweepError as exc:
+        raise CannotPredict(f"iteration law: {exc}") from None
     laws = iteration_law.fit_all(iteration_law.points(doc["rows"]))
     commit = (doc.get("commit") or "unrecorded")[:10]
     return laws, f"{path} at commit {commit}"
@@ -54,7 +57,7 @@ def _fitted(path: str, stamp: int):
 def require(laws, cell: str, methods, source: str) -> None:
     missing = [m for m in methods if (cell, m) not in laws]
     if missing:
-        raise NotSupported(
+        raise CannotPredict(
             f"the sweep {source} fits no iteration law for {cell} {', '.join(missing)}: it needs "
             "three converged LLE values of that cell and method"
         )

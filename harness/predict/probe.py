@@ -16,11 +16,12 @@ from harness import registry
 from harness.model.spec import ModelSpec
 from harness.model.weights import CanonicalWeights
 from harness.predict.costs import CostCurve
+from harness.predict.errors import CannotPredict
 from harness.sweeps import parallel_in_time_work as counts
 
 LENGTHS = (4, 16, 64, 256, 1024, 4096)
-REPEATS = 3
-LENGTH_BUDGET_S = 0.15  # one probed length of one curve: its warm-up call and its repeats
+REPEATS = 5
+BUDGET_S = 0.3  # one probed length of one curve: its warm-up call and its repeats
 # the solver's framework for each backend the engine runs newton / quasi-newton on
 FRAMEWORKS = {
     "torch-cpu": ("torch", "cpu"),
@@ -55,53 +56,62 @@ def probe(
     backend: str,
     methods: tuple[str, ...] = counts.METHODS,
 ) -> Costs:
-    """The curves at lengths_for(steps), each cut where the budget would be exceeded."""
+    """The curves at lengths_for(steps), timed round-robin at each length; a curve stops at the
+    first length whose estimated cost would exceed the budget."""
     if backend not in FRAMEWORKS:
-        raise ValueError(f"backend {backend!r}: allowed {', '.join(FRAMEWORKS)}")
+        raise CannotPredict(
+            f"no probe of {backend}'s solver: the prediction probes {', '.join(FRAMEWORKS)}"
+        )
     started = time.perf_counter()
     framework, device = FRAMEWORKS[backend]
     pt = registry.parallel_in_time()
     cell, hidden = spec.cell.value, spec.hidden_size
-    curves = {"loop": _curve(steps, float, _loop_seconds(spec, weights, batch, backend))}
-    curves["projection"] = _curve(
-        steps,
-        float,
-        lambda T: pt.projection_seconds(spec, weights, batch, T, framework, device, REPEATS),
-    )
+    loop = _loop_call(spec, weights, batch, backend)
+    builders = {
+        "loop": (loop, float),
+        "projection": (
+            lambda T: pt.projection_call(spec, weights, batch, T, framework, device),
+            float,
+        ),
+    }
     for method in methods:
-        curves[method] = _curve(
-            steps,
+        builders[method] = (
+            lambda T, m=method: pt.iteration_call(spec, weights, m, batch, T, framework, device),
             lambda T, m=method: counts.iteration_flops(m, cell, batch, int(T), hidden),
-            lambda T, m=method: pt.iteration_seconds(
-                spec, weights, m, batch, T, framework, device, REPEATS
-            ),
         )
+    lengths: dict[str, list[int]] = {name: [] for name in builders}
+    seconds: dict[str, list[float]] = {name: [] for name in builders}
+    stopped: set[str] = set()
+    for T in lengths_for(steps):
+        calls = {}
+        for name, (build, work) in builders.items():
+            if name in stopped:
+                continue
+            if seconds[name]:
+                estimate = seconds[name][-1] * work(T) / work(lengths[name][-1])
+                if estimate * (REPEATS + 1) > BUDGET_S:
+                    stopped.add(name)
+                    continue
+            calls[name] = build(T)
+        if not calls:
+            break
+        for name, value in pt.median_seconds(calls, REPEATS).items():
+            lengths[name].append(T)
+            seconds[name].append(value)
+    curves = {name: CostCurve(tuple(lengths[name]), tuple(seconds[name])) for name in builders}
     return Costs(backend, curves, time.perf_counter() - started)
 
 
-def _curve(steps: int, work, timed) -> CostCurve:
-    lengths, seconds = [], []
-    for T in lengths_for(steps):
-        if seconds:
-            estimate = seconds[-1] * work(T) / work(lengths[-1])
-            if estimate * (REPEATS + 1) > LENGTH_BUDGET_S:
-                break
-        lengths.append(T)
-        seconds.append(timed(T))
-    return CostCurve(tuple(lengths), tuple(seconds))
-
-
-def _loop_seconds(spec: ModelSpec, weights: CanonicalWeights, batch: int, backend: str):
-    """seconds(T) of the backend's forward (the step loop) on seeded inputs."""
-    median_seconds = registry.parallel_in_time().median_seconds
+def _loop_call(spec: ModelSpec, weights: CanonicalWeights, batch: int, backend: str):
+    """T -> one call of the backend's forward (the step loop) on seeded inputs."""
     prepared = registry.get_backend(backend).build(spec, weights)
     rng = np.random.default_rng(0)
 
-    def seconds(T: float) -> float:
+    def build(T: int):
         x = rng.standard_normal((int(T), batch, spec.input_size)).astype(spec.dtype)
         if spec.batch_first:
             x = np.ascontiguousarray(x.transpose(1, 0, 2))
         run, _ = prepared.forward_runner(x)
-        return median_seconds(run, REPEATS)
+        return run
 
-    return seconds
+    return build

@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from harness import __version__
+from harness.records.prediction import PredictedSolve
 
 SCHEMA_VERSION = 5
 WRITER = f"rnnbench {__version__}"
@@ -124,6 +125,9 @@ class Solve(Record):
     converged: bool
     iterations: int | None = Field(None, ge=0, description="updates from an all-zero guess")
     reason: str | None = Field(None, description="why it did not converge (the case failed)")
+    prediction: PredictedSolve | None = Field(
+        None, description="the solve as predicted before it ran (harness/predict); null: none"
+    )
 
 
 class Stats(Record):
