@@ -10,7 +10,7 @@ products, each probe held to a budget."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
@@ -46,14 +46,15 @@ def predict_model(
     backend: str = "torch-cpu",
     steps: Iterable[int] = (),
     tol: float = 1e-6,
-    max_iter: int | None = None,
+    max_iter: Mapping[str, int] | None = None,
     methods: tuple[str, ...] = counts.METHODS,
     law_path: str | None = None,
     lle: float | None = None,
     lle_steps: int | None = None,
 ) -> Prediction:
     """Each method at x's own T and at every T of `steps`, at x's batch (x time-major unless
-    spec.batch_first). lle: the exponent when already known (then lle_steps says over what)."""
+    spec.batch_first). max_iter: each method's limit (None: T + 1 at each T, the engine's).
+    lle: the exponent when already known (then lle_steps says over what)."""
     started = time.perf_counter()
     x = np.asarray(x)
     T, B = (x.shape[1], x.shape[0]) if spec.batch_first else (x.shape[0], x.shape[1])
@@ -64,7 +65,8 @@ def predict_model(
     costs = probe(spec, weights, B, T, backend, methods)
     predictor = Predictor(spec, B, lle, laws, costs)
     lengths = sorted({T, *steps})
-    solves = [predictor.solve(m, t, tol, max_iter) for m in methods for t in lengths]
+    limits = dict(max_iter or {})
+    solves = [predictor.solve(m, t, tol, limits.get(m)) for m in methods for t in lengths]
     return Prediction(
         lle=lle,
         lle_steps=lle_steps or T,
@@ -72,7 +74,7 @@ def predict_model(
         law_source=source,
         backend=backend,
         tol=tol,
-        max_iter=max_iter,
+        max_iter=dict(max_iter) if max_iter else None,
         probe_lengths=list(costs.lengths),
         seconds=time.perf_counter() - started,
         solves=solves,

@@ -1,13 +1,16 @@
-"""Seconds of one call at the probed sequence lengths, read at any T: exact at a probed length,
-linear in T between two, and beyond the longest its seconds scaled by the work (a FLOP count,
-or T) at T over the work there: past a few thousand steps a call is throughput-bound. Below
-the shortest probed length, the shortest's seconds scaled the same way."""
+"""Seconds of one call at the probed sequence lengths, read at any T through the affine law
+seconds = a + b * work(T), work a FLOP count (or T itself): a, the fixed cost of a call
+(dispatch, allocation), b, the cost per unit of work. Fitted to every probed length at once,
+each weighted by its own size (least squares of the relative error), so that one length timed
+while the machine was busy moves the law less than it would move a line through two points;
+a and b are held >= 0 (a fit that wants a < 0 is refitted through the origin)."""
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 from collections.abc import Callable
+
+import numpy as np
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,15 +26,18 @@ class CostCurve:
         if not all(s > 0 for s in self.seconds):
             raise ValueError(f"seconds {self.seconds}: allowed > 0")
 
+    def law(self, work: Callable[[float], float] = float) -> tuple[float, float]:
+        """(a, b) of seconds = a + b * work(T)."""
+        w = np.array([work(T) for T in self.lengths], float)
+        t = np.array(self.seconds, float)
+        if len(t) == 1:
+            return 0.0, float(t[0] / w[0])
+        design = np.stack([np.ones_like(w), w], axis=1) / t[:, None]
+        (a, b), *_ = np.linalg.lstsq(design, np.ones_like(t), rcond=None)
+        if a < 0 or b < 0:
+            a, b = 0.0, float(np.sum(w / t) / np.sum((w / t) ** 2))  # through the origin
+        return float(a), float(b)
+
     def at(self, steps: float, work: Callable[[float], float] = float) -> float:
-        lengths, seconds = self.lengths, self.seconds
-        if steps >= lengths[-1]:
-            return seconds[-1] * work(steps) / work(lengths[-1])
-        if steps <= lengths[0]:
-            return seconds[0] * work(steps) / work(lengths[0])
-        right = bisect.bisect_left(lengths, steps)
-        if lengths[right] == steps:
-            return seconds[right]
-        left = right - 1
-        share = (steps - lengths[left]) / (lengths[right] - lengths[left])
-        return seconds[left] + share * (seconds[right] - seconds[left])
+        a, b = self.law(work)
+        return a + b * work(steps)

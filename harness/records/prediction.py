@@ -76,7 +76,9 @@ class Prediction(Record):
     law_source: str = Field(description="the sweep the laws were fitted on, and its commit")
     backend: str = Field(description="the backend whose step loop and solver were probed")
     tol: Positive
-    max_iter: int | None = Field(None, ge=1, description="null: T + 1 at each T (the engine's)")
+    max_iter: dict[str, Annotated[int, Field(ge=1)]] | None = Field(
+        None, description="method -> its iteration limit; null: T + 1 at each T (the engine's)"
+    )
     probe_lengths: list[int] = Field(description="the T at which iterations and loop were timed")
     seconds: NonNegative = Field(description="what making the prediction took")
     solves: list[PredictedSolve]
