@@ -109,10 +109,10 @@ def run(args) -> int:
     if not failure:
         record["versus_step_loop"] = _versus_loop(spec, weights, x, h0, c0, options)
     _print(record, failure)
-    print(parallel_in_time_predict.verdict_line(record))
     if args.json:
         write_text_atomic(args.json, json.dumps(nulls_for_nonfinite(record), indent=1) + "\n")
         say(f"wrote {args.json}")
+    print(parallel_in_time_predict.verdict_line(record))
     return 1 if failure else 0
 
 
