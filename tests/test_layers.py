@@ -39,6 +39,7 @@ ALLOWED = {
         "harness.parity",
         "harness.records",
         "harness.sweeps",
+        "harness.predict",
     },
     "backends": {
         "backends.parallel_in_time",

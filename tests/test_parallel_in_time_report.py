@@ -143,9 +143,13 @@ def test_analysis_of_made_up_documents():
     assert timed["parallelism_found_ci"] == (NEWTON_WORK / 2,) * 3
     assert timed["headroom_ci"] == (4.0, 4.0, 4.0)  # the step loop / its product: 10 / 2.5 ms
     assert timed["depth"] == 5 * (2 + 11)  # T=64: 2*6 - 1 scan rounds
-    assert "cannot win" in parallel_in_time.verdict(NEWTON_WORK, timed["headroom_ci"])
-    assert "room for a win" in parallel_in_time.verdict(3.9, timed["headroom_ci"])
-    assert "too close" in parallel_in_time.verdict(4.0, (4.0, 3.5, 4.5))
+    assert "cannot pay" in parallel_in_time.headroom(NEWTON_WORK, timed["headroom_ci"])
+    assert (
+        parallel_in_time.headroom(3.9, timed["headroom_ci"]) == "penalty above the work multiplier"
+    )
+    assert "reaches" in parallel_in_time.headroom(4.0, (4.0, 3.5, 4.5))
+    # the verdict is the measured interval's alone: 2x [2, 2] loses, whatever the penalty
+    assert timed["verdict"] == "loses" and timed["prediction"] is None
     newton, quasi = solves["by_steps"]
     assert [p["iterations"] for p in quasi["points"]] == [2, 16, 22]
     summary, *texts = [f.text for f in solves["findings"]]
@@ -196,7 +200,8 @@ def test_report_renders_the_section(reports):
             :4
         ] == b"\x89PNG"
     assert "| sweep-box | gru | quasi-newton | 32 | 2 | 16 | 22 |" in text  # iterations vs T
-    assert "| 2.00x [2.00, 2.00] | 59.6x | 29.781x [29.781, 29.781] | 4.00x [4.00, 4.00] |" in text
+    row = "| 2.00x [2.00, 2.00] | 59.6x | 29.781x [29.781, 29.781] | loses | not predicted | 4.00x"
+    assert row in text and "room for a win" not in text
     assert "| sweep-box | gru | newton | 32 | 256 | 6 | +0.050 | no (" in text  # the gain table
     assert "| 3 | -0.010 | 969, off the sequential run | 1.05e+04x | 5.0e-11 |" in text
     assert "Sweeps: sweep-box, commit 0123456789, 12 s" in text

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.analysis.parallel_in_time import verdict
+from harness.analysis.parallel_in_time import predicted_verdict
 from harness.escape import for_markdown_code
 from harness.markdown import field, fields, table_of
 from harness.stats import format_interval, format_ratio, format_seconds
@@ -130,6 +130,7 @@ def _solves(rows: list[dict]) -> str:
         ("solve", lambda t: format_interval(t["median_ci"])),
         ("step loop", lambda t: format_interval(t["step_loop_ci"])),
         ("solve / step loop", lambda t: format_ratio(t["time_ratio_ci"])),
-        ("verdict", lambda t: verdict(t["work_multiplier"], t["headroom_ci"])),
+        ("verdict", field("verdict")),
+        ("predicted", predicted_verdict),
     ]
     return table_of(columns, rows)

@@ -21,9 +21,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from harness.analysis import prediction
 from harness.analysis.findings import Finding, instability
 from harness.analysis.rows import key, ratio
 from harness.model import flops
+from harness.predict.verdict import measured_verdict
 from harness.stats import Interval, format_ratio
 from harness.sweeps import parallel_in_time_work as counts
 
@@ -52,6 +54,7 @@ def analyse(sweeps: list[dict], result: dict[str, Any], benches: list[dict]) -> 
     if not rows and not timed_rows:
         return None
     out = {
+        "prediction": prediction.analyse(timed_rows, sweeps),
         "sweep_rows": rows,
         "by_steps": series(rows, "steps", ("machine", "cell", "method", "hidden")),
         "by_gain": series(rows, "gain", ("machine", "cell", "method", "hidden", "steps")),
@@ -128,6 +131,8 @@ def timed(result: dict[str, Any], benches=None) -> list[dict[str, Any]]:
                 **work,
                 "parallelism_found_ci": (W / time_ratio[0], W / time_ratio[2], W / time_ratio[1]),
                 "headroom_ci": _headroom(penalties.get(key(row, "mode"))),
+                "verdict": measured_verdict(time_ratio),
+                "prediction": solve.get("prediction"),
             }
         )
     return sorted(out, key=lambda t: (t["machine"], t["backend"], t["cell"], t["mode"], t["steps"]))
@@ -142,15 +147,22 @@ def _headroom(penalty: dict | None) -> Interval | None:
     return penalty[f"{name}_ci"] if penalty[name] >= 1 else None
 
 
-def verdict(work_multiplier: float, headroom: Interval | None) -> str:
-    """What the penalty allows: room for a win, none, or too close to call."""
-    if headroom is None:
+def headroom(work_multiplier: float, penalty: Interval | None) -> str:
+    """The step loop's penalty against the work multiplier: whether what the loop leaves idle
+    at the product's rate could pay for the work (a bound, not a verdict: the verdict is the
+    measured ratio's)."""
+    if penalty is None:
         return "no penalty measured at this shape"
-    if headroom[1] > work_multiplier:
-        return "penalty above the work multiplier: room for a win"
-    if headroom[2] < work_multiplier:
-        return "penalty below the work multiplier: cannot win by reclaiming it"
-    return "penalty's interval reaches the work multiplier: too close to call"
+    if penalty[1] > work_multiplier:
+        return "penalty above the work multiplier"
+    if penalty[2] < work_multiplier:
+        return "penalty below the work multiplier: reclaiming it cannot pay for the work"
+    return "penalty's interval reaches the work multiplier"
+
+
+def predicted_verdict(row: dict[str, Any]) -> str:
+    predicted = row.get("prediction")
+    return "not predicted" if not predicted else predicted["verdict"]
 
 
 # ---- findings ------------------------------------------------------------------------------
@@ -296,9 +308,13 @@ def _timed(solves: dict[str, Any]) -> Iterator[Finding]:
             + (f"T = {', '.join(map(str, wins))}" if wins else "no T measured")
             + f" (T measured: {', '.join(str(t['steps']) for t in rows)})."
         )
+        text += (
+            f" Verdict at T={longest['steps']}: {longest['verdict']} (predicted before it ran: "
+            f"{predicted_verdict(longest)})."
+        )
         if longest["headroom_ci"] is not None:
             text += (
                 f" Recurrence penalty there {format_ratio(longest['headroom_ci'])}: "
-                f"{verdict(longest['work_multiplier'], longest['headroom_ci'])}."
+                f"{headroom(longest['work_multiplier'], longest['headroom_ci'])}."
             )
         yield Finding(text, instability(longest["time_ratio_ci"]))
