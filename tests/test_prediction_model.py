@@ -18,16 +18,19 @@ from harness.sweeps import parallel_in_time_work as counts
 from harness.sweeps.iteration_law import Law
 
 
-def test_cost_curve_recovers_an_affine_law():
+def test_cost_curve_reads_an_affine_cost_exactly():
     lengths = (4, 16, 64, 256)
     curve = CostCurve(lengths, tuple(1e-4 + 2e-6 * T for T in lengths))
-    a, b = curve.law()
-    assert a == pytest.approx(1e-4) and b == pytest.approx(2e-6)
-    assert curve.at(4096) == pytest.approx(1e-4 + 2e-6 * 4096)
+    for T in (4, 10, 64, 100, 256, 4096):
+        assert curve.at(T) == pytest.approx(1e-4 + 2e-6 * T)
     # one length: proportional to the work
     assert CostCurve((16,), (3e-3,)).at(64) == pytest.approx(12e-3)
-    # a negative intercept is refitted through the origin
-    assert CostCurve((10, 20), (1e-3, 3e-3)).law()[0] == 0.0
+    # a step in cost per unit of work (a cache level left) is kept, not smeared
+    step = CostCurve((64, 256, 1024), (1e-3, 14e-3, 56e-3))
+    assert step.at(64) == 1e-3 and step.at(160) == pytest.approx(7.5e-3)
+    assert step.at(4096) == pytest.approx(56e-3 + 4 * 42e-3)  # (4096 - 1024) / 768 = 4
+    # noise that makes a longer length cheaper: proportional from the nearest
+    assert CostCurve((16, 64), (2e-3, 1e-3)).at(256) == pytest.approx(4e-3)
 
 
 def test_cost_curve_refuses_bad_points():

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from harness.analysis import prediction
+from harness.analysis import prediction, solve_records
 from harness.analysis.findings import Finding, instability
 from harness.analysis.rows import key, ratio
 from harness.model import flops
@@ -44,17 +44,24 @@ def off_run(point: dict[str, Any]) -> bool:
 
 
 def analyse(sweeps: list[dict], result: dict[str, Any], benches: list[dict]) -> dict | None:
-    """The section's data, or None when the inputs hold no sweep and no Newton timing."""
+    """The section's data, or None when the inputs hold no sweep, no parallel-in-time record
+    and no Newton timing. `sweeps` holds the sweeps and the `parallel-in-time --json` records."""
+    records = [d for d in sweeps if solve_records.is_solve_record(d)]
+    sweeps = [d for d in sweeps if not solve_records.is_solve_record(d)]
     rows = [
         {**row, "machine": doc["environment"].get("machine", "?"), "commit": doc.get("commit")}
         for doc in sweeps
         for row in doc["rows"]
     ]
     timed_rows = timed(result, benches)
-    if not rows and not timed_rows:
+    ran, predicted = solve_records.rows(records)
+    theirs = [t for m in result.get("models", []) for t in m["parallel_in_time"]]
+    if not rows and not timed_rows and not records and not theirs:
         return None
     out = {
-        "prediction": prediction.analyse(timed_rows, sweeps),
+        "solo": ran,
+        "solo_predicted": predicted,
+        "prediction": prediction.analyse(timed_rows + theirs, sweeps),
         "sweep_rows": rows,
         "by_steps": series(rows, "steps", ("machine", "cell", "method", "hidden")),
         "by_gain": series(rows, "gain", ("machine", "cell", "method", "hidden", "steps")),

@@ -66,8 +66,9 @@ def markdown(solves: dict[str, Any]) -> str:
     if solves["timed"]:
         penalty = any(t["headroom_ci"] for t in solves["timed"])
         parts += [TIMED_NOTE + (" " + PENALTY_NOTE if penalty else ""), timed_table(solves)]
-    else:
+    elif not solves.get("solo"):
         parts.append("No Newton / quasi-Newton timings among these results.")
+    parts += prediction_views.solo(solves.get("solo", []), solves.get("solo_predicted", []))
     parts += prediction_views.markdown(solves.get("prediction"))
     return "\n\n".join(parts)
 

@@ -44,6 +44,54 @@ def markdown(found: dict[str, Any] | None) -> list[str]:
     return parts
 
 
+SOLO_NOTE = (
+    "Single solves (`rnnbench parallel-in-time --json`): each timed against its framework's "
+    "step loop in interleaved rounds in one process (a microbenchmark, not the engine), its "
+    "verdict from the ratio's 95% interval, beside the prediction made before it ran."
+)
+PREDICTED_NOTE = (
+    "Predictions alone (`rnnbench parallel-in-time --predict --json`): nothing was solved."
+)
+
+
+def solo(ran: list[dict[str, Any]], predicted: list[dict[str, Any]]) -> list[str]:
+    parts = []
+    where = fields("source", "cell") + [
+        ("H", field("hidden")),
+        ("B", field("batch")),
+        ("T", field("steps")),
+        ("backend", field("backend")),
+        ("dtype", field("dtype")),
+        ("method", field("method")),
+        ("LLE", lambda r: "" if r.get("lle") is None else f"{r['lle']:+.3f}"),
+    ]
+    if ran:
+        columns = where + [
+            ("iterations", lambda r: "none" if r["iterations"] is None else r["iterations"]),
+            ("solve / step loop", lambda r: format_ratio(r["ratio_ci"]) if r["ratio_ci"] else ""),
+            ("verdict", field("verdict")),
+            ("predicted", lambda r: _predicted_text(r.get("prediction"))),
+        ]
+        parts += [SOLO_NOTE, table_of(columns, ran)]
+    if predicted:
+        columns = where + [
+            ("iterations", lambda r: "none" if r["iterations"] is None else r["iterations"]),
+            ("solve / step loop", lambda r: "" if r["ratio"] is None else f"{r['ratio']:.3g}x"),
+            ("verdict", field("verdict")),
+            ("break-even T", lambda r: _steps(r["break_even_steps"], "none up to 65536")),
+        ]
+        parts += [PREDICTED_NOTE, table_of(columns, predicted)]
+    return parts
+
+
+def _predicted_text(p: dict[str, Any] | None) -> str:
+    if not p:
+        return "not predicted"
+    if p["ratio"] is None:
+        return p["verdict"]
+    return f"{p['verdict']} ({p['ratio']:.3g}x, {p['iterations']} iterations)"
+
+
 def _summary(s: dict[str, Any]) -> str:
     agree = (
         f" The measured verdict settles {s['verdicts_told']} of {s['cases']} cases; the "

@@ -10,6 +10,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from harness.analysis import own_answer
 from harness.analysis.answer import answers
 from harness.analysis.answer import markdown as answer_markdown
 from harness.escape import for_markdown_code
@@ -89,7 +90,11 @@ def block(result: dict[str, Any], benches: list[dict], paths: list[str]) -> str:
     """The text between the markers (markers excluded): the answer on the first results
     file's machine, under one line of provenance."""
     found = dict(answers(result))
-    machine = benches[0].machine if benches[0].machine in found else next(iter(found), None)
+    first = benches[0].machine if benches else None
+    machine = first if first in found else next(iter(found), None)
+    own = None if machine else own_answer.heading(result)  # a user's model, or single solves
+    if own:
+        found[None] = own_answer.sentences(result)
     flagged = sum(i.machine == machine for i in result["inconsistencies"])
     settled = sum(i.machine == machine and i.settled for i in result["inconsistencies"])
     others = sorted(set(found) - {machine})
@@ -102,12 +107,14 @@ def block(result: dict[str, Any], benches: list[dict], paths: list[str]) -> str:
     parts = [
         f"**The answer on {machine}.**"
         if machine
-        else "**No answer: these results hold none of the built-in suites' standard case, "
+        else own
+        or "**No answer: these results hold none of the built-in suites' standard case, "
         "step fits, penalties or parallel-in-time timings.**",
-        provenance([d for d, _ in mine], [p for _, p in mine]),
+        provenance([d for d, _ in mine], [p for _, p in mine]) if mine else "",
+        own_answer.provenance(result) if not benches else "",
         noise([d for d, _ in mine]),
         f"The {models} `bench --model` runs given too have sections of their own in the report."
-        if models
+        if models and not own
         else "",
         "Each median and ratio carries its 95% interval.",
         f"{flagged} measurement{'s' if flagged != 1 else ''} on {machine} beat a limit drawn "

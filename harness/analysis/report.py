@@ -2,7 +2,8 @@
 DIR/report.html (plots inlined as data URIs: it opens with no network). RESULTS are benchmark
 results files, and optionally parity JSON files (`rnnbench parity --json`) for the parity
 heatmap and the export-form audit, and parallel-in-time sweeps (`rnnbench parallel-in-time
---sweep`) for the section on how parallel the recurrence can be. Several machines' results
+--sweep`) and single solves or predictions (`rnnbench parallel-in-time --json`) for the section
+on how parallel the recurrence can be. Several machines' results
 merge, labelled by machine; a file timed on several machines (a Dask run) is read as one
 single-machine view per machine (harness.records.store.machine_views)."""
 
@@ -12,7 +13,16 @@ import datetime
 from pathlib import Path
 from typing import Any
 
-from harness.analysis import answer_figure, html, measures, parity_files, readme, sections, trained
+from harness.analysis import (
+    answer_figure,
+    html,
+    measures,
+    parity_files,
+    readme,
+    sections,
+    solve_records,
+    trained,
+)
 from harness.analysis.answer import answers
 from harness.analysis.parallel_in_time import analyse as parallel_in_time
 from harness.analysis.plots import CAPTIONS, Figures, plot_all
@@ -47,17 +57,19 @@ def load_inputs(paths: list[str]) -> tuple[list[dict], list[dict], list[dict], l
             parities.append({**record.model_dump(), "check": parity_files.entry(path, record)})
         elif is_sweep(doc):
             sweeps.append(check_sweep(doc, path))
+        elif solve_records.is_solve_record(doc):  # parallel-in-time --json: read with the sweeps
+            sweeps.append(solve_records.check(doc, path))
         elif trained.is_training(doc):
             trainings.append(trained.check_training(doc, path))
         else:
             raise ResultsError(
                 f"{path} is neither an rnnbench results file, a parity JSON, a "
-                "parallel-in-time sweep nor a training record"
+                "parallel-in-time sweep or record nor a training record"
             )
-    if not benches:
+    if not benches and not sweeps:
         raise ResultsError(
-            "no benchmark results among the inputs: give at least one file "
-            "written by `rnnbench bench`"
+            "no benchmark results among the inputs: give at least one file written by "
+            "`rnnbench bench` or `rnnbench parallel-in-time --json`"
         )
     return benches, parities, sweeps, trainings
 
