@@ -140,11 +140,14 @@ def prediction_seconds(out: Path, quick: bool) -> list[dict]:
 
 def summary(files: list[Path], ladder_rows: list[dict], seconds: list[dict]) -> dict:
     sys.path.insert(0, str(ROOT))
+    from harness.analysis import prediction
     from harness.analysis.report import analysed
 
     _, _, result = analysed([str(f) for f in files])
-    found = (result.get("parallel_in_time") or {}).get("prediction") or {}
-    rows = found.get("rows", [])
+    timed = (result.get("parallel_in_time") or {}).get("timed", [])
+    timed += [t for m in result["models"] for t in m["parallel_in_time"]]  # bench --model
+    rows = prediction.compared(timed)
+    found = {"summary": prediction.summary(rows), "break_even": prediction.break_evens(timed)}
     misses = [
         f"{r.get('model') or 'seeded'} {r['cell']} {r['mode']} H={r['hidden']} T={r['steps']}: "
         f"{r['error']:.2f}x, {r['missed']}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.analysis.parallel_in_time import predicted_verdict
+from harness.analysis.prediction import compared
 from harness.escape import for_markdown_code
 from harness.markdown import field, fields, table_of
 from harness.stats import format_interval, format_ratio, format_seconds
@@ -123,6 +124,11 @@ def _penalties(rows: list[dict]) -> str:
 
 
 def _solves(rows: list[dict]) -> str:
+    """The timed solves, each beside its prediction: the error and, beyond 2x, the term that
+    missed (harness/analysis/prediction.py)."""
+    where = ("mode", "batch", "steps", "threads")
+    judged = {tuple(c[f] for f in where): c for c in compared(rows)}
+    rows = [judged.get(tuple(r[f] for f in where), r) for r in rows]
     columns = fields("mode", "batch", "steps") + [
         ("LLE", lambda t: f"{t['lle']:+.3f}" if t["lle"] is not None else ""),
         ("iterations", field("iterations")),
@@ -132,5 +138,8 @@ def _solves(rows: list[dict]) -> str:
         ("solve / step loop", lambda t: format_ratio(t["time_ratio_ci"])),
         ("verdict", field("verdict")),
         ("predicted", predicted_verdict),
+        ("predicted ratio", lambda t: f"{t['predicted_ratio']:.3g}x" if "error" in t else ""),
+        ("error", lambda t: f"{t['error']:.2f}x" if "error" in t else ""),
+        ("missed by", lambda t: t.get("missed") or ""),
     ]
     return table_of(columns, rows)

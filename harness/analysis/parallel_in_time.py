@@ -55,13 +55,12 @@ def analyse(sweeps: list[dict], result: dict[str, Any], benches: list[dict]) -> 
     ]
     timed_rows = timed(result, benches)
     ran, predicted = solve_records.rows(records)
-    theirs = [t for m in result.get("models", []) for t in m["parallel_in_time"]]
-    if not rows and not timed_rows and not records and not theirs:
+    if not rows and not timed_rows and not records:
         return None
     out = {
         "solo": ran,
         "solo_predicted": predicted,
-        "prediction": prediction.analyse(timed_rows + theirs, sweeps),
+        "prediction": prediction.analyse(timed_rows, sweeps),
         "sweep_rows": rows,
         "by_steps": series(rows, "steps", ("machine", "cell", "method", "hidden")),
         "by_gain": series(rows, "gain", ("machine", "cell", "method", "hidden", "steps")),
