@@ -73,10 +73,12 @@ def _serve(conn, case_dict, timing) -> None:
             return
         if conn.recv() != "calibrate":
             return
+        extra = job.before_timing() if job.before_timing else {}  # alone on the machine now
         start = time.perf_counter()
         timing_core.warm_up(job.run, timing["warmup_s"], min_calls=2)
         loops = timing_core.calibrate(job.run, timing["min_round_s"])
-        conn.send({"status": "ready", "loops": loops, "calibrate_s": time.perf_counter() - start})
+        calibrate_s = time.perf_counter() - start
+        conn.send({"status": "ready", "loops": loops, "calibrate_s": calibrate_s, **extra})
         while conn.recv() == "round":
             conn.send(timing_core.time_round(job.run, loops))
 

@@ -46,6 +46,9 @@ class Workload:
     weights_digest: str = ""
     notes: str = ""
     record: dict[str, Any] = dataclasses.field(default_factory=dict)  # more fields to record
+    # run by the worker at calibration, when no other worker of its group is busy (they build
+    # together): fields it returns replace the record's (a prediction's probe times the machine)
+    before_timing: Callable[[], dict[str, Any]] | None = None
 
 
 def open_backend(case: BenchCase):
@@ -245,7 +248,6 @@ def _parallel_in_time(case: BenchCase, backend) -> Workload:
     weights = weights64.astype(case.dtype)
     lle = registry.parallel_in_time().model_lyapunov(spec64, dict(weights64), x64).lle
     lle = lle if math.isfinite(lle) else None  # a diverging estimate is unknown, not a number
-    prediction, notes = _prediction(case, weights, x64, tol, lle)  # before the solve runs
     run, fetch = backend.parallel_in_time_runner(
         spec, dict(weights), _cast(x64, case.dtype), case.mode, tol, max_iter
     )
@@ -258,7 +260,7 @@ def _parallel_in_time(case: BenchCase, backend) -> Workload:
         "converged": result.converged,
         "iterations": result.iterations,
         "reason": result.reason,
-        "prediction": prediction,
+        "prediction": None,
     }
     if result.converged:
         outputs, _ = fetch(result)
@@ -266,13 +268,19 @@ def _parallel_in_time(case: BenchCase, backend) -> Workload:
     else:
         checks = [not_converged(result.reason, result.residuals)]
     impl = f"{case.mode} iterations over all T ({backend.impl_label or backend.name})"
+
+    def predicted() -> dict[str, Any]:
+        prediction, note = _prediction(case, weights, x64, tol, lle)
+        return {"parallel_in_time": {**solve, "prediction": prediction}, "notes": note}
+
     record = {"parallel_in_time": solve}
-    return Workload(run, impl, checks, weights.digest(), notes, record=record)
+    return Workload(run, impl, checks, weights.digest(), record=record, before_timing=predicted)
 
 
 def _prediction(case: BenchCase, weights, x64, tol: float, lle: float | None):
     """(the case's solve as predicted from its exponent and a probe of this machine, as a
-    dict; a note), or (None, why not) where no prediction can be made."""
+    dict; a note), or (None, why not) where no prediction can be made. Made before the solve
+    is timed and from nothing its run found (its iterations, its time)."""
     from harness.predict.api import predict_model
     from harness.predict.errors import CannotPredict
 
