@@ -41,16 +41,17 @@ def test_cost_curve_refuses_bad_points():
 
 
 SPEC = ModelSpec("gru", 8, 16)
-# a step loop of 10 us a step; one quasi-Newton iteration 1 ms + 1 us a step; no projection cost
+# a step loop of 10 us a step; one quasi-Newton iteration 1 ms + 1 us a step; a solve's setup
+# (a one-iteration solve less its iteration) 2 us a step
 LOOP = CostCurve((16, 1024), (16 * 1e-5, 1024 * 1e-5))
 ITERATION = CostCurve((16, 1024), (1e-3 + 16e-6, 1e-3 + 1024e-6))
-PROJECTION = CostCurve((16, 1024), (1e-12, 1e-12 * 64))
+FIRST = CostCurve((16, 1024), (1e-3 + 16e-6 + 32e-6, 1e-3 + 1024e-6 + 2048e-6))
 # k = 2 + 0.1 ln(1/tol) (-LLE)^-1: at LLE -0.5 and tol 1e-6, 2 + 0.2 * 13.8155 = 4.763 -> 5
 LAW = Law("gru", "quasi-newton", 2.0, 0.1, 1.0, 0, 0, 0)
 
 
 def predictor(lle=-0.5) -> Predictor:
-    curves = {"loop": LOOP, "projection": PROJECTION, "quasi-newton": ITERATION}
+    curves = {"loop": LOOP, "quasi-newton": ITERATION, "quasi-newton first": FIRST}
     costs = Costs("torch-cpu", curves, 0.0)
     return Predictor(SPEC, 1, lle, {("gru", "quasi-newton"): LAW}, costs)
 
@@ -69,11 +70,12 @@ def test_solve_by_hand(monkeypatch):
     iteration = 1e-3 + 4096e-6
     assert made.iteration_s == pytest.approx(iteration)
     assert made.step_loop_s == pytest.approx(4096e-5)
-    assert made.solve_s == pytest.approx(made.projection_s + 5 * iteration)
-    assert made.ratio == pytest.approx(5 * iteration / 4096e-5, rel=1e-6)
-    assert made.verdict == "wins"  # 25.5 ms against 41 ms
-    # break-even: 5 (1e-3 + 1e-6 T) = 1e-5 T  ->  T = 5e-3 / 5e-6 = 1000
-    assert made.break_even_steps == pytest.approx(1000, rel=0.02)
+    assert made.setup_s == pytest.approx(2e-6 * 4096)
+    assert made.solve_s == pytest.approx(2e-6 * 4096 + 5 * iteration)
+    assert made.ratio == pytest.approx((2e-6 * 4096 + 5 * iteration) / 4096e-5, rel=1e-6)
+    assert made.verdict == "wins"  # 33.7 ms against 41 ms
+    # break-even: 2e-6 T + 5 (1e-3 + 1e-6 T) = 1e-5 T  ->  T = 5e-3 / 3e-6 = 1667
+    assert made.break_even_steps == pytest.approx(5e-3 / 3e-6, rel=0.02)
     short = predictor().solve("quasi-newton", 256, 1e-6, None)
     assert short.verdict == "loses" and short.ratio > 1
 

@@ -37,7 +37,7 @@ def predicted(steps: int, iteration_s: float, loop_s: float, iterations: int) ->
         iterations=iterations,
         work_multiplier=3.0,
         iteration_s=iteration_s,
-        projection_s=0.0,
+        setup_s=0.0,
         solve_s=solve,
         step_loop_s=loop_s,
         ratio=solve / loop_s,

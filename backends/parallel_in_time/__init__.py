@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from backends.parallel_in_time.adjoint import model_gradients
 from backends.parallel_in_time.iteration_probe import (
+    fastest_seconds,
+    first_solve_call,
     iteration_call,
-    median_seconds,
-    projection_call,
 )
 from backends.parallel_in_time.lyapunov import LyapunovEstimate, lyapunov_spectrum, model_lyapunov
 from backends.parallel_in_time.newton import METHODS, ParallelResult, SolveRecord, solve_model
@@ -24,14 +24,14 @@ __all__ = [
     "SolveRecord",
     "compare_with_sequential",
     "fetch",
+    "fastest_seconds",
+    "first_solve_call",
     "iteration_call",
     "largest_lyapunov",
     "lyapunov_spectrum",
     "make_runner",
-    "median_seconds",
     "model_gradients",
     "model_lyapunov",
-    "projection_call",
     "sequential_reference",
     "solve_model",
 ]

@@ -2,15 +2,14 @@
 
 `iteration_call(spec, weights, method, batch, steps, ...)` builds the iteration the runner
 would run (the fused torch quasi-Newton iteration, or newton.iterate for dense Newton and for
-NumPy) on one layer's recurrence at [steps, batch], ready to be timed; `projection_call` the
-input projection the solve does once. The values of the inputs do not change an iteration's
-cost (denormals are flushed as the runner flushes them), so the inputs are seeded noise, not
-the model's data. `median_seconds` times calls round-robin.
+NumPy) on one layer's recurrence at [steps, batch], ready to be timed; `first_solve_call` a
+whole solve of it, through the runner, stopped after one iteration (what a solve costs beyond
+its iterations). The values of the inputs do not change an iteration's cost (denormals are
+flushed as the runner flushes them), so the inputs are seeded noise, not the model's data. `fastest_seconds` times calls round-robin.
 """
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -23,9 +22,10 @@ from backends.parallel_in_time.newton import METHODS, check_spec, iterate
 from harness.model.spec import Cell, ModelSpec
 
 
-def median_seconds(calls: Mapping[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
-    """Each call's median seconds over `repeats` rounds, one call of each per round in turn
-    (so that a change in the machine's load falls on all alike), after one warm-up call each."""
+def fastest_seconds(calls: Mapping[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
+    """Each call's fastest seconds over `repeats` rounds, one call of each per round in turn,
+    after one warm-up call each: on a shared machine the fastest call is the one least
+    disturbed, and the round-robin lets a burst of load fall on all alike."""
     for call in calls.values():
         call()  # warm up: first-call allocations and kernel selection
     samples: dict[str, list[float]] = {name: [] for name in calls}
@@ -34,7 +34,7 @@ def median_seconds(calls: Mapping[str, Callable[[], Any]], repeats: int) -> dict
             start = time.perf_counter()
             call()
             samples[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in samples.items()}
+    return {name: min(values) for name, values in samples.items()}
 
 
 def _layer(spec: ModelSpec, weights: Mapping[str, Any], batch: int, steps: int, xp, device):
@@ -95,24 +95,25 @@ def iteration_call(
     return call
 
 
-def projection_call(
+def first_solve_call(
     spec: ModelSpec,
     weights: Mapping[str, Any],
+    method: str,
     batch: int,
     steps: int,
     framework: str = "torch",
     device: str = "cpu",
 ) -> Callable[[], None]:
-    """The input projection of one (layer, direction) at [steps, batch], ready to call."""
-    xp = _namespace(framework)
-    W, _, Wb, Rb, x = _layer(spec, weights, batch, steps, xp, device)
+    """A whole solve of layer 0's forward recurrence stopped after one iteration, as the runner
+    makes it: its setup (input projection, buffers, outputs) and one iteration."""
+    from backends.parallel_in_time.runner import make_runner
 
-    def call() -> None:
-        with _quiet(xp):
-            input_projection(spec.cell, x, W, Wb, Rb)
-            _synchronize(xp, device)
-
-    return call
+    one = spec.replace(num_layers=1, bidirectional=False, head=None, batch_first=False)
+    layer0 = {k: np.asarray(weights[k])[:1] for k in ("l0.W", "l0.R", "l0.Wb", "l0.Rb")}
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((steps, batch, spec.input_size)).astype(spec.dtype)
+    run, _ = make_runner(one, layer0, x, method, 0.0, 1, device, framework)
+    return run
 
 
 def _synchronize(xp, device: str) -> None:

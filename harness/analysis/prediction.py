@@ -10,7 +10,7 @@ solve is timed; no timing of any case enters a prediction.
 
 The error of a case: predicted ratio / measured ratio (solve / step loop). It splits exactly into
 three factors: iterations predicted / counted (and so the work), one iteration's time predicted /
-measured (the solve's rate; measured as (solve - predicted projection) / iterations), and the
+measured (the solve's rate; measured as (solve - predicted setup) / iterations), and the
 step loop's time measured / predicted (its rate). A case missed by more than 2x names the
 factor furthest from 1, with both its values.
 """
@@ -57,9 +57,9 @@ def compared(timed: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _factors(t: dict[str, Any], predicted: dict[str, Any]) -> dict[str, dict[str, float]]:
     """Each term's predicted and measured value and its factor in the error (the product of
-    the three factors is the error where the projection is negligible)."""
+    the three factors is the error where the setup is negligible)."""
     solve, loop = t["median_ci"][0], t["step_loop_ci"][0]
-    per_iteration = max(solve - predicted["projection_s"], solve * 1e-3) / t["iterations"]
+    per_iteration = max(solve - predicted["setup_s"], solve * 1e-3) / t["iterations"]
     terms = {
         "iterations": (predicted["iterations"], t["iterations"]),
         "iteration time": (predicted["iteration_s"], per_iteration),

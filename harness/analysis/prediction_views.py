@@ -18,7 +18,7 @@ NOTE = (
     "(the law is fitted on the sweep's counted iterations alone; no timing of a case enters its "
     "prediction). Error = predicted ratio / measured ratio; where it is beyond {within:g}x, "
     "the term that missed is named with its two values (iterations counted; an iteration's "
-    "time measured as (solve - projection) / iterations; the step loop's median)."
+    "time measured as (solve - setup) / iterations; the step loop's median)."
 )
 
 

@@ -5,10 +5,11 @@
 - the work multiplier W: the solve's FLOPs over the step loop's at k iterations, over every layer
   and direction (harness/sweeps/parallel_in_time_work.py counts them);
 - the machine's costs at the model's shape (probe.py): one iteration of one (layer, direction)
-  tau(T), the input projection P(T) and the step loop S(T).
+  tau(T), a solve of it stopped after one iteration F(T), and the step loop S(T).
 
-The solve: P(T) * (the model's projection FLOPs / layer 0's) + k * L*D * tau(T), each layer and
-direction solved in turn with the model's iteration count (layer 0's exponent stands for all).
+The solve: L*D * (F(T) - tau(T) + k * tau(T)): each layer and direction set up (input
+projection, buffers, outputs: F - tau) and iterated k times, the model's iteration count
+(layer 0's exponent stands for all).
 Its ratio to the step loop, solve / S(T), says "wins" below 1 and "loses" above. The break-even
 T is the smallest T, on a grid of quarter powers of 2 up to MAX_STEPS, from which the predicted
 ratio stays below 1, interpolated in log T between grid points.
@@ -39,17 +40,6 @@ def model_work(spec: ModelSpec, batch: int, steps: int, method: str, iterations:
     return total / sequential
 
 
-def projection_share(spec: ModelSpec, batch: int, steps: int) -> float:
-    """The model's input-projection FLOPs over layer 0's one direction's."""
-    D, cell, H = spec.num_directions, spec.cell.value, spec.hidden_size
-    first = counts.projection_flops(cell, batch, steps, spec.input_size, H)
-    every = sum(
-        D * counts.projection_flops(cell, batch, steps, size, H)
-        for size in layer_inputs(spec.input_size, H, spec.num_layers, D)
-    )
-    return every / first
-
-
 class Predictor:
     """The prediction of one model at batch B on one machine (its probed costs), for any T."""
 
@@ -65,9 +55,16 @@ class Predictor:
         one = self.costs.curves[method].at(steps, flops)
         return spec.num_layers * spec.num_directions * one
 
-    def projection_s(self, steps: float) -> float:
-        one = self.costs.curves["projection"].at(steps)
-        return one * projection_share(self.spec, self.batch, max(1, round(steps)))
+    def setup_s(self, method: str, steps: float) -> float:
+        """Once per solve: F(T) - tau(T) for every (layer, direction), held >= 0."""
+        spec, cell, B = self.spec, self.spec.cell.value, self.batch
+
+        def flops(T: float) -> float:
+            return counts.iteration_flops(method, cell, B, max(1, round(T)), spec.hidden_size)
+
+        first = self.costs.curves[f"{method} first"].at(steps, flops)
+        one = self.costs.curves[method].at(steps, flops)
+        return spec.num_layers * spec.num_directions * max(0.0, first - one)
 
     def step_loop_s(self, steps: float) -> float:
         return self.costs.curves["loop"].at(steps)
@@ -80,7 +77,7 @@ class Predictor:
         found = predict(self.law(method), self.lle, T, tol, max_iter or T + 1)
         if found.iterations is None:
             return None
-        solve = self.projection_s(steps) + found.iterations * self.iteration_s(method, steps)
+        solve = self.setup_s(method, steps) + found.iterations * self.iteration_s(method, steps)
         return solve / self.step_loop_s(steps)
 
     def break_even(self, method: str, tol: float, max_iter: int | None) -> float | None:
@@ -103,12 +100,12 @@ class Predictor:
 
     def solve(self, method: str, steps: int, tol: float, max_iter: int | None) -> PredictedSolve:
         found = predict(self.law(method), self.lle, steps, tol, max_iter or steps + 1)
-        iteration_s, projection_s = self.iteration_s(method, steps), self.projection_s(steps)
+        iteration_s, setup_s = self.iteration_s(method, steps), self.setup_s(method, steps)
         step_loop_s = self.step_loop_s(steps)
         work = solve_s = ratio = None
         if found.iterations is not None:
             work = model_work(self.spec, self.batch, steps, method, found.iterations)
-            solve_s = projection_s + found.iterations * iteration_s
+            solve_s = setup_s + found.iterations * iteration_s
             ratio = solve_s / step_loop_s
         verdict = "does not converge" if ratio is None else ("wins" if ratio < 1 else "loses")
         unbounded = found.unbounded if math.isfinite(found.unbounded) else None
@@ -120,7 +117,7 @@ class Predictor:
             reason=found.reason,
             work_multiplier=work,
             iteration_s=iteration_s,
-            projection_s=projection_s,
+            setup_s=setup_s,
             solve_s=solve_s,
             step_loop_s=step_loop_s,
             ratio=ratio,

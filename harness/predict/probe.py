@@ -1,9 +1,11 @@
 """The machine's costs at the model's shape, timed in a few seconds: one iteration of each
-method's solver (backends/parallel_in_time/iteration_probe.py), the input projection, and the
-step loop the solve replaces (the backend's own forward, as `bench` times it), each at a few
-sequence lengths. A length is probed only while its estimated cost (the previous length's
-time scaled by the work) stays within the budget; longer ones are extrapolated
-(costs.CostCurve). Run it at the thread count the solve will run at."""
+method's solver and a whole solve stopped after one iteration (its setup: input projection,
+buffers, outputs; backends/parallel_in_time/iteration_probe.py), and the step loop the solve
+replaces (the backend's own forward, as `bench` times it), each at a few sequence lengths,
+round-robin, the fastest of REPEATS calls. A length is probed only while its estimated cost
+(the previous length's time scaled by the work) stays within the budget; longer ones are
+extrapolated (costs.CostCurve). Run it at the thread count the solve will run at, with nothing
+else of the same run busy (bench makes it at a case's calibration)."""
 
 from __future__ import annotations
 
@@ -32,8 +34,9 @@ FRAMEWORKS = {
 
 @dataclasses.dataclass(frozen=True)
 class Costs:
-    """Per-call seconds curves: "loop" (the step loop, whole model), "projection" (layer 0's
-    input projection) and each method's one iteration of one (layer, direction)."""
+    """Per-call seconds curves: "loop" (the step loop, whole model), each method's one
+    iteration of one (layer, direction) ("newton", "quasi-newton") and a one-iteration solve
+    of layer 0's forward recurrence ("newton first", "quasi-newton first")."""
 
     backend: str
     curves: dict[str, CostCurve]
@@ -67,17 +70,19 @@ def probe(
     pt = registry.parallel_in_time()
     cell, hidden = spec.cell.value, spec.hidden_size
     loop = _loop_call(spec, weights, batch, backend)
-    builders = {
-        "loop": (loop, float),
-        "projection": (
-            lambda T: pt.projection_call(spec, weights, batch, T, framework, device),
-            float,
-        ),
-    }
+    builders = {"loop": (loop, float)}
     for method in methods:
+
+        def work(T, m=method):
+            return counts.iteration_flops(m, cell, batch, int(T), hidden)
+
         builders[method] = (
             lambda T, m=method: pt.iteration_call(spec, weights, m, batch, T, framework, device),
-            lambda T, m=method: counts.iteration_flops(m, cell, batch, int(T), hidden),
+            work,
+        )
+        builders[f"{method} first"] = (
+            lambda T, m=method: pt.first_solve_call(spec, weights, m, batch, T, framework, device),
+            work,
         )
     lengths: dict[str, list[int]] = {name: [] for name in builders}
     seconds: dict[str, list[float]] = {name: [] for name in builders}
@@ -95,7 +100,7 @@ def probe(
             calls[name] = build(T)
         if not calls:
             break
-        for name, value in pt.median_seconds(calls, REPEATS).items():
+        for name, value in pt.fastest_seconds(calls, REPEATS).items():
             lengths[name].append(T)
             seconds[name].append(value)
     curves = {name: CostCurve(tuple(lengths[name]), tuple(seconds[name])) for name in builders}

@@ -38,8 +38,11 @@ class PredictedSolve(Record):
         None, ge=0, description="the solve's FLOPs over the step loop's, at those iterations"
     )
     iteration_s: Positive = Field(description="one iteration, every layer and direction, probed")
-    projection_s: NonNegative = Field(description="the input projection, done once, probed")
-    solve_s: Positive | None = Field(None, description="projection + iterations x iteration_s")
+    setup_s: NonNegative = Field(
+        description="once per solve: input projection, buffers, outputs (probed: a one-iteration "
+        "solve less one iteration), every layer and direction"
+    )
+    solve_s: Positive | None = Field(None, description="setup_s + iterations x iteration_s")
     step_loop_s: Positive = Field(description="the step loop it replaces, probed")
     ratio: Positive | None = Field(None, description="solve_s / step_loop_s")
     verdict: Literal["wins", "loses", "does not converge"]
