@@ -5,7 +5,8 @@ would run (the fused torch quasi-Newton iteration, or newton.iterate for dense N
 NumPy) on one layer's recurrence at [steps, batch], ready to be timed; `first_solve_call` a
 whole solve of it, through the runner, stopped after one iteration (what a solve costs beyond
 its iterations). The values of the inputs do not change an iteration's cost (denormals are
-flushed as the runner flushes them), so the inputs are seeded noise, not the model's data. `fastest_seconds` times calls round-robin.
+flushed as the runner flushes them), so the inputs are seeded noise, not the model's data.
+`fastest_seconds` times calls round-robin.
 """
 
 from __future__ import annotations
@@ -22,18 +23,26 @@ from backends.parallel_in_time.newton import METHODS, check_spec, iterate
 from harness.model.spec import Cell, ModelSpec
 
 
-def fastest_seconds(calls: Mapping[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
-    """Each call's fastest seconds over `repeats` rounds, one call of each per round in turn,
-    after one warm-up call each: on a shared machine the fastest call is the one least
-    disturbed, and the round-robin lets a burst of load fall on all alike."""
-    for call in calls.values():
-        call()  # warm up: first-call allocations and kernel selection
+def fastest_seconds(
+    calls: Mapping[str, Callable[[], Any]], repeats: int, budget_s: float = float("inf")
+) -> dict[str, float]:
+    """Each call's fastest seconds over up to `repeats` rounds, one call of each per round in
+    turn, after one warm-up call each: on a shared machine the fastest call is the one least
+    disturbed, and the round-robin lets a burst of load fall on all alike. A call whose warm-up
+    says its rounds would pass budget_s gets fewer (one at least)."""
+    warm = {}
+    for name, call in calls.items():  # warm up: first-call allocations and kernel selection
+        start = time.perf_counter()
+        call()
+        warm[name] = time.perf_counter() - start
+    rounds = {n: max(1, min(repeats, int(budget_s / max(w, 1e-9)))) for n, w in warm.items()}
     samples: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(repeats):
+    for index in range(repeats):
         for name, call in calls.items():
-            start = time.perf_counter()
-            call()
-            samples[name].append(time.perf_counter() - start)
+            if index < rounds[name]:
+                start = time.perf_counter()
+                call()
+                samples[name].append(time.perf_counter() - start)
     return {name: min(values) for name, values in samples.items()}
 
 

@@ -2,10 +2,11 @@
 method's solver and a whole solve stopped after one iteration (its setup: input projection,
 buffers, outputs; backends/parallel_in_time/iteration_probe.py), and the step loop the solve
 replaces (the backend's own forward, as `bench` times it), each at a few sequence lengths,
-round-robin, the fastest of REPEATS calls. A length is probed only while its estimated cost
-(the previous length's time scaled by the work) stays within the budget; longer ones are
-extrapolated (costs.CostCurve). Run it at the thread count the solve will run at, with nothing
-else of the same run busy (bench makes it at a case's calibration)."""
+round-robin, the fastest of REPEATS calls (fewer for a call that would pass BUDGET_S). A
+length is probed only while its estimated cost (the previous length's time scaled by the work)
+stays within BUDGET_S, and every length within TOTAL_S; longer ones are extrapolated
+(costs.CostCurve). Run it at the thread count the solve will run at, with nothing else of the
+same run busy (bench makes it at a case's calibration)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from harness.sweeps import parallel_in_time_work as counts
 LENGTHS = (4, 16, 64, 256, 1024, 4096)
 REPEATS = 5
 BUDGET_S = 0.3  # one probed length of one curve: its warm-up call and its repeats
+TOTAL_S = 2.5  # every curve at every length: no length starts that would run past it
 # the solver's framework for each backend the engine runs newton / quasi-newton on
 FRAMEWORKS = {
     "torch-cpu": ("torch", "cpu"),
@@ -88,19 +90,20 @@ def probe(
     seconds: dict[str, list[float]] = {name: [] for name in builders}
     stopped: set[str] = set()
     for T in lengths_for(steps):
-        calls = {}
-        for name, (build, work) in builders.items():
-            if name in stopped:
+        estimates = {}
+        for name, (_, work) in builders.items():
+            if name in stopped or not seconds[name]:
                 continue
-            if seconds[name]:
-                estimate = seconds[name][-1] * work(T) / work(lengths[name][-1])
-                if estimate * (REPEATS + 1) > BUDGET_S:
-                    stopped.add(name)
-                    continue
-            calls[name] = build(T)
+            estimates[name] = seconds[name][-1] * work(T) / work(lengths[name][-1])
+            if estimates[name] * (REPEATS + 1) > BUDGET_S:
+                stopped.add(name)
+        later = sum(v for k, v in estimates.items() if k not in stopped) * (REPEATS + 1)
+        if lengths["loop"] and time.perf_counter() - started + later > TOTAL_S:
+            break  # the lengths probed so far carry the rest
+        calls = {name: build(T) for name, (build, _) in builders.items() if name not in stopped}
         if not calls:
             break
-        for name, value in pt.fastest_seconds(calls, REPEATS).items():
+        for name, value in pt.fastest_seconds(calls, REPEATS, BUDGET_S).items():
             lengths[name].append(T)
             seconds[name].append(value)
     curves = {name: CostCurve(tuple(lengths[name]), tuple(seconds[name])) for name in builders}
