@@ -63,8 +63,34 @@ def _summary(samples: list[float]) -> dict:
     }
 
 
+def module_at(commit: str, path: str = "backends/parallel_in_time/torch_quasi.py"):
+    """The module `path` as it was at `commit` (git show), loaded under its own name: the
+    iteration of an earlier commit timed beside this one's, in one run."""
+    import importlib.util
+    import subprocess
+    import tempfile
+
+    source = subprocess.run(
+        ["git", "show", f"{commit}:{path}"], check=True, capture_output=True, text=True
+    ).stdout
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as file:
+        file.write(source)
+    spec = importlib.util.spec_from_file_location(f"torch_quasi_at_{commit}", file.name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def iteration_cost(
-    cell: str, H: int, T: int, B: int, before=True, compiled=False, budget_s=4.0, rounds=(5, 25)
+    cell: str,
+    H: int,
+    T: int,
+    B: int,
+    before=True,
+    compiled=False,
+    budget_s=4.0,
+    rounds=(5, 25),
+    baseline=None,
 ) -> dict:
     """One torch quasi-Newton iteration (float32, CPU) against the product of the same FLOPs.
 
@@ -76,7 +102,8 @@ def iteration_cost(
     denormals flushed as in the runner. "after": torch_quasi.QuasiNewton.iteration (the fused
     path the runner uses); "before": newton.iterate, the generic array-namespace iteration
     (this repository's torch path before the fused one), with max_iter = 1; "compiled": the fused
-    path with its elementwise part through torch.compile (compile time reported separately).
+    path with its elementwise part through torch.compile (compile time reported separately);
+    "baseline": the fused path of an earlier commit (module_at), where one is given.
     All are timed round-robin in the same process (one sample of each per round), for at least
     rounds[0] and at most rounds[1] rounds, stopping after budget_s seconds; ratio = each round's
     iteration time / that round's product time, summarised by median, 10th and 90th percentile.
@@ -103,6 +130,9 @@ def iteration_cost(
         h, RT = torch.randn(T * B, H), R.T.contiguous()
         timed["product"] = functools.partial(torch.matmul, h, RT, out=out)
         timed["after"] = _flushed(QuasiNewton(spec.cell, xw, R, Rb, s0, compile=False).iteration)
+        if baseline is not None:
+            old = baseline.QuasiNewton(spec.cell, xw, R, Rb, s0, compile=False)
+            timed["baseline"] = _flushed(old.iteration)
         if before:
             S = torch.zeros(T, B, N)
             timed["before"] = _flushed(
@@ -144,12 +174,15 @@ def iteration_cost(
     return row
 
 
-def cost_table(cells, sizes, lengths, batches, threads, before, compiled, budget_s) -> list[dict]:
+def cost_table(
+    cells, sizes, lengths, batches, threads, before, compiled, budget_s, baseline=None
+) -> list[dict]:
     import torch
 
     rows = []
     head = f"{'thr':>3} {'cell':4} {'H':>4} {'T':>5} {'B':>3} {'product ms':>10} {'GFLOP/s':>7}"
     names = ["after"] + (["compiled"] if compiled else []) + (["before"] if before else [])
+    names += ["baseline"] if baseline is not None else []
     print(head + "".join(f" {n + ' ratio (p10-p90)':>24}" for n in names))
     for count in threads:
         torch.set_num_threads(count)
@@ -157,7 +190,9 @@ def cost_table(cells, sizes, lengths, batches, threads, before, compiled, budget
             for H in sizes:
                 for T in lengths:
                     for B in batches:
-                        row = iteration_cost(cell, H, T, B, before, compiled, budget_s)
+                        row = iteration_cost(
+                            cell, H, T, B, before, compiled, budget_s, baseline=baseline
+                        )
                         rows.append(row)
                         line = (
                             f"{count:3d} {cell:4} {H:4d} {T:5d} {B:3d} "
@@ -236,6 +271,10 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="also time the compiled form")
     parser.add_argument("--budget", type=float, default=4.0, help="seconds per cost row")
     parser.add_argument("--cost-only", action="store_true")
+    parser.add_argument(
+        "--baseline-commit",
+        help="also time the fused iteration as it was at this commit (git show), side by side",
+    )
     args = parser.parse_args()
 
     def ints(text):
@@ -252,6 +291,7 @@ def main() -> None:
         not args.no_before,
         args.compile,
         args.budget,
+        module_at(args.baseline_commit) if args.baseline_commit else None,
     )
     by_T = by_lle = []
     if not args.cost_only:

@@ -2,8 +2,9 @@
 # Regenerate every committed reference result from a clean checkout, then the example report
 # and the README's findings block from them. Run on a quiet machine (nothing else running):
 #   bash benchmarks/regenerate.sh [MACHINE_LABEL]
-# About 45 minutes on a 2-core VM, the trained examples and the streaming suite (about 10)
-# included (34 measured on Zen 4 before the streaming suite). Each
+# About 55 minutes on a 2-core VM, the trained examples included: an estimate, not yet timed in
+# one run (45 with the streaming suite, about 10; the prediction's check adds about 10; 34 measured
+# on Zen 4 before both). Each
 # file records the commit it was made at; commit them together afterwards. The example report and the
 # README's answer block are written from the same files `tox -e report` names.
 set -euo pipefail
@@ -22,9 +23,14 @@ $rnnbench bench --suite full --out "$cpu/bench-full.json" --overwrite --machine 
 $rnnbench bench --suite streaming --out "$cpu/bench-streaming.json" --overwrite --machine "$machine"
 $rnnbench parallel-in-time --sweep default --json "$cpu/parallel-in-time.json"
 PYTHONPATH=. .tox/stack/bin/python benchmarks/parallel_in_time_probe.py --cost-only --no-before \
-  --budget 3 --json "$cpu/parallel-in-time-iteration-cost.json" > "$cpu/parallel-in-time-iteration-cost.txt"
+  --hidden 32,64,128,256 --budget 3 --json "$cpu/parallel-in-time-iteration-cost.json" \
+  > "$cpu/parallel-in-time-iteration-cost.txt"
+# the prediction checked against measurement: predicted then timed (suite prediction.toml, the
+# trained examples, a gain ladder past LLE = 0), the prediction's own seconds; about 10 minutes
+PYTHONPATH=. .tox/stack/bin/python benchmarks/prediction_check.py --out "$cpu/prediction"
 $rnnbench selfcheck --json "$cpu/selfcheck.json" || echo "selfcheck: a figure outside its bound (recorded in the file)" >&2
 $rnnbench parity --report results/cpu-reference > /dev/null
 RNNBENCH="$rnnbench" bash benchmarks/trained/regenerate.sh "$machine"
 $rnnbench report "$cpu/bench-full.json" "$cpu/bench-streaming.json" results/cpu-reference/parity.json \
-  "$cpu/parallel-in-time.json" results/trained --out results/report --readme README.md
+  "$cpu/parallel-in-time.json" "$cpu/prediction/bench-prediction.json" results/trained \
+  --out results/report --readme README.md

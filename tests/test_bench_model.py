@@ -49,6 +49,12 @@ def test_the_file_and_its_backends_are_timed_after_parity(timed):
     assert all("my model.onnx as it is (onnx)" in r["impl_class"] for r in file_cases)
     solves = [r["parallel_in_time"] for r in ok if r["case"]["mode"] == "newton"]
     assert all(p["converged"] and p["lle"] < 0 for p in solves), solves
+    # each solve predicted before it ran, at its own T
+    for record in ok:
+        solve = record.get("parallel_in_time")
+        if solve:
+            assert solve["prediction"]["steps"] == record["case"]["steps"], record["notes"]
+            assert solve["prediction"]["method"] == record["case"]["mode"]
 
 
 def test_the_report_shows_your_model_and_nothing_empty(timed):

@@ -29,8 +29,10 @@ ALLOWED = {
         "harness.parity",
         "harness.model_file",
         "harness.load",
+        "harness.predict",
     },
     "harness.cluster": {"harness.bench", "harness.machine", "harness.records"},
+    "harness.predict": {"harness.model", "harness.machine", "harness.sweeps", "harness.records"},
     "harness.analysis": {
         "harness.bench",
         "harness.machine",
@@ -39,6 +41,7 @@ ALLOWED = {
         "harness.parity",
         "harness.records",
         "harness.sweeps",
+        "harness.predict",
     },
     "backends": {
         "backends.parallel_in_time",

@@ -87,7 +87,7 @@ def tiny(tmp_path_factory):
 
 
 def test_tiny_sweep_rows(tiny):
-    assert tiny["kind"] == "rnnbench-parallel-in-time" and tiny["schema_version"] == 1
+    assert tiny["kind"] == "rnnbench-parallel-in-time" and tiny["schema_version"] == 2
     assert tiny["environment"]["git"]["commit"] == tiny["commit"]  # None outside a git checkout
     rows = tiny["rows"]
     assert len(rows) == len(sweep.load_grid_text(TINY).points()) == 2 * 3 * 2 + 2 * 2 * 2
@@ -101,6 +101,8 @@ def test_tiny_sweep_rows(tiny):
             work = counts.work(row["method"], row["cell"], 2, row["steps"], 8, 8, row["iterations"])
             assert row["work_multiplier"] == pytest.approx(work["work_multiplier"], rel=1e-12)
             assert row["depth"] == row["iterations"] * counts.depth_per_iteration(row["steps"])
+            # every change recorded, the last the first under tol
+            assert len(row["residuals"]) == row["iterations"] and row["residuals"][-1] <= 1e-12
         else:
             assert row["reason"] and row["work_multiplier"] is None
     chaotic = [r for r in rows if r["lle"] > 0]
@@ -143,9 +145,11 @@ def test_analysis_of_made_up_documents():
     assert timed.parallelism_found_ci == (NEWTON_WORK / 2,) * 3
     assert timed.headroom_ci == (4.0, 4.0, 4.0)  # the step loop / its product: 10 / 2.5 ms
     assert timed.work.depth == 5 * (2 + 11)  # T=64: 2*6 - 1 scan rounds
-    assert "cannot win" in parallel_in_time.verdict(NEWTON_WORK, timed.headroom_ci)
-    assert "room for a win" in parallel_in_time.verdict(3.9, timed.headroom_ci)
-    assert "too close" in parallel_in_time.verdict(4.0, (4.0, 3.5, 4.5))
+    assert "cannot pay" in parallel_in_time.headroom(NEWTON_WORK, timed.headroom_ci)
+    assert parallel_in_time.headroom(3.9, timed.headroom_ci) == "penalty above the work multiplier"
+    assert "reaches" in parallel_in_time.headroom(4.0, (4.0, 3.5, 4.5))
+    # the verdict is the measured interval's alone: 2x [2, 2] loses, whatever the penalty
+    assert timed.verdict == "loses" and timed.prediction is None
     newton, quasi = solves.by_steps
     assert [p.iterations for p in quasi.points] == [2, 16, 22]
     summary, *texts = [f.text for f in solves.findings]
@@ -196,7 +200,8 @@ def test_report_renders_the_section(reports):
             :4
         ] == b"\x89PNG"
     assert "| sweep-box | gru | quasi-newton | 32 | 2 | 16 | 22 |" in text  # iterations vs T
-    assert "| 2.00x [2.00, 2.00] | 59.6x | 29.781x [29.781, 29.781] | 4.00x [4.00, 4.00] |" in text
+    row = "| 2.00x [2.00, 2.00] | 59.6x | 29.781x [29.781, 29.781] | loses | not predicted | 4.00x"
+    assert row in text and "room for a win" not in text
     assert "| sweep-box | gru | newton | 32 | 256 | 6 | +0.050 | no (" in text  # the gain table
     assert "| 3 | -0.010 | 969, off the sequential run | 1.05e+04x | 5.0e-11 |" in text
     assert "Sweeps: sweep-box, commit 0123456789, 12 s" in text
@@ -215,8 +220,8 @@ def test_report_refuses_a_sweep_of_another_schema(tmp_path, capsys):
     bench, sweep = tmp_path / "bench.json", tmp_path / "parallel-in-time.json"
     bench.write_text(json.dumps(example_doc()))
     doc = json.loads(dumps(sweep_doc()))
-    doc["schema_version"] = 2
+    doc["schema_version"] = 3
     sweep.write_text(json.dumps(doc))
     assert main(["report", str(bench), str(sweep), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
-    assert re.search(r"schema_version 2: this rnnbench reads 1", err) and err.count("\n") == 1
+    assert re.search(r"schema_version 3: this rnnbench reads 1, 2", err) and err.count("\n") == 1

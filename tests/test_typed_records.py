@@ -70,7 +70,11 @@ def _no_loss(doc: dict) -> dict:
     [
         (SWEEP, _broken_sweep, r"parallel-in-time sweep .* is corrupt: rows\[3\]\.lle = 'chaotic'"),
         (SWEEP, _extra_field, r"rows\[0\]\.speedup: not a field this file may hold"),
-        (SWEEP, lambda d: {**d, "schema_version": 2}, r"schema_version 2: this rnnbench reads 1"),
+        (
+            SWEEP,
+            lambda d: {**d, "schema_version": 3},
+            r"schema_version 3: this rnnbench reads 1, 2",
+        ),
         (TRAINING, _epochs_out_of_order, r"lstm_membrane: history holds epochs out of order"),
         (TRAINING, _no_loss, r"is corrupt: models\[0\]\.history\[2\]: epoch 3 records no loss"),
         (TRAINING, lambda d: {**d, "models": "none"}, r"models = 'none': allowed a list"),

@@ -5,10 +5,16 @@ through the solution. See newton.py for the method, runner.py for what the bench
 from __future__ import annotations
 
 from backends.parallel_in_time.adjoint import model_gradients
+from backends.parallel_in_time.iteration_probe import (
+    fastest_seconds,
+    first_solve_call,
+    iteration_call,
+)
 from backends.parallel_in_time.lyapunov import LyapunovEstimate, lyapunov_spectrum, model_lyapunov
 from backends.parallel_in_time.newton import METHODS, ParallelResult, SolveRecord, solve_model
 from backends.parallel_in_time.reference import compare_with_sequential, sequential_reference
 from backends.parallel_in_time.runner import FRAMEWORKS, fetch, make_runner
+from backends.parallel_in_time.tangent import largest_lyapunov
 
 __all__ = [
     "FRAMEWORKS",
@@ -18,6 +24,10 @@ __all__ = [
     "SolveRecord",
     "compare_with_sequential",
     "fetch",
+    "fastest_seconds",
+    "first_solve_call",
+    "iteration_call",
+    "largest_lyapunov",
     "lyapunov_spectrum",
     "make_runner",
     "model_gradients",

@@ -81,6 +81,17 @@ def trajectory_jacobians(
 ) -> Iterable[np.ndarray]:
     """Dense Jacobians [t, B, N, N] along the sequential float64 trajectory, chunk by chunk,
     in the direction's processing order."""
+    xw, states, R, Rb = trajectory(spec, params, x, h0, c0, layer, direction)
+    T, B, N = xw.shape[0], xw.shape[1], states.shape[-1]
+    chunk = max(1, CHUNK_BYTES // (8 * B * N * N))
+    for start in range(0, T, chunk):
+        stop = min(T, start + chunk)
+        yield step(spec.cell, xw[start:stop], R, Rb, states[start:stop], "dense")[1]
+
+
+def trajectory(spec: ModelSpec, params: Mapping[str, Any], x, h0, c0, layer: int, direction: int):
+    """(xw [T, B, G*H], states [T+1, B, N] with the initial state first, R, Rb) of one layer and
+    direction along the sequential float64 run, in the direction's processing order."""
     spec64 = spec.replace(dtype="float64")
     params64 = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
     _, tape = numpy_ref.forward_with_tape(spec64, params64, np.asarray(x, np.float64), None, h0, c0)
@@ -91,12 +102,7 @@ def trajectory_jacobians(
         states = np.concatenate([states, run.cells.transpose(0, 2, 1)], axis=-1)
     source = layer_tape.x if direction == 0 else layer_tape.x[::-1]
     W, R, Wb, Rb = (params64[f"l{layer}.{k}"][direction] for k in ("W", "R", "Wb", "Rb"))
-    xw = input_projection(spec.cell, source, W, Wb, Rb)
-    T, B, N = xw.shape[0], xw.shape[1], states.shape[-1]
-    chunk = max(1, CHUNK_BYTES // (8 * B * N * N))
-    for start in range(0, T, chunk):
-        stop = min(T, start + chunk)
-        yield step(spec.cell, xw[start:stop], R, Rb, states[start:stop], "dense")[1]
+    return input_projection(spec.cell, source, W, Wb, Rb), states, R, Rb
 
 
 def model_lyapunov(

@@ -4,15 +4,18 @@ weights, each figure with its 95% interval."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from harness.analysis.fits import Fit
 from harness.analysis.measures import Analysis
 from harness.analysis.own_model import OwnModel
-from harness.analysis.parallel_in_time import TimedSolve, verdict
+from harness.analysis.parallel_in_time import TimedSolve, predicted_verdict
 from harness.analysis.penalty import PenaltyRow
+from harness.analysis.prediction import ComparedSolve, compared
 from harness.analysis.rows import TimedRow
 from harness.escape import for_markdown_code
 from harness.json_values import JsonObject
-from harness.markdown import field, fields, table_of
+from harness.markdown import Column, field, fields, table_of
 from harness.stats import format_interval, format_ratio, format_seconds
 
 
@@ -125,13 +128,32 @@ def _penalties(rows: list[PenaltyRow]) -> str:
 
 
 def _solves(rows: list[TimedSolve]) -> str:
-    columns = fields("mode", "batch", "steps") + [
-        ("LLE", lambda t: f"{t.lle:+.3f}" if t.lle is not None else ""),
-        ("iterations", field("iterations")),
-        ("work x", lambda t: f"{t.work_multiplier:.3g}"),
-        ("solve", lambda t: format_interval(t.median_ci)),
-        ("step loop", lambda t: format_interval(t.step_loop_ci)),
-        ("solve / step loop", lambda t: format_ratio(t.time_ratio_ci)),
-        ("verdict", lambda t: verdict(t.work_multiplier, t.headroom_ci)),
+    """The timed solves, each beside its prediction: the error and, beyond 2x, the term that
+    missed (harness/analysis/prediction.py)."""
+    judged = {id(c.solve): c for c in compared(rows)}
+    shown = [_Judged(t, judged.get(id(t))) for t in rows]
+    columns: list[Column] = [
+        ("mode", lambda j: j.t.mode),
+        ("batch", lambda j: j.t.batch),
+        ("steps", lambda j: j.t.steps),
+        ("LLE", lambda j: f"{j.t.lle:+.3f}" if j.t.lle is not None else ""),
+        ("iterations", lambda j: j.t.iterations),
+        ("work x", lambda j: f"{j.t.work_multiplier:.3g}"),
+        ("solve", lambda j: format_interval(j.t.median_ci)),
+        ("step loop", lambda j: format_interval(j.t.step_loop_ci)),
+        ("solve / step loop", lambda j: format_ratio(j.t.time_ratio_ci)),
+        ("verdict", lambda j: j.t.verdict),
+        ("predicted", lambda j: predicted_verdict(j.t)),
+        ("predicted ratio", lambda j: f"{j.c.predicted_ratio:.3g}x" if j.c else ""),
+        ("error", lambda j: f"{j.c.error:.2f}x" if j.c else ""),
+        ("missed by", lambda j: (j.c.missed or "") if j.c else ""),
     ]
-    return table_of(columns, rows)
+    return table_of(columns, shown)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Judged:
+    """A timed solve and, where it carried a prediction, its comparison with it."""
+
+    t: TimedSolve
+    c: ComparedSolve | None

@@ -21,88 +21,46 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Iterator, Sequence
 
+from harness.analysis import prediction, solve_records
+from harness.analysis.parallel_in_time_rows import (
+    Source,
+    SweepPoint,
+    SweepSeries,
+    TimedSolve,
+    Work,
+    headroom,
+    predicted_verdict,
+)
 from harness.analysis.penalty import PenaltyRow
 from harness.analysis.rows import TimedRow, key, ratio
 from harness.analysis.stability import Finding, instability
 from harness.model import flops
-from harness.records.parallel_in_time import SweepDocument, SweepRow
+from harness.predict.verdict import measured_verdict
+from harness.records.parallel_in_time import SweepDocument
 from harness.stats import Interval, format_ratio
 from harness.sweeps import parallel_in_time_work as counts
+
+# the rows are parallel_in_time_rows.py's, named here too
+__all__ = [
+    "ParallelInTime",
+    "Source",
+    "SweepPoint",
+    "SweepSeries",
+    "TimedSolve",
+    "Work",
+    "analyse",
+    "headroom",
+    "predicted_verdict",
+]
 
 TITLE = "Parallel in time: how parallel can this recurrence be"
 METHODS = counts.METHODS
 
 
-class SweepPoint(SweepRow):
-    """A sweep's row with the machine it was counted on and the commit it ran at."""
-
-    machine: str
-    commit: str | None
-
-
-@dataclasses.dataclass(frozen=True)
-class SweepSeries:
-    """Sweep points of one grid that share (machine, cell, method, hidden), and for the gain
-    grid its T, sorted along T (the steps grid) or along the LLE (the gain grid)."""
-
-    machine: str
-    cell: str
-    method: str
-    hidden: int
-    steps: int | None
-    points: tuple[SweepPoint, ...]
-
-
-@dataclasses.dataclass(frozen=True)
-class Source:
-    machine: str
-    commit: str | None
-    wall_s: float | None
-
-
-@dataclasses.dataclass(frozen=True)
-class Work:
-    """What a solve costs against the sequential pass: per iteration and in all (its work
-    multiplier), and its depth in rounds of dependent operations."""
-
-    work_per_iteration: float
-    work_multiplier: float
-    depth: int
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class TimedSolve:
-    """A converged Newton / quasi-Newton timing beside its step loop."""
-
-    machine: str
-    backend: str
-    device: str | None
-    mode: str
-    cell: str
-    dtype: str
-    batch: int
-    steps: int
-    input_size: int
-    hidden: int
-    threads: int
-    model: str
-    iterations: int
-    lle: float | None
-    median_ci: Interval
-    step_loop_ci: Interval
-    time_ratio_ci: Interval  # solve / step loop
-    work: Work
-    parallelism_found_ci: Interval  # work multiplier / time ratio
-    headroom_ci: Interval | None  # the step loop's penalty, where it holds
-
-    @property
-    def work_multiplier(self) -> float:
-        return self.work.work_multiplier
-
-
 @dataclasses.dataclass(frozen=True)
 class ParallelInTime:
-    """The section's data: the sweeps' points and series, and the timed solves."""
+    """The section's data: the sweeps' points and series, the timed solves, the single solves
+    and predictions of `parallel-in-time --json`, and predicted against measured."""
 
     sweep_rows: list[SweepPoint]
     by_steps: list[SweepSeries]
@@ -110,26 +68,37 @@ class ParallelInTime:
     timed: list[TimedSolve]
     sources: list[Source]
     findings: list[Finding] = dataclasses.field(default_factory=list)
+    solo: list[solve_records.SoloSolve] = dataclasses.field(default_factory=list)
+    solo_predicted: list[solve_records.SoloPrediction] = dataclasses.field(default_factory=list)
+    prediction: prediction.PredictionAnalysis | None = None
 
 
 def analyse(
-    sweeps: Sequence[SweepDocument], table: Sequence[TimedRow], penalties: Sequence[PenaltyRow]
+    sweeps: Sequence[SweepDocument],
+    table: Sequence[TimedRow],
+    penalties: Sequence[PenaltyRow],
+    records: Sequence[solve_records.SolveFile] = (),
 ) -> ParallelInTime | None:
-    """The section's data, or None when the inputs hold no sweep and no Newton timing."""
+    """The section's data, or None when the inputs hold no sweep, no `parallel-in-time --json`
+    record and no Newton timing."""
     rows = [
         SweepPoint(**dict(row), machine=doc.machine, commit=doc.commit)
         for doc in sweeps
         for row in doc.rows
     ]
     timed_rows = timed(table, penalties)
-    if not rows and not timed_rows:
+    if not rows and not timed_rows and not records:
         return None
+    ran, predicted = solve_records.rows(records)
     out = ParallelInTime(
         rows,
         series(rows, "steps"),
         series(rows, "gain"),
         timed_rows,
         [Source(d.machine, d.commit, d.wall_s) for d in sweeps],
+        solo=ran,
+        solo_predicted=predicted,
+        prediction=prediction.analyse(timed_rows, sweeps),
     )
     return dataclasses.replace(out, findings=list(findings(out)))
 
@@ -207,6 +176,8 @@ def timed(table: Sequence[TimedRow], penalties: Sequence[PenaltyRow]) -> list[Ti
                 work=work,
                 parallelism_found_ci=(W / time_ratio[0], W / time_ratio[2], W / time_ratio[1]),
                 headroom_ci=_headroom(by_key.get(key(row, "mode"))),
+                verdict=measured_verdict(time_ratio),
+                prediction=solve.prediction,
             )
         )
     return sorted(out, key=lambda t: (t.machine, t.backend, t.cell, t.mode, t.steps))
@@ -217,17 +188,6 @@ def _headroom(penalty: PenaltyRow | None) -> Interval | None:
     if penalty is None:
         return None
     return penalty.best_penalty_ci if penalty.best_penalty >= 1 else None
-
-
-def verdict(work_multiplier: float, headroom: Interval | None) -> str:
-    """What the penalty allows: room for a win, none, or too close to call."""
-    if headroom is None:
-        return "no penalty measured at this shape"
-    if headroom[1] > work_multiplier:
-        return "penalty above the work multiplier: room for a win"
-    if headroom[2] < work_multiplier:
-        return "penalty below the work multiplier: cannot win by reclaiming it"
-    return "penalty's interval reaches the work multiplier: too close to call"
 
 
 # ---- findings ------------------------------------------------------------------------------
@@ -378,9 +338,13 @@ def _timed(solves: ParallelInTime) -> Iterator[Finding]:
             + (f"T = {', '.join(map(str, wins))}" if wins else "no T measured")
             + f" (T measured: {', '.join(str(t.steps) for t in rows)})."
         )
+        text += (
+            f" Verdict at T={longest.steps}: {longest.verdict} (predicted before it ran: "
+            f"{predicted_verdict(longest)})."
+        )
         if longest.headroom_ci is not None:
             text += (
                 f" Recurrence penalty there {format_ratio(longest.headroom_ci)}: "
-                f"{verdict(longest.work_multiplier, longest.headroom_ci)}."
+                f"{headroom(longest.work_multiplier, longest.headroom_ci)}."
             )
         yield Finding(text, instability(longest.time_ratio_ci))

@@ -6,12 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from harness.analysis import prediction_views
 from harness.analysis.parallel_in_time import (
     ParallelInTime,
     SweepPoint,
     SweepSeries,
     TimedSolve,
-    verdict,
+    headroom,
+    predicted_verdict,
 )
 from harness.analysis.styles import style
 from harness.markdown import field, fields, markdown_table, table_of
@@ -24,6 +26,7 @@ CAPTIONS = {
     ),
     "parallel_in_time_work_depth": "Work multiplier and depth against T (counted)",
     "parallel_in_time_speed": "Parallel-in-time solve time over the step loop's, per device",
+    "parallel_in_time_prediction": prediction_views.CAPTION,
 }
 NOTE = (
     "Counts, not timings: iterations from an all-zero guess until the max-abs change is <= tol "
@@ -39,11 +42,14 @@ TIMED_NOTE = (
     "(rnnbench bench, modes newton / quasi-newton beside forward; ratios paired by round). "
     "Parallelism found = work multiplier / time ratio: how many times the step loop's FLOP "
     "rate the solve ran at; it wins only where that exceeds its work multiplier. LLE: the "
-    "model's largest Lyapunov exponent on the timed inputs."
+    "model's largest Lyapunov exponent on the timed inputs. Verdict: wins where the ratio's "
+    "whole 95% interval lies below 1, loses where it lies above, too close to call where it "
+    "holds 1; predicted: the verdict predicted before the solve ran (harness/predict)."
 )
 PENALTY_NOTE = (
-    "Penalty: the step loop against the best product of the same FLOPs, where it was measured; "
-    "break-even: whether that headroom covers the work multiplier."
+    "Penalty: the step loop against the best product of the same FLOPs, where it was measured, "
+    "set against the work multiplier: a bound on what reclaiming the loop's idle machine could "
+    "pay for, not a verdict."
 )
 AMDAHL_RESTATED = (
     "This bound treats FLOP shares as time shares and holds only for methods that keep h @ R "
@@ -68,8 +74,10 @@ def markdown(solves: ParallelInTime) -> str:
     if solves.timed:
         penalty = any(t.headroom_ci for t in solves.timed)
         parts += [TIMED_NOTE + (" " + PENALTY_NOTE if penalty else ""), timed_table(solves)]
-    else:
+    elif not solves.solo:
         parts.append("No Newton / quasi-Newton timings among these results.")
+    parts += prediction_views.solo(solves.solo, solves.solo_predicted)
+    parts += prediction_views.markdown(solves.prediction)
     return "\n\n".join(parts)
 
 
@@ -149,11 +157,13 @@ def timed_table(solves: ParallelInTime) -> str:
         ("solve / step loop", lambda t: format_ratio(t.time_ratio_ci)),
         ("work", lambda t: f"{t.work_multiplier:.3g}x"),
         ("parallelism found", lambda t: format_ratio(t.parallelism_found_ci, 3)),
+        ("verdict", field("verdict")),
+        ("predicted", predicted_verdict),
     ]
     if any(t.headroom_ci for t in solves.timed):  # only where a penalty was measured
         columns += [
             ("penalty", lambda t: format_ratio(t.headroom_ci) if t.headroom_ci else ""),
-            ("break-even", lambda t: verdict(t.work_multiplier, t.headroom_ci)),
+            ("penalty vs work", lambda t: headroom(t.work_multiplier, t.headroom_ci)),
         ]
     return table_of(columns, solves.timed)
 
@@ -170,6 +180,11 @@ def plots(solves: ParallelInTime | None) -> list[tuple[str, Callable[[Any], Any]
         ("parallel_in_time_iterations_vs_lle", iterations_vs_lle, solves.by_gain),
         ("parallel_in_time_work_depth", work_depth, solves.by_steps),
         ("parallel_in_time_speed", speed, solves.timed),
+        (
+            "parallel_in_time_prediction",
+            prediction_views.predicted_vs_measured,
+            solves.prediction.rows if solves.prediction else None,
+        ),
     ]
 
 

@@ -10,6 +10,7 @@ import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
+from harness.analysis import own_answer
 from harness.analysis.answer import answers
 from harness.analysis.answer import markdown as answer_markdown
 from harness.analysis.measures import Analysis
@@ -92,7 +93,10 @@ def block(result: Analysis, benches: Sequence[MachineView], paths: Sequence[str]
     """The text between the markers (markers excluded): the answer on the first results
     file's machine, under one line of provenance."""
     found = dict(answers(result))
-    machine = benches[0].machine if benches[0].machine in found else next(iter(found), None)
+    first = benches[0].machine if benches else None
+    machine = first if first in found else next(iter(found), None)
+    own = None if machine else own_answer.heading(result)  # a user's model, or single solves
+    said = found.get(machine, []) if machine else own_answer.sentences(result) if own else []
     flagged = sum(i.machine == machine for i in result.inconsistencies)
     settled = sum(i.machine == machine and i.settled for i in result.inconsistencies)
     others = sorted(set(found) - {machine})
@@ -105,12 +109,14 @@ def block(result: Analysis, benches: Sequence[MachineView], paths: Sequence[str]
     parts = [
         f"**The answer on {machine}.**"
         if machine
-        else "**No answer: these results hold none of the built-in suites' standard case, "
+        else own
+        or "**No answer: these results hold none of the built-in suites' standard case, "
         "step fits, penalties or parallel-in-time timings.**",
-        provenance([d for d, _ in mine], [p for _, p in mine]),
+        provenance([d for d, _ in mine], [p for _, p in mine]) if mine else "",
+        own_answer.provenance(result) if not benches else "",
         noise([d for d, _ in mine]),
         f"The {models} `bench --model` runs given too have sections of their own in the report."
-        if models
+        if models and not own
         else "",
         "Each median and ratio carries its 95% interval.",
         f"{flagged} measurement{'s' if flagged != 1 else ''} on {machine} beat a limit drawn "
@@ -121,10 +127,7 @@ def block(result: Analysis, benches: Sequence[MachineView], paths: Sequence[str]
     ]
     if others:
         parts.append(f"The report answers for {', '.join(others)} too.")
-    lines = [
-        " ".join(p for p in parts if p),
-        *answer_markdown(found.get(machine or "", [])).splitlines(),
-    ]
+    lines = [" ".join(p for p in parts if p), *answer_markdown(said).splitlines()]
     return "\n".join(lines[:MAX_LINES])
 
 

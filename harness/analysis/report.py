@@ -2,7 +2,8 @@
 DIR/report.html (plots inlined as data URIs: it opens with no network). RESULTS are benchmark
 results files, and optionally parity JSON files (`rnnbench parity --json`) for the parity
 heatmap and the export-form audit, and parallel-in-time sweeps (`rnnbench parallel-in-time
---sweep`) for the section on how parallel the recurrence can be. Several machines' results
+--sweep`) and single solves or predictions (`rnnbench parallel-in-time --json`) for the section
+on how parallel the recurrence can be. Several machines' results
 merge, labelled by machine; a file timed on several machines (a Dask run) is read as one
 single-machine view per machine (harness.records.store.machine_views)."""
 
@@ -21,6 +22,7 @@ from harness.analysis import (
     parity_files,
     readme,
     sections,
+    solve_records,
     streaming,
 )
 from harness.analysis.answer import answers
@@ -31,7 +33,13 @@ from harness.analysis.plots import CAPTIONS, Figures, plot_all
 from harness.analysis.trained import analyse as trained_examples
 from harness.atomic_folder import replaced_folder
 from harness.escape import for_markdown
-from harness.records.parallel_in_time import SweepDocument, check_sweep, is_sweep
+from harness.records.parallel_in_time import (
+    SweepDocument,
+    check_solve_record,
+    check_sweep,
+    is_solve_record,
+    is_sweep,
+)
 from harness.records.parity import ParityRecord
 from harness.records.store import KIND, MachineView, ResultsError, check_document, read_json
 from harness.records.store import machine_views as views_of
@@ -54,6 +62,7 @@ class Inputs:
     parities: list[ParityFile]
     sweeps: list[SweepDocument]
     trainings: list[TrainingDocument]
+    solves: list[solve_records.SolveFile] = dataclasses.field(default_factory=list)
 
 
 def load_inputs(paths: list[str]) -> Inputs:
@@ -63,7 +72,7 @@ def load_inputs(paths: list[str]) -> Inputs:
     from harness.parity.report import read_parity
 
     benches: list[MachineView] = []
-    parities, sweeps, trainings = [], [], []
+    parities, sweeps, trainings, solves = [], [], [], []
     for path in expand(paths):
         doc = read_json(path, allow_infinity=True)  # a failed parity record holds Infinity
         if isinstance(doc, dict) and doc.get("kind") == KIND:
@@ -77,19 +86,21 @@ def load_inputs(paths: list[str]) -> Inputs:
             parities.append(ParityFile(record, parity_files.entry(path, record)))
         elif is_sweep(doc):
             sweeps.append(check_sweep(doc, path))
+        elif is_solve_record(doc):  # parallel-in-time --json: a solve, or a prediction alone
+            solves.append(solve_records.SolveFile(path, check_solve_record(doc, path)))
         elif is_training(doc):
             trainings.append(check_training(doc, path))
         else:
             raise ResultsError(
                 f"{path} is neither an rnnbench results file, a parity JSON, a "
-                "parallel-in-time sweep nor a training record"
+                "parallel-in-time sweep or record nor a training record"
             )
-    if not benches:
+    if not benches and not sweeps and not solves:
         raise ResultsError(
-            "no benchmark results among the inputs: give at least one file "
-            "written by `rnnbench bench`"
+            "no benchmark results among the inputs: give at least one file written by "
+            "`rnnbench bench` or `rnnbench parallel-in-time` (--json or --sweep)"
         )
-    return Inputs(benches, parities, sweeps, trainings)
+    return Inputs(benches, parities, sweeps, trainings, solves)
 
 
 def expand(paths: list[str]) -> list[str]:
@@ -170,7 +181,9 @@ def analysed(paths: list[str]) -> tuple[Inputs, Analysis]:
     records = [p.record for p in inputs.parities]
     return inputs, dataclasses.replace(
         result,
-        parallel_in_time=parallel_in_time(inputs.sweeps, result.rows, result.penalties),
+        parallel_in_time=parallel_in_time(
+            inputs.sweeps, result.rows, result.penalties, inputs.solves
+        ),
         trained=trained_examples(inputs.trainings, result.models, records),
         parity_files=[p.check for p in inputs.parities],
         streaming=streaming.analyse(inputs.benches),

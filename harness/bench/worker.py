@@ -76,11 +76,14 @@ def _serve(conn, case_dict, timing) -> None:
             return
         if conn.recv() != "calibrate":
             return
+        extra = job.before_timing() if job.before_timing else {}  # alone on the machine now
         start = time.perf_counter()  # the build ran the first call: the check's
         loops, calibration = timing_core.settle(job.run, timing["warmup_s"], timing["min_round_s"])
         loops = max(loops, -(-job.min_calls // timing["rounds"]))
         guard = timing_core.Interference(calibration)
-        conn.send({"status": "ready", "loops": loops, "calibrate_s": time.perf_counter() - start})
+        conn.send(
+            {"status": "ready", "loops": loops, "calibrate_s": time.perf_counter() - start, **extra}
+        )
         while (request := conn.recv()) in ("round", "finish"):
             if request == "finish":
                 conn.send({"status": "finished", **(job.finish() if job.finish else {})})

@@ -54,6 +54,9 @@ class Workload:
     timed_round: Callable[[int], float] | None = None
     min_calls: int = 0  # the rounds add up to at least this many calls
     finish: Callable[[], JsonObject] | None = None  # after the rounds: more fields to record
+    # run by the worker at calibration, when no other worker of its group is busy (they build
+    # together): fields it returns replace the record's (a prediction's probe times the machine)
+    before_timing: Callable[[], JsonObject] | None = None
 
 
 def open_backend(case: BenchCase):
@@ -254,12 +257,12 @@ def _parallel_in_time(case: BenchCase, backend) -> Workload:
     ref.pop("head", None)  # the solver returns the recurrent outputs
     tol, max_iter = SOLVE_TOL[case.dtype], case.steps + 1  # exact after T steps, up to rounding
     weights = weights64.astype(case.dtype)
+    lle = registry.parallel_in_time().model_lyapunov(spec64, dict(weights64), x64).lle
+    lle = lle if math.isfinite(lle) else None  # a diverging estimate is unknown, not a number
     run, fetch = backend.parallel_in_time_runner(
         spec, dict(weights), _cast(x64, case.dtype), case.mode, tol, max_iter
     )
     result = run()
-    lle = registry.parallel_in_time().model_lyapunov(spec64, dict(weights64), x64).lle
-    lle = lle if math.isfinite(lle) else None  # a diverging estimate is unknown, not a number
     solve = {
         "method": case.mode,
         "tol": tol,
@@ -268,6 +271,7 @@ def _parallel_in_time(case: BenchCase, backend) -> Workload:
         "converged": result.converged,
         "iterations": result.iterations,
         "reason": result.reason,
+        "prediction": None,
     }
     if result.converged:
         outputs, _ = fetch(result)
@@ -275,7 +279,32 @@ def _parallel_in_time(case: BenchCase, backend) -> Workload:
     else:
         checks = [not_converged(result.reason, result.residuals)]
     impl = f"{case.mode} iterations over all T ({backend.impl_label or backend.name})"
-    return Workload(run, impl, checks, weights.digest(), record={"parallel_in_time": solve})
+
+    def predicted() -> JsonObject:
+        prediction, note = _prediction(case, weights, x64, tol, lle)
+        return {"parallel_in_time": {**solve, "prediction": prediction}, "notes": note}
+
+    record = {"parallel_in_time": solve}
+    return Workload(run, impl, checks, weights.digest(), record=record, before_timing=predicted)
+
+
+def _prediction(
+    case: BenchCase, weights, x64, tol: float, lle: float | None
+) -> tuple[JsonObject | None, str]:
+    """(the case's solve as predicted from its exponent and a probe of this machine, as a
+    dict; a note), or (None, why not) where no prediction can be made. Made before the solve
+    is timed and from nothing its run found (its iterations, its time)."""
+    from harness.predict.api import predict_model
+    from harness.predict.errors import CannotPredict
+
+    x, spec = _cast(x64, case.dtype), case.spec
+    if not isinstance(spec, ModelSpec):
+        return None, "no prediction: minGRU has no Newton solve"
+    try:
+        made = predict_model(spec, weights, x, case.backend, tol=tol, methods=(case.mode,), lle=lle)
+    except CannotPredict as exc:
+        return None, f"no prediction: {exc}"
+    return made.solves[0].model_dump(), f"predicted in {made.seconds:.1f} s ({made.law_source})"
 
 
 def not_converged(reason: str | None, residuals) -> Comparison:

@@ -5,6 +5,12 @@ Exit 0: converged and equal to the sequential float64 run at the dtype's parity 
 Exit 1: not converged (max-iter reached or a non-finite value), or converged to something else.
 Exit 2: bad input (one line).
 
+With --predict, it solves nothing: it prints the prediction (harness/predict) of each method at
+the model's T and at a grid of T (iterations from the model's largest Lyapunov exponent by the
+sweep's law, work, time per iteration and the step loop's time probed here, the ratio and the
+break-even T), in seconds. A solve that is run is predicted first, then timed against the step
+loop in interleaved rounds, and the run ends with a one-line verdict from that ratio's interval.
+
 With --sweep GRID (a TOML file's [sweep] table, or "default"), it runs a grid of cells, methods,
 T and gains instead (harness/sweeps/parallel_in_time.py) and writes the counts to --json:
 iterations, Lyapunov exponents, work and depth. Its rows are measurements of the method, exit 0
@@ -20,11 +26,12 @@ import time
 
 from harness import registry
 from harness.atomic import write_text_atomic
-from harness.cli import parallel_in_time_inputs
-from harness.cli.errors import add_memory_budget
+from harness.cli import parallel_in_time_inputs, parallel_in_time_predict
+from harness.cli.errors import add_memory_budget, require
 from harness.json_values import nulls_for_nonfinite
 from harness.output_paths import FILE
-from harness.records.parallel_in_time import SolveDocument, SweepRow, dumps
+from harness.records.parallel_in_time import SolveDocument, SweepRow, VersusStepLoop, dumps
+from harness.records.prediction import PredictedSolve
 from harness.terminal import say
 
 
@@ -67,6 +74,20 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--sweep", help="GRID.toml | default: iterations, work and depth over a grid (--json)"
     )
+    p.add_argument(
+        "--threads",
+        help="threads of the solve's and the step loop's library (default: the library's own)",
+    )
+    p.add_argument(
+        "--predict",
+        action="store_true",
+        help="predict each method's iterations and time against the step loop, without solving",
+    )
+    p.add_argument(
+        "--law",
+        metavar="SWEEP.json",
+        help="the sweep whose iteration law to predict with (default: the committed one)",
+    )
     p.set_defaults(run=run, outputs={"json": FILE})
 
 
@@ -79,12 +100,60 @@ def run(args) -> int:
     h0, c0 = (
         parallel_in_time_inputs.initial_state(args, name, spec, x.shape[1]) for name in ("h0", "c0")
     )
+    parallel_in_time_predict.set_threads(args, options)
+    if args.predict:
+        return parallel_in_time_predict.run_predict(args, spec, weights, source, x, options)
+    require({"scipy": "scipy"}, "report", "rnnbench parallel-in-time's verdict")
+    prediction, note = _predicted(spec, weights, x, options, args)
     record, failure = _solve(spec, weights, source, x, h0, c0, options)
+    versus = None if failure else _versus_loop(spec, weights, x, h0, c0, options)
+    record = record.model_copy(
+        update={"prediction": prediction, "prediction_note": note, "versus_step_loop": versus}
+    )
     _print(record, failure)
     if args.json:
         write_text_atomic(args.json, dumps(record))
         say(f"wrote {args.json}")
+    print(parallel_in_time_predict.verdict_line(record))
     return 1 if failure else 0
+
+
+def _predicted(spec, weights, x, options, args) -> tuple[PredictedSolve | None, str]:
+    """The chosen method at the model's T, predicted before the solve; (None, why) where no
+    prediction can be made."""
+    from harness.predict.errors import CannotPredict
+
+    try:
+        made = parallel_in_time_predict.predict(
+            spec, weights, x, options, args, (options["method"],), ()
+        )
+    except CannotPredict as exc:
+        return None, str(exc)
+    return made.solves[0], f"{made.law_source}, made in {made.seconds:.1f} s"
+
+
+def _versus_loop(spec, weights, x, h0, c0, options) -> VersusStepLoop:
+    """The solve timed against the backend's step loop, round by round."""
+    from harness.predict import versus_loop
+
+    pt = registry.parallel_in_time()
+    solve, _ = pt.make_runner(
+        spec,
+        weights,
+        x,
+        options["method"],
+        options["tol"],
+        options["max_iter"],
+        options["device"],
+        options["framework"],
+        h0,
+        c0,
+    )
+    backend = parallel_in_time_predict.backend_of(options)
+    loop = versus_loop.loop_runner(spec, weights, x, backend)
+    return VersusStepLoop.model_validate(
+        {"backend": backend, **versus_loop.time_against_loop(solve, loop)}
+    )
 
 
 def _solve(spec, weights, source, x, h0, c0, options) -> tuple[SolveDocument, str | None]:

@@ -19,7 +19,7 @@ DEFAULT_TOL = {"float64": 1e-12, "float32": 1e-6}
 DEFAULT_MAX_ITER = {"newton": 100, "quasi-newton": 1000}
 SWEEP_OWNS = (
     *("spec", "weights", "model", "cell", "inputs", "steps", "batch", "h0", "c0", "tol"),
-    *("max_iter", "framework"),
+    *("max_iter", "framework", "law", "threads"),
 )
 SWEEP_DEFAULTS = {"hidden": "32", "input": "8", "gain": "1", "seed": "0", "method": "newton"}
 SWEEP_DEFAULTS |= {"dtype": "float64", "device": "cpu"}
@@ -32,6 +32,8 @@ def check_sweep_args(args) -> None:
     if given:
         flag = "--" + given[0].replace("_", "-")
         raise UsageError(f"--sweep runs its own grid: drop {flag} (set it in the grid's TOML)")
+    if args.predict:
+        raise UsageError("--sweep runs its own grid: drop --predict (predict one model)")
     if not args.json:
         raise UsageError("--sweep needs --json FILE: the sweep's rows go there")
 

@@ -39,6 +39,11 @@ SCHEMAS: dict[str, tuple[type[BaseModel], str]] = {
         "one parallel-in-time solve (`rnnbench parallel-in-time --json`), schema version "
         f"{parallel_in_time.SCHEMA_VERSION}",
     ),
+    "parallel-in-time-prediction": (
+        parallel_in_time.PredictionDocument,
+        "a prediction alone (`rnnbench parallel-in-time --predict --json`), schema version "
+        f"{parallel_in_time.SCHEMA_VERSION}",
+    ),
     "training": (
         training.TrainingDocument,
         "the trained examples' training record (benchmarks/trained/train.py), schema version "

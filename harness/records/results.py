@@ -22,6 +22,7 @@ from harness.records.base import (
     StrictSeconds,
 )
 from harness.records.case_fields import CaseFields
+from harness.records.prediction import PredictedSolve
 from harness.records.streaming import LoadTest, StreamTiming
 
 SCHEMA_VERSION: Final = 6
@@ -104,6 +105,9 @@ class Solve(Record):
     converged: bool
     iterations: int | None = Field(None, ge=0, description="updates from an all-zero guess")
     reason: str | None = Field(None, description="why it did not converge (the case failed)")
+    prediction: PredictedSolve | None = Field(
+        None, description="the solve as predicted before it ran (harness/predict); null: none"
+    )
 
 
 class Stats(Record):

@@ -33,6 +33,7 @@ from harness.model.protocol import NotSupported
 from harness.model.spec import Cell, ModelSpec, SpecError, tomllib
 from harness.model.weights import init_weights
 from harness.records.parallel_in_time import SweepDocument
+from harness.sweeps import iteration_law
 from harness.sweeps import parallel_in_time_work as counts
 
 CELLS = ("rnn", "lstm", "gru")
@@ -188,7 +189,7 @@ def solve_point(grid: Grid, cell, method, hidden, steps, gain, exponents) -> Jso
     row.update(batch=grid.batch, steps=steps, gain=gain, seed=grid.seed, dtype="float64")
     row.update(tol=grid.tol, max_iter=dict(grid.max_iter)[method], lle=exponents[where])
     row.update(status="solved", converged=None, iterations=None, reason=None)
-    row.update(max_abs_error=None, parity_passed=None, seconds=None)
+    row.update(max_abs_error=None, parity_passed=None, seconds=None, residuals=None)
     skip = _dense_skip(grid, cell, method, hidden, steps)
     if skip is None:
         skip = _solve(pt, spec, params, x, row)
@@ -228,6 +229,7 @@ def _solve(pt, spec, params, x, row: JsonObject) -> str | None:
         return str(exc)
     row["seconds"] = time.perf_counter() - started
     row.update(converged=result.converged, iterations=result.iterations, reason=result.reason)
+    row["residuals"] = list(result.residuals)  # the iterations any looser tol would take
     if result.outputs is not None and result.converged:
         reference = pt.sequential_reference(spec, params, x)
         error, comparisons = pt.compare_with_sequential(result.outputs, reference, "float64")
@@ -239,8 +241,9 @@ def _solve(pt, spec, params, x, row: JsonObject) -> str | None:
 def document(
     grid: Grid, rows: list[JsonObject], environment: JsonObject, wall_s: float
 ) -> SweepDocument:
-    """The sweep as its typed record (harness/records/parallel_in_time.py); a value that is
-    not finite becomes null."""
+    """The sweep as its typed record (harness/records/parallel_in_time.py), its rows each with
+    the iterations the law fitted on the rows predicts for it (iteration_law.annotate), and the
+    law; a value that is not finite becomes null."""
     data = {
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "environment": environment,
@@ -250,7 +253,9 @@ def document(
         "wall_s": wall_s,
         "rows": rows,
     }
-    return SweepDocument.model_validate(nulls_for_nonfinite(data))
+    doc = SweepDocument.model_validate(nulls_for_nonfinite(data))
+    annotated, law = iteration_law.annotate(doc.rows)
+    return SweepDocument.model_validate({**dict(doc), "rows": annotated, "law": law})
 
 
 def sweep(grid: Grid, environment: JsonObject, progress=lambda _: None) -> SweepDocument:

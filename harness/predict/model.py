@@ -1,0 +1,126 @@
+"""The prediction itself, per method and sequence length T, from three things:
+
+- iterations k: the sweep's law (harness/sweeps/iteration_law.py) at the model's largest
+  Lyapunov exponent, T and tol; none where the law says it does not converge;
+- the work multiplier W: the solve's FLOPs over the step loop's at k iterations, over every layer
+  and direction (harness/sweeps/parallel_in_time_work.py counts them);
+- the machine's costs at the model's shape (probe.py): one iteration of one (layer, direction)
+  tau(T), a solve of it stopped after one iteration F(T), and the step loop S(T).
+
+The solve: L*D * (F(T) - tau(T) + k * tau(T)): each layer and direction set up (input
+projection, buffers, outputs: F - tau) and iterated k times, the model's iteration count
+(layer 0's exponent stands for all).
+Its ratio to the step loop, solve / S(T), says "wins" below 1 and "loses" above. The break-even
+T is the smallest T, on a grid of quarter powers of 2 up to MAX_STEPS, from which the predicted
+ratio stays below 1, interpolated in log T between grid points.
+"""
+
+from __future__ import annotations
+
+import math
+
+from harness.model.flops import layer_inputs
+from harness.model.spec import ModelSpec
+from harness.predict.probe import Costs
+from harness.records.prediction import PredictedSolve
+from harness.sweeps import parallel_in_time_work as counts
+from harness.sweeps.iteration_law import Law, predict
+
+MAX_STEPS = 2**16
+
+
+def model_work(spec: ModelSpec, batch: int, steps: int, method: str, iterations: int) -> float:
+    """The work multiplier of the whole model (each layer solved with `iterations`)."""
+    D, cell, H = spec.num_directions, spec.cell.value, spec.hidden_size
+    sequential = total = 0.0
+    for size in layer_inputs(spec.input_size, H, spec.num_layers, D):
+        sequential += D * counts.sequential_flops(cell, batch, steps, size, H)
+        total += D * counts.projection_flops(cell, batch, steps, size, H)
+        total += D * iterations * counts.iteration_flops(method, cell, batch, steps, H)
+    return total / sequential
+
+
+class Predictor:
+    """The prediction of one model at batch B on one machine (its probed costs), for any T."""
+
+    def __init__(self, spec: ModelSpec, batch: int, lle: float | None, laws, costs: Costs):
+        self.spec, self.batch, self.lle, self.laws, self.costs = spec, batch, lle, laws, costs
+
+    def iteration_s(self, method: str, steps: float) -> float:
+        spec, cell, B = self.spec, self.spec.cell.value, self.batch
+
+        def flops(T: float) -> float:
+            return counts.iteration_flops(method, cell, B, max(1, round(T)), spec.hidden_size)
+
+        one = self.costs.curves[method].at(steps, flops)
+        return spec.num_layers * spec.num_directions * one
+
+    def setup_s(self, method: str, steps: float) -> float:
+        """Once per solve: F(T) - tau(T) for every (layer, direction), held >= 0."""
+        spec, cell, B = self.spec, self.spec.cell.value, self.batch
+
+        def flops(T: float) -> float:
+            return counts.iteration_flops(method, cell, B, max(1, round(T)), spec.hidden_size)
+
+        first = self.costs.curves[f"{method} first"].at(steps, flops)
+        one = self.costs.curves[method].at(steps, flops)
+        return spec.num_layers * spec.num_directions * max(0.0, first - one)
+
+    def step_loop_s(self, steps: float) -> float:
+        return self.costs.curves["loop"].at(steps)
+
+    def law(self, method: str) -> Law:
+        return self.laws[(self.spec.cell.value, method)]
+
+    def ratio(self, method: str, steps: float, tol: float, max_iter: int | None) -> float | None:
+        T = max(1, round(steps))
+        found = predict(self.law(method), self.lle, T, tol, max_iter or T + 1)
+        if found.iterations is None:
+            return None
+        solve = self.setup_s(method, steps) + found.iterations * self.iteration_s(method, steps)
+        return solve / self.step_loop_s(steps)
+
+    def break_even(self, method: str, tol: float, max_iter: int | None) -> float | None:
+        """The smallest T from which the predicted ratio stays under 1 up to MAX_STEPS."""
+        grid = [2 ** (j / 4) for j in range(8, 4 * int(math.log2(MAX_STEPS)) + 1)]
+        ratios = [self.ratio(method, T, tol, max_iter) for T in grid]
+        winning = [r is not None and r < 1 for r in ratios]
+        if not winning[-1]:
+            return None
+        first = len(grid) - 1
+        while first > 0 and winning[first - 1]:
+            first -= 1
+        if first == 0:
+            return grid[0]
+        low, high = ratios[first - 1], ratios[first]
+        if low is None or high is None:  # from not converging to winning: nothing to interpolate
+            return grid[first]
+        share = math.log(low) / (math.log(low) - math.log(high))  # where log ratio crosses 0
+        return 2 ** (math.log2(grid[first - 1]) + share * 0.25)
+
+    def solve(self, method: str, steps: int, tol: float, max_iter: int | None) -> PredictedSolve:
+        found = predict(self.law(method), self.lle, steps, tol, max_iter or steps + 1)
+        iteration_s, setup_s = self.iteration_s(method, steps), self.setup_s(method, steps)
+        step_loop_s = self.step_loop_s(steps)
+        work = solve_s = ratio = None
+        if found.iterations is not None:
+            work = model_work(self.spec, self.batch, steps, method, found.iterations)
+            solve_s = setup_s + found.iterations * iteration_s
+            ratio = solve_s / step_loop_s
+        verdict = "does not converge" if ratio is None else ("wins" if ratio < 1 else "loses")
+        unbounded = found.unbounded if math.isfinite(found.unbounded) else None
+        return PredictedSolve(
+            method=method,
+            steps=steps,
+            iterations=found.iterations,
+            iterations_unbounded=unbounded,
+            reason=found.reason,
+            work_multiplier=work,
+            iteration_s=iteration_s,
+            setup_s=setup_s,
+            solve_s=solve_s,
+            step_loop_s=step_loop_s,
+            ratio=ratio,
+            verdict=verdict,
+            break_even_steps=self.break_even(method, tol, max_iter),
+        )

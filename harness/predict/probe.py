@@ -1,0 +1,136 @@
+"""The machine's costs at the model's shape, timed in a few seconds: one iteration of each
+method's solver and a whole solve stopped after one iteration (its setup: input projection,
+buffers, outputs; backends/parallel_in_time/iteration_probe.py), and the step loop the solve
+replaces (the backend's own forward, as `bench` times it), each at a few sequence lengths,
+round-robin, the fastest of REPEATS calls (fewer for a call that would pass BUDGET_S). A
+length is probed only while its estimated cost (the previous length's time scaled by the work)
+stays within BUDGET_S, and every length within TOTAL_S; longer ones are extrapolated
+(costs.CostCurve). Run it at the thread count the solve will run at, with nothing else of the
+same run busy (bench makes it at a case's calibration)."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from harness import registry
+from harness.model.spec import ModelSpec
+from harness.model.weights import CanonicalWeights
+from harness.predict.costs import CostCurve
+from harness.predict.errors import CannotPredict
+from harness.sweeps import parallel_in_time_work as counts
+
+LENGTHS = (4, 16, 64, 256, 1024, 4096)
+REPEATS = 5
+BUDGET_S = 0.3  # one probed length of one curve: its warm-up call and its repeats
+TOTAL_S = 2.5  # every curve at every length: no length starts that would run past it
+# the solver's framework for each backend the engine runs newton / quasi-newton on
+FRAMEWORKS = {
+    "torch-cpu": ("torch", "cpu"),
+    "torch-cuda": ("torch", "cuda"),
+    "numpy": ("numpy", "cpu"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Costs:
+    """Per-call seconds curves: "loop" (the step loop, whole model), each method's one
+    iteration of one (layer, direction) ("newton", "quasi-newton") and a one-iteration solve
+    of layer 0's forward recurrence ("newton first", "quasi-newton first")."""
+
+    backend: str
+    curves: dict[str, CostCurve]
+    seconds: float  # what probing took
+
+    @property
+    def lengths(self) -> tuple[int, ...]:
+        return tuple(sorted({t for c in self.curves.values() for t in c.lengths}))
+
+
+def lengths_for(steps: int) -> tuple[int, ...]:
+    return tuple(sorted({*LENGTHS, steps}))
+
+
+def _work(method: str, cell: str, batch: int, hidden: int, steps: float) -> float:
+    """One iteration's FLOPs at T = steps: how a probed time scales to the next length."""
+    return counts.iteration_flops(method, cell, batch, int(steps), hidden)
+
+
+def _call(make, spec, weights, method: str, batch: int, backend: str, steps: int):
+    """make's call (the solver's iteration, or its one-iteration solve) at T = steps."""
+    framework, device = FRAMEWORKS[backend]
+    return make(spec, weights, method, batch, steps, framework, device)
+
+
+def probe(
+    spec: ModelSpec,
+    weights: CanonicalWeights,
+    batch: int,
+    steps: int,
+    backend: str,
+    methods: tuple[str, ...] = counts.METHODS,
+) -> Costs:
+    """The curves at lengths_for(steps), timed round-robin at each length; a curve stops at the
+    first length whose estimated cost would exceed the budget."""
+    if backend not in FRAMEWORKS:
+        raise CannotPredict(
+            f"no probe of {backend}'s solver: the prediction probes {', '.join(FRAMEWORKS)}"
+        )
+    started = time.perf_counter()
+    pt = registry.parallel_in_time()
+    cell, hidden = spec.cell.value, spec.hidden_size
+    loop = _loop_call(spec, weights, batch, backend)
+    builders: dict[str, tuple[Callable[[int], Any], Callable[[float], float]]]
+    builders = {"loop": (loop, float)}
+    for method in methods:
+        scale = functools.partial(_work, method, cell, batch, hidden)
+        builders[method] = (
+            functools.partial(_call, pt.iteration_call, spec, weights, method, batch, backend),
+            scale,
+        )
+        builders[f"{method} first"] = (
+            functools.partial(_call, pt.first_solve_call, spec, weights, method, batch, backend),
+            scale,
+        )
+    lengths: dict[str, list[int]] = {name: [] for name in builders}
+    seconds: dict[str, list[float]] = {name: [] for name in builders}
+    stopped: set[str] = set()
+    for T in lengths_for(steps):
+        estimates = {}
+        for name, (_, work) in builders.items():
+            if name in stopped or not seconds[name]:
+                continue
+            estimates[name] = seconds[name][-1] * work(T) / work(lengths[name][-1])
+            if estimates[name] * (REPEATS + 1) > BUDGET_S:
+                stopped.add(name)
+        later = sum(v for k, v in estimates.items() if k not in stopped) * (REPEATS + 1)
+        if lengths["loop"] and time.perf_counter() - started + later > TOTAL_S:
+            break  # the lengths probed so far carry the rest
+        calls = {name: build(T) for name, (build, _) in builders.items() if name not in stopped}
+        if not calls:
+            break
+        for name, value in pt.fastest_seconds(calls, REPEATS, BUDGET_S).items():
+            lengths[name].append(T)
+            seconds[name].append(value)
+    curves = {name: CostCurve(tuple(lengths[name]), tuple(seconds[name])) for name in builders}
+    return Costs(backend, curves, time.perf_counter() - started)
+
+
+def _loop_call(spec: ModelSpec, weights: CanonicalWeights, batch: int, backend: str):
+    """T -> one call of the backend's forward (the step loop) on seeded inputs."""
+    prepared = registry.get_backend(backend).build(spec, weights)
+    rng = np.random.default_rng(0)
+
+    def build(T: int):
+        x = rng.standard_normal((int(T), batch, spec.input_size)).astype(spec.dtype)
+        if spec.batch_first:
+            x = np.ascontiguousarray(x.transpose(1, 0, 2))
+        run, _ = prepared.forward_runner(x)
+        return run
+
+    return build

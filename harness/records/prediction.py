@@ -1,0 +1,81 @@
+"""A parallel-in-time solve predicted before it runs (harness/predict): the iterations from the
+model's largest Lyapunov exponent by the sweep's iteration law, the work they cost, the time of
+one iteration and of the step loop as probed on this machine at the model's shape, and so the
+solve's time against the step loop's. Recorded beside the measurement in a newton /
+quasi-newton case (Solve.prediction) and by `rnnbench parallel-in-time --predict --json`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from harness.records.base import Finite, NonNegative, Record
+
+Positive = Annotated[float, Field(gt=0, le=1e9, allow_inf_nan=False)]
+PREDICTED_VERDICTS = ("wins", "loses", "does not converge")
+
+
+class PredictedSolve(Record):
+    """One method at one sequence length T."""
+
+    method: Literal["newton", "quasi-newton"]
+    steps: int = Field(ge=1, description="T")
+    iterations: int | None = Field(
+        None, ge=1, description="the law's count (T + 1 at most); null: predicted not to converge"
+    )
+    iterations_unbounded: Finite | None = Field(
+        None, description="the law's count without the T + 1 cap; null where it is infinite"
+    )
+    reason: str | None = Field(None, description="why it is predicted not to converge")
+    work_multiplier: Finite | None = Field(
+        None, ge=0, description="the solve's FLOPs over the step loop's, at those iterations"
+    )
+    iteration_s: Positive = Field(description="one iteration, every layer and direction, probed")
+    setup_s: NonNegative = Field(
+        description="once per solve: input projection, buffers, outputs (probed: a one-iteration "
+        "solve less one iteration), every layer and direction"
+    )
+    solve_s: Positive | None = Field(None, description="setup_s + iterations x iteration_s")
+    step_loop_s: Positive = Field(description="the step loop it replaces, probed")
+    ratio: Positive | None = Field(None, description="solve_s / step_loop_s")
+    verdict: Literal["wins", "loses", "does not converge"]
+    break_even_steps: Finite | None = Field(
+        None,
+        ge=1,
+        description="the smallest T from which it is predicted to win; null: none",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PredictedSolve:
+        converges = self.iterations is not None
+        if converges == (self.reason is not None):
+            raise ValueError("a predicted solve has iterations or a reason, not both")
+        if converges != (self.solve_s is not None and self.ratio is not None):
+            raise ValueError("solve_s and ratio are set exactly when iterations are")
+        if self.iterations is not None and self.iterations > self.steps + 1:
+            raise ValueError(f"iterations = {self.iterations}: allowed at most T + 1")
+        expected = (
+            "does not converge" if self.ratio is None else ("wins" if self.ratio < 1 else "loses")
+        )
+        if self.verdict != expected:
+            raise ValueError(f"verdict = {self.verdict!r}: the ratio says {expected!r}")
+        return self
+
+
+class Prediction(Record):
+    """A whole prediction: the model's exponent, the law it was read with, what was probed, and
+    each method at each T."""
+
+    lle: Finite | None = Field(description="largest Lyapunov exponent, layer 0 forward, per step")
+    lle_steps: int = Field(ge=1, description="the steps it was estimated over")
+    laws: dict[str, str] = Field(description="method -> the iteration law's formula")
+    law_source: str = Field(description="the sweep the laws were fitted on, and its commit")
+    backend: str = Field(description="the backend whose step loop and solver were probed")
+    tol: Positive
+    max_iter: dict[str, Annotated[int, Field(ge=1)]] | None = Field(
+        None, description="method -> its iteration limit; null: T + 1 at each T (the engine's)"
+    )
+    probe_lengths: list[int] = Field(description="the T at which iterations and loop were timed")
+    seconds: NonNegative = Field(description="what making the prediction took")
+    solves: list[PredictedSolve]
