@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from harness import stats
+from harness import stats, termination
 from harness.atomic import write_text_atomic
 from harness.bench import recovery, resources, timing
 from harness.bench.case import BenchCase
@@ -365,7 +365,7 @@ def measure_group(cases: list[BenchCase], settings, logs: Path) -> list[CaseReco
                     _stop(workers.pop(case_id))
         for _ in range(settings.rounds):
             for case_id, worker in list(workers.items()):
-                time.sleep(settings.pause_s)
+                termination.sleep(settings.pause_s)
                 sample = _ask(worker, "round", records[case_id])
                 if sample is None:
                     _stop(workers.pop(case_id))
@@ -374,6 +374,10 @@ def measure_group(cases: list[BenchCase], settings, logs: Path) -> list[CaseReco
         for case_id, worker in list(workers.items()):  # what a mode records after its rounds
             if _ask(worker, "finish", records[case_id]) is None:
                 _stop(workers.pop(case_id))
+    except BaseException:  # SIGTERM, Ctrl-C: no worker's answer is waited for (a build's)
+        for proc, *_ in workers.values():
+            proc.kill()
+        raise
     finally:
         for worker in workers.values():
             _stop(worker)
@@ -399,6 +403,7 @@ def new_record(case: BenchCase, **fields) -> CaseRecord:
     return CaseRecord(**{**start, **fields})
 
 
+@termination.stop_point  # it waits on a worker: where a SIGTERM stops the run
 def _ask(worker, request, record: CaseRecord):
     """Send `request` (None: wait for the build) and wait for the answer for at most the case's
     timeout_s: the build, the calibration and each round each get that long, so that waiting

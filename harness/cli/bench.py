@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from harness import termination
 from harness.bench import engine
 from harness.bench.suites import load_suite, safe_name, suite_names
 from harness.cli.errors import UsageError, add_memory_budget
@@ -17,6 +17,7 @@ from harness.markdown import print_table
 from harness.output_paths import FILE
 from harness.stats import format_seconds
 from harness.terminal import say
+from harness.termination import Terminated
 
 
 def add_parser(sub) -> None:
@@ -79,10 +80,6 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run_bench, outputs={"out": FILE})
 
 
-class Terminated(BaseException):
-    """SIGTERM, handled as Ctrl-C is: the worker folder removed, a message, exit 143."""
-
-
 def run_bench(args) -> int:
     _check_flags(args)
     suite = _suite(args)
@@ -101,7 +98,7 @@ def run_bench(args) -> int:
             "--machine names this machine; with --scheduler each worker's machine is named "
             "by RNNBENCH_MACHINE where the worker starts (default: its hostname)"
         )
-    previous = signal.signal(signal.SIGTERM, _terminate)
+    previous = termination.install()  # raised where the run waits, never inside an import
     try:
         with _progress_bar(suite.name, total) as advance:
             if distributed:
@@ -121,7 +118,10 @@ def run_bench(args) -> int:
         say(f"rnnbench: error: {exc}", err=True)
         return 1
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        late = termination.restore(previous)
+    if late:  # asked where raising was unsafe, and no wait came before the run ended
+        say(f"rnnbench: terminated as the run ended: its results are in {out}", err=True)
+        return 143
     print_summary(doc)
     machines = ", ".join(sorted(doc.machines)) or "none"
     ok = sum(1 for r in doc.cases if r.status == "ok")
@@ -135,10 +135,6 @@ def run_bench(args) -> int:
     if left:
         print(f"{left} cases not timed (the budget was spent): --resume times them")
     return 1 if any(r.status in ("failed", "error", "timeout") for r in doc.cases) else 0
-
-
-def _terminate(signum, frame):
-    raise Terminated()
 
 
 def _notice(text: str) -> None:
