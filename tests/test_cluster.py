@@ -247,9 +247,14 @@ def test_a_worker_killed_mid_group_costs_no_case(two_workers, tmp_path):
     assert doc == results.load_results(out)
 
 
-def test_an_interrupted_client_stops_its_groups_and_resume_finishes(two_workers, tmp_path):
-    """Ctrl-C on `rnnbench bench --scheduler`: the running group's process and its case
-    workers stop (the task is cancelled), the file holds whole groups only, and --resume
+@pytest.mark.parametrize(
+    "stop, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"]
+)
+def test_an_interrupted_client_stops_its_groups_and_resume_finishes(
+    two_workers, tmp_path, stop, code
+):
+    """Ctrl-C or SIGTERM on `rnnbench bench --scheduler`: the running group's process and its
+    case workers stop (the task is cancelled), the file holds whole groups only, and --resume
     times the rest, each case once."""
     suite_file = _write_suite(tmp_path, min_round_s=0.05, rounds=12)
     out = tmp_path / "r.json"
@@ -259,9 +264,9 @@ def test_an_interrupted_client_stops_its_groups_and_resume_finishes(two_workers,
     ]  # fmt: skip
     client = subprocess.Popen(command, env=two_workers.env, stderr=subprocess.PIPE, text=True)
     group, case_workers = _a_group_being_timed(two_workers, timeout_s=90)
-    client.send_signal(signal.SIGINT)
+    client.send_signal(stop)
     _, err = client.communicate(timeout=60)
-    assert client.returncode == 130 and "--resume finishes the run" in err
+    assert client.returncode == code and "--resume finishes the run" in err, err
     _all_gone([group, *case_workers], timeout_s=20)
     before = len(_loaded(out)["cases"]) if out.exists() else 0
     assert before < len(_suite_from(suite_file).cases), "the interrupt came after the last group"

@@ -6,10 +6,7 @@ model is held to --memory-budget as it says."""
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-import tempfile
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +19,7 @@ from harness.cli.main import main  # noqa: E402
 from harness.files import limits  # noqa: E402
 from harness.onnx.reader import read_onnx  # noqa: E402
 from tests import bomb_files as make  # noqa: E402
+from tests.peak_rss import run_measured  # noqa: E402
 
 GiB = 2**30
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,17 +32,7 @@ def rnnbench(*argv: str) -> tuple[int, str, int]:
     env = {k: v for k, v in os.environ.items() if k != limits.ENV}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    with tempfile.TemporaryFile() as err:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "harness", *argv], stdout=subprocess.DEVNULL, stderr=err, env=env
-        )
-        watchdog = threading.Timer(300, process.kill)
-        watchdog.start()
-        _, status, usage = os.wait4(process.pid, 0)
-        watchdog.cancel()
-        process.returncode = os.waitstatus_to_exitcode(status)
-        err.seek(0)
-        return process.returncode, err.read().decode(errors="replace"), usage.ru_maxrss * 1024
+    return run_measured([sys.executable, "-m", "harness", *argv], env)
 
 
 def refused(result, *words: str) -> str:

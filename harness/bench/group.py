@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from harness import registry, stats
+from harness import registry, stats, termination
 from harness.bench import resources
 from harness.bench.case import BenchCase
 from harness.bench.worker import serve
@@ -76,7 +76,7 @@ def measure_group(
         rounds, done, first = settings.rounds, 0, time.perf_counter()
         while done < rounds and workers:
             for case_id, worker in list(workers.items()):
-                time.sleep(settings.pause_s)
+                termination.sleep(settings.pause_s)
                 if not _round(worker, records[case_id]):
                     _stop(workers.pop(case_id))
             done += 1
@@ -85,6 +85,10 @@ def measure_group(
         for case_id, worker in list(workers.items()):  # what a mode records after its rounds
             if _ask(worker, "finish", records[case_id]) is None:
                 _stop(workers.pop(case_id))
+    except BaseException:  # SIGTERM, Ctrl-C: no worker's answer is waited for (a build's)
+        for proc, *_ in workers.values():
+            proc.kill()
+        raise
     finally:
         for worker in workers.values():
             _stop(worker)
@@ -147,6 +151,7 @@ def lost(record: CaseRecord, reason: str) -> CaseRecord:
     return record.model_copy(update=update)
 
 
+@termination.stop_point  # it waits on a worker: where a SIGTERM stops the run
 def _ask(worker, request, record: CaseRecord):
     """Send `request` (None: wait for the build) and wait for the answer for at most the case's
     timeout_s: the build, the calibration and each round each get that long, so that waiting

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from harness import termination
 from harness.bench import engine, model_suite
 from harness.bench.plan import MIN_ROUNDS
 from harness.bench.recorder import WriteFailed
@@ -22,6 +22,7 @@ from harness.markdown import print_table
 from harness.output_paths import FILE
 from harness.stats import format_seconds
 from harness.terminal import say
+from harness.termination import Terminated
 
 
 def add_parser(sub) -> None:
@@ -96,10 +97,6 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run_bench, outputs={"out": FILE})
 
 
-class Terminated(BaseException):
-    """SIGTERM, handled as Ctrl-C is: the worker folder removed, a message, exit 143."""
-
-
 def run_bench(args) -> int:
     _check_flags(args)
     budget = None if args.budget is None else _seconds(args.budget, "--budget")
@@ -124,7 +121,7 @@ def run_bench(args) -> int:
             "--machine names this machine; with --scheduler each worker's machine is named "
             "by RNNBENCH_MACHINE where the worker starts (default: its hostname)"
         )
-    previous = signal.signal(signal.SIGTERM, _terminate)
+    previous = termination.install()  # raised where the run waits, never inside an import
     try:
         with _progress_bar(suite.name, total) as advance:
             if distributed:
@@ -144,7 +141,10 @@ def run_bench(args) -> int:
         say(f"rnnbench: error: {exc}", err=True)
         return 1
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        late = termination.restore(previous)
+    if late:  # asked where raising was unsafe, and no wait came before the run ended
+        say(f"rnnbench: terminated as the run ended: its results are in {out}", err=True)
+        return 143
     print_summary(doc)
     print()
     for line in closing_lines(doc, suite, out, args.partial_ok):
@@ -205,10 +205,6 @@ def _seconds(text: str, option: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise UsageError(f"{option} {text}: allowed a number of seconds > 0")
     return value
-
-
-def _terminate(signum, frame):
-    raise Terminated()
 
 
 def _notice(text: str) -> None:

@@ -115,7 +115,7 @@ def wait_for_workers(client, address: str, wait_s: float, gpu: bool) -> dict[str
                 f"no Dask worker joined the scheduler at {address} within {wait_s:.0f} s: "
                 f"start one per machine with `dask worker {address} --nthreads 1`"
             )
-        time.sleep(0.5)
+        termination.sleep(0.5)
 
 
 def _gpu_workers(workers: dict[str, dict]) -> list[str]:
@@ -247,7 +247,7 @@ class Dispatch:
             if done:
                 stuck_since = None
                 continue
-            time.sleep(POLL_S)
+            termination.sleep(POLL_S)
             if time.monotonic() - checked < CHECK_S:
                 continue
             checked = time.monotonic()

@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from harness import termination
+
 DEFAULT = "/tmp/rnnbench.lock"
 
 
@@ -65,6 +67,7 @@ def check_lock() -> None:
     os.close(_open(lock_path()))
 
 
+@termination.stop_point  # it may wait for another benchmark for long
 def _flock(fd: int, path: Path, operation: int) -> None:
     import fcntl
 
