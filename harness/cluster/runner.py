@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from harness import termination
 from harness.bench.case import BenchCase
 from harness.bench.group import lost, new_record
 from harness.bench.recorder import Recorder
