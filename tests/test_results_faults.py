@@ -298,6 +298,10 @@ def test_a_killed_runs_scratch_folder_is_removed_by_the_next(tmp_path):
     assert not dead.exists() and live.exists() and other.exists()
 
 
+# pauses that keep the run measuring for about 4 s past its imports: every delay lands in it
+SLOW_TIMING = TIMING.replace("pause_s = 0.0", "pause_s = 0.4").replace("rounds = 3", "rounds = 5")
+
+
 @pytest.mark.parametrize("delay", [0.05, 0.5, 1.0, 1.5, 2.5])
 def test_sigterm_at_any_moment_is_a_message_and_143(tmp_path, delay):
     """Early (while the command imports), while it imports torch and onnxruntime (a C++
@@ -310,7 +314,7 @@ def test_sigterm_at_any_moment_is_a_message_and_143(tmp_path, delay):
     run = _rnnbench(
         "bench",
         "--suite",
-        _suite_file(tmp_path),
+        _suite_file(tmp_path, timing=SLOW_TIMING),
         "--out",
         out,
         cwd=tmp_path,
