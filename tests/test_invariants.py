@@ -241,7 +241,8 @@ def test_every_violation_in_the_committed_results_is_flagged(path):
     assert all(len(i.cause) > 40 for i in found)
     # and the report prints none of them as a share or a penalty
     body = dict(sections.sections(result, [doc], ""))
-    shares = body["Standard case: LSTM B=32 T=100 I=128 H=256 float32"]
+    shares = body.get("Standard case: LSTM B=32 T=100 I=128 H=256 float32", "")
+    assert _percentages(shares) or doc.suite.name == "streaming"  # it times no standard case
     assert all(int(s) <= 100 for s in _percentages(shares))
     assert _expected(doc) == {(k, s) for k, s in flagged if k != invariants.BEATS_ROOFLINE}, (
         "the analysis flags something the raw records do not show"
@@ -249,9 +250,10 @@ def test_every_violation_in_the_committed_results_is_flagged(path):
 
 
 def _percentages(table: str) -> list[str]:
+    """The '% of best product' column (the last) of each row; not the IQR's percentages."""
     import re
 
-    return re.findall(r"\| (\d+)% \|", table)
+    return re.findall(r"\| (\d+)% \|$", table, flags=re.M)
 
 
 def test_the_committed_default_run_states_each_violation_with_its_cause_once():
