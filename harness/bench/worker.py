@@ -44,6 +44,7 @@ def _serve(conn, case_dict, timing) -> None:
     from harness.bench import timing as timing_core
     from harness.bench import workload
     from harness.bench.case import BenchCase
+    from harness.bench.plan import MIN_ROUNDS
     from harness.model.protocol import NotSupported
 
     case = BenchCase.from_dict(case_dict)
@@ -79,7 +80,9 @@ def _serve(conn, case_dict, timing) -> None:
         extra = job.before_timing() if job.before_timing else {}  # alone on the machine now
         start = time.perf_counter()  # the build ran the first call: the check's
         loops, calibration = timing_core.settle(job.run, timing["warmup_s"], timing["min_round_s"])
-        loops = max(loops, -(-job.min_calls // timing["rounds"]))
+        # the fewest rounds a budget may plan for the case must still add up to min_calls
+        fewest = min(timing["rounds"], MIN_ROUNDS)
+        loops = max(loops, -(-job.min_calls // fewest))
         guard = timing_core.Interference(calibration)
         conn.send(
             {"status": "ready", "loops": loops, "calibrate_s": time.perf_counter() - start, **extra}

@@ -136,8 +136,17 @@ def _versus_loop(spec, weights, x, h0, c0, options) -> VersusStepLoop:
     """The solve timed against the backend's step loop, round by round."""
     from harness.predict import versus_loop
 
-    pt = registry.parallel_in_time()
-    solve, _ = pt.make_runner(
+    solve, _ = _runner(spec, weights, x, h0, c0, options)
+    backend = parallel_in_time_predict.backend_of(options)
+    loop = versus_loop.loop_runner(spec, weights, x, backend)
+    return VersusStepLoop.model_validate(
+        {"backend": backend, **versus_loop.time_against_loop(solve, loop)}
+    )
+
+
+def _runner(spec, weights, x, h0, c0, options):
+    """(the solve, its outputs' fetch) by the options' method, tolerance, device and framework."""
+    return registry.parallel_in_time().make_runner(
         spec,
         weights,
         x,
@@ -148,11 +157,6 @@ def _versus_loop(spec, weights, x, h0, c0, options) -> VersusStepLoop:
         options["framework"],
         h0,
         c0,
-    )
-    backend = parallel_in_time_predict.backend_of(options)
-    loop = versus_loop.loop_runner(spec, weights, x, backend)
-    return VersusStepLoop.model_validate(
-        {"backend": backend, **versus_loop.time_against_loop(solve, loop)}
     )
 
 
@@ -161,18 +165,7 @@ def _solve(spec, weights, source, x, h0, c0, options) -> tuple[SolveDocument, st
     (None: converged and equal to it)."""
     pt = registry.parallel_in_time()
     lle = pt.model_lyapunov(spec, weights, x, h0, c0)
-    runner, fetch = pt.make_runner(
-        spec,
-        weights,
-        x,
-        options["method"],
-        options["tol"],
-        options["max_iter"],
-        options["device"],
-        options["framework"],
-        h0,
-        c0,
-    )
+    runner, fetch = _runner(spec, weights, x, h0, c0, options)
     started = time.perf_counter()
     result = runner()
     seconds = time.perf_counter() - started
