@@ -99,11 +99,12 @@ def iteration_cost(
     4 LSTM; 2 T B H G H FLOPs) by torch.matmul into a preallocated output. x W is not part of
     it: input_projection computes it once before the iterations.
     The iteration: one update of the iterate on a prepared solve (buffers and x W already there),
-    denormals flushed as in the runner. "after": torch_quasi.QuasiNewton.iteration (the fused
-    path the runner uses); "before": newton.iterate, the generic array-namespace iteration
-    (this repository's torch path before the fused one), with max_iter = 1; "compiled": the fused
-    path with its elementwise part through torch.compile (compile time reported separately);
-    "baseline": the fused path of an earlier commit (module_at), where one is given.
+    denormals flushed as in the runner. "after": the solver quasi_solvers.make_solver gives the
+    runner (the fused C kernel where it builds, fused_quasi.py); "torch": torch_quasi.QuasiNewton
+    (torch's fused kernels: the GPU's path, and the CPU's before the C kernel); "before":
+    newton.iterate, the generic array-namespace iteration, with max_iter = 1; "compiled": the
+    torch path with its elementwise part through torch.compile (compile time reported
+    separately); "baseline": the torch path of an earlier commit (module_at), where one is given.
     All are timed round-robin in the same process (one sample of each per round), for at least
     rounds[0] and at most rounds[1] rounds, stopping after budget_s seconds; ratio = each round's
     iteration time / that round's product time, summarised by median, 10th and 90th percentile.
@@ -111,6 +112,7 @@ def iteration_cost(
     import torch
 
     from backends.parallel_in_time.newton import iterate
+    from backends.parallel_in_time.quasi_solvers import make_solver
     from backends.parallel_in_time.torch_quasi import QuasiNewton
 
     spec = ModelSpec(cell, H, H)
@@ -129,7 +131,8 @@ def iteration_cost(
         out = torch.empty(T * B, R.shape[0])
         h, RT = torch.randn(T * B, H), R.T.contiguous()
         timed["product"] = functools.partial(torch.matmul, h, RT, out=out)
-        timed["after"] = _flushed(QuasiNewton(spec.cell, xw, R, Rb, s0, compile=False).iteration)
+        timed["after"] = _flushed(make_solver(spec.cell, xw, R, Rb, s0).iteration)
+        timed["torch"] = _flushed(QuasiNewton(spec.cell, xw, R, Rb, s0, compile=False).iteration)
         if baseline is not None:
             old = baseline.QuasiNewton(spec.cell, xw, R, Rb, s0, compile=False)
             timed["baseline"] = _flushed(old.iteration)
@@ -181,7 +184,8 @@ def cost_table(
 
     rows = []
     head = f"{'thr':>3} {'cell':4} {'H':>4} {'T':>5} {'B':>3} {'product ms':>10} {'GFLOP/s':>7}"
-    names = ["after"] + (["compiled"] if compiled else []) + (["before"] if before else [])
+    names = ["after", "torch"] + (["compiled"] if compiled else [])
+    names += ["before"] if before else []
     names += ["baseline"] if baseline is not None else []
     print(head + "".join(f" {n + ' ratio (p10-p90)':>24}" for n in names))
     for count in threads:
@@ -281,7 +285,11 @@ def main() -> None:
         return [int(v) for v in text.split(",")]
 
     lengths = (1, 4, 16, 64, 256, 1024) if args.quick else (1, 4, 16, 64, 256, 1024, 4096, 16384)
+    from backends.parallel_in_time.quasi_solvers import describe
+
+    iteration = describe("quasi-newton", "torch", "cpu")
     print("1. torch quasi-Newton iteration / one product of the same FLOPs (float32, CPU)")
+    print(f"   after: {iteration}; torch: torch's fused kernels (torch_quasi.py)")
     cost = cost_table(
         args.cells.split(","),
         ints(args.hidden),
@@ -308,6 +316,7 @@ def main() -> None:
             "method": "microbenchmark: round-robin in one process, not the engine",
             "schema_version": 1,
             "command": " ".join(sys.argv),
+            "iteration": iteration,
             "environment": collect_environment(),
             "cost": cost,
             "iterations_vs_T": by_T,

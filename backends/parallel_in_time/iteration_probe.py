@@ -1,11 +1,12 @@
 """What one solver iteration costs here, timed on the solver itself: the prediction's probe.
 
 `iteration_call(spec, weights, method, batch, steps, ...)` builds the iteration the runner
-would run (the fused torch quasi-Newton iteration, or newton.iterate for dense Newton and for
-NumPy) on one layer's recurrence at [steps, batch], ready to be timed; `first_solve_call` a
-whole solve of it, through the runner, stopped after one iteration (what a solve costs beyond
-its iterations). The values of the inputs do not change an iteration's cost (denormals are
-flushed as the runner flushes them), so the inputs are seeded noise, not the model's data.
+would run (quasi_solvers.make_solver's fused quasi-Newton iteration, or newton.iterate for
+dense Newton and where no fused form applies) on one layer's recurrence at [steps, batch], ready
+to be timed; `first_solve_call` a whole solve of it, through the runner, stopped after one
+iteration (what a solve costs beyond its iterations). The values of the inputs do not change
+an iteration's cost (denormals are flushed as the runner flushes them), so the inputs are
+seeded noise, not the model's data.
 `fastest_seconds` times calls round-robin.
 """
 
@@ -85,10 +86,11 @@ def iteration_call(
     with _quiet(xp):
         xw = input_projection(spec.cell, x, W, Wb, Rb)
         s0 = zeros(xp, (batch, N), xw)
-        if xp.__name__ == "torch" and method == "quasi-newton":
-            from backends.parallel_in_time.torch_quasi import QuasiNewton
+        from backends.parallel_in_time.quasi_solvers import make_solver
 
-            one = QuasiNewton(spec.cell, xw, R, Rb, s0).iteration
+        solver = make_solver(spec.cell, xw, R, Rb, s0) if method == "quasi-newton" else None
+        if solver is not None:
+            one = solver.iteration
         else:
             S = zeros(xp, (steps, batch, N), xw)
             mode = "dense" if method == "newton" else "diagonal"

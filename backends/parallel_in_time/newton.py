@@ -12,7 +12,8 @@ a non-finite value, or after max_iter updates (both: not converged, with the las
 Residuals are these max-abs changes, one per iteration.
 
 Array-namespace code: numpy, cupy and torch arrays all run through it (torch_newton.py wraps it);
-torch's quasi-Newton iteration has its own fused form with the same results (torch_quasi.py).
+The quasi-Newton iteration has fused forms with the same results (quasi_solvers.py: a C kernel on
+the CPU, torch's kernels on a GPU).
 A multi-layer model is solved layer by layer; a reverse direction is the same recurrence on the
 time-reversed layer input. A layer that fails to converge ends the run.
 """
@@ -104,10 +105,13 @@ def solve_recurrence(cell: Cell, xw, R, Rb, s0, method: str, tol: float, max_ite
     dense = mode == "dense"
     T, B, N = xw.shape[0], xw.shape[1], s0.shape[-1]
     _check_dense_memory(dense, T, B, N, xw.dtype.itemsize)
-    if xp.__name__ == "torch" and mode == "diagonal":  # the same iteration, fused for torch
-        from backends.parallel_in_time import torch_quasi
+    if mode == "diagonal":  # the same iteration, fused (quasi_solvers.py)
+        from backends.parallel_in_time import quasi_solvers
 
-        return torch_quasi.iterate(cell, xw, R, Rb, s0, tol, max_iter)
+        solver = quasi_solvers.make_solver(cell, xw, R, Rb, s0)
+        if solver is not None:
+            with np.errstate(over="ignore", invalid="ignore"):
+                return quasi_solvers.iterate(solver, tol, max_iter)
     S = zeros(xp, (T, B, N), xw)
     with np.errstate(over="ignore", invalid="ignore"):  # a diverging run is reported, not warned
         return iterate(cell, xw, R, Rb, s0, S, mode, tol, max_iter)

@@ -1,5 +1,6 @@
 """The quasi-Newton (quasi-DEER) iteration on torch tensors, fused: the same method, stopping rule
-and results as newton.iterate with mode "diagonal", written for torch's kernels.
+and results as newton.iterate with mode "diagonal", written for torch's kernels. It runs on a GPU,
+and on the CPU only where the C kernel (fused_quasi.py) cannot be built.
 
 Per iteration the generic array-namespace path runs one product and ~30 elementwise passes, each
 allocating a [T, B, N] tensor (the concatenated previous states, every gate term, J * s, b, the
@@ -37,26 +38,11 @@ import os
 from harness.model.spec import Cell
 
 COMPILE_ENV = "RNNBENCH_PARALLEL_IN_TIME_COMPILE"
+DESCRIPTION = "torch fused kernels (torch_quasi.py)"
 
 
 def compile_requested() -> bool:
     return os.environ.get(COMPILE_ENV, "") not in ("", "0")
-
-
-def iterate(cell: Cell, xw, R, Rb, s0, tol: float, max_iter: int, compile: bool | None = None):
-    """newton.iterate for mode "diagonal" on torch tensors: (S [T, B, N], (converged,
-    iterations, residuals, reason)). xw [T, B, G*H] from input_projection, s0 [B, N]."""
-    solver = QuasiNewton(cell, xw, R, Rb, s0, compile)
-    residuals: list[float] = []
-    for k in range(1, max_iter + 1):
-        change = solver.iteration()
-        residuals.append(change)
-        if change != change:
-            return solver.states(), (False, None, residuals, f"a non-finite value at iteration {k}")
-        if change <= tol:
-            return solver.states(), (True, k, residuals, None)
-    reason = f"reached max_iter = {max_iter} with residual {change:.3g} > tol = {tol:g}"
-    return solver.states(), (False, None, residuals, reason)
 
 
 class Plan:

@@ -236,6 +236,9 @@ def _record(spec, source, x, options, lle, result, seconds) -> dict[str, object]
         "max_abs_error": None,
         "parity": [],
         "seconds": seconds,
+        "iteration": registry.parallel_in_time().describe_iteration(
+            options["method"], options["framework"], options["device"]
+        ),
     }
 
 
@@ -259,6 +262,7 @@ def _print(record: SolveDocument, failure: str | None) -> None:
         f"({record.source}), T={record.steps} B={record.batch} {record.dtype} "
         f"{record.device}/{record.framework}"
     )
+    print(f"iteration: {record.iteration}")
     lle = "not finite" if record.lle is None else f"{record.lle:+.4f}"
     print(f"largest Lyapunov exponent ({record.lle_of}): {lle} per step")
     shown = record.residuals[:12]

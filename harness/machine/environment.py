@@ -42,6 +42,8 @@ ENVIRONMENT_VARIABLES = (
     "TF_ENABLE_ONEDNN_OPTS",
     "PYTHONHASHSEED",
     "CI",
+    "RNNBENCH_NATIVE",  # "0": the quasi-Newton iteration without its fused C kernel
+    "CC",  # the compiler that builds that kernel
 )
 # What must match for two runs' timings to be compared without a flag.
 COMPARABLE = ("cpu.model", "cpu.logical_cores", "gpu.name", "libraries")

@@ -213,6 +213,9 @@ class SolveDocument(Record):
     max_abs_error: Finite | None = Field(description="against the sequential run")
     parity: list[Check] = Field(description="the outputs against the sequential run")
     seconds: NonNegative
+    iteration: str | None = Field(
+        None, description="which implementation of the iteration ran; null: not recorded (v1)"
+    )
     prediction: PredictedSolve | None = Field(
         None, description="the solve as predicted before it ran; null: none (prediction_note)"
     )

@@ -1,0 +1,133 @@
+"""The quasi-Newton iteration with its elementwise work and its scan in one compiled pass per
+iteration (native/quasi_newton.c), on the CPU, for NumPy arrays and torch CPU tensors.
+
+Per iteration, block by block of steps: the framework's own product of the previous iterate
+with R for the block's rows (torch.mm or numpy.matmul, into one block-sized buffer), then one
+call of the cell's kernel, which reads each step's product and input term once, makes f, the
+diagonal Jacobian, b and the new state in time order, and keeps the max-abs change. A block's
+product is read back while it is still in cache (BLOCK_BYTES): at small H the kernel's cost is
+its traffic to memory, and the product never goes there. The generic path (newton.iterate) makes
+~30 passes over [T, B, N] arrays per iteration and the fused torch path (torch_quasi.py) ~20
+plus the odd-even scan's; at small H those passes, not the product, set an iteration's cost.
+
+Same method, stopping rule and results as newton.iterate with mode "diagonal"; tanh is taken as
+2 sigmoid(2a) - 1, so a float32 iterate differs from the generic one in the last bits. The
+kernel runs on the calling thread: the product uses the framework's threads.
+"""
+
+from __future__ import annotations
+
+import math
+
+from backends.parallel_in_time.arrays import namespace
+from backends.parallel_in_time.native.build import DTYPES, Kernels, load
+from harness.model.spec import Cell
+
+__all__ = ["BLOCK_BYTES", "FusedQuasiNewton", "load", "step_blocks", "unavailable"]
+
+# a block's product rows: well inside a core's L2 (1-2 MiB on the machines measured), beside the
+# kernel's other streams
+BLOCK_BYTES = 256 << 10
+
+
+def unavailable(xw) -> str | None:
+    """None when the fused kernel can run on xw's arrays here, else why not."""
+    xp = namespace(xw)
+    if xp.__name__ == "torch" and xw.device.type != "cpu":
+        return f"the fused C kernel runs on the CPU; these tensors are on {xw.device}"
+    if xp.__name__ not in ("numpy", "torch"):
+        return f"the fused C kernel takes NumPy arrays or torch CPU tensors, not {xp.__name__}"
+    if str(xw.dtype).removeprefix("torch.") not in DTYPES:
+        return f"the fused C kernel takes {' or '.join(DTYPES)}, not {xw.dtype}"
+    kernels = load()
+    return kernels if isinstance(kernels, str) else None
+
+
+def step_blocks(T: int, row_bytes: int, block_bytes: int = BLOCK_BYTES) -> list[tuple[int, int]]:
+    """[t0, t1) blocks of the T steps whose product rows (row_bytes per step) fit block_bytes,
+    one step at least, of nearly equal length."""
+    per_block = max(1, block_bytes // max(1, row_bytes))
+    count = math.ceil(T / per_block)
+    edges = [T * k // count for k in range(count + 1)]
+    return list(zip(edges[:-1], edges[1:], strict=True))
+
+
+class FusedQuasiNewton:
+    """One recurrence's buffers, allocated once; `iteration()` does one update of the iterate
+    (starting from s^(0) = 0) and returns the max-abs change (NaN if anything is not finite).
+    xw [T, B, G*H] from input_projection, s0 [B, N]; call `unavailable(xw)` first."""
+
+    def __init__(self, cell: Cell, xw, R, Rb, s0, block_bytes: int = BLOCK_BYTES):
+        kernels = load()
+        assert isinstance(kernels, Kernels), kernels
+        xp = self.xp = namespace(xw)
+        # the kernel reads every array in xw's dtype (the generic path promotes mixed dtypes)
+        R, Rb = _cast(xp, R, xw.dtype), _cast(xp, Rb, xw.dtype)
+        T, B, N = xw.shape[0], xw.shape[1], s0.shape[-1]
+        H, GH = R.shape[1], R.shape[0]
+        self.buffers = [_empty(xp, (T + 1, B, N), xw) for _ in range(2)]
+        for states in self.buffers:
+            states[0] = s0  # row 0: the given initial state, before step 0
+        self.buffers[0][1:] = 0
+        self.xw = _contiguous(xp, xw.reshape(T * B, GH))
+        self.RT = R.T
+        diagonals = [R[g * H : (g + 1) * H].diagonal() for g in range(GH // H)]
+        self.Rd = _contiguous(xp, xp.stack(diagonals))
+        # the GRU's candidate: the reset gate scales R_h s + Rb_h, so Rb_h is not in xw
+        self.Rbh = _contiguous(xp, Rb[2 * H :]) if cell is Cell.GRU else None
+        self.blocks = step_blocks(T, B * GH * xw.dtype.itemsize, block_bytes)
+        longest = max(t1 - t0 for t0, t1 in self.blocks)
+        self.pre = _empty(xp, (longest * B, GH), xw)
+        self.mx = _empty(xp, (N,), xw)
+        self.kernel = kernels.function(cell.value, str(xw.dtype).removeprefix("torch."))
+        self.describe = kernels.describe()
+        inputs = [self.pre, self.xw, *([self.Rbh] if self.Rbh is not None else []), self.Rd]
+        pointers = [_pointer(xp, array) for array in inputs]
+        mx = _pointer(xp, self.mx)
+        self.steps = []  # per parity: per block, (the product's operands, the kernel's arguments)
+        for now, then in ((0, 1), (1, 0)):
+            # the product reads the state before each step; for the LSTM h only (a strided view)
+            previous = self.buffers[now][:-1].reshape(T * B, N)[:, :H]
+            ends = (_pointer(xp, self.buffers[now]), _pointer(xp, self.buffers[then]), mx)
+            self.steps.append(
+                [
+                    (
+                        previous[t0 * B : t1 * B],
+                        self.pre[: (t1 - t0) * B],
+                        (t0, t1, B, H, *pointers, *ends),
+                    )
+                    for t0, t1 in self.blocks
+                ]
+            )
+        self.parity = 0
+
+    def iteration(self) -> float:
+        change = math.nan
+        product, RT = self.xp.mm if self.xp.__name__ == "torch" else self.xp.matmul, self.RT
+        for previous, pre, arguments in self.steps[self.parity]:
+            product(previous, RT, out=pre)
+            change = self.kernel(*arguments)
+        self.parity = 1 - self.parity
+        return change if change - change == 0 else math.nan
+
+    def states(self):
+        """The current iterate, [T, B, N] (a view of the solver's buffer)."""
+        return self.buffers[self.parity][1:]
+
+
+def _cast(xp, array, dtype):
+    return array.to(dtype) if xp.__name__ == "torch" else array.astype(dtype, copy=False)
+
+
+def _contiguous(xp, array):
+    return array.contiguous() if xp.__name__ == "torch" else xp.ascontiguousarray(array)
+
+
+def _empty(xp, shape, like):
+    if xp.__name__ == "torch":
+        return xp.empty(shape, dtype=like.dtype, device=like.device)
+    return xp.empty(shape, dtype=like.dtype)
+
+
+def _pointer(xp, array) -> int:
+    return array.data_ptr() if xp.__name__ == "torch" else array.ctypes.data

@@ -1,0 +1,134 @@
+/* The three cells' kernels for one REAL type (float or double), named rnn_SUFFIX etc.; included
+   by quasi_newton.c once per type. Each updates the steps t0 <= t < t1, whose product rows
+   pre holds from its start (a block the framework has just made, still in cache); mx carries
+   the running max from block to block (set to 0 at t0 = 0), and the return value is the max so
+   far. */
+
+#define PASTE(name, suffix) name##_##suffix
+#define NAMED(name, suffix) PASTE(name, suffix)
+#define EXP NAMED(exp, SUFFIX)
+#define SIGMOID NAMED(sigmoid, SUFFIX)
+#define TANH NAMED(tanh, SUFFIX)
+#define UPDATE NAMED(update, SUFFIX)
+#define FINISH NAMED(finish, SUFFIX)
+
+static inline REAL SIGMOID(REAL a) { return (REAL)1 / ((REAL)1 + EXP(-a)); }
+
+static inline REAL TANH(REAL a) { return (REAL)2 * SIGMOID(2 * a) - 1; }
+
+/* newton.iterate's update of one element: b = f - J s_prev (b_0 = f_0), s = J s_new_prev + b;
+   and the running max of |s - old|, NaN once any is NaN */
+static inline REAL UPDATE(int first, REAL f, REAL J, REAL prev, REAL prev_new, REAL old,
+                          REAL *mx) {
+    REAL b = first ? f : f - J * prev;
+    REAL s = first ? f : J * prev_new + b;
+    REAL d = s - old;
+    d = d < 0 ? -d : d;
+    *mx = (d > *mx || d != d) ? d : *mx;
+    return s;
+}
+
+static double FINISH(const REAL *mx, long N) {
+    REAL m = 0;
+    for (long j = 0; j < N; j++) {
+        if (mx[j] != mx[j]) return (double)mx[j];
+        m = mx[j] > m ? mx[j] : m;
+    }
+    return (double)m;
+}
+
+double NAMED(rnn, SUFFIX)(long t0, long t1, long B, long H, const REAL *restrict pre,
+                          const REAL *restrict xw, const REAL *restrict Rd,
+                          const REAL *restrict cur, REAL *restrict nxt, REAL *restrict mx) {
+    if (t0 == 0)
+        for (long j = 0; j < H; j++) mx[j] = 0;
+    for (long t = t0; t < t1; t++) {
+        int first = t == 0;
+        for (long m = 0; m < B; m++) {
+            long row = t * B + m, block_row = (t - t0) * B + m;
+            const REAL *p = pre + block_row * H, *x = xw + row * H;
+            const REAL *prev = cur + row * H, *old = cur + (row + B) * H;
+            const REAL *prev_new = nxt + row * H;
+            REAL *out = nxt + (row + B) * H;
+            for (long j = 0; j < H; j++) {
+                REAL h = TANH(p[j] + x[j]);
+                REAL J = (1 - h * h) * Rd[j];
+                out[j] = UPDATE(first, h, J, prev[j], prev_new[j], old[j], mx + j);
+            }
+        }
+    }
+    return FINISH(mx, H);
+}
+
+double NAMED(gru, SUFFIX)(long t0, long t1, long B, long H, const REAL *restrict pre,
+                          const REAL *restrict xw, const REAL *restrict Rbh,
+                          const REAL *restrict Rd, const REAL *restrict cur,
+                          REAL *restrict nxt, REAL *restrict mx) {
+    const REAL *Rz = Rd, *Rr = Rd + H, *Rh = Rd + 2 * H;
+    if (t0 == 0)
+        for (long j = 0; j < H; j++) mx[j] = 0;
+    for (long t = t0; t < t1; t++) {
+        int first = t == 0;
+        for (long m = 0; m < B; m++) {
+            long row = t * B + m, block_row = (t - t0) * B + m;
+            const REAL *p = pre + block_row * 3 * H, *x = xw + row * 3 * H;
+            const REAL *prev = cur + row * H, *old = cur + (row + B) * H;
+            const REAL *prev_new = nxt + row * H;
+            REAL *out = nxt + (row + B) * H;
+            for (long j = 0; j < H; j++) {
+                REAL z = SIGMOID(p[j] + x[j]), r = SIGMOID(p[H + j] + x[H + j]);
+                REAL rh = p[2 * H + j] + Rbh[j];
+                REAL n = TANH(x[2 * H + j] + r * rh);
+                REAL d = prev[j] - n;
+                REAL f = n + z * d;
+                REAL dn = (1 - z) * (1 - n * n);
+                REAL J = z + d * z * (1 - z) * Rz[j] + dn * rh * r * (1 - r) * Rr[j]
+                         + dn * r * Rh[j];
+                out[j] = UPDATE(first, f, J, prev[j], prev_new[j], old[j], mx + j);
+            }
+        }
+    }
+    return FINISH(mx, H);
+}
+
+double NAMED(lstm, SUFFIX)(long t0, long t1, long B, long H, const REAL *restrict pre,
+                           const REAL *restrict xw, const REAL *restrict Rd,
+                           const REAL *restrict cur, REAL *restrict nxt, REAL *restrict mx) {
+    const REAL *Ri = Rd, *Ro = Rd + H, *Rf = Rd + 2 * H, *Rg = Rd + 3 * H;
+    long N = 2 * H;
+    if (t0 == 0)
+        for (long j = 0; j < N; j++) mx[j] = 0;
+    for (long t = t0; t < t1; t++) {
+        int first = t == 0;
+        for (long m = 0; m < B; m++) {
+            long row = t * B + m, block_row = (t - t0) * B + m;
+            const REAL *p = pre + block_row * 4 * H, *x = xw + row * 4 * H;
+            const REAL *prev = cur + row * N, *old = cur + (row + B) * N;
+            const REAL *prev_new = nxt + row * N;
+            REAL *out = nxt + (row + B) * N;
+            for (long j = 0; j < H; j++) {
+                REAL i = SIGMOID(p[j] + x[j]), o = SIGMOID(p[H + j] + x[H + j]);
+                REAL fg = SIGMOID(p[2 * H + j] + x[2 * H + j]);
+                REAL g = TANH(p[3 * H + j] + x[3 * H + j]);
+                REAL c_prev = prev[H + j];
+                REAL c = fg * c_prev + i * g;
+                REAL tc = TANH(c);
+                REAL dc = g * i * (1 - i) * Ri[j] + c_prev * fg * (1 - fg) * Rf[j]
+                          + i * (1 - g * g) * Rg[j];
+                REAL Jh = tc * o * (1 - o) * Ro[j] + o * (1 - tc * tc) * dc;
+                out[j] = UPDATE(first, o * tc, Jh, prev[j], prev_new[j], old[j], mx + j);
+                out[H + j] = UPDATE(first, c, fg, c_prev, prev_new[H + j], old[H + j],
+                                    mx + H + j);
+            }
+        }
+    }
+    return FINISH(mx, N);
+}
+
+#undef PASTE
+#undef NAMED
+#undef EXP
+#undef SIGMOID
+#undef TANH
+#undef UPDATE
+#undef FINISH

@@ -1,0 +1,207 @@
+"""The fused quasi-Newton iterations (backends/parallel_in_time/fused_quasi.py with its C kernel,
+and torch_quasi.py, the GPU's form) against newton.iterate, the array-namespace iteration they
+replace; the kernel's build, cache and fallbacks."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from backends.parallel_in_time import fused_quasi, quasi_solvers
+from backends.parallel_in_time.jacobians import input_projection
+from backends.parallel_in_time.native import build
+from backends.parallel_in_time.newton import iterate, solve_model
+from harness.model.spec import Cell, ModelSpec
+from harness.model.weights import init_weights
+
+GATES = {Cell.RNN: 1, Cell.GRU: 3, Cell.LSTM: 4}
+ITERATIONS = 6
+
+
+def _kernels():
+    kernels = build.load()
+    if isinstance(kernels, str):
+        pytest.skip(kernels)
+    return kernels
+
+
+def _recurrence(cell: Cell, dtype: str, H=7, T=40, B=3, I=5, seed=0):
+    rng = np.random.default_rng(seed)
+    G, N = GATES[cell], (2 * H if cell is Cell.LSTM else H)
+    W = rng.standard_normal((G * H, I)) * 0.5
+    R = rng.standard_normal((G * H, H)) * (0.7 / np.sqrt(H))  # contracting: it converges
+    Wb, Rb = rng.standard_normal(G * H) * 0.2, rng.standard_normal(G * H) * 0.2
+    x, s0 = rng.standard_normal((T, B, I)), rng.standard_normal((B, N)) * 0.3
+    W, R, Wb, Rb, x, s0 = (a.astype(dtype) for a in (W, R, Wb, Rb, x, s0))
+    return input_projection(cell, x, W, Wb, Rb), R, Rb, s0
+
+
+def _generic(cell, xw, R, Rb, s0):
+    S = np.zeros((xw.shape[0], xw.shape[1], s0.shape[-1]), xw.dtype)
+    states, (_, _, residuals, _) = iterate(cell, xw, R, Rb, s0, S, "diagonal", 0.0, ITERATIONS)
+    return states, residuals
+
+
+def _run(solver):
+    residuals = [solver.iteration() for _ in range(ITERATIONS)]
+    return np.array(np.asarray(solver.states()), copy=True), residuals
+
+
+def _as(framework: str, arrays):
+    if framework == "numpy":
+        return arrays
+    torch = pytest.importorskip("torch")
+    return [torch.from_numpy(np.array(a)) for a in arrays]
+
+
+TOLERANCE = {"float64": 1e-13, "float32": 2e-5}
+
+
+@pytest.mark.parametrize("framework", ["numpy", "torch"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("cell", list(Cell))
+def test_fused_kernel_iterates_as_newton_iterate(cell, dtype, framework):
+    _kernels()
+    arrays = _recurrence(cell, dtype)
+    expected, expected_residuals = _generic(cell, *arrays)
+    got, residuals = _run(fused_quasi.FusedQuasiNewton(cell, *_as(framework, arrays)))
+    assert got.dtype == np.dtype(dtype)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE[dtype])
+    np.testing.assert_allclose(
+        residuals, expected_residuals, rtol=1e-3 if dtype == "float32" else 1e-9
+    )
+    assert residuals[-1] < residuals[0] / 10  # it converges: the comparison is not of noise
+
+
+@pytest.mark.parametrize("framework", ["numpy", "torch"])
+@pytest.mark.parametrize("cell", list(Cell))
+def test_blocks_of_steps_iterate_as_one_block(cell, framework):
+    """The product is made block by block of steps (to stay in cache); the kernel carries the
+    states and the max change across blocks, of one step or several, of unequal length."""
+    _kernels()
+    arrays = _recurrence(cell, "float64", H=9, T=23, B=2)
+    expected, expected_residuals = _generic(cell, *arrays)
+    row_bytes = 2 * GATES[cell] * 9 * 8
+    for block_bytes, blocks in [(1, 23), (3 * row_bytes, 8), (1 << 30, 1)]:
+        solver = fused_quasi.FusedQuasiNewton(cell, *_as(framework, arrays), block_bytes)
+        assert len(solver.blocks) == blocks
+        got, residuals = _run(solver)
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-13)
+        np.testing.assert_allclose(residuals, expected_residuals, rtol=1e-9)
+
+
+def test_step_blocks_cover_the_steps_in_order():
+    assert fused_quasi.step_blocks(10, 100, 1000) == [(0, 10)]
+    assert fused_quasi.step_blocks(10, 100, 250) == [(0, 2), (2, 4), (4, 6), (6, 8), (8, 10)]
+    assert fused_quasi.step_blocks(3, 1 << 20, 1000) == [(0, 1), (1, 2), (2, 3)]  # 1 step at least
+    for T, row, size in [(1, 8, 8), (1024, 4096, 1 << 18), (4097, 96, 1 << 18), (7, 0, 1)]:
+        blocks = fused_quasi.step_blocks(T, row, size)
+        assert blocks[0][0] == 0 and blocks[-1][1] == T
+        assert all(a[1] == b[0] and a[0] < a[1] for a, b in zip(blocks, blocks[1:], strict=False))
+        assert max(t1 - t0 for t0, t1 in blocks) * row <= max(size, row)
+
+
+@pytest.mark.parametrize("cell", list(Cell))
+def test_torch_fused_kernels_iterate_as_newton_iterate(cell):
+    """torch_quasi.QuasiNewton runs on a GPU (the C kernel is the CPU's); held here on the CPU."""
+    torch = pytest.importorskip("torch")
+    from backends.parallel_in_time.torch_quasi import QuasiNewton
+
+    arrays = _recurrence(cell, "float64")
+    expected, expected_residuals = _generic(cell, *arrays)
+    with torch.no_grad():
+        got, residuals = _run(QuasiNewton(cell, *_as("torch", arrays), compile=False))
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(residuals, expected_residuals, rtol=1e-9)
+
+
+@pytest.mark.parametrize("cell", list(Cell))
+def test_a_non_finite_input_stops_the_solve_with_its_reason(cell):
+    _kernels()
+    xw, R, Rb, s0 = _recurrence(cell, "float32")
+    xw[17, 1, 2] = np.nan
+    solver = quasi_solvers.make_solver(cell, xw, R, Rb, s0)
+    assert isinstance(solver, fused_quasi.FusedQuasiNewton)
+    _, (converged, iterations, residuals, reason) = quasi_solvers.iterate(solver, 1e-6, 50)
+    assert not converged and iterations is None
+    assert reason == "a non-finite value at iteration 1" and residuals[0] != residuals[0]
+
+
+def test_a_whole_model_solves_to_the_sequential_run_through_the_kernel():
+    _kernels()
+    from backends import numpy_ref
+
+    spec = ModelSpec(
+        cell=Cell.LSTM, input_size=4, hidden_size=24, num_layers=2, bidirectional=True
+    ).replace(dtype="float64")
+    params = {k: v.astype(np.float64) for k, v in init_weights(spec, seed=3).items()}
+    x = np.random.default_rng(3).standard_normal((60, 2, 4))
+    result = solve_model(spec, params, x, "quasi-newton", 1e-12, 400)
+    expected = numpy_ref.forward(spec, params, x)
+    assert result.converged
+    np.testing.assert_allclose(result.outputs.y, expected.y, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(result.outputs.c_n, expected.c_n, rtol=0, atol=1e-10)
+
+
+def test_weights_in_another_dtype_than_the_inputs_are_promoted_as_the_generic_path_does(
+    monkeypatch,
+):
+    """float32 weights with float64 inputs: the kernel reads R in xw's dtype (this was a NaN)."""
+    _kernels()
+    spec = ModelSpec(cell=Cell.GRU, input_size=4, hidden_size=24, num_layers=2)
+    params = init_weights(spec, seed=5)
+    assert params["l0.R"].dtype == np.float32
+    x = np.random.default_rng(5).standard_normal((50, 2, 4))
+    fused = solve_model(spec, params, x, "quasi-newton", 1e-12, 400)
+    monkeypatch.setattr(quasi_solvers, "make_solver", lambda *args: None)
+    generic = solve_model(spec, params, x, "quasi-newton", 1e-12, 400)
+    assert fused.converged and fused.iterations == generic.iterations
+    np.testing.assert_allclose(fused.outputs.y, generic.outputs.y, rtol=0, atol=1e-13)
+
+
+def test_off_by_the_environment_the_numpy_iteration_is_the_generic_one(monkeypatch):
+    monkeypatch.setenv(build.DISABLE_ENV, "0")
+    assert build.load.__wrapped__() == "the fused C kernel is off (RNNBENCH_NATIVE=0)"
+    monkeypatch.setattr(fused_quasi, "load", build.load.__wrapped__)
+    xw, R, Rb, s0 = _recurrence(Cell.GRU, "float64")
+    assert fused_quasi.unavailable(xw) == "the fused C kernel is off (RNNBENCH_NATIVE=0)"
+    assert quasi_solvers.make_solver(Cell.GRU, xw, R, Rb, s0) is None
+    assert quasi_solvers.describe("quasi-newton", "numpy", "cpu").endswith("RNNBENCH_NATIVE=0)")
+
+
+def test_no_compiler_is_a_reason_not_an_error(monkeypatch, tmp_path):
+    monkeypatch.delenv(build.DISABLE_ENV, raising=False)
+    monkeypatch.setenv("RNNBENCH_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
+    reason = build.load.__wrapped__()
+    assert isinstance(reason, str) and reason.startswith("the fused C kernel did not build or load")
+    assert "no-such-cc" in reason
+
+
+def test_a_cached_library_that_is_not_ours_alone_or_does_not_load_is_rebuilt(monkeypatch, tmp_path):
+    _kernels()
+    monkeypatch.setenv("RNNBENCH_CACHE_DIR", str(tmp_path))
+    first = build.load.__wrapped__()
+    assert not isinstance(first, str) and first.path.parent == tmp_path
+    for planted, mode in [(b"\x7fELF not a library", 0o700), (first.path.read_bytes(), 0o777)]:
+        plant = tmp_path / "planted"  # a new file renamed over it: the loaded one stays mapped
+        plant.write_bytes(planted)
+        os.chmod(plant, mode)
+        os.replace(plant, first.path)
+        again = build.load.__wrapped__()
+        assert not isinstance(again, str) and again.path == first.path
+        assert os.stat(again.path).st_mode & 0o777 == 0o700
+        assert again.function("gru", "float64") is not None
+
+
+def test_what_each_framework_and_device_runs_is_named():
+    kernels = build.load()
+    if isinstance(kernels, str):
+        assert quasi_solvers.describe("quasi-newton", "torch", "cpu").endswith(kernels)
+    else:
+        assert quasi_solvers.describe("quasi-newton", "numpy", "cpu").startswith("fused C kernel (")
+    assert quasi_solvers.describe("quasi-newton", "torch", "cuda").startswith("torch fused kernels")
+    assert quasi_solvers.describe("quasi-newton", "numpy", "cuda") == quasi_solvers.GENERIC
+    assert quasi_solvers.describe("newton", "torch", "cpu").endswith("dense Jacobians")
