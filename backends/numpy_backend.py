@@ -97,6 +97,12 @@ class NumpyBackend(BaseBackend):
             spec, weights, x, method, tol, max_iter, device, framework="numpy"
         )
 
+    def parallel_in_time_iteration(self, method: str) -> str:
+        from backends import parallel_in_time
+
+        device = "cuda" if self.xp_name == "cupy" else "cpu"
+        return parallel_in_time.describe_iteration(method, "numpy", device)
+
     def mingru_runner(self, weights, x, sequential: bool):
         arrays = _Arrays(self.xp_name)
         params = {k: arrays.put(v) for k, v in weights.items()}

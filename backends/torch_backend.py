@@ -131,6 +131,11 @@ class TorchBackend(BaseBackend):
             spec, weights, x, method, tol, max_iter, self.device, framework="torch"
         )
 
+    def parallel_in_time_iteration(self, method: str) -> str:
+        from backends import parallel_in_time
+
+        return parallel_in_time.describe_iteration(method, "torch", self.device)
+
     def copy_runner(self, source):
         src = torch.as_tensor(source, device=self.device)
         dst, sync = torch.empty_like(src), _sync(src.device)

@@ -291,3 +291,25 @@ def test_adjoint_gradients_equal_bptt(cell, config):
     assert sorted(got) == sorted(expected)
     for name, value in expected.items():
         assert compare(f"grad:{name}", value, got[name], "float64").passed, name
+
+
+def test_fastest_seconds_takes_an_unlimited_budget_and_counts_iterations_per_call(monkeypatch):
+    from backends.parallel_in_time import fastest_seconds, iteration_call, quasi_solvers
+
+    calls = []
+    best = fastest_seconds({"noop": lambda: calls.append(1)}, 3)  # budget_s: inf by default
+    assert len(calls) == 4 and 0 <= best["noop"] < 1  # one warm-up call, then 3 rounds
+    made = quasi_solvers.make_solver
+    counted = []
+
+    def counting(*args):
+        solver = made(*args)
+        iteration = solver.iteration
+        solver.iteration = lambda: counted.append(1) or iteration()
+        return solver
+
+    monkeypatch.setattr(quasi_solvers, "make_solver", counting)
+    spec, params = _model("gru", H=8)
+    call = iteration_call(spec, params, "quasi-newton", 1, 16, "torch", "cpu", iterations=4)
+    call()
+    assert len(counted) == 4  # four iterations back to back in one timed call

@@ -36,7 +36,7 @@ def fastest_seconds(
         start = time.perf_counter()
         call()
         warm[name] = time.perf_counter() - start
-    rounds = {n: max(1, min(repeats, int(budget_s / max(w, 1e-9)))) for n, w in warm.items()}
+    rounds = {n: max(1, min(repeats, budget_s // max(w, 1e-9))) for n, w in warm.items()}
     samples: dict[str, list[float]] = {name: [] for name in calls}
     for index in range(repeats):
         for name, call in calls.items():
@@ -75,8 +75,10 @@ def iteration_call(
     steps: int,
     framework: str = "torch",
     device: str = "cpu",
+    iterations: int = 1,
 ) -> Callable[[], None]:
-    """One iteration of one (layer, direction) recurrence at [steps, batch], ready to call."""
+    """`iterations` iterations of one (layer, direction) recurrence at [steps, batch], back to
+    back as a solve runs them (its arrays warm in cache after the first), ready to call."""
     if method not in METHODS:
         raise ValueError(f"method = {method!r}: allowed {', '.join(METHODS)}")
     check_spec(spec)
@@ -100,7 +102,8 @@ def iteration_call(
 
     def call() -> None:
         with _quiet(xp):
-            one()
+            for _ in range(iterations):
+                one()
             _synchronize(xp, device)
 
     return call
@@ -143,12 +146,15 @@ class _quiet:
             self.flushed = self.xp.set_flush_denormal(True)
             self.grad = self.xp.no_grad()
             self.grad.__enter__()
-        self.errstate = np.errstate(over="ignore", invalid="ignore")
-        self.errstate.__enter__()
+        self.errstate = None
+        if self.xp is np:  # torch does not warn; np.errstate costs microseconds a call
+            self.errstate = np.errstate(over="ignore", invalid="ignore")
+            self.errstate.__enter__()
         return self
 
     def __exit__(self, *exc):
-        self.errstate.__exit__(*exc)
+        if self.errstate is not None:
+            self.errstate.__exit__(*exc)
         if self.grad is not None:
             self.grad.__exit__(*exc)
         if self.flushed:

@@ -278,7 +278,9 @@ def _parallel_in_time(case: BenchCase, backend) -> Workload:
         checks = compare_all(ref, outputs.as_dict(), case.dtype)
     else:
         checks = [not_converged(result.reason, result.residuals)]
-    impl = f"{case.mode} iterations over all T ({backend.impl_label or backend.name})"
+    iteration = backend.parallel_in_time_iteration(case.mode)
+    impl = f"{case.mode} iterations over all T ({backend.impl_label or backend.name}"
+    impl += f": {iteration})" if iteration else ")"
 
     def predicted() -> JsonObject:
         prediction, note = _prediction(case, weights, x64, tol, lle)

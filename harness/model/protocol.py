@@ -86,6 +86,9 @@ class Backend(Protocol):
         """The model solved by Newton (or quasi-Newton) iterations over all T at once: run()
         returns its ParallelResult; fetch(result) -> (Outputs, iterations)."""
 
+    def parallel_in_time_iteration(self, method: str) -> str:
+        """Which implementation of that iteration runs here, in words ("": not said)."""
+
 
 class BaseBackend:
     """Defaults for the optional capabilities: each says it is missing, with the reason."""
@@ -116,6 +119,10 @@ class BaseBackend:
 
     def parallel_in_time_runner(self, spec, weights, x, method, tol, max_iter) -> Runner:
         raise NotSupported(f"{self.name} has no parallel-in-time solver")
+
+    def parallel_in_time_iteration(self, method: str) -> str:
+        """Which implementation of the iteration parallel_in_time_runner runs, in words."""
+        return ""
 
 
 class BasePrepared:

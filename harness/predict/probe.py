@@ -27,6 +27,10 @@ from harness.sweeps import parallel_in_time_work as counts
 
 LENGTHS = (4, 16, 64, 256, 1024, 4096)
 REPEATS = 5
+# iterations per timed call of a method's iteration: a solve runs them back to back, its arrays
+# warm in cache after the first, so one cold iteration alone overstates each (by 3-8x at T=256,
+# H=32 with the fused kernel, where an iteration takes ~20 us); the curve holds the mean
+ITERATIONS_PER_CALL = 4
 BUDGET_S = 0.3  # one probed length of one curve: its warm-up call and its repeats
 TOTAL_S = 2.5  # every curve at every length: no length starts that would run past it
 # the solver's framework for each backend the engine runs newton / quasi-newton on
@@ -61,10 +65,10 @@ def _work(method: str, cell: str, batch: int, hidden: int, steps: float) -> floa
     return counts.iteration_flops(method, cell, batch, int(steps), hidden)
 
 
-def _call(make, spec, weights, method: str, batch: int, backend: str, steps: int):
-    """make's call (the solver's iteration, or its one-iteration solve) at T = steps."""
+def _call(make, spec, weights, method: str, batch: int, backend: str, steps: int, **options):
+    """make's call (the solver's iterations, or its one-iteration solve) at T = steps."""
     framework, device = FRAMEWORKS[backend]
-    return make(spec, weights, method, batch, steps, framework, device)
+    return make(spec, weights, method, batch, steps, framework, device, **options)
 
 
 def probe(
@@ -87,12 +91,23 @@ def probe(
     loop = _loop_call(spec, weights, batch, backend)
     builders: dict[str, tuple[Callable[[int], Any], Callable[[float], float]]]
     builders = {"loop": (loop, float)}
+    per_call = {name: 1 for name in builders}  # what one timed call holds
     for method in methods:
         scale = functools.partial(_work, method, cell, batch, hidden)
         builders[method] = (
-            functools.partial(_call, pt.iteration_call, spec, weights, method, batch, backend),
+            functools.partial(
+                _call,
+                pt.iteration_call,
+                spec,
+                weights,
+                method,
+                batch,
+                backend,
+                iterations=ITERATIONS_PER_CALL,
+            ),
             scale,
         )
+        per_call[method] = ITERATIONS_PER_CALL
         builders[f"{method} first"] = (
             functools.partial(_call, pt.first_solve_call, spec, weights, method, batch, backend),
             scale,
@@ -105,7 +120,8 @@ def probe(
         for name, (_, work) in builders.items():
             if name in stopped or not seconds[name]:
                 continue
-            estimates[name] = seconds[name][-1] * work(T) / work(lengths[name][-1])
+            call_s = seconds[name][-1] * per_call.get(name, 1)
+            estimates[name] = call_s * work(T) / work(lengths[name][-1])
             if estimates[name] * (REPEATS + 1) > BUDGET_S:
                 stopped.add(name)
         later = sum(v for k, v in estimates.items() if k not in stopped) * (REPEATS + 1)
@@ -116,7 +132,7 @@ def probe(
             break
         for name, value in pt.fastest_seconds(calls, REPEATS, BUDGET_S).items():
             lengths[name].append(T)
-            seconds[name].append(value)
+            seconds[name].append(value / per_call.get(name, 1))
     curves = {name: CostCurve(tuple(lengths[name]), tuple(seconds[name])) for name in builders}
     return Costs(backend, curves, time.perf_counter() - started)
 

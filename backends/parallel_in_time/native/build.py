@@ -74,7 +74,7 @@ def load() -> Kernels | str:
         for suffix in DTYPES.values():
             function = getattr(library, f"{cell}_{suffix}")
             pointers = 7 if cell == "gru" else 6
-            function.argtypes = [ctypes.c_long] * 4 + [ctypes.c_void_p] * pointers
+            function.argtypes = [ctypes.c_longlong] * 4 + [ctypes.c_void_p] * pointers
             function.restype = ctypes.c_double
     return Kernels(path, version, library)
 

@@ -48,7 +48,7 @@ static inline double exp_f64(double x) {
     double qx = ((3.00198505138664455042e-6 * xx + 2.52448340349684104192e-3) * xx
                  + 2.27265548208155028766e-1) * xx + 2.00000000000000000009e0;
     x = 1.0 + 2.0 * (px / (qx - px));
-    long bits = ((long)n + 1023) << 52;
+    long long bits = ((long long)n + 1023) << 52;
     double scale;
     __builtin_memcpy(&scale, &bits, sizeof scale);
     return x * scale;

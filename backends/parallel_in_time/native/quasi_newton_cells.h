@@ -28,29 +28,29 @@ static inline REAL UPDATE(int first, REAL f, REAL J, REAL prev, REAL prev_new, R
     return s;
 }
 
-static double FINISH(const REAL *mx, long N) {
+static double FINISH(const REAL *mx, long long N) {
     REAL m = 0;
-    for (long j = 0; j < N; j++) {
+    for (long long j = 0; j < N; j++) {
         if (mx[j] != mx[j]) return (double)mx[j];
         m = mx[j] > m ? mx[j] : m;
     }
     return (double)m;
 }
 
-double NAMED(rnn, SUFFIX)(long t0, long t1, long B, long H, const REAL *restrict pre,
+double NAMED(rnn, SUFFIX)(long long t0, long long t1, long long B, long long H, const REAL *restrict pre,
                           const REAL *restrict xw, const REAL *restrict Rd,
                           const REAL *restrict cur, REAL *restrict nxt, REAL *restrict mx) {
     if (t0 == 0)
-        for (long j = 0; j < H; j++) mx[j] = 0;
-    for (long t = t0; t < t1; t++) {
+        for (long long j = 0; j < H; j++) mx[j] = 0;
+    for (long long t = t0; t < t1; t++) {
         int first = t == 0;
-        for (long m = 0; m < B; m++) {
-            long row = t * B + m, block_row = (t - t0) * B + m;
+        for (long long m = 0; m < B; m++) {
+            long long row = t * B + m, block_row = (t - t0) * B + m;
             const REAL *p = pre + block_row * H, *x = xw + row * H;
             const REAL *prev = cur + row * H, *old = cur + (row + B) * H;
             const REAL *prev_new = nxt + row * H;
             REAL *out = nxt + (row + B) * H;
-            for (long j = 0; j < H; j++) {
+            for (long long j = 0; j < H; j++) {
                 REAL h = TANH(p[j] + x[j]);
                 REAL J = (1 - h * h) * Rd[j];
                 out[j] = UPDATE(first, h, J, prev[j], prev_new[j], old[j], mx + j);
@@ -60,22 +60,22 @@ double NAMED(rnn, SUFFIX)(long t0, long t1, long B, long H, const REAL *restrict
     return FINISH(mx, H);
 }
 
-double NAMED(gru, SUFFIX)(long t0, long t1, long B, long H, const REAL *restrict pre,
+double NAMED(gru, SUFFIX)(long long t0, long long t1, long long B, long long H, const REAL *restrict pre,
                           const REAL *restrict xw, const REAL *restrict Rbh,
                           const REAL *restrict Rd, const REAL *restrict cur,
                           REAL *restrict nxt, REAL *restrict mx) {
     const REAL *Rz = Rd, *Rr = Rd + H, *Rh = Rd + 2 * H;
     if (t0 == 0)
-        for (long j = 0; j < H; j++) mx[j] = 0;
-    for (long t = t0; t < t1; t++) {
+        for (long long j = 0; j < H; j++) mx[j] = 0;
+    for (long long t = t0; t < t1; t++) {
         int first = t == 0;
-        for (long m = 0; m < B; m++) {
-            long row = t * B + m, block_row = (t - t0) * B + m;
+        for (long long m = 0; m < B; m++) {
+            long long row = t * B + m, block_row = (t - t0) * B + m;
             const REAL *p = pre + block_row * 3 * H, *x = xw + row * 3 * H;
             const REAL *prev = cur + row * H, *old = cur + (row + B) * H;
             const REAL *prev_new = nxt + row * H;
             REAL *out = nxt + (row + B) * H;
-            for (long j = 0; j < H; j++) {
+            for (long long j = 0; j < H; j++) {
                 REAL z = SIGMOID(p[j] + x[j]), r = SIGMOID(p[H + j] + x[H + j]);
                 REAL rh = p[2 * H + j] + Rbh[j];
                 REAL n = TANH(x[2 * H + j] + r * rh);
@@ -91,22 +91,22 @@ double NAMED(gru, SUFFIX)(long t0, long t1, long B, long H, const REAL *restrict
     return FINISH(mx, H);
 }
 
-double NAMED(lstm, SUFFIX)(long t0, long t1, long B, long H, const REAL *restrict pre,
+double NAMED(lstm, SUFFIX)(long long t0, long long t1, long long B, long long H, const REAL *restrict pre,
                            const REAL *restrict xw, const REAL *restrict Rd,
                            const REAL *restrict cur, REAL *restrict nxt, REAL *restrict mx) {
     const REAL *Ri = Rd, *Ro = Rd + H, *Rf = Rd + 2 * H, *Rg = Rd + 3 * H;
-    long N = 2 * H;
+    long long N = 2 * H;
     if (t0 == 0)
-        for (long j = 0; j < N; j++) mx[j] = 0;
-    for (long t = t0; t < t1; t++) {
+        for (long long j = 0; j < N; j++) mx[j] = 0;
+    for (long long t = t0; t < t1; t++) {
         int first = t == 0;
-        for (long m = 0; m < B; m++) {
-            long row = t * B + m, block_row = (t - t0) * B + m;
+        for (long long m = 0; m < B; m++) {
+            long long row = t * B + m, block_row = (t - t0) * B + m;
             const REAL *p = pre + block_row * 4 * H, *x = xw + row * 4 * H;
             const REAL *prev = cur + row * N, *old = cur + (row + B) * N;
             const REAL *prev_new = nxt + row * N;
             REAL *out = nxt + (row + B) * N;
-            for (long j = 0; j < H; j++) {
+            for (long long j = 0; j < H; j++) {
                 REAL i = SIGMOID(p[j] + x[j]), o = SIGMOID(p[H + j] + x[H + j]);
                 REAL fg = SIGMOID(p[2 * H + j] + x[2 * H + j]);
                 REAL g = TANH(p[3 * H + j] + x[3 * H + j]);
