@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+from harness import stats
 from harness.analysis import measures, parallel_in_time
 from harness.analysis import prediction as compare
 from harness.bench.case import make_case
@@ -119,6 +120,23 @@ def test_break_even_measured_and_predicted(results_doc):
     assert compare.crossing([(16, 4.0), (256, 0.25)]) == pytest.approx(64.0)
     assert compare.crossing([(16, 0.5), (64, 0.4)]) == 16.0
     assert compare.crossing([(16, 0.5), (64, 1.5)]) is None
+
+
+def test_a_break_even_below_every_t_timed_is_a_bound(results_doc):
+    """Every T timed wins: the break-even lies at or below the shortest, so a prediction at or
+    below twice that is within 2x, and one above it is not."""
+    doc = json.loads(json.dumps(results_doc))
+    for case in doc["cases"]:
+        if case.get("parallel_in_time"):  # every solve a fifth of its loop (10 us a step)
+            case["samples_s"] = spread(case["case"]["steps"] * 2e-6)
+            case["stats"] = stats.summarize(case["samples_s"])
+    for bound, predicted_T, within in [(64, 24.0, True), (64, 120.0, True), (64, 622.0, False)]:
+        for case in doc["cases"]:
+            if case.get("parallel_in_time"):
+                case["parallel_in_time"]["prediction"]["break_even_steps"] = predicted_T
+        (series,) = analysed(doc).break_even
+        assert series.at_most and series.measured == bound
+        assert series.within is within, predicted_T
 
 
 def test_report_shows_the_table_and_the_plot(results_doc, tmp_path):

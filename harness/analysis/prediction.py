@@ -90,6 +90,9 @@ class BreakEven:
     predicted: float | None
     ratio: float | None  # predicted / measured
     within: bool
+    # every T timed won: the break-even lies at or below `measured`, the shortest T timed, and a
+    # prediction is within 2x when it lies at or below twice that
+    at_most: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,7 +198,9 @@ def break_evens(timed: Sequence[TimedSolve]) -> list[BreakEven]:
         if len(rows) < 2:
             continue
         longest = rows[-1].prediction
-        measured = crossing([(t.steps, t.time_ratio_ci[0]) for t in rows])
+        points = [(t.steps, t.time_ratio_ci[0]) for t in rows]
+        measured = crossing(points)
+        at_most = all(ratio < 1 for _, ratio in points)
         predicted = None if longest is None else longest.break_even_steps
         ratio = None if measured is None or predicted is None else predicted / measured
         machine, backend, model, cell, mode, batch, hidden, _ = where
@@ -212,7 +217,9 @@ def break_evens(timed: Sequence[TimedSolve]) -> list[BreakEven]:
                 measured=measured,
                 predicted=predicted,
                 ratio=ratio,
-                within=ratio is not None and 1 / WITHIN <= ratio <= WITHIN,
+                within=ratio is not None
+                and (ratio <= WITHIN if at_most else 1 / WITHIN <= ratio <= WITHIN),
+                at_most=at_most,
             )
         )
     return out

@@ -156,9 +156,13 @@ def break_even_table(rows: Sequence[BreakEven]) -> str:
         ("B", field("batch")),
         ("H", field("hidden")),
         ("T timed", lambda r: ", ".join(map(str, r.steps))),
-        ("measured", lambda r: _steps(r.measured, "no win timed")),
+        (
+            "measured",
+            lambda r: ("at most " if r.at_most else "") + _steps(r.measured, "no win timed"),
+        ),
         ("predicted", lambda r: _steps(r.predicted, "none up to 65536")),
         ("predicted / measured", lambda r: "" if r.ratio is None else f"{r.ratio:.2f}x"),
+        ("within 2x", lambda r: "" if r.ratio is None else ("yes" if r.within else "no")),
     ]
     return table_of(columns, rows)
 
