@@ -80,7 +80,6 @@ class FusedQuasiNewton:
         self.pre = _empty(xp, (longest * B, GH), xw)
         self.mx = _empty(xp, (N,), xw)
         self.kernel = kernels.function(cell.value, str(xw.dtype).removeprefix("torch."))
-        self.describe = kernels.describe()
         inputs = [self.pre, self.xw, *([self.Rbh] if self.Rbh is not None else []), self.Rd]
         pointers = [_pointer(xp, array) for array in inputs]
         mx = _pointer(xp, self.mx)

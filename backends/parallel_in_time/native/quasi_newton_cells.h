@@ -37,6 +37,16 @@ static double FINISH(const REAL *mx, long long N) {
     return (double)m;
 }
 
+/* The pointers of one (step t, batch row m): the block's product row and the input row of G
+   gate blocks each, the state before the step in cur (prev) and in nxt (prev_new), the state
+   after it in cur (old) and where the new one goes (out), N values each. */
+#define ROW_POINTERS(G, N)                                                                   \
+    long long row = t * B + m, block_row = (t - t0) * B + m;                                 \
+    const REAL *p = pre + block_row * (G) * H, *x = xw + row * (G) * H;                      \
+    const REAL *prev = cur + row * (N), *old = cur + (row + B) * (N);                        \
+    const REAL *prev_new = nxt + row * (N);                                                  \
+    REAL *out = nxt + (row + B) * (N);
+
 double NAMED(rnn, SUFFIX)(long long t0, long long t1, long long B, long long H, const REAL *restrict pre,
                           const REAL *restrict xw, const REAL *restrict Rd,
                           const REAL *restrict cur, REAL *restrict nxt, REAL *restrict mx) {
@@ -45,11 +55,7 @@ double NAMED(rnn, SUFFIX)(long long t0, long long t1, long long B, long long H, 
     for (long long t = t0; t < t1; t++) {
         int first = t == 0;
         for (long long m = 0; m < B; m++) {
-            long long row = t * B + m, block_row = (t - t0) * B + m;
-            const REAL *p = pre + block_row * H, *x = xw + row * H;
-            const REAL *prev = cur + row * H, *old = cur + (row + B) * H;
-            const REAL *prev_new = nxt + row * H;
-            REAL *out = nxt + (row + B) * H;
+            ROW_POINTERS(1, H)
             for (long long j = 0; j < H; j++) {
                 REAL h = TANH(p[j] + x[j]);
                 REAL J = (1 - h * h) * Rd[j];
@@ -70,11 +76,7 @@ double NAMED(gru, SUFFIX)(long long t0, long long t1, long long B, long long H, 
     for (long long t = t0; t < t1; t++) {
         int first = t == 0;
         for (long long m = 0; m < B; m++) {
-            long long row = t * B + m, block_row = (t - t0) * B + m;
-            const REAL *p = pre + block_row * 3 * H, *x = xw + row * 3 * H;
-            const REAL *prev = cur + row * H, *old = cur + (row + B) * H;
-            const REAL *prev_new = nxt + row * H;
-            REAL *out = nxt + (row + B) * H;
+            ROW_POINTERS(3, H)
             for (long long j = 0; j < H; j++) {
                 REAL z = SIGMOID(p[j] + x[j]), r = SIGMOID(p[H + j] + x[H + j]);
                 REAL rh = p[2 * H + j] + Rbh[j];
@@ -101,11 +103,7 @@ double NAMED(lstm, SUFFIX)(long long t0, long long t1, long long B, long long H,
     for (long long t = t0; t < t1; t++) {
         int first = t == 0;
         for (long long m = 0; m < B; m++) {
-            long long row = t * B + m, block_row = (t - t0) * B + m;
-            const REAL *p = pre + block_row * 4 * H, *x = xw + row * 4 * H;
-            const REAL *prev = cur + row * N, *old = cur + (row + B) * N;
-            const REAL *prev_new = nxt + row * N;
-            REAL *out = nxt + (row + B) * N;
+            ROW_POINTERS(4, N)
             for (long long j = 0; j < H; j++) {
                 REAL i = SIGMOID(p[j] + x[j]), o = SIGMOID(p[H + j] + x[H + j]);
                 REAL fg = SIGMOID(p[2 * H + j] + x[2 * H + j]);
@@ -132,3 +130,4 @@ double NAMED(lstm, SUFFIX)(long long t0, long long t1, long long B, long long H,
 #undef TANH
 #undef UPDATE
 #undef FINISH
+#undef ROW_POINTERS
