@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 
 from backends import numpy_cells
+from backends.cell_update import CANONICAL, Variant
 from backends.numpy_bptt import model_backward
-from backends.numpy_cells import CANONICAL, Tape, Variant, namespace
+from backends.numpy_cells import Tape, namespace
 from harness.model.outputs import Outputs
 from harness.model.protocol import NotSupported
 from harness.model.spec import Cell, ModelSpec
@@ -153,7 +154,7 @@ def run_layer(
 ):
     """One layer in ONNX form: Y [T, D, B, H], Y_h [D, B, H], Y_c [D, B, H] or None, tapes.
     The cells run feature-major ([H, B]); the transposes happen here, once per layer.
-    variants: one numpy_cells.Variant per direction (default: the canonical cell)."""
+    variants: one cell_update.Variant per direction (default: the canonical cell)."""
     xp = namespace(x)
     T, B, _ = x.shape
     H = R.shape[-1]

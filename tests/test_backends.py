@@ -214,7 +214,7 @@ def test_the_reference_variant_has_a_field_per_spec_variant():
     in backends/numpy_cells.py's Variant (the step equations read it there)."""
     import dataclasses
 
-    from backends.numpy_cells import Variant
+    from backends.cell_update import Variant
     from harness.model.spec import VARIANTS
 
     assert [f.name for f in dataclasses.fields(Variant)] == list(VARIANTS)

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from backends.parallel_in_time.arrays import namespace
-from backends.parallel_in_time.jacobians import input_projection, sigmoid, step
+from backends.parallel_in_time.jacobians import Derivatives, evaluate, input_projection
 from backends.parallel_in_time.newton import in_time_order, initial_states, solve_layers, time_major
 from backends.parallel_in_time.scan import reverse_scan_transposed
 from harness.model.arrays import Arrays
@@ -87,9 +87,12 @@ def direction_gradients(cell: Cell, source, params, layer: int, d: int, S, s0, g
     W, R, Wb, Rb = (params[f"l{layer}.{k}"][d] for k in ("W", "R", "Wb", "Rb"))
     previous = xp.concatenate([s0[None], S[:-1]])
     xw = input_projection(cell, source, W, Wb, Rb)
-    _, J = step(cell, xw, R, Rb, previous, "dense")
+    steps = evaluate(cell, xw, R, Rb, previous)
+    J = Derivatives.of(steps).dense(R)
     lam = reverse_scan_transposed(J, g, dense=True)
-    d_in, d_rec = _preactivation_gradients(cell, xw, R, Rb, previous, lam)
+    H = R.shape[1]
+    local = steps.local(lam[..., :H], lam[..., H:] if cell is Cell.LSTM else 0)
+    d_in, d_rec = (xp.concatenate(d, axis=-1) for d in (local.inputs, local.recurrent))
     h_prev = previous[..., : R.shape[1]]
     sums = ([0, 1], [0, 1])
     weights = {
@@ -100,40 +103,3 @@ def direction_gradients(cell: Cell, source, params, layer: int, d: int, S, s0, g
     }
     ds0 = (J[0].swapaxes(-1, -2) @ lam[0][..., None])[..., 0]
     return weights, xp.matmul(d_in, W), ds0
-
-
-def _preactivation_gradients(cell: Cell, xw, R, Rb, previous, lam):
-    """Gradients of the gate pre-activations, input side and recurrent side (they differ only in
-    the GRU's reset-gated h block), from lam = dL/ds_t, every step at once."""
-    xp, H = namespace(xw), R.shape[1]
-    if cell is Cell.RNN:
-        h = xp.tanh(xw + previous @ R.T)
-        d = lam * (1 - h * h)
-        return d, d
-    if cell is Cell.GRU:
-        recurrent = previous @ R.T
-        z = sigmoid(xw[..., :H] + recurrent[..., :H], xp)
-        r = sigmoid(xw[..., H : 2 * H] + recurrent[..., H : 2 * H], xp)
-        recurrent_h = recurrent[..., 2 * H :] + Rb[2 * H :]
-        n = xp.tanh(xw[..., 2 * H :] + r * recurrent_h)
-        dz = lam * (previous - n) * z * (1 - z)
-        dn = lam * (1 - z) * (1 - n * n)
-        dr = dn * recurrent_h * r * (1 - r)
-        return xp.concatenate([dz, dr, dn], -1), xp.concatenate([dz, dr, dn * r], -1)
-    a = xw + previous[..., :H] @ R.T
-    i, o, f = (sigmoid(a[..., k * H : (k + 1) * H], xp) for k in range(3))
-    g = xp.tanh(a[..., 3 * H :])
-    c_prev = previous[..., H:]
-    tanh_c = xp.tanh(f * c_prev + i * g)
-    lam_h, lam_c = lam[..., :H], lam[..., H:]
-    dc = lam_c + lam_h * o * (1 - tanh_c * tanh_c)
-    d = xp.concatenate(
-        [
-            dc * g * i * (1 - i),
-            lam_h * tanh_c * o * (1 - o),
-            dc * c_prev * f * (1 - f),
-            dc * i * (1 - g * g),
-        ],
-        -1,
-    )
-    return d, d

@@ -4,9 +4,9 @@ renormalisation every step, the same float64 trajectory), without forming a Jaco
 
 model_lyapunov builds every J_t as a dense [N, N] matrix (G scaled copies of R a step): at
 H = 256 that is seconds per thousand steps. Every Jacobian term is diag(coefficient) times a
-block of R, or a diagonal (jacobians.py), so J_t v needs one product R v and a few elementwise
-passes: the cost of one sequential step. The coefficients are computed for a chunk of steps at
-once; only the product and the combination run step by step.
+block of R, or a diagonal (jacobians.Derivatives), so J_t v needs one product R v and a few
+elementwise passes: the cost of one sequential step. The coefficients are computed for a chunk
+of steps at once; only the product and the combination run step by step.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from backends.parallel_in_time.jacobians import sigmoid
+from backends.parallel_in_time.jacobians import Derivatives, evaluate
 from backends.parallel_in_time.lyapunov import LyapunovEstimate, _random_frame, trajectory
-from harness.model.spec import Cell, ModelSpec
+from harness.model.spec import ModelSpec
 
 CHUNK_BYTES = 64 << 20
 
@@ -48,9 +48,10 @@ def largest_lyapunov(
     chunk = max(1, CHUNK_BYTES // (8 * B * 8 * N))
     for start in range(0, T, chunk):
         stop = min(T, start + chunk)
-        apply = _COEFFICIENTS[spec.cell](xw[start:stop], R, Rb, states[start:stop])
+        chunk_steps = evaluate(spec.cell, xw[start:stop], R, Rb, states[start:stop])
+        derivatives = Derivatives.of(chunk_steps)
         for t in range(stop - start):
-            w = apply(t, v)
+            w = derivatives.apply(t, v, R)
             norm = np.sqrt((w * w).sum(axis=-1))
             total += np.log(norm)
             v = w / norm[:, None]
@@ -63,62 +64,3 @@ def largest_lyapunov(
         ("forward", "reverse")[direction],
         T,
     )
-
-
-# Each cell: from a chunk's inputs and previous states, the coefficients of J_t's terms, and a
-# function (t, v [B, N]) -> J_t v. Gate blocks of R in the canonical order (jacobians.py).
-
-
-def _rnn(xw, R, Rb, s_prev):
-    h = np.tanh(xw + s_prev @ R.T)
-    scale = 1 - h * h
-
-    def apply(t, v):
-        return scale[t] * (v @ R.T)
-
-    return apply
-
-
-def _gru(xw, R, Rb, s_prev):
-    H = R.shape[1]
-    recurrent = s_prev @ R.T
-    z = sigmoid(xw[..., :H] + recurrent[..., :H], np)
-    r = sigmoid(xw[..., H : 2 * H] + recurrent[..., H : 2 * H], np)
-    recurrent_h = recurrent[..., 2 * H :] + Rb[2 * H :]
-    n = np.tanh(xw[..., 2 * H :] + r * recurrent_h)
-    dn = (1 - z) * (1 - n * n)
-    # J = diag(z) + diag(c_z) R_z + diag(c_r) R_r + diag(c_h) R_h
-    c = np.stack([(s_prev - n) * z * (1 - z), dn * recurrent_h * r * (1 - r), dn * r], axis=-2)
-
-    def apply(t, v):
-        Rv = (v @ R.T).reshape(v.shape[0], 3, H)
-        return z[t] * v + (c[t] * Rv).sum(axis=-2)
-
-    return apply
-
-
-def _lstm(xw, R, Rb, s_prev):
-    H = R.shape[1]
-    h_prev, c_prev = s_prev[..., :H], s_prev[..., H:]
-    a = xw + h_prev @ R.T
-    i, o, f = (sigmoid(a[..., k * H : (k + 1) * H], np) for k in range(3))
-    g = np.tanh(a[..., 3 * H :])
-    tanh_c = np.tanh(f * c_prev + i * g)
-    dh_dc = o * (1 - tanh_c * tanh_c)
-    # d c / d h_prev = diag(c_i) R_i + diag(c_f) R_f + diag(c_g) R_g; d h / d h_prev adds
-    # diag(c_o) R_o and scales d c / d h_prev by dh_dc; d c / d c_prev = diag(f)
-    c_i, c_o = g * i * (1 - i), tanh_c * o * (1 - o)
-    c_f, c_g = c_prev * f * (1 - f), i * (1 - g * g)
-
-    def apply(t, v):
-        vh, vc = v[:, :H], v[:, H:]
-        Rv = vh @ R.T
-        dc = c_i[t] * Rv[:, :H] + c_f[t] * Rv[:, 2 * H : 3 * H] + c_g[t] * Rv[:, 3 * H :]
-        dc_total = dc + f[t] * vc
-        dh = c_o[t] * Rv[:, H : 2 * H] + dh_dc[t] * dc_total
-        return np.concatenate([dh, dc_total], axis=-1)
-
-    return apply
-
-
-_COEFFICIENTS = {Cell.RNN: _rnn, Cell.GRU: _gru, Cell.LSTM: _lstm}
