@@ -26,7 +26,6 @@ from pathlib import Path
 
 from harness.model.spec import Cell, ModelSpec
 from harness.model.weights import CanonicalWeights
-from harness.registry import EXPORTERS
 
 IO_KEY = "rnnbench.io"
 EXAMPLE_T, EXAMPLE_B = 5, 2  # deliberately unlike any case the model will run
@@ -47,8 +46,8 @@ class Exported:
 def export(
     exporter: str, spec: ModelSpec, weights: CanonicalWeights, path, example_T: int = EXAMPLE_T
 ) -> Exported:
-    if exporter not in EXPORTERS:
-        raise ValueError(f"unknown exporter {exporter!r}: allowed {', '.join(EXPORTERS)}")
+    if exporter not in _EXPORT:
+        raise ValueError(f"unknown exporter {exporter!r}: allowed {', '.join(_EXPORT)}")
     import onnx
 
     path = Path(path)

@@ -288,7 +288,7 @@ def exporter():
 
 def parallel_in_time():
     """The parallel-in-time solver (solve_model, make_runner, model_lyapunov, model_gradients,
-    sequential_reference, compare_with_sequential)."""
+    sequential_reference)."""
     return importlib.import_module("backends.parallel_in_time")
 
 

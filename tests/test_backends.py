@@ -143,6 +143,16 @@ def test_a_backend_is_named_by_its_registry_key(name):
     assert backend.name == name
 
 
+def test_the_registry_names_every_export_path_and_no_other():
+    """registry.EXPORTERS names the ort-* backends; onnx_export keeps the builders (it does not
+    import the registry back): the two lists agree, and an unknown one is refused by name."""
+    from backends import onnx_export
+
+    assert registry.EXPORTERS == tuple(onnx_export._EXPORT)
+    with pytest.raises(ValueError, match="unknown exporter 'jit': allowed direct, "):
+        onnx_export.export("jit", None, None, "unused.onnx")
+
+
 def _claims():
     from harness.model.spec import VARIANT_FORMS
 

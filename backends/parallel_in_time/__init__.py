@@ -13,7 +13,7 @@ from backends.parallel_in_time.iteration_probe import (
 from backends.parallel_in_time.lyapunov import LyapunovEstimate, lyapunov_spectrum, model_lyapunov
 from backends.parallel_in_time.newton import METHODS, ParallelResult, SolveRecord, solve_model
 from backends.parallel_in_time.quasi_solvers import describe as describe_iteration
-from backends.parallel_in_time.reference import compare_with_sequential, sequential_reference
+from backends.parallel_in_time.reference import sequential_reference
 from backends.parallel_in_time.runner import FRAMEWORKS, fetch, make_runner
 from backends.parallel_in_time.tangent import largest_lyapunov
 
@@ -23,7 +23,6 @@ __all__ = [
     "LyapunovEstimate",
     "ParallelResult",
     "SolveRecord",
-    "compare_with_sequential",
     "describe_iteration",
     "fetch",
     "fastest_seconds",

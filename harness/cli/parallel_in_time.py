@@ -30,6 +30,7 @@ from harness.cli import parallel_in_time_inputs, parallel_in_time_predict
 from harness.cli.errors import add_memory_budget, require
 from harness.json_values import nulls_for_nonfinite
 from harness.output_paths import FILE
+from harness.parity.checks import compare_with_sequential
 from harness.records.parallel_in_time import SolveDocument, SweepRow, VersusStepLoop, dumps
 from harness.records.prediction import PredictedSolve
 from harness.terminal import say
@@ -173,7 +174,7 @@ def _solve(spec, weights, source, x, h0, c0, options) -> tuple[SolveDocument, st
     if result.outputs is not None:
         outputs, _ = fetch(result)
         reference = pt.sequential_reference(spec, weights, x, h0, c0)
-        error, comparisons = pt.compare_with_sequential(outputs, reference, spec.dtype)
+        error, comparisons = compare_with_sequential(outputs, reference, spec.dtype)
         record["max_abs_error"] = error
         record["parity"] = [c.as_dict() for c in comparisons]
     typed = SolveDocument.model_validate(nulls_for_nonfinite(record))

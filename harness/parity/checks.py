@@ -17,6 +17,7 @@ import math
 import numpy as np
 
 from harness.json_values import JsonObject
+from harness.model.outputs import Outputs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,3 +161,18 @@ def compare_all(
         scale = step_scale(budget.for_dtype(dtype), np.shape(ref), axis, steps)
         out.append(compare(prefix + k, ref, got, dtype, scale, axis))
     return out
+
+
+def compare_with_sequential(
+    outputs: Outputs, reference: Outputs, dtype: str
+) -> tuple[float, list[Comparison]]:
+    """(max |outputs - reference| over y, h_n, c_n (NaN if any is not finite), comparisons)."""
+    candidate = outputs.as_dict()
+    comparisons = [compare(k, v, candidate.get(k), dtype) for k, v in reference.as_dict().items()]
+    errors = [
+        np.abs(np.asarray(candidate[k], np.float64) - v).max()
+        for k, v in reference.as_dict().items()
+        if k in candidate and np.shape(candidate[k]) == v.shape
+    ]
+    worst = float(max(errors)) if errors else float("nan")
+    return worst, comparisons

@@ -32,6 +32,7 @@ from harness.json_values import JsonObject, nulls_for_nonfinite
 from harness.model.protocol import NotSupported
 from harness.model.spec import Cell, ModelSpec, SpecError, tomllib
 from harness.model.weights import init_weights
+from harness.parity.checks import compare_with_sequential
 from harness.records.parallel_in_time import SweepDocument
 from harness.sweeps import iteration_law
 from harness.sweeps import parallel_in_time_work as counts
@@ -232,7 +233,7 @@ def _solve(pt, spec, params, x, row: JsonObject) -> str | None:
     row["residuals"] = list(result.residuals)  # the iterations any looser tol would take
     if result.outputs is not None and result.converged:
         reference = pt.sequential_reference(spec, params, x)
-        error, comparisons = pt.compare_with_sequential(result.outputs, reference, "float64")
+        error, comparisons = compare_with_sequential(result.outputs, reference, "float64")
         row["max_abs_error"] = error if math.isfinite(error) else None
         row["parity_passed"] = all(c.passed for c in comparisons)
     return None
