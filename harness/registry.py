@@ -247,29 +247,6 @@ def get_backend(name: str):
     return backend
 
 
-MODEL_READERS = {
-    "keras": ("backends.keras_file", ("tensorflow", "keras"), "tf"),
-    "torch": ("backends.torch_file", ("torch",), "torch"),
-}
-
-
-def model_reader(kind: str):
-    """The module that reads a user's `kind` model file (load(path[, spec]) -> (kind, spec,
-    weights, runtime, notes)); NotSupported, with the install hint, when its framework is
-    missing."""
-    module_name, requires, extra = MODEL_READERS[kind]
-    try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        package = missing_package(exc, requires)
-        if package is None:
-            raise
-        raise NotSupported(
-            f"reading a {kind} model needs {package}, which is not installed "
-            f"(pip install 'rnnbench[{extra}]')"
-        ) from None
-
-
 def reference():
     """The NumPy oracle module (forward, forward_with_tape, backward): what everything is
     compared with."""

@@ -148,7 +148,7 @@ def test_the_registry_names_every_export_path_and_no_other():
     import the registry back): the two lists agree, and an unknown one is refused by name."""
     from backends import onnx_export
 
-    assert registry.EXPORTERS == tuple(onnx_export._EXPORT)
+    assert tuple(onnx_export._EXPORT) == registry.EXPORTERS
     with pytest.raises(ValueError, match="unknown exporter 'jit': allowed direct, "):
         onnx_export.export("jit", None, None, "unused.onnx")
 

@@ -19,7 +19,6 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from harness import registry
 from harness.files import limits
 from harness.files.limits import Refused
 from harness.model.protocol import NotSupported
@@ -27,6 +26,7 @@ from harness.model.spec import ModelSpec
 from harness.model.weights import CanonicalWeights, WeightsError, load_weights
 from harness.model_file.front import PLAIN, FrontEnd
 from harness.model_file.keras_sizes import check_keras_file
+from harness.model_file.readers import model_reader
 
 ACCEPTED = (
     "ONNX with native RNN/LSTM/GRU nodes, Keras .keras or .h5, TorchScript, a torch "
@@ -143,7 +143,7 @@ def open_model(path, spec: ModelSpec | None = None, given=None, batch_major=None
         return ModelFile(str(path), "rnnbench-weights", weights.spec, weights, direction)
     if kind in ("keras", "h5"):
         check_keras_file(path)  # before Keras reads a byte of it
-    module = registry.model_reader("keras" if kind in ("keras", "h5") else "torch")
+    module = model_reader("keras" if kind in ("keras", "h5") else "torch")
     loaded = module.load(path) if kind in ("keras", "h5") else module.load(path, spec)
     found, spec, weights, runtime, notes = loaded[:5]
     front = loaded[5] if len(loaded) > 5 else PLAIN
@@ -204,4 +204,4 @@ def open_source_runtime(path):
         raise NotSupported(f"{path} ({kind}) cannot run as it is")
     if kind in ("keras", "h5"):
         check_keras_file(path)
-    return registry.model_reader("keras" if kind in ("keras", "h5") else "torch").load_runtime(path)
+    return model_reader("keras" if kind in ("keras", "h5") else "torch").load_runtime(path)
