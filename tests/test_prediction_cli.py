@@ -1,17 +1,19 @@
 """`rnnbench parallel-in-time --predict` end to end: a prediction printed and written without
-any solve, no convergence predicted for a chaotic model and confirmed by running it, the
+any solve but quasi-Newton's short counting probes, no convergence predicted for a chaotic model and confirmed by running it, the
 one-line verdict a run ends with, and bad uses refused in one line. Timings are printed, never
 asserted: the prediction's own speed is measured by benchmarks/prediction_check.py."""
 
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
 from harness import registry
 from harness.cli.main import main
 from harness.predict import laws as law_files
+from harness.predict.counted import Counted
 from harness.records.prediction import Prediction
 from harness.sweeps.iteration_law import predict
 from tests.synthetic_law import law_file
@@ -27,14 +29,25 @@ def law(tmp_path_factory):
 
 @pytest.fixture
 def no_solving(monkeypatch):
-    """Any solve fails the test: --predict must not run one."""
+    """--predict runs no solve it predicts: only quasi-Newton's counting probes (float64, at
+    most half the longest T predicted, 16384 here); the lengths they ran are handed back."""
     solver = registry.parallel_in_time()
+    counted: list[int] = []
+    real = solver.solve_model
+
+    def probe_only(spec, params, x, method, *args, **kwargs):
+        length = len(x)
+        if method != "quasi-newton" or spec.dtype != "float64" or length > 16384 // 2:
+            raise AssertionError(f"--predict solved {method} {spec.dtype} at T={length}")
+        counted.append(length)
+        return real(spec, params, x, method, *args, **kwargs)
 
     def refuse(*args, **kwargs):
-        raise AssertionError("--predict solved")
+        raise AssertionError("--predict made a timed solve")
 
-    monkeypatch.setattr(solver, "solve_model", refuse)
+    monkeypatch.setattr(solver, "solve_model", probe_only)
     monkeypatch.setattr(solver, "make_runner", refuse)
+    return counted
 
 
 def test_predict_prints_and_writes_without_solving(tmp_path, capsys, law, no_solving):
@@ -53,12 +66,24 @@ def test_predict_prints_and_writes_without_solving(tmp_path, capsys, law, no_sol
     assert {s.steps for s in prediction.solves} == {16, 64, 256, 1024, 4096, 16384}
     assert {s.method for s in prediction.solves} == {"newton", "quasi-newton"}
     assert -1 < prediction.lle < 0
+    assert no_solving == [128, 256]  # counting probes, shorter than every T but the two shortest
+    assert prediction.counted is not None and prediction.counted.method == "quasi-newton"
+    counts = {c.steps: c.iterations for c in prediction.counted.counts}
+    assert set(counts) == {128, 256} and all(k and 2 <= k <= 257 for k in counts.values())
     for solve in prediction.solves:
-        # the law at the model's exponent, T and float32's tol 1e-6; CLI limits 100 / 1000
-        limit = {"newton": 100, "quasi-newton": 1000}[solve.method]
-        law = laws[("rnn", solve.method)]
-        expected = predict(law, prediction.lle, solve.steps, 1e-6, limit).iterations
-        assert solve.iterations == expected
+        # Newton: the law at the model's exponent, T and float32's tol 1e-6 (CLI limit 100);
+        # quasi-Newton: the counts read in ln T (at most T + 1, never below the 128 count)
+        if solve.method == "newton":
+            law = laws[("rnn", "newton")]
+            expected = predict(law, prediction.lle, solve.steps, 1e-6, 100).iterations
+            assert (solve.iterations, solve.iterations_from) == (expected, "law")
+        else:
+            k = Counted("quasi-newton", 1, counts).extrapolate(solve.steps)
+            assert (solve.iterations, solve.iterations_from) == (
+                math.ceil(min(solve.steps + 1, k) - 1e-9),
+                "counted",
+            )
+            assert solve.iterations >= min(solve.steps + 1, counts[128])
         assert solve.ratio == pytest.approx(solve.solve_s / solve.step_loop_s)
         assert solve.verdict == ("wins" if solve.ratio < 1 else "loses")
     for method in ("newton", "quasi-newton"):

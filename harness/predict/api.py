@@ -2,10 +2,11 @@
 
     prediction = predict_model(spec, weights, x, backend="torch-cpu", steps=(1024, 4096))
 
-The largest Lyapunov exponent on x (layer 0, forward; over its first LLE_STEPS steps), the laws
-fitted on the sweep (laws.py), the probed costs at x's batch (probe.py), then each method at
-each T (model.py). Under 5 s at H <= 256 on a 2-core machine: the exponent by Jacobian-vector
-products, each probe held to a budget."""
+The largest Lyapunov exponent on x (layer 0, forward; over its first LLE_STEPS steps and
+LLE_BATCH columns), the laws fitted on the sweep (laws.py), quasi-Newton's iterations counted on
+the model at short lengths (counted.py), the probed costs at x's batch (probe.py), then each
+method at each T (model.py). Under 5 s at H <= 256 on a 2-core machine: the exponent by
+Jacobian-vector products, each probe held to a budget."""
 
 from __future__ import annotations
 
@@ -15,15 +16,20 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 
 from harness import registry
+from harness.model.protocol import NotSupported
 from harness.model.spec import ModelSpec
 from harness.model.weights import CanonicalWeights
 from harness.predict import laws as law_files
+from harness.predict.counted import Counted, count_iterations
 from harness.predict.model import Predictor
 from harness.predict.probe import probe
-from harness.records.prediction import Prediction
+from harness.records.prediction import CountedAt, CountedIterations, Prediction
 from harness.sweeps import parallel_in_time_work as counts
 
 LLE_STEPS = 2048  # past a few hundred steps the estimate moves by its O(1/T) transient only
+# the exponent is the mean over the input's columns, each an estimate of the same number: more
+# than a few cost time (3 s of a 6.8 s prediction at B = 32, H = 256) and change it little
+LLE_BATCH = 4
 
 
 def largest_exponent(spec: ModelSpec, weights: CanonicalWeights, x) -> tuple[float | None, int]:
@@ -33,7 +39,7 @@ def largest_exponent(spec: ModelSpec, weights: CanonicalWeights, x) -> tuple[flo
     x = np.asarray(x, np.float64)
     if spec.batch_first:
         x = x.transpose(1, 0, 2)
-    x = x[:LLE_STEPS]
+    x = x[:LLE_STEPS, :LLE_BATCH]
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         lle = registry.parallel_in_time().largest_lyapunov(spec64, params, x).lle
     return (lle if np.isfinite(lle) else None), int(x.shape[0])
@@ -56,14 +62,20 @@ def predict_model(
     spec.batch_first). max_iter: each method's limit (None: T + 1 at each T, the engine's).
     lle: the exponent when already known (then lle_steps says over what)."""
     started = time.perf_counter()
-    x = np.asarray(x)
+    x, steps = np.asarray(x), tuple(steps)
     T, B = (x.shape[1], x.shape[0]) if spec.batch_first else (x.shape[0], x.shape[1])
     if lle is None:
         lle, lle_steps = largest_exponent(spec, weights, x)
     laws, source = law_files.load(law_path)
     law_files.require(laws, spec.cell.value, methods, source)
+    counted = None
+    if "quasi-newton" in methods and lle is not None and lle < 0:
+        try:
+            counted = count_iterations(spec, weights, x, tol, max((T, *steps)))
+        except NotSupported:
+            counted = None  # a variant: the probe below says so
     costs = probe(spec, weights, B, T, backend, methods)
-    predictor = Predictor(spec, B, lle, laws, costs)
+    predictor = Predictor(spec, B, lle, laws, costs, counted)
     lengths = sorted({T, *steps})
     limits = dict(max_iter or {})
     solves = [predictor.solve(m, t, tol, limits.get(m)) for m in methods for t in lengths]
@@ -76,6 +88,14 @@ def predict_model(
         tol=tol,
         max_iter=dict(max_iter) if max_iter else None,
         probe_lengths=list(costs.lengths),
+        counted=_counted_record(counted),
         seconds=time.perf_counter() - started,
         solves=solves,
     )
+
+
+def _counted_record(counted: Counted | None) -> CountedIterations | None:
+    if counted is None:
+        return None
+    counts = [CountedAt(steps=t, iterations=k) for t, k in sorted(counted.counts.items())]
+    return CountedIterations(method=counted.method, batch=counted.batch, counts=counts)

@@ -1,7 +1,9 @@
 """The prediction itself, per method and sequence length T, from three things:
 
 - iterations k: the sweep's law (harness/sweeps/iteration_law.py) at the model's largest
-  Lyapunov exponent, T and tol; none where the law says it does not converge;
+  Lyapunov exponent, T and tol; none where the law says it does not converge; quasi-Newton's
+  read instead from the model's own counted solves at short lengths where there are some
+  (counted.py), the exponent still deciding whether it converges at all;
 - the work multiplier W: the solve's FLOPs over the step loop's at k iterations, over every layer
   and direction (harness/sweeps/parallel_in_time_work.py counts them);
 - the machine's costs at the model's shape (probe.py): one iteration of one (layer, direction)
@@ -21,10 +23,11 @@ import math
 
 from harness.model.flops import layer_inputs
 from harness.model.spec import ModelSpec
+from harness.predict.counted import Counted
 from harness.predict.probe import Costs
 from harness.records.prediction import PredictedSolve
 from harness.sweeps import parallel_in_time_work as counts
-from harness.sweeps.iteration_law import Law, predict
+from harness.sweeps.iteration_law import Law, Predicted, predict
 
 MAX_STEPS = 2**16
 
@@ -43,8 +46,33 @@ def model_work(spec: ModelSpec, batch: int, steps: int, method: str, iterations:
 class Predictor:
     """The prediction of one model at batch B on one machine (its probed costs), for any T."""
 
-    def __init__(self, spec: ModelSpec, batch: int, lle: float | None, laws, costs: Costs):
+    def __init__(
+        self,
+        spec: ModelSpec,
+        batch: int,
+        lle: float | None,
+        laws,
+        costs: Costs,
+        counted: Counted | None = None,
+    ):
         self.spec, self.batch, self.lle, self.laws, self.costs = spec, batch, lle, laws, costs
+        self.counted = counted
+
+    def iterations(self, method: str, steps: int, tol: float, max_iter: int | None):
+        """(the predicted count, "law" or "counted")."""
+        limit = max_iter or steps + 1
+        found = predict(self.law(method), self.lle, steps, tol, limit)
+        counted = self.counted
+        if counted is None or counted.method != method or self.lle is None or self.lle >= 0:
+            return found, "law"
+        k = counted.extrapolate(steps)
+        if k is None:
+            return found, "law"
+        count = math.ceil(min(steps + 1.0, k) - 1e-9)
+        if count > limit:
+            reason = f"{count} iterations (counted, extrapolated to T={steps}) > max_iter {limit}"
+            return Predicted(None, k, reason), "counted"
+        return Predicted(count, k, None), "counted"
 
     def iteration_s(self, method: str, steps: float) -> float:
         spec, cell, B = self.spec, self.spec.cell.value, self.batch
@@ -74,7 +102,7 @@ class Predictor:
 
     def ratio(self, method: str, steps: float, tol: float, max_iter: int | None) -> float | None:
         T = max(1, round(steps))
-        found = predict(self.law(method), self.lle, T, tol, max_iter or T + 1)
+        found, _ = self.iterations(method, T, tol, max_iter)
         if found.iterations is None:
             return None
         solve = self.setup_s(method, steps) + found.iterations * self.iteration_s(method, steps)
@@ -99,7 +127,7 @@ class Predictor:
         return 2 ** (math.log2(grid[first - 1]) + share * 0.25)
 
     def solve(self, method: str, steps: int, tol: float, max_iter: int | None) -> PredictedSolve:
-        found = predict(self.law(method), self.lle, steps, tol, max_iter or steps + 1)
+        found, source = self.iterations(method, steps, tol, max_iter)
         iteration_s, setup_s = self.iteration_s(method, steps), self.setup_s(method, steps)
         step_loop_s = self.step_loop_s(steps)
         work = solve_s = ratio = None
@@ -114,6 +142,7 @@ class Predictor:
             steps=steps,
             iterations=found.iterations,
             iterations_unbounded=unbounded,
+            iterations_from=source,
             reason=found.reason,
             work_multiplier=work,
             iteration_s=iteration_s,

@@ -22,10 +22,15 @@ class PredictedSolve(Record):
     method: Literal["newton", "quasi-newton"]
     steps: int = Field(ge=1, description="T")
     iterations: int | None = Field(
-        None, ge=1, description="the law's count (T + 1 at most); null: predicted not to converge"
+        None, ge=1, description="the predicted count (T + 1 at most); null: not to converge"
     )
     iterations_unbounded: Finite | None = Field(
-        None, description="the law's count without the T + 1 cap; null where it is infinite"
+        None, description="the count without the T + 1 cap; null where it is infinite"
+    )
+    iterations_from: Literal["law", "counted"] | None = Field(
+        None,
+        description="law: the sweep's law at the model's exponent; counted: read from the "
+        "model's own solves at Prediction.counted's lengths (null: files before it)",
     )
     reason: str | None = Field(None, description="why it is predicted not to converge")
     work_multiplier: Finite | None = Field(
@@ -63,6 +68,19 @@ class PredictedSolve(Record):
         return self
 
 
+class CountedAt(Record):
+    steps: int = Field(ge=1, description="T of the counting solve")
+    iterations: int | None = Field(None, ge=1, description="null: not converged within T + 1")
+
+
+class CountedIterations(Record):
+    """A method's iterations counted by solving the model (float64) at a few short lengths."""
+
+    method: Literal["newton", "quasi-newton"]
+    batch: int = Field(ge=1, description="the input's columns the counting solves took")
+    counts: list[CountedAt]
+
+
 class Prediction(Record):
     """A whole prediction: the model's exponent, the law it was read with, what was probed, and
     each method at each T."""
@@ -77,5 +95,10 @@ class Prediction(Record):
         None, description="method -> its iteration limit; null: T + 1 at each T (the engine's)"
     )
     probe_lengths: list[int] = Field(description="the T at which iterations and loop were timed")
+    counted: CountedIterations | None = Field(
+        None,
+        description="quasi-Newton iterations counted on the model itself (harness/predict/"
+        "counted.py); null: not counted (Newton only, a variant, an exponent >= 0, older files)",
+    )
     seconds: NonNegative = Field(description="what making the prediction took")
     solves: list[PredictedSolve]
