@@ -1,6 +1,7 @@
 """`rnnbench parallel-in-time --predict` end to end: a prediction printed and written without
-any solve but quasi-Newton's short counting probes, no convergence predicted for a chaotic model and confirmed by running it, the
-one-line verdict a run ends with, and bad uses refused in one line. Timings are printed, never
+any solve but quasi-Newton's short counting probes, no convergence predicted for a chaotic model
+and confirmed by running it, the one-line verdict a run ends with, and bad uses refused in one
+line. Timings are printed, never
 asserted: the prediction's own speed is measured by benchmarks/prediction_check.py."""
 
 from __future__ import annotations

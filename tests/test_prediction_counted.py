@@ -33,8 +33,9 @@ def test_counts_are_read_in_ln_T_and_capped():
 def test_counting_lengths_are_at_most_half_the_longest_T():
     assert count_lengths(4096) == (128, 256)
     assert count_lengths(256) == (64, 128)
-    assert count_lengths(100) == (32,)
-    assert count_lengths(40) == (20,)
+    assert count_lengths(100) == (16, 32)
+    assert count_lengths(40) == (16,)
+    assert count_lengths(24) == (12,)
     assert count_lengths(1) == (1,)
 
 

@@ -25,7 +25,7 @@ from harness import registry
 from harness.model.spec import ModelSpec
 from harness.model.weights import CanonicalWeights
 
-COUNT_LENGTHS = (32, 64, 128, 256)
+COUNT_LENGTHS = (16, 32, 64, 128, 256)
 COUNT_BATCH = 4
 METHOD = "quasi-newton"
 
