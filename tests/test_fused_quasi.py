@@ -75,6 +75,29 @@ def test_fused_kernel_iterates_as_newton_iterate(cell, dtype, framework):
     assert residuals[-1] < residuals[0] / 10  # it converges: the comparison is not of noise
 
 
+@pytest.mark.parametrize("H, B", [(70, 1), (7, 5)], ids=["units-split", "rows-split"])
+@pytest.mark.parametrize("cell", list(Cell))
+def test_torch_threads_split_the_kernel_and_change_nothing(cell, H, B):
+    """On torch tensors the kernel takes torch's threads: B = 1 splits the units (70 float64
+    units over 3 threads: runs of 32, 32 and 6), B = 5 the rows (1, 2 and 2); each thread keeps
+    its own running max."""
+    torch = pytest.importorskip("torch")
+    if not _kernels().threaded:
+        pytest.skip("the kernel was built without OpenMP: one thread")
+    arrays = _recurrence(cell, "float64", H=H, B=B)
+    expected, expected_residuals = _generic(cell, *arrays)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        solver = fused_quasi.FusedQuasiNewton(cell, *_as("torch", arrays))
+        got, residuals = _run(solver)
+    finally:
+        torch.set_num_threads(threads)
+    assert tuple(solver.mx.shape) == (3, arrays[3].shape[-1])
+    np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE["float64"])
+    np.testing.assert_allclose(residuals, expected_residuals, rtol=1e-9)
+
+
 @pytest.mark.parametrize("framework", ["numpy", "torch"])
 @pytest.mark.parametrize("cell", list(Cell))
 def test_blocks_of_steps_iterate_as_one_block(cell, framework):

@@ -11,8 +11,11 @@ its traffic to memory, and the product never goes there. The generic path (newto
 plus the odd-even scan's; at small H those passes, not the product, set an iteration's cost.
 
 Same method, stopping rule and results as newton.iterate with mode "diagonal"; tanh is taken as
-2 sigmoid(2a) - 1, so a float32 iterate differs from the generic one in the last bits. The
-kernel runs on the calling thread: the product uses the framework's threads.
+2 sigmoid(2a) - 1, so a float32 iterate differs from the generic one in the last bits. On torch
+tensors the kernel splits each block's units over torch's threads (torch.get_num_threads(), its
+own OpenMP pool: the workers that made the product take the kernel's share, where a pool of the
+kernel's own would fight them for the cores); on NumPy arrays it runs on the calling thread
+(OpenBLAS keeps threads of its own).
 """
 
 from __future__ import annotations
@@ -78,8 +81,9 @@ class FusedQuasiNewton:
         self.blocks = step_blocks(T, B * GH * xw.dtype.itemsize, block_bytes)
         longest = max(t1 - t0 for t0, t1 in self.blocks)
         self.pre = _empty(xp, (longest * B, GH), xw)
-        self.mx = _empty(xp, (N,), xw)
         self.kernel = kernels.function(cell.value, str(xw.dtype).removeprefix("torch."))
+        threads = xp.get_num_threads() if xp.__name__ == "torch" and kernels.threaded else 1
+        self.mx = _empty(xp, (threads, N), xw)  # each thread's running max
         inputs = [self.pre, self.xw, *([self.Rbh] if self.Rbh is not None else []), self.Rd]
         pointers = [_pointer(xp, array) for array in inputs]
         mx = _pointer(xp, self.mx)
@@ -93,7 +97,7 @@ class FusedQuasiNewton:
                     (
                         previous[t0 * B : t1 * B],
                         self.pre[: (t1 - t0) * B],
-                        (t0, t1, B, H, *pointers, *ends),
+                        (t0, t1, B, H, threads, *pointers, *ends),
                     )
                     for t0, t1 in self.blocks
                 ]

@@ -33,6 +33,9 @@ FLAGS = (
     "-fPIC",
     "-shared",
 )
+# tried first: the kernel then splits a block's units over the caller's OpenMP threads (torch's
+# pool); a compiler without OpenMP builds it single-threaded
+OPENMP = "-fopenmp"
 DISABLE_ENV = "RNNBENCH_NATIVE"  # "0": keep the frameworks' own iterations
 CELLS = ("rnn", "gru", "lstm")
 DTYPES = {"float32": "f32", "float64": "f64"}
@@ -50,8 +53,14 @@ class Kernels:
     def function(self, cell: str, dtype: str):
         return getattr(self.library, f"{cell}_{DTYPES[dtype]}")
 
+    @property
+    def threaded(self) -> bool:
+        """Built with OpenMP: a call may split its units over several threads."""
+        return bool(self.library.openmp())
+
     def describe(self) -> str:
-        return f"fused C kernel ({self.compiler}, {' '.join(FLAGS[:3])})"
+        threads = ", OpenMP" if self.threaded else ""
+        return f"fused C kernel ({self.compiler}, {' '.join(FLAGS[:3])}{threads})"
 
 
 @functools.cache
@@ -74,7 +83,7 @@ def load() -> Kernels | str:
         for suffix in DTYPES.values():
             function = getattr(library, f"{cell}_{suffix}")
             pointers = 7 if cell == "gru" else 6
-            function.argtypes = [ctypes.c_longlong] * 4 + [ctypes.c_void_p] * pointers
+            function.argtypes = [ctypes.c_longlong] * 5 + [ctypes.c_void_p] * pointers
             function.restype = ctypes.c_double
     return Kernels(path, version, library)
 
@@ -97,7 +106,8 @@ def _version(compiler: str) -> str:
 
 def _key(compiler: str, version: str) -> str:
     digest = hashlib.sha256(b"".join(path.read_bytes() for path in (SOURCE, *HEADERS)))
-    for part in (compiler, version, " ".join(FLAGS), platform.machine(), _cpu_flags()):
+    flags = " ".join((*FLAGS, OPENMP))
+    for part in (compiler, version, flags, platform.machine(), _cpu_flags()):
         digest.update(b"\0" + part.encode())
     return digest.hexdigest()[:16]
 
@@ -137,12 +147,15 @@ def _compile(compiler: str, path: Path) -> None:
     handle, temporary = tempfile.mkstemp(suffix=".so", dir=path.parent)
     os.close(handle)
     try:
-        done = subprocess.run(
-            [compiler, *FLAGS, str(SOURCE), "-o", temporary],
-            capture_output=True,
-            text=True,
-            timeout=COMPILE_TIMEOUT_S,
-        )
+        for flags in ((*FLAGS, OPENMP), FLAGS):
+            done = subprocess.run(
+                [compiler, *flags, str(SOURCE), "-o", temporary],
+                capture_output=True,
+                text=True,
+                timeout=COMPILE_TIMEOUT_S,
+            )
+            if done.returncode == 0:
+                break
         if done.returncode != 0:
             raise ValueError(f"{compiler} exited {done.returncode}: {_first_line(done.stderr)}")
         os.chmod(temporary, 0o700)

@@ -19,6 +19,29 @@
    denormal mode. So exp is written out, within ~1 ulp, for the compiler to vectorise inline (a
    call into a vector math library would spill every live vector register at each gate). */
 
+/* The units of a block are split over `threads` threads of the process's OpenMP pool: torch's
+   own (the dynamic loader hands this library the libgomp.so.1 torch has loaded), whose workers
+   are spinning, just done with the block's product, when the region starts. Without OpenMP
+   the pragma goes and the calling thread takes every unit. */
+#ifdef _OPENMP
+#include <omp.h>
+#define PARALLEL(threads) _Pragma("omp parallel num_threads(threads) if (threads > 1)")
+#define THREAD_NUM omp_get_thread_num()
+#define THREAD_COUNT omp_get_num_threads()
+#else
+#define PARALLEL(threads)
+#define THREAD_NUM 0
+#define THREAD_COUNT 1
+#endif
+
+int openmp(void) {
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 /* e^x for x clamped to [-80, 80] (float) or [-700, 700] (double), so that 2^n stays normal; a
    sigmoid or tanh has saturated there. NaN stays NaN. */
 static inline float exp_f32(float x) {

@@ -2,7 +2,9 @@
    by quasi_newton.c once per type. Each updates the steps t0 <= t < t1, whose product rows
    pre holds from its start (a block the framework has just made, still in cache); mx carries
    the running max from block to block (set to 0 at t0 = 0), and the return value is the max so
-   far. */
+   far; mx holds one row of N per thread. With the diagonal Jacobian every unit's scan is its
+   own, so `threads` threads each take their rows or units of every step (UNITS), with no
+   synchronisation but the region's end. */
 
 #define PASTE(name, suffix) name##_##suffix
 #define NAMED(name, suffix) PASTE(name, suffix)
@@ -11,6 +13,7 @@
 #define TANH NAMED(tanh, SUFFIX)
 #define UPDATE NAMED(update, SUFFIX)
 #define FINISH NAMED(finish, SUFFIX)
+#define UNITS NAMED(units, SUFFIX)
 
 static inline REAL SIGMOID(REAL a) { return (REAL)1 / ((REAL)1 + EXP(-a)); }
 
@@ -28,6 +31,25 @@ static inline REAL UPDATE(int first, REAL f, REAL J, REAL prev, REAL prev_new, R
     return s;
 }
 
+/* This thread's share of a block: whole batch rows [*m0, *m1) where there are rows for every
+   thread (apart in memory), else runs of units [*j0, *j1) of every row, each run whole 128-byte
+   pairs of lines (the pair a core's prefetcher fetches together), the last thread's shorter. */
+static inline void UNITS(long long B, long long H, long long *m0, long long *m1, long long *j0,
+                         long long *j1) {
+    long long k = THREAD_NUM, n = THREAD_COUNT;
+    *m0 = 0, *m1 = B, *j0 = 0, *j1 = H;
+    if (n == 1) return;
+    if (B >= n) {
+        *m0 = B * k / n, *m1 = B * (k + 1) / n;
+        return;
+    }
+    long long pair = 128 / (long long)sizeof(REAL);
+    long long chunk = ((H + n - 1) / n + pair - 1) / pair * pair;
+    *j0 = k * chunk < H ? k * chunk : H;
+    *j1 = *j0 + chunk < H ? *j0 + chunk : H;
+}
+
+/* the max over every thread's running max (mx holds one row of N per thread) */
 static double FINISH(const REAL *mx, long long N) {
     REAL m = 0;
     for (long long j = 0; j < N; j++) {
@@ -47,37 +69,58 @@ static double FINISH(const REAL *mx, long long N) {
     const REAL *prev_new = nxt + row * (N);                                                  \
     REAL *out = nxt + (row + B) * (N);
 
-double NAMED(rnn, SUFFIX)(long long t0, long long t1, long long B, long long H, const REAL *restrict pre,
-                          const REAL *restrict xw, const REAL *restrict Rd,
+/* units j0 <= j < j1 of every step and row; its own function, so that its restrict
+   pointers hold inside the OpenMP region */
+static __attribute__((noinline)) void NAMED(rnn_units, SUFFIX)(
+    long long t0, long long t1, long long B, long long H, long long m0, long long m1,
+    long long j0, long long j1, const REAL *restrict pre, const REAL *restrict xw, const REAL *restrict Rd,
                           const REAL *restrict cur, REAL *restrict nxt, REAL *restrict mx) {
-    if (t0 == 0)
-        for (long long j = 0; j < H; j++) mx[j] = 0;
     for (long long t = t0; t < t1; t++) {
         int first = t == 0;
-        for (long long m = 0; m < B; m++) {
+        for (long long m = m0; m < m1; m++) {
             ROW_POINTERS(1, H)
-            for (long long j = 0; j < H; j++) {
+            /* out and prev_new are rows of nxt B*N >= N apart: no overlap within a row */
+#pragma GCC ivdep
+            for (long long j = j0; j < j1; j++) {
                 REAL h = TANH(p[j] + x[j]);
                 REAL J = (1 - h * h) * Rd[j];
                 out[j] = UPDATE(first, h, J, prev[j], prev_new[j], old[j], mx + j);
             }
         }
     }
-    return FINISH(mx, H);
 }
 
-double NAMED(gru, SUFFIX)(long long t0, long long t1, long long B, long long H, const REAL *restrict pre,
-                          const REAL *restrict xw, const REAL *restrict Rbh,
-                          const REAL *restrict Rd, const REAL *restrict cur,
-                          REAL *restrict nxt, REAL *restrict mx) {
-    const REAL *Rz = Rd, *Rr = Rd + H, *Rh = Rd + 2 * H;
+double NAMED(rnn, SUFFIX)(long long t0, long long t1, long long B, long long H, long long threads,
+                          const REAL *restrict pre, const REAL *restrict xw, const REAL *restrict Rd,
+                          const REAL *restrict cur, REAL *restrict nxt, REAL *restrict mx) {
+    long long N = H;
     if (t0 == 0)
-        for (long long j = 0; j < H; j++) mx[j] = 0;
+        for (long long j = 0; j < N * threads; j++) mx[j] = 0;
+    PARALLEL(threads)
+    {
+        long long m0, m1, j0, j1;
+        UNITS(B, H, &m0, &m1, &j0, &j1);
+        NAMED(rnn_units, SUFFIX)(t0, t1, B, H, m0, m1, j0, j1, pre, xw, Rd, cur, nxt,
+                                 mx + THREAD_NUM * N);
+    }
+    return FINISH(mx, N * threads);
+}
+
+/* units j0 <= j < j1 of every step and row; its own function, so that its restrict
+   pointers hold inside the OpenMP region */
+static __attribute__((noinline)) void NAMED(gru_units, SUFFIX)(
+    long long t0, long long t1, long long B, long long H, long long m0, long long m1,
+    long long j0, long long j1, const REAL *restrict pre, const REAL *restrict xw, const REAL *restrict Rbh,
+                          const REAL *restrict Rd, const REAL *restrict cur, REAL *restrict nxt,
+                          REAL *restrict mx) {
+    const REAL *Rz = Rd, *Rr = Rd + H, *Rh = Rd + 2 * H;
     for (long long t = t0; t < t1; t++) {
         int first = t == 0;
-        for (long long m = 0; m < B; m++) {
+        for (long long m = m0; m < m1; m++) {
             ROW_POINTERS(3, H)
-            for (long long j = 0; j < H; j++) {
+            /* out and prev_new are rows of nxt B*N >= N apart: no overlap within a row */
+#pragma GCC ivdep
+            for (long long j = j0; j < j1; j++) {
                 REAL z = SIGMOID(p[j] + x[j]), r = SIGMOID(p[H + j] + x[H + j]);
                 REAL rh = p[2 * H + j] + Rbh[j];
                 REAL n = TANH(x[2 * H + j] + r * rh);
@@ -90,21 +133,40 @@ double NAMED(gru, SUFFIX)(long long t0, long long t1, long long B, long long H, 
             }
         }
     }
-    return FINISH(mx, H);
 }
 
-double NAMED(lstm, SUFFIX)(long long t0, long long t1, long long B, long long H, const REAL *restrict pre,
-                           const REAL *restrict xw, const REAL *restrict Rd,
-                           const REAL *restrict cur, REAL *restrict nxt, REAL *restrict mx) {
+double NAMED(gru, SUFFIX)(long long t0, long long t1, long long B, long long H, long long threads,
+                          const REAL *restrict pre, const REAL *restrict xw, const REAL *restrict Rbh,
+                          const REAL *restrict Rd, const REAL *restrict cur, REAL *restrict nxt,
+                          REAL *restrict mx) {
+    long long N = H;
+    if (t0 == 0)
+        for (long long j = 0; j < N * threads; j++) mx[j] = 0;
+    PARALLEL(threads)
+    {
+        long long m0, m1, j0, j1;
+        UNITS(B, H, &m0, &m1, &j0, &j1);
+        NAMED(gru_units, SUFFIX)(t0, t1, B, H, m0, m1, j0, j1, pre, xw, Rbh, Rd, cur, nxt,
+                                 mx + THREAD_NUM * N);
+    }
+    return FINISH(mx, N * threads);
+}
+
+/* units j0 <= j < j1 of every step and row; its own function, so that its restrict
+   pointers hold inside the OpenMP region */
+static __attribute__((noinline)) void NAMED(lstm_units, SUFFIX)(
+    long long t0, long long t1, long long B, long long H, long long m0, long long m1,
+    long long j0, long long j1, const REAL *restrict pre, const REAL *restrict xw, const REAL *restrict Rd,
+                          const REAL *restrict cur, REAL *restrict nxt, REAL *restrict mx) {
     const REAL *Ri = Rd, *Ro = Rd + H, *Rf = Rd + 2 * H, *Rg = Rd + 3 * H;
     long long N = 2 * H;
-    if (t0 == 0)
-        for (long long j = 0; j < N; j++) mx[j] = 0;
     for (long long t = t0; t < t1; t++) {
         int first = t == 0;
-        for (long long m = 0; m < B; m++) {
+        for (long long m = m0; m < m1; m++) {
             ROW_POINTERS(4, N)
-            for (long long j = 0; j < H; j++) {
+            /* out and prev_new are rows of nxt B*N >= N apart: no overlap within a row */
+#pragma GCC ivdep
+            for (long long j = j0; j < j1; j++) {
                 REAL i = SIGMOID(p[j] + x[j]), o = SIGMOID(p[H + j] + x[H + j]);
                 REAL fg = SIGMOID(p[2 * H + j] + x[2 * H + j]);
                 REAL g = TANH(p[3 * H + j] + x[3 * H + j]);
@@ -120,7 +182,22 @@ double NAMED(lstm, SUFFIX)(long long t0, long long t1, long long B, long long H,
             }
         }
     }
-    return FINISH(mx, N);
+}
+
+double NAMED(lstm, SUFFIX)(long long t0, long long t1, long long B, long long H, long long threads,
+                          const REAL *restrict pre, const REAL *restrict xw, const REAL *restrict Rd,
+                          const REAL *restrict cur, REAL *restrict nxt, REAL *restrict mx) {
+    long long N = 2 * H;
+    if (t0 == 0)
+        for (long long j = 0; j < N * threads; j++) mx[j] = 0;
+    PARALLEL(threads)
+    {
+        long long m0, m1, j0, j1;
+        UNITS(B, H, &m0, &m1, &j0, &j1);
+        NAMED(lstm_units, SUFFIX)(t0, t1, B, H, m0, m1, j0, j1, pre, xw, Rd, cur, nxt,
+                                 mx + THREAD_NUM * N);
+    }
+    return FINISH(mx, N * threads);
 }
 
 #undef PASTE
@@ -130,4 +207,5 @@ double NAMED(lstm, SUFFIX)(long long t0, long long t1, long long B, long long H,
 #undef TANH
 #undef UPDATE
 #undef FINISH
+#undef UNITS
 #undef ROW_POINTERS
