@@ -203,6 +203,38 @@ def test_no_compiler_is_a_reason_not_an_error(monkeypatch, tmp_path):
     assert "no-such-cc" in reason
 
 
+def test_a_compiler_without_openmp_builds_a_one_thread_kernel(monkeypatch, tmp_path):
+    """A compiler that refuses -fopenmp: the kernel is built without it, says so, and a torch
+    solve at several threads still equals newton.iterate on the one thread it gets."""
+    kernels = _kernels()
+    torch = pytest.importorskip("torch")
+    no_openmp = tmp_path / "cc-no-openmp"
+    no_openmp.write_text(
+        '#!/bin/sh\nfor a in "$@"; do [ "$a" = -fopenmp ] && exit 1; done\n'
+        f'exec "{build.shutil.which("cc") or "cc"}" "$@"\n'
+    )
+    no_openmp.chmod(0o755)
+    monkeypatch.setenv("RNNBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("CC", str(no_openmp))
+    single = build.load.__wrapped__()
+    assert not isinstance(single, str) and not single.threaded, single
+    assert "OpenMP" not in single.describe() and (
+        kernels.threaded == ("OpenMP" in kernels.describe())
+    )
+    monkeypatch.setattr(fused_quasi, "load", lambda: single)
+    arrays = _recurrence(Cell.LSTM, "float64", B=4)
+    expected, _ = _generic(Cell.LSTM, *arrays)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        solver = fused_quasi.FusedQuasiNewton(Cell.LSTM, *_as("torch", arrays))
+        got, _ = _run(solver)
+    finally:
+        torch.set_num_threads(threads)
+    assert solver.mx.shape[0] == 1
+    np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE["float64"])
+
+
 def test_a_cached_library_that_is_not_ours_alone_or_does_not_load_is_rebuilt(monkeypatch, tmp_path):
     _kernels()
     monkeypatch.setenv("RNNBENCH_CACHE_DIR", str(tmp_path))
