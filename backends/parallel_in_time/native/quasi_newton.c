@@ -11,13 +11,17 @@
    and nxt [T+1, B, N] whose row 0 is the given initial state (cur holds the current iterate,
    nxt receives the next), Rd [G, H] the diagonals of R's gate blocks, for the GRU Rbh [H] (the
    candidate's recurrent bias, which the reset gate scales with R_h s). N = H, or 2H for the
-   LSTM (h then c). mx [N] holds the running max |nxt - cur|; NaN once any difference is NaN.
+   LSTM (h then c). mx [threads, N] holds each thread's running max |nxt - cur|; NaN once any
+   difference is NaN.
 
-   The cells' equations and the order of the update are backends/parallel_in_time/jacobians.py's
-   and newton.iterate's (b_0 = f_0: the first step is exact); tanh(a) = 2 sigmoid(2a) - 1. Built
-   without -ffast-math: NaN must stay NaN, and loading the library must not change the process's
-   denormal mode. So exp is written out, within ~1 ulp, for the compiler to vectorise inline (a
-   call into a vector math library would spill every live vector register at each gate). */
+   The cells' equations and the order of the update are backends/cell_update.py's and
+   newton.iterate's (b_0 = f_0: the first step is exact). Built without -ffast-math: NaN must
+   stay NaN, and loading the library must not change the process's denormal mode. So the
+   activations are written out for the compiler to vectorise inline (a call into a vector math
+   library would spill every live vector register at each gate): in double, exp within ~1 ulp,
+   sigmoid(a) = 1 / (1 + e^-a) and tanh(a) = 2 sigmoid(2a) - 1; in float, tanh as one rational
+   function (within 2.3 ulp, measured over [-20, 20]) and sigmoid(a) = (1 + tanh(a/2)) / 2,
+   11-17% faster an iteration than float's exp there (measured at H = 32, 64). */
 
 /* The units of a block are split over `threads` threads of the process's OpenMP pool: torch's
    own (the dynamic loader hands this library the libgomp.so.1 torch has loaded), whose workers
@@ -42,25 +46,32 @@ int openmp(void) {
 #endif
 }
 
-/* e^x for x clamped to [-80, 80] (float) or [-700, 700] (double), so that 2^n stays normal; a
-   sigmoid or tanh has saturated there. NaN stays NaN. */
-static inline float exp_f32(float x) {
-    x = x < -80.0f ? -80.0f : (x > 80.0f ? 80.0f : x);
-    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round to nearest */
-    x = x - n * 0.693359375f + n * 2.12194440e-4f; /* Cephes' expf */
-    float p = 1.9875691500e-4f;
-    p = p * x + 1.3981999507e-3f;
-    p = p * x + 8.3334519073e-3f;
-    p = p * x + 4.1665795894e-2f;
-    p = p * x + 1.6666665459e-1f;
-    p = p * x + 5.0000001201e-1f;
-    p = p * x * x + x + 1.0f;
-    int bits = ((int)n + 127) << 23;
-    float scale;
-    __builtin_memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
+/* tanh(x) for float as one rational function (Eigen's generic_fast_tanh_float: a degree-13 odd
+   numerator over a degree-6 even denominator, on x clamped to +-7.9053, where tanh rounds to
+   +-1): one division and 11 multiply-adds, where exp's range reduction, polynomial and scaling
+   and then a division cost about half as much again. NaN stays NaN (the clamp's comparisons
+   are false for it). */
+static inline float tanh_rational_f32(float x) {
+    const float c = 7.90531110763549805f;
+    x = x < -c ? -c : (x > c ? c : x);
+    float x2 = x * x;
+    float p = -2.76076847742355e-16f;
+    p = p * x2 + 2.00018790482477e-13f;
+    p = p * x2 + -8.60467152213735e-11f;
+    p = p * x2 + 5.12229709037114e-08f;
+    p = p * x2 + 1.48572235717979e-05f;
+    p = p * x2 + 6.37261928875436e-04f;
+    p = p * x2 + 4.89352455891786e-03f;
+    p = p * x;
+    float q = 1.19825839466702e-06f;
+    q = q * x2 + 1.18534705686654e-04f;
+    q = q * x2 + 2.26843463243900e-03f;
+    q = q * x2 + 4.89352518554385e-03f;
+    return p / q;
 }
 
+/* e^x for x clamped to [-700, 700], so that 2^n stays normal; a sigmoid or tanh has saturated
+   there. NaN stays NaN. */
 static inline double exp_f64(double x) {
     x = x < -700.0 ? -700.0 : (x > 700.0 ? 700.0 : x);
     double n = (x * 1.4426950408889634073599 + 6755399441055744.0) - 6755399441055744.0;
@@ -79,10 +90,14 @@ static inline double exp_f64(double x) {
 
 #define REAL float
 #define SUFFIX f32
+#define RATIONAL_TANH 1
 #include "quasi_newton_cells.h"
 #undef REAL
 #undef SUFFIX
+#undef RATIONAL_TANH
 
 #define REAL double
 #define SUFFIX f64
+#define RATIONAL_TANH 0
 #include "quasi_newton_cells.h"
+#undef RATIONAL_TANH

@@ -15,9 +15,15 @@
 #define FINISH NAMED(finish, SUFFIX)
 #define UNITS NAMED(units, SUFFIX)
 
+#if RATIONAL_TANH
+static inline REAL TANH(REAL a) { return NAMED(tanh_rational, SUFFIX)(a); }
+
+static inline REAL SIGMOID(REAL a) { return (REAL)0.5 + (REAL)0.5 * TANH((REAL)0.5 * a); }
+#else
 static inline REAL SIGMOID(REAL a) { return (REAL)1 / ((REAL)1 + EXP(-a)); }
 
 static inline REAL TANH(REAL a) { return (REAL)2 * SIGMOID(2 * a) - 1; }
+#endif
 
 /* newton.iterate's update of one element: b = f - J s_prev (b_0 = f_0), s = J s_new_prev + b;
    and the running max of |s - old|, NaN once any is NaN */
