@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from harness.model.protocol import NotSupported
 from harness.model.spec import Cell, ModelSpec
 from harness.model.weights import CanonicalWeights
 
@@ -108,7 +109,18 @@ def build_direct_model(
     return model
 
 
+# the ONNX operators' own forms of a cell (peepholes are the input P); a variant added to
+# harness/model/spec.py that is not one of them is refused, never written as the plain cell
+ONNX_FORMS = ("linear_before_reset", "peepholes", "input_forget", "clip")
+
+
 def variant_attributes(spec: ModelSpec, linear_before_reset: int | None) -> dict[str, float]:
+    unknown = [name for name in spec.variants if name not in ONNX_FORMS]
+    if unknown:
+        raise NotSupported(
+            f"the ONNX {spec.cell.value.upper()} operator has no form of {', '.join(unknown)} "
+            f"(it has {', '.join(ONNX_FORMS)})"
+        )
     attrs: dict[str, float] = {}
     if spec.cell is Cell.GRU:
         lbr = int(spec.linear_before_reset) if linear_before_reset is None else linear_before_reset

@@ -34,7 +34,7 @@ class TorchScriptBackend(TorchBackend):
         self.impl_label = "torch TorchScript"
 
     def build(self, spec, weights) -> PreparedTorchScript:
-        return PreparedTorchScript(spec, weights, self.device)
+        return self.named(PreparedTorchScript(spec, weights, self.device))
 
 
 class PreparedTorchScript(PreparedTorch):

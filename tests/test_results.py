@@ -258,8 +258,15 @@ def test_the_published_schemas_and_tables_are_the_codes(tmp_path):
     root = Path(__file__).resolve().parents[1] / "results"
     for path in publish.write_schemas(tmp_path):
         committed = root / "schema" / path.name
-        assert committed.read_text() == path.read_text(), f"rnnbench schema: {path.name} is stale"
+        assert committed.read_text() == path.read_text(), (
+            f"{path.name} is stale: run rnnbench schema --readme results/README.md"
+        )
     readme = (root / "README.md").read_text()
+    from harness.records.results import SCHEMA_VERSION
+
+    assert f"schema version {SCHEMA_VERSION}; versions 1 to {SCHEMA_VERSION - 1} are read" in (
+        readme
+    ), "results/README.md's prose names another schema version than the code's"
     assert f"{publish.BEGIN}\n{publish.tables()}{publish.END}" in readme, (
         "results/README.md's tables are stale: rnnbench schema --readme results/README.md"
     )
@@ -346,3 +353,17 @@ def test_a_field_this_version_does_not_know_names_the_version_that_wrote_it(tmp_
     assert "cases[0].case.colour: not a field rnnbench" in message, message
     assert "written by rnnbench 9.0.0; read it with that rnnbench or newer" in message
     assert "\n" not in message
+
+
+def test_a_field_unknown_to_the_version_that_says_it_wrote_the_file_says_so(tmp_path):
+    """The file names this very rnnbench, yet holds a field it does not know: edited by hand,
+    or written by a changed copy whose record gained a field without a schema version bump."""
+    doc = json.loads(results.dumps(_doc()))
+    doc["cases"][0]["case"]["colour"] = "blue"
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(results.ResultsError) as refused:
+        results.load_results(path)
+    message = str(refused.value)
+    assert f"though the file says {results.WRITER} wrote it" in message and "\n" not in message
+    assert "schema_version bump" in message and "colour" in message

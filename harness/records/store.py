@@ -129,7 +129,13 @@ def _unknown_or_corrupt(exc: ValidationError, doc: JsonObject, path) -> str:
     )
     if writer and writer != WRITER:
         return f"{known}: the file was written by {writer}; read it with that rnnbench or newer"
-    return f"{known}: the file was written by {writer or 'an rnnbench that did not say which'}"
+    if writer:  # this very version's name: a changed copy of it, or a file edited by hand
+        return (
+            f"{known}, though the file says {writer} wrote it: it was edited, or written by a "
+            "changed copy of this version (a record that gains a field needs a schema_version "
+            "bump in harness/records/results.py)"
+        )
+    return f"{known}: the file was written by an rnnbench that did not say which"
 
 
 def upgrade(doc: JsonObject) -> JsonObject:
