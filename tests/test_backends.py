@@ -230,6 +230,24 @@ def test_the_reference_variant_has_a_field_per_spec_variant():
     assert [f.name for f in dataclasses.fields(Variant)] == list(VARIANTS)
 
 
+def test_the_timing_docs_name_every_registered_backend():
+    """docs/timing.md lists the backends by hand: each registry key is there (the ONNX Runtime
+    ones as the pattern of their exporters and providers), and nothing the registry lacks."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "timing.md").read_text()
+    pattern = f"`ort-<{'|'.join(registry.EXPORTERS)}>-<{'|'.join(registry.PROVIDERS)}>`"
+    assert pattern in text, f"docs/timing.md should list the ORT backends as {pattern}"
+    plain = [n for n in registry.BACKENDS if not n.startswith("ort-")]
+    missing = [n for n in plain if f"`{n}`" not in text]
+    assert not missing, f"docs/timing.md's list of backends lacks {missing}"
+    listed = text[text.index("The backends and the modes each offers") : text.index("Modes:")]
+    named = set(re.findall(r"`([a-z0-9]+(?:-[a-z0-9]+)+|numpy|cupy)`", listed))
+    unknown = named - set(registry.BACKENDS)
+    assert not unknown, f"docs/timing.md lists backends the registry does not have: {unknown}"
+
+
 def _one_name_per_class() -> list[str]:
     """The first registry key of each backend class that builds models (a new class is held to
     it without a list to keep)."""
