@@ -88,14 +88,16 @@ def forward(cell: Cell, xw, R, Rb, h0, c0, mask, keep_tape: bool, variant=CANONI
         return tape
     tape.recurrent = AH = xp.empty((slots, GH, B), dtype=xw.dtype)
     Rb_h, R_h = Rb[2 * H :, None], R[2 * H :]
+
+    def reset_product(rh):  # linear_before_reset = 0: R_h (r h_prev)
+        return R_h @ rh
+
     for k in range(T):
         ah = AH[k % slots]
         xp.matmul(R, S[k], out=ah)
         if variant.linear_before_reset:
             ah[2 * H :] += Rb_h
-        gru_update(
-            A[k % slots], ah, xw[k], S[k], S[k + 1], blocks, xp, variant, lambda rh: R_h @ rh
-        )
+        gru_update(A[k % slots], ah, xw[k], S[k], S[k + 1], blocks, xp, variant, reset_product)
         _hold((S,), k, mask, xp)
     return tape
 

@@ -55,6 +55,21 @@ static inline void UNITS(long long B, long long H, long long *m0, long long *m1,
     *j1 = *j0 + chunk < H ? *j0 + chunk : H;
 }
 
+/* A kernel's body: clear every thread's running max at the first block, let each thread run
+   CELL's units function on its share (UNITS) with its own row of mx, and return the max of
+   them all. The arguments after N are CELL's pointers, mx aside. */
+#define SPLIT_OVER_THREADS(CELL, N, ...)                                                     \
+    if (t0 == 0)                                                                             \
+        for (long long j = 0; j < (N) * threads; j++) mx[j] = 0;                             \
+    PARALLEL(threads)                                                                        \
+    {                                                                                        \
+        long long m0, m1, j0, j1;                                                            \
+        UNITS(B, H, &m0, &m1, &j0, &j1);                                                     \
+        NAMED(CELL##_units, SUFFIX)(t0, t1, B, H, m0, m1, j0, j1, __VA_ARGS__,               \
+                                    mx + THREAD_NUM * (N));                                  \
+    }                                                                                        \
+    return FINISH(mx, (N) * threads);
+
 /* the max over every thread's running max (mx holds one row of N per thread) */
 static double FINISH(const REAL *mx, long long N) {
     REAL m = 0;
@@ -79,8 +94,8 @@ static double FINISH(const REAL *mx, long long N) {
    pointers hold inside the OpenMP region */
 static __attribute__((noinline)) void NAMED(rnn_units, SUFFIX)(
     long long t0, long long t1, long long B, long long H, long long m0, long long m1,
-    long long j0, long long j1, const REAL *restrict pre, const REAL *restrict xw, const REAL *restrict Rd,
-                          const REAL *restrict cur, REAL *restrict nxt, REAL *restrict mx) {
+    long long j0, long long j1, const REAL *restrict pre, const REAL *restrict xw,
+    const REAL *restrict Rd, const REAL *restrict cur, REAL *restrict nxt, REAL *restrict mx) {
     for (long long t = t0; t < t1; t++) {
         int first = t == 0;
         for (long long m = m0; m < m1; m++) {
@@ -99,26 +114,16 @@ static __attribute__((noinline)) void NAMED(rnn_units, SUFFIX)(
 double NAMED(rnn, SUFFIX)(long long t0, long long t1, long long B, long long H, long long threads,
                           const REAL *restrict pre, const REAL *restrict xw, const REAL *restrict Rd,
                           const REAL *restrict cur, REAL *restrict nxt, REAL *restrict mx) {
-    long long N = H;
-    if (t0 == 0)
-        for (long long j = 0; j < N * threads; j++) mx[j] = 0;
-    PARALLEL(threads)
-    {
-        long long m0, m1, j0, j1;
-        UNITS(B, H, &m0, &m1, &j0, &j1);
-        NAMED(rnn_units, SUFFIX)(t0, t1, B, H, m0, m1, j0, j1, pre, xw, Rd, cur, nxt,
-                                 mx + THREAD_NUM * N);
-    }
-    return FINISH(mx, N * threads);
+    SPLIT_OVER_THREADS(rnn, H, pre, xw, Rd, cur, nxt)
 }
 
 /* units j0 <= j < j1 of every step and row; its own function, so that its restrict
    pointers hold inside the OpenMP region */
 static __attribute__((noinline)) void NAMED(gru_units, SUFFIX)(
     long long t0, long long t1, long long B, long long H, long long m0, long long m1,
-    long long j0, long long j1, const REAL *restrict pre, const REAL *restrict xw, const REAL *restrict Rbh,
-                          const REAL *restrict Rd, const REAL *restrict cur, REAL *restrict nxt,
-                          REAL *restrict mx) {
+    long long j0, long long j1, const REAL *restrict pre, const REAL *restrict xw,
+    const REAL *restrict Rbh, const REAL *restrict Rd, const REAL *restrict cur,
+    REAL *restrict nxt, REAL *restrict mx) {
     const REAL *Rz = Rd, *Rr = Rd + H, *Rh = Rd + 2 * H;
     for (long long t = t0; t < t1; t++) {
         int first = t == 0;
@@ -145,25 +150,15 @@ double NAMED(gru, SUFFIX)(long long t0, long long t1, long long B, long long H, 
                           const REAL *restrict pre, const REAL *restrict xw, const REAL *restrict Rbh,
                           const REAL *restrict Rd, const REAL *restrict cur, REAL *restrict nxt,
                           REAL *restrict mx) {
-    long long N = H;
-    if (t0 == 0)
-        for (long long j = 0; j < N * threads; j++) mx[j] = 0;
-    PARALLEL(threads)
-    {
-        long long m0, m1, j0, j1;
-        UNITS(B, H, &m0, &m1, &j0, &j1);
-        NAMED(gru_units, SUFFIX)(t0, t1, B, H, m0, m1, j0, j1, pre, xw, Rbh, Rd, cur, nxt,
-                                 mx + THREAD_NUM * N);
-    }
-    return FINISH(mx, N * threads);
+    SPLIT_OVER_THREADS(gru, H, pre, xw, Rbh, Rd, cur, nxt)
 }
 
 /* units j0 <= j < j1 of every step and row; its own function, so that its restrict
    pointers hold inside the OpenMP region */
 static __attribute__((noinline)) void NAMED(lstm_units, SUFFIX)(
     long long t0, long long t1, long long B, long long H, long long m0, long long m1,
-    long long j0, long long j1, const REAL *restrict pre, const REAL *restrict xw, const REAL *restrict Rd,
-                          const REAL *restrict cur, REAL *restrict nxt, REAL *restrict mx) {
+    long long j0, long long j1, const REAL *restrict pre, const REAL *restrict xw,
+    const REAL *restrict Rd, const REAL *restrict cur, REAL *restrict nxt, REAL *restrict mx) {
     const REAL *Ri = Rd, *Ro = Rd + H, *Rf = Rd + 2 * H, *Rg = Rd + 3 * H;
     long long N = 2 * H;
     for (long long t = t0; t < t1; t++) {
@@ -193,17 +188,7 @@ static __attribute__((noinline)) void NAMED(lstm_units, SUFFIX)(
 double NAMED(lstm, SUFFIX)(long long t0, long long t1, long long B, long long H, long long threads,
                           const REAL *restrict pre, const REAL *restrict xw, const REAL *restrict Rd,
                           const REAL *restrict cur, REAL *restrict nxt, REAL *restrict mx) {
-    long long N = 2 * H;
-    if (t0 == 0)
-        for (long long j = 0; j < N * threads; j++) mx[j] = 0;
-    PARALLEL(threads)
-    {
-        long long m0, m1, j0, j1;
-        UNITS(B, H, &m0, &m1, &j0, &j1);
-        NAMED(lstm_units, SUFFIX)(t0, t1, B, H, m0, m1, j0, j1, pre, xw, Rd, cur, nxt,
-                                 mx + THREAD_NUM * N);
-    }
-    return FINISH(mx, N * threads);
+    SPLIT_OVER_THREADS(lstm, 2 * H, pre, xw, Rd, cur, nxt)
 }
 
 #undef PASTE
@@ -215,3 +200,4 @@ double NAMED(lstm, SUFFIX)(long long t0, long long t1, long long B, long long H,
 #undef FINISH
 #undef UNITS
 #undef ROW_POINTERS
+#undef SPLIT_OVER_THREADS
