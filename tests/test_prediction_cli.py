@@ -30,17 +30,18 @@ def law(tmp_path_factory):
 
 @pytest.fixture
 def no_solving(monkeypatch):
-    """--predict runs no solve it predicts: only quasi-Newton's counting probes (float64, at
-    most half the longest T predicted, 16384 here); the lengths they ran are handed back."""
+    """--predict runs no solve it predicts: only quasi-Newton's counting probes (in the model's
+    float32, and the longest in float64 too, at most half the longest T predicted, 16384 here);
+    the (dtype, length) of each is handed back."""
     solver = registry.parallel_in_time()
-    counted: list[int] = []
+    counted: list[tuple[str, int]] = []
     real = solver.solve_model
 
     def probe_only(spec, params, x, method, *args, **kwargs):
         length = len(x)
-        if method != "quasi-newton" or spec.dtype != "float64" or length > 16384 // 2:
+        if method != "quasi-newton" or length > 16384 // 2 or spec.head is not None:
             raise AssertionError(f"--predict solved {method} {spec.dtype} at T={length}")
-        counted.append(length)
+        counted.append((spec.dtype, length))
         return real(spec, params, x, method, *args, **kwargs)
 
     def refuse(*args, **kwargs):
@@ -67,13 +68,16 @@ def test_predict_prints_and_writes_without_solving(tmp_path, capsys, law, no_sol
     assert {s.steps for s in prediction.solves} == {16, 64, 256, 1024, 4096, 16384}
     assert {s.method for s in prediction.solves} == {"newton", "quasi-newton"}
     assert -1 < prediction.lle < 0
-    assert no_solving == [128, 256]  # counting probes, shorter than every T but the two shortest
+    # counting probes, the first of them times the rest; float64 at the longest sees a stall
+    assert no_solving == [("float32", 128), ("float32", 256), ("float32", 512), ("float64", 512)]
     assert prediction.counted is not None and prediction.counted.method == "quasi-newton"
     counts = {c.steps: c.iterations for c in prediction.counted.counts}
-    assert set(counts) == {128, 256} and all(k and 2 <= k <= 257 for k in counts.values())
+    assert set(counts) == {256, 512}  # the two longest probes are kept
+    assert all(k and 2 <= k <= t + 1 for t, k in counts.items())
     for solve in prediction.solves:
         # Newton: the law at the model's exponent, T and float32's tol 1e-6 (CLI limit 100);
-        # quasi-Newton: the counts read in ln T (at most T + 1, never below the 128 count)
+        # quasi-Newton: the counts read on from 256 and 512 (at most T + 1, never below the
+        # 256 count)
         if solve.method == "newton":
             law = laws[("rnn", "newton")]
             expected = predict(law, prediction.lle, solve.steps, 1e-6, 100).iterations
@@ -84,7 +88,7 @@ def test_predict_prints_and_writes_without_solving(tmp_path, capsys, law, no_sol
                 math.ceil(min(solve.steps + 1, k) - 1e-9),
                 "counted",
             )
-            assert solve.iterations >= min(solve.steps + 1, counts[128])
+            assert solve.iterations >= min(solve.steps + 1, counts[256])
         assert solve.ratio == pytest.approx(solve.solve_s / solve.step_loop_s)
         assert solve.verdict == ("wins" if solve.ratio < 1 else "loses")
     for method in ("newton", "quasi-newton"):

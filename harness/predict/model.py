@@ -3,7 +3,8 @@
 - iterations k: the sweep's law (harness/sweeps/iteration_law.py) at the model's largest
   Lyapunov exponent, T and tol; none where the law says it does not converge; quasi-Newton's
   read instead from the model's own counted solves at short lengths where there are some
-  (counted.py), the exponent still deciding whether it converges at all;
+  (counted.py), the exponent still deciding whether it converges at all; where those solves
+  show float32 rounding stalling the change above tol, T + 1 for Newton too;
 - the work multiplier W: the solve's FLOPs over the step loop's at k iterations, over every layer
   and direction (harness/sweeps/parallel_in_time_work.py counts them);
 - the machine's costs at the model's shape (probe.py): one iteration of one (layer, direction)
@@ -63,9 +64,14 @@ class Predictor:
         limit = max_iter or steps + 1
         found = predict(self.law(method), self.lle, steps, tol, limit)
         counted = self.counted
-        if counted is None or counted.method != method or self.lle is None or self.lle >= 0:
+        if counted is None or self.lle is None or self.lle >= 0:
             return found, "law"
-        k = counted.extrapolate(steps)
+        if counted.method != method:
+            if not counted.stalled:
+                return found, "law"
+            k: float | None = steps + 1.0  # see counted.py: a stall rounds every method's change
+        else:
+            k = counted.extrapolate(steps)
         if k is None:
             return found, "law"
         count = math.ceil(min(steps + 1.0, k) - 1e-9)

@@ -74,7 +74,8 @@ class CountedAt(Record):
 
 
 class CountedIterations(Record):
-    """A method's iterations counted by solving the model (float64) at a few short lengths."""
+    """A method's iterations counted by solving the model (in its own dtype) at a few short
+    lengths."""
 
     method: Literal["newton", "quasi-newton"]
     batch: int = Field(ge=1, description="the input's columns the counting solves took")
