@@ -75,27 +75,58 @@ def test_fused_kernel_iterates_as_newton_iterate(cell, dtype, framework):
     assert residuals[-1] < residuals[0] / 10  # it converges: the comparison is not of noise
 
 
-@pytest.mark.parametrize("H, B", [(70, 1), (7, 5)], ids=["units-split", "rows-split"])
+SPLITS = {
+    # (H, B, block_bytes): a block of 40 steps is split in 3 runs of steps (the third's carry
+    # made from the second's), at B = 1 and B = 5; blocks of one step, by units or by rows
+    "runs": (7, 1, None),
+    "runs-of-rows": (7, 5, None),
+    "units": (70, 1, 1),
+    "rows": (7, 5, 1),
+}
+
+
+@pytest.mark.parametrize("split", list(SPLITS))
 @pytest.mark.parametrize("cell", list(Cell))
-def test_torch_threads_split_the_kernel_and_change_nothing(cell, H, B):
-    """On torch tensors the kernel takes torch's threads: B = 1 splits the units (70 float64
-    units over 3 threads: runs of 32, 32 and 6), B = 5 the rows (1, 2 and 2); each thread keeps
-    its own running max."""
+def test_torch_threads_split_the_kernel_and_change_nothing(cell, split):
+    """On torch tensors the kernel takes torch's threads, 3 here: a block of 40 steps by runs of
+    steps (thread 0's from the true state, the others' from zero, then fixed up); blocks of one
+    step by units (70 float64 units: runs of 32, 32 and 6) or by rows (1, 2 and 2). Each
+    thread keeps its own running max."""
     torch = pytest.importorskip("torch")
     if not _kernels().threaded:
         pytest.skip("the kernel was built without OpenMP: one thread")
+    H, B, block_bytes = SPLITS[split]
     arrays = _recurrence(cell, "float64", H=H, B=B)
     expected, expected_residuals = _generic(cell, *arrays)
     threads = torch.get_num_threads()
     torch.set_num_threads(3)
     try:
-        solver = fused_quasi.FusedQuasiNewton(cell, *_as("torch", arrays))
+        solver = fused_quasi.FusedQuasiNewton(cell, *_as("torch", arrays), block_bytes)
         got, residuals = _run(solver)
     finally:
         torch.set_num_threads(threads)
     assert tuple(solver.mx.shape) == (3, arrays[3].shape[-1])
+    assert len(solver.blocks) == (1 if block_bytes is None else 40)
     np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE["float64"])
     np.testing.assert_allclose(residuals, expected_residuals, rtol=1e-9)
+
+
+def test_runs_of_steps_over_threads_hold_in_float32_on_a_long_sequence():
+    """The split by runs at the size it is timed at (LSTM, H = 32, T = 1024, B = 1, 2 threads):
+    the fixed-up runs agree with the generic iteration to float32's tolerance."""
+    torch = pytest.importorskip("torch")
+    if not _kernels().threaded:
+        pytest.skip("the kernel was built without OpenMP: one thread")
+    arrays = _recurrence(Cell.LSTM, "float32", H=32, T=1024, B=1)
+    expected, expected_residuals = _generic(Cell.LSTM, *arrays)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        got, residuals = _run(fused_quasi.FusedQuasiNewton(Cell.LSTM, *_as("torch", arrays)))
+    finally:
+        torch.set_num_threads(threads)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE["float32"])
+    np.testing.assert_allclose(residuals, expected_residuals, rtol=1e-3)
 
 
 @pytest.mark.parametrize("framework", ["numpy", "torch"])

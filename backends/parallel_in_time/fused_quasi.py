@@ -5,32 +5,56 @@ Per iteration, block by block of steps: the framework's own product of the previ
 with R for the block's rows (torch.mm or numpy.matmul, into one block-sized buffer), then one
 call of the cell's kernel, which reads each step's product and input term once, makes f, the
 diagonal Jacobian, b and the new state in time order, and keeps the max-abs change. A block's
-product is read back while it is still in cache (BLOCK_BYTES): at small H the kernel's cost is
+product is read back while it is still in cache (half the L2 a thread: block_bytes_per_thread):
+at small H the kernel's cost is
 its traffic to memory, and the product never goes there. The generic path (newton.iterate) makes
 ~30 passes over [T, B, N] arrays per iteration and the fused torch path (torch_quasi.py) ~20
 plus the odd-even scan's; at small H those passes, not the product, set an iteration's cost.
 
 Same method, stopping rule and results as newton.iterate with mode "diagonal"; tanh is taken as
-2 sigmoid(2a) - 1, so a float32 iterate differs from the generic one in the last bits. On torch
-tensors the kernel splits each block's units over torch's threads (torch.get_num_threads(), its
-own OpenMP pool: the workers that made the product take the kernel's share, where a pool of the
-kernel's own would fight them for the cores); on NumPy arrays it runs on the calling thread
-(OpenBLAS keeps threads of its own).
+2 sigmoid(2a) - 1 in double and as a rational function in float, so a float32 iterate differs
+from the generic one in the last bits. On torch tensors the kernel splits each block over
+torch's threads (torch.get_num_threads(), its own OpenMP pool: the workers that made the product
+take the kernel's share, where a pool of the kernel's own would fight them for the cores): by
+runs of steps, each thread's run then fixed up from the true state entering it (the rows of the
+block's product a thread reads are then mostly the ones it made, whatever B), or, in a block
+too short for that, by rows or units; on NumPy arrays it runs on the calling thread (OpenBLAS
+keeps threads of its own). Measured on a 2-core Xeon, torch at 2 threads, an iteration against
+one product of equal FLOPs: at H = 32, B = 1 from 4.9-5.9x (units) to 3.5-3.8x (runs of steps);
+at H = 64, B = 1, from 2.9-3.2x to 2.3-2.5x; at B = 8, by rows, H = 32, 4.0-4.7x to 3.4-3.9x.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 from backends.parallel_in_time.arrays import namespace
 from backends.parallel_in_time.native.build import DTYPES, Kernels, load
+from harness.machine.cpu_limits import caches
 from harness.model.spec import Cell
 
-__all__ = ["BLOCK_BYTES", "FusedQuasiNewton", "load", "step_blocks", "unavailable"]
+__all__ = [
+    "BLOCK_BYTES",
+    "FusedQuasiNewton",
+    "block_bytes_per_thread",
+    "load",
+    "step_blocks",
+    "unavailable",
+]
 
-# a block's product rows: well inside a core's L2 (1-2 MiB on the machines measured), beside the
-# kernel's other streams
+# a block's product rows, per thread: half the core's L2 (where sysfs does not say, BLOCK_BYTES),
+# the rest for the kernel's other streams. Measured on a 2-core Xeon (L2 2 MiB a core), an
+# iteration / one product of equal FLOPs, GRU and LSTM, H = 32 and 256, B = 1 and 32: at 1
+# thread 256 KiB -> 1 MiB gave the same at H = 32 and 5-12% less at H = 256; at 2 threads,
+# 256 KiB -> 2 MiB, 8-22% less at H = 32 and 5-14% at H = 256.
 BLOCK_BYTES = 256 << 10
+
+
+@functools.cache
+def block_bytes_per_thread() -> int:
+    l2 = [c["bytes"] for c in caches() if c["level"] == 2 and c["shared_by_cpus"] == 1]
+    return max(BLOCK_BYTES, l2[0] // 2) if l2 else BLOCK_BYTES
 
 
 def unavailable(xw) -> str | None:
@@ -60,7 +84,7 @@ class FusedQuasiNewton:
     (starting from s^(0) = 0) and returns the max-abs change (NaN if anything is not finite).
     xw [T, B, G*H] from input_projection, s0 [B, N]; call `unavailable(xw)` first."""
 
-    def __init__(self, cell: Cell, xw, R, Rb, s0, block_bytes: int = BLOCK_BYTES):
+    def __init__(self, cell: Cell, xw, R, Rb, s0, block_bytes: int | None = None):
         kernels = load()
         assert isinstance(kernels, Kernels), kernels
         xp = self.xp = namespace(xw)
@@ -78,20 +102,27 @@ class FusedQuasiNewton:
         self.Rd = _contiguous(xp, xp.stack(diagonals))
         # the GRU's candidate: the reset gate scales R_h s + Rb_h, so Rb_h is not in xw
         self.Rbh = _contiguous(xp, Rb[2 * H :]) if cell is Cell.GRU else None
+        self.kernel = kernels.function(cell.value, str(xw.dtype).removeprefix("torch."))
+        threads = xp.get_num_threads() if xp.__name__ == "torch" and kernels.threaded else 1
+        if block_bytes is None:
+            block_bytes = threads * block_bytes_per_thread()
         self.blocks = step_blocks(T, B * GH * xw.dtype.itemsize, block_bytes)
         longest = max(t1 - t0 for t0, t1 in self.blocks)
         self.pre = _empty(xp, (longest * B, GH), xw)
-        self.kernel = kernels.function(cell.value, str(xw.dtype).removeprefix("torch."))
-        threads = xp.get_num_threads() if xp.__name__ == "torch" and kernels.threaded else 1
         self.mx = _empty(xp, (threads, N), xw)  # each thread's running max
+        # over several threads the kernel splits a block's steps: each run's running product
+        # of J (the block's rows) and the true state entering it
+        by_time = threads > 1
+        self.P = _empty(xp, (longest * B, N) if by_time else (1, N), xw)
+        self.carry = _empty(xp, (threads, B, N) if by_time else (1, N), xw)
         inputs = [self.pre, self.xw, *([self.Rbh] if self.Rbh is not None else []), self.Rd]
         pointers = [_pointer(xp, array) for array in inputs]
-        mx = _pointer(xp, self.mx)
+        mx = (_pointer(xp, self.mx), _pointer(xp, self.P), _pointer(xp, self.carry))
         self.steps = []  # per parity: per block, (the product's operands, the kernel's arguments)
         for now, then in ((0, 1), (1, 0)):
             # the product reads the state before each step; for the LSTM h only (a strided view)
             previous = self.buffers[now][:-1].reshape(T * B, N)[:, :H]
-            ends = (_pointer(xp, self.buffers[now]), _pointer(xp, self.buffers[then]), mx)
+            ends = (_pointer(xp, self.buffers[now]), _pointer(xp, self.buffers[then]), *mx)
             self.steps.append(
                 [
                     (

@@ -82,7 +82,7 @@ def load() -> Kernels | str:
     for cell in CELLS:
         for suffix in DTYPES.values():
             function = getattr(library, f"{cell}_{suffix}")
-            pointers = 7 if cell == "gru" else 6
+            pointers = 9 if cell == "gru" else 8  # the cell's arrays, mx, P and carry
             function.argtypes = [ctypes.c_longlong] * 5 + [ctypes.c_void_p] * pointers
             function.restype = ctypes.c_double
     return Kernels(path, version, library)

@@ -2,9 +2,13 @@
    by quasi_newton.c once per type. Each updates the steps t0 <= t < t1, whose product rows
    pre holds from its start (a block the framework has just made, still in cache); mx carries
    the running max from block to block (set to 0 at t0 = 0), and the return value is the max so
-   far; mx holds one row of N per thread. With the diagonal Jacobian every unit's scan is its
-   own, so `threads` threads each take their rows or units of every step (UNITS), with no
-   synchronisation but the region's end. */
+   far; mx holds one row of N per thread. With the diagonal Jacobian every element's scan is its
+   own linear recurrence s_t = J_t s_{t-1} + b_t, so `threads` threads share a block either by
+   rows or units of every step (UNITS, no synchronisation but the region's end) or, with fewer
+   rows than threads, by time (CHUNK): thread 0 scans the first run of steps from the true
+   state, each other thread its run from a zero state, keeping the running product P of its
+   J's (the block's rows of P); then the true state entering each run (CARRIES, one thread) and
+   every run's fix-up s = s_local + P * carry (FIX_UP). */
 
 #define PASTE(name, suffix) name##_##suffix
 #define NAMED(name, suffix) PASTE(name, suffix)
@@ -12,6 +16,9 @@
 #define SIGMOID NAMED(sigmoid, SUFFIX)
 #define TANH NAMED(tanh, SUFFIX)
 #define UPDATE NAMED(update, SUFFIX)
+#define UPDATE_LOCAL NAMED(update_local, SUFFIX)
+#define FIX_UP NAMED(fix_up, SUFFIX)
+#define CARRIES NAMED(carries, SUFFIX)
 #define FINISH NAMED(finish, SUFFIX)
 #define UNITS NAMED(units, SUFFIX)
 
@@ -37,6 +44,68 @@ static inline REAL UPDATE(int first, REAL f, REAL J, REAL prev, REAL prev_new, R
     return s;
 }
 
+/* The same update in a run of steps scanned from a zero state (start: the run's first step):
+   s = J s_prev_local + b, and P the running product of the run's J's; no max (FIX_UP's) */
+static inline REAL UPDATE_LOCAL(int start, REAL f, REAL J, REAL prev, REAL prev_new,
+                                REAL P_prev, REAL *P) {
+    REAL b = f - J * prev;
+    *P = start ? J : J * P_prev;
+    return start ? b : J * prev_new + b;
+}
+
+/* Steps ta <= t < tb of a run scanned from zero (rows of nxt) made true: s = s_local +
+   P * carry, carry [B, N] the true state before step ta (where it is 0, s_local: P may have
+   overflowed), with the running max of |s - old|. */
+static void FIX_UP(long long t0, long long ta, long long tb, long long B, long long N,
+                   const REAL *restrict P, const REAL *restrict carry, const REAL *restrict cur,
+                   REAL *restrict nxt, REAL *restrict mx) {
+    for (long long t = ta; t < tb; t++)
+        for (long long m = 0; m < B; m++) {
+            long long row = t * B + m;
+            const REAL *p = P + ((t - t0) * B + m) * N, *c = carry + m * N;
+            const REAL *old = cur + (row + B) * N;
+            REAL *s = nxt + (row + B) * N;
+#pragma GCC ivdep
+            for (long long j = 0; j < N; j++) {
+                REAL v = c[j] == 0 ? s[j] : s[j] + p[j] * c[j];
+                REAL d = v - old[j];
+                d = d < 0 ? -d : d;
+                mx[j] = (d > mx[j] || d != d) ? d : mx[j];
+                s[j] = v;
+            }
+        }
+}
+
+/* Thread k's run of the block's steps [*ta, *tb) of n: thread 0, which alone has no fix-up,
+   takes 1 + FIX_UP_SHARE runs' worth */
+#define FIX_UP_SHARE 0.2
+static inline void NAMED(chunk, SUFFIX)(long long t0, long long t1, long long k, long long n,
+                                        long long *ta, long long *tb) {
+    double unit = (double)(t1 - t0) / (n + FIX_UP_SHARE);
+    *ta = k == 0 ? t0 : t0 + (long long)(unit * (k + FIX_UP_SHARE));
+    *tb = k == n - 1 ? t1 : t0 + (long long)(unit * (k + 1 + FIX_UP_SHARE));
+}
+#define CHUNK NAMED(chunk, SUFFIX)
+
+/* The true state entering each run k >= 1 of n, carry [n, B, N]: run 1's is thread 0's last
+   state; run k's is run k - 1's last local state plus its P times run k - 1's carry. */
+static void CARRIES(long long t0, long long t1, long long n, long long B, long long N,
+                    const REAL *restrict P, const REAL *restrict nxt, REAL *restrict carry) {
+    for (long long k = 1; k < n; k++) {
+        long long ta, tb;
+        CHUNK(t0, t1, k, n, &ta, &tb);
+        const REAL *last = nxt + ta * B * N; /* the state after step ta - 1 */
+        REAL *c = carry + k * B * N;
+        if (k == 1) {
+            for (long long j = 0; j < B * N; j++) c[j] = last[j];
+            continue;
+        }
+        const REAL *p = P + (ta - 1 - t0) * B * N, *before = carry + (k - 1) * B * N;
+        for (long long j = 0; j < B * N; j++)
+            c[j] = before[j] == 0 ? last[j] : last[j] + p[j] * before[j];
+    }
+}
+
 /* This thread's share of a block: whole batch rows [*m0, *m1) where there are rows for every
    thread (apart in memory), else runs of units [*j0, *j1) of every row, each run whole 128-byte
    pairs of lines (the pair a core's prefetcher fetches together), the last thread's shorter. */
@@ -56,17 +125,39 @@ static inline void UNITS(long long B, long long H, long long *m0, long long *m1,
 }
 
 /* A kernel's body: clear every thread's running max at the first block, let each thread run
-   CELL's units function on its share (UNITS) with its own row of mx, and return the max of
-   them all. The arguments after N are CELL's pointers, mx aside. */
+   CELL's units function on its share (UNITS), or with fewer rows than threads and at least
+   MIN_RUN steps a thread, its run of steps (CHUNK) and the fix-up, each with its own row of mx;
+   return the max of them all. The arguments after N are CELL's pointers, mx, P and carry
+   aside. */
+#define MIN_RUN 8
+#ifdef _OPENMP
+#define BARRIER _Pragma("omp barrier")
+#else
+#define BARRIER
+#endif
 #define SPLIT_OVER_THREADS(CELL, N, ...)                                                     \
     if (t0 == 0)                                                                             \
         for (long long j = 0; j < (N) * threads; j++) mx[j] = 0;                             \
     PARALLEL(threads)                                                                        \
     {                                                                                        \
-        long long m0, m1, j0, j1;                                                            \
-        UNITS(B, H, &m0, &m1, &j0, &j1);                                                     \
-        NAMED(CELL##_units, SUFFIX)(t0, t1, B, H, m0, m1, j0, j1, __VA_ARGS__,               \
-                                    mx + THREAD_NUM * (N));                                  \
+        long long k = THREAD_NUM, n = THREAD_COUNT;                                          \
+        REAL *own = mx + k * (N);                                                            \
+        if (n > 1 && t1 - t0 >= MIN_RUN * n) {                                               \
+            long long ta, tb;                                                                \
+            CHUNK(t0, t1, k, n, &ta, &tb);                                                   \
+            if (k == 0)                                                                      \
+                NAMED(CELL##_units, SUFFIX)(t0, ta, tb, B, H, 0, B, 0, H, __VA_ARGS__, own); \
+            else                                                                             \
+                NAMED(CELL##_local, SUFFIX)(t0, ta, tb, B, H, 0, B, 0, H, __VA_ARGS__, P);   \
+            BARRIER                                                                          \
+            if (k == 0) CARRIES(t0, t1, n, B, (N), P, nxt, carry);                           \
+            BARRIER                                                                          \
+            if (k > 0) FIX_UP(t0, ta, tb, B, (N), P, carry + k * B * (N), cur, nxt, own);    \
+        } else {                                                                             \
+            long long m0, m1, j0, j1;                                                        \
+            UNITS(B, H, &m0, &m1, &j0, &j1);                                                 \
+            NAMED(CELL##_units, SUFFIX)(t0, t0, t1, B, H, m0, m1, j0, j1, __VA_ARGS__, own); \
+        }                                                                                    \
     }                                                                                        \
     return FINISH(mx, (N) * threads);
 
@@ -82,21 +173,50 @@ static double FINISH(const REAL *mx, long long N) {
 
 /* The pointers of one (step t, batch row m): the block's product row and the input row of G
    gate blocks each, the state before the step in cur (prev) and in nxt (prev_new), the state
-   after it in cur (old) and where the new one goes (out), N values each. */
+   after it in cur (old) and where the new one goes (out), N values each; in a run scanned from
+   zero (LOCAL), the row of P before (P_prev) and at this step (P_row). At a run's first step
+   prev_new and P_prev are not used: they point at prev, not at a row another thread writes. */
 #define ROW_POINTERS(G, N)                                                                   \
     long long row = t * B + m, block_row = (t - t0) * B + m;                                 \
     const REAL *p = pre + block_row * (G) * H, *x = xw + row * (G) * H;                      \
     const REAL *prev = cur + row * (N), *old = cur + (row + B) * (N);                        \
-    const REAL *prev_new = nxt + row * (N);                                                  \
-    REAL *out = nxt + (row + B) * (N);
+    const REAL *prev_new = LOCAL && t == ta ? prev : nxt + row * (N);                        \
+    const REAL *P_prev = LOCAL && t > ta ? P + (block_row - B) * (N) : prev;                 \
+    REAL *P_row = LOCAL ? P + block_row * (N) : 0;                                           \
+    REAL *out = nxt + (row + B) * (N);                                                       \
+    (void)P_prev, (void)P_row, (void)old;
 
-/* units j0 <= j < j1 of every step and row; its own function, so that its restrict
-   pointers hold inside the OpenMP region */
-static __attribute__((noinline)) void NAMED(rnn_units, SUFFIX)(
-    long long t0, long long t1, long long B, long long H, long long m0, long long m1,
-    long long j0, long long j1, const REAL *restrict pre, const REAL *restrict xw,
-    const REAL *restrict Rd, const REAL *restrict cur, REAL *restrict nxt, REAL *restrict mx) {
-    for (long long t = t0; t < t1; t++) {
+/* One element's update, exact (UPDATE, from step 0) or in a run from zero (UPDATE_LOCAL) */
+#define STEP(f, J, j, prev_value)                                                            \
+    (LOCAL ? UPDATE_LOCAL(t == ta, f, J, prev_value, prev_new[j], P_prev[j], P_row + (j))     \
+           : UPDATE(first, f, J, prev_value, prev_new[j], old[j], mx + (j)))
+
+/* Each cell's units function is written once, as a body inlined into two: _units (exact, LOCAL
+   0) and _local (a run from zero, LOCAL 1), each its own function so that its restrict
+   pointers hold inside the OpenMP region. */
+#define TWO_FUNCTIONS(CELL, ...)                                                             \
+    static __attribute__((noinline)) void NAMED(CELL##_units, SUFFIX)(                       \
+        long long t0, long long ta, long long tb, long long B, long long H, long long m0,    \
+        long long m1, long long j0, long long j1, __VA_ARGS__, REAL *restrict mx) {          \
+        NAMED(CELL##_body, SUFFIX)(0, t0, ta, tb, B, H, m0, m1, j0, j1, CELL##_ARGS, mx, 0);  \
+    }                                                                                        \
+    static __attribute__((noinline)) void NAMED(CELL##_local, SUFFIX)(                       \
+        long long t0, long long ta, long long tb, long long B, long long H, long long m0,    \
+        long long m1, long long j0, long long j1, __VA_ARGS__, REAL *restrict P) {           \
+        NAMED(CELL##_body, SUFFIX)(1, t0, ta, tb, B, H, m0, m1, j0, j1, CELL##_ARGS, 0, P);   \
+    }
+
+#define BODY_HEAD(CELL, ...)                                                                 \
+    static inline __attribute__((always_inline)) void NAMED(CELL##_body, SUFFIX)(            \
+        const int LOCAL, long long t0, long long ta, long long tb, long long B, long long H, \
+        long long m0, long long m1, long long j0, long long j1, __VA_ARGS__,                 \
+        REAL *restrict mx, REAL *restrict P)
+
+/* units j0 <= j < j1 of steps ta <= t < tb and rows m0 <= m < m1 */
+#define rnn_ARGS pre, xw, Rd, cur, nxt
+BODY_HEAD(rnn, const REAL *restrict pre, const REAL *restrict xw, const REAL *restrict Rd,
+          const REAL *restrict cur, REAL *restrict nxt) {
+    for (long long t = ta; t < tb; t++) {
         int first = t == 0;
         for (long long m = m0; m < m1; m++) {
             ROW_POINTERS(1, H)
@@ -105,27 +225,27 @@ static __attribute__((noinline)) void NAMED(rnn_units, SUFFIX)(
             for (long long j = j0; j < j1; j++) {
                 REAL h = TANH(p[j] + x[j]);
                 REAL J = (1 - h * h) * Rd[j];
-                out[j] = UPDATE(first, h, J, prev[j], prev_new[j], old[j], mx + j);
+                out[j] = STEP(h, J, j, prev[j]);
             }
         }
     }
 }
+TWO_FUNCTIONS(rnn, const REAL *restrict pre, const REAL *restrict xw, const REAL *restrict Rd,
+              const REAL *restrict cur, REAL *restrict nxt)
 
 double NAMED(rnn, SUFFIX)(long long t0, long long t1, long long B, long long H, long long threads,
                           const REAL *restrict pre, const REAL *restrict xw, const REAL *restrict Rd,
-                          const REAL *restrict cur, REAL *restrict nxt, REAL *restrict mx) {
+                          const REAL *restrict cur, REAL *restrict nxt, REAL *restrict mx,
+                          REAL *restrict P, REAL *restrict carry) {
     SPLIT_OVER_THREADS(rnn, H, pre, xw, Rd, cur, nxt)
 }
 
-/* units j0 <= j < j1 of every step and row; its own function, so that its restrict
-   pointers hold inside the OpenMP region */
-static __attribute__((noinline)) void NAMED(gru_units, SUFFIX)(
-    long long t0, long long t1, long long B, long long H, long long m0, long long m1,
-    long long j0, long long j1, const REAL *restrict pre, const REAL *restrict xw,
-    const REAL *restrict Rbh, const REAL *restrict Rd, const REAL *restrict cur,
-    REAL *restrict nxt, REAL *restrict mx) {
+/* units j0 <= j < j1 of steps ta <= t < tb and rows m0 <= m < m1 */
+#define gru_ARGS pre, xw, Rbh, Rd, cur, nxt
+BODY_HEAD(gru, const REAL *restrict pre, const REAL *restrict xw, const REAL *restrict Rbh,
+          const REAL *restrict Rd, const REAL *restrict cur, REAL *restrict nxt) {
     const REAL *Rz = Rd, *Rr = Rd + H, *Rh = Rd + 2 * H;
-    for (long long t = t0; t < t1; t++) {
+    for (long long t = ta; t < tb; t++) {
         int first = t == 0;
         for (long long m = m0; m < m1; m++) {
             ROW_POINTERS(3, H)
@@ -140,28 +260,28 @@ static __attribute__((noinline)) void NAMED(gru_units, SUFFIX)(
                 REAL dn = (1 - z) * (1 - n * n);
                 REAL J = z + d * z * (1 - z) * Rz[j] + dn * rh * r * (1 - r) * Rr[j]
                          + dn * r * Rh[j];
-                out[j] = UPDATE(first, f, J, prev[j], prev_new[j], old[j], mx + j);
+                out[j] = STEP(f, J, j, prev[j]);
             }
         }
     }
 }
+TWO_FUNCTIONS(gru, const REAL *restrict pre, const REAL *restrict xw, const REAL *restrict Rbh,
+              const REAL *restrict Rd, const REAL *restrict cur, REAL *restrict nxt)
 
 double NAMED(gru, SUFFIX)(long long t0, long long t1, long long B, long long H, long long threads,
                           const REAL *restrict pre, const REAL *restrict xw, const REAL *restrict Rbh,
                           const REAL *restrict Rd, const REAL *restrict cur, REAL *restrict nxt,
-                          REAL *restrict mx) {
+                          REAL *restrict mx, REAL *restrict P, REAL *restrict carry) {
     SPLIT_OVER_THREADS(gru, H, pre, xw, Rbh, Rd, cur, nxt)
 }
 
-/* units j0 <= j < j1 of every step and row; its own function, so that its restrict
-   pointers hold inside the OpenMP region */
-static __attribute__((noinline)) void NAMED(lstm_units, SUFFIX)(
-    long long t0, long long t1, long long B, long long H, long long m0, long long m1,
-    long long j0, long long j1, const REAL *restrict pre, const REAL *restrict xw,
-    const REAL *restrict Rd, const REAL *restrict cur, REAL *restrict nxt, REAL *restrict mx) {
+/* units j0 <= j < j1 of steps ta <= t < tb and rows m0 <= m < m1 */
+#define lstm_ARGS pre, xw, Rd, cur, nxt
+BODY_HEAD(lstm, const REAL *restrict pre, const REAL *restrict xw, const REAL *restrict Rd,
+          const REAL *restrict cur, REAL *restrict nxt) {
     const REAL *Ri = Rd, *Ro = Rd + H, *Rf = Rd + 2 * H, *Rg = Rd + 3 * H;
     long long N = 2 * H;
-    for (long long t = t0; t < t1; t++) {
+    for (long long t = ta; t < tb; t++) {
         int first = t == 0;
         for (long long m = m0; m < m1; m++) {
             ROW_POINTERS(4, N)
@@ -177,17 +297,19 @@ static __attribute__((noinline)) void NAMED(lstm_units, SUFFIX)(
                 REAL dc = g * i * (1 - i) * Ri[j] + c_prev * fg * (1 - fg) * Rf[j]
                           + i * (1 - g * g) * Rg[j];
                 REAL Jh = tc * o * (1 - o) * Ro[j] + o * (1 - tc * tc) * dc;
-                out[j] = UPDATE(first, o * tc, Jh, prev[j], prev_new[j], old[j], mx + j);
-                out[H + j] = UPDATE(first, c, fg, c_prev, prev_new[H + j], old[H + j],
-                                    mx + H + j);
+                out[j] = STEP(o * tc, Jh, j, prev[j]);
+                out[H + j] = STEP(c, fg, H + j, c_prev);
             }
         }
     }
 }
+TWO_FUNCTIONS(lstm, const REAL *restrict pre, const REAL *restrict xw, const REAL *restrict Rd,
+              const REAL *restrict cur, REAL *restrict nxt)
 
 double NAMED(lstm, SUFFIX)(long long t0, long long t1, long long B, long long H, long long threads,
                           const REAL *restrict pre, const REAL *restrict xw, const REAL *restrict Rd,
-                          const REAL *restrict cur, REAL *restrict nxt, REAL *restrict mx) {
+                          const REAL *restrict cur, REAL *restrict nxt, REAL *restrict mx,
+                          REAL *restrict P, REAL *restrict carry) {
     SPLIT_OVER_THREADS(lstm, 2 * H, pre, xw, Rd, cur, nxt)
 }
 
@@ -197,6 +319,19 @@ double NAMED(lstm, SUFFIX)(long long t0, long long t1, long long B, long long H,
 #undef SIGMOID
 #undef TANH
 #undef UPDATE
+#undef UPDATE_LOCAL
+#undef FIX_UP
+#undef CARRIES
+#undef CHUNK
+#undef STEP
+#undef TWO_FUNCTIONS
+#undef BODY_HEAD
+#undef MIN_RUN
+#undef BARRIER
+#undef FIX_UP_SHARE
+#undef rnn_ARGS
+#undef gru_ARGS
+#undef lstm_ARGS
 #undef FINISH
 #undef UNITS
 #undef ROW_POINTERS
