@@ -291,3 +291,24 @@ def test_what_each_framework_and_device_runs_is_named():
     assert quasi_solvers.describe("quasi-newton", "torch", "cuda").startswith("torch fused kernels")
     assert quasi_solvers.describe("quasi-newton", "numpy", "cuda") == quasi_solvers.GENERIC
     assert quasi_solvers.describe("newton", "torch", "cpu").endswith("dense Jacobians")
+
+
+def test_a_run_s_product_of_jacobians_never_goes_subnormal():
+    """P, the running product of a run's Jacobians, decays geometrically in a contracting
+    recurrence; below the smallest normal number it is set to 0, never left subnormal (a
+    subnormal operand costs ~100x on a thread whose denormals are not flushed)."""
+    torch = pytest.importorskip("torch")
+    if not _kernels().threaded:
+        pytest.skip("the kernel was built without OpenMP: one thread")
+    xw, R, Rb, s0 = _recurrence(Cell.RNN, "float32", H=16, T=2048, B=1)
+    R = R * 0.05  # |J| <= 0.05: P passes float32's smallest normal within ~30 steps
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        solver = fused_quasi.FusedQuasiNewton(Cell.RNN, *_as("torch", [xw, R, Rb, s0]))
+        solver.iteration()
+    finally:
+        torch.set_num_threads(threads)
+    P = solver.P.numpy()
+    assert (P == 0).any()  # it did decay that far
+    assert not ((P != 0) & (np.abs(P) < np.finfo(np.float32).tiny)).any()

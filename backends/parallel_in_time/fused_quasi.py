@@ -5,7 +5,8 @@ Per iteration, block by block of steps: the framework's own product of the previ
 with R for the block's rows (torch.mm or numpy.matmul, into one block-sized buffer), then one
 call of the cell's kernel, which reads each step's product and input term once, makes f, the
 diagonal Jacobian, b and the new state in time order, and keeps the max-abs change. A block's
-product is read back while it is still in cache (half the L2 a thread: block_bytes_per_thread):
+product is read back while it is still in cache (a quarter of the L2 a thread:
+block_bytes_per_thread):
 at small H the kernel's cost is
 its traffic to memory, and the product never goes there. The generic path (newton.iterate) makes
 ~30 passes over [T, B, N] arrays per iteration and the fused torch path (torch_quasi.py) ~20
@@ -43,18 +44,21 @@ __all__ = [
     "unavailable",
 ]
 
-# a block's product rows, per thread: half the core's L2 (where sysfs does not say, BLOCK_BYTES),
-# the rest for the kernel's other streams. Measured on a 2-core Xeon (L2 2 MiB a core), an
-# iteration / one product of equal FLOPs, GRU and LSTM, H = 32 and 256, B = 1 and 32: at 1
-# thread 256 KiB -> 1 MiB gave the same at H = 32 and 5-12% less at H = 256; at 2 threads,
-# 256 KiB -> 2 MiB, 8-22% less at H = 32 and 5-14% at H = 256.
+# a block's product rows, per thread: a quarter of the core's L2 (where sysfs does not say,
+# BLOCK_BYTES), the rest for the block's other streams (input term, states, P). Measured on a
+# 2-core Xeon (L2 2 MiB a core), an iteration / one product of equal FLOPs at T = 1024 and 4096:
+# at 2 threads, 256 KiB -> 1 MiB a block took GRU and LSTM at H = 32 from 3.3-3.7x to 2.8-3.4x
+# and at H = 256 from 1.5-1.7x to 1.3-1.6x (fewer blocks: each costs a product call, a parallel
+# region and its barriers, ~7 us); 4 MiB blocks took the RNN at H = 32, B = 32 up to 5.5x (the
+# block no longer fits with its other streams). At 1 thread 256 KiB -> 512 KiB changed H = 32
+# by under 3% and H = 256 by 3-6% less.
 BLOCK_BYTES = 256 << 10
 
 
 @functools.cache
 def block_bytes_per_thread() -> int:
     l2 = [c["bytes"] for c in caches() if c["level"] == 2 and c["shared_by_cpus"] == 1]
-    return max(BLOCK_BYTES, l2[0] // 2) if l2 else BLOCK_BYTES
+    return max(BLOCK_BYTES, l2[0] // 4) if l2 else BLOCK_BYTES
 
 
 def unavailable(xw) -> str | None:

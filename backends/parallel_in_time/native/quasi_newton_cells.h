@@ -45,11 +45,18 @@ static inline REAL UPDATE(int first, REAL f, REAL J, REAL prev, REAL prev_new, R
 }
 
 /* The same update in a run of steps scanned from a zero state (start: the run's first step):
-   s = J s_prev_local + b, and P the running product of the run's J's; no max (FIX_UP's) */
+   s = J s_prev_local + b, and P the running product of the run's J's; no max (FIX_UP's). P
+   decays geometrically where the recurrence contracts: below the smallest normal number it is
+   set to 0 (it can only shrink from there; and a subnormal operand costs ~100x on a thread
+   whose denormals are not flushed, as the OpenMP workers' are not: the runner flushes its own
+   thread's). */
 static inline REAL UPDATE_LOCAL(int start, REAL f, REAL J, REAL prev, REAL prev_new,
                                 REAL P_prev, REAL *P) {
+    const REAL smallest = sizeof(REAL) == sizeof(float) ? __FLT_MIN__ : __DBL_MIN__;
     REAL b = f - J * prev;
-    *P = start ? J : J * P_prev;
+    REAL product = start ? J : J * P_prev;
+    REAL size = product < 0 ? -product : product;
+    *P = size < smallest ? 0 : product;
     return start ? b : J * prev_new + b;
 }
 
