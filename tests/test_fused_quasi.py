@@ -77,9 +77,11 @@ def test_fused_kernel_iterates_as_newton_iterate(cell, dtype, framework):
 
 SPLITS = {
     # (H, B, block_bytes): a block of 40 steps is split in 3 runs of steps (the third's carry
-    # made from the second's), at B = 1 and B = 5; blocks of one step, by units or by rows
+    # made from the second's), at B = 1 and B = 5; with 8 rows a thread or more, by rows; blocks
+    # of one step, by units or by rows
     "runs": (7, 1, None),
     "runs-of-rows": (7, 5, None),
+    "many-rows": (7, 24, None),
     "units": (70, 1, 1),
     "rows": (7, 5, 1),
 }
@@ -88,10 +90,10 @@ SPLITS = {
 @pytest.mark.parametrize("split", list(SPLITS))
 @pytest.mark.parametrize("cell", list(Cell))
 def test_torch_threads_split_the_kernel_and_change_nothing(cell, split):
-    """On torch tensors the kernel takes torch's threads, 3 here: a block of 40 steps by runs of
-    steps (thread 0's from the true state, the others' from zero, then fixed up); blocks of one
-    step by units (70 float64 units: runs of 32, 32 and 6) or by rows (1, 2 and 2). Each
-    thread keeps its own running max."""
+    """On torch tensors the kernel takes torch's threads, 3 here: a block of 40 steps with few
+    rows by runs of steps (thread 0's from the true state, the others' from zero, then fixed
+    up), with 24 rows by rows; blocks of one step by units (70 float64 units: runs of 32, 32 and
+    6) or by rows (1, 2 and 2). Each thread keeps its own running max."""
     torch = pytest.importorskip("torch")
     if not _kernels().threaded:
         pytest.skip("the kernel was built without OpenMP: one thread")

@@ -16,13 +16,10 @@ Same method, stopping rule and results as newton.iterate with mode "diagonal"; t
 2 sigmoid(2a) - 1 in double and as a rational function in float, so a float32 iterate differs
 from the generic one in the last bits. On torch tensors the kernel splits each block over
 torch's threads (torch.get_num_threads(), its own OpenMP pool: the workers that made the product
-take the kernel's share, where a pool of the kernel's own would fight them for the cores): by
-runs of steps, each thread's run then fixed up from the true state entering it (the rows of the
-block's product a thread reads are then mostly the ones it made, whatever B), or, in a block
-too short for that, by rows or units; on NumPy arrays it runs on the calling thread (OpenBLAS
-keeps threads of its own). Measured on a 2-core Xeon, torch at 2 threads, an iteration against
-one product of equal FLOPs: at H = 32, B = 1 from 4.9-5.9x (units) to 3.5-3.8x (runs of steps);
-at H = 64, B = 1, from 2.9-3.2x to 2.3-2.5x; at B = 8, by rows, H = 32, 4.0-4.7x to 3.4-3.9x.
+take the kernel's share, where a pool of the kernel's own would fight them for the cores): with
+few rows a thread by runs of steps, each thread's run then fixed up from the true state entering
+it, else by rows or units (native/quasi_newton_cells.h says when); on NumPy arrays it runs on the
+calling thread (OpenBLAS keeps threads of its own).
 """
 
 from __future__ import annotations
@@ -114,8 +111,8 @@ class FusedQuasiNewton:
         longest = max(t1 - t0 for t0, t1 in self.blocks)
         self.pre = _empty(xp, (longest * B, GH), xw)
         self.mx = _empty(xp, (threads, N), xw)  # each thread's running max
-        # over several threads the kernel splits a block's steps: each run's running product
-        # of J (the block's rows) and the true state entering it
+        # over several threads the kernel may split a block's steps (quasi_newton_cells.h): each
+        # run's running product of J (the block's rows) and the true state entering it
         by_time = threads > 1
         self.P = _empty(xp, (longest * B, N) if by_time else (1, N), xw)
         self.carry = _empty(xp, (threads, B, N) if by_time else (1, N), xw)

@@ -4,14 +4,16 @@
    the running max from block to block (set to 0 at t0 = 0), and the return value is the max so
    far; mx holds one row of N per thread. With the diagonal Jacobian every element's scan is its
    own linear recurrence s_t = J_t s_{t-1} + b_t, so `threads` threads share a block by time
-   (CHUNK) where it has MIN_RUN steps a thread: thread 0 scans the first run of steps from the
-   true state, each other thread its run from a zero state, keeping the running product P of
-   its J's (the block's rows of P); then the true state entering each run (CARRIES, one thread)
-   and every run's fix-up s = s_local + P * carry (FIX_UP). Measured at 2 threads, this beat
-   the split by rows at B = 8 and 32 too (by up to 20%): presumably a thread then reads the
-   product rows it made, if the framework's product splits a block's rows over the threads in
-   order. A shorter block is shared by rows or units of every step (UNITS, no synchronisation
-   but the region's end). */
+   (CHUNK) where it has MIN_RUN steps and fewer than ROWS_A_THREAD rows a thread: thread 0
+   scans the first run of steps from the true state, each other thread its run from a zero
+   state, keeping the running product P of its J's (the block's rows of P); then the true state
+   entering each run (CARRIES, one thread) and every run's fix-up s = s_local + P * carry
+   (FIX_UP). Measured at 2 threads (an iteration against one product of equal FLOPs, T = 1024
+   and 4096, H = 32-128), this beat the split by rows at B = 8 (by up to 33% at H = 32:
+   presumably a thread then reads the product rows it made, if the framework's product splits a
+   block's rows over the threads in order), and lost to it at B = 32 (by up to 30% for the RNN
+   at H = 128: the fix-up pass costs more there). A shorter block, or one with more rows, is
+   shared by rows or units of every step (UNITS, no synchronisation but the region's end). */
 
 #define PASTE(name, suffix) name##_##suffix
 #define NAMED(name, suffix) PASTE(name, suffix)
@@ -135,10 +137,12 @@ static inline void UNITS(long long B, long long H, long long *m0, long long *m1,
 }
 
 /* A kernel's body: clear every thread's running max at the first block, let each thread run
-   its run of steps (CHUNK) and the fix-up where the block has at least MIN_RUN steps a thread,
-   else CELL's units function on its share (UNITS), each with its own row of mx; return the max
-   of them all. The arguments after N are CELL's pointers, mx, P and carry aside. */
+   its run of steps (CHUNK) and the fix-up where the block has at least MIN_RUN steps and fewer
+   than ROWS_A_THREAD rows a thread, else CELL's units function on its share (UNITS), each with
+   its own row of mx; return the max of them all. The arguments after N are CELL's pointers,
+   mx, P and carry aside. */
 #define MIN_RUN 8
+#define ROWS_A_THREAD 8
 #ifdef _OPENMP
 #define BARRIER _Pragma("omp barrier")
 #else
@@ -151,7 +155,7 @@ static inline void UNITS(long long B, long long H, long long *m0, long long *m1,
     {                                                                                        \
         long long k = THREAD_NUM, n = THREAD_COUNT;                                          \
         REAL *own = mx + k * (N);                                                            \
-        if (n > 1 && t1 - t0 >= MIN_RUN * n) {                                               \
+        if (n > 1 && B < ROWS_A_THREAD * n && t1 - t0 >= MIN_RUN * n) {                     \
             long long ta, tb;                                                                \
             CHUNK(t0, t1, k, n, &ta, &tb);                                                   \
             if (k == 0)                                                                      \
@@ -336,6 +340,7 @@ double NAMED(lstm, SUFFIX)(long long t0, long long t1, long long B, long long H,
 #undef TWO_FUNCTIONS
 #undef BODY_HEAD
 #undef MIN_RUN
+#undef ROWS_A_THREAD
 #undef BARRIER
 #undef FIX_UP_SHARE
 #undef rnn_ARGS
