@@ -34,6 +34,41 @@ def test_theoretical_peak_from_flags_and_clock_by_hand():
     assert cpu_limits.isa_peak(set(), mhz, source, 2) == {"missing": "no vector ISA flags"}
 
 
+def test_the_clock_measured_by_a_chain_of_additions_is_a_clock():
+    """The chain of dependent additions (clock.c) gives a clock between 0.5 and 6 GHz, and one
+    at least near the one the machine reports where that is a maximum (cpufreq)."""
+    from harness.machine.clock import measured_mhz
+
+    mhz, how = measured_mhz()
+    if mhz is None:
+        pytest.skip(how)
+    assert 500 < mhz < 6000, how
+    assert "dependent integer additions" in how
+
+
+def test_the_peak_takes_the_higher_of_the_clock_reported_and_the_one_measured(monkeypatch):
+    cpuinfo = (
+        cpu_limits.Path("/proc/cpuinfo").read_text()
+        if cpu_limits.Path("/proc/cpuinfo").exists()
+        else ""
+    )
+    reported, source = cpu_limits.reported_mhz(cpuinfo)
+    if reported is None or "avx" not in cpuinfo:
+        pytest.skip(f"this machine reports no clock or no AVX: {source}")
+    monkeypatch.setattr(cpu_limits, "measured_mhz", lambda: (reported * 1.5, "measured: chain"))
+    above = cpu_limits.collect_cpu_limits(2)
+    assert above["peak"]["mhz"] == pytest.approx(reported * 1.5)
+    assert above["peak"]["clock_source"].startswith("measured: chain (above the ")
+    assert above["clock"]["reported_mhz"] == reported
+    monkeypatch.setattr(cpu_limits, "measured_mhz", lambda: (reported * 0.5, "measured: chain"))
+    below = cpu_limits.collect_cpu_limits(2)
+    assert below["peak"]["mhz"] == reported and below["peak"]["clock_source"] == source
+    assert below["clock"]["measured_mhz"] == pytest.approx(reported * 0.5)
+    monkeypatch.setattr(cpu_limits, "measured_mhz", lambda: (None, "no C compiler"))
+    none = cpu_limits.collect_cpu_limits(2)
+    assert none["peak"]["mhz"] == reported and none["clock"]["how"] == "no C compiler"
+
+
 def test_this_machines_record_reaches_the_machine_model():
     env = machine_env._normalised({**collect_environment(), "machine": "here"})
     limits = collect_environment()["cpu_limits"]

@@ -1,12 +1,15 @@
 """What the machine says about its own limits: the vector ISA, the clock and the caches, and
 the theoretical peak they give. Recorded beside what the probes measure; where the machine
-does not tell (a VM that hides its clock, a non-Linux system), the record says so."""
+does not tell (a VM that hides its clock, a non-Linux system), the record says so. The clock is
+the higher of the one reported and the one measured (clock.py): a VM's reported clock is often
+its base clock, below what boost runs at."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from harness.json_values import JsonObject
+from harness.machine.clock import measured_mhz
 
 # float32 lanes of one FMA instruction on the widest vector unit the flags name
 SIMD_LANES32 = (("avx512f", 16), ("avx2", 8), ("avx", 8), ("sse2", 4))
@@ -94,4 +97,8 @@ def collect_cpu_limits(cores: int) -> JsonObject:
         return {"peak": {"missing": "no /proc/cpuinfo"}, "caches": []}
     flags = cpu_flags(cpuinfo)
     mhz, source = reported_mhz(cpuinfo)
-    return {"peak": isa_peak(flags, mhz, source, cores), "caches": caches()}
+    measured, how = measured_mhz()
+    clock = {"reported_mhz": mhz, "reported_from": source, "measured_mhz": measured, "how": how}
+    if measured is not None and (mhz is None or measured > mhz):
+        mhz, source = measured, f"{how} (above the {clock['reported_from']}: {mhz} MHz)"
+    return {"peak": isa_peak(flags, mhz, source, cores), "caches": caches(), "clock": clock}
