@@ -45,6 +45,15 @@ def test_counts_growing_in_proportion_to_T_are_read_as_a_power_of_T():
     k2 = 160 * 2 ** (PROPORTIONAL - 0.01)
     slow = Counted("quasi-newton", 1, {256: 160, 512: k2})
     assert slow.extrapolate(1024) == pytest.approx(k2 + (k2 - 160))
+    # small counts: a steep exponent from a few iterations is rounding, read in ln T
+    few = Counted("quasi-newton", 1, {256: 8, 512: 15})
+    assert few.extrapolate(65536) == pytest.approx(15 + 7 * 7)
+
+
+def test_a_stall_needs_more_than_a_few_iterations_of_rounding():
+    assert not Counted("quasi-newton", 1, {256: 10, 512: 12}, float64_count=9).stalled
+    assert Counted("quasi-newton", 1, {256: 150, 512: 193}, float64_count=152).stalled
+    assert not Counted("quasi-newton", 1, {256: 150, 512: 170}, float64_count=152).stalled
 
 
 def test_counting_lengths_are_at_most_half_the_longest_T():

@@ -54,7 +54,8 @@ BLOCK_BYTES = 256 << 10
 
 @functools.cache
 def block_bytes_per_thread() -> int:
-    l2 = [c["bytes"] for c in caches() if c["level"] == 2 and c["shared_by_cpus"] == 1]
+    # an L2 shared by several logical CPUs (SMT) is shared by their threads
+    l2 = [c["bytes"] // max(1, c["shared_by_cpus"]) for c in caches() if c["level"] == 2]
     return max(BLOCK_BYTES, l2[0] // 4) if l2 else BLOCK_BYTES
 
 

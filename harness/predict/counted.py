@@ -16,14 +16,17 @@ rounding noise passes tol), and past it a solve converges only as exactness prop
 one step an iteration: a trained SimpleRNN of H = 64, LLE -0.10, tol 1e-6, on six seeded inputs,
 takes 137-243 and 193-451 iterations at T = 256 and 512 in float32, 794-993 at T = 1024, where
 float64 takes 128-171, 147-175 and about as many. So where the model is not float64 the longest
-probe is solved in float64 too, and a float32 count above STALL times float64's there marks a
-stall (`Counted.stalled`): past the probes the prediction is T + 1, for Newton at every T (its
-dense products round no better: that model's Newton took 57 and 253 at T = 64 and 256, where
-the law says 11). Without a stall seen, two readings: a count that grew about in proportion to T
-between the probes (exponent >= PROPORTIONAL: the diagonal says little about the Jacobian, as
-with an orthogonal R, 253, 496, 976 at T = 256, 512, 1024 in either dtype) goes on as that power
-of T; any other, linear in ln T, never decreasing. Newton's count is otherwise the law's: it
-follows the exponent, and a dense Newton solve would cost more than the whole prediction may.
+probe is solved in float64 too, and a float32 count above STALL times float64's there (and by
+STALL_GAP iterations a step of the probe) marks a stall (`Counted.stalled`): past the probes the
+prediction is T + 1, for Newton at every T (its dense products round no better: that model's
+Newton took 57 and 253 at T = 64 and 256, where the law says 11). Without a stall seen, two
+readings: a count that grew about in proportion to T between the probes (exponent >=
+PROPORTIONAL, and by GROWTH iterations a step or more: the diagonal says little about the
+Jacobian, as with an orthogonal R, 253, 496, 976 at T = 256, 512, 1024 in either dtype) goes on
+as that power of T; any other, linear in ln T, never decreasing. The stall and the float64 count
+are not in the prediction's record (its counts are the model's dtype's); a solve's
+`iterations_from` says "counted" either way. Newton's count is otherwise the law's: it follows
+the exponent, and a dense Newton solve would cost more than the whole prediction may.
 """
 
 from __future__ import annotations
@@ -42,10 +45,15 @@ from harness.model.weights import CanonicalWeights
 COUNT_LENGTHS = (16, 32, 64, 128, 256, 512)
 COUNT_BATCH = 4
 METHOD = "quasi-newton"
-# a count growing as T^p with p at least this between the probes grows so past them
+# a count growing as T^p with p at least this between the probes, and by at least GROWTH
+# iterations a step, grows so past them (small counts' exponents are their rounding)
 PROPORTIONAL = 0.8
-# the model's dtype's count at the longest probe over float64's there that marks a stall
+GROWTH = 0.25
+# the model's dtype's count at the longest probe over float64's there that marks a stall, and
+# by at least STALL_GAP iterations a step of the probe (a few iterations more are rounding near
+# tol, not a stall)
 STALL = 1.25
+STALL_GAP = 0.05
 # the counting solves' share of a prediction (< 5 s at H <= 256): a probe whose worst case
 # (T + 1 iterations at the last probe's cost per step) would pass it is not run
 COUNT_BUDGET_S = 2.5
@@ -65,17 +73,19 @@ class Counted:
     @property
     def stalled(self) -> bool:
         """Rounding stalled the change above tol at the longest length (see the module)."""
-        longest = self.counts[max(self.counts)] if self.counts else None
+        length = max(self.counts) if self.counts else 0
+        longest = self.counts[length] if self.counts else None
         if longest is None or self.float64_count is None:
             return False
-        return longest > STALL * self.float64_count
+        gap = longest - self.float64_count
+        return longest > STALL * self.float64_count and gap >= STALL_GAP * length
 
     def extrapolate(self, steps: int) -> float | None:
         """The iterations at T = steps read from the counts, before the T + 1 cap (None: a
         count failed): below the shortest length its count; else through the two lengths
         around T (the two longest beyond them), never below the shorter's count: as a power of
-        T where the count grew as T^p with p >= PROPORTIONAL between them, else linear in
-        ln T."""
+        T where the count grew as T^p with p >= PROPORTIONAL, and by GROWTH iterations a step,
+        between them, else linear in ln T."""
         known = sorted(self.counts.items())
         if not known or any(k is None for _, k in known):
             return None
@@ -87,8 +97,8 @@ class Counted:
             return ks[0]
         i = next((j for j in range(1, len(lengths)) if steps <= lengths[j]), len(lengths) - 1)
         (t1, k1), (t2, k2) = (lengths[i - 1], ks[i - 1]), (lengths[i], ks[i])
-        power = math.log(k2 / k1) / math.log(t2 / t1)
-        if power >= PROPORTIONAL:
+        power = math.log(k2 / k1) / math.log(t2 / t1) if k1 > 0 and k2 > 0 else 0.0
+        if power >= PROPORTIONAL and k2 - k1 >= GROWTH * (t2 - t1):
             return k1 * (steps / t1) ** power
         slope = max(0.0, (k2 - k1) / math.log(t2 / t1))
         return max(k1, k1 + slope * math.log(steps / t1))
@@ -138,15 +148,18 @@ def count_iterations(
         begun = time.perf_counter()
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             result = solver.solve_model(spec, arrays, xs, method, tol, length + 1)
-        iterations = result.iterations or length + 1
-        per_step_iteration = (time.perf_counter() - begun) / cost / (iterations * length)
-        return result.iterations if result.converged else None
+        if not result.converged:  # it may have stopped early: its time says nothing
+            return None
+        per_step_iteration = (time.perf_counter() - begun) / cost / (result.iterations * length)
+        return result.iterations
 
     for length in count_lengths(longest):
         found = count(plain, length)
         if found is False:
             break
         counts[length] = found
+        if found is None:  # no count to read past a solve that did not converge
+            break
     kept = {t: counts[t] for t in sorted(counts)[-2:]}
     reference = None
     if dtype != np.float64 and kept and kept[max(kept)] is not None:
