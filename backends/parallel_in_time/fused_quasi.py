@@ -6,11 +6,10 @@ with R for the block's rows (torch.mm or numpy.matmul, into one block-sized buff
 call of the cell's kernel, which reads each step's product and input term once, makes f, the
 diagonal Jacobian, b and the new state in time order, and keeps the max-abs change. A block's
 product is read back while it is still in cache (a quarter of the L2 a thread:
-block_bytes_per_thread):
-at small H the kernel's cost is
-its traffic to memory, and the product never goes there. The generic path (newton.iterate) makes
-~30 passes over [T, B, N] arrays per iteration and the fused torch path (torch_quasi.py) ~20
-plus the odd-even scan's; at small H those passes, not the product, set an iteration's cost.
+block_bytes_per_thread): at small H the kernel's cost is its traffic to memory, and the product
+never goes there. The generic path (newton.iterate) makes ~30 passes over [T, B, N] arrays per
+iteration and the fused torch path (torch_quasi.py) ~20 plus the odd-even scan's; at small H
+those passes, not the product, set an iteration's cost.
 
 Same method, stopping rule and results as newton.iterate with mode "diagonal"; tanh is taken as
 2 sigmoid(2a) - 1 in double and as a rational function in float, so a float32 iterate differs

@@ -80,6 +80,14 @@ class Counted:
         gap = longest - self.float64_count
         return longest > STALL * self.float64_count and gap >= STALL_GAP * length
 
+    def iterations(self, method: str, steps: int) -> float | None:
+        """The counted iterations of `method` at T = steps before the T + 1 cap (None: none
+        counted): its own counts read on (extrapolate); another method's only under a stall,
+        T + 1 (a stall rounds every method's change)."""
+        if method == self.method:
+            return self.extrapolate(steps)
+        return steps + 1.0 if self.stalled else None
+
     def extrapolate(self, steps: int) -> float | None:
         """The iterations at T = steps read from the counts, before the T + 1 cap (None: a
         count failed): below the shortest length its count; else through the two lengths

@@ -66,12 +66,7 @@ class Predictor:
         counted = self.counted
         if counted is None or self.lle is None or self.lle >= 0:
             return found, "law"
-        if counted.method != method:
-            if not counted.stalled:
-                return found, "law"
-            k: float | None = steps + 1.0  # see counted.py: a stall rounds every method's change
-        else:
-            k = counted.extrapolate(steps)
+        k = counted.iterations(method, steps)
         if k is None:
             return found, "law"
         count = math.ceil(min(steps + 1.0, k) - 1e-9)

@@ -24,6 +24,7 @@
 #define UPDATE_LOCAL NAMED(update_local, SUFFIX)
 #define FIX_UP NAMED(fix_up, SUFFIX)
 #define CARRIES NAMED(carries, SUFFIX)
+#define CARRIED NAMED(carried, SUFFIX)
 #define FINISH NAMED(finish, SUFFIX)
 #define UNITS NAMED(units, SUFFIX)
 
@@ -65,9 +66,14 @@ static inline REAL UPDATE_LOCAL(int start, REAL f, REAL J, REAL prev, REAL prev_
     return start ? b : J * prev_new + b;
 }
 
-/* Steps ta <= t < tb of a run scanned from zero (rows of nxt) made true: s = s_local +
-   P * carry, carry [B, N] the true state before step ta (where it is 0, s_local: P may have
-   overflowed), with the running max of |s - old|. */
+/* The true state of a run scanned from zero: s_local + P * carry, carry the true state before
+   the run (where it is 0, s_local: P may have overflowed) */
+static inline REAL CARRIED(REAL s_local, REAL P, REAL carry) {
+    return carry == 0 ? s_local : s_local + P * carry;
+}
+
+/* Steps ta <= t < tb of a run scanned from zero (rows of nxt) made true (CARRIED), carry
+   [B, N] the true state before step ta, with the running max of |s - old|. */
 static void FIX_UP(long long t0, long long ta, long long tb, long long B, long long N,
                    const REAL *restrict P, const REAL *restrict carry, const REAL *restrict cur,
                    REAL *restrict nxt, REAL *restrict mx) {
@@ -79,7 +85,7 @@ static void FIX_UP(long long t0, long long ta, long long tb, long long B, long l
             REAL *s = nxt + (row + B) * N;
 #pragma GCC ivdep
             for (long long j = 0; j < N; j++) {
-                REAL v = c[j] == 0 ? s[j] : s[j] + p[j] * c[j];
+                REAL v = CARRIED(s[j], p[j], c[j]);
                 REAL d = v - old[j];
                 d = d < 0 ? -d : d;
                 mx[j] = (d > mx[j] || d != d) ? d : mx[j];
@@ -114,7 +120,7 @@ static void CARRIES(long long t0, long long t1, long long n, long long B, long l
         }
         const REAL *p = P + (ta - 1 - t0) * B * N, *before = carry + (k - 1) * B * N;
         for (long long j = 0; j < B * N; j++)
-            c[j] = before[j] == 0 ? last[j] : last[j] + p[j] * before[j];
+            c[j] = CARRIED(last[j], p[j], before[j]);
     }
 }
 
@@ -143,11 +149,6 @@ static inline void UNITS(long long B, long long H, long long *m0, long long *m1,
    mx, P and carry aside. */
 #define MIN_RUN 8
 #define ROWS_A_THREAD 8
-#ifdef _OPENMP
-#define BARRIER _Pragma("omp barrier")
-#else
-#define BARRIER
-#endif
 #define SPLIT_OVER_THREADS(CELL, N, ...)                                                     \
     if (t0 == 0)                                                                             \
         for (long long j = 0; j < (N) * threads; j++) mx[j] = 0;                             \
@@ -335,13 +336,13 @@ double NAMED(lstm, SUFFIX)(long long t0, long long t1, long long B, long long H,
 #undef UPDATE_LOCAL
 #undef FIX_UP
 #undef CARRIES
+#undef CARRIED
 #undef CHUNK
 #undef STEP
 #undef TWO_FUNCTIONS
 #undef BODY_HEAD
 #undef MIN_RUN
 #undef ROWS_A_THREAD
-#undef BARRIER
 #undef FIX_UP_SHARE
 #undef rnn_ARGS
 #undef gru_ARGS
