@@ -16,9 +16,9 @@ Same method, stopping rule and results as newton.iterate with mode "diagonal"; t
 from the generic one in the last bits. On torch tensors the kernel splits each block over
 torch's threads (torch.get_num_threads(), its own OpenMP pool: the workers that made the product
 take the kernel's share, where a pool of the kernel's own would fight them for the cores): with
-few rows a thread by runs of steps, each thread's run then fixed up from the true state entering
-it, else by rows or units (native/quasi_newton_cells.h says when); on NumPy arrays it runs on the
-calling thread (OpenBLAS keeps threads of its own).
+few rows a thread or short ones by runs of steps, each thread's run then fixed up from the true
+state entering it, else by rows or units (native/quasi_newton_cells.h says when); on NumPy
+arrays it runs on the calling thread (OpenBLAS keeps threads of its own).
 """
 
 from __future__ import annotations

@@ -2,68 +2,135 @@
    by quasi_newton.c once per type. Each updates the steps t0 <= t < t1, whose product rows
    pre holds from its start (a block the framework has just made, still in cache); mx carries
    the running max from block to block (set to 0 at t0 = 0), and the return value is the max so
-   far; mx holds one row of N per thread. With the diagonal Jacobian every element's scan is its
-   own linear recurrence s_t = J_t s_{t-1} + b_t, so `threads` threads share a block by time
-   (CHUNK) where it has MIN_RUN steps and fewer than ROWS_A_THREAD rows a thread: thread 0
-   scans the first run of steps from the true state, each other thread its run from a zero
-   state, keeping the running product P of its J's (the block's rows of P); then the true state
-   entering each run (CARRIES, one thread) and every run's fix-up s = s_local + P * carry
-   (FIX_UP). Measured at 2 threads (an iteration against one product of equal FLOPs, T = 1024
-   and 4096, H = 32-128), this beat the split by rows at B = 8 (by up to 33% at H = 32:
-   presumably a thread then reads the product rows it made, if the framework's product splits a
-   block's rows over the threads in order), and lost to it at B = 32 (by up to 30% for the RNN
-   at H = 128: the fix-up pass costs more there). A shorter block, or one with more rows, is
-   shared by rows or units of every step (UNITS, no synchronisation but the region's end). */
+   far; mx holds one row of N per thread. Units are taken LANES at a time (a tile: one vector
+   register), a tile's states carried in registers from step to step where a thread has one
+   batch row (TILES).
+
+   With the diagonal Jacobian every element's scan is its own linear recurrence
+   s_t = J_t s_{t-1} + b_t, so `threads` threads share a block by time (CHUNK) where it has
+   MIN_RUN steps and either fewer than ROWS_A_THREAD rows a thread or rows of h shorter than
+   SHORT_ROW bytes: thread 0 scans the first run of steps from the true state, each other thread
+   its run from a zero state, keeping the running product P of its J's (the block's rows of P);
+   then the true state entering each run (CARRIES, one thread) and every run's fix-up
+   s = s_local + P * carry (FIX_UP). Measured at 2 threads (an iteration against one product of
+   equal FLOPs, T = 1024 and 4096): this beat the split by rows at B = 8 (by up to 33% at
+   H = 32: presumably a thread then reads the product rows it made, if the framework's product
+   splits a block's rows over the threads in order) and at B = 32 for H = 32 (3.3-3.6x against
+   4.2-4.7x for the RNN, 2.9-3.0x against 3.3x for the GRU); it tied at H = 64 and lost at
+   H = 128, B = 32 (by up to 30% for the RNN: the fix-up pass costs more there). A shorter
+   block, or one with more and longer rows, is shared by rows or units of every step (UNITS, no
+   synchronisation but the region's end). */
 
 #define PASTE(name, suffix) name##_##suffix
 #define NAMED(name, suffix) PASTE(name, suffix)
 #define EXP NAMED(exp, SUFFIX)
 #define SIGMOID NAMED(sigmoid, SUFFIX)
 #define TANH NAMED(tanh, SUFFIX)
-#define UPDATE NAMED(update, SUFFIX)
-#define UPDATE_LOCAL NAMED(update_local, SUFFIX)
+#define ABS NAMED(abs, SUFFIX)
 #define FIX_UP NAMED(fix_up, SUFFIX)
 #define CARRIES NAMED(carries, SUFFIX)
 #define CARRIED NAMED(carried, SUFFIX)
 #define FINISH NAMED(finish, SUFFIX)
 #define UNITS NAMED(units, SUFFIX)
 
+#define VEC NAMED(vec, SUFFIX)
+#define MASK NAMED(mask, SUFFIX)
+#define SELECT NAMED(select, SUFFIX)
+#define LANES ((long long)(VECTOR_BYTES / sizeof(REAL)))
+#define SPLAT(a) ((VEC){} + (REAL)(a))
+#define TRACK NAMED(track, SUFFIX)
+#define START NAMED(start, SUFFIX)
+#define ADVANCE NAMED(advance, SUFFIX)
+#define GET NAMED(get, SUFFIX)
+#define PUT NAMED(put, SUFFIX)
+
 #if RATIONAL_TANH
-static inline REAL TANH(REAL a) { return NAMED(tanh_rational, SUFFIX)(a); }
+static inline VEC TANH(VEC a) { return NAMED(tanh_rational, SUFFIX)(a); }
 
-static inline REAL SIGMOID(REAL a) { return (REAL)0.5 + (REAL)0.5 * TANH((REAL)0.5 * a); }
+static inline VEC SIGMOID(VEC a) { return (REAL)0.5 + (REAL)0.5 * TANH((REAL)0.5 * a); }
 #else
-static inline REAL SIGMOID(REAL a) { return (REAL)1 / ((REAL)1 + EXP(-a)); }
+static inline VEC SIGMOID(VEC a) { return (REAL)1 / ((REAL)1 + EXP(-a)); }
 
-static inline REAL TANH(REAL a) { return (REAL)2 * SIGMOID(2 * a) - 1; }
+static inline VEC TANH(VEC a) { return (REAL)2 * SIGMOID((REAL)2 * a) - (REAL)1; }
 #endif
 
-/* newton.iterate's update of one element: b = f - J s_prev (b_0 = f_0), s = J s_new_prev + b;
-   and the running max of |s - old|, NaN once any is NaN */
-static inline REAL UPDATE(int first, REAL f, REAL J, REAL prev, REAL prev_new, REAL old,
-                          REAL *mx) {
-    REAL b = first ? f : f - J * prev;
-    REAL s = first ? f : J * prev_new + b;
-    REAL d = s - old;
-    d = d < 0 ? -d : d;
-    *mx = (d > *mx || d != d) ? d : *mx;
-    return s;
+/* |v| (NaN stays NaN): v with its sign bit cleared */
+static inline VEC ABS(VEC v) { return (VEC)((MASK)v & ~(MASK)(-SPLAT(0))); }
+
+/* w units from p into a tile (LANES of them where full; the lanes past w 0), and back */
+static inline __attribute__((always_inline)) VEC GET(const int full, long long w,
+                                                     const REAL *p) {
+    VEC v = {};
+    if (full)
+        __builtin_memcpy(&v, p, sizeof v);
+    else
+        for (long long l = 0; l < w; l++) v[l] = p[l];
+    return v;
 }
 
-/* The same update in a run of steps scanned from a zero state (start: the run's first step):
-   s = J s_prev_local + b, and P the running product of the run's J's; no max (FIX_UP's). P
-   decays geometrically where the recurrence contracts: below the smallest normal number it is
-   set to 0 (it can only shrink from there; and a subnormal operand costs ~100x on a thread
-   whose denormals are not flushed, as the OpenMP workers' are not: the runner flushes its own
-   thread's). */
-static inline REAL UPDATE_LOCAL(int start, REAL f, REAL J, REAL prev, REAL prev_new,
-                                REAL P_prev, REAL *P) {
+static inline __attribute__((always_inline)) void PUT(const int full, long long w, REAL *p,
+                                                      VEC v) {
+    if (full)
+        __builtin_memcpy(p, &v, sizeof v);
+    else
+        for (long long l = 0; l < w; l++) p[l] = v[l];
+}
+
+/* One tile of one state (h or c) along steps of a run, in registers: the state before the step
+   in cur (prev) and in nxt (s), in a run from zero the running product P of its J's, in an
+   exact run the max of |s - old| (NaN once any is NaN). */
+typedef struct {
+    VEC prev, s, P, mx;
+} TRACK;
+
+/* The tile of units at offset `at` of batch row m's state before step ta, in a run from step
+   `start` (a run from zero: nxt's row before its start is another thread's, not read; P's is
+   not the run's) whose block starts at t0; mx, the thread's running max, at `at` */
+static inline __attribute__((always_inline)) TRACK START(const int LOCAL, const int full,
+                                                         long long w, long long t0,
+                                                         long long start, long long ta,
+                                                         long long B, long long N, long long m,
+                                                         long long at, const REAL *cur,
+                                                         const REAL *nxt, const REAL *mx,
+                                                         const REAL *P) {
+    long long row = (ta * B + m) * N + at;
+    int later = ta > start;
+    TRACK k = {GET(full, w, cur + row),
+               LOCAL && !later ? SPLAT(0) : GET(full, w, nxt + row),
+               LOCAL && later ? GET(full, w, P + ((ta - 1 - t0) * B + m) * N + at) : SPLAT(0),
+               LOCAL ? SPLAT(0) : GET(full, w, mx + at)};
+    return k;
+}
+
+/* newton.iterate's update of one tile at step t: b = f - J s_prev (b_0 = f_0: step 0 is exact)
+   and s = J s_new_prev + b; in a run scanned from zero (LOCAL, its first step `start`) s = b at
+   its start, and P the running product of the run's J's, stored for FIX_UP. P decays
+   geometrically where the recurrence contracts: below the smallest normal number it is set to
+   0 (it can only shrink from there; and a subnormal operand costs ~100x on a thread whose
+   denormals are not flushed, as the OpenMP workers' are not: the runner flushes its own
+   thread's). old_row, out and P_row: the tile's place in cur and nxt after the step and in the
+   block's rows of P. */
+static inline __attribute__((always_inline)) void ADVANCE(const int LOCAL, const int full,
+                                                          long long w, TRACK *k, long long t,
+                                                          long long start, VEC f, VEC J,
+                                                          const REAL *old_row, REAL *out,
+                                                          REAL *P_row) {
     const REAL smallest = sizeof(REAL) == sizeof(float) ? __FLT_MIN__ : __DBL_MIN__;
-    REAL b = f - J * prev;
-    REAL product = start ? J : J * P_prev;
-    REAL size = product < 0 ? -product : product;
-    *P = size < smallest ? 0 : product;
-    return start ? b : J * prev_new + b;
+    VEC old = GET(full, w, old_row);
+    VEC b = f - J * k->prev;
+    VEC s;
+    if (LOCAL) {
+        VEC product = t == start ? J : J * k->P;
+        k->P = SELECT(ABS(product) < SPLAT(smallest), SPLAT(0), product);
+        PUT(full, w, P_row, k->P);
+        s = t == start ? b : J * k->s + b;
+    } else {
+        s = t == 0 ? f : J * k->s + b;
+        VEC d = ABS(s - old);
+        k->mx = SELECT((d > k->mx) | (d != d), d, k->mx);
+    }
+    PUT(full, w, out, s);
+    k->s = s, k->prev = old;
 }
 
 /* The true state of a run scanned from zero: s_local + P * carry, carry the true state before
@@ -144,11 +211,12 @@ static inline void UNITS(long long B, long long H, long long *m0, long long *m1,
 
 /* A kernel's body: clear every thread's running max at the first block, let each thread run
    its run of steps (CHUNK) and the fix-up where the block has at least MIN_RUN steps and fewer
-   than ROWS_A_THREAD rows a thread, else CELL's units function on its share (UNITS), each with
-   its own row of mx; return the max of them all. The arguments after N are CELL's pointers,
-   mx, P and carry aside. */
+   than ROWS_A_THREAD rows a thread or rows of h under SHORT_ROW bytes, else CELL's units
+   function on its share (UNITS), each with its own row of mx; return the max of them all. The
+   arguments after N are CELL's pointers, mx, P and carry aside. */
 #define MIN_RUN 8
 #define ROWS_A_THREAD 8
+#define SHORT_ROW 256
 #define SPLIT_OVER_THREADS(CELL, N, ...)                                                     \
     if (t0 == 0)                                                                             \
         for (long long j = 0; j < (N) * threads; j++) mx[j] = 0;                             \
@@ -156,7 +224,8 @@ static inline void UNITS(long long B, long long H, long long *m0, long long *m1,
     {                                                                                        \
         long long k = THREAD_NUM, n = THREAD_COUNT;                                          \
         REAL *own = mx + k * (N);                                                            \
-        if (n > 1 && B < ROWS_A_THREAD * n && t1 - t0 >= MIN_RUN * n) {                     \
+        int by_time = B < ROWS_A_THREAD * n || H * (long long)sizeof(REAL) < SHORT_ROW;    \
+        if (n > 1 && by_time && t1 - t0 >= MIN_RUN * n) {                                    \
             long long ta, tb;                                                                \
             CHUNK(t0, t1, k, n, &ta, &tb);                                                   \
             if (k == 0)                                                                      \
@@ -185,64 +254,78 @@ static double FINISH(const REAL *mx, long long N) {
     return (double)m;
 }
 
-/* The pointers of one (step t, batch row m): the block's product row and the input row of G
-   gate blocks each, the state before the step in cur (prev) and in nxt (prev_new), the state
-   after it in cur (old) and where the new one goes (out), N values each; in a run scanned from
-   zero (LOCAL), the row of P before (P_prev) and at this step (P_row). At a run's first step
-   prev_new and P_prev are not used: they point at prev, not at a row another thread writes. */
-#define ROW_POINTERS(G, N)                                                                   \
-    long long row = t * B + m, block_row = (t - t0) * B + m;                                 \
-    const REAL *p = pre + block_row * (G) * H, *x = xw + row * (G) * H;                      \
-    const REAL *prev = cur + row * (N), *old = cur + (row + B) * (N);                        \
-    const REAL *prev_new = LOCAL && t == ta ? prev : nxt + row * (N);                        \
-    const REAL *P_prev = LOCAL && t > ta ? P + (block_row - B) * (N) : prev;                 \
-    REAL *P_row = LOCAL ? P + block_row * (N) : 0;                                           \
-    REAL *out = nxt + (row + B) * (N);                                                       \
-    (void)P_prev, (void)P_row, (void)old;
-
-/* One element's update, exact (UPDATE, from step 0) or in a run from zero (UPDATE_LOCAL) */
-#define STEP(f, J, j, prev_value)                                                            \
-    (LOCAL ? UPDATE_LOCAL(t == ta, f, J, prev_value, prev_new[j], P_prev[j], P_row + (j))     \
-           : UPDATE(first, f, J, prev_value, prev_new[j], old[j], mx + (j)))
-
-/* Each cell's units function is written once, as a body inlined into two: _units (exact, LOCAL
-   0) and _local (a run from zero, LOCAL 1), each its own function so that its restrict
+/* A kernel's tiles: each batch row m0 <= m < m1, units j0 <= j < j1 in tiles of LANES (where
+   fewer are left, the last LANES again: a tile's units are computed alike, so the overlap writes
+   the same values; a range narrower than a tile takes one partial tile). With one row, each
+   tile goes along the steps ta <= t < tb with its states in registers; with more, step by step,
+   every row's tiles in memory order, the states through memory (measured on one thread at
+   H = 32, B = 8 and 32, a kernel's time a row and step: tile by tile along the steps, the RNN
+   took 23-24 ns where step by step took 15-17 ns, each tile's pass striding through the block;
+   at B = 1, 11.7 ns where the earlier kernel, row by row in memory, took 17). CELL##_tile is the cell's tile, exact (LOCAL 0) or in a
+   run from zero (LOCAL 1); each kernel is its own function (not inlined) so that its restrict
    pointers hold inside the OpenMP region. */
+#define TILE(CELL, LOCAL, from, to)                                                          \
+    for (long long j = j0; j < j1; j += LANES) {                                             \
+        long long at = j1 - j >= LANES || j1 - j0 < LANES ? j : j1 - LANES;                  \
+        if (j1 - at >= LANES)                                                                \
+            NAMED(CELL##_tile, SUFFIX)(LOCAL, 1, LANES, t0, ta, from, to, B, H, m, at,       \
+                                       CELL##_ARGS, mx, P);                                  \
+        else                                                                                 \
+            NAMED(CELL##_tile, SUFFIX)(LOCAL, 0, j1 - at, t0, ta, from, to, B, H, m, at,     \
+                                       CELL##_ARGS, mx, P);                                  \
+    }
+#define TILES(CELL, LOCAL)                                                                   \
+    if (m1 - m0 == 1)                                                                        \
+        for (long long m = m0; m < m1; m++) TILE(CELL, LOCAL, ta, tb)                        \
+    else                                                                                     \
+        for (long long t = ta; t < tb; t++)                                                  \
+            for (long long m = m0; m < m1; m++) TILE(CELL, LOCAL, t, t + 1)
+
 #define TWO_FUNCTIONS(CELL, ...)                                                             \
     static __attribute__((noinline)) void NAMED(CELL##_units, SUFFIX)(                       \
         long long t0, long long ta, long long tb, long long B, long long H, long long m0,    \
         long long m1, long long j0, long long j1, __VA_ARGS__, REAL *restrict mx) {          \
-        NAMED(CELL##_body, SUFFIX)(0, t0, ta, tb, B, H, m0, m1, j0, j1, CELL##_ARGS, mx, 0);  \
+        REAL *P = 0;                                                                         \
+        TILES(CELL, 0)                                                                       \
     }                                                                                        \
     static __attribute__((noinline)) void NAMED(CELL##_local, SUFFIX)(                       \
         long long t0, long long ta, long long tb, long long B, long long H, long long m0,    \
         long long m1, long long j0, long long j1, __VA_ARGS__, REAL *restrict P) {           \
-        NAMED(CELL##_body, SUFFIX)(1, t0, ta, tb, B, H, m0, m1, j0, j1, CELL##_ARGS, 0, P);   \
+        REAL *mx = 0;                                                                        \
+        TILES(CELL, 1)                                                                       \
     }
 
-#define BODY_HEAD(CELL, ...)                                                                 \
-    static inline __attribute__((always_inline)) void NAMED(CELL##_body, SUFFIX)(            \
-        const int LOCAL, long long t0, long long ta, long long tb, long long B, long long H, \
-        long long m0, long long m1, long long j0, long long j1, __VA_ARGS__,                 \
+/* The head of a cell's tile: units [j, j + w) of batch row m over steps ta <= t < tb (of the
+   block from t0), and the places of step t's rows: p and x (the block's product row and the
+   input row, G gate blocks of H each, from unit j) and, for the state at offset `at` (0, or H
+   for the LSTM's c), its rows after the step in cur (old) and nxt (out) and its row of P. */
+#define TILE_HEAD(CELL, ...)                                                                 \
+    static inline __attribute__((always_inline)) void NAMED(CELL##_tile, SUFFIX)(            \
+        const int LOCAL, const int full, long long w, long long t0, long long start,         \
+        long long ta, long long tb, long long B, long long H, long long m, long long j,      \
+        __VA_ARGS__,                                                                         \
         REAL *restrict mx, REAL *restrict P)
+#define ROWS(G, N)                                                                           \
+    const REAL *p = pre + ((t - t0) * B + m) * (G) * H + j;                                  \
+    const REAL *x = xw + (t * B + m) * (G) * H + j;                                          \
+    long long after = ((t + 1) * B + m) * (N) + j, P_at = ((t - t0) * B + m) * (N) + j;
+#define STEP(k, f, J, at)                                                                    \
+    ADVANCE(LOCAL, full, w, &(k), t, start, f, J, cur + after + (at), nxt + after + (at),   \
+            LOCAL ? P + P_at + (at) : 0)
+#define G_(p) GET(full, w, p)
 
-/* units j0 <= j < j1 of steps ta <= t < tb and rows m0 <= m < m1 */
 #define rnn_ARGS pre, xw, Rd, cur, nxt
-BODY_HEAD(rnn, const REAL *restrict pre, const REAL *restrict xw, const REAL *restrict Rd,
+TILE_HEAD(rnn, const REAL *restrict pre, const REAL *restrict xw, const REAL *restrict Rd,
           const REAL *restrict cur, REAL *restrict nxt) {
+    TRACK h = START(LOCAL, full, w, t0, start, ta, B, H, m, j, cur, nxt, mx, P);
+    VEC Rh = G_(Rd + j);
     for (long long t = ta; t < tb; t++) {
-        int first = t == 0;
-        for (long long m = m0; m < m1; m++) {
-            ROW_POINTERS(1, H)
-            /* out and prev_new are rows of nxt B*N >= N apart: no overlap within a row */
-#pragma GCC ivdep
-            for (long long j = j0; j < j1; j++) {
-                REAL h = TANH(p[j] + x[j]);
-                REAL J = (1 - h * h) * Rd[j];
-                out[j] = STEP(h, J, j, prev[j]);
-            }
-        }
+        ROWS(1, H)
+        VEC f = TANH(G_(p) + G_(x));
+        VEC J = ((REAL)1 - f * f) * Rh;
+        STEP(h, f, J, 0);
     }
+    if (!LOCAL) PUT(full, w, mx + j, h.mx);
 }
 TWO_FUNCTIONS(rnn, const REAL *restrict pre, const REAL *restrict xw, const REAL *restrict Rd,
               const REAL *restrict cur, REAL *restrict nxt)
@@ -254,30 +337,24 @@ double NAMED(rnn, SUFFIX)(long long t0, long long t1, long long B, long long H, 
     SPLIT_OVER_THREADS(rnn, H, pre, xw, Rd, cur, nxt)
 }
 
-/* units j0 <= j < j1 of steps ta <= t < tb and rows m0 <= m < m1 */
 #define gru_ARGS pre, xw, Rbh, Rd, cur, nxt
-BODY_HEAD(gru, const REAL *restrict pre, const REAL *restrict xw, const REAL *restrict Rbh,
+TILE_HEAD(gru, const REAL *restrict pre, const REAL *restrict xw, const REAL *restrict Rbh,
           const REAL *restrict Rd, const REAL *restrict cur, REAL *restrict nxt) {
-    const REAL *Rz = Rd, *Rr = Rd + H, *Rh = Rd + 2 * H;
+    TRACK h = START(LOCAL, full, w, t0, start, ta, B, H, m, j, cur, nxt, mx, P);
+    VEC Rz = G_(Rd + j), Rr = G_(Rd + H + j), Rh = G_(Rd + 2 * H + j), bh = G_(Rbh + j);
+    const REAL one = 1;
     for (long long t = ta; t < tb; t++) {
-        int first = t == 0;
-        for (long long m = m0; m < m1; m++) {
-            ROW_POINTERS(3, H)
-            /* out and prev_new are rows of nxt B*N >= N apart: no overlap within a row */
-#pragma GCC ivdep
-            for (long long j = j0; j < j1; j++) {
-                REAL z = SIGMOID(p[j] + x[j]), r = SIGMOID(p[H + j] + x[H + j]);
-                REAL rh = p[2 * H + j] + Rbh[j];
-                REAL n = TANH(x[2 * H + j] + r * rh);
-                REAL d = prev[j] - n;
-                REAL f = n + z * d;
-                REAL dn = (1 - z) * (1 - n * n);
-                REAL J = z + d * z * (1 - z) * Rz[j] + dn * rh * r * (1 - r) * Rr[j]
-                         + dn * r * Rh[j];
-                out[j] = STEP(f, J, j, prev[j]);
-            }
-        }
+        ROWS(3, H)
+        VEC z = SIGMOID(G_(p) + G_(x)), r = SIGMOID(G_(p + H) + G_(x + H));
+        VEC rh = G_(p + 2 * H) + bh;
+        VEC n = TANH(G_(x + 2 * H) + r * rh);
+        VEC d = h.prev - n;
+        VEC f = n + z * d;
+        VEC dn = (one - z) * (one - n * n);
+        VEC J = z + d * z * (one - z) * Rz + dn * rh * r * (one - r) * Rr + dn * r * Rh;
+        STEP(h, f, J, 0);
     }
+    if (!LOCAL) PUT(full, w, mx + j, h.mx);
 }
 TWO_FUNCTIONS(gru, const REAL *restrict pre, const REAL *restrict xw, const REAL *restrict Rbh,
               const REAL *restrict Rd, const REAL *restrict cur, REAL *restrict nxt)
@@ -289,33 +366,27 @@ double NAMED(gru, SUFFIX)(long long t0, long long t1, long long B, long long H, 
     SPLIT_OVER_THREADS(gru, H, pre, xw, Rbh, Rd, cur, nxt)
 }
 
-/* units j0 <= j < j1 of steps ta <= t < tb and rows m0 <= m < m1 */
 #define lstm_ARGS pre, xw, Rd, cur, nxt
-BODY_HEAD(lstm, const REAL *restrict pre, const REAL *restrict xw, const REAL *restrict Rd,
+TILE_HEAD(lstm, const REAL *restrict pre, const REAL *restrict xw, const REAL *restrict Rd,
           const REAL *restrict cur, REAL *restrict nxt) {
-    const REAL *Ri = Rd, *Ro = Rd + H, *Rf = Rd + 2 * H, *Rg = Rd + 3 * H;
-    long long N = 2 * H;
+    TRACK h = START(LOCAL, full, w, t0, start, ta, B, 2 * H, m, j, cur, nxt, mx, P);
+    TRACK c = START(LOCAL, full, w, t0, start, ta, B, 2 * H, m, H + j, cur, nxt, mx, P);
+    VEC Ri = G_(Rd + j), Ro = G_(Rd + H + j), Rf = G_(Rd + 2 * H + j), Rg = G_(Rd + 3 * H + j);
+    const REAL one = 1;
     for (long long t = ta; t < tb; t++) {
-        int first = t == 0;
-        for (long long m = m0; m < m1; m++) {
-            ROW_POINTERS(4, N)
-            /* out and prev_new are rows of nxt B*N >= N apart: no overlap within a row */
-#pragma GCC ivdep
-            for (long long j = j0; j < j1; j++) {
-                REAL i = SIGMOID(p[j] + x[j]), o = SIGMOID(p[H + j] + x[H + j]);
-                REAL fg = SIGMOID(p[2 * H + j] + x[2 * H + j]);
-                REAL g = TANH(p[3 * H + j] + x[3 * H + j]);
-                REAL c_prev = prev[H + j];
-                REAL c = fg * c_prev + i * g;
-                REAL tc = TANH(c);
-                REAL dc = g * i * (1 - i) * Ri[j] + c_prev * fg * (1 - fg) * Rf[j]
-                          + i * (1 - g * g) * Rg[j];
-                REAL Jh = tc * o * (1 - o) * Ro[j] + o * (1 - tc * tc) * dc;
-                out[j] = STEP(o * tc, Jh, j, prev[j]);
-                out[H + j] = STEP(c, fg, H + j, c_prev);
-            }
-        }
+        ROWS(4, 2 * H)
+        VEC i = SIGMOID(G_(p) + G_(x)), o = SIGMOID(G_(p + H) + G_(x + H));
+        VEC fg = SIGMOID(G_(p + 2 * H) + G_(x + 2 * H));
+        VEC g = TANH(G_(p + 3 * H) + G_(x + 3 * H));
+        VEC c_prev = c.prev;
+        VEC c_new = fg * c_prev + i * g;
+        VEC tc = TANH(c_new);
+        VEC dc = g * i * (one - i) * Ri + c_prev * fg * (one - fg) * Rf + i * (one - g * g) * Rg;
+        VEC Jh = tc * o * (one - o) * Ro + o * (one - tc * tc) * dc;
+        STEP(h, o * tc, Jh, 0);
+        STEP(c, c_new, fg, H);
     }
+    if (!LOCAL) PUT(full, w, mx + j, h.mx), PUT(full, w, mx + H + j, c.mx);
 }
 TWO_FUNCTIONS(lstm, const REAL *restrict pre, const REAL *restrict xw, const REAL *restrict Rd,
               const REAL *restrict cur, REAL *restrict nxt)
@@ -332,15 +403,29 @@ double NAMED(lstm, SUFFIX)(long long t0, long long t1, long long B, long long H,
 #undef EXP
 #undef SIGMOID
 #undef TANH
-#undef UPDATE
-#undef UPDATE_LOCAL
+#undef VEC
+#undef MASK
+#undef SELECT
+#undef LANES
+#undef SPLAT
+#undef TRACK
+#undef START
+#undef ADVANCE
+#undef TILE
+#undef SHORT_ROW
+#undef GET
+#undef PUT
+#undef ABS
+#undef TILES
+#undef TILE_HEAD
+#undef ROWS
+#undef G_
 #undef FIX_UP
 #undef CARRIES
 #undef CARRIED
 #undef CHUNK
 #undef STEP
 #undef TWO_FUNCTIONS
-#undef BODY_HEAD
 #undef MIN_RUN
 #undef ROWS_A_THREAD
 #undef FIX_UP_SHARE
@@ -349,5 +434,4 @@ double NAMED(lstm, SUFFIX)(long long t0, long long t1, long long B, long long H,
 #undef lstm_ARGS
 #undef FINISH
 #undef UNITS
-#undef ROW_POINTERS
 #undef SPLIT_OVER_THREADS
