@@ -60,11 +60,11 @@ def _as(framework: str, arrays):
 TOLERANCE = {"float64": 1e-13, "float32": 2e-5}
 
 
-# (H, B): H = 7 is narrower than a tile (one partial tile); H = 20 is a whole tile and the last
-# tile's width again, overlapping it (8 or 16 lanes of float64, 4 to 16 of float32: the
-# target's vector register); B = 1 carries a tile's states along the steps in registers, B = 3
-# goes step by step
-SHAPES = {"narrow": (7, 3), "tiles": (20, 3), "tiles-one-row": (20, 1)}
+# (H, B): H = 7 is narrower than a tile (one partial tile); H = 20 and 40 are whole tiles and
+# the last tile's width again, overlapping them (8 or 16 lanes of float64, 4 to 16 of float32:
+# the target's vector register); B = 1 carries a tile's states along the steps in registers,
+# B = 3 goes step by step, two whole tiles at a time where there are two
+SHAPES = {"narrow": (7, 3), "tiles": (20, 3), "pairs": (40, 3), "tiles-one-row": (20, 1)}
 
 
 @pytest.mark.parametrize("shape", list(SHAPES))

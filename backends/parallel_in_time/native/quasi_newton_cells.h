@@ -258,28 +258,40 @@ static double FINISH(const REAL *mx, long long N) {
    fewer are left, the last LANES again: a tile's units are computed alike, so the overlap writes
    the same values; a range narrower than a tile takes one partial tile). With one row, each
    tile goes along the steps ta <= t < tb with its states in registers; with more, step by step,
-   every row's tiles in memory order, the states through memory (measured on one thread at
-   H = 32, B = 8 and 32, a kernel's time a row and step: tile by tile along the steps, the RNN
-   took 23-24 ns where step by step took 15-17 ns, each tile's pass striding through the block;
-   at B = 1, 11.7 ns where the earlier kernel, row by row in memory, took 17). CELL##_tile is the cell's tile, exact (LOCAL 0) or in a
-   run from zero (LOCAL 1); each kernel is its own function (not inlined) so that its restrict
-   pointers hold inside the OpenMP region. */
-#define TILE(CELL, LOCAL, from, to)                                                          \
-    for (long long j = j0; j < j1; j += LANES) {                                             \
+   every row's tiles in memory order, two at a time (K = 2), the states through memory. Measured
+   on one thread at H = 32, T = 1024 and 4096 (a kernel's time a row and step, side by side in
+   one process): at B = 8 and 32 tile by tile along the steps, each tile's pass striding through
+   the block, took the RNN 32-35 ns, two tiles at a time along the steps (their registers spill
+   for the GRU and LSTM) 22-25 ns and 95-291 ns for the GRU and LSTM, step by step one tile at a
+   time 21-23 ns, two at a time 19-21 ns (GRU 67-72 ns, 71-77 one at a time; LSTM 96-108 ns,
+   104-127); at B = 1 along the steps one tile at a time beat two by 5% (GRU, LSTM), and took
+   the RNN 11.7 ns a step where the kernel before the tiles, row by row in memory, took 17.
+   CELL##_tile is the cell's tile, exact (LOCAL 0) or in a run from zero (LOCAL 1); each kernel
+   is its own function (not inlined) so that its restrict pointers hold inside the OpenMP
+   region. */
+#define TILE(CELL, LOCAL, PAIRS, from, to)                                                   \
+    for (long long j = j0; j < j1;) {                                                        \
         long long at = j1 - j >= LANES || j1 - j0 < LANES ? j : j1 - LANES;                  \
+        if (PAIRS && j1 - j >= 2 * LANES) {                                                  \
+            NAMED(CELL##_tile, SUFFIX)(LOCAL, 2, 1, LANES, t0, ta, from, to, B, H, m, j,     \
+                                       CELL##_ARGS, mx, P);                                  \
+            j += 2 * LANES;                                                                  \
+            continue;                                                                        \
+        }                                                                                    \
         if (j1 - at >= LANES)                                                                \
-            NAMED(CELL##_tile, SUFFIX)(LOCAL, 1, LANES, t0, ta, from, to, B, H, m, at,       \
+            NAMED(CELL##_tile, SUFFIX)(LOCAL, 1, 1, LANES, t0, ta, from, to, B, H, m, at,    \
                                        CELL##_ARGS, mx, P);                                  \
         else                                                                                 \
-            NAMED(CELL##_tile, SUFFIX)(LOCAL, 0, j1 - at, t0, ta, from, to, B, H, m, at,     \
+            NAMED(CELL##_tile, SUFFIX)(LOCAL, 1, 0, j1 - at, t0, ta, from, to, B, H, m, at,  \
                                        CELL##_ARGS, mx, P);                                  \
+        j += LANES;                                                                          \
     }
 #define TILES(CELL, LOCAL)                                                                   \
     if (m1 - m0 == 1)                                                                        \
-        for (long long m = m0; m < m1; m++) TILE(CELL, LOCAL, ta, tb)                        \
+        for (long long m = m0; m < m1; m++) TILE(CELL, LOCAL, 0, ta, tb)                     \
     else                                                                                     \
         for (long long t = ta; t < tb; t++)                                                  \
-            for (long long m = m0; m < m1; m++) TILE(CELL, LOCAL, t, t + 1)
+            for (long long m = m0; m < m1; m++) TILE(CELL, LOCAL, 1, t, t + 1)
 
 #define TWO_FUNCTIONS(CELL, ...)                                                             \
     static __attribute__((noinline)) void NAMED(CELL##_units, SUFFIX)(                       \
@@ -295,13 +307,16 @@ static double FINISH(const REAL *mx, long long N) {
         TILES(CELL, 1)                                                                       \
     }
 
-/* The head of a cell's tile: units [j, j + w) of batch row m over steps ta <= t < tb (of the
-   block from t0), and the places of step t's rows: p and x (the block's product row and the
-   input row, G gate blocks of H each, from unit j) and, for the state at offset `at` (0, or H
-   for the LSTM's c), its rows after the step in cur (old) and nxt (out) and its row of P. */
+/* The head of a cell's tile: K tiles side by side (1 or 2; two only whole), units
+   [j, j + K LANES) of batch row m (w of them where not full) over steps ta <= t < tb (of the
+   block from t0, in a run from `start`), and the places of step t's rows: p and x (the block's
+   product row and the input row, G gate blocks of H each, from unit j) and, for the state at
+   offset `at` (from j: the tile's, plus H for the LSTM's c), its rows after the step in cur
+   (old) and nxt (out) and its row of P. */
 #define TILE_HEAD(CELL, ...)                                                                 \
     static inline __attribute__((always_inline)) void NAMED(CELL##_tile, SUFFIX)(            \
-        const int LOCAL, const int full, long long w, long long t0, long long start,         \
+        const int LOCAL, const int K, const int full, long long w, long long t0,             \
+        long long start,                                                                     \
         long long ta, long long tb, long long B, long long H, long long m, long long j,      \
         __VA_ARGS__,                                                                         \
         REAL *restrict mx, REAL *restrict P)
@@ -317,15 +332,22 @@ static double FINISH(const REAL *mx, long long N) {
 #define rnn_ARGS pre, xw, Rd, cur, nxt
 TILE_HEAD(rnn, const REAL *restrict pre, const REAL *restrict xw, const REAL *restrict Rd,
           const REAL *restrict cur, REAL *restrict nxt) {
-    TRACK h = START(LOCAL, full, w, t0, start, ta, B, H, m, j, cur, nxt, mx, P);
-    VEC Rh = G_(Rd + j);
+    TRACK h[2];
+    VEC Rh[2];
+    for (int q = 0; q < K; q++) {
+        h[q] = START(LOCAL, full, w, t0, start, ta, B, H, m, j + q * LANES, cur, nxt, mx, P);
+        Rh[q] = G_(Rd + j + q * LANES);
+    }
     for (long long t = ta; t < tb; t++) {
         ROWS(1, H)
-        VEC f = TANH(G_(p) + G_(x));
-        VEC J = ((REAL)1 - f * f) * Rh;
-        STEP(h, f, J, 0);
+        for (int q = 0; q < K; q++) {
+            long long u = q * LANES;
+            VEC f = TANH(G_(p + u) + G_(x + u));
+            VEC J = ((REAL)1 - f * f) * Rh[q];
+            STEP(h[q], f, J, u);
+        }
     }
-    if (!LOCAL) PUT(full, w, mx + j, h.mx);
+    for (int q = 0; q < K && !LOCAL; q++) PUT(full, w, mx + j + q * LANES, h[q].mx);
 }
 TWO_FUNCTIONS(rnn, const REAL *restrict pre, const REAL *restrict xw, const REAL *restrict Rd,
               const REAL *restrict cur, REAL *restrict nxt)
@@ -340,21 +362,31 @@ double NAMED(rnn, SUFFIX)(long long t0, long long t1, long long B, long long H, 
 #define gru_ARGS pre, xw, Rbh, Rd, cur, nxt
 TILE_HEAD(gru, const REAL *restrict pre, const REAL *restrict xw, const REAL *restrict Rbh,
           const REAL *restrict Rd, const REAL *restrict cur, REAL *restrict nxt) {
-    TRACK h = START(LOCAL, full, w, t0, start, ta, B, H, m, j, cur, nxt, mx, P);
-    VEC Rz = G_(Rd + j), Rr = G_(Rd + H + j), Rh = G_(Rd + 2 * H + j), bh = G_(Rbh + j);
+    TRACK h[2];
+    VEC Rz[2], Rr[2], Rh[2], bh[2];
+    for (int q = 0; q < K; q++) {
+        long long u = j + q * LANES;
+        h[q] = START(LOCAL, full, w, t0, start, ta, B, H, m, u, cur, nxt, mx, P);
+        Rz[q] = G_(Rd + u), Rr[q] = G_(Rd + H + u), Rh[q] = G_(Rd + 2 * H + u);
+        bh[q] = G_(Rbh + u);
+    }
     const REAL one = 1;
     for (long long t = ta; t < tb; t++) {
         ROWS(3, H)
-        VEC z = SIGMOID(G_(p) + G_(x)), r = SIGMOID(G_(p + H) + G_(x + H));
-        VEC rh = G_(p + 2 * H) + bh;
-        VEC n = TANH(G_(x + 2 * H) + r * rh);
-        VEC d = h.prev - n;
-        VEC f = n + z * d;
-        VEC dn = (one - z) * (one - n * n);
-        VEC J = z + d * z * (one - z) * Rz + dn * rh * r * (one - r) * Rr + dn * r * Rh;
-        STEP(h, f, J, 0);
+        for (int q = 0; q < K; q++) {
+            long long u = q * LANES;
+            VEC z = SIGMOID(G_(p + u) + G_(x + u)), r = SIGMOID(G_(p + H + u) + G_(x + H + u));
+            VEC rh = G_(p + 2 * H + u) + bh[q];
+            VEC n = TANH(G_(x + 2 * H + u) + r * rh);
+            VEC d = h[q].prev - n;
+            VEC f = n + z * d;
+            VEC dn = (one - z) * (one - n * n);
+            VEC J = z + d * z * (one - z) * Rz[q] + dn * rh * r * (one - r) * Rr[q]
+                    + dn * r * Rh[q];
+            STEP(h[q], f, J, u);
+        }
     }
-    if (!LOCAL) PUT(full, w, mx + j, h.mx);
+    for (int q = 0; q < K && !LOCAL; q++) PUT(full, w, mx + j + q * LANES, h[q].mx);
 }
 TWO_FUNCTIONS(gru, const REAL *restrict pre, const REAL *restrict xw, const REAL *restrict Rbh,
               const REAL *restrict Rd, const REAL *restrict cur, REAL *restrict nxt)
@@ -369,24 +401,35 @@ double NAMED(gru, SUFFIX)(long long t0, long long t1, long long B, long long H, 
 #define lstm_ARGS pre, xw, Rd, cur, nxt
 TILE_HEAD(lstm, const REAL *restrict pre, const REAL *restrict xw, const REAL *restrict Rd,
           const REAL *restrict cur, REAL *restrict nxt) {
-    TRACK h = START(LOCAL, full, w, t0, start, ta, B, 2 * H, m, j, cur, nxt, mx, P);
-    TRACK c = START(LOCAL, full, w, t0, start, ta, B, 2 * H, m, H + j, cur, nxt, mx, P);
-    VEC Ri = G_(Rd + j), Ro = G_(Rd + H + j), Rf = G_(Rd + 2 * H + j), Rg = G_(Rd + 3 * H + j);
+    TRACK h[2], c[2];
+    VEC Ri[2], Ro[2], Rf[2], Rg[2];
+    for (int q = 0; q < K; q++) {
+        long long u = j + q * LANES;
+        h[q] = START(LOCAL, full, w, t0, start, ta, B, 2 * H, m, u, cur, nxt, mx, P);
+        c[q] = START(LOCAL, full, w, t0, start, ta, B, 2 * H, m, H + u, cur, nxt, mx, P);
+        Ri[q] = G_(Rd + u), Ro[q] = G_(Rd + H + u), Rf[q] = G_(Rd + 2 * H + u);
+        Rg[q] = G_(Rd + 3 * H + u);
+    }
     const REAL one = 1;
     for (long long t = ta; t < tb; t++) {
         ROWS(4, 2 * H)
-        VEC i = SIGMOID(G_(p) + G_(x)), o = SIGMOID(G_(p + H) + G_(x + H));
-        VEC fg = SIGMOID(G_(p + 2 * H) + G_(x + 2 * H));
-        VEC g = TANH(G_(p + 3 * H) + G_(x + 3 * H));
-        VEC c_prev = c.prev;
-        VEC c_new = fg * c_prev + i * g;
-        VEC tc = TANH(c_new);
-        VEC dc = g * i * (one - i) * Ri + c_prev * fg * (one - fg) * Rf + i * (one - g * g) * Rg;
-        VEC Jh = tc * o * (one - o) * Ro + o * (one - tc * tc) * dc;
-        STEP(h, o * tc, Jh, 0);
-        STEP(c, c_new, fg, H);
+        for (int q = 0; q < K; q++) {
+            long long u = q * LANES;
+            VEC i = SIGMOID(G_(p + u) + G_(x + u)), o = SIGMOID(G_(p + H + u) + G_(x + H + u));
+            VEC fg = SIGMOID(G_(p + 2 * H + u) + G_(x + 2 * H + u));
+            VEC g = TANH(G_(p + 3 * H + u) + G_(x + 3 * H + u));
+            VEC c_prev = c[q].prev;
+            VEC c_new = fg * c_prev + i * g;
+            VEC tc = TANH(c_new);
+            VEC dc = g * i * (one - i) * Ri[q] + c_prev * fg * (one - fg) * Rf[q]
+                     + i * (one - g * g) * Rg[q];
+            VEC Jh = tc * o * (one - o) * Ro[q] + o * (one - tc * tc) * dc;
+            STEP(h[q], o * tc, Jh, u);
+            STEP(c[q], c_new, fg, H + u);
+        }
     }
-    if (!LOCAL) PUT(full, w, mx + j, h.mx), PUT(full, w, mx + H + j, c.mx);
+    for (int q = 0; q < K && !LOCAL; q++)
+        PUT(full, w, mx + j + q * LANES, h[q].mx), PUT(full, w, mx + H + j + q * LANES, c[q].mx);
 }
 TWO_FUNCTIONS(lstm, const REAL *restrict pre, const REAL *restrict xw, const REAL *restrict Rd,
               const REAL *restrict cur, REAL *restrict nxt)
