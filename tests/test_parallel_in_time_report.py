@@ -87,7 +87,7 @@ def tiny(tmp_path_factory):
 
 
 def test_tiny_sweep_rows(tiny):
-    assert tiny["kind"] == "rnnbench-parallel-in-time" and tiny["schema_version"] == 2
+    assert tiny["kind"] == "rnnbench-parallel-in-time" and tiny["schema_version"] == 3
     assert tiny["environment"]["git"]["commit"] == tiny["commit"]  # None outside a git checkout
     rows = tiny["rows"]
     assert len(rows) == len(sweep.load_grid_text(TINY).points()) == 2 * 3 * 2 + 2 * 2 * 2
@@ -220,8 +220,8 @@ def test_report_refuses_a_sweep_of_another_schema(tmp_path, capsys):
     bench, sweep = tmp_path / "bench.json", tmp_path / "parallel-in-time.json"
     bench.write_text(json.dumps(example_doc()))
     doc = json.loads(dumps(sweep_doc()))
-    doc["schema_version"] = 3
+    doc["schema_version"] = 4
     sweep.write_text(json.dumps(doc))
     assert main(["report", str(bench), str(sweep), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
-    assert re.search(r"schema_version 3: this rnnbench reads 1, 2", err) and err.count("\n") == 1
+    assert re.search(r"schema_version 4: this rnnbench reads 1, 2, 3", err) and err.count("\n") == 1

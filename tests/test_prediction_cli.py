@@ -74,6 +74,13 @@ def test_predict_prints_and_writes_without_solving(tmp_path, capsys, law, no_sol
     counts = {c.steps: c.iterations for c in prediction.counted.counts}
     assert set(counts) == {256, 512}  # the two longest probes are kept
     assert all(k and 2 <= k <= t + 1 for t, k in counts.items())
+    float64 = prediction.counted.float64_iterations
+    assert float64 is not None and 2 <= float64 <= 513
+    seen = Counted("quasi-newton", 1, counts, float64_count=float64)
+    assert prediction.counted.stalled is seen.stalled
+    found = ", ".join(f"{counts[t]} at T={t}" for t in (256, 512))
+    assert f"iterations counted on the model (float32, 1 input columns): {found}; " in text
+    assert f"float64 took {float64} at T=512" in text
     for solve in prediction.solves:
         # Newton: the law at the model's exponent, T and float32's tol 1e-6 (CLI limit 100);
         # quasi-Newton: the counts read on from 256 and 512 (at most T + 1, never below the
@@ -83,7 +90,7 @@ def test_predict_prints_and_writes_without_solving(tmp_path, capsys, law, no_sol
             expected = predict(law, prediction.lle, solve.steps, 1e-6, 100).iterations
             assert (solve.iterations, solve.iterations_from) == (expected, "law")
         else:
-            k = Counted("quasi-newton", 1, counts).extrapolate(solve.steps)
+            k = seen.extrapolate(solve.steps)
             assert (solve.iterations, solve.iterations_from) == (
                 math.ceil(min(solve.steps + 1, k) - 1e-9),
                 "counted",

@@ -16,6 +16,7 @@ from harness import registry
 from harness.model.spec import Cell, ModelSpec
 from harness.model.weights import init_weights, load_weights
 from harness.predict import laws as law_files
+from harness.predict.api import _counted_record
 from harness.predict.counted import PROPORTIONAL, Counted, count_iterations, count_lengths
 from harness.predict.model import Predictor
 
@@ -130,6 +131,9 @@ def test_a_float32_stall_is_seen_where_float64_counts_miss_it(seed):
     assert in_float64.float64_count is None and not in_float64.stalled
     assert solved.iterations > 2 * max(in_float64.counts.values())  # the stall is real
     assert counted.float64_count == in_float64.counts[512] and counted.stalled
+    record = _counted_record(counted)  # what the prediction's record and --predict say
+    assert record is not None and record.stalled
+    assert record.float64_iterations == in_float64.counts[512]
     assert _predicted(spec, counted, steps) == steps + 1
     assert abs(math.log((steps + 1) / solved.iterations)) < math.log(2)
     assert abs(math.log(_predicted(spec, in_float64, steps) / solved.iterations)) > math.log(2)

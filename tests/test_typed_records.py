@@ -72,8 +72,8 @@ def _no_loss(doc: dict) -> dict:
         (SWEEP, _extra_field, r"rows\[0\]\.speedup: not a field this file may hold"),
         (
             SWEEP,
-            lambda d: {**d, "schema_version": 3},
-            r"schema_version 3: this rnnbench reads 1, 2",
+            lambda d: {**d, "schema_version": 4},
+            r"schema_version 4: this rnnbench reads 1, 2, 3",
         ),
         (TRAINING, _epochs_out_of_order, r"lstm_membrane: history holds epochs out of order"),
         (TRAINING, _no_loss, r"is corrupt: models\[0\]\.history\[2\]: epoch 3 records no loss"),

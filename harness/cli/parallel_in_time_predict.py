@@ -7,7 +7,7 @@ from harness.atomic import write_text_atomic
 from harness.cli.parallel_in_time_inputs import DEFAULT_MAX_ITER, METHODS
 from harness.markdown import print_table
 from harness.records.parallel_in_time import PredictionDocument, SolveDocument, dumps
-from harness.records.prediction import PredictedSolve
+from harness.records.prediction import CountedIterations, PredictedSolve
 from harness.stats import format_interval, format_ratio, format_seconds
 from harness.terminal import say
 
@@ -68,6 +68,27 @@ def predict(spec, weights, x, options, args, methods=METHODS, steps=TABLE_STEPS)
     )
 
 
+def _counted_sentence(counted: CountedIterations, dtype: str) -> str:
+    """What the model's own counting solves found, and the stall where there was one."""
+    found = ", ".join(
+        f"{'no convergence' if c.iterations is None else c.iterations} at T={c.steps}"
+        for c in counted.counts
+    )
+    line = (
+        f"{counted.method} iterations counted on the model ({dtype}, {counted.batch} input "
+        f"columns): {found}"
+    )
+    longest = max((c.steps for c in counted.counts), default=None)
+    if counted.float64_iterations is not None:
+        line += f"; float64 took {counted.float64_iterations} at T={longest}"
+    if counted.stalled:
+        line += (
+            f": rounding stalls {dtype}'s change above tol, so past T={longest} every method "
+            "is predicted at T + 1"
+        )
+    return line
+
+
 def _recurrent(weights: dict) -> dict:
     return {k: v for k, v in weights.items() if not k.startswith("head")}
 
@@ -86,6 +107,8 @@ def run_predict(args, spec, weights, source: str, x, options: dict) -> int:
     say(f"iteration laws (fitted on {prediction.law_source}):")
     for method, formula in prediction.laws.items():
         print(f"  {method}: k = {formula}")
+    if prediction.counted is not None:
+        print(_counted_sentence(prediction.counted, spec.dtype))
     print_table(HEADER, [_row(s) for s in prediction.solves])
     for method in prediction.laws:
         at = next(s for s in prediction.solves if s.method == method and s.steps == T)

@@ -98,4 +98,10 @@ def _counted_record(counted: Counted | None) -> CountedIterations | None:
     if counted is None:
         return None
     counts = [CountedAt(steps=t, iterations=k) for t, k in sorted(counted.counts.items())]
-    return CountedIterations(method=counted.method, batch=counted.batch, counts=counts)
+    return CountedIterations(
+        method=counted.method,
+        batch=counted.batch,
+        counts=counts,
+        float64_iterations=counted.float64_count,
+        stalled=counted.stalled,
+    )

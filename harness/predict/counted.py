@@ -23,10 +23,11 @@ Newton took 57 and 253 at T = 64 and 256, where the law says 11). Without a stal
 readings: a count that grew about in proportion to T between the probes (exponent >=
 PROPORTIONAL, and by GROWTH iterations a step or more: the diagonal says little about the
 Jacobian, as with an orthogonal R, 253, 496, 976 at T = 256, 512, 1024 in either dtype) goes on
-as that power of T; any other, linear in ln T, never decreasing. The stall and the float64 count
-are not in the prediction's record (its counts are the model's dtype's); a solve's
-`iterations_from` says "counted" either way. Newton's count is otherwise the law's: it follows
-the exponent, and a dense Newton solve would cost more than the whole prediction may.
+as that power of T; any other, linear in ln T, never decreasing. The float64 count and the stall
+are in the prediction's record (CountedIterations.float64_iterations and .stalled) and printed by
+`parallel-in-time --predict`; a solve's `iterations_from` says "counted" either way. Newton's
+count is otherwise the law's: it follows the exponent, and a dense Newton solve would cost more
+than the whole prediction may.
 """
 
 from __future__ import annotations

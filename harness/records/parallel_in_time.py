@@ -24,9 +24,10 @@ from harness.records.store import ResultsError
 KIND: Final = "rnnbench-parallel-in-time"
 COMMAND: Final = "parallel-in-time"
 # 2: a sweep's rows carry their residuals and the law's predicted iterations, the sweep its law;
-# a solve its prediction and its time against the step loop. 1 is read too.
-SCHEMA_VERSION: Final = 2
-READABLE: Final = (1, 2)
+# a solve its prediction and its time against the step loop. 3: a prediction's counted
+# iterations carry float64's count and the stall. 1 and 2 are read too.
+SCHEMA_VERSION: Final = 3
+READABLE: Final = (1, 2, 3)
 Method = Literal["newton", "quasi-newton"]
 Count = Annotated[int, Field(ge=0)]
 Interval3 = tuple[Finite, Finite, Finite]
@@ -146,7 +147,9 @@ class SweepDocument(Record):
     """A parallel-in-time sweep: counts, not timings (seconds are informational)."""
 
     kind: Literal["rnnbench-parallel-in-time"] = KIND
-    schema_version: Literal[1, 2] = Field(SCHEMA_VERSION, description="version 1 is read too")
+    schema_version: Literal[1, 2, 3] = Field(
+        SCHEMA_VERSION, description="versions 1 and 2 are read too"
+    )
     created: str | None = Field(None, description="UTC, ISO 8601")
     environment: Environment
     commit: str | None = Field(None, description="the git commit it ran at")
@@ -190,7 +193,9 @@ class SolveDocument(Record):
     """`rnnbench parallel-in-time --json`: one model solved in parallel over time."""
 
     command: Literal["parallel-in-time"] = COMMAND
-    schema_version: Literal[1, 2] = Field(SCHEMA_VERSION, description="version 1 is read too")
+    schema_version: Literal[1, 2, 3] = Field(
+        SCHEMA_VERSION, description="versions 1 and 2 are read too"
+    )
     model: JsonObject = Field(description="the model's spec (harness ModelSpec)")
     source: str = Field(description="where the model came from: a file, or the flags")
     steps: Size
@@ -235,7 +240,7 @@ class PredictionDocument(Record):
     """`rnnbench parallel-in-time --predict --json`: a model's solves predicted, none run."""
 
     command: Literal["parallel-in-time"] = COMMAND
-    schema_version: Literal[2] = SCHEMA_VERSION
+    schema_version: Literal[2, 3] = Field(SCHEMA_VERSION, description="version 2 is read too")
     model: JsonObject = Field(description="the model's spec (harness ModelSpec)")
     source: str = Field(description="where the model came from: a file, or the flags")
     steps: Size

@@ -75,11 +75,23 @@ class CountedAt(Record):
 
 class CountedIterations(Record):
     """A method's iterations counted by solving the model (in its own dtype) at a few short
-    lengths."""
+    lengths; where the model is not float64, the longest also in float64 (the stall check)."""
 
     method: Literal["newton", "quasi-newton"]
     batch: int = Field(ge=1, description="the input's columns the counting solves took")
     counts: list[CountedAt]
+    float64_iterations: int | None = Field(
+        None,
+        ge=1,
+        description="float64's count at the longest length; null: a float64 model, not "
+        "afforded, not converged, or files before schema 3",
+    )
+    stalled: bool | None = Field(
+        None,
+        description="true: rounding stalled the model's dtype's change above tol at the longest "
+        "length (its count well above float64's), so every longer T is predicted at T + 1; null: "
+        "files before schema 3",
+    )
 
 
 class Prediction(Record):
