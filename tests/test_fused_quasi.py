@@ -240,6 +240,19 @@ def test_off_by_the_environment_the_numpy_iteration_is_the_generic_one(monkeypat
     assert quasi_solvers.describe("quasi-newton", "numpy", "cpu").endswith("RNNBENCH_NATIVE=0)")
 
 
+def test_where_there_is_a_compiler_the_kernel_builds(monkeypatch, tmp_path):
+    """Every test of the kernel skips where it cannot be built: a machine with a C compiler
+    must build it (an error in the kernel's source fails here, it does not skip the rest)."""
+    from harness import native_library
+
+    monkeypatch.delenv(build.DISABLE_ENV, raising=False)
+    if not native_library.compiler():
+        pytest.skip("no C compiler (cc, gcc or $CC) on this machine")
+    monkeypatch.setenv("RNNBENCH_CACHE_DIR", str(tmp_path))  # built here, not taken from a cache
+    kernels = build.load.__wrapped__()
+    assert isinstance(kernels, build.Kernels), kernels
+
+
 def test_no_compiler_is_a_reason_not_an_error(monkeypatch, tmp_path):
     monkeypatch.delenv(build.DISABLE_ENV, raising=False)
     monkeypatch.setenv("RNNBENCH_CACHE_DIR", str(tmp_path))

@@ -262,22 +262,27 @@ static double FINISH(const REAL *mx, long long N) {
 
 /* A kernel's tiles: each batch row m0 <= m < m1, units j0 <= j < j1 in tiles of LANES (where
    fewer are left, the last LANES again: a tile's units are computed alike, so the overlap writes
-   the same values; a range narrower than a tile takes one partial tile). With one row, each
-   tile goes along the steps ta <= t < tb with its states in registers. With more, the steps go
-   in spans of CELL##_SPAN, each row's tiles along a span in registers (the span's rows stay in
-   cache from one tile's pass to the next) or, with spans of one step, step by step, every
-   row's tiles in memory order, two at a time (K = 2), the states through memory. Measured on
-   one thread at H = 32, B = 8 and 32, T = 1024 and 4096 (a kernel's time a row and step, side
-   by side in one process): spans of 8 steps took the GRU 46-47 ns and the LSTM 68-74 ns where
-   step by step took 50-52 and 80-87 (spans of 16 the same, of 32 and 64 up to 134 ns: the
-   span's rows leave the cache); the RNN 17-19 ns where step by step took 14-16 (its cheap step
-   does not pay for a span's setup); tile by tile along all the steps, each tile's pass striding
-   through the block, the RNN took 32-35 ns, and two tiles at a time along the steps spill the
-   GRU's and LSTM's registers (95-291 ns). At B = 1 along the steps one tile at a time beat two
-   by 5% (GRU, LSTM), and took the RNN 11.7 ns a step where the kernel before the tiles, row by
-   row in memory, took 17. CELL##_tile is the cell's tile, exact (LOCAL 0) or in a run from
-   zero (LOCAL 1); each kernel is its own function (not inlined) so that its restrict pointers
-   hold inside the OpenMP region. */
+   the same values; a range narrower than a tile takes one partial tile). With one row, the
+   tiles go along the steps ta <= t < tb with their states in registers, the RNN's two at a time
+   (CELL##_PAIRS: one pass over the row's lines where its block has left the L2). With more,
+   the steps go in spans of CELL##_SPAN, each row's tiles along a span in registers (the span's
+   rows stay in cache from one tile's pass to the next) or, with spans of one step, step by
+   step, every row's tiles in memory order, two at a time, the states through memory. Measured
+   on one thread at H = 32 (a kernel's time a row and step, side by side in one process): at
+   B = 8 and 32, T = 1024 and 4096, spans of 8 steps took the GRU 46-47 ns and the LSTM 68-74
+   ns where step by step took 50-52 and 80-87 (spans of 16 the same, of 32 and 64 up to 134 ns:
+   the span's rows leave the cache); the RNN 17-19 ns where step by step took 14-16 (its cheap
+   step does not pay for a span's setup); tile by tile along all the steps, each tile's pass
+   striding through the block, the RNN took 32-35 ns, and two tiles at a time along the steps
+   spill the GRU's and LSTM's registers (95-291 ns). At B = 1, T = 1024, 4096 and 16384, the
+   RNN's two tiles at a time took 11.2-13.0 ns where one at a time took 11.4-20.5; the GRU's and
+   LSTM's took 5-12% longer than one at a time, and spans changed theirs by under 2%. The kernel
+   before the tiles, row by row in memory, took the RNN 17 ns at B = 1, T = 1024. CELL##_tile is
+   the cell's tile, exact (LOCAL 0) or in a run from zero (LOCAL 1); each kernel is its own
+   function (not inlined) so that its restrict pointers hold inside the OpenMP region. */
+#define rnn_PAIRS 1
+#define gru_PAIRS 0
+#define lstm_PAIRS 0
 #define rnn_SPAN 1
 #define gru_SPAN 8
 #define lstm_SPAN 8
@@ -300,7 +305,7 @@ static double FINISH(const REAL *mx, long long N) {
     }
 #define TILES(CELL, LOCAL)                                                                   \
     if (m1 - m0 == 1)                                                                        \
-        for (long long m = m0; m < m1; m++) TILE(CELL, LOCAL, 0, ta, tb)                     \
+        for (long long m = m0; m < m1; m++) TILE(CELL, LOCAL, CELL##_PAIRS, ta, tb)          \
     else if (CELL##_SPAN > 1)                                                                \
         for (long long t = ta; t < tb; t += CELL##_SPAN)                                     \
             for (long long m = m0; m < m1; m++)                                              \
@@ -489,6 +494,9 @@ double NAMED(lstm, SUFFIX)(long long t0, long long t1, long long B, long long H,
 #undef ROWS_A_THREAD
 #undef rnn_SHARE
 #undef rnn_SPAN
+#undef rnn_PAIRS
+#undef gru_PAIRS
+#undef lstm_PAIRS
 #undef gru_SPAN
 #undef lstm_SPAN
 #undef gru_SHARE
