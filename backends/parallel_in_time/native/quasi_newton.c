@@ -52,8 +52,9 @@ int openmp(void) {
 }
 
 /* The kernels work on tiles of LANES units held in vector registers (GCC's vector extension:
-   one register of the target's widest: AVX-512's, AVX's, else SSE's). A comparison of two vectors gives a vector of integers of the same width, all
-   bits set where it holds: SELECT takes a where it does, b where not. */
+   one register of the target's widest: AVX-512's, AVX's, else SSE's). A comparison of two
+   vectors gives a vector of integers of the same width, all bits set where it holds: SELECT
+   takes a where it does, b where not. */
 #if defined(__AVX512F__)
 #define VECTOR_BYTES 64
 #elif defined(__AVX__)
@@ -96,6 +97,58 @@ static inline vec_f64 clamp_f64(vec_f64 x, vec_f64 c) {
 }
 #endif
 
+/* The first w < LANES units of a tile from p and back (the lanes past w 0 on load, untouched
+   on store): AVX-512's and AVX's masked loads and stores, which touch no byte past the w units;
+   elsewhere element by element (a loop the compiler may make a call to memcpy) */
+#if VECTOR_BYTES == 64
+static inline vec_f32 load_some_f32(const float *p, long long w) {
+    return (vec_f32)_mm512_maskz_loadu_ps((__mmask16)((1u << w) - 1), p);
+}
+static inline void store_some_f32(float *p, vec_f32 v, long long w) {
+    _mm512_mask_storeu_ps(p, (__mmask16)((1u << w) - 1), (__m512)v);
+}
+static inline vec_f64 load_some_f64(const double *p, long long w) {
+    return (vec_f64)_mm512_maskz_loadu_pd((__mmask8)((1u << w) - 1), p);
+}
+static inline void store_some_f64(double *p, vec_f64 v, long long w) {
+    _mm512_mask_storeu_pd(p, (__mmask8)((1u << w) - 1), (__m512d)v);
+}
+#elif VECTOR_BYTES == 32
+/* lanes [0, w) set: a window of w all-ones words then zeros (AVX has no 256-bit integer compare
+   to make it from w) */
+static const int lanes_f32[16] = {-1, -1, -1, -1, -1, -1, -1, -1};
+static const long long lanes_f64[8] = {-1, -1, -1, -1};
+static inline vec_f32 load_some_f32(const float *p, long long w) {
+    return (vec_f32)_mm256_maskload_ps(p, _mm256_loadu_si256((const __m256i *)(lanes_f32 + 8 - w)));
+}
+static inline void store_some_f32(float *p, vec_f32 v, long long w) {
+    _mm256_maskstore_ps(p, _mm256_loadu_si256((const __m256i *)(lanes_f32 + 8 - w)), (__m256)v);
+}
+static inline vec_f64 load_some_f64(const double *p, long long w) {
+    return (vec_f64)_mm256_maskload_pd(p, _mm256_loadu_si256((const __m256i *)(lanes_f64 + 4 - w)));
+}
+static inline void store_some_f64(double *p, vec_f64 v, long long w) {
+    _mm256_maskstore_pd(p, _mm256_loadu_si256((const __m256i *)(lanes_f64 + 4 - w)), (__m256d)v);
+}
+#else
+static inline vec_f32 load_some_f32(const float *p, long long w) {
+    vec_f32 v = {};
+    for (long long l = 0; l < w; l++) v[l] = p[l];
+    return v;
+}
+static inline void store_some_f32(float *p, vec_f32 v, long long w) {
+    for (long long l = 0; l < w; l++) p[l] = v[l];
+}
+static inline vec_f64 load_some_f64(const double *p, long long w) {
+    vec_f64 v = {};
+    for (long long l = 0; l < w; l++) v[l] = p[l];
+    return v;
+}
+static inline void store_some_f64(double *p, vec_f64 v, long long w) {
+    for (long long l = 0; l < w; l++) p[l] = v[l];
+}
+#endif
+
 /* tanh(x) for float as one rational function (Eigen's generic_fast_tanh_float: a degree-13 odd
    numerator over a degree-6 even denominator, on x clamped to +-7.9053, where tanh rounds to
    +-1): one division and 11 multiply-adds, where exp's range reduction, polynomial and scaling
@@ -124,7 +177,11 @@ static inline vec_f32 tanh_rational_f32(vec_f32 x) {
 static inline vec_f64 exp_f64(vec_f64 x) {
     const vec_f64 c = (vec_f64){} + 700.0;
     x = clamp_f64(x, c);
-    vec_f64 n = (x * 1.4426950408889634073599 + 6755399441055744.0) - 6755399441055744.0;
+    /* n = round(x log2 e) by the 1.5 * 2^52 shift: the shifted sum's low bits hold n, so
+       2^n is made from its bits without a float-to-integer conversion (undefined for NaN) */
+    const vec_f64 shift = (vec_f64){} + 6755399441055744.0;
+    vec_f64 shifted = x * 1.4426950408889634073599 + shift;
+    vec_f64 n = shifted - shift;
     x = x - n * 6.93145751953125e-1 - n * 1.42860682030941723212e-6; /* Cephes' exp */
     vec_f64 xx = x * x;
     vec_f64 px = x * ((xx * 1.26177193074810590878e-4 + 3.02994407707441961300e-2) * xx
@@ -132,7 +189,8 @@ static inline vec_f64 exp_f64(vec_f64 x) {
     vec_f64 qx = ((xx * 3.00198505138664455042e-6 + 2.52448340349684104192e-3) * xx
                   + 2.27265548208155028766e-1) * xx + 2.00000000000000000009e0;
     x = 1.0 + 2.0 * (px / (qx - px));
-    mask_f64 bits = (__builtin_convertvector(n, mask_f64) + 1023) << 52;
+    typedef unsigned long long bits_f64 __attribute__((vector_size(VECTOR_BYTES)));
+    bits_f64 bits = ((bits_f64)shifted - (bits_f64)shift + 1023) << 52;
     return x * (vec_f64)bits;
 }
 

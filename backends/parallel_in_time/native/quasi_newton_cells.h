@@ -60,11 +60,9 @@ static inline VEC ABS(VEC v) { return (VEC)((MASK)v & ~(MASK)(-SPLAT(0))); }
 /* w units from p into a tile (LANES of them where full; the lanes past w 0), and back */
 static inline __attribute__((always_inline)) VEC GET(const int full, long long w,
                                                      const REAL *p) {
-    VEC v = {};
-    if (full)
-        __builtin_memcpy(&v, p, sizeof v);
-    else
-        for (long long l = 0; l < w; l++) v[l] = p[l];
+    VEC v;
+    if (!full) return NAMED(load_some, SUFFIX)(p, w);
+    __builtin_memcpy(&v, p, sizeof v);
     return v;
 }
 
@@ -73,7 +71,7 @@ static inline __attribute__((always_inline)) void PUT(const int full, long long 
     if (full)
         __builtin_memcpy(p, &v, sizeof v);
     else
-        for (long long l = 0; l < w; l++) p[l] = v[l];
+        NAMED(store_some, SUFFIX)(p, v, w);
 }
 
 /* One tile of one state (h or c) along steps of a run, in registers: the state before the step
