@@ -97,58 +97,6 @@ static inline vec_f64 clamp_f64(vec_f64 x, vec_f64 c) {
 }
 #endif
 
-/* The first w < LANES units of a tile from p and back (the lanes past w 0 on load, untouched
-   on store): AVX-512's and AVX's masked loads and stores, which touch no byte past the w units;
-   elsewhere element by element (a loop the compiler may make a call to memcpy) */
-#if VECTOR_BYTES == 64
-static inline vec_f32 load_some_f32(const float *p, long long w) {
-    return (vec_f32)_mm512_maskz_loadu_ps((__mmask16)((1u << w) - 1), p);
-}
-static inline void store_some_f32(float *p, vec_f32 v, long long w) {
-    _mm512_mask_storeu_ps(p, (__mmask16)((1u << w) - 1), (__m512)v);
-}
-static inline vec_f64 load_some_f64(const double *p, long long w) {
-    return (vec_f64)_mm512_maskz_loadu_pd((__mmask8)((1u << w) - 1), p);
-}
-static inline void store_some_f64(double *p, vec_f64 v, long long w) {
-    _mm512_mask_storeu_pd(p, (__mmask8)((1u << w) - 1), (__m512d)v);
-}
-#elif VECTOR_BYTES == 32
-/* lanes [0, w) set: a window of w all-ones words then zeros (AVX has no 256-bit integer compare
-   to make it from w) */
-static const int lanes_f32[16] = {-1, -1, -1, -1, -1, -1, -1, -1};
-static const long long lanes_f64[8] = {-1, -1, -1, -1};
-static inline vec_f32 load_some_f32(const float *p, long long w) {
-    return (vec_f32)_mm256_maskload_ps(p, _mm256_loadu_si256((const __m256i *)(lanes_f32 + 8 - w)));
-}
-static inline void store_some_f32(float *p, vec_f32 v, long long w) {
-    _mm256_maskstore_ps(p, _mm256_loadu_si256((const __m256i *)(lanes_f32 + 8 - w)), (__m256)v);
-}
-static inline vec_f64 load_some_f64(const double *p, long long w) {
-    return (vec_f64)_mm256_maskload_pd(p, _mm256_loadu_si256((const __m256i *)(lanes_f64 + 4 - w)));
-}
-static inline void store_some_f64(double *p, vec_f64 v, long long w) {
-    _mm256_maskstore_pd(p, _mm256_loadu_si256((const __m256i *)(lanes_f64 + 4 - w)), (__m256d)v);
-}
-#else
-static inline vec_f32 load_some_f32(const float *p, long long w) {
-    vec_f32 v = {};
-    for (long long l = 0; l < w; l++) v[l] = p[l];
-    return v;
-}
-static inline void store_some_f32(float *p, vec_f32 v, long long w) {
-    for (long long l = 0; l < w; l++) p[l] = v[l];
-}
-static inline vec_f64 load_some_f64(const double *p, long long w) {
-    vec_f64 v = {};
-    for (long long l = 0; l < w; l++) v[l] = p[l];
-    return v;
-}
-static inline void store_some_f64(double *p, vec_f64 v, long long w) {
-    for (long long l = 0; l < w; l++) p[l] = v[l];
-}
-#endif
-
 /* tanh(x) for float as one rational function (Eigen's generic_fast_tanh_float: a degree-13 odd
    numerator over a degree-6 even denominator, on x clamped to +-7.9053, where tanh rounds to
    +-1): one division and 11 multiply-adds, where exp's range reduction, polynomial and scaling
@@ -196,14 +144,17 @@ static inline vec_f64 exp_f64(vec_f64 x) {
 
 #define REAL float
 #define SUFFIX f32
+#define PS ps /* the intrinsics' name for the type */
 #define RATIONAL_TANH 1
 #include "quasi_newton_cells.h"
 #undef REAL
 #undef SUFFIX
+#undef PS
 #undef RATIONAL_TANH
 
 #define REAL double
 #define SUFFIX f64
+#define PS pd
 #define RATIONAL_TANH 0
 #include "quasi_newton_cells.h"
 #undef RATIONAL_TANH

@@ -43,6 +43,8 @@
 #define ADVANCE NAMED(advance, SUFFIX)
 #define GET NAMED(get, SUFFIX)
 #define PUT NAMED(put, SUFFIX)
+#define LOAD_SOME NAMED(load_some, SUFFIX)
+#define STORE_SOME NAMED(store_some, SUFFIX)
 
 #if RATIONAL_TANH
 static inline VEC TANH(VEC a) { return NAMED(tanh_rational, SUFFIX)(a); }
@@ -57,11 +59,47 @@ static inline VEC TANH(VEC a) { return (REAL)2 * SIGMOID((REAL)2 * a) - (REAL)1;
 /* |v| (NaN stays NaN): v with its sign bit cleared */
 static inline VEC ABS(VEC v) { return (VEC)((MASK)v & ~(MASK)(-SPLAT(0))); }
 
+/* The first w < LANES units of a tile from p (the lanes past w 0) and back: AVX-512's and AVX's
+   masked moves, which touch no byte past the w units (PS: the intrinsics' name for REAL);
+   elsewhere element by element (a loop the compiler may make a call to memcpy) */
+#if VECTOR_BYTES == 64
+/* a tile as the intrinsics' own vector type (the type their load gives) */
+#define NATIVE(v) ((__typeof__(NAMED(_mm512_maskz_loadu, PS)(0, (const REAL *)0)))(v))
+static inline VEC LOAD_SOME(const REAL *p, long long w) {
+    return (VEC)NAMED(_mm512_maskz_loadu, PS)((1u << w) - 1, p);
+}
+static inline void STORE_SOME(REAL *p, VEC v, long long w) {
+    NAMED(_mm512_mask_storeu, PS)(p, (1u << w) - 1, NATIVE(v));
+}
+#elif VECTOR_BYTES == 32
+/* lanes [0, w) set: a window of w all-ones words then zeros (AVX has no 256-bit integer compare
+   to make it from w) */
+static const __typeof__(((MASK){})[0]) NAMED(lanes, SUFFIX)[2 * LANES] = {[0 ... LANES - 1] = -1};
+#define FIRST(w) _mm256_loadu_si256((const __m256i *)(NAMED(lanes, SUFFIX) + LANES - (w)))
+#define NATIVE(v) ((__typeof__(NAMED(_mm256_maskload, PS)((const REAL *)0, FIRST(1))))(v))
+static inline VEC LOAD_SOME(const REAL *p, long long w) {
+    return (VEC)NAMED(_mm256_maskload, PS)(p, FIRST(w));
+}
+static inline void STORE_SOME(REAL *p, VEC v, long long w) {
+    NAMED(_mm256_maskstore, PS)(p, FIRST(w), NATIVE(v));
+}
+#undef FIRST
+#else
+static inline VEC LOAD_SOME(const REAL *p, long long w) {
+    VEC v = {};
+    for (long long l = 0; l < w; l++) v[l] = p[l];
+    return v;
+}
+static inline void STORE_SOME(REAL *p, VEC v, long long w) {
+    for (long long l = 0; l < w; l++) p[l] = v[l];
+}
+#endif
+
 /* w units from p into a tile (LANES of them where full; the lanes past w 0), and back */
 static inline __attribute__((always_inline)) VEC GET(const int full, long long w,
                                                      const REAL *p) {
     VEC v;
-    if (!full) return NAMED(load_some, SUFFIX)(p, w);
+    if (!full) return LOAD_SOME(p, w);
     __builtin_memcpy(&v, p, sizeof v);
     return v;
 }
@@ -71,7 +109,7 @@ static inline __attribute__((always_inline)) void PUT(const int full, long long 
     if (full)
         __builtin_memcpy(p, &v, sizeof v);
     else
-        NAMED(store_some, SUFFIX)(p, v, w);
+        STORE_SOME(p, v, w);
 }
 
 /* One tile of one state (h or c) along steps of a run, in registers: the state before the step
@@ -477,6 +515,9 @@ double NAMED(lstm, SUFFIX)(long long t0, long long t1, long long B, long long H,
 #undef SHORT_ROW
 #undef GET
 #undef PUT
+#undef LOAD_SOME
+#undef STORE_SOME
+#undef NATIVE
 #undef ABS
 #undef TILES
 #undef TILE_HEAD
