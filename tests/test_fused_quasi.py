@@ -259,7 +259,8 @@ def test_runs_of_steps_hold_in_every_block_not_only_the_first(cell):
 def _contracting_float32(cell, B, T=2048):
     """float32, |J| small: a run's product of Jacobians P is 0 (below float32's eps^2) a few
     dozen steps into its run, and the fix-up stops there. The inputs before the last of 3 runs
-    are scaled down 100x (the states 10x or more), so that each iteration's largest change lies past the fix-up's stop."""
+    are scaled down 100x (the states 10x or more), so that each iteration's largest change lies
+    past the fix-up's stop."""
     xw, R, Rb, s0 = _recurrence(cell, "float32", H=16, T=T, B=B)
     xw[: T * 2 // 3 + 64] *= np.float32(0.01)  # (the GRU's candidate bias Rb_h is not in xw)
     small = np.float32(0.01)
@@ -311,7 +312,7 @@ def test_a_nan_past_the_death_of_a_run_s_product_is_seen_and_carried(cell):
         S = np.zeros((arrays[0].shape[0], 1, arrays[3].shape[-1]), np.float32)
         expected, (_, _, residuals, _) = iterate(cell, *arrays, S, "diagonal", 0.0, 1)
 
-        def one():
+        def one(arrays=arrays):
             solver = fused_quasi.FusedQuasiNewton(cell, *_as("torch", arrays))
             return solver.iteration(), np.array(solver.states().numpy(), copy=True)
 
