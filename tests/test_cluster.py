@@ -266,7 +266,15 @@ def test_an_interrupted_client_stops_its_groups_and_resume_finishes(
         sys.executable, "-m", "harness.cli.main", "bench", "--suite", str(suite_file),
         "--out", str(out), "--scheduler", two_workers.address,
     ]  # fmt: skip
-    client = subprocess.Popen(command, env=two_workers.env, stderr=subprocess.PIPE, text=True)
+    # SIGINT as a terminal's Ctrl-C gives it: a shell's background job (pytest run with &) ignores
+    # SIGINT and its children inherit that, so the client would time on to the end
+    client = subprocess.Popen(
+        command,
+        env=two_workers.env,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     group, case_workers = _a_group_being_timed(two_workers, timeout_s=90)
     client.send_signal(stop)
     _, err = client.communicate(timeout=60)
