@@ -7,7 +7,9 @@ Printed, not asserted: run with
 
 1. cost: one torch quasi-Newton iteration (float32, CPU) against one product of the same FLOPs
    over all T (the recurrent projection [T*B, H] @ [H, G*H] into a preallocated output), timed
-   round-robin in one process, per thread count, cell, H, T and B (see iteration_cost).
+   round-robin in one process, per thread count, cell, H, T and B (see iteration_cost); then,
+   after every torch row, the NumPy runtime's iteration against NumPy's own product, the BLAS
+   limited to the same thread count (numpy_iteration_cost).
    --cost-only --cells gru --hidden 256 --lengths 1024 --batches 1,32 --threads 1 narrows it.
 2. iterations vs T, every cell and method, default init, float64, tol 1e-8.
 3. iterations vs the largest Lyapunov exponent: tanh RNN, R ~ N(0, g^2/H), over a gain sweep.
@@ -177,6 +179,66 @@ def iteration_cost(
     return row
 
 
+def numpy_iteration_cost(cell: str, H: int, T: int, B: int, budget_s=4.0, rounds=(5, 25)):
+    """The NumPy runtime's quasi-Newton iteration (float32; make_solver on NumPy arrays: the
+    fused C kernel on the calling thread, the block products by numpy.matmul in the BLAS's
+    threads) against numpy.matmul's product of the same FLOPs ([T*B, H] @ [H, G*H] into a
+    preallocated output), round-robin as iteration_cost. Timed apart from the torch rows, never
+    interleaved with them: the BLAS's threads spin after a product and starve torch's OpenMP
+    workers (interleaved, torch's product at 2 threads took up to 400x its time)."""
+    from backends.parallel_in_time.quasi_solvers import make_solver
+
+    spec = ModelSpec(cell, H, H)
+    weights = init_weights(spec, 0)
+    W, R, Wb, Rb = (np.array(weights[f"l0.{k}"][0], np.float32) for k in ("W", "R", "Wb", "Rb"))
+    N = 2 * H if cell == "lstm" else H
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((T, B, H)).astype(np.float32)
+    xw = input_projection(spec.cell, x, W, Wb, Rb)
+    h, RT = rng.standard_normal((T * B, H)).astype(np.float32), np.ascontiguousarray(R.T)
+    out = np.empty((T * B, R.shape[0]), np.float32)
+    product = functools.partial(np.matmul, h, RT, out=out)
+    iteration = make_solver(spec.cell, xw, R, Rb, np.zeros((B, N), np.float32)).iteration
+    product(), iteration()  # warm up
+    samples: dict[str, list[float]] = {"product": [], "numpy": []}
+    start = time.perf_counter()
+    while len(samples["product"]) < rounds[1] and (
+        len(samples["product"]) < rounds[0] or time.perf_counter() - start < budget_s
+    ):
+        samples["product"].append(_seconds(product))
+        samples["numpy"].append(_seconds(iteration))
+    flops = 2 * T * B * H * R.shape[0]
+    return {
+        "numpy_product_s": _summary(samples["product"]),
+        "numpy_product_gflops": flops / statistics.median(samples["product"]) / 1e9,
+        "numpy_s": _summary(samples["numpy"]),
+        "numpy_ratio": _summary(
+            [a / p for a, p in zip(samples["numpy"], samples["product"], strict=True)]
+        ),
+    }
+
+
+def numpy_cost_rows(rows: list[dict], budget_s: float) -> None:
+    """numpy_iteration_cost for each torch row (same thread count, cell, H, T, B), into it."""
+    from threadpoolctl import threadpool_limits
+
+    time.sleep(1.0)  # torch's OpenMP workers stop spinning
+    print("   numpy: the NumPy runtime's iteration (the kernel on one thread, numpy.matmul's")
+    print("   block products in the BLAS's `thr` threads) / numpy.matmul's product of its FLOPs")
+    print(f"{'thr':>3} {'cell':4} {'H':>4} {'T':>5} {'B':>3} {'product ms':>10} {'GFLOP/s':>7}"
+          f" {'numpy ratio (p10-p90)':>24}")  # fmt: skip
+    for row in rows:
+        with threadpool_limits(limits=row["threads"], user_api="blas"):
+            row.update(numpy_iteration_cost(row["cell"], row["H"], row["T"], row["B"], budget_s))
+        r = row["numpy_ratio"]
+        print(
+            f"{row['threads']:3d} {row['cell']:4} {row['H']:4d} {row['T']:5d} {row['B']:3d} "
+            f"{row['numpy_product_s']['median'] * 1e3:10.3f} {row['numpy_product_gflops']:7.1f}"
+            f" {r['median']:9.2f} ({r['p10']:5.2f}-{r['p90']:6.2f})",
+            flush=True,
+        )
+
+
 def cost_table(
     cells, sizes, lengths, batches, threads, before, compiled, budget_s, baseline=None
 ) -> list[dict]:
@@ -301,6 +363,7 @@ def main() -> None:
         args.budget,
         module_at(args.baseline_commit) if args.baseline_commit else None,
     )
+    numpy_cost_rows(cost, args.budget)
     by_T = by_lle = []
     if not args.cost_only:
         print(f"2. iterations vs T (default init, H=32, float64, tol {TOL:g})")
