@@ -290,15 +290,56 @@ def test_a_run_s_fix_up_stops_where_its_product_of_jacobians_is_0(cell, B):
 
     def solve():
         solver = fused_quasi.FusedQuasiNewton(cell, *_as("torch", arrays))
+        solver.P.fill_(float("nan"))  # rows no run writes (thread 0's) stay NaN
         return solver, _run(solver)
 
     solver, (got, residuals) = _over_threads(3, solve)
-    assert (solver.P.numpy() == 0).any()  # P did die within the runs
+    P = solver.P.numpy()
+    P = np.abs(P[~np.isnan(P)])
+    assert P.size and (P == 0).any()  # the runs wrote P, and it did die within them
+    # set to 0 below eps^2 and not sooner: |J| <= 0.05 a step, so the last nonzero is within 20x
+    assert 0 < P[P > 0].min() < 20 * np.finfo(np.float32).eps ** 2
     np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE["float32"])
     # to float32's rounding of states under 1: a missed max would be over 10x smaller
     np.testing.assert_allclose(residuals, expected_residuals, rtol=1e-3, atol=1e-6)
     late = np.abs(expected[len(expected) * 2 // 3 + 64 :]).max()
     assert late > 10 * np.abs(expected[: len(expected) * 2 // 3]).max()
+
+
+def test_the_fix_up_stops_only_where_every_row_s_product_has_died():
+    """B = 2: row 0 saturated (J = 0 exactly, its P dead at once), row 1 with states of order 1
+    and |J| up to 0.9 (its P alive for hundreds of steps). A stop at the first dead row, not the
+    first step where every row is dead, leaves row 1 unfixed. (Found by an independent review.)"""
+    xw, R, Rb, s0 = _recurrence(Cell.RNN, "float32", H=16, T=900, B=2)
+    R = np.float32(0.9) * np.eye(16, dtype=np.float32)
+    xw[:, 0] = 30.0
+    xw[:, 1] = np.float32(0.3) * np.sign(xw[:, 1])
+    arrays = [xw, R, Rb, s0]
+    expected, expected_residuals = _generic(Cell.RNN, *arrays)
+    solver = _over_threads(3, lambda: fused_quasi.FusedQuasiNewton(Cell.RNN, *_as("torch", arrays)))
+    got, residuals = _over_threads(3, lambda: _run(solver))
+    np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE["float32"])
+    np.testing.assert_allclose(residuals, expected_residuals, rtol=1e-3, atol=1e-6)
+
+
+def test_a_nan_carried_into_one_row_only_fixes_that_row_s_run_to_the_end():
+    """B = 2, a NaN input in row 1 of the first run: the carry into the later runs is NaN in row
+    1 only. The fix-up must see it in any row (not only the first) and run to the end, so that
+    row 1's states are NaN to the end, as the generic iteration's are. (Found by an independent
+    review.)"""
+    xw, R, Rb, s0 = _recurrence(Cell.RNN, "float32", H=16, T=900, B=2)
+    xw[100, 1, 3] = np.nan
+    arrays = [xw, R * np.float32(0.05), Rb, s0]
+    S = np.zeros((900, 2, 16), np.float32)
+    expected, _ = iterate(Cell.RNN, *arrays, S, "diagonal", 0.0, 1)
+
+    def one():
+        solver = fused_quasi.FusedQuasiNewton(Cell.RNN, *_as("torch", arrays))
+        return solver.iteration(), np.array(solver.states().numpy(), copy=True)
+
+    change, got = _over_threads(3, one)
+    assert change != change and np.isnan(expected[100:, 1, 3]).all()  # J is diagonal
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
 
 
 @pytest.mark.parametrize("cell", list(Cell))

@@ -113,8 +113,9 @@ static inline __attribute__((always_inline)) void PUT(const int full, long long 
 }
 
 /* One tile of one state (h or c) along steps of a run, in registers: the state before the step
-   in cur (prev) and in nxt (s), in a run from zero the running product P of its J's, in an
-   exact run the max of |s - old| (NaN once any is NaN). */
+   in cur (prev) and in nxt (s), in a run from zero the running product P of its J's, and the
+   max of |s - old| (NaN once any is NaN) in an exact run, or where P is 0 in a run from zero
+   whose fix-up stops early (ADVANCE's LOCAL 2). */
 typedef struct {
     VEC prev, s, P, mx;
 } TRACK;
@@ -146,10 +147,10 @@ static inline __attribute__((always_inline)) TRACK START(const int LOCAL, const 
    where s is not finite, the true state then not finite either; so FIX_UP can stop at the
    first step whose P is all 0 (0 stays 0: J * 0, J finite where s is). P decays
    geometrically where the recurrence contracts: below NEGLIGIBLE = eps^2 it is set to 0 (the
-   fix-up's term P * carry then under eps^2 |carry|, an absolute error far below the solver's
-   tolerance and the rounding of any state of carry's size; P can only shrink from there; and
-   it never goes subnormal, which costs ~100x on a thread whose denormals are not flushed, as
-   the OpenMP workers' are not). Measured at 2 threads, H = 32 (the RNN's kernel a row and step,
+   fix-up's term P * carry is then under eps^2 |carry| at that step, an absolute error far below
+   the solver's tolerance; later steps carry it on as they carry their own rounding, which it
+   stays under, where |J| > 1 too; and P never goes subnormal, which costs ~100x on a thread
+   whose denormals are not flushed, as the OpenMP workers' are not). Measured at 2 threads, H = 32 (the RNN's kernel a row and step,
    side by side): eps^2 in place of the smallest normal number shortened the fix-up to 16 steps
    (B = 1, 8 and 32; ~2.7x as many before, by the logarithms) and took B = 32 from 10.8 to
    10.0 ns at T = 1024, 9.9 to 9.2 at T = 4096.
@@ -344,7 +345,8 @@ static double FINISH(const REAL *mx, long long N) {
    RNN's two tiles at a time took 11.2-13.0 ns where one at a time took 11.4-20.5; the GRU's and
    LSTM's took 5-12% longer than one at a time, and spans changed theirs by under 2%. The kernel
    before the tiles, row by row in memory, took the RNN 17 ns at B = 1, T = 1024. CELL##_tile is
-   the cell's tile, exact (LOCAL 0) or in a run from zero (LOCAL 1); each kernel is its own
+   the cell's tile, exact (LOCAL 0) or in a run from zero (LOCAL 1; 2 keeping the max where P is
+   0, for a cell whose fix-up stops early: CELL##_STOP); each kernel is its own
    function (not inlined) so that its restrict pointers hold inside the OpenMP region. */
 #define rnn_PAIRS 1
 #define gru_PAIRS 0
