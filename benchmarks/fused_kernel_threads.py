@@ -17,8 +17,6 @@ import argparse
 import statistics
 import time
 
-import numpy as np
-
 from backends.parallel_in_time.jacobians import input_projection
 from harness.model.spec import Cell, ModelSpec
 from harness.model.weights import init_weights
@@ -31,16 +29,12 @@ def _solver(cell: str, H: int, B: int, T: int):
     """The fused solver the runner makes, on seeded float32 torch tensors, after 3 iterations."""
     import torch
 
+    from backends.parallel_in_time.iteration_probe import layer_arrays
     from backends.parallel_in_time.quasi_solvers import make_solver
 
     spec = ModelSpec(Cell(cell), H, H)
-    weights = init_weights(spec, 0)
-    W, R, Wb, Rb = (
-        torch.from_numpy(np.array(weights[f"l0.{k}"][0], np.float32))
-        for k in ("W", "R", "Wb", "Rb")
-    )
-    x = np.random.default_rng(0).standard_normal((T, B, H)).astype(np.float32)
-    xw = input_projection(spec.cell, torch.from_numpy(x), W, Wb, Rb)
+    W, R, Wb, Rb, x = layer_arrays(spec, init_weights(spec, 0), B, T, torch, "cpu")
+    xw = input_projection(spec.cell, x, W, Wb, Rb)
     N = 2 * H if cell == "lstm" else H
     solver = make_solver(spec.cell, xw, R, Rb, torch.zeros(B, N))
     for _ in range(3):

@@ -186,16 +186,15 @@ def numpy_iteration_cost(cell: str, H: int, T: int, B: int, budget_s=4.0, rounds
     preallocated output), round-robin as iteration_cost. Timed apart from the torch rows, never
     interleaved with them: the BLAS's threads spin after a product and starve torch's OpenMP
     workers (interleaved, torch's product at 2 threads took up to 400x its time)."""
+    from backends.parallel_in_time.iteration_probe import layer_arrays
     from backends.parallel_in_time.quasi_solvers import make_solver
 
     spec = ModelSpec(cell, H, H)
-    weights = init_weights(spec, 0)
-    W, R, Wb, Rb = (np.array(weights[f"l0.{k}"][0], np.float32) for k in ("W", "R", "Wb", "Rb"))
+    W, R, Wb, Rb, x = layer_arrays(spec, init_weights(spec, 0), B, T, np, "cpu")
     N = 2 * H if cell == "lstm" else H
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((T, B, H)).astype(np.float32)
     xw = input_projection(spec.cell, x, W, Wb, Rb)
-    h, RT = rng.standard_normal((T * B, H)).astype(np.float32), np.ascontiguousarray(R.T)
+    h = np.random.default_rng(1).standard_normal((T * B, H)).astype(np.float32)
+    RT = np.ascontiguousarray(R.T)
     out = np.empty((T * B, R.shape[0]), np.float32)
     product = functools.partial(np.matmul, h, RT, out=out)
     iteration = make_solver(spec.cell, xw, R, Rb, np.zeros((B, N), np.float32)).iteration

@@ -60,6 +60,20 @@ def _as(framework: str, arrays):
 TOLERANCE = {"float64": 1e-13, "float32": 2e-5}
 
 
+def _over_threads(count, call):
+    """call() over `count` torch threads (the kernel takes torch's), the count restored after;
+    skipped where the kernel was built without OpenMP."""
+    torch = pytest.importorskip("torch")
+    if not _kernels().threaded:
+        pytest.skip("the kernel was built without OpenMP: one thread")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        return call()
+    finally:
+        torch.set_num_threads(threads)
+
+
 # (H, B): H = 1, 3 and 7 are narrower than a tile (one partial tile, masked where the target
 # has masked loads); H = 20 and 40 are whole tiles and the last tile's width again, overlapping
 # them (a tile is the target's vector register: 2, 4 or 8 float64 lanes, 4, 8 or 16 float32,
@@ -120,19 +134,15 @@ def test_torch_threads_split_the_kernel_and_change_nothing(cell, split):
     then fixed up), with 24 rows of 40 units by rows; blocks of one step by units (70 float64
     units: runs of 32, 32 and 6) or by rows (1, 2 and 2). Each thread keeps its own running
     max."""
-    torch = pytest.importorskip("torch")
-    if not _kernels().threaded:
-        pytest.skip("the kernel was built without OpenMP: one thread")
     H, B, block_bytes = SPLITS[split]
     arrays = _recurrence(cell, "float64", H=H, B=B)
     expected, expected_residuals = _generic(cell, *arrays)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(3)
-    try:
+
+    def solve():
         solver = fused_quasi.FusedQuasiNewton(cell, *_as("torch", arrays), block_bytes)
-        got, residuals = _run(solver)
-    finally:
-        torch.set_num_threads(threads)
+        return solver, _run(solver)
+
+    solver, (got, residuals) = _over_threads(3, solve)
     assert tuple(solver.mx.shape) == (3, arrays[3].shape[-1])
     assert len(solver.blocks) == (1 if block_bytes is None else 40)
     np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE["float64"])
@@ -142,17 +152,11 @@ def test_torch_threads_split_the_kernel_and_change_nothing(cell, split):
 def test_runs_of_steps_over_threads_hold_in_float32_on_a_long_sequence():
     """The split by runs at the size it is timed at (LSTM, H = 32, T = 1024, B = 1, 2 threads):
     the fixed-up runs agree with the generic iteration to float32's tolerance."""
-    torch = pytest.importorskip("torch")
-    if not _kernels().threaded:
-        pytest.skip("the kernel was built without OpenMP: one thread")
     arrays = _recurrence(Cell.LSTM, "float32", H=32, T=1024, B=1)
     expected, expected_residuals = _generic(Cell.LSTM, *arrays)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        got, residuals = _run(fused_quasi.FusedQuasiNewton(Cell.LSTM, *_as("torch", arrays)))
-    finally:
-        torch.set_num_threads(threads)
+    got, residuals = _over_threads(
+        2, lambda: _run(fused_quasi.FusedQuasiNewton(Cell.LSTM, *_as("torch", arrays)))
+    )
     np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE["float32"])
     np.testing.assert_allclose(residuals, expected_residuals, rtol=1e-3)
 
@@ -215,19 +219,12 @@ def test_a_non_finite_input_stops_the_solve_with_its_reason(cell):
 def test_a_non_finite_value_in_a_later_run_of_steps_is_seen(cell):
     """Over 3 torch threads a block is split in runs of steps: a NaN in the last run (which
     thread 0 never reads) must make the iteration's change NaN, as the generic one's is."""
-    torch = pytest.importorskip("torch")
-    if not _kernels().threaded:
-        pytest.skip("the kernel was built without OpenMP: one thread")
     arrays = list(_recurrence(cell, "float64", H=7, B=1))
     arrays[0][35, 0, 2] = np.nan
     _, expected_residuals = _generic(cell, *arrays)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(3)
-    try:
-        solver = fused_quasi.FusedQuasiNewton(cell, *_as("torch", arrays))
-        change = solver.iteration()
-    finally:
-        torch.set_num_threads(threads)
+    change = _over_threads(
+        3, lambda: fused_quasi.FusedQuasiNewton(cell, *_as("torch", arrays)).iteration()
+    )
     assert expected_residuals[0] != expected_residuals[0]
     assert change != change
 
@@ -237,20 +234,16 @@ def test_runs_of_steps_hold_in_every_block_not_only_the_first(cell):
     """Two blocks of 32 steps, each split in runs over 3 torch threads: the second block's runs
     (t0 = 32) read and write their rows of P from the block's start, and carry the state the
     first block left."""
-    torch = pytest.importorskip("torch")
-    if not _kernels().threaded:
-        pytest.skip("the kernel was built without OpenMP: one thread")
     H, B, T = 7, 2, 64
     arrays = _recurrence(cell, "float64", H=H, T=T, B=B)
     expected, expected_residuals = _generic(cell, *arrays)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(3)
-    try:
-        block_bytes = 32 * B * GATES[cell] * H * 8
+    block_bytes = 32 * B * GATES[cell] * H * 8
+
+    def solve():
         solver = fused_quasi.FusedQuasiNewton(cell, *_as("torch", arrays), block_bytes)
-        got, residuals = _run(solver)
-    finally:
-        torch.set_num_threads(threads)
+        return solver, _run(solver)
+
+    solver, (got, residuals) = _over_threads(3, solve)
     assert solver.blocks == [(0, 32), (32, 64)]
     np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE["float64"])
     np.testing.assert_allclose(residuals, expected_residuals, rtol=1e-9)
@@ -265,18 +258,6 @@ def _contracting_float32(cell, B, T=2048):
     xw[: T * 2 // 3 + 64] *= np.float32(0.01)  # (the GRU's candidate bias Rb_h is not in xw)
     small = np.float32(0.01)
     return [xw, R * np.float32(0.05), Rb * small, s0 * small]
-
-
-def _over_threads(count, call):
-    torch = pytest.importorskip("torch")
-    if not _kernels().threaded:
-        pytest.skip("the kernel was built without OpenMP: one thread")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        return call()
-    finally:
-        torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("B", [1, 24])
@@ -490,19 +471,16 @@ def test_a_run_s_product_of_jacobians_never_goes_subnormal():
     """P, the running product of a run's Jacobians, decays geometrically in a contracting
     recurrence; below eps^2 (its term in the fix-up negligible) it is set to 0, so never left
     subnormal (a subnormal operand costs ~100x on a thread whose denormals are not flushed)."""
-    torch = pytest.importorskip("torch")
-    if not _kernels().threaded:
-        pytest.skip("the kernel was built without OpenMP: one thread")
     xw, R, Rb, s0 = _recurrence(Cell.RNN, "float32", H=16, T=2048, B=1)
     R = R * 0.05  # |J| <= 0.05: P passes float32's eps^2 within ~11 steps
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
+
+    def one():
         solver = fused_quasi.FusedQuasiNewton(Cell.RNN, *_as("torch", [xw, R, Rb, s0]))
         solver.P.fill_(float("nan"))  # rows no run writes (thread 0's, a short last block) stay
         solver.iteration()
-    finally:
-        torch.set_num_threads(threads)
+        return solver
+
+    solver = _over_threads(2, one)
     P = solver.P.numpy()
     P = P[~np.isnan(P)]
     assert P.size and (P == 0).any()  # runs wrote it, and it did decay that far

@@ -47,8 +47,9 @@ def fastest_seconds(
     return {name: min(values) for name, values in samples.items()}
 
 
-def _layer(spec: ModelSpec, weights: Mapping[str, Any], batch: int, steps: int, xp, device):
-    """(W, R, Wb, Rb, x) of layer 0, forward, as the solver's arrays in spec.dtype."""
+def layer_arrays(spec: ModelSpec, weights: Mapping[str, Any], batch: int, steps: int, xp, device):
+    """(W, R, Wb, Rb, x) of layer 0, forward, as the solver's arrays in spec.dtype (x seeded
+    noise, [steps, batch, input]): what the probes time an iteration on."""
     arrays = [np.asarray(weights[f"l0.{k}"][0], dtype=spec.dtype) for k in ("W", "R", "Wb", "Rb")]
     rng = np.random.default_rng(0)
     x = rng.standard_normal((steps, batch, spec.input_size)).astype(spec.dtype)
@@ -83,7 +84,7 @@ def iteration_call(
         raise ValueError(f"method = {method!r}: allowed {', '.join(METHODS)}")
     check_spec(spec)
     xp = _namespace(framework)
-    W, R, Wb, Rb, x = _layer(spec, weights, batch, steps, xp, device)
+    W, R, Wb, Rb, x = layer_arrays(spec, weights, batch, steps, xp, device)
     N = 2 * spec.hidden_size if spec.cell is Cell.LSTM else spec.hidden_size
     with _quiet(xp):
         xw = input_projection(spec.cell, x, W, Wb, Rb)

@@ -150,10 +150,10 @@ static inline __attribute__((always_inline)) TRACK START(const int LOCAL, const 
    fix-up's term P * carry is then under eps^2 |carry| at that step, an absolute error far below
    the solver's tolerance; later steps carry it on as they carry their own rounding, which it
    stays under, where |J| > 1 too; and P never goes subnormal, which costs ~100x on a thread
-   whose denormals are not flushed, as the OpenMP workers' are not). Measured at 2 threads, H = 32 (the RNN's kernel a row and step,
-   side by side): eps^2 in place of the smallest normal number shortened the fix-up to 16 steps
-   (B = 1, 8 and 32; ~2.7x as many before, by the logarithms) and took B = 32 from 10.8 to
-   10.0 ns at T = 1024, 9.9 to 9.2 at T = 4096.
+   whose denormals are not flushed, as the OpenMP workers' are not). Measured at 2 threads,
+   H = 32 (the RNN's kernel a row and step, side by side): eps^2 in place of the smallest normal
+   number shortened the fix-up to 16 steps (B = 1, 8 and 32; ~2.7x as many before, by the
+   logarithms) and took B = 32 from 10.8 to 10.0 ns at T = 1024, 9.9 to 9.2 at T = 4096.
    old_row, out and P_row: the tile's place in cur and nxt after the step and in the block's
    rows of P. */
 static inline __attribute__((always_inline)) void ADVANCE(const int LOCAL, const int full,
@@ -198,7 +198,7 @@ static void FIX_UP(long long t0, long long ta, long long tb, long long B, long l
                    const REAL *restrict P, const REAL *restrict carry, const REAL *restrict cur,
                    REAL *restrict nxt, REAL *restrict mx) {
     int finite = stop;
-    for (long long j = 0; j < B * N; j++) finite &= carry[j] - carry[j] == 0;
+    for (long long j = 0; finite && j < B * N; j++) finite = carry[j] - carry[j] == 0;
     for (long long t = ta; t < tb; t++) {
         for (long long m = 0; m < B; m++) {
             long long row = t * B + m;
