@@ -30,18 +30,19 @@ def law(tmp_path_factory):
 
 @pytest.fixture
 def no_solving(monkeypatch):
-    """--predict runs no solve it predicts: only quasi-Newton's counting probes (in the model's
-    float32, and the longest in float64 too, at most half the longest T predicted, 16384 here);
-    the (dtype, length) of each is handed back."""
+    """--predict runs no solve it predicts: only the counting probes (quasi-Newton's in the
+    model's float32, and the longest in float64 too; Newton's stall check at one length in
+    both; at most half the longest T predicted, 16384 here); the (method, dtype, length) of
+    each is handed back."""
     solver = registry.parallel_in_time()
-    counted: list[tuple[str, int]] = []
+    counted: list[tuple[str, str, int]] = []
     real = solver.solve_model
 
     def probe_only(spec, params, x, method, *args, **kwargs):
         length = len(x)
-        if method != "quasi-newton" or length > 16384 // 2 or spec.head is not None:
+        if length > 16384 // 2 or spec.head is not None:
             raise AssertionError(f"--predict solved {method} {spec.dtype} at T={length}")
-        counted.append((spec.dtype, length))
+        counted.append((method, spec.dtype, length))
         return real(spec, params, x, method, *args, **kwargs)
 
     def refuse(*args, **kwargs):
@@ -68,8 +69,16 @@ def test_predict_prints_and_writes_without_solving(tmp_path, capsys, law, no_sol
     assert {s.steps for s in prediction.solves} == {16, 64, 256, 1024, 4096, 16384}
     assert {s.method for s in prediction.solves} == {"newton", "quasi-newton"}
     assert -1 < prediction.lle < 0
-    # counting probes, the first of them times the rest; float64 at the longest sees a stall
-    assert no_solving == [("float32", 128), ("float32", 256), ("float32", 512), ("float64", 512)]
+    # counting probes, the first of them times the rest; float64 at the longest sees a stall;
+    # then Newton's stall check at the longest length it affords (this model's: 512)
+    quasi = [("quasi-newton", d, t) for d, t in [("float32", 128), ("float32", 256)]]
+    quasi += [("quasi-newton", d, 512) for d in ("float32", "float64")]
+    assert no_solving == quasi + [("newton", d, 512) for d in ("float32", "float64")]
+    newton = prediction.newton_counted
+    assert newton is not None and [(c.steps, c.iterations is not None) for c in newton.counts] == [
+        (512, True)
+    ]
+    assert newton.float64_iterations is not None and newton.stalled is False
     assert prediction.counted is not None and prediction.counted.method == "quasi-newton"
     counts = {c.steps: c.iterations for c in prediction.counted.counts}
     assert set(counts) == {256, 512}  # the two longest probes are kept

@@ -5,6 +5,7 @@ through the solution. See newton.py for the method, runner.py for what the bench
 from __future__ import annotations
 
 from backends.parallel_in_time.adjoint import model_gradients
+from backends.parallel_in_time.first_iterate import FirstIterateGrowth, first_iterate_growth
 from backends.parallel_in_time.iteration_probe import (
     fastest_seconds,
     first_solve_call,
@@ -19,12 +20,14 @@ from backends.parallel_in_time.tangent import largest_lyapunov
 
 __all__ = [
     "FRAMEWORKS",
+    "FirstIterateGrowth",
     "METHODS",
     "LyapunovEstimate",
     "ParallelResult",
     "SolveRecord",
     "describe_iteration",
     "fetch",
+    "first_iterate_growth",
     "fastest_seconds",
     "first_solve_call",
     "iteration_call",

@@ -98,7 +98,7 @@ def machine_model(model: MachineModel) -> str:
 
 def cases_not_timed(benches: Sequence[MachineView]) -> str:
     lines = [
-        f"- {for_markdown_code(r.id)} {r.status}: {for_markdown(r.reason)}"
+        f"- {for_markdown_code(r.id)} {r.status}: {for_markdown(r.reason)}{_predicted(r)}"
         for doc in benches
         for r in doc.cases
         if r.status != "ok"
@@ -109,3 +109,16 @@ def cases_not_timed(benches: Sequence[MachineView]) -> str:
         for r in doc.lost
     ]
     return "\n".join(lines)
+
+
+def _predicted(case) -> str:
+    """A solve that did not converge: what its prediction, made before it ran, said."""
+    solve = case.parallel_in_time
+    predicted = solve.prediction if solve is not None and not solve.converged else None
+    if predicted is None:
+        return ""
+    if predicted.iterations is None:
+        said = f"does not converge ({for_markdown(predicted.reason or '')}): agrees"
+    else:
+        said = f"converges in {predicted.iterations} iterations: disagrees"
+    return f"; predicted before it ran: {said}"

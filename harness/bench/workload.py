@@ -273,11 +273,15 @@ def _parallel_in_time(case: BenchCase, backend) -> Workload:
         "reason": result.reason,
         "prediction": None,
     }
+    notes = ""
     if result.converged:
         outputs, _ = fetch(result)
         checks = compare_all(ref, outputs.as_dict(), case.dtype)
     else:
         checks = [not_converged(result.reason, result.residuals)]
+        # a failed case is not timed: its prediction (did it say "does not converge"?) is made
+        # here, where its times are not compared
+        solve["prediction"], notes = _prediction(case, weights, x64, tol, lle)
     iteration = backend.parallel_in_time_iteration(case.mode)
     impl = f"{case.mode} iterations over all T ({backend.impl_label or backend.name}"
     impl += f": {iteration})" if iteration else ")"
@@ -287,7 +291,9 @@ def _parallel_in_time(case: BenchCase, backend) -> Workload:
         return {"parallel_in_time": {**solve, "prediction": prediction}, "notes": note}
 
     record = {"parallel_in_time": solve}
-    return Workload(run, impl, checks, weights.digest(), record=record, before_timing=predicted)
+    return Workload(
+        run, impl, checks, weights.digest(), notes, record=record, before_timing=predicted
+    )
 
 
 def _prediction(

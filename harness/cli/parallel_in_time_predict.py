@@ -7,7 +7,7 @@ from harness.atomic import write_text_atomic
 from harness.cli.parallel_in_time_inputs import DEFAULT_MAX_ITER, METHODS
 from harness.markdown import print_table
 from harness.records.parallel_in_time import PredictionDocument, SolveDocument, dumps
-from harness.records.prediction import CountedIterations, PredictedSolve
+from harness.records.prediction import CountedIterations, FirstIterate, PredictedSolve
 from harness.stats import format_interval, format_ratio, format_seconds
 from harness.terminal import say
 
@@ -68,7 +68,7 @@ def predict(spec, weights, x, options, args, methods=METHODS, steps=TABLE_STEPS)
     )
 
 
-def _counted_sentence(counted: CountedIterations, dtype: str) -> str:
+def _counted_sentence(counted: CountedIterations, dtype: str, newton_too: bool = False) -> str:
     """What the model's own counting solves found, and the stall where there was one."""
     found = ", ".join(
         f"{'no convergence' if c.iterations is None else c.iterations} at T={c.steps}"
@@ -82,11 +82,22 @@ def _counted_sentence(counted: CountedIterations, dtype: str) -> str:
     if counted.float64_iterations is not None:
         line += f"; float64 took {counted.float64_iterations} at T={longest}"
     if counted.stalled:
+        methods = f"{counted.method} and newton" if newton_too else counted.method
         line += (
-            f": rounding stalls {dtype}'s change above tol, so past T={longest} every method "
+            f": rounding stalls {dtype}'s change above tol, so past T={longest} {methods} "
             "is predicted at T + 1"
         )
     return line
+
+
+def _first_iterate_sentence(first: FirstIterate, dtype: str) -> str:
+    """How far the first iterate grows, against the dtype's range."""
+    return (
+        f"first iterate (Jacobians at s = 0, layer 0 forward, over {first.steps} steps): "
+        f"newton's products grow up to e^{first.dense_log_growth:.1f} "
+        f"({first.dense_per_step:+.3f} a step), quasi-newton's up to "
+        f"e^{first.diagonal_log_growth:.1f}; {dtype} holds e^{first.log_limit:.1f}"
+    )
 
 
 def _recurrent(weights: dict) -> dict:
@@ -108,7 +119,12 @@ def run_predict(args, spec, weights, source: str, x, options: dict) -> int:
     for method, formula in prediction.laws.items():
         print(f"  {method}: k = {formula}")
     if prediction.counted is not None:
-        print(_counted_sentence(prediction.counted, spec.dtype))
+        newton_too = prediction.newton_counted is None and "newton" in prediction.laws
+        print(_counted_sentence(prediction.counted, spec.dtype, newton_too))
+    if prediction.newton_counted is not None:
+        print(_counted_sentence(prediction.newton_counted, spec.dtype))
+    if prediction.first_iterate is not None:
+        print(_first_iterate_sentence(prediction.first_iterate, spec.dtype))
     print_table(HEADER, [_row(s) for s in prediction.solves])
     for method in prediction.laws:
         at = next(s for s in prediction.solves if s.method == method and s.steps == T)

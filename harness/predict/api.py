@@ -20,10 +20,10 @@ from harness.model.protocol import NotSupported
 from harness.model.spec import ModelSpec
 from harness.model.weights import CanonicalWeights
 from harness.predict import laws as law_files
-from harness.predict.counted import Counted, count_iterations
+from harness.predict.counted import Counted, count_iterations, newton_stall
 from harness.predict.model import Predictor
 from harness.predict.probe import probe
-from harness.records.prediction import CountedAt, CountedIterations, Prediction
+from harness.records.prediction import CountedAt, CountedIterations, FirstIterate, Prediction
 from harness.sweeps import parallel_in_time_work as counts
 
 LLE_STEPS = 2048  # past a few hundred steps the estimate moves by its O(1/T) transient only
@@ -75,7 +75,23 @@ def predict_model(
         except NotSupported:
             counted = None  # a variant: the probe below says so
     costs = probe(spec, weights, B, T, backend, methods)
-    predictor = Predictor(spec, B, lle, laws, costs, counted)
+    growth = first_iterate(spec, weights, x)
+    newton_counted = None
+    if "newton" in methods and lle is not None and lle < 0:
+        per_layer = spec.num_layers * spec.num_directions
+        timed = Predictor(spec, B, lle, laws, costs)
+        try:
+            newton_counted = newton_stall(
+                spec,
+                weights,
+                x,
+                tol,
+                max((T, *steps)),
+                lambda t: timed.iteration_s("newton", t) / per_layer,
+            )
+        except NotSupported:
+            newton_counted = None
+    predictor = Predictor(spec, B, lle, laws, costs, counted, newton_counted, growth)
     lengths = sorted({T, *steps})
     limits = dict(max_iter or {})
     solves = [predictor.solve(m, t, tol, limits.get(m)) for m in methods for t in lengths]
@@ -89,8 +105,34 @@ def predict_model(
         max_iter=dict(max_iter) if max_iter else None,
         probe_lengths=list(costs.lengths),
         counted=_counted_record(counted),
+        newton_counted=_counted_record(newton_counted),
+        first_iterate=_first_iterate_record(growth, spec.dtype),
         seconds=time.perf_counter() - started,
         solves=solves,
+    )
+
+
+def first_iterate(spec: ModelSpec, weights: CanonicalWeights, x):
+    """The first iterate's growth on x's first LLE_STEPS steps and LLE_BATCH columns."""
+    x = np.asarray(x, np.float64)
+    if spec.batch_first:
+        x = x.transpose(1, 0, 2)
+    params = {k: np.asarray(weights[k], np.float64) for k in weights if not k.startswith("head")}
+    plain = spec.replace(dtype="float64", batch_first=False, head=None)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return registry.parallel_in_time().first_iterate_growth(
+            plain, params, x[:LLE_STEPS, :LLE_BATCH]
+        )
+
+
+def _first_iterate_record(growth, dtype: str) -> FirstIterate:
+    return FirstIterate(
+        steps=growth.steps,
+        dense_log_growth=growth.spans["dense"][-1],
+        diagonal_log_growth=growth.spans["diagonal"][-1],
+        dense_per_step=growth.per_step["dense"],
+        diagonal_per_step=growth.per_step["diagonal"],
+        log_limit=growth.log_limit(dtype),
     )
 
 

@@ -25,9 +25,14 @@ PROPORTIONAL, and by GROWTH iterations a step or more: the diagonal says little 
 Jacobian, as with an orthogonal R, 253, 496, 976 at T = 256, 512, 1024 in either dtype) goes on
 as that power of T; any other, linear in ln T, never decreasing. The float64 count and the stall
 are in the prediction's record (CountedIterations.float64_iterations and .stalled) and printed by
-`parallel-in-time --predict`; a solve's `iterations_from` says "counted" either way. Newton's
-count is otherwise the law's: it follows the exponent, and a dense Newton solve would cost more
-than the whole prediction may.
+`parallel-in-time --predict`; a solve's `iterations_from` says "counted" either way.
+
+Newton has its own stall check (`newton_stall`): where the model is not float64 and its dense
+iteration is cheap enough (NEWTON_COUNT_BUDGET_S, at the probed cost an iteration), it is
+counted at one length, the longest of count_lengths that fits, in the model's dtype and in
+float64. Stalled: T + 1 past it; not stalled: the law, whatever quasi-Newton's counts say.
+Newton's count is otherwise the law's: it follows the exponent. Where the stall sets in past
+the probe's length (it depends on the input), neither check sees it.
 """
 
 from __future__ import annotations
@@ -58,6 +63,8 @@ STALL_GAP = 0.05
 # the counting solves' share of a prediction (< 5 s at H <= 256): a probe whose worst case
 # (T + 1 iterations at the last probe's cost per step) would pass it is not run
 COUNT_BUDGET_S = 2.5
+# Newton's stall check's share (its dense iteration costs H^3 a step: it runs where cheap)
+NEWTON_COUNT_BUDGET_S = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,11 +136,12 @@ def count_iterations(
     longest: int,
     method: str = METHOD,
     budget_s: float = COUNT_BUDGET_S,
+    lengths: tuple[int, ...] | None = None,
 ) -> Counted:
-    """Solve the model (in spec.dtype, no head) at count_lengths(longest) on x (time-major
-    unless spec.batch_first), shortest first, and count the iterations each took; keep the two
-    longest counted; where spec.dtype is not float64, solve the longest in float64 too. A solve
-    whose worst case would pass budget_s is not run."""
+    """Solve the model (in spec.dtype, no head) at `lengths` (default count_lengths(longest))
+    on x (time-major unless spec.batch_first), shortest first, and count the iterations each
+    took; keep the two longest counted; where spec.dtype is not float64, solve the longest in
+    float64 too. A solve past the first whose worst case would pass budget_s is not run."""
     dtype = np.dtype(spec.dtype)
     x = np.asarray(x, dtype)
     if spec.batch_first:
@@ -162,7 +170,7 @@ def count_iterations(
         per_step_iteration = (time.perf_counter() - begun) / cost / (result.iterations * length)
         return result.iterations
 
-    for length in count_lengths(longest):
+    for length in lengths or count_lengths(longest):
         found = count(plain, length)
         if found is False:
             break
@@ -176,3 +184,24 @@ def count_iterations(
         found = count(plain.replace(dtype="float64"), max(kept), cost=2.0)
         reference = None if found is False else found
     return Counted(method, int(x.shape[1]), kept, reference)
+
+
+def newton_stall(
+    spec: ModelSpec,
+    weights: CanonicalWeights,
+    x,
+    tol: float,
+    longest: int,
+    iteration_s,
+    budget_s: float = NEWTON_COUNT_BUDGET_S,
+) -> Counted | None:
+    """Newton's stall check: where spec.dtype is not float64, Newton counted at the longest of
+    count_lengths(longest) whose worst case (T + 1 iterations in the model's dtype, then in
+    float64 at twice the cost, at iteration_s(T) seconds an iteration) fits budget_s, and in
+    float64 there; None where no length fits or the model is float64."""
+    if np.dtype(spec.dtype) == np.float64:
+        return None
+    fits = [t for t in count_lengths(longest) if 3 * (t + 1) * iteration_s(t) <= budget_s]
+    if not fits:
+        return None
+    return count_iterations(spec, weights, x, tol, longest, "newton", budget_s, (fits[-1],))

@@ -21,6 +21,7 @@ ratio stays below 1, interpolated in log T between grid points.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from harness.model.flops import layer_inputs
 from harness.model.spec import ModelSpec
@@ -29,6 +30,9 @@ from harness.predict.probe import Costs
 from harness.records.prediction import PredictedSolve
 from harness.sweeps import parallel_in_time_work as counts
 from harness.sweeps.iteration_law import Law, Predicted, predict
+
+if TYPE_CHECKING:
+    from backends.parallel_in_time.first_iterate import FirstIterateGrowth
 
 MAX_STEPS = 2**16
 
@@ -55,16 +59,41 @@ class Predictor:
         laws,
         costs: Costs,
         counted: Counted | None = None,
+        newton_counted: Counted | None = None,
+        growth: FirstIterateGrowth | None = None,
     ):
         self.spec, self.batch, self.lle, self.laws, self.costs = spec, batch, lle, laws, costs
-        self.counted = counted
+        self.counted, self.newton_counted, self.growth = counted, newton_counted, growth
+
+    def overflow(self, method: str, steps: int) -> str | None:
+        """Why the first iterate is predicted to pass the dtype's range at T = steps, or None."""
+        if self.growth is None:
+            return None
+        mode = "dense" if method == "newton" else "diagonal"
+        grown, limit = self.growth.log_growth(mode, steps), self.growth.log_limit(self.spec.dtype)
+        if grown <= limit:
+            return None
+        return (
+            f"a non-finite value at iteration 1: at s = 0 the {mode} Jacobians' products grow "
+            f"by e^{grown:.0f} within T={steps}, past {self.spec.dtype}'s largest value "
+            f"(e^{limit:.1f})"
+        )
 
     def iterations(self, method: str, steps: int, tol: float, max_iter: int | None):
-        """(the predicted count, "law" or "counted")."""
+        """(the predicted count, "law", "counted" or "first iterate")."""
         limit = max_iter or steps + 1
         found = predict(self.law(method), self.lle, steps, tol, limit)
+        if self.lle is None or self.lle >= 0:  # the exponent's reason comes first
+            return found, "law"
+        overflow = self.overflow(method, steps)
+        if overflow is not None:
+            return Predicted(None, math.inf, overflow), "first iterate"
         counted = self.counted
-        if counted is None or self.lle is None or self.lle >= 0:
+        if method == "newton" and self.newton_counted is not None:
+            if not self.newton_counted.stalled:  # Newton's count follows the law
+                return found, "law"
+            counted = self.newton_counted
+        if counted is None:
             return found, "law"
         k = counted.iterations(method, steps)
         if k is None:

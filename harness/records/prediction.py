@@ -27,10 +27,12 @@ class PredictedSolve(Record):
     iterations_unbounded: Finite | None = Field(
         None, description="the count without the T + 1 cap; null where it is infinite"
     )
-    iterations_from: Literal["law", "counted"] | None = Field(
+    iterations_from: Literal["law", "counted", "first iterate"] | None = Field(
         None,
         description="law: the sweep's law at the model's exponent; counted: read from the "
-        "model's own solves at Prediction.counted's lengths (null: files before it)",
+        "model's own solves at Prediction.counted's (or newton_counted's) lengths; first "
+        "iterate: predicted to overflow at iteration 1 (Prediction.first_iterate); null: files "
+        "before it",
     )
     reason: str | None = Field(None, description="why it is predicted not to converge")
     work_multiplier: Finite | None = Field(
@@ -94,6 +96,24 @@ class CountedIterations(Record):
     )
 
 
+class FirstIterate(Record):
+    """How far a solve's first iterate grows (backends/parallel_in_time/first_iterate.py): the
+    Jacobians' products at s = 0, layer 0 forward, on the input's first steps. Where the
+    largest span's growth within T passes the dtype's largest value, the solve is predicted to
+    end on a non-finite value at iteration 1."""
+
+    steps: int = Field(ge=1, description="the input's steps it was measured over")
+    dense_log_growth: Finite = Field(
+        ge=0, description="the largest log growth of Newton's (dense) products over any span"
+    )
+    diagonal_log_growth: Finite = Field(
+        ge=0, description="the same of quasi-Newton's (diagonal) products, largest component"
+    )
+    dense_per_step: Finite = Field(description="the mean log growth a step, read on past them")
+    diagonal_per_step: Finite
+    log_limit: Finite = Field(description="the log of the model dtype's largest finite value")
+
+
 class Prediction(Record):
     """A whole prediction: the model's exponent, the law it was read with, what was probed, and
     each method at each T."""
@@ -112,6 +132,15 @@ class Prediction(Record):
         None,
         description="quasi-Newton iterations counted on the model itself (harness/predict/"
         "counted.py); null: not counted (Newton only, a variant, an exponent >= 0, older files)",
+    )
+    newton_counted: CountedIterations | None = Field(
+        None,
+        description="Newton counted at one short length in the model's dtype and float64, the "
+        "stall check (harness/predict/counted.py newton_stall); null: a float64 model, not "
+        "afforded, not predicted, older files",
+    )
+    first_iterate: FirstIterate | None = Field(
+        None, description="the first iterate's growth; null: not measured, older files"
     )
     seconds: NonNegative = Field(description="what making the prediction took")
     solves: list[PredictedSolve]

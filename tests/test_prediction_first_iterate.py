@@ -1,0 +1,212 @@
+"""What a solve does before its first iterate settles, predicted before it runs: the first
+iterate's growth at s = 0 (backends/parallel_in_time/first_iterate.py) against the dtype's range
+(a non-finite value at iteration 1, confirmed by the solve), and Newton's own float32 stall
+check (harness/predict/counted.py newton_stall) against float64's count."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from backends.parallel_in_time.first_iterate import FirstIterateGrowth, first_iterate_growth
+from harness import registry
+from harness.model.spec import Cell, ModelSpec
+from harness.model.weights import CanonicalWeights, init_weights, load_weights
+from harness.predict import laws as law_files
+from harness.predict.counted import Counted, newton_stall
+from harness.predict.model import Predictor
+
+TRAINED = Path(__file__).resolve().parents[1] / "results/trained"
+
+
+def _linear_at_zero(R: np.ndarray, dtype: str = "float64", cell: str = "rnn") -> CanonicalWeights:
+    """An RNN whose step at s = 0 is J = R exactly (no input weight, no bias: tanh'(0) = 1)."""
+    H = R.shape[0]
+    spec = ModelSpec(cell=Cell(cell), input_size=2, hidden_size=H, dtype=dtype)
+    weights = init_weights(spec, seed=0)
+    arrays = {k: np.zeros_like(v) for k, v in weights.arrays.items()}
+    arrays["l0.R"] = R[None].astype(dtype)
+    return CanonicalWeights(spec, arrays)
+
+
+def test_growth_at_zero_is_the_log_of_the_products():
+    """J_t = a Q (Q orthogonal): Newton's products grow by a^t exactly; quasi-Newton's by the
+    largest running product of |a Q_ii|, over any span."""
+    H, a = 6, 1.5
+    Q = np.linalg.qr(np.random.default_rng(3).standard_normal((H, H)))[0]
+    weights = _linear_at_zero(a * Q)
+    x = np.zeros((40, 2, 2))
+    growth = first_iterate_growth(weights.spec, weights.arrays, x)
+    assert growth.steps == 40
+    assert growth.per_step["dense"] == pytest.approx(math.log(a), rel=1e-12)
+    np.testing.assert_allclose(growth.spans["dense"], np.arange(41) * math.log(a), rtol=1e-10)
+    logs = np.log(np.abs(a * np.diag(Q)))
+    best = max(logs.max(), 0.0)  # a shrinking component's best span is empty: log 1
+    np.testing.assert_allclose(growth.spans["diagonal"], np.arange(41) * best, atol=1e-12)
+    # past the input's 40 steps: on at the measured rate
+    assert growth.log_growth("dense", 100) == pytest.approx(100 * math.log(a))
+    assert growth.log_growth("dense", 10) == pytest.approx(10 * math.log(a))
+
+
+def test_the_largest_span_is_kept_where_the_growth_falls_back():
+    """Growth over the first steps then shrinking: the largest span stays, the rate a step is
+    the mean (what a longer T would add: nothing while it is negative)."""
+    R = np.diag([2.0, 0.5])
+    weights = _linear_at_zero(R)
+    x = np.zeros((30, 1, 2))
+    growth = first_iterate_growth(weights.spec, weights.arrays, x)
+    # the pushed vector aligns with the growing direction: log 2 a step, after the first
+    assert growth.spans["dense"][-1] == pytest.approx(30 * math.log(2), abs=1.0)
+    assert growth.spans["diagonal"][-1] == pytest.approx(30 * math.log(2))
+    assert FirstIterateGrowth.log_limit("float32") == pytest.approx(math.log(3.4028235e38))
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_a_predicted_overflow_at_iteration_1_happens_and_one_predicted_finite_does_not(cell):
+    """Newton in float32 on a model whose Jacobians at s = 0 grow: predicted to pass float32's
+    largest value at iteration 1 exactly where the solve's first change is not finite. The
+    length at which the predicted growth crosses the limit is read from the prediction; the
+    solve is run at 0.7 and 1.3 times it."""
+    spec = ModelSpec(cell=Cell(cell), input_size=4, hidden_size=16, dtype="float32")
+    weights = init_weights(spec, seed=2)
+    arrays = dict(weights.arrays)
+    arrays["l0.R"] = arrays["l0.R"] * {"rnn": 3.0, "gru": 6.0, "lstm": 8.0}[cell]
+    x = np.random.default_rng(0).standard_normal((1024, 1, 4))
+    growth = first_iterate_growth(spec, arrays, x)
+    limit = growth.log_limit("float32")
+    crossing = next(t for t in range(1, 1025) if growth.log_growth("dense", t) > limit)
+    assert 20 < crossing < 700, "the seeded model must cross within the input"
+    solver = registry.parallel_in_time()
+    for steps in (int(0.7 * crossing), int(1.3 * crossing)):
+        expected = growth.log_growth("dense", steps) > limit
+        params = {k: v.astype("float32") for k, v in arrays.items()}
+        with np.errstate(all="ignore"):
+            result = solver.solve_model(
+                spec, params, x[:steps].astype("float32"), "newton", 1e-6, 1
+            )
+        first_change = result.solves[0].residuals[0]
+        assert (not math.isfinite(first_change)) is expected, (steps, first_change)
+        assert expected is (steps > crossing)
+
+
+def test_the_predictor_says_which_term_stops_a_solve():
+    """An exponent >= 0 is the reason first; past it, a predicted overflow ends the solve with
+    its reason and source; a growth inside the range leaves the law."""
+    laws, _ = law_files.load()
+    spec = ModelSpec(cell=Cell.RNN, input_size=8, hidden_size=64, dtype="float32")
+    growth = FirstIterateGrowth(
+        100, {"dense": tuple(0.5 * t for t in range(101)), "diagonal": (0.0,) * 101}, {}
+    )
+    growth = FirstIterateGrowth(100, growth.spans, {"dense": 0.5, "diagonal": -1.0})
+    predictor = Predictor(spec, 1, -0.2, laws, costs=None, growth=growth)  # type: ignore[arg-type]
+    found, source = predictor.iterations("newton", 200, 1e-6, None)  # 100 > 88.7
+    assert (found.iterations, source) == (None, "first iterate")
+    assert "non-finite value at iteration 1" in found.reason and "e^100" in found.reason
+    found, source = predictor.iterations("newton", 160, 1e-6, None)  # 80 < 88.7
+    assert found.iterations is not None and source == "law"
+    found, source = predictor.iterations("quasi-newton", 4096, 1e-6, None)
+    assert found.iterations is not None and source == "law"
+    chaotic = Predictor(spec, 1, 0.1, laws, costs=None, growth=growth)  # type: ignore[arg-type]
+    found, source = chaotic.iterations("newton", 200, 1e-6, None)
+    assert source == "law" and "LLE" in found.reason
+    in_float64 = Predictor(spec.replace(dtype="float64"), 1, -0.2, laws, None, growth=growth)  # type: ignore[arg-type]
+    assert in_float64.iterations("newton", 200, 1e-6, None)[1] == "law"
+
+
+def test_newton_s_own_stall_check_decides_newton():
+    """Newton's counted stall check, where made, decides Newton: stalled, T + 1; not stalled,
+    the law, even where quasi-Newton's counts stalled."""
+    laws, _ = law_files.load()
+    spec = ModelSpec(cell=Cell.RNN, input_size=8, hidden_size=64, dtype="float32")
+    quasi_stalled = Counted("quasi-newton", 1, {256: 156, 512: 314}, float64_count=159)
+    newton_stalled = Counted("newton", 1, {32: 23}, float64_count=10)
+    newton_steady = Counted("newton", 1, {32: 11}, float64_count=10)
+    assert newton_stalled.stalled and not newton_steady.stalled
+
+    def newton(counted, newton_counted, steps=256):
+        predictor = Predictor(spec, 1, -0.1, laws, None, counted, newton_counted)  # type: ignore[arg-type]
+        return predictor.iterations("newton", steps, 1e-6, None)
+
+    law, _ = newton(None, None)
+    assert newton(None, newton_stalled)[0].iterations == 257
+    assert newton(None, newton_stalled)[1] == "counted"
+    assert newton(quasi_stalled, newton_steady) == (law, "law")
+    assert newton(quasi_stalled, None)[0].iterations == 257  # quasi's stall alone: T + 1
+
+
+def _trained(name: str):
+    files = sorted(TRAINED.glob(f"model-{name}-*.npz"))
+    if not files:
+        pytest.skip("the trained example models are not in this checkout")
+    return load_weights(files[0])
+
+
+def test_newton_s_float32_stall_is_seen_on_the_trained_simple_rnn():
+    """The trained SimpleRNN (H = 64, LLE -0.10) in float32: Newton at the probe (128, the
+    longest at most half of T = 256) counts well above float64; T + 1 predicted at T = 256 is
+    within 2x of the solve, where the law's count is not."""
+    weights = _trained("srnn_digits.keras")
+    spec = weights.spec.replace(batch_first=False)
+    x = np.random.default_rng(0).standard_normal((256, 1, spec.input_size))
+    counted = newton_stall(spec, weights, x, 1e-6, 256, lambda t: 1e-4)
+    assert counted is not None and list(counted.counts) == [128] and counted.stalled
+    plain = spec.replace(head=None)
+    params = {k: np.asarray(weights[k], "float32") for k in weights if not k.startswith("head")}
+    with np.errstate(all="ignore"):
+        solved = registry.parallel_in_time().solve_model(
+            plain, params, x.astype("float32"), "newton", 1e-6, 257
+        )
+    assert solved.converged
+    laws, _ = law_files.load()
+    predictor = Predictor(spec, 1, -0.11, laws, None, None, counted)  # type: ignore[arg-type]
+    found, source = predictor.iterations("newton", 256, 1e-6, None)
+    law, _ = Predictor(spec, 1, -0.11, laws, None).iterations("newton", 256, 1e-6, None)  # type: ignore[arg-type]
+    assert (found.iterations, source) == (257, "counted")
+    assert abs(math.log(found.iterations / solved.iterations)) < math.log(2)
+    assert abs(math.log(law.iterations / solved.iterations)) > math.log(2)
+
+
+def test_newton_s_stall_check_keeps_to_its_budget_and_to_float32():
+    weights = _trained("srnn_digits.keras")
+    spec = weights.spec.replace(batch_first=False)
+    x = np.random.default_rng(0).standard_normal((256, 1, spec.input_size))
+    # an iteration of 1 ms at T = 64, 4 ms at 128: 3 x 65 x 1 ms fits 1 s, 3 x 129 x 4 ms not
+    counted = newton_stall(spec, weights, x, 1e-6, 256, lambda t: 1e-3 * (t / 64) ** 2, 1.0)
+    assert counted is not None and list(counted.counts) == [64]
+    assert newton_stall(spec, weights, x, 1e-6, 256, lambda t: 10.0, 1.0) is None
+    in_float64 = spec.replace(dtype="float64")
+    assert newton_stall(in_float64, weights, x, 1e-6, 256, lambda t: 1e-6) is None
+
+
+def test_a_bench_solve_that_fails_records_its_prediction_and_the_report_says_it_agreed(tmp_path):
+    """A newton case whose first float32 iterate overflows (R x 3, as the gain ladder's): the
+    case fails, never timed, and its record holds the prediction made at build, "does not
+    converge" from the first iterate; the report's cases not timed say it agreed."""
+    pytest.importorskip("torch", reason="the case runs torch's solver")
+    from harness.analysis.machine_sections import _predicted
+    from harness.bench import workload
+    from harness.bench.case import model_case
+    from harness.model.weights import save_weights
+    from harness.records.results import CaseRecord
+
+    spec = ModelSpec(cell=Cell.RNN, input_size=4, hidden_size=16)
+    seeded = init_weights(spec, seed=2)
+    weights = CanonicalWeights(spec, {**seeded.arrays, "l0.R": 3 * seeded.arrays["l0.R"]})
+    save_weights(weights, tmp_path / "m.npz")
+    case = model_case("torch-cpu", "newton", spec, "m.npz", str(tmp_path / "m.npz"), "", 1, 512, 1)
+    backend, _ = workload.open_backend(case)
+    built = workload.build(case, backend)
+    assert [c.passed for c in built.checks] == [False]
+    assert "non-finite value at iteration 1" in built.checks[0].message
+    predicted = built.record["parallel_in_time"]["prediction"]
+    assert predicted is not None and predicted["iterations"] is None
+    assert predicted["iterations_from"] == "first iterate" and predicted["steps"] == 512
+    assert "predicted" in built.notes
+    row = CaseRecord.model_validate(
+        {"id": "x", "case": case.as_dict(), "status": "failed", **built.record}
+    )
+    assert _predicted(row).startswith("; predicted before it ran: does not converge (a non-fin")
+    assert _predicted(row).endswith(": agrees")
