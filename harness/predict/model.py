@@ -21,7 +21,7 @@ ratio stays below 1, interpolated in log T between grid points.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from harness.model.flops import layer_inputs
 from harness.model.spec import ModelSpec
@@ -31,8 +31,14 @@ from harness.records.prediction import PredictedSolve
 from harness.sweeps import parallel_in_time_work as counts
 from harness.sweeps.iteration_law import Law, Predicted, predict
 
-if TYPE_CHECKING:
-    from backends.parallel_in_time.first_iterate import FirstIterateGrowth
+
+class FirstIterateGrowth(Protocol):
+    """backends/parallel_in_time/first_iterate.py's measure, as the predictor reads it."""
+
+    def log_growth(self, mode: str, steps: int) -> float: ...
+
+    def log_limit(self, dtype) -> float: ...
+
 
 MAX_STEPS = 2**16
 
