@@ -2,11 +2,11 @@
 method's solver and a whole solve stopped after one iteration (its setup: input projection,
 buffers, outputs; backends/parallel_in_time/iteration_probe.py), and the step loop the solve
 replaces (the backend's own forward, as `bench` times it), each at a few sequence lengths,
-round-robin, the fastest of REPEATS calls (fewer for a call that would pass BUDGET_S). A
-length is probed only while its estimated cost (the previous length's time scaled by the work)
-stays within BUDGET_S, and every length within TOTAL_S; longer ones are extrapolated
-(costs.CostCurve). Run it at the thread count the solve will run at, with nothing else of the
-same run busy (bench makes it at a case's calibration)."""
+round-robin, the fastest of REPEATS calls (fewer for a call that would pass BUDGET_S, one at
+least). A length is probed only while its estimated cost (the previous length's time scaled by
+the work), a warm-up and one timed call, stays within BUDGET_S, and every length within
+TOTAL_S; longer ones are extrapolated (costs.CostCurve). Run it at the thread count the solve
+will run at, with nothing else of the same run busy (bench makes it at a case's calibration)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,11 @@ REPEATS = 5
 # warm in cache after the first, so one cold iteration alone overstates each (by 3-8x at T=256,
 # H=32 with the fused kernel, where an iteration takes ~20 us); the curve holds the mean
 ITERATIONS_PER_CALL = 4
+# an iteration estimated at this or longer runs alone in a call: its arrays are past the caches
+# anyway (one and four a call agree within 3% for the trained LSTM's dense Newton, H = 64, at
+# T = 64 to 1024), and four of them kept the longer lengths from being probed at all (its
+# iteration at T = 1024 read 56 ms on from T = 64, 134 ms measured)
+ALONE_S = 1e-3
 BUDGET_S = 0.3  # one probed length of one curve: its warm-up call and its repeats
 TOTAL_S = 2.5  # every curve at every length: no length starts that would run past it
 # the solver's framework for each backend the engine runs newton / quasi-newton on
@@ -89,52 +94,69 @@ def probe(
     pt = registry.parallel_in_time()
     cell, hidden = spec.cell.value, spec.hidden_size
     loop = _loop_call(spec, weights, batch, backend)
-    builders: dict[str, tuple[Callable[[int], Any], Callable[[float], float]]]
-    builders = {"loop": (loop, float)}
-    per_call = {name: 1 for name in builders}  # what one timed call holds
+    # name -> ((T, iterations a call) -> the call, T -> its work); iterations only for a
+    # method's own iteration, the rest are one call each
+    builders: dict[str, tuple[Callable[[int, int], Any], Callable[[float], float]]]
+    builders = {"loop": (_once(loop), float)}
     for method in methods:
         scale = functools.partial(_work, method, cell, batch, hidden)
-        builders[method] = (
-            functools.partial(
-                _call,
-                pt.iteration_call,
-                spec,
-                weights,
-                method,
-                batch,
-                backend,
-                iterations=ITERATIONS_PER_CALL,
-            ),
-            scale,
-        )
-        per_call[method] = ITERATIONS_PER_CALL
-        builders[f"{method} first"] = (
-            functools.partial(_call, pt.first_solve_call, spec, weights, method, batch, backend),
-            scale,
-        )
+        each = functools.partial(_call, pt.iteration_call, spec, weights, method, batch, backend)
+        builders[method] = (_iterated(each), scale)
+        first = functools.partial(_call, pt.first_solve_call, spec, weights, method, batch, backend)
+        builders[f"{method} first"] = (_once(first), scale)
     lengths: dict[str, list[int]] = {name: [] for name in builders}
     seconds: dict[str, list[float]] = {name: [] for name in builders}
     stopped: set[str] = set()
     for T in lengths_for(steps):
-        estimates = {}
+        estimates, per_call = {}, {}
         for name, (_, work) in builders.items():
-            if name in stopped or not seconds[name]:
+            if name in stopped:
                 continue
-            call_s = seconds[name][-1] * per_call.get(name, 1)
-            estimates[name] = call_s * work(T) / work(lengths[name][-1])
-            if estimates[name] * (REPEATS + 1) > BUDGET_S:
+            one = None
+            if seconds[name]:  # one iteration (or call) at T, scaled from the last length
+                one = seconds[name][-1] * work(T) / work(lengths[name][-1])
+            per_call[name] = 1
+            if name in methods and (one is None or one < ALONE_S):
+                per_call[name] = ITERATIONS_PER_CALL
+            if one is None:
+                continue
+            estimates[name] = one * per_call[name]
+            if estimates[name] * 2 > BUDGET_S:  # its warm-up and one timed call
                 stopped.add(name)
-        later = sum(v for k, v in estimates.items() if k not in stopped) * (REPEATS + 1)
+        later = sum(_rounds_s(v) for k, v in estimates.items() if k not in stopped)
         if lengths["loop"] and time.perf_counter() - started + later > TOTAL_S:
             break  # the lengths probed so far carry the rest
-        calls = {name: build(T) for name, (build, _) in builders.items() if name not in stopped}
+        calls = {
+            name: build(T, per_call[name])
+            for name, (build, _) in builders.items()
+            if name not in stopped
+        }
         if not calls:
             break
         for name, value in pt.fastest_seconds(calls, REPEATS, BUDGET_S).items():
             lengths[name].append(T)
-            seconds[name].append(value / per_call.get(name, 1))
+            seconds[name].append(value / per_call[name])
     curves = {name: CostCurve(tuple(lengths[name]), tuple(seconds[name])) for name in builders}
     return Costs(backend, curves, time.perf_counter() - started)
+
+
+def _once(make: Callable[[int], Any]) -> Callable[[int, int], Any]:
+    def build(T: int, _: int) -> Any:
+        return make(T)
+
+    return build
+
+
+def _iterated(make: Callable[..., Any]) -> Callable[[int, int], Any]:
+    def build(T: int, iterations: int) -> Any:
+        return make(T, iterations=iterations)
+
+    return build
+
+
+def _rounds_s(call_s: float) -> float:
+    """What fastest_seconds spends on a call of call_s: its warm-up and its rounds."""
+    return call_s * (1 + max(1, min(REPEATS, BUDGET_S // max(call_s, 1e-9))))
 
 
 def _loop_call(spec: ModelSpec, weights: CanonicalWeights, batch: int, backend: str):
