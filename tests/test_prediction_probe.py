@@ -1,10 +1,12 @@
-"""The probe of the machine's costs (harness/predict/probe.py), on a solver whose calls report
-synthetic seconds: every length whose warm-up and one timed call fit BUDGET_S is probed, an
-iteration of ALONE_S or more runs alone in a call (four short ones share one), and the curve
-holds seconds per iteration whatever a call held."""
+"""The probe of the machine's costs (harness/predict/probe.py), on a solver whose calls advance
+a virtual clock: every length whose warm-up and one timed call fit BUDGET_S is probed, a call of
+ALONE_S or more runs alone in a timed call and a shorter one is repeated to span it (at most
+MOST_PER_CALL), and each curve holds seconds per call (per iteration) whatever a timed call
+held."""
 
 from __future__ import annotations
 
+import math
 import types
 
 import pytest
@@ -15,56 +17,93 @@ from harness.predict import probe as probe_module
 SPEC = ModelSpec(cell=Cell.LSTM, input_size=1, hidden_size=64)
 
 
-def _per_iteration_s(T: int) -> float:
-    return 1e-4 * T  # 0.4 ms at T = 4, 102 ms at T = 1024, 410 ms at 4096
+class Clock:
+    def __init__(self, per_step_s: float):
+        self.now, self.per_step_s = 0.0, per_step_s
+        self.built: list[tuple[str, int, int]] = []  # (curve, T, iterations a call)
+
+    def call(self, T: int, times: int = 1):
+        def run() -> None:
+            self.now += self.per_step_s * T * times
+
+        return run
 
 
 @pytest.fixture
-def calls(monkeypatch):
-    """Each built call is (name, T, iterations); fastest_seconds answers from _per_iteration_s."""
-    made: list[tuple[str, int, int]] = []
+def clock_of(monkeypatch):
+    def make(per_step_s: float) -> Clock:
+        clock = Clock(per_step_s)
 
-    def iteration_call(spec, weights, method, batch, steps, framework, device, iterations=1):
-        made.append((method, steps, iterations))
-        return ("iteration", steps, iterations)
+        def iteration_call(spec, weights, method, batch, steps, framework, device, iterations=1):
+            clock.built.append((method, steps, iterations))
+            return clock.call(steps, iterations)
 
-    def first_solve_call(spec, weights, method, batch, steps, framework, device):
-        return ("first", steps, 1)
+        def first_solve_call(spec, weights, method, batch, steps, framework, device):
+            return clock.call(steps)
 
-    def fastest_seconds(built, repeats, budget_s):
-        return {name: _per_iteration_s(T) * k for name, (_, T, k) in built.items()}
+        def fastest_seconds(calls, repeats, budget_s):
+            assert len(calls) == 1, "each curve is timed alone, not between the others"
+            out = {}
+            for name, call in calls.items():
+                start = clock.now
+                call()
+                out[name] = clock.now - start
+            return out
 
-    fake = types.SimpleNamespace(
-        iteration_call=iteration_call,
-        first_solve_call=first_solve_call,
-        fastest_seconds=fastest_seconds,
-    )
-    monkeypatch.setattr(probe_module.registry, "parallel_in_time", lambda: fake)
-    monkeypatch.setattr(
-        probe_module, "_loop_call", lambda *a: lambda T: ("loop", T, 1), raising=True
-    )
-    return made
+        def loop_call(*args):
+            def build(T):
+                clock.built.append(("loop", T, 1))
+                return clock.call(T)
+
+            return build
+
+        fake = types.SimpleNamespace(
+            iteration_call=iteration_call,
+            first_solve_call=first_solve_call,
+            fastest_seconds=fastest_seconds,
+        )
+        monkeypatch.setattr(probe_module.registry, "parallel_in_time", lambda: fake)
+        monkeypatch.setattr(probe_module, "_loop_call", loop_call)
+        return clock
+
+    return make
 
 
-def test_long_iterations_run_alone_and_are_probed_while_two_calls_fit(calls):
+def test_long_calls_run_alone_and_are_probed_while_two_calls_fit(clock_of):
+    """1e-4 s a step: 0.4 ms an iteration at T = 4 (four a call at the first length), 1.6 ms at
+    16 on (alone); T = 4096 would take 2 x 410 ms > BUDGET_S: not probed."""
+    clock = clock_of(1e-4)
     costs = probe_module.probe(SPEC, None, 1, 1024, "torch-cpu", ("newton",))  # type: ignore[arg-type]
-    curve = costs.curves["newton"]
-    # 4 * 0.4 ms at T = 4 (short: four a call), then one a call from 1.6 ms at T = 16 on;
-    # T = 4096 would take 2 x 410 ms > BUDGET_S = 0.3 s: not probed
-    assert calls == [("newton", 4, 4), ("newton", 16, 1), ("newton", 64, 1)] + [
-        ("newton", 256, 1),
-        ("newton", 1024, 1),
-    ]
-    assert curve.lengths == (4, 16, 64, 256, 1024)
-    assert curve.seconds == pytest.approx([_per_iteration_s(t) for t in curve.lengths])
-    assert 2 * _per_iteration_s(4096) > probe_module.BUDGET_S >= 2 * _per_iteration_s(1024)
+    newton = [(t, k) for name, t, k in clock.built if name == "newton"]
+    assert newton == [(4, 4), (16, 1), (64, 1), (256, 1), (1024, 1)]
+    for name in ("newton", "newton first", "loop"):
+        curve = costs.curves[name]
+        assert curve.lengths == (4, 16, 64, 256, 1024)
+        assert curve.seconds == pytest.approx([1e-4 * t for t in curve.lengths])
+    assert 2 * 1e-4 * 4096 > probe_module.BUDGET_S >= 2 * 1e-4 * 1024
 
 
-def test_short_iterations_share_a_call(calls, monkeypatch):
-    monkeypatch.setattr(probe_module, "ALONE_S", 1.0)
-    costs = probe_module.probe(SPEC, None, 1, 256, "torch-cpu", ("quasi-newton",))  # type: ignore[arg-type]
-    assert {k for _, _, k in calls} == {probe_module.ITERATIONS_PER_CALL}
-    # four a call: 4 x 25.6 ms at T = 256 fits twice in 0.3 s, 4 x 102 ms at 1024 does not
-    assert costs.curves["quasi-newton"].lengths == (4, 16, 64, 256)
-    curve = costs.curves["quasi-newton"]
-    assert curve.seconds == pytest.approx([_per_iteration_s(t) for t in curve.lengths])
+def test_short_calls_are_repeated_to_span_alone_s(clock_of):
+    """1e-6 s a step: each timed call of an iteration holds enough to span ALONE_S (4 at the
+    first length, where nothing is known yet), and every curve reads per call."""
+    clock = clock_of(1e-6)
+    costs = probe_module.probe(SPEC, None, 1, 4096, "torch-cpu", ("quasi-newton",))  # type: ignore[arg-type]
+    quasi = [(t, k) for name, t, k in clock.built if name == "quasi-newton"]
+    expected = [(4, probe_module.ITERATIONS_PER_CALL)]
+    for t in (16, 64, 256, 1024, 4096):
+        one = 1e-6 * t
+        k = 1 if one >= probe_module.ALONE_S else max(4, math.ceil(probe_module.ALONE_S / one))
+        expected.append((t, min(k, probe_module.MOST_PER_CALL)))
+    assert quasi == expected
+    assert [k for _, k in quasi] == [4, 63, 16, 4, 1, 1]
+    for name in ("quasi-newton", "quasi-newton first", "loop"):
+        curve = costs.curves[name]
+        assert curve.seconds == pytest.approx([1e-6 * t for t in curve.lengths])
+
+
+def test_repeats_are_capped(clock_of):
+    clock = clock_of(1e-9)
+    probe_module.probe(SPEC, None, 1, 64, "torch-cpu", ("quasi-newton",))  # type: ignore[arg-type]
+    quasi = [k for name, _, k in clock.built if name == "quasi-newton"]
+    assert quasi[0] == probe_module.ITERATIONS_PER_CALL
+    assert quasi[1:] == [probe_module.MOST_PER_CALL] * (len(quasi) - 1) and len(quasi) > 1

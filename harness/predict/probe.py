@@ -1,17 +1,20 @@
 """The machine's costs at the model's shape, timed in a few seconds: one iteration of each
 method's solver and a whole solve stopped after one iteration (its setup: input projection,
 buffers, outputs; backends/parallel_in_time/iteration_probe.py), and the step loop the solve
-replaces (the backend's own forward, as `bench` times it), each at a few sequence lengths,
-round-robin, the fastest of REPEATS calls (fewer for a call that would pass BUDGET_S, one at
-least). A length is probed only while its estimated cost (the previous length's time scaled by
-the work), a warm-up and one timed call, stays within BUDGET_S, and every length within
-TOTAL_S; longer ones are extrapolated (costs.CostCurve). Run it at the thread count the solve
-will run at, with nothing else of the same run busy (bench makes it at a case's calibration)."""
+replaces (the backend's own forward, as `bench` times it), each at a few sequence lengths:
+at each length each curve alone (its warm-up and rounds back to back, as bench times a case:
+between the solver's calls a step loop of 95 us read 142 us), the fastest of REPEATS timed
+calls (fewer for a call that would pass BUDGET_S, one at least). A length is probed only while
+its estimated cost (the previous length's time scaled by the work), a warm-up and one timed
+call, stays within BUDGET_S, and every length within TOTAL_S; longer ones are extrapolated
+(costs.CostCurve). Run it at the thread count the solve will run at, with nothing else of the
+same run busy (bench makes it at a case's calibration)."""
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -27,15 +30,18 @@ from harness.sweeps import parallel_in_time_work as counts
 
 LENGTHS = (4, 16, 64, 256, 1024, 4096)
 REPEATS = 5
-# iterations per timed call of a method's iteration: a solve runs them back to back, its arrays
-# warm in cache after the first, so one cold iteration alone overstates each (by 3-8x at T=256,
-# H=32 with the fused kernel, where an iteration takes ~20 us); the curve holds the mean
+# calls (iterations, step loops, one-iteration solves) a timed call runs back to back at the
+# first length: a solve runs its iterations so, its arrays warm in cache after the first, and
+# one cold iteration alone overstates each (by 3-8x at T=256, H=32 with the fused kernel, where
+# an iteration takes ~20 us); the curve holds the mean
 ITERATIONS_PER_CALL = 4
-# an iteration estimated at this or longer runs alone in a call: its arrays are past the caches
-# anyway (one and four a call agree within 3% for the trained LSTM's dense Newton, H = 64, at
-# T = 64 to 1024), and four of them kept the longer lengths from being probed at all (its
-# iteration at T = 1024 read 56 ms on from T = 64, 134 ms measured)
+# past the first length, a call estimated at this or longer runs alone in a timed call: its
+# arrays are past the caches anyway (one and four a call agree within 3% for the trained LSTM's
+# dense Newton, H = 64, at T = 64 to 1024), and four of them kept the longer lengths from being
+# probed at all (its iteration at T = 1024 read 56 ms on from T = 64, 134 ms measured); a
+# shorter one is repeated to span it, at most MOST_PER_CALL times
 ALONE_S = 1e-3
+MOST_PER_CALL = 64
 BUDGET_S = 0.3  # one probed length of one curve: its warm-up call and its repeats
 TOTAL_S = 2.5  # every curve at every length: no length starts that would run past it
 # the solver's framework for each backend the engine runs newton / quasi-newton on
@@ -115,9 +121,7 @@ def probe(
             one = None
             if seconds[name]:  # one iteration (or call) at T, scaled from the last length
                 one = seconds[name][-1] * work(T) / work(lengths[name][-1])
-            per_call[name] = 1
-            if name in methods and (one is None or one < ALONE_S):
-                per_call[name] = ITERATIONS_PER_CALL
+            per_call[name] = _per_call(one)
             if one is None:
                 continue
             estimates[name] = one * per_call[name]
@@ -133,16 +137,46 @@ def probe(
         }
         if not calls:
             break
-        for name, value in pt.fastest_seconds(calls, REPEATS, BUDGET_S).items():
+        for name, value in _each_alone(pt, calls).items():
             lengths[name].append(T)
             seconds[name].append(value / per_call[name])
     curves = {name: CostCurve(tuple(lengths[name]), tuple(seconds[name])) for name in builders}
     return Costs(backend, curves, time.perf_counter() - started)
 
 
+def _each_alone(pt, calls: dict[str, Callable[[], Any]]) -> dict[str, float]:
+    """Each curve's fastest seconds, its warm-up and rounds back to back (fastest_seconds
+    given one call at a time)."""
+    return {
+        name: pt.fastest_seconds({name: call}, REPEATS, BUDGET_S)[name]
+        for name, call in calls.items()
+    }
+
+
+def _per_call(one: float | None) -> int:
+    """How many of a call (an iteration, a step loop, a solve) one timed call runs back to
+    back: ITERATIONS_PER_CALL at the first length; past it enough to span ALONE_S, at most
+    MOST_PER_CALL; one where a call alone spans it."""
+    if one is None:
+        return ITERATIONS_PER_CALL
+    if one >= ALONE_S:
+        return 1
+    return min(MOST_PER_CALL, max(ITERATIONS_PER_CALL, math.ceil(ALONE_S / one)))
+
+
 def _once(make: Callable[[int], Any]) -> Callable[[int, int], Any]:
-    def build(T: int, _: int) -> Any:
-        return make(T)
+    """A call of make(T) run `times` times back to back, as bench times a call."""
+
+    def build(T: int, times: int) -> Any:
+        call = make(T)
+        if times == 1:
+            return call
+
+        def repeated() -> None:
+            for _ in range(times):
+                call()
+
+        return repeated
 
     return build
 
