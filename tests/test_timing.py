@@ -85,6 +85,22 @@ def test_a_slow_call_is_its_own_round_without_calibrating():
     assert (loops, clock.calls) == (1, 1) and [r.wall_s for r in rounds] == [0.2]
 
 
+class StallingClock(FakeClock):
+    """Calls of 0.2 ms, but the 300th (the last of a 0.1 s warm-up) stalls for 60 ms."""
+
+    def run(self) -> None:
+        self.cost = 0.06 if self.calls == 299 else 2e-4
+        super().run()
+
+
+def test_a_stalled_warm_up_call_does_not_make_a_fast_call_its_own_round():
+    clock = StallingClock(2e-4)
+    loops, rounds = timing.settle(clock.run, 0.1, 0.05, clock, clock)
+    assert clock.calls > 300  # the warm-up ended on the stall, then calibration ran
+    assert loops * 2e-4 >= 0.05 and loops > 200
+    assert all(r.wall_s < 0.06 for r in rounds)  # the stall is no round for Interference
+
+
 def test_statistics_by_hand():
     s = stats.summarize([3, 1, 100, 2, 4])
     assert s["n"] == 5 and s["min"] == 1 and s["max"] == 100
