@@ -70,15 +70,18 @@ def test_predict_prints_and_writes_without_solving(tmp_path, capsys, law, no_sol
     assert {s.method for s in prediction.solves} == {"newton", "quasi-newton"}
     assert -1 < prediction.lle < 0
     # counting probes, the first of them times the rest; float64 at the longest sees a stall;
-    # then Newton's stall check at the longest length it affords (this model's: 512)
+    # then Newton's stall check at the longest length its probed cost affords (one of the
+    # counting lengths), in float32 then (where its time allows) float64
     quasi = [("quasi-newton", d, t) for d, t in [("float32", 128), ("float32", 256)]]
     quasi += [("quasi-newton", d, 512) for d in ("float32", "float64")]
-    assert no_solving == quasi + [("newton", d, 512) for d in ("float32", "float64")]
+    assert no_solving[:4] == quasi
     newton = prediction.newton_counted
-    assert newton is not None and [(c.steps, c.iterations is not None) for c in newton.counts] == [
-        (512, True)
-    ]
-    assert newton.float64_iterations is not None and newton.stalled is False
+    assert newton is not None and len(newton.counts) == 1
+    length = newton.counts[0].steps
+    assert length in (128, 256, 512) and newton.counts[0].iterations is not None
+    dtypes = ["float32"] + (["float64"] if newton.float64_iterations is not None else [])
+    assert no_solving[4:] == [("newton", d, length) for d in dtypes]
+    assert newton.stalled is False
     assert prediction.counted is not None and prediction.counted.method == "quasi-newton"
     counts = {c.steps: c.iterations for c in prediction.counted.counts}
     assert set(counts) == {256, 512}  # the two longest probes are kept

@@ -32,9 +32,14 @@ def _linear_at_zero(R: np.ndarray, dtype: str = "float64", cell: str = "rnn") ->
     return CanonicalWeights(spec, arrays)
 
 
+def _applied(steps: int) -> np.ndarray:
+    """Within the first t steps the scan applies J_1 .. J_{t-1} (never J_0): t - 1 of them."""
+    return np.maximum(np.arange(steps + 1) - 1, 0)
+
+
 def test_growth_at_zero_is_the_log_of_the_products():
-    """J_t = a Q (Q orthogonal): Newton's products grow by a^t exactly; quasi-Newton's by the
-    largest running product of |a Q_ii|, over any span."""
+    """J_t = a Q (Q orthogonal): Newton's products grow by a^(t-1) exactly within t steps;
+    quasi-Newton's by the largest running product of |a Q_ii|, over any span."""
     H, a = 6, 1.5
     Q = np.linalg.qr(np.random.default_rng(3).standard_normal((H, H)))[0]
     weights = _linear_at_zero(a * Q)
@@ -42,26 +47,41 @@ def test_growth_at_zero_is_the_log_of_the_products():
     growth = first_iterate_growth(weights.spec, weights.arrays, x)
     assert growth.steps == 40
     assert growth.per_step["dense"] == pytest.approx(math.log(a), rel=1e-12)
-    np.testing.assert_allclose(growth.spans["dense"], np.arange(41) * math.log(a), rtol=1e-10)
+    np.testing.assert_allclose(growth.spans["dense"], _applied(40) * math.log(a), rtol=1e-10)
     logs = np.log(np.abs(a * np.diag(Q)))
     best = max(logs.max(), 0.0)  # a shrinking component's best span is empty: log 1
-    np.testing.assert_allclose(growth.spans["diagonal"], np.arange(41) * best, atol=1e-12)
+    np.testing.assert_allclose(growth.spans["diagonal"], _applied(40) * best, atol=1e-12)
     # past the input's 40 steps: on at the measured rate
-    assert growth.log_growth("dense", 100) == pytest.approx(100 * math.log(a))
-    assert growth.log_growth("dense", 10) == pytest.approx(10 * math.log(a))
+    assert growth.log_growth("dense", 100) == pytest.approx(99 * math.log(a))
+    assert growth.log_growth("dense", 10) == pytest.approx(9 * math.log(a))
+    assert FirstIterateGrowth.log_limit("float32") == pytest.approx(math.log(3.4028235e38))
 
 
-def test_the_largest_span_is_kept_where_the_growth_falls_back():
-    """Growth over the first steps then shrinking: the largest span stays, the rate a step is
-    the mean (what a longer T would add: nothing while it is negative)."""
+def test_a_span_ends_where_its_product_shrinks_or_is_zero_and_the_next_is_counted():
+    """R = diag(2, 0.5): growth by 2 a step, except at step 10 (an input saturates tanh, its
+    derivative exactly 0: the products through it are 0) and steps 20-24 (a smaller input
+    takes tanh' to 1/8, a factor 1/4 a step). The largest span: steps 25-39, 15 x log 2 (steps
+    1-9 give 9, 11-19 give 9, and 11-39 through the dip give 19 - 10 = 9); the rate a step is
+    the mean of the logs, a zero held at log(tiny)."""
     R = np.diag([2.0, 0.5])
     weights = _linear_at_zero(R)
-    x = np.zeros((30, 1, 2))
-    growth = first_iterate_growth(weights.spec, weights.arrays, x)
-    # the pushed vector aligns with the growing direction: log 2 a step, after the first
-    assert growth.spans["dense"][-1] == pytest.approx(30 * math.log(2), abs=1.0)
-    assert growth.spans["diagonal"][-1] == pytest.approx(30 * math.log(2))
-    assert FirstIterateGrowth.log_limit("float32") == pytest.approx(math.log(3.4028235e38))
+    arrays = dict(weights.arrays)
+    arrays["l0.W"] = np.eye(2)[None]  # z = x, no bias
+    x = np.zeros((40, 1, 2))
+    x[10] = 1e3
+    dip = math.atanh(math.sqrt(1 - 1 / 8))  # tanh'(dip) = 1/8
+    x[20:25] = dip
+    growth = first_iterate_growth(weights.spec, arrays, x)
+    # the diagonal exactly; the pushed vector within the steps it takes to align with the
+    # growing direction (from its seeded start, and again from the fresh one after step 10)
+    for mode, within in (("diagonal", 1e-9), ("dense", 1.0)):
+        spans = np.asarray(growth.spans[mode]) / math.log(2)
+        assert spans[10] == pytest.approx(9, abs=within)  # J_1 .. J_9
+        assert spans[20] == pytest.approx(9, abs=within)  # steps 11-19 tie, never through 10
+        assert spans[-1] == pytest.approx(15, abs=within)
+    tiny = math.log(np.finfo(np.float64).tiny)
+    expected = (33 * math.log(2) + 5 * math.log(1 / 4) + tiny) / 39
+    assert growth.per_step["diagonal"] == pytest.approx(expected, rel=1e-9)
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
@@ -90,6 +110,32 @@ def test_a_predicted_overflow_at_iteration_1_happens_and_one_predicted_finite_do
         first_change = result.solves[0].residuals[0]
         assert (not math.isfinite(first_change)) is expected, (steps, first_change)
         assert expected is (steps > crossing)
+
+
+def test_quasi_newton_s_first_iterate_overflows_where_the_diagonal_products_pass_the_range():
+    """The fused quasi-Newton kernel on R = 1.4 I plus a small random part (its diagonal
+    products grow about 1.4 a step at s = 0): its first float32 change is not finite exactly
+    where the diagonal's predicted growth passes float32's largest value."""
+    H = 8
+    spec = ModelSpec(cell=Cell.RNN, input_size=4, hidden_size=H, dtype="float32")
+    rng = np.random.default_rng(5)
+    arrays = dict(init_weights(spec, seed=5).arrays)
+    arrays["l0.R"] = (1.4 * np.eye(H) + 0.05 * rng.standard_normal((H, H)))[None]
+    arrays["l0.W"] = 0.1 * arrays["l0.W"]
+    x = rng.standard_normal((1024, 1, 4))
+    growth = first_iterate_growth(spec, arrays, x)
+    limit = growth.log_limit("float32")
+    crossing = next(t for t in range(1, 1025) if growth.log_growth("diagonal", t) > limit)
+    assert 100 < crossing < 700
+    solver = registry.parallel_in_time()
+    for steps in (int(0.8 * crossing), int(1.2 * crossing)):
+        params = {k: np.asarray(v, "float32") for k, v in arrays.items()}
+        with np.errstate(all="ignore"):
+            result = solver.solve_model(
+                spec, params, x[:steps].astype("float32"), "quasi-newton", 1e-6, 1
+            )
+        first_change = result.solves[0].residuals[0]
+        assert (not math.isfinite(first_change)) is (steps > crossing), (steps, first_change)
 
 
 def test_the_predictor_says_which_term_stops_a_solve():
@@ -135,6 +181,15 @@ def test_newton_s_own_stall_check_decides_newton():
     assert newton(None, newton_stalled)[1] == "counted"
     assert newton(quasi_stalled, newton_steady) == (law, "law")
     assert newton(quasi_stalled, None)[0].iterations == 257  # quasi's stall alone: T + 1
+    # a check that compared nothing (float32 did not converge; float64 not afforded) says
+    # nothing: quasi-Newton's stall decides, or the law
+    for silent in (
+        Counted("newton", 1, {32: None}, float64_count=10),
+        Counted("newton", 1, {32: 11}, float64_count=None),
+    ):
+        assert not silent.compared
+        assert newton(quasi_stalled, silent)[0].iterations == 257
+        assert newton(None, silent) == (law, "law")
 
 
 def _trained(name: str):
@@ -151,7 +206,8 @@ def test_newton_s_float32_stall_is_seen_on_the_trained_simple_rnn():
     weights = _trained("srnn_digits.keras")
     spec = weights.spec.replace(batch_first=False)
     x = np.random.default_rng(0).standard_normal((256, 1, spec.input_size))
-    counted = newton_stall(spec, weights, x, 1e-6, 256, lambda t: 1e-4)
+    # a budget no machine's speed decides: the float64 count is always made
+    counted = newton_stall(spec, weights, x, 1e-6, 256, lambda t: 1e-4, budget_s=600.0)
     assert counted is not None and list(counted.counts) == [128] and counted.stalled
     plain = spec.replace(head=None)
     params = {k: np.asarray(weights[k], "float32") for k in weights if not k.startswith("head")}
@@ -190,6 +246,7 @@ def test_a_bench_solve_that_fails_records_its_prediction_and_the_report_says_it_
     from harness.bench import workload
     from harness.bench.case import model_case
     from harness.model.weights import save_weights
+    from harness.records.prediction import PredictedSolve
     from harness.records.results import CaseRecord
 
     spec = ModelSpec(cell=Cell.RNN, input_size=4, hidden_size=16)
@@ -210,3 +267,13 @@ def test_a_bench_solve_that_fails_records_its_prediction_and_the_report_says_it_
     )
     assert _predicted(row).startswith("; predicted before it ran: does not converge (a non-fin")
     assert _predicted(row).endswith(": agrees")
+    said_converges = {**predicted, "iterations": 7, "reason": None, "iterations_from": "law"}
+    said_converges |= {"work_multiplier": 1.0, "solve_s": 1.0, "ratio": 2.0, "verdict": "loses"}
+    wrong = row.model_copy(
+        update={
+            "parallel_in_time": row.parallel_in_time.model_copy(
+                update={"prediction": PredictedSolve.model_validate(said_converges)}
+            )
+        }
+    )
+    assert _predicted(wrong) == "; predicted before it ran: converges in 7 iterations: disagrees"

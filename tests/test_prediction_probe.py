@@ -83,6 +83,15 @@ def test_long_calls_run_alone_and_are_probed_while_two_calls_fit(clock_of):
     assert 2 * 1e-4 * 4096 > probe_module.BUDGET_S >= 2 * 1e-4 * 1024
 
 
+def test_a_length_is_probed_while_its_warm_up_and_one_call_fit(clock_of):
+    """2e-4 s a step: T = 256 (2 x 51 ms) fits BUDGET_S, T = 1024 (2 x 205 ms) does not; one
+    call alone (205 ms) would, six (REPEATS + 1: 307 ms at 256) would stop at 64."""
+    clock = clock_of(2e-4)
+    costs = probe_module.probe(SPEC, None, 1, 1024, "torch-cpu", ("newton",))  # type: ignore[arg-type]
+    assert costs.curves["newton"].lengths == (4, 16, 64, 256)
+    assert [t for name, t, _ in clock.built if name == "newton"] == [4, 16, 64, 256]
+
+
 def test_short_calls_are_repeated_to_span_alone_s(clock_of):
     """1e-6 s a step: each timed call of an iteration holds enough to span ALONE_S (4 at the
     first length, where nothing is known yet), and every curve reads per call."""

@@ -280,7 +280,8 @@ def _parallel_in_time(case: BenchCase, backend) -> Workload:
     else:
         checks = [not_converged(result.reason, result.residuals)]
         # a failed case is not timed: its prediction (did it say "does not converge"?) is made
-        # here, where its times are not compared
+        # here, beside the group's other builds: only its verdict is compared, and its probed
+        # times and budget-bound counts may read the load
         solve["prediction"], notes = _prediction(case, weights, x64, tol, lle)
     iteration = backend.parallel_in_time_iteration(case.mode)
     impl = f"{case.mode} iterations over all T ({backend.impl_label or backend.name}"

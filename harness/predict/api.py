@@ -20,7 +20,7 @@ from harness.model.protocol import NotSupported
 from harness.model.spec import ModelSpec
 from harness.model.weights import CanonicalWeights
 from harness.predict import laws as law_files
-from harness.predict.counted import Counted, count_iterations, newton_stall
+from harness.predict.counted import COUNT_BATCH, Counted, count_iterations, newton_stall
 from harness.predict.model import Predictor
 from harness.predict.probe import probe
 from harness.records.prediction import CountedAt, CountedIterations, FirstIterate, Prediction
@@ -78,8 +78,8 @@ def predict_model(
     growth = first_iterate(spec, weights, x)
     newton_counted = None
     if "newton" in methods and lle is not None and lle < 0:
-        per_layer = spec.num_layers * spec.num_directions
         timed = Predictor(spec, B, lle, laws, costs)
+        columns = min(B, COUNT_BATCH) / B  # the probe timed B columns, the counting takes these
         try:
             newton_counted = newton_stall(
                 spec,
@@ -87,7 +87,7 @@ def predict_model(
                 x,
                 tol,
                 max((T, *steps)),
-                lambda t: timed.iteration_s("newton", t) / per_layer,
+                lambda t: timed.iteration_s("newton", t) * columns,
             )
         except NotSupported:
             newton_counted = None

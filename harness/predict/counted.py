@@ -28,9 +28,11 @@ are in the prediction's record (CountedIterations.float64_iterations and .stalle
 `parallel-in-time --predict`; a solve's `iterations_from` says "counted" either way.
 
 Newton has its own stall check (`newton_stall`): where the model is not float64 and its dense
-iteration is cheap enough (NEWTON_COUNT_BUDGET_S, at the probed cost an iteration), it is
-counted at one length, the longest of count_lengths that fits, in the model's dtype and in
-float64. Stalled: T + 1 past it; not stalled: the law, whatever quasi-Newton's counts say.
+iteration is cheap enough (NEWTON_COUNT_BUDGET_S, at the probed cost of an iteration of the
+whole model, scaled to the counting columns), it is counted at one length, the longest of
+count_lengths that fits, in the model's dtype and in float64. Where both converged
+(`Counted.compared`): stalled, T + 1 past it; not stalled, the law, whatever quasi-Newton's
+counts say. Where either did not, it says nothing and quasi-Newton's stall decides as before.
 Newton's count is otherwise the law's: it follows the exponent. Where the stall sets in past
 the probe's length (it depends on the input), neither check sees it.
 """
@@ -77,6 +79,12 @@ class Counted:
     counts: Mapping[int, int | None]
     # float64's count at the longest length, where the model is not float64 and it was afforded
     float64_count: int | None = None
+
+    @property
+    def compared(self) -> bool:
+        """Both dtypes converged at the longest length: stalled or not, it says which."""
+        longest = self.counts[max(self.counts)] if self.counts else None
+        return longest is not None and self.float64_count is not None
 
     @property
     def stalled(self) -> bool:
@@ -197,8 +205,9 @@ def newton_stall(
 ) -> Counted | None:
     """Newton's stall check: where spec.dtype is not float64, Newton counted at the longest of
     count_lengths(longest) whose worst case (T + 1 iterations in the model's dtype, then in
-    float64 at twice the cost, at iteration_s(T) seconds an iteration) fits budget_s, and in
-    float64 there; None where no length fits or the model is float64."""
+    float64 at twice the cost, at iteration_s(T) seconds an iteration of the whole model on the
+    counting columns) fits budget_s, and in float64 there; None where no length fits or the
+    model is float64."""
     if np.dtype(spec.dtype) == np.float64:
         return None
     fits = [t for t in count_lengths(longest) if 3 * (t + 1) * iteration_s(t) <= budget_s]

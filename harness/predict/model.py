@@ -95,10 +95,11 @@ class Predictor:
         if overflow is not None:
             return Predicted(None, math.inf, overflow), "first iterate"
         counted = self.counted
-        if method == "newton" and self.newton_counted is not None:
-            if not self.newton_counted.stalled:  # Newton's count follows the law
+        newton = self.newton_counted
+        if method == "newton" and newton is not None and newton.compared:
+            if not newton.stalled:  # Newton's count follows the law
                 return found, "law"
-            counted = self.newton_counted
+            counted = newton
         if counted is None:
             return found, "law"
         k = counted.iterations(method, steps)

@@ -90,8 +90,8 @@ def probe(
     backend: str,
     methods: tuple[str, ...] = counts.METHODS,
 ) -> Costs:
-    """The curves at lengths_for(steps), timed round-robin at each length; a curve stops at the
-    first length whose estimated cost would exceed the budget."""
+    """The curves at lengths_for(steps), each timed alone at each length; a curve stops at the
+    first length whose estimated warm-up and one timed call would exceed the budget."""
     if backend not in FRAMEWORKS:
         raise CannotPredict(
             f"no probe of {backend}'s solver: the prediction probes {', '.join(FRAMEWORKS)}"
