@@ -277,3 +277,14 @@ def test_a_bench_solve_that_fails_records_its_prediction_and_the_report_says_it_
         }
     )
     assert _predicted(wrong) == "; predicted before it ran: converges in 7 iterations: disagrees"
+
+
+def test_the_cli_says_quasi_newton_s_stall_decides_newton_where_newton_s_check_compared_nothing():
+    from harness.cli.parallel_in_time_predict import _compared
+    from harness.predict.api import _counted_record
+
+    decided = _counted_record(Counted("newton", 1, {32: 23}, float64_count=10))
+    silent = _counted_record(Counted("newton", 1, {32: 23}, float64_count=None))
+    failed = _counted_record(Counted("newton", 1, {32: None}, float64_count=10))
+    assert _compared(decided) and not _compared(silent) and not _compared(failed)
+    assert not _compared(None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from harness.atomic import write_text_atomic
 from harness.cli.parallel_in_time_inputs import DEFAULT_MAX_ITER, METHODS
 from harness.markdown import print_table
+from harness.predict.counted import Counted
 from harness.records.parallel_in_time import PredictionDocument, SolveDocument, dumps
 from harness.records.prediction import CountedIterations, FirstIterate, PredictedSolve
 from harness.stats import format_interval, format_ratio, format_seconds
@@ -90,6 +91,14 @@ def _counted_sentence(counted: CountedIterations, dtype: str, newton_too: bool =
     return line
 
 
+def _compared(record: CountedIterations | None) -> bool:
+    """Newton's own check decided (Counted.compared: both dtypes converged)."""
+    if record is None:
+        return False
+    counts = {c.steps: c.iterations for c in record.counts}
+    return Counted(record.method, record.batch, counts, record.float64_iterations).compared
+
+
 def _first_iterate_sentence(first: FirstIterate, dtype: str) -> str:
     """How far the first iterate grows, against the dtype's range."""
     return (
@@ -119,7 +128,7 @@ def run_predict(args, spec, weights, source: str, x, options: dict) -> int:
     for method, formula in prediction.laws.items():
         print(f"  {method}: k = {formula}")
     if prediction.counted is not None:
-        newton_too = prediction.newton_counted is None and "newton" in prediction.laws
+        newton_too = "newton" in prediction.laws and not _compared(prediction.newton_counted)
         print(_counted_sentence(prediction.counted, spec.dtype, newton_too))
     if prediction.newton_counted is not None:
         print(_counted_sentence(prediction.newton_counted, spec.dtype))

@@ -32,14 +32,19 @@ LLE_STEPS = 2048  # past a few hundred steps the estimate moves by its O(1/T) tr
 LLE_BATCH = 4
 
 
-def largest_exponent(spec: ModelSpec, weights: CanonicalWeights, x) -> tuple[float | None, int]:
-    """(the exponent, the steps it was estimated over); None where it is not finite."""
-    spec64 = spec.replace(dtype="float64", batch_first=False)
-    params = {k: np.asarray(weights[k], np.float64) for k in weights}
+def _in_float64(spec: ModelSpec, weights: CanonicalWeights, x):
+    """(spec, weights, x) in float64, time-major, x cut to its first LLE_STEPS steps and
+    LLE_BATCH columns: what the exponent and the first iterate's growth are measured on."""
     x = np.asarray(x, np.float64)
     if spec.batch_first:
         x = x.transpose(1, 0, 2)
-    x = x[:LLE_STEPS, :LLE_BATCH]
+    params = {k: np.asarray(weights[k], np.float64) for k in weights}
+    return spec.replace(dtype="float64", batch_first=False), params, x[:LLE_STEPS, :LLE_BATCH]
+
+
+def largest_exponent(spec: ModelSpec, weights: CanonicalWeights, x) -> tuple[float | None, int]:
+    """(the exponent, the steps it was estimated over); None where it is not finite."""
+    spec64, params, x = _in_float64(spec, weights, x)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         lle = registry.parallel_in_time().largest_lyapunov(spec64, params, x).lle
     return (lle if np.isfinite(lle) else None), int(x.shape[0])
@@ -113,16 +118,11 @@ def predict_model(
 
 
 def first_iterate(spec: ModelSpec, weights: CanonicalWeights, x):
-    """The first iterate's growth on x's first LLE_STEPS steps and LLE_BATCH columns."""
-    x = np.asarray(x, np.float64)
-    if spec.batch_first:
-        x = x.transpose(1, 0, 2)
-    params = {k: np.asarray(weights[k], np.float64) for k in weights if not k.startswith("head")}
-    plain = spec.replace(dtype="float64", batch_first=False, head=None)
+    """The first iterate's growth on what the exponent is measured on (layer 0 alone: the
+    head's weights are not read)."""
+    spec64, params, x = _in_float64(spec, weights, x)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        return registry.parallel_in_time().first_iterate_growth(
-            plain, params, x[:LLE_STEPS, :LLE_BATCH]
-        )
+        return registry.parallel_in_time().first_iterate_growth(spec64, params, x)
 
 
 def _first_iterate_record(growth, dtype: str) -> FirstIterate:

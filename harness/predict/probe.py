@@ -100,8 +100,8 @@ def probe(
     pt = registry.parallel_in_time()
     cell, hidden = spec.cell.value, spec.hidden_size
     loop = _loop_call(spec, weights, batch, backend)
-    # name -> ((T, iterations a call) -> the call, T -> its work); iterations only for a
-    # method's own iteration, the rest are one call each
+    # name -> ((T, calls back to back in one timed call) -> the call, T -> its work): a
+    # method's iteration runs its iterations so itself, the rest are repeated (_once)
     builders: dict[str, tuple[Callable[[int, int], Any], Callable[[float], float]]]
     builders = {"loop": (_once(loop), float)}
     for method in methods:
