@@ -60,9 +60,18 @@ def _as(framework: str, arrays):
 TOLERANCE = {"float64": 1e-13, "float32": 2e-5}
 
 
-def _over_threads(count, call):
-    """call() over `count` torch threads (the kernel takes torch's), the count restored after;
-    skipped where the kernel was built without OpenMP."""
+def _over_threads(count, call, framework="torch"):
+    """call() over `count` threads: torch's (the kernel takes torch's OpenMP pool; skipped where
+    it was built without OpenMP), or on NumPy arrays the kernel's own pool, sized as the BLAS's
+    threads are (here said to be `count`); restored after."""
+    if framework == "numpy":
+        _kernels()
+        original = fused_quasi.blas_threads
+        fused_quasi.blas_threads = lambda: count
+        try:
+            return call()
+        finally:
+            fused_quasi.blas_threads = original
     torch = pytest.importorskip("torch")
     if not _kernels().threaded:
         pytest.skip("the kernel was built without OpenMP: one thread")
@@ -72,6 +81,11 @@ def _over_threads(count, call):
         return call()
     finally:
         torch.set_num_threads(threads)
+
+
+# the kernel over several threads: torch's OpenMP pool, and on NumPy arrays its own pool (the
+# product made by the kernel: fused_quasi.own_product_bytes)
+THREADED = ["torch", "numpy"]
 
 
 # (H, B): H = 1, 3 and 7 are narrower than a tile (one partial tile, masked where the target
@@ -128,34 +142,36 @@ SPLITS = {
 
 @pytest.mark.parametrize("split", list(SPLITS))
 @pytest.mark.parametrize("cell", list(Cell))
-def test_torch_threads_split_the_kernel_and_change_nothing(cell, split):
-    """On torch tensors the kernel takes torch's threads, 3 here: a block of 40 steps with few
-    rows or short ones by runs of steps (thread 0's from the true state, the others' from zero,
-    then fixed up), with 24 rows of 40 units by rows; blocks of one step by units (70 float64
-    units: runs of 32, 32 and 6) or by rows (1, 2 and 2). Each thread keeps its own running
-    max."""
+@pytest.mark.parametrize("framework", THREADED)
+def test_threads_split_the_kernel_and_change_nothing(framework, cell, split):
+    """Over 3 threads (torch's, or the kernel's own pool on NumPy arrays): a block of 40 steps
+    with few rows or short ones by runs of steps (the first from the true state, the others from
+    zero, then fixed up), with 24 rows of 40 units by rows; blocks of one step by units (70
+    float64 units: runs of 32, 32 and 6; on the pool one part) or by rows (1, 2 and 2; on the
+    pool one part). Each thread (each part, on the pool) keeps its own running max."""
     H, B, block_bytes = SPLITS[split]
     arrays = _recurrence(cell, "float64", H=H, B=B)
     expected, expected_residuals = _generic(cell, *arrays)
 
     def solve():
-        solver = fused_quasi.FusedQuasiNewton(cell, *_as("torch", arrays), block_bytes)
+        solver = fused_quasi.FusedQuasiNewton(cell, *_as(framework, arrays), block_bytes)
         return solver, _run(solver)
 
-    solver, (got, residuals) = _over_threads(3, solve)
+    solver, (got, residuals) = _over_threads(3, solve, framework)
     assert tuple(solver.mx.shape) == (3, arrays[3].shape[-1])
     assert len(solver.blocks) == (1 if block_bytes is None else 40)
     np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE["float64"])
     np.testing.assert_allclose(residuals, expected_residuals, rtol=1e-9)
 
 
-def test_runs_of_steps_over_threads_hold_in_float32_on_a_long_sequence():
+@pytest.mark.parametrize("framework", THREADED)
+def test_runs_of_steps_over_threads_hold_in_float32_on_a_long_sequence(framework):
     """The split by runs at the size it is timed at (LSTM, H = 32, T = 1024, B = 1, 2 threads):
     the fixed-up runs agree with the generic iteration to float32's tolerance."""
     arrays = _recurrence(Cell.LSTM, "float32", H=32, T=1024, B=1)
     expected, expected_residuals = _generic(Cell.LSTM, *arrays)
     got, residuals = _over_threads(
-        2, lambda: _run(fused_quasi.FusedQuasiNewton(Cell.LSTM, *_as("torch", arrays)))
+        2, lambda: _run(fused_quasi.FusedQuasiNewton(Cell.LSTM, *_as(framework, arrays))), framework
     )
     np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE["float32"])
     np.testing.assert_allclose(residuals, expected_residuals, rtol=1e-3)
@@ -216,22 +232,26 @@ def test_a_non_finite_input_stops_the_solve_with_its_reason(cell):
 
 
 @pytest.mark.parametrize("cell", list(Cell))
-def test_a_non_finite_value_in_a_later_run_of_steps_is_seen(cell):
-    """Over 3 torch threads a block is split in runs of steps: a NaN in the last run (which
+@pytest.mark.parametrize("framework", THREADED)
+def test_a_non_finite_value_in_a_later_run_of_steps_is_seen(framework, cell):
+    """Over 3 threads a block is split in runs of steps: a NaN in the last run (which
     thread 0 never reads) must make the iteration's change NaN, as the generic one's is."""
     arrays = list(_recurrence(cell, "float64", H=7, B=1))
     arrays[0][35, 0, 2] = np.nan
     _, expected_residuals = _generic(cell, *arrays)
     change = _over_threads(
-        3, lambda: fused_quasi.FusedQuasiNewton(cell, *_as("torch", arrays)).iteration()
+        3,
+        lambda: fused_quasi.FusedQuasiNewton(cell, *_as(framework, arrays)).iteration(),
+        framework,
     )
     assert expected_residuals[0] != expected_residuals[0]
     assert change != change
 
 
 @pytest.mark.parametrize("cell", list(Cell))
-def test_runs_of_steps_hold_in_every_block_not_only_the_first(cell):
-    """Two blocks of 32 steps, each split in runs over 3 torch threads: the second block's runs
+@pytest.mark.parametrize("framework", THREADED)
+def test_runs_of_steps_hold_in_every_block_not_only_the_first(framework, cell):
+    """Two blocks of 32 steps, each split in runs over 3 threads: the second block's runs
     (t0 = 32) read and write their rows of P from the block's start, and carry the state the
     first block left."""
     H, B, T = 7, 2, 64
@@ -240,10 +260,10 @@ def test_runs_of_steps_hold_in_every_block_not_only_the_first(cell):
     block_bytes = 32 * B * GATES[cell] * H * 8
 
     def solve():
-        solver = fused_quasi.FusedQuasiNewton(cell, *_as("torch", arrays), block_bytes)
+        solver = fused_quasi.FusedQuasiNewton(cell, *_as(framework, arrays), block_bytes)
         return solver, _run(solver)
 
-    solver, (got, residuals) = _over_threads(3, solve)
+    solver, (got, residuals) = _over_threads(3, solve, framework)
     assert solver.blocks == [(0, 32), (32, 64)]
     np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE["float64"])
     np.testing.assert_allclose(residuals, expected_residuals, rtol=1e-9)
@@ -262,7 +282,8 @@ def _contracting_float32(cell, B, T=2048):
 
 @pytest.mark.parametrize("B", [1, 24])
 @pytest.mark.parametrize("cell", list(Cell))
-def test_a_run_s_fix_up_stops_where_its_product_of_jacobians_is_0(cell, B):
+@pytest.mark.parametrize("framework", THREADED)
+def test_a_run_s_fix_up_stops_where_its_product_of_jacobians_is_0(framework, cell, B):
     """Where P has gone to 0 the run's own scan is the true state and keeps the running max: a
     fix-up that stopped early, or a max that missed those steps, changes the states or the
     residuals (each iteration's max change, most of it past the first run at 3 threads)."""
@@ -270,12 +291,12 @@ def test_a_run_s_fix_up_stops_where_its_product_of_jacobians_is_0(cell, B):
     expected, expected_residuals = _generic(cell, *arrays)
 
     def solve():
-        solver = fused_quasi.FusedQuasiNewton(cell, *_as("torch", arrays))
-        solver.P.fill_(float("nan"))  # rows no run writes (thread 0's) stay NaN
+        solver = fused_quasi.FusedQuasiNewton(cell, *_as(framework, arrays))
+        solver.P[...] = float("nan")  # rows no run writes (thread 0's) stay NaN
         return solver, _run(solver)
 
-    solver, (got, residuals) = _over_threads(3, solve)
-    P = solver.P.numpy()
+    solver, (got, residuals) = _over_threads(3, solve, framework)
+    P = np.asarray(solver.P)
     P = np.abs(P[~np.isnan(P)])
     assert P.size and (P == 0).any()  # the runs wrote P, and it did die within them
     # set to 0 below eps^2 and not sooner: |J| <= 0.05 a step, so the last nonzero is within 20x
@@ -287,7 +308,8 @@ def test_a_run_s_fix_up_stops_where_its_product_of_jacobians_is_0(cell, B):
     assert late > 10 * np.abs(expected[: len(expected) * 2 // 3]).max()
 
 
-def test_the_fix_up_stops_only_where_every_row_s_product_has_died():
+@pytest.mark.parametrize("framework", THREADED)
+def test_the_fix_up_stops_only_where_every_row_s_product_has_died(framework):
     """B = 2: row 0 saturated (J = 0 exactly, its P dead at once), row 1 with states of order 1
     and |J| up to 0.9 (its P alive for hundreds of steps). A stop at the first dead row, not the
     first step where every row is dead, leaves row 1 unfixed. (Found by an independent review.)"""
@@ -297,13 +319,16 @@ def test_the_fix_up_stops_only_where_every_row_s_product_has_died():
     xw[:, 1] = np.float32(0.3) * np.sign(xw[:, 1])
     arrays = [xw, R, Rb, s0]
     expected, expected_residuals = _generic(Cell.RNN, *arrays)
-    solver = _over_threads(3, lambda: fused_quasi.FusedQuasiNewton(Cell.RNN, *_as("torch", arrays)))
-    got, residuals = _over_threads(3, lambda: _run(solver))
+    solver = _over_threads(
+        3, lambda: fused_quasi.FusedQuasiNewton(Cell.RNN, *_as(framework, arrays)), framework
+    )
+    got, residuals = _over_threads(3, lambda: _run(solver), framework)
     np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE["float32"])
     np.testing.assert_allclose(residuals, expected_residuals, rtol=1e-3, atol=1e-6)
 
 
-def test_a_nan_carried_into_one_row_only_fixes_that_row_s_run_to_the_end():
+@pytest.mark.parametrize("framework", THREADED)
+def test_a_nan_carried_into_one_row_only_fixes_that_row_s_run_to_the_end(framework):
     """B = 2, a NaN input in row 1 of the first run: the carry into the later runs is NaN in row
     1 only. The fix-up must see it in any row (not only the first) and run to the end, so that
     row 1's states are NaN to the end, as the generic iteration's are. (Found by an independent
@@ -315,16 +340,17 @@ def test_a_nan_carried_into_one_row_only_fixes_that_row_s_run_to_the_end():
     expected, _ = iterate(Cell.RNN, *arrays, S, "diagonal", 0.0, 1)
 
     def one():
-        solver = fused_quasi.FusedQuasiNewton(Cell.RNN, *_as("torch", arrays))
-        return solver.iteration(), np.array(solver.states().numpy(), copy=True)
+        solver = fused_quasi.FusedQuasiNewton(Cell.RNN, *_as(framework, arrays))
+        return solver.iteration(), np.array(np.asarray(solver.states()), copy=True)
 
-    change, got = _over_threads(3, one)
+    change, got = _over_threads(3, one, framework)
     assert change != change and np.isnan(expected[100:, 1, 3]).all()  # J is diagonal
     np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
 
 
 @pytest.mark.parametrize("cell", list(Cell))
-def test_a_nan_past_the_death_of_a_run_s_product_is_seen_and_carried(cell):
+@pytest.mark.parametrize("framework", THREADED)
+def test_a_nan_past_the_death_of_a_run_s_product_is_seen_and_carried(framework, cell):
     """A NaN input late in the last run (P long 0 there): the change is NaN, and the states are
     NaN from that step on exactly where the generic iteration's are. A NaN in the first run makes
     the carry into the later runs NaN: their fix-up then runs to the end, as NaN + 0 * P must."""
@@ -335,13 +361,113 @@ def test_a_nan_past_the_death_of_a_run_s_product_is_seen_and_carried(cell):
         expected, (_, _, residuals, _) = iterate(cell, *arrays, S, "diagonal", 0.0, 1)
 
         def one(arrays=arrays):
-            solver = fused_quasi.FusedQuasiNewton(cell, *_as("torch", arrays))
-            return solver.iteration(), np.array(solver.states().numpy(), copy=True)
+            solver = fused_quasi.FusedQuasiNewton(cell, *_as(framework, arrays))
+            return solver.iteration(), np.array(np.asarray(solver.states()), copy=True)
 
-        change, got = _over_threads(3, one)
+        change, got = _over_threads(3, one, framework)
         assert residuals[0] != residuals[0] and change != change
         assert np.isnan(expected[step:]).any(axis=-1).all()  # the generic NaN runs to the end
         np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+
+
+@pytest.mark.parametrize("own_product", [True, False])
+@pytest.mark.parametrize("cell", list(Cell))
+def test_on_one_blas_thread_the_numpy_kernel_iterates_with_either_product(cell, own_product):
+    """One BLAS thread: no pool; the product made by the kernel (R^T within
+    ONE_THREAD_PRODUCT_BYTES) or by numpy.matmul block by block, each as the generic iteration."""
+    arrays = _recurrence(cell, "float32", H=20, T=50, B=3)
+    expected, expected_residuals = _generic(cell, *arrays)
+
+    def solve():
+        solver = fused_quasi.FusedQuasiNewton(cell, *arrays, own_product=own_product)
+        return solver, _run(solver)
+
+    solver, (got, residuals) = _over_threads(1, solve, "numpy")
+    assert solver.own_product is own_product and solver.mx.shape[0] == 1
+    np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE["float32"])
+    np.testing.assert_allclose(residuals, expected_residuals, rtol=1e-3, atol=1e-6)
+
+
+def test_the_product_is_the_kernel_s_own_where_r_fits_its_bytes():
+    _kernels()
+    cases = [(1, 16, True), (1, 128, False), (2, 128, True), (2, 512, False)]
+    for threads, H, own in cases:
+        arrays = _recurrence(Cell.LSTM, "float32", H=H, T=9, B=1, I=2)
+        solver = _over_threads(
+            threads, lambda a=arrays: fused_quasi.FusedQuasiNewton(Cell.LSTM, *a), "numpy"
+        )
+        R_bytes = 4 * H * 4 * H
+        assert solver.own_product is own, (threads, H)
+        assert own == (R_bytes <= fused_quasi.own_product_bytes(threads))
+
+
+@pytest.mark.parametrize("cell", list(Cell))
+def test_the_pool_s_results_do_not_depend_on_which_thread_ran_a_part(cell):
+    """8 parts on this machine's cores: a worker that wakes late leaves its parts to the caller,
+    which runs each the same way (part 0 from the true state, the others from zero and fixed
+    up): every run of the solve gives the same bits."""
+    arrays = _recurrence(cell, "float32", H=16, T=400, B=2)
+    expected, _ = _generic(cell, *arrays)
+
+    def solve():
+        return _run(fused_quasi.FusedQuasiNewton(cell, *arrays))
+
+    runs = [_over_threads(8, solve, "numpy") for _ in range(12)]
+    for got, residuals in runs:
+        np.testing.assert_array_equal(got, runs[0][0])
+        assert residuals == runs[0][1]
+    np.testing.assert_allclose(runs[0][0], expected, rtol=0, atol=TOLERANCE["float32"])
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("cell", list(Cell))
+def test_the_input_projection_on_the_pool_is_the_generic_one(cell, dtype, threads):
+    """fused_quasi.input_projection (on the pool where the BLAS runs several threads) against
+    jacobians'; sizes of one row and one unit, of rows fewer than parts, and of tiles' tails."""
+    _kernels()
+    rng = np.random.default_rng(5)
+    G = GATES[cell]
+    for T, B, I, H in [(1, 1, 1, 1), (7, 3, 5, 9), (64, 1, 33, 17), (3, 2, 1, 40)]:
+        x = rng.standard_normal((T, B, I)).astype(dtype)
+        W = rng.standard_normal((G * H, I)).astype(dtype)
+        Wb, Rb = (rng.standard_normal(G * H).astype(dtype) for _ in range(2))
+        got = _over_threads(
+            threads, lambda a=(x, W, Wb, Rb): fused_quasi.input_projection(cell, *a), "numpy"
+        )
+        expected = input_projection(cell, x, W, Wb, Rb)
+        assert got.shape == expected.shape and got.dtype == expected.dtype
+        atol = 1e-5 if dtype == "float32" else 1e-12
+        np.testing.assert_allclose(
+            got, expected, rtol=0, atol=atol * max(1, np.abs(expected).max())
+        )
+
+
+def test_a_forked_child_iterates_without_the_parent_s_workers():
+    """The pool's workers do not survive fork(): the child's first job runs on the caller (and
+    new workers), not waiting for threads it does not have."""
+    import multiprocessing
+
+    arrays = _recurrence(Cell.GRU, "float32", H=16, T=200, B=1)
+    expected, _ = _over_threads(
+        2, lambda: _run(fused_quasi.FusedQuasiNewton(Cell.GRU, *arrays)), "numpy"
+    )
+
+    def child(queue):
+        got, _ = _over_threads(
+            2, lambda: _run(fused_quasi.FusedQuasiNewton(Cell.GRU, *arrays)), "numpy"
+        )
+        queue.put(bool(np.array_equal(got, expected)))
+
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    process = context.Process(target=child, args=(queue,))
+    process.start()
+    process.join(60)
+    if process.is_alive():
+        process.kill()
+        pytest.fail("the forked child's pooled iteration did not finish in 60 s")
+    assert process.exitcode == 0 and queue.get(timeout=5) is True
 
 
 def test_a_whole_model_solves_to_the_sequential_run_through_the_kernel():

@@ -17,8 +17,12 @@ from the generic one in the last bits. On torch tensors the kernel splits each b
 torch's threads (torch.get_num_threads(), its own OpenMP pool: the workers that made the product
 take the kernel's share, where a pool of the kernel's own would fight them for the cores): with
 few rows a thread or short ones by runs of steps, each thread's run then fixed up from the true
-state entering it, else by rows or units (native/quasi_newton_cells.h says when); on NumPy
-arrays it runs on the calling thread (OpenBLAS keeps threads of its own).
+state entering it, else by rows or units (native/quasi_newton_cells.h says when). On NumPy
+arrays, where the BLAS runs on several threads, the kernel makes the product itself (R^T within
+POOL_PRODUCT_BYTES) on a pool of its own threads (native/quasi_newton.c: OpenBLAS keeps threads
+of its own, which spin ~0.1 s after each product and starve any other pool), as many as the
+BLAS's, and so does the solve's input projection (input_projection); on one BLAS thread it runs
+on the calling thread, making the product itself where R^T is small (ONE_THREAD_PRODUCT_BYTES).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from __future__ import annotations
 import functools
 import math
 
+from backends.parallel_in_time import jacobians
 from backends.parallel_in_time.arrays import namespace
 from backends.parallel_in_time.native.build import DTYPES, Kernels, load
 from harness.machine.cpu_limits import caches
@@ -35,6 +40,7 @@ __all__ = [
     "BLOCK_BYTES",
     "FusedQuasiNewton",
     "block_bytes_per_thread",
+    "input_projection",
     "load",
     "step_blocks",
     "unavailable",
@@ -49,6 +55,14 @@ __all__ = [
 # block no longer fits with its other streams). At 1 thread 256 KiB -> 512 KiB changed H = 32
 # by under 3% and H = 256 by 3-6% less.
 BLOCK_BYTES = 256 << 10
+# R^T up to which the kernel makes the product itself on NumPy arrays, measured on the 2-core
+# Xeon against numpy.matmul's block products (an iteration / one product of equal FLOPs, the
+# pools timed apart): at 2 threads 1.2-2.6x where the BLAS's product beside the one-thread kernel
+# took 1.6-3.7x, at every H from 32 to 256 (R^T up to 1 MiB, the LSTM's at H = 256); at one
+# thread 5-20% faster at H = 32 and R^T <= 16 KiB, within +-15% at H = 64 and up to 40% slower
+# at H = 128 and 256
+POOL_PRODUCT_BYTES = 1 << 20
+ONE_THREAD_PRODUCT_BYTES = 32 << 10
 
 
 @functools.cache
@@ -85,7 +99,16 @@ class FusedQuasiNewton:
     (starting from s^(0) = 0) and returns the max-abs change (NaN if anything is not finite).
     xw [T, B, G*H] from input_projection, s0 [B, N]; call `unavailable(xw)` first."""
 
-    def __init__(self, cell: Cell, xw, R, Rb, s0, block_bytes: int | None = None):
+    def __init__(
+        self,
+        cell: Cell,
+        xw,
+        R,
+        Rb,
+        s0,
+        block_bytes: int | None = None,
+        own_product: bool | None = None,
+    ):
         kernels = load()
         assert isinstance(kernels, Kernels), kernels
         xp = self.xp = namespace(xw)
@@ -103,8 +126,14 @@ class FusedQuasiNewton:
         self.Rd = _contiguous(xp, xp.stack(diagonals))
         # the GRU's candidate: the reset gate scales R_h s + Rb_h, so Rb_h is not in xw
         self.Rbh = _contiguous(xp, Rb[2 * H :]) if cell is Cell.GRU else None
-        self.kernel = kernels.function(cell.value, str(xw.dtype).removeprefix("torch."))
-        threads = xp.get_num_threads() if xp.__name__ == "torch" and kernels.threaded else 1
+        threads, own_product = _threads(xp, kernels, H, GH, xw.dtype.itemsize, own_product)
+        self.own_product = own_product
+        # NumPy's BLAS keeps threads of its own: the kernel's threads are then the library's pool
+        pooled = xp.__name__ == "numpy" and threads > 1
+        dtype = str(xw.dtype).removeprefix("torch.")
+        self.kernel = kernels.function(cell.value, dtype, pooled)
+        # the kernel makes the product itself from R^T [H, GH] (else the framework, block by block)
+        self.RTc = _contiguous(xp, self.RT) if own_product else None
         if block_bytes is None:
             block_bytes = threads * block_bytes_per_thread()
         self.blocks = step_blocks(T, B * GH * xw.dtype.itemsize, block_bytes)
@@ -119,11 +148,17 @@ class FusedQuasiNewton:
         inputs = [self.pre, self.xw, *([self.Rbh] if self.Rbh is not None else []), self.Rd]
         pointers = [_pointer(xp, array) for array in inputs]
         mx = (_pointer(xp, self.mx), _pointer(xp, self.P), _pointer(xp, self.carry))
+        RT_pointer = _pointer(xp, self.RTc) if self.RTc is not None else None
         self.steps = []  # per parity: per block, (the product's operands, the kernel's arguments)
         for now, then in ((0, 1), (1, 0)):
             # the product reads the state before each step; for the LSTM h only (a strided view)
             previous = self.buffers[now][:-1].reshape(T * B, N)[:, :H]
-            ends = (_pointer(xp, self.buffers[now]), _pointer(xp, self.buffers[then]), *mx)
+            ends = (
+                _pointer(xp, self.buffers[now]),
+                _pointer(xp, self.buffers[then]),
+                *mx,
+                RT_pointer,
+            )
             self.steps.append(
                 [
                     (
@@ -140,7 +175,8 @@ class FusedQuasiNewton:
         change = math.nan
         product, RT = self.xp.mm if self.xp.__name__ == "torch" else self.xp.matmul, self.RT
         for previous, pre, arguments in self.steps[self.parity]:
-            product(previous, RT, out=pre)
+            if not self.own_product:
+                product(previous, RT, out=pre)
             change = self.kernel(*arguments)
         self.parity = 1 - self.parity
         return change if change - change == 0 else math.nan
@@ -148,6 +184,58 @@ class FusedQuasiNewton:
     def states(self):
         """The current iterate, [T, B, N] (a view of the solver's buffer)."""
         return self.buffers[self.parity][1:]
+
+
+def _threads(xp, kernels: Kernels, H, GH, itemsize, own_product):
+    """(threads, own_product) for the kernel: torch's thread count with torch's product; on NumPy
+    arrays the BLAS's thread count, the kernel making the product on its own pool where R^T
+    fits own_product_bytes, else one thread beside the BLAS's product."""
+    if xp.__name__ == "torch":
+        return (xp.get_num_threads() if kernels.threaded else 1), bool(own_product)
+    threads = blas_threads()
+    if own_product is None:
+        own_product = H * GH * itemsize <= own_product_bytes(threads)
+    return (threads if own_product else 1), own_product
+
+
+def own_product_bytes(threads: int) -> int:
+    """The largest R^T (or W^T) whose product the kernel makes itself on NumPy arrays."""
+    return POOL_PRODUCT_BYTES if threads > 1 else ONE_THREAD_PRODUCT_BYTES
+
+
+def input_projection(cell: Cell, x, W, Wb, Rb):
+    """jacobians.input_projection; on NumPy arrays where the BLAS runs on several threads and
+    W^T fits own_product_bytes, made on the kernel's pool: a BLAS product just before the
+    iteration leaves the BLAS's threads spinning ~0.1 s beside the pool's."""
+    threads = blas_threads() if namespace(x).__name__ == "numpy" else 1
+    dtype = str(x.dtype)
+    if (
+        threads < 2
+        or dtype not in DTYPES
+        or any(str(a.dtype) != dtype for a in (W, Wb, Rb))
+        or W.size * x.dtype.itemsize > own_product_bytes(threads)
+        or isinstance(kernels := load(), str)
+    ):
+        return jacobians.input_projection(cell, x, W, Wb, Rb)
+    T, B, I = x.shape
+    GH = W.shape[0]
+    X = namespace(x).ascontiguousarray(x).reshape(T * B, I)
+    WT = namespace(x).ascontiguousarray(W.T)
+    bias = namespace(x).ascontiguousarray(jacobians.projection_bias(cell, Wb, Rb), dtype=dtype)
+    out = namespace(x).empty((T, B, GH), dtype)
+    project = getattr(kernels.library, f"project_{DTYPES[dtype]}")
+    project(T * B, I, GH, threads, *(a.ctypes.data for a in (X, WT, bias, out)))
+    return out
+
+
+def blas_threads() -> int:
+    """The threads NumPy's BLAS runs a product on (threadpoolctl's count; 1 where it cannot say)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return 1
+    counts = [i["num_threads"] for i in threadpool_info() if i.get("user_api") == "blas"]
+    return max(1, min(counts)) if counts else 1
 
 
 def _cast(xp, array, dtype):

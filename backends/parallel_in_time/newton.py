@@ -194,11 +194,16 @@ def solve_layers(spec: ModelSpec, params, x, s0, method: str, tol: float, max_it
     the first layer that fails, and the SolveRecords. x time-major; s0 [L*D, B, N]."""
     H, D, xp = spec.hidden_size, spec.num_directions, namespace(x)
     layer_input, layers, solves = x, [], []
+    project = input_projection
+    if method == "quasi-newton":  # on the fused kernel's pool where its iteration runs there
+        from backends.parallel_in_time import fused_quasi
+
+        project = fused_quasi.input_projection
     for layer in range(spec.num_layers):
         W, R, Wb, Rb = (params[f"l{layer}.{k}"] for k in ("W", "R", "Wb", "Rb"))
         states = []
         for d, direction in enumerate(("forward", "reverse")[:D]):
-            xw = input_projection(spec.cell, in_time_order(layer_input, d), W[d], Wb[d], Rb[d])
+            xw = project(spec.cell, in_time_order(layer_input, d), W[d], Wb[d], Rb[d])
             S, (ok, count, residuals, reason) = solve_recurrence(
                 spec.cell, xw, R[d], Rb[d], s0[layer * D + d], method, tol, max_iter
             )

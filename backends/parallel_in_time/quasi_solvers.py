@@ -32,6 +32,8 @@ def describe(method: str, framework: str, device: str) -> str:
     if device == "cpu" and framework in ("numpy", "torch"):
         kernels = fused_quasi.load()
         if not isinstance(kernels, str):
+            if framework == "numpy":  # fused_quasi._threads
+                return f"{kernels.describe()}; on NumPy arrays its own product and thread pool"
             return kernels.describe()
         fallback = torch_quasi.DESCRIPTION if framework == "torch" else GENERIC
         return f"{fallback}: {kernels}"

@@ -27,6 +27,7 @@ FLAGS = (
     "-fno-trapping-math",
     "-fPIC",
     "-shared",
+    "-pthread",
 )
 # tried first: the kernel then splits a block's units over the caller's OpenMP threads (torch's
 # pool); a compiler without OpenMP builds it single-threaded
@@ -44,8 +45,9 @@ class Kernels:
     compiler: str  # the compiler's first --version line
     library: ctypes.CDLL
 
-    def function(self, cell: str, dtype: str):
-        return getattr(self.library, f"{cell}_{DTYPES[dtype]}")
+    def function(self, cell: str, dtype: str, pooled: bool = False):
+        """The cell's kernel on the caller's OpenMP pool, or (pooled) on the library's own."""
+        return getattr(self.library, f"{cell}_{'pooled_' if pooled else ''}{DTYPES[dtype]}")
 
     @property
     def threaded(self) -> bool:
@@ -72,8 +74,13 @@ def load() -> Kernels | str:
         return f"the fused C kernel did not build or load: {native_library.first_line(error)}"
     for cell in CELLS:
         for suffix in DTYPES.values():
-            function = getattr(library, f"{cell}_{suffix}")
-            pointers = 9 if cell == "gru" else 8  # the cell's arrays, mx, P and carry
-            function.argtypes = [ctypes.c_longlong] * 5 + [ctypes.c_void_p] * pointers
-            function.restype = ctypes.c_double
+            for pooled in ("", "pooled_"):
+                function = getattr(library, f"{cell}_{pooled}{suffix}")
+                pointers = 10 if cell == "gru" else 9  # the cell's arrays, mx, P, carry and RT
+                function.argtypes = [ctypes.c_longlong] * 5 + [ctypes.c_void_p] * pointers
+                function.restype = ctypes.c_double
+    for suffix in DTYPES.values():
+        function = getattr(library, f"project_{suffix}")
+        function.argtypes = [ctypes.c_longlong] * 4 + [ctypes.c_void_p] * 4
+        function.restype = None
     return Kernels(path, version, library)

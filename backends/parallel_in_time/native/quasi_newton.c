@@ -142,6 +142,140 @@ static inline vec_f64 exp_f64(vec_f64 x) {
     return x * (vec_f64)bits;
 }
 
+/* A block's work for NumPy arrays, on a pool of this library's own (POOL): NumPy's BLAS keeps
+   threads of its own, which spin for ~0.1 s after each of its products (measured: an OpenMP
+   region started in that time waited a scheduler tick, 7-15 ms, at each barrier for its worker),
+   and a worker woken from sleep on this VM now and then took ~10 ms to run. So the caller never
+   waits for a worker that has not started: the block is cut into `runs` parts that the threads
+   claim in order (a counter tagged with the job's number, so that a worker that wakes late
+   claims nothing of a later job), the caller claiming too, and it waits only for the parts a
+   worker did claim. Where no worker comes, the caller does every part, each the same way (a
+   part's way is fixed by its index, not by who runs it: results do not depend on timing). The
+   workers spin ~SPIN_NS between jobs (one iteration's blocks follow each other within
+   microseconds), then sleep on a futex. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <time.h>
+#ifdef __linux__
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+#define MAX_RUNS 64
+#define SPIN_NS 100000
+
+struct job {
+    void (*run)(const struct job *, long long k); /* the cell's part k */
+    long long t0, t1, B, H, runs, by_time;
+    long long K, GH; /* the input projection's (project_SUFFIX): rows are t1 */
+    void *pre, *nxt, *mx, *P, *carry;
+    const void *xw, *Rbh, *Rd, *cur, *RT;
+    /* by time: the true state entering part k once known (part k - 1 publishes it) */
+    const void *_Atomic entry[MAX_RUNS];
+};
+
+static struct {
+    pthread_mutex_t lock; /* one job at a time */
+    struct job job;
+    _Atomic unsigned generation; /* the job's number, and the sleeping workers' futex */
+    _Atomic unsigned long long claim; /* generation << 32 | the next unclaimed part */
+    _Atomic long long done;           /* parts finished in this job */
+    _Atomic int sleepers;
+    int workers;
+} POOL = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static long long now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static inline void relax(void) {
+#if defined(__SSE2__)
+    _mm_pause();
+#endif
+}
+
+/* claim and run parts of job `generation` until none is left */
+static void take_parts(unsigned generation) {
+    for (;;) {
+        unsigned long long c = atomic_load(&POOL.claim);
+        long long k = (long long)(c & 0xffffffffULL);
+        if ((unsigned)(c >> 32) != generation || k >= POOL.job.runs) return;
+        if (!atomic_compare_exchange_weak(&POOL.claim, &c, c + 1)) continue;
+        POOL.job.run(&POOL.job, k);
+        atomic_fetch_add(&POOL.done, 1);
+    }
+}
+
+static void *worker_main(void *unused) {
+    (void)unused;
+    unsigned seen = atomic_load(&POOL.generation);
+    for (;;) {
+        long long since = now_ns();
+        unsigned g;
+        for (long long spins = 0; (g = atomic_load(&POOL.generation)) == seen; spins++) {
+            relax();
+            if ((spins & 63) || now_ns() - since < SPIN_NS) continue;
+            atomic_fetch_add(&POOL.sleepers, 1);
+#ifdef __linux__
+            syscall(SYS_futex, &POOL.generation, FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
+#else
+            nanosleep(&(struct timespec){0, 50000}, NULL);
+#endif
+            atomic_fetch_sub(&POOL.sleepers, 1);
+            since = now_ns();
+        }
+        seen = g;
+        take_parts(g);
+    }
+    return NULL;
+}
+
+/* after fork() the child has none of the parent's workers */
+static void forget_workers(void) {
+    POOL.workers = 0;
+    pthread_mutex_init(&POOL.lock, NULL);
+}
+
+/* job must be filled (POOL.job) under POOL.lock; runs it with up to threads - 1 workers */
+static void run_job(int threads) {
+    static int registered;
+    if (!registered) registered = !pthread_atfork(NULL, NULL, forget_workers);
+    for (; POOL.workers < threads - 1 && POOL.workers < MAX_RUNS - 1; POOL.workers++) {
+        pthread_t thread;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        int failed = pthread_create(&thread, &attr, worker_main, NULL);
+        pthread_attr_destroy(&attr);
+        if (failed) break; /* fewer workers: the caller does their parts */
+    }
+    for (long long k = 0; k < POOL.job.runs; k++) POOL.job.entry[k] = NULL;
+    atomic_store(&POOL.done, 0);
+    unsigned g = atomic_load(&POOL.generation) + 1;
+    atomic_store(&POOL.claim, (unsigned long long)g << 32);
+    if (POOL.job.runs > 1 && POOL.workers > 0) {
+        atomic_store(&POOL.generation, g);
+#ifdef __linux__
+        if (atomic_load(&POOL.sleepers) > 0)
+            syscall(SYS_futex, &POOL.generation, FUTEX_WAKE_PRIVATE, POOL.workers, NULL, NULL, 0);
+#endif
+    }
+    take_parts(g);
+    while (atomic_load(&POOL.done) < POOL.job.runs) relax();
+}
+
+/* part k's wait for the true state entering it (a part before it is running on another
+   thread) */
+static const void *entry_of(const struct job *job, long long k) {
+    const void *entry;
+    while (!(entry = atomic_load(&((struct job *)job)->entry[k]))) relax();
+    return entry;
+}
+
 #define REAL float
 #define SUFFIX f32
 #define PS ps /* the intrinsics' name for the type */

@@ -223,6 +223,94 @@ static void FIX_UP(long long t0, long long ta, long long tb, long long B, long l
     }
 }
 
+/* The block's product rows q0 <= q < q1, columns c0 <= c < c1, where the caller did not make
+   them (its RT non-null): pre[q, c] = sum_k S[q lds + k] RT[k GH + c], S the state before each of
+   the block's steps (cur's rows from step t0, h alone for the LSTM: lds = N), RT = R^T [H, GH].
+   Each thread makes the rows or units its kernel then reads, while they are in its cache, with
+   no library call: on NumPy arrays the BLAS's own threads would spin between its products and
+   starve this pool (quasi_newton.c). Tiles of PRODUCT_ROWS rows by PRODUCT_VECS vectors of
+   columns held in registers along k (RT's tile in L1, reused by every row tile). */
+#if VECTOR_BYTES == 64
+#define PRODUCT_ROWS 4
+#define PRODUCT_VECS 4
+#else
+#define PRODUCT_ROWS 3
+#define PRODUCT_VECS 3
+#endif
+#define MICRO NAMED(micro, SUFFIX)
+#define PRODUCT NAMED(product, SUFFIX)
+static inline __attribute__((always_inline)) void MICRO(const int rows, const int nv,
+                                                        const int full, long long w, long long K,
+                                                        long long GH, const REAL *restrict S,
+                                                        long long lds, const REAL *restrict RT,
+                                                        REAL *restrict out) {
+    VEC acc[PRODUCT_ROWS][PRODUCT_VECS];
+    for (int r = 0; r < rows; r++)
+        for (int v = 0; v < nv; v++) acc[r][v] = SPLAT(0);
+    for (long long k = 0; k < K; k++) {
+        VEC b[PRODUCT_VECS];
+        for (int v = 0; v < nv; v++)
+            b[v] = GET(full || v < nv - 1, w, RT + k * GH + v * LANES);
+        for (int r = 0; r < rows; r++) {
+            VEC a = SPLAT(S[r * lds + k]);
+            for (int v = 0; v < nv; v++) acc[r][v] += a * b[v];
+        }
+    }
+    for (int r = 0; r < rows; r++)
+        for (int v = 0; v < nv; v++) PUT(full || v < nv - 1, w, out + r * GH + v * LANES, acc[r][v]);
+}
+
+#define MICRO_CASE(NV_, FULL_)                                                               \
+    case 2 * (NV_) + (FULL_):                                                                \
+        for (; q + PRODUCT_ROWS <= q1; q += PRODUCT_ROWS)                                    \
+            MICRO(PRODUCT_ROWS, NV_, FULL_, w, K, GH, S + q * lds, lds, RT + c,              \
+                  out + q * GH + c);                                                         \
+        for (; q < q1; q++) MICRO(1, NV_, FULL_, w, K, GH, S + q * lds, lds, RT + c, out + q * GH + c); \
+        break;
+
+static void PRODUCT(long long q0, long long q1, long long c0, long long c1, long long K,
+                    long long GH, const REAL *restrict S, long long lds,
+                    const REAL *restrict RT, REAL *restrict out) {
+    for (long long c = c0; c < c1; c += PRODUCT_VECS * LANES) {
+        long long width = c1 - c < PRODUCT_VECS * LANES ? c1 - c : PRODUCT_VECS * LANES;
+        long long nv = (width + LANES - 1) / LANES, w = width - (nv - 1) * LANES;
+        long long q = q0;
+        switch (2 * nv + (w == LANES)) {
+            MICRO_CASE(1, 0)
+            MICRO_CASE(1, 1)
+            MICRO_CASE(2, 0)
+            MICRO_CASE(2, 1)
+            MICRO_CASE(3, 0)
+            MICRO_CASE(3, 1)
+#if PRODUCT_VECS == 4
+            MICRO_CASE(4, 0)
+            MICRO_CASE(4, 1)
+#endif
+        }
+    }
+}
+#undef MICRO_CASE
+
+/* The product rows a thread's kernel reads (RT non-null; else the caller made them): steps
+   ta <= t < tb of the block from t0, batch rows [m0, m1) and units [j0, j1) of each of the G gate
+   blocks */
+#define OWN_PRODUCT NAMED(own_product, SUFFIX)
+static void OWN_PRODUCT(long long t0, long long ta, long long tb, long long B, long long H,
+                        long long G, long long N, long long m0, long long m1, long long j0,
+                        long long j1, const REAL *restrict cur, const REAL *restrict RT,
+                        REAL *restrict pre) {
+    const REAL *S = cur + t0 * B * N;
+    int whole = j0 == 0 && j1 == H;
+    for (long long g = 0; g < (whole ? 1 : G); g++) {
+        long long c0 = whole ? 0 : g * H + j0, c1 = whole ? G * H : g * H + j1;
+        if (m1 - m0 == B)
+            PRODUCT((ta - t0) * B, (tb - t0) * B, c0, c1, H, G * H, S, N, RT, pre);
+        else
+            for (long long t = ta; t < tb; t++)
+                PRODUCT((t - t0) * B + m0, (t - t0) * B + m1, c0, c1, H, G * H, S, N, RT, pre);
+    }
+}
+
 /* Thread k's run of the block's steps [*ta, *tb) of n: thread 0, which alone has no fix-up,
    takes 1 + share runs' worth. The cell's share (CELL##_SHARE) is what balanced 2 threads at
    H = 32, B = 1, 8 and 32 (measured side by side, shares -0.2 to 1.2): the RNN's fix-up costs
@@ -288,7 +376,7 @@ static inline void UNITS(long long B, long long H, long long *m0, long long *m1,
 #define MIN_RUN 8
 #define ROWS_A_THREAD 8
 #define SHORT_ROW 256
-#define SPLIT_OVER_THREADS(CELL, N, ...)                                                     \
+#define SPLIT_OVER_THREADS(CELL, G, N, ...)                                                  \
     if (t0 == 0)                                                                             \
         for (long long j = 0; j < (N) * threads; j++) mx[j] = 0;                             \
     PARALLEL(threads)                                                                        \
@@ -299,6 +387,7 @@ static inline void UNITS(long long B, long long H, long long *m0, long long *m1,
         if (n > 1 && by_time && t1 - t0 >= MIN_RUN * n) {                                    \
             long long ta, tb;                                                                \
             CHUNK(t0, t1, k, n, CELL##_SHARE, &ta, &tb);                                     \
+            if (RT) OWN_PRODUCT(t0, ta, tb, B, H, G, (N), 0, B, 0, H, cur, RT, pre);         \
             if (k == 0)                                                                      \
                 NAMED(CELL##_units, SUFFIX)(t0, ta, tb, B, H, 0, B, 0, H, __VA_ARGS__, own); \
             else                                                                             \
@@ -312,10 +401,101 @@ static inline void UNITS(long long B, long long H, long long *m0, long long *m1,
         } else {                                                                             \
             long long m0, m1, j0, j1;                                                        \
             UNITS(B, H, &m0, &m1, &j0, &j1);                                                 \
+            if (RT) OWN_PRODUCT(t0, t0, t1, B, H, G, (N), m0, m1, j0, j1, cur, RT, pre);     \
             NAMED(CELL##_units, SUFFIX)(t0, t0, t1, B, H, m0, m1, j0, j1, __VA_ARGS__, own); \
         }                                                                                    \
     }                                                                                        \
     return FINISH(mx, (N) * threads);
+
+/* A kernel's body on this library's own pool (quasi_newton.c's run_job), for NumPy arrays:
+   `threads` parts of the block by runs of steps or by batch rows, chosen as SPLIT_OVER_THREADS
+   chooses (a block too short for runs is one part). Part 0 of a split by time is scanned from
+   the true state, every later part from zero with its running product P, then, once the part
+   before it has made the true state entering it known (entry_of), it makes the next part's
+   (its own last state made true, into carry) and fixes itself up; so fix-ups run side by side.
+   The parts' running maxes are mx's rows (one a part, whoever runs it). CELL's part and the
+   exported CELL_pooled_SUFFIX, whose arguments are CELL's kernel's. */
+#define UNPAREN(...) __VA_ARGS__
+#define POOLED(CELL, G, N, ARGS, ...)                                                        \
+    static void NAMED(CELL##_part, SUFFIX)(const struct job *job, long long k) {             \
+        long long t0 = job->t0, t1 = job->t1, B = job->B, H = job->H, n = job->runs;         \
+        REAL *pre = job->pre, *nxt = job->nxt, *P = job->P, *carry = job->carry;             \
+        const REAL *xw = job->xw, *Rbh = job->Rbh, *Rd = job->Rd, *cur = job->cur;          \
+        const REAL *RT = job->RT;                                                            \
+        REAL *own = (REAL *)job->mx + k * (N);                                               \
+        (void)Rbh;                                                                           \
+        if (!job->by_time) {                                                                 \
+            long long m0 = B * k / n, m1 = B * (k + 1) / n;                                  \
+            if (RT) OWN_PRODUCT(t0, t0, t1, B, H, G, (N), m0, m1, 0, H, cur, RT, pre);       \
+            NAMED(CELL##_units, SUFFIX)(t0, t0, t1, B, H, m0, m1, 0, H, UNPAREN ARGS, own);          \
+            return;                                                                          \
+        }                                                                                    \
+        long long ta, tb;                                                                    \
+        CHUNK(t0, t1, k, n, CELL##_SHARE, &ta, &tb);                                         \
+        if (RT) OWN_PRODUCT(t0, ta, tb, B, H, G, (N), 0, B, 0, H, cur, RT, pre);             \
+        if (k == 0) {                                                                        \
+            NAMED(CELL##_units, SUFFIX)(t0, ta, tb, B, H, 0, B, 0, H, UNPAREN ARGS, own);            \
+            if (n > 1) atomic_store(&((struct job *)job)->entry[1], nxt + tb * B * (N));     \
+            return;                                                                          \
+        }                                                                                    \
+        NAMED(CELL##_local, SUFFIX)(t0, ta, tb, B, H, 0, B, 0, H, UNPAREN ARGS, own, P);             \
+        const REAL *entry = entry_of(job, k);                                                \
+        if (k + 1 < n) {                                                                     \
+            const REAL *last = nxt + tb * B * (N), *p = P + (tb - 1 - t0) * B * (N);         \
+            REAL *c = carry + (k + 1) * B * (N);                                             \
+            for (long long j = 0; j < B * (N); j++) c[j] = CARRIED(last[j], p[j], entry[j]); \
+            atomic_store(&((struct job *)job)->entry[k + 1], c);                             \
+        }                                                                                    \
+        FIX_UP(t0, ta, tb, B, (N), CELL##_STOP, P, entry, cur, nxt, own);                    \
+    }                                                                                        \
+    double NAMED(CELL##_pooled, SUFFIX)(long long t0, long long t1, long long B, long long H, \
+                                        long long threads, __VA_ARGS__) {                    \
+        if (threads > MAX_RUNS) threads = MAX_RUNS;                                          \
+        if (t0 == 0)                                                                         \
+            for (long long j = 0; j < (N) * threads; j++) mx[j] = 0;                         \
+        int by_time = B < ROWS_A_THREAD * threads || H * (long long)sizeof(REAL) < SHORT_ROW; \
+        long long runs = by_time && t1 - t0 < MIN_RUN * threads ? 1 : threads;              \
+        pthread_mutex_lock(&POOL.lock);                                                      \
+        struct job *job = &POOL.job;                                                         \
+        job->run = NAMED(CELL##_part, SUFFIX), job->t0 = t0, job->t1 = t1, job->B = B;       \
+        job->H = H, job->runs = runs, job->by_time = by_time || runs == 1;                   \
+        job->pre = pre, job->nxt = nxt, job->mx = mx, job->P = P, job->carry = carry;        \
+        job->xw = xw, job->Rd = Rd, job->cur = cur, job->RT = RT;                            \
+        POOLED_RBH(CELL)                                                                     \
+        run_job((int)threads);                                                               \
+        pthread_mutex_unlock(&POOL.lock);                                                    \
+        return FINISH(mx, (N) * threads);                                                    \
+    }
+#define POOLED_RBH(CELL) NAMED(CELL, RBH)
+#define rnn_RBH job->Rbh = 0;
+#define lstm_RBH job->Rbh = 0;
+#define gru_RBH job->Rbh = Rbh;
+
+/* The input projection x W^T + bias on the pool: out [rows, GH] = X [rows, K] WT [K, GH] plus
+   bias [GH] in each row, the rows cut into `threads` parts; so that a solve on NumPy arrays
+   calls no BLAS whose threads would then spin beside the pool's (the fields: rows in t1, X in
+   cur, WT in RT, bias in Rd, out in pre). */
+static void NAMED(project_part, SUFFIX)(const struct job *job, long long k) {
+    long long rows = job->t1, n = job->runs, K = job->K, GH = job->GH;
+    long long q0 = rows * k / n, q1 = rows * (k + 1) / n;
+    REAL *out = job->pre;
+    const REAL *bias = job->Rd;
+    PRODUCT(q0, q1, 0, GH, K, GH, job->cur, K, job->RT, out);
+    for (long long q = q0; q < q1; q++)
+        for (long long c = 0; c < GH; c++) out[q * GH + c] += bias[c];
+}
+
+void NAMED(project, SUFFIX)(long long rows, long long K, long long GH, long long threads,
+                            const REAL *X, const REAL *WT, const REAL *bias, REAL *out) {
+    if (threads > MAX_RUNS) threads = MAX_RUNS;
+    pthread_mutex_lock(&POOL.lock);
+    struct job *job = &POOL.job;
+    job->run = NAMED(project_part, SUFFIX), job->t1 = rows, job->K = K, job->GH = GH;
+    job->runs = rows >= 4 * threads ? threads : 1;
+    job->cur = X, job->RT = WT, job->Rd = bias, job->pre = out;
+    run_job((int)threads);
+    pthread_mutex_unlock(&POOL.lock);
+}
 
 /* the max over every thread's running max (mx holds one row of N per thread) */
 static double FINISH(const REAL *mx, long long N) {
@@ -442,11 +622,17 @@ TWO_FUNCTIONS(rnn, const REAL *restrict pre, const REAL *restrict xw, const REAL
               const REAL *restrict cur, REAL *restrict nxt)
 
 double NAMED(rnn, SUFFIX)(long long t0, long long t1, long long B, long long H, long long threads,
-                          const REAL *restrict pre, const REAL *restrict xw, const REAL *restrict Rd,
+                          REAL *restrict pre, const REAL *restrict xw, const REAL *restrict Rd,
                           const REAL *restrict cur, REAL *restrict nxt, REAL *restrict mx,
-                          REAL *restrict P, REAL *restrict carry) {
-    SPLIT_OVER_THREADS(rnn, H, pre, xw, Rd, cur, nxt)
+                          REAL *restrict P, REAL *restrict carry,
+                          const REAL *restrict RT) {
+    SPLIT_OVER_THREADS(rnn, 1, H, pre, xw, Rd, cur, nxt)
 }
+
+POOLED(rnn, 1, H, (pre, xw, Rd, cur, nxt),
+       REAL *restrict pre, const REAL *restrict xw, const REAL *restrict Rd,
+       const REAL *restrict cur, REAL *restrict nxt, REAL *restrict mx, REAL *restrict P,
+       REAL *restrict carry, const REAL *restrict RT)
 
 #define gru_ARGS pre, xw, Rbh, Rd, cur, nxt
 TILE_HEAD(gru, const REAL *restrict pre, const REAL *restrict xw, const REAL *restrict Rbh,
@@ -481,11 +667,17 @@ TWO_FUNCTIONS(gru, const REAL *restrict pre, const REAL *restrict xw, const REAL
               const REAL *restrict Rd, const REAL *restrict cur, REAL *restrict nxt)
 
 double NAMED(gru, SUFFIX)(long long t0, long long t1, long long B, long long H, long long threads,
-                          const REAL *restrict pre, const REAL *restrict xw, const REAL *restrict Rbh,
+                          REAL *restrict pre, const REAL *restrict xw, const REAL *restrict Rbh,
                           const REAL *restrict Rd, const REAL *restrict cur, REAL *restrict nxt,
-                          REAL *restrict mx, REAL *restrict P, REAL *restrict carry) {
-    SPLIT_OVER_THREADS(gru, H, pre, xw, Rbh, Rd, cur, nxt)
+                          REAL *restrict mx, REAL *restrict P, REAL *restrict carry,
+                          const REAL *restrict RT) {
+    SPLIT_OVER_THREADS(gru, 3, H, pre, xw, Rbh, Rd, cur, nxt)
 }
+
+POOLED(gru, 3, H, (pre, xw, Rbh, Rd, cur, nxt),
+       REAL *restrict pre, const REAL *restrict xw, const REAL *restrict Rbh, const REAL *restrict Rd,
+       const REAL *restrict cur, REAL *restrict nxt, REAL *restrict mx, REAL *restrict P,
+       REAL *restrict carry, const REAL *restrict RT)
 
 #define lstm_ARGS pre, xw, Rd, cur, nxt
 TILE_HEAD(lstm, const REAL *restrict pre, const REAL *restrict xw, const REAL *restrict Rd,
@@ -524,11 +716,17 @@ TWO_FUNCTIONS(lstm, const REAL *restrict pre, const REAL *restrict xw, const REA
               const REAL *restrict cur, REAL *restrict nxt)
 
 double NAMED(lstm, SUFFIX)(long long t0, long long t1, long long B, long long H, long long threads,
-                          const REAL *restrict pre, const REAL *restrict xw, const REAL *restrict Rd,
+                          REAL *restrict pre, const REAL *restrict xw, const REAL *restrict Rd,
                           const REAL *restrict cur, REAL *restrict nxt, REAL *restrict mx,
-                          REAL *restrict P, REAL *restrict carry) {
-    SPLIT_OVER_THREADS(lstm, 2 * H, pre, xw, Rd, cur, nxt)
+                          REAL *restrict P, REAL *restrict carry,
+                          const REAL *restrict RT) {
+    SPLIT_OVER_THREADS(lstm, 4, 2 * H, pre, xw, Rd, cur, nxt)
 }
+
+POOLED(lstm, 4, 2 * H, (pre, xw, Rd, cur, nxt),
+       REAL *restrict pre, const REAL *restrict xw, const REAL *restrict Rd,
+       const REAL *restrict cur, REAL *restrict nxt, REAL *restrict mx, REAL *restrict P,
+       REAL *restrict carry, const REAL *restrict RT)
 
 #undef PASTE
 #undef NAMED
@@ -581,3 +779,14 @@ double NAMED(lstm, SUFFIX)(long long t0, long long t1, long long B, long long H,
 #undef FINISH
 #undef UNITS
 #undef SPLIT_OVER_THREADS
+#undef POOLED
+#undef UNPAREN
+#undef POOLED_RBH
+#undef rnn_RBH
+#undef gru_RBH
+#undef lstm_RBH
+#undef PRODUCT
+#undef MICRO
+#undef OWN_PRODUCT
+#undef PRODUCT_ROWS
+#undef PRODUCT_VECS
