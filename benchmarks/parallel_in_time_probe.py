@@ -9,7 +9,7 @@ Printed, not asserted: run with
    over all T (the recurrent projection [T*B, H] @ [H, G*H] into a preallocated output), timed
    round-robin in one process, per thread count, cell, H, T and B (see iteration_cost); then,
    after every torch row, the NumPy runtime's iteration against NumPy's own product, the BLAS
-   limited to the same thread count (numpy_iteration_cost).
+   limited to the same thread count, each timed in blocks apart (numpy_iteration_cost).
    --cost-only --cells gru --hidden 256 --lengths 1024 --batches 1,32 --threads 1 narrows it.
 2. iterations vs T, every cell and method, default init, float64, tol 1e-8.
 3. iterations vs the largest Lyapunov exponent: tanh RNN, R ~ N(0, g^2/H), over a gain sweep.
@@ -179,13 +179,19 @@ def iteration_cost(
     return row
 
 
-def numpy_iteration_cost(cell: str, H: int, T: int, B: int, budget_s=4.0, rounds=(5, 25)):
-    """The NumPy runtime's quasi-Newton iteration (float32; make_solver on NumPy arrays: the
-    fused C kernel on the calling thread, the block products by numpy.matmul in the BLAS's
-    threads) against numpy.matmul's product of the same FLOPs ([T*B, H] @ [H, G*H] into a
-    preallocated output), round-robin as iteration_cost. Timed apart from the torch rows, never
-    interleaved with them: the BLAS's threads spin after a product and starve torch's OpenMP
-    workers (interleaved, torch's product at 2 threads took up to 400x its time)."""
+def numpy_iteration_cost(
+    cell: str, H: int, T: int, B: int, budget_s=4.0, rounds=(3, 12), quiet_s=0.3
+):
+    """The NumPy runtime's quasi-Newton iteration (float32; make_solver on NumPy arrays: at
+    several BLAS threads the fused C kernel making the product itself on its own pool, at one
+    thread on the calling thread) against numpy.matmul's product of the same FLOPs ([T*B, H] @
+    [H, G*H] into a preallocated output), each timed in a block of calls of its own (at least
+    BLOCK_CALLS and BLOCK_S), quiet_s after the other's: OpenBLAS's threads spin ~0.1 s after a
+    product and starve the kernel's pool (interleaved call by call, an iteration at H = 32 took
+    up to 1000x its time), and the pool's workers spin 0.1 ms after an iteration. Each round
+    gives a block's median of each, and its ratio; the rounds repeat within budget_s. Timed apart
+    from the torch rows too: the BLAS's threads would starve torch's OpenMP workers (interleaved,
+    torch's product at 2 threads took up to 400x its time)."""
     from backends.parallel_in_time.iteration_probe import layer_arrays
     from backends.parallel_in_time.quasi_solvers import make_solver
 
@@ -198,23 +204,41 @@ def numpy_iteration_cost(cell: str, H: int, T: int, B: int, budget_s=4.0, rounds
     out = np.empty((T * B, R.shape[0]), np.float32)
     product = functools.partial(np.matmul, h, RT, out=out)
     iteration = make_solver(spec.cell, xw, R, Rb, np.zeros((B, N), np.float32)).iteration
-    product(), iteration()  # warm up
     samples: dict[str, list[float]] = {"product": [], "numpy": []}
+    blocks: dict[str, list[float]] = {"product": [], "numpy": []}
     start = time.perf_counter()
-    while len(samples["product"]) < rounds[1] and (
-        len(samples["product"]) < rounds[0] or time.perf_counter() - start < budget_s
+    while len(blocks["product"]) < rounds[1] and (
+        len(blocks["product"]) < rounds[0] or time.perf_counter() - start < budget_s
     ):
-        samples["product"].append(_seconds(product))
-        samples["numpy"].append(_seconds(iteration))
+        for name, call in (("product", product), ("numpy", iteration)):
+            time.sleep(quiet_s)
+            block = _block(call)
+            samples[name] += block
+            blocks[name].append(statistics.median(block))
     flops = 2 * T * B * H * R.shape[0]
     return {
         "numpy_product_s": _summary(samples["product"]),
         "numpy_product_gflops": flops / statistics.median(samples["product"]) / 1e9,
         "numpy_s": _summary(samples["numpy"]),
         "numpy_ratio": _summary(
-            [a / p for a, p in zip(samples["numpy"], samples["product"], strict=True)]
+            [a / p for a, p in zip(blocks["numpy"], blocks["product"], strict=True)]
         ),
+        "numpy_timing": f"blocks apart: >= {BLOCK_CALLS} calls and {BLOCK_S} s each, "
+        f"{quiet_s} s after the other's; ratio of the blocks' medians, per round",
     }
+
+
+BLOCK_CALLS, BLOCK_S = 5, 0.02
+
+
+def _block(call) -> list[float]:
+    """One warm-up call, then calls timed back to back until BLOCK_CALLS and BLOCK_S."""
+    call()
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < BLOCK_CALLS or time.perf_counter() - start < BLOCK_S:
+        times.append(_seconds(call))
+    return times
 
 
 def numpy_cost_rows(rows: list[dict], budget_s: float) -> None:
@@ -222,8 +246,9 @@ def numpy_cost_rows(rows: list[dict], budget_s: float) -> None:
     from threadpoolctl import threadpool_limits
 
     time.sleep(1.0)  # torch's OpenMP workers stop spinning
-    print("   numpy: the NumPy runtime's iteration (the kernel on one thread, numpy.matmul's")
-    print("   block products in the BLAS's `thr` threads) / numpy.matmul's product of its FLOPs")
+    print("   numpy: the NumPy runtime's iteration (the kernel, making its product on its own pool")
+    print("   of `thr` threads; at one thread on the caller) / numpy.matmul's product of its FLOPs")
+    print("   at `thr` BLAS threads, each timed in blocks apart (numpy_iteration_cost)")
     print(f"{'thr':>3} {'cell':4} {'H':>4} {'T':>5} {'B':>3} {'product ms':>10} {'GFLOP/s':>7}"
           f" {'numpy ratio (p10-p90)':>24}")  # fmt: skip
     for row in rows:
@@ -375,7 +400,8 @@ def main() -> None:
 
         document = {
             "kind": "rnnbench-parallel-in-time-iteration-cost",
-            "method": "microbenchmark: round-robin in one process, not the engine",
+            "method": "microbenchmark in one process, not the engine: the torch rows"
+            " round-robin, the NumPy rows in blocks apart",
             "schema_version": 1,
             "command": " ".join(sys.argv),
             "iteration": iteration,

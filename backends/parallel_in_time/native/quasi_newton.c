@@ -154,6 +154,7 @@ static inline vec_f64 exp_f64(vec_f64 x) {
    workers spin ~SPIN_NS between jobs (one iteration's blocks follow each other within
    microseconds), then sleep on a futex. */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <time.h>
@@ -196,6 +197,18 @@ static inline void relax(void) {
 #if defined(__SSE2__)
     _mm_pause();
 #endif
+}
+
+/* one turn of a wait on another thread of the job: a pause, and past ~YIELD_AFTER of them the
+   core (a worker just woken may share the waiter's core until the scheduler moves it: a waiter
+   that only spins then holds it off for a whole time slice, measured as rounds of iterations at
+   2x their time) */
+#define YIELD_AFTER 2048
+static inline void wait_turn(long long *turns) {
+    if (++*turns < YIELD_AFTER)
+        relax();
+    else
+        sched_yield();
 }
 
 /* claim and run parts of job `generation` until none is left */
@@ -265,14 +278,15 @@ static void run_job(int threads) {
 #endif
     }
     take_parts(g);
-    while (atomic_load(&POOL.done) < POOL.job.runs) relax();
+    for (long long turns = 0; atomic_load(&POOL.done) < POOL.job.runs;) wait_turn(&turns);
 }
 
 /* part k's wait for the true state entering it (a part before it is running on another
    thread) */
 static const void *entry_of(const struct job *job, long long k) {
     const void *entry;
-    while (!(entry = atomic_load(&((struct job *)job)->entry[k]))) relax();
+    for (long long turns = 0; !(entry = atomic_load(&((struct job *)job)->entry[k]));)
+        wait_turn(&turns);
     return entry;
 }
 
