@@ -443,6 +443,40 @@ def test_the_input_projection_on_the_pool_is_the_generic_one(cell, dtype, thread
         )
 
 
+def test_two_python_threads_share_the_pool_one_job_at_a_time():
+    """ctypes lets go of the GIL: two Python threads solving at once take the pool in turn, each
+    getting the states it gets alone."""
+    import threading
+
+    problems = [_recurrence(cell, "float32", H=16, T=300, B=2, seed=1) for cell in Cell]
+
+    def alone(cell, arrays):
+        return _run(fused_quasi.FusedQuasiNewton(cell, *arrays))[0]
+
+    expected = [
+        _over_threads(2, lambda c=c, a=a: alone(c, a), "numpy")
+        for c, a in zip(Cell, problems, strict=True)
+    ]
+    got: dict = {}
+
+    def solve(index):
+        cell, arrays = list(Cell)[index], problems[index]
+        got[index] = [alone(cell, arrays) for _ in range(20)]
+
+    def both():
+        threads = [threading.Thread(target=solve, args=(i,)) for i in range(len(problems))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+
+    _over_threads(2, both, "numpy")
+    for index, states in enumerate(expected):
+        assert len(got[index]) == 20
+        for result in got[index]:
+            np.testing.assert_array_equal(result, states)
+
+
 def test_a_forked_child_iterates_without_the_parent_s_workers():
     """The pool's workers do not survive fork(): the child's first job runs on the caller (and
     new workers), not waiting for threads it does not have."""

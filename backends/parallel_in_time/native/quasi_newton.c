@@ -181,7 +181,10 @@ static struct {
     pthread_mutex_t lock; /* one job at a time */
     struct job job;
     _Atomic unsigned generation; /* the job's number, and the sleeping workers' futex */
-    _Atomic unsigned long long claim; /* generation << 32 | the next unclaimed part */
+    /* generation << 32 | parts << 16 | the next unclaimed part: one word, so that a claim reads
+       the job's number and size together (a job's other fields are read only after a claim
+       succeeds: the job is then not finished, and its fields hold) */
+    _Atomic unsigned long long claim;
     _Atomic long long done;           /* parts finished in this job */
     _Atomic int sleepers;
     int workers;
@@ -215,8 +218,8 @@ static inline void wait_turn(long long *turns) {
 static void take_parts(unsigned generation) {
     for (;;) {
         unsigned long long c = atomic_load(&POOL.claim);
-        long long k = (long long)(c & 0xffffffffULL);
-        if ((unsigned)(c >> 32) != generation || k >= POOL.job.runs) return;
+        long long k = (long long)(c & 0xffff), parts = (long long)((c >> 16) & 0xffff);
+        if ((unsigned)(c >> 32) != generation || k >= parts) return;
         if (!atomic_compare_exchange_weak(&POOL.claim, &c, c + 1)) continue;
         POOL.job.run(&POOL.job, k);
         atomic_fetch_add(&POOL.done, 1);
@@ -269,7 +272,7 @@ static void run_job(int threads) {
     for (long long k = 0; k < POOL.job.runs; k++) POOL.job.entry[k] = NULL;
     atomic_store(&POOL.done, 0);
     unsigned g = atomic_load(&POOL.generation) + 1;
-    atomic_store(&POOL.claim, (unsigned long long)g << 32);
+    atomic_store(&POOL.claim, (unsigned long long)g << 32 | (unsigned long long)POOL.job.runs << 16);
     if (POOL.job.runs > 1 && POOL.workers > 0) {
         atomic_store(&POOL.generation, g);
 #ifdef __linux__
