@@ -477,6 +477,50 @@ def test_two_python_threads_share_the_pool_one_job_at_a_time():
             np.testing.assert_array_equal(result, states)
 
 
+def test_the_pool_s_workers_run_a_part_with_the_caller_s_denormal_mode():
+    """A worker takes its floating-point control from the thread that made it: where the caller
+    flushes denormals after the workers exist (torch.set_flush_denormal, as the torch runner
+    does), each part must be run flushed too, whoever runs it (states of order 1e-38: a part run
+    unflushed keeps the subnormals that the caller's parts flush to 0). (Found by an independent
+    review: 8 distinct results in 30 solves.)"""
+    torch = pytest.importorskip("torch")
+    xw, R, Rb, s0 = _recurrence(Cell.RNN, "float32", H=16, T=600, B=1)
+    arrays = [(xw * np.float32(1e-38)).astype(np.float32), R, Rb, s0 * 0]
+
+    def solve():
+        return _run(fused_quasi.FusedQuasiNewton(Cell.RNN, *arrays))[0]
+
+    _over_threads(3, solve, "numpy")  # the workers exist, made unflushed
+    if not torch.set_flush_denormal(True):
+        pytest.skip("this CPU cannot flush denormals (torch.set_flush_denormal)")
+    try:
+        runs = [_over_threads(3, solve, "numpy") for _ in range(30)]
+        alone = _over_threads(1, solve, "numpy")  # the caller's thread alone, flushed
+    finally:
+        torch.set_flush_denormal(False)
+    assert len({r.tobytes() for r in runs}) == 1
+    assert (runs[0] == 0).sum() == (alone == 0).sum() > 0
+
+
+@pytest.mark.parametrize("wrong", ["W columns", "W rows", "bias"])
+def test_the_pool_s_input_projection_refuses_what_the_generic_one_refuses(wrong):
+    """Shapes that do not fit are left to the generic projection, which raises; never read past
+    an array. (Found by an independent review.)"""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 2, 3)).astype(np.float32)
+    W, Wb, Rb = (rng.standard_normal(s).astype(np.float32) for s in ((12, 3), (12,), (12,)))
+    if wrong == "W columns":
+        W = rng.standard_normal((12, 4)).astype(np.float32)
+    elif wrong == "W rows":
+        Wb = Rb = rng.standard_normal(8).astype(np.float32)
+    else:
+        Rb = rng.standard_normal(13).astype(np.float32)
+    with pytest.raises(ValueError):
+        input_projection(Cell.LSTM, x, W, Wb, Rb)
+    with pytest.raises(ValueError):
+        _over_threads(2, lambda: fused_quasi.input_projection(Cell.LSTM, x, W, Wb, Rb), "numpy")
+
+
 def test_a_forked_child_iterates_without_the_parent_s_workers():
     """The pool's workers do not survive fork(): the child's first job runs on the caller (and
     new workers), not waiting for threads it does not have."""

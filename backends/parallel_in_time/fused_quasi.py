@@ -213,6 +213,10 @@ def input_projection(cell: Cell, x, W, Wb, Rb):
         threads < 2
         or dtype not in DTYPES
         or any(str(a.dtype) != dtype for a in (W, Wb, Rb))
+        or x.ndim != 3
+        or W.shape != (W.shape[0], x.shape[-1])  # else the generic one's error
+        or Wb.shape != (W.shape[0],)
+        or Rb.shape != (W.shape[0],)
         or W.size * x.dtype.itemsize > own_product_bytes(threads)
         or isinstance(kernels := load(), str)
     ):

@@ -33,7 +33,10 @@ def describe(method: str, framework: str, device: str) -> str:
         kernels = fused_quasi.load()
         if not isinstance(kernels, str):
             if framework == "numpy":  # fused_quasi._threads
-                return f"{kernels.describe()}; on NumPy arrays its own product and thread pool"
+                return (
+                    f"{kernels.describe()}; on NumPy arrays, where the BLAS has several threads,"
+                    " its own product and thread pool"
+                )
             return kernels.describe()
         fallback = torch_quasi.DESCRIPTION if framework == "torch" else GENERIC
         return f"{fallback}: {kernels}"

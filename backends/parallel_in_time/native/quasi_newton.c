@@ -175,6 +175,7 @@ struct job {
     const void *xw, *Rbh, *Rd, *cur, *RT;
     /* by time: the true state entering part k once known (part k - 1 publishes it) */
     const void *_Atomic entry[MAX_RUNS];
+    unsigned csr; /* the caller's floating-point control (flush-to-zero, rounding), x86 */
 };
 
 static struct {
@@ -186,7 +187,11 @@ static struct {
        succeeds: the job is then not finished, and its fields hold) */
     _Atomic unsigned long long claim;
     _Atomic long long done;           /* parts finished in this job */
-    _Atomic int sleepers;
+    _Atomic int wanted; /* the workers a job may use (its parts less the caller's) */
+    /* worker i sleeps on wake[i] (the job's number, stored where a job wants it) while asleep[i]:
+       a job wakes only the workers it wants */
+    _Atomic unsigned wake[MAX_RUNS];
+    _Atomic int asleep[MAX_RUNS];
     int workers;
 } POOL = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
@@ -221,31 +226,44 @@ static void take_parts(unsigned generation) {
         long long k = (long long)(c & 0xffff), parts = (long long)((c >> 16) & 0xffff);
         if ((unsigned)(c >> 32) != generation || k >= parts) return;
         if (!atomic_compare_exchange_weak(&POOL.claim, &c, c + 1)) continue;
+#if defined(__SSE2__)
+        /* a worker runs a part as the caller would: its control word is its creator's */
+        if (_mm_getcsr() != POOL.job.csr) _mm_setcsr(POOL.job.csr);
+#endif
         POOL.job.run(&POOL.job, k);
         atomic_fetch_add(&POOL.done, 1);
     }
 }
 
-static void *worker_main(void *unused) {
-    (void)unused;
+/* worker `index` (0, 1, ...): it takes parts of the jobs that want it, spinning SPIN_NS after
+   each; a job that wants fewer workers than the pool has (the pool grows to the largest thread
+   count asked for, and never shrinks) sends the rest straight back to sleep */
+static void *worker_main(void *argument) {
+    int index = (int)(intptr_t)argument, idle = 0;
     unsigned seen = atomic_load(&POOL.generation);
     for (;;) {
-        long long since = now_ns();
+        long long since = idle ? 0 : now_ns();
         unsigned g;
         for (long long spins = 0; (g = atomic_load(&POOL.generation)) == seen; spins++) {
             relax();
-            if ((spins & 63) || now_ns() - since < SPIN_NS) continue;
-            atomic_fetch_add(&POOL.sleepers, 1);
+            if (!idle && ((spins & 63) || now_ns() - since < SPIN_NS)) continue;
+            /* asleep, then the job's number checked again: a job stored after that check
+               changes wake[index] before it reads asleep, so the futex returns or is woken */
+            unsigned word = atomic_load(&POOL.wake[index]);
+            atomic_store(&POOL.asleep[index], 1);
+            if (atomic_load(&POOL.generation) == seen) {
 #ifdef __linux__
-            syscall(SYS_futex, &POOL.generation, FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
+                syscall(SYS_futex, &POOL.wake[index], FUTEX_WAIT_PRIVATE, word, NULL, NULL, 0);
 #else
-            nanosleep(&(struct timespec){0, 50000}, NULL);
+                nanosleep(&(struct timespec){0, 50000}, NULL);
 #endif
-            atomic_fetch_sub(&POOL.sleepers, 1);
+            }
+            atomic_store(&POOL.asleep[index], 0);
             since = now_ns();
         }
         seen = g;
-        take_parts(g);
+        idle = index >= atomic_load(&POOL.wanted);
+        if (!idle) take_parts(g);
     }
     return NULL;
 }
@@ -253,6 +271,7 @@ static void *worker_main(void *unused) {
 /* after fork() the child has none of the parent's workers */
 static void forget_workers(void) {
     POOL.workers = 0;
+    for (int i = 0; i < MAX_RUNS; i++) atomic_store(&POOL.asleep[i], 0);
     pthread_mutex_init(&POOL.lock, NULL);
 }
 
@@ -265,20 +284,27 @@ static void run_job(int threads) {
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        int failed = pthread_create(&thread, &attr, worker_main, NULL);
+        int failed = pthread_create(&thread, &attr, worker_main, (void *)(intptr_t)POOL.workers);
         pthread_attr_destroy(&attr);
         if (failed) break; /* fewer workers: the caller does their parts */
     }
     for (long long k = 0; k < POOL.job.runs; k++) POOL.job.entry[k] = NULL;
+#if defined(__SSE2__)
+    POOL.job.csr = _mm_getcsr();
+#endif
+    atomic_store(&POOL.wanted, (int)POOL.job.runs - 1);
     atomic_store(&POOL.done, 0);
     unsigned g = atomic_load(&POOL.generation) + 1;
     atomic_store(&POOL.claim, (unsigned long long)g << 32 | (unsigned long long)POOL.job.runs << 16);
     if (POOL.job.runs > 1 && POOL.workers > 0) {
         atomic_store(&POOL.generation, g);
+        for (int i = 0; i < POOL.job.runs - 1 && i < POOL.workers; i++) {
+            atomic_store(&POOL.wake[i], g);
 #ifdef __linux__
-        if (atomic_load(&POOL.sleepers) > 0)
-            syscall(SYS_futex, &POOL.generation, FUTEX_WAKE_PRIVATE, POOL.workers, NULL, NULL, 0);
+            if (atomic_load(&POOL.asleep[i]))
+                syscall(SYS_futex, &POOL.wake[i], FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 #endif
+        }
     }
     take_parts(g);
     for (long long turns = 0; atomic_load(&POOL.done) < POOL.job.runs;) wait_turn(&turns);
