@@ -388,6 +388,20 @@ def test_on_one_blas_thread_the_numpy_kernel_iterates_with_either_product(cell, 
     np.testing.assert_allclose(residuals, expected_residuals, rtol=1e-3, atol=1e-6)
 
 
+def test_the_blas_thread_count_is_read_live_from_the_library():
+    """blas_threads finds NumPy's BLAS once and reads its count at each call: a limit set after
+    (threadpoolctl, as bench workers set one) is what the next solve sizes its pool by."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    info = [i for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+    if not info:
+        pytest.skip("threadpoolctl finds no BLAS library loaded")
+    count = max(1, min(i["num_threads"] for i in info))
+    assert fused_quasi.blas_threads() == count
+    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+        assert fused_quasi.blas_threads() == 1
+    assert fused_quasi.blas_threads() == count  # restored, and read again
+
+
 def test_the_product_is_the_kernel_s_own_where_r_fits_its_bytes():
     _kernels()
     cases = [(1, 16, True), (1, 128, False), (2, 128, True), (2, 512, False)]

@@ -207,7 +207,8 @@ def input_projection(cell: Cell, x, W, Wb, Rb):
     """jacobians.input_projection; on NumPy arrays where the BLAS runs on several threads and
     W^T fits own_product_bytes, made on the kernel's pool: a BLAS product just before the
     iteration leaves the BLAS's threads spinning ~0.1 s beside the pool's."""
-    threads = blas_threads() if namespace(x).__name__ == "numpy" else 1
+    xp = namespace(x)
+    threads = blas_threads() if xp.__name__ == "numpy" else 1
     dtype = str(x.dtype)
     if (
         threads < 2
@@ -223,23 +224,31 @@ def input_projection(cell: Cell, x, W, Wb, Rb):
         return jacobians.input_projection(cell, x, W, Wb, Rb)
     T, B, I = x.shape
     GH = W.shape[0]
-    X = namespace(x).ascontiguousarray(x).reshape(T * B, I)
-    WT = namespace(x).ascontiguousarray(W.T)
-    bias = namespace(x).ascontiguousarray(jacobians.projection_bias(cell, Wb, Rb), dtype=dtype)
-    out = namespace(x).empty((T, B, GH), dtype)
+    X = xp.ascontiguousarray(x).reshape(T * B, I)
+    WT = xp.ascontiguousarray(W.T)
+    bias = xp.ascontiguousarray(jacobians.projection_bias(cell, Wb, Rb), dtype=dtype)
+    out = xp.empty((T, B, GH), dtype)
     project = getattr(kernels.library, f"project_{DTYPES[dtype]}")
     project(T * B, I, GH, threads, *(a.ctypes.data for a in (X, WT, bias, out)))
     return out
 
 
 def blas_threads() -> int:
-    """The threads NumPy's BLAS runs a product on (threadpoolctl's count; 1 where it cannot say)."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return 1
-    counts = [i["num_threads"] for i in threadpool_info() if i.get("user_api") == "blas"]
+    """The threads NumPy's BLAS runs a product on (threadpoolctl's count, read from the library
+    each call: a limit set since counts; 1 where it cannot say)."""
+    counts = [library.num_threads for library in _blas_libraries()]
     return max(1, min(counts)) if counts else 1
+
+
+@functools.cache
+def _blas_libraries() -> list:
+    """The BLAS libraries loaded (NumPy's is, with NumPy), found once: looking them up takes
+    0.15-1.2 ms, and a solve asks twice a layer and direction."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return []
+    return [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
 
 
 def _cast(xp, array, dtype):
