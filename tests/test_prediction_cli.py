@@ -31,9 +31,8 @@ def law(tmp_path_factory):
 @pytest.fixture
 def no_solving(monkeypatch):
     """--predict runs no solve it predicts: only the counting probes (quasi-Newton's in the
-    model's float32, and the longest in float64 too; Newton's stall check at one length in
-    both; at most half the longest T predicted, 16384 here); the (method, dtype, length) of
-    each is handed back."""
+    model's float32, and the longest in float64 too, at most half the longest T predicted,
+    16384 here); the (method, dtype, length) of each is handed back."""
     solver = registry.parallel_in_time()
     counted: list[tuple[str, str, int]] = []
     real = solver.solve_model
@@ -70,18 +69,16 @@ def test_predict_prints_and_writes_without_solving(tmp_path, capsys, law, no_sol
     assert {s.method for s in prediction.solves} == {"newton", "quasi-newton"}
     assert -1 < prediction.lle < 0
     # counting probes, the first of them times the rest; float64 at the longest sees a stall;
-    # then Newton's stall check at the longest length its probed cost affords (one of the
-    # counting lengths), in float32 then (where its time allows) float64
+    # Newton's floor runs solve nothing (they start at the sequential states)
     quasi = [("quasi-newton", d, t) for d, t in [("float32", 128), ("float32", 256)]]
     quasi += [("quasi-newton", d, 512) for d in ("float32", "float64")]
-    assert no_solving[:4] == quasi
-    newton = prediction.newton_counted
-    assert newton is not None and len(newton.counts) == 1
-    length = newton.counts[0].steps
-    assert length in (128, 256, 512) and newton.counts[0].iterations is not None
-    dtypes = ["float32"] + (["float64"] if newton.float64_iterations is not None else [])
-    assert no_solving[4:] == [("newton", d, length) for d in dtypes]
-    assert newton.stalled is False
+    assert no_solving == quasi
+    floor = prediction.rounding_floor
+    assert floor is not None and floor.batch == 1 and floor.runs
+    assert [r.steps for r in floor.runs] == sorted(r.steps for r in floor.runs)
+    assert {r.steps for r in floor.runs} <= {16, 64, 256, 1024, 4096, 16384}
+    assert all(r.iterations == 1 and r.first_change < 1e-6 for r in floor.runs)
+    assert "newton from the model's sequential float32 states (its rounding floor" in text
     assert prediction.counted is not None and prediction.counted.method == "quasi-newton"
     counts = {c.steps: c.iterations for c in prediction.counted.counts}
     assert set(counts) == {256, 512}  # the two longest probes are kept

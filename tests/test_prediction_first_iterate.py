@@ -1,7 +1,7 @@
 """What a solve does before its first iterate settles, predicted before it runs: the first
 iterate's growth at s = 0 (backends/parallel_in_time/first_iterate.py) against the dtype's range
-(a non-finite value at iteration 1, confirmed by the solve), and Newton's own float32 stall
-check (harness/predict/counted.py newton_stall) against float64's count."""
+(a non-finite value at iteration 1, confirmed by the solve). Newton's rounding floor has its
+own tests (test_prediction_rounding_floor.py)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,8 @@ import pytest
 from backends.parallel_in_time.first_iterate import FirstIterateGrowth, first_iterate_growth
 from harness import registry
 from harness.model.spec import Cell, ModelSpec
-from harness.model.weights import CanonicalWeights, init_weights, load_weights
+from harness.model.weights import CanonicalWeights, init_weights
 from harness.predict import laws as law_files
-from harness.predict.counted import Counted, newton_stall
 from harness.predict.model import Predictor
 
 TRAINED = Path(__file__).resolve().parents[1] / "results/trained"
@@ -162,81 +161,6 @@ def test_the_predictor_says_which_term_stops_a_solve():
     assert in_float64.iterations("newton", 200, 1e-6, None)[1] == "law"
 
 
-def test_newton_s_own_stall_check_decides_newton():
-    """Newton's counted stall check, where made, decides Newton: stalled, T + 1; not stalled,
-    the law, even where quasi-Newton's counts stalled."""
-    laws, _ = law_files.load()
-    spec = ModelSpec(cell=Cell.RNN, input_size=8, hidden_size=64, dtype="float32")
-    quasi_stalled = Counted("quasi-newton", 1, {256: 156, 512: 314}, float64_count=159)
-    newton_stalled = Counted("newton", 1, {32: 23}, float64_count=10)
-    newton_steady = Counted("newton", 1, {32: 11}, float64_count=10)
-    assert newton_stalled.stalled and not newton_steady.stalled
-
-    def newton(counted, newton_counted, steps=256):
-        predictor = Predictor(spec, 1, -0.1, laws, None, counted, newton_counted)  # type: ignore[arg-type]
-        return predictor.iterations("newton", steps, 1e-6, None)
-
-    law, _ = newton(None, None)
-    assert newton(None, newton_stalled)[0].iterations == 257
-    assert newton(None, newton_stalled)[1] == "counted"
-    assert newton(quasi_stalled, newton_steady) == (law, "law")
-    assert newton(quasi_stalled, None)[0].iterations == 257  # quasi's stall alone: T + 1
-    # a check that compared nothing (float32 did not converge; float64 not afforded) says
-    # nothing: quasi-Newton's stall decides, or the law
-    for silent in (
-        Counted("newton", 1, {32: None}, float64_count=10),
-        Counted("newton", 1, {32: 11}, float64_count=None),
-    ):
-        assert not silent.compared
-        assert newton(quasi_stalled, silent)[0].iterations == 257
-        assert newton(None, silent) == (law, "law")
-
-
-def _trained(name: str):
-    files = sorted(TRAINED.glob(f"model-{name}-*.npz"))
-    if not files:
-        pytest.skip("the trained example models are not in this checkout")
-    return load_weights(files[0])
-
-
-def test_newton_s_float32_stall_is_seen_on_the_trained_simple_rnn():
-    """The trained SimpleRNN (H = 64, LLE -0.10) in float32: Newton at the probe (128, the
-    longest at most half of T = 256) counts well above float64; T + 1 predicted at T = 256 is
-    within 2x of the solve, where the law's count is not."""
-    weights = _trained("srnn_digits.keras")
-    spec = weights.spec.replace(batch_first=False)
-    x = np.random.default_rng(0).standard_normal((256, 1, spec.input_size))
-    # a budget no machine's speed decides: the float64 count is always made
-    counted = newton_stall(spec, weights, x, 1e-6, 256, lambda t: 1e-4, budget_s=600.0)
-    assert counted is not None and list(counted.counts) == [128] and counted.stalled
-    plain = spec.replace(head=None)
-    params = {k: np.asarray(weights[k], "float32") for k in weights if not k.startswith("head")}
-    with np.errstate(all="ignore"):
-        solved = registry.parallel_in_time().solve_model(
-            plain, params, x.astype("float32"), "newton", 1e-6, 257
-        )
-    assert solved.converged
-    laws, _ = law_files.load()
-    predictor = Predictor(spec, 1, -0.11, laws, None, None, counted)  # type: ignore[arg-type]
-    found, source = predictor.iterations("newton", 256, 1e-6, None)
-    law, _ = Predictor(spec, 1, -0.11, laws, None).iterations("newton", 256, 1e-6, None)  # type: ignore[arg-type]
-    assert (found.iterations, source) == (257, "counted")
-    assert abs(math.log(found.iterations / solved.iterations)) < math.log(2)
-    assert abs(math.log(law.iterations / solved.iterations)) > math.log(2)
-
-
-def test_newton_s_stall_check_keeps_to_its_budget_and_to_float32():
-    weights = _trained("srnn_digits.keras")
-    spec = weights.spec.replace(batch_first=False)
-    x = np.random.default_rng(0).standard_normal((256, 1, spec.input_size))
-    # an iteration of 1 ms at T = 64, 4 ms at 128: 3 x 65 x 1 ms fits 1 s, 3 x 129 x 4 ms not
-    counted = newton_stall(spec, weights, x, 1e-6, 256, lambda t: 1e-3 * (t / 64) ** 2, 1.0)
-    assert counted is not None and list(counted.counts) == [64]
-    assert newton_stall(spec, weights, x, 1e-6, 256, lambda t: 10.0, 1.0) is None
-    in_float64 = spec.replace(dtype="float64")
-    assert newton_stall(in_float64, weights, x, 1e-6, 256, lambda t: 1e-6) is None
-
-
 def test_a_bench_solve_that_fails_records_its_prediction_and_the_report_says_it_agreed(tmp_path):
     """A newton case whose first float32 iterate overflows (R x 3, as the gain ladder's): the
     case fails, never timed, and its record holds the prediction made at build, "does not
@@ -277,14 +201,3 @@ def test_a_bench_solve_that_fails_records_its_prediction_and_the_report_says_it_
         }
     )
     assert _predicted(wrong) == "; predicted before it ran: converges in 7 iterations: disagrees"
-
-
-def test_the_cli_says_quasi_newton_s_stall_decides_newton_where_newton_s_check_compared_nothing():
-    from harness.cli.parallel_in_time_predict import _compared
-    from harness.predict.api import _counted_record
-
-    decided = _counted_record(Counted("newton", 1, {32: 23}, float64_count=10))
-    silent = _counted_record(Counted("newton", 1, {32: 23}, float64_count=None))
-    failed = _counted_record(Counted("newton", 1, {32: None}, float64_count=10))
-    assert _compared(decided) and not _compared(silent) and not _compared(failed)
-    assert not _compared(None)

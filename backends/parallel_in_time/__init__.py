@@ -15,12 +15,14 @@ from backends.parallel_in_time.lyapunov import LyapunovEstimate, lyapunov_spectr
 from backends.parallel_in_time.newton import METHODS, ParallelResult, SolveRecord, solve_model
 from backends.parallel_in_time.quasi_solvers import describe as describe_iteration
 from backends.parallel_in_time.reference import sequential_reference
+from backends.parallel_in_time.rounding_floor import FloorRun, floor_runs
 from backends.parallel_in_time.runner import FRAMEWORKS, fetch, make_runner
 from backends.parallel_in_time.tangent import largest_lyapunov
 
 __all__ = [
     "FRAMEWORKS",
     "FirstIterateGrowth",
+    "FloorRun",
     "METHODS",
     "LyapunovEstimate",
     "ParallelResult",
@@ -28,6 +30,7 @@ __all__ = [
     "describe_iteration",
     "fetch",
     "first_iterate_growth",
+    "floor_runs",
     "fastest_seconds",
     "first_solve_call",
     "iteration_call",

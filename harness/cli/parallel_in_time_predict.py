@@ -6,9 +6,13 @@ from __future__ import annotations
 from harness.atomic import write_text_atomic
 from harness.cli.parallel_in_time_inputs import DEFAULT_MAX_ITER, METHODS
 from harness.markdown import print_table
-from harness.predict.counted import Counted
 from harness.records.parallel_in_time import PredictionDocument, SolveDocument, dumps
-from harness.records.prediction import CountedIterations, FirstIterate, PredictedSolve
+from harness.records.prediction import (
+    CountedIterations,
+    FirstIterate,
+    PredictedSolve,
+    RoundingFloor,
+)
 from harness.stats import format_interval, format_ratio, format_seconds
 from harness.terminal import say
 
@@ -87,16 +91,24 @@ def _counted_sentence(counted: CountedIterations, dtype: str, newton_too: bool =
         line += (
             f": rounding stalls {dtype}'s change above tol, so past T={longest} {methods} "
             "is predicted at T + 1"
+            + (" (newton where its own floor runs below say nothing)" if newton_too else "")
         )
     return line
 
 
-def _compared(record: CountedIterations | None) -> bool:
-    """Newton's own check decided (Counted.compared: both dtypes converged)."""
-    if record is None:
-        return False
-    counts = {c.steps: c.iterations for c in record.counts}
-    return Counted(record.method, record.batch, counts, record.float64_iterations).compared
+def _floor_sentence(floor: RoundingFloor, dtype: str) -> str:
+    """Newton's floor runs: what rounding alone costs it at each T run."""
+    found = ", ".join(
+        f"{r.iterations} at T={r.steps}"
+        if r.iterations is not None
+        else f"still above tol after {r.run} at T={r.steps} (budget spent)"
+        for r in floor.runs
+    )
+    return (
+        f"newton from the model's sequential {dtype} states (its rounding floor, "
+        f"{floor.batch} input columns): {found or 'no run afforded'}; a solve takes at least "
+        "that many"
+    )
 
 
 def _first_iterate_sentence(first: FirstIterate, dtype: str) -> str:
@@ -128,10 +140,10 @@ def run_predict(args, spec, weights, source: str, x, options: dict) -> int:
     for method, formula in prediction.laws.items():
         print(f"  {method}: k = {formula}")
     if prediction.counted is not None:
-        newton_too = "newton" in prediction.laws and not _compared(prediction.newton_counted)
+        newton_too = "newton" in prediction.laws
         print(_counted_sentence(prediction.counted, spec.dtype, newton_too))
-    if prediction.newton_counted is not None:
-        print(_counted_sentence(prediction.newton_counted, spec.dtype))
+    if prediction.rounding_floor is not None:
+        print(_floor_sentence(prediction.rounding_floor, spec.dtype))
     if prediction.first_iterate is not None:
         print(_first_iterate_sentence(prediction.first_iterate, spec.dtype))
     print_table(HEADER, [_row(s) for s in prediction.solves])

@@ -10,6 +10,7 @@ Jacobian-vector products, each probe held to a budget."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable, Mapping
 
@@ -20,10 +21,18 @@ from harness.model.protocol import NotSupported
 from harness.model.spec import ModelSpec
 from harness.model.weights import CanonicalWeights
 from harness.predict import laws as law_files
-from harness.predict.counted import COUNT_BATCH, Counted, count_iterations, newton_stall
+from harness.predict.counted import COUNT_BATCH, Counted, count_iterations
 from harness.predict.model import Predictor
-from harness.predict.probe import probe
-from harness.records.prediction import CountedAt, CountedIterations, FirstIterate, Prediction
+from harness.predict.probe import FRAMEWORKS, probe
+from harness.predict.rounding_floor import Floor, newton_floor
+from harness.records.prediction import (
+    CountedAt,
+    CountedIterations,
+    FirstIterate,
+    FloorRunAt,
+    Prediction,
+    RoundingFloor,
+)
 from harness.sweeps import parallel_in_time_work as counts
 
 LLE_STEPS = 2048  # past a few hundred steps the estimate moves by its O(1/T) transient only
@@ -81,23 +90,26 @@ def predict_model(
             counted = None  # a variant: the probe below says so
     costs = probe(spec, weights, B, T, backend, methods)
     growth = first_iterate(spec, weights, x)
-    newton_counted = None
+    lengths = sorted({T, *steps})
+    floor = None
     if "newton" in methods and lle is not None and lle < 0:
         timed = Predictor(spec, B, lle, laws, costs)
-        columns = min(B, COUNT_BATCH) / B  # the probe timed B columns, the counting takes these
+        columns = min(B, COUNT_BATCH) / B  # the probe timed B columns, the floor runs take these
         try:
-            newton_counted = newton_stall(
+            framework, device = FRAMEWORKS[backend]
+            floor = newton_floor(
                 spec,
                 weights,
                 x,
                 tol,
-                max((T, *steps)),
+                lengths,
                 lambda t: timed.iteration_s("newton", t) * columns,
+                framework,
+                device,
             )
         except NotSupported:
-            newton_counted = None
-    predictor = Predictor(spec, B, lle, laws, costs, counted, newton_counted, growth)
-    lengths = sorted({T, *steps})
+            floor = None
+    predictor = Predictor(spec, B, lle, laws, costs, counted, floor, growth)
     limits = dict(max_iter or {})
     solves = [predictor.solve(m, t, tol, limits.get(m)) for m in methods for t in lengths]
     return Prediction(
@@ -110,7 +122,7 @@ def predict_model(
         max_iter=dict(max_iter) if max_iter else None,
         probe_lengths=list(costs.lengths),
         counted=_counted_record(counted),
-        newton_counted=_counted_record(newton_counted),
+        rounding_floor=_floor_record(floor),
         first_iterate=_first_iterate_record(growth, spec.dtype),
         seconds=time.perf_counter() - started,
         solves=solves,
@@ -147,3 +159,18 @@ def _counted_record(counted: Counted | None) -> CountedIterations | None:
         float64_iterations=counted.float64_count,
         stalled=counted.stalled,
     )
+
+
+def _floor_record(floor: Floor | None) -> RoundingFloor | None:
+    if floor is None:
+        return None
+    runs = [
+        FloorRunAt(
+            steps=r.steps,
+            iterations=r.iterations,
+            run=r.run,
+            first_change=r.first_change if math.isfinite(r.first_change) else None,
+        )
+        for r in floor.runs
+    ]
+    return RoundingFloor(batch=floor.batch, runs=runs)

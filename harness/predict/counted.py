@@ -12,29 +12,23 @@ T from those counts (`Counted.extrapolate`), at most T + 1.
 
 The model's dtype, not float64: in float32 the change between iterates can stall above tol on
 rounding alone. The stall sets in at a length that depends on the input (the max over T of the
-rounding noise passes tol), and past it a solve converges only as exactness propagates, about
-one step an iteration: a trained SimpleRNN of H = 64, LLE -0.10, tol 1e-6, on six seeded inputs,
-takes 137-243 and 193-451 iterations at T = 256 and 512 in float32, 794-993 at T = 1024, where
-float64 takes 128-171, 147-175 and about as many. So where the model is not float64 the longest
-probe is solved in float64 too, and a float32 count above STALL times float64's there (and by
-STALL_GAP iterations a step of the probe) marks a stall (`Counted.stalled`): past the probes the
-prediction is T + 1, for Newton at every T (its dense products round no better: that model's
-Newton took 57 and 253 at T = 64 and 256, where the law says 11). Without a stall seen, two
-readings: a count that grew about in proportion to T between the probes (exponent >=
-PROPORTIONAL, and by GROWTH iterations a step or more: the diagonal says little about the
-Jacobian, as with an orthogonal R, 253, 496, 976 at T = 256, 512, 1024 in either dtype) goes on
-as that power of T; any other, linear in ln T, never decreasing. The float64 count and the stall
-are in the prediction's record (CountedIterations.float64_iterations and .stalled) and printed by
-`parallel-in-time --predict`; a solve's `iterations_from` says "counted" either way.
+rounding noise passes tol), and past it a solve converges only as exactness propagates, about one
+step an iteration: a trained SimpleRNN of H = 64, LLE -0.10, tol 1e-6, on six seeded inputs, takes
+137-243 and 193-451 iterations at T = 256 and 512 in float32, 794-993 at T = 1024, where float64
+takes 128-171, 147-175 and about as many. So where the model is not float64 the longest probe is
+solved in float64 too, and a float32 count above STALL times float64's there (and by STALL_GAP
+iterations a step of the probe) marks a stall (`Counted.stalled`): past the probes the prediction is
+T + 1, for Newton too where its own check says nothing (its dense products round no better: that
+model's Newton took 57 and 253 at T = 64 and 256, where the law says 11). Without a stall seen, two
+readings: a count that grew about in proportion to T between the probes (exponent >= PROPORTIONAL,
+and by GROWTH iterations a step or more: the diagonal says little about the Jacobian, as with an
+orthogonal R, 253, 496, 976 at T = 256, 512, 1024 in either dtype) goes on as that power of T; any
+other, linear in ln T, never decreasing. The float64 count and the stall are in the prediction's
+record (CountedIterations.float64_iterations and .stalled) and printed by `parallel-in-time
+--predict`; a solve's `iterations_from` says "counted" either way.
 
-Newton has its own stall check (`newton_stall`): where the model is not float64 and its dense
-iteration is cheap enough (NEWTON_COUNT_BUDGET_S, at the probed cost of an iteration of the
-whole model, scaled to the counting columns), it is counted at one length, the longest of
-count_lengths that fits, in the model's dtype and in float64. Where both converged
-(`Counted.compared`): stalled, T + 1 past it; not stalled, the law, whatever quasi-Newton's
-counts say. Where either did not, it says nothing and quasi-Newton's stall decides as before.
-Newton's count is otherwise the law's: it follows the exponent. Where the stall sets in past
-the probe's length (it depends on the input), neither check sees it.
+Newton's own rounding is measured apart (rounding_floor.py): where it decides, it decides
+Newton, whatever quasi-Newton's counts say.
 """
 
 from __future__ import annotations
@@ -65,8 +59,6 @@ STALL_GAP = 0.05
 # the counting solves' share of a prediction (< 5 s at H <= 256): a probe whose worst case
 # (T + 1 iterations at the last probe's cost per step) would pass it is not run
 COUNT_BUDGET_S = 2.5
-# Newton's stall check's share (its dense iteration costs H^3 a step: it runs where cheap)
-NEWTON_COUNT_BUDGET_S = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,25 +184,3 @@ def count_iterations(
         found = count(plain.replace(dtype="float64"), max(kept), cost=2.0)
         reference = None if found is False else found
     return Counted(method, int(x.shape[1]), kept, reference)
-
-
-def newton_stall(
-    spec: ModelSpec,
-    weights: CanonicalWeights,
-    x,
-    tol: float,
-    longest: int,
-    iteration_s,
-    budget_s: float = NEWTON_COUNT_BUDGET_S,
-) -> Counted | None:
-    """Newton's stall check: where spec.dtype is not float64, Newton counted at the longest of
-    count_lengths(longest) whose worst case (T + 1 iterations in the model's dtype, then in
-    float64 at twice the cost, at iteration_s(T) seconds an iteration of the whole model on the
-    counting columns) fits budget_s, and in float64 there; None where no length fits or the
-    model is float64."""
-    if np.dtype(spec.dtype) == np.float64:
-        return None
-    fits = [t for t in count_lengths(longest) if 3 * (t + 1) * iteration_s(t) <= budget_s]
-    if not fits:
-        return None
-    return count_iterations(spec, weights, x, tol, longest, "newton", budget_s, (fits[-1],))

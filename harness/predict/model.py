@@ -3,8 +3,10 @@
 - iterations k: the sweep's law (harness/sweeps/iteration_law.py) at the model's largest
   Lyapunov exponent, T and tol; none where the law says it does not converge; quasi-Newton's
   read instead from the model's own counted solves at short lengths where there are some
-  (counted.py), the exponent still deciding whether it converges at all; where those solves
-  show float32 rounding stalling the change above tol, T + 1 for Newton too;
+  (counted.py), the exponent still deciding whether it converges at all; Newton's at least
+  what rounding alone costs it, counted from the model's sequential states (rounding_floor.py),
+  and where that says nothing but quasi-Newton's counts show rounding stalling the change
+  above tol, T + 1 for Newton too;
 - the work multiplier W: the solve's FLOPs over the step loop's at k iterations, over every layer
   and direction (harness/sweeps/parallel_in_time_work.py counts them);
 - the machine's costs at the model's shape (probe.py): one iteration of one (layer, direction)
@@ -27,6 +29,7 @@ from harness.model.flops import layer_inputs
 from harness.model.spec import ModelSpec
 from harness.predict.counted import Counted
 from harness.predict.probe import Costs
+from harness.predict.rounding_floor import Floor
 from harness.records.prediction import PredictedSolve
 from harness.sweeps import parallel_in_time_work as counts
 from harness.sweeps.iteration_law import Law, Predicted, predict
@@ -54,6 +57,14 @@ def model_work(spec: ModelSpec, batch: int, steps: int, method: str, iterations:
     return total / sequential
 
 
+def _counted(k: float, steps: int, limit: int, source: str):
+    count = math.ceil(min(steps + 1.0, k) - 1e-9)
+    if count > limit:
+        reason = f"{count} iterations ({source}, at T={steps}) > max_iter {limit}"
+        return Predicted(None, k, reason), source
+    return Predicted(count, k, None), source
+
+
 class Predictor:
     """The prediction of one model at batch B on one machine (its probed costs), for any T."""
 
@@ -65,11 +76,11 @@ class Predictor:
         laws,
         costs: Costs,
         counted: Counted | None = None,
-        newton_counted: Counted | None = None,
+        floor: Floor | None = None,
         growth: FirstIterateGrowth | None = None,
     ):
         self.spec, self.batch, self.lle, self.laws, self.costs = spec, batch, lle, laws, costs
-        self.counted, self.newton_counted, self.growth = counted, newton_counted, growth
+        self.counted, self.floor, self.growth = counted, floor, growth
 
     def overflow(self, method: str, steps: int) -> str | None:
         """Why the first iterate is predicted to pass the dtype's range at T = steps, or None."""
@@ -86,7 +97,7 @@ class Predictor:
         )
 
     def iterations(self, method: str, steps: int, tol: float, max_iter: int | None):
-        """(the predicted count, "law", "counted" or "first iterate")."""
+        """(the predicted count, "law", "counted", "rounding floor" or "first iterate")."""
         limit = max_iter or steps + 1
         found = predict(self.law(method), self.lle, steps, tol, limit)
         if self.lle is None or self.lle >= 0:  # the exponent's reason comes first
@@ -94,22 +105,17 @@ class Predictor:
         overflow = self.overflow(method, steps)
         if overflow is not None:
             return Predicted(None, math.inf, overflow), "first iterate"
-        counted = self.counted
-        newton = self.newton_counted
-        if method == "newton" and newton is not None and newton.compared:
-            if not newton.stalled:  # Newton's count follows the law
+        floor = None if self.floor is None or method != "newton" else self.floor.count(steps)
+        if floor is not None:  # it decides Newton, whatever quasi-Newton's counts say
+            if found.iterations is None or floor <= found.iterations:
                 return found, "law"
-            counted = newton
-        if counted is None:
+            return _counted(floor, steps, limit, "rounding floor")
+        if self.counted is None:
             return found, "law"
-        k = counted.iterations(method, steps)
+        k = self.counted.iterations(method, steps)
         if k is None:
             return found, "law"
-        count = math.ceil(min(steps + 1.0, k) - 1e-9)
-        if count > limit:
-            reason = f"{count} iterations (counted, extrapolated to T={steps}) > max_iter {limit}"
-            return Predicted(None, k, reason), "counted"
-        return Predicted(count, k, None), "counted"
+        return _counted(k, steps, limit, "counted")
 
     def iteration_s(self, method: str, steps: float) -> float:
         spec, cell, B = self.spec, self.spec.cell.value, self.batch

@@ -27,12 +27,13 @@ class PredictedSolve(Record):
     iterations_unbounded: Finite | None = Field(
         None, description="the count without the T + 1 cap; null where it is infinite"
     )
-    iterations_from: Literal["law", "counted", "first iterate"] | None = Field(
+    iterations_from: Literal["law", "counted", "rounding floor", "first iterate"] | None = Field(
         None,
         description="law: the sweep's law at the model's exponent; counted: read from the "
-        "model's own solves at Prediction.counted's (or newton_counted's) lengths; first "
-        "iterate: predicted to overflow at iteration 1 (Prediction.first_iterate); null: files "
-        "before it",
+        "model's own solves at Prediction.counted's (or, in older files, newton_counted's) "
+        "lengths; rounding floor: Newton's count from the model's sequential states "
+        "(Prediction.rounding_floor), above the law's; first iterate: predicted to overflow at "
+        "iteration 1 (Prediction.first_iterate); null: files before it",
     )
     reason: str | None = Field(None, description="why it is predicted not to converge")
     work_multiplier: Finite | None = Field(
@@ -96,6 +97,26 @@ class CountedIterations(Record):
     )
 
 
+class FloorRunAt(Record):
+    steps: int = Field(ge=1, description="T of the run")
+    iterations: int | None = Field(
+        None, ge=1, description="the change first <= tol after these; null: not within `run`"
+    )
+    run: int = Field(ge=1, description="iterations run (cut by the budget, or T + 1)")
+    first_change: Finite | None = Field(
+        None, ge=0, description="max |change| of the first iteration (the floor's size)"
+    )
+
+
+class RoundingFloor(Record):
+    """Newton started at the model's own sequential states, in its dtype (layer 0, forward),
+    counted until its change is <= tol, at each predicted T the budget allowed
+    (harness/predict/rounding_floor.py): what rounding alone costs it."""
+
+    batch: int = Field(ge=1, description="the input's columns the runs took")
+    runs: list[FloorRunAt]
+
+
 class FirstIterate(Record):
     """How far a solve's first iterate grows (backends/parallel_in_time/first_iterate.py): the
     Jacobians' products at s = 0, layer 0 forward, on the input's first steps. Where the
@@ -135,9 +156,13 @@ class Prediction(Record):
     )
     newton_counted: CountedIterations | None = Field(
         None,
-        description="Newton counted at one short length in the model's dtype and float64, the "
-        "stall check (harness/predict/counted.py newton_stall); null: a float64 model, not "
-        "afforded, not predicted, older files",
+        description="older files only: Newton counted at one short length in the model's dtype "
+        "and float64 (the stall check rounding_floor replaced)",
+    )
+    rounding_floor: RoundingFloor | None = Field(
+        None,
+        description="Newton's floor runs (harness/predict/rounding_floor.py); null: not "
+        "afforded, not predicted, an exponent >= 0, older files",
     )
     first_iterate: FirstIterate | None = Field(
         None, description="the first iterate's growth; null: not measured, older files"
