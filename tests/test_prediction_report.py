@@ -122,6 +122,28 @@ def test_break_even_measured_and_predicted(results_doc):
     assert compare.crossing([(16, 0.5), (64, 1.5)]) is None
 
 
+def test_the_predicted_break_even_is_the_median_of_each_case_s(results_doc):
+    """Each case predicted its own from its own probe: one disturbed probe does not move the
+    series' (the median), and every case's own is kept and judged; no break-even ranks above
+    any T."""
+    doc = json.loads(json.dumps(results_doc))
+    solved = [c for c in doc["cases"] if c.get("parallel_in_time")]
+    assert len(solved) == 4
+    for case, own in zip(solved, [300.0, 290.0, 700.0, 310.0], strict=True):
+        case["parallel_in_time"]["prediction"]["break_even_steps"] = own
+    (series,) = analysed(doc).break_even
+    assert series.predicted_each == (300.0, 290.0, 700.0, 310.0)  # shortest T first
+    assert series.predicted == 300.0  # the lower middle of four
+    assert series.within and series.within_each() == 3  # 700 / 256 is past 2x
+    for case, own in zip(solved, [300.0, None, None, None], strict=True):
+        case["parallel_in_time"]["prediction"]["break_even_steps"] = own
+    (series,) = analysed(doc).break_even
+    assert series.predicted is None and series.ratio is None and not series.within
+    solved[0]["parallel_in_time"]["prediction"] = None  # a case without a prediction: left out
+    (series,) = analysed(doc).break_even
+    assert series.predicted_each == (None, None, None)
+
+
 def test_a_break_even_below_every_t_timed_is_a_bound(results_doc):
     """Every T timed wins: the break-even lies at or below the shortest, so a prediction at or
     below twice that is within 2x, and one above it is not."""
@@ -152,5 +174,6 @@ def test_report_shows_the_table_and_the_plot(results_doc, tmp_path):
     assert (
         "| 1024 | 16 | -0.500 | 40 / 10 | 0.5x | 0.50x [0.50, 0.50] | 1.00x | wins (wins) |" in text
     )
-    assert "Break-even T, predicted against measured:" in text
+    assert "Break-even T, predicted against measured (predicted: the median" in text
+    assert "| 256 | 300 (300, 300, 300, 300) | 1.17x | yes |" in text
     assert (out / "img" / "parallel_in_time_prediction.png").exists()

@@ -87,12 +87,23 @@ class BreakEven:
     hidden: int
     steps: list[int]
     measured: float | None
-    predicted: float | None
+    predicted: float | None  # the median of `predicted_each`
     ratio: float | None  # predicted / measured
     within: bool
     # every T timed won: the break-even lies at or below `measured`, the shortest T timed, and a
     # prediction is within 2x when it lies at or below twice that
     at_most: bool = False
+    # the break-even each case predicted before its run from its own probe, shortest T first,
+    # cases without a prediction left out (None: none predicted up to MAX_STEPS)
+    predicted_each: tuple[float | None, ...] = ()
+
+    def within_each(self) -> int:
+        """How many of the cases' own predictions lie within 2x (as `within` judges)."""
+        return sum(
+            _within(p / self.measured, self.at_most)
+            for p in self.predicted_each
+            if p and self.measured
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,7 +198,10 @@ def summary(rows: Sequence[ComparedSolve]) -> HeldOut | None:
 def break_evens(timed: Sequence[TimedSolve]) -> list[BreakEven]:
     """Per (machine, backend, model, cell, method, B, H, threads) timed at two T or more: the
     break-even T measured (where the measured ratio crosses 1 between two timed T, log-linear;
-    None if it does not) and predicted (the prediction at the longest T timed)."""
+    None if it does not) and predicted: the median of the predictions each case made before its
+    run from its own probe of the machine (a break-even is a property of the model and the
+    machine, not of one T; one probe disturbed by load moved one case's from 69 to 158 where
+    its two siblings said 69), none counting as beyond every T."""
     groups: dict[tuple[str, str, str, str, str, int, int, int], list[TimedSolve]] = {}
     for t in timed:
         where = (t.machine, t.backend, t.model, t.cell, t.mode, t.batch, t.hidden, t.threads)
@@ -197,11 +211,11 @@ def break_evens(timed: Sequence[TimedSolve]) -> list[BreakEven]:
         rows = sorted(rows, key=lambda t: t.steps)
         if len(rows) < 2:
             continue
-        longest = rows[-1].prediction
+        each = tuple(t.prediction.break_even_steps for t in rows if t.prediction is not None)
         points = [(t.steps, t.time_ratio_ci[0]) for t in rows]
         measured = crossing(points)
         at_most = all(ratio < 1 for _, ratio in points)
-        predicted = None if longest is None else longest.break_even_steps
+        predicted = _median_steps(each) if each else None
         ratio = None if measured is None or predicted is None else predicted / measured
         machine, backend, model, cell, mode, batch, hidden, _ = where
         out.append(
@@ -217,12 +231,23 @@ def break_evens(timed: Sequence[TimedSolve]) -> list[BreakEven]:
                 measured=measured,
                 predicted=predicted,
                 ratio=ratio,
-                within=ratio is not None
-                and (ratio <= WITHIN if at_most else 1 / WITHIN <= ratio <= WITHIN),
+                within=ratio is not None and _within(ratio, at_most),
                 at_most=at_most,
+                predicted_each=each,
             )
         )
     return out
+
+
+def _within(ratio: float, at_most: bool) -> bool:
+    return ratio <= WITHIN if at_most else 1 / WITHIN <= ratio <= WITHIN
+
+
+def _median_steps(each: Sequence[float | None]) -> float | None:
+    """The median of the predicted break-evens, None (no break-even) ranking above any T; the
+    lower middle of an even count; None where that is None."""
+    ranked = sorted(each, key=lambda p: math.inf if p is None else p)
+    return ranked[(len(ranked) - 1) // 2]
 
 
 def crossing(points: list[tuple[int, float]]) -> float | None:

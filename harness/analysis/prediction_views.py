@@ -45,7 +45,12 @@ def markdown(found: PredictionAnalysis | None) -> list[str]:
         parts.append("No timed case among these results carries a prediction.")
     crossings = [b for b in found.break_even if b.measured or b.predicted]
     if found.break_even:
-        parts += ["Break-even T, predicted against measured:", break_even_table(found.break_even)]
+        parts += [
+            "Break-even T, predicted against measured (predicted: the median of the break-evens "
+            "the series' cases predicted, each before its run from its own probe; each in "
+            "brackets, shortest T first):",
+            break_even_table(found.break_even),
+        ]
         if not crossings:
             parts.append("Neither measured nor predicted: no series wins from any T.")
     for law in found.laws:
@@ -160,11 +165,18 @@ def break_even_table(rows: Sequence[BreakEven]) -> str:
             "measured",
             lambda r: ("at most " if r.at_most else "") + _steps(r.measured, "no win timed"),
         ),
-        ("predicted", lambda r: _steps(r.predicted, "none up to 65536")),
+        ("predicted (each case's)", _predicted_each),
         ("predicted / measured", lambda r: "" if r.ratio is None else f"{r.ratio:.2f}x"),
         ("within 2x", lambda r: "" if r.ratio is None else ("yes" if r.within else "no")),
     ]
     return table_of(columns, rows)
+
+
+def _predicted_each(r: BreakEven) -> str:
+    median = _steps(r.predicted, "none up to 65536")
+    if len(r.predicted_each) < 2:
+        return median
+    return f"{median} ({', '.join(_steps(p, 'none') for p in r.predicted_each)})"
 
 
 def _steps(value: float | None, none: str) -> str:
