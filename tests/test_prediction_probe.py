@@ -116,3 +116,41 @@ def test_repeats_are_capped(clock_of):
     quasi = [k for name, _, k in clock.built if name == "quasi-newton"]
     assert quasi[0] == probe_module.ITERATIONS_PER_CALL
     assert quasi[1:] == [probe_module.MOST_PER_CALL] * (len(quasi) - 1) and len(quasi) > 1
+
+
+def test_a_time_well_above_its_neighbours_line_is_timed_again(clock_of):
+    """A burst of load triples the step loop's time at T = 256: it stands 3x above the line
+    through T = 64 and 1024, is timed again, and the faster is kept; a curve on its line is
+    timed once a length."""
+    clock_of(1e-6)
+    fake = probe_module.registry.parallel_in_time()
+    real, timed = fake.fastest_seconds, {"loop": 0, "quasi-newton": 0}
+
+    def disturbed(calls, repeats, budget_s):
+        out = real(calls, repeats, budget_s)
+        for name in calls:
+            timed[name] = timed.get(name, 0) + 1
+        if "loop" in calls and timed["loop"] == 4:  # the fourth length: T = 256
+            out["loop"] *= 3
+        return out
+
+    fake.fastest_seconds = disturbed
+    costs = probe_module.probe(SPEC, None, 1, 4096, "torch-cpu", ("quasi-newton",))  # type: ignore[arg-type]
+    loop = costs.curves["loop"]
+    assert loop.lengths[3] == 256
+    assert loop.seconds == pytest.approx([1e-6 * t for t in loop.lengths])
+    assert timed["loop"] == len(loop.lengths) + 1
+    assert timed["quasi-newton"] == len(costs.curves["quasi-newton"].lengths)
+
+
+def test_bumps_are_read_against_the_work_and_the_furthest_first():
+    """A cache step (cost per unit of work rising with T) lies under the line: not a bump."""
+    work = {"a": (None, float), "b": (None, lambda t: t * t)}
+    lengths = {"a": [4, 16, 64, 256], "b": [4, 16, 64]}
+    seconds = {"a": [4.0, 16.0 * 1.3, 64.0 * 2, 256.0 * 4], "b": [16.0, 2 * 256.0, 4096.0]}
+    # a: at 16 the line through 4 and 64 reads 4 + 124 * 12 / 60 = 28.8 (20.8 is under it); at
+    # 64, 20.8 + 1003.2 * 48 / 240 = 221.4 (128 under): a rising cost per unit, no bump;
+    # b, in the work t^2: at 16 the line reads 16 + 4080 * 240 / 4080 = 256, 512 is 2x over it
+    assert probe_module._bumps(work, lengths, seconds) == [("b", 1)]
+    seconds["a"][2] = 64.0 * 8  # 512 against 20.8 + 1003.2 * 0.2 = 221.4: 2.3x, the furthest
+    assert probe_module._bumps(work, lengths, seconds) == [("a", 2), ("b", 1)]

@@ -7,8 +7,9 @@ between the solver's calls a step loop of 95 us read 142 us), the fastest of REP
 calls (fewer for a call that would pass BUDGET_S, one at least). A length is probed only while
 its estimated cost (the previous length's time scaled by the work), a warm-up and one timed
 call, stays within BUDGET_S, and every length within TOTAL_S; longer ones are extrapolated
-(costs.CostCurve). Run it at the thread count the solve will run at, with nothing else of the
-same run busy (bench makes it at a case's calibration)."""
+(costs.CostCurve). A time well above the line through its neighbours is timed again (BUMP).
+Run it at the thread count the solve will run at, with nothing else of the same run busy (bench
+makes it at a case's calibration)."""
 
 from __future__ import annotations
 
@@ -44,6 +45,12 @@ ALONE_S = 1e-3
 MOST_PER_CALL = 64
 BUDGET_S = 0.3  # one probed length of one curve: its warm-up call and its repeats
 TOTAL_S = 2.5  # every curve at every length: no length starts that would run past it
+# a time this far above the line through its neighbours (in work) is timed again, the faster
+# kept: a curve's cost per unit of work falls (fixed costs) or rises (caches) smoothly, and a
+# burst of load on a shared machine slows one length of one curve (one probe read a break-even
+# of 158 where two before it read 69); at most RETIMES a probe, each within BUDGET_S
+BUMP = 1.25
+RETIMES = 3
 # the solver's framework for each backend the engine runs newton / quasi-newton on
 FRAMEWORKS = {
     "torch-cpu": ("torch", "cpu"),
@@ -112,6 +119,7 @@ def probe(
         builders[f"{method} first"] = (_once(first), scale)
     lengths: dict[str, list[int]] = {name: [] for name in builders}
     seconds: dict[str, list[float]] = {name: [] for name in builders}
+    calls_at: dict[str, list[int]] = {name: [] for name in builders}  # calls a timed call ran
     stopped: set[str] = set()
     for T in lengths_for(steps):
         estimates, per_call = {}, {}
@@ -140,8 +148,28 @@ def probe(
         for name, value in _each_alone(pt, calls).items():
             lengths[name].append(T)
             seconds[name].append(value / per_call[name])
+            calls_at[name].append(per_call[name])
+    for name, index in _bumps(builders, lengths, seconds)[:RETIMES]:
+        build, _ = builders[name]
+        T, times = lengths[name][index], calls_at[name][index]
+        again = _each_alone(pt, {name: build(T, times)})[name] / times
+        seconds[name][index] = min(seconds[name][index], again)
     curves = {name: CostCurve(tuple(lengths[name]), tuple(seconds[name])) for name in builders}
     return Costs(backend, curves, time.perf_counter() - started)
+
+
+def _bumps(builders, lengths, seconds) -> list[tuple[str, int]]:
+    """(curve, index) of each interior time more than BUMP over the line through its two
+    neighbours, in the work, the furthest above first."""
+    found = []
+    for name, (_, work) in builders.items():
+        T, s = lengths[name], seconds[name]
+        for i in range(1, len(T) - 1):
+            w0, w, w1 = work(T[i - 1]), work(T[i]), work(T[i + 1])
+            line = s[i - 1] + (s[i + 1] - s[i - 1]) * (w - w0) / (w1 - w0)
+            if line > 0 and s[i] > BUMP * line:
+                found.append((s[i] / line, name, i))
+    return [(name, i) for _, name, i in sorted(found, reverse=True)]
 
 
 def _each_alone(pt, calls: dict[str, Callable[[], Any]]) -> dict[str, float]:
