@@ -100,6 +100,18 @@ def test_a_run_stops_at_its_deadline_with_the_iterations_it_ran():
     assert floor_runs(spec, weights.arrays, x, [64], 0.0, time.perf_counter() - 1) == []
 
 
+def test_no_run_holds_more_dense_jacobians_than_a_solve_would(monkeypatch):
+    from backends.parallel_in_time import rounding_floor
+
+    spec = ModelSpec(cell=Cell.RNN, input_size=4, hidden_size=8, dtype="float32")
+    weights = init_weights(spec, seed=0)
+    x = np.random.default_rng(0).standard_normal((64, 1, 4)).astype("float32")
+    # 3 x T x B x H^2 x 4 bytes: 12 KiB at T = 16, 48 KiB at 64
+    monkeypatch.setattr(rounding_floor, "DENSE_LIMIT_BYTES", 16 << 10)
+    runs = floor_runs(spec, weights.arrays, x, [16, 64], 1e-6, time.perf_counter() + 600)
+    assert [r.steps for r in runs] == [16]
+
+
 def test_newton_floor_keeps_to_its_budget():
     weights = _trained("srnn_digits.keras")
     spec = weights.spec.replace(batch_first=False)

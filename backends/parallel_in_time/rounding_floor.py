@@ -7,8 +7,9 @@ contraction; it settles only as bitwise-fixed states spread from t = 0, about on
 iteration. So this starts Newton at the sequential states, in the model's dtype (layer 0,
 forward), and counts the iterations until the change is <= tol: 1 where the rounding floor lies
 under tol; nearly T where it does not (measured on a trained SimpleRNN, H = 64, LLE -0.11, and
-random RNN / GRU / LSTM of gain near LLE = 0, T = 64 and 256: the count from the sequential
-states against a float32 solve from zero, within 1.9x in 24 stalled or borderline cases).
+random RNN / GRU / LSTM of gain near LLE = 0, T = 64 and 256, by hand: the count from the
+sequential states, or float64's count where larger, within 1.9x of a float32 solve from zero in
+24 stalled or borderline cases).
 
 The change at step t depends on the steps up to t only, so x's prefixes share one sequential
 pass. A run stops early at `deadline` (time.perf_counter()), with the iterations it ran.
@@ -30,6 +31,7 @@ import numpy as np
 from backends.parallel_in_time.arrays import max_abs, namespace, zeros
 from backends.parallel_in_time.iteration_probe import _namespace, _quiet
 from backends.parallel_in_time.jacobians import evaluate, input_projection, step
+from backends.parallel_in_time.newton import DENSE_LIMIT_BYTES
 from backends.parallel_in_time.scan import apply_linear, linear_scan
 from harness.model.spec import Cell, ModelSpec
 
@@ -71,9 +73,12 @@ def floor_runs(
         N = 2 * spec.hidden_size if spec.cell is Cell.LSTM else spec.hidden_size
         s0 = zeros(xp, (x.shape[1], N), xw)
         states = _sequential(spec.cell, xw, R, Rb, s0, deadline)
+        itemsize = np.dtype(spec.dtype).itemsize
         for T in lengths:
             if time.perf_counter() >= deadline or states.shape[0] < T:
                 break
+            if mode == "dense" and 3 * T * x.shape[1] * N * N * itemsize > DENSE_LIMIT_BYTES:
+                break  # the dense Jacobians a solve would refuse to hold
             runs.append(_run(spec.cell, xw[:T], R, Rb, s0, states[:T], mode, tol, deadline))
     return runs
 
