@@ -165,8 +165,7 @@ def summary(files: list[Path], ladder_rows: list[dict], seconds: list[dict]) -> 
         "break_even": [dataclasses.asdict(b) for b in breaks],
         "break_even_within_2x": f"{sum(b.within for b in both)} of {len(both)}",
         "break_even_each_within_2x": (
-            f"{sum(b.within_each() for b in both)} of "
-            f"{sum(len([p for p in b.predicted_each if p]) for b in both)}"
+            f"{sum(b.within_each() for b in both)} of {sum(len(b.predicted_each) for b in both)}"
         ),
         "ladder": ladder_rows,
         "ladder_agrees": f"{len(agree)} of {len(ladder_rows)}",

@@ -76,8 +76,38 @@ def test_solve_by_hand(monkeypatch):
     assert made.verdict == "wins"  # 33.7 ms against 41 ms
     # break-even: 2e-6 T + 5 (1e-3 + 1e-6 T) = 1e-5 T  ->  T = 5e-3 / 3e-6 = 1667
     assert made.break_even_steps == pytest.approx(5e-3 / 3e-6, rel=0.02)
+    assert made.wins_up_to_steps is None  # it wins on up to MAX_STEPS
     short = predictor().solve("quasi-newton", 256, 1e-6, None)
     assert short.verdict == "loses" and short.ratio > 1
+
+
+class _Ratios(Predictor):
+    """A predictor whose ratio at T is a given function: the break-even rule alone."""
+
+    def __init__(self, ratio):
+        self._ratio = ratio
+
+    def ratio(self, method, steps, tol, max_iter):
+        return self._ratio(steps)
+
+
+def test_the_break_even_is_where_the_first_win_of_an_octave_or_more_starts():
+    # wins from 100 to 400 (two octaves), loses past it: a window, start and end recorded
+    window = _Ratios(lambda T: 0.8 if 100 <= T <= 400 else 1.2)
+    start, end = window.break_even("quasi-newton", 1e-6, None)
+    assert 90 < start <= 108 and 380 <= end < 431  # interpolated between grid points
+    # a dip under 1 shorter than an octave (one noisy point) is no win: the next stretch is
+    dip = _Ratios(lambda T: 0.9 if 60 < T < 70 or T > 1000 else 1.1)
+    start, end = dip.break_even("quasi-newton", 1e-6, None)
+    assert 861 < start <= 1024 and end is None  # between the grid points 2^9.75 and 2^10
+    # a stretch under an octave that runs to the end of the grid counts
+    late = _Ratios(lambda T: 0.9 if T > 50000 else 1.1)
+    assert late.break_even("quasi-newton", 1e-6, None)[0] > 46000
+    assert _Ratios(lambda T: 0.5).break_even("quasi-newton", 1e-6, None) == (4.0, None)
+    assert _Ratios(lambda T: 1.5).break_even("quasi-newton", 1e-6, None) == (None, None)
+    # from not converging to winning: the first winning grid point, nothing to interpolate
+    start, _ = _Ratios(lambda T: None if T < 300 else 0.5).break_even("quasi-newton", 1e-6, None)
+    assert start == pytest.approx(2 ** (33 / 4))  # the first grid point past 300
 
 
 def test_work_multiplier_is_the_counted_one():

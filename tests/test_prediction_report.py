@@ -139,6 +139,7 @@ def test_the_predicted_break_even_is_the_median_of_each_case_s(results_doc):
         case["parallel_in_time"]["prediction"]["break_even_steps"] = own
     (series,) = analysed(doc).break_even
     assert series.predicted is None and series.ratio is None and not series.within
+    assert series.within_each() == 1  # "none" where one was measured is a miss of its own
     solved[0]["parallel_in_time"]["prediction"] = None  # a case without a prediction: left out
     (series,) = analysed(doc).break_even
     assert series.predicted_each == (None, None, None)

@@ -98,11 +98,12 @@ class BreakEven:
     predicted_each: tuple[float | None, ...] = ()
 
     def within_each(self) -> int:
-        """How many of the cases' own predictions lie within 2x (as `within` judges)."""
+        """How many of the cases' own predictions lie within 2x (as `within` judges; one that
+        predicted no break-even where one was measured is not)."""
+        if not self.measured:
+            return 0
         return sum(
-            _within(p / self.measured, self.at_most)
-            for p in self.predicted_each
-            if p and self.measured
+            p is not None and _within(p / self.measured, self.at_most) for p in self.predicted_each
         )
 
 

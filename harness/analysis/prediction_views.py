@@ -96,7 +96,7 @@ def solo(ran: Sequence[SoloSolve], predicted: Sequence[SoloPrediction]) -> list[
             ("iterations", lambda r: _iterations(r.solve.iterations)),
             ("solve / step loop", lambda r: _times(r.solve.ratio)),
             ("verdict", lambda r: r.solve.verdict),
-            ("break-even T", lambda r: _steps(r.solve.break_even_steps, "none up to 65536")),
+            ("break-even T", lambda r: _break_even(r.solve)),
         ]
         parts += [PREDICTED_NOTE, table_of(columns, predicted)]
     return parts
@@ -170,6 +170,13 @@ def break_even_table(rows: Sequence[BreakEven]) -> str:
         ("within 2x", lambda r: "" if r.ratio is None else ("yes" if r.within else "no")),
     ]
     return table_of(columns, rows)
+
+
+def _break_even(s: PredictedSolve) -> str:
+    start = _steps(s.break_even_steps, "none up to 65536")
+    if s.break_even_steps is None or s.wins_up_to_steps is None:
+        return start
+    return f"{start} (wins up to {s.wins_up_to_steps:.0f})"
 
 
 def _predicted_each(r: BreakEven) -> str:

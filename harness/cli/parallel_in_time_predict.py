@@ -196,12 +196,16 @@ def _row(s: PredictedSolve) -> list[str]:
         format_seconds(s.step_loop_s),
         f"{s.ratio:.3g}x" if converges else "",
         s.verdict,
-        _break_even(s.break_even_steps),
+        _break_even(s),
     ]
 
 
-def _break_even(steps: float | None) -> str:
-    return "none up to 65536" if steps is None else f"{steps:.0f}"
+def _break_even(s: PredictedSolve) -> str:
+    if s.break_even_steps is None:
+        return "none up to 65536"
+    if s.wins_up_to_steps is None:
+        return f"{s.break_even_steps:.0f}"
+    return f"{s.break_even_steps:.0f} (wins up to {s.wins_up_to_steps:.0f})"
 
 
 def _sentence(s: PredictedSolve) -> str:
@@ -210,7 +214,7 @@ def _sentence(s: PredictedSolve) -> str:
     return (
         f"predicted to {'win' if s.verdict == 'wins' else 'lose'}: {s.iterations} iterations, "
         f"{s.ratio:.3g}x the step loop's {format_seconds(s.step_loop_s)}; break-even T "
-        f"{_break_even(s.break_even_steps)}"
+        f"{_break_even(s)}"
     )
 
 

@@ -16,8 +16,12 @@ The solve: L*D * (F(T) - tau(T) + k * tau(T)): each layer and direction set up (
 projection, buffers, outputs: F - tau) and iterated k times, the model's iteration count
 (layer 0's exponent stands for all).
 Its ratio to the step loop, solve / S(T), says "wins" below 1 and "loses" above. The break-even
-T is the smallest T, on a grid of quarter powers of 2 up to MAX_STEPS, from which the predicted
-ratio stays below 1, interpolated in log T between grid points.
+T is where the first stretch of predicted wins starts, on a grid of quarter powers of 2 up to
+MAX_STEPS, interpolated in log T between grid points; a stretch counts where it spans an octave
+of T or runs to MAX_STEPS. It can end: where the count grows with T faster than the step loop's
+lead (a count read on from short solves grows as ln T), the win holds over a window only, and
+its end is recorded too (a case of T = 64 whose counts at 16 and 32 were 10 and 11 predicted a
+win from 97 to 355, and under the old rule, wins held up to MAX_STEPS, none at all).
 """
 
 from __future__ import annotations
@@ -44,6 +48,17 @@ class FirstIterateGrowth(Protocol):
 
 
 MAX_STEPS = 2**16
+OCTAVE = 4  # grid points (quarter powers of 2) a winning stretch spans beyond its first
+
+
+def _crossing(grid: list[float], ratios: list[float | None], i: int) -> float:
+    """Where the log ratio crosses 0 between grid[i] and grid[i + 1], interpolated in log T;
+    the later point where either side does not converge."""
+    low, high = ratios[i], ratios[i + 1]
+    if low is None or high is None:
+        return grid[i + 1]
+    share = math.log(low) / (math.log(low) - math.log(high))
+    return 2 ** (math.log2(grid[i]) + share * 0.25)
 
 
 def model_work(spec: ModelSpec, batch: int, steps: int, method: str, iterations: int) -> float:
@@ -151,23 +166,29 @@ class Predictor:
         solve = self.setup_s(method, steps) + found.iterations * self.iteration_s(method, steps)
         return solve / self.step_loop_s(steps)
 
-    def break_even(self, method: str, tol: float, max_iter: int | None) -> float | None:
-        """The smallest T from which the predicted ratio stays under 1 up to MAX_STEPS."""
+    def break_even(
+        self, method: str, tol: float, max_iter: int | None
+    ) -> tuple[float | None, float | None]:
+        """(where the first winning stretch on the grid starts, where it ends): a stretch of
+        predicted ratios under 1 that spans an octave of T or runs to MAX_STEPS (a shorter one
+        is a dip, not a win); (None, None) where none does; the end None where it runs on."""
         grid = [2 ** (j / 4) for j in range(8, 4 * int(math.log2(MAX_STEPS)) + 1)]
         ratios = [self.ratio(method, T, tol, max_iter) for T in grid]
         winning = [r is not None and r < 1 for r in ratios]
-        if not winning[-1]:
-            return None
-        first = len(grid) - 1
-        while first > 0 and winning[first - 1]:
-            first -= 1
-        if first == 0:
-            return grid[0]
-        low, high = ratios[first - 1], ratios[first]
-        if low is None or high is None:  # from not converging to winning: nothing to interpolate
-            return grid[first]
-        share = math.log(low) / (math.log(low) - math.log(high))  # where log ratio crosses 0
-        return 2 ** (math.log2(grid[first - 1]) + share * 0.25)
+        last = len(grid) - 1
+        first = 0
+        while first <= last:
+            if not winning[first]:
+                first += 1
+                continue
+            end = first
+            while end < last and winning[end + 1]:
+                end += 1
+            if end - first >= OCTAVE or end == last:
+                start = grid[0] if first == 0 else _crossing(grid, ratios, first - 1)
+                return start, (None if end == last else _crossing(grid, ratios, end))
+            first = end + 1
+        return None, None
 
     def solve(self, method: str, steps: int, tol: float, max_iter: int | None) -> PredictedSolve:
         found, source = self.iterations(method, steps, tol, max_iter)
@@ -180,6 +201,7 @@ class Predictor:
             ratio = solve_s / step_loop_s
         verdict = "does not converge" if ratio is None else ("wins" if ratio < 1 else "loses")
         unbounded = found.unbounded if math.isfinite(found.unbounded) else None
+        break_even, wins_up_to = self.break_even(method, tol, max_iter)
         return PredictedSolve(
             method=method,
             steps=steps,
@@ -194,5 +216,6 @@ class Predictor:
             step_loop_s=step_loop_s,
             ratio=ratio,
             verdict=verdict,
-            break_even_steps=self.break_even(method, tol, max_iter),
+            break_even_steps=break_even,
+            wins_up_to_steps=wins_up_to,
         )

@@ -51,7 +51,15 @@ class PredictedSolve(Record):
     break_even_steps: Finite | None = Field(
         None,
         ge=1,
-        description="the smallest T from which it is predicted to win; null: none",
+        description="where its first stretch of predicted wins (an octave of T at least, or up "
+        "to 65536) starts; null: none (older files: the smallest T from which it wins up to "
+        "65536)",
+    )
+    wins_up_to_steps: Finite | None = Field(
+        None,
+        ge=1,
+        description="where that stretch ends; null: it runs to 65536, there is none, or an "
+        "older file",
     )
 
     @model_validator(mode="after")
