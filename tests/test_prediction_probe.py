@@ -149,8 +149,18 @@ def test_bumps_are_read_against_the_work_and_the_furthest_first():
     lengths = {"a": [4, 16, 64, 256], "b": [4, 16, 64]}
     seconds = {"a": [4.0, 16.0 * 1.3, 64.0 * 2, 256.0 * 4], "b": [16.0, 2 * 256.0, 4096.0]}
     # a: at 16 the line through 4 and 64 reads 4 + 124 * 12 / 60 = 28.8 (20.8 is under it); at
-    # 64, 20.8 + 1003.2 * 48 / 240 = 221.4 (128 under): a rising cost per unit, no bump;
-    # b, in the work t^2: at 16 the line reads 16 + 4080 * 240 / 4080 = 256, 512 is 2x over it
-    assert probe_module._bumps(work, lengths, seconds) == [("b", 1)]
+    # 64, 20.8 + 1003.2 * 48 / 240 = 221.4 (128 under): a rising cost per unit, no bump there;
+    # b, in the work t^2: at 16 the line reads 16 + 4080 * 240 / 4080 = 256, 512 is 2x over it;
+    # a's last, 1024 against the line through 16 and 64 extrapolated, 20.8 + 107.2 * 5 = 556.8,
+    # is over it too (the cache step): an end, after every interior one
+    assert probe_module._bumps(work, lengths, seconds) == [("b", 1), ("a", 3)]
     seconds["a"][2] = 64.0 * 8  # 512 against 20.8 + 1003.2 * 0.2 = 221.4: 2.3x, the furthest
+    # and a's last now lies under the line through 16 and 64: 20.8 + 491.2 * 5 = 2476.8
     assert probe_module._bumps(work, lengths, seconds) == [("a", 2), ("b", 1)]
+    # the first, against the line through 16 and 64 read back at 4: 4 is on it, 8 is 2x over
+    line = {"c": (None, float)}
+    assert probe_module._bumps(line, {"c": [4, 16, 64]}, {"c": [4.0, 16.0, 64.0]}) == []
+    # (and the last, against the line through that 8 and 16: 48, is then over it too)
+    bumped = probe_module._bumps(line, {"c": [4, 16, 64]}, {"c": [8.0, 16.0, 64.0]})
+    assert bumped == [("c", 0), ("c", 2)]
+    assert probe_module._bumps(line, {"c": [4, 16]}, {"c": [80.0, 16.0]}) == []  # two: none

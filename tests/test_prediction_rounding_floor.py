@@ -31,16 +31,24 @@ def _trained(name: str):
 
 
 def test_a_floor_is_read_at_its_own_t_and_on_past_a_stalled_one():
-    floor = Floor(1, (FloorRun(64, 3, 3, 2e-6), FloorRun(256, None, 40, 3e-6)))
+    floor = Floor(1, (FloorRun(64, 3, 3, 2e-6), FloorRun(256, None, 40, 3e-6, "deadline")))
     assert floor.count(64) == 3
     assert floor.count(256) == 257  # still above tol after STALLED_RUN or more: T + 1
     assert floor.count(1024) == 1025  # past a stalled run: the floor only rises with T
     assert floor.count(128) is None  # past a run that ended in 3: nothing said
     assert floor.count(16) is None  # shorter than every run: nothing said
-    cut_early = Floor(1, (FloorRun(64, None, STALLED_RUN - 1, 2e-6),))
+    cut_early = Floor(1, (FloorRun(64, None, STALLED_RUN - 1, 2e-6, "deadline"),))
     assert cut_early.count(64) is None and cut_early.count(256) is None
     slow = Floor(1, (FloorRun(64, STALLED_RUN + 4, STALLED_RUN + 4, 2e-6),))
     assert slow.count(64) == STALLED_RUN + 4 and slow.count(256) == 257
+    # a run cut by the budget before it says anything reads the stalled shorter run, as a T
+    # not run does; so does one that ended on a non-finite value
+    stalled, cut = FloorRun(64, None, 65, 2e-6, "T + 1"), FloorRun(256, None, 3, 2e-6, "deadline")
+    assert Floor(1, (stalled, cut)).count(256) == 257
+    assert Floor(1, (cut,)).count(256) is None
+    nan = FloorRun(256, None, 40, 2e-6, "non-finite")
+    assert Floor(1, (nan,)).count(256) is None  # a NaN is no stall
+    assert Floor(1, (stalled, nan)).count(256) == 257
 
 
 def test_the_floor_decides_newton_over_the_law_and_over_quasi_newton_s_stall():
@@ -94,10 +102,40 @@ def test_a_run_stops_at_its_deadline_with_the_iterations_it_ran():
     spec = ModelSpec(cell=Cell.RNN, input_size=4, hidden_size=8, dtype="float32")
     weights = init_weights(spec, seed=0)
     x = np.random.default_rng(0).standard_normal((64, 1, 4)).astype("float32")
-    # tol 0: no change is ever <= it before the states are bitwise fixed
-    (run,) = floor_runs(spec, weights.arrays, x, [64], 0.0, time.perf_counter() + 600)
-    assert run.run <= 65 and (run.iterations is None) == (run.run == 65)
-    assert floor_runs(spec, weights.arrays, x, [64], 0.0, time.perf_counter() - 1) == []
+    # tol -1: no change is ever <= it: a run goes on to T + 1
+    (run,) = floor_runs(spec, weights.arrays, x, [64], -1.0, time.perf_counter() + 600)
+    assert (run.iterations, run.run, run.stopped) == (None, 65, "T + 1")
+    assert floor_runs(spec, weights.arrays, x, [64], -1.0, time.perf_counter() - 1) == []
+    # a long one (T + 1 = 8193 dense iterations take minutes) is cut at its deadline
+    long = np.random.default_rng(0).standard_normal((8192, 1, 4)).astype("float32")
+    started = time.perf_counter()
+    (run,) = floor_runs(spec, weights.arrays, long, [8192], -1.0, started + 0.3)
+    taken = time.perf_counter() - started
+    assert run.stopped == "deadline" and 1 <= run.run < 8193 and run.iterations is None
+    assert taken < 1.0  # past it by an iteration at most (a few ms here)
+    # the sequential states are cut too: a deadline inside them leaves the length unrun
+    huge = np.random.default_rng(0).standard_normal((200_000, 1, 4)).astype("float32")
+    started = time.perf_counter()
+    assert floor_runs(spec, weights.arrays, huge, [200_000], -1.0, started + 0.2) == []
+    assert time.perf_counter() - started < 1.0
+
+
+def test_lengths_are_taken_shortest_first_and_those_past_x_left_out():
+    spec = ModelSpec(cell=Cell.GRU, input_size=4, hidden_size=8, dtype="float32")
+    weights = init_weights(spec, seed=0)
+    x = np.random.default_rng(0).standard_normal((96, 1, 4)).astype("float32")
+    runs = floor_runs(spec, weights.arrays, x, [200, 64, 32], 1e-6, time.perf_counter() + 600)
+    assert [r.steps for r in runs] == [32, 64]
+
+
+def test_a_variant_cell_is_refused_not_run_as_the_plain_one():
+    from harness.model.protocol import NotSupported
+
+    spec = ModelSpec(cell=Cell.LSTM, input_size=4, hidden_size=8, peepholes=True)
+    weights = init_weights(spec, seed=0)
+    x = np.zeros((16, 1, 4), "float32")
+    with pytest.raises(NotSupported):
+        floor_runs(spec, weights.arrays, x, [16], 1e-6, time.perf_counter() + 600)
 
 
 def test_no_run_holds_more_dense_jacobians_than_a_solve_would(monkeypatch):

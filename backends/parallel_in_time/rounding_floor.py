@@ -31,9 +31,11 @@ import numpy as np
 from backends.parallel_in_time.arrays import max_abs, namespace, zeros
 from backends.parallel_in_time.iteration_probe import _namespace, _quiet
 from backends.parallel_in_time.jacobians import evaluate, input_projection, step
-from backends.parallel_in_time.newton import DENSE_LIMIT_BYTES
+from backends.parallel_in_time.newton import DENSE_LIMIT_BYTES, check_spec
 from backends.parallel_in_time.scan import apply_linear, linear_scan
 from harness.model.spec import Cell, ModelSpec
+
+STOPPED = ("converged", "deadline", "non-finite", "T + 1")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,8 +44,9 @@ class FloorRun:
 
     steps: int
     iterations: int | None  # the change first <= tol after these; None: not within `run`
-    run: int  # iterations run (cut by the deadline, or T + 1)
+    run: int  # iterations run
     first_change: float  # max |change| of the first iteration: the rounding floor's size
+    stopped: str = "converged"  # one of STOPPED: why the run ended
 
 
 def floor_runs(
@@ -56,10 +59,15 @@ def floor_runs(
     framework: str = "numpy",
     device: str = "cpu",
     mode: str = "dense",
+    least: int = 1,
 ) -> list[FloorRun]:
-    """A run at each of `lengths` (ascending, each <= x's T) on x's prefix (NumPy, time-major
-    [T, B, I]), in spec.dtype on the framework's arrays, until the deadline; a length is started
-    only before it."""
+    """A run at each of `lengths` (each <= x's T, shortest first) on x's prefix (NumPy,
+    time-major [T, B, I]), in spec.dtype on the framework's arrays, until the deadline. The
+    sequential states are extended length by length; a length is not started where the
+    deadline would cut it before `least` iterations at the last run's cost a step (the caller's
+    shortest run that says anything), nor where its dense Jacobians would pass what a solve
+    holds."""
+    check_spec(spec)
     xp = _namespace(framework)
 
     def array(a):
@@ -67,32 +75,40 @@ def floor_runs(
         return xp.from_numpy(a).to(device) if xp.__name__ == "torch" else a
 
     W, R, Wb, Rb = (array(np.asarray(params[f"l0.{k}"])[0]) for k in ("W", "R", "Wb", "Rb"))
-    runs = []
+    runs: list[FloorRun] = []
+    itemsize = np.dtype(spec.dtype).itemsize
     with _quiet(xp):
         xw = input_projection(spec.cell, array(x), W, Wb, Rb)
         N = 2 * spec.hidden_size if spec.cell is Cell.LSTM else spec.hidden_size
         s0 = zeros(xp, (x.shape[1], N), xw)
-        states = _sequential(spec.cell, xw, R, Rb, s0, deadline)
-        itemsize = np.dtype(spec.dtype).itemsize
-        for T in lengths:
-            if time.perf_counter() >= deadline or states.shape[0] < T:
-                break
+        states = zeros(xp, (xw.shape[0], *s0.shape), xw)
+        done, per_step = 0, 0.0  # states made; seconds an iteration a step, at the last run
+        for T in sorted(set(lengths)):
+            if xw.shape[0] < T or T < 1:
+                continue
             if mode == "dense" and 3 * T * x.shape[1] * N * N * itemsize > DENSE_LIMIT_BYTES:
                 break  # the dense Jacobians a solve would refuse to hold
-            runs.append(_run(spec.cell, xw[:T], R, Rb, s0, states[:T], mode, tol, deadline))
+            if time.perf_counter() + least * per_step * T >= deadline:
+                break
+            done = _sequential(spec.cell, xw, R, Rb, s0, states, done, T, deadline)
+            if done < T:
+                break
+            begun = time.perf_counter()
+            run = _run(spec.cell, xw[:T], R, Rb, s0, states[:T], mode, tol, deadline)
+            per_step = (time.perf_counter() - begun) / (run.run * T)
+            runs.append(run)
     return runs
 
 
-def _sequential(cell: Cell, xw, R, Rb, s0, deadline: float):
-    """The states one step at a time, as many as the deadline allows."""
-    states = zeros(namespace(xw), (xw.shape[0], *s0.shape), xw)
-    s = s0
-    for t in range(xw.shape[0]):
+def _sequential(cell: Cell, xw, R, Rb, s0, states, done: int, until: int, deadline: float):
+    """states[done:until] one step at a time, as far as the deadline allows: the steps made."""
+    s = s0 if done == 0 else states[done - 1]
+    for t in range(done, until):
         if t % 64 == 0 and time.perf_counter() >= deadline:
-            return states[:t]
+            return t
         s = evaluate(cell, xw[t : t + 1], R, Rb, s[None]).s[0]
         states[t] = s
-    return states
+    return until
 
 
 def _run(cell: Cell, xw, R, Rb, s0, S, mode: str, tol: float, deadline: float) -> FloorRun:
@@ -108,7 +124,9 @@ def _run(cell: Cell, xw, R, Rb, s0, S, mode: str, tol: float, deadline: float) -
         S = S_next
         first = change if k == 1 else first
         if change <= tol:
-            return FloorRun(T, k, k, first)
-        if change != change or time.perf_counter() >= deadline:
-            return FloorRun(T, None, k, first)
-    return FloorRun(T, None, T + 1, first)
+            return FloorRun(T, k, k, first, "converged")
+        if change != change:
+            return FloorRun(T, None, k, first, "non-finite")
+        if time.perf_counter() >= deadline:
+            return FloorRun(T, None, k, first, "deadline")
+    return FloorRun(T, None, T + 1, first, "T + 1")

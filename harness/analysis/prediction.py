@@ -245,10 +245,12 @@ def _within(ratio: float, at_most: bool) -> bool:
 
 
 def _median_steps(each: Sequence[float | None]) -> float | None:
-    """The median of the predicted break-evens, None (no break-even) ranking above any T; the
-    lower middle of an even count; None where that is None."""
+    """The median of the predicted break-evens, None (no break-even) ranking above any T: of an
+    even count the geometric mean of the two middle ones, None where either is (robust to one
+    disturbed probe from three cases on)."""
     ranked = sorted(each, key=lambda p: math.inf if p is None else p)
-    return ranked[(len(ranked) - 1) // 2]
+    low, high = ranked[(len(ranked) - 1) // 2], ranked[len(ranked) // 2]
+    return None if low is None or high is None else math.sqrt(low * high)
 
 
 def crossing(points: list[tuple[int, float]]) -> float | None:

@@ -10,6 +10,7 @@ from harness.records.parallel_in_time import PredictionDocument, SolveDocument, 
 from harness.records.prediction import (
     CountedIterations,
     FirstIterate,
+    FloorRunAt,
     PredictedSolve,
     RoundingFloor,
 )
@@ -73,7 +74,9 @@ def predict(spec, weights, x, options, args, methods=METHODS, steps=TABLE_STEPS)
     )
 
 
-def _counted_sentence(counted: CountedIterations, dtype: str, newton_too: bool = False) -> str:
+def _counted_sentence(
+    counted: CountedIterations, dtype: str, newton_too: bool = False, floor: bool = False
+) -> str:
     """What the model's own counting solves found, and the stall where there was one."""
     found = ", ".join(
         f"{'no convergence' if c.iterations is None else c.iterations} at T={c.steps}"
@@ -91,17 +94,24 @@ def _counted_sentence(counted: CountedIterations, dtype: str, newton_too: bool =
         line += (
             f": rounding stalls {dtype}'s change above tol, so past T={longest} {methods} "
             "is predicted at T + 1"
-            + (" (newton where its own floor runs below say nothing)" if newton_too else "")
+            + (
+                " (newton where its own floor runs below say nothing)"
+                if newton_too and floor
+                else ""
+            )
         )
     return line
+
+
+def _unsettled(r: FloorRunAt) -> str:
+    why = {"deadline": "budget spent", "non-finite": "a non-finite value", "T + 1": "T + 1 run"}
+    return f"still above tol after {r.run} at T={r.steps} ({why.get(r.stopped, r.stopped)})"
 
 
 def _floor_sentence(floor: RoundingFloor, dtype: str) -> str:
     """Newton's floor runs: what rounding alone costs it at each T run."""
     found = ", ".join(
-        f"{r.iterations} at T={r.steps}"
-        if r.iterations is not None
-        else f"still above tol after {r.run} at T={r.steps} (budget spent)"
+        f"{r.iterations} at T={r.steps}" if r.iterations is not None else _unsettled(r)
         for r in floor.runs
     )
     return (
@@ -141,7 +151,8 @@ def run_predict(args, spec, weights, source: str, x, options: dict) -> int:
         print(f"  {method}: k = {formula}")
     if prediction.counted is not None:
         newton_too = "newton" in prediction.laws
-        print(_counted_sentence(prediction.counted, spec.dtype, newton_too))
+        floor = prediction.rounding_floor is not None
+        print(_counted_sentence(prediction.counted, spec.dtype, newton_too, floor))
     if prediction.rounding_floor is not None:
         print(_floor_sentence(prediction.rounding_floor, spec.dtype))
     if prediction.first_iterate is not None:

@@ -94,7 +94,9 @@ def predict_model(
     floor = None
     if "newton" in methods and lle is not None and lle < 0:
         timed = Predictor(spec, B, lle, laws, costs)
-        columns = min(B, COUNT_BATCH) / B  # the probe timed B columns, the floor runs take these
+        # the probe timed B columns of every layer and direction; a floor run takes these of
+        # layer 0's forward recurrence
+        share = min(B, COUNT_BATCH) / B / (spec.num_layers * spec.num_directions)
         try:
             framework, device = FRAMEWORKS[backend]
             floor = newton_floor(
@@ -103,7 +105,7 @@ def predict_model(
                 x,
                 tol,
                 lengths,
-                lambda t: timed.iteration_s("newton", t) * columns,
+                lambda t: timed.iteration_s("newton", t) * share,
                 framework,
                 device,
             )
@@ -170,6 +172,7 @@ def _floor_record(floor: Floor | None) -> RoundingFloor | None:
             iterations=r.iterations,
             run=r.run,
             first_change=r.first_change if math.isfinite(r.first_change) else None,
+            stopped=r.stopped,
         )
         for r in floor.runs
     ]

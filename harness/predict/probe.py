@@ -7,7 +7,8 @@ between the solver's calls a step loop of 95 us read 142 us), the fastest of REP
 calls (fewer for a call that would pass BUDGET_S, one at least). A length is probed only while
 its estimated cost (the previous length's time scaled by the work), a warm-up and one timed
 call, stays within BUDGET_S, and every length within TOTAL_S; longer ones are extrapolated
-(costs.CostCurve). A time well above the line through its neighbours is timed again (BUMP).
+(costs.CostCurve). A time well above the line through its neighbours is timed again (BUMP),
+within RETIME_S more.
 Run it at the thread count the solve will run at, with nothing else of the same run busy (bench
 makes it at a case's calibration)."""
 
@@ -48,9 +49,11 @@ TOTAL_S = 2.5  # every curve at every length: no length starts that would run pa
 # a time this far above the line through its neighbours (in work) is timed again, the faster
 # kept: a curve's cost per unit of work falls (fixed costs) or rises (caches) smoothly, and a
 # burst of load on a shared machine slows one length of one curve (one probe read a break-even
-# of 158 where two before it read 69); at most RETIMES a probe, each within BUDGET_S
+# of 158 where two before it read 69); at most RETIMES a probe, within RETIME_S in all (beyond
+# TOTAL_S: the prediction stays under 5 s)
 BUMP = 1.25
 RETIMES = 3
+RETIME_S = 0.5
 # the solver's framework for each backend the engine runs newton / quasi-newton on
 FRAMEWORKS = {
     "torch-cpu": ("torch", "cpu"),
@@ -149,9 +152,19 @@ def probe(
             lengths[name].append(T)
             seconds[name].append(value / per_call[name])
             calls_at[name].append(per_call[name])
-    for name, index in _bumps(builders, lengths, seconds)[:RETIMES]:
+    retiming, retimed = 0.0, set[tuple[str, int]]()
+    while len(retimed) < RETIMES:  # the furthest first, then read again (a bump bends its
+        # neighbours' lines too)
+        bumps = [b for b in _bumps(builders, lengths, seconds) if b not in retimed]
+        if not bumps:
+            break
+        name, index = bumps[0]
+        retimed.add(bumps[0])
         build, _ = builders[name]
         T, times = lengths[name][index], calls_at[name][index]
+        retiming += _rounds_s(seconds[name][index] * times)
+        if retiming > RETIME_S:
+            break
         again = _each_alone(pt, {name: build(T, times)})[name] / times
         seconds[name][index] = min(seconds[name][index], again)
     curves = {name: CostCurve(tuple(lengths[name]), tuple(seconds[name])) for name in builders}
@@ -159,17 +172,21 @@ def probe(
 
 
 def _bumps(builders, lengths, seconds) -> list[tuple[str, int]]:
-    """(curve, index) of each interior time more than BUMP over the line through its two
-    neighbours, in the work, the furthest above first."""
+    """(curve, index) of each time more than BUMP over the line through its two nearest other
+    lengths (its neighbours; at an end, the next two, extrapolated), in the work: the interior
+    ones first, then the ends (a cache level left at the last length lies above the line too:
+    timed again, it keeps its time), each the furthest above first; a curve of fewer than three
+    lengths has none."""
     found = []
     for name, (_, work) in builders.items():
         T, s = lengths[name], seconds[name]
-        for i in range(1, len(T) - 1):
-            w0, w, w1 = work(T[i - 1]), work(T[i]), work(T[i + 1])
-            line = s[i - 1] + (s[i + 1] - s[i - 1]) * (w - w0) / (w1 - w0)
+        for i in range(len(T) if len(T) >= 3 else 0):
+            a, b = (i - 1, i + 1) if 0 < i < len(T) - 1 else ((1, 2) if i == 0 else (i - 2, i - 1))
+            wa, w, wb = work(T[a]), work(T[i]), work(T[b])
+            line = s[a] + (s[b] - s[a]) * (w - wa) / (wb - wa)
             if line > 0 and s[i] > BUMP * line:
-                found.append((s[i] / line, name, i))
-    return [(name, i) for _, name, i in sorted(found, reverse=True)]
+                found.append((0 < i < len(T) - 1, s[i] / line, name, i))
+    return [(name, i) for _, _, name, i in sorted(found, reverse=True)]
 
 
 def _each_alone(pt, calls: dict[str, Callable[[], Any]]) -> dict[str, float]:

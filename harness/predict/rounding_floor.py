@@ -5,14 +5,14 @@ COUNT_BATCH columns of its input (repeated in time past its length), at each
 T predicted while the budget lasts, shortest first.
 
 Read at T (`Floor.count`): a run at T that converged after k iterations says the solve takes at
-least k (the law's count to reach the floor, then the floor's: by hand, NumPy's floor runs
-against NumPy's float32 solves from zero, float64's count standing for the law's, the larger of
-the two was within 1.9x in 24 stalled or borderline cases, median |ln error| 0.07, where their
-sum's median was 0.15); a run
-still above tol after STALLED_RUN iterations when the budget ran out, T + 1; a run cut sooner says
-nothing. A T not run reads the longest shorter run: one that took STALLED_RUN or more (the floor
-only rises with T, as its maximum over more steps), T + 1; one that converged sooner says
-nothing. Where it says nothing, quasi-Newton's counted stall decides, else the law (model.py).
+least k (the law's count to reach the floor, then the floor's: by hand, NumPy's floor runs against
+NumPy's float32 solves from zero, float64's count standing for the law's, the larger of the two was
+within 1.9x in 24 stalled or borderline cases, median |ln error| 0.07, where their sum's median was
+0.15); a run still above tol after STALLED_RUN iterations when the budget ran out, T + 1. A T not
+run, or whose run was cut sooner or ended on a non-finite value, reads the longest shorter run that
+decided: one that took STALLED_RUN or more (the floor only rises with T, as its maximum over more
+steps), T + 1; one that converged sooner says nothing. Where it says nothing, quasi-Newton's counted
+stall decides, else the law (model.py).
 """
 
 from __future__ import annotations
@@ -39,24 +39,31 @@ FLOOR_BUDGET_S = 1.0
 @dataclasses.dataclass(frozen=True)
 class Floor:
     batch: int
-    runs: tuple  # backends' FloorRun: steps, iterations (None: cut), run, first_change
+    runs: tuple  # backends' FloorRun: steps, iterations (None: not within run), run, stopped
 
     def count(self, steps: int) -> float | None:
         """The count rounding alone sets at T = steps (the solve takes at least it), or None."""
         at = {r.steps: r for r in self.runs}
-        if steps in at:
-            run = at[steps]
-            if run.iterations is not None:
-                return float(run.iterations)
-            return steps + 1.0 if run.run >= STALLED_RUN else None
+        run = at.get(steps)
+        if run is not None and run.iterations is not None:
+            return float(run.iterations)
+        if run is not None and _stalled(run):
+            return steps + 1.0
         shorter = [r for r in self.runs if r.steps < steps and _decided(r)]
-        if shorter and (shorter[-1].iterations or shorter[-1].run) >= STALLED_RUN:
+        if shorter and _stalled(shorter[-1]):
             return steps + 1.0
         return None
 
 
+def _stalled(run) -> bool:
+    """Still above tol after STALLED_RUN iterations, or converged only after them."""
+    if run.iterations is not None:
+        return run.iterations >= STALLED_RUN
+    return run.stopped in ("deadline", "T + 1") and run.run >= STALLED_RUN
+
+
 def _decided(run) -> bool:
-    return run.iterations is not None or run.run >= STALLED_RUN
+    return run.iterations is not None or _stalled(run)
 
 
 def newton_floor(
@@ -70,8 +77,9 @@ def newton_floor(
     device: str = "cpu",
     budget_s: float = FLOOR_BUDGET_S,
 ) -> Floor | None:
-    """Runs at the lengths whose STALLED_RUN iterations (at iteration_s(T) seconds each, the
-    probed cost on the counting columns) fit budget_s, within budget_s in all, in the solve's
+    """Runs at the lengths whose STALLED_RUN iterations (at iteration_s(T) seconds each: the
+    probed cost of layer 0's forward recurrence on the counting columns) fit budget_s, within
+    budget_s in all (the sequential states and each run are cut at it), in the solve's
     framework; None where none fits. x time-major unless spec.batch_first."""
     fits = sorted(t for t in set(lengths) if STALLED_RUN * iteration_s(t) <= budget_s)
     if not fits:
@@ -86,6 +94,6 @@ def newton_floor(
     params = {k: np.asarray(weights[k], dtype) for k in weights if not k.startswith("head")}
     plain = spec.replace(batch_first=False, head=None)
     runs = registry.parallel_in_time().floor_runs(
-        plain, params, xs, fits, tol, deadline, framework, device
+        plain, params, xs, fits, tol, deadline, framework, device, least=STALLED_RUN
     )
     return Floor(int(x.shape[1]), tuple(runs))

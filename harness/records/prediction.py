@@ -110,9 +110,13 @@ class FloorRunAt(Record):
     iterations: int | None = Field(
         None, ge=1, description="the change first <= tol after these; null: not within `run`"
     )
-    run: int = Field(ge=1, description="iterations run (cut by the budget, or T + 1)")
+    run: int = Field(ge=1, description="iterations run")
     first_change: Finite | None = Field(
         None, ge=0, description="max |change| of the first iteration (the floor's size)"
+    )
+    stopped: Literal["converged", "deadline", "non-finite", "T + 1"] = Field(
+        description="why the run ended: its change <= tol, the budget spent, a non-finite "
+        "value, or T + 1 iterations run"
     )
 
 
