@@ -105,7 +105,8 @@ def _counted_sentence(
 
 def _unsettled(r: FloorRunAt) -> str:
     why = {"deadline": "budget spent", "non-finite": "a non-finite value", "T + 1": "T + 1 run"}
-    return f"still above tol after {r.run} at T={r.steps} ({why.get(r.stopped, r.stopped)})"
+    because = why.get(r.stopped or "", "why not recorded")
+    return f"still above tol after {r.run} at T={r.steps} ({because})"
 
 
 def _floor_sentence(floor: RoundingFloor, dtype: str) -> str:

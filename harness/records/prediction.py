@@ -114,9 +114,10 @@ class FloorRunAt(Record):
     first_change: Finite | None = Field(
         None, ge=0, description="max |change| of the first iteration (the floor's size)"
     )
-    stopped: Literal["converged", "deadline", "non-finite", "T + 1"] = Field(
+    stopped: Literal["converged", "deadline", "non-finite", "T + 1"] | None = Field(
+        None,
         description="why the run ended: its change <= tol, the budget spent, a non-finite "
-        "value, or T + 1 iterations run"
+        "value, or T + 1 iterations run; null: an older file",
     )
 
 
