@@ -21,6 +21,7 @@ time-reversed layer input. A layer that fails to converge ends the run.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,6 +37,7 @@ from harness.model.spec import Cell, ModelSpec
 
 METHODS = {"newton": "dense", "quasi-newton": "diagonal"}
 DENSE_LIMIT_BYTES = 4 << 30  # dense Jacobians and their products; beyond it use quasi-newton
+DEADLINE = "deadline passed"  # iterate's reason where its deadline ended it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,7 +119,9 @@ def solve_recurrence(cell: Cell, xw, R, Rb, s0, method: str, tol: float, max_ite
         return iterate(cell, xw, R, Rb, s0, S, mode, tol, max_iter)
 
 
-def iterate(cell: Cell, xw, R, Rb, s0, S, mode: str, tol: float, max_iter: int):
+def iterate(cell: Cell, xw, R, Rb, s0, S, mode: str, tol: float, max_iter: int, deadline=None):
+    """Iterations from the guess S; deadline (time.perf_counter()), where given, ends the run
+    after the iteration that passes it (not converged, its reason says so)."""
     xp, dense = namespace(xw), mode == "dense"
     residuals: list[float] = []
     for k in range(1, max_iter + 1):
@@ -133,6 +137,8 @@ def iterate(cell: Cell, xw, R, Rb, s0, S, mode: str, tol: float, max_iter: int):
             return S, (False, None, residuals, f"a non-finite value at iteration {k}")
         if change <= tol:
             return S, (True, k, residuals, None)
+        if deadline is not None and time.perf_counter() >= deadline:
+            return S, (False, None, residuals, f"{DEADLINE} after iteration {k}")
     reason = f"reached max_iter = {max_iter} with residual {change:.3g} > tol = {tol:g}"
     return S, (False, None, residuals, reason)
 

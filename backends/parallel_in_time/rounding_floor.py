@@ -28,14 +28,11 @@ from typing import Any
 
 import numpy as np
 
-from backends.parallel_in_time.arrays import max_abs, namespace, zeros
+from backends.parallel_in_time.arrays import namespace, zeros
 from backends.parallel_in_time.iteration_probe import _namespace, _quiet
-from backends.parallel_in_time.jacobians import evaluate, input_projection, step
-from backends.parallel_in_time.newton import DENSE_LIMIT_BYTES, check_spec
-from backends.parallel_in_time.scan import apply_linear, linear_scan
+from backends.parallel_in_time.jacobians import evaluate, input_projection
+from backends.parallel_in_time.newton import DEADLINE, DENSE_LIMIT_BYTES, check_spec, iterate
 from harness.model.spec import Cell, ModelSpec
-
-STOPPED = ("converged", "deadline", "non-finite", "T + 1")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +43,7 @@ class FloorRun:
     iterations: int | None  # the change first <= tol after these; None: not within `run`
     run: int  # iterations run
     first_change: float  # max |change| of the first iteration: the rounding floor's size
-    stopped: str = "converged"  # one of STOPPED: why the run ended
+    stopped: str = "converged"  # converged, deadline, non-finite or T + 1: why the run ended
 
 
 def floor_runs(
@@ -112,21 +109,15 @@ def _sequential(cell: Cell, xw, R, Rb, s0, states, done: int, until: int, deadli
 
 
 def _run(cell: Cell, xw, R, Rb, s0, S, mode: str, tol: float, deadline: float) -> FloorRun:
-    xp, dense, T = namespace(xw), mode == "dense", xw.shape[0]
-    S, first = S.clone() if xp.__name__ == "torch" else S.copy(), float("nan")
-    for k in range(1, T + 2):
-        previous = xp.concatenate([s0[None], S[:-1]])
-        f, J = step(cell, xw, R, Rb, previous, mode)
-        b = f - apply_linear(J, previous, dense)
-        b[0] = f[0]
-        S_next = linear_scan(J, b, dense)
-        change = max_abs(S_next - S)
-        S = S_next
-        first = change if k == 1 else first
-        if change <= tol:
-            return FloorRun(T, k, k, first, "converged")
-        if change != change:
-            return FloorRun(T, None, k, first, "non-finite")
-        if time.perf_counter() >= deadline:
-            return FloorRun(T, None, k, first, "deadline")
-    return FloorRun(T, None, T + 1, first, "T + 1")
+    T = xw.shape[0]
+    S = S.clone() if namespace(xw).__name__ == "torch" else S.copy()
+    _, (converged, k, residuals, reason) = iterate(
+        cell, xw, R, Rb, s0, S, mode, tol, T + 1, deadline
+    )
+    first = residuals[0]
+    if converged:
+        return FloorRun(T, k, k, first, "converged")
+    if residuals[-1] != residuals[-1]:
+        return FloorRun(T, None, len(residuals), first, "non-finite")
+    stopped = "deadline" if reason.startswith(DEADLINE) else "T + 1"
+    return FloorRun(T, None, len(residuals), first, stopped)
